@@ -1,0 +1,257 @@
+"""Exact width-free reduced dynamics (docs/theory.md §2–3).
+
+Every neuron moves by one shared affine map, w_i(t) = U(t) w_i(0) + u(t).  We propagate the
+rank-preserving factor F = [U u] Z in R^{D x r} of the statistics,
+
+    M = F F^T,    wbar = F z,
+
+with constant c (last row of Z) and z.  One GD step and the gradient flow (time in GD steps) are
+
+    F <- F - (eta0/alpha) (eps G F + g c^T),      dF/dt = -(eta0/alpha) (eps G F + g c^T),
+
+with residuals r_mu = ftilde(x_mu) - y_mu, g = (2/P) X^T r and G F = (2/P) X^T (r * X F).
+This is the (wbar, M) GD map of THEORY.md §2, exactly, for any N (N = inf included), and it
+keeps rank(M) <= N to round-off by construction.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from .integrators import IntegrationError, dopri5
+from .kernels import stable_eta0_bound
+from .problem import Problem, ProblemData, ProblemError
+from .schedule import save_times as make_save_times
+from .statistics import decomposition, diagnostics, predict
+from .trajectory import CORE_COLUMNS, Trajectory
+
+__all__ = ["DivergenceError", "ReducedSystem", "initial_factor", "solve", "METHODS"]
+
+METHODS = ("gd", "flow")
+#: A loss above this multiple of its initial value counts as a blow-up.
+BLOWUP_FACTOR = 1e8
+
+
+class DivergenceError(RuntimeError):
+    """The dynamics diverged (NaN, overflow or loss blow-up).  The message names the step."""
+
+    def __init__(self, message: str, step: float, eta0_bound: float | None = None):
+        super().__init__(message)
+        self.step = step
+        self.eta0_bound = eta0_bound
+
+
+def initial_factor(W0: np.ndarray | None, D: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(F0, c, z) with F0 F0^T = M0, F0 z = wbar0, and the update F <- A F + b c^T.
+
+    N <= D + 1: F0 = W0^T / sqrt(N), c = z = 1 / sqrt(N) (the network itself).
+    N > D + 1:  thin QR of Y^T, Y = [W0^T; 1^T] / sqrt(N): Y = R^T Q^T, Z = R^T, F0 = Z[:D],
+                c = Z[D], z = Q^T 1 / sqrt(N)  (r = D + 1 columns).
+    N = inf:    F0 = [I_D | 0], c = z = e_{D+1}  (so F = [U u]).
+    """
+    if W0 is None:
+        F0 = np.zeros((D, D + 1))
+        F0[:, :D] = np.eye(D)
+        e = np.zeros(D + 1)
+        e[D] = 1.0
+        return F0, e, e.copy()
+    N = W0.shape[0]
+    s = 1.0 / math.sqrt(N)
+    if N <= D + 1:
+        return W0.T * s, np.full(N, s), np.full(N, s)
+    Yt = np.empty((N, D + 1))
+    Yt[:, :D] = W0 * s
+    Yt[:, D] = s
+    Q, R = np.linalg.qr(Yt, mode="reduced")
+    Z = R.T
+    z = Q.T @ np.full(N, s)
+    return np.ascontiguousarray(Z[:D]), Z[D].copy(), z
+
+
+@dataclass
+class ReducedSystem:
+    """Everything the reduced dynamics needs, in convention-A units."""
+
+    problem: Problem
+    X: np.ndarray        # (P, D) training inputs
+    y: np.ndarray        # (P,)
+    X_test: np.ndarray   # (T, D)
+    y_test: np.ndarray   # (T,)
+    beta: np.ndarray     # (D,)
+    F0: np.ndarray       # (D, r)
+    c: np.ndarray        # (r,)
+    z: np.ndarray        # (r,)
+    f0: np.ndarray       # (P,) f(x; W0) subtracted from f (zeros if uncentered)
+    f0_test: np.ndarray  # (T,)
+    wbar0: np.ndarray
+    M0: np.ndarray
+
+    @classmethod
+    def build(cls, problem: Problem, data: ProblemData | None = None) -> "ReducedSystem":
+        data = problem.data() if data is None else data
+        data.check(problem)
+        s = problem.input_scale
+        X, X_test = data.X * s, data.X_test * s
+        F0, c, z = initial_factor(data.W0, problem.D)
+        wbar0, M0 = F0 @ z, F0 @ F0.T
+        if problem.centered:
+            f0 = predict(X @ F0, z, problem.alpha, problem.eps)
+            f0_test = predict(X_test @ F0, z, problem.alpha, problem.eps)
+        else:
+            f0, f0_test = np.zeros(problem.P), np.zeros(problem.test_size)
+        return cls(problem, np.ascontiguousarray(X), data.y.astype(np.float64),
+                   np.ascontiguousarray(X_test), data.y_test.astype(np.float64),
+                   data.beta.astype(np.float64), F0, c, z, f0, f0_test, wbar0, M0)
+
+    # --------------------------------------------------------------------------- dynamics
+    def residuals(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(XF, r): XF = X F and r_mu = ftilde(x_mu) - y_mu on the training set."""
+        p = self.problem
+        XF = self.X @ F
+        return XF, predict(XF, self.z, p.alpha, p.eps) - self.f0 - self.y
+
+    def velocity(self, XF: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """-(eta0/alpha)(eps G F + g c^T): the GD increment, and dF/dt of the flow."""
+        p = self.problem
+        P = self.X.shape[0]
+        R = (r[:, None] * XF) * p.eps
+        R += np.outer(r, self.c)          # X^T (r c^T) = g c^T * P/2
+        return (-2.0 * p.eta0 / (p.alpha * P)) * (self.X.T @ R)
+
+    def rhs(self, t: float, F: np.ndarray) -> np.ndarray:
+        XF, r = self.residuals(F)
+        return self.velocity(XF, r)
+
+    # --------------------------------------------------------------------------- records
+    def record(self, F: np.ndarray, train_loss: float | None = None) -> list[float]:
+        """Values of CORE_COLUMNS at state F."""
+        p = self.problem
+        if train_loss is None:
+            _, r = self.residuals(F)
+            train_loss = float(r @ r) / r.size
+        rt = predict(self.X_test @ F, self.z, p.alpha, p.eps) - self.f0_test - self.y_test
+        test_loss = float(rt @ rt) / rt.size
+        wbar, M = F @ self.z, F @ F.T
+        if p.centered:
+            wref, Mref = self.wbar0, self.M0
+        else:
+            wref, Mref = np.zeros_like(wbar), np.zeros_like(M)
+        var, mis, lin = decomposition(wbar, M, wref, Mref, self.beta, p.alpha, p.eps, p.tau)
+        diag = diagnostics(wbar, M, self.wbar0, self.M0, self.beta)
+        return [train_loss, test_loss, var + mis + lin, var, mis, lin, *diag]
+
+    def eta0_bound(self, F: np.ndarray) -> float:
+        return stable_eta0_bound(self.X, F, self.z, self.problem.eps)
+
+
+def _divergence(system: ReducedSystem, step: float, what: str, F_last: np.ndarray) -> DivergenceError:
+    p = system.problem
+    try:
+        bound = min(system.eta0_bound(system.F0), system.eta0_bound(F_last))
+    except np.linalg.LinAlgError:
+        bound = system.eta0_bound(system.F0)
+    msg = (f"dynamics diverged at step {step:g} ({what}); eta0={p.eta0:g} but GD is stable "
+           f"only for eta0 < {bound:.4g} (Gauss-Newton bound P/lambda_max(Ktilde))")
+    return DivergenceError(msg, step, bound)
+
+
+def _progress_bar(total: float, enabled: bool, desc: str):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return None
+    return tqdm(total=total, desc=desc, unit="step", unit_scale=True, leave=False,
+                disable=None, mininterval=0.5)
+
+
+def _run_gd(system: ReducedSystem, times: np.ndarray, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Exact discrete GD; returns (rows at save times, final F)."""
+    F = system.F0.copy()
+    steps = int(times[-1])
+    rows = np.empty((times.size, len(CORE_COLUMNS)))
+    k = 0
+    bar = _progress_bar(steps, progress, "gd")
+    loss0 = None
+    F_prev = F
+    for t in range(steps + 1):
+        XF, r = system.residuals(F)
+        loss = float(r @ r) / r.size
+        if loss0 is None:
+            loss0 = loss
+        if not math.isfinite(loss) or loss > BLOWUP_FACTOR * loss0 + 1e-300:
+            what = "non-finite loss" if not math.isfinite(loss) else f"train loss {loss:.3g}"
+            raise _divergence(system, t, what, F_prev)
+        if t == times[k]:
+            rows[k] = system.record(F, train_loss=loss)
+            k += 1
+        if t == steps:
+            break
+        F_prev = F
+        F = F + system.velocity(XF, r)
+        if bar is not None and (t & 255) == 0:
+            bar.update(min(256, steps - bar.n))
+    if bar is not None:
+        bar.close()
+    return rows, F
+
+
+def _run_flow(system: ReducedSystem, times: np.ndarray, rtol: float, atol: float,
+              progress: bool) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    rows = np.empty((times.size, len(CORE_COLUMNS)))
+    state: dict[str, Any] = {"F": system.F0, "loss0": None}
+
+    def on_save(k: int, t: float, F: np.ndarray) -> None:
+        row = system.record(F)
+        if state["loss0"] is None:
+            state["loss0"] = row[0]
+        if not all(math.isfinite(v) for v in row) or row[0] > BLOWUP_FACTOR * state["loss0"] + 1e-300:
+            raise _divergence(system, t, "non-finite or exploding loss", state["F"])
+        rows[k] = row
+        state["F"] = F
+
+    bar = _progress_bar(float(times[-1]), progress, "flow")
+    try:
+        stats = dopri5(system.rhs, system.F0, times.astype(np.float64), on_save, rtol=rtol,
+                       atol=atol, progress=None if bar is None else bar.update)
+    except IntegrationError as exc:
+        raise DivergenceError(f"gradient flow failed: {exc}", float("nan")) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    return rows, state["F"], {"n_rhs": stats.n_rhs, "n_accepted": stats.n_accepted,
+                              "n_rejected": stats.n_rejected}
+
+
+def solve(problem: Problem, steps: int, method: str = "gd",
+          save_times: Iterable[int] | np.ndarray | None = None, data: ProblemData | None = None,
+          rtol: float = 1e-7, atol: float = 1e-10, progress: bool = False) -> Trajectory:
+    """Solve the reduced dynamics of ``problem`` up to ``steps`` GD steps.
+
+    method "gd":   the exact discrete GD map (equal to training the network, any N).
+    method "flow": the gradient flow dF/dt = -(eta0/alpha)(eps G F + g c^T), adaptive
+                   Dormand–Prince 5(4) with tolerances rtol/atol, time in GD steps.
+    Save times are the default log-spaced grid up to ``steps`` plus exactly ``save_times``.
+    """
+    if method not in METHODS:
+        raise ProblemError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    times = make_save_times(steps, extra=save_times)
+    t0 = time.perf_counter()
+    system = ReducedSystem.build(problem, data)
+    info: dict[str, Any] = {"steps": int(steps), "rank": int(system.F0.shape[1])}
+    if method == "gd":
+        rows, F = _run_gd(system, times, progress)
+    else:
+        rows, F, stats = _run_flow(system, times, rtol, atol, progress)
+        info.update(stats, rtol=rtol, atol=atol)
+    info["wall_time"] = time.perf_counter() - t0
+    cols = {name: rows[:, j].copy() for j, name in enumerate(CORE_COLUMNS)}
+    return Trajectory(problem=problem, method=method, t=times.astype(np.float64), **cols,
+                      info=info, final_state={"F": F, "c": system.c, "z": system.z,
+                                              "wbar": F @ system.z, "M": F @ F.T})
