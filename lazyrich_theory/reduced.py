@@ -63,7 +63,7 @@ def initial_factor(W0: np.ndarray | None, D: int) -> tuple[np.ndarray, np.ndarra
     N = W0.shape[0]
     s = 1.0 / math.sqrt(N)
     if N <= D + 1:
-        return W0.T * s, np.full(N, s), np.full(N, s)
+        return np.ascontiguousarray(W0.T * s), np.full(N, s), np.full(N, s)
     Yt = np.empty((N, D + 1))
     Yt[:, :D] = W0 * s
     Yt[:, D] = s

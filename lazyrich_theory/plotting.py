@@ -1,0 +1,80 @@
+"""Plots of trajectories (matplotlib, Agg backend; PNG files)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .trajectory import Trajectory
+
+__all__ = ["plot_trajectory"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _title(traj: "Trajectory") -> str:
+    p = traj.problem
+    N = "∞" if not p.finite_width else str(p.N)
+    return (f"{traj.method}: D={p.D}, P={p.P}, N={N}, α={p.alpha:g}, ε={p.eps:g}, η0={p.eta0:g}, "
+            f"conv. {p.convention}, {'centered' if p.centered else 'uncentered'}, seed {p.seed}")
+
+
+def plot_trajectory(traj: "Trajectory", path: str | os.PathLike | None = None, dpi: int = 130):
+    """Left: train/test/population loss vs log time.  Right: the population-loss decomposition.
+
+    Time t = 0 is drawn at t = 1/2 on the log axis (marked), so the initial loss is visible.
+    Returns the matplotlib Figure (closed after saving when ``path`` is given).
+    """
+    plt = _plt()
+    t = np.asarray(traj.t, dtype=float)
+    x = np.where(t > 0, t, 0.5)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12.5, 4.6), constrained_layout=True)
+    online = traj.method == "population"
+    if not online:
+        ax1.plot(x, traj.train_loss, "--", color="tab:blue", lw=1.8, label="train loss")
+        ax1.plot(x, traj.test_loss, "-", color="tab:orange", lw=2.0, label="test loss (test set)")
+    ax1.plot(x, traj.population_loss, ":", color="0.25", lw=1.6,
+             label="population loss" + (" (online)" if online else " (exact)"))
+    for name, style in (("linearized_train_loss", ("--", "k")), ("linearized_test_loss", ("-", "k"))):
+        if name in traj.extra:
+            ax1.plot(x, traj.extra[name], style[0], color=style[1], lw=1.0,
+                     label=name.replace("_", " "))
+    if not online:
+        ax1.axhline(traj.test_loss[0], color="tab:orange", lw=0.6, alpha=0.5,
+                    label="initial test loss")
+    ax1.set_xscale("log")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("GD steps t  (t = 0 drawn at 1/2)")
+    ax1.set_ylabel("mean squared error")
+    ax1.set_title("losses")
+    ax1.grid(True, which="major", alpha=0.3)
+    ax1.legend(fontsize=8, loc="lower left")
+
+    ax2.plot(x, traj.population_loss, "-", color="darkorange", lw=2.0, label="population test loss")
+    for name, color, label in (("variance", "tab:red", "variance (tr Δ)²/D²"),
+                               ("misalignment", "tab:green", "misalignment 2 tr Δ²/D²"),
+                               ("linear_power", "k", "linear power |v|²/D")):
+        y = np.asarray(traj[name])
+        if np.any(y > 0):
+            ax2.plot(x, np.where(y > 0, y, np.nan), "--", color=color, lw=1.4, label=label)
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("GD steps t")
+    ax2.set_title("population-loss decomposition")
+    ax2.grid(True, which="major", alpha=0.3)
+    ax2.legend(fontsize=8, loc="lower left")
+    fig.suptitle(_title(traj), fontsize=10)
+    if path is not None:
+        fig.savefig(os.fspath(path), dpi=dpi)
+        plt.close(fig)
+    return fig
