@@ -149,12 +149,16 @@ class ReducedSystem:
         return stable_eta0_bound(self.X, F, self.z, self.problem.eps)
 
 
-def _divergence(system: ReducedSystem, step: float, what: str, F_last: np.ndarray) -> DivergenceError:
+def _divergence(system: ReducedSystem, step: float, what: str, F_healthy: np.ndarray) -> DivergenceError:
+    """The error for a blow-up at ``step``; the bound is the smaller of the Gauss-Newton bounds
+    at initialisation and at the last healthy state (loss at most twice its initial value)."""
     p = system.problem
-    try:
-        bound = min(system.eta0_bound(system.F0), system.eta0_bound(F_last))
-    except np.linalg.LinAlgError:
-        bound = system.eta0_bound(system.F0)
+    bound = system.eta0_bound(system.F0)
+    if F_healthy is not system.F0 and np.all(np.isfinite(F_healthy)):
+        try:
+            bound = min(bound, system.eta0_bound(F_healthy))
+        except np.linalg.LinAlgError:
+            pass
     msg = (f"dynamics diverged at step {step:g} ({what}); eta0={p.eta0:g} but GD is stable "
            f"only for eta0 < {bound:.4g} (Gauss-Newton bound P/lambda_max(Ktilde))")
     return DivergenceError(msg, step, bound)
@@ -179,7 +183,7 @@ def _run_gd(system: ReducedSystem, times: np.ndarray, progress: bool) -> tuple[n
     k = 0
     bar = _progress_bar(steps, progress, "gd")
     loss0 = None
-    F_prev = F
+    F_healthy = F
     for t in range(steps + 1):
         XF, r = system.residuals(F)
         loss = float(r @ r) / r.size
@@ -187,13 +191,14 @@ def _run_gd(system: ReducedSystem, times: np.ndarray, progress: bool) -> tuple[n
             loss0 = loss
         if not math.isfinite(loss) or loss > BLOWUP_FACTOR * loss0 + 1e-300:
             what = "non-finite loss" if not math.isfinite(loss) else f"train loss {loss:.3g}"
-            raise _divergence(system, t, what, F_prev)
+            raise _divergence(system, t, what, F_healthy)
+        if loss <= 2.0 * loss0:
+            F_healthy = F
         if t == times[k]:
             rows[k] = system.record(F, train_loss=loss)
             k += 1
         if t == steps:
             break
-        F_prev = F
         F = F + system.velocity(XF, r)
         if bar is not None and (t & 255) == 0:
             bar.update(min(256, steps - bar.n))
@@ -205,7 +210,7 @@ def _run_gd(system: ReducedSystem, times: np.ndarray, progress: bool) -> tuple[n
 def _run_flow(system: ReducedSystem, times: np.ndarray, rtol: float, atol: float,
               progress: bool) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     rows = np.empty((times.size, len(CORE_COLUMNS)))
-    state: dict[str, Any] = {"F": system.F0, "loss0": None}
+    state: dict[str, Any] = {"F": system.F0, "loss0": None}  # F: last healthy saved state
 
     def on_save(k: int, t: float, F: np.ndarray) -> None:
         row = system.record(F)
@@ -214,7 +219,9 @@ def _run_flow(system: ReducedSystem, times: np.ndarray, rtol: float, atol: float
         if not all(math.isfinite(v) for v in row) or row[0] > BLOWUP_FACTOR * state["loss0"] + 1e-300:
             raise _divergence(system, t, "non-finite or exploding loss", state["F"])
         rows[k] = row
-        state["F"] = F
+        state["final"] = F
+        if row[0] <= 2.0 * state["loss0"]:
+            state["F"] = F
 
     bar = _progress_bar(float(times[-1]), progress, "flow")
     try:
@@ -225,7 +232,7 @@ def _run_flow(system: ReducedSystem, times: np.ndarray, rtol: float, atol: float
     finally:
         if bar is not None:
             bar.close()
-    return rows, state["F"], {"n_rhs": stats.n_rhs, "n_accepted": stats.n_accepted,
+    return rows, state["final"], {"n_rhs": stats.n_rhs, "n_accepted": stats.n_accepted,
                               "n_rejected": stats.n_rejected}
 
 
