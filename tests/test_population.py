@@ -1,0 +1,68 @@
+"""Population (online) ODE: 2-scalar reduction vs D-dimensional flow, and vs the reduced
+finite-P solver at very large P."""
+import math
+
+import numpy as np
+import pytest
+
+from lazyrich_theory import Problem, ProblemError
+from lazyrich_theory.population import population, rich_transition_time
+from lazyrich_theory.reduced import solve
+
+
+@pytest.mark.parametrize("centered", [True, False])
+@pytest.mark.parametrize("convention", ["A", "B"])
+def test_scalar_reduction_equals_full_flow(centered, convention):
+    p = Problem(D=16, P=10, N="inf", alpha=1.2, eps=0.15, eta0=1.0, seed=1, test_size=5,
+                centered=centered, convention=convention)
+    a = population(p, 3000, method="scalar", rtol=1e-11, atol=1e-14)
+    b = population(p, 3000, method="full", rtol=1e-11, atol=1e-14)
+    for col in ("population_loss", "variance", "misalignment", "alignment", "trace_dM", "frob_dM"):
+        np.testing.assert_allclose(a[col], b[col], rtol=1e-7, atol=1e-9 * np.max(np.abs(b[col])),
+                                   err_msg=col)
+    # the flow actually learns the teacher direction (the rich transition happened)
+    assert a.population_loss[-1] < 1e-2 * a.population_loss[0]
+    assert a.alignment[-1] > 10
+
+
+def test_population_ode_matches_reduced_solver_at_large_P():
+    """At P >> D^2 the finite-data gradient approaches the population one, so the reduced
+    flow's population loss must approach the online ODE, with a gap of order sqrt(D^2/P).
+    The gap of one sample fluctuates (the transition is sharp and its timing moves with the
+    sample), so we average over five seeds: 64x more data must cut the gap by more than 4x
+    (sqrt(64) = 8 expected) and leave it under 1.5% of the initial loss."""
+    mean = {}
+    for P in (1_000, 64_000):
+        errs = []
+        for seed in range(5):
+            p = Problem(D=8, P=P, N="inf", alpha=1.0, eps=0.3, eta0=1.0, seed=seed, test_size=20)
+            pop = population(p, 100, method="scalar", rtol=1e-10, atol=1e-13)
+            tr = solve(p, 100, method="flow", rtol=1e-8, atol=1e-11)
+            errs.append(np.max(np.abs(tr.population_loss - pop.population_loss))
+                        / pop.population_loss[0])
+        mean[P] = float(np.mean(errs))
+    assert mean[64_000] < 0.015, mean
+    assert mean[64_000] < mean[1_000] / 4, mean
+
+
+def test_finite_N_population_flow_runs_and_centering_matters():
+    p = Problem(D=10, P=10, N=3, alpha=1.0, eps=0.3, eta0=1.0, seed=0, test_size=5)
+    a = population(p, 500)
+    assert a.info["population_method"] == "full"
+    np.testing.assert_allclose(a.train_loss, a.population_loss)
+    b = population(p.replace(centered=False), 500)
+    assert not np.allclose(a.population_loss, b.population_loss)
+    with pytest.raises(ProblemError):
+        population(p, 10, method="scalar")
+
+
+def test_transition_time_estimate_is_the_right_order():
+    p = Problem(D=30, P=10, N="inf", alpha=1.0, eps=0.1, eta0=1.0, seed=0, test_size=5)
+    tr = population(p, 20_000)
+    L = tr.population_loss
+    # time at which the population loss has halved
+    half = 0.5 * L[0]
+    t_half = tr.t[np.argmax(L < half)]
+    beta2 = float(p.data().beta @ p.data().beta)
+    t_star = rich_transition_time(p.alpha, p.eps, p.eta0, p.D, beta2, p.tau)
+    assert 0.3 < t_half / t_star < 3.0, (t_half, t_star)

@@ -1,0 +1,346 @@
+"""Independent finite-network check: train the actual N x D network by full-batch GD.
+
+This module deliberately shares **no numerics** with :mod:`lazyrich_theory`.  It imports only
+the input/output containers (``Problem``, ``ProblemData``, ``ProblemError``, ``Trajectory``,
+``CORE_COLUMNS``) and the save-time schedule, and re-implements everything else in the
+network's own terms: a forward pass through the weight matrix ``W`` (N x D), an explicit
+(autograd-free) gradient of the loss with respect to ``W`` (and the readouts ``a`` if they
+are trained), and plain GD updates.  It is therefore a check of the reduced (width-free)
+dynamics, not a re-use of it.
+
+Model (arXiv 2310.06110; see ``paper_notes.md`` §1, §2)
+--------------------------------------------------------
+The stored inputs ``X`` are used in each convention's *own* units:
+
+* convention A: ``x ~ N(0, I/D)`` as stored, pre-activation ``h_i = w_i . x``;
+* convention B: ``x ~ N(0, I)`` as stored, pre-activation ``h_i = w_i . x / sqrt(D)``.
+
+``phi(z) = z + eps z^2 / 2`` and ``f(x) = (alpha/N) sum_i a_i phi(h_i(x))``.  The readouts
+``a`` are fixed to ones unless ``train_readouts=True``; then they *also start at ones* (not
+at the paper's ``a ~ N(0, 1)``, so that ``train_readouts=False`` and ``True`` share the same
+initial function and differ only by the trained ``a``) and are trained by GD with the same
+step as ``W``.
+
+Centered runs train ``ftilde = f(W, a) - f(W0, a0)`` (f0 precomputed on train and test);
+uncentered runs train ``ftilde = f``.  Loss ``L = mean_mu (ftilde(x_mu) - y_mu)^2``;
+GD ``W <- W - eta dL/dW`` with ``eta = eta0 * N / alpha^2`` and, per neuron,
+
+    dL/dw_i = (2/P) sum_mu r_mu (alpha/N) a_i phi'(h_{i mu}) dh_{i mu}/dw_i,
+    dh_{i mu}/dw_i = x_mu (A)  or  x_mu / sqrt(D) (B),        r_mu = ftilde(x_mu) - y_mu,
+    dL/da_i = (2/P) sum_mu r_mu (alpha/N) phi(h_{i mu}).
+
+Time ``t`` counts GD steps; the values recorded at ``t`` are those of the weights after
+``t`` updates (t = 0 is the initialisation).
+
+Population loss (paper_notes §2.1, §2.3)
+---------------------------------------
+With the paper's statistics ``wbar = W^T a / N`` and ``M = W^T diag(a) W / N``,
+
+    f(x) = alpha wbar . u + (alpha eps / 2) u^T M u,     u = x (A)  or  x / sqrt(D) (B),
+
+because ``h_i = w_i . u`` in both conventions.  ``u ~ N(0, I/D)`` in both conventions, i.e.
+``u`` is the input in convention-A units, and the weights themselves need *no* conversion:
+in B the rows of the stored ``W`` already act on ``u``.  So ``(wbar, M)`` computed from the
+unnormalised rows are already the convention-A statistics, and only the target differs:
+``y = tau (beta . u)^2`` with ``tau = 1/2`` (A) or ``tau = 1`` (B, whose target has no 1/2).
+The error is ``e(u) = alpha wbar_s . u + (1/2) u^T A u`` with (paper's form)
+
+    A = alpha eps M_s - 2 tau beta beta^T,   (wbar_s, M_s) = (wbar, M) - (wbar_ref, M_ref),
+
+(reference = initial statistics if centered, else 0), and with the Wick identities for
+``u ~ N(0, I/D)`` the exact population loss is ``t1 + t2 + t3`` with
+
+    t1 = (tr A / (2D))^2          ("variance"),
+    t2 = (1/2) ||A||_F^2 / D^2    ("misalignment"),
+    t3 = alpha^2 |wbar_s|^2 / D   ("linear_power").
+
+(With Delta = A/2 these are (tr Delta)^2/D^2, 2 tr(Delta^2)/D^2 and |v|^2/D of THEORY §3.)
+The diagnostics ``alignment``, ``trace_dM``, ``frob_dM``, ``norm_dwbar`` are always relative
+to the initial statistics, whatever the centering.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Iterable
+
+import numpy as np
+
+from lazyrich_theory.problem import Problem, ProblemData, ProblemError
+from lazyrich_theory.schedule import save_times as _default_save_times
+from lazyrich_theory.trajectory import CORE_COLUMNS, Trajectory
+
+__all__ = ["simulate", "network_ntk", "forward", "loss_and_grad", "NetworkDivergence"]
+
+#: Divergence threshold: the train loss may not exceed this multiple of its initial value.
+DIVERGENCE_FACTOR = 1e8
+
+
+class NetworkDivergence(ValueError):
+    """GD on the network diverged (non-finite loss, or loss > 1e8 x its initial value)."""
+
+
+# ---------------------------------------------------------------------------- primitives
+def preactivation_scale(problem: Problem) -> float:
+    """Factor c in h = c * (X @ W.T) for stored inputs: 1 in convention A, 1/sqrt(D) in B."""
+    if problem.convention == "A":
+        return 1.0
+    if problem.convention == "B":
+        return 1.0 / math.sqrt(problem.D)
+    raise ProblemError(f"unknown convention {problem.convention!r}")
+
+
+def target_coefficient(problem: Problem) -> float:
+    """tau with y = tau (beta . u)^2 in convention-A units u: 1/2 (A), 1 (B)."""
+    return 0.5 if problem.convention == "A" else 1.0
+
+
+def _preact(problem: Problem, W: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Pre-activations H[mu, i] = h_i(x_mu), shape (n, N)."""
+    H = X @ W.T
+    if problem.convention == "B":
+        H *= 1.0 / math.sqrt(problem.D)
+    return H
+
+
+def _f_from_preact(problem: Problem, H: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """f = (alpha/N) sum_i a_i phi(h_i) with phi(z) = z + eps z^2 / 2."""
+    N = H.shape[1]
+    phi = H * H
+    phi *= 0.5 * problem.eps
+    phi += H
+    return (problem.alpha / N) * (phi @ a)
+
+
+def forward(problem: Problem, W: np.ndarray, X: np.ndarray,
+            a: np.ndarray | None = None) -> np.ndarray:
+    """The network output f(x; W, a) on the rows of ``X`` (stored, convention's own units)."""
+    W = np.asarray(W, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    a = np.ones(W.shape[0]) if a is None else np.asarray(a, dtype=np.float64)
+    return _f_from_preact(problem, _preact(problem, W, X), a)
+
+
+def _loss_from_preact(problem, H, a, f0, y):
+    f = _f_from_preact(problem, H, a)
+    r = f - y if f0 is None else (f - f0) - y
+    return float(np.mean(r * r)), r
+
+
+def _grads_from_preact(problem, X, H, a, r, train_readouts):
+    """Explicit gradients (dL/dW, dL/da or None) given H = preactivations and residuals r."""
+    P, N = H.shape
+    k = (2.0 / P) * (problem.alpha / N)
+    # coef[mu, i] = (2/P)(alpha/N) r_mu a_i phi'(h_{i mu})
+    coef = problem.eps * H
+    coef += 1.0
+    coef *= r[:, None]
+    coef *= (k * a)[None, :]
+    gW = coef.T @ X  # sum_mu coef[mu, i] x_mu
+    if problem.convention == "B":
+        gW *= 1.0 / math.sqrt(problem.D)  # dh/dw_i = x / sqrt(D)
+    ga = None
+    if train_readouts:
+        phi = H + (0.5 * problem.eps) * (H * H)
+        ga = k * (phi.T @ r)
+    return gW, ga
+
+
+def loss_and_grad(problem: Problem, W: np.ndarray, X: np.ndarray, y: np.ndarray,
+                  a: np.ndarray | None = None, f0: np.ndarray | None = None,
+                  train_readouts: bool = False):
+    """Train loss L = mean((f(W, a) - f0 - y)^2) and its explicit gradients.
+
+    ``f0`` is the initial output on ``X`` for a centered loss (None = uncentered).
+    Returns ``(L, dL/dW, dL/da)``; ``dL/da`` is None unless ``train_readouts``.
+    """
+    W = np.asarray(W, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    a = np.ones(W.shape[0]) if a is None else np.asarray(a, dtype=np.float64)
+    H = _preact(problem, W, X)
+    L, r = _loss_from_preact(problem, H, a, f0, np.asarray(y, dtype=np.float64))
+    gW, ga = _grads_from_preact(problem, X, H, a, r, train_readouts)
+    return L, gW, ga
+
+
+def statistics(W: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's §2.3 statistics wbar = W^T a / N and M = W^T diag(a) W / N (symmetrised)."""
+    N = W.shape[0]
+    wbar = W.T @ a / N
+    M = W.T @ (a[:, None] * W) / N
+    return wbar, 0.5 * (M + M.T)
+
+
+def population_terms(problem: Problem, beta: np.ndarray, wbar: np.ndarray, M: np.ndarray,
+                     wbar_ref, M_ref) -> tuple[float, float, float]:
+    """(t1 variance, t2 misalignment, t3 linear_power) in the paper's A-matrix form."""
+    D = problem.D
+    tau = target_coefficient(problem)
+    w_s = wbar - wbar_ref
+    M_s = M - M_ref
+    A = (problem.alpha * problem.eps) * M_s - (2.0 * tau) * np.outer(beta, beta)
+    t1 = (np.trace(A) / (2.0 * D)) ** 2
+    t2 = 0.5 * float(np.sum(A * A)) / D**2
+    t3 = problem.alpha**2 * float(w_s @ w_s) / D
+    return float(t1), float(t2), float(t3)
+
+
+# ---------------------------------------------------------------------------- simulation
+def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = None,
+             data: ProblemData | None = None, train_readouts: bool = False,
+             progress: bool = False) -> Trajectory:
+    """Train the N x D network by full-batch GD for ``steps`` steps; return its Trajectory.
+
+    ``save_times``: extra save times added to the default log schedule
+    (``lazyrich_theory.schedule.save_times(steps, extra=save_times)``).
+    ``data``: defaults to ``problem.data()``.  ``train_readouts``: also train ``a`` (which
+    starts at ones).  Raises :class:`NetworkDivergence` (naming the step) if the train loss
+    becomes non-finite or exceeds 1e8 times its initial value.
+
+    ``info["time_per_step"]`` is the median wall time of one GD step (forward pass, gradient,
+    update), excluding the save-time recordings; ``info["wall_time"]`` is the whole call.
+    """
+    t_start = time.perf_counter()
+    if not isinstance(problem, Problem):
+        raise ProblemError(f"problem must be a Problem, got {type(problem).__name__}")
+    if not problem.finite_width:
+        raise ProblemError("the network needs a finite width N")
+    times = _default_save_times(steps, extra=save_times)  # validates steps and extras
+    steps = int(steps)
+    if data is None:
+        data = problem.data()
+    data.check(problem)
+
+    X = np.ascontiguousarray(data.X, dtype=np.float64)
+    y = np.asarray(data.y, dtype=np.float64)
+    Xt = np.ascontiguousarray(data.X_test, dtype=np.float64)
+    yt = np.asarray(data.y_test, dtype=np.float64)
+    beta = np.asarray(data.beta, dtype=np.float64)
+    W0 = np.array(data.W0, dtype=np.float64)
+    N, D = W0.shape
+    a0 = np.ones(N)
+    eta = problem.eta0 * N / problem.alpha**2
+
+    if problem.centered:
+        f0 = forward(problem, W0, X, a0)
+        f0t = forward(problem, W0, Xt, a0)
+    else:
+        f0 = f0t = None
+    wbar0, M0 = statistics(W0, a0)
+    if problem.centered:
+        wbar_ref, M_ref = wbar0, M0
+    else:
+        wbar_ref, M_ref = np.zeros(D), np.zeros((D, D))
+    bnorm = float(np.linalg.norm(beta))
+    bhat = beta / bnorm if bnorm > 0 else beta
+
+    W = W0.copy()
+    a = a0.copy()
+    n_save = len(times)
+    rec = {c: np.empty(n_save) for c in CORE_COLUMNS}
+    save_set = {int(s): j for j, s in enumerate(times)}
+
+    def record(j: int, L: float) -> None:
+        Ht = _preact(problem, W, Xt)
+        Lt, _ = _loss_from_preact(problem, Ht, a, f0t, yt)
+        wbar, M = statistics(W, a)
+        t1, t2, t3 = population_terms(problem, beta, wbar, M, wbar_ref, M_ref)
+        dM = M - M0
+        rec["train_loss"][j] = L
+        rec["test_loss"][j] = Lt
+        rec["population_loss"][j] = t1 + t2 + t3
+        rec["variance"][j] = t1
+        rec["misalignment"][j] = t2
+        rec["linear_power"][j] = t3
+        rec["alignment"][j] = float(bhat @ dM @ bhat)
+        rec["trace_dM"][j] = float(np.trace(dM)) / D
+        rec["frob_dM"][j] = float(np.linalg.norm(dM))
+        rec["norm_dwbar"][j] = float(np.linalg.norm(wbar - wbar0))
+
+    step_times = np.empty(steps)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc="network GD", unit="step", mininterval=0.5)
+    L_init = None
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            t = 0
+            while True:
+                t0 = time.perf_counter()
+                H = _preact(problem, W, X)
+                L, r = _loss_from_preact(problem, H, a, f0, y)
+                if L_init is None:
+                    L_init = L
+                    limit = DIVERGENCE_FACTOR * (L_init + 1e-300)
+                if not math.isfinite(L) or L > limit:
+                    raise NetworkDivergence(
+                        f"network GD diverged at step {t}: train loss {L:.3e} "
+                        f"(initial {L_init:.3e}, eta0={problem.eta0:g})")
+                j = save_set.get(t)
+                if j is not None:
+                    t_rec = time.perf_counter()
+                    record(j, L)
+                    t0 += time.perf_counter() - t_rec  # exclude recording from step time
+                if t == steps:
+                    break
+                gW, ga = _grads_from_preact(problem, X, H, a, r, train_readouts)
+                W -= eta * gW
+                if train_readouts:
+                    a -= eta * ga
+                step_times[t] = time.perf_counter() - t0
+                t += 1
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    wall = time.perf_counter() - t_start
+    wbar, M = statistics(W, a)
+    info = {
+        "steps": steps,
+        "wall_time": wall,
+        "train_readouts": bool(train_readouts),
+        "time_per_step": float(np.median(step_times)) if steps > 0 else 0.0,
+    }
+    return Trajectory(problem=problem, method="network", t=np.asarray(times, dtype=np.float64),
+                      **rec, info=info,
+                      final_state={"W": W, "a": a, "wbar": wbar, "M": M})
+
+
+# ---------------------------------------------------------------------------- kernel
+def network_ntk(problem: Problem, W: np.ndarray, X: np.ndarray, X2: np.ndarray | None = None,
+                a: np.ndarray | None = None) -> np.ndarray:
+    """Empirical NTK w.r.t. W only: K(x, x') = sum_i df(x)/dw_i . df(x')/dw_i.
+
+    Built from the explicit Jacobian J[m, (i, d)] = (alpha/N) a_i phi'(h_i(x_m)) c x_{m d}
+    (c = 1 in A, 1/sqrt(D) in B; inputs in the convention's own units), shape (n, N*D),
+    assembled in blocks of neurons to bound memory.  Meant for small problems.
+    Returns K(X, X2) of shape (n, n2) (X2 defaults to X).
+    """
+    W = np.asarray(W, dtype=np.float64)
+    X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    same = X2 is None
+    X2 = X if same else np.atleast_2d(np.asarray(X2, dtype=np.float64))
+    N, D = W.shape
+    a = np.ones(N) if a is None else np.asarray(a, dtype=np.float64)
+    c = preactivation_scale(problem)
+
+    def jac_block(Xb: np.ndarray, sl: slice) -> np.ndarray:
+        Hb = _preact(problem, W[sl], Xb)  # (n, nb)
+        g = (problem.alpha / N) * a[sl][None, :] * (1.0 + problem.eps * Hb)
+        J = g[:, :, None] * (c * Xb)[:, None, :]  # (n, nb, D)
+        return J.reshape(Xb.shape[0], -1)
+
+    n, n2 = X.shape[0], X2.shape[0]
+    block = max(1, int(2e7 // (max(n, n2) * D)))
+    K = np.zeros((n, n2))
+    for start in range(0, N, block):
+        sl = slice(start, min(N, start + block))
+        J1 = jac_block(X, sl)
+        J2 = J1 if same else jac_block(X2, sl)
+        K += J1 @ J2.T
+    return K
