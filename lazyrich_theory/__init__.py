@@ -1,6 +1,8 @@
 """lazyrich_theory: exact reduced dynamics of the lazy-to-rich (grokking) polynomial model."""
 
 from .problem import PRESET_STEPS, PRESETS, Problem, ProblemData, ProblemError, preset
+from .population import population, rich_transition_time
+from .reduced import DivergenceError, solve
 from .schedule import save_times
 from .trajectory import CORE_COLUMNS, Trajectory, load
 
@@ -9,4 +11,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Problem", "ProblemData", "ProblemError", "PRESETS", "PRESET_STEPS", "preset",
     "Trajectory", "CORE_COLUMNS", "load", "save_times",
+    "solve", "population", "rich_transition_time", "DivergenceError",
 ]
