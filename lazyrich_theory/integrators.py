@@ -3,7 +3,15 @@
 ``dopri5`` is the Dormand–Prince 5(4) embedded Runge–Kutta pair (FSAL) with a PI step-size
 controller and a mixed absolute/relative error norm (the scipy ``RK45`` norm).  It steps
 exactly onto every requested save time, so no interpolation error enters the output.
-The right-hand side is free to use BLAS; the stepping logic is cheap next to it.
+
+``rkc2`` is the second-order Runge–Kutta–Chebyshev method (Sommeijer, Shampine & Verwer 1998)
+with damping 2/13: an explicit s-stage method whose stability interval grows like 0.65 s^2,
+so a stiff but dissipative problem costs O(sqrt(h rho)) evaluations per step instead of
+O(h rho).  The lazy phase of our dynamics is exactly that: fast, decaying kernel modes next to
+slow feature learning (docs/solvers.md).  Output at save times by cubic Hermite interpolation.
+
+The right-hand side is free to use BLAS; the stepping logic is cheap next to it (Numba fuses
+the RKC stage combinations).
 """
 
 from __future__ import annotations
@@ -13,8 +21,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from numba import njit
 
-__all__ = ["IntegrationError", "IntegratorStats", "dopri5"]
+__all__ = ["IntegrationError", "IntegratorStats", "dopri5", "rkc2", "rkc_coefficients",
+           "power_spectral_radius"]
 
 
 class IntegrationError(RuntimeError):
@@ -26,6 +36,8 @@ class IntegratorStats:
     n_rhs: int = 0
     n_accepted: int = 0
     n_rejected: int = 0
+    n_rho: int = 0          # spectral-radius estimates (rkc2)
+    max_stages: int = 0     # largest number of stages used (rkc2)
 
 
 # Dormand–Prince 5(4) tableau.
@@ -130,6 +142,255 @@ def dopri5(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_sav
                 h *= max(min_fac, safety * err ** -0.2)
             if not np.all(np.isfinite(y)):
                 raise IntegrationError(f"non-finite state at t={t:.6g}")
+        if h < 1e-12 * max(1.0, abs(t)):
+            raise IntegrationError(f"step size underflow at t={t:.6g} (h={h:.3g})")
+    return stats
+
+
+# ------------------------------------------------------------------------------------ RKC2
+RKC_DAMPING = 2.0 / 13.0
+
+
+def rkc_coefficients(s: int, damping: float = RKC_DAMPING) -> np.ndarray:
+    """Coefficients of the s-stage second-order RKC method (Sommeijer et al. 1998, eq. 2.4).
+
+    With w0 = 1 + damping/s^2, w1 = T_s'(w0)/T_s''(w0), b_j = T_j''(w0)/T_j'(w0)^2 (j >= 2,
+    b_0 = b_1 = b_2), a_j = 1 - b_j T_j(w0), the stages are
+
+        Y_1 = Y_0 + mt_1 h F(Y_0),
+        Y_j = (1 - mu_j - nu_j) Y_0 + mu_j Y_{j-1} + nu_j Y_{j-2} + mt_j h F(Y_{j-1})
+              + gt_j h F(Y_0),
+        mu_j = 2 w0 b_j / b_{j-1},  nu_j = -b_j / b_{j-2},  mt_j = 2 w1 b_j / b_{j-1},
+        gt_j = -a_{j-1} mt_j,
+
+    and y_{n+1} = Y_s; stage j sits at time t + c_j h, c_j = w1 T_j''(w0)/T_j'(w0),
+    c_1 = c_2 / T_2'(w0).  Returns rows (mu, nu, mt, gt, c) for j = 1..s (row 0 unused).
+    The real stability interval is [-beta(s), 0] with beta(s) = (w0 + 1) T_s''(w0)/T_s'(w0)
+    ~ 0.653 s^2.
+    """
+    if s < 2:
+        raise ValueError("RKC needs at least 2 stages")
+    w0 = 1.0 + damping / s**2
+    T = np.zeros(s + 1)
+    dT = np.zeros(s + 1)
+    ddT = np.zeros(s + 1)
+    T[0], T[1], dT[1] = 1.0, w0, 1.0
+    for j in range(2, s + 1):
+        T[j] = 2 * w0 * T[j - 1] - T[j - 2]
+        dT[j] = 2 * T[j - 1] + 2 * w0 * dT[j - 1] - dT[j - 2]
+        ddT[j] = 4 * dT[j - 1] + 2 * w0 * ddT[j - 1] - ddT[j - 2]
+    w1 = dT[s] / ddT[s]
+    b = np.empty(s + 1)
+    b[2:] = ddT[2:] / dT[2:] ** 2
+    b[0] = b[1] = b[2]
+    a = 1.0 - b * T
+    coef = np.zeros((s + 1, 5))
+    coef[1, 2] = b[1] * w1
+    coef[2:, 4] = w1 * ddT[2:] / dT[2:]      # stage times c_j (c_s = 1)
+    coef[1, 4] = coef[2, 4] / dT[2]
+    for j in range(2, s + 1):
+        coef[j, 0] = 2 * w0 * b[j] / b[j - 1]
+        coef[j, 1] = -b[j] / b[j - 2]
+        coef[j, 2] = 2 * w1 * b[j] / b[j - 1]
+        coef[j, 3] = -a[j - 1] * coef[j, 2]
+    return coef
+
+
+def rkc_stability_bound(s: int, damping: float = RKC_DAMPING) -> float:
+    """beta(s): the s-stage RKC2 method is stable for h rho <= beta(s)."""
+    w0 = 1.0 + damping / s**2
+    T_prev, T = 1.0, w0
+    d_prev, d = 0.0, 1.0
+    dd_prev, dd = 0.0, 0.0
+    for _ in range(2, s + 1):
+        T_prev, T, d_prev, d, dd_prev, dd = (
+            T, 2 * w0 * T - T_prev,
+            d, 2 * T + 2 * w0 * d - d_prev,
+            dd, 4 * d + 2 * w0 * dd - dd_prev)
+    return (w0 + 1.0) * dd / d
+
+
+@njit(cache=True, fastmath=False)
+def _stage(out, Y0, Y1, Y2, FY1, F0, c0, c1, c2, c3, c4):
+    """out = c0 Y0 + c1 Y1 + c2 Y2 + c3 FY1 + c4 F0 (flat arrays), fused in one pass."""
+    for i in range(out.size):
+        out[i] = c0 * Y0[i] + c1 * Y1[i] + c2 * Y2[i] + c3 * FY1[i] + c4 * F0[i]
+
+
+@njit(cache=True)
+def _rkc_error(y, y_new, f0, f1, h, rtol, atol):
+    """RMS norm of Est = [12 (y - y_new) + 6 h (f0 + f1)] / 15 scaled by atol + rtol max|y|."""
+    acc = 0.0
+    for i in range(y.size):
+        est = (12.0 * (y[i] - y_new[i]) + 6.0 * h * (f0[i] + f1[i])) / 15.0
+        sc = atol + rtol * max(abs(y[i]), abs(y_new[i]))
+        acc += (est / sc) ** 2
+    return math.sqrt(acc / y.size)
+
+
+@njit(cache=True)
+def _hermite(out, y0, y1, f0, f1, h, theta):
+    """Cubic Hermite interpolant at t0 + theta h from values and slopes at both ends."""
+    h00 = (1 + 2 * theta) * (1 - theta) ** 2
+    h10 = theta * (1 - theta) ** 2
+    h01 = theta * theta * (3 - 2 * theta)
+    h11 = theta * theta * (theta - 1)
+    for i in range(out.size):
+        out[i] = h00 * y0[i] + h10 * h * f0[i] + h01 * y1[i] + h11 * h * f1[i]
+
+
+def power_spectral_radius(rhs: Callable[[float, np.ndarray], np.ndarray], t: float,
+                          y: np.ndarray, fy: np.ndarray, v: np.ndarray | None = None,
+                          max_iter: int = 50, tol: float = 0.01) -> tuple[float, np.ndarray, int]:
+    """Nonlinear power method for the spectral radius of the Jacobian at y (as in RKC):
+    rho ~ |f(y + dz) - f(y)| / |dz|, iterating z <- f(y + dz) - f(y).  Returns
+    (rho, eigenvector estimate, evaluations)."""
+    ynorm = float(np.linalg.norm(y))
+    if v is None or not np.any(v):
+        v = fy.copy() if np.any(fy) else np.ones_like(y)
+    vnorm = float(np.linalg.norm(v))
+    small = math.sqrt(np.finfo(float).eps)
+    dz = small * max(ynorm, 1.0)
+    v = y + v * (dz / vnorm)
+    rho, n = 0.0, 0
+    for _ in range(max_iter):
+        fv = rhs(t, v)
+        n += 1
+        diff = fv - fy
+        dn = float(np.linalg.norm(diff))
+        rho_old, rho = rho, dn / dz
+        if dn == 0.0:
+            diff = np.random.default_rng(n).standard_normal(y.shape)
+            dn = float(np.linalg.norm(diff))
+        v = y + diff * (dz / dn)
+        if n >= 2 and abs(rho - rho_old) <= tol * max(rho, 1e-300):
+            break
+    return 1.2 * rho, v - y, n
+
+
+def rkc2(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_save: np.ndarray,
+         on_save: Callable[[int, float, np.ndarray], None], rtol: float = 1e-4,
+         atol: float = 1e-8, spectral_radius: Callable[[float, np.ndarray], float] | None = None,
+         rho_every: int = 10, max_stages: int = 400, h0: float | None = None,
+         max_steps: int = 10_000_000,
+         progress: Callable[[float], None] | None = None) -> IntegratorStats:
+    """Adaptive RKC2 from t_save[0] through every t_save[k], calling ``on_save(k, t, y)``.
+
+    ``spectral_radius(t, y)`` should return an upper estimate of the spectral radius of the
+    Jacobian (it is re-estimated every ``rho_every`` accepted steps and after a rejection);
+    without it a nonlinear power method on ``rhs`` is used.  The number of stages is
+    s = 1 + floor(sqrt(1 + 1.54 h rho)) (so h rho <= beta(s)).  Local error estimate
+    Est = [12 (y_n - y_{n+1}) + 6 h (F_n + F_{n+1})]/15, step factor 0.8 err^(-1/3) clipped to
+    [0.1, 10].  Output between steps by cubic Hermite interpolation (third order, above the
+    method's own second order).
+    """
+    if rtol <= 0 or atol < 0:
+        raise ValueError("rtol must be > 0 and atol >= 0")
+    t_save = np.asarray(t_save, dtype=np.float64)
+    if t_save.ndim != 1 or t_save.size == 0 or np.any(np.diff(t_save) <= 0):
+        raise ValueError("save times must be a non-empty strictly increasing sequence")
+    stats = IntegratorStats()
+    t = float(t_save[0])
+    t_end = float(t_save[-1])
+    shape = np.shape(y0)
+    y = np.array(y0, dtype=np.float64, copy=True).ravel()
+    on_save(0, t, y.reshape(shape))
+    if t_save.size == 1:
+        return stats
+
+    def f(tt: float, yy: np.ndarray) -> np.ndarray:
+        stats.n_rhs += 1
+        out = np.asarray(rhs(tt, yy.reshape(shape)), dtype=np.float64)
+        return np.ascontiguousarray(out).ravel()
+
+    fy = f(t, y)
+    vec = None
+
+    def estimate_rho(tt, yy, fyy):
+        nonlocal vec
+        stats.n_rho += 1
+        if spectral_radius is not None:
+            return float(spectral_radius(tt, yy.reshape(shape)))
+        r, vec, _ = power_spectral_radius(f, tt, yy, fyy, vec)
+        return r
+
+    rho = estimate_rho(t, y, fy)
+    if h0 is None:
+        sc = atol + rtol * np.abs(y)
+        d1 = math.sqrt(float(np.mean((fy / sc) ** 2)))
+        h = 0.1 / d1 if d1 > 0 else 1.0
+        if rho > 0:
+            h = min(h, 1.0 / rho)
+        h = max(h, 1e-8 * max(1.0, t_end - t))
+    else:
+        h = float(h0)
+    coef_cache: dict[int, np.ndarray] = {}
+    Yjm2 = np.empty_like(y)
+    Yjm1 = np.empty_like(y)
+    Yj = np.empty_like(y)
+    buf = np.empty_like(y)
+    k_next = 1
+    since_rho = 0
+    steps = 0
+    last_rejected = False
+    while t < t_end:
+        if since_rho >= rho_every:
+            rho = estimate_rho(t, y, fy)
+            since_rho = 0
+        h = min(h, t_end - t)
+        if t_end - t - h <= 1e-12 * max(1.0, abs(t_end)):
+            h = t_end - t
+        s = 1 + int(math.sqrt(1.0 + 1.54 * h * rho))
+        if s > max_stages:
+            s = max_stages
+            h = min(h, rkc_stability_bound(s) / rho)
+        stats.max_stages = max(stats.max_stages, s)
+        coef = coef_cache.get(s)
+        if coef is None:
+            coef = coef_cache[s] = rkc_coefficients(s)
+        # stages
+        Yjm2[:] = y
+        Yjm1[:] = y + (coef[1, 2] * h) * fy
+        for j in range(2, s + 1):
+            mu, nu, mt, gt = coef[j, :4]
+            FY = f(t + coef[j - 1, 4] * h, Yjm1)
+            _stage(Yj, y, Yjm1, Yjm2, FY, fy, 1.0 - mu - nu, mu, nu, mt * h, gt * h)
+            Yjm2, Yjm1, Yj = Yjm1, Yj, Yjm2
+        y_new = Yjm1.copy()
+        f_new = f(t + h, y_new)
+        steps += 1
+        if steps > max_steps:
+            raise IntegrationError(f"more than {max_steps} steps before t={t_end}")
+        if np.all(np.isfinite(f_new)) and np.all(np.isfinite(y_new)):
+            err = _rkc_error(y, y_new, fy, f_new, h, rtol, atol)
+        else:
+            err = math.inf
+        if err <= 1.0:
+            t_new = t + h if t + h < t_end else t_end
+            while k_next < t_save.size and t_save[k_next] <= t_new:
+                tk = float(t_save[k_next])
+                if tk == t_new:
+                    on_save(k_next, tk, y_new.reshape(shape))
+                else:
+                    _hermite(buf, y, y_new, fy, f_new, h, (tk - t) / h)
+                    on_save(k_next, tk, buf.reshape(shape).copy())
+                k_next += 1
+            if progress is not None:
+                progress(t_new - t)
+            t, y, fy = t_new, y_new, f_new
+            stats.n_accepted += 1
+            since_rho += 1
+            fac = 10.0 if err == 0 else min(10.0, max(0.1, 0.8 * err ** (-1.0 / 3.0)))
+            if last_rejected:
+                fac = min(fac, 1.0)
+            h *= fac
+            last_rejected = False
+        else:
+            stats.n_rejected += 1
+            last_rejected = True
+            h *= 0.1 if not math.isfinite(err) else max(0.1, 0.8 * err ** (-1.0 / 3.0))
+            rho = estimate_rho(t, y, fy)
+            since_rho = 0
         if h < 1e-12 * max(1.0, abs(t)):
             raise IntegrationError(f"step size underflow at t={t:.6g} (h={h:.3g})")
     return stats

@@ -23,8 +23,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .integrators import IntegrationError, dopri5
-from .kernels import stable_eta0_bound
+from .integrators import IntegrationError, dopri5, rkc2
+from .kernels import ntk_tilde, stable_eta0_bound
 from .problem import Problem, ProblemData, ProblemError
 from .schedule import save_times as make_save_times
 from .statistics import decomposition, diagnostics, predict
@@ -33,6 +33,11 @@ from .trajectory import CORE_COLUMNS, Trajectory
 __all__ = ["DivergenceError", "ReducedSystem", "initial_factor", "solve", "METHODS"]
 
 METHODS = ("gd", "flow")
+#: Integrators for method="flow": "rkc" (Runge–Kutta–Chebyshev, default: built for the stiff
+#: lazy phase) and "dopri5" (Dormand–Prince 5(4), the high-accuracy reference).
+INTEGRATORS = ("rkc", "dopri5")
+#: Default tolerances per integrator (rtol, atol).
+DEFAULT_TOLERANCES = {"rkc": (1e-4, 1e-8), "dopri5": (1e-7, 1e-10)}
 #: A loss above this multiple of its initial value counts as a blow-up.
 BLOWUP_FACTOR = 1e8
 
@@ -145,8 +150,46 @@ class ReducedSystem:
         diag = diagnostics(wbar, M, self.wbar0, self.M0, self.beta)
         return [train_loss, test_loss, var + mis + lin, var, mis, lin, *diag]
 
+    def spectral_radius(self, F: np.ndarray) -> float:
+        """Upper estimate of the spectral radius of the flow's Jacobian at F (per GD step).
+
+        The Jacobian is a Gauss–Newton part, whose nonzero eigenvalues are those of
+        (2 eta0 / P) Ktilde(X, X) (the function-space kernel), plus the curvature part
+        -(eta0 eps / alpha) G acting on every column of F; so
+        rho <= (2 eta0 / P) lambda_max(Ktilde) + (eta0 |eps| / alpha) ||G||_2.
+        """
+        p = self.problem
+        P = self.X.shape[0]
+        XF, r = self.residuals(F)
+        K = ntk_tilde(self.X, F, self.z, p.eps)
+        lam_k = _top_eigenvalue(K, self._rho_vectors)
+        G = (2.0 / P) * (self.X.T @ (r[:, None] * self.X))
+        lam_g = float(np.max(np.abs(np.linalg.eigvalsh(0.5 * (G + G.T)))))
+        return 1.05 * (2.0 * p.eta0 / P * lam_k + p.eta0 * abs(p.eps) / p.alpha * lam_g)
+
+    @property
+    def _rho_vectors(self) -> dict:
+        cache = self.__dict__.setdefault("_rho_cache", {})
+        return cache
+
     def eta0_bound(self, F: np.ndarray) -> float:
         return stable_eta0_bound(self.X, F, self.z, self.problem.eps)
+
+
+def _top_eigenvalue(K: np.ndarray, cache: dict) -> float:
+    """Largest eigenvalue of the symmetric matrix K by Lanczos (scipy ``eigsh``), warm-started
+    from the previous eigenvector in ``cache``; dense ``eigvalsh`` for small matrices."""
+    n = K.shape[0]
+    if n <= 64:
+        return float(np.linalg.eigvalsh(K)[-1])
+    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+
+    try:
+        vals, vecs = eigsh(K, k=1, which="LA", v0=cache.get("v"), tol=1e-4, maxiter=200)
+    except ArpackNoConvergence:
+        return float(np.linalg.eigvalsh(K)[-1])
+    cache["v"] = vecs[:, 0]
+    return float(vals[0])
 
 
 def _divergence(system: ReducedSystem, step: float, what: str, F_healthy: np.ndarray) -> DivergenceError:
@@ -207,8 +250,8 @@ def _run_gd(system: ReducedSystem, times: np.ndarray, progress: bool) -> tuple[n
     return rows, F
 
 
-def _run_flow(system: ReducedSystem, times: np.ndarray, rtol: float, atol: float,
-              progress: bool) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+def _run_flow(system: ReducedSystem, times: np.ndarray, integrator: str, rtol: float,
+              atol: float, progress: bool) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     rows = np.empty((times.size, len(CORE_COLUMNS)))
     state: dict[str, Any] = {"F": system.F0, "loss0": None}  # F: last healthy saved state
 
@@ -225,29 +268,45 @@ def _run_flow(system: ReducedSystem, times: np.ndarray, rtol: float, atol: float
 
     bar = _progress_bar(float(times[-1]), progress, "flow")
     try:
-        stats = dopri5(system.rhs, system.F0, times.astype(np.float64), on_save, rtol=rtol,
-                       atol=atol, progress=None if bar is None else bar.update)
+        update = None if bar is None else bar.update
+        if integrator == "rkc":
+            stats = rkc2(system.rhs, system.F0, times.astype(np.float64), on_save, rtol=rtol,
+                         atol=atol, spectral_radius=lambda t, F: system.spectral_radius(F),
+                         progress=update)
+        else:
+            stats = dopri5(system.rhs, system.F0, times.astype(np.float64), on_save, rtol=rtol,
+                           atol=atol, progress=update)
     except IntegrationError as exc:
         raise DivergenceError(f"gradient flow failed: {exc}", float("nan")) from None
     finally:
         if bar is not None:
             bar.close()
     return rows, state["final"], {"n_rhs": stats.n_rhs, "n_accepted": stats.n_accepted,
-                              "n_rejected": stats.n_rejected}
+                                  "n_rejected": stats.n_rejected, "n_rho": stats.n_rho,
+                                  "max_stages": stats.max_stages}
 
 
 def solve(problem: Problem, steps: int, method: str = "gd",
           save_times: Iterable[int] | np.ndarray | None = None, data: ProblemData | None = None,
-          rtol: float = 1e-7, atol: float = 1e-10, progress: bool = False) -> Trajectory:
+          integrator: str = "rkc", rtol: float | None = None, atol: float | None = None,
+          progress: bool = False) -> Trajectory:
     """Solve the reduced dynamics of ``problem`` up to ``steps`` GD steps.
 
     method "gd":   the exact discrete GD map (equal to training the network, any N).
-    method "flow": the gradient flow dF/dt = -(eta0/alpha)(eps G F + g c^T), adaptive
-                   Dormand–Prince 5(4) with tolerances rtol/atol, time in GD steps.
+    method "flow": the gradient flow dF/dt = -(eta0/alpha)(eps G F + g c^T), time in GD
+                   steps, by an adaptive ``integrator``: "rkc" (Runge–Kutta–Chebyshev,
+                   default rtol 1e-4) or "dopri5" (Dormand–Prince 5(4), default rtol 1e-7).
     Save times are the default log-spaced grid up to ``steps`` plus exactly ``save_times``.
     """
     if method not in METHODS:
         raise ProblemError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if integrator not in INTEGRATORS:
+        raise ProblemError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {integrator!r}")
+    d_rtol, d_atol = DEFAULT_TOLERANCES[integrator]
+    rtol = d_rtol if rtol is None else float(rtol)
+    atol = d_atol if atol is None else float(atol)
+    if not (rtol > 0 and atol >= 0):
+        raise ProblemError(f"need rtol > 0 and atol >= 0, got rtol={rtol:g}, atol={atol:g}")
     times = make_save_times(steps, extra=save_times)
     t0 = time.perf_counter()
     system = ReducedSystem.build(problem, data)
@@ -255,8 +314,8 @@ def solve(problem: Problem, steps: int, method: str = "gd",
     if method == "gd":
         rows, F = _run_gd(system, times, progress)
     else:
-        rows, F, stats = _run_flow(system, times, rtol, atol, progress)
-        info.update(stats, rtol=rtol, atol=atol)
+        rows, F, stats = _run_flow(system, times, integrator, rtol, atol, progress)
+        info.update(stats, integrator=integrator, rtol=rtol, atol=atol)
     info["wall_time"] = time.perf_counter() - t0
     cols = {name: rows[:, j].copy() for j, name in enumerate(CORE_COLUMNS)}
     return Trajectory(problem=problem, method=method, t=times.astype(np.float64), **cols,

@@ -37,7 +37,7 @@ def test_population_ode_matches_reduced_solver_at_large_P():
         for seed in range(5):
             p = Problem(D=8, P=P, N="inf", alpha=1.0, eps=0.3, eta0=1.0, seed=seed, test_size=20)
             pop = population(p, 100, method="scalar", rtol=1e-10, atol=1e-13)
-            tr = solve(p, 100, method="flow", rtol=1e-8, atol=1e-11)
+            tr = solve(p, 100, method="flow", integrator="dopri5", rtol=1e-8, atol=1e-11)
             errs.append(np.max(np.abs(tr.population_loss - pop.population_loss))
                         / pop.population_loss[0])
         mean[P] = float(np.mean(errs))

@@ -83,7 +83,7 @@ def test_rank_preserved_when_N_below_D(narrow_problem):
 def test_flow_matches_scipy_reference(small_problem):
     p = small_problem
     steps = 3000
-    tr = solve(p, steps, method="flow", rtol=1e-10, atol=1e-12)
+    tr = solve(p, steps, method="flow", integrator="dopri5", rtol=1e-10, atol=1e-12)
     system = ReducedSystem.build(p)
     shape = system.F0.shape
     sol = solve_ivp(lambda t, y: system.rhs(t, y.reshape(shape)).ravel(), (0, steps),
@@ -94,10 +94,10 @@ def test_flow_matches_scipy_reference(small_problem):
 
 
 def test_flow_tolerance_controls_error(small_problem):
-    exact = solve(small_problem, 2000, method="flow", rtol=1e-11, atol=1e-13).test_loss
+    exact = solve(small_problem, 2000, method="flow", integrator="dopri5", rtol=1e-11, atol=1e-13).test_loss
     errs = []
     for rtol in (1e-4, 1e-7):
-        tr = solve(small_problem, 2000, method="flow", rtol=rtol, atol=rtol * 1e-3)
+        tr = solve(small_problem, 2000, method="flow", integrator="dopri5", rtol=rtol, atol=rtol * 1e-3)
         errs.append(np.max(np.abs(tr.test_loss - exact) / exact))
     assert errs[1] < errs[0] and errs[1] < 1e-5
 
@@ -109,7 +109,7 @@ def test_gd_approaches_flow_at_first_order(small_problem):
     for eta0, steps in ((1.0, 400), (0.5, 800), (0.25, 1600)):
         p = small_problem.replace(eta0=eta0)
         gd = solve(p, steps)
-        fl = solve(p, steps, method="flow", rtol=1e-11, atol=1e-13)
+        fl = solve(p, steps, method="flow", integrator="dopri5", rtol=1e-11, atol=1e-13)
         gaps.append(np.max(np.abs(gd.train_loss - fl.train_loss)))
     r1, r2 = gaps[0] / gaps[1], gaps[1] / gaps[2]
     assert 1.7 < r1 < 2.3 and 1.8 < r2 < 2.2, gaps
