@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .integrators import IntegrationError, dopri5
 from .problem import Problem, ProblemData, ProblemError
@@ -36,7 +37,8 @@ from .schedule import save_times as make_save_times
 from .statistics import decomposition, diagnostics
 from .trajectory import CORE_COLUMNS, Trajectory
 
-__all__ = ["population", "scalar_rhs", "solve_scalar", "scalar_loss", "rich_transition_time"]
+__all__ = ["population", "population_grid", "PopulationGrid", "scalar_rhs", "solve_scalar",
+           "scalar_loss", "rich_transition_time"]
 
 POP_METHODS = ("auto", "scalar", "full")
 
@@ -143,6 +145,67 @@ def rich_transition_time(alpha: float, eps: float, eta0: float, D: int, beta2: f
     (THEORY.md §5 for tau = 1/2; order-of-magnitude, see docs/theory.md)."""
     bstar = 2.0 * tau * beta2 / (alpha * eps)
     return alpha * D**2 / (8.0 * tau * eta0 * eps * beta2) * math.log(max(bstar, math.e))
+
+
+@njit(cache=True, parallel=True)
+def _scalar_grid(alphas, epss, eta0s, tau, beta2, D, s, t_save, rtol, atol):
+    """solve_scalar for every cell (alphas[i], epss[i], eta0s[i]) in parallel threads; returns
+    the population loss (n_cells, n_times) and the RHS evaluation count per cell."""
+    n = alphas.size
+    L = np.empty((n, t_save.size))
+    nrhs = np.empty(n, dtype=np.int64)
+    for i in prange(n):
+        A, B, m = solve_scalar(alphas[i], epss[i], eta0s[i], tau, beta2, D, s, t_save, rtol, atol)
+        nrhs[i] = m
+        for k in range(t_save.size):
+            var, mis = scalar_loss(A[k], B[k], alphas[i], epss[i], tau, beta2, D, s)
+            L[i, k] = var + mis
+    return L, nrhs
+
+
+@dataclass(frozen=True)
+class PopulationGrid:
+    """Population losses of the N = inf online flow on a grid of (alpha, eps[, eta0]).
+
+    ``loss[i, j, k]`` is the population loss at alpha[i], eps[j], time t[k]."""
+
+    alpha: np.ndarray
+    eps: np.ndarray
+    t: np.ndarray
+    loss: np.ndarray
+    n_rhs: int
+    wall_time: float
+
+
+def population_grid(problem: Problem, steps: int, alpha: Iterable[float], eps: Iterable[float],
+                    save_times: Iterable[int] | None = None, rtol: float = 1e-8,
+                    atol: float = 1e-12, beta2: float | None = None) -> PopulationGrid:
+    """The 2-scalar population ODE (N = inf) for every pair in alpha x eps, compiled and run
+    in parallel threads (Numba ``prange``).  Other parameters (D, eta0, tau, centering) come
+    from ``problem``; |beta|^2 from ``beta2`` or the problem's sampled teacher."""
+    al = np.asarray(list(alpha), dtype=np.float64)
+    ep = np.asarray(list(eps), dtype=np.float64)
+    if al.ndim != 1 or ep.ndim != 1 or al.size == 0 or ep.size == 0:
+        raise ProblemError("alpha and eps must be non-empty 1-D sequences")
+    if np.any(~np.isfinite(al)) or np.any(al <= 0) or np.any(~np.isfinite(ep)):
+        raise ProblemError("alpha must be finite and > 0, eps finite")
+    times = make_save_times(steps, extra=save_times).astype(np.float64)
+    if beta2 is None:
+        beta = problem.data().beta
+        beta2 = float(beta @ beta)
+    A, E = np.meshgrid(al, ep, indexing="ij")
+    t0 = time.perf_counter()
+    L, nrhs = _scalar_grid(A.ravel(), E.ravel(), np.full(A.size, problem.eta0), problem.tau,
+                           float(beta2), float(problem.D), 0.0 if problem.centered else 1.0,
+                           times, rtol, atol)
+    wall = time.perf_counter() - t0
+    bad = ~np.isfinite(L)
+    if bad.any():
+        i, k = np.argwhere(bad)[0]
+        raise DivergenceError(f"population ODE failed at alpha={A.ravel()[i]:g}, "
+                              f"eps={E.ravel()[i]:g}, t={times[k]:g}", times[k])
+    return PopulationGrid(al, ep, times, L.reshape(al.size, ep.size, times.size),
+                          int(nrhs.sum()), wall)
 
 
 # ----------------------------------------------------------------------------- full flow

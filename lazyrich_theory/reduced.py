@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
+from numba import njit
 
 from .integrators import IntegrationError, dopri5, rkc2
 from .kernels import ntk_tilde, stable_eta0_bound
@@ -118,15 +119,16 @@ class ReducedSystem:
         """(XF, r): XF = X F and r_mu = ftilde(x_mu) - y_mu on the training set."""
         p = self.problem
         XF = self.X @ F
-        return XF, predict(XF, self.z, p.alpha, p.eps) - self.f0 - self.y
+        return XF, _residual(XF, self.z, p.alpha, p.eps, self.f0, self.y)
 
     def velocity(self, XF: np.ndarray, r: np.ndarray) -> np.ndarray:
         """-(eta0/alpha)(eps G F + g c^T): the GD increment, and dF/dt of the flow."""
         p = self.problem
         P = self.X.shape[0]
-        R = (r[:, None] * XF) * p.eps
-        R += np.outer(r, self.c)          # X^T (r c^T) = g c^T * P/2
-        return (-2.0 * p.eta0 / (p.alpha * P)) * (self.X.T @ R)
+        R = _weight(XF, r, self.c, p.eps)     # r_mu (eps XF + c^T): X^T R = (P/2)(eps G F + g c^T)
+        V = self.X.T @ R
+        V *= -2.0 * p.eta0 / (p.alpha * P)
+        return V
 
     def rhs(self, t: float, F: np.ndarray) -> np.ndarray:
         XF, r = self.residuals(F)
@@ -161,8 +163,22 @@ class ReducedSystem:
         p = self.problem
         P = self.X.shape[0]
         XF, r = self.residuals(F)
-        K = ntk_tilde(self.X, F, self.z, p.eps)
-        lam_k = _top_eigenvalue(K, self._rho_vectors)
+        if P <= 2000:
+            K = ntk_tilde(self.X, F, self.z, p.eps)
+            lam_k = _top_eigenvalue(K, self._rho_vectors)
+        else:
+            # Ktilde = Phi Phi^T with Phi(x) = x (z + eps F^T x)^T (|z| = 1): matrix-free Lanczos
+            from scipy.sparse.linalg import LinearOperator
+
+            B = self.z[None, :] + p.eps * XF                      # (P, r)
+
+            def mv(v):
+                v = np.ravel(v)
+                W = self.X.T @ (v[:, None] * B)                   # Phi^T v, (D, r)
+                return np.einsum("ij,ij->i", self.X @ W, B)      # Phi Phi^T v
+
+            op = LinearOperator((P, P), matvec=mv, dtype=np.float64)
+            lam_k = _top_eigenvalue(op, self._rho_vectors)
         G = (2.0 / P) * (self.X.T @ (r[:, None] * self.X))
         lam_g = float(np.max(np.abs(np.linalg.eigvalsh(0.5 * (G + G.T)))))
         return 1.05 * (2.0 * p.eta0 / P * lam_k + p.eta0 * abs(p.eps) / p.alpha * lam_g)
@@ -176,17 +192,47 @@ class ReducedSystem:
         return stable_eta0_bound(self.X, F, self.z, self.problem.eps)
 
 
+@njit(cache=True)
+def _residual(XF, z, alpha, eps, f0, y):
+    """r_mu = alpha (XF z)_mu + (alpha eps / 2) |XF_mu|^2 - f0_mu - y_mu, fused over rows."""
+    P, r = XF.shape
+    out = np.empty(P)
+    for i in range(P):
+        lin = 0.0
+        quad = 0.0
+        for j in range(r):
+            v = XF[i, j]
+            lin += v * z[j]
+            quad += v * v
+        out[i] = alpha * lin + 0.5 * alpha * eps * quad - f0[i] - y[i]
+    return out
+
+
+@njit(cache=True)
+def _weight(XF, res, c, eps):
+    """R_{mu j} = r_mu (eps XF_{mu j} + c_j), fused."""
+    P, r = XF.shape
+    R = np.empty((P, r))
+    for i in range(P):
+        ri = res[i]
+        for j in range(r):
+            R[i, j] = ri * (eps * XF[i, j] + c[j])
+    return R
+
+
 def _top_eigenvalue(K: np.ndarray, cache: dict) -> float:
     """Largest eigenvalue of the symmetric matrix K by Lanczos (scipy ``eigsh``), warm-started
     from the previous eigenvector in ``cache``; dense ``eigvalsh`` for small matrices."""
     n = K.shape[0]
-    if n <= 64:
+    if n <= 64 and isinstance(K, np.ndarray):
         return float(np.linalg.eigvalsh(K)[-1])
     from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
     try:
         vals, vecs = eigsh(K, k=1, which="LA", v0=cache.get("v"), tol=1e-4, maxiter=200)
-    except ArpackNoConvergence:
+    except ArpackNoConvergence as exc:
+        if not isinstance(K, np.ndarray):
+            return float(np.max(exc.eigenvalues)) if len(exc.eigenvalues) else float(K.shape[0])
         return float(np.linalg.eigvalsh(K)[-1])
     cache["v"] = vecs[:, 0]
     return float(vals[0])

@@ -29,10 +29,11 @@ def test_population_ode_matches_reduced_solver_at_large_P():
     """At P >> D^2 the finite-data gradient approaches the population one, so the reduced
     flow's population loss must approach the online ODE, with a gap of order sqrt(D^2/P).
     The gap of one sample fluctuates (the transition is sharp and its timing moves with the
-    sample), so we average over five seeds: 64x more data must cut the gap by more than 4x
-    (sqrt(64) = 8 expected) and leave it under 1.5% of the initial loss."""
+    sample), so we average over five seeds: 16x more data must cut the gap by more than 2.5x
+    (sqrt(16) = 4 expected; measured 0.086 -> 0.015) and leave it under 3% of the initial
+    loss."""
     mean = {}
-    for P in (1_000, 64_000):
+    for P in (1_000, 16_000):
         errs = []
         for seed in range(5):
             p = Problem(D=8, P=P, N="inf", alpha=1.0, eps=0.3, eta0=1.0, seed=seed, test_size=20)
@@ -41,8 +42,8 @@ def test_population_ode_matches_reduced_solver_at_large_P():
             errs.append(np.max(np.abs(tr.population_loss - pop.population_loss))
                         / pop.population_loss[0])
         mean[P] = float(np.mean(errs))
-    assert mean[64_000] < 0.015, mean
-    assert mean[64_000] < mean[1_000] / 4, mean
+    assert mean[16_000] < 0.03, mean
+    assert mean[16_000] < mean[1_000] / 2.5, mean
 
 
 def test_finite_N_population_flow_runs_and_centering_matters():
@@ -66,3 +67,21 @@ def test_transition_time_estimate_is_the_right_order():
     beta2 = float(p.data().beta @ p.data().beta)
     t_star = rich_transition_time(p.alpha, p.eps, p.eta0, p.D, beta2, p.tau)
     assert 0.3 < t_half / t_star < 3.0, (t_half, t_star)
+
+
+def test_population_grid_equals_single_solves():
+    from lazyrich_theory.population import population_grid
+
+    p = Problem(D=30, P=10, N="inf", alpha=1.0, eps=0.1, eta0=1.0, seed=0, test_size=5)
+    alphas, epss = [0.5, 1.0, 3.0], [0.05, 0.2]
+    g = population_grid(p, 5000, alphas, epss, save_times=[1234])
+    assert g.loss.shape == (3, 2, g.t.size) and 1234 in g.t
+    for i, a in enumerate(alphas):
+        for j, e in enumerate(epss):
+            one = population(p.replace(alpha=a, eps=e), 5000, save_times=[1234], method="scalar",
+                             rtol=1e-8, atol=1e-12)
+            np.testing.assert_allclose(g.loss[i, j], one.population_loss, rtol=1e-12)
+    with pytest.raises(ProblemError):
+        population_grid(p, 100, [], [0.1])
+    with pytest.raises(ProblemError):
+        population_grid(p, 100, [-1.0], [0.1])
