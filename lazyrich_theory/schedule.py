@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Iterable
 
 import numpy as np
@@ -24,8 +25,14 @@ def save_times(steps: int, extra: Iterable[float] | None = None, per_decade: int
         decades = np.log10(steps)
         n = max(2, int(np.ceil(decades * per_decade)) + 1)
         grid.extend(np.unique(np.round(np.logspace(0.0, decades, n))).astype(np.int64).tolist())
-    for t in extra or ():
-        tf = float(t)
+    extra_list = [] if extra is None else np.asarray(extra, dtype=object).ravel().tolist()
+    for t in extra_list:
+        try:
+            tf = float(t)
+        except (TypeError, ValueError):
+            raise ProblemError(f"save time {t!r} is not a number") from None
+        if not math.isfinite(tf):
+            raise ProblemError(f"save time {t!r} is not finite")
         if not tf.is_integer():
             raise ProblemError(f"save time {t!r} is not an integer number of steps")
         if tf < 0 or tf > steps:
