@@ -243,7 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            parser.print_help(sys.stderr)
+            print("lazyrich: error: a command is required (solve, simulate, population, "
+                  "compare); see lazyrich --help", file=sys.stderr)
             return 2
         return _run(args)
     except (UsageError, ProblemError) as exc:

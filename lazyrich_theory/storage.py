@@ -20,6 +20,15 @@ __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_wri
            "atomic_write_csv", "read_csv"]
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> None:
     """Call ``write(fileobj)`` on a temporary file, then rename it to ``path``."""
     path = os.fspath(path)
@@ -27,6 +36,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="-" + os.path.basename(path))
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp creates 0600; results are for sharing
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()

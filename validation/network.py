@@ -71,7 +71,7 @@ from lazyrich_theory.problem import Problem, ProblemData, ProblemError
 from lazyrich_theory.schedule import save_times as _default_save_times
 from lazyrich_theory.trajectory import CORE_COLUMNS, Trajectory
 
-__all__ = ["simulate", "network_ntk", "forward", "loss_and_grad", "NetworkDivergence"]
+__all__ = ["simulate", "network_ntk", "stable_eta0", "forward", "loss_and_grad", "NetworkDivergence"]
 
 #: Divergence threshold: the train loss may not exceed this multiple of its initial value.
 DIVERGENCE_FACTOR = 1e8
@@ -263,8 +263,10 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=steps, desc="network GD", unit="step", mininterval=0.5)
+        bar = tqdm(total=steps, desc="network GD", unit="step", mininterval=0.5, leave=False,
+                   disable=None)
     L_init = None
+    W_init, a_init = W.copy(), a.copy()
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             t = 0
@@ -276,9 +278,11 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
                     L_init = L
                     limit = DIVERGENCE_FACTOR * (L_init + 1e-300)
                 if not math.isfinite(L) or L > limit:
+                    bound = stable_eta0(problem, W_init, X, a_init)
                     raise NetworkDivergence(
                         f"network GD diverged at step {t}: train loss {L:.3e} "
-                        f"(initial {L_init:.3e}, eta0={problem.eta0:g})")
+                        f"(initial {L_init:.3e}); eta0={problem.eta0:g} but GD on the "
+                        f"linearised network is stable only for eta0 < {bound:.4g}")
                 j = save_set.get(t)
                 if j is not None:
                     t_rec = time.perf_counter()
@@ -312,6 +316,16 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
 
 
 # ---------------------------------------------------------------------------- kernel
+def stable_eta0(problem: Problem, W: np.ndarray, X: np.ndarray, a: np.ndarray | None = None) -> float:
+    """Largest stable eta0 of GD on the network linearised at W: the loss (1/P)|f - y|^2
+    under W <- W - eta grad has residual map I - (2 eta / P) K, stable while
+    (2 eta / P) lambda_max(K) < 2, i.e. eta0 < P alpha^2 / (N lambda_max(K)) with eta = eta0 N / alpha^2."""
+    K = network_ntk(problem, W, X, a=a)
+    lam = float(np.linalg.eigvalsh(0.5 * (K + K.T))[-1])
+    N = W.shape[0]
+    return X.shape[0] * problem.alpha**2 / (N * lam) if lam > 0 else float("inf")
+
+
 def network_ntk(problem: Problem, W: np.ndarray, X: np.ndarray, X2: np.ndarray | None = None,
                 a: np.ndarray | None = None) -> np.ndarray:
     """Empirical NTK w.r.t. W only: K(x, x') = sum_i df(x)/dw_i . df(x')/dw_i.
