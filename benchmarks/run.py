@@ -5,7 +5,8 @@
 Everything is measured in one run on this machine and reported as medians and ratios:
 
 * network     numpy full-batch GD of the N x D network (validation/), timed over
-              --network-steps steps and scaled per step to the 100,000-step horizon (said so);
+              --network-steps steps and scaled per step to the 100,000-step horizon (said so),
+              with default BLAS threads and with one thread; the faster is the baseline;
 * gd          the exact reduced GD map (lazyrich_theory, any N), full horizon, once; its
               per-step cost is compared with the machine's matrix-multiply rate;
 * flow/rkc    gradient flow, Runge–Kutta–Chebyshev (default rtol 1e-4, and rtol 1e-3);
@@ -112,9 +113,16 @@ def main(argv=None):
     # --- network GD, per step, scaled
     from validation import simulate
 
+    from threadpoolctl import threadpool_limits
+
     ns = args.network_steps
     simulate(p, 5)
     t_net, _ = median_time(lambda: simulate(p, ns), args.repeats)
+    with threadpool_limits(limits=1, user_api="blas"):
+        t_net1, _ = median_time(lambda: simulate(p, ns), args.repeats)
+    print(f"network per step: {t_net / ns * 1e3:.2f} ms (BLAS threads), "
+          f"{t_net1 / ns * 1e3:.2f} ms (1 thread); using the faster", flush=True)
+    t_net = min(t_net, t_net1)
     net_step = t_net / ns
     net_total = net_step * STEPS
     print(f"network: {net_step * 1e3:.2f} ms/step (median over {ns} steps) -> "
