@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from numba import njit
@@ -150,7 +150,18 @@ class ReducedSystem:
             wref, Mref = np.zeros_like(wbar), np.zeros_like(M)
         var, mis, lin = decomposition(wbar, M, wref, Mref, self.beta, p.alpha, p.eps, p.tau)
         diag = diagnostics(wbar, M, self.wbar0, self.M0, self.beta)
-        return [train_loss, test_loss, var + mis + lin, var, mis, lin, *diag]
+        row = [train_loss, test_loss, var + mis + lin, var, mis, lin, *diag]
+        for fn in self.observers.values():
+            row.append(float(fn(self, F)))
+        return row
+
+    @property
+    def observers(self) -> dict:
+        """Extra columns: name -> fn(system, F) evaluated at every save time."""
+        return self.__dict__.setdefault("_observers", {})
+
+    def width(self) -> int:
+        return len(CORE_COLUMNS) + len(self.observers)
 
     def spectral_radius(self, F: np.ndarray) -> float:
         """Upper estimate of the spectral radius of the flow's Jacobian at F (per GD step).
@@ -289,7 +300,7 @@ def _run_gd(system: ReducedSystem, times: np.ndarray, progress: bool) -> tuple[n
     """Exact discrete GD; returns (rows at save times, final F)."""
     F = system.F0.copy()
     steps = int(times[-1])
-    rows = np.empty((times.size, len(CORE_COLUMNS)))
+    rows = np.empty((times.size, system.width()))
     k = 0
     bar = _progress_bar(steps, progress, "gd")
     loss0 = None
@@ -319,7 +330,7 @@ def _run_gd(system: ReducedSystem, times: np.ndarray, progress: bool) -> tuple[n
 
 def _run_flow(system: ReducedSystem, times: np.ndarray, integrator: str, rtol: float,
               atol: float, progress: bool) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    rows = np.empty((times.size, len(CORE_COLUMNS)))
+    rows = np.empty((times.size, system.width()))
     state: dict[str, Any] = {"F": system.F0, "loss0": None}  # F: last healthy saved state
 
     def on_save(k: int, t: float, F: np.ndarray) -> None:
@@ -356,7 +367,9 @@ def _run_flow(system: ReducedSystem, times: np.ndarray, integrator: str, rtol: f
 def solve(problem: Problem, steps: int, method: str = "gd",
           save_times: Iterable[int] | np.ndarray | None = None, data: ProblemData | None = None,
           integrator: str = "rkc", rtol: float | None = None, atol: float | None = None,
-          progress: bool = False) -> Trajectory:
+          progress: bool = False,
+          observers: dict[str, Callable[["ReducedSystem", np.ndarray], float]] | None = None
+          ) -> Trajectory:
     """Solve the reduced dynamics of ``problem`` up to ``steps`` GD steps.
 
     method "gd":   the exact discrete GD map (equal to training the network, any N).
@@ -364,6 +377,7 @@ def solve(problem: Problem, steps: int, method: str = "gd",
                    steps, by an adaptive ``integrator``: "rkc" (Runge–Kutta–Chebyshev,
                    default rtol 1e-4) or "dopri5" (Dormand–Prince 5(4), default rtol 1e-7).
     Save times are the default log-spaced grid up to ``steps`` plus exactly ``save_times``.
+    ``observers`` adds columns: name -> fn(system, F), evaluated on the state at each save time.
     """
     if method not in METHODS:
         raise ProblemError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -377,6 +391,10 @@ def solve(problem: Problem, steps: int, method: str = "gd",
     times = make_save_times(steps, extra=save_times)
     t0 = time.perf_counter()
     system = ReducedSystem.build(problem, data)
+    for name, fn in (observers or {}).items():
+        if name in CORE_COLUMNS or name == "t":
+            raise ProblemError(f"observer name {name!r} clashes with a core column")
+        system.observers[name] = fn
     info: dict[str, Any] = {"steps": int(steps), "rank": int(system.F0.shape[1])}
     if method == "gd":
         rows, F = _run_gd(system, times, progress)
@@ -386,6 +404,8 @@ def solve(problem: Problem, steps: int, method: str = "gd",
         info.update(stats, integrator=integrator, rtol=rtol, atol=atol)
     info["wall_time"] = time.perf_counter() - t0
     cols = {name: rows[:, j].copy() for j, name in enumerate(CORE_COLUMNS)}
-    return Trajectory(problem=problem, method=method, t=times.astype(np.float64), **cols,
+    extra = {name: rows[:, len(CORE_COLUMNS) + j].copy()
+             for j, name in enumerate(system.observers)}
+    return Trajectory(problem=problem, method=method, t=times.astype(np.float64), **cols, extra=extra,
                       info=info, final_state={"F": F, "c": system.c, "z": system.z,
                                               "wbar": F @ system.z, "M": F @ F.T})
