@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(s)
     s.add_argument("--method", choices=["gd", "flow"], default="gd",
                    help="gd: exact discrete GD map (default); flow: adaptive gradient flow")
+    s.add_argument("--no-theory", dest="theory", action="store_false",
+                   help="skip the lazy-regime theory (K0 line, linearised curves, kernel "
+                        "alignment, summary.json)")
     s.add_argument("--integrator", choices=["rkc", "dopri5"], default="rkc",
                    help="integrator for --method flow: rkc (Runge-Kutta-Chebyshev, default, "
                         "rtol 1e-4) or dopri5 (Dormand-Prince 5(4), rtol 1e-7)")
@@ -178,6 +181,7 @@ def _run(args: argparse.Namespace) -> int:
     config = {"command": args.command, "problem": problem.to_dict(), "steps": steps,
               "save_times": extra, "method": getattr(args, "method", None),
               "integrator": getattr(args, "integrator", None),
+              "theory": getattr(args, "theory", None),
               "rtol": getattr(args, "rtol", None), "atol": getattr(args, "atol", None),
               "train_readouts": getattr(args, "train_readouts", False)}
     _check_out_dir(args.out, config, args.overwrite)
@@ -187,8 +191,15 @@ def _run(args: argparse.Namespace) -> int:
         from .reduced import solve
 
         kw = {k: getattr(args, k) for k in ("rtol", "atol") if getattr(args, k) is not None}
-        traj = solve(problem, steps, method=args.method, save_times=extra, data=data,
-                     integrator=args.integrator, progress=progress, **kw)
+        if args.theory:
+            from .linearized import solve_with_theory
+
+            traj = solve_with_theory(problem, steps, method=args.method, save_times=extra,
+                                     data=data, integrator=args.integrator,
+                                     progress=progress, **kw)
+        else:
+            traj = solve(problem, steps, method=args.method, save_times=extra, data=data,
+                         integrator=args.integrator, progress=progress, **kw)
     elif args.command == "simulate":
         from validation import simulate
 

@@ -21,7 +21,7 @@ from .statistics import predict
 
 __all__ = ["ntk", "LinearizedModel", "kernel_regression", "paper_kernel_alignment",
            "centered_kernel_alignment", "kernel_drift", "target_power_topk", "lazy_summary",
-           "kernel_alignment_observer"]
+           "kernel_alignment_observer", "solve_with_theory"]
 
 
 def _eigh(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -182,11 +182,17 @@ def target_power_topk(K: np.ndarray, y: np.ndarray, k: int) -> float:
     return float(proj @ proj / (y @ y))
 
 
+#: The ``kernel_alignment`` column uses at most this many test points (cost ~ n^2 r per save).
+ALIGNMENT_POINTS = 500
+
+
 def kernel_alignment_observer(system: ReducedSystem, F: np.ndarray) -> float:
-    """The ``kernel_alignment`` column: the paper's alignment of the current NTK on the test set
-    with the test targets (as in the paper's Figure 1)."""
-    K = ntk(system, F, system.X_test)
-    return paper_kernel_alignment(K, system.y_test)
+    """The ``kernel_alignment`` column: the paper's alignment (one-sided centering) of the
+    current NTK with the targets on the test set, as in the paper's Figure 1 — on the first
+    ``ALIGNMENT_POINTS`` test points (all of them when the test set is smaller)."""
+    n = min(ALIGNMENT_POINTS, system.X_test.shape[0])
+    K = ntk(system, F, system.X_test[:n])
+    return paper_kernel_alignment(K, system.y_test[:n])
 
 
 def lazy_summary(problem: Problem, data: ProblemData | None = None,
@@ -196,10 +202,43 @@ def lazy_summary(problem: Problem, data: ProblemData | None = None,
     model = LinearizedModel.build(problem, data, system)
     tr, te = model.limit()
     # lazy peak: fine log grid up to well past the slowest linear mode's time
-    t = np.unique(np.concatenate([[0.0], np.logspace(0, 9, 1801)]))
+    t = np.unique(np.concatenate([[0.0], np.logspace(0, 9, 541)]))
     method = "gd" if np.all(model.c * model.lam < 2.0) else "flow"
     _, test = model.curves(t, method)
     k = int(np.argmax(test))
     return {"kernel_regression_train_loss": tr, "kernel_regression_test_loss": te,
             "linearized_peak_time": float(t[k]) if k > 0 else math.nan,
             "linearized_peak_test_loss": float(test[k])}
+
+
+def solve_with_theory(problem: Problem, steps: int, method: str = "gd",
+                      data: ProblemData | None = None, **solve_kw):
+    """``solve`` plus the lazy-regime theory, as ``lazyrich solve`` writes it:
+
+    * columns ``linearized_train_loss``/``linearized_test_loss`` (closed form, same method),
+      and ``kernel_alignment`` (the paper's alignment of the current test-set NTK);
+    * ``info["summary"]``: K0-regression train/test MSE, the linearised model's lazy peak,
+      predicted times (lazyrich_theory.timescales) and measured grokking metrics.
+    """
+    from .reduced import solve
+    from .timescales import grokking_metrics, predict_timescales
+
+    data = problem.data() if data is None else data
+    observers = dict(solve_kw.pop("observers", None) or {})
+    observers.setdefault("kernel_alignment", kernel_alignment_observer)
+    traj = solve(problem, steps, method=method, data=data, observers=observers, **solve_kw)
+    system = ReducedSystem.build(problem, data)
+    model = LinearizedModel.build(problem, data, system)
+    lin_method = "gd" if method == "gd" and np.all(model.c * model.lam < 2.0) else "flow"
+    lin_train, lin_test = model.curves(traj.t, lin_method)
+    traj = traj.with_columns(linearized_train_loss=lin_train, linearized_test_loss=lin_test)
+    summary: dict = dict(lazy_summary(problem, data, system))
+    ts = predict_timescales(problem, data, summary["linearized_peak_time"])
+    summary.update(ts.to_dict())
+    summary.update({f"measured_{k}": v for k, v in
+                    grokking_metrics(traj.t, traj.train_loss, traj.test_loss).items()})
+    summary["initial_test_loss"] = float(traj.test_loss[0])
+    summary["max_test_loss"] = float(np.max(traj.test_loss))
+    traj.info["summary"] = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                            for k, v in summary.items()}
+    return traj

@@ -48,10 +48,19 @@ def plot_trajectory(traj: "Trajectory", path: str | os.PathLike | None = None, d
     for name, style in (("linearized_train_loss", ("--", "k")), ("linearized_test_loss", ("-", "k"))):
         if name in traj.extra:
             ax1.plot(x, traj.extra[name], style[0], color=style[1], lw=1.0,
-                     label=name.replace("_", " "))
+                     label=name.replace("_", " ").replace("linearized", "linearised"))
     if not online:
         ax1.axhline(traj.test_loss[0], color="tab:orange", lw=0.6, alpha=0.5,
                     label="initial test loss")
+    summary = traj.info.get("summary") or {}
+    k0 = summary.get("kernel_regression_test_loss")
+    if k0:
+        ax1.axhline(k0, color="tab:red", lw=1.2, ls="-.", label=f"K0 regression ({k0:.3f})")
+    if "kernel_alignment" in traj.extra:
+        ax3 = ax1.twinx()
+        ax3.plot(x, traj.extra["kernel_alignment"], "-", color="tab:purple", lw=1.2, alpha=0.8)
+        ax3.set_ylabel("NTK alignment (paper's, test set)", color="tab:purple")
+        ax3.tick_params(axis="y", colors="tab:purple")
     ax1.set_xscale("log")
     ax1.set_yscale("log")
     ax1.set_xlabel("GD steps t  (t = 0 drawn at 1/2)")

@@ -98,7 +98,8 @@ class Trajectory:
         """Write the trajectory to ``folder`` (created if needed); each file atomically.
 
         Files: trajectory.csv, problem.json, run.json, state.npz (final state, if known),
-        data.npz (if ``data`` is given) and trajectory.png (if ``plot``).
+        summary.json (if ``info["summary"]``), data.npz (if ``data`` is given) and
+        trajectory.png (if ``plot``).
         """
         folder = os.fspath(folder)
         os.makedirs(folder, exist_ok=True)
@@ -109,6 +110,8 @@ class Trajectory:
         atomic_write_json(os.path.join(folder, "problem.json"), self.problem.to_dict())
         atomic_write_json(os.path.join(folder, "run.json"),
                           {"method": self.method, **_jsonable(self.info)})
+        if "summary" in self.info:
+            atomic_write_json(os.path.join(folder, "summary.json"), _jsonable(self.info["summary"]))
         header = ("t",) + self.columns
         atomic_write_csv(os.path.join(folder, "trajectory.csv"), header,
                          [self[h] for h in header])

@@ -455,10 +455,13 @@ def test_population_and_N_inf(tmp_path, capsys):
         assert data[0, 0] == 0 and data[-1, 0] == 300
         assert read_json(d / "problem.json")["N"] == ("inf" if N == "inf" else 5)
         assert ("W0" in read_npz(d / "data.npz")) == (N != "inf")
-    # population writes the same columns as solve, on the same time grid
+    # population writes the same core columns as solve (solve adds the lazy-theory columns),
+    # on the same time grid
     h_solve, d_solve = read_csv(dirs["solve", "inf"] / "trajectory.csv")
     h_pop, d_pop = read_csv(dirs["population", "inf"] / "trajectory.csv")
-    assert h_pop == h_solve
+    assert h_pop == h_solve[:len(h_pop)]
+    assert h_solve[len(h_pop):] == ["kernel_alignment", "linearized_train_loss",
+                                    "linearized_test_loss"]
     np.testing.assert_array_equal(d_pop[:, 0], d_solve[:, 0])
     # online: no train/test gap, and the loss decreases from the same initial value
     pop = dict(zip(h_pop, d_pop.T))
@@ -510,3 +513,26 @@ def test_console_script_simulate_finds_the_validation_package(tmp_path):
                          text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert (out / "trajectory.csv").is_file()
+
+
+def test_solve_writes_lazy_theory_summary_and_columns(tmp_path):
+    """Issue contract: summary.json keys and the three lazy-theory columns."""
+    out = tmp_path / "run"
+    rc = main(["solve", "--D", "12", "--P", "30", "--N", "20", "--eps", "0.3", "--steps", "500",
+               "--out", str(out), "--quiet", "--no-plot"])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("kernel_regression_test_loss", "kernel_regression_train_loss",
+                "predicted_rich_time_estimate", "predicted_rich_time_population",
+                "predicted_lazy_fit_time", "predicted_grokking_delay"):
+        assert key in summary, key
+    assert summary["kernel_regression_test_loss"] > 0
+    header = (out / "trajectory.csv").read_text().splitlines()[0].split(",")
+    for col in ("linearized_train_loss", "linearized_test_loss", "kernel_alignment"):
+        assert col in header
+    # --no-theory: core columns only, no summary
+    out2 = tmp_path / "bare"
+    assert main(["solve", "--D", "12", "--P", "30", "--N", "20", "--steps", "50", "--no-theory",
+                 "--out", str(out2), "--quiet", "--no-plot"]) == 0
+    assert not (out2 / "summary.json").exists()
+    assert "kernel_alignment" not in (out2 / "trajectory.csv").read_text().splitlines()[0]
