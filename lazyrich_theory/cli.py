@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dir_b")
     s.add_argument("--columns", type=str, default="train_loss,test_loss,population_loss",
                    help="comma-separated columns to compare")
+    from .phase_cli import add_phase_parser
+
+    add_phase_parser(sub, _add_model_options)
     return parser
 
 
@@ -172,6 +175,10 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "compare":
         return _compare(args)
+    if args.command == "phase":
+        from .phase_cli import run_phase
+
+        return run_phase(args)
     problem, steps = problem_from_args(args)
     extra = parse_times(args.save_times) if args.save_times else None
     from .schedule import save_times as make_times
@@ -255,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command is None:
             print("lazyrich: error: a command is required (solve, simulate, population, "
-                  "compare); see lazyrich --help", file=sys.stderr)
+                  "compare, phase); see lazyrich --help", file=sys.stderr)
             return 2
         return _run(args)
     except (UsageError, ProblemError) as exc:

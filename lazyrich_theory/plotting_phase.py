@@ -1,0 +1,270 @@
+"""Pictures of phase sweeps (matplotlib, Agg backend; PNG files).
+
+* two or more swept parameters: a heat map of the seed-mean paper grokking time over the first
+  two (first = y axis, second = x axis, as in the paper's Fig. 3(e): alpha up, eps across),
+  with the measured grokking boundary (solid black: the test loss reaches the threshold within
+  T in half the seeds) and the theory's boundary overlaid: dashed blue where the predicted
+  N = inf rich-transition time equals the linearised model's train-fit time
+  (``predicted_time_ratio`` = 1, no free constant), dotted blue the same ratio at the level
+  that best separates the measured cells (a fitted constant, printed in the legend); one
+  panel per value of a third parameter (further ones at their first value);
+* one swept parameter: curves of the measured and predicted grokking times against it, the
+  seed spread as a band (mean +- std) and the single seeds as dots.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .sweep import PhaseResult
+
+__all__ = ["plot_phase"]
+
+_LABELS = {"alpha": "α (laziness)", "eps": "ε (initial kernel alignment)", "D": "D", "P": "P",
+           "N": "N", "eta0": "η0", "test_size": "test size", "convention": "convention",
+           "centered": "centered"}
+MAX_PANELS = 12
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _numeric(values) -> np.ndarray | None:
+    try:
+        a = np.asarray([float(v) for v in values], dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return a if np.all(np.isfinite(a)) else None
+
+
+def _edges(c: np.ndarray, log: bool) -> np.ndarray:
+    """Cell edges around centres c (midpoints; geometric for log axes)."""
+    if c.size == 1:
+        return np.array([c[0] * 0.9, c[0] * 1.1]) if log else np.array([c[0] - 0.5, c[0] + 0.5])
+    x = np.log(c) if log else c
+    mid = 0.5 * (x[1:] + x[:-1])
+    e = np.concatenate([[x[0] - (mid[0] - x[0])], mid, [x[-1] + (x[-1] - mid[-1])]])
+    return np.exp(e) if log else e
+
+
+def _is_log(res: "PhaseResult", dim: str, c: np.ndarray | None) -> bool:
+    for ax in res.config.get("axes", []):
+        if ax.get("name") == dim:
+            if ax.get("spacing") == "log":
+                return True
+    return False
+
+
+def _title(res: "PhaseResult") -> str:
+    cfg = res.config
+    b = cfg.get("base_problem", {})
+    swept = set(res.dims)
+    parts = [f"{k}={b[k]}" for k in ("D", "P", "N", "alpha", "eps", "eta0") if k in b
+             and k not in swept]
+    n_seed = len(res.coords["seed"])
+    extra = f"{cfg.get('method', '')}, T={cfg.get('steps')}, threshold {cfg.get('threshold')}"
+    cen = "centered" if b.get("centered", True) else "uncentered"
+    return f"{', '.join(parts)}, {cen}; {extra}; {n_seed} seed{'s' if n_seed > 1 else ''}"
+
+
+def plot_phase(res: "PhaseResult", path: str | os.PathLike | None = None, dpi: int = 130,
+               metric: str = "paper_grokking_time"):
+    """Draw ``res`` (heat map or curves, see the module doc); returns the Figure (closed after
+    saving when ``path`` is given)."""
+    plt = _plt()
+    gd = [d for d in res.grid_dims if len(res.coords[d]) > 1] or list(res.grid_dims)
+    if len(gd) >= 2:
+        fig = _heatmaps(plt, res, gd, metric)
+    elif len(gd) == 1:
+        fig = _curves(plt, res, gd[0], metric)
+    else:
+        fig = _curves(plt, res, "seed", metric)
+    if path is not None:
+        fig.savefig(os.fspath(path), dpi=dpi)
+        plt.close(fig)
+    return fig
+
+
+def _slice(res: "PhaseResult", arr: np.ndarray, keep: list[str], fixed: dict[str, int]):
+    """arr over grid dims (no seed) reduced to the dims in ``keep`` at the indices ``fixed``."""
+    grid = list(res.grid_dims)
+    idx = tuple(slice(None) if d in keep else fixed.get(d, 0) for d in grid)
+    out = arr[idx]
+    kept = [d for d in grid if d in keep]
+    if kept != keep:
+        out = out.T
+    return out
+
+
+def _heatmaps(plt, res: "PhaseResult", gd: list[str], metric: str):
+    ydim, xdim = gd[0], gd[1]
+    rest = gd[2:]
+    panels: list[dict[str, int]] = [{}]
+    note = ""
+    if rest:
+        third = rest[0]
+        panels = [{third: i} for i in range(len(res.coords[third]))][:MAX_PANELS]
+        if len(rest) > 1 or len(res.coords[third]) > MAX_PANELS:
+            note = " (further parameters at their first value)"
+    n = len(panels)
+    ncol = min(n, 3)
+    nrow = math.ceil(n / ncol)
+    fig, axs = plt.subplots(nrow, ncol, figsize=(6.4 * ncol, 6.0 * nrow), squeeze=False,
+                            constrained_layout=True)
+    mean = res.mean(metric)
+    reached_frac = None
+    if "test_time" in res.data:
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(np.asarray(res.data["test_time"], float))
+            reached_frac = ok.mean(axis=res.dims.index("seed"))
+    ratio = res.mean("predicted_time_ratio") if "predicted_time_ratio" in res.data else None
+    c_fit = best_ratio_level(res) if ratio is not None else None
+    vmax = np.nanmax(mean) if np.any(np.isfinite(mean)) else 1.0
+    yc, xc = _numeric(res.coords[ydim]), _numeric(res.coords[xdim])
+    ylog, xlog = _is_log(res, ydim, yc), _is_log(res, xdim, xc)
+    ny, nx = len(res.coords[ydim]), len(res.coords[xdim])
+    yv = yc if yc is not None else np.arange(ny, dtype=float)
+    xv = xc if xc is not None else np.arange(nx, dtype=float)
+    mesh = None
+    for k, fixed in enumerate(panels):
+        ax = axs[k // ncol][k % ncol]
+        Z = _slice(res, mean, [ydim, xdim], fixed)
+        mesh = ax.pcolormesh(_edges(xv, xlog), _edges(yv, ylog), np.ma.masked_invalid(Z),
+                             cmap="OrRd", vmin=0.0, vmax=vmax if vmax > 0 else 1.0,
+                             shading="flat")
+        handles = []
+        if reached_frac is not None and nx > 1 and ny > 1:
+            R = _slice(res, reached_frac, [ydim, xdim], fixed)
+            if np.nanmin(R) < 0.5 < np.nanmax(R):
+                cs = ax.contour(xv, yv, R, levels=[0.5], colors="k", linewidths=2.0)
+                handles.append(plt.Line2D([], [], color="k", lw=2.0,
+                                          label="measured boundary: test loss reaches "
+                                                f"{res.config.get('threshold')} within T"))
+                del cs
+        if ratio is not None and nx > 1 and ny > 1:
+            Q = _slice(res, ratio, [ydim, xdim], fixed)
+            logQ = np.log(np.where(Q > 0, Q, np.nan))
+            if np.all(np.isfinite(logQ)):
+                if logQ.min() < 0.0 < logQ.max():
+                    ax.contour(xv, yv, logQ, levels=[0.0], colors="tab:blue", linewidths=2.0,
+                               linestyles="--")
+                    handles.append(plt.Line2D([], [], color="tab:blue", lw=2.0, ls="--",
+                                              label="predicted boundary: t_rich = t_lazy fit"))
+                else:
+                    where = "everywhere" if logQ.max() < 0 else "nowhere"
+                    handles.append(plt.Line2D([], [], color="tab:blue", lw=2.0, ls="--",
+                                              label=f"predicted (t_rich < t_lazy fit): grokking "
+                                                    f"{where} on this grid"))
+                if c_fit is not None and logQ.min() < math.log(c_fit) < logQ.max():
+                    ax.contour(xv, yv, logQ, levels=[math.log(c_fit)], colors="tab:blue",
+                               linewidths=1.4, linestyles=":")
+                    handles.append(plt.Line2D([], [], color="tab:blue", lw=1.4, ls=":",
+                                              label=f"same theory ratio at the level that best "
+                                                    f"fits: t_rich = {c_fit:.3g} t_lazy fit"))
+        if xlog:
+            ax.set_xscale("log")
+        if ylog:
+            ax.set_yscale("log")
+        if xc is None:
+            ax.set_xticks(xv, [str(v) for v in res.coords[xdim]])
+        if yc is None:
+            ax.set_yticks(yv, [str(v) for v in res.coords[ydim]])
+        ax.set_xlabel(_LABELS.get(xdim, xdim))
+        ax.set_ylabel(_LABELS.get(ydim, ydim))
+        if fixed:
+            (d, i), = fixed.items()
+            ax.set_title(f"{d} = {res.coords[d][i]}")
+        if handles:
+            ax.legend(handles=handles, fontsize=7.5, loc="upper center",
+                      bbox_to_anchor=(0.5, -0.13), framealpha=0.9)
+    for k in range(n, nrow * ncol):
+        axs[k // ncol][k % ncol].set_visible(False)
+    if mesh is not None:
+        fig.colorbar(mesh, ax=axs, shrink=0.9,
+                     label="amount of grokking (paper metric, GD steps; seed mean)")
+    fig.suptitle(_title(res) + note, fontsize=9.5)
+    return fig
+
+
+def best_ratio_level(res: "PhaseResult") -> float | None:
+    """The level c of predicted_time_ratio that best separates the cells whose test loss
+    reaches the threshold (ratio < c) from the others: the geometric midpoint of the gap
+    when the two sets are separable, else the level with the fewest misclassified cells.
+    None when every cell (or none) reaches the threshold.  A fitted constant, reported as such."""
+    if "predicted_time_ratio" not in res.data or "test_time" not in res.data:
+        return None
+    q = np.asarray(res.data["predicted_time_ratio"], float).ravel()
+    ok = np.isfinite(np.asarray(res.data["test_time"], float).ravel())
+    good = np.isfinite(q) & (q > 0)
+    q, ok = q[good], ok[good]
+    if q.size == 0 or ok.all() or not ok.any():
+        return None
+    levels = np.unique(q)
+    cands = np.sqrt(levels[1:] * levels[:-1]) if levels.size > 1 else levels
+    errs = [np.sum((q < c) != ok) for c in cands]
+    return float(cands[int(np.argmin(errs))])
+
+
+def _curves(plt, res: "PhaseResult", dim: str, metric: str):
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12.5, 4.6), constrained_layout=True)
+    c = _numeric(res.coords[dim])
+    x = c if c is not None else np.arange(len(res.coords[dim]), dtype=float)
+    log = _is_log(res, dim, c)
+    seed_ax = res.dims.index("seed")
+
+    def band(ax, name, color, label, style="-"):
+        if name not in res.data:
+            return
+        a = np.asarray(res.data[name], float)
+        if dim == "seed":
+            y = a.reshape(-1)
+            ax.plot(x, y, "o" + style, color=color, label=label)
+            return
+        m = _flat(res, res.mean(name), dim)
+        s = _flat(res, res.std(name), dim)
+        ax.plot(x, m, style, color=color, lw=2.0, label=label + " (seed mean)")
+        if len(res.coords["seed"]) > 1:
+            ax.fill_between(x, m - s, m + s, color=color, alpha=0.2, lw=0)
+            per = np.moveaxis(a, seed_ax, -1)
+            per = _flat(res, per, dim, extra=1)
+            for j in range(per.shape[-1]):
+                ax.plot(x, per[:, j], ".", color=color, ms=4, alpha=0.6)
+
+    band(ax1, metric, "tab:red", "grokking time (paper metric)")
+    band(ax1, "relative_grokking_time", "tab:orange", "grokking time (relative threshold)")
+    band(ax1, "predicted_grokking_delay", "tab:blue", "predicted delay", "--")
+    band(ax2, "train_time", "tab:blue", f"train loss < {res.config.get('threshold')}")
+    band(ax2, "test_time", "tab:orange", f"test loss < {res.config.get('threshold')}")
+    band(ax2, "predicted_rich_time_population", "k", "predicted rich transition", "--")
+    band(ax2, "predicted_lazy_train_time", "0.5", "predicted lazy train fit", ":")
+    for ax, yl in ((ax1, "GD steps"), (ax2, "first time under threshold (GD steps)")):
+        if log:
+            ax.set_xscale("log")
+        if c is None:
+            ax.set_xticks(x, [str(v) for v in res.coords[dim]])
+        ax.set_xlabel(_LABELS.get(dim, dim))
+        ax.set_ylabel(yl)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    ax2.set_yscale("log")
+    fig.suptitle(_title(res), fontsize=9.5)
+    return fig
+
+
+def _flat(res: "PhaseResult", arr: np.ndarray, dim: str, extra: int = 0) -> np.ndarray:
+    """Reduce a grid array (grid dims [+ extra trailing axes]) to a 1-D curve along ``dim``,
+    other grid dims at their first index."""
+    grid = list(res.grid_dims)
+    idx = tuple(slice(None) if d == dim else 0 for d in grid) + (slice(None),) * extra
+    return np.asarray(arr[idx], dtype=float)

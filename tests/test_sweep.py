@@ -1,0 +1,282 @@
+"""Phase sweeps (lazyrich_theory.sweep): grid specs, metrics, storage, resume, executors.
+
+Tiny problems (D = 10) so the whole file runs in well under a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import functools
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lazyrich_theory import Problem, ProblemError, solve
+from lazyrich_theory.sweep import (METRICS, RESULT_METRICS, cell_metrics, load_phase,
+                                   parse_axis, parse_vary, run_cell, sweep)
+from lazyrich_theory.timescales import grokking_metrics
+
+BASE = Problem(D=10, P=30, N=20, alpha=1.0, eps=0.3, eta0=1.0, seed=0, test_size=100)
+STEPS = 600
+VARY = {"alpha": "0.5:2:2", "eps": "0.1,0.4"}
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind in "US":
+        return a.shape == b.shape and bool(np.all(a == b))
+    return a.shape == b.shape and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
+
+
+def assert_same_results(r1, r2):
+    assert r1.dims == r2.dims
+    for d in r1.dims:
+        assert list(r1.coords[d]) == list(r2.coords[d])
+    for name in RESULT_METRICS + ("status", "cell_id"):
+        assert _same(r1[name], r2[name]), name
+
+
+# ------------------------------------------------------------------------------ axis specs
+def test_parse_linear_log_list():
+    a = parse_axis("alpha", "0.4:5.6:14")
+    assert a.spacing == "linear" and len(a) == 14
+    assert a.values[0] == pytest.approx(0.4) and a.values[-1] == pytest.approx(5.6)
+    assert np.allclose(np.diff(a.values), 0.4)
+    b = parse_axis("alpha", "log:0.1:10:9")
+    assert b.spacing == "log" and np.allclose(np.log10(b.values), np.linspace(-1, 1, 9))
+    c = parse_axis("P", "100,200,400")
+    assert c.values == (100, 200, 400) and all(isinstance(v, int) for v in c.values)
+    n = parse_axis("N", "2,inf")
+    assert n.values == (2, math.inf)
+    assert parse_axis("convention", "a,B").values == ("A", "B")
+    assert parse_axis("centered", "true,false").values == (True, False)
+    assert parse_axis("D", "log:10:1000:3").values == (10, 100, 1000)
+    assert parse_axis("eps", [0.1, 0.2]).values == (0.1, 0.2)
+    assert parse_axis("d", "5,6").name == "D"
+    axes = parse_vary(["alpha=1,2", "eps=0.1:0.2:2"])
+    assert [x.name for x in axes] == ["alpha", "eps"]
+
+
+@pytest.mark.parametrize("item, needle", [
+    ("alpha=0.4:5.6", "START:STOP:COUNT"),
+    ("alpha=a:b:3", "must be numbers"),
+    ("alpha=1:2:0", "COUNT must be a positive integer"),
+    ("alpha=1:2:x", "COUNT must be a positive integer"),
+    ("alpha=log:-1:1:3", "log spacing needs"),
+    ("foo=1,2", "unknown parameter 'foo'"),
+    ("D=1.5,2", "integers"),
+    ("alpha=1,,2", "empty value"),
+    ("alpha=1,1", "repeated values"),
+    ("alpha", "NAME=START:STOP:COUNT"),
+    ("convention=A,C", "convention must be A or B"),
+    ("eps=0:1:nan", "COUNT"),
+])
+def test_bad_specs_one_line(item, needle):
+    with pytest.raises(ProblemError) as e:
+        parse_vary([item])
+    msg = str(e.value)
+    assert needle in msg and "\n" not in msg
+
+
+def test_bad_cells_and_options():
+    with pytest.raises(ProblemError, match=r"cell alpha=0.*alpha must be > 0"):
+        sweep(BASE, {"alpha": "0:1:3"}, STEPS, progress=False)
+    with pytest.raises(ProblemError, match="given twice"):
+        parse_vary(["alpha=1,2", "alpha=3"])
+    with pytest.raises(ProblemError, match="not both"):
+        sweep(BASE, {"seed": "0,1"}, STEPS, seeds=2, progress=False)
+    with pytest.raises(ProblemError, match="method"):
+        sweep(BASE, VARY, STEPS, method="sgd", progress=False)
+
+
+# ------------------------------------------------------------------------------ metrics
+def test_cell_metrics_paper_definition():
+    t = np.array([0, 1, 10, 100, 1000], float)
+    train = np.array([1.0, 0.5, 0.05, 0.01, 0.001])
+    test = np.array([1.0, 1.1, 0.9, 0.05, 0.01])
+    m = cell_metrics(t, train, test, threshold=0.1)
+    ref = grokking_metrics(t, train, test, threshold=0.1)
+    assert m["paper_grokking_time"] == pytest.approx(ref["test_time"] - ref["train_time"])
+    assert m["paper_grokking_time"] > 0
+    assert m["peak_test_over_initial"] == pytest.approx(1.1)
+    assert m["stop_time"] == 1000 and m["converged"] == 0
+    # never generalises: 0 (paper), test time inf
+    m = cell_metrics(t, train, np.full(5, 0.7), threshold=0.1)
+    assert m["paper_grokking_time"] == 0 and math.isinf(m["test_time"])
+    # test before train: clipped at 0 like the paper's max(0, .)
+    m = cell_metrics(t, test, train, threshold=0.1)
+    assert m["paper_grokking_time"] == 0
+    # convergence: cut at the first save time with both losses under tol
+    m = cell_metrics(t, train, test, threshold=0.1, tol=0.06, steps=1000)
+    assert m["stop_time"] == 100 and m["converged"] == 1
+    assert m["final_test_loss"] == pytest.approx(0.05)
+    assert set(METRICS) >= set(m)
+
+
+def test_run_cell_matches_solve():
+    spec = dict(problem=BASE.to_dict(), steps=STEPS, method="gd", integrator="rkc", rtol=None,
+                atol=None, threshold=0.1, relative=0.1, tol=None, predict=True)
+    rec = run_cell(spec)
+    tr = solve(BASE, STEPS, method="gd")
+    ref = grokking_metrics(tr.t, tr.train_loss, tr.test_loss)
+    for k in ("train_time", "test_time", "final_train_loss", "final_test_loss",
+              "peak_test_over_initial"):
+        assert rec["metrics"][k] == pytest.approx(ref[k], rel=1e-12), k
+    assert rec["status"] == "ok"
+    assert math.isfinite(rec["metrics"]["predicted_rich_time_population"])
+    # gd with early stopping stops computing at convergence
+    rec2 = run_cell({**spec, "tol": 1e-2})
+    assert rec2["metrics"]["stop_time"] <= STEPS
+    if rec2["metrics"]["converged"]:
+        assert rec2["metrics"]["final_train_loss"] < 1e-2
+
+
+def test_diverging_cell_is_recorded_not_fatal(tmp_path):
+    res = sweep(BASE, {"eta0": "1,400"}, 300, method="gd", workers=1, progress=False,
+                out=tmp_path / "d", plot=False)
+    assert list(res["status"].ravel()) == ["ok", "diverged"]
+    assert np.isnan(res["paper_grokking_time"][1, 0])
+    assert math.isfinite(res["predicted_rich_time_population"][1, 0])
+
+
+# ------------------------------------------------------------------------------ storage
+def test_sweep_storage_layout_and_resume(tmp_path):
+    out = tmp_path / "ph"
+    res = sweep(BASE, VARY, STEPS, seeds=2, workers=1, out=out, progress=False)
+    assert res.dims == ("alpha", "eps", "seed") and res.shape == (2, 2, 2)
+    assert res.stats["n_computed"] == 8 and res.stats["n_resumed"] == 0
+    for f in ("sweep.json", "phase.csv", "phase_mean.csv", "phase.npz", "phase.json",
+              "phase.png", "computed.log"):
+        assert (out / f).is_file(), f
+    assert len(list((out / "cells").glob("*.json"))) == 8
+    # tidy CSV: one row per cell
+    lines = (out / "phase.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert header[:5] == ["alpha", "eps", "seed", "cell_id", "status"]
+    assert len(lines) == 1 + 8
+    assert len((out / "phase_mean.csv").read_text().splitlines()) == 1 + 4
+    # labeled dataset: npz + sidecar
+    side = json.loads((out / "phase.json").read_text())
+    assert side["dims"] == ["alpha", "eps", "seed"] and side["shape"] == [2, 2, 2]
+    with np.load(out / "phase.npz") as z:
+        assert z["paper_grokking_time"].shape == (2, 2, 2)
+        assert list(z["coord_seed"]) == [0, 1]
+    back = load_phase(out)
+    assert_same_results(res, back)
+    assert np.allclose(res.mean("test_time"), np.mean(res["test_time"], axis=2))
+    assert res.std("test_time").shape == (2, 2)
+    # resume: nothing recomputed, identical results, workers not part of the identity
+    csv1 = (out / "phase.csv").read_bytes()
+    res2 = sweep(BASE, VARY, STEPS, seeds=2, workers=2, out=out, progress=False)
+    assert res2.stats["n_computed"] == 0 and res2.stats["n_resumed"] == 8
+    assert (out / "phase.csv").read_bytes() == csv1
+    assert len((out / "computed.log").read_text().split("\n")) - 1 == 8
+    # a different configuration is refused
+    with pytest.raises(ProblemError, match=r"different sweep \(differs in: steps\)"):
+        sweep(BASE, VARY, STEPS + 1, seeds=2, out=out, progress=False)
+    with pytest.raises(ProblemError, match="differs in: axes"):
+        sweep(BASE, {"alpha": "0.5:2:3", "eps": "0.1,0.4"}, STEPS, seeds=2, out=out,
+              progress=False)
+
+
+def test_partial_resume_computes_only_the_rest(tmp_path):
+    out = tmp_path / "p"
+    full = sweep(BASE, VARY, STEPS, workers=1, out=out, progress=False, plot=False)
+    cells = sorted((out / "cells").glob("*.json"))
+    for c in cells[:2]:
+        c.unlink()
+    (out / "phase.csv").unlink()
+    again = sweep(BASE, VARY, STEPS, workers=1, out=out, progress=False, plot=False)
+    assert again.stats["n_computed"] == 2 and again.stats["n_resumed"] == 2
+    assert_same_results(full, again)
+
+
+def test_one_d_sweep_plots_curves(tmp_path):
+    res = sweep(BASE, {"alpha": "log:0.5:2:3"}, STEPS, seeds=2, workers=1, progress=False,
+                out=tmp_path / "c")
+    assert (tmp_path / "c" / "phase.png").stat().st_size > 10_000
+    assert res.mean("paper_grokking_time").shape == (3,)
+
+
+# ------------------------------------------------------------------------------ executors
+def _crash_once(marker, spec):
+    """A cell function whose worker dies (os._exit) the first time it meets cell alpha=2,
+    eps=0.4 (the marker file remembers it)."""
+    marker = Path(marker)
+    p = spec["problem"]
+    if p["alpha"] == 2.0 and p["eps"] == 0.4 and not marker.exists():
+        marker.write_text("crashed")
+        os._exit(3)
+    return run_cell(spec)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "ref"
+    return sweep(BASE, VARY, STEPS, seeds=2, workers=1, out=out, progress=False, plot=False)
+
+
+def test_process_pool_equals_serial(reference, tmp_path):
+    res = sweep(BASE, VARY, STEPS, seeds=2, workers=2, out=tmp_path / "pool", progress=False,
+                plot=False)
+    assert_same_results(reference, res)
+
+
+def test_dead_worker_is_retried(reference, tmp_path):
+    marker = tmp_path / "marker"
+    out = tmp_path / "crash"
+    res = sweep(BASE, VARY, STEPS, seeds=2, workers=2, out=out, progress=False, plot=False,
+                cell_fn=functools.partial(_crash_once, str(marker)))
+    assert marker.read_text() == "crashed"           # a worker did die
+    assert res.stats["n_failed"] == 0
+    assert_same_results(reference, res)
+    ids = (out / "computed.log").read_text().split()[::2]
+    assert len(ids) == len(set(ids)) == 8            # each cell stored exactly once
+
+
+def test_concurrent_futures_executor(reference, tmp_path):
+    with cf.ThreadPoolExecutor(2) as ex:
+        res = sweep(BASE, VARY, STEPS, seeds=2, executor=ex, out=tmp_path / "th",
+                    progress=False, plot=False)
+    assert_same_results(reference, res)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=40)
+    yield cluster
+    cluster.close()
+
+
+def test_dask_local_cluster_equals_pool(reference, dask_cluster, tmp_path):
+    out = tmp_path / "dask"
+    res = sweep(BASE, VARY, STEPS, seeds=2, scheduler=dask_cluster.scheduler_address,
+                out=out, progress=False, plot=False)
+    assert_same_results(reference, res)
+    assert len(list((out / "cells").glob("*.json"))) == 8
+    # resuming the same sweep through Dask computes nothing
+    res2 = sweep(BASE, VARY, STEPS, seeds=2, scheduler=dask_cluster.scheduler_address,
+                 out=out, progress=False, plot=False)
+    assert res2.stats["n_computed"] == 0
+
+
+def test_dask_dead_worker_is_retried(reference, dask_cluster, tmp_path):
+    import cloudpickle
+    from distributed import Client
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers can't import tests
+    marker = tmp_path / "marker"
+    with Client(dask_cluster) as client:
+        res = sweep(BASE, VARY, STEPS, seeds=2, executor=client, out=tmp_path / "dk",
+                    progress=False, plot=False,
+                    cell_fn=functools.partial(_crash_once, str(marker)))
+    assert marker.read_text() == "crashed"
+    assert res.stats["n_failed"] == 0
+    assert_same_results(reference, res)
