@@ -199,7 +199,7 @@ def _run(args: argparse.Namespace) -> int:
 
         kw = {k: getattr(args, k) for k in ("rtol", "atol") if getattr(args, k) is not None}
         if args.theory:
-            from .linearized import solve_with_theory
+            from .lazy import solve_with_theory
 
             traj = solve_with_theory(problem, steps, method=args.method, save_times=extra,
                                      data=data, integrator=args.integrator,
