@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .phase_cli import add_phase_parser
 
     add_phase_parser(sub, _add_model_options)
+    f = sub.add_parser("figure", help="reproduce one of the paper's figures (or all)",
+                       add_help=False)
+    f.add_argument("figure_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -179,6 +182,10 @@ def _run(args: argparse.Namespace) -> int:
         from .phase_cli import run_phase
 
         return run_phase(args)
+    if args.command == "figure":
+        from .figures import main as figure_main
+
+        return figure_main(args.figure_args)
     problem, steps = problem_from_args(args)
     extra = parse_times(args.save_times) if args.save_times else None
     from .schedule import save_times as make_times
@@ -257,12 +264,17 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "figure":       # its own parser (figures.main), options included
+        from .figures import main as figure_main
+
+        return figure_main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         if args.command is None:
             print("lazyrich: error: a command is required (solve, simulate, population, "
-                  "compare, phase); see lazyrich --help", file=sys.stderr)
+                  "compare, phase, figure); see lazyrich --help", file=sys.stderr)
             return 2
         return _run(args)
     except (UsageError, ProblemError) as exc:
