@@ -4,7 +4,8 @@
 
 Each figure uses the paper's configuration (../shared/reference/paper_notes.md §4) unless
 overridden, writes its PNG(s) and the data behind them into DIR, and overlays theory where the
-package has it.  Implemented: fig1, fig3a, fig3e, fig4 (``all`` runs them in turn).
+package has it.  Implemented: fig1, fig3a, fig3b, fig3e, fig4, fig12, goldilocks
+(``all`` runs them in turn); not yet: fig5, interpolation.
 """
 
 from __future__ import annotations
@@ -106,6 +107,31 @@ def _fig4(problem: Problem, steps: int, out: str, **_) -> dict:
             "final_test_loss": float(tr.test_loss[-1]), "max_test_loss": float(tr.test_loss.max())}
 
 
+# ----------------------------------------------------------------------------- fig12
+def _fig12(problem: Problem, steps: int, out: str, **_) -> dict:
+    """Figure 12: trained readouts (numpy network, validation/) next to the exact reduced
+    dynamics with fixed readouts -- trained readouts do not close on (wbar, M), so the
+    network is the only route; the reduced curve shows what the readouts change."""
+    from validation import simulate
+
+    from .reduced import solve
+
+    data = problem.data()
+    net = simulate(problem, steps, data=data, train_readouts=True)
+    fixed = solve(problem, steps, data=data)
+    net.save(os.path.join(out, "network_trained_readouts"), plot=False)
+    fixed.save(os.path.join(out, "reduced_fixed_readouts"), plot=False)
+    fig = net.plot()
+    ax = fig.axes[0]
+    x = np.where(fixed.t > 0, fixed.t, 0.5)
+    ax.plot(x, fixed.test_loss, "-", color="0.5", lw=1.0, label="fixed readouts (reduced) test")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.savefig(os.path.join(out, "fig12.png"), dpi=130)
+    _plt().close(fig)
+    return {"final_test_trained_readouts": float(net.test_loss[-1]),
+            "final_test_fixed_readouts": float(fixed.test_loss[-1])}
+
+
 # ----------------------------------------------------------------------------- fig3a
 FIG3A_ALPHAS = tuple(2.0**k for k in range(-5, 5))   # 2^-5 ... 16 (the paper omits 32)
 
@@ -114,47 +140,85 @@ def _fig3a(problem: Problem, steps: int, out: str, alphas=FIG3A_ALPHAS, method: 
            **_) -> dict:
     """Figure 3(a): train and test loss, each normalised by its initial value, for a sweep of
     alpha (convention B); the online ODE's transition time marked for each alpha."""
+    return _sweep_curves(problem, steps, out, "alpha", alphas, method, "fig3a",
+                         "Fig. 3(a): α sweep", log2_labels=True)
+
+
+FIG3B_EPS = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def _fig3b(problem: Problem, steps: int, out: str, epss=FIG3B_EPS, method: str = "flow",
+           **_) -> dict:
+    """Figure 3(b): the same for a sweep of eps (values from the students' version; the
+    paper's eps-sweep code is missing, paper_notes §4.4)."""
+    return _sweep_curves(problem, steps, out, "eps", epss, method, "fig3b",
+                         "Fig. 3(b): ε sweep", log2_labels=True)
+
+
+GOLDILOCKS_P = (50, 120, 500)
+
+
+def _goldilocks(problem: Problem, steps: int, out: str, Ps=GOLDILOCKS_P, method: str = "gd",
+                **_) -> dict:
+    """Goldilocks appendix: a sweep of the number of training points P (grokking needs P
+    neither too small nor too large)."""
+    return _sweep_curves(problem, steps, out, "P", Ps, method, "goldilocks",
+                         "Goldilocks: P sweep", log2_labels=False, normalise=False)
+
+
+def _sweep_curves(problem: Problem, steps: int, out: str, param: str, values, method: str,
+                  name: str, title: str, log2_labels: bool = True,
+                  normalise: bool = True) -> dict:
+    """Train (dashed) and test (solid) curves for a sweep of one problem parameter, with the
+    online ODE's transition time (dotted) for each value."""
+    alphas = values
     from .reduced import solve
     from .storage import atomic_write_csv
     from .timescales import grokking_metrics, predict_timescales
 
-    data = problem.data()
+    same_data = param not in ("P", "D", "N", "seed", "test_size")
+    data = problem.data() if same_data else None
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.4), constrained_layout=True)
     cmap = plt.get_cmap("viridis")
     rows, header, cols = [], None, {}
+    sym = {"alpha": "α", "eps": "ε"}.get(param, param)
     for i, al in enumerate(alphas):
-        p = problem.replace(alpha=float(al))
-        tr = solve(p, steps, method=method, data=data)
+        p = problem.replace(**{param: type(getattr(problem, param))(al)})
+        d = data if same_data else p.data()
+        tr = solve(p, steps, method=method, data=d)
         color = cmap(i / max(1, len(alphas) - 1))
         x = np.where(tr.t > 0, tr.t, 0.5)
-        k = int(round(math.log2(al)))
-        a1.plot(x, tr.train_loss / tr.train_loss[0], "--", color=color, lw=1.2)
-        a2.plot(x, tr.test_loss / tr.test_loss[0], "-", color=color, lw=1.5, label=f"α = 2^{k}")
-        ts = predict_timescales(p, data)
+        lab = f"{sym} = 2^{int(round(math.log2(al)))}" if log2_labels else f"{sym} = {al:g}"
+        n_tr = tr.train_loss[0] if normalise else 1.0
+        n_te = tr.test_loss[0] if normalise else 1.0
+        a1.plot(x, tr.train_loss / n_tr, "--", color=color, lw=1.2)
+        a2.plot(x, tr.test_loss / n_te, "-", color=color, lw=1.5, label=lab)
+        ts = predict_timescales(p, d)
         if math.isfinite(ts.rich_time_population) and ts.rich_time_population < steps:
             a2.axvline(ts.rich_time_population, color=color, lw=0.6, ls=":")
         m = grokking_metrics(tr.t, tr.train_loss, tr.test_loss)
-        rows.append({"alpha": al, **{k2: m[k2] for k2 in ("test_half_time", "final_test_loss",
+        rows.append({param: al, **{k2: m[k2] for k2 in ("test_half_time", "final_test_loss",
                                                           "peak_test_over_initial")},
                      "predicted_rich_time_population": ts.rich_time_population})
-        cols[f"train_alpha_{al:g}"] = tr.train_loss / tr.train_loss[0]
-        cols[f"test_alpha_{al:g}"] = tr.test_loss / tr.test_loss[0]
+        cols[f"train_{param}_{al:g}"] = tr.train_loss / n_tr
+        cols[f"test_{param}_{al:g}"] = tr.test_loss / n_te
         header = tr.t
-    for ax, name in ((a1, "train"), (a2, "test")):
+    for ax, which in ((a1, "train"), (a2, "test")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("GD steps t")
-        ax.set_ylabel(f"{name} loss / initial")
+        ax.set_ylabel(f"{which} loss" + (" / initial" if normalise else ""))
         ax.grid(True, alpha=0.3)
     a2.legend(fontsize=7, ncol=2)
     a2.set_title("test (dotted: online-ODE transition time)")
     a1.set_title("train")
-    fig.suptitle(f"Fig. 3(a): α sweep; D={problem.D}, P={problem.P}, N={problem.N}, "
-                 f"ε={problem.eps:g}, η0={problem.eta0:g}, conv. {problem.convention}, {method}")
-    fig.savefig(os.path.join(out, "fig3a.png"), dpi=130)
+    fig.suptitle(f"{title}; D={problem.D}, P={problem.P}, N={problem.N}, α={problem.alpha:g}, "
+                 f"ε={problem.eps:g}, η0={problem.eta0:g}, conv. {problem.convention}, "
+                 f"{'centered' if problem.centered else 'uncentered'}, {method}")
+    fig.savefig(os.path.join(out, f"{name}.png"), dpi=130)
     plt.close(fig)
-    atomic_write_csv(os.path.join(out, "fig3a_curves.csv"), ("t",) + tuple(cols),
+    atomic_write_csv(os.path.join(out, f"{name}_curves.csv"), ("t",) + tuple(cols),
                      [header] + list(cols.values()))
     return {"cells": rows}
 
@@ -182,12 +246,21 @@ FIGURES: dict[str, Figure] = {
     "fig3a": Figure("fig3a", "sweep over alpha (normalised losses)",
                     dict(D=100, P=450, N=500, alpha=1.0, eps=0.25, eta0=0.5, convention="B",
                          centered=True), 60_000, _fig3a),
+    "fig3b": Figure("fig3b", "sweep over eps (normalised losses; values not authoritative)",
+                    dict(D=100, P=450, N=500, alpha=1.0, eps=0.25, eta0=0.5, convention="B",
+                         centered=False), 60_000, _fig3b),
     "fig3e": Figure("fig3e", "phase diagram of the amount of grokking over (alpha, eps)",
                     dict(D=100, P=550, N=500, alpha=1.0, eps=0.02, eta0=20.0, convention="A",
                          centered=True), 110_000, _fig3e),
     "fig4": Figure("fig4", "N = 2 network: loss decomposition through the rich transition",
                    dict(D=40, P=120, N=2, alpha=1.0, eps=0.25, eta0=0.5, convention="A",
                         centered=False), 50_000, _fig4),
+    "fig12": Figure("fig12", "trained readouts: the numpy network (no exact reduction exists)",
+                    dict(D=40, P=120, N=2, alpha=1.0, eps=0.25, eta0=0.1, convention="A",
+                         centered=False), 100_000, _fig12),
+    "goldilocks": Figure("goldilocks", "sweep over the number of training points P",
+                         dict(D=40, P=120, N=100, alpha=1.0, eps=0.5, eta0=0.5,
+                              convention="A", centered=True), 50_000, _goldilocks),
 }
 
 

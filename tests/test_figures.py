@@ -13,6 +13,10 @@ def test_figure_runs_at_reduced_size(name, tmp_path):
     extra = dict(n_alpha=2, n_eps=2, workers=1) if name == "fig3e" else {}
     if name == "fig3a":
         extra = dict(alphas=(0.5, 1.0, 2.0))
+    if name == "fig3b":
+        extra = dict(epss=(0.25, 1.0))
+    if name == "goldilocks":
+        extra = dict(Ps=(20, 60))
     info = make_figure(name, str(tmp_path), steps=300, **SMALL, **extra)
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     saved = json.loads((tmp_path / "figure.json").read_text())
