@@ -75,6 +75,12 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="train f(W) - f(W0) (default)")
     c.add_argument("--uncentered", dest="centered", action="store_false", help="train f(W)")
     g.add_argument("--data", type=str, help="FILE.npz with X, y, X_test, y_test, beta[, W0]")
+    g.add_argument("--noise", type=_float("--noise"),
+                   help="label-noise std sigma >= 0 on the training labels (default 0)")
+    g.add_argument("--weight-decay", type=_float("--weight-decay"), dest="weight_decay",
+                   help="weight decay lambda >= 0: W <- (1 - eta0 lambda) W - eta grad (default 0)")
+    g.add_argument("--momentum", type=_float("--momentum"),
+                   help="heavy-ball momentum mu in [0, 1), GD only (default 0)")
 
 
 def _add_run_options(p: argparse.ArgumentParser, flow_tol: bool = False) -> None:
@@ -147,7 +153,8 @@ def problem_from_args(args: argparse.Namespace) -> tuple[Problem, int]:
         if "N" not in inferred and args.N is None:
             fields["N"] = math.inf
         fields["data_file"] = os.path.abspath(args.data)
-    for k in ("D", "P", "N", "alpha", "eps", "eta0", "seed", "test_size", "convention", "centered"):
+    for k in ("D", "P", "N", "alpha", "eps", "eta0", "seed", "test_size", "convention", "centered",
+              "noise", "weight_decay", "momentum"):
         v = getattr(args, k, None)
         if v is not None:
             fields[k] = v

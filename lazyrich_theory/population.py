@@ -141,10 +141,13 @@ def solve_scalar(alpha, eps, eta0, tau, beta2, D, s, t_save, rtol, atol):
 def rich_transition_time(alpha: float, eps: float, eta0: float, D: int, beta2: float,
                          tau: float = 0.5) -> float:
     """Closed-form estimate of the rich-transition time of the N = inf population flow,
-    t* = (alpha D^2 / (8 tau eta0 eps |beta|^2)) ln(2 tau |beta|^2 / (alpha eps))
-    (THEORY.md §5 for tau = 1/2; order-of-magnitude, see docs/theory.md)."""
+    t* = (alpha D^2 / (12 tau eta0 eps |beta|^2)) ln(2 tau |beta|^2 / (alpha eps)).
+    Early on q = -tau |beta|^2, so db/dt = 4 kappa (3 b + 2) with
+    kappa = tau eta0 eps |beta|^2 / (alpha D^2): b grows at rate 12 kappa until it reaches
+    b* = 2 tau |beta|^2 / (alpha eps) (docs/theory.md §5; ../shared/THEORY.md §5 quotes the
+    rate as 8 kappa, which drops the gamma_1 b term).  An order-of-magnitude estimate."""
     bstar = 2.0 * tau * beta2 / (alpha * eps)
-    return alpha * D**2 / (8.0 * tau * eta0 * eps * beta2) * math.log(max(bstar, math.e))
+    return alpha * D**2 / (12.0 * tau * eta0 * eps * beta2) * math.log(max(bstar, math.e))
 
 
 @njit(cache=True, parallel=True)
@@ -177,12 +180,20 @@ class PopulationGrid:
     wall_time: float
 
 
+def _check_no_options(problem: Problem) -> None:
+    """The population ODE has no label noise, weight decay or momentum (docs/theory.md §9)."""
+    if problem.has_options:
+        raise ProblemError("the population ODE (also used by solve's lazy theory) does not support "
+                           "noise, weight_decay or momentum; use solve --no-theory or simulate")
+
+
 def population_grid(problem: Problem, steps: int, alpha: Iterable[float], eps: Iterable[float],
                     save_times: Iterable[int] | None = None, rtol: float = 1e-8,
                     atol: float = 1e-12, beta2: float | None = None) -> PopulationGrid:
     """The 2-scalar population ODE (N = inf) for every pair in alpha x eps, compiled and run
     in parallel threads (Numba ``prange``).  Other parameters (D, eta0, tau, centering) come
     from ``problem``; |beta|^2 from ``beta2`` or the problem's sampled teacher."""
+    _check_no_options(problem)
     al = np.asarray(list(alpha), dtype=np.float64)
     ep = np.asarray(list(eps), dtype=np.float64)
     if al.ndim != 1 or ep.ndim != 1 or al.size == 0 or ep.size == 0:
@@ -231,8 +242,10 @@ def population(problem: Problem, steps: int, save_times: Iterable[int] | None = 
     method "scalar" (N = inf only): the 2-scalar system; "full": the factor flow in D
     dimensions (any N); "auto": scalar when N = inf, else full.  beta (and W0 for finite N)
     come from ``data`` (default: the problem's own).  There is no train/test gap online:
-    the train_loss and test_loss columns equal the population loss.
+    the train_loss and test_loss columns equal the population loss.  Training options
+    (noise, weight_decay, momentum) are not supported: ProblemError.
     """
+    _check_no_options(problem)
     if method not in POP_METHODS:
         raise ProblemError(f"population method must be one of {', '.join(POP_METHODS)}, got {method!r}")
     if method == "auto":

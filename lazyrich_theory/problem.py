@@ -12,6 +12,16 @@ eta = eta0 * N / alpha**2.  The teacher is y = tau * (beta . x)**2 in convention
 Data and initialisation (X, X_test, beta, W0) are drawn from four *independent* random
 streams spawned from ``seed`` (the paper's code re-used one PRNG key for X and W0), or loaded
 from a user's ``.npz`` file.
+
+Training options (docs/theory.md §9), all exact in the reduced dynamics:
+
+* ``noise`` sigma: Gaussian label noise N(0, sigma^2) added to the *training* labels only,
+  drawn from a fifth independent stream ``SeedSequence(seed).spawn(5)[4]`` (the first four
+  children are those of ``spawn(4)``, so noise=0 data are bit-identical to before);
+* ``weight_decay`` lambda: every GD step shrinks the weights by (1 - eta0 lambda),
+  W <- (1 - eta0 lambda) W - eta dL/dW, i.e. GD on L + (alpha^2 lambda / 2) tr M with
+  M = W^T W / N (width-free); the flow gets -eta0 lambda W;
+* ``momentum`` mu: heavy ball, v <- mu v - eta (dL/dW + decay term), W <- W + v (GD only).
 """
 
 from __future__ import annotations
@@ -37,6 +47,10 @@ __all__ = [
 
 class ProblemError(ValueError):
     """Invalid problem specification or data.  The message is one line, meant for users."""
+
+
+#: The training-option fields (default 0, omitted from to_dict while 0).
+OPTION_FIELDS = ("noise", "weight_decay", "momentum")
 
 
 def _is_int(x: Any) -> bool:
@@ -80,6 +94,19 @@ class Problem:
     centered : train ftilde = f(W) - f(W0) (True) or f(W) itself (False).
     data_file : optional ``.npz`` with arrays X, y, X_test, y_test, beta[, W0]; when given,
         these arrays replace the sampled ones (``seed`` is then unused).
+    noise : label-noise standard deviation sigma >= 0 (default 0): y_mu += sigma xi_mu,
+        xi ~ N(0, 1) from the fifth stream ``SeedSequence(seed).spawn(5)[4]``, training labels
+        only; test labels stay clean.  A data file's y is used as is (its noise, if any, is
+        already in it: a saved run's data.npz reproduces the run without adding noise twice).
+    weight_decay : lambda >= 0 (default 0), the per-step decay rate in units of eta0:
+        W <- (1 - eta0 lambda) W - eta dL/dW (gradient flow: dW/dt = -eta dL/dW - eta0 lambda W).
+        Equivalently GD with step eta on L + (alpha^2 lambda / 2) tr M, M = W^T W / N, which
+        is width-free.  It pulls W towards 0 (not W0), also when centered (f0 stays f(W0)).
+    momentum : heavy-ball coefficient mu in [0, 1) (default 0), method "gd" only:
+        v <- mu v - eta dL/dW - eta0 lambda W, W <- W + v, v starting at 0.
+
+    The three options are omitted from :meth:`to_dict` (and problem.json) while they are 0,
+    so files written before they existed load and compare unchanged.
     """
 
     D: int = 100
@@ -93,6 +120,9 @@ class Problem:
     convention: str = "A"
     centered: bool = True
     data_file: str | None = None
+    noise: float = 0.0
+    weight_decay: float = 0.0
+    momentum: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("D", "P", "test_size"):
@@ -123,6 +153,16 @@ class Problem:
         object.__setattr__(self, "centered", bool(self.centered))
         if self.data_file is not None:
             object.__setattr__(self, "data_file", str(self.data_file))
+        for name in OPTION_FIELDS:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+                raise ProblemError(f"{name} must be a number, got {v!r}")
+            v = float(v)
+            if not math.isfinite(v) or v < 0:
+                raise ProblemError(f"{name} must be finite and >= 0, got {v!r}")
+            if name == "momentum" and v >= 1:
+                raise ProblemError(f"momentum must be in [0, 1), got {v!r}")
+            object.__setattr__(self, name, v)
 
     # ------------------------------------------------------------------ derived quantities
     @property
@@ -149,10 +189,19 @@ class Problem:
         return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------ serialisation
+    @property
+    def has_options(self) -> bool:
+        """True when any training option (noise, weight_decay, momentum) is nonzero."""
+        return any(getattr(self, name) != 0.0 for name in OPTION_FIELDS)
+
     def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields; the training options are left out while they are 0."""
         d = dataclasses.asdict(self)
         if math.isinf(self.N):
             d["N"] = "inf"
+        for name in OPTION_FIELDS:
+            if d[name] == 0.0:
+                del d[name]
         return d
 
     def to_json(self) -> str:
@@ -190,6 +239,22 @@ def target(problem: Problem, X: np.ndarray, beta: np.ndarray) -> np.ndarray:
     return problem.tau * h * h
 
 
+def label_noise(problem: Problem) -> np.ndarray:
+    """The P label-noise values sigma xi_mu, xi ~ N(0, 1) from ``SeedSequence(seed).spawn(5)[4]``
+    (zeros when noise = 0)."""
+    if problem.noise == 0.0:
+        return np.zeros(problem.P)
+    rng = np.random.default_rng(np.random.SeedSequence(problem.seed).spawn(5)[4])
+    return problem.noise * rng.standard_normal(problem.P)
+
+
+def add_label_noise(problem: Problem, y: np.ndarray) -> np.ndarray:
+    """Training labels with the problem's label noise added (``y`` itself when noise = 0)."""
+    if problem.noise == 0.0:
+        return y
+    return y + label_noise(problem)
+
+
 @dataclass(frozen=True, eq=False)
 class ProblemData:
     """Arrays of one problem, stored in the convention's own units (rows are samples).
@@ -218,7 +283,8 @@ class ProblemData:
         X_test = rt.standard_normal((problem.test_size, D)) * xs
         beta = rb.standard_normal(D)
         W0 = rw.standard_normal((problem.N, D)) if problem.finite_width else None
-        return cls(X, target(problem, X, beta), X_test, target(problem, X_test, beta), beta, W0)
+        y = add_label_noise(problem, target(problem, X, beta))
+        return cls(X, y, X_test, target(problem, X_test, beta), beta, W0)
 
     @classmethod
     def load(cls, path: str | os.PathLike, problem: Problem) -> "ProblemData":

@@ -12,6 +12,12 @@ with constant c (last row of Z) and z.  One GD step and the gradient flow (time 
 with residuals r_mu = ftilde(x_mu) - y_mu, g = (2/P) X^T r and G F = (2/P) X^T (r * X F).
 This is the (wbar, M) GD map of THEORY.md §2, exactly, for any N (N = inf included), and it
 keeps rank(M) <= N to round-off by construction.
+
+Training options (docs/theory.md §9): label noise only changes y; weight decay lambda adds
+-eta0 lambda F to the increment (GD and flow); heavy-ball momentum mu (GD only) propagates
+the stacked factor [F; F_v] of the joint second moments of (w_i, v_i):
+
+    F_v <- mu F_v + Delta(F),   F <- F + F_v,   Delta(F) = -(eta0/alpha)(eps G F + g c^T) - eta0 lambda F.
 """
 
 from __future__ import annotations
@@ -130,9 +136,18 @@ class ReducedSystem:
         V *= -2.0 * p.eta0 / (p.alpha * P)
         return V
 
+    def increment(self, F: np.ndarray, XF: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """The full GD increment Delta(F) = velocity - eta0 lambda F (weight decay lambda);
+        exactly :meth:`velocity` when lambda = 0."""
+        V = self.velocity(XF, r)
+        decay = self.problem.eta0 * self.problem.weight_decay
+        if decay != 0.0:
+            V -= decay * F
+        return V
+
     def rhs(self, t: float, F: np.ndarray) -> np.ndarray:
         XF, r = self.residuals(F)
-        return self.velocity(XF, r)
+        return self.increment(F, XF, r)
 
     # --------------------------------------------------------------------------- records
     def record(self, F: np.ndarray, train_loss: float | None = None) -> list[float]:
@@ -192,7 +207,8 @@ class ReducedSystem:
             lam_k = _top_eigenvalue(op, self._rho_vectors)
         G = (2.0 / P) * (self.X.T @ (r[:, None] * self.X))
         lam_g = float(np.max(np.abs(np.linalg.eigvalsh(0.5 * (G + G.T)))))
-        return 1.05 * (2.0 * p.eta0 / P * lam_k + p.eta0 * abs(p.eps) / p.alpha * lam_g)
+        return 1.05 * (2.0 * p.eta0 / P * lam_k + p.eta0 * abs(p.eps) / p.alpha * lam_g
+                       + p.eta0 * p.weight_decay)
 
     @property
     def _rho_vectors(self) -> dict:
@@ -296,9 +312,18 @@ def _progress_bar(total: float, enabled: bool, desc: str):
                 disable=None, mininterval=0.5)
 
 
-def _run_gd(system: ReducedSystem, times: np.ndarray, progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Exact discrete GD; returns (rows at save times, final F)."""
+def _run_gd(system: ReducedSystem, times: np.ndarray, progress: bool,
+            heavy_ball: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact discrete GD; returns (rows at save times, final F).
+
+    ``heavy_ball`` (default: momentum > 0) also propagates the velocity factor F_v (starting
+    at 0): F_v <- mu F_v + Delta(F), F <- F + F_v.  With mu = 0 this is plain GD bit for bit.
+    """
+    mu = system.problem.momentum
+    if heavy_ball is None:
+        heavy_ball = mu > 0.0
     F = system.F0.copy()
+    Fv = np.zeros_like(F) if heavy_ball else None
     steps = int(times[-1])
     rows = np.empty((times.size, system.width()))
     k = 0
@@ -320,7 +345,11 @@ def _run_gd(system: ReducedSystem, times: np.ndarray, progress: bool) -> tuple[n
             k += 1
         if t == steps:
             break
-        F = F + system.velocity(XF, r)
+        if Fv is None:
+            F = F + system.increment(F, XF, r)
+        else:
+            Fv = mu * Fv + system.increment(F, XF, r)
+            F = F + Fv
         if bar is not None and (t & 255) == 0:
             bar.update(min(256, steps - bar.n))
     if bar is not None:
@@ -376,11 +405,16 @@ def solve(problem: Problem, steps: int, method: str = "gd",
     method "flow": the gradient flow dF/dt = -(eta0/alpha)(eps G F + g c^T), time in GD
                    steps, by an adaptive ``integrator``: "rkc" (Runge–Kutta–Chebyshev,
                    default rtol 1e-4) or "dopri5" (Dormand–Prince 5(4), default rtol 1e-7).
+    The problem's training options apply (docs/theory.md §9): ``noise`` via its labels,
+    ``weight_decay`` lambda adds -eta0 lambda F to the GD increment and to dF/dt, and
+    ``momentum`` mu (method "gd" only) runs the heavy-ball map on the stacked factor [F; F_v].
     Save times are the default log-spaced grid up to ``steps`` plus exactly ``save_times``.
     ``observers`` adds columns: name -> fn(system, F), evaluated on the state at each save time.
     """
     if method not in METHODS:
         raise ProblemError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "flow" and problem.momentum > 0:
+        raise ProblemError("momentum needs method 'gd' (heavy ball has no gradient-flow limit here)")
     if integrator not in INTEGRATORS:
         raise ProblemError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {integrator!r}")
     d_rtol, d_atol = DEFAULT_TOLERANCES[integrator]

@@ -7,7 +7,7 @@ Predictions, all in GD steps:
   the loss like exp(-4 eta0 t / D):  t_fit = D / (4 eta0).
 * lazy peak: the time at which the linearised model's test loss is largest (the end of the
   lazy over-fit; closed form, no time stepping, see :mod:`lazyrich_theory.lazy`).
-* rich transition, closed form: t* = (alpha D^2 / (8 tau eta0 eps |beta|^2)) ln(2 tau |beta|^2 /
+* rich transition, closed form: t* = (alpha D^2 / (12 tau eta0 eps |beta|^2)) ln(2 tau |beta|^2 /
   (alpha eps))  (docs/theory.md §5).
 * rich transition, population ODE: the time at which the N = inf online loss falls to half its
   initial value.
@@ -72,7 +72,8 @@ def population_half_time(problem: Problem, data: ProblemData | None = None,
     t_star = rich_transition_time(problem.alpha, problem.eps, problem.eta0, problem.D, beta2,
                                   problem.tau)
     steps = int(min(max(10 * t_star, 1000), 1e12)) if horizon is None else int(horizon)
-    pi = problem.replace(N="inf", P=max(problem.P, 1), data_file=None)
+    pi = problem.replace(N="inf", P=max(problem.P, 1), data_file=None,
+                         noise=0.0, weight_decay=0.0, momentum=0.0)
     from .problem import ProblemData as _PD
 
     d = _PD(X=np.zeros((1, problem.D)), y=np.zeros(1), X_test=np.zeros((1, problem.D)),

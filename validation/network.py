@@ -29,6 +29,14 @@ GD ``W <- W - eta dL/dW`` with ``eta = eta0 * N / alpha^2`` and, per neuron,
     dh_{i mu}/dw_i = x_mu (A)  or  x_mu / sqrt(D) (B),        r_mu = ftilde(x_mu) - y_mu,
     dL/da_i = (2/P) sum_mu r_mu (alpha/N) phi(h_{i mu}).
 
+Training options (``Problem.noise``, ``weight_decay``, ``momentum``; docs/theory.md §9):
+label noise is already in ``data.y`` (``Problem.data()`` adds it to the training labels);
+weight decay lambda and heavy-ball momentum mu act on ``W`` as
+
+    D_W = -eta dL/dW - eta0 lambda W,     V <- mu V + D_W,  W <- W + V   (V starts at 0),
+
+which is plain GD ``W <- W + D_W`` when mu = 0.  Neither is supported with trained readouts.
+
 Time ``t`` counts GD steps; the values recorded at ``t`` are those of the weights after
 ``t`` updates (t = 0 is the initialisation).
 
@@ -206,6 +214,8 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
         raise ProblemError(f"problem must be a Problem, got {type(problem).__name__}")
     if not problem.finite_width:
         raise ProblemError("the network needs a finite width N")
+    if train_readouts and (problem.weight_decay != 0.0 or problem.momentum != 0.0):
+        raise ProblemError("train_readouts does not support weight_decay or momentum")
     times = _default_save_times(steps, extra=save_times)  # validates steps and extras
     steps = int(steps)
     if data is None:
@@ -221,6 +231,9 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
     N, D = W0.shape
     a0 = np.ones(N)
     eta = problem.eta0 * N / problem.alpha**2
+    shrink = problem.eta0 * problem.weight_decay  # weight decay: W loses eta0 lambda W per step
+    mu = problem.momentum
+    vel = np.zeros_like(W0) if mu > 0.0 else None  # heavy-ball velocity of W
 
     if problem.centered:
         f0 = forward(problem, W0, X, a0)
@@ -291,7 +304,18 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
                 if t == steps:
                     break
                 gW, ga = _grads_from_preact(problem, X, H, a, r, train_readouts)
-                W -= eta * gW
+                if vel is None and shrink == 0.0:
+                    W -= eta * gW
+                else:
+                    step = -eta * gW
+                    if shrink != 0.0:
+                        step -= shrink * W
+                    if vel is not None:
+                        vel *= mu
+                        vel += step
+                        W += vel
+                    else:
+                        W += step
                 if train_readouts:
                     a -= eta * ga
                 step_times[t] = time.perf_counter() - t0

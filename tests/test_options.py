@@ -1,0 +1,204 @@
+"""Training options of issue #6 (docs/theory.md §9): label noise, weight decay, momentum.
+
+Each option is exact in the reduced dynamics: ``solve(method="gd")`` must equal the plain
+numpy network (``validation.simulate``, which shares no numerics with it) to <= 1e-8 relative
+on train and test loss over >= 1000 steps, for N < D and N > D + 1, centered or not.
+Measured deviations are ~1e-14.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from lazyrich_theory import Problem, ProblemError, solve
+from lazyrich_theory.cli import main
+from lazyrich_theory.population import population
+from lazyrich_theory.problem import ProblemData
+from lazyrich_theory.reduced import ReducedSystem, _run_gd
+from lazyrich_theory.schedule import save_times as make_save_times
+from validation import max_relative_deviation, simulate
+
+LOSS_RTOL = 1e-8
+STEPS = 1200
+OPTIONS = {
+    "noise": dict(noise=0.3),
+    "decay": dict(weight_decay=0.02),
+    "momentum": dict(momentum=0.6),
+    "noise+decay": dict(noise=0.3, weight_decay=0.02),
+    "all": dict(noise=0.2, weight_decay=0.01, momentum=0.5),
+}
+
+
+def _problem(N, centered, **kw):
+    # D = 12: N = 5 < D (the network's own factor) and N = 30 > D + 1 (QR factor)
+    return Problem(D=12, P=40, N=N, alpha=1.0, eps=0.5, eta0=0.3, seed=1, test_size=60,
+                   centered=centered, **kw)
+
+
+@pytest.mark.parametrize("centered", [True, False], ids=["centered", "uncentered"])
+@pytest.mark.parametrize("N", [5, 30], ids=["N<D", "N>D+1"])
+@pytest.mark.parametrize("name", list(OPTIONS))
+def test_reduced_equals_network(name, N, centered):
+    p = _problem(N, centered, **OPTIONS[name])
+    red = solve(p, STEPS)
+    net = simulate(p, STEPS)
+    res = max_relative_deviation(red, net, columns=("train_loss", "test_loss"))
+    assert res["n_times"] == len(red.t) and red.t[-1] == STEPS
+    assert res["max"] <= LOSS_RTOL, res
+    # the final statistics too
+    W = net.final_state["W"]
+    np.testing.assert_allclose(red.final_state["M"], W.T @ W / N, rtol=0,
+                               atol=1e-10 * np.abs(red.final_state["M"]).max())
+
+
+@pytest.mark.parametrize("name", ["decay", "momentum", "noise"])
+def test_options_change_the_trajectory(name):
+    """Non-vacuous: every option moves the losses well beyond round-off."""
+    base = solve(_problem(5, True), STEPS)
+    opt = solve(_problem(5, True, **OPTIONS[name]), STEPS)
+    rel = np.abs(opt.train_loss[-1] - base.train_loss[-1]) / base.train_loss[-1]
+    assert rel > 1e-2
+
+
+def test_weight_decay_convention_is_one_shrink_per_step():
+    """One step is W <- (1 - eta0 lambda) W - eta dL/dW (eta = eta0 N / alpha^2) in the network,
+    and F <- (1 - eta0 lambda) F - (eta0/alpha)(eps G F + g c^T) in the reduced solver."""
+    from validation.network import loss_and_grad
+
+    lam, eta0, alpha = 0.05, 0.2, 1.5
+    p = Problem(D=6, P=10, N=4, alpha=alpha, eps=0.3, eta0=eta0, seed=0, test_size=10,
+                weight_decay=lam, centered=False)
+    d = p.data()
+    _, gW, _ = loss_and_grad(p, d.W0, d.X, d.y)
+    want = (1 - eta0 * lam) * d.W0 - (eta0 * 4 / alpha**2) * gW
+    np.testing.assert_allclose(simulate(p, 1).final_state["W"], want, rtol=1e-13, atol=1e-15)
+    F = solve(p, 1).final_state["F"]           # N <= D + 1: F = W^T / sqrt(N)
+    np.testing.assert_allclose(F, want.T / 2.0, rtol=1e-12, atol=1e-15)
+
+
+def test_momentum_zero_is_plain_gd_bit_for_bit():
+    p = _problem(30, True, weight_decay=0.01)
+    sys_ = ReducedSystem.build(p)
+    times = make_save_times(300)
+    rows_plain, F_plain = _run_gd(sys_, times, False)
+    rows_hb, F_hb = _run_gd(sys_, times, False, heavy_ball=True)
+    np.testing.assert_array_equal(rows_plain, rows_hb)
+    np.testing.assert_array_equal(F_plain, F_hb)
+    # and the Problem default momentum=0 is the same run
+    a = solve(_problem(5, False), 300)
+    b = solve(_problem(5, False, momentum=0.0), 300)
+    np.testing.assert_array_equal(a.train_loss, b.train_loss)
+
+
+def test_weight_decay_flow_is_the_small_step_limit_of_gd():
+    """dF/dt gets -eta0 lambda F: the flow (dopri5) tracks GD at small eta0."""
+    p = Problem(D=10, P=30, N=4, alpha=1.0, eps=0.5, eta0=0.02, seed=2, test_size=40,
+                weight_decay=0.5)
+    gd = solve(p, 2000, method="gd")
+    fl = solve(p, 2000, method="flow", integrator="dopri5")
+    np.testing.assert_allclose(fl.train_loss, gd.train_loss, rtol=2e-2)
+    nodecay = solve(p.replace(weight_decay=0.0), 2000, method="flow", integrator="dopri5")
+    assert abs(nodecay.train_loss[-1] - fl.train_loss[-1]) > 0.1 * fl.train_loss[-1]
+
+
+def test_noise_zero_data_is_bit_identical_to_four_streams():
+    """spawn(5)[:4] are the children of spawn(4): the noise=0 data are unchanged."""
+    for seed in (0, 7, 123456789):
+        a = np.random.SeedSequence(seed).spawn(4)
+        b = np.random.SeedSequence(seed).spawn(5)[:4]
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(np.random.default_rng(x).standard_normal(20),
+                                          np.random.default_rng(y).standard_normal(20))
+    p = Problem(D=8, P=20, N=3, seed=5, test_size=30)
+    d = p.data()
+    # the pre-option sampler, inlined
+    rx, rt, rb, rw = (np.random.default_rng(s) for s in np.random.SeedSequence(5).spawn(4))
+    X = rx.standard_normal((20, 8)) * (1.0 / math.sqrt(8))
+    Xt = rt.standard_normal((30, 8)) * (1.0 / math.sqrt(8))
+    beta = rb.standard_normal(8)
+    W0 = rw.standard_normal((3, 8))
+    for got, want in ((d.X, X), (d.X_test, Xt), (d.beta, beta), (d.W0, W0),
+                      (d.y, 0.5 * (X @ beta) ** 2), (d.y_test, 0.5 * (Xt @ beta) ** 2)):
+        np.testing.assert_array_equal(got, want)
+    # noise only touches the training labels, from the fifth stream
+    n = p.replace(noise=0.4).data()
+    for name in ("X", "X_test", "beta", "W0", "y_test"):
+        np.testing.assert_array_equal(getattr(n, name), getattr(d, name))
+    xi = np.random.default_rng(np.random.SeedSequence(5).spawn(5)[4]).standard_normal(20)
+    np.testing.assert_array_equal(n.y, d.y + 0.4 * xi)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("noise", -0.1), ("noise", math.nan), ("noise", "x"), ("noise", True),
+    ("weight_decay", -1e-3), ("weight_decay", math.inf),
+    ("momentum", 1.0), ("momentum", -0.1), ("momentum", 1.5),
+])
+def test_bad_values_raise_one_line(field, value):
+    with pytest.raises(ProblemError) as exc:
+        Problem(D=5, P=5, N=2, **{field: value})
+    assert "\n" not in str(exc.value) and field in str(exc.value)
+
+
+def test_serialisation_and_repr():
+    p = Problem(D=5, P=5, N=2, noise=0.1, weight_decay=0.2, momentum=0.3)
+    d = p.to_dict()
+    assert (d["noise"], d["weight_decay"], d["momentum"]) == (0.1, 0.2, 0.3)
+    assert Problem.from_json(p.to_json()) == p
+    assert "noise=0.1" in repr(p) and "weight_decay=0.2" in repr(p) and "momentum=0.3" in repr(p)
+    # defaults are omitted, so older problem.json files load and compare unchanged
+    q = Problem(D=5, P=5, N=2)
+    assert not {"noise", "weight_decay", "momentum"} & set(q.to_dict())
+    old = json.loads(q.to_json())
+    assert Problem.from_dict(old) == q and q.momentum == 0.0
+
+
+def test_flow_with_momentum_and_population_with_options_raise():
+    with pytest.raises(ProblemError, match="momentum"):
+        solve(_problem(5, True, momentum=0.5), 10, method="flow")
+    for kw in OPTIONS.values():
+        with pytest.raises(ProblemError, match="population"):
+            population(_problem(5, True, **kw), 10)
+
+
+def test_simulate_rejects_trained_readouts_with_decay_or_momentum():
+    with pytest.raises(ProblemError):
+        simulate(_problem(5, True, momentum=0.5), 10, train_readouts=True)
+
+
+SMALL = ["--D", "12", "--P", "40", "--N", "5", "--eps", "0.5", "--eta0", "0.3",
+         "--test-size", "60", "--steps", "1000", "--quiet", "--no-plot"]
+
+
+def test_cli_flags_solve_and_simulate_agree(tmp_path, capsys):
+    opts = ["--noise", "0.2", "--weight-decay", "0.01", "--momentum", "0.5"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["solve", *SMALL, *opts, "--no-theory", "--out", str(a)]) == 0
+    assert main(["simulate", *SMALL, *opts, "--out", str(b)]) == 0
+    pj = json.loads((a / "problem.json").read_text())
+    assert (pj["noise"], pj["weight_decay"], pj["momentum"]) == (0.2, 0.01, 0.5)
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    dev = float(out.split("max relative deviation:")[1].split()[0])
+    assert dev <= LOSS_RTOL
+
+
+@pytest.mark.parametrize("cmd,bad", [
+    ("solve", ["--noise", "-1"]),
+    ("solve", ["--weight-decay", "-0.1"]),
+    ("solve", ["--momentum", "1"]),
+    ("solve", ["--momentum", "abc"]),
+    ("simulate", ["--noise", "nan"]),
+    ("solve", ["--momentum", "0.5", "--method", "flow"]),
+    ("population", ["--weight-decay", "0.1"]),
+])
+def test_cli_bad_values_exit_2(tmp_path, capsys, cmd, bad):
+    out = tmp_path / "o"
+    assert main([cmd, *SMALL, *bad, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() and "\n" not in err.strip()
+    assert not (out / "trajectory.csv").exists()
