@@ -190,7 +190,7 @@ def test_kernel_alignment_along_training_matches_network(N):
                                                              rel=1e-9)
     assert tr["cka_target"][-1] == pytest.approx(target_alignment(K, d.y), rel=1e-9)
     assert tr["kernel_drift"][-1] == pytest.approx(kernel_drift(K, K0), rel=1e-8)
-    assert tr["kernel_drift"][0] == 0.0
+    assert abs(tr["kernel_drift"][0]) < 1e-14  # K(0) from the factor F0 vs K0: round-off only
     assert tr["target_power_top5"][-1] == pytest.approx(target_power_fraction(K, d.y, 5),
                                                         rel=1e-8)
     # the alignment moves during training (feature learning), and all diagnostics agree

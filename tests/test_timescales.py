@@ -30,7 +30,7 @@ def test_grokking_metrics_paper_definition():
 
 
 def test_population_half_time_tracks_the_closed_form_across_alpha_and_eps():
-    """The closed form t* = alpha D^2/(8 tau eta0 eps |beta|^2) ln(2 tau |beta|^2/(alpha eps))
+    """The closed form t* = alpha D^2/(12 tau eta0 eps |beta|^2) ln(2 tau |beta|^2/(alpha eps))
     is a leading-exponential estimate: within a factor 2.5 of the ODE's half-loss time, and
     it must order the times the same way (larger alpha, smaller eps -> later)."""
     ratios, times = [], []
