@@ -506,8 +506,8 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "gd",
       (``timescales.predict_timescales``) and measured grokking metrics.
 
     Training options: label noise enters through the training labels, so every column is
-    exact for it.  The linearised model and the population ODE have no weight decay or
-    momentum; with either, the linearised columns are left out and ``summary`` says that
+    exact for it.  The linearised model and the population ODE have no weight decay,
+    momentum or minibatches; with any of them, the linearised columns are left out and ``summary`` says that
     its predicted times are those of plain GD (``theory_note``).
     """
     from .kernels import kernel_observers
@@ -520,7 +520,8 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "gd",
         observers.setdefault(name, fn)
     traj = solve(problem, steps, method=method, data=data, observers=observers, **solve_kw)
     system = ReducedSystem.build(problem, data)
-    plain = problem.weight_decay == 0.0 and problem.momentum == 0.0
+    plain = (problem.weight_decay == 0.0 and problem.momentum == 0.0
+             and problem.batch_size is None and not problem.online)
     if plain:
         model = LinearizedModel.from_system(system, population=False)
         lin_method = "gd" if method == "gd" and model.stable else "flow"
@@ -529,8 +530,9 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "gd",
                                  linearized_test_loss=lin.test_loss)
     summary: dict[str, Any] = dict(lazy_summary(problem, data, system))
     if not plain:
-        summary["theory_note"] = ("weight_decay/momentum: K0 baseline and predicted times are "
-                                  "those of plain GD; no linearised columns")
+        summary["theory_note"] = ("weight_decay/momentum/minibatch/online: K0 baseline and "
+                                  "predicted times are those of full-batch plain GD; "
+                                  "no linearised columns")
     ts = predict_timescales(problem, data, summary["linearized_peak_time"])
     summary.update(ts.to_dict())
     summary.update({f"measured_{k}": v for k, v in

@@ -51,6 +51,8 @@ class ProblemError(ValueError):
 
 #: The training-option fields (default 0, omitted from to_dict while 0).
 OPTION_FIELDS = ("noise", "weight_decay", "momentum")
+#: Further fields left out of to_dict while at their default.
+_DEFAULTED_FIELDS = {"target": "paper", "batch_size": None, "online": False}
 
 
 def _is_int(x: Any) -> bool:
@@ -105,7 +107,13 @@ class Problem:
     momentum : heavy-ball coefficient mu in [0, 1) (default 0), method "gd" only:
         v <- mu v - eta dL/dW - eta0 lambda W, W <- W + v, v starting at 0.
 
-    The three options are omitted from :meth:`to_dict` (and problem.json) while they are 0,
+    target : the teacher, a spec string (default "paper": y = tau (beta . x)**2); see
+        ``targets.py`` for the other families (quadratic, Hermite single/multi-index).
+    batch_size : minibatch size B (default None: full batch).  Minibatch SGD draws a seeded
+        batch sequence (exact for that sequence); with ``online`` each step uses B fresh samples.
+    online : one-pass (online) SGD with fresh samples every step (default False).
+
+    The options are omitted from :meth:`to_dict` (and problem.json) while at their defaults,
     so files written before they existed load and compare unchanged.
     """
 
@@ -123,6 +131,9 @@ class Problem:
     noise: float = 0.0
     weight_decay: float = 0.0
     momentum: float = 0.0
+    target: str = "paper"
+    batch_size: int | None = None
+    online: bool = False
 
     def __post_init__(self) -> None:
         for name in ("D", "P", "test_size"):
@@ -163,6 +174,16 @@ class Problem:
             if name == "momentum" and v >= 1:
                 raise ProblemError(f"momentum must be in [0, 1), got {v!r}")
             object.__setattr__(self, name, v)
+        if not isinstance(self.target, str) or not self.target.strip():
+            raise ProblemError(f"target must be a non-empty spec string, got {self.target!r}")
+        object.__setattr__(self, "target", self.target.strip())
+        if self.batch_size is not None:
+            if not _is_int(self.batch_size) or self.batch_size < 1:
+                raise ProblemError(f"batch_size must be a positive integer or None, got {self.batch_size!r}")
+            object.__setattr__(self, "batch_size", int(self.batch_size))
+        if not isinstance(self.online, (bool, np.bool_)):
+            raise ProblemError(f"online must be True or False, got {self.online!r}")
+        object.__setattr__(self, "online", bool(self.online))
 
     # ------------------------------------------------------------------ derived quantities
     @property
@@ -201,6 +222,9 @@ class Problem:
             d["N"] = "inf"
         for name in OPTION_FIELDS:
             if d[name] == 0.0:
+                del d[name]
+        for name, default in _DEFAULTED_FIELDS.items():
+            if d[name] == default:
                 del d[name]
         return d
 
