@@ -263,6 +263,12 @@ def target(problem: Problem, X: np.ndarray, beta: np.ndarray) -> np.ndarray:
     return problem.tau * h * h
 
 
+def labels(problem: Problem, data: "ProblemData", X: np.ndarray) -> np.ndarray:
+    """Clean teacher labels y(x) for inputs ``X`` (rows, stored in the convention's units) of
+    the problem's target; used for fresh samples (online SGD) and Monte-Carlo checks."""
+    return target(problem, X, data.beta)
+
+
 def label_noise(problem: Problem) -> np.ndarray:
     """The P label-noise values sigma xi_mu, xi ~ N(0, 1) from ``SeedSequence(seed).spawn(5)[4]``
     (zeros when noise = 0)."""
