@@ -81,6 +81,16 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="weight decay lambda >= 0: W <- (1 - eta0 lambda) W - eta grad (default 0)")
     g.add_argument("--momentum", type=_float("--momentum"),
                    help="heavy-ball momentum mu in [0, 1), GD only (default 0)")
+    g.add_argument("--target", type=str,
+                   help="teacher spec (default 'paper': y = tau (beta.x)^2); see docs/targets.md")
+    g.add_argument("--batch-size", type=_positive_int("--batch-size"), dest="batch_size",
+                   help="minibatch SGD with B samples per step (B >= P: full batch); batches are "
+                        "consecutive slices of a seeded per-epoch reshuffle; train_loss stays the "
+                        "full training loss; gd only (docs/sgd.md)")
+    g.add_argument("--online", action="store_true", default=None,
+                   help="online (one-pass) SGD: B fresh samples per step (B = --batch-size, "
+                        "default P), fresh label noise if --noise; train_loss is the current "
+                        "batch's loss; gd only (docs/sgd.md)")
 
 
 def _add_run_options(p: argparse.ArgumentParser, flow_tol: bool = False) -> None:
@@ -154,7 +164,7 @@ def problem_from_args(args: argparse.Namespace) -> tuple[Problem, int]:
             fields["N"] = math.inf
         fields["data_file"] = os.path.abspath(args.data)
     for k in ("D", "P", "N", "alpha", "eps", "eta0", "seed", "test_size", "convention", "centered",
-              "noise", "weight_decay", "momentum"):
+              "noise", "weight_decay", "momentum", "target", "batch_size", "online"):
         v = getattr(args, k, None)
         if v is not None:
             fields[k] = v
@@ -237,7 +247,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown command {args.command}")
     assert len(traj.t) == len(times)
     traj.info["config"] = config
-    traj.save(args.out, data=data, plot=args.plot)
+    traj.save(args.out, data=data, plot=args.plot, overwrite=True)  # _check_out_dir ran
     if not args.quiet:
         last = traj.at(traj.t[-1])
         print(f"{args.command}: {traj.method}, {steps} steps in {traj.info.get('wall_time', 0):.2f} s; "

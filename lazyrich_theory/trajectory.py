@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .problem import Problem
+from .problem import Problem, ProblemError
 from .storage import atomic_write_csv, atomic_write_json, atomic_write_npz, read_csv
 
 __all__ = ["Trajectory", "CORE_COLUMNS", "load"]
@@ -94,15 +94,38 @@ class Trajectory:
         return dataclasses.replace(self, extra=extra)
 
     # ------------------------------------------------------------------ storage
-    def save(self, folder: str | os.PathLike, data=None, plot: bool = True) -> None:
+    def save(self, folder: str | os.PathLike, data=None, plot: bool = True,
+             overwrite: bool = False) -> None:
         """Write the trajectory to ``folder`` (created if needed); each file atomically.
 
         Files: trajectory.csv, problem.json, run.json, state.npz (final state, if known),
         summary.json (if ``info["summary"]``), data.npz (if ``data`` is given) and
-        trajectory.png (if ``plot``).
+        trajectory.png (if ``plot``).  A folder that already holds results of a *different*
+        problem is refused (ProblemError) unless ``overwrite``; with ``overwrite`` the optional
+        files this save does not write (summary.json, state.npz, data.npz, trajectory.png)
+        are removed, so the folder never mixes two runs.
         """
         folder = os.fspath(folder)
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise ProblemError(f"{folder} exists and is not a folder")
+        old = os.path.join(folder, "problem.json")
+        if not overwrite and os.path.isfile(os.path.join(folder, "trajectory.csv")):
+            try:
+                with open(old) as f:
+                    same = json.load(f) == json.loads(json.dumps(self.problem.to_dict()))
+            except (OSError, ValueError):
+                same = False
+            if not same:
+                raise ProblemError(f"{folder} already holds results of a different problem; "
+                                   "use another folder or overwrite=True")
         os.makedirs(folder, exist_ok=True)
+        if overwrite:
+            keep = {"summary.json": "summary" in self.info, "state.npz": self.final_state is not None,
+                    "data.npz": data is not None, "trajectory.png": plot}
+            for name, written in keep.items():
+                path = os.path.join(folder, name)
+                if not written and os.path.isfile(path):
+                    os.remove(path)
         if data is not None:
             data.save(os.path.join(folder, "data.npz"))
         if self.final_state is not None:

@@ -536,3 +536,23 @@ def test_solve_writes_lazy_theory_summary_and_columns(tmp_path):
                  "--out", str(out2), "--quiet", "--no-plot"]) == 0
     assert not (out2 / "summary.json").exists()
     assert "kernel_alignment" not in (out2 / "trajectory.csv").read_text().splitlines()[0]
+
+
+def test_trajectory_save_refuses_a_different_problem_and_overwrite_leaves_no_stale_files(tmp_path):
+    import lazyrich_theory as lr
+    from lazyrich_theory.problem import ProblemError
+
+    p = lr.Problem(D=8, P=12, N=3, seed=0, test_size=10)
+    a = lr.solve(p, 20)
+    a.info["summary"] = {"x": 1.0}
+    a.save(tmp_path, data=p.data(), plot=False)
+    assert (tmp_path / "summary.json").exists() and (tmp_path / "data.npz").exists()
+    a.save(tmp_path, plot=False)                  # the same problem again: fine, data kept
+    assert (tmp_path / "data.npz").exists()
+    b = lr.solve(p.replace(seed=1), 20)
+    with pytest.raises(ProblemError, match="different problem"):
+        b.save(tmp_path, plot=False)
+    assert json.loads((tmp_path / "problem.json").read_text())["seed"] == 0   # untouched
+    b.save(tmp_path, plot=False, overwrite=True)
+    assert json.loads((tmp_path / "problem.json").read_text())["seed"] == 1
+    assert not (tmp_path / "summary.json").exists() and not (tmp_path / "data.npz").exists()
