@@ -130,8 +130,12 @@ class _Population:
     functions would, like normal equations: error ~ machine-eps * cond(K)^2).
     """
 
-    def __init__(self, X, wbar, M, eps, v0, Delta0):
+    def __init__(self, X, wbar, M, eps, v0, Delta0, const=0.0, irreducible=0.0):
         self.D = X.shape[1]
+        # general targets (docs/targets.md): the error also has the constant -const, and
+        # the target's degree >= 3 power is added: (tr Delta / D - const)^2, + irreducible
+        self.const = float(const)
+        self.irreducible = float(irreducible)
         lin = 1.0 + eps * (X @ wbar)
         self.L = lin[:, None] * X                             # rows l_mu
         Mm = eps * wbar[None, :] + eps**2 * (X @ M.T)         # rows m_mu  (S_mu = sym(x m^T))
@@ -153,8 +157,13 @@ class _Population:
         D = self.D
         v = self.v0[None, :] + u @ pr["Lv"].T
         tr = self.trD0 + u @ pr["sv"]
+        if self.const != 0.0:
+            tr = tr - D * self.const
         fro = self.fro0 + 2.0 * (u @ pr["hv"]) + np.einsum("ij,ij->i", u @ pr["Gv"], u)
-        return np.einsum("ij,ij->i", v, v) / D + tr * tr / D**2 + 2.0 * fro / D**2
+        out = np.einsum("ij,ij->i", v, v) / D + tr * tr / D**2 + 2.0 * fro / D**2
+        if self.irreducible != 0.0:
+            out = out + self.irreducible
+        return out
 
 
 class LinearizedModel:
@@ -231,8 +240,18 @@ class LinearizedModel:
             else:
                 wref, Mref = np.zeros_like(wbar), np.zeros_like(M)
             v0 = alpha * (wbar - wref)
-            Delta0 = (0.5 * alpha * eps) * (M - Mref) - p.tau * np.outer(system.beta, system.beta)
-            pop = _Population(X, wbar, M, eps, v0, Delta0)
+            tgt = getattr(system, "target", None)
+            if tgt is None:
+                Delta0 = (0.5 * alpha * eps) * (M - Mref) - p.tau * np.outer(system.beta, system.beta)
+                pop = _Population(X, wbar, M, eps, v0, Delta0)
+            else:
+                # y_{<=2} = (c0 - tr C2) + (sqrt(D) c1) . x + x^T (D C2) x  (x in A units)
+                D = X.shape[1]
+                v0 = v0 - math.sqrt(D) * tgt.c1
+                Delta0 = (0.5 * alpha * eps) * (M - Mref) - D * tgt.C2
+                pop = _Population(X, wbar, M, eps, v0, Delta0,
+                                  const=tgt.c0 - float(np.trace(tgt.C2)),
+                                  irreducible=tgt.irreducible_loss)
         return cls(K, system.y, p.eta0 if eta0 is None else eta0, g0=g0, K_test=K_test,
                    y_test=system.y_test, g0_test=g0_test, rcond=rcond, population=pop,
                    system=system, F=F)

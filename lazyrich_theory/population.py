@@ -182,6 +182,8 @@ class PopulationGrid:
 
 def _check_no_options(problem: Problem) -> None:
     """The population ODE has no label noise, weight decay or momentum (docs/theory.md §9)."""
+    if problem.target != "paper":
+        raise ProblemError(f"the population ODE supports only the paper target, not {problem.target!r}")
     if problem.has_options:
         raise ProblemError("the population ODE (also used by solve's lazy theory) does not support "
                            "noise, weight_decay or momentum; use solve --no-theory or simulate")

@@ -108,10 +108,15 @@ class Problem:
         v <- mu v - eta dL/dW - eta0 lambda W, W <- W + v, v starting at 0.
 
     target : the teacher, a spec string (default "paper": y = tau (beta . x)**2); see
-        ``targets.py`` for the other families (quadratic, Hermite single/multi-index).
-    batch_size : minibatch size B (default None: full batch).  Minibatch SGD draws a seeded
-        batch sequence (exact for that sequence); with ``online`` each step uses B fresh samples.
-    online : one-pass (online) SGD with fresh samples every step (default False).
+        ``targets.py`` (docs/targets.md) for the grammar and the other families (quadratic,
+        Hermite single/multi-index, user function).  Their parameters come from the target
+        stream ``SeedSequence(seed).spawn(8)[7]``; X, X_test, beta, W0 are unchanged.
+    batch_size : minibatch size B (default None: full batch; B >= P is also full batch).
+        Minibatch SGD reshuffles the training set every epoch with the stream
+        ``SeedSequence(seed).spawn(7)[5]`` and takes consecutive slices of B (the last P mod B
+        points of an epoch are skipped); exact for that sequence (docs/sgd.md).
+    online : one-pass (online) SGD (default False): every step draws B fresh samples (B =
+        batch_size, default P) and fresh label noise from ``SeedSequence(seed).spawn(7)[6]``.
 
     The options are omitted from :meth:`to_dict` (and problem.json) while at their defaults,
     so files written before they existed load and compare unchanged.
@@ -177,6 +182,10 @@ class Problem:
         if not isinstance(self.target, str) or not self.target.strip():
             raise ProblemError(f"target must be a non-empty spec string, got {self.target!r}")
         object.__setattr__(self, "target", self.target.strip())
+        if self.target != "paper":
+            from .targets import parse_spec
+
+            parse_spec(self.target)  # ProblemError with one line if the spec is bad
         if self.batch_size is not None:
             if not _is_int(self.batch_size) or self.batch_size < 1:
                 raise ProblemError(f"batch_size must be a positive integer or None, got {self.batch_size!r}")
@@ -266,7 +275,20 @@ def target(problem: Problem, X: np.ndarray, beta: np.ndarray) -> np.ndarray:
 def labels(problem: Problem, data: "ProblemData", X: np.ndarray) -> np.ndarray:
     """Clean teacher labels y(x) for inputs ``X`` (rows, stored in the convention's units) of
     the problem's target; used for fresh samples (online SGD) and Monte-Carlo checks."""
-    return target(problem, X, data.beta)
+    if problem.target == "paper":
+        return target(problem, X, data.beta)
+    return data_target(problem, data).labels(problem, X)
+
+
+def data_target(problem: Problem, data: "ProblemData"):
+    """The :class:`~lazyrich_theory.targets.Target` of ``problem`` for ``data`` (the one the
+    data carry when they were sampled or loaded for this spec, else built from the spec)."""
+    t = getattr(data, "target", None)
+    if t is not None and t.spec == problem.target and t.D == problem.D:
+        return t
+    from .targets import make_target
+
+    return make_target(problem, data.beta)
 
 
 def label_noise(problem: Problem) -> np.ndarray:
@@ -290,7 +312,8 @@ class ProblemData:
     """Arrays of one problem, stored in the convention's own units (rows are samples).
 
     X (P, D), y (P,), X_test (test_size, D), y_test (test_size,), beta (D,),
-    W0 (N, D) or None when N is infinite.
+    W0 (N, D) or None when N is infinite.  ``target``: the teacher object
+    (:mod:`lazyrich_theory.targets`) for non-paper targets, None for the paper target.
     """
 
     X: np.ndarray
@@ -300,6 +323,7 @@ class ProblemData:
     beta: np.ndarray
     W0: np.ndarray | None
     source: str = field(default="sampled")
+    target: Any = field(default=None)
 
     @classmethod
     def sample(cls, problem: Problem) -> "ProblemData":
@@ -313,6 +337,13 @@ class ProblemData:
         X_test = rt.standard_normal((problem.test_size, D)) * xs
         beta = rb.standard_normal(D)
         W0 = rw.standard_normal((problem.N, D)) if problem.finite_width else None
+        if problem.target != "paper":
+            # other teachers: parameters from the target stream (targets.py), same X, X_test, W0
+            from .targets import make_target
+
+            tgt = make_target(problem, beta)
+            y = add_label_noise(problem, tgt.labels(problem, X))
+            return cls(X, y, X_test, tgt.labels(problem, X_test), beta, W0, target=tgt)
         y = add_label_noise(problem, target(problem, X, beta))
         return cls(X, y, X_test, target(problem, X_test, beta), beta, W0)
 
@@ -338,6 +369,10 @@ class ProblemData:
         data = cls(arrays["X"], arrays["y"], arrays["X_test"], arrays["y_test"],
                    arrays["beta"], W0, source=path)
         data.check(problem)
+        if problem.target != "paper":
+            from .targets import make_target
+
+            data = dataclasses.replace(data, target=make_target(problem, data.beta))
         return data
 
     def check(self, problem: Problem) -> None:

@@ -385,7 +385,7 @@ def _predictions(problem: Problem, steps: int, method: str, threshold: float,
     out: dict[str, float] = {"predicted_lazy_train_time": math.nan,
                              "predicted_lazy_peak_time": math.nan}
     peak = None
-    if problem.centered:  # the linearised model is the centered one
+    if problem.centered and problem.target == "paper":  # the centered paper-teacher model
         s = problem.input_scale
         beta_eff = np.asarray(data.beta, float) * math.sqrt(2.0 * problem.tau)
         lin = linearized_curves_exact(data.X * s, beta_eff, problem.eps, problem.eta0, times,

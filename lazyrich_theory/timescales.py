@@ -86,10 +86,15 @@ def population_half_time(problem: Problem, data: ProblemData | None = None,
 def predict_timescales(problem: Problem, data: ProblemData | None = None,
                        lazy_peak_time: float | None = None) -> Timescales:
     """All predicted times for ``problem`` (see module doc).  ``lazy_peak_time`` comes from the
-    linearised model when the caller has it (it needs the training data); NaN otherwise."""
+    linearised model when the caller has it (it needs the training data); NaN otherwise.
+    Non-paper targets: the rich-transition times and the delay are NaN (paper-only theory)."""
     data = problem.data() if data is None else data
     beta2 = float(data.beta @ data.beta)
     t_fit = problem.D / (4.0 * problem.eta0)
+    if problem.target != "paper":
+        # the rich-transition theory (population ODE, t*) is for the paper target only
+        peak = math.nan if lazy_peak_time is None else float(lazy_peak_time)
+        return Timescales(t_fit, peak, math.nan, math.nan, math.nan)
     t_est = rich_transition_time(problem.alpha, problem.eps, problem.eta0, problem.D, beta2,
                                  problem.tau)
     t_pop = population_half_time(problem, data)
