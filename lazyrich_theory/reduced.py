@@ -37,7 +37,9 @@ from .schedule import save_times as make_save_times
 from .statistics import decomposition, diagnostics, predict
 from .trajectory import CORE_COLUMNS, Trajectory
 
-__all__ = ["DivergenceError", "ReducedSystem", "initial_factor", "solve", "METHODS"]
+__all__ = ["DivergenceError", "ReducedSystem", "initial_factor", "solve", "METHODS",
+           "batch_indices", "iter_batch_indices", "online_samples", "iter_online_samples",
+           "sgd_mode", "sgd_batch_size"]
 
 METHODS = ("gd", "flow")
 #: Integrators for method="flow": "rkc" (Runge–Kutta–Chebyshev, default: built for the stiff
@@ -102,6 +104,9 @@ class ReducedSystem:
     f0_test: np.ndarray  # (T,)
     wbar0: np.ndarray
     M0: np.ndarray
+    #: the teacher (targets.Target) for non-paper targets; None = the paper target (the
+    #: statistics.decomposition path, unchanged)
+    target: Any = None
 
     @classmethod
     def build(cls, problem: Problem, data: ProblemData | None = None) -> "ReducedSystem":
@@ -116,9 +121,18 @@ class ReducedSystem:
             f0_test = predict(X_test @ F0, z, problem.alpha, problem.eps)
         else:
             f0, f0_test = np.zeros(problem.P), np.zeros(problem.test_size)
-        return cls(problem, np.ascontiguousarray(X), data.y.astype(np.float64),
-                   np.ascontiguousarray(X_test), data.y_test.astype(np.float64),
-                   data.beta.astype(np.float64), F0, c, z, f0, f0_test, wbar0, M0)
+        tgt = None
+        if problem.target != "paper":
+            from .problem import data_target
+
+            tgt = data_target(problem, data)
+        system = cls(problem, np.ascontiguousarray(X), data.y.astype(np.float64),
+                     np.ascontiguousarray(X_test), data.y_test.astype(np.float64),
+                     data.beta.astype(np.float64), F0, c, z, f0, f0_test, wbar0, M0, tgt)
+        if tgt is not None and not tgt.exact:
+            # Monte-Carlo population loss: its standard error as an extra (last) column
+            system.observers["population_loss_stderr"] = _population_stderr
+        return system
 
     # --------------------------------------------------------------------------- dynamics
     def residuals(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -163,9 +177,17 @@ class ReducedSystem:
             wref, Mref = self.wbar0, self.M0
         else:
             wref, Mref = np.zeros_like(wbar), np.zeros_like(M)
-        var, mis, lin = decomposition(wbar, M, wref, Mref, self.beta, p.alpha, p.eps, p.tau)
-        diag = diagnostics(wbar, M, self.wbar0, self.M0, self.beta)
-        row = [train_loss, test_loss, var + mis + lin, var, mis, lin, *diag]
+        if self.target is None:
+            var, mis, lin = decomposition(wbar, M, wref, Mref, self.beta, p.alpha, p.eps, p.tau)
+            diag = diagnostics(wbar, M, self.wbar0, self.M0, self.beta)
+            pop = var + mis + lin
+        else:
+            # docs/targets.md: Hermite-degree split of the error, plus the irreducible power
+            var, mis, lin = self.target.decomposition(wbar, M, wref, Mref, p.alpha, p.eps)
+            pop = var + mis + lin + self.target.irreducible_loss
+            direction = self.beta if self.target.direction is None else self.target.direction
+            diag = diagnostics(wbar, M, self.wbar0, self.M0, direction)
+        row = [train_loss, test_loss, pop, var, mis, lin, *diag]
         for fn in self.observers.values():
             row.append(float(fn(self, F)))
         return row
@@ -217,6 +239,15 @@ class ReducedSystem:
 
     def eta0_bound(self, F: np.ndarray) -> float:
         return stable_eta0_bound(self.X, F, self.z, self.problem.eps)
+
+
+def _population_stderr(system: "ReducedSystem", F: np.ndarray) -> float:
+    """Standard error of the Monte-Carlo population loss (user-function targets)."""
+    p = system.problem
+    wbar, M = F @ system.z, F @ F.T
+    wref, Mref = ((system.wbar0, system.M0) if p.centered
+                  else (np.zeros_like(wbar), np.zeros_like(M)))
+    return system.target.population_loss_stderr(wbar, M, wref, Mref, p.alpha, p.eps)
 
 
 @njit(cache=True)
@@ -310,6 +341,164 @@ def _progress_bar(total: float, enabled: bool, desc: str):
         return None
     return tqdm(total=total, desc=desc, unit="step", unit_scale=True, leave=False,
                 disable=None, mininterval=0.5)
+
+
+# --------------------------------------------------------------------------- SGD (docs/sgd.md)
+#: Children of ``SeedSequence(seed).spawn(7)`` used by SGD; 0-4 are X, X_test, beta, W0 and
+#: the label noise (``spawn(7)[:5]`` are the children of ``spawn(5)``, so nothing else moves).
+MINIBATCH_STREAM = 5
+ONLINE_STREAM = 6
+
+
+def sgd_mode(problem: Problem) -> str | None:
+    """The SGD mode: 'online' (``problem.online``), 'minibatch' (``batch_size`` < P) or None
+    (full-batch GD, also when ``batch_size`` >= P)."""
+    if problem.online:
+        return "online"
+    if problem.batch_size is not None and problem.batch_size < problem.P:
+        return "minibatch"
+    return None
+
+
+def sgd_batch_size(problem: Problem) -> int:
+    """Samples per step: ``batch_size``, or P when it is None (online) / full batch."""
+    B = problem.P if problem.batch_size is None else problem.batch_size
+    return B if problem.online else min(B, problem.P)
+
+
+def _sgd_rng(problem: Problem, child: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(problem.seed).spawn(7)[child])
+
+
+def iter_batch_indices(problem: Problem) -> Iterable[np.ndarray]:
+    """Endless minibatch index sequence (docs/sgd.md): for each epoch e = 0, 1, ... draw
+    perm_e = rng.permutation(P) from ``SeedSequence(seed).spawn(7)[5]`` and yield its
+    P // B consecutive slices perm_e[j B:(j + 1) B] (the last P mod B indices of each epoch
+    are skipped, so every batch has exactly B points).  Step t uses the t-th batch."""
+    P, B = problem.P, sgd_batch_size(problem)
+    rng = _sgd_rng(problem, MINIBATCH_STREAM)
+    nb = P // B
+    while True:
+        perm = rng.permutation(P)
+        for j in range(nb):
+            yield perm[j * B:(j + 1) * B]
+
+
+def batch_indices(problem: Problem, steps: int) -> np.ndarray:
+    """The first ``steps`` minibatches of :func:`iter_batch_indices`, shape (steps, B)."""
+    if sgd_mode(problem) != "minibatch":
+        raise ProblemError("batch_indices needs 1 <= batch_size < P and online=False")
+    it = iter_batch_indices(problem)
+    return np.array([next(it) for _ in range(int(steps))], dtype=np.int64).reshape(int(steps), -1)
+
+
+def iter_online_samples(problem: Problem, data: ProblemData) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    """Endless fresh-sample sequence of online SGD (docs/sgd.md): from one generator on
+    ``SeedSequence(seed).spawn(7)[6]``, step t draws X_t = standard_normal((B, D)) * s
+    (s = 1/sqrt(D) in convention A, 1 in B: the stored units of ``ProblemData.sample``), then,
+    if noise > 0, xi_t = standard_normal(B); it yields (X_t, labels(X_t) + noise * xi_t)."""
+    from .problem import labels
+
+    B, D = sgd_batch_size(problem), problem.D
+    xs = 1.0 / math.sqrt(D) if problem.convention == "A" else 1.0
+    rng = _sgd_rng(problem, ONLINE_STREAM)
+    while True:
+        Xt = rng.standard_normal((B, D)) * xs
+        yt = np.asarray(labels(problem, data, Xt), dtype=np.float64)
+        if problem.noise > 0.0:
+            yt = yt + problem.noise * rng.standard_normal(B)
+        yield Xt, yt
+
+
+def online_samples(problem: Problem, steps: int, data: ProblemData | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``steps`` online batches: inputs (steps, B, D) in stored units, labels (steps, B)."""
+    data = problem.data() if data is None else data
+    it = iter_online_samples(problem, data)
+    pairs = [next(it) for _ in range(int(steps))]
+    B, D = sgd_batch_size(problem), problem.D
+    X = np.array([x for x, _ in pairs]).reshape(int(steps), B, D)
+    y = np.array([v for _, v in pairs]).reshape(int(steps), B)
+    return X, y
+
+
+def _run_sgd(system: ReducedSystem, times: np.ndarray, progress: bool,
+             data: ProblemData | None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact minibatch / online SGD on the factor; returns (rows at save times, final F).
+
+    Step t takes its batch (X_b, y_b, f0_b) of B points (minibatch: rows of the training set;
+    online: fresh samples) and applies, with r = ftilde(X_b) - y_b,
+        Delta(F) = -(2 eta0 / (alpha B)) X_b^T [r * (eps X_b F + c^T)] - eta0 lambda F,
+        F <- F + Delta(F)   or, with momentum mu,   F_v <- mu F_v + Delta(F), F <- F + F_v.
+    Saved train_loss: the full training loss (minibatch) or the loss of the state at t on
+    step t's fresh batch (online).  Blow-up is checked every step on the batch loss.
+    """
+    p = system.problem
+    mode = sgd_mode(p)
+    B = sgd_batch_size(p)
+    mu, decay = p.momentum, p.eta0 * p.weight_decay
+    kgrad = -2.0 * p.eta0 / (p.alpha * B)
+    z, c = system.z, system.c
+    if mode == "minibatch":
+        it_idx = iter_batch_indices(p)
+
+        def next_batch():
+            idx = next(it_idx)
+            return system.X[idx], system.y[idx], system.f0[idx]
+    else:
+        it_xy = iter_online_samples(p, p.data() if data is None else data)
+        s = p.input_scale
+        zeros = np.zeros(B)
+
+        def next_batch():
+            Xr, yb = next(it_xy)
+            Xb = Xr * s if s != 1.0 else Xr
+            f0b = predict(Xb @ system.F0, z, p.alpha, p.eps) if p.centered else zeros
+            return Xb, yb, f0b
+    F = system.F0.copy()
+    Fv = np.zeros_like(F) if mu > 0.0 else None
+    steps = int(times[-1])
+    rows = np.empty((times.size, system.width()))
+    k = 0
+    bar = _progress_bar(steps, progress, mode)
+    loss0 = full0 = None
+    F_healthy = F
+    for t in range(steps + 1):
+        Xb, yb, f0b = next_batch()
+        XF = Xb @ F
+        r = _residual(XF, z, p.alpha, p.eps, f0b, yb)
+        loss = float(r @ r) / B
+        if loss0 is None:
+            loss0 = loss
+        if not math.isfinite(loss) or loss > BLOWUP_FACTOR * loss0 + 1e-300:
+            what = "non-finite loss" if not math.isfinite(loss) else f"batch loss {loss:.3g}"
+            raise _divergence(system, t, what, F_healthy)
+        if loss <= 2.0 * loss0:
+            F_healthy = F
+        if t == times[k]:
+            row = system.record(F, train_loss=loss if mode == "online" else None)
+            if full0 is None:
+                full0 = row[0]
+            if not math.isfinite(row[0]) or row[0] > BLOWUP_FACTOR * full0 + 1e-300:
+                raise _divergence(system, t, f"train loss {row[0]:.3g}", F_healthy)
+            rows[k] = row
+            k += 1
+        if t == steps:
+            break
+        V = Xb.T @ _weight(XF, r, c, p.eps)
+        V *= kgrad
+        if decay != 0.0:
+            V -= decay * F
+        if Fv is None:
+            F = F + V
+        else:
+            Fv = mu * Fv + V
+            F = F + Fv
+        if bar is not None and (t & 255) == 0:
+            bar.update(min(256, steps - bar.n))
+    if bar is not None:
+        bar.close()
+    return rows, F
 
 
 def _run_gd(system: ReducedSystem, times: np.ndarray, progress: bool,
@@ -408,6 +597,9 @@ def solve(problem: Problem, steps: int, method: str = "gd",
     The problem's training options apply (docs/theory.md §9): ``noise`` via its labels,
     ``weight_decay`` lambda adds -eta0 lambda F to the GD increment and to dF/dt, and
     ``momentum`` mu (method "gd" only) runs the heavy-ball map on the stacked factor [F; F_v].
+    ``batch_size`` B < P runs minibatch SGD and ``online`` online SGD (method "gd" only; exact
+    for the seeded sample sequence, docs/sgd.md); their train_loss column is the full training
+    loss (minibatch) or the loss on the current fresh batch (online).
     Save times are the default log-spaced grid up to ``steps`` plus exactly ``save_times``.
     ``observers`` adds columns: name -> fn(system, F), evaluated on the state at each save time.
     """
@@ -415,6 +607,10 @@ def solve(problem: Problem, steps: int, method: str = "gd",
         raise ProblemError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "flow" and problem.momentum > 0:
         raise ProblemError("momentum needs method 'gd' (heavy ball has no gradient-flow limit here)")
+    mode = sgd_mode(problem)
+    if method == "flow" and mode is not None:
+        raise ProblemError(f"{mode} SGD needs method 'gd' (a sampled batch sequence has no "
+                           "gradient-flow limit in this solver)")
     if integrator not in INTEGRATORS:
         raise ProblemError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {integrator!r}")
     d_rtol, d_atol = DEFAULT_TOLERANCES[integrator]
@@ -424,13 +620,20 @@ def solve(problem: Problem, steps: int, method: str = "gd",
         raise ProblemError(f"need rtol > 0 and atol >= 0, got rtol={rtol:g}, atol={atol:g}")
     times = make_save_times(steps, extra=save_times)
     t0 = time.perf_counter()
+    if mode == "online" and data is None:
+        data = problem.data()      # online SGD also needs beta (the teacher) for fresh labels
     system = ReducedSystem.build(problem, data)
     for name, fn in (observers or {}).items():
         if name in CORE_COLUMNS or name == "t":
             raise ProblemError(f"observer name {name!r} clashes with a core column")
         system.observers[name] = fn
     info: dict[str, Any] = {"steps": int(steps), "rank": int(system.F0.shape[1])}
-    if method == "gd":
+    if system.target is not None:
+        info["target"] = system.target.info()
+    if method == "gd" and mode is not None:
+        rows, F = _run_sgd(system, times, progress, data)
+        info.update(sgd=mode, batch_size=sgd_batch_size(problem))
+    elif method == "gd":
         rows, F = _run_gd(system, times, progress)
     else:
         with _blas_threads_for(system):

@@ -37,6 +37,21 @@ weight decay lambda and heavy-ball momentum mu act on ``W`` as
 
 which is plain GD ``W <- W + D_W`` when mu = 0.  Neither is supported with trained readouts.
 
+Minibatch and online SGD (``Problem.batch_size``, ``Problem.online``; docs/sgd.md): each step
+uses the mean-squared-error gradient on a batch of B points only (dL_b/dW: the formula above
+with P -> B and the sum over the batch), with decay and momentum as above.  The batch
+sequence is re-implemented here from the documented rule (no code shared with the solver):
+
+* minibatch (1 <= B < P): a ``Generator(PCG64(SeedSequence(seed, spawn_key=(5,))))``; each
+  epoch draws ``permutation(P)`` and steps through its P // B consecutive slices of B indices
+  (the P mod B leftovers are skipped); the recorded train loss is the full training loss;
+* online: ``Generator(PCG64(SeedSequence(seed, spawn_key=(6,))))``; step t draws
+  ``standard_normal((B, D))`` (times 1/sqrt(D) in convention A), labels from
+  ``lazyrich_theory.problem.labels`` (the teacher), then ``noise * standard_normal(B)`` if
+  noise > 0; B = batch_size or P.  The recorded train loss is the loss on step t's batch.
+
+Either sequence can also be passed explicitly (``batches=`` / ``samples=``).
+
 Time ``t`` counts GD steps; the values recorded at ``t`` are those of the weights after
 ``t`` updates (t = 0 is the initialisation).
 
@@ -75,7 +90,7 @@ from typing import Iterable
 
 import numpy as np
 
-from lazyrich_theory.problem import Problem, ProblemData, ProblemError
+from lazyrich_theory.problem import Problem, ProblemData, ProblemError, labels
 from lazyrich_theory.schedule import save_times as _default_save_times
 from lazyrich_theory.trajectory import CORE_COLUMNS, Trajectory
 
@@ -194,11 +209,40 @@ def population_terms(problem: Problem, beta: np.ndarray, wbar: np.ndarray, M: np
     return float(t1), float(t2), float(t3)
 
 
+# ---------------------------------------------------------------------------- SGD batches
+def _minibatch_stream(problem: Problem, B: int):
+    """Index batches of the documented minibatch rule (see module doc), own implementation."""
+    gen = np.random.Generator(np.random.PCG64(np.random.SeedSequence(problem.seed, spawn_key=(5,))))
+    usable = (problem.P // B) * B
+    while True:
+        order = gen.permutation(problem.P)
+        for start in range(0, usable, B):
+            yield order[start:start + B]
+
+
+def _online_stream(problem: Problem, data: ProblemData, B: int):
+    """(inputs, labels) of the documented online rule (see module doc), own implementation."""
+    gen = np.random.Generator(np.random.PCG64(np.random.SeedSequence(problem.seed, spawn_key=(6,))))
+    scale = 1.0 / math.sqrt(problem.D) if problem.convention == "A" else 1.0
+    while True:
+        Xs = scale * gen.standard_normal((B, problem.D))
+        ys = np.asarray(labels(problem, data, Xs), dtype=np.float64)
+        if problem.noise > 0.0:
+            ys = ys + problem.noise * gen.standard_normal(B)
+        yield Xs, ys
+
+
 # ---------------------------------------------------------------------------- simulation
 def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = None,
              data: ProblemData | None = None, train_readouts: bool = False,
-             progress: bool = False) -> Trajectory:
-    """Train the N x D network by full-batch GD for ``steps`` steps; return its Trajectory.
+             progress: bool = False, batches: np.ndarray | None = None,
+             samples: tuple[np.ndarray, np.ndarray] | None = None) -> Trajectory:
+    """Train the N x D network by GD (or minibatch / online SGD) for ``steps`` steps.
+
+    Full-batch GD unless ``problem.online`` or ``problem.batch_size`` < P (module doc).
+    ``batches``: explicit minibatch indices, shape (steps, B) (default: the documented rule);
+    ``samples``: explicit online (inputs (steps + 1, B, D) in stored units, labels (steps + 1, B));
+    batch t drives step t and batch ``steps`` gives the final saved train loss.
 
     ``save_times``: extra save times added to the default log schedule
     (``lazyrich_theory.schedule.save_times(steps, extra=save_times)``).
@@ -221,6 +265,16 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
     if data is None:
         data = problem.data()
     data.check(problem)
+    if problem.online:
+        mode = "online"
+    elif problem.batch_size is not None and problem.batch_size < problem.P:
+        mode = "minibatch"
+    else:
+        mode = "full"
+    if batches is not None and mode != "minibatch":
+        raise ProblemError("batches= needs a minibatch problem (1 <= batch_size < P, not online)")
+    if samples is not None and mode != "online":
+        raise ProblemError("samples= needs an online problem")
 
     X = np.ascontiguousarray(data.X, dtype=np.float64)
     y = np.asarray(data.y, dtype=np.float64)
@@ -248,6 +302,36 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
     bnorm = float(np.linalg.norm(beta))
     bhat = beta / bnorm if bnorm > 0 else beta
 
+    if mode == "minibatch":
+        if batches is None:
+            source = _minibatch_stream(problem, problem.batch_size)
+        else:
+            batches = np.asarray(batches)
+            if batches.ndim != 2 or batches.shape[0] < steps:
+                raise ProblemError(f"batches must have shape (steps, B), got {batches.shape}")
+            source = iter(batches)
+
+        def next_batch(t):
+            if batches is not None and t >= len(batches):
+                return X, y, f0          # after the last step: only the saved full loss is used
+            idx = next(source)
+            return X[idx], y[idx], (None if f0 is None else f0[idx])
+    elif mode == "online":
+        B = problem.P if problem.batch_size is None else problem.batch_size
+        if samples is None:
+            source = _online_stream(problem, data, B)
+        else:
+            Xs_all, ys_all = (np.asarray(v, dtype=np.float64) for v in samples)
+            if Xs_all.ndim != 3 or Xs_all.shape[0] < steps + 1 or Xs_all.shape[2] != D \
+                    or ys_all.shape != Xs_all.shape[:2]:
+                raise ProblemError("samples must be (inputs (steps + 1, B, D), labels (steps + 1, B)): "
+                                   "batch t is used at step t, the last one for the final loss")
+            source = zip(Xs_all, ys_all)
+
+        def next_batch(t):
+            Xb, yb = next(source)
+            return Xb, yb, (forward(problem, W0, Xb, a0) if problem.centered else None)
+
     W = W0.copy()
     a = a0.copy()
     n_save = len(times)
@@ -258,7 +342,10 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
         Ht = _preact(problem, W, Xt)
         Lt, _ = _loss_from_preact(problem, Ht, a, f0t, yt)
         wbar, M = statistics(W, a)
-        t1, t2, t3 = population_terms(problem, beta, wbar, M, wbar_ref, M_ref)
+        if problem.target == "paper":
+            t1, t2, t3 = population_terms(problem, beta, wbar, M, wbar_ref, M_ref)
+        else:   # this closed form is the paper teacher's only: no independent value here
+            t1 = t2 = t3 = math.nan
         dM = M - M0
         rec["train_loss"][j] = L
         rec["test_loss"][j] = Lt
@@ -285,8 +372,14 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
             t = 0
             while True:
                 t0 = time.perf_counter()
-                H = _preact(problem, W, X)
-                L, r = _loss_from_preact(problem, H, a, f0, y)
+                if mode == "full":
+                    Xb = X
+                    H = _preact(problem, W, X)
+                    L, r = _loss_from_preact(problem, H, a, f0, y)
+                else:
+                    Xb, yb, f0b = next_batch(t)
+                    H = _preact(problem, W, Xb)
+                    L, r = _loss_from_preact(problem, H, a, f0b, yb)
                 if L_init is None:
                     L_init = L
                     limit = DIVERGENCE_FACTOR * (L_init + 1e-300)
@@ -299,11 +392,17 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
                 j = save_set.get(t)
                 if j is not None:
                     t_rec = time.perf_counter()
-                    record(j, L)
+                    L_saved = L
+                    if mode == "minibatch":     # the saved train loss is the full one
+                        L_saved, _ = _loss_from_preact(problem, _preact(problem, W, X), a, f0, y)
+                        if not math.isfinite(L_saved):
+                            raise NetworkDivergence(f"network SGD diverged at step {t}: "
+                                                    f"train loss {L_saved:.3e}")
+                    record(j, L_saved)
                     t0 += time.perf_counter() - t_rec  # exclude recording from step time
                 if t == steps:
                     break
-                gW, ga = _grads_from_preact(problem, X, H, a, r, train_readouts)
+                gW, ga = _grads_from_preact(problem, Xb, H, a, r, train_readouts)
                 if vel is None and shrink == 0.0:
                     W -= eta * gW
                 else:
@@ -332,6 +431,7 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
         "steps": steps,
         "wall_time": wall,
         "train_readouts": bool(train_readouts),
+        "sgd": mode,
         "time_per_step": float(np.median(step_times)) if steps > 0 else 0.0,
     }
     return Trajectory(problem=problem, method="network", t=np.asarray(times, dtype=np.float64),
