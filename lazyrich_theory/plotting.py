@@ -25,8 +25,26 @@ def _plt():
 def _title(traj: "Trajectory") -> str:
     p = traj.problem
     N = "∞" if not p.finite_width else str(p.N)
-    return (f"{traj.method}: D={p.D}, P={p.P}, N={N}, α={p.alpha:g}, ε={p.eps:g}, η0={p.eta0:g}, "
-            f"conv. {p.convention}, {'centered' if p.centered else 'uncentered'}, seed {p.seed}")
+    title = (f"{traj.method}: D={p.D}, P={p.P}, N={N}, α={p.alpha:g}, ε={p.eps:g}, η0={p.eta0:g}, "
+             f"conv. {p.convention}, {'centered' if p.centered else 'uncentered'}, seed {p.seed}")
+    extra = [f"{k}={getattr(p, k):g}" for k in ("noise", "weight_decay", "momentum") if getattr(p, k)]
+    if p.batch_size is not None:
+        extra.append(f"batch_size={p.batch_size}")
+    if p.online:
+        extra.append("online")
+    if p.target != "paper":
+        extra.append(f"target {p.target}")
+    return title + ("\n" + ", ".join(extra) if extra else "")
+
+
+def _positive_line(ax, x, y, ls, color, lw, label) -> bool:
+    """Plot the positive finite part of y (log axes); False when there is none."""
+    y = np.asarray(y, dtype=float)
+    ok = np.isfinite(y) & (y > 0)
+    if not ok.any():
+        return False
+    ax.plot(x, np.where(ok, y, np.nan), ls, color=color, lw=lw, label=label)
+    return True
 
 
 def plot_trajectory(traj: "Trajectory", path: str | os.PathLike | None = None, dpi: int = 130):
@@ -43,8 +61,10 @@ def plot_trajectory(traj: "Trajectory", path: str | os.PathLike | None = None, d
     if not online:
         ax1.plot(x, traj.train_loss, "--", color="tab:blue", lw=1.8, label="train loss")
         ax1.plot(x, traj.test_loss, "-", color="tab:orange", lw=2.0, label="test loss (test set)")
-    ax1.plot(x, traj.population_loss, ":", color="0.25", lw=1.6,
-             label="population loss" + (" (online)" if online else " (exact)"))
+    pop_label = "population loss" + (" (online)" if online else " (exact)")
+    if traj.problem.target != "paper" and "population_loss_stderr" in traj.extra:
+        pop_label = "population loss (Monte Carlo)"
+    _positive_line(ax1, x, traj.population_loss, ":", "0.25", 1.6, pop_label)
     for name, style in (("linearized_train_loss", ("--", "k")), ("linearized_test_loss", ("-", "k"))):
         if name in traj.extra:
             ax1.plot(x, traj.extra[name], style[0], color=style[1], lw=1.0,
@@ -69,19 +89,29 @@ def plot_trajectory(traj: "Trajectory", path: str | os.PathLike | None = None, d
     ax1.grid(True, which="major", alpha=0.3)
     ax1.legend(fontsize=8, loc="lower left")
 
-    ax2.plot(x, traj.population_loss, "-", color="darkorange", lw=2.0, label="population test loss")
-    for name, color, label in (("variance", "tab:red", "variance (tr Δ)²/D²"),
-                               ("misalignment", "tab:green", "misalignment 2 tr Δ²/D²"),
-                               ("linear_power", "k", "linear power |v|²/D")):
-        y = np.asarray(traj[name])
-        if np.any(y > 0):
-            ax2.plot(x, np.where(y > 0, y, np.nan), "--", color=color, lw=1.4, label=label)
+    paper = traj.problem.target == "paper"
+    labels = (("variance (tr Δ)²/D²", "misalignment 2 tr Δ²/D²", "linear power |v|²/D") if paper
+              else ("degree-0 error power", "degree-2 error power", "degree-1 error power"))
+    drawn = _positive_line(ax2, x, traj.population_loss, "-", "darkorange", 2.0,
+                           "population test loss")
+    for name, color, label in zip(("variance", "misalignment", "linear_power"),
+                                  ("tab:red", "tab:green", "k"), labels):
+        drawn |= _positive_line(ax2, x, traj[name], "--", color, 1.4, label)
+    irr = (traj.info.get("target") or {}).get("irreducible_loss")
+    if irr:
+        ax2.axhline(irr, color="0.4", lw=1.0, ls=":", label=f"irreducible (degree ≥ 3) {irr:.3g}")
+        drawn = True
     ax2.set_xscale("log")
-    ax2.set_yscale("log")
+    if drawn:
+        ax2.set_yscale("log")
+    else:
+        ax2.text(0.5, 0.5, "not available for this run\n(e.g. the network with a non-paper target)",
+                 ha="center", va="center", transform=ax2.transAxes, color="0.4")
     ax2.set_xlabel("GD steps t")
     ax2.set_title("population-loss decomposition")
     ax2.grid(True, which="major", alpha=0.3)
-    ax2.legend(fontsize=8, loc="lower left")
+    if drawn:
+        ax2.legend(fontsize=8, loc="lower left")
     fig.suptitle(_title(traj), fontsize=10)
     if path is not None:
         fig.savefig(os.fspath(path), dpi=dpi)
