@@ -185,8 +185,8 @@ def _check_no_options(problem: Problem) -> None:
     if problem.target != "paper":
         raise ProblemError(f"the population ODE supports only the paper target, not {problem.target!r}")
     if problem.has_options:
-        raise ProblemError("the population ODE (also used by solve's lazy theory) does not support "
-                           "noise, weight_decay or momentum; use solve --no-theory or simulate")
+        raise ProblemError("the population ODE does not support "
+                           "noise, weight_decay or momentum; use solve or simulate")
 
 
 def population_grid(problem: Problem, steps: int, alpha: Iterable[float], eps: Iterable[float],
