@@ -4,8 +4,8 @@
 
 Each figure uses the paper's configuration (../shared/reference/paper_notes.md §4) unless
 overridden, writes its PNG(s) and the data behind them into DIR, and overlays theory where the
-package has it.  Implemented: fig1, fig3a, fig3b, fig3e, fig4, fig12, goldilocks
-(``all`` runs them in turn); not yet: fig5, interpolation.
+package has it.  Implemented: fig1, fig3a, fig3b, fig3e, fig4, fig5, fig12, goldilocks,
+interpolation (``all`` runs them in turn).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from .problem import Problem, ProblemError
 from .storage import atomic_write_json
 
-__all__ = ["FIGURES", "make_figure"]
+__all__ = ["FIGURES", "make_figure", "eigenvector_labels", "interpolated_init"]
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,10 @@ def _fig1(problem: Problem, steps: int, out: str, network_steps: int | None = No
 
     data = problem.data()
     tr = solve_with_theory(problem, steps, method=method, data=data)
-    tr.save(os.path.join(out, "reduced"), data=data, plot=False)
+    tr.save(os.path.join(out, "reduced"), data=data, plot=False, overwrite=True)
     n_net = min(steps, 2000) if network_steps is None else min(steps, network_steps)
     net = simulate(problem, n_net, data=data)
-    net.save(os.path.join(out, "network"), plot=False)
+    net.save(os.path.join(out, "network"), plot=False, overwrite=True)
     fig = tr.plot()
     ax = fig.axes[0]
     x = np.where(net.t > 0, net.t, 0.5)
@@ -74,12 +74,14 @@ def _fig1(problem: Problem, steps: int, out: str, network_steps: int | None = No
             "max_rel_dev_network_vs_reduced": _max_dev(tr, net)}
 
 
-def _max_dev(a, b) -> float:
+def _max_dev(a, b, floor: float = 1e-300) -> float:
+    """Max relative deviation of the train/test losses at common times; losses below
+    ``floor`` (round-off level) are compared in absolute terms against ``floor``."""
     common, ia, ib = np.intersect1d(a.t, b.t, return_indices=True)
     dev = 0.0
     for col in ("train_loss", "test_loss"):
         x, y = a[col][ia], b[col][ib]
-        dev = max(dev, float(np.max(np.abs(x - y) / np.maximum(np.abs(y), 1e-300))))
+        dev = max(dev, float(np.max(np.abs(x - y) / np.maximum(np.abs(y), floor))))
     return dev
 
 
@@ -93,8 +95,8 @@ def _fig4(problem: Problem, steps: int, out: str, **_) -> dict:
     data = problem.data()
     tr = solve(problem, steps, data=data)
     net = simulate(problem, steps, data=data)
-    tr.save(os.path.join(out, "reduced"), data=data, plot=False)
-    net.save(os.path.join(out, "network"), plot=False)
+    tr.save(os.path.join(out, "reduced"), data=data, plot=False, overwrite=True)
+    net.save(os.path.join(out, "network"), plot=False, overwrite=True)
     fig = tr.plot()
     ax = fig.axes[0]
     x = np.where(net.t > 0, net.t, 0.5)
@@ -119,8 +121,8 @@ def _fig12(problem: Problem, steps: int, out: str, **_) -> dict:
     data = problem.data()
     net = simulate(problem, steps, data=data, train_readouts=True)
     fixed = solve(problem, steps, data=data)
-    net.save(os.path.join(out, "network_trained_readouts"), plot=False)
-    fixed.save(os.path.join(out, "reduced_fixed_readouts"), plot=False)
+    net.save(os.path.join(out, "network_trained_readouts"), plot=False, overwrite=True)
+    fixed.save(os.path.join(out, "reduced_fixed_readouts"), plot=False, overwrite=True)
     fig = net.plot()
     ax = fig.axes[0]
     x = np.where(fixed.t > 0, fixed.t, 0.5)
@@ -239,6 +241,302 @@ def _fig3e(problem: Problem, steps: int, out: str, n_alpha: int = 14, n_eps: int
     return {"cells": int(alphas.size * epss.size), "stats": res.stats}
 
 
+# ----------------------------------------------------------------------------- fig5
+FIG5_KS = (1, 5, 70, 75, 100, 150)
+
+
+def eigenvector_labels(problem: Problem, data=None):
+    """The labels of the paper's Figure 5 (paper_notes §4.8): the eigenvectors of the initial
+    NTK on all P + test_size points, after subtracting its scalar global mean.
+
+    The kernel is the width-free Ktilde0 (kernels.ntk_tilde at W0; the true NTK is
+    alpha^2/N times it, which changes neither the eigenvectors nor their order) on the stacked
+    inputs [X; X_test] in convention-A units.  Returns (lam, V, Kc): eigenvalues in
+    descending order, unit-norm eigenvectors as columns (label k = V[:, k - 1]; its first P
+    entries are the training labels, the rest the test labels) and the centered kernel."""
+    from .kernels import ntk_tilde
+    from .reduced import initial_factor
+
+    data = problem.data() if data is None else data
+    s = problem.input_scale
+    Xall = np.vstack([data.X, data.X_test]) * s
+    F0, _, z = initial_factor(data.W0, problem.D)
+    K = ntk_tilde(Xall, F0, z, problem.eps)
+    Kc = K - K.mean()
+    lam, V = np.linalg.eigh(0.5 * (Kc + Kc.T))
+    return lam[::-1].copy(), np.ascontiguousarray(V[:, ::-1]), Kc
+
+
+def _as_list(v) -> list:
+    """A figure option given as a sequence, a scalar or a comma-separated string (--set)."""
+    if isinstance(v, str):
+        return [p.strip() for p in v.split(",") if p.strip()]
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return list(v)
+    return [v]
+
+
+def _check_ks(ks, n: int, what: str) -> tuple[int, ...]:
+    try:
+        vals = [float(k) for k in _as_list(ks)]
+    except (TypeError, ValueError):
+        raise ProblemError(f"{what} must be integers in 1..{n}, got {ks!r}") from None
+    if not vals or any(not v.is_integer() or v < 1 or v > n for v in vals):
+        raise ProblemError(f"{what} must be integers in 1..{n} (P + test_size), got {ks!r}")
+    out = tuple(int(v) for v in vals)
+    if len(set(out)) != len(out):
+        raise ProblemError(f"{what} must not repeat a value, got {ks!r}")
+    return out
+
+
+def _fig5(problem: Problem, steps: int, out: str, ks=FIG5_KS, k_scan_step: int = 8,
+          method: str = "gd", network: bool = True, **_) -> dict:
+    """Figure 5: labels = eigenvectors of the initial NTK (Gaussian inputs); train/test loss
+    for several eigen-indices k.  Exact reduced GD (any labels keep it exact), the numpy
+    network overlaid, and the lazy theory: the linearised model in closed form and its
+    t -> inf limit (ridgeless kernel regression with K0), over a scan of k."""
+    from validation import simulate
+
+    from .kernels import paper_kernel_alignment, target_power_fraction
+    from .lazy import LinearizedModel
+    from .problem import ProblemData
+    from .reduced import ReducedSystem, solve
+    from .storage import atomic_write_csv, atomic_write_npz
+
+    if isinstance(k_scan_step, bool) or not isinstance(k_scan_step, (int, np.integer)) \
+            or k_scan_step < 0:
+        raise ProblemError(f"k_scan_step must be a non-negative integer, got {k_scan_step!r}")
+    P, T = problem.P, problem.test_size
+    ks = _check_ks(ks, P + T, "ks")
+    if network and not problem.finite_width:
+        network = False
+    base = problem.data()
+    lam, V, Kc = eigenvector_labels(problem, base)
+    label_residual = max(float(np.max(np.abs(Kc @ V[:, k - 1] - lam[k - 1] * V[:, k - 1])))
+                         for k in ks) / max(abs(float(lam[0])), 1e-300)
+    zero_beta = np.zeros(problem.D)   # no teacher: the labels are given
+
+    def run(k: int, full: bool):
+        y = V[:, k - 1]
+        d = ProblemData(base.X, y[:P].copy(), base.X_test, y[P:].copy(), zero_beta, base.W0,
+                        source=f"eigenvector {k}")
+        tr = solve(problem, steps, method=method, data=d)
+        system = ReducedSystem.build(problem, d)
+        model = LinearizedModel.from_system(system, population=False)
+        lin_method = "gd" if method == "gd" and model.stable else "flow"
+        lin = model.curves(tr.t, lin_method, population=False)
+        Ktr = model.V @ (model.lam[:, None] * model.V.T)
+        row = {"k": k, "eigenvalue": float(lam[k - 1]),
+               "train_label_power": float(y[:P] @ y[:P]),
+               "paper_alignment_K0_train": paper_kernel_alignment(Ktr, y[:P]),
+               "top10_power_K0_train": float(target_power_fraction(
+                   None, y[:P], min(10, P), eig=(model.lam, model.V))),
+               "initial_test_loss": float(tr.test_loss[0]),
+               "final_train_loss": float(tr.train_loss[-1]),
+               "final_test_loss": float(tr.test_loss[-1]),
+               "linearized_final_test_loss": float(lin.test_loss[-1]),
+               "kernel_regression_test_loss": float(model.kernel_regression(0.0).test_mse),
+               "max_rel_dev_test_network_vs_linearized": float(np.max(
+                   np.abs(tr.test_loss - lin.test_loss) / np.maximum(lin.test_loss, 1e-300)))}
+        net = None
+        if full and network:
+            net = simulate(problem, steps, data=d)
+            row["max_rel_dev_network_vs_reduced"] = _max_dev(tr, net)
+        return tr, lin, net, row
+
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12.5, 4.6), constrained_layout=True)
+    cmap = plt.get_cmap("viridis")
+    cols, rows, t_axis = {}, [], None
+    for i, k in enumerate(ks):
+        tr, lin, net, row = run(k, True)
+        rows.append(row)
+        color = cmap(i / max(1, len(ks) - 1))
+        x = np.where(tr.t > 0, tr.t, 0.5)
+        a1.plot(x, tr.train_loss, "--", color=color, lw=1.1)
+        a1.plot(x, tr.test_loss, "-", color=color, lw=1.6, label=f"k = {k}")
+        a1.plot(x, lin.test_loss, ":", color="k", lw=0.8)
+        if net is not None:
+            xn = np.where(net.t > 0, net.t, 0.5)
+            a1.plot(xn[::6], net.test_loss[::6], "o", ms=2.2, mfc="none", color=color)
+        cols[f"train_k{k}"], cols[f"test_k{k}"] = tr.train_loss, tr.test_loss
+        cols[f"lin_train_k{k}"], cols[f"lin_test_k{k}"] = lin.train_loss, lin.test_loss
+        t_axis = tr.t
+    a1.plot([], [], "k:", lw=0.8, label="linearised model (test)")
+    if network:
+        a1.plot([], [], "o", ms=2.2, mfc="none", color="0.4", label="numpy network (test)")
+    a1.set_xscale("log")
+    a1.set_yscale("log")
+    a1.set_xlabel("GD steps t")
+    a1.set_ylabel("MSE (dashed train, solid test)")
+    a1.legend(fontsize=7, ncol=2, loc="lower left")
+    a1.grid(True, alpha=0.3)
+    a1.set_title("labels = k-th eigenvector of the initial NTK")
+
+    scan_ks = sorted(set(range(1, P + T + 1, k_scan_step)) | set(ks)) if k_scan_step else list(ks)
+    done = {r["k"]: r for r in rows}
+    scan = [done[k] if k in done else run(k, False)[3] for k in scan_ks]
+    kk = np.array(scan_ks, dtype=float)
+    a2.plot(kk, [r["final_test_loss"] for r in scan], "o", color="tab:orange", ms=4,
+            label=f"network test at t={steps}")
+    a2.plot(kk, [r["linearized_final_test_loss"] for r in scan], "k.", ms=3,
+            label=f"linearised model test at t={steps}")
+    a2.plot(kk, [r["kernel_regression_test_loss"] for r in scan], "-", color="tab:red", lw=1,
+            label="K0 kernel regression (t → ∞)")
+    a2.plot(kk, [r["initial_test_loss"] for r in scan], "-", color="0.6", lw=0.8,
+            label="test loss at t = 0")
+    a2.set_yscale("log")
+    a2.set_xlabel("eigen-index k (descending eigenvalue)")
+    a2.set_ylabel("test MSE")
+    a2.grid(True, alpha=0.3)
+    a3 = a2.twinx()
+    a3.plot(np.arange(1, lam.size + 1), lam, "-", color="tab:purple", lw=0.8)
+    a3.set_ylabel("eigenvalue of centered K̃0 (purple)", color="tab:purple")
+    a2.legend(fontsize=7, loc="upper left")
+    a2.set_title("final test loss vs k, network and lazy theory")
+    fig.suptitle(f"Fig. 5: eigenvector labels; D={problem.D}, P={P} (+{T} test), N={problem.N}, "
+                 f"α={problem.alpha:g}, ε={problem.eps:g}, η0={problem.eta0:g}, conv. "
+                 f"{problem.convention}, {'centered' if problem.centered else 'uncentered'}, "
+                 f"{method}, seed {problem.seed}")
+    fig.savefig(os.path.join(out, "fig5.png"), dpi=130)
+    plt.close(fig)
+    atomic_write_csv(os.path.join(out, "fig5_curves.csv"), ("t",) + tuple(cols),
+                     [t_axis] + list(cols.values()))
+    keys = list(scan[0])
+    atomic_write_csv(os.path.join(out, "fig5_scan.csv"), keys,
+                     [np.array([r.get(c, np.nan) for r in scan], dtype=float) for c in keys])
+    arrays = {"eigenvalues": lam, "labels": V[:, [k - 1 for k in ks]], "ks": np.array(ks),
+              "X": base.X, "X_test": base.X_test}
+    if base.W0 is not None:
+        arrays["W0"] = base.W0
+    atomic_write_npz(os.path.join(out, "fig5_labels.npz"), arrays)
+    return {"ks": list(ks), "label_eigen_residual": label_residual, "cells": rows,
+            "scan_ks": scan_ks}
+
+
+# ----------------------------------------------------------------------------- interpolation
+INTERP_S = (0.0, 0.05, 0.2, 0.5, 0.75, 0.95)
+
+
+def interpolated_init(problem: Problem, data, s: float) -> np.ndarray:
+    """W0(s) = (1 - s) W_rand + s W_sol (paper_notes §4.10): W_sol has rows +w* (first half)
+    and -w* (second half), w* = beta sqrt(2 tau / (alpha eps)), so that at s = 1 wbar = 0 and
+    (alpha eps / 2) M = tau beta beta^T: the uncentered network equals the teacher exactly.
+    The paper's code (N = 2, alpha = 1, convention A, tau = 1/2) writes w* = beta / sqrt(eps)."""
+    if not problem.finite_width or problem.N % 2:
+        raise ProblemError(f"interpolation needs an even finite width N, got N={problem.N}")
+    if problem.eps <= 0:
+        raise ProblemError(f"interpolation needs eps > 0 (the solution is beta/sqrt(alpha eps)), "
+                           f"got eps={problem.eps:g}")
+    w = data.beta * math.sqrt(2.0 * problem.tau / (problem.alpha * problem.eps))
+    h = problem.N // 2
+    Wsol = np.vstack([np.tile(w, (h, 1)), np.tile(-w, (h, 1))])
+    return (1.0 - s) * data.W0 + s * Wsol
+
+
+def _interpolation(problem: Problem, steps: int, out: str, svals=INTERP_S, method: str = "gd",
+                   network: bool = True, **_) -> dict:
+    """Appendix (cell 20): initialisations interpolating from random W0 (s = 0) towards the
+    exact zero-loss solution (s = 1); exact reduced GD with W0(s) given through ProblemData,
+    the numpy network overlaid, the linearised model at each W0(s), and the paper's NTK
+    alignment on the test set."""
+    from validation import simulate
+
+    from .kernels import kernel_observers
+    from .lazy import LinearizedModel
+    from .problem import ProblemData
+    from .reduced import ReducedSystem, solve
+    from .storage import atomic_write_csv
+    from .timescales import first_time_below, grokking_metrics
+
+    if problem.centered:
+        raise ProblemError("interpolation needs the uncentered loss (centered=false): "
+                           "W0(1) is the zero-loss solution only for the uncentered network")
+    if getattr(problem, "target", "paper") != "paper":
+        raise ProblemError("interpolation needs the paper's teacher (target='paper')")
+    try:
+        svals_t = tuple(float(s) for s in _as_list(svals))
+    except (TypeError, ValueError):
+        raise ProblemError(f"svals must be distinct numbers in [0, 1], got {svals!r}") from None
+    if (not svals_t or any(not (0.0 <= s <= 1.0) for s in svals_t)
+            or len(set(svals_t)) != len(svals_t)):
+        raise ProblemError(f"svals must be distinct numbers in [0, 1], got {svals!r}")
+    svals = svals_t
+    base = problem.data()
+    obs = kernel_observers(("kernel_alignment", "kernel_alignment_train"))
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12.5, 4.6), constrained_layout=True)
+    cmap = plt.get_cmap("plasma")
+    cols, rows, t_axis = {}, [], None
+    for i, s in enumerate(svals):
+        W0 = interpolated_init(problem, base, s)
+        d = ProblemData(base.X, base.y, base.X_test, base.y_test, base.beta, W0,
+                        source=f"interpolation s={s:g}")
+        tr = solve(problem, steps, method=method, data=d, observers=obs)
+        model = LinearizedModel.from_system(ReducedSystem.build(problem, d), population=False)
+        lin_method = "gd" if method == "gd" and model.stable else "flow"
+        lin = model.curves(tr.t, lin_method, population=False)
+        m = grokking_metrics(tr.t, tr.train_loss, tr.test_loss)
+        row = {"s": s, "initial_train_loss": float(tr.train_loss[0]),
+               "initial_test_loss": float(tr.test_loss[0]),
+               "final_train_loss": float(tr.train_loss[-1]),
+               "final_test_loss": float(tr.test_loss[-1]),
+               "max_test_loss": float(np.max(tr.test_loss)),
+               "train_tenth_time": first_time_below(tr.t, tr.train_loss, 0.1 * tr.train_loss[0]),
+               "test_tenth_time": first_time_below(tr.t, tr.test_loss, 0.1 * tr.test_loss[0]),
+               "relative_grokking_time": m["relative_grokking_time"],
+               "linearized_final_test_loss": float(lin.test_loss[-1]),
+               "kernel_regression_test_loss": float(model.kernel_regression(0.0).test_mse),
+               "initial_alignment_test": float(tr["kernel_alignment"][0]),
+               "final_alignment_test": float(tr["kernel_alignment"][-1]),
+               "final_decomposition": {"variance": float(tr.variance[-1]),
+                                       "misalignment": float(tr.misalignment[-1]),
+                                       "linear_power": float(tr.linear_power[-1])}}
+        color = cmap(0.85 * i / max(1, len(svals) - 1))
+        x = np.where(tr.t > 0, tr.t, 0.5)
+        a1.plot(x, tr.train_loss, "--", color=color, lw=1.1)
+        a1.plot(x, tr.test_loss, "-", color=color, lw=1.6, label=f"s = {s:g}")
+        a1.plot(x, lin.test_loss, ":", color=color, lw=0.9)
+        if network:
+            net = simulate(problem, steps, data=d)
+            # s = 1 sits at zero loss (round-off, ~1e-31): compare above 1e-20 only
+            row["max_rel_dev_network_vs_reduced"] = _max_dev(tr, net, floor=1e-20)
+            xn = np.where(net.t > 0, net.t, 0.5)
+            a1.plot(xn[::6], net.test_loss[::6], "o", ms=2.2, mfc="none", color=color)
+        a2.plot(x, tr["kernel_alignment"], "-", color=color, lw=1.5, label=f"s = {s:g}")
+        a2.plot(x, tr["kernel_alignment_train"], "--", color=color, lw=1.0)
+        rows.append(row)
+        for name, v in (("train", tr.train_loss), ("test", tr.test_loss),
+                        ("population", tr.population_loss), ("lin_test", lin.test_loss),
+                        ("alignment_test", tr["kernel_alignment"]),
+                        ("alignment_train", tr["kernel_alignment_train"])):
+            cols[f"{name}_s{s:g}"] = v
+        t_axis = tr.t
+    a1.plot([], [], ":", color="0.3", lw=0.9, label="linearised model (test)")
+    if network:
+        a1.plot([], [], "o", ms=2.2, mfc="none", color="0.4", label="numpy network (test)")
+    a1.set_xscale("log")
+    a1.set_yscale("log")
+    a1.set_xlabel("GD steps t")
+    a1.set_ylabel("MSE (dashed train, solid test)")
+    a1.legend(fontsize=7, ncol=2, loc="lower left")
+    a1.grid(True, alpha=0.3)
+    a1.set_title("W0(s) = (1 − s) W_rand + s W_solution")
+    a2.set_xscale("log")
+    a2.set_xlabel("GD steps t")
+    a2.set_ylabel("paper's NTK alignment (solid test, dashed train)")
+    a2.grid(True, alpha=0.3)
+    a2.legend(fontsize=7)
+    fig.suptitle(f"Interpolation: D={problem.D}, P={problem.P}, N={problem.N}, "
+                 f"α={problem.alpha:g}, ε={problem.eps:g}, η0={problem.eta0:g}, conv. "
+                 f"{problem.convention}, uncentered, {method}, seed {problem.seed}")
+    fig.savefig(os.path.join(out, "interpolation.png"), dpi=130)
+    plt.close(fig)
+    atomic_write_csv(os.path.join(out, "interpolation_curves.csv"), ("t",) + tuple(cols),
+                     [t_axis] + list(cols.values()))
+    return {"cells": rows}
+
+
 FIGURES: dict[str, Figure] = {
     "fig1": Figure("fig1", "grokking on polynomial regression: network, linearised model, K0, "
                    "alignment", dict(D=100, P=550, N=500, alpha=1.0, eps=0.02, eta0=1.0,
@@ -258,6 +556,13 @@ FIGURES: dict[str, Figure] = {
     "fig12": Figure("fig12", "trained readouts: the numpy network (no exact reduction exists)",
                     dict(D=40, P=120, N=2, alpha=1.0, eps=0.25, eta0=0.1, convention="A",
                          centered=False), 100_000, _fig12),
+    "fig5": Figure("fig5", "labels = eigenvectors of the initial NTK on Gaussian data",
+                   dict(D=100, P=100, N=2, alpha=1.0, eps=0.25, eta0=0.5, convention="B",
+                        centered=True, test_size=100), 25_000, _fig5),
+    "interpolation": Figure("interpolation", "initialisations interpolating from random "
+                            "weights to the zero-loss solution",
+                            dict(D=40, P=120, N=2, alpha=1.0, eps=0.25, eta0=0.5,
+                                 convention="A", centered=False), 20_000, _interpolation),
     "goldilocks": Figure("goldilocks", "sweep over the number of training points P",
                          dict(D=40, P=120, N=100, alpha=1.0, eps=0.5, eta0=0.5,
                               convention="A", centered=True), 50_000, _goldilocks),

@@ -1,9 +1,13 @@
 """Every implemented paper figure runs end to end at reduced size and writes its files."""
+import csv
 import json
+import math
 
+import numpy as np
 import pytest
 
-from lazyrich_theory.figures import FIGURES, main, make_figure
+from lazyrich_theory.figures import FIGURES, interpolated_init, main, make_figure
+from lazyrich_theory.problem import Problem, ProblemError
 
 SMALL = dict(D=12, P=40, N=20, test_size=60)
 
@@ -17,6 +21,10 @@ def test_figure_runs_at_reduced_size(name, tmp_path):
         extra = dict(epss=(0.25, 1.0))
     if name == "goldilocks":
         extra = dict(Ps=(20, 60))
+    if name == "fig5":
+        extra = dict(ks=(1, 90), k_scan_step=30)
+    if name == "interpolation":
+        extra = dict(svals=(0.0, 0.5))
     info = make_figure(name, str(tmp_path), steps=300, **SMALL, **extra)
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     saved = json.loads((tmp_path / "figure.json").read_text())
@@ -32,3 +40,99 @@ def test_figure_cli_errors(tmp_path, capsys):
     assert main(["fig4", "--out", str(tmp_path), "--set", "D=-1", "--steps", "10"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("lazyrich figure: error:") for line in err)
+
+
+# ----------------------------------------------------------------------------- fig5
+FIG5_SMALL = dict(D=12, P=30, test_size=30, N=2)
+
+
+def test_fig5_labels_are_ranked_eigenvectors_of_the_direct_ntk(tmp_path):
+    """The saved labels are eigenvectors of the initial NTK built here directly from its
+    definition (sum over neurons of phi'(h) phi'(h') x.x', convention B units), minus its
+    scalar mean, ranked by eigenvalue; and the run is lazy-consistent."""
+    info = make_figure("fig5", str(tmp_path), steps=3000, ks=(1, 55), k_scan_step=20,
+                       **FIG5_SMALL)
+    for f in ("fig5.png", "fig5_curves.csv", "fig5_scan.csv", "fig5_labels.npz", "figure.json"):
+        assert (tmp_path / f).stat().st_size > 0
+    z = np.load(tmp_path / "fig5_labels.npz")
+    p = Problem(**{**FIGURES["fig5"].problem, **FIG5_SMALL})
+    U = np.vstack([z["X"], z["X_test"]]) / math.sqrt(p.D)     # convention B -> A units
+    H = U @ z["W0"].T
+    dphi = 1.0 + p.eps * H
+    K = (p.alpha**2 / p.N**2) * (dphi @ dphi.T) * (U @ U.T)
+    Kc = K - K.mean()
+    lam = np.linalg.eigvalsh(Kc)[::-1]
+    for j, k in enumerate(z["ks"]):
+        v = z["labels"][:, j]
+        assert abs(np.linalg.norm(v) - 1.0) < 1e-12
+        rq = v @ Kc @ v
+        assert np.linalg.norm(Kc @ v - rq * v) < 1e-10 * abs(lam[0])
+        assert abs(rq - lam[k - 1]) < 1e-10 * abs(lam[0])            # ranked descending
+    res = info["result"]
+    assert res["label_eigen_residual"] < 1e-12
+    top, low = res["cells"]
+    # the numpy network follows the reduced dynamics on these user labels
+    assert top["max_rel_dev_network_vs_reduced"] < 1e-8
+    # the top eigenvector is learned and generalises; a bottom one does not (kernel theory)
+    assert top["final_train_loss"] < 1e-2 * top["train_label_power"] / FIG5_SMALL["P"]
+    assert top["final_test_loss"] < 0.5 * top["initial_test_loss"]
+    assert low["final_test_loss"] > 3 * top["final_test_loss"]
+    # the top label is learned almost lazily: the closed-form linearised model predicts its
+    # final test loss to a small fraction of the initial one
+    assert abs(top["final_test_loss"] - top["linearized_final_test_loss"]) \
+        < 0.05 * top["initial_test_loss"]
+    rows = list(csv.DictReader(open(tmp_path / "fig5_scan.csv")))
+    assert [int(float(r["k"])) for r in rows] == [1, 21, 41, 55]
+
+
+def test_fig5_bad_ks(tmp_path, capsys):
+    with pytest.raises(ProblemError, match="ks must be integers in 1..60"):
+        make_figure("fig5", str(tmp_path), steps=10, ks=(1, 61), **FIG5_SMALL)
+    assert main(["fig5", "--out", str(tmp_path), "--steps", "10", "--set", "D=12",
+                 "--set", "P=30", "--set", "test_size=30", "--set", "ks=0,3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ks must be integers" in err[0]
+
+
+# ----------------------------------------------------------------------------- interpolation
+INTERP_SMALL = dict(D=12, P=40, test_size=60)
+
+
+def test_interpolated_init_reaches_the_exact_solution():
+    p = Problem(**{**FIGURES["interpolation"].problem, **INTERP_SMALL, "N": 4, "alpha": 2.0})
+    d = p.data()
+    W = interpolated_init(p, d, 1.0)
+    wbar, M = W.mean(axis=0), W.T @ W / p.N
+    assert np.abs(wbar).max() < 1e-12
+    np.testing.assert_allclose(0.5 * p.alpha * p.eps * M, p.tau * np.outer(d.beta, d.beta),
+                               atol=1e-12)
+    np.testing.assert_array_equal(interpolated_init(p, d, 0.0), d.W0)
+
+
+def test_interpolation_runs_and_the_solution_is_stationary(tmp_path):
+    info = make_figure("interpolation", str(tmp_path), steps=400, svals=(0.0, 0.5, 0.9, 1.0),
+                       **INTERP_SMALL)
+    assert (tmp_path / "interpolation.png").stat().st_size > 10_000
+    assert (tmp_path / "interpolation_curves.csv").stat().st_size > 0
+    cells = info["result"]["cells"]
+    init = [c["initial_test_loss"] for c in cells]
+    # closer to the solution, lower initial loss; at s = 1 the loss is zero and stays zero
+    assert init[0] > init[1] > init[2] > 1e3 * init[3]
+    assert cells[3]["initial_train_loss"] < 1e-25 and cells[3]["final_test_loss"] < 1e-25
+    # the paper's NTK alignment at initialisation grows towards the solution
+    al = [c["initial_alignment_test"] for c in cells]
+    assert al[0] < al[1] < al[2]
+    for c in cells:
+        assert c["max_rel_dev_network_vs_reduced"] < 1e-8
+    assert cells[2]["final_test_loss"] < cells[2]["initial_test_loss"]
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(N=3), "even finite width"),
+    (dict(centered=True), "uncentered"),
+    (dict(svals=(0.5, 1.5)), "svals must be"),
+    (dict(eps=0.0), "eps > 0"),
+])
+def test_interpolation_bad_input(tmp_path, kw, msg):
+    with pytest.raises(ProblemError, match=msg):
+        make_figure("interpolation", str(tmp_path), steps=10, **INTERP_SMALL, **kw)
