@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .plotting import options_suffix
 from .problem import Problem, ProblemError
 from .storage import atomic_write_json
 
@@ -217,7 +218,8 @@ def _sweep_curves(problem: Problem, steps: int, out: str, param: str, values, me
     a1.set_title("train")
     fig.suptitle(f"{title}; D={problem.D}, P={problem.P}, N={problem.N}, α={problem.alpha:g}, "
                  f"ε={problem.eps:g}, η0={problem.eta0:g}, conv. {problem.convention}, "
-                 f"{'centered' if problem.centered else 'uncentered'}, {method}")
+                 f"{'centered' if problem.centered else 'uncentered'}, {method}"
+                 + options_suffix(problem))
     fig.savefig(os.path.join(out, f"{name}.png"), dpi=130)
     plt.close(fig)
     atomic_write_csv(os.path.join(out, f"{name}_curves.csv"), ("t",) + tuple(cols),
@@ -397,7 +399,7 @@ def _fig5(problem: Problem, steps: int, out: str, ks=FIG5_KS, k_scan_step: int =
     fig.suptitle(f"Fig. 5: eigenvector labels; D={problem.D}, P={P} (+{T} test), N={problem.N}, "
                  f"α={problem.alpha:g}, ε={problem.eps:g}, η0={problem.eta0:g}, conv. "
                  f"{problem.convention}, {'centered' if problem.centered else 'uncentered'}, "
-                 f"{method}, seed {problem.seed}")
+                 f"{method}, seed {problem.seed}" + options_suffix(problem))
     fig.savefig(os.path.join(out, "fig5.png"), dpi=130)
     plt.close(fig)
     atomic_write_csv(os.path.join(out, "fig5_curves.csv"), ("t",) + tuple(cols),
@@ -529,7 +531,8 @@ def _interpolation(problem: Problem, steps: int, out: str, svals=INTERP_S, metho
     a2.legend(fontsize=7)
     fig.suptitle(f"Interpolation: D={problem.D}, P={problem.P}, N={problem.N}, "
                  f"α={problem.alpha:g}, ε={problem.eps:g}, η0={problem.eta0:g}, conv. "
-                 f"{problem.convention}, uncentered, {method}, seed {problem.seed}")
+                 f"{problem.convention}, uncentered, {method}, seed {problem.seed}"
+                 + options_suffix(problem))
     fig.savefig(os.path.join(out, "interpolation.png"), dpi=130)
     plt.close(fig)
     atomic_write_csv(os.path.join(out, "interpolation_curves.csv"), ("t",) + tuple(cols),

@@ -27,6 +27,11 @@ def _title(traj: "Trajectory") -> str:
     N = "∞" if not p.finite_width else str(p.N)
     title = (f"{traj.method}: D={p.D}, P={p.P}, N={N}, α={p.alpha:g}, ε={p.eps:g}, η0={p.eta0:g}, "
              f"conv. {p.convention}, {'centered' if p.centered else 'uncentered'}, seed {p.seed}")
+    return title + options_suffix(p)
+
+
+def options_suffix(p) -> str:
+    """'' for the paper's plain GD, else a new line naming the training options and target."""
     extra = [f"{k}={getattr(p, k):g}" for k in ("noise", "weight_decay", "momentum") if getattr(p, k)]
     if p.batch_size is not None:
         extra.append(f"batch_size={p.batch_size}")
@@ -34,7 +39,7 @@ def _title(traj: "Trajectory") -> str:
         extra.append("online")
     if p.target != "paper":
         extra.append(f"target {p.target}")
-    return title + ("\n" + ", ".join(extra) if extra else "")
+    return "\n" + ", ".join(extra) if extra else ""
 
 
 def _positive_line(ax, x, y, ls, color, lw, label) -> bool:
