@@ -33,6 +33,9 @@ class IntegrationError(RuntimeError):
 
 @dataclass
 class IntegratorStats:
+    """Work counters of an adaptive integration: right-hand-side evaluations, accepted and
+    rejected steps, and (RKC) spectral-radius estimates and the largest stage count."""
+
     n_rhs: int = 0
     n_accepted: int = 0
     n_rejected: int = 0

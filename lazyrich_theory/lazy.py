@@ -277,6 +277,7 @@ class LinearizedModel:
 
     @property
     def stable(self) -> bool:
+        """True when the linearised GD map is stable: eta0 lambda_max-step factor < 2."""
         return self.max_step_factor < 2.0
 
     # ------------------------------------------------------------------ time dependence

@@ -197,6 +197,7 @@ class Problem:
     # ------------------------------------------------------------------ derived quantities
     @property
     def finite_width(self) -> bool:
+        """True unless N is infinite."""
         return not math.isinf(self.N)
 
     @property
@@ -238,10 +239,12 @@ class Problem:
         return d
 
     def to_json(self) -> str:
+        """The fields as indented, key-sorted JSON (see :meth:`to_dict`)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Problem":
+        """A Problem from a dict of fields (unknown fields: ProblemError)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -250,6 +253,7 @@ class Problem:
 
     @classmethod
     def from_json(cls, text: str) -> "Problem":
+        """A Problem from JSON text, e.g. a saved problem.json."""
         try:
             d = json.loads(text)
         except json.JSONDecodeError as exc:

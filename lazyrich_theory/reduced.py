@@ -110,6 +110,8 @@ class ReducedSystem:
 
     @classmethod
     def build(cls, problem: Problem, data: ProblemData | None = None) -> "ReducedSystem":
+        """The system for ``problem`` (its own data by default): inputs in convention-A
+        units, initial factor F0 = [U u] Z with (c, z), and f0 = f(W0) on train and test."""
         data = problem.data() if data is None else data
         data.check(problem)
         s = problem.input_scale
@@ -160,6 +162,7 @@ class ReducedSystem:
         return V
 
     def rhs(self, t: float, F: np.ndarray) -> np.ndarray:
+        """The flow dF/dt = Delta(F) (time in GD steps), for the integrators."""
         XF, r = self.residuals(F)
         return self.increment(F, XF, r)
 
@@ -198,6 +201,7 @@ class ReducedSystem:
         return self.__dict__.setdefault("_observers", {})
 
     def width(self) -> int:
+        """Number of recorded columns (core columns plus observers)."""
         return len(CORE_COLUMNS) + len(self.observers)
 
     def spectral_radius(self, F: np.ndarray) -> float:
@@ -238,6 +242,7 @@ class ReducedSystem:
         return cache
 
     def eta0_bound(self, F: np.ndarray) -> float:
+        """The largest stable eta0 at state F (Gauss-Newton bound P / lambda_max(Ktilde))."""
         return stable_eta0_bound(self.X, F, self.z, self.problem.eps)
 
 

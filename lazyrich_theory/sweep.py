@@ -135,6 +135,7 @@ class Axis:
         return len(self.values)
 
     def to_dict(self) -> dict[str, Any]:
+        """The axis as a JSON-able dict (name, values, spacing)."""
         return {"name": self.name, "values": [_json_value(v) for v in self.values],
                 "spacing": self.spacing}
 
@@ -524,6 +525,7 @@ class PhaseResult:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Grid shape, one entry per dimension (seed included)."""
         return tuple(len(self.coords[d]) for d in self.dims)
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -552,10 +554,12 @@ class PhaseResult:
 
     @property
     def grid_dims(self) -> tuple[str, ...]:
+        """The swept dimensions other than seed."""
         return tuple(d for d in self.dims if d != "seed")
 
     @property
     def counts(self) -> dict[str, int]:
+        """Number of cells per status (only statuses that occur)."""
         st = self.data["status"].ravel().tolist()
         return {s: st.count(s) for s in STATUSES if st.count(s)}
 
@@ -632,6 +636,7 @@ class PhaseResult:
             plot_phase(self, os.path.join(out, "phase.png"))
 
     def plot(self, path: str | os.PathLike | None = None, **kw):
+        """Heat map of the phase diagram (plotting_phase.plot_phase); PNG if ``path``."""
         from .plotting_phase import plot_phase
 
         return plot_phase(self, path, **kw)

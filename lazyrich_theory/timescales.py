@@ -32,6 +32,10 @@ __all__ = ["Timescales", "predict_timescales", "first_time_below", "population_h
 
 @dataclass(frozen=True)
 class Timescales:
+    """Predicted time scales in GD steps (docs/theory.md §8): lazy fit D/(4 eta0), lazy peak
+    (linearised test-loss argmax), rich transition (closed form t* and the N = inf online ODE's
+    half-loss time) and the predicted grokking delay; NaN where not available."""
+
     lazy_fit_time: float
     lazy_peak_time: float
     rich_time_estimate: float
@@ -39,6 +43,7 @@ class Timescales:
     grokking_delay: float
 
     def to_dict(self) -> dict[str, float]:
+        """``predicted_<field>`` -> value, None for non-finite values (JSON-able)."""
         return {f"predicted_{k}": (None if not math.isfinite(v) else float(v))
                 for k, v in asdict(self).items()}
 
