@@ -540,8 +540,10 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "gd",
         observers.setdefault(name, fn)
     traj = solve(problem, steps, method=method, data=data, observers=observers, **solve_kw)
     system = ReducedSystem.build(problem, data)
+    from .reduced import sgd_mode
+
     plain = (problem.weight_decay == 0.0 and problem.momentum == 0.0
-             and problem.batch_size is None and not problem.online)
+             and sgd_mode(problem) is None)
     if plain:
         model = LinearizedModel.from_system(system, population=False)
         lin_method = "gd" if method == "gd" and model.stable else "flow"

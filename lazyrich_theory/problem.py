@@ -372,15 +372,16 @@ class ProblemData:
             W0 = None
         data = cls(arrays["X"], arrays["y"], arrays["X_test"], arrays["y_test"],
                    arrays["beta"], W0, source=path)
-        data.check(problem)
-        if problem.target != "paper":
+        data.check(problem, teacher=False)
+        if problem.target != "paper":   # the file's labels are taken to be this teacher's
             from .targets import make_target
 
             data = dataclasses.replace(data, target=make_target(problem, data.beta))
         return data
 
-    def check(self, problem: Problem) -> None:
-        """Raise ProblemError unless every array has the shape and values ``problem`` expects."""
+    def check(self, problem: Problem, teacher: bool = True) -> None:
+        """Raise ProblemError unless every array has the shape and values ``problem`` expects
+        (and, if ``teacher``, unless the data were made for the problem's target)."""
         D, P, T = problem.D, problem.P, problem.test_size
         expected = {"X": (P, D), "y": (P,), "X_test": (T, D), "y_test": (T,), "beta": (D,)}
         if problem.finite_width:
@@ -392,6 +393,10 @@ class ProblemData:
                 raise ProblemError(f"array {name} has shape {got}, expected {shape}")
             if not np.all(np.isfinite(a)):
                 raise ProblemError(f"array {name} contains NaN or infinity")
+        made_for = getattr(getattr(self, "target", None), "spec", "paper")
+        if teacher and made_for != problem.target:
+            raise ProblemError(f"these data carry the labels of target {made_for!r} but the "
+                               f"problem's target is {problem.target!r}; use problem.data()")
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the arrays to ``path`` (.npz), atomically; W0 is omitted when N is infinite."""

@@ -332,8 +332,14 @@ def _divergence(system: ReducedSystem, step: float, what: str, F_healthy: np.nda
             bound = min(bound, system.eta0_bound(F_healthy))
         except np.linalg.LinAlgError:
             pass
-    msg = (f"dynamics diverged at step {step:g} ({what}); eta0={p.eta0:g} but GD is stable "
-           f"only for eta0 < {bound:.4g} (Gauss-Newton bound P/lambda_max(Ktilde))")
+    mode = sgd_mode(p)
+    if mode is None:
+        msg = (f"dynamics diverged at step {step:g} ({what}); eta0={p.eta0:g} but GD is stable "
+               f"only for eta0 < {bound:.4g} (Gauss-Newton bound P/lambda_max(Ktilde))")
+    else:
+        msg = (f"dynamics diverged at step {step:g} ({what}); eta0={p.eta0:g}: {mode} SGD with "
+               f"batch size {sgd_batch_size(p)} needs eta0 below the full-batch GD bound "
+               f"{bound:.4g} (P/lambda_max(Ktilde)) and, for small batches, well below it")
     return DivergenceError(msg, step, bound)
 
 

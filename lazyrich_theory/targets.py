@@ -80,6 +80,8 @@ _KEYS = {"paper": set(), "quadratic": {"B", "b", "c", "rank", "file", "seed"},
 #: Monte-Carlo samples of the func family (default) and the subsample used for error bars.
 MC_SAMPLES = 200_000
 MC_SE_SUBSAMPLE = 20_000
+#: independent folds of the Monte-Carlo sample for the unbiased irreducible-loss estimate
+MC_FOLDS = 8
 _MC_CHUNK = 10_000
 
 _REGISTRY: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
@@ -506,47 +508,73 @@ class HermiteTarget(Target):
 
 class FunctionTarget(Target):
     """y = fn(Z) (any function); the projections and E[y^2] are Monte-Carlo means over n fresh
-    z: c0 = <y>, c1 = <y z>, C2 = <y (z z^T - I)>/2, S = <y^2>; irreducible = S - |y_{<=2}|^2.
+    z: c0 = <y>, c1 = <y z>, C2 = <y (z z^T - I)>/2, S = <y^2>.
     population_loss = E[ftilde^2] - 2 <ftilde y> + <y^2> (unbiased), standard error
-    sd(y^2 - 2 ftilde y)/sqrt(n) with the sd taken on the first MC_SE_SUBSAMPLE samples."""
+    sd(y^2 - 2 ftilde y)/sqrt(n) with the sd taken on the first MC_SE_SUBSAMPLE samples.
+    irreducible = S - |y_{<=2}|^2 with |y_{<=2}|^2 = c0^2 + |c1|^2 + 2 tr C2^2 estimated
+    without bias by the U-statistic over MC_FOLDS independent folds (mean of the cross products
+    <c_a, c_b>, a != b; the plug-in |c|^2 is biased up by about (1 + D + D(D+1)/2) S / n);
+    its standard error is the delete-one-fold jackknife."""
 
     exact = False
 
     def __init__(self, fn: Callable, D: int, rng: np.random.Generator, samples: int = MC_SAMPLES,
                  spec: str = "func"):
         self.fn, self.D, self.spec, self.samples = fn, int(D), spec, int(samples)
-        S0 = 0.0
-        S1 = np.zeros(D)
-        S2 = np.zeros((D, D))
-        Syy = 0.0
+        K = MC_FOLDS
+        if self.samples < 2 * K:
+            raise ProblemError(f"target {spec!r}: samples must be >= {2 * K}, got {self.samples}")
+        S0 = np.zeros(K)
+        S1 = np.zeros((K, D))
+        S2 = np.zeros((K, D, D))
+        Syy = np.zeros(K)
+        cnt = np.zeros(K)
         subZ, suby = [], []
         done = 0
         while done < self.samples:
             n = min(_MC_CHUNK, self.samples - done)
             Z = rng.standard_normal((n, D))
             y = self.labels_z(Z)
-            S0 += float(y.sum())
-            S1 += Z.T @ y
-            S2 += (Z * y[:, None]).T @ Z
-            Syy += float(y @ y)
+            for k in range(K):           # sample i (global index) belongs to fold i mod K
+                sl = slice((k - done) % K, None, K)
+                Zk, yk = Z[sl], y[sl]
+                S0[k] += float(yk.sum())
+                S1[k] += Zk.T @ yk
+                S2[k] += (Zk * yk[:, None]).T @ Zk
+                Syy[k] += float(yk @ yk)
+                cnt[k] += yk.size
             if done < MC_SE_SUBSAMPLE:
                 subZ.append(Z[:MC_SE_SUBSAMPLE - done])
                 suby.append(y[:MC_SE_SUBSAMPLE - done])
             done += n
         n = self.samples
-        self.c0 = S0 / n
-        self.c1 = S1 / n
-        self.C2 = 0.5 * (S2 / n - self.c0 * np.eye(D))
-        self.C2 = 0.5 * (self.C2 + self.C2.T)
-        self.y2 = Syy / n
+        I = np.eye(D)
+        self.c0 = float(S0.sum()) / n
+        self.c1 = S1.sum(axis=0) / n
+        C2 = 0.5 * (S2.sum(axis=0) / n - self.c0 * I)
+        self.C2 = 0.5 * (C2 + C2.T)
+        self.y2 = float(Syy.sum()) / n
         self._Z, self._y = np.concatenate(subZ), np.concatenate(suby)
-        proj = sum(quadratic_error_split(self.c0 - float(np.trace(self.C2)), float(np.trace(self.C2)),
-                                         float(self.c1 @ self.c1), float(np.sum(self.C2**2))))
-        self.irreducible_loss = self.y2 - proj
-        # error bar of the loss of the best quadratic, f = y_{<=2}
-        fb = self._Z @ self.c1 + np.einsum("ij,ij->i", self._Z @ self.C2, self._Z) \
-            + (self.c0 - float(np.trace(self.C2)))
-        self.irreducible_stderr = self._se(fb)
+        # per-fold projections and their Gram matrix of the bilinear form
+        # <c, c'> = c0 c0' + c1.c1' + 2 tr(C2 C2') = E[y_{<=2} y'_{<=2}]
+        c0k = S0 / cnt
+        c1k = S1 / cnt[:, None]
+        C2k = 0.5 * (S2 / cnt[:, None, None] - c0k[:, None, None] * I)
+        C2k = 0.5 * (C2k + np.transpose(C2k, (0, 2, 1)))
+        G = (np.outer(c0k, c0k) + c1k @ c1k.T
+             + 2.0 * np.einsum("aij,bij->ab", C2k, C2k))
+        y2k = Syy / cnt
+
+        def irreducible(folds: np.ndarray) -> float:
+            m = folds.size
+            sub = G[np.ix_(folds, folds)]
+            cross = (sub.sum() - np.trace(sub)) / (m * (m - 1))
+            return float(np.average(y2k[folds], weights=cnt[folds]) - cross)
+
+        allf = np.arange(K)
+        self.irreducible_loss = irreducible(allf)
+        jack = np.array([irreducible(np.delete(allf, k)) for k in range(K)])
+        self.irreducible_stderr = float(math.sqrt((K - 1) / K * np.sum((jack - jack.mean())**2)))
 
     def labels_z(self, Z):
         try:
