@@ -66,7 +66,7 @@ def _is_log(res: "PhaseResult", dim: str, c: np.ndarray | None) -> bool:
     return False
 
 
-def _title(res: "PhaseResult") -> str:
+def _title(res: "PhaseResult", width: int = 95) -> str:
     cfg = res.config
     b = cfg.get("base_problem", {})
     swept = set(res.dims)
@@ -75,7 +75,24 @@ def _title(res: "PhaseResult") -> str:
     n_seed = len(res.coords["seed"])
     extra = f"{cfg.get('method', '')}, T={cfg.get('steps')}, threshold {cfg.get('threshold')}"
     cen = "centered" if b.get("centered", True) else "uncentered"
-    return f"{', '.join(parts)}, {cen}; {extra}; {n_seed} seed{'s' if n_seed > 1 else ''}"
+    opts = [f"{k}={b[k]}" for k in ("noise", "weight_decay", "momentum", "batch_size", "online",
+                                    "target") if k in b and k not in swept]
+    text = (f"{', '.join(parts + opts)}, {cen}; {extra}; "
+            f"{n_seed} seed{'s' if n_seed > 1 else ''}")
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def _uneven(c: np.ndarray | None, log: bool) -> bool:
+    """True for an explicit list whose spacing is far from uniform (in log or linear units):
+    such an axis is drawn with one equal-width cell per value."""
+    if c is None or c.size < 3 or log:
+        return False
+    gaps = np.diff(c)
+    if np.any(gaps <= 0):
+        return True
+    return float(gaps.max() / gaps.min()) > 3.0
 
 
 def plot_phase(res: "PhaseResult", path: str | os.PathLike | None = None, dpi: int = 130,
@@ -134,6 +151,10 @@ def _heatmaps(plt, res: "PhaseResult", gd: list[str], metric: str):
     yc, xc = _numeric(res.coords[ydim]), _numeric(res.coords[xdim])
     ylog, xlog = _is_log(res, ydim, yc), _is_log(res, xdim, xc)
     ny, nx = len(res.coords[ydim]), len(res.coords[xdim])
+    if _uneven(yc, ylog):
+        yc = None
+    if _uneven(xc, xlog):
+        xc = None
     yv = yc if yc is not None else np.arange(ny, dtype=float)
     xv = xc if xc is not None else np.arange(nx, dtype=float)
     mesh = None
@@ -193,7 +214,7 @@ def _heatmaps(plt, res: "PhaseResult", gd: list[str], metric: str):
     if mesh is not None:
         fig.colorbar(mesh, ax=axs, shrink=0.9,
                      label="amount of grokking (paper metric, GD steps; seed mean)")
-    fig.suptitle(_title(res) + note, fontsize=9.5)
+    fig.suptitle(_title(res, 70 * ncol) + note, fontsize=9.5)
     return fig
 
 

@@ -67,10 +67,12 @@ __all__ = [
 FORMAT = 1
 
 #: Problem fields a sweep may vary.
-SWEEPABLE = ("alpha", "eps", "D", "P", "N", "eta0", "seed", "test_size", "convention", "centered")
-_INT_FIELDS = ("D", "P", "seed", "test_size")
+SWEEPABLE = ("alpha", "eps", "D", "P", "N", "eta0", "seed", "test_size", "convention", "centered",
+             "noise", "weight_decay", "momentum", "batch_size")
+_INT_FIELDS = ("D", "P", "seed", "test_size", "batch_size")
 _ALIASES = {"d": "D", "p": "P", "n": "N", "test-size": "test_size", "epsilon": "eps",
-            "eta": "eta0"}
+            "eta": "eta0", "weight-decay": "weight_decay", "lambda": "weight_decay",
+            "sigma": "noise", "mu": "momentum", "batch-size": "batch_size", "b": "batch_size"}
 
 #: Every per-cell quantity, with its definition (also written to phase.json and docs).
 METRICS: dict[str, str] = {
@@ -346,12 +348,22 @@ def cell_metrics(t: np.ndarray, train_loss: np.ndarray, test_loss: np.ndarray,
 def _gd_early_stop(problem: Problem, steps: int, tol: float | None):
     """Exact GD (as ``solve(method='gd')``) recording train/test loss at the save times and
     stopping at the first save time where both are under ``tol``."""
-    from .reduced import BLOWUP_FACTOR, DivergenceError, ReducedSystem
+    from .reduced import BLOWUP_FACTOR, DivergenceError, ReducedSystem, sgd_mode, solve
     from .schedule import save_times
     from .statistics import predict
 
-    system = ReducedSystem.build(problem)
     times = save_times(steps)
+    if problem.momentum > 0 or sgd_mode(problem) is not None:
+        # heavy ball / SGD: the full solver (it has no early stop), record cut at convergence
+        traj = solve(problem, steps, method="gd", progress=False)
+        tr, te = np.asarray(traj.train_loss), np.asarray(traj.test_loss)
+        k = times.size
+        if tol is not None and tol > 0:
+            hit = np.nonzero((tr < tol) & (te < tol))[0]
+            if hit.size:
+                k = int(hit[0]) + 1
+        return times[:k].astype(float), tr[:k], te[:k]
+    system = ReducedSystem.build(problem)
     p = problem
     F = system.F0.copy()
     tr, te = np.empty(times.size), np.empty(times.size)
@@ -372,7 +384,7 @@ def _gd_early_stop(problem: Problem, steps: int, tol: float | None):
                 break
             if k == times.size:
                 break
-        F = F + system.velocity(XF, r)
+        F = F + system.increment(F, XF, r)      # = velocity when weight_decay = 0
     return times[:k].astype(float), tr[:k], te[:k]
 
 
@@ -386,7 +398,10 @@ def _predictions(problem: Problem, steps: int, method: str, threshold: float,
     out: dict[str, float] = {"predicted_lazy_train_time": math.nan,
                              "predicted_lazy_peak_time": math.nan}
     peak = None
-    if problem.centered and problem.target == "paper":  # the centered paper-teacher model
+    from .reduced import sgd_mode
+
+    plain = problem.weight_decay == 0 and problem.momentum == 0 and sgd_mode(problem) is None
+    if problem.centered and problem.target == "paper" and plain:  # the centered plain-GD model
         s = problem.input_scale
         beta_eff = np.asarray(data.beta, float) * math.sqrt(2.0 * problem.tau)
         lin = linearized_curves_exact(data.X * s, beta_eff, problem.eps, problem.eta0, times,
@@ -1076,6 +1091,11 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
         except ProblemError as exc:
             desc = ", ".join(f"{k}={_json_value(v)}" for k, v in changes.items())
             raise ProblemError(f"cell {desc}: {exc}") from None
+        if method == "flow" and (problem.momentum > 0 or problem.online
+                                 or (problem.batch_size is not None
+                                     and problem.batch_size < problem.P)):
+            raise ProblemError("momentum, minibatch and online SGD need --method gd "
+                               "(the flow has no such limit here)")
         spec = {"problem": problem.to_dict(), "steps": int(steps), "method": method,
                 "integrator": integrator, "rtol": rtol, "atol": atol,
                 "threshold": float(threshold), "relative": float(relative),

@@ -136,6 +136,29 @@ def test_run_cell_matches_solve():
         assert rec2["metrics"]["final_train_loss"] < 1e-2
 
 
+def test_sweep_over_training_options_equals_direct_solves():
+    """Weight decay, momentum, noise and batch size are sweepable; each cell is the same run
+    as a direct solve, and the lazy-theory prediction is left out where it does not apply."""
+    res = sweep(BASE, {"weight-decay": "0,0.01", "batch_size": "10,30"}, STEPS, method="gd",
+                workers=1, progress=False, plot=False, tol=None)
+    assert res.dims[:2] == ("weight_decay", "batch_size")
+    for i, lam in enumerate(res.coords["weight_decay"]):
+        for j, B in enumerate(res.coords["batch_size"]):
+            tr = solve(BASE.replace(weight_decay=lam, batch_size=B), STEPS, method="gd")
+            ref = grokking_metrics(tr.t, tr.train_loss, tr.test_loss)
+            got = res["final_test_loss"][i, j, 0]
+            assert got == pytest.approx(ref["final_test_loss"], rel=1e-12)
+            plain = lam == 0 and B >= BASE.P
+            assert math.isnan(res["predicted_lazy_peak_time"][i, j, 0]) != plain
+    assert res["final_test_loss"][0, 0, 0] != res["final_test_loss"][0, 1, 0]   # SGD differs
+    assert parse_axis("sigma", "0,0.1").name == "noise"
+    assert parse_axis("mu", "0,0.5").values == (0.0, 0.5)
+    with pytest.raises(ProblemError, match="need --method gd"):
+        sweep(BASE, {"momentum": "0,0.5"}, STEPS, method="flow", workers=1, progress=False)
+    with pytest.raises(ProblemError, match="takes integers"):
+        parse_axis("batch_size", "2.5,4")
+
+
 def test_diverging_cell_is_recorded_not_fatal(tmp_path):
     res = sweep(BASE, {"eta0": "1,400"}, 300, method="gd", workers=1, progress=False,
                 out=tmp_path / "d", plot=False)
