@@ -35,6 +35,7 @@ class Figure:
     problem: dict[str, Any]
     steps: int
     run: Callable[..., dict]
+    paper: bool = True          # False: a "beyond the paper" figure, not part of ``all``
 
 
 def _plt():
@@ -225,6 +226,82 @@ def _sweep_curves(problem: Problem, steps: int, out: str, param: str, values, me
     atomic_write_csv(os.path.join(out, f"{name}_curves.csv"), ("t",) + tuple(cols),
                      [header] + list(cols.values()))
     return {"cells": rows}
+
+
+# ----------------------------------------------------------------------------- beyond the paper
+SGD_VARIANTS = (("full-batch GD", {}), ("minibatch B = 10", {"batch_size": 10}),
+                ("minibatch B = 3", {"batch_size": 3}), ("minibatch B = 1", {"batch_size": 1}),
+                ("online SGD, B = P", {"online": True}))
+OPTION_VARIANTS = (("plain GD", {}), ("weight decay λ = 1e-3", {"weight_decay": 1e-3}),
+                   ("momentum μ = 0.9", {"momentum": 0.9}), ("label noise σ = 0.1", {"noise": 0.1}),
+                   ("label noise σ = 0.3", {"noise": 0.3}))
+
+
+def _sgd(problem: Problem, steps: int, out: str, **_) -> dict:
+    """Beyond the paper (docs/sgd.md): full-batch GD vs minibatch and online SGD on the same
+    data and initialisation; online SGD has no grokking delay."""
+    return _variant_curves(problem, steps, out, SGD_VARIANTS, "sgd",
+                           "Full batch vs minibatch vs online SGD")
+
+
+def _options(problem: Problem, steps: int, out: str, **_) -> dict:
+    """Beyond the paper (docs/theory.md §9): weight decay, momentum and label noise change the
+    grokking delay (same data and initialisation)."""
+    return _variant_curves(problem, steps, out, OPTION_VARIANTS, "options",
+                           "Weight decay, momentum, label noise")
+
+
+def _variant_curves(problem: Problem, steps: int, out: str, variants, name: str,
+                    title: str) -> dict:
+    """Train (dashed) and test (solid) loss for variants of one problem (exact GD map each),
+    with the paper's grokking delay in the legend."""
+    from .reduced import solve
+    from .storage import atomic_write_csv
+    from .timescales import grokking_metrics
+
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.4), constrained_layout=True)
+    cmap = plt.get_cmap("plasma")
+    rows, cols, header = [], {}, None
+    for i, (label, changes) in enumerate(variants):
+        p = problem.replace(**changes)
+        tr = solve(p, steps, method="gd")
+        m = grokking_metrics(tr.t, tr.train_loss, tr.test_loss)
+        color = cmap(0.85 * i / max(1, len(variants) - 1))
+        x = np.where(tr.t > 0, tr.t, 0.5)
+        delay = m["paper_grokking_time"]
+        reached = math.isfinite(m["test_time"])
+        tag = f"delay {delay:.0f}" if reached else "test never < 0.1"
+        a1.plot(x, tr.train_loss, "--", color=color, lw=1.3, label=label)
+        a2.plot(x, tr.test_loss, "-", color=color, lw=1.6, label=f"{label}: {tag}")
+        rows.append({"variant": label, **changes, "paper_grokking_time": delay,
+                     "train_time": m["train_time"], "test_time": m["test_time"],
+                     "final_train_loss": m["final_train_loss"],
+                     "final_test_loss": m["final_test_loss"]})
+        key = label.replace(" ", "_").replace(",", "")
+        cols[f"train_{key}"] = tr.train_loss
+        cols[f"test_{key}"] = tr.test_loss
+        header = tr.t
+    for ax, which in ((a1, "train loss (online: current batch)"), (a2, "test loss")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=1e-8)     # below: round-off floors of runs that fit exactly
+        ax.axhline(0.1, color="0.5", lw=0.7, ls=":")
+        ax.set_xlabel("GD steps t")
+        ax.set_ylabel(which)
+        ax.grid(True, alpha=0.3)
+    a1.set_title("train (dotted: threshold 0.1; axis cut at 1e-8)")
+    a2.set_title("test; legend: the paper's grokking delay")
+    a2.legend(fontsize=7.5, loc="lower left")
+    fig.suptitle(f"{title}; D={problem.D}, P={problem.P}, N={problem.N}, α={problem.alpha:g}, "
+                 f"ε={problem.eps:g}, η0={problem.eta0:g}, conv. {problem.convention}, "
+                 f"{'centered' if problem.centered else 'uncentered'}, seed {problem.seed}"
+                 + options_suffix(problem))
+    fig.savefig(os.path.join(out, f"{name}.png"), dpi=130)
+    plt.close(fig)
+    atomic_write_csv(os.path.join(out, f"{name}_curves.csv"), ("t",) + tuple(cols),
+                     [header] + list(cols.values()))
+    return {"variants": rows}
 
 
 # ----------------------------------------------------------------------------- fig3e
@@ -569,6 +646,13 @@ FIGURES: dict[str, Figure] = {
     "goldilocks": Figure("goldilocks", "sweep over the number of training points P",
                          dict(D=40, P=120, N=100, alpha=1.0, eps=0.5, eta0=0.5,
                               convention="A", centered=True), 50_000, _goldilocks),
+    "sgd": Figure("sgd", "beyond the paper: full-batch GD vs minibatch and online SGD (Fig. 4 "
+                  "setup)", dict(D=40, P=120, N=2, alpha=1.0, eps=0.25, eta0=0.5,
+                                 convention="A", centered=False), 50_000, _sgd, paper=False),
+    "options": Figure("options", "beyond the paper: weight decay, momentum, label noise "
+                      "(Fig. 4 setup)", dict(D=40, P=120, N=2, alpha=1.0, eps=0.25, eta0=0.5,
+                                             convention="A", centered=False), 50_000,
+                      _options, paper=False),
 }
 
 
@@ -621,9 +705,12 @@ def _value(text: str):
 
 
 def main(argv=None) -> int:
+    paper = [k for k, f in FIGURES.items() if f.paper]
+    beyond = [k for k, f in FIGURES.items() if not f.paper]
     ap = argparse.ArgumentParser(prog="lazyrich figure",
-                                 description="make one of the paper's figures (or all)")
-    ap.add_argument("name", help=f"one of {', '.join(FIGURES)}, or all")
+                                 description="make one of the paper's figures (or all of them)")
+    ap.add_argument("name", help=f"a paper figure ({', '.join(paper)}), all (the paper's), or "
+                                 f"beyond the paper: {', '.join(beyond)}")
     ap.add_argument("--out", default="figures", help="output folder (a subfolder per figure)")
     ap.add_argument("--steps", type=int, default=None, help="override the horizon")
     ap.add_argument("--seed", type=int, default=0)
@@ -637,7 +724,7 @@ def main(argv=None) -> int:
                 raise ProblemError(f"--set expects KEY=VALUE, got {item!r}")
             k, v = item.split("=", 1)
             overrides[k.strip()] = _value(v.strip())
-        names = list(FIGURES) if args.name == "all" else [args.name]
+        names = paper if args.name == "all" else [args.name]
         for name in names:
             info = make_figure(name, os.path.join(args.out, name), args.steps, args.seed,
                                **overrides)

@@ -136,3 +136,28 @@ def test_interpolation_runs_and_the_solution_is_stationary(tmp_path):
 def test_interpolation_bad_input(tmp_path, kw, msg):
     with pytest.raises(ProblemError, match=msg):
         make_figure("interpolation", str(tmp_path), steps=10, **INTERP_SMALL, **kw)
+
+
+def test_beyond_the_paper_figures_are_not_in_all_and_match_direct_solves(tmp_path):
+    """'sgd' and 'options' are extra figures: not run by `all`; each curve is the solver's run
+    of that variant (checked against a direct solve)."""
+    import lazyrich_theory as lr
+    from lazyrich_theory.figures import OPTION_VARIANTS, SGD_VARIANTS
+    from lazyrich_theory.timescales import grokking_metrics
+
+    assert not FIGURES["sgd"].paper and not FIGURES["options"].paper
+    for name, variants in (("sgd", SGD_VARIANTS), ("options", OPTION_VARIANTS)):
+        out = tmp_path / name
+        info = make_figure(name, str(out), steps=400, **SMALL)
+        rows = info["result"]["variants"]
+        assert [r["variant"] for r in rows] == [v[0] for v in variants]
+        base = Problem(**{**FIGURES[name].problem, **SMALL})
+        label, changes = variants[-1]
+        tr = lr.solve(base.replace(**changes), 400)
+        m = grokking_metrics(tr.t, tr.train_loss, tr.test_loss)
+        assert rows[-1]["final_test_loss"] == pytest.approx(m["final_test_loss"], rel=1e-12)
+        finals = {r["final_test_loss"] for r in rows}
+        assert len(finals) == len(rows)            # every variant changes the run
+        with open(out / f"{name}_curves.csv") as f:
+            header = next(csv.reader(f))
+        assert header[0] == "t" and len(header) == 1 + 2 * len(rows)
