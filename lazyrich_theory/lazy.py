@@ -552,9 +552,10 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "gd",
                                  linearized_test_loss=lin.test_loss)
     summary: dict[str, Any] = dict(lazy_summary(problem, data, system))
     if not plain:
-        summary["theory_note"] = ("weight_decay/momentum/minibatch/online: K0 baseline and "
-                                  "predicted times are those of full-batch plain GD; "
-                                  "no linearised columns")
+        summary["theory_note"] = ("weight_decay/momentum/minibatch/online: the K0 baseline, "
+                                  "lazy times and t* are those of full-batch plain GD "
+                                  "(rich_time_population includes weight decay, not "
+                                  "momentum); no linearised columns")
     ts = predict_timescales(problem, data, summary["linearized_peak_time"])
     summary.update(ts.to_dict())
     summary.update({f"measured_{k}": v for k, v in

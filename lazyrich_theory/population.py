@@ -17,6 +17,10 @@ with v = alpha (wbar - wbar_ref), Delta = (alpha eps/2)(M - M_ref) - tau beta be
 * ``full``: the factor flow dF/dt = -(eta0/alpha)(eps G F + g c^T) with the population g, G,
   for any N (finite N starts from the sampled W0).
 
+Weight decay lambda adds -eta0 lambda F to dF/dt, i.e. -2 eta0 lambda M to dM/dt: the scalar
+system gains -2 eta0 lambda (1 + a) and -2 eta0 lambda b (wbar stays 0).  Label noise has
+zero mean and is independent of x, so the population gradient ignores it.
+
 Both right-hand sides are compiled with Numba (``cache=True``).
 """
 
@@ -45,14 +49,16 @@ POP_METHODS = ("auto", "scalar", "full")
 
 # ----------------------------------------------------------------------------- 2-scalar ODE
 @njit(cache=True)
-def scalar_rhs(a, b, alpha, eps, eta0, tau, beta2, D, s):
-    """(da/dt, db/dt) of the N = inf population flow; beta2 = |beta|^2, s = 0 or 1."""
+def scalar_rhs(a, b, alpha, eps, eta0, tau, beta2, D, s, lam):
+    """(da/dt, db/dt) of the N = inf population flow; beta2 = |beta|^2, s = 0 or 1,
+    lam = weight decay (dM/dt gains -2 eta0 lam M: -2 eta0 lam (1 + a) and -2 eta0 lam b)."""
     p = 0.5 * alpha * eps * (a + s)
     q = 0.5 * alpha * eps * b - tau * beta2
     g1 = 2.0 * (p * D + q + 2.0 * p) / (D * D)
     g2 = 4.0 * q / (D * D)
     k = -(eta0 * eps / alpha) * 2.0
-    return k * g1 * (1.0 + a), k * (g1 * b + g2 * (1.0 + a + b))
+    d = 2.0 * eta0 * lam
+    return k * g1 * (1.0 + a) - d * (1.0 + a), k * (g1 * b + g2 * (1.0 + a + b)) - d * b
 
 
 @njit(cache=True)
@@ -65,7 +71,7 @@ def scalar_loss(a, b, alpha, eps, tau, beta2, D, s):
 
 
 @njit(cache=True)
-def solve_scalar(alpha, eps, eta0, tau, beta2, D, s, t_save, rtol, atol):
+def solve_scalar(alpha, eps, eta0, tau, beta2, D, s, lam, t_save, rtol, atol):
     """Dormand–Prince 5(4) on (a, b) from (0, 0), stepping onto every t_save.
     Returns (a, b, n_rhs); a[k] = nan marks a failure from index k on."""
     n = t_save.size
@@ -74,7 +80,7 @@ def solve_scalar(alpha, eps, eta0, tau, beta2, D, s, t_save, rtol, atol):
     A[0] = 0.0
     B[0] = 0.0
     a, b, t = 0.0, 0.0, t_save[0]
-    ka, kb = scalar_rhs(a, b, alpha, eps, eta0, tau, beta2, D, s)
+    ka, kb = scalar_rhs(a, b, alpha, eps, eta0, tau, beta2, D, s, lam)
     nrhs = 1
     h = 1.0
     err_old = 1e-4
@@ -90,27 +96,27 @@ def solve_scalar(alpha, eps, eta0, tau, beta2, D, s, t_save, rtol, atol):
         if hit:
             h = target - t
         sa[0], sb[0] = ka, kb
-        sa[1], sb[1] = scalar_rhs(a + h * 0.2 * sa[0], b + h * 0.2 * sb[0], alpha, eps, eta0, tau, beta2, D, s)
+        sa[1], sb[1] = scalar_rhs(a + h * 0.2 * sa[0], b + h * 0.2 * sb[0], alpha, eps, eta0, tau, beta2, D, s, lam)
         sa[2], sb[2] = scalar_rhs(a + h * (3 / 40 * sa[0] + 9 / 40 * sa[1]),
-                                  b + h * (3 / 40 * sb[0] + 9 / 40 * sb[1]), alpha, eps, eta0, tau, beta2, D, s)
+                                  b + h * (3 / 40 * sb[0] + 9 / 40 * sb[1]), alpha, eps, eta0, tau, beta2, D, s, lam)
         sa[3], sb[3] = scalar_rhs(a + h * (44 / 45 * sa[0] - 56 / 15 * sa[1] + 32 / 9 * sa[2]),
                                   b + h * (44 / 45 * sb[0] - 56 / 15 * sb[1] + 32 / 9 * sb[2]),
-                                  alpha, eps, eta0, tau, beta2, D, s)
+                                  alpha, eps, eta0, tau, beta2, D, s, lam)
         sa[4], sb[4] = scalar_rhs(
             a + h * (19372 / 6561 * sa[0] - 25360 / 2187 * sa[1] + 64448 / 6561 * sa[2] - 212 / 729 * sa[3]),
             b + h * (19372 / 6561 * sb[0] - 25360 / 2187 * sb[1] + 64448 / 6561 * sb[2] - 212 / 729 * sb[3]),
-            alpha, eps, eta0, tau, beta2, D, s)
+            alpha, eps, eta0, tau, beta2, D, s, lam)
         sa[5], sb[5] = scalar_rhs(
             a + h * (9017 / 3168 * sa[0] - 355 / 33 * sa[1] + 46732 / 5247 * sa[2] + 49 / 176 * sa[3]
                      - 5103 / 18656 * sa[4]),
             b + h * (9017 / 3168 * sb[0] - 355 / 33 * sb[1] + 46732 / 5247 * sb[2] + 49 / 176 * sb[3]
                      - 5103 / 18656 * sb[4]),
-            alpha, eps, eta0, tau, beta2, D, s)
+            alpha, eps, eta0, tau, beta2, D, s, lam)
         an = a + h * (35 / 384 * sa[0] + 500 / 1113 * sa[2] + 125 / 192 * sa[3] - 2187 / 6784 * sa[4]
                       + 11 / 84 * sa[5])
         bn = b + h * (35 / 384 * sb[0] + 500 / 1113 * sb[2] + 125 / 192 * sb[3] - 2187 / 6784 * sb[4]
                       + 11 / 84 * sb[5])
-        sa[6], sb[6] = scalar_rhs(an, bn, alpha, eps, eta0, tau, beta2, D, s)
+        sa[6], sb[6] = scalar_rhs(an, bn, alpha, eps, eta0, tau, beta2, D, s, lam)
         nrhs += 6
         e1, e3, e4, e5, e6, e7 = (71 / 57600, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40)
         ea = h * (e1 * sa[0] + e3 * sa[2] + e4 * sa[3] + e5 * sa[4] + e6 * sa[5] + e7 * sa[6])
@@ -151,14 +157,15 @@ def rich_transition_time(alpha: float, eps: float, eta0: float, D: int, beta2: f
 
 
 @njit(cache=True, parallel=True)
-def _scalar_grid(alphas, epss, eta0s, tau, beta2, D, s, t_save, rtol, atol):
+def _scalar_grid(alphas, epss, eta0s, tau, beta2, D, s, lam, t_save, rtol, atol):
     """solve_scalar for every cell (alphas[i], epss[i], eta0s[i]) in parallel threads; returns
     the population loss (n_cells, n_times) and the RHS evaluation count per cell."""
     n = alphas.size
     L = np.empty((n, t_save.size))
     nrhs = np.empty(n, dtype=np.int64)
     for i in prange(n):
-        A, B, m = solve_scalar(alphas[i], epss[i], eta0s[i], tau, beta2, D, s, t_save, rtol, atol)
+        A, B, m = solve_scalar(alphas[i], epss[i], eta0s[i], tau, beta2, D, s, lam, t_save, rtol,
+                               atol)
         nrhs[i] = m
         for k in range(t_save.size):
             var, mis = scalar_loss(A[k], B[k], alphas[i], epss[i], tau, beta2, D, s)
@@ -181,12 +188,13 @@ class PopulationGrid:
 
 
 def _check_no_options(problem: Problem) -> None:
-    """The population ODE has no label noise, weight decay or momentum (docs/theory.md §9)."""
+    """The population ODE is the online flow of the paper's teacher with optional weight decay;
+    label noise leaves the population gradient unchanged (E[xi x] = 0) and only adds sigma^2
+    to the train loss; heavy-ball momentum has no flow here (docs/theory.md §9)."""
     if problem.target != "paper":
         raise ProblemError(f"the population ODE supports only the paper target, not {problem.target!r}")
-    if problem.has_options:
-        raise ProblemError("the population ODE does not support "
-                           "noise, weight_decay or momentum; use solve or simulate")
+    if problem.momentum != 0.0:
+        raise ProblemError("the population ODE does not support momentum; use solve or simulate")
 
 
 def population_grid(problem: Problem, steps: int, alpha: Iterable[float], eps: Iterable[float],
@@ -210,7 +218,7 @@ def population_grid(problem: Problem, steps: int, alpha: Iterable[float], eps: I
     t0 = time.perf_counter()
     L, nrhs = _scalar_grid(A.ravel(), E.ravel(), np.full(A.size, problem.eta0), problem.tau,
                            float(beta2), float(problem.D), 0.0 if problem.centered else 1.0,
-                           times, rtol, atol)
+                           problem.weight_decay, times, rtol, atol)
     wall = time.perf_counter() - t0
     bad = ~np.isfinite(L)
     if bad.any():
@@ -223,8 +231,9 @@ def population_grid(problem: Problem, steps: int, alpha: Iterable[float], eps: I
 
 # ----------------------------------------------------------------------------- full flow
 @njit(cache=True)
-def full_rhs(F, c, z, beta, wref, Mref, alpha, eps, eta0, tau):
-    """dF/dt = -(eta0/alpha)(eps G F + g c^T), population g = 2v/D, G = 2[(tr Delta) I + 2 Delta]/D^2."""
+def full_rhs(F, c, z, beta, wref, Mref, alpha, eps, eta0, tau, lam):
+    """dF/dt = -(eta0/alpha)(eps G F + g c^T) - eta0 lam F, population g = 2v/D,
+    G = 2[(tr Delta) I + 2 Delta]/D^2 (lam: weight decay)."""
     D = F.shape[0]
     v = alpha * (F @ z - wref)
     FtF = F.T @ F
@@ -233,7 +242,7 @@ def full_rhs(F, c, z, beta, wref, Mref, alpha, eps, eta0, tau):
     trD = 0.5 * alpha * eps * (np.trace(FtF) - np.trace(Mref)) - tau * (beta @ beta)
     GF = (2.0 / (D * D)) * (trD * F + 2.0 * DF)
     g = (2.0 / D) * v
-    return (-eta0 / alpha) * (eps * GF + np.outer(g, c))
+    return (-eta0 / alpha) * (eps * GF + np.outer(g, c)) - (eta0 * lam) * F
 
 
 def population(problem: Problem, steps: int, save_times: Iterable[int] | None = None,
@@ -244,8 +253,10 @@ def population(problem: Problem, steps: int, save_times: Iterable[int] | None = 
     method "scalar" (N = inf only): the 2-scalar system; "full": the factor flow in D
     dimensions (any N); "auto": scalar when N = inf, else full.  beta (and W0 for finite N)
     come from ``data`` (default: the problem's own).  There is no train/test gap online:
-    the train_loss and test_loss columns equal the population loss.  Training options
-    (noise, weight_decay, momentum) are not supported: ProblemError.
+    the train_loss and test_loss columns equal the population loss.  Weight decay is
+    included (-eta0 lambda F); label noise does not change the population gradient, only the
+    expected train loss on fresh noisy labels (train_loss = population loss + sigma^2);
+    momentum and non-paper targets: ProblemError.
     """
     _check_no_options(problem)
     if method not in POP_METHODS:
@@ -267,7 +278,8 @@ def population(problem: Problem, steps: int, save_times: Iterable[int] | None = 
     if method == "scalar":
         s = 0.0 if p.centered else 1.0
         beta2 = float(beta @ beta)
-        A, B, nrhs = solve_scalar(p.alpha, p.eps, p.eta0, p.tau, beta2, float(D), s, times, rtol, atol)
+        A, B, nrhs = solve_scalar(p.alpha, p.eps, p.eta0, p.tau, beta2, float(D), s,
+                                  p.weight_decay, times, rtol, atol)
         bad = np.flatnonzero(~np.isfinite(A) | ~np.isfinite(B))
         if bad.size:
             raise DivergenceError(f"population ODE failed at t={times[bad[0]]:g}", times[bad[0]])
@@ -284,7 +296,8 @@ def population(problem: Problem, steps: int, save_times: Iterable[int] | None = 
         wref, Mref = (wbar0, M0) if p.centered else (np.zeros(D), np.zeros((D, D)))
 
         def rhs(t, F):
-            return full_rhs(F, c, z, beta, wref, Mref, p.alpha, p.eps, p.eta0, p.tau)
+            return full_rhs(F, c, z, beta, wref, Mref, p.alpha, p.eps, p.eta0, p.tau,
+                            p.weight_decay)
 
         def on_save(k, t, F):
             wbar, M = F @ z, F @ F.T
@@ -306,5 +319,8 @@ def population(problem: Problem, steps: int, save_times: Iterable[int] | None = 
     info["predicted_transition_time"] = rich_transition_time(p.alpha, p.eps, p.eta0, D,
                                                              float(beta @ beta), p.tau)
     cols = {name: rows[:, j].copy() for j, name in enumerate(CORE_COLUMNS)}
+    # online, every label is fresh: the expected train loss on noisy labels is the population
+    # loss plus sigma^2 (the gradient, and so the flow, does not see the noise)
+    cols["train_loss"] = cols["train_loss"] + p.noise ** 2
     return Trajectory(problem=problem, method="population", t=times, **cols, info=info,
                       final_state=final_state)

@@ -71,14 +71,15 @@ def first_time_below(t: np.ndarray, loss: np.ndarray, threshold: float,
 def population_half_time(problem: Problem, data: ProblemData | None = None,
                          horizon: float | None = None) -> float:
     """Time at which the N = inf population loss falls to half its initial value (the rich
-    transition of the online ODE; inf if not within ``horizon``, default 50 t*)."""
+    transition of the online ODE, with weight decay if any; inf if not within ``horizon``,
+    default 10 t*)."""
     beta = (problem.data() if data is None else data).beta
     beta2 = float(beta @ beta)
     t_star = rich_transition_time(problem.alpha, problem.eps, problem.eta0, problem.D, beta2,
                                   problem.tau)
     steps = int(min(max(10 * t_star, 1000), 1e12)) if horizon is None else int(horizon)
     pi = problem.replace(N="inf", P=max(problem.P, 1), data_file=None,
-                         noise=0.0, weight_decay=0.0, momentum=0.0)
+                         noise=0.0, momentum=0.0, batch_size=None, online=False)
     from .problem import ProblemData as _PD
 
     d = _PD(X=np.zeros((1, problem.D)), y=np.zeros(1), X_test=np.zeros((1, problem.D)),
