@@ -251,7 +251,7 @@ class LinearizedModel:
                 Delta0 = (0.5 * alpha * eps) * (M - Mref) - D * tgt.C2
                 pop = _Population(X, wbar, M, eps, v0, Delta0,
                                   const=tgt.c0 - float(np.trace(tgt.C2)),
-                                  irreducible=tgt.irreducible_loss)
+                                  irreducible=tgt.loss_constant)
         return cls(K, system.y, p.eta0 if eta0 is None else eta0, g0=g0, K_test=K_test,
                    y_test=system.y_test, g0_test=g0_test, rcond=rcond, population=pop,
                    system=system, F=F)

@@ -187,7 +187,7 @@ class ReducedSystem:
         else:
             # docs/targets.md: Hermite-degree split of the error, plus the irreducible power
             var, mis, lin = self.target.decomposition(wbar, M, wref, Mref, p.alpha, p.eps)
-            pop = var + mis + lin + self.target.irreducible_loss
+            pop = var + mis + lin + self.target.loss_constant
             direction = self.beta if self.target.direction is None else self.target.direction
             diag = diagnostics(wbar, M, self.wbar0, self.M0, direction)
         row = [train_loss, test_loss, pop, var, mis, lin, *diag]

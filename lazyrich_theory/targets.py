@@ -384,10 +384,17 @@ class Target:
                                               float(np.sum(A * A)))
         return var, mis, lin
 
+    @property
+    def loss_constant(self) -> float:
+        """The constant added to variance + misalignment + linear_power to give the population
+        loss: the irreducible loss for exact targets; for Monte-Carlo targets the plug-in
+        S - |c_hat|^2, which makes the total |m|^2 - 2 m.c_hat + S unbiased."""
+        return self.irreducible_loss
+
     def population_loss(self, wbar, M, wref, Mref, alpha, eps) -> float:
-        """E_z[(ftilde - y)^2] = variance + misalignment + linear_power + irreducible_loss."""
+        """E_z[(ftilde - y)^2] = variance + misalignment + linear_power + loss_constant."""
         return float(sum(self.decomposition(wbar, M, wref, Mref, alpha, eps))
-                     + self.irreducible_loss)
+                     + self.loss_constant)
 
     def population_loss_stderr(self, wbar, M, wref, Mref, alpha, eps) -> float:
         """Standard error of population_loss (0 for exact targets)."""
@@ -398,7 +405,7 @@ class Target:
         var, lin, mis = quadratic_error_split(self.c0 - float(np.trace(self.C2)),
                                               float(np.trace(self.C2)),
                                               float(self.c1 @ self.c1), float(np.sum(self.C2**2)))
-        return var + lin + mis + self.irreducible_loss
+        return var + lin + mis + self.loss_constant
 
     def info(self) -> dict[str, Any]:
         """JSON-able summary: spec, exactness, E[y^2] and the irreducible loss (+- stderr)."""
@@ -573,8 +580,17 @@ class FunctionTarget(Target):
 
         allf = np.arange(K)
         self.irreducible_loss = irreducible(allf)
+        proj_plugin = (self.c0 ** 2 + float(self.c1 @ self.c1)
+                       + 2.0 * float(np.sum(self.C2 * self.C2)))
+        self._loss_constant = self.y2 - proj_plugin
         jack = np.array([irreducible(np.delete(allf, k)) for k in range(K)])
         self.irreducible_stderr = float(math.sqrt((K - 1) / K * np.sum((jack - jack.mean())**2)))
+
+    @property
+    def loss_constant(self) -> float:
+        """S - |c_hat|^2 (plug-in): with it the population loss |m|^2 - 2 m.c_hat + S is
+        unbiased for every state (the U-statistic irreducible_loss is reported separately)."""
+        return self._loss_constant
 
     def labels_z(self, Z):
         try:

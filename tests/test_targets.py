@@ -493,15 +493,20 @@ def test_function_target_irreducible_loss_is_unbiased_and_its_error_bar_calibrat
     def he3(Z):
         return Z[:, 0] ** 3 - 3.0 * Z[:, 0]
 
-    est, se = [], []
+    est, se, pop0 = [], [], []
+    zero_w, zero_M = np.zeros(60), np.eye(60)
     for seed in range(24):
         t = T.FunctionTarget(he3, 60, np.random.default_rng(seed), samples=8000)
         est.append(t.irreducible_loss)
         se.append(t.irreducible_stderr)
+        # ftilde = 0 (state = reference): the population loss is E[y^2] = 6, also unbiased
+        pop0.append(t.population_loss(zero_w, zero_M, zero_w, zero_M, 1.0, 0.5))
     est = np.array(est)
     spread = float(np.std(est, ddof=1))
     assert abs(est.mean() - 6.0) < 4.0 * spread / math.sqrt(est.size), (est.mean(), spread)
     assert 0.6 < float(np.median(se)) / spread < 1.6, (np.median(se), spread)
+    pop0 = np.array(pop0)
+    assert abs(pop0.mean() - 6.0) < 4.0 * np.std(pop0, ddof=1) / math.sqrt(pop0.size), pop0.mean()
 
 
 def test_data_made_for_another_teacher_are_refused():
