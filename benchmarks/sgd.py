@@ -14,25 +14,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.run import median_time  # noqa: E402
 from lazyrich_theory import preset, solve  # noqa: E402
 from validation import simulate  # noqa: E402
 from validation.compare import max_relative_deviation  # noqa: E402
-
-
-def median_time(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def main(argv=None):

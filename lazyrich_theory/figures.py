@@ -228,6 +228,20 @@ def _sweep_curves(problem: Problem, steps: int, out: str, param: str, values, me
     return {"cells": rows}
 
 
+def _loss_panel(ax, network: bool, title: str, lin_style: str, lin_kw: dict) -> None:
+    """Legend entries (linearised model, numpy network) and log axes of a loss-curve panel."""
+    ax.plot([], [], lin_style, label="linearised model (test)", **lin_kw)
+    if network:
+        ax.plot([], [], "o", ms=2.2, mfc="none", color="0.4", label="numpy network (test)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("GD steps t")
+    ax.set_ylabel("MSE (dashed train, solid test)")
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title)
+
+
 # ----------------------------------------------------------------------------- beyond the paper
 SGD_VARIANTS = (("full-batch GD", {}), ("minibatch B = 10", {"batch_size": 10}),
                 ("minibatch B = 3", {"batch_size": 3}), ("minibatch B = 1", {"batch_size": 1}),
@@ -441,16 +455,7 @@ def _fig5(problem: Problem, steps: int, out: str, ks=FIG5_KS, k_scan_step: int =
         cols[f"train_k{k}"], cols[f"test_k{k}"] = tr.train_loss, tr.test_loss
         cols[f"lin_train_k{k}"], cols[f"lin_test_k{k}"] = lin.train_loss, lin.test_loss
         t_axis = tr.t
-    a1.plot([], [], "k:", lw=0.8, label="linearised model (test)")
-    if network:
-        a1.plot([], [], "o", ms=2.2, mfc="none", color="0.4", label="numpy network (test)")
-    a1.set_xscale("log")
-    a1.set_yscale("log")
-    a1.set_xlabel("GD steps t")
-    a1.set_ylabel("MSE (dashed train, solid test)")
-    a1.legend(fontsize=7, ncol=2, loc="lower left")
-    a1.grid(True, alpha=0.3)
-    a1.set_title("labels = k-th eigenvector of the initial NTK")
+    _loss_panel(a1, network, "labels = k-th eigenvector of the initial NTK", "k:", dict(lw=0.8))
 
     scan_ks = sorted(set(range(1, P + T + 1, k_scan_step)) | set(ks)) if k_scan_step else list(ks)
     done = {r["k"]: r for r in rows}
@@ -591,16 +596,8 @@ def _interpolation(problem: Problem, steps: int, out: str, svals=INTERP_S, metho
                         ("alignment_train", tr["kernel_alignment_train"])):
             cols[f"{name}_s{s:g}"] = v
         t_axis = tr.t
-    a1.plot([], [], ":", color="0.3", lw=0.9, label="linearised model (test)")
-    if network:
-        a1.plot([], [], "o", ms=2.2, mfc="none", color="0.4", label="numpy network (test)")
-    a1.set_xscale("log")
-    a1.set_yscale("log")
-    a1.set_xlabel("GD steps t")
-    a1.set_ylabel("MSE (dashed train, solid test)")
-    a1.legend(fontsize=7, ncol=2, loc="lower left")
-    a1.grid(True, alpha=0.3)
-    a1.set_title("W0(s) = (1 − s) W_rand + s W_solution")
+    _loss_panel(a1, network, "W0(s) = (1 − s) W_rand + s W_solution", ":",
+                dict(color="0.3", lw=0.9))
     a2.set_xscale("log")
     a2.set_xlabel("GD steps t")
     a2.set_ylabel("paper's NTK alignment (solid test, dashed train)")

@@ -540,10 +540,9 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "gd",
         observers.setdefault(name, fn)
     traj = solve(problem, steps, method=method, data=data, observers=observers, **solve_kw)
     system = ReducedSystem.build(problem, data)
-    from .reduced import sgd_mode
+    from .reduced import is_plain_gd
 
-    plain = (problem.weight_decay == 0.0 and problem.momentum == 0.0
-             and sgd_mode(problem) is None)
+    plain = is_plain_gd(problem)
     if plain:
         model = LinearizedModel.from_system(system, population=False)
         lin_method = "gd" if method == "gd" and model.stable else "flow"

@@ -143,19 +143,22 @@ class ReducedSystem:
         XF = self.X @ F
         return XF, _residual(XF, self.z, p.alpha, p.eps, self.f0, self.y)
 
-    def velocity(self, XF: np.ndarray, r: np.ndarray) -> np.ndarray:
-        """-(eta0/alpha)(eps G F + g c^T): the GD increment, and dF/dt of the flow."""
+    def velocity(self, XF: np.ndarray, r: np.ndarray, X: np.ndarray | None = None) -> np.ndarray:
+        """-(eta0/alpha)(eps G F + g c^T): the GD increment, and dF/dt of the flow; g and G
+        from the rows of ``X`` (default: the training set; SGD passes its batch)."""
         p = self.problem
-        P = self.X.shape[0]
+        X = self.X if X is None else X
+        P = X.shape[0]
         R = _weight(XF, r, self.c, p.eps)     # r_mu (eps XF + c^T): X^T R = (P/2)(eps G F + g c^T)
-        V = self.X.T @ R
+        V = X.T @ R
         V *= -2.0 * p.eta0 / (p.alpha * P)
         return V
 
-    def increment(self, F: np.ndarray, XF: np.ndarray, r: np.ndarray) -> np.ndarray:
+    def increment(self, F: np.ndarray, XF: np.ndarray, r: np.ndarray,
+                  X: np.ndarray | None = None) -> np.ndarray:
         """The full GD increment Delta(F) = velocity - eta0 lambda F (weight decay lambda);
-        exactly :meth:`velocity` when lambda = 0."""
-        V = self.velocity(XF, r)
+        exactly :meth:`velocity` when lambda = 0.  ``X``: as in :meth:`velocity`."""
+        V = self.velocity(XF, r, X)
         decay = self.problem.eta0 * self.problem.weight_decay
         if decay != 0.0:
             V -= decay * F
@@ -371,6 +374,12 @@ def sgd_mode(problem: Problem) -> str | None:
     return None
 
 
+def is_plain_gd(problem: Problem) -> bool:
+    """True for full-batch GD without weight decay or momentum (label noise and the target
+    only change the labels): the dynamics the linearised theory describes."""
+    return problem.weight_decay == 0.0 and problem.momentum == 0.0 and sgd_mode(problem) is None
+
+
 def sgd_batch_size(problem: Problem) -> int:
     """Samples per step: ``batch_size``, or P when it is None (online) / full batch."""
     B = problem.P if problem.batch_size is None else problem.batch_size
@@ -433,6 +442,14 @@ def online_samples(problem: Problem, steps: int, data: ProblemData | None = None
     return X, y
 
 
+def _step(F: np.ndarray, Fv: np.ndarray | None, V: np.ndarray, mu: float):
+    """One update with increment V: F + V, or heavy ball F_v <- mu F_v + V, F <- F + F_v."""
+    if Fv is None:
+        return F + V, None
+    Fv = mu * Fv + V
+    return F + Fv, Fv
+
+
 def _run_sgd(system: ReducedSystem, times: np.ndarray, progress: bool,
              data: ProblemData | None) -> tuple[np.ndarray, np.ndarray]:
     """Exact minibatch / online SGD on the factor; returns (rows at save times, final F).
@@ -447,9 +464,8 @@ def _run_sgd(system: ReducedSystem, times: np.ndarray, progress: bool,
     p = system.problem
     mode = sgd_mode(p)
     B = sgd_batch_size(p)
-    mu, decay = p.momentum, p.eta0 * p.weight_decay
-    kgrad = -2.0 * p.eta0 / (p.alpha * B)
-    z, c = system.z, system.c
+    mu = p.momentum
+    z = system.z
     if mode == "minibatch":
         it_idx = iter_batch_indices(p)
 
@@ -496,15 +512,7 @@ def _run_sgd(system: ReducedSystem, times: np.ndarray, progress: bool,
             k += 1
         if t == steps:
             break
-        V = Xb.T @ _weight(XF, r, c, p.eps)
-        V *= kgrad
-        if decay != 0.0:
-            V -= decay * F
-        if Fv is None:
-            F = F + V
-        else:
-            Fv = mu * Fv + V
-            F = F + Fv
+        F, Fv = _step(F, Fv, system.increment(F, XF, r, Xb), mu)
         if bar is not None and (t & 255) == 0:
             bar.update(min(256, steps - bar.n))
     if bar is not None:
@@ -545,11 +553,7 @@ def _run_gd(system: ReducedSystem, times: np.ndarray, progress: bool,
             k += 1
         if t == steps:
             break
-        if Fv is None:
-            F = F + system.increment(F, XF, r)
-        else:
-            Fv = mu * Fv + system.increment(F, XF, r)
-            F = F + Fv
+        F, Fv = _step(F, Fv, system.increment(F, XF, r), mu)
         if bar is not None and (t & 255) == 0:
             bar.update(min(256, steps - bar.n))
     if bar is not None:

@@ -398,10 +398,9 @@ def _predictions(problem: Problem, steps: int, method: str, threshold: float,
     out: dict[str, float] = {"predicted_lazy_train_time": math.nan,
                              "predicted_lazy_peak_time": math.nan}
     peak = None
-    from .reduced import sgd_mode
+    from .reduced import is_plain_gd
 
-    plain = problem.weight_decay == 0 and problem.momentum == 0 and sgd_mode(problem) is None
-    if problem.centered and problem.target == "paper" and plain:  # the centered plain-GD model
+    if problem.centered and problem.target == "paper" and is_plain_gd(problem):
         s = problem.input_scale
         beta_eff = np.asarray(data.beta, float) * math.sqrt(2.0 * problem.tau)
         lin = linearized_curves_exact(data.X * s, beta_eff, problem.eps, problem.eta0, times,
@@ -1082,6 +1081,8 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
                                "(they are fixed by the file)")
     dims = tuple(a.name for a in axes)
     shape = tuple(len(a) for a in axes)
+    from .reduced import sgd_mode
+
     # every cell's Problem is built (validated) before anything runs
     cells: list[dict[str, Any]] = []
     for combo in itertools.product(*(a.values for a in axes)):
@@ -1091,9 +1092,7 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
         except ProblemError as exc:
             desc = ", ".join(f"{k}={_json_value(v)}" for k, v in changes.items())
             raise ProblemError(f"cell {desc}: {exc}") from None
-        if method == "flow" and (problem.momentum > 0 or problem.online
-                                 or (problem.batch_size is not None
-                                     and problem.batch_size < problem.P)):
+        if method == "flow" and (problem.momentum > 0 or sgd_mode(problem) is not None):
             raise ProblemError("momentum, minibatch and online SGD need --method gd "
                                "(the flow has no such limit here)")
         spec = {"problem": problem.to_dict(), "steps": int(steps), "method": method,
