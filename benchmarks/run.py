@@ -36,9 +36,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from lazyrich_theory import preset, solve  # noqa: E402
-from lazyrich_theory.population import population_grid  # noqa: E402
-from lazyrich_theory.reduced import ReducedSystem  # noqa: E402
-from lazyrich_theory.schedule import save_times  # noqa: E402
+from lazyrich_theory.core.population import population_grid
+from lazyrich_theory.core.reduced import ReducedSystem
+from lazyrich_theory.spec.schedule import save_times
 
 STEPS = 100_000
 
@@ -111,7 +111,7 @@ def main(argv=None):
     population_grid(p.replace(N="inf"), 100, [1.0], [0.1])
 
     # --- network GD, per step, scaled
-    from validation import simulate
+    from lazyrich_validation import simulate
 
     from threadpoolctl import threadpool_limits
 

@@ -21,8 +21,8 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.run import median_time  # noqa: E402
 from lazyrich_theory import preset, solve  # noqa: E402
-from validation import simulate  # noqa: E402
-from validation.compare import max_relative_deviation  # noqa: E402
+from lazyrich_validation import simulate  # noqa: E402
+from lazyrich_validation.compare import max_relative_deviation  # noqa: E402
 
 
 def main(argv=None):

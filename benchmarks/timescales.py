@@ -17,8 +17,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lazyrich_theory import preset, solve  # noqa: E402
-from lazyrich_theory.lazy import lazy_summary  # noqa: E402
-from lazyrich_theory.timescales import first_time_below, predict_timescales  # noqa: E402
+from lazyrich_theory.theory.lazy import lazy_summary
+from lazyrich_theory.theory.timescales import first_time_below, predict_timescales
 
 
 def main(argv=None):

@@ -1,16 +1,52 @@
-"""lazyrich_theory: exact reduced dynamics of the lazy-to-rich (grokking) polynomial model."""
+"""lazyrich_theory: exact reduced dynamics of the lazy-to-rich (grokking) polynomial model.
 
-from .problem import PRESET_STEPS, PRESETS, Problem, ProblemData, ProblemError, preset
-from .population import population, rich_transition_time
-from .reduced import DivergenceError, batch_indices, online_samples, solve
-from .schedule import save_times
-from .trajectory import CORE_COLUMNS, Trajectory, load
+The public API, one entry point per task:
 
-__version__ = "0.1.0"
+* :class:`Problem`, :func:`preset`, :class:`ProblemData` — what to train (spec layer);
+* :func:`solve` — exact GD / SGD / gradient flow of the reduced dynamics -> :class:`Trajectory`;
+* :func:`population` — the online (P -> infinity) ODE -> :class:`Trajectory`;
+* :func:`solve_with_theory` — :func:`solve` plus the lazy-regime theory (``lazyrich solve``);
+* :func:`sweep` — phase diagrams over any fields, resumable;
+* :func:`load` — read a saved run; :func:`save_times` — the default save grid;
+* errors: :class:`LazyrichError` and its subclasses.
+
+``simulate`` (the independent numpy network, package ``lazyrich_validation``) is available as
+``lazyrich_theory.simulate`` on first use; the solver itself never imports it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lazyrich_theory.core.population import population, rich_transition_time
+from lazyrich_theory.core.solve import solve
+from lazyrich_theory.errors import (
+    DivergenceError,
+    IntegrationError,
+    LazyrichError,
+    ProblemError,
+    SweepError,
+)
+from lazyrich_theory.experiments.sweep import sweep
+from lazyrich_theory.experiments.with_theory import solve_with_theory
+from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory, load
+from lazyrich_theory.spec.data import ProblemData
+from lazyrich_theory.spec.problem import PRESET_STEPS, PRESETS, Problem, preset
+from lazyrich_theory.spec.schedule import save_times
+
+__version__ = "0.2.0"
 
 __all__ = [
-    "Problem", "ProblemData", "ProblemError", "PRESETS", "PRESET_STEPS", "preset",
-    "Trajectory", "CORE_COLUMNS", "load", "save_times",
-    "solve", "population", "rich_transition_time", "DivergenceError",
-    "batch_indices", "online_samples",
+    "Problem", "ProblemData", "PRESETS", "PRESET_STEPS", "preset", "save_times",
+    "solve", "population", "solve_with_theory", "sweep", "simulate", "rich_transition_time",
+    "Trajectory", "CORE_COLUMNS", "load",
+    "LazyrichError", "ProblemError", "DivergenceError", "IntegrationError", "SweepError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "simulate":   # the validation network, imported only when asked for
+        from lazyrich_validation import simulate
+
+        return simulate
+    raise AttributeError(f"module 'lazyrich_theory' has no attribute {name!r}")

@@ -31,22 +31,30 @@ __all__ = ["MODULES", "DEFAULT_OUTPUT", "REGENERATE", "render", "public_names", 
 
 #: The modules documented in docs/api.md, in this order (after the package's own ``__all__``).
 MODULES = (
-    "lazyrich_theory.problem",
-    "lazyrich_theory.reduced",
-    "lazyrich_theory.trajectory",
-    "lazyrich_theory.statistics",
-    "lazyrich_theory.kernels",
-    "lazyrich_theory.lazy",
-    "lazyrich_theory.population",
-    "lazyrich_theory.timescales",
-    "lazyrich_theory.asymptotics",
-    "lazyrich_theory.sweep",
-    "lazyrich_theory.figures",
+    "lazyrich_theory.errors",
+    "lazyrich_theory.spec.problem",
+    "lazyrich_theory.spec.data",
+    "lazyrich_theory.spec.streams",
+    "lazyrich_theory.spec.schedule",
+    "lazyrich_theory.spec.targets",
+    "lazyrich_theory.results.trajectory",
     "lazyrich_theory.storage",
-    "lazyrich_theory.integrators",
-    "lazyrich_theory.targets",
-    "validation.network",
-    "validation.compare",
+    "lazyrich_theory.core.solve",
+    "lazyrich_theory.core.reduced",
+    "lazyrich_theory.core.stepping",
+    "lazyrich_theory.core.threads",
+    "lazyrich_theory.core.statistics",
+    "lazyrich_theory.core.kernels",
+    "lazyrich_theory.core.population",
+    "lazyrich_theory.core.integrators",
+    "lazyrich_theory.theory.lazy",
+    "lazyrich_theory.theory.timescales",
+    "lazyrich_theory.theory.asymptotics",
+    "lazyrich_theory.experiments.with_theory",
+    "lazyrich_theory.experiments.sweep",
+    "lazyrich_theory.experiments.figures",
+    "lazyrich_validation.network",
+    "lazyrich_validation.compare",
 )
 
 #: Where the reference is written (the source checkout's docs/ folder).
@@ -56,7 +64,7 @@ DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 REGENERATE = "python -m lazyrich_theory._apidoc"
 
 _PACKAGE = "lazyrich_theory"
-_OWN_PACKAGES = ("lazyrich_theory", "validation")
+_OWN_PACKAGES = ("lazyrich_theory", "lazyrich_validation")
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _WRAP = 88          # signatures longer than this are written one parameter per line
 _MAX_VALUE = 100    # constant values with a longer repr are summarised

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from lazyrich_theory import asymptotics as A
+from lazyrich_theory.theory import asymptotics as A
 
 KAPPA, EPS, ETA0 = 5.5, 0.02, 1.0          # the paper's Fig 1 aspect ratio P/D = 550/100
 

@@ -7,7 +7,7 @@
     model options: --D --P --N (integer or inf) --alpha --eps --eta0 --seed --test-size
                    --convention A|B --centered|--uncentered --preset fig1|fig4 --data FILE.npz
 
-Most cases call ``lazyrich_theory.cli.main(argv)`` in-process (fast); the ones where the
+Most cases call ``lazyrich_theory.cli.app(argv)`` in-process (fast); the ones where the
 process boundary matters (exit codes, what reaches stderr, no traceback, the console script)
 run ``python -m lazyrich_theory.cli`` or the ``lazyrich`` script in a subprocess.  Files
 written by the CLI are read back with csv/json/numpy only, never with the package's readers.
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lazyrich_theory.cli import main
+from lazyrich_theory.cli.app import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -496,16 +496,15 @@ def test_console_script_runs_from_any_folder(tmp_path):
 
 
 def test_console_script_simulate_finds_the_validation_package(tmp_path):
-    """`lazyrich simulate` imports the top-level ``validation`` package; an editable install
-    made before validation/__init__.py existed maps it to an empty namespace package and the
-    command dies with an ImportError traceback outside the checkout."""
+    """`lazyrich simulate` imports the validation network, installed as ``lazyrich_validation``
+    (folder validation/); it must import from outside the checkout."""
     exe = _console_script()
     probe = subprocess.run([sys.executable, "-c",
-                            "import validation; print(getattr(validation, '__file__', None))"],
+                            "import lazyrich_validation as v; print(getattr(v, '__file__', None))"],
                            cwd=tmp_path, env=_env(pythonpath=False), capture_output=True,
                            text=True, timeout=300)
     if probe.returncode != 0 or probe.stdout.strip() in ("", "None"):
-        pytest.skip("stale install: `validation` is not importable as a regular package from "
+        pytest.skip("stale install: `lazyrich_validation` is not importable as a regular package from "
                     "outside the checkout; re-run `pip install -e .` in this environment")
     out = tmp_path / "o"
     res = subprocess.run([str(exe), "simulate", *SMALL, "--quiet", "--no-plot", "--out", str(out)],
@@ -540,7 +539,7 @@ def test_solve_writes_lazy_theory_summary_and_columns(tmp_path):
 
 def test_trajectory_save_refuses_a_different_problem_and_overwrite_leaves_no_stale_files(tmp_path):
     import lazyrich_theory as lr
-    from lazyrich_theory.problem import ProblemError
+    from lazyrich_theory.errors import ProblemError
 
     p = lr.Problem(D=8, P=12, N=3, seed=0, test_size=10)
     a = lr.solve(p, 20)

@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from lazyrich_theory.figures import FIGURES, interpolated_init, main, make_figure
-from lazyrich_theory.problem import Problem, ProblemError
+from lazyrich_theory.experiments.figures import FIGURES, interpolated_init, main, make_figure
+from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.errors import ProblemError
 
 SMALL = dict(D=12, P=40, N=20, test_size=60)
 
@@ -142,8 +143,8 @@ def test_beyond_the_paper_figures_are_not_in_all_and_match_direct_solves(tmp_pat
     """'sgd' and 'options' are extra figures: not run by `all`; each curve is the solver's run
     of that variant (checked against a direct solve)."""
     import lazyrich_theory as lr
-    from lazyrich_theory.figures import OPTION_VARIANTS, SGD_VARIANTS
-    from lazyrich_theory.timescales import grokking_metrics
+    from lazyrich_theory.experiments.figures import OPTION_VARIANTS, SGD_VARIANTS
+    from lazyrich_theory.theory.timescales import grokking_metrics
 
     assert not FIGURES["sgd"].paper and not FIGURES["options"].paper
     for name, variants in (("sgd", SGD_VARIANTS), ("options", OPTION_VARIANTS)):

@@ -1,15 +1,20 @@
 """Integrators: RKC2 and Dormand–Prince against exact solutions and scipy's reference solvers,
 and the reduced flow's spectral-radius bound against the Jacobian."""
-import math
 
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
 from lazyrich_theory import Problem, solve
-from lazyrich_theory.integrators import (IntegrationError, dopri5, power_spectral_radius,
-                                         rkc2, rkc_coefficients, rkc_stability_bound)
-from lazyrich_theory.reduced import ReducedSystem
+from lazyrich_theory.errors import IntegrationError
+from lazyrich_theory.core.integrators import (
+    dopri5,
+    power_spectral_radius,
+    rkc2,
+    rkc_coefficients,
+    rkc_stability_bound,
+)
+from lazyrich_theory.core.reduced import ReducedSystem
 
 
 def _collect(integrator, rhs, y0, ts, **kw):

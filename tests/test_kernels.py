@@ -10,14 +10,25 @@ import numpy as np
 import pytest
 
 from lazyrich_theory import Problem, solve
-from lazyrich_theory.kernels import (centered_kernel_alignment, kernel_alignment,
-                                     kernel_diagnostics, kernel_drift, kernel_observers, ntk,
-                                     ntk_scale, ntk_tilde, ntk_tilde_infinite, ntk_tilde_stats,
-                                     paper_kernel_alignment, state_ntk, target_alignment,
-                                     target_power_fraction)
-from lazyrich_theory.reduced import ReducedSystem, initial_factor
-from validation import network_ntk, simulate
-from validation.network import forward
+from lazyrich_theory.core.kernels import (
+    centered_kernel_alignment,
+    kernel_alignment,
+    kernel_diagnostics,
+    kernel_drift,
+    kernel_observers,
+    ntk,
+    ntk_scale,
+    ntk_tilde,
+    ntk_tilde_infinite,
+    ntk_tilde_stats,
+    paper_kernel_alignment,
+    state_ntk,
+    target_alignment,
+    target_power_fraction,
+)
+from lazyrich_theory.core.reduced import ReducedSystem, initial_factor
+from lazyrich_validation import network_ntk, simulate
+from lazyrich_validation.network import forward
 
 
 def _rel(a, b):

@@ -12,12 +12,16 @@ import pytest
 from scipy.linalg import expm
 
 from lazyrich_theory import Problem, preset
-from lazyrich_theory.kernels import ntk_tilde_infinite
-from lazyrich_theory.lazy import (LinearizedModel, k0_baseline, kernel_regression,
-                                  linearized_curves)
-from lazyrich_theory.problem import ProblemError
-from lazyrich_theory.reduced import ReducedSystem
-from lazyrich_theory.statistics import population_loss
+from lazyrich_theory.core.kernels import ntk_tilde_infinite
+from lazyrich_theory.theory.lazy import (
+    LinearizedModel,
+    k0_baseline,
+    kernel_regression,
+    linearized_curves,
+)
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.core.reduced import ReducedSystem
+from lazyrich_theory.core.statistics import population_loss
 
 
 # ------------------------------------------------------------------ an explicit linearised net
@@ -274,7 +278,7 @@ def test_fig1_baseline_and_curves_are_fast_and_consistent():
     lim = model.limit()
     elapsed = time.perf_counter() - t0
     # the paper's own recipe: solve K c = y, test MSE of K(Xt, X) c
-    from lazyrich_theory.kernels import state_ntk
+    from lazyrich_theory.core.kernels import state_ntk
     c = np.linalg.solve(state_ntk(sys), sys.y)
     ref = np.mean((state_ntk(sys, which="test_train") @ c - sys.y_test) ** 2)
     assert lim.test_mse == pytest.approx(ref, rel=1e-9)
@@ -293,7 +297,7 @@ def test_linearisation_around_a_later_state(centered):
     # linearise at the state reached after 200 GD steps: reduced-solver factor F vs the
     # numpy network's W (validation.simulate), then train the linearised net from there
     from lazyrich_theory import solve
-    from validation import simulate
+    from lazyrich_validation import simulate
 
     p = Problem(D=8, P=20, N=5, alpha=1.0, eps=0.6, eta0=1.0, seed=12, test_size=25,
                 centered=centered)

@@ -1,6 +1,6 @@
 """The lazy-theory wiring of `lazyrich solve` on the paper's Figure 1 setup."""
 from lazyrich_theory import preset
-from lazyrich_theory.lazy import lazy_summary
+from lazyrich_theory.theory.lazy import lazy_summary
 
 
 def test_fig1_linearised_peak_and_k0_baseline():

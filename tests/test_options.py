@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from lazyrich_theory import Problem, ProblemError, solve
-from lazyrich_theory.cli import main
-from lazyrich_theory.population import population
-from lazyrich_theory.problem import ProblemData
-from lazyrich_theory.reduced import ReducedSystem, _run_gd
-from lazyrich_theory.schedule import save_times as make_save_times
-from validation import max_relative_deviation, simulate
+from lazyrich_theory.cli.app import main
+from lazyrich_theory.core.population import population
+from lazyrich_theory.core.reduced import ReducedSystem
+from lazyrich_theory.core.stepping import run_gd
+from lazyrich_theory.spec.schedule import save_times as make_save_times
+from lazyrich_validation import max_relative_deviation, simulate
 
 LOSS_RTOL = 1e-8
 STEPS = 1200
@@ -67,7 +67,7 @@ def test_options_change_the_trajectory(name):
 def test_weight_decay_convention_is_one_shrink_per_step():
     """One step is W <- (1 - eta0 lambda) W - eta dL/dW (eta = eta0 N / alpha^2) in the network,
     and F <- (1 - eta0 lambda) F - (eta0/alpha)(eps G F + g c^T) in the reduced solver."""
-    from validation.network import loss_and_grad
+    from lazyrich_validation.network import loss_and_grad
 
     lam, eta0, alpha = 0.05, 0.2, 1.5
     p = Problem(D=6, P=10, N=4, alpha=alpha, eps=0.3, eta0=eta0, seed=0, test_size=10,
@@ -84,8 +84,8 @@ def test_momentum_zero_is_plain_gd_bit_for_bit():
     p = _problem(30, True, weight_decay=0.01)
     sys_ = ReducedSystem.build(p)
     times = make_save_times(300)
-    rows_plain, F_plain = _run_gd(sys_, times, False)
-    rows_hb, F_hb = _run_gd(sys_, times, False, heavy_ball=True)
+    rows_plain, F_plain = run_gd(sys_, times, False)
+    rows_hb, F_hb = run_gd(sys_, times, False, heavy_ball=True)
     np.testing.assert_array_equal(rows_plain, rows_hb)
     np.testing.assert_array_equal(F_plain, F_hb)
     # and the Problem default momentum=0 is the same run

@@ -3,7 +3,7 @@ kill -9 with identical results and no cell computed twice.
 
 The sub-command is exercised through ``add_phase_parser`` on a tiny argparse built like
 ``lazyrich_theory.cli`` (and through ``lazyrich phase`` itself once cli.py registers it), and
-end to end as ``python -m lazyrich_theory.phase_cli`` in subprocesses.
+end to end as ``python -m lazyrich_theory.cli phase`` in subprocesses.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from lazyrich_theory import cli
-from lazyrich_theory.phase_cli import add_phase_parser, main, run_phase
+import lazyrich_theory.cli.app as cli
+from lazyrich_theory.cli.phase import add_phase_parser, main, run_phase
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--D", "10", "--P", "30", "--N", "20", "--test-size", "100"]
@@ -33,7 +33,7 @@ def _env() -> dict[str, str]:
 
 
 def run_module(args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lazyrich_theory.phase_cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "lazyrich_theory.cli", "phase", *map(str, args)],
                           env=_env(), capture_output=True, text=True, timeout=300, **kw)
 
 
@@ -114,7 +114,7 @@ def test_kill_9_then_resume_identical_no_cell_twice(tmp_path):
     r = run_module([*KILL_ARGS, "--quiet", "--out", ref])
     assert r.returncode == 0, r.stderr
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "lazyrich_theory.phase_cli", *KILL_ARGS,
+    proc = subprocess.Popen([sys.executable, "-m", "lazyrich_theory.cli", "phase", *KILL_ARGS,
                              "--quiet", "--out", str(out)], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cells = out / "cells"

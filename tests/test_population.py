@@ -1,13 +1,12 @@
 """Population (online) ODE: 2-scalar reduction vs D-dimensional flow, and vs the reduced
 finite-P solver at very large P."""
-import math
 
 import numpy as np
 import pytest
 
 from lazyrich_theory import Problem, ProblemError
-from lazyrich_theory.population import population, rich_transition_time
-from lazyrich_theory.reduced import solve
+from lazyrich_theory.core.population import population, rich_transition_time
+from lazyrich_theory.core.solve import solve
 
 
 @pytest.mark.parametrize("centered", [True, False])
@@ -70,7 +69,7 @@ def test_transition_time_estimate_is_the_right_order():
 
 
 def test_population_grid_equals_single_solves():
-    from lazyrich_theory.population import population_grid
+    from lazyrich_theory.core.population import population_grid
 
     p = Problem(D=30, P=10, N="inf", alpha=1.0, eps=0.1, eta0=1.0, seed=0, test_size=5)
     alphas, epss = [0.5, 1.0, 3.0], [0.05, 0.2]

@@ -7,7 +7,9 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from lazyrich_theory import Problem
-from lazyrich_theory.reduced import DivergenceError, ReducedSystem, initial_factor, solve
+from lazyrich_theory.errors import DivergenceError
+from lazyrich_theory.core.reduced import ReducedSystem, initial_factor
+from lazyrich_theory.core.solve import solve
 
 
 @pytest.mark.parametrize("N", [1, 3, 13, 14, 50, math.inf])

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from lazyrich_theory import CORE_COLUMNS, Problem, preset, solve
-from validation import max_relative_deviation, simulate
+from lazyrich_validation import max_relative_deviation, simulate
 
 LOSS_COLUMNS = ("train_loss", "test_loss")
 OTHER_COLUMNS = tuple(c for c in CORE_COLUMNS if c not in LOSS_COLUMNS)

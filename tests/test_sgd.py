@@ -14,10 +14,16 @@ import numpy as np
 import pytest
 
 from lazyrich_theory import DivergenceError, Problem, ProblemError, population, solve
-from lazyrich_theory.reduced import (ReducedSystem, batch_indices, iter_batch_indices,
-                                     online_samples, sgd_batch_size, sgd_mode)
-from lazyrich_theory.statistics import predict
-from validation import NetworkDivergence, max_relative_deviation, simulate
+from lazyrich_theory.core.reduced import ReducedSystem
+from lazyrich_theory.spec.streams import (
+    batch_indices,
+    iter_batch_indices,
+    online_samples,
+    sgd_batch_size,
+    sgd_mode,
+)
+from lazyrich_theory.core.statistics import predict
+from lazyrich_validation import NetworkDivergence, max_relative_deviation, simulate
 
 LOSS_RTOL = 1e-8
 STEPS = 1200

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from lazyrich_theory import Problem
-from lazyrich_theory.reduced import ReducedSystem
-from lazyrich_theory.statistics import decomposition, diagnostics
+from lazyrich_theory.core.reduced import ReducedSystem
+from lazyrich_theory.core.statistics import decomposition, diagnostics
 
 
 @pytest.mark.parametrize("centered", [True, False])

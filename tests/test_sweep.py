@@ -17,9 +17,17 @@ import numpy as np
 import pytest
 
 from lazyrich_theory import Problem, ProblemError, solve
-from lazyrich_theory.sweep import (METRICS, RESULT_METRICS, cell_metrics, load_phase,
-                                   parse_axis, parse_vary, run_cell, sweep)
-from lazyrich_theory.timescales import grokking_metrics
+from lazyrich_theory.experiments.sweep import (
+    METRICS,
+    RESULT_METRICS,
+    cell_metrics,
+    load_phase,
+    parse_axis,
+    parse_vary,
+    run_cell,
+    sweep,
+)
+from lazyrich_theory.theory.timescales import grokking_metrics
 
 BASE = Problem(D=10, P=30, N=20, alpha=1.0, eps=0.3, eta0=1.0, seed=0, test_size=100)
 STEPS = 600

@@ -20,12 +20,12 @@ import textwrap
 import numpy as np
 import pytest
 
-from lazyrich_theory import CORE_COLUMNS, Problem, ProblemData, ProblemError, solve
-from lazyrich_theory import targets as T
-from lazyrich_theory.lazy import LinearizedModel
-from lazyrich_theory.problem import data_target, labels
-from lazyrich_theory.reduced import ReducedSystem
-from lazyrich_theory.statistics import decomposition
+from lazyrich_theory import CORE_COLUMNS, Problem, ProblemError, solve
+from lazyrich_theory.spec import targets as T
+from lazyrich_theory.theory.lazy import LinearizedModel
+from lazyrich_theory.spec.data import data_target, labels
+from lazyrich_theory.core.reduced import ReducedSystem
+from lazyrich_theory.core.statistics import decomposition
 
 N_MC = 200_000
 Z_MAX = 4.0
@@ -246,7 +246,7 @@ def test_hermite_projection_vs_quadrature():
     ("hermite:coef=0/1/1/0.4;0/0.5/1/0/0.2,dirs=iid", "B", True),
 ])
 def test_reduced_gd_equals_network_on_general_targets(spec, conv, centered):
-    from validation import max_relative_deviation, simulate
+    from lazyrich_validation import max_relative_deviation, simulate
 
     p = Problem(D=12, P=40, N=40, alpha=1.0, eps=0.2, eta0=1.0, seed=3, test_size=200,
                 convention=conv, centered=centered, target=spec)
@@ -289,7 +289,7 @@ def test_paper_spec_reproduces_old_data_bit_for_bit(conv, noise):
     for name in ("X", "X_test", "beta", "W0"):
         assert np.array_equal(getattr(dq, name), getattr(d, name)), name
     clean = dq.target.labels(q, dq.X)
-    from lazyrich_theory.problem import label_noise
+    from lazyrich_theory.spec.data import label_noise
 
     np.testing.assert_array_equal(label_noise(q), label_noise(p))
     np.testing.assert_array_equal(dq.y, clean + label_noise(q) if noise else clean)
@@ -396,7 +396,7 @@ def test_bad_user_function_outputs(tmp_path):
 
 def test_population_ode_rejects_general_targets():
     from lazyrich_theory import population
-    from lazyrich_theory.timescales import predict_timescales
+    from lazyrich_theory.theory.timescales import predict_timescales
 
     p = Problem(D=8, P=10, N="inf", target="hermite:k=3")
     with pytest.raises(ProblemError, match="paper target"):

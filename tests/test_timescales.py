@@ -4,8 +4,12 @@ import math
 import numpy as np
 
 from lazyrich_theory import Problem
-from lazyrich_theory.timescales import (first_time_below, grokking_metrics, population_half_time,
-                                        predict_timescales)
+from lazyrich_theory.theory.timescales import (
+    first_time_below,
+    grokking_metrics,
+    population_half_time,
+    predict_timescales,
+)
 
 
 def test_first_time_below_interpolates_exponential_decay():

@@ -13,10 +13,11 @@ import re
 import numpy as np
 import pytest
 
-from lazyrich_theory.problem import Problem, ProblemError
-from lazyrich_theory.schedule import save_times
-from validation import compare, max_relative_deviation, network_ntk, simulate
-from validation.network import NetworkDivergence, loss_and_grad
+from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.spec.schedule import save_times
+from lazyrich_validation import compare, max_relative_deviation, network_ntk, simulate
+from lazyrich_validation.network import NetworkDivergence, loss_and_grad
 
 
 # ------------------------------------------------------------------ independent references

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
-from lazyrich_theory.problem import Problem
+from lazyrich_theory.spec.problem import Problem
 
 from .network import simulate
 

@@ -7,7 +7,7 @@ from typing import Iterable
 
 import numpy as np
 
-from lazyrich_theory.trajectory import Trajectory, load
+from lazyrich_theory.results.trajectory import Trajectory, load
 
 __all__ = ["max_relative_deviation", "compare"]
 

@@ -90,9 +90,11 @@ from typing import Iterable
 
 import numpy as np
 
-from lazyrich_theory.problem import Problem, ProblemData, ProblemError, labels
-from lazyrich_theory.schedule import save_times as _default_save_times
-from lazyrich_theory.trajectory import CORE_COLUMNS, Trajectory
+from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.spec.data import ProblemData, labels
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.spec.schedule import save_times as _default_save_times
+from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 
 __all__ = ["simulate", "network_ntk", "stable_eta0", "forward", "loss_and_grad", "NetworkDivergence"]
 

@@ -7,7 +7,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .problem import ProblemError
+from lazyrich_theory.errors import ProblemError
 
 __all__ = ["save_times", "parse_times"]
 

@@ -23,7 +23,7 @@ import math
 import sys
 from typing import Callable, Sequence
 
-from .problem import ProblemError
+from lazyrich_theory.errors import ProblemError
 
 __all__ = ["add_phase_parser", "run_phase", "main"]
 
@@ -110,8 +110,8 @@ def run_phase(args: argparse.Namespace) -> int:
     Raises ProblemError (exit 2 in the caller) for bad input."""
     import time
 
-    from .cli import problem_from_args
-    from .sweep import parse_vary, sweep
+    from lazyrich_theory.cli.app import problem_from_args
+    from lazyrich_theory.experiments.sweep import parse_vary, sweep
 
     if not args.vary:
         raise ProblemError("phase needs at least one --vary NAME=SPEC (e.g. --vary alpha=0.4:5.6:14)")
@@ -141,7 +141,7 @@ def run_phase(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .cli import _add_model_options, _Parser
+    from lazyrich_theory.cli.app import _add_model_options, _Parser
 
     p = _Parser(prog="lazyrich phase", description="Phase diagrams of the lazy-to-rich model "
                 "(see docs/phase_diagrams.md).")
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Stand-alone entry point: ``python -m lazyrich_theory.phase_cli [options]``."""
-    from .cli import UsageError
+    from lazyrich_theory.cli.app import UsageError
 
     try:
         args = build_parser().parse_args(argv)

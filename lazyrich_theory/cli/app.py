@@ -18,8 +18,10 @@ import os
 import sys
 from typing import Any, Sequence
 
-from .problem import PRESET_STEPS, PRESETS, Problem, ProblemData, ProblemError
-from .schedule import parse_times
+from lazyrich_theory.spec.problem import PRESET_STEPS, PRESETS, Problem
+from lazyrich_theory.spec.data import ProblemData
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.spec.schedule import parse_times
 
 DEFAULT_STEPS = 10_000
 
@@ -142,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dir_b")
     s.add_argument("--columns", type=str, default="train_loss,test_loss,population_loss",
                    help="comma-separated columns to compare")
-    from .phase_cli import add_phase_parser
+    from lazyrich_theory.cli.phase import add_phase_parser
 
     add_phase_parser(sub, _add_model_options)
     f = sub.add_parser("figure", help="reproduce one of the paper's figures (or all)",
@@ -196,21 +198,21 @@ def _check_out_dir(out: str, config: dict[str, Any], overwrite: bool) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .trajectory import Trajectory
+    from lazyrich_theory.results.trajectory import Trajectory
 
     if args.command == "compare":
         return _compare(args)
     if args.command == "phase":
-        from .phase_cli import run_phase
+        from lazyrich_theory.cli.phase import run_phase
 
         return run_phase(args)
     if args.command == "figure":
-        from .figures import main as figure_main
+        from lazyrich_theory.experiments.figures import main as figure_main
 
         return figure_main(args.figure_args)
     problem, steps = problem_from_args(args)
     extra = parse_times(args.save_times) if args.save_times else None
-    from .schedule import save_times as make_times
+    from lazyrich_theory.spec.schedule import save_times as make_times
 
     times = make_times(steps, extra=extra)  # validates before anything runs
     data = problem.data()
@@ -224,11 +226,11 @@ def _run(args: argparse.Namespace) -> int:
     progress = not args.quiet
     traj: Trajectory
     if args.command == "solve":
-        from .reduced import solve
+        from lazyrich_theory.core.solve import solve
 
         kw = {k: getattr(args, k) for k in ("rtol", "atol") if getattr(args, k) is not None}
         if args.theory:
-            from .lazy import solve_with_theory
+            from lazyrich_theory.experiments.with_theory import solve_with_theory
 
             traj = solve_with_theory(problem, steps, method=args.method, save_times=extra,
                                      data=data, integrator=args.integrator,
@@ -237,14 +239,14 @@ def _run(args: argparse.Namespace) -> int:
             traj = solve(problem, steps, method=args.method, save_times=extra, data=data,
                          integrator=args.integrator, progress=progress, **kw)
     elif args.command == "simulate":
-        from validation import simulate
+        from lazyrich_validation import simulate
 
         if not problem.finite_width:
             raise ProblemError("simulate needs a finite width --N")
         traj = simulate(problem, steps, save_times=extra, data=data,
                         train_readouts=args.train_readouts, progress=progress)
     elif args.command == "population":
-        from .population import population
+        from lazyrich_theory.core.population import population
 
         kw = {k: getattr(args, k) for k in ("rtol", "atol") if getattr(args, k) is not None}
         traj = population(problem, steps, save_times=extra, data=data, method=args.method, **kw)
@@ -263,9 +265,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     import numpy as np
-    from validation.compare import max_relative_deviation
+    from lazyrich_validation.compare import max_relative_deviation
 
-    from .trajectory import load
+    from lazyrich_theory.results.trajectory import load
 
     cols = tuple(c.strip() for c in args.columns.split(",") if c.strip())
     trajs = []
@@ -295,7 +297,7 @@ def _compare(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "figure":       # its own parser (figures.main), options included
-        from .figures import main as figure_main
+        from lazyrich_theory.experiments.figures import main as figure_main
 
         return figure_main(argv[1:])
     parser = build_parser()
@@ -316,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("lazyrich: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # divergence and other run-time failures: one line, exit 1
-        from .reduced import DivergenceError
+        from lazyrich_theory.errors import DivergenceError
 
         if isinstance(exc, DivergenceError) or type(exc).__name__ == "NetworkDivergence":
             print(f"lazyrich: error: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Plots of trajectories (matplotlib, Agg backend; PNG files)."""
+"""Plots of trajectories (matplotlib object API; PNG files)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lazyrich_theory.plotting import mpl
+
 if TYPE_CHECKING:  # pragma: no cover
-    from .trajectory import Trajectory
+    from lazyrich_theory.results.trajectory import Trajectory
 
 __all__ = ["plot_trajectory"]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _title(traj: "Trajectory") -> str:
@@ -58,7 +51,7 @@ def plot_trajectory(traj: "Trajectory", path: str | os.PathLike | None = None, d
     Time t = 0 is drawn at t = 1/2 on the log axis (marked), so the initial loss is visible.
     Returns the matplotlib Figure (closed after saving when ``path`` is given).
     """
-    plt = _plt()
+    plt = mpl
     t = np.asarray(traj.t, dtype=float)
     x = np.where(t > 0, t, 0.5)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12.5, 4.6), constrained_layout=True)
@@ -120,5 +113,5 @@ def plot_trajectory(traj: "Trajectory", path: str | os.PathLike | None = None, d
     fig.suptitle(_title(traj), fontsize=10)
     if path is not None:
         fig.savefig(os.fspath(path), dpi=dpi)
-        plt.close(fig)
+        mpl.close(fig)
     return fig

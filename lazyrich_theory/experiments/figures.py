@@ -11,7 +11,6 @@ interpolation (``all`` runs them in turn).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -21,9 +20,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .plotting import options_suffix
-from .problem import Problem, ProblemError
-from .storage import atomic_write_json
+from lazyrich_theory.plotting import mpl
+
+from lazyrich_theory.plotting.trajectory import options_suffix
+from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.storage import atomic_write_json
 
 __all__ = ["FIGURES", "make_figure", "eigenvector_labels", "interpolated_init"]
 
@@ -38,23 +40,14 @@ class Figure:
     paper: bool = True          # False: a "beyond the paper" figure, not part of ``all``
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 # ----------------------------------------------------------------------------- fig1
 def _fig1(problem: Problem, steps: int, out: str, network_steps: int | None = None,
           method: str = "gd", **_) -> dict:
     """Figure 1: the network (exact reduced GD), the linearised model, the K0 line and the
     paper's NTK alignment; the actual numpy network overlaid over its first steps."""
-    from validation import simulate
+    from lazyrich_validation import simulate
 
-    from .lazy import solve_with_theory
+    from lazyrich_theory.experiments.with_theory import solve_with_theory
 
     data = problem.data()
     tr = solve_with_theory(problem, steps, method=method, data=data)
@@ -71,7 +64,7 @@ def _fig1(problem: Problem, steps: int, out: str, network_steps: int | None = No
             label="numpy network test")
     ax.legend(fontsize=7, loc="lower left")
     fig.savefig(os.path.join(out, "fig1.png"), dpi=130)
-    _plt().close(fig)
+    mpl.close(fig)
     return {"summary": tr.info["summary"], "network_steps": n_net,
             "max_rel_dev_network_vs_reduced": _max_dev(tr, net)}
 
@@ -90,9 +83,9 @@ def _max_dev(a, b, floor: float = 1e-300) -> float:
 # ----------------------------------------------------------------------------- fig4
 def _fig4(problem: Problem, steps: int, out: str, **_) -> dict:
     """Figure 4: N = 2 network, loss decomposition; reduced GD with the full numpy network."""
-    from validation import simulate
+    from lazyrich_validation import simulate
 
-    from .reduced import solve
+    from lazyrich_theory.core.solve import solve
 
     data = problem.data()
     tr = solve(problem, steps, data=data)
@@ -106,7 +99,7 @@ def _fig4(problem: Problem, steps: int, out: str, **_) -> dict:
             label="numpy network test")
     ax.legend(fontsize=7, loc="lower left")
     fig.savefig(os.path.join(out, "fig4.png"), dpi=130)
-    _plt().close(fig)
+    mpl.close(fig)
     return {"max_rel_dev_network_vs_reduced": _max_dev(tr, net),
             "final_test_loss": float(tr.test_loss[-1]), "max_test_loss": float(tr.test_loss.max())}
 
@@ -116,9 +109,9 @@ def _fig12(problem: Problem, steps: int, out: str, **_) -> dict:
     """Figure 12: trained readouts (numpy network, validation/) next to the exact reduced
     dynamics with fixed readouts -- trained readouts do not close on (wbar, M), so the
     network is the only route; the reduced curve shows what the readouts change."""
-    from validation import simulate
+    from lazyrich_validation import simulate
 
-    from .reduced import solve
+    from lazyrich_theory.core.solve import solve
 
     data = problem.data()
     net = simulate(problem, steps, data=data, train_readouts=True)
@@ -131,7 +124,7 @@ def _fig12(problem: Problem, steps: int, out: str, **_) -> dict:
     ax.plot(x, fixed.test_loss, "-", color="0.5", lw=1.0, label="fixed readouts (reduced) test")
     ax.legend(fontsize=7, loc="lower left")
     fig.savefig(os.path.join(out, "fig12.png"), dpi=130)
-    _plt().close(fig)
+    mpl.close(fig)
     return {"final_test_trained_readouts": float(net.test_loss[-1]),
             "final_test_fixed_readouts": float(fixed.test_loss[-1])}
 
@@ -176,13 +169,13 @@ def _sweep_curves(problem: Problem, steps: int, out: str, param: str, values, me
     """Train (dashed) and test (solid) curves for a sweep of one problem parameter, with the
     online ODE's transition time (dotted) for each value."""
     alphas = values
-    from .reduced import solve
-    from .storage import atomic_write_csv
-    from .timescales import grokking_metrics, predict_timescales
+    from lazyrich_theory.core.solve import solve
+    from lazyrich_theory.storage import atomic_write_csv
+    from lazyrich_theory.theory.timescales import grokking_metrics, predict_timescales
 
     same_data = param not in ("P", "D", "N", "seed", "test_size")
     data = problem.data() if same_data else None
-    plt = _plt()
+    plt = mpl
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.4), constrained_layout=True)
     cmap = plt.get_cmap("viridis")
     rows, header, cols = [], None, {}
@@ -222,7 +215,7 @@ def _sweep_curves(problem: Problem, steps: int, out: str, param: str, values, me
                  f"{'centered' if problem.centered else 'uncentered'}, {method}"
                  + options_suffix(problem))
     fig.savefig(os.path.join(out, f"{name}.png"), dpi=130)
-    plt.close(fig)
+    mpl.close(fig)
     atomic_write_csv(os.path.join(out, f"{name}_curves.csv"), ("t",) + tuple(cols),
                      [header] + list(cols.values()))
     return {"cells": rows}
@@ -269,11 +262,11 @@ def _variant_curves(problem: Problem, steps: int, out: str, variants, name: str,
                     title: str) -> dict:
     """Train (dashed) and test (solid) loss for variants of one problem (exact GD map each),
     with the paper's grokking delay in the legend."""
-    from .reduced import solve
-    from .storage import atomic_write_csv
-    from .timescales import grokking_metrics
+    from lazyrich_theory.core.solve import solve
+    from lazyrich_theory.storage import atomic_write_csv
+    from lazyrich_theory.theory.timescales import grokking_metrics
 
-    plt = _plt()
+    plt = mpl
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.4), constrained_layout=True)
     cmap = plt.get_cmap("plasma")
     rows, cols, header = [], {}, None
@@ -312,7 +305,7 @@ def _variant_curves(problem: Problem, steps: int, out: str, variants, name: str,
                  f"{'centered' if problem.centered else 'uncentered'}, seed {problem.seed}"
                  + options_suffix(problem))
     fig.savefig(os.path.join(out, f"{name}.png"), dpi=130)
-    plt.close(fig)
+    mpl.close(fig)
     atomic_write_csv(os.path.join(out, f"{name}_curves.csv"), ("t",) + tuple(cols),
                      [header] + list(cols.values()))
     return {"variants": rows}
@@ -322,7 +315,7 @@ def _variant_curves(problem: Problem, steps: int, out: str, variants, name: str,
 def _fig3e(problem: Problem, steps: int, out: str, n_alpha: int = 14, n_eps: int = 14,
            workers: int | None = None, **_) -> dict:
     """Figure 3(e): the grokking phase diagram over alpha = 0.4..5.6 and eps = 0.02..0.28."""
-    from .sweep import sweep
+    from lazyrich_theory.experiments.sweep import sweep
 
     alphas = np.linspace(0.4, 5.6, n_alpha)
     epss = np.linspace(0.02, 0.28, n_eps)
@@ -347,8 +340,8 @@ def eigenvector_labels(problem: Problem, data=None):
     inputs [X; X_test] in convention-A units.  Returns (lam, V, Kc): eigenvalues in
     descending order, unit-norm eigenvectors as columns (label k = V[:, k - 1]; its first P
     entries are the training labels, the rest the test labels) and the centered kernel."""
-    from .kernels import ntk_tilde
-    from .reduced import initial_factor
+    from lazyrich_theory.core.kernels import ntk_tilde
+    from lazyrich_theory.core.reduced import initial_factor
 
     data = problem.data() if data is None else data
     s = problem.input_scale
@@ -388,13 +381,14 @@ def _fig5(problem: Problem, steps: int, out: str, ks=FIG5_KS, k_scan_step: int =
     for several eigen-indices k.  Exact reduced GD (any labels keep it exact), the numpy
     network overlaid, and the lazy theory: the linearised model in closed form and its
     t -> inf limit (ridgeless kernel regression with K0), over a scan of k."""
-    from validation import simulate
+    from lazyrich_validation import simulate
 
-    from .kernels import paper_kernel_alignment, target_power_fraction
-    from .lazy import LinearizedModel
-    from .problem import ProblemData
-    from .reduced import ReducedSystem, solve
-    from .storage import atomic_write_csv, atomic_write_npz
+    from lazyrich_theory.core.kernels import paper_kernel_alignment, target_power_fraction
+    from lazyrich_theory.theory.lazy import LinearizedModel
+    from lazyrich_theory.spec.data import ProblemData
+    from lazyrich_theory.core.reduced import ReducedSystem
+    from lazyrich_theory.core.solve import solve
+    from lazyrich_theory.storage import atomic_write_csv, atomic_write_npz
 
     if isinstance(k_scan_step, bool) or not isinstance(k_scan_step, (int, np.integer)) \
             or k_scan_step < 0:
@@ -437,7 +431,7 @@ def _fig5(problem: Problem, steps: int, out: str, ks=FIG5_KS, k_scan_step: int =
             row["max_rel_dev_network_vs_reduced"] = _max_dev(tr, net)
         return tr, lin, net, row
 
-    plt = _plt()
+    plt = mpl
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12.5, 4.6), constrained_layout=True)
     cmap = plt.get_cmap("viridis")
     cols, rows, t_axis = {}, [], None
@@ -483,7 +477,7 @@ def _fig5(problem: Problem, steps: int, out: str, ks=FIG5_KS, k_scan_step: int =
                  f"{problem.convention}, {'centered' if problem.centered else 'uncentered'}, "
                  f"{method}, seed {problem.seed}" + options_suffix(problem))
     fig.savefig(os.path.join(out, "fig5.png"), dpi=130)
-    plt.close(fig)
+    mpl.close(fig)
     atomic_write_csv(os.path.join(out, "fig5_curves.csv"), ("t",) + tuple(cols),
                      [t_axis] + list(cols.values()))
     keys = list(scan[0])
@@ -524,14 +518,15 @@ def _interpolation(problem: Problem, steps: int, out: str, svals=INTERP_S, metho
     exact zero-loss solution (s = 1); exact reduced GD with W0(s) given through ProblemData,
     the numpy network overlaid, the linearised model at each W0(s), and the paper's NTK
     alignment on the test set."""
-    from validation import simulate
+    from lazyrich_validation import simulate
 
-    from .kernels import kernel_observers
-    from .lazy import LinearizedModel
-    from .problem import ProblemData
-    from .reduced import ReducedSystem, solve
-    from .storage import atomic_write_csv
-    from .timescales import first_time_below, grokking_metrics
+    from lazyrich_theory.core.kernels import kernel_observers
+    from lazyrich_theory.theory.lazy import LinearizedModel
+    from lazyrich_theory.spec.data import ProblemData
+    from lazyrich_theory.core.reduced import ReducedSystem
+    from lazyrich_theory.core.solve import solve
+    from lazyrich_theory.storage import atomic_write_csv
+    from lazyrich_theory.theory.timescales import first_time_below, grokking_metrics
 
     if problem.centered:
         raise ProblemError("interpolation needs the uncentered loss (centered=false): "
@@ -548,7 +543,7 @@ def _interpolation(problem: Problem, steps: int, out: str, svals=INTERP_S, metho
     svals = svals_t
     base = problem.data()
     obs = kernel_observers(("kernel_alignment", "kernel_alignment_train"))
-    plt = _plt()
+    plt = mpl
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12.5, 4.6), constrained_layout=True)
     cmap = plt.get_cmap("plasma")
     cols, rows, t_axis = {}, [], None
@@ -608,7 +603,7 @@ def _interpolation(problem: Problem, steps: int, out: str, svals=INTERP_S, metho
                  f"{problem.convention}, uncentered, {method}, seed {problem.seed}"
                  + options_suffix(problem))
     fig.savefig(os.path.join(out, "interpolation.png"), dpi=130)
-    plt.close(fig)
+    mpl.close(fig)
     atomic_write_csv(os.path.join(out, "interpolation_curves.csv"), ("t",) + tuple(cols),
                      [t_axis] + list(cols.values()))
     return {"cells": rows}

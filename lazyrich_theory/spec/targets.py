@@ -66,7 +66,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .problem import ProblemError
+from lazyrich_theory.errors import ProblemError
 
 __all__ = ["Target", "PaperTarget", "QuadraticTarget", "HermiteTarget", "FunctionTarget",
            "TargetSpec", "parse_spec", "make_target", "register", "target_stream",
@@ -434,7 +434,7 @@ class PaperTarget(Target):
         return self.tau * h * h
 
     def labels(self, problem, X):
-        from .problem import target
+        from lazyrich_theory.spec.data import target
 
         return target(problem, np.asarray(X, dtype=np.float64), self.beta)
 

@@ -34,12 +34,16 @@ from typing import Any, Iterable
 import numpy as np
 from numba import njit, prange
 
-from .integrators import IntegrationError, dopri5
-from .problem import Problem, ProblemData, ProblemError
-from .reduced import DivergenceError, initial_factor
-from .schedule import save_times as make_save_times
-from .statistics import decomposition, diagnostics
-from .trajectory import CORE_COLUMNS, Trajectory
+from lazyrich_theory.errors import IntegrationError
+from lazyrich_theory.core.integrators import dopri5
+from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.spec.data import ProblemData
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.errors import DivergenceError
+from lazyrich_theory.core.reduced import initial_factor
+from lazyrich_theory.spec.schedule import save_times as make_save_times
+from lazyrich_theory.core.statistics import decomposition, diagnostics
+from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 
 __all__ = ["population", "population_grid", "PopulationGrid", "scalar_rhs", "solve_scalar",
            "scalar_loss", "rich_transition_time"]

@@ -16,8 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from .problem import Problem, ProblemError
-from .storage import atomic_write_csv, atomic_write_json, atomic_write_npz, read_csv
+from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.storage import (
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_npz,
+    read_csv,
+)
 
 __all__ = ["Trajectory", "CORE_COLUMNS", "load"]
 
@@ -139,13 +145,13 @@ class Trajectory:
         atomic_write_csv(os.path.join(folder, "trajectory.csv"), header,
                          [self[h] for h in header])
         if plot:
-            from .plotting import plot_trajectory
+            from lazyrich_theory.plotting.trajectory import plot_trajectory
 
             plot_trajectory(self, os.path.join(folder, "trajectory.png"))
 
     def plot(self, path: str | os.PathLike | None = None, **kw):
         """Two panels: log-time train/test/population loss, and the loss decomposition."""
-        from .plotting import plot_trajectory
+        from lazyrich_theory.plotting.trajectory import plot_trajectory
 
         return plot_trajectory(self, path, **kw)
 

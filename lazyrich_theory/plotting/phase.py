@@ -1,4 +1,4 @@
-"""Pictures of phase sweeps (matplotlib, Agg backend; PNG files).
+"""Pictures of phase sweeps (matplotlib object API; PNG files).
 
 * two or more swept parameters: a heat map of the seed-mean paper grokking time over the first
   two (first = y axis, second = x axis, as in the paper's Fig. 3(e): alpha up, eps across),
@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lazyrich_theory.plotting import mpl
+
 if TYPE_CHECKING:  # pragma: no cover
-    from .sweep import PhaseResult
+    from lazyrich_theory.experiments.sweep import PhaseResult
 
 __all__ = ["plot_phase"]
 
@@ -29,15 +31,6 @@ _LABELS = {"alpha": "α (laziness)", "eps": "ε (initial kernel alignment)", "D"
            "N": "N", "eta0": "η0", "test_size": "test size", "convention": "convention",
            "centered": "centered"}
 MAX_PANELS = 12
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _numeric(values) -> np.ndarray | None:
@@ -99,7 +92,7 @@ def plot_phase(res: "PhaseResult", path: str | os.PathLike | None = None, dpi: i
                metric: str = "paper_grokking_time"):
     """Draw ``res`` (heat map or curves, see the module doc); returns the Figure (closed after
     saving when ``path`` is given)."""
-    plt = _plt()
+    plt = mpl
     gd = [d for d in res.grid_dims if len(res.coords[d]) > 1] or list(res.grid_dims)
     if len(gd) >= 2:
         fig = _heatmaps(plt, res, gd, metric)
@@ -109,7 +102,7 @@ def plot_phase(res: "PhaseResult", path: str | os.PathLike | None = None, dpi: i
         fig = _curves(plt, res, "seed", metric)
     if path is not None:
         fig.savefig(os.fspath(path), dpi=dpi)
-        plt.close(fig)
+        mpl.close(fig)
     return fig
 
 
@@ -169,7 +162,7 @@ def _heatmaps(plt, res: "PhaseResult", gd: list[str], metric: str):
             R = _slice(res, reached_frac, [ydim, xdim], fixed)
             if np.nanmin(R) < 0.5 < np.nanmax(R):
                 cs = ax.contour(xv, yv, R, levels=[0.5], colors="k", linewidths=2.0)
-                handles.append(plt.Line2D([], [], color="k", lw=2.0,
+                handles.append(mpl.Line2D([], [], color="k", lw=2.0,
                                           label="measured boundary: test loss reaches "
                                                 f"{res.config.get('threshold')} within T"))
                 del cs
@@ -180,17 +173,17 @@ def _heatmaps(plt, res: "PhaseResult", gd: list[str], metric: str):
                 if logQ.min() < 0.0 < logQ.max():
                     ax.contour(xv, yv, logQ, levels=[0.0], colors="tab:blue", linewidths=2.0,
                                linestyles="--")
-                    handles.append(plt.Line2D([], [], color="tab:blue", lw=2.0, ls="--",
+                    handles.append(mpl.Line2D([], [], color="tab:blue", lw=2.0, ls="--",
                                               label="predicted boundary: t_rich = t_lazy fit"))
                 else:
                     where = "everywhere" if logQ.max() < 0 else "nowhere"
-                    handles.append(plt.Line2D([], [], color="tab:blue", lw=2.0, ls="--",
+                    handles.append(mpl.Line2D([], [], color="tab:blue", lw=2.0, ls="--",
                                               label=f"predicted (t_rich < t_lazy fit): grokking "
                                                     f"{where} on this grid"))
                 if c_fit is not None and logQ.min() < math.log(c_fit) < logQ.max():
                     ax.contour(xv, yv, logQ, levels=[math.log(c_fit)], colors="tab:blue",
                                linewidths=1.4, linestyles=":")
-                    handles.append(plt.Line2D([], [], color="tab:blue", lw=1.4, ls=":",
+                    handles.append(mpl.Line2D([], [], color="tab:blue", lw=1.4, ls=":",
                                               label=f"same theory ratio at the level that best "
                                                     f"fits: t_rich = {c_fit:.3g} t_lazy fit"))
         if xlog:

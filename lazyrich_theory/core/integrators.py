@@ -23,12 +23,11 @@ from typing import Callable
 import numpy as np
 from numba import njit
 
+from lazyrich_theory.errors import IntegrationError
+
 __all__ = ["IntegrationError", "IntegratorStats", "dopri5", "rkc2", "rkc_coefficients",
            "power_spectral_radius"]
 
-
-class IntegrationError(RuntimeError):
-    """The integrator could not advance (non-finite state or step size underflow)."""
 
 
 @dataclass

@@ -54,8 +54,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .problem import Problem, ProblemError
-from .storage import atomic_write_json, atomic_write_npz, atomic_write_text
+from lazyrich_theory.errors import SweepError
+from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.storage import (
+    atomic_write_json,
+    atomic_write_npz,
+    atomic_write_text,
+)
 
 __all__ = [
     "Axis", "PhaseResult", "SweepError", "METRICS", "SWEEPABLE", "parse_axis", "parse_vary",
@@ -118,9 +124,6 @@ RESULT_METRICS = tuple(k for k in METRICS if k != "wall_time")
 
 STATUSES = ("ok", "diverged", "failed", "missing")
 
-
-class SweepError(RuntimeError):
-    """A sweep could not finish (the cells done so far are saved; re-run to resume)."""
 
 
 # ---------------------------------------------------------------------------------- axes
@@ -323,7 +326,7 @@ def cell_metrics(t: np.ndarray, train_loss: np.ndarray, test_loss: np.ndarray,
     With ``tol`` the trajectory is cut at the first save time where train and test loss are
     both under ``tol`` (``stop_time``); the final losses are read there.
     """
-    from .timescales import grokking_metrics
+    from lazyrich_theory.theory.timescales import grokking_metrics
 
     t = np.asarray(t, dtype=float)
     tr = np.asarray(train_loss, dtype=float)
@@ -348,9 +351,13 @@ def cell_metrics(t: np.ndarray, train_loss: np.ndarray, test_loss: np.ndarray,
 def _gd_early_stop(problem: Problem, steps: int, tol: float | None):
     """Exact GD (as ``solve(method='gd')``) recording train/test loss at the save times and
     stopping at the first save time where both are under ``tol``."""
-    from .reduced import BLOWUP_FACTOR, DivergenceError, ReducedSystem, sgd_mode, solve
-    from .schedule import save_times
-    from .statistics import predict
+    from lazyrich_theory.core.stepping import BLOWUP_FACTOR
+    from lazyrich_theory.errors import DivergenceError
+    from lazyrich_theory.core.reduced import ReducedSystem
+    from lazyrich_theory.spec.streams import sgd_mode
+    from lazyrich_theory.core.solve import solve
+    from lazyrich_theory.spec.schedule import save_times
+    from lazyrich_theory.core.statistics import predict
 
     times = save_times(steps)
     if problem.momentum > 0 or sgd_mode(problem) is not None:
@@ -391,14 +398,14 @@ def _gd_early_stop(problem: Problem, steps: int, tol: float | None):
 def _predictions(problem: Problem, steps: int, method: str, threshold: float,
                  times: np.ndarray) -> dict[str, float]:
     """The theory's predictions for one cell (predict_timescales + the linearised model)."""
-    from .asymptotics import linearized_curves_exact
-    from .timescales import first_time_below, predict_timescales
+    from lazyrich_theory.theory.asymptotics import linearized_curves_exact
+    from lazyrich_theory.theory.timescales import first_time_below, predict_timescales
 
     data = problem.data()
     out: dict[str, float] = {"predicted_lazy_train_time": math.nan,
                              "predicted_lazy_peak_time": math.nan}
     peak = None
-    from .reduced import is_plain_gd
+    from lazyrich_theory.spec.streams import is_plain_gd
 
     if problem.centered and problem.target == "paper" and is_plain_gd(problem):
         s = problem.input_scale
@@ -440,8 +447,9 @@ def run_cell(spec: Mapping[str, Any]) -> dict[str, Any]:
     """
     from threadpoolctl import threadpool_limits
 
-    from .reduced import DivergenceError, solve
-    from .schedule import save_times
+    from lazyrich_theory.errors import DivergenceError
+    from lazyrich_theory.core.solve import solve
+    from lazyrich_theory.spec.schedule import save_times
 
     t0 = time.perf_counter()
     problem = Problem.from_dict(dict(spec["problem"]))
@@ -645,13 +653,13 @@ class PhaseResult:
         }
         atomic_write_json(os.path.join(out, "phase.json"), sidecar)
         if plot:
-            from .plotting_phase import plot_phase
+            from lazyrich_theory.plotting.phase import plot_phase
 
             plot_phase(self, os.path.join(out, "phase.png"))
 
     def plot(self, path: str | os.PathLike | None = None, **kw):
         """Heat map of the phase diagram (plotting_phase.plot_phase); PNG if ``path``."""
-        from .plotting_phase import plot_phase
+        from lazyrich_theory.plotting.phase import plot_phase
 
         return plot_phase(self, path, **kw)
 
@@ -1081,7 +1089,7 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
                                "(they are fixed by the file)")
     dims = tuple(a.name for a in axes)
     shape = tuple(len(a) for a in axes)
-    from .reduced import sgd_mode
+    from lazyrich_theory.spec.streams import sgd_mode
 
     # every cell's Problem is built (validated) before anything runs
     cells: list[dict[str, Any]] = []

@@ -1,0 +1,183 @@
+"""The arrays of one problem: training and test inputs, labels, teacher and initial weights.
+
+:class:`ProblemData` holds X, y, X_test, y_test, beta and W0 in the convention's own units,
+drawn from four independent streams spawned from the problem's seed (the paper's code re-used
+one PRNG key for X and W0) or read from a user's ``.npz`` file.  Label noise comes from a
+fifth stream and goes on the training labels only (docs/theory.md §9).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.storage import atomic_write_npz
+from lazyrich_theory.spec.targets import make_target
+
+if TYPE_CHECKING:
+    from lazyrich_theory.spec.problem import Problem
+
+__all__ = ["ProblemData", "target", "labels", "data_target", "label_noise", "add_label_noise"]
+
+
+def target(problem: Problem, X: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """Teacher labels y = tau (beta . x_A)**2 for stored inputs X (rows are samples)."""
+    h = (X * problem.input_scale) @ beta
+    return problem.tau * h * h
+
+
+def labels(problem: Problem, data: "ProblemData", X: np.ndarray) -> np.ndarray:
+    """Clean teacher labels y(x) for inputs ``X`` (rows, stored in the convention's units) of
+    the problem's target; used for fresh samples (online SGD) and Monte-Carlo checks."""
+    if problem.target == "paper":
+        return target(problem, X, data.beta)
+    return data_target(problem, data).labels(problem, X)
+
+
+def data_target(problem: Problem, data: "ProblemData"):
+    """The :class:`~lazyrich_theory.targets.Target` of ``problem`` for ``data`` (the one the
+    data carry when they were sampled or loaded for this spec, else built from the spec)."""
+    t = getattr(data, "target", None)
+    if t is not None and t.spec == problem.target and t.D == problem.D:
+        return t
+
+    return make_target(problem, data.beta)
+
+
+def label_noise(problem: Problem) -> np.ndarray:
+    """The P label-noise values sigma xi_mu, xi ~ N(0, 1) from ``SeedSequence(seed).spawn(5)[4]``
+    (zeros when noise = 0)."""
+    if problem.noise == 0.0:
+        return np.zeros(problem.P)
+    rng = np.random.default_rng(np.random.SeedSequence(problem.seed).spawn(5)[4])
+    return problem.noise * rng.standard_normal(problem.P)
+
+
+def add_label_noise(problem: Problem, y: np.ndarray) -> np.ndarray:
+    """Training labels with the problem's label noise added (``y`` itself when noise = 0)."""
+    if problem.noise == 0.0:
+        return y
+    return y + label_noise(problem)
+
+
+@dataclass(frozen=True, eq=False)
+class ProblemData:
+    """Arrays of one problem, stored in the convention's own units (rows are samples).
+
+    X (P, D), y (P,), X_test (test_size, D), y_test (test_size,), beta (D,),
+    W0 (N, D) or None when N is infinite.  ``target``: the teacher object
+    (:mod:`lazyrich_theory.targets`) for non-paper targets, None for the paper target.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    beta: np.ndarray
+    W0: np.ndarray | None
+    source: str = field(default="sampled")
+    target: Any = field(default=None)
+
+    @classmethod
+    def sample(cls, problem: Problem) -> "ProblemData":
+        """Draw X, X_test, beta, W0 from four independent streams spawned from the seed."""
+        D, P = problem.D, problem.P
+        streams = np.random.SeedSequence(problem.seed).spawn(4)
+        rx, rt, rb, rw = (np.random.default_rng(s) for s in streams)
+        # convention A stores x ~ N(0, I/D); convention B stores x ~ N(0, I)
+        xs = 1.0 / math.sqrt(D) if problem.convention == "A" else 1.0
+        X = rx.standard_normal((P, D)) * xs
+        X_test = rt.standard_normal((problem.test_size, D)) * xs
+        beta = rb.standard_normal(D)
+        W0 = rw.standard_normal((problem.N, D)) if problem.finite_width else None
+        if problem.target != "paper":
+            # other teachers: parameters from the target stream (targets.py), same X, X_test, W0
+            from lazyrich_theory.spec.targets import make_target
+
+            tgt = make_target(problem, beta)
+            y = add_label_noise(problem, tgt.labels(problem, X))
+            return cls(X, y, X_test, tgt.labels(problem, X_test), beta, W0, target=tgt)
+        y = add_label_noise(problem, target(problem, X, beta))
+        return cls(X, y, X_test, target(problem, X_test, beta), beta, W0)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, problem: Problem) -> "ProblemData":
+        """Read X, y, X_test, y_test, beta[, W0] from ``path`` and check them against ``problem``."""
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise ProblemError(f"data file not found: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: np.asarray(f[k], dtype=np.float64) for k in f.files}
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
+            raise ProblemError(f"cannot read data file {path}: {exc}") from None
+        missing = [k for k in ("X", "y", "X_test", "y_test", "beta") if k not in arrays]
+        if missing:
+            raise ProblemError(f"data file {path} lacks array(s): {', '.join(missing)}")
+        W0 = arrays.get("W0")
+        if problem.finite_width and W0 is None:
+            raise ProblemError(f"data file {path} has no W0 but N={problem.N} is finite")
+        if not problem.finite_width:
+            W0 = None
+        data = cls(arrays["X"], arrays["y"], arrays["X_test"], arrays["y_test"],
+                   arrays["beta"], W0, source=path)
+        data.check(problem, teacher=False)
+        if problem.target != "paper":   # the file's labels are taken to be this teacher's
+            from lazyrich_theory.spec.targets import make_target
+
+            data = dataclasses.replace(data, target=make_target(problem, data.beta))
+        return data
+
+    def check(self, problem: Problem, teacher: bool = True) -> None:
+        """Raise ProblemError unless every array has the shape and values ``problem`` expects
+        (and, if ``teacher``, unless the data were made for the problem's target)."""
+        D, P, T = problem.D, problem.P, problem.test_size
+        expected = {"X": (P, D), "y": (P,), "X_test": (T, D), "y_test": (T,), "beta": (D,)}
+        if problem.finite_width:
+            expected["W0"] = (problem.N, D)
+        for name, shape in expected.items():
+            a = getattr(self, name)
+            if a is None or a.shape != shape:
+                got = None if a is None else a.shape
+                raise ProblemError(f"array {name} has shape {got}, expected {shape}")
+            if not np.all(np.isfinite(a)):
+                raise ProblemError(f"array {name} contains NaN or infinity")
+        made_for = getattr(getattr(self, "target", None), "spec", "paper")
+        if teacher and made_for != problem.target:
+            raise ProblemError(f"these data carry the labels of target {made_for!r} but the "
+                               f"problem's target is {problem.target!r}; use problem.data()")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the arrays to ``path`` (.npz), atomically; W0 is omitted when N is infinite."""
+
+        arrays = {"X": self.X, "y": self.y, "X_test": self.X_test, "y_test": self.y_test,
+                  "beta": self.beta}
+        if self.W0 is not None:
+            arrays["W0"] = self.W0
+        atomic_write_npz(path, arrays)
+
+    @staticmethod
+    def infer_shape(path: str | os.PathLike) -> dict[str, int]:
+        """D, P, test_size and (if W0 is present) N read from a data file's array shapes."""
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise ProblemError(f"data file not found: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                shapes = {k: f[k].shape for k in f.files}
+        except Exception as exc:  # noqa: BLE001
+            raise ProblemError(f"cannot read data file {path}: {exc}") from None
+        if "X" not in shapes or len(shapes["X"]) != 2:
+            raise ProblemError(f"data file {path} needs a 2-D array X (P, D)")
+        out = {"P": shapes["X"][0], "D": shapes["X"][1]}
+        if "X_test" in shapes and len(shapes["X_test"]) == 2:
+            out["test_size"] = shapes["X_test"][0]
+        if "W0" in shapes and len(shapes["W0"]) == 2:
+            out["N"] = shapes["W0"][0]
+        return out
