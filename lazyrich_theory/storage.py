@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 from typing import Any, Callable, Sequence
@@ -17,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_write_npz",
-           "atomic_write_csv", "read_csv"]
+           "atomic_write_csv", "read_csv", "jsonable", "decode_float"]
 
 
 def _current_umask() -> int:
@@ -55,9 +56,46 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda f: f.write(text), mode="w")
 
 
+def jsonable(obj: Any) -> Any:
+    """A JSON-safe copy of ``obj``, by the package's one rule for every JSON file it writes.
+
+    Mappings (keys as strings), sequences and numpy arrays become objects and lists; numpy
+    scalars become Python numbers; non-finite floats become the strings ``"nan"``, ``"inf"``
+    and ``"-inf"`` (strict JSON has no such numbers; :func:`decode_float` reads them back).
+    ``None`` stays ``null``: it means "not applicable", which is not the same as NaN.
+    """
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return v
+    return obj
+
+
+def decode_float(v: Any) -> float:
+    """Inverse of :func:`jsonable` for a number: ``"nan"``/``"inf"``/``"-inf"`` strings and
+    numbers to float; ``None`` to NaN."""
+    if v is None:
+        return math.nan
+    return float(v)
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Write :func:`jsonable` ``(obj)`` as indented, key-sorted JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(jsonable(obj), indent=2, sort_keys=True,
+                                       allow_nan=False) + "\n")
 
 
 def atomic_write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:

@@ -667,22 +667,8 @@ def make_figure(name: str, out: str, steps: int | None = None, seed: int = 0,
     info = {"figure": name, "description": fig.description, "problem": problem.to_dict(),
             "steps": steps, "options": extra, "wall_time": time.perf_counter() - t0,
             "result": result}
-    atomic_write_json(os.path.join(out, "figure.json"), _jsonable(info))
+    atomic_write_json(os.path.join(out, "figure.json"), info)
     return info
-
-
-def _jsonable(o):
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, (np.floating, float)):
-        return None if not math.isfinite(float(o)) else float(o)
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.ndarray):
-        return _jsonable(o.tolist())
-    return o
 
 
 def _value(text: str):

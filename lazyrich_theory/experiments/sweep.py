@@ -58,6 +58,8 @@ from lazyrich_theory.errors import SweepError
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.storage import (
+    decode_float,
+    jsonable,
     atomic_write_json,
     atomic_write_npz,
     atomic_write_text,
@@ -281,40 +283,12 @@ def _json_key(v: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------- cells
-def _encode(obj: Any) -> Any:
-    """JSON-safe copy: non-finite floats become the strings 'inf', '-inf', 'nan'."""
-    if isinstance(obj, dict):
-        return {str(k): _encode(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_encode(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return v
-    return obj
-
-
-def _decode_float(v: Any) -> float:
-    if v is None:
-        return math.nan
-    if isinstance(v, str):
-        return float(v)
-    return float(v)
-
-
 def cell_id(spec: Mapping[str, Any]) -> str:
     """Content hash (16 hex digits) of everything that determines a cell's result."""
     keys = ("problem", "steps", "method", "integrator", "rtol", "atol", "threshold",
             "relative", "tol", "predict")
     payload = {"format": FORMAT, **{k: spec[k] for k in keys}}
-    text = json.dumps(_encode(payload), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(jsonable(payload), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -484,7 +458,7 @@ def _cell_path(out: str, cid: str) -> str:
 
 def _store(out: str, record: Mapping[str, Any], log: bool = True) -> None:
     """Write a finished cell atomically, then note it in computed.log."""
-    atomic_write_json(_cell_path(out, record["id"]), _encode(dict(record)))
+    atomic_write_json(_cell_path(out, record["id"]), jsonable(dict(record)))
     if log:
         line = f"{record['id']} {record.get('pid', os.getpid())}\n".encode()
         fd = os.open(os.path.join(out, "computed.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
@@ -649,7 +623,7 @@ class PhaseResult:
                                      "description": "ok | diverged | failed | missing"},
                           "cell_id": {"dims": list(self.dims), "dtype": "str",
                                       "description": "cells/<cell_id>.json holds the cell"}},
-            "attrs": _encode(self.config),
+            "attrs": jsonable(self.config),
         }
         atomic_write_json(os.path.join(out, "phase.json"), sidecar)
         if plot:
@@ -986,7 +960,7 @@ def sweep_config(base: Problem, axes: Sequence[Axis], steps: int, method: str, i
                  rtol: float | None, atol: float | None, threshold: float, relative: float,
                  tol: float | None, predict: bool) -> dict[str, Any]:
     """The sweep's identity (what sweep.json holds); execution settings are not part of it."""
-    return _encode({"format": FORMAT, "base_problem": base.to_dict(),
+    return jsonable({"format": FORMAT, "base_problem": base.to_dict(),
                     "axes": [a.to_dict() for a in axes], "steps": int(steps),
                     "method": method, "integrator": integrator if method == "flow" else None,
                     "rtol": rtol, "atol": atol, "threshold": threshold, "relative": relative,
@@ -1185,7 +1159,7 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
         data["status"][idx] = rec.get("status", "ok")
         for m in RESULT_METRICS:
             if m in rec["metrics"]:
-                data[m][idx] = _decode_float(rec["metrics"][m])
+                data[m][idx] = decode_float(rec["metrics"][m])
     coords = {a.name: np.asarray(list(a.values), dtype=object) for a in axes}
     stats = {"n_cells": n_cells, "n_resumed": n_cells - len(todo), "n_computed": runner.computed,
              "n_failed": len(runner.failed), "failures": dict(runner.failed), "wall_time": wall,

@@ -19,6 +19,7 @@ import numpy as np
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.storage import (
+    jsonable,
     atomic_write_csv,
     atomic_write_json,
     atomic_write_npz,
@@ -138,9 +139,9 @@ class Trajectory:
             atomic_write_npz(os.path.join(folder, "state.npz"), self.final_state)
         atomic_write_json(os.path.join(folder, "problem.json"), self.problem.to_dict())
         atomic_write_json(os.path.join(folder, "run.json"),
-                          {"method": self.method, **_jsonable(self.info)})
+                          {"method": self.method, **jsonable(self.info)})
         if "summary" in self.info:
-            atomic_write_json(os.path.join(folder, "summary.json"), _jsonable(self.info["summary"]))
+            atomic_write_json(os.path.join(folder, "summary.json"), jsonable(self.info["summary"]))
         header = ("t",) + self.columns
         atomic_write_csv(os.path.join(folder, "trajectory.csv"), header,
                          [self[h] for h in header])
@@ -154,20 +155,6 @@ class Trajectory:
         from lazyrich_theory.plotting.trajectory import plot_trajectory
 
         return plot_trajectory(self, path, **kw)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return str(obj)
-    return obj
 
 
 def load(folder: str | os.PathLike) -> Trajectory:

@@ -29,7 +29,7 @@ import pytest
 
 from lazyrich_theory.cli.app import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # A small problem: N < D so simulate is cheap, 300 steps.
 SMALL = ["--D", "12", "--P", "40", "--N", "5", "--eps", "0.3", "--test-size", "100",

@@ -21,7 +21,7 @@ import pytest
 import lazyrich_theory.cli.app as cli
 from lazyrich_theory.cli.phase import add_phase_parser, main, run_phase
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--D", "10", "--P", "30", "--N", "20", "--test-size", "100"]
 
 
