@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+# first: compiled kernels are cached in a user folder, never inside the installed package
+from lazyrich_theory import _numba_cache  # noqa: F401
 from lazyrich_theory.core.population import population, rich_transition_time
 from lazyrich_theory.core.solve import solve
 from lazyrich_theory.errors import (

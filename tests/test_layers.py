@@ -22,7 +22,7 @@ VALIDATION = ROOT / "validation"
 
 #: Layer of each top-level part of the package, bottom (0) to top.
 LAYERS = {
-    "errors": 0, "storage": 0,
+    "errors": 0, "storage": 0, "_numba_cache": 0,
     "spec": 1,
     "plotting": 2,
     "results": 3,
