@@ -19,6 +19,7 @@ import numpy as np
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.storage import atomic_write_npz
 from lazyrich_theory.spec.targets import make_target
+from lazyrich_theory.spec.targets.families import paper_labels
 
 if TYPE_CHECKING:
     from lazyrich_theory.spec.problem import Problem
@@ -28,8 +29,7 @@ __all__ = ["ProblemData", "target", "labels", "data_target", "label_noise", "add
 
 def target(problem: Problem, X: np.ndarray, beta: np.ndarray) -> np.ndarray:
     """Teacher labels y = tau (beta . x_A)**2 for stored inputs X (rows are samples)."""
-    h = (X * problem.input_scale) @ beta
-    return problem.tau * h * h
+    return paper_labels(X * problem.input_scale, beta, problem.tau)
 
 
 def labels(problem: Problem, data: "ProblemData", X: np.ndarray) -> np.ndarray:
@@ -98,8 +98,6 @@ class ProblemData:
         W0 = rw.standard_normal((problem.N, D)) if problem.finite_width else None
         if problem.target != "paper":
             # other teachers: parameters from the target stream (targets.py), same X, X_test, W0
-            from lazyrich_theory.spec.targets import make_target
-
             tgt = make_target(problem, beta)
             y = add_label_noise(problem, tgt.labels(problem, X))
             return cls(X, y, X_test, tgt.labels(problem, X_test), beta, W0, target=tgt)
@@ -129,8 +127,6 @@ class ProblemData:
                    arrays["beta"], W0, source=path)
         data.check(problem, teacher=False)
         if problem.target != "paper":   # the file's labels are taken to be this teacher's
-            from lazyrich_theory.spec.targets import make_target
-
             data = dataclasses.replace(data, target=make_target(problem, data.beta))
         return data
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.data import ProblemData
+from lazyrich_theory.spec.targets import parse_spec
 
 __all__ = ["Problem", "PRESETS", "PRESET_STEPS", "preset", "OPTION_FIELDS"]
 
@@ -175,8 +176,6 @@ class Problem:
             raise ProblemError(f"target must be a non-empty spec string, got {self.target!r}")
         object.__setattr__(self, "target", self.target.strip())
         if self.target != "paper":
-            from lazyrich_theory.spec.targets import parse_spec
-
             parse_spec(self.target)  # ProblemError with one line if the spec is bad
         if self.batch_size is not None:
             if not _is_int(self.batch_size) or self.batch_size < 1:
