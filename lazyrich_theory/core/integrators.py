@@ -26,7 +26,8 @@ from numba import njit
 from lazyrich_theory.errors import IntegrationError
 
 __all__ = ["IntegrationError", "IntegratorStats", "dopri5", "rkc2", "rkc_coefficients",
-           "power_spectral_radius"]
+           "rkc_stability_bound", "DOPRI5_C", "DOPRI5_A", "DOPRI5_B5", "DOPRI5_B4", "DOPRI5_E",
+           "dopri5_step_factor", "dopri5_reject_factor", "power_spectral_radius"]
 
 
 
@@ -42,20 +43,66 @@ class IntegratorStats:
     max_stages: int = 0     # largest number of stages used (rkc2)
 
 
-# Dormand–Prince 5(4) tableau.
-_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
-_A = (
-    (),
-    (1 / 5,),
-    (3 / 40, 9 / 40),
-    (44 / 45, -56 / 15, 32 / 9),
-    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
-    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
-    (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
+# Dormand–Prince 5(4) tableau, the one copy (the Numba 2-scalar population ODE reads it too:
+# module-level tuples are compile-time constants there).  Row s of DOPRI5_A holds a_{s,0..6}
+# (zero-padded); row 6 is the 5th-order solution (FSAL: its stage is the next step's first).
+DOPRI5_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
+DOPRI5_A = (
+    (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    (1 / 5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    (3 / 40, 9 / 40, 0.0, 0.0, 0.0, 0.0, 0.0),
+    (44 / 45, -56 / 15, 32 / 9, 0.0, 0.0, 0.0, 0.0),
+    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729, 0.0, 0.0, 0.0),
+    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656, 0.0, 0.0),
+    (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0),
 )
-_B5 = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0)
-_B4 = (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)
-_E = tuple(b5 - b4 for b5, b4 in zip(_B5, _B4))
+DOPRI5_B5 = DOPRI5_A[6]
+DOPRI5_B4 = (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)
+#: Error weights b5 - b4 of the embedded pair.
+DOPRI5_E = tuple(b5 - b4 for b5, b4 in zip(DOPRI5_B5, DOPRI5_B4))
+#: Step-size control of both DOPRI5 drivers: safety factor, factor bounds, PI exponent
+#: (Hairer & Wanner II, IV.2): h <- h * clip(SAFETY err^(-1/5 + 3/4 BETA) err_old^BETA).
+DOPRI5_SAFETY, DOPRI5_MIN_FAC, DOPRI5_MAX_FAC, DOPRI5_BETA = 0.9, 0.2, 10.0, 0.04
+
+
+def _check_save_times(t_save, rtol: float, atol: float) -> np.ndarray:
+    """The save times as a float array; ValueError for bad tolerances or save times."""
+    if rtol <= 0 or atol < 0:
+        raise ValueError("rtol must be > 0 and atol >= 0")
+    t_save = np.asarray(t_save, dtype=np.float64)
+    if t_save.ndim != 1 or t_save.size == 0 or np.any(np.diff(t_save) <= 0):
+        raise ValueError("save times must be a non-empty strictly increasing sequence")
+    return t_save
+
+
+def _dopri5_first_step(rhs, t: float, y: np.ndarray, k1: np.ndarray, rtol: float,
+                       atol: float) -> float:
+    """Hairer's starting-step heuristic (one extra evaluation of ``rhs``)."""
+    sc = atol + rtol * np.abs(y)
+    d0 = math.sqrt(np.mean((y / sc) ** 2))
+    d1 = math.sqrt(np.mean((k1 / sc) ** 2))
+    h = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+    y1 = y + h * k1
+    k2 = rhs(t + h, y1)
+    d2 = math.sqrt(np.mean(((k2 - k1) / sc) ** 2)) / h
+    dm = max(d1, d2)
+    h1 = max(1e-6, h * 1e-3) if dm <= 1e-15 else (0.01 / dm) ** (1 / 5)
+    return min(100 * h, h1)
+
+
+def _dopri5_step(rhs, t: float, y: np.ndarray, k1: np.ndarray, h: float, stages: list):
+    """One Dormand–Prince step: fills ``stages`` and returns (y_new, error vector)."""
+    stages[0] = k1
+    for s in range(1, 7):
+        acc = y.copy()
+        for j, a in enumerate(DOPRI5_A[s]):
+            if a != 0.0:
+                acc += (h * a) * stages[j]
+        if s == 6:
+            y_new = acc  # the 7th stage is evaluated at the 5th-order solution (FSAL)
+        stages[s] = rhs(t + DOPRI5_C[s] * h, acc)
+    err_vec = sum((h * e) * st for e, st in zip(DOPRI5_E, stages) if e != 0.0)
+    return y_new, err_vec
 
 
 def dopri5(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_save: np.ndarray,
@@ -64,11 +111,7 @@ def dopri5(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_sav
            progress: Callable[[float], None] | None = None) -> IntegratorStats:
     """Integrate from t_save[0] through every t_save[k] (increasing), calling
     ``on_save(k, t, y)`` at each.  Returns the work statistics."""
-    if rtol <= 0 or atol < 0:
-        raise ValueError("rtol must be > 0 and atol >= 0")
-    t_save = np.asarray(t_save, dtype=np.float64)
-    if t_save.ndim != 1 or t_save.size == 0 or np.any(np.diff(t_save) <= 0):
-        raise ValueError("save times must be a non-empty strictly increasing sequence")
+    t_save = _check_save_times(t_save, rtol, atol)
     stats = IntegratorStats()
     t = float(t_save[0])
     y = np.array(y0, dtype=np.float64, copy=True)
@@ -78,22 +121,10 @@ def dopri5(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_sav
     k1 = rhs(t, y)
     stats.n_rhs += 1
     if h0 is None:
-        # Hairer's starting-step heuristic (one extra evaluation).
-        sc = atol + rtol * np.abs(y)
-        d0 = math.sqrt(np.mean((y / sc) ** 2))
-        d1 = math.sqrt(np.mean((k1 / sc) ** 2))
-        h = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
-        y1 = y + h * k1
-        k2 = rhs(t + h, y1)
+        h = _dopri5_first_step(rhs, t, y, k1, rtol, atol)
         stats.n_rhs += 1
-        d2 = math.sqrt(np.mean(((k2 - k1) / sc) ** 2)) / h
-        dm = max(d1, d2)
-        h1 = max(1e-6, h * 1e-3) if dm <= 1e-15 else (0.01 / dm) ** (1 / 5)
-        h = min(100 * h, h1)
     else:
         h = float(h0)
-    safety, min_fac, max_fac = 0.9, 0.2, 10.0
-    beta_pi = 0.04  # PI control (Hairer & Wanner II, IV.2)
     err_old = 1e-4
     k_next = 1
     steps = 0
@@ -104,17 +135,8 @@ def dopri5(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_sav
         hit = (target - t) - h <= 1e-12 * max(1.0, abs(target))
         if hit:
             h = target - t
-        stages[0] = k1
-        for s in range(1, 7):
-            acc = y.copy()
-            for j, a in enumerate(_A[s]):
-                if a != 0.0:
-                    acc += (h * a) * stages[j]
-            if s == 6:
-                y_new = acc  # the 7th stage is evaluated at the 5th-order solution (FSAL)
-            stages[s] = rhs(t + _C[s] * h, acc)
+        y_new, err_vec = _dopri5_step(rhs, t, y, k1, h, stages)
         stats.n_rhs += 6
-        err_vec = sum((h * e) * st for e, st in zip(_E, stages) if e != 0.0)
         scale = atol + rtol * np.maximum(np.abs(y), np.abs(y_new))
         err = math.sqrt(float(np.mean((err_vec / scale) ** 2)))
         if not np.isfinite(err) or not np.all(np.isfinite(stages[6])):
@@ -133,20 +155,35 @@ def dopri5(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_sav
             if hit:
                 on_save(k_next, t, y)
                 k_next += 1
-            fac = safety * err ** (-0.2 + 0.75 * beta_pi) * err_old**beta_pi if err > 0 else max_fac
-            h = h * min(max_fac, max(min_fac, fac))
+            h = h * dopri5_step_factor(err, err_old)
             err_old = max(err, 1e-4)
         else:
             stats.n_rejected += 1
-            if not np.isfinite(err):
-                h *= 0.1
-            else:
-                h *= max(min_fac, safety * err ** -0.2)
+            h *= dopri5_reject_factor(err)
             if not np.all(np.isfinite(y)):
                 raise IntegrationError(f"non-finite state at t={t:.6g}")
         if h < 1e-12 * max(1.0, abs(t)):
             raise IntegrationError(f"step size underflow at t={t:.6g} (h={h:.3g})")
     return stats
+
+
+@njit(cache=True)
+def dopri5_step_factor(err: float, err_old: float) -> float:
+    """Step-size factor after an accepted DOPRI5 step with scaled error ``err`` (the previous
+    accepted one ``err_old``): PI control, clipped to [DOPRI5_MIN_FAC, DOPRI5_MAX_FAC]."""
+    if err > 0:
+        fac = DOPRI5_SAFETY * err ** (-0.2 + 0.75 * DOPRI5_BETA) * err_old**DOPRI5_BETA
+    else:
+        fac = DOPRI5_MAX_FAC
+    return min(DOPRI5_MAX_FAC, max(DOPRI5_MIN_FAC, fac))
+
+
+@njit(cache=True)
+def dopri5_reject_factor(err: float) -> float:
+    """Step-size factor after a rejected DOPRI5 step (0.1 when the error is not finite)."""
+    if not math.isfinite(err):
+        return 0.1
+    return max(DOPRI5_MIN_FAC, DOPRI5_SAFETY * err ** -0.2)
 
 
 # ------------------------------------------------------------------------------------ RKC2
@@ -270,6 +307,60 @@ def power_spectral_radius(rhs: Callable[[float, np.ndarray], np.ndarray], t: flo
     return 1.2 * rho, v - y, n
 
 
+def _rkc_first_step(fy: np.ndarray, y: np.ndarray, rho: float, t: float, t_end: float,
+                    rtol: float, atol: float) -> float:
+    """Starting step of rkc2: 0.1 / |f|_scaled, at most 1/rho, at least 1e-8 of the span."""
+    sc = atol + rtol * np.abs(y)
+    d1 = math.sqrt(float(np.mean((fy / sc) ** 2)))
+    h = 0.1 / d1 if d1 > 0 else 1.0
+    if rho > 0:
+        h = min(h, 1.0 / rho)
+    return max(h, 1e-8 * max(1.0, t_end - t))
+
+
+def _rkc_plan(h: float, t: float, t_end: float, rho: float, max_stages: int) -> tuple[float, int]:
+    """Step size (landing exactly on t_end; within beta(max_stages) / rho) and stage count
+    s = 1 + floor(sqrt(1 + 1.54 h rho))."""
+    h = min(h, t_end - t)
+    if t_end - t - h <= 1e-12 * max(1.0, abs(t_end)):
+        h = t_end - t
+    s = 1 + int(math.sqrt(1.0 + 1.54 * h * rho))
+    if s > max_stages:
+        s = max_stages
+        h = min(h, rkc_stability_bound(s) / rho)
+    return h, s
+
+
+def _rkc_stages(f, t: float, h: float, y: np.ndarray, fy: np.ndarray, coef: np.ndarray,
+                s: int, bufs: list) -> np.ndarray:
+    """Y_s of one s-stage RKC2 step from y (fy = F(t, y)); ``bufs`` are three work arrays."""
+    Yjm2, Yjm1, Yj = bufs
+    Yjm2[:] = y
+    Yjm1[:] = y + (coef[1, 2] * h) * fy
+    for j in range(2, s + 1):
+        mu, nu, mt, gt = coef[j, :4]
+        FY = f(t + coef[j - 1, 4] * h, Yjm1)
+        _stage(Yj, y, Yjm1, Yjm2, FY, fy, 1.0 - mu - nu, mu, nu, mt * h, gt * h)
+        Yjm2, Yjm1, Yj = Yjm1, Yj, Yjm2
+    return Yjm1.copy()
+
+
+def _rkc_output(on_save, t_save: np.ndarray, k_next: int, t: float, t_new: float, h: float,
+                y: np.ndarray, y_new: np.ndarray, fy: np.ndarray, f_new: np.ndarray,
+                buf: np.ndarray, shape: tuple) -> int:
+    """Call on_save at every save time in (t, t_new] (cubic Hermite in between); returns the
+    index of the next save time."""
+    while k_next < t_save.size and t_save[k_next] <= t_new:
+        tk = float(t_save[k_next])
+        if tk == t_new:
+            on_save(k_next, tk, y_new.reshape(shape))
+        else:
+            _hermite(buf, y, y_new, fy, f_new, h, (tk - t) / h)
+            on_save(k_next, tk, buf.reshape(shape).copy())
+        k_next += 1
+    return k_next
+
+
 def rkc2(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_save: np.ndarray,
          on_save: Callable[[int, float, np.ndarray], None], rtol: float = 1e-4,
          atol: float = 1e-8, spectral_radius: Callable[[float, np.ndarray], float] | None = None,
@@ -286,11 +377,7 @@ def rkc2(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_save:
     [0.1, 10].  Output between steps by cubic Hermite interpolation (third order, above the
     method's own second order).
     """
-    if rtol <= 0 or atol < 0:
-        raise ValueError("rtol must be > 0 and atol >= 0")
-    t_save = np.asarray(t_save, dtype=np.float64)
-    if t_save.ndim != 1 or t_save.size == 0 or np.any(np.diff(t_save) <= 0):
-        raise ValueError("save times must be a non-empty strictly increasing sequence")
+    t_save = _check_save_times(t_save, rtol, atol)
     stats = IntegratorStats()
     t = float(t_save[0])
     t_end = float(t_save[-1])
@@ -317,82 +404,42 @@ def rkc2(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_save:
         return r
 
     rho = estimate_rho(t, y, fy)
-    if h0 is None:
-        sc = atol + rtol * np.abs(y)
-        d1 = math.sqrt(float(np.mean((fy / sc) ** 2)))
-        h = 0.1 / d1 if d1 > 0 else 1.0
-        if rho > 0:
-            h = min(h, 1.0 / rho)
-        h = max(h, 1e-8 * max(1.0, t_end - t))
-    else:
-        h = float(h0)
+    h = _rkc_first_step(fy, y, rho, t, t_end, rtol, atol) if h0 is None else float(h0)
     coef_cache: dict[int, np.ndarray] = {}
-    Yjm2 = np.empty_like(y)
-    Yjm1 = np.empty_like(y)
-    Yj = np.empty_like(y)
+    bufs = [np.empty_like(y) for _ in range(3)]
     buf = np.empty_like(y)
-    k_next = 1
-    since_rho = 0
-    steps = 0
-    last_rejected = False
+    k_next, since_rho, steps, last_rejected = 1, 0, 0, False
     while t < t_end:
         if since_rho >= rho_every:
-            rho = estimate_rho(t, y, fy)
-            since_rho = 0
-        h = min(h, t_end - t)
-        if t_end - t - h <= 1e-12 * max(1.0, abs(t_end)):
-            h = t_end - t
-        s = 1 + int(math.sqrt(1.0 + 1.54 * h * rho))
-        if s > max_stages:
-            s = max_stages
-            h = min(h, rkc_stability_bound(s) / rho)
+            rho, since_rho = estimate_rho(t, y, fy), 0
+        h, s = _rkc_plan(h, t, t_end, rho, max_stages)
         stats.max_stages = max(stats.max_stages, s)
-        coef = coef_cache.get(s)
-        if coef is None:
-            coef = coef_cache[s] = rkc_coefficients(s)
-        # stages
-        Yjm2[:] = y
-        Yjm1[:] = y + (coef[1, 2] * h) * fy
-        for j in range(2, s + 1):
-            mu, nu, mt, gt = coef[j, :4]
-            FY = f(t + coef[j - 1, 4] * h, Yjm1)
-            _stage(Yj, y, Yjm1, Yjm2, FY, fy, 1.0 - mu - nu, mu, nu, mt * h, gt * h)
-            Yjm2, Yjm1, Yj = Yjm1, Yj, Yjm2
-        y_new = Yjm1.copy()
+        if s not in coef_cache:
+            coef_cache[s] = rkc_coefficients(s)
+        y_new = _rkc_stages(f, t, h, y, fy, coef_cache[s], s, bufs)
         f_new = f(t + h, y_new)
         steps += 1
         if steps > max_steps:
             raise IntegrationError(f"more than {max_steps} steps before t={t_end}")
-        if np.all(np.isfinite(f_new)) and np.all(np.isfinite(y_new)):
-            err = _rkc_error(y, y_new, fy, f_new, h, rtol, atol)
-        else:
-            err = math.inf
+        finite = np.all(np.isfinite(f_new)) and np.all(np.isfinite(y_new))
+        err = _rkc_error(y, y_new, fy, f_new, h, rtol, atol) if finite else math.inf
         if err <= 1.0:
             t_new = t + h if t + h < t_end else t_end
-            while k_next < t_save.size and t_save[k_next] <= t_new:
-                tk = float(t_save[k_next])
-                if tk == t_new:
-                    on_save(k_next, tk, y_new.reshape(shape))
-                else:
-                    _hermite(buf, y, y_new, fy, f_new, h, (tk - t) / h)
-                    on_save(k_next, tk, buf.reshape(shape).copy())
-                k_next += 1
+            k_next = _rkc_output(on_save, t_save, k_next, t, t_new, h, y, y_new, fy, f_new,
+                                 buf, shape)
             if progress is not None:
                 progress(t_new - t)
             t, y, fy = t_new, y_new, f_new
             stats.n_accepted += 1
             since_rho += 1
             fac = 10.0 if err == 0 else min(10.0, max(0.1, 0.8 * err ** (-1.0 / 3.0)))
-            if last_rejected:
-                fac = min(fac, 1.0)
-            h *= fac
+            h *= min(fac, 1.0) if last_rejected else fac
             last_rejected = False
         else:
             stats.n_rejected += 1
             last_rejected = True
             h *= 0.1 if not math.isfinite(err) else max(0.1, 0.8 * err ** (-1.0 / 3.0))
-            rho = estimate_rho(t, y, fy)
-            since_rho = 0
+            rho, since_rho = estimate_rho(t, y, fy), 0
         if h < 1e-12 * max(1.0, abs(t)):
             raise IntegrationError(f"step size underflow at t={t:.6g} (h={h:.3g})")
     return stats

@@ -14,14 +14,19 @@ with v = alpha (wbar - wbar_ref), Delta = (alpha eps/2)(M - M_ref) - tau beta be
       db/dt = -(eta0 eps/alpha) 2 [gamma1 b + gamma2 (1 + a + b)]
       loss  = [(pD + q)^2 + 2 (p^2 D + 2pq + q^2)] / D^2
 
+  (Delta = p I + q betahat betahat^T: tr Delta = pD + q, tr Delta^2 = p^2 D + 2pq + q^2 in
+  the Wick formula ``statistics.wick_terms``).
 * ``full``: the factor flow dF/dt = -(eta0/alpha)(eps G F + g c^T) with the population g, G,
   for any N (finite N starts from the sampled W0).
 
 Weight decay lambda adds -eta0 lambda F to dF/dt, i.e. -2 eta0 lambda M to dM/dt: the scalar
 system gains -2 eta0 lambda (1 + a) and -2 eta0 lambda b (wbar stays 0).  Label noise has
-zero mean and is independent of x, so the population gradient ignores it.
+zero mean and is independent of x, so the population gradient ignores it.  Which problem
+options each method supports is one table, ``SUPPORTED_OPTIONS``.
 
-Both right-hand sides are compiled with Numba (``cache=True``).
+Names: ``beta2`` = |beta|^2 (not divided by D), ``weight_decay`` = lambda.  Both right-hand
+sides are compiled with Numba (``cache=True``); the 2-scalar solver steps with the
+Dormand–Prince tableau and step-size control of ``integrators``.
 """
 
 from __future__ import annotations
@@ -34,64 +39,177 @@ from typing import Any, Iterable
 import numpy as np
 from numba import njit, prange
 
-from lazyrich_theory.errors import IntegrationError
-from lazyrich_theory.core.integrators import dopri5
-from lazyrich_theory.spec.problem import Problem
-from lazyrich_theory.spec.data import ProblemData
-from lazyrich_theory.errors import ProblemError
-from lazyrich_theory.errors import DivergenceError
+from lazyrich_theory.core.integrators import (
+    DOPRI5_A,
+    DOPRI5_E,
+    dopri5,
+    dopri5_reject_factor,
+    dopri5_step_factor,
+)
 from lazyrich_theory.core.reduced import initial_factor
-from lazyrich_theory.spec.schedule import save_times as make_save_times
-from lazyrich_theory.core.statistics import decomposition, diagnostics
+from lazyrich_theory.core.statistics import decomposition, diagnostics, wick_terms
+from lazyrich_theory.errors import DivergenceError, IntegrationError, ProblemError
 from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
+from lazyrich_theory.spec.data import ProblemData
+from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.spec.schedule import save_times as make_save_times
 
 __all__ = ["population", "population_grid", "PopulationGrid", "scalar_rhs", "solve_scalar",
-           "scalar_loss", "rich_transition_time"]
+           "scalar_loss", "rich_transition_time", "check_options", "SUPPORTED_OPTIONS",
+           "POP_METHODS"]
 
 POP_METHODS = ("auto", "scalar", "full")
+
+#: The problem options each population method supports; ``check_options`` rejects any other
+#: in one line.  Label noise only adds sigma^2 to the expected train loss (the population
+#: gradient does not see it), weight decay is in both flows; heavy-ball momentum has no
+#: population flow, the ODE is for the paper's teacher, and the 2-scalar system needs N = inf.
+#: batch_size / online are irrelevant here (every sample is fresh).
+SUPPORTED_OPTIONS = {
+    "scalar": frozenset({"noise", "weight_decay"}),
+    "full": frozenset({"noise", "weight_decay", "finite_width"}),
+}
+
+#: Why an option is not supported, and what to use instead.
+_UNSUPPORTED_WHY = {
+    "target": "the population ODE is for the paper target only",
+    "momentum": "heavy ball has no population flow; use solve or simulate",
+    "finite_width": "the 2-scalar ODE needs N = inf; use method='full'",
+}
+
+
+def _options_in_use(problem: Problem) -> dict[str, str]:
+    """option name -> how it is set, for every non-default training option of ``problem``."""
+    used = {"target": f"target={problem.target!r}" if problem.target != "paper" else "",
+            "momentum": f"momentum={problem.momentum:g}" if problem.momentum != 0.0 else "",
+            "noise": f"noise={problem.noise:g}" if problem.noise != 0.0 else "",
+            "weight_decay": (f"weight_decay={problem.weight_decay:g}"
+                             if problem.weight_decay != 0.0 else ""),
+            "finite_width": f"N={problem.N}" if problem.finite_width else ""}
+    return {k: v for k, v in used.items() if v}
+
+
+def check_options(problem: Problem, method: str = "auto", *, ignore: Iterable[str] = ()) -> str:
+    """The population method to run for ``problem``, after checking its options.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    method : {"auto", "scalar", "full"}
+        "auto" is "scalar" at N = inf and "full" at finite N.
+    ignore : iterable of str
+        Options not to check (``population_grid`` ignores N: it is the N = inf ODE).
+
+    Returns
+    -------
+    str
+        "scalar" or "full".
+
+    Raises
+    ------
+    ProblemError
+        One line naming every option of ``problem`` that ``method`` does not support
+        (``SUPPORTED_OPTIONS``), or an unknown method.
+    """
+    if method not in POP_METHODS:
+        raise ProblemError(f"population method must be one of {', '.join(POP_METHODS)}, "
+                           f"got {method!r}")
+    if method == "auto":
+        method = "full" if problem.finite_width else "scalar"
+    bad = [f"{how} ({_UNSUPPORTED_WHY[name]})" for name, how in _options_in_use(problem).items()
+           if name not in SUPPORTED_OPTIONS[method] and name not in set(ignore)]
+    if bad:
+        raise ProblemError(f"population method {method!r} does not support " + "; ".join(bad))
+    return method
 
 
 # ----------------------------------------------------------------------------- 2-scalar ODE
 @njit(cache=True)
-def scalar_rhs(a, b, alpha, eps, eta0, tau, beta2, D, s, lam):
-    """(da/dt, db/dt) of the N = inf population flow; beta2 = |beta|^2, s = 0 or 1,
-    lam = weight decay (dM/dt gains -2 eta0 lam M: -2 eta0 lam (1 + a) and -2 eta0 lam b)."""
+def scalar_rhs(a, b, alpha, eps, eta0, tau, beta2, D, s, weight_decay):
+    """(da/dt, db/dt) of the N = inf population flow; beta2 = |beta|^2, s = 0 (centered) or 1,
+    weight_decay = lambda (dM/dt gains -2 eta0 lambda M: -2 eta0 lambda (1 + a) and
+    -2 eta0 lambda b)."""
     p = 0.5 * alpha * eps * (a + s)
     q = 0.5 * alpha * eps * b - tau * beta2
     g1 = 2.0 * (p * D + q + 2.0 * p) / (D * D)
     g2 = 4.0 * q / (D * D)
     k = -(eta0 * eps / alpha) * 2.0
-    d = 2.0 * eta0 * lam
+    d = 2.0 * eta0 * weight_decay
     return k * g1 * (1.0 + a) - d * (1.0 + a), k * (g1 * b + g2 * (1.0 + a + b)) - d * b
 
 
 @njit(cache=True)
 def scalar_loss(a, b, alpha, eps, tau, beta2, D, s):
-    """(variance, misalignment) of the population loss at state (a, b)."""
+    """(variance, misalignment) of the population loss at state (a, b) (wbar = 0, so the
+    linear power is 0): Delta = p I + q betahat betahat^T in ``wick_terms``."""
     p = 0.5 * alpha * eps * (a + s)
     q = 0.5 * alpha * eps * b - tau * beta2
-    tr = p * D + q
-    return tr * tr / (D * D), 2.0 * (p * p * D + 2.0 * p * q + q * q) / (D * D)
+    variance, misalignment, _ = wick_terms(0.0, p * D + q, p * p * D + 2.0 * p * q + q * q, D)
+    return variance, misalignment
 
 
 @njit(cache=True)
-def solve_scalar(alpha, eps, eta0, tau, beta2, D, s, lam, t_save, rtol, atol):
+def _rhs(a, b, par):
+    """scalar_rhs with the parameters packed as par = (alpha, eps, eta0, tau, beta2, D, s, wd)."""
+    return scalar_rhs(a, b, par[0], par[1], par[2], par[3], par[4], par[5], par[6], par[7])
+
+
+@njit(cache=True, inline="always")
+def _dot(c, x):
+    """sum_j c[j] x[j] over the non-zero entries of a 7-entry tableau row, left to right
+    (the rows are compile-time constants, so the zero tests fold away)."""
+    acc = 0.0
+    if c[0] != 0.0:
+        acc += c[0] * x[0]
+    if c[1] != 0.0:
+        acc += c[1] * x[1]
+    if c[2] != 0.0:
+        acc += c[2] * x[2]
+    if c[3] != 0.0:
+        acc += c[3] * x[3]
+    if c[4] != 0.0:
+        acc += c[4] * x[4]
+    if c[5] != 0.0:
+        acc += c[5] * x[5]
+    if c[6] != 0.0:
+        acc += c[6] * x[6]
+    return acc
+
+
+@njit(cache=True)
+def _scalar_step(a, b, h, par, sa, sb):
+    """One Dormand–Prince 5(4) step of the 2-scalar system from (a, b); sa[0], sb[0] hold the
+    slopes at (a, b) (FSAL), and sa[6], sb[6] those at the result.  Returns (a_new, b_new,
+    err), err the RMS of the embedded error estimate scaled by atol + rtol max|.| (par[8:])."""
+    A = DOPRI5_A
+    sa[1], sb[1] = _rhs(a + h * _dot(A[1], sa), b + h * _dot(A[1], sb), par)
+    sa[2], sb[2] = _rhs(a + h * _dot(A[2], sa), b + h * _dot(A[2], sb), par)
+    sa[3], sb[3] = _rhs(a + h * _dot(A[3], sa), b + h * _dot(A[3], sb), par)
+    sa[4], sb[4] = _rhs(a + h * _dot(A[4], sa), b + h * _dot(A[4], sb), par)
+    sa[5], sb[5] = _rhs(a + h * _dot(A[5], sa), b + h * _dot(A[5], sb), par)
+    an, bn = a + h * _dot(A[6], sa), b + h * _dot(A[6], sb)   # row 6: the 5th-order solution
+    sa[6], sb[6] = _rhs(an, bn, par)
+    rtol, atol = par[8], par[9]
+    sca = atol + rtol * max(abs(a), abs(an))
+    scb = atol + rtol * max(abs(b), abs(bn))
+    ea, eb = h * _dot(DOPRI5_E, sa), h * _dot(DOPRI5_E, sb)
+    return an, bn, math.sqrt(0.5 * ((ea / sca) ** 2 + (eb / scb) ** 2))
+
+
+@njit(cache=True)
+def solve_scalar(alpha, eps, eta0, tau, beta2, D, s, weight_decay, t_save, rtol, atol):
     """Dormand–Prince 5(4) on (a, b) from (0, 0), stepping onto every t_save.
     Returns (a, b, n_rhs); a[k] = nan marks a failure from index k on."""
     n = t_save.size
     A = np.full(n, np.nan)
     B = np.full(n, np.nan)
-    A[0] = 0.0
-    B[0] = 0.0
+    A[0], B[0] = 0.0, 0.0
+    par = (alpha, eps, eta0, tau, beta2, D, s, weight_decay, rtol, atol)
     a, b, t = 0.0, 0.0, t_save[0]
-    ka, kb = scalar_rhs(a, b, alpha, eps, eta0, tau, beta2, D, s, lam)
-    nrhs = 1
-    h = 1.0
-    err_old = 1e-4
-    k = 1
-    sa = np.empty(7)
-    sb = np.empty(7)
-    c2, c3, c4, c5 = 0.2, 0.3, 0.8, 8.0 / 9.0
+    sa, sb = np.empty(7), np.empty(7)
+    sa[0], sb[0] = _rhs(a, b, par)
+    nrhs, h, err_old, k = 1, 1.0, 1e-4, 1
     while k < n:
         target = t_save[k]
         if h > target - t:
@@ -99,50 +217,19 @@ def solve_scalar(alpha, eps, eta0, tau, beta2, D, s, lam, t_save, rtol, atol):
         hit = (target - t) - h <= 1e-12 * max(1.0, abs(target))
         if hit:
             h = target - t
-        sa[0], sb[0] = ka, kb
-        sa[1], sb[1] = scalar_rhs(a + h * 0.2 * sa[0], b + h * 0.2 * sb[0], alpha, eps, eta0, tau, beta2, D, s, lam)
-        sa[2], sb[2] = scalar_rhs(a + h * (3 / 40 * sa[0] + 9 / 40 * sa[1]),
-                                  b + h * (3 / 40 * sb[0] + 9 / 40 * sb[1]), alpha, eps, eta0, tau, beta2, D, s, lam)
-        sa[3], sb[3] = scalar_rhs(a + h * (44 / 45 * sa[0] - 56 / 15 * sa[1] + 32 / 9 * sa[2]),
-                                  b + h * (44 / 45 * sb[0] - 56 / 15 * sb[1] + 32 / 9 * sb[2]),
-                                  alpha, eps, eta0, tau, beta2, D, s, lam)
-        sa[4], sb[4] = scalar_rhs(
-            a + h * (19372 / 6561 * sa[0] - 25360 / 2187 * sa[1] + 64448 / 6561 * sa[2] - 212 / 729 * sa[3]),
-            b + h * (19372 / 6561 * sb[0] - 25360 / 2187 * sb[1] + 64448 / 6561 * sb[2] - 212 / 729 * sb[3]),
-            alpha, eps, eta0, tau, beta2, D, s, lam)
-        sa[5], sb[5] = scalar_rhs(
-            a + h * (9017 / 3168 * sa[0] - 355 / 33 * sa[1] + 46732 / 5247 * sa[2] + 49 / 176 * sa[3]
-                     - 5103 / 18656 * sa[4]),
-            b + h * (9017 / 3168 * sb[0] - 355 / 33 * sb[1] + 46732 / 5247 * sb[2] + 49 / 176 * sb[3]
-                     - 5103 / 18656 * sb[4]),
-            alpha, eps, eta0, tau, beta2, D, s, lam)
-        an = a + h * (35 / 384 * sa[0] + 500 / 1113 * sa[2] + 125 / 192 * sa[3] - 2187 / 6784 * sa[4]
-                      + 11 / 84 * sa[5])
-        bn = b + h * (35 / 384 * sb[0] + 500 / 1113 * sb[2] + 125 / 192 * sb[3] - 2187 / 6784 * sb[4]
-                      + 11 / 84 * sb[5])
-        sa[6], sb[6] = scalar_rhs(an, bn, alpha, eps, eta0, tau, beta2, D, s, lam)
+        an, bn, err = _scalar_step(a, b, h, par, sa, sb)
         nrhs += 6
-        e1, e3, e4, e5, e6, e7 = (71 / 57600, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40)
-        ea = h * (e1 * sa[0] + e3 * sa[2] + e4 * sa[3] + e5 * sa[4] + e6 * sa[5] + e7 * sa[6])
-        eb = h * (e1 * sb[0] + e3 * sb[2] + e4 * sb[3] + e5 * sb[4] + e6 * sb[5] + e7 * sb[6])
-        sca = atol + rtol * max(abs(a), abs(an))
-        scb = atol + rtol * max(abs(b), abs(bn))
-        err = math.sqrt(0.5 * ((ea / sca) ** 2 + (eb / scb) ** 2))
-        if not (err == err) or math.isinf(err):
-            h *= 0.1
-        elif err <= 1.0:
+        if err <= 1.0:
             t = target if hit else t + h
             a, b = an, bn
-            ka, kb = sa[6], sb[6]
+            sa[0], sb[0] = sa[6], sb[6]
             if hit:
-                A[k] = a
-                B[k] = b
+                A[k], B[k] = a, b
                 k += 1
-            fac = 0.9 * err ** (-0.17) * err_old ** 0.04 if err > 0 else 10.0
-            h *= min(10.0, max(0.2, fac))
+            h *= dopri5_step_factor(err, err_old)
             err_old = max(err, 1e-4)
-        else:
-            h *= max(0.2, 0.9 * err ** -0.2)
+        else:                               # also when err is nan or inf
+            h *= dopri5_reject_factor(err)
         if h < 1e-12 * max(1.0, abs(t)):
             break
     return A, B, nrhs
@@ -152,24 +239,26 @@ def rich_transition_time(alpha: float, eps: float, eta0: float, D: int, beta2: f
                          tau: float = 0.5) -> float:
     """Closed-form estimate of the rich-transition time of the N = inf population flow,
     t* = (alpha D^2 / (12 tau eta0 eps |beta|^2)) ln(2 tau |beta|^2 / (alpha eps)).
-    Early on q = -tau |beta|^2, so db/dt = 4 kappa (3 b + 2) with
-    kappa = tau eta0 eps |beta|^2 / (alpha D^2): b grows at rate 12 kappa until it reaches
-    b* = 2 tau |beta|^2 / (alpha eps) (docs/theory.md §5; ../shared/THEORY.md §5 quotes the
-    rate as 8 kappa, which drops the gamma_1 b term).  An order-of-magnitude estimate."""
+
+    Early on q = -tau |beta|^2, so db/dt = 4 r (3 b + 2) with the rate unit
+    r = tau eta0 eps |beta|^2 / (alpha D^2): b grows at rate 12 r until it reaches
+    b* = 2 tau |beta|^2 / (alpha eps) (docs/theory.md §5; an earlier note quoted the rate as
+    8 r, which drops the gamma_1 b term).  An order-of-magnitude estimate; ``beta2`` = |beta|^2.
+    """
     bstar = 2.0 * tau * beta2 / (alpha * eps)
     return alpha * D**2 / (12.0 * tau * eta0 * eps * beta2) * math.log(max(bstar, math.e))
 
 
 @njit(cache=True, parallel=True)
-def _scalar_grid(alphas, epss, eta0s, tau, beta2, D, s, lam, t_save, rtol, atol):
+def _scalar_grid(alphas, epss, eta0s, tau, beta2, D, s, weight_decay, t_save, rtol, atol):
     """solve_scalar for every cell (alphas[i], epss[i], eta0s[i]) in parallel threads; returns
     the population loss (n_cells, n_times) and the RHS evaluation count per cell."""
     n = alphas.size
     L = np.empty((n, t_save.size))
     nrhs = np.empty(n, dtype=np.int64)
     for i in prange(n):
-        A, B, m = solve_scalar(alphas[i], epss[i], eta0s[i], tau, beta2, D, s, lam, t_save, rtol,
-                               atol)
+        A, B, m = solve_scalar(alphas[i], epss[i], eta0s[i], tau, beta2, D, s, weight_decay,
+                               t_save, rtol, atol)
         nrhs[i] = m
         for k in range(t_save.size):
             var, mis = scalar_loss(A[k], B[k], alphas[i], epss[i], tau, beta2, D, s)
@@ -191,23 +280,32 @@ class PopulationGrid:
     wall_time: float
 
 
-def _check_no_options(problem: Problem) -> None:
-    """The population ODE is the online flow of the paper's teacher with optional weight decay;
-    label noise leaves the population gradient unchanged (E[xi x] = 0) and only adds sigma^2
-    to the train loss; heavy-ball momentum has no flow here (docs/theory.md §9)."""
-    if problem.target != "paper":
-        raise ProblemError(f"the population ODE supports only the paper target, not {problem.target!r}")
-    if problem.momentum != 0.0:
-        raise ProblemError("the population ODE does not support momentum; use solve or simulate")
-
-
 def population_grid(problem: Problem, steps: int, alpha: Iterable[float], eps: Iterable[float],
-                    save_times: Iterable[int] | None = None, rtol: float = 1e-8,
+                    *, save_times: Iterable[int] | None = None, rtol: float = 1e-8,
                     atol: float = 1e-12, beta2: float | None = None) -> PopulationGrid:
     """The 2-scalar population ODE (N = inf) for every pair in alpha x eps, compiled and run
-    in parallel threads (Numba ``prange``).  Other parameters (D, eta0, tau, centering) come
-    from ``problem``; |beta|^2 from ``beta2`` or the problem's sampled teacher."""
-    _check_no_options(problem)
+    in parallel threads (Numba ``prange``).
+
+    Parameters
+    ----------
+    problem : Problem
+        D, eta0, tau, centering and weight decay come from here (its N is ignored).
+    steps : int
+        Last time, in GD steps.
+    alpha, eps : iterable of float
+        The grid axes.
+    save_times : iterable of int, optional
+        Extra save times added to the default log-spaced grid.
+    rtol, atol : float
+        Tolerances of the Dormand–Prince solver.
+    beta2 : float, optional
+        |beta|^2; default the problem's sampled teacher.
+
+    Returns
+    -------
+    PopulationGrid
+    """
+    check_options(problem, "scalar", ignore=("finite_width",))
     al = np.asarray(list(alpha), dtype=np.float64)
     ep = np.asarray(list(eps), dtype=np.float64)
     if al.ndim != 1 or ep.ndim != 1 or al.size == 0 or ep.size == 0:
@@ -235,9 +333,9 @@ def population_grid(problem: Problem, steps: int, alpha: Iterable[float], eps: I
 
 # ----------------------------------------------------------------------------- full flow
 @njit(cache=True)
-def full_rhs(F, c, z, beta, wref, Mref, alpha, eps, eta0, tau, lam):
-    """dF/dt = -(eta0/alpha)(eps G F + g c^T) - eta0 lam F, population g = 2v/D,
-    G = 2[(tr Delta) I + 2 Delta]/D^2 (lam: weight decay)."""
+def full_rhs(F, c, z, beta, wref, Mref, alpha, eps, eta0, tau, weight_decay):
+    """dF/dt = -(eta0/alpha)(eps G F + g c^T) - eta0 lambda F, population g = 2v/D,
+    G = 2[(tr Delta) I + 2 Delta]/D^2 (lambda = weight_decay)."""
     D = F.shape[0]
     v = alpha * (F @ z - wref)
     FtF = F.T @ F
@@ -246,81 +344,110 @@ def full_rhs(F, c, z, beta, wref, Mref, alpha, eps, eta0, tau, lam):
     trD = 0.5 * alpha * eps * (np.trace(FtF) - np.trace(Mref)) - tau * (beta @ beta)
     GF = (2.0 / (D * D)) * (trD * F + 2.0 * DF)
     g = (2.0 / D) * v
-    return (-eta0 / alpha) * (eps * GF + np.outer(g, c)) - (eta0 * lam) * F
+    return (-eta0 / alpha) * (eps * GF + np.outer(g, c)) - (eta0 * weight_decay) * F
 
 
-def population(problem: Problem, steps: int, save_times: Iterable[int] | None = None,
-               data: ProblemData | None = None, method: str = "auto", rtol: float = 1e-9,
-               atol: float = 1e-12, progress: bool = False) -> Trajectory:
+def _scalar_flow(p: Problem, beta: np.ndarray, times: np.ndarray, rtol: float, atol: float,
+                 rows: np.ndarray) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The 2-scalar ODE: fills ``rows`` (CORE_COLUMNS); returns (info, final_state)."""
+    D, s = float(p.D), 0.0 if p.centered else 1.0
+    beta2 = float(beta @ beta)
+    A, B, nrhs = solve_scalar(p.alpha, p.eps, p.eta0, p.tau, beta2, D, s, p.weight_decay,
+                              times, rtol, atol)
+    bad = np.flatnonzero(~np.isfinite(A) | ~np.isfinite(B))
+    if bad.size:
+        raise DivergenceError(f"population ODE failed at t={times[bad[0]]:g}", times[bad[0]])
+    for k in range(times.size):
+        var, mis = scalar_loss(A[k], B[k], p.alpha, p.eps, p.tau, beta2, D, s)
+        a, b = A[k], B[k]
+        rows[k] = [var + mis, var + mis, var + mis, var, mis, 0.0, a + b, (a * D + b) / D,
+                   math.sqrt(max(a * a * D + 2 * a * b + b * b, 0.0)), 0.0]
+    return {"n_rhs": int(nrhs)}, {"a": np.array(A[-1]), "b": np.array(B[-1])}
+
+
+def _full_flow(p: Problem, data: ProblemData, beta: np.ndarray, times: np.ndarray, rtol: float,
+               atol: float, rows: np.ndarray) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The D-dimensional factor flow: fills ``rows`` (CORE_COLUMNS); returns (info,
+    final_state)."""
+    D = p.D
+    F0, c, z = initial_factor(data.W0 if p.finite_width else None, D)
+    wbar0, M0 = F0 @ z, F0 @ F0.T
+    wref, Mref = (wbar0, M0) if p.centered else (np.zeros(D), np.zeros((D, D)))
+    final: dict[str, np.ndarray] = {}
+
+    def rhs(t, F):
+        return full_rhs(F, c, z, beta, wref, Mref, p.alpha, p.eps, p.eta0, p.tau, p.weight_decay)
+
+    def on_save(k, t, F):
+        wbar, M = F @ z, F @ F.T
+        var, mis, lin = decomposition(wbar, M, wref, Mref, beta, p.alpha, p.eps, p.tau)
+        L = var + mis + lin
+        if not math.isfinite(L):
+            raise DivergenceError(f"population flow diverged at t={t:g}", t)
+        rows[k] = [L, L, L, var, mis, lin, *diagnostics(wbar, M, wbar0, M0, beta)]
+        final.update(F=F, wbar=wbar, M=M)
+
+    try:
+        stats = dopri5(rhs, F0, times, on_save, rtol=rtol, atol=atol)
+    except IntegrationError as exc:
+        raise DivergenceError(f"population flow failed: {exc}", float("nan")) from None
+    return {"n_rhs": stats.n_rhs, "n_accepted": stats.n_accepted,
+            "n_rejected": stats.n_rejected}, final
+
+
+def population(problem: Problem, steps: int, *, method: str = "auto",
+               save_times: Iterable[int] | np.ndarray | None = None,
+               data: ProblemData | None = None, rtol: float = 1e-9, atol: float = 1e-12,
+               progress: bool = False) -> Trajectory:
     """Online (P -> inf) gradient flow of ``problem`` up to ``steps`` (time in GD steps).
 
-    method "scalar" (N = inf only): the 2-scalar system; "full": the factor flow in D
-    dimensions (any N); "auto": scalar when N = inf, else full.  beta (and W0 for finite N)
-    come from ``data`` (default: the problem's own).  There is no train/test gap online:
-    the train_loss and test_loss columns equal the population loss.  Weight decay is
-    included (-eta0 lambda F); label noise does not change the population gradient, only the
-    expected train loss on fresh noisy labels (train_loss = population loss + sigma^2);
-    momentum and non-paper targets: ProblemError.
+    Same argument order as ``solve(problem, steps, *, method, save_times, data, ...)``.
+    There is no train/test gap online: the test_loss column equals the population loss, and
+    train_loss is the expected loss on fresh labels (population loss + sigma^2 with label
+    noise, which does not change the population gradient).  Weight decay is included
+    (-eta0 lambda F); momentum and non-paper targets raise ProblemError (``check_options``).
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem (paper target; N = inf or finite).
+    steps : int
+        Last time, in GD steps.
+    method : {"auto", "scalar", "full"}
+        "scalar" (N = inf only): the 2-scalar system; "full": the factor flow in D
+        dimensions (any N); "auto": scalar when N = inf, else full.
+    save_times : iterable of int, optional
+        Extra save times added to the default log-spaced grid.
+    data : ProblemData, optional
+        beta (and W0 for finite N); default the problem's own.
+    rtol, atol : float
+        Tolerances of the Dormand–Prince solver.
+    progress : bool
+        Accepted for the common signature with ``solve``; the population ODE reports none.
+
+    Returns
+    -------
+    Trajectory
+        method "population"; info holds population_method, n_rhs, wall_time and
+        predicted_transition_time (``rich_transition_time``).
     """
-    _check_no_options(problem)
-    if method not in POP_METHODS:
-        raise ProblemError(f"population method must be one of {', '.join(POP_METHODS)}, got {method!r}")
-    if method == "auto":
-        method = "full" if problem.finite_width else "scalar"
-    if method == "scalar" and problem.finite_width:
-        raise ProblemError("the 2-scalar population ODE needs N = inf; use method='full'")
+    method = check_options(problem, method)
     times = make_save_times(steps, extra=save_times).astype(np.float64)
     data = problem.data() if data is None else data
     beta = np.asarray(data.beta, dtype=np.float64)
     if beta.shape != (problem.D,):
         raise ProblemError(f"beta has shape {beta.shape}, expected ({problem.D},)")
-    p, D = problem, problem.D
+    p = problem
     t0 = time.perf_counter()
     rows = np.empty((times.size, len(CORE_COLUMNS)))
     info: dict[str, Any] = {"steps": int(steps), "population_method": method}
-    final_state = None
     if method == "scalar":
-        s = 0.0 if p.centered else 1.0
-        beta2 = float(beta @ beta)
-        A, B, nrhs = solve_scalar(p.alpha, p.eps, p.eta0, p.tau, beta2, float(D), s,
-                                  p.weight_decay, times, rtol, atol)
-        bad = np.flatnonzero(~np.isfinite(A) | ~np.isfinite(B))
-        if bad.size:
-            raise DivergenceError(f"population ODE failed at t={times[bad[0]]:g}", times[bad[0]])
-        for k in range(times.size):
-            var, mis = scalar_loss(A[k], B[k], p.alpha, p.eps, p.tau, beta2, float(D), s)
-            a, b = A[k], B[k]
-            rows[k] = [var + mis, var + mis, var + mis, var, mis, 0.0, a + b, (a * D + b) / D,
-                       math.sqrt(max(a * a * D + 2 * a * b + b * b, 0.0)), 0.0]
-        info["n_rhs"] = int(nrhs)
-        final_state = {"a": np.array(A[-1]), "b": np.array(B[-1])}
+        stats, final_state = _scalar_flow(p, beta, times, rtol, atol, rows)
     else:
-        F0, c, z = initial_factor(data.W0 if p.finite_width else None, D)
-        wbar0, M0 = F0 @ z, F0 @ F0.T
-        wref, Mref = (wbar0, M0) if p.centered else (np.zeros(D), np.zeros((D, D)))
-
-        def rhs(t, F):
-            return full_rhs(F, c, z, beta, wref, Mref, p.alpha, p.eps, p.eta0, p.tau,
-                            p.weight_decay)
-
-        def on_save(k, t, F):
-            wbar, M = F @ z, F @ F.T
-            var, mis, lin = decomposition(wbar, M, wref, Mref, beta, p.alpha, p.eps, p.tau)
-            L = var + mis + lin
-            if not math.isfinite(L):
-                raise DivergenceError(f"population flow diverged at t={t:g}", t)
-            rows[k] = [L, L, L, var, mis, lin, *diagnostics(wbar, M, wbar0, M0, beta)]
-            final.update(F=F, wbar=wbar, M=M)
-
-        final: dict[str, np.ndarray] = {}
-        try:
-            stats = dopri5(rhs, F0, times, on_save, rtol=rtol, atol=atol)
-        except IntegrationError as exc:
-            raise DivergenceError(f"population flow failed: {exc}", float("nan")) from None
-        info.update(n_rhs=stats.n_rhs, n_accepted=stats.n_accepted, n_rejected=stats.n_rejected)
-        final_state = final
+        stats, final_state = _full_flow(p, data, beta, times, rtol, atol, rows)
+    info.update(stats)
     info["wall_time"] = time.perf_counter() - t0
-    info["predicted_transition_time"] = rich_transition_time(p.alpha, p.eps, p.eta0, D,
+    info["predicted_transition_time"] = rich_transition_time(p.alpha, p.eps, p.eta0, p.D,
                                                              float(beta @ beta), p.tau)
     cols = {name: rows[:, j].copy() for j, name in enumerate(CORE_COLUMNS)}
     # online, every label is fresh: the expected train loss on noisy labels is the population

@@ -9,19 +9,48 @@ and the exact population test loss (docs/theory.md §4) is
 
     E_x[e^2] = |v|^2 / D  +  (tr Delta)^2 / D^2  +  2 tr(Delta^2) / D^2
                linear_power     variance             misalignment
+
+This Wick formula for an error e(x) = v.x + x^T Delta x is written once, in ``wick_terms``;
+every other population loss of the package (the population ODE, the linearised model, the
+D -> inf references) evaluates it from its own (|v|^2, tr Delta, tr Delta^2).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
-__all__ = ["decomposition", "diagnostics", "population_loss", "predict"]
+__all__ = ["decomposition", "diagnostics", "population_loss", "predict", "wick_terms"]
 
 
 def predict(XF: np.ndarray, z: np.ndarray, alpha: float, eps: float) -> np.ndarray:
     """f(x) = alpha wbar.x + (alpha eps/2) x^T M x for rows x of X, given XF = X F,
     wbar = F z and M = F F^T (the factor form)."""
     return alpha * (XF @ z) + (0.5 * alpha * eps) * np.einsum("ij,ij->i", XF, XF)
+
+
+@njit(cache=True)
+def wick_terms(v2, trD, trD2, D):
+    """The three terms of E_x[e^2] for e(x) = v.x + x^T Delta x, x ~ N(0, I/D) (Wick).
+
+    Parameters
+    ----------
+    v2 : float or ndarray
+        |v|^2.
+    trD : float or ndarray
+        tr Delta.
+    trD2 : float or ndarray
+        tr(Delta^2) (= ||Delta||_F^2 for a symmetric Delta).
+    D : float
+        The input dimension.
+
+    Returns
+    -------
+    (variance, misalignment, linear_power) : tuple
+        ((tr Delta)^2 / D^2, 2 tr(Delta^2) / D^2, |v|^2 / D), elementwise for arrays.
+        Compiled with Numba, so the population ODE's compiled code evaluates it too.
+    """
+    return trD * trD / (D * D), 2.0 * trD2 / (D * D), v2 / D
 
 
 def decomposition(wbar: np.ndarray, M: np.ndarray, wbar_ref: np.ndarray, M_ref: np.ndarray,
@@ -31,10 +60,9 @@ def decomposition(wbar: np.ndarray, M: np.ndarray, wbar_ref: np.ndarray, M_ref: 
     v = alpha * (wbar - wbar_ref)
     Delta = (0.5 * alpha * eps) * (M - M_ref)
     Delta -= tau * np.outer(beta, beta)
-    trD = np.trace(Delta)
-    variance = trD * trD / D**2
-    misalignment = 2.0 * float(np.sum(Delta * Delta)) / D**2  # Delta symmetric: tr(Delta^2)
-    linear_power = float(v @ v) / D
+    # Delta is symmetric: tr(Delta^2) = ||Delta||_F^2
+    variance, misalignment, linear_power = wick_terms(float(v @ v), np.trace(Delta),
+                                                      float(np.sum(Delta * Delta)), D)
     return float(variance), float(misalignment), float(linear_power)
 
 
