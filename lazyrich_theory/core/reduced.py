@@ -10,7 +10,7 @@ with constant c (last row of Z) and z.  One GD step and the gradient flow (time 
     F <- F - (eta0/alpha) (eps G F + g c^T),      dF/dt = -(eta0/alpha) (eps G F + g c^T),
 
 with residuals r_mu = ftilde(x_mu) - y_mu, g = (2/P) X^T r and G F = (2/P) X^T (r * X F).
-This is the (wbar, M) GD map of THEORY.md §2, exactly, for any N (N = inf included), and it
+This is the (wbar, M) GD map of docs/theory.md §2, exactly, for any N (N = inf included), and it
 keeps rank(M) <= N to round-off by construction.
 
 Training options (docs/theory.md §9): label noise only changes y; weight decay lambda adds
@@ -23,17 +23,18 @@ the stacked factor [F; F_v] of the joint second moments of (w_i, v_i):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from numba import njit
 
 from lazyrich_theory.core.kernels import ntk_tilde, stable_eta0_bound
-from lazyrich_theory.spec.problem import Problem
-from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.core.statistics import decomposition, diagnostics, predict
+from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.results.trajectory import CORE_COLUMNS
+from lazyrich_theory.spec.data import ProblemData, data_target
+from lazyrich_theory.spec.problem import Problem
 
 __all__ = ["ReducedSystem", "initial_factor"]
 
@@ -85,11 +86,35 @@ class ReducedSystem:
     #: the teacher (targets.Target) for non-paper targets; None = the paper target (the
     #: statistics.decomposition path, unchanged)
     target: Any = None
+    #: extra recorded columns: name -> fn(system, F), evaluated at every save time after the
+    #: core columns, in this order (kept by ``dataclasses.replace``)
+    observers: dict[str, Callable[["ReducedSystem", np.ndarray], float]] = field(
+        default_factory=dict)
+    #: warm start of the spectral-radius Lanczos iteration (a cache, not copied by replace)
+    _rho_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
-    def build(cls, problem: Problem, data: ProblemData | None = None) -> "ReducedSystem":
-        """The system for ``problem`` (its own data by default): inputs in convention-A
-        units, initial factor F0 = [U u] Z with (c, z), and f0 = f(W0) on train and test."""
+    def build(cls, problem: Problem, data: ProblemData | None = None,
+              observers: Mapping[str, Callable[["ReducedSystem", np.ndarray], float]] | None = None
+              ) -> "ReducedSystem":
+        """The system for ``problem``.
+
+        Parameters
+        ----------
+        problem : Problem
+            What to train.
+        data : ProblemData, optional
+            Its data (default: ``problem.data()``).
+        observers : mapping, optional
+            Extra columns name -> fn(system, F), after the Monte-Carlo standard error of a
+            user-function target (``population_loss_stderr``) if there is one.
+
+        Returns
+        -------
+        ReducedSystem
+            Inputs in convention-A units, initial factor F0 = [U u] Z with (c, z), and
+            f0 = f(W0) on train and test.
+        """
         data = problem.data() if data is None else data
         data.check(problem)
         s = problem.input_scale
@@ -101,18 +126,18 @@ class ReducedSystem:
             f0_test = predict(X_test @ F0, z, problem.alpha, problem.eps)
         else:
             f0, f0_test = np.zeros(problem.P), np.zeros(problem.test_size)
-        tgt = None
-        if problem.target != "paper":
-            from lazyrich_theory.spec.data import data_target
-
-            tgt = data_target(problem, data)
-        system = cls(problem, np.ascontiguousarray(X), data.y.astype(np.float64),
-                     np.ascontiguousarray(X_test), data.y_test.astype(np.float64),
-                     data.beta.astype(np.float64), F0, c, z, f0, f0_test, wbar0, M0, tgt)
+        tgt = None if problem.target == "paper" else data_target(problem, data)
+        cols: dict[str, Callable[["ReducedSystem", np.ndarray], float]] = {}
         if tgt is not None and not tgt.exact:
-            # Monte-Carlo population loss: its standard error as an extra (last) column
-            system.observers["population_loss_stderr"] = _population_stderr
-        return system
+            # Monte-Carlo population loss: its standard error as the first extra column
+            cols["population_loss_stderr"] = _population_stderr
+        for name, fn in (observers or {}).items():
+            if name in CORE_COLUMNS or name == "t":
+                raise ProblemError(f"observer name {name!r} clashes with a core column")
+            cols[name] = fn
+        return cls(problem, np.ascontiguousarray(X), data.y.astype(np.float64),
+                   np.ascontiguousarray(X_test), data.y_test.astype(np.float64),
+                   data.beta.astype(np.float64), F0, c, z, f0, f0_test, wbar0, M0, tgt, cols)
 
     # --------------------------------------------------------------------------- dynamics
     def residuals(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -176,11 +201,6 @@ class ReducedSystem:
             row.append(float(fn(self, F)))
         return row
 
-    @property
-    def observers(self) -> dict:
-        """Extra columns: name -> fn(system, F) evaluated at every save time."""
-        return self.__dict__.setdefault("_observers", {})
-
     def width(self) -> int:
         """Number of recorded columns (core columns plus observers)."""
         return len(CORE_COLUMNS) + len(self.observers)
@@ -198,9 +218,10 @@ class ReducedSystem:
         XF, r = self.residuals(F)
         if P <= 2000:
             K = ntk_tilde(self.X, F, self.z, p.eps)
-            lam_k = _top_eigenvalue(K, self._rho_vectors)
+            lam_k = _top_eigenvalue(K, self._rho_cache)
         else:
             # Ktilde = Phi Phi^T with Phi(x) = x (z + eps F^T x)^T (|z| = 1): matrix-free Lanczos
+            # (scipy.sparse.linalg is imported here: it adds ~0.8 s to importing the package)
             from scipy.sparse.linalg import LinearOperator
 
             B = self.z[None, :] + p.eps * XF                      # (P, r)
@@ -211,16 +232,11 @@ class ReducedSystem:
                 return np.einsum("ij,ij->i", self.X @ W, B)      # Phi Phi^T v
 
             op = LinearOperator((P, P), matvec=mv, dtype=np.float64)
-            lam_k = _top_eigenvalue(op, self._rho_vectors)
+            lam_k = _top_eigenvalue(op, self._rho_cache)
         G = (2.0 / P) * (self.X.T @ (r[:, None] * self.X))
         lam_g = float(np.max(np.abs(np.linalg.eigvalsh(0.5 * (G + G.T)))))
         return 1.05 * (2.0 * p.eta0 / P * lam_k + p.eta0 * abs(p.eps) / p.alpha * lam_g
                        + p.eta0 * p.weight_decay)
-
-    @property
-    def _rho_vectors(self) -> dict:
-        cache = self.__dict__.setdefault("_rho_cache", {})
-        return cache
 
     def eta0_bound(self, F: np.ndarray) -> float:
         """The largest stable eta0 at state F (Gauss-Newton bound P / lambda_max(Ktilde))."""
@@ -264,14 +280,13 @@ def _weight(XF, res, c, eps):
     return R
 
 
-
 def _top_eigenvalue(K: np.ndarray, cache: dict) -> float:
     """Largest eigenvalue of the symmetric matrix K by Lanczos (scipy ``eigsh``), warm-started
     from the previous eigenvector in ``cache``; dense ``eigvalsh`` for small matrices."""
     n = K.shape[0]
     if n <= 64 and isinstance(K, np.ndarray):
         return float(np.linalg.eigvalsh(K)[-1])
-    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+    from scipy.sparse.linalg import ArpackNoConvergence, eigsh   # lazily: see spectral_radius
 
     try:
         vals, vecs = eigsh(K, k=1, which="LA", v0=cache.get("v"), tol=1e-4, maxiter=200)
@@ -281,6 +296,3 @@ def _top_eigenvalue(K: np.ndarray, cache: dict) -> float:
         return float(np.linalg.eigvalsh(K)[-1])
     cache["v"] = vecs[:, 0]
     return float(vals[0])
-
-
-

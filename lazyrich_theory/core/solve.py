@@ -3,24 +3,45 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
 from lazyrich_theory.core.reduced import ReducedSystem
-from lazyrich_theory.core.stepping import run_flow, run_gd, run_sgd
-from lazyrich_theory.core.threads import blas_threads_for
+from lazyrich_theory.core.stepping import LoopResult, run_flow, run_steps
+from lazyrich_theory.core.trackers import check_tolerance
 from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.results.stats import SolverStats
 from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
 from lazyrich_theory.spec.streams import sgd_batch_size, sgd_mode
 
-__all__ = ["solve", "METHODS", "INTEGRATORS", "DEFAULT_TOLERANCES"]
+__all__ = ["solve", "METHODS", "METHOD_OPTIONS", "INTEGRATORS", "DEFAULT_TOLERANCES",
+           "check_options"]
 
 
 METHODS = ("gd", "flow")
+
+
+#: Which training and solver options each method supports, checked in one place
+#: (:func:`check_options`).  Options valid for every method (label noise, weight decay,
+#: targets, observers, save times) are not listed; ``integrator``, ``rtol`` and ``atol`` are
+#: validated for every method but only used by the flow.
+METHOD_OPTIONS = {
+    "gd": frozenset({"momentum", "minibatch SGD", "online SGD", "stop"}),
+    "flow": frozenset({"integrator", "rtol", "atol"}),
+}
+
+
+#: Why an option is missing from a method (the end of the error message).
+_UNSUPPORTED_WHY = {
+    "momentum": "heavy ball has no gradient-flow limit here",
+    "minibatch SGD": "a sampled batch sequence has no gradient-flow limit in this solver",
+    "online SGD": "a sampled batch sequence has no gradient-flow limit in this solver",
+    "stop": "the adaptive integrators have no early stop; cut the trajectory instead",
+}
 
 
 #: Integrators for method="flow": "rkc" (Runge–Kutta–Chebyshev, default: built for the stiff
@@ -32,12 +53,51 @@ INTEGRATORS = ("rkc", "dopri5")
 DEFAULT_TOLERANCES = {"rkc": (1e-4, 1e-8), "dopri5": (1e-7, 1e-10)}
 
 
+def check_options(problem: Problem, method: str, integrator: str = "rkc",
+                  rtol: float | None = None, atol: float | None = None,
+                  stop: float | None = None) -> tuple[float, float, float | None]:
+    """Check ``method`` against the options in use (:data:`METHOD_OPTIONS`).
+
+    Parameters
+    ----------
+    problem : Problem
+        Its momentum and SGD mode are the training options checked.
+    method, integrator, rtol, atol, stop
+        As in :func:`solve`.
+
+    Returns
+    -------
+    tuple
+        (rtol, atol, stop) with the integrator's default tolerances filled in and ``stop`` as
+        a float (or None).  ProblemError (one line) for anything unsupported or invalid.
+    """
+    if method not in METHODS:
+        raise ProblemError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    mode = sgd_mode(problem)
+    used = [name for name, on in (("momentum", problem.momentum > 0),
+                                  (f"{mode} SGD", mode is not None),
+                                  ("stop", stop is not None)) if on]
+    for name in used:
+        if name not in METHOD_OPTIONS[method]:
+            ok = [m for m in METHODS if name in METHOD_OPTIONS[m]]
+            raise ProblemError(f"{name} needs method {' or '.join(map(repr, ok))} "
+                               f"({_UNSUPPORTED_WHY[name]})")
+    if integrator not in INTEGRATORS:
+        raise ProblemError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {integrator!r}")
+    d_rtol, d_atol = DEFAULT_TOLERANCES[integrator]
+    rtol = d_rtol if rtol is None else float(rtol)
+    atol = d_atol if atol is None else float(atol)
+    if not (rtol > 0 and atol >= 0):
+        raise ProblemError(f"need rtol > 0 and atol >= 0, got rtol={rtol:g}, atol={atol:g}")
+    return rtol, atol, None if stop is None else check_tolerance(stop)
+
+
 def solve(problem: Problem, steps: int, method: str = "gd",
           save_times: Iterable[int] | np.ndarray | None = None, data: ProblemData | None = None,
           integrator: str = "rkc", rtol: float | None = None, atol: float | None = None,
           progress: bool = False,
-          observers: dict[str, Callable[["ReducedSystem", np.ndarray], float]] | None = None
-          ) -> Trajectory:
+          observers: dict[str, Callable[["ReducedSystem", np.ndarray], float]] | None = None,
+          stop: float | None = None) -> Trajectory:
     """Solve the reduced dynamics of ``problem`` up to ``steps`` GD steps.
 
     method "gd":   the exact discrete GD map (equal to training the network, any N).
@@ -52,47 +112,59 @@ def solve(problem: Problem, steps: int, method: str = "gd",
     loss (minibatch) or the loss on the current fresh batch (online).
     Save times are the default log-spaced grid up to ``steps`` plus exactly ``save_times``.
     ``observers`` adds columns: name -> fn(system, F), evaluated on the state at each save time.
+    ``stop`` (method "gd" only): stop at the first save time at which train and test loss are
+    both below ``stop``; the trajectory ends there (``info["stopped_at"]``).
+    Which method supports which option: :data:`METHOD_OPTIONS`.
+
+    Returns
+    -------
+    Trajectory
+        The columns at the save times, ``info`` (:class:`~lazyrich_theory.results.stats.
+        SolverStats` as a dict; typed as ``Trajectory.stats``) and the final state.
     """
-    if method not in METHODS:
-        raise ProblemError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if method == "flow" and problem.momentum > 0:
-        raise ProblemError("momentum needs method 'gd' (heavy ball has no gradient-flow limit here)")
-    mode = sgd_mode(problem)
-    if method == "flow" and mode is not None:
-        raise ProblemError(f"{mode} SGD needs method 'gd' (a sampled batch sequence has no "
-                           "gradient-flow limit in this solver)")
-    if integrator not in INTEGRATORS:
-        raise ProblemError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {integrator!r}")
-    d_rtol, d_atol = DEFAULT_TOLERANCES[integrator]
-    rtol = d_rtol if rtol is None else float(rtol)
-    atol = d_atol if atol is None else float(atol)
-    if not (rtol > 0 and atol >= 0):
-        raise ProblemError(f"need rtol > 0 and atol >= 0, got rtol={rtol:g}, atol={atol:g}")
+    rtol, atol, stop = check_options(problem, method, integrator, rtol, atol, stop)
     times = make_save_times(steps, extra=save_times)
     t0 = time.perf_counter()
+    mode = sgd_mode(problem)
     if mode == "online" and data is None:
         data = problem.data()      # online SGD also needs beta (the teacher) for fresh labels
-    system = ReducedSystem.build(problem, data)
-    for name, fn in (observers or {}).items():
-        if name in CORE_COLUMNS or name == "t":
-            raise ProblemError(f"observer name {name!r} clashes with a core column")
-        system.observers[name] = fn
-    info: dict[str, Any] = {"steps": int(steps), "rank": int(system.F0.shape[1])}
-    if system.target is not None:
-        info["target"] = system.target.info()
-    if method == "gd" and mode is not None:
-        rows, F = run_sgd(system, times, progress, data)
-        info.update(sgd=mode, batch_size=sgd_batch_size(problem))
-    elif method == "gd":
-        rows, F = run_gd(system, times, progress)
+    system = ReducedSystem.build(problem, data, observers=observers)
+    if method == "gd":
+        run = run_steps(system, times, data, progress, stop)
     else:
-        with blas_threads_for(system):
-            rows, F, stats = run_flow(system, times, integrator, rtol, atol, progress)
-        info.update(stats, integrator=integrator, rtol=rtol, atol=atol)
-    info["wall_time"] = time.perf_counter() - t0
+        run = run_flow(system, times, integrator, rtol, atol, progress)
+    stats = _stats(system, run, steps, integrator, rtol, atol, stop,
+                   wall_time=time.perf_counter() - t0)
+    return _trajectory(system, method, times[:len(run.rows)], run, stats)
+
+
+def _stats(system: ReducedSystem, run: LoopResult, steps: int, integrator: str, rtol: float,
+           atol: float, stop: float | None, wall_time: float) -> SolverStats:
+    """The run's :class:`SolverStats`."""
+    kw: dict = {"steps": int(steps), "rank": int(system.F0.shape[1]), "wall_time": wall_time}
+    mode = sgd_mode(system.problem)
+    if mode is not None:
+        kw.update(sgd=mode, batch_size=sgd_batch_size(system.problem))
+    if run.work is not None:
+        w = run.work
+        kw.update(n_rhs=w.n_rhs, n_accepted=w.n_accepted, n_rejected=w.n_rejected,
+                  n_rho=w.n_rho, max_stages=w.max_stages, integrator=integrator, rtol=rtol,
+                  atol=atol)
+    if stop is not None:
+        kw.update(stop_tol=stop, stopped_at=run.stopped_at)
+    return SolverStats(**kw)
+
+
+def _trajectory(system: ReducedSystem, method: str, times: np.ndarray, run: LoopResult,
+                stats: SolverStats) -> Trajectory:
+    rows, F = run.rows, run.F
     cols = {name: rows[:, j].copy() for j, name in enumerate(CORE_COLUMNS)}
     extra = {name: rows[:, len(CORE_COLUMNS) + j].copy()
              for j, name in enumerate(system.observers)}
-    return Trajectory(problem=problem, method=method, t=times.astype(np.float64), **cols, extra=extra,
-                      info=info, final_state={"F": F, "c": system.c, "z": system.z,
-                                              "wbar": F @ system.z, "M": F @ F.T})
+    info = stats.to_info()
+    if system.target is not None:
+        info["target"] = system.target.info()
+    return Trajectory(problem=system.problem, method=method, t=times.astype(np.float64), **cols,
+                      extra=extra, info=info,
+                      final_state={"F": F, "c": system.c, "z": system.z, "wbar": F @ system.z,
+                                   "M": F @ F.T})

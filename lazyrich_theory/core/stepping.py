@@ -1,19 +1,35 @@
-"""The stepping loops of the reduced dynamics: exact GD (with heavy-ball momentum), minibatch
-and online SGD, and the adaptive gradient flow; divergence detection and progress bars.
+"""The stepping loop of the reduced dynamics — one loop for exact GD, heavy-ball momentum and
+minibatch / online SGD — and the adaptive gradient flow, sharing the trackers of
+:mod:`lazyrich_theory.core.trackers` (recording, divergence, early stop, progress).
 
-All loops return the rows of ``ReducedSystem.record`` at the save times and the final factor.
+Step t takes its batch (X_b, y_b, f0_b) (:class:`Batches`: the training set, a minibatch of
+its rows, or fresh online samples) and applies, with r = ftilde(X_b) - y_b and B rows,
+
+    Delta(F) = -(2 eta0 / (alpha B)) X_b^T [r * (eps X_b F + c^T)] - eta0 lambda F,
+    F <- F + Delta(F)   or, with momentum mu,   F_v <- mu F_v + Delta(F), F <- F + F_v.
+
+The recorded train_loss is the full training loss (full batch, minibatch) or the loss of the
+state at t on step t's fresh batch (online).
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from lazyrich_theory.core.integrators import dopri5, rkc2
+from lazyrich_theory.core.integrators import IntegratorStats, dopri5, rkc2
 from lazyrich_theory.core.reduced import ReducedSystem, _residual
 from lazyrich_theory.core.statistics import predict
+from lazyrich_theory.core.threads import blas_threads_for
+from lazyrich_theory.core.trackers import (
+    BLOWUP_FACTOR,
+    Divergence,
+    EarlyStop,
+    Progress,
+    Recorder,
+    Tracker,
+)
 from lazyrich_theory.errors import DivergenceError, IntegrationError
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.streams import (
@@ -23,43 +39,75 @@ from lazyrich_theory.spec.streams import (
     sgd_mode,
 )
 
-__all__ = ["BLOWUP_FACTOR", "run_gd", "run_sgd", "run_flow"]
+__all__ = ["BLOWUP_FACTOR", "Batches", "LoopResult", "step_loop", "run_steps", "run_flow"]
 
 
-#: A loss above this multiple of its initial value counts as a blow-up.
-BLOWUP_FACTOR = 1e8
+class Batches:
+    """The per-step batches (X_b, y_b, f0_b) of a run, in convention-A units: the whole
+    training set (full-batch GD), minibatches of its rows (``iter_batch_indices``) or fresh
+    online samples (``iter_online_samples``, which needs ``data`` for the teacher).
+
+    Attributes
+    ----------
+    mode : str or None
+        ``sgd_mode(problem)``: None (full batch), "minibatch" or "online".
+    size : int
+        Rows per batch.
+    loss_is_train : bool
+        Whether the batch loss is the recorded train_loss (full batch and online); for
+        minibatches the full training loss is recorded instead.
+    """
+
+    def __init__(self, system: ReducedSystem, data: ProblemData | None = None):
+        p = system.problem
+        self.mode = sgd_mode(p)
+        self.size = system.X.shape[0] if self.mode is None else sgd_batch_size(p)
+        self.loss_is_train = self.mode != "minibatch"
+        if self.mode is None:
+            self._it = _full_batches(system)
+        elif self.mode == "minibatch":
+            self._it = _minibatches(system)
+        else:
+            self._it = _online_batches(system, p.data() if data is None else data)
+
+    def __iter__(self) -> "Batches":
+        return self
+
+    def __next__(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return next(self._it)
 
 
-def _divergence(system: ReducedSystem, step: float, what: str, F_healthy: np.ndarray) -> DivergenceError:
-    """The error for a blow-up at ``step``; the bound is the smaller of the Gauss-Newton bounds
-    at initialisation and at the last healthy state (loss at most twice its initial value)."""
+def _full_batches(system: ReducedSystem) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    batch = (system.X, system.y, system.f0)
+    while True:
+        yield batch
+
+
+def _minibatches(system: ReducedSystem) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    for idx in iter_batch_indices(system.problem):
+        yield system.X[idx], system.y[idx], system.f0[idx]
+
+
+def _online_batches(system: ReducedSystem, data: ProblemData
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     p = system.problem
-    bound = system.eta0_bound(system.F0)
-    if F_healthy is not system.F0 and np.all(np.isfinite(F_healthy)):
-        try:
-            bound = min(bound, system.eta0_bound(F_healthy))
-        except np.linalg.LinAlgError:
-            pass
-    mode = sgd_mode(p)
-    if mode is None:
-        msg = (f"dynamics diverged at step {step:g} ({what}); eta0={p.eta0:g} but GD is stable "
-               f"only for eta0 < {bound:.4g} (Gauss-Newton bound P/lambda_max(Ktilde))")
-    else:
-        msg = (f"dynamics diverged at step {step:g} ({what}); eta0={p.eta0:g}: {mode} SGD with "
-               f"batch size {sgd_batch_size(p)} needs eta0 below the full-batch GD bound "
-               f"{bound:.4g} (P/lambda_max(Ktilde)) and, for small batches, well below it")
-    return DivergenceError(msg, step, bound)
+    s = p.input_scale
+    zeros = np.zeros(sgd_batch_size(p))
+    for Xr, yb in iter_online_samples(p, data):
+        Xb = Xr * s if s != 1.0 else Xr
+        f0b = predict(Xb @ system.F0, system.z, p.alpha, p.eps) if p.centered else zeros
+        yield Xb, yb, f0b
 
 
-def _progress_bar(total: float, enabled: bool, desc: str):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        return None
-    return tqdm(total=total, desc=desc, unit="step", unit_scale=True, leave=False,
-                disable=None, mininterval=0.5)
+class LoopResult(NamedTuple):
+    """What a run returns: the recorded rows (one per save time reached), the final factor,
+    the time of an early stop (None: ran to the end) and, for the flow, the integrator's
+    work counters."""
+
+    rows: np.ndarray
+    F: np.ndarray
+    stopped_at: float | None = None
+    work: IntegratorStats | None = None
 
 
 def _step(F: np.ndarray, Fv: np.ndarray | None, V: np.ndarray, mu: float):
@@ -70,150 +118,143 @@ def _step(F: np.ndarray, Fv: np.ndarray | None, V: np.ndarray, mu: float):
     return F + Fv, Fv
 
 
-def run_sgd(system: ReducedSystem, times: np.ndarray, progress: bool,
-             data: ProblemData | None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact minibatch / online SGD on the factor; returns (rows at save times, final F).
+def step_loop(system: ReducedSystem, times: np.ndarray, batches: Batches,
+              trackers: Sequence[Tracker], heavy_ball: bool | None = None) -> np.ndarray:
+    """Run the discrete dynamics from F0 over steps 0..times[-1] (or until a tracker stops).
 
-    Step t takes its batch (X_b, y_b, f0_b) of B points (minibatch: rows of the training set;
-    online: fresh samples) and applies, with r = ftilde(X_b) - y_b,
-        Delta(F) = -(2 eta0 / (alpha B)) X_b^T [r * (eps X_b F + c^T)] - eta0 lambda F,
-        F <- F + Delta(F)   or, with momentum mu,   F_v <- mu F_v + Delta(F), F <- F + F_v.
-    Saved train_loss: the full training loss (minibatch) or the loss of the state at t on
-    step t's fresh batch (online).  Blow-up is checked every step on the batch loss.
+    Parameters
+    ----------
+    system : ReducedSystem
+        The reduced system.
+    times : numpy.ndarray
+        Sorted integer save times, the first 0; the last is the number of steps.
+    batches : Batches
+        Step t's batch (X_b, y_b, f0_b), drawn once per step including the last.
+    trackers : sequence of Tracker
+        Called in order: ``step`` every step (before the update), ``save`` at the save times
+        with the row of ``system.record``; ``close`` at the end.
+    heavy_ball : bool, optional
+        Propagate the velocity factor F_v (from 0); default: ``problem.momentum > 0``.  With
+        momentum 0 it is plain GD bit for bit.
+
+    Returns
+    -------
+    numpy.ndarray
+        The final factor F (at the last step run).
     """
     p = system.problem
-    mode = sgd_mode(p)
-    B = sgd_batch_size(p)
     mu = p.momentum
-    z = system.z
-    if mode == "minibatch":
-        it_idx = iter_batch_indices(p)
-
-        def next_batch():
-            idx = next(it_idx)
-            return system.X[idx], system.y[idx], system.f0[idx]
-    else:
-        it_xy = iter_online_samples(p, p.data() if data is None else data)
-        s = p.input_scale
-        zeros = np.zeros(B)
-
-        def next_batch():
-            Xr, yb = next(it_xy)
-            Xb = Xr * s if s != 1.0 else Xr
-            f0b = predict(Xb @ system.F0, z, p.alpha, p.eps) if p.centered else zeros
-            return Xb, yb, f0b
-    F = system.F0.copy()
-    Fv = np.zeros_like(F) if mu > 0.0 else None
-    steps = int(times[-1])
-    rows = np.empty((times.size, system.width()))
-    k = 0
-    bar = _progress_bar(steps, progress, mode)
-    loss0 = full0 = None
-    F_healthy = F
-    for t in range(steps + 1):
-        Xb, yb, f0b = next_batch()
-        XF = Xb @ F
-        r = _residual(XF, z, p.alpha, p.eps, f0b, yb)
-        loss = float(r @ r) / B
-        if loss0 is None:
-            loss0 = loss
-        if not math.isfinite(loss) or loss > BLOWUP_FACTOR * loss0 + 1e-300:
-            what = "non-finite loss" if not math.isfinite(loss) else f"batch loss {loss:.3g}"
-            raise _divergence(system, t, what, F_healthy)
-        if loss <= 2.0 * loss0:
-            F_healthy = F
-        if t == times[k]:
-            row = system.record(F, train_loss=loss if mode == "online" else None)
-            if full0 is None:
-                full0 = row[0]
-            if not math.isfinite(row[0]) or row[0] > BLOWUP_FACTOR * full0 + 1e-300:
-                raise _divergence(system, t, f"train loss {row[0]:.3g}", F_healthy)
-            rows[k] = row
-            k += 1
-        if t == steps:
-            break
-        F, Fv = _step(F, Fv, system.increment(F, XF, r, Xb), mu)
-        if bar is not None and (t & 255) == 0:
-            bar.update(min(256, steps - bar.n))
-    if bar is not None:
-        bar.close()
-    return rows, F
-
-
-def run_gd(system: ReducedSystem, times: np.ndarray, progress: bool,
-            heavy_ball: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact discrete GD; returns (rows at save times, final F).
-
-    ``heavy_ball`` (default: momentum > 0) also propagates the velocity factor F_v (starting
-    at 0): F_v <- mu F_v + Delta(F), F <- F + F_v.  With mu = 0 this is plain GD bit for bit.
-    """
-    mu = system.problem.momentum
-    if heavy_ball is None:
-        heavy_ball = mu > 0.0
+    heavy_ball = mu > 0.0 if heavy_ball is None else heavy_ball
+    z, alpha, eps = system.z, p.alpha, p.eps
     F = system.F0.copy()
     Fv = np.zeros_like(F) if heavy_ball else None
     steps = int(times[-1])
-    rows = np.empty((times.size, system.width()))
+    per_step = [tr.step for tr in trackers if tr.per_step]
     k = 0
-    bar = _progress_bar(steps, progress, "gd")
-    loss0 = None
-    F_healthy = F
-    for t in range(steps + 1):
-        XF, r = system.residuals(F)
-        loss = float(r @ r) / r.size
-        if loss0 is None:
-            loss0 = loss
-        if not math.isfinite(loss) or loss > BLOWUP_FACTOR * loss0 + 1e-300:
-            what = "non-finite loss" if not math.isfinite(loss) else f"train loss {loss:.3g}"
-            raise _divergence(system, t, what, F_healthy)
-        if loss <= 2.0 * loss0:
-            F_healthy = F
-        if t == times[k]:
-            rows[k] = system.record(F, train_loss=loss)
-            k += 1
-        if t == steps:
-            break
-        F, Fv = _step(F, Fv, system.increment(F, XF, r), mu)
-        if bar is not None and (t & 255) == 0:
-            bar.update(min(256, steps - bar.n))
-    if bar is not None:
-        bar.close()
-    return rows, F
+    try:
+        for t in range(steps + 1):
+            Xb, yb, f0b = next(batches)
+            XF = Xb @ F
+            r = _residual(XF, z, alpha, eps, f0b, yb)
+            loss = float(r @ r) / r.size
+            for hook in per_step:
+                hook(t, F, loss)
+            if t == times[k]:
+                row = system.record(F, train_loss=loss if batches.loss_is_train else None)
+                stop = [tr.save(k, t, F, row) for tr in trackers]
+                k += 1
+                if any(stop):
+                    break
+            if t == steps:
+                break
+            F, Fv = _step(F, Fv, system.increment(F, XF, r, Xb), mu)
+    finally:
+        for tr in trackers:
+            tr.close()
+    return F
+
+
+def run_steps(system: ReducedSystem, times: np.ndarray, data: ProblemData | None = None,
+              progress: bool = False, stop: float | None = None,
+              heavy_ball: bool | None = None) -> LoopResult:
+    """Exact GD / heavy ball / minibatch or online SGD with the standard trackers.
+
+    Parameters
+    ----------
+    system : ReducedSystem
+        The reduced system.
+    times : numpy.ndarray
+        Integer save times (first 0, last = steps).
+    data : ProblemData, optional
+        The problem's data (online SGD draws labels from its teacher; default: built).
+    progress : bool
+        Show a progress bar (on a terminal).
+    stop : float, optional
+        Early-stop tolerance (:class:`~lazyrich_theory.core.trackers.EarlyStop`).
+    heavy_ball : bool, optional
+        As in :func:`step_loop`.
+
+    Returns
+    -------
+    LoopResult
+        Rows at the save times reached, the final F and the early-stop time.
+    """
+    batches = Batches(system, data)
+    recorder = Recorder(times.size, system.width())
+    early = None if stop is None else EarlyStop(stop)
+    trackers: list[Tracker] = [
+        Divergence(system, "train loss" if batches.mode is None else "batch loss"), recorder,
+        Progress(int(times[-1]), progress, batches.mode or "gd")]
+    if early is not None:
+        trackers.append(early)
+    F = step_loop(system, times, batches, trackers, heavy_ball)
+    return LoopResult(recorder.rows, F, None if early is None else early.stopped_at)
 
 
 def run_flow(system: ReducedSystem, times: np.ndarray, integrator: str, rtol: float,
-              atol: float, progress: bool) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    """Adaptive gradient flow (``integrator`` "rkc" or "dopri5"); returns (rows at save
-    times, final F, integrator work counters)."""
-    rows = np.empty((times.size, system.width()))
-    state: dict[str, Any] = {"F": system.F0, "loss0": None}  # F: last healthy saved state
+             atol: float, progress: bool) -> LoopResult:
+    """Adaptive gradient flow (``integrator`` "rkc" or "dopri5") with the recording and
+    divergence trackers.
+
+    Parameters
+    ----------
+    system : ReducedSystem
+        The reduced system.
+    times : numpy.ndarray
+        Save times (first 0).
+    integrator : str
+        "rkc" (Runge–Kutta–Chebyshev) or "dopri5" (Dormand–Prince 5(4)).
+    rtol, atol : float
+        The integrator's tolerances.
+    progress : bool
+        Show a progress bar (on a terminal).
+
+    Returns
+    -------
+    LoopResult
+        Rows at the save times, the final F and the integrator's work counters.
+    """
+    recorder = Recorder(times.size, system.width())
+    bar = Progress(float(times[-1]), progress, "flow")
+    trackers = (Divergence(system, flow=True), recorder)
 
     def on_save(k: int, t: float, F: np.ndarray) -> None:
         row = system.record(F)
-        if state["loss0"] is None:
-            state["loss0"] = row[0]
-        if not all(math.isfinite(v) for v in row) or row[0] > BLOWUP_FACTOR * state["loss0"] + 1e-300:
-            raise _divergence(system, t, "non-finite or exploding loss", state["F"])
-        rows[k] = row
-        state["final"] = F
-        if row[0] <= 2.0 * state["loss0"]:
-            state["F"] = F
+        for tr in trackers:
+            tr.save(k, t, F, row)
 
-    bar = _progress_bar(float(times[-1]), progress, "flow")
+    t_save = times.astype(np.float64)
     try:
-        update = None if bar is None else bar.update
-        if integrator == "rkc":
-            stats = rkc2(system.rhs, system.F0, times.astype(np.float64), on_save, rtol=rtol,
-                         atol=atol, spectral_radius=lambda t, F: system.spectral_radius(F),
-                         progress=update)
-        else:
-            stats = dopri5(system.rhs, system.F0, times.astype(np.float64), on_save, rtol=rtol,
-                           atol=atol, progress=update)
+        with blas_threads_for(system):
+            if integrator == "rkc":
+                work = rkc2(system.rhs, system.F0, t_save, on_save, rtol=rtol, atol=atol,
+                            spectral_radius=lambda t, F: system.spectral_radius(F),
+                            progress=bar.update)
+            else:
+                work = dopri5(system.rhs, system.F0, t_save, on_save, rtol=rtol, atol=atol,
+                              progress=bar.update)
     except IntegrationError as exc:
         raise DivergenceError(f"gradient flow failed: {exc}", float("nan")) from None
     finally:
-        if bar is not None:
-            bar.close()
-    return rows, state["final"], {"n_rhs": stats.n_rhs, "n_accepted": stats.n_accepted,
-                                  "n_rejected": stats.n_rejected, "n_rho": stats.n_rho,
-                                  "max_stages": stats.max_stages}
+        bar.close()
+    return LoopResult(recorder.rows, recorder.F, None, work)

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from lazyrich_theory.core.kernels import kernel_observers
 from lazyrich_theory.core.reduced import ReducedSystem
 from lazyrich_theory.core.solve import solve
-from lazyrich_theory.core.kernels import kernel_observers
+from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.streams import is_plain_gd
@@ -21,8 +22,8 @@ __all__ = ["solve_with_theory"]
 
 
 def solve_with_theory(problem: Problem, steps: int, method: str = "gd",
-                      data: ProblemData | None = None, **solve_kw):
-    """``reduced.solve`` plus the lazy-regime theory, as ``lazyrich solve`` writes it:
+                      data: ProblemData | None = None, **solve_kw) -> Trajectory:
+    """``core.solve.solve`` plus the lazy-regime theory, as ``lazyrich solve`` writes it:
 
     * column ``kernel_alignment``: the paper's alignment of the current NTK on the test set
       (``kernels.kernel_alignment``), evaluated at every save time;
@@ -35,6 +36,25 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "gd",
     exact for it.  The linearised model and the population ODE have no weight decay,
     momentum or minibatches; with any of them, the linearised columns are left out and ``summary`` says that
     its predicted times are those of plain GD (``theory_note``).
+
+    Parameters
+    ----------
+    problem : Problem
+        What to train.
+    steps : int
+        GD steps.
+    method : str
+        "gd" or "flow", as in ``solve``.
+    data : ProblemData, optional
+        The problem's data (default: ``problem.data()``).
+    **solve_kw
+        Further ``solve`` options (save_times, integrator, rtol, atol, progress, observers,
+        stop).
+
+    Returns
+    -------
+    Trajectory
+        The solve's trajectory with the extra columns and ``info["summary"]``.
     """
 
     data = problem.data() if data is None else data
@@ -63,6 +83,5 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "gd",
                     grokking_metrics(traj.t, traj.train_loss, traj.test_loss).items()})
     summary["initial_test_loss"] = float(traj.test_loss[0])
     summary["max_test_loss"] = float(np.max(traj.test_loss))
-    traj.info["summary"] = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                            for k, v in summary.items()}
-    return traj
+    return traj.with_info(summary={k: (None if isinstance(v, float) and not math.isfinite(v)
+                                       else v) for k, v in summary.items()})

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.results.stats import SolverStats
+from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.storage import (
     jsonable,
     atomic_write_csv,
@@ -99,6 +100,26 @@ class Trajectory:
         extra = dict(self.extra)
         extra.update({k: np.asarray(v, dtype=np.float64) for k, v in cols.items()})
         return dataclasses.replace(self, extra=extra)
+
+    def with_info(self, **info: Any) -> "Trajectory":
+        """A copy whose ``info`` has these keys added (or replaced); this one is unchanged.
+
+        Parameters
+        ----------
+        **info
+            Keys and JSON-able values, e.g. ``summary={...}`` (written to summary.json).
+
+        Returns
+        -------
+        Trajectory
+            The same columns and state (shared, not copied) with the new ``info``.
+        """
+        return dataclasses.replace(self, info={**self.info, **info})
+
+    @property
+    def stats(self) -> SolverStats:
+        """The solver statistics in ``info`` (steps, wall time, integrator work, ...), typed."""
+        return SolverStats.from_info(self.info)
 
     # ------------------------------------------------------------------ storage
     def save(self, folder: str | os.PathLike, data=None, plot: bool = True,

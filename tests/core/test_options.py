@@ -18,7 +18,7 @@ from lazyrich_theory import Problem, ProblemError, solve
 from lazyrich_theory.cli.app import main
 from lazyrich_theory.core.population import population
 from lazyrich_theory.core.reduced import ReducedSystem
-from lazyrich_theory.core.stepping import run_gd
+from lazyrich_theory.core.stepping import run_steps
 from lazyrich_theory.spec.schedule import save_times as make_save_times
 from lazyrich_validation import max_relative_deviation, simulate
 
@@ -84,8 +84,9 @@ def test_momentum_zero_is_plain_gd_bit_for_bit():
     p = _problem(30, True, weight_decay=0.01)
     sys_ = ReducedSystem.build(p)
     times = make_save_times(300)
-    rows_plain, F_plain = run_gd(sys_, times, False)
-    rows_hb, F_hb = run_gd(sys_, times, False, heavy_ball=True)
+    rows_plain, F_plain, _, _ = run_steps(sys_, times)
+    rows_hb, F_hb, _, _ = run_steps(sys_, times, heavy_ball=True)
+    assert rows_plain.shape == (times.size, sys_.width())
     np.testing.assert_array_equal(rows_plain, rows_hb)
     np.testing.assert_array_equal(F_plain, F_hb)
     # and the Problem default momentum=0 is the same run

@@ -1,5 +1,7 @@
 """The reduced solver against independent computations (the network tests live in
 test_reduced_vs_network.py)."""
+import dataclasses
+import json
 import math
 
 import numpy as np
@@ -7,9 +9,14 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from lazyrich_theory import Problem
-from lazyrich_theory.errors import DivergenceError
 from lazyrich_theory.core.reduced import ReducedSystem, initial_factor
-from lazyrich_theory.core.solve import solve
+from lazyrich_theory.core.solve import METHOD_OPTIONS, METHODS, solve
+from lazyrich_theory.core.stepping import Batches, step_loop
+from lazyrich_theory.core.trackers import Divergence, EarlyStop, Recorder, Tracker
+from lazyrich_theory.errors import DivergenceError, ProblemError
+from lazyrich_theory.results.stats import SolverStats
+from lazyrich_theory.results.trajectory import load
+from lazyrich_theory.spec.schedule import save_times as make_save_times
 
 
 @pytest.mark.parametrize("N", [1, 3, 13, 14, 50, math.inf])
@@ -138,3 +145,154 @@ def test_convention_B_is_A_with_doubled_target():
     np.testing.assert_allclose(db.X / math.sqrt(10), da.X, rtol=1e-12)
     np.testing.assert_allclose(db.y, 2 * da.y, rtol=1e-12)
     assert not np.allclose(ta.train_loss, tb.train_loss)
+
+
+# ------------------------------------------------------------------ loop, trackers, results
+def _alignment(system, F):
+    return float(np.sum(F * F))
+
+
+def test_observers_are_a_field_kept_by_replace(small_problem):
+    system = ReducedSystem.build(small_problem, observers={"sq": _alignment})
+    assert "observers" in {f.name for f in dataclasses.fields(system)}
+    assert "_observers" not in system.__dict__
+    copy = dataclasses.replace(system)
+    assert copy.observers == {"sq": _alignment} and copy.width() == system.width()
+    np.testing.assert_array_equal(copy.record(copy.F0), system.record(system.F0))
+    assert ReducedSystem.build(small_problem).observers == {}
+    with pytest.raises(ProblemError, match="clashes"):
+        ReducedSystem.build(small_problem, observers={"test_loss": _alignment})
+
+
+def test_early_stop_is_the_full_run_cut_at_the_first_converged_save(small_problem):
+    """The sweeps' rule: stop at the first save time where train and test loss are both
+    below tol; the trajectory is the full one cut there, bit for bit."""
+    p = Problem(D=6, P=80, N=30, alpha=1.0, eps=1.0, eta0=0.5, seed=1, test_size=60)
+    full = solve(p, 3000)
+    for tol in (1e-2, 1e-3):
+        hit = np.flatnonzero((full.train_loss < tol) & (full.test_loss < tol))
+        k = int(hit[0]) + 1
+        cut = solve(p, 3000, stop=tol)
+        assert len(cut.t) == k and 0 < k < len(full.t)
+        for col in ("t",) + full.columns:
+            np.testing.assert_array_equal(cut[col], full[col][:k])
+        assert cut.info["stopped_at"] == cut.t[-1] and cut.info["stop_tol"] == tol
+        assert cut.stats.stopped_at == int(cut.t[-1])
+        # the final state is the state at the stop
+        again = solve(p, int(cut.t[-1]))
+        np.testing.assert_array_equal(cut.final_state["F"], again.final_state["F"])
+    never = solve(p, 3000, stop=0.0)                   # losses are never < 0
+    np.testing.assert_array_equal(never.test_loss, full.test_loss)
+    assert "stopped_at" not in never.info and never.info["stop_tol"] == 0.0
+    assert "stop_tol" not in full.info
+
+
+@pytest.mark.parametrize("bad", [-1.0, math.nan, math.inf, "x", True])
+def test_early_stop_rejects_bad_tolerances(small_problem, bad):
+    with pytest.raises(ProblemError) as exc:
+        solve(small_problem, 10, stop=bad)
+    assert "\n" not in str(exc.value)
+
+
+def test_options_table_is_what_solve_checks(small_problem):
+    assert set(METHOD_OPTIONS) == set(METHODS)
+    with pytest.raises(ProblemError, match="stop needs method 'gd'"):
+        solve(small_problem, 10, method="flow", stop=1e-3)
+    with pytest.raises(ProblemError, match="momentum needs method 'gd'"):
+        solve(small_problem.replace(momentum=0.5), 10, method="flow")
+    with pytest.raises(ProblemError, match="minibatch SGD needs method 'gd'"):
+        solve(small_problem.replace(batch_size=4), 10, method="flow")
+    with pytest.raises(ProblemError, match="method must be"):
+        solve(small_problem, 10, method="euler")
+    # integrator / tolerances are validated for every method (gd ignores them)
+    with pytest.raises(ProblemError, match="integrator"):
+        solve(small_problem, 10, integrator="rk4")
+    assert solve(small_problem, 10, integrator="dopri5", rtol=1e-3).t[-1] == 10
+
+
+class _Counter(Tracker):
+    per_step = True
+
+    def __init__(self):
+        self.steps, self.saves, self.closed = [], [], False
+
+    def step(self, t, F, loss):
+        self.steps.append(t)
+
+    def save(self, k, t, F, row):
+        self.saves.append((k, t))
+        return False
+
+    def close(self):
+        self.closed = True
+
+
+def test_step_loop_calls_every_tracker_and_closes_them(small_problem):
+    system = ReducedSystem.build(small_problem)
+    times = make_save_times(300)
+    counter, rec = _Counter(), Recorder(times.size, system.width())
+    F = step_loop(system, times, Batches(system), [counter, rec])
+    assert counter.steps == list(range(301)) and counter.closed
+    assert counter.saves == list(enumerate(times))
+    ref = solve(small_problem, 300)
+    np.testing.assert_array_equal(rec.rows[:, 0], ref.train_loss)
+    np.testing.assert_array_equal(F, ref.final_state["F"])
+    # a tracker stopping the run: the loop ends at that save, still recorded by all
+    stop, rec2, counter2 = EarlyStop(1e300), Recorder(times.size, system.width()), _Counter()
+    step_loop(system, times, Batches(system), [stop, rec2, counter2])
+    assert rec2.rows.shape[0] == 1 and counter2.saves == [(0, 0)] and stop.stopped_at == 0
+    # trackers are closed on an error too
+    bad, counter3 = small_problem.replace(eta0=50.0), _Counter()
+    sys_bad = ReducedSystem.build(bad)
+    with pytest.raises(DivergenceError):
+        step_loop(sys_bad, times, Batches(sys_bad), [Divergence(sys_bad), counter3])
+    assert counter3.closed and counter3.steps[-1] < 300
+
+
+def test_flow_divergence_tracker_checks_every_column(small_problem):
+    system = ReducedSystem.build(small_problem)
+    div = Divergence(system, flow=True)
+    assert not div.per_step
+    row = system.record(system.F0)
+    div.save(0, 0.0, system.F0, row)
+    bad = list(row)
+    bad[-1] = math.nan                  # a diagnostic column, not the loss
+    with pytest.raises(DivergenceError, match="non-finite or exploding loss") as exc:
+        div.save(1, 5.0, system.F0, bad)
+    assert exc.value.step == 5.0 and exc.value.eta0_bound > 0
+    # the discrete loop's save check reads the train loss only
+    Divergence(system).save(0, 0.0, system.F0, bad)
+
+
+def test_progress_bar_does_not_change_the_run(small_problem):
+    a = solve(small_problem, 600)
+    b = solve(small_problem, 600, progress=True)
+    for col in a.columns:
+        np.testing.assert_array_equal(a[col], b[col])
+
+
+def test_solver_stats_are_typed_and_info_keeps_the_run_json_keys(small_problem, tmp_path):
+    gd = solve(small_problem, 50)
+    assert list(gd.info) == ["steps", "rank", "wall_time"]
+    assert gd.stats == SolverStats(steps=50, rank=13, wall_time=gd.info["wall_time"])
+    fl = solve(small_problem, 50, method="flow")
+    assert list(fl.info) == ["steps", "rank", "n_rhs", "n_accepted", "n_rejected", "n_rho",
+                             "max_stages", "integrator", "rtol", "atol", "wall_time"]
+    st = fl.stats
+    assert st.integrator == "rkc" and st.rtol == 1e-4 and st.n_rhs > 0 and st.sgd is None
+    assert SolverStats.from_info(st.to_info()) == st
+    fl.save(tmp_path, plot=False)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert set(run) == {"method"} | set(fl.info)
+    assert load(tmp_path).stats == st
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        st.n_rhs = 0
+
+
+def test_with_info_returns_a_new_trajectory(small_problem):
+    tr = solve(small_problem, 20)
+    before = dict(tr.info)
+    new = tr.with_info(summary={"x": 1.0}, steps=7)
+    assert tr.info == before and "summary" not in tr.info
+    assert new.info == {**before, "summary": {"x": 1.0}, "steps": 7}
+    assert new.train_loss is tr.train_loss and new.problem == tr.problem

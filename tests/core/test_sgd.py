@@ -15,6 +15,7 @@ import pytest
 
 from lazyrich_theory import DivergenceError, Problem, ProblemError, population, solve
 from lazyrich_theory.core.reduced import ReducedSystem
+from lazyrich_theory.core.stepping import Batches
 from lazyrich_theory.spec.streams import (
     batch_indices,
     iter_batch_indices,
@@ -197,3 +198,46 @@ def test_online_sgd_small_step_limit_is_the_population_ode():
     assert gaps[80, 0.00625] < 0.01, gaps
     # not vacuous: the loss falls by > 5x over the window
     assert ode.population_loss[-1] < 0.2 * ode.population_loss[0]
+
+
+@pytest.mark.parametrize("sgd", [dict(batch_size=8), dict(online=True, batch_size=5),
+                                 dict(momentum=0.5)])
+def test_early_stop_is_the_full_run_cut(sgd):
+    """solve(stop=tol) for heavy ball and SGD: the full trajectory cut at the first save time
+    with train and test loss both under tol, bit for bit (what the sweeps did post hoc)."""
+    p = Problem(D=6, P=80, N=30, alpha=1.0, eps=1.0, eta0=0.3, seed=1, test_size=60, **sgd)
+    full = solve(p, 4000)
+    tol = 1e-2
+    hit = np.flatnonzero((full.train_loss < tol) & (full.test_loss < tol))
+    assert hit.size and hit[0] + 1 < len(full.t)
+    cut = solve(p, 4000, stop=tol)
+    assert len(cut.t) == hit[0] + 1 and cut.info["stopped_at"] == cut.t[-1]
+    for col in ("t",) + full.columns:
+        np.testing.assert_array_equal(cut[col], full[col][:len(cut.t)])
+    assert cut.info.get("sgd") == full.info.get("sgd")
+
+
+def test_batches_follow_the_documented_streams():
+    """The loop's batch source: the training rows of ``batch_indices`` (minibatch), the
+    ``online_samples`` in convention-A units with f0 of W0 (online), the training set (GD)."""
+    p = _problem(5, True, batch_size=7)
+    sys_ = ReducedSystem.build(p)
+    b = Batches(sys_)
+    assert (b.mode, b.size, b.loss_is_train) == ("minibatch", 7, False)
+    for idx in batch_indices(p, 12):
+        X, y, f0 = next(b)
+        np.testing.assert_array_equal(X, sys_.X[idx])
+        np.testing.assert_array_equal(y, sys_.y[idx])
+        np.testing.assert_array_equal(f0, sys_.f0[idx])
+    q = _problem(5, True, online=True, batch_size=4, convention="B")
+    sys_q = ReducedSystem.build(q)
+    b = Batches(sys_q, q.data())
+    assert (b.mode, b.size, b.loss_is_train) == ("online", 4, True)
+    Xs, ys = online_samples(q, 5)
+    for Xr, yr in zip(Xs, ys):
+        X, y, f0 = next(b)
+        np.testing.assert_array_equal(X, Xr * q.input_scale)
+        np.testing.assert_array_equal(y, yr)
+        np.testing.assert_array_equal(f0, predict(X @ sys_q.F0, sys_q.z, q.alpha, q.eps))
+    g = Batches(ReducedSystem.build(_problem(5, True, batch_size=40)))
+    assert (g.mode, g.size, g.loss_is_train) == (None, 40, True)
