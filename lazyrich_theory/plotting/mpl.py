@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from matplotlib import colormaps
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-__all__ = ["subplots", "close", "get_cmap", "Line2D", "Figure"]
+__all__ = ["subplots", "close", "get_cmap", "Line2D", "Patch", "ListedColormap", "Figure"]
 
 _FIGURE_KEYS = ("figsize", "dpi", "constrained_layout", "layout", "facecolor", "edgecolor")
 

@@ -117,6 +117,67 @@ def _slice(res: "PhaseResult", arr: np.ndarray, keep: list[str], fixed: dict[str
     return out
 
 
+def _grid_axis(res: "PhaseResult", dim: str):
+    """(cell centres, log spacing, labels or None): an axis of numeric values is drawn at
+    its values, an uneven list or non-numbers as equal-width cells labelled by their values."""
+    c = _numeric(res.coords[dim])
+    log = _is_log(res, dim, c)
+    if _uneven(c, log):
+        c = None
+    if c is None:
+        return np.arange(len(res.coords[dim]), dtype=float), log, [str(v) for v in res.coords[dim]]
+    return c, log, None
+
+
+def _boundaries(ax, res: "PhaseResult", xv, yv, R, Q, c_fit) -> list:
+    """The measured (R: fraction of seeds reaching the threshold) and predicted (Q: the theory's
+    time ratio) boundaries on one panel; returns their legend handles.  A boundary that does
+    not cross the grid gets a text-only entry (no line that is not drawn)."""
+    handles = []
+    if R is not None and np.nanmin(R) < 0.5 < np.nanmax(R):
+        ax.contour(xv, yv, R, levels=[0.5], colors="k", linewidths=2.0)
+        handles.append(mpl.Line2D([], [], color="k", lw=2.0,
+                                  label="measured boundary: test loss reaches "
+                                        f"{res.config.get('threshold')} within T"))
+    if Q is None:
+        return handles
+    logQ = np.log(np.where(Q > 0, Q, np.nan))
+    if not np.all(np.isfinite(logQ)):
+        return handles
+    if logQ.min() < 0.0 < logQ.max():
+        ax.contour(xv, yv, logQ, levels=[0.0], colors="tab:blue", linewidths=2.0,
+                   linestyles="--")
+        handles.append(mpl.Line2D([], [], color="tab:blue", lw=2.0, ls="--",
+                                  label="predicted boundary: t_rich = t_lazy fit"))
+    else:
+        where = "everywhere" if logQ.max() < 0 else "nowhere"
+        handles.append(mpl.Line2D([], [], ls="none",
+                                  label=f"no predicted boundary on this grid (t_rich vs t_lazy "
+                                        f"fit): grokking predicted {where}"))
+    if c_fit is not None and logQ.min() < math.log(c_fit) < logQ.max():
+        ax.contour(xv, yv, logQ, levels=[math.log(c_fit)], colors="tab:blue",
+                   linewidths=1.4, linestyles=":")
+        handles.append(mpl.Line2D([], [], color="tab:blue", lw=1.4, ls=":",
+                                  label=f"same theory ratio at the level that best "
+                                        f"fits: t_rich = {c_fit:.3g} t_lazy fit"))
+    return handles
+
+
+#: Colour of the cells whose test loss does not reach the threshold in most seeds.
+_NEVER = "0.72"
+
+
+def _never_cells(ax, xe, ye, R, threshold) -> list:
+    """Grey over the cells where fewer than half the seeds reach the threshold (their metric is
+    0 by definition, which the colour scale would show like "no delay")."""
+    if R is None or not np.any(R < 0.5):
+        return []
+    ax.pcolormesh(xe, ye, np.ma.masked_where(~(R < 0.5), np.ones_like(R)),
+                  cmap=mpl.ListedColormap([_NEVER]), shading="flat")
+    return [mpl.Patch(color=_NEVER, label=f"test loss never under {threshold} within T "
+                                          "(most seeds)")]
+
+
 def _heatmaps(plt, res: "PhaseResult", gd: list[str], metric: str):
     ydim, xdim = gd[0], gd[1]
     rest = gd[2:]
@@ -141,59 +202,28 @@ def _heatmaps(plt, res: "PhaseResult", gd: list[str], metric: str):
     ratio = res.mean("predicted_time_ratio") if "predicted_time_ratio" in res.data else None
     c_fit = best_ratio_level(res) if ratio is not None else None
     vmax = np.nanmax(mean) if np.any(np.isfinite(mean)) else 1.0
-    yc, xc = _numeric(res.coords[ydim]), _numeric(res.coords[xdim])
-    ylog, xlog = _is_log(res, ydim, yc), _is_log(res, xdim, xc)
-    ny, nx = len(res.coords[ydim]), len(res.coords[xdim])
-    if _uneven(yc, ylog):
-        yc = None
-    if _uneven(xc, xlog):
-        xc = None
-    yv = yc if yc is not None else np.arange(ny, dtype=float)
-    xv = xc if xc is not None else np.arange(nx, dtype=float)
+    (xv, xlog, xticks), (yv, ylog, yticks) = _grid_axis(res, xdim), _grid_axis(res, ydim)
+    xe, ye = _edges(xv, xlog), _edges(yv, ylog)
+    grid = xv.size > 1 and yv.size > 1
     mesh = None
     for k, fixed in enumerate(panels):
         ax = axs[k // ncol][k % ncol]
         Z = _slice(res, mean, [ydim, xdim], fixed)
-        mesh = ax.pcolormesh(_edges(xv, xlog), _edges(yv, ylog), np.ma.masked_invalid(Z),
-                             cmap="OrRd", vmin=0.0, vmax=vmax if vmax > 0 else 1.0,
-                             shading="flat")
-        handles = []
-        if reached_frac is not None and nx > 1 and ny > 1:
-            R = _slice(res, reached_frac, [ydim, xdim], fixed)
-            if np.nanmin(R) < 0.5 < np.nanmax(R):
-                cs = ax.contour(xv, yv, R, levels=[0.5], colors="k", linewidths=2.0)
-                handles.append(mpl.Line2D([], [], color="k", lw=2.0,
-                                          label="measured boundary: test loss reaches "
-                                                f"{res.config.get('threshold')} within T"))
-                del cs
-        if ratio is not None and nx > 1 and ny > 1:
-            Q = _slice(res, ratio, [ydim, xdim], fixed)
-            logQ = np.log(np.where(Q > 0, Q, np.nan))
-            if np.all(np.isfinite(logQ)):
-                if logQ.min() < 0.0 < logQ.max():
-                    ax.contour(xv, yv, logQ, levels=[0.0], colors="tab:blue", linewidths=2.0,
-                               linestyles="--")
-                    handles.append(mpl.Line2D([], [], color="tab:blue", lw=2.0, ls="--",
-                                              label="predicted boundary: t_rich = t_lazy fit"))
-                else:
-                    where = "everywhere" if logQ.max() < 0 else "nowhere"
-                    handles.append(mpl.Line2D([], [], color="tab:blue", lw=2.0, ls="--",
-                                              label=f"predicted (t_rich < t_lazy fit): grokking "
-                                                    f"{where} on this grid"))
-                if c_fit is not None and logQ.min() < math.log(c_fit) < logQ.max():
-                    ax.contour(xv, yv, logQ, levels=[math.log(c_fit)], colors="tab:blue",
-                               linewidths=1.4, linestyles=":")
-                    handles.append(mpl.Line2D([], [], color="tab:blue", lw=1.4, ls=":",
-                                              label=f"same theory ratio at the level that best "
-                                                    f"fits: t_rich = {c_fit:.3g} t_lazy fit"))
+        mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(Z), cmap="OrRd", vmin=0.0,
+                             vmax=vmax if vmax > 0 else 1.0, shading="flat")
+        R = None if reached_frac is None else _slice(res, reached_frac, [ydim, xdim], fixed)
+        handles = _never_cells(ax, xe, ye, R, res.config.get("threshold"))
+        if grid:
+            Q = None if ratio is None else _slice(res, ratio, [ydim, xdim], fixed)
+            handles += _boundaries(ax, res, xv, yv, R, Q, c_fit)
         if xlog:
             ax.set_xscale("log")
         if ylog:
             ax.set_yscale("log")
-        if xc is None:
-            ax.set_xticks(xv, [str(v) for v in res.coords[xdim]])
-        if yc is None:
-            ax.set_yticks(yv, [str(v) for v in res.coords[ydim]])
+        if xticks is not None:
+            ax.set_xticks(xv, xticks)
+        if yticks is not None:
+            ax.set_yticks(yv, yticks)
         ax.set_xlabel(_LABELS.get(xdim, xdim))
         ax.set_ylabel(_LABELS.get(ydim, ydim))
         if fixed:

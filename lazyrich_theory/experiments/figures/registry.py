@@ -1,0 +1,208 @@
+"""The figure registry: name -> configuration, computation and drawing; :func:`make_figure`.
+
+A :class:`Figure` pairs a compute function of one family module (``paper``, ``sweeps``,
+``variants``, ``fig5``, ``interpolation``; it returns a
+:class:`~lazyrich_theory.experiments.figures.common.FigureData`) with a drawing function of
+:mod:`lazyrich_theory.plotting.figures`.  :meth:`Figure.run` computes, writes the data files,
+draws ``NAME.png``; :func:`make_figure` adds ``figure.json``.  Adding a figure: a compute
+function in a family module, a drawing function, one entry in :data:`FIGURES`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable
+
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.experiments.figures import fig5, interpolation, paper, sweeps, variants
+from lazyrich_theory.experiments.figures.common import FigureData
+from lazyrich_theory.plotting import figures as draw
+from lazyrich_theory.plotting.phase import plot_phase
+from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.storage import (
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_npz,
+)
+
+__all__ = ["Figure", "FIGURES", "make_figure", "write_figure_data", "DPI"]
+
+#: Resolution of every figure's PNG.
+DPI = 130
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure of the registry.
+
+    Attributes
+    ----------
+    name : str
+        Also the PNG's name (``NAME.png``).
+    description : str
+    problem : dict
+        The paper's configuration (Problem fields); ``--set`` overrides it.
+    steps : int
+        The default horizon.
+    compute : callable
+        ``compute(problem, steps, **options) -> FigureData``; its keyword parameters are the
+        figure's options (:attr:`options`).
+    draw : callable
+        ``draw(**FigureData.plot) -> matplotlib.figure.Figure``.
+    paper : bool
+        False for a figure beyond the paper (not part of ``all``).
+    workdir : str, optional
+        A subfolder the computation writes itself (a resumable sweep), passed as ``out=``.
+    """
+
+    name: str
+    description: str
+    problem: dict[str, Any]
+    steps: int
+    compute: Callable[..., FigureData]
+    draw: Callable[..., Any]
+    paper: bool = True
+    workdir: str | None = None
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The figure's options: the compute function's keyword parameters (``--set`` keys
+        that are not Problem fields)."""
+        params = list(inspect.signature(self.compute).parameters)[2:]
+        return tuple(p for p in params if p != "out")
+
+    def run(self, problem: Problem, steps: int, out: str, **options: Any) -> dict:
+        """Compute the figure for ``problem``, write its data files and ``NAME.png`` into
+        ``out``.
+
+        Parameters
+        ----------
+        problem : Problem
+        steps : int
+        out : str
+            An existing folder.
+        **options
+            Figure options (:attr:`options`); other keywords are ignored.
+
+        Returns
+        -------
+        dict
+            The figure's numbers (``figure.json``'s ``result``).
+        """
+        kw = {k: v for k, v in options.items() if k in self.options}
+        if self.workdir is not None:
+            kw["out"] = os.path.join(out, self.workdir)
+        data = self.compute(problem, steps, **kw)
+        write_figure_data(data, out)
+        self.draw(**data.plot).savefig(os.path.join(out, f"{self.name}.png"), dpi=DPI)
+        return data.result
+
+
+def write_figure_data(data: FigureData, out: str) -> None:
+    """Write the trajectory folders, CSV and NPZ files of ``data`` into ``out``.
+
+    Parameters
+    ----------
+    data : FigureData
+    out : str
+    """
+    for folder, (traj, problem_data) in data.runs.items():
+        traj.save(os.path.join(out, folder), data=problem_data, plot=False, overwrite=True)
+    for name, (header, columns) in data.tables.items():
+        atomic_write_csv(os.path.join(out, name), header, columns)
+    for name, arrays in data.arrays.items():
+        atomic_write_npz(os.path.join(out, name), arrays)
+
+
+_FIG4_SETUP = dict(D=40, P=120, N=2, alpha=1.0, eps=0.25, eta0=0.5, convention="A",
+                   centered=False)
+
+FIGURES: dict[str, Figure] = {
+    "fig1": Figure("fig1", "grokking on polynomial regression: network, linearised model, K0, "
+                   "alignment", dict(D=100, P=550, N=500, alpha=1.0, eps=0.02, eta0=1.0,
+                                     convention="A", centered=True), 100_000, paper.fig1,
+                   partial(draw.plot_network_check, every=3, train=True)),
+    "fig3a": Figure("fig3a", "sweep over alpha (normalised losses)",
+                    dict(D=100, P=450, N=500, alpha=1.0, eps=0.25, eta0=0.5, convention="B",
+                         centered=True), 60_000, sweeps.fig3a,
+                    partial(draw.plot_sweep_curves, title="Fig. 3(a): α sweep")),
+    "fig3b": Figure("fig3b", "sweep over eps (normalised losses; values not authoritative)",
+                    dict(D=100, P=450, N=500, alpha=1.0, eps=0.25, eta0=0.5, convention="B",
+                         centered=False), 60_000, sweeps.fig3b,
+                    partial(draw.plot_sweep_curves, title="Fig. 3(b): ε sweep")),
+    "fig3e": Figure("fig3e", "phase diagram of the amount of grokking over (alpha, eps)",
+                    dict(D=100, P=550, N=500, alpha=1.0, eps=0.02, eta0=20.0, convention="A",
+                         centered=True), 110_000, sweeps.fig3e, plot_phase, workdir="phase"),
+    "fig4": Figure("fig4", "N = 2 network: loss decomposition through the rich transition",
+                   dict(_FIG4_SETUP), 50_000, paper.fig4,
+                   partial(draw.plot_network_check, every=4, train=False)),
+    "fig12": Figure("fig12", "trained readouts: the numpy network (no exact reduction exists)",
+                    {**_FIG4_SETUP, "eta0": 0.1}, 100_000, paper.fig12,
+                    draw.plot_trained_readouts),
+    "fig5": Figure("fig5", "labels = eigenvectors of the initial NTK on Gaussian data",
+                   dict(D=100, P=100, N=2, alpha=1.0, eps=0.25, eta0=0.5, convention="B",
+                        centered=True, test_size=100), 25_000, fig5.fig5,
+                   draw.plot_eigenvector_labels),
+    "interpolation": Figure("interpolation", "initialisations interpolating from random "
+                            "weights to the zero-loss solution", dict(_FIG4_SETUP), 20_000,
+                            interpolation.interpolation, draw.plot_interpolation),
+    "goldilocks": Figure("goldilocks", "sweep over the number of training points P",
+                         dict(D=40, P=120, N=100, alpha=1.0, eps=0.5, eta0=0.5,
+                              convention="A", centered=True), 50_000, sweeps.goldilocks,
+                         partial(draw.plot_sweep_curves, title="Goldilocks: P sweep",
+                                 log2_labels=False)),
+    "sgd": Figure("sgd", "beyond the paper: full-batch GD vs minibatch and online SGD (Fig. 4 "
+                  "setup)", dict(_FIG4_SETUP), 50_000, variants.sgd,
+                  partial(draw.plot_variants, title="Full batch vs minibatch vs online SGD",
+                          samples_axis=True), paper=False),
+    "options": Figure("options", "beyond the paper: weight decay, momentum, label noise "
+                      "(Fig. 4 setup)", dict(_FIG4_SETUP), 50_000, variants.options,
+                      partial(draw.plot_variants,
+                              title="Weight decay, momentum, label noise"), paper=False),
+}
+
+
+def make_figure(name: str, out: str, steps: int | None = None, seed: int = 0,
+                **overrides: Any) -> dict:
+    """Run figure ``name`` into folder ``out``; problem fields in ``overrides`` replace the
+    paper's configuration, other keywords go to the figure (e.g. n_alpha, network_steps).
+    Writes ``figure.json`` (configuration, wall time, numbers) next to the PNG.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`FIGURES`.
+    out : str
+        The output folder (created).
+    steps : int, optional
+        The horizon (default: the figure's).
+    seed : int
+    **overrides
+        Problem fields and figure options (:attr:`Figure.options`).
+
+    Returns
+    -------
+    dict
+        What ``figure.json`` holds: figure, description, problem, steps, options, wall_time,
+        result.
+    """
+    if name not in FIGURES:
+        raise ProblemError(f"unknown figure {name!r}; choose from {', '.join(FIGURES)} or all")
+    fig = FIGURES[name]
+    fields = set(Problem.__dataclass_fields__)
+    prob_kw = {**fig.problem, "seed": seed, **{k: v for k, v in overrides.items() if k in fields}}
+    extra = {k: v for k, v in overrides.items() if k not in fields}
+    problem = Problem(**prob_kw)
+    steps = fig.steps if steps is None else int(steps)
+    os.makedirs(out, exist_ok=True)
+    t0 = time.perf_counter()
+    result = fig.run(problem, steps, out, **extra)
+    info = {"figure": name, "description": fig.description, "problem": problem.to_dict(),
+            "steps": steps, "options": extra, "wall_time": time.perf_counter() - t0,
+            "result": result}
+    atomic_write_json(os.path.join(out, "figure.json"), info)
+    return info

@@ -1,0 +1,208 @@
+"""What every plot shares: run descriptions, method names, log-time axes, right-hand axes
+that never cover a legend, legends outside the axes.
+
+Everything here reads a problem by duck typing (``p.D``, ``p.alpha``, ...), so the plotting
+layer needs no import from the layers above it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+
+__all__ = ["METHOD_NAMES", "method_name", "options_suffix", "problem_line", "log_time",
+           "log_axes", "twin_below", "legend_below", "cut_round_off"]
+
+#: Losses below this are round-off of runs that fit exactly; loss axes are cut there.
+ROUND_OFF_FLOOR = 1e-8
+
+#: How a trajectory's ``method`` is written in titles.
+METHOD_NAMES = {"gd": "exact GD", "flow": "gradient flow", "population": "online ODE (population)",
+                "network": "numpy network"}
+
+
+def method_name(method: str, problem: Any = None) -> str:
+    """The readable name of ``method`` ("gd" -> "exact GD"; minibatch or online -> "exact SGD").
+
+    Parameters
+    ----------
+    method : str
+        A trajectory's method ("gd", "flow", "population", "network").
+    problem : Problem, optional
+        When given, the exact GD map with minibatches or fresh samples is called SGD.
+
+    Returns
+    -------
+    str
+    """
+    if method == "gd" and problem is not None and (
+            getattr(problem, "batch_size", None) is not None or getattr(problem, "online", False)):
+        return "exact SGD"
+    return METHOD_NAMES.get(method, method)
+
+
+def options_suffix(p: Any) -> str:
+    """'' for the paper's plain GD, else a new line naming the training options and target.
+
+    Parameters
+    ----------
+    p : Problem
+
+    Returns
+    -------
+    str
+    """
+    extra = [f"{k}={getattr(p, k):g}" for k in ("noise", "weight_decay", "momentum") if getattr(p, k)]
+    if p.batch_size is not None:
+        extra.append(f"batch_size={p.batch_size}")
+    if p.online:
+        extra.append("online")
+    if p.target != "paper":
+        extra.append(f"target {p.target}")
+    return "\n" + ", ".join(extra) if extra else ""
+
+
+def problem_line(p: Any, skip: Iterable[str] = (), P: str | None = None) -> str:
+    """'D=100, P=550, N=500, α=1, ε=0.02, η0=1, conv. A, centered' without the fields in ``skip``.
+
+    Parameters
+    ----------
+    p : Problem
+    skip : iterable of str
+        Fields not to show (the swept one of a sweep figure: it is not fixed).
+    P : str, optional
+        Replaces the text of the P field (e.g. "100 (+100 test)").
+
+    Returns
+    -------
+    str
+    """
+    N = "∞" if not getattr(p, "finite_width", True) else str(p.N)
+    fields = {"D": str(p.D), "P": str(p.P) if P is None else P, "N": N,
+              "alpha": f"{p.alpha:g}", "eps": f"{p.eps:g}", "eta0": f"{p.eta0:g}"}
+    sym = {"alpha": "α", "eps": "ε", "eta0": "η0"}
+    parts = [f"{sym.get(k, k)}={v}" for k, v in fields.items() if k not in set(skip)]
+    parts.append(f"conv. {p.convention}")
+    parts.append("centered" if p.centered else "uncentered")
+    return ", ".join(parts)
+
+
+def log_time(t: Any) -> np.ndarray:
+    """Times for a log axis: t = 0 is drawn at t = 1/2 (so the initial value is visible).
+
+    Parameters
+    ----------
+    t : array_like
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    t = np.asarray(t, dtype=float)
+    return np.where(t > 0, t, 0.5)
+
+
+def log_axes(ax: Any, xlabel: str, ylabel: str, title: str | None = None,
+             logy: bool = True) -> None:
+    """Log-log axes (log x only when ``logy`` is False) with labels, a light grid and a title.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    xlabel, ylabel : str
+    title : str, optional
+    logy : bool
+    """
+    ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    if title is not None:
+        ax.set_title(title)
+
+
+def twin_below(ax: Any, ylabel: str, color: str) -> Any:
+    """A right-hand y axis sharing ``ax``'s x axis, drawn *below* ``ax``.
+
+    A plain ``twinx`` is drawn on top of ``ax`` and its curves strike through ``ax``'s legend;
+    drawn below (``ax``'s background made transparent so they stay visible) they never do.
+    Give the twin's curves a legend entry on ``ax`` (e.g. ``ax.plot([], [], label=...)``).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    ylabel : str
+    color : str
+        Colour of the twin's label and ticks (and, by convention, of its curves).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    twin = ax.twinx()
+    twin.set_zorder(ax.get_zorder() - 1)
+    ax.patch.set_visible(False)
+    twin.set_ylabel(ylabel, color=color)
+    twin.tick_params(axis="y", colors=color)
+    return twin
+
+
+def legend_below(fig: Any, ax: Any, where: str = "center", ncol: int = 2,
+                 fontsize: float = 8, handles: Any = None) -> Any:
+    """``ax``'s legend below the figure's axes, outside them: it overlaps no curve.
+
+    Needs a Figure with constrained layout (as made by :func:`lazyrich_theory.plotting.mpl.subplots`
+    with ``layout="constrained"``), which makes room for it.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    ax : matplotlib.axes.Axes
+        Whose labelled artists the legend lists.
+    where : {"left", "center", "right"}
+        Below which part of the figure (the left panel, the middle, the right panel).
+    ncol : int
+    fontsize : float
+    handles : list of artists, optional
+        Instead of ``ax``'s labelled artists.
+
+    Returns
+    -------
+    matplotlib.legend.Legend or None
+        None when there is nothing to list.
+    """
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    else:
+        labels = [h.get_label() for h in handles]
+    if not handles:
+        return None
+    return fig.legend(handles, labels, loc=f"outside lower {where}", ncol=ncol,
+                      fontsize=fontsize)
+
+
+def cut_round_off(ax: Any, values: Iterable[Any], floor: float = ROUND_OFF_FLOOR) -> bool:
+    """Cut a log loss axis at ``floor`` when some of ``values`` go below it (round-off floors
+    of runs that fit exactly would otherwise stretch the axis to 1e-32).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    values : iterable of array_like
+        The curves drawn on ``ax``.
+    floor : float
+
+    Returns
+    -------
+    bool
+        True when the axis was cut (say so in the panel's title).
+    """
+    low = min((float(np.nanmin(np.where(np.asarray(v, float) > 0, v, np.nan)))
+               for v in values if np.any(np.asarray(v, float) > 0)), default=np.inf)
+    if low < floor:
+        ax.set_ylim(bottom=floor)
+        return True
+    return False
