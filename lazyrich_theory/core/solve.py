@@ -18,7 +18,7 @@ from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
 from lazyrich_theory.spec.streams import sgd_batch_size, sgd_mode
 
-__all__ = ["solve", "METHODS", "METHOD_OPTIONS", "INTEGRATORS", "DEFAULT_TOLERANCES",
+__all__ = ["solve", "METHODS", "SUPPORTED_OPTIONS", "INTEGRATORS", "DEFAULT_TOLERANCES",
            "check_options"]
 
 
@@ -29,7 +29,7 @@ METHODS = ("gd", "flow")
 #: (:func:`check_options`).  Options valid for every method (label noise, weight decay,
 #: targets, observers, save times) are not listed; ``integrator``, ``rtol`` and ``atol`` are
 #: validated for every method but only used by the flow.
-METHOD_OPTIONS = {
+SUPPORTED_OPTIONS = {
     "gd": frozenset({"momentum", "minibatch SGD", "online SGD", "stop"}),
     "flow": frozenset({"integrator", "rtol", "atol"}),
 }
@@ -56,7 +56,7 @@ DEFAULT_TOLERANCES = {"rkc": (1e-4, 1e-8), "dopri5": (1e-7, 1e-10)}
 def check_options(problem: Problem, method: str, integrator: str = "rkc",
                   rtol: float | None = None, atol: float | None = None,
                   stop: float | None = None) -> tuple[float, float, float | None]:
-    """Check ``method`` against the options in use (:data:`METHOD_OPTIONS`).
+    """Check ``method`` against the options in use (:data:`SUPPORTED_OPTIONS`).
 
     Parameters
     ----------
@@ -78,8 +78,8 @@ def check_options(problem: Problem, method: str, integrator: str = "rkc",
                                   (f"{mode} SGD", mode is not None),
                                   ("stop", stop is not None)) if on]
     for name in used:
-        if name not in METHOD_OPTIONS[method]:
-            ok = [m for m in METHODS if name in METHOD_OPTIONS[m]]
+        if name not in SUPPORTED_OPTIONS[method]:
+            ok = [m for m in METHODS if name in SUPPORTED_OPTIONS[m]]
             raise ProblemError(f"{name} needs method {' or '.join(map(repr, ok))} "
                                f"({_UNSUPPORTED_WHY[name]})")
     if integrator not in INTEGRATORS:
@@ -114,7 +114,7 @@ def solve(problem: Problem, steps: int, method: str = "gd",
     ``observers`` adds columns: name -> fn(system, F), evaluated on the state at each save time.
     ``stop`` (method "gd" only): stop at the first save time at which train and test loss are
     both below ``stop``; the trajectory ends there (``info["stopped_at"]``).
-    Which method supports which option: :data:`METHOD_OPTIONS`.
+    Which method supports which option: :data:`SUPPORTED_OPTIONS`.
 
     Returns
     -------

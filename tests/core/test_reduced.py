@@ -10,7 +10,7 @@ from scipy.integrate import solve_ivp
 
 from lazyrich_theory import Problem
 from lazyrich_theory.core.reduced import ReducedSystem, initial_factor
-from lazyrich_theory.core.solve import METHOD_OPTIONS, METHODS, solve
+from lazyrich_theory.core.solve import METHODS, SUPPORTED_OPTIONS, solve
 from lazyrich_theory.core.stepping import Batches, step_loop
 from lazyrich_theory.core.trackers import Divergence, EarlyStop, Recorder, Tracker
 from lazyrich_theory.errors import DivergenceError, ProblemError
@@ -195,7 +195,7 @@ def test_early_stop_rejects_bad_tolerances(small_problem, bad):
 
 
 def test_options_table_is_what_solve_checks(small_problem):
-    assert set(METHOD_OPTIONS) == set(METHODS)
+    assert set(SUPPORTED_OPTIONS) == set(METHODS)
     with pytest.raises(ProblemError, match="stop needs method 'gd'"):
         solve(small_problem, 10, method="flow", stop=1e-3)
     with pytest.raises(ProblemError, match="momentum needs method 'gd'"):
