@@ -92,7 +92,7 @@ import numpy as np
 
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.data import ProblemData, labels
-from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.spec.schedule import save_times as _default_save_times
 from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 
@@ -102,8 +102,16 @@ __all__ = ["simulate", "network_ntk", "stable_eta0", "forward", "loss_and_grad",
 DIVERGENCE_FACTOR = 1e8
 
 
-class NetworkDivergence(ValueError):
-    """GD on the network diverged (non-finite loss, or loss > 1e8 x its initial value)."""
+class NetworkDivergence(DivergenceError, ValueError):
+    """GD on the network diverged (non-finite loss, or loss > 1e8 x its initial value).
+
+    A :class:`~lazyrich_theory.errors.DivergenceError` (the command line reports it in one line,
+    exit 1) that is still a ``ValueError`` as before; the message names the step (``step`` is
+    NaN: not recorded separately).
+    """
+
+    def __init__(self, message: str, step: float = math.nan, eta0_bound: float | None = None):
+        super().__init__(message, step, eta0_bound)
 
 
 # ---------------------------------------------------------------------------- primitives
