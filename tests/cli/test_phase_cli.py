@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import lazyrich_theory.cli.app as cli
+from lazyrich_theory.cli.parser import Parser
 from lazyrich_theory.cli.phase import add_phase_parser, main, run_phase
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,9 +47,9 @@ def call(capsys, *args) -> tuple[int, str, str]:
 
 def _tiny_lazyrich() -> argparse.ArgumentParser:
     """The ``lazyrich`` parser with ``phase`` registered the way cli.py does it."""
-    parser = cli._Parser(prog="lazyrich")
-    sub = parser.add_subparsers(dest="command", parser_class=cli._Parser)
-    add_phase_parser(sub, cli._add_model_options)
+    parser = Parser(prog="lazyrich")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
+    add_phase_parser(sub)
     return parser
 
 

@@ -1,0 +1,305 @@
+"""What every ``lazyrich`` subcommand shares: the parser class, the value converters, the model
+and run options, the Problem they describe, the output-folder check, and the one error path
+(which exceptions become which exit code and one line on stderr).
+
+Exit codes: 0 success; 2 bad input (:class:`UsageError`, :class:`ProblemError`, a missing
+file), one line on stderr and nothing written; 1 a diverging run (:class:`DivergenceError`), one
+line naming the step; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Any, Callable
+
+from lazyrich_theory.errors import DivergenceError, LazyrichError, ProblemError
+from lazyrich_theory.spec.data import ProblemData
+from lazyrich_theory.spec.problem import PRESET_STEPS, PRESETS, Problem
+
+__all__ = ["DEFAULT_STEPS", "UsageError", "Parser", "int_at_least", "finite_float",
+           "add_model_options", "add_run_options", "problem_from_args",
+           "check_out_dir", "exit_code", "run_guarded"]
+
+#: Horizon in GD steps when neither ``--steps`` nor a preset gives one.
+DEFAULT_STEPS = 10_000
+
+
+class UsageError(LazyrichError):
+    """Bad command-line input (exit 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors raise :class:`UsageError` (one line, no usage dump)
+    instead of printing the usage and exiting."""
+
+    def error(self, message: str) -> None:
+        raise UsageError(message)
+
+
+# ---------------------------------------------------------------------------- converters
+def int_at_least(name: str, low: int = 0) -> Callable[[str], int]:
+    """A converter for an integer option that must be ``>= low``.
+
+    Parameters
+    ----------
+    name : str
+        The option as the user types it (``--seeds``), named in the error message.
+    low : int
+        The smallest accepted value.
+
+    Returns
+    -------
+    callable
+        ``str -> int``, raising ``argparse.ArgumentTypeError`` with a one-line message.
+    """
+    def conv(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {s!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"{name} must be >= {low}, got {v}")
+        return v
+    return conv
+
+
+def finite_float(name: str, bound: str | None = None) -> Callable[[str], float]:
+    """A converter for a real option that must be finite (and, if ``bound``, non-negative).
+
+    Parameters
+    ----------
+    name : str
+        The option as the user types it, named in the error message.
+    bound : {None, ">= 0", "> 0"}
+        None: any sign; otherwise the value must satisfy it.
+
+    Returns
+    -------
+    callable
+        ``str -> float``, raising ``argparse.ArgumentTypeError`` with a one-line message.
+    """
+    def conv(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {s!r}") from None
+        if bound is None and not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"{name} must be finite, got {s!r}")
+        if bound is not None and (not math.isfinite(v) or v < 0 or (v == 0 and bound == "> 0")):
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number {bound}, got {s!r}")
+        return v
+    return conv
+
+
+# ------------------------------------------------------------------------------- options
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """Add the ``model options`` group (the Problem's fields, ``--preset``, ``--data``) to ``p``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser; :func:`problem_from_args` reads what it parses.
+    """
+    g = p.add_argument_group("model options")
+    g.add_argument("--preset", choices=sorted(PRESETS), help="a paper configuration (fig1, fig4)")
+    g.add_argument("--D", type=int_at_least("--D"), help="input dimension")
+    g.add_argument("--P", type=int_at_least("--P"), help="number of training points")
+    g.add_argument("--N", type=str, help="width: positive integer or 'inf'")
+    g.add_argument("--alpha", type=finite_float("--alpha"), help="output scale (large = lazy)")
+    g.add_argument("--eps", type=finite_float("--eps"),
+                   help="quadratic weight of phi(z) = z + eps z^2/2")
+    g.add_argument("--eta0", type=finite_float("--eta0"),
+                   help="learning rate constant, eta = eta0 N / alpha^2")
+    g.add_argument("--seed", type=int_at_least("--seed"), help="seed of the data/init streams")
+    g.add_argument("--test-size", type=int_at_least("--test-size"), dest="test_size",
+                   help="number of test points (default 1000)")
+    g.add_argument("--convention", type=str.upper, choices=["A", "B"], help="input convention")
+    c = g.add_mutually_exclusive_group()
+    c.add_argument("--centered", dest="centered", action="store_true", default=None,
+                   help="train f(W) - f(W0) (default)")
+    c.add_argument("--uncentered", dest="centered", action="store_false", help="train f(W)")
+    g.add_argument("--data", type=str, help="FILE.npz with X, y, X_test, y_test, beta[, W0]")
+    g.add_argument("--noise", type=finite_float("--noise"),
+                   help="label-noise std sigma >= 0 on the training labels (default 0)")
+    g.add_argument("--weight-decay", type=finite_float("--weight-decay"), dest="weight_decay",
+                   help="weight decay lambda >= 0: W <- (1 - eta0 lambda) W - eta grad (default 0)")
+    g.add_argument("--momentum", type=finite_float("--momentum"),
+                   help="heavy-ball momentum mu in [0, 1), GD only (default 0)")
+    g.add_argument("--target", type=str,
+                   help="teacher: 'paper' (default, y = tau (beta.x)^2), "
+                        "'quadratic[:B=s,rank=R,b=s,c=v,file=F.npz,seed=S]', "
+                        "'hermite:k=K[,r=R]' or 'hermite:coef=c0/c1/..;..[,dirs=orth|iid,"
+                        "file=F.npz,seed=S]', 'func:module:function[,samples=N,seed=S]'; "
+                        "population_loss is exact (Monte Carlo +- SE for func) and includes "
+                        "the irreducible degree>=3 part (docs/targets.md)")
+    g.add_argument("--batch-size", type=int_at_least("--batch-size"), dest="batch_size",
+                   help="minibatch SGD with B samples per step (B >= P: full batch); batches are "
+                        "consecutive slices of a seeded per-epoch reshuffle; train_loss stays the "
+                        "full training loss; gd only (docs/sgd.md)")
+    g.add_argument("--online", action="store_true", default=None,
+                   help="online (one-pass) SGD: B fresh samples per step (B = --batch-size, "
+                        "default P), fresh label noise if --noise; train_loss is the current "
+                        "batch's loss; gd only (docs/sgd.md)")
+
+
+def add_run_options(p: argparse.ArgumentParser, flow_tol: bool = False) -> None:
+    """Add the options of one run (``--steps``, ``--save-times``, ``--out`` and output switches).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser.
+    flow_tol : bool
+        Also add ``--rtol`` / ``--atol`` (commands that integrate a flow).
+    """
+    p.add_argument("--steps", type=int_at_least("--steps"),
+                   help=f"horizon in GD steps (default: the preset's, else {DEFAULT_STEPS})")
+    p.add_argument("--save-times", dest="save_times", type=str,
+                   help="comma-separated integer times added to the log-spaced grid")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace results of a different run already in --out")
+    p.add_argument("--no-plot", dest="plot", action="store_false", help="skip the PNG")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    if flow_tol:
+        p.add_argument("--rtol", type=finite_float("--rtol"), default=None,
+                       help="relative tolerance")
+        p.add_argument("--atol", type=finite_float("--atol"), default=None,
+                       help="absolute tolerance")
+
+
+#: Problem fields taken from same-named options when given.
+_PROBLEM_OPTIONS = ("D", "P", "N", "alpha", "eps", "eta0", "seed", "test_size", "convention",
+                    "centered", "noise", "weight_decay", "momentum", "target", "batch_size",
+                    "online")
+
+
+def problem_from_args(args: argparse.Namespace) -> tuple[Problem, int]:
+    """The Problem and step count described by parsed model/run options.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by a parser with :func:`add_model_options` (``steps`` optional).  Precedence:
+        explicit options over ``--data``'s shapes over ``--preset`` over the defaults.
+
+    Returns
+    -------
+    (Problem, int)
+        The problem and the horizon in GD steps.
+
+    Raises
+    ------
+    ProblemError
+        An option disagrees with the data file, or the fields make no valid Problem.
+    """
+    fields: dict[str, Any] = {}
+    steps = DEFAULT_STEPS
+    if args.preset:
+        fields.update(PRESETS[args.preset])
+        steps = PRESET_STEPS[args.preset]
+    if args.data:
+        inferred = ProblemData.infer_shape(args.data)
+        for k, v in inferred.items():
+            given = getattr(args, k, None)
+            if given is not None and str(given) != str(v):
+                raise ProblemError(f"--{k.replace('_', '-')} {given} disagrees with {args.data} ({k}={v})")
+            fields[k] = v
+        if "N" not in inferred and args.N is None:
+            fields["N"] = math.inf
+        fields["data_file"] = os.path.abspath(args.data)
+    for k in _PROBLEM_OPTIONS:
+        v = getattr(args, k, None)
+        if v is not None:
+            fields[k] = v
+    if getattr(args, "steps", None) is not None:
+        steps = args.steps
+    return Problem(**fields), steps
+
+
+def check_out_dir(out: str, config: dict[str, Any], overwrite: bool) -> None:
+    """Refuse to mix a different run's results into a folder that already holds one.
+
+    Parameters
+    ----------
+    out : str
+        The output folder (need not exist).
+    config : dict
+        This run's configuration, compared with ``run.json``'s ``config`` in ``out``.
+    overwrite : bool
+        Skip the comparison (``--overwrite``).
+
+    Raises
+    ------
+    ProblemError
+        ``out`` is a file, or holds the results of a different run.
+    """
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ProblemError(f"--out {out} exists and is not a folder")
+    run_path = os.path.join(out, "run.json")
+    if overwrite or not os.path.isfile(os.path.join(out, "trajectory.csv")):
+        return
+    try:
+        with open(run_path) as f:
+            old = json.load(f).get("config")
+    except (OSError, ValueError):
+        old = None
+    if old != json.loads(json.dumps(config)):
+        raise ProblemError(f"{out} already holds results of a different run; "
+                           "use another --out or pass --overwrite")
+
+
+# -------------------------------------------------------------------------- error path
+def exit_code(exc: BaseException) -> int | None:
+    """The exit code of an error the command line reports in one line, else None.
+
+    Parameters
+    ----------
+    exc : BaseException
+        The error that ended the command.
+
+    Returns
+    -------
+    int or None
+        2 for bad input (:class:`UsageError`, :class:`ProblemError`, a missing file), 1 for a
+        diverging run (:class:`DivergenceError`), None for anything else (a bug: re-raised).
+    """
+    if isinstance(exc, (UsageError, ProblemError, FileNotFoundError)):
+        return 2
+    if isinstance(exc, DivergenceError):
+        return 1
+    return None
+
+
+def run_guarded(command: Callable[[], int],
+                interrupted: str = "lazyrich: interrupted") -> int:
+    """Run ``command`` and turn the errors users cause into one line on stderr and an exit code.
+
+    Parameters
+    ----------
+    command : callable
+        Parses and runs the command; returns its exit code.
+    interrupted : str
+        The line printed on Ctrl-C (exit code 130).
+
+    Returns
+    -------
+    int
+        ``command``'s exit code, or :func:`exit_code` of the error it raised.  Other errors
+        propagate with their traceback.
+    """
+    try:
+        return command()
+    except (LazyrichError, FileNotFoundError) as exc:
+        code = exit_code(exc)
+        if code is None:
+            raise
+        print(f"lazyrich: error: {exc}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
