@@ -51,10 +51,14 @@ def ntk_tilde(X: np.ndarray, F: np.ndarray, z: np.ndarray, eps: float,
               X2: np.ndarray | None = None) -> np.ndarray:
     """Ktilde(X, X2) in convention-A units, with wbar = F z and M = F F^T."""
     X2 = X if X2 is None else X2
-    XF, X2F = X @ F, X2 @ F
+    return (X @ X2.T) * _bracket(X @ F, X2 @ F, z, eps)
+
+
+def _bracket(XF: np.ndarray, X2F: np.ndarray, z: np.ndarray, eps: float) -> np.ndarray:
+    """1 + eps wbar.(x + x') + eps^2 x^T M x' from XF = X F, X2F = X2 F (wbar = F z,
+    M = F F^T): Ktilde is (x . x') times this."""
     lin1, lin2 = XF @ z, X2F @ z
-    inner = 1.0 + eps * (lin1[:, None] + lin2[None, :]) + eps**2 * (XF @ X2F.T)
-    return (X @ X2.T) * inner
+    return 1.0 + eps * (lin1[:, None] + lin2[None, :]) + eps**2 * (XF @ X2F.T)
 
 
 def ntk_tilde_stats(X: np.ndarray, wbar: np.ndarray, M: np.ndarray, eps: float,
@@ -299,11 +303,8 @@ def kernel_observers(names: Sequence[str] = ("kernel_alignment",), k: int = 10
         hit = c.get(key)
         # compare contents, not identity: an integrator may reuse F's buffer between saves
         if hit is None or hit[0].shape != F.shape or not np.array_equal(hit[0], F):
-            X = system.X if which == "train" else system.X_test
-            XF = X @ F
-            lin = XF @ system.z
-            eps = system.problem.eps
-            inner = 1.0 + eps * (lin[:, None] + lin[None, :]) + eps**2 * (XF @ XF.T)
+            XF = (system.X if which == "train" else system.X_test) @ F
+            inner = _bracket(XF, XF, system.z, system.problem.eps)
             c[key] = hit = (np.array(F, copy=True), c["G_" + which] * inner)
         return hit[1]
 

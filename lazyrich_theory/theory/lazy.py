@@ -30,13 +30,10 @@ t -> inf gives ridgeless kernel regression, ``kernel_regression(0)``.
 
 The exact population loss of the linearised model
 --------------------------------------------------
-The kernel functions are polynomials of degree 2 in x:
-Ktilde(x, x_mu) = l_mu . x + x^T S_mu x with l_mu = (1 + eps wbar . x_mu) x_mu,
-S_mu = sym(x_mu m_mu^T), m_mu = eps wbar + eps^2 M x_mu ((wbar, M) at W_s).  So the error of any
-predictor g0 + sum_mu a_mu Ktilde(., x_mu) is e(x) = v . x + x^T Delta x with
-v = v0 + sum_mu a_mu l_mu,  Delta = Delta0 + sum_mu a_mu S_mu  (v0, Delta0 those of g0 - y), and
-(Wick, x ~ N(0, I/D)) E[e^2] = |v|^2/D + (tr Delta)^2/D^2 + 2 tr(Delta^2)/D^2, a quadratic form in
-a evaluated exactly for every t at O(P^2) per time.  This equals the network's population loss
+The kernel functions are polynomials of degree 2 in x, so the error of g0 + sum_mu a_mu
+Ktilde(., x_mu) is e(x) = v . x + x^T Delta x and its population loss is a quadratic form in a,
+evaluated exactly for every t at O(P^2) per time (``theory.kernel_loss.KernelExpansionLoss``,
+the Wick formula of ``core.statistics``).  This equals the network's population loss
 (statistics.population_loss) at the linearised statistics wbar + delta wbar,
 M + (W_s^T dW + dW^T W_s)/N.
 
@@ -68,11 +65,13 @@ from typing import Any
 
 import numpy as np
 
-from lazyrich_theory.core.kernels import ntk_tilde
-from lazyrich_theory.spec.problem import Problem
-from lazyrich_theory.spec.data import ProblemData
-from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.core.kernels import ntk_tilde, ntk_tilde_infinite
+from lazyrich_theory.core.reduced import ReducedSystem
 from lazyrich_theory.core.statistics import predict
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.spec.data import ProblemData
+from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.theory.kernel_loss import KernelExpansionLoss
 
 __all__ = ["lazy_summary",
            "LinearizedModel", "LinearizedCurves", "KernelRegressionResult", "kernel_regression",
@@ -122,52 +121,6 @@ class LinearizedCurves:
         return out
 
 
-class _Population:
-    """The exact population loss of g0 + sum_mu a_mu Ktilde(., x_mu), a = V u (see module doc).
-
-    pop = |v0 + (L^T V) u|^2 / D + (tr Delta0 + (s^T V) u)^2 / D^2
-          + 2 (||Delta0||^2 + 2 h^T V u + u^T V^T G_S V u) / D^2,
-    G_S[mu, nu] = <S_mu, S_nu>_F.  The linear part is evaluated as a norm of an explicit
-    D-vector, so it does not lose digits to cancellation (forming the full Gram of the kernel
-    functions would, like normal equations: error ~ machine-eps * cond(K)^2).
-    """
-
-    def __init__(self, X, wbar, M, eps, v0, Delta0, const=0.0, irreducible=0.0):
-        self.D = X.shape[1]
-        # general targets (docs/targets.md): the error also has the constant -const, and
-        # the target's degree >= 3 power is added: (tr Delta / D - const)^2, + irreducible
-        self.const = float(const)
-        self.irreducible = float(irreducible)
-        lin = 1.0 + eps * (X @ wbar)
-        self.L = lin[:, None] * X                             # rows l_mu
-        Mm = eps * wbar[None, :] + eps**2 * (X @ M.T)         # rows m_mu  (S_mu = sym(x m^T))
-        self.s = np.einsum("ij,ij->i", X, Mm)                 # tr S_mu
-        XM = X @ Mm.T                                         # XM[mu, nu] = x_mu . m_nu
-        self.GS = 0.5 * ((X @ X.T) * (Mm @ Mm.T) + XM * XM.T)  # <S_mu, S_nu>_F
-        self.h = np.einsum("ij,ij->i", X @ Delta0, Mm)        # <S_mu, Delta0>_F (Delta0 sym)
-        self.v0 = np.asarray(v0, dtype=np.float64)
-        self.trD0 = float(np.trace(Delta0))
-        self.fro0 = float(np.sum(Delta0 * Delta0))
-
-    def project(self, V: np.ndarray) -> dict:
-        """Precompute the quadratic form in coordinates a = V u."""
-        return {"Lv": self.L.T @ V, "sv": self.s @ V, "hv": self.h @ V,
-                "Gv": V.T @ self.GS @ V}
-
-    def value(self, pr: dict, u: np.ndarray) -> np.ndarray:
-        """Population loss for each row of u (n, r)."""
-        D = self.D
-        v = self.v0[None, :] + u @ pr["Lv"].T
-        tr = self.trD0 + u @ pr["sv"]
-        if self.const != 0.0:
-            tr = tr - D * self.const
-        fro = self.fro0 + 2.0 * (u @ pr["hv"]) + np.einsum("ij,ij->i", u @ pr["Gv"], u)
-        out = np.einsum("ij,ij->i", v, v) / D + tr * tr / D**2 + 2.0 * fro / D**2
-        if self.irreducible != 0.0:
-            out = out + self.irreducible
-        return out
-
-
 class LinearizedModel:
     """The linearised network around a state, in closed form from ONE eigendecomposition.
 
@@ -177,14 +130,14 @@ class LinearizedModel:
     (ridge = 0) or kernel ridge regression.  See the module docstring for the formulas.
 
     Low-level constructor: K = Ktilde(X, X) (P x P), y, g0 = ftilde at the linearisation point on
-    X, eta0; optionally K_test = Ktilde(X_test, X), y_test, g0_test; ``population`` an internal
-    _Population (built by from_system).
+    X, eta0; optionally K_test = Ktilde(X_test, X), y_test, g0_test; ``population`` the
+    exact population loss of the kernel expansion (a KernelExpansionLoss, built by from_system).
     """
 
     def __init__(self, K: np.ndarray, y: np.ndarray, eta0: float, g0: np.ndarray | None = None,
                  K_test: np.ndarray | None = None, y_test: np.ndarray | None = None,
                  g0_test: np.ndarray | None = None, rcond: float | None = None,
-                 population: _Population | None = None, system: Any = None,
+                 population: KernelExpansionLoss | None = None, system: Any = None,
                  F: np.ndarray | None = None):
         K = np.asarray(K, dtype=np.float64)
         P = K.shape[0]
@@ -245,15 +198,15 @@ class LinearizedModel:
             tgt = getattr(system, "target", None)
             if tgt is None:
                 Delta0 = (0.5 * alpha * eps) * (M - Mref) - p.tau * np.outer(system.beta, system.beta)
-                pop = _Population(X, wbar, M, eps, v0, Delta0)
+                pop = KernelExpansionLoss(X, wbar, M, eps, v0, Delta0)
             else:
                 # y_{<=2} = (c0 - tr C2) + (sqrt(D) c1) . x + x^T (D C2) x  (x in A units)
                 D = X.shape[1]
                 v0 = v0 - math.sqrt(D) * tgt.c1
                 Delta0 = (0.5 * alpha * eps) * (M - Mref) - D * tgt.C2
-                pop = _Population(X, wbar, M, eps, v0, Delta0,
-                                  const=tgt.c0 - float(np.trace(tgt.C2)),
-                                  irreducible=tgt.loss_constant)
+                pop = KernelExpansionLoss(X, wbar, M, eps, v0, Delta0,
+                                          const=tgt.c0 - float(np.trace(tgt.C2)),
+                                          irreducible=tgt.loss_constant)
         return cls(K, system.y, p.eta0 if eta0 is None else eta0, g0=g0, K_test=K_test,
                    y_test=system.y_test, g0_test=g0_test, rcond=rcond, population=pop,
                    system=system, F=F)
@@ -262,9 +215,38 @@ class LinearizedModel:
     def from_problem(cls, problem: Problem, data: ProblemData | None = None,
                      **kw: Any) -> "LinearizedModel":
         """``from_system(ReducedSystem.build(problem, data), **kw)``."""
-        from lazyrich_theory.core.reduced import ReducedSystem
-
         return cls.from_system(ReducedSystem.build(problem, data), **kw)
+
+    @classmethod
+    def initial_infinite_width(cls, X: np.ndarray, beta: np.ndarray, eps: float, eta0: float,
+                               tau: float = 0.5, rcond: float | None = None
+                               ) -> "LinearizedModel":
+        """The centered N = inf model linearised at initialisation, from arrays.
+
+        Parameters
+        ----------
+        X : ndarray, shape (P, D)
+            Training inputs in convention-A units.
+        beta : ndarray, shape (D,)
+            The teacher; labels y = tau (beta . x)^2 (no noise).
+        eps, eta0 : float
+            Network quadratic coefficient and width-free step.
+        tau : float
+            Teacher scale (0.5: y = (beta . x)^2 / 2).
+        rcond : float, optional
+            Null-mode cutoff (default P * machine epsilon).
+
+        Returns
+        -------
+        LinearizedModel
+            K = Ktilde0(X, X) (``kernels.ntk_tilde_infinite``), g0 = 0, the exact population
+            loss; no test set.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        beta = np.asarray(beta, dtype=np.float64)
+        y = tau * (X @ beta) ** 2
+        pop = KernelExpansionLoss.initial_infinite_width(X, beta, eps, tau)
+        return cls(ntk_tilde_infinite(X, eps), y, eta0, rcond=rcond, population=pop)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -283,7 +265,7 @@ class LinearizedModel:
         return self.max_step_factor < 2.0
 
     # ------------------------------------------------------------------ time dependence
-    def _times(self, t, method: str) -> np.ndarray:
+    def _times(self, t, method: str, whole_steps: bool = True) -> np.ndarray:
         if method not in METHODS:
             raise ProblemError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         t = np.atleast_1d(np.asarray(t, dtype=np.float64))
@@ -291,7 +273,7 @@ class LinearizedModel:
             raise ProblemError("times must be a scalar or a 1-D array")
         if not np.all(np.isfinite(t)) or np.any(t < 0):
             raise ProblemError("times must be finite and >= 0")
-        if method == "gd" and np.any(t != np.round(t)):
+        if method == "gd" and whole_steps and np.any(t != np.round(t)):
             raise ProblemError("GD times must be integers (numbers of steps)")
         return t
 
@@ -347,11 +329,15 @@ class LinearizedModel:
             pop = self._population.value(self._pop_parts(), u)
         return train, te, pop
 
-    def curves(self, t, method: str = "gd", test: bool = True,
-               population: bool = True) -> LinearizedCurves:
+    def curves(self, t, method: str = "gd", test: bool = True, population: bool = True, *,
+               whole_steps: bool = True) -> LinearizedCurves:
         """Train, test and (exact) population losses of the linearised model at times ``t``
-        (GD steps; integers for method="gd"), vectorised, no time stepping."""
-        t = self._times(t, method)
+        (GD steps; integers for method="gd"), vectorised, no time stepping.
+
+        ``whole_steps=False`` accepts non-integer GD times, read as the real power
+        (1 - c lambda)^t (real while every c lambda < 1; the D -> inf references of
+        ``theory.asymptotics`` read curves on log grids)."""
+        t = self._times(t, method, whole_steps)
         n = t.size
         tr = np.empty(n)
         te = np.empty(n) if (test and self.K_test is not None) else None
@@ -469,8 +455,6 @@ def kernel_regression(K: np.ndarray, y: np.ndarray, K_test: np.ndarray | None = 
 
 
 def _as_system(obj: Any, data: ProblemData | None = None):
-    from lazyrich_theory.core.reduced import ReducedSystem
-
     if isinstance(obj, Problem):
         return ReducedSystem.build(obj, data)
     return obj
@@ -501,8 +485,6 @@ def lazy_summary(problem: Problem, data: ProblemData | None = None,
     """K0-regression train/test (and exact population) MSE, ridgeless, and the linearised
     model's lazy peak: the argmax of its test loss on a log grid of 541 times in [1, 1e9]
     (GD when stable, else flow)."""
-    from lazyrich_theory.core.reduced import ReducedSystem
-
     system = ReducedSystem.build(problem, data) if system is None else system
     model = LinearizedModel.from_system(system, population=False)
     k0 = model.kernel_regression(0.0)
