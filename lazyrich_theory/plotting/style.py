@@ -200,9 +200,11 @@ def cut_round_off(ax: Any, values: Iterable[Any], floor: float = ROUND_OFF_FLOOR
     bool
         True when the axis was cut (say so in the panel's title).
     """
-    low = min((float(np.nanmin(np.where(np.asarray(v, float) > 0, v, np.nan)))
-               for v in values if np.any(np.asarray(v, float) > 0)), default=np.inf)
-    if low < floor:
-        ax.set_ylim(bottom=floor)
-        return True
-    return False
+    positive = [a[np.isfinite(a) & (a > 0)] for a in (np.asarray(v, float) for v in values)]
+    positive = [a for a in positive if a.size]
+    if not positive or min(a.min() for a in positive) >= floor:
+        return False
+    top = max(a.max() for a in positive)
+    margin = 10.0 ** (0.05 * np.log10(max(top / floor, 10.0)))   # matplotlib's 5 % (in decades)
+    ax.set_ylim(floor, top * margin)
+    return True
