@@ -1,8 +1,9 @@
 """Plots of trajectories (matplotlib object API; never touches the backend or pyplot).
 
 :func:`plot_trajectory` draws the two standard panels into a new Figure, or into axes the
-caller owns (``ax=``).  The panels are also available one by one (:func:`draw_losses`,
-:func:`draw_decomposition`) for figures that add their own curves before the legend.
+caller owns (``ax=``); ``overlay=`` adds the caller's curves (another run, the numpy network)
+before the legends are made.  The panels are also available one by one (:func:`draw_losses`,
+:func:`draw_decomposition`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lazyrich_theory.results.trajectory import Trajectory
 
-__all__ = ["plot_trajectory", "draw_losses", "draw_decomposition", "finish_trajectory_figure",
-           "options_suffix", "ALIGNMENT_LABEL"]
+__all__ = ["plot_trajectory", "draw_losses", "draw_decomposition", "ALIGNMENT_LABEL"]
 
 #: Legend entry of the NTK-alignment curve (drawn on its own right-hand axis).
 ALIGNMENT_LABEL = "NTK alignment (paper's, test set; right axis)"
@@ -145,7 +145,7 @@ def draw_decomposition(ax: "Axes", traj: "Trajectory") -> bool:
     return drawn
 
 
-def finish_trajectory_figure(fig, axes, traj: "Trajectory", own: bool) -> None:
+def _finish(fig, axes, traj: "Trajectory", own: bool) -> None:
     """Legends and title of :func:`plot_trajectory`'s panels.
 
     In a Figure of its own, each panel's legend goes below it, outside the axes, where it
@@ -212,7 +212,7 @@ def plot_trajectory(traj: "Trajectory", path: str | os.PathLike | None = None, d
     if len(axes) == 2:
         if not draw_decomposition(axes[1], traj):
             axes = axes[:1]          # nothing to list in an empty panel's legend
-    finish_trajectory_figure(fig, axes, traj, own)
+    _finish(fig, axes, traj, own)
     if path is not None:
         fig.savefig(os.fspath(path), dpi=dpi)
     return fig
