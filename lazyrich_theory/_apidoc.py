@@ -55,6 +55,8 @@ MODULES = (
     "lazyrich_theory.experiments.with_theory",
     "lazyrich_theory.experiments.sweep",
     "lazyrich_theory.experiments.figures",
+    "lazyrich_theory.plotting.trajectory",
+    "lazyrich_theory.plotting.figures",
     "lazyrich_validation.network",
     "lazyrich_validation.compare",
 )

@@ -36,12 +36,22 @@ EXPECTED_MODULES = {
     "lazyrich_theory.core.integrators", "lazyrich_validation.network", "lazyrich_validation.compare",
 }
 
+_FIGURE_INTERNALS = ("figure internals (registry, compute functions); the public names are "
+                     "documented under lazyrich_theory.experiments.figures")
+
 #: Package modules deliberately left out of the reference, with the reason.  A new module must
 #: be added either to ``_apidoc.MODULES`` (then regenerate docs/api.md) or here.
 NOT_DOCUMENTED = {
     "lazyrich_theory.cli.app": "the command line; documented by `lazyrich --help` and docs/user_guide.md",
     "lazyrich_theory.cli.phase": "`lazyrich phase`; documented in docs/phase_diagrams.md",
-    "lazyrich_theory.plotting.trajectory": "internal plotting helpers behind Trajectory.plot",
+    "lazyrich_theory.plotting.style": "internal: labels, log axes, twin axes and legends shared by the plots",
+    "lazyrich_theory.experiments.figures.common": _FIGURE_INTERNALS,
+    "lazyrich_theory.experiments.figures.registry": _FIGURE_INTERNALS,
+    "lazyrich_theory.experiments.figures.paper": _FIGURE_INTERNALS,
+    "lazyrich_theory.experiments.figures.sweeps": _FIGURE_INTERNALS,
+    "lazyrich_theory.experiments.figures.variants": _FIGURE_INTERNALS,
+    "lazyrich_theory.experiments.figures.fig5": _FIGURE_INTERNALS,
+    "lazyrich_theory.experiments.figures.interpolation": _FIGURE_INTERNALS,
     "lazyrich_theory.plotting.phase": "internal plotting helpers behind PhaseResult.plot",
     "lazyrich_theory.plotting.mpl": "internal: matplotlib through its object API",
     "lazyrich_theory._apidoc": "this generator",
