@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 from numba import njit
 
-from lazyrich_theory.errors import IntegrationError
+from lazyrich_theory.errors import IntegrationError, ProblemError
 
 __all__ = ["IntegrationError", "IntegratorStats", "dopri5", "rkc2", "rkc_coefficients",
            "rkc_stability_bound", "DOPRI5_C", "DOPRI5_A", "DOPRI5_B5", "DOPRI5_B4", "DOPRI5_E",
@@ -66,12 +66,13 @@ DOPRI5_SAFETY, DOPRI5_MIN_FAC, DOPRI5_MAX_FAC, DOPRI5_BETA = 0.9, 0.2, 10.0, 0.0
 
 
 def _check_save_times(t_save, rtol: float, atol: float) -> np.ndarray:
-    """The save times as a float array; ValueError for bad tolerances or save times."""
+    """The save times as a float array; ProblemError (a ValueError) for bad
+    tolerances or save times."""
     if rtol <= 0 or atol < 0:
-        raise ValueError("rtol must be > 0 and atol >= 0")
+        raise ProblemError("rtol must be > 0 and atol >= 0")
     t_save = np.asarray(t_save, dtype=np.float64)
     if t_save.ndim != 1 or t_save.size == 0 or np.any(np.diff(t_save) <= 0):
-        raise ValueError("save times must be a non-empty strictly increasing sequence")
+        raise ProblemError("save times must be a non-empty strictly increasing sequence")
     return t_save
 
 
@@ -208,7 +209,7 @@ def rkc_coefficients(s: int, damping: float = RKC_DAMPING) -> np.ndarray:
     ~ 0.653 s^2.
     """
     if s < 2:
-        raise ValueError("RKC needs at least 2 stages")
+        raise ProblemError("RKC needs at least 2 stages")
     w0 = 1.0 + damping / s**2
     T = np.zeros(s + 1)
     dT = np.zeros(s + 1)

@@ -37,6 +37,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from lazyrich_theory.errors import ProblemError
+
 __all__ = [
     "ntk_tilde", "ntk_tilde_stats", "ntk_tilde_infinite", "ntk_scale", "ntk",
     "stable_eta0_bound",
@@ -87,10 +89,10 @@ def ntk_scale(alpha: float, N: float) -> float:
 def ntk(X: np.ndarray, F: np.ndarray, z: np.ndarray, eps: float, alpha: float, N: float,
         X2: np.ndarray | None = None) -> np.ndarray:
     """The true empirical NTK K(X, X2) = (alpha^2 / N) Ktilde(X, X2) of a width-N network
-    (w.r.t. W, readouts fixed).  Raises ValueError for N = inf, where K = 0 and only the
-    width-free Ktilde (``ntk_tilde``) is meaningful."""
+    (w.r.t. W, readouts fixed).  Raises ProblemError (a ValueError) for N = inf, where K = 0
+    and only the width-free Ktilde (``ntk_tilde``) is meaningful."""
     if not math.isfinite(float(N)):
-        raise ValueError("the true NTK vanishes at N = inf; use ntk_tilde (eta K = eta0 Ktilde)")
+        raise ProblemError("the true NTK vanishes at N = inf; use ntk_tilde (eta K = eta0 Ktilde)")
     return ntk_scale(alpha, N) * ntk_tilde(X, F, z, eps, X2)
 
 
@@ -109,7 +111,7 @@ def stable_eta0_bound(X: np.ndarray, F: np.ndarray, z: np.ndarray, eps: float) -
 def _sym(K: np.ndarray) -> np.ndarray:
     K = np.asarray(K, dtype=np.float64)
     if K.ndim != 2 or K.shape[0] != K.shape[1]:
-        raise ValueError(f"need a square kernel matrix, got shape {K.shape}")
+        raise ProblemError(f"need a square kernel matrix, got shape {K.shape}")
     return K
 
 
@@ -195,7 +197,7 @@ def target_power_fraction(K: np.ndarray | None, y: np.ndarray, k: int | Sequence
         return cum
     ks = np.asarray(k)
     if np.any(ks < 1) or np.any(ks > cum.size):
-        raise ValueError(f"k must be in 1..{cum.size}, got {k!r}")
+        raise ProblemError(f"k must be in 1..{cum.size}, got {k!r}")
     out = cum[ks - 1]
     return float(out) if ks.ndim == 0 else out
 
@@ -207,7 +209,7 @@ def state_ntk(system: Any, F: np.ndarray | None = None, which: str = "train",
 
     which: "train" -> Ktilde(X, X) (P x P); "test" -> Ktilde(X_test, X_test) (T x T);
     "test_train" -> Ktilde(X_test, X) (T x P).  ``true=True`` returns the true NTK
-    K = (alpha^2/N) Ktilde of the width-N network instead (ValueError at N = inf).  Inputs are
+    K = (alpha^2/N) Ktilde of the width-N network instead (ProblemError at N = inf).  Inputs are
     the system's convention-A-unit arrays; the result equals the NTK of the network in its
     own (stored) units, for both conventions.
     """
@@ -220,7 +222,7 @@ def state_ntk(system: Any, F: np.ndarray | None = None, which: str = "train",
     elif which == "test_train":
         X, X2 = system.X_test, system.X
     else:
-        raise ValueError(f"which must be 'train', 'test' or 'test_train', got {which!r}")
+        raise ProblemError(f"which must be 'train', 'test' or 'test_train', got {which!r}")
     if true:
         return ntk(X, F, system.z, p.eps, p.alpha, p.N, X2)
     return ntk_tilde(X, F, system.z, p.eps, X2)
@@ -236,7 +238,7 @@ def kernel_alignment(system: Any, F: np.ndarray | None = None, split: str = "tes
     same value.  Signature (system, F) so it can be passed to ``solve(observers=...)``.
     """
     if split not in ("test", "train"):
-        raise ValueError(f"split must be 'test' or 'train', got {split!r}")
+        raise ProblemError(f"split must be 'test' or 'train', got {split!r}")
     K = state_ntk(system, F, split)
     y = system.y_test if split == "test" else system.y
     return paper_kernel_alignment(K, y)
@@ -325,5 +327,5 @@ def kernel_observers(names: Sequence[str] = ("kernel_alignment",), k: int = 10
     }
     unknown = [n for n in names if n not in table]
     if unknown:
-        raise ValueError(f"unknown kernel observer(s) {unknown}; choose from {sorted(table)}")
+        raise ProblemError(f"unknown kernel observer(s) {unknown}; choose from {sorted(table)}")
     return {n: table[n] for n in names}

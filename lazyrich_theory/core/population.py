@@ -432,6 +432,8 @@ def population(problem: Problem, steps: int, *, method: str = "auto",
         predicted_transition_time (``rich_transition_time``).
     """
     method = check_options(problem, method)
+    if not (rtol > 0 and atol >= 0):
+        raise ProblemError(f"need rtol > 0 and atol >= 0, got rtol={rtol:g}, atol={atol:g}")
     times = make_save_times(steps, extra=save_times).astype(np.float64)
     data = problem.data() if data is None else data
     beta = np.asarray(data.beta, dtype=np.float64)

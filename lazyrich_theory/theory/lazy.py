@@ -142,7 +142,7 @@ class LinearizedModel:
         K = np.asarray(K, dtype=np.float64)
         P = K.shape[0]
         if K.shape != (P, P):
-            raise ValueError(f"K must be square, got {K.shape}")
+            raise ProblemError(f"K must be square, got {K.shape}")
         self.P = P
         self.eta0 = float(eta0)
         self.c = 2.0 * self.eta0 / P
@@ -378,7 +378,7 @@ class LinearizedModel:
         A = self.coefficients(t, method)
         if X is None:
             if self.K_test is None:
-                raise ValueError("no test kernel; pass X")
+                raise ProblemError("no test kernel; pass X")
             return self.g0_test[None, :] + A @ self.K_test.T
         Kx, g0x = self._kernel_at(X)
         return g0x[None, :] + A @ Kx.T
@@ -386,7 +386,7 @@ class LinearizedModel:
     def _kernel_at(self, X: np.ndarray):
         s = self._system
         if s is None:
-            raise ValueError("predict(X=...) needs a model built by from_system")
+            raise ProblemError("predict(X=...) needs a model built by from_system")
         p = s.problem
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
         Kx = ntk_tilde(X, self._F, s.z, p.eps, s.X)

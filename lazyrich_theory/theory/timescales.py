@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from lazyrich_theory.core.population import population, rich_transition_time
-from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.data import ProblemData
+from lazyrich_theory.spec.problem import Problem
 
 __all__ = ["Timescales", "predict_timescales", "first_time_below", "population_half_time",
            "grokking_metrics"]
@@ -81,9 +81,7 @@ def population_half_time(problem: Problem, data: ProblemData | None = None,
     steps = int(min(max(10 * t_star, 1000), 1e12)) if horizon is None else int(horizon)
     pi = problem.replace(N="inf", P=max(problem.P, 1), data_file=None,
                          noise=0.0, momentum=0.0, batch_size=None, online=False)
-    from lazyrich_theory.spec.data import ProblemData as _PD
-
-    d = _PD(X=np.zeros((1, problem.D)), y=np.zeros(1), X_test=np.zeros((1, problem.D)),
+    d = ProblemData(X=np.zeros((1, problem.D)), y=np.zeros(1), X_test=np.zeros((1, problem.D)),
             y_test=np.zeros(1), beta=np.asarray(beta, dtype=float), W0=None, source="beta only")
     tr = population(pi, steps, data=d, method="scalar", rtol=1e-8, atol=1e-12)
     L = tr.population_loss

@@ -8,12 +8,18 @@ from scipy.integrate import solve_ivp
 from lazyrich_theory import Problem, solve
 from lazyrich_theory.errors import IntegrationError
 from lazyrich_theory.core.integrators import (
+    DOPRI5_A,
+    DOPRI5_B4,
+    DOPRI5_B5,
+    DOPRI5_C,
+    DOPRI5_E,
     dopri5,
     power_spectral_radius,
     rkc2,
     rkc_coefficients,
     rkc_stability_bound,
 )
+from lazyrich_theory.core.population import scalar_rhs, solve_scalar
 from lazyrich_theory.core.reduced import ReducedSystem
 
 
@@ -145,3 +151,22 @@ def test_rkc_flow_agrees_with_dopri5_reference_and_gd(lazy_problem):
     assert rkc.info["n_rhs"] < ref.info["n_rhs"]
     # flow vs exact GD: an O(eta0) difference, well under a percent at eta0 = 1 here
     assert np.max(np.abs(gd.test_loss[m] / ref.test_loss[m] - 1)) < 0.05
+
+
+def test_dopri5_tableau_is_consistent_and_shared_with_the_scalar_population_ode():
+    """One Dormand–Prince tableau: row sums = nodes, 5th- and 4th-order weights sum to 1 and
+    satisfy the order conditions; the Numba 2-scalar solver of the population ODE reads the
+    same constants and agrees with dopri5 on the same right-hand side."""
+    A, b5, b4, c = (np.array(x) for x in (DOPRI5_A, DOPRI5_B5, DOPRI5_B4, DOPRI5_C))
+    np.testing.assert_allclose(A.sum(1), c, atol=1e-15)
+    for b, order in ((b5, 5), (b4, 4)):
+        assert b.sum() == pytest.approx(1.0, abs=1e-15)
+        for k in range(1, order):                          # bushy-tree conditions b.c^k = 1/(k+1)
+            assert b @ c**k == pytest.approx(1.0 / (k + 1), abs=1e-14)
+    np.testing.assert_array_equal(DOPRI5_E, b5 - b4)
+    args = (1.1, 0.2, 1.0, 0.5, 9.0, 12.0, 0.0, 1e-3)
+    ts = np.array([0.0, 50.0, 400.0, 2000.0])
+    a, b, _ = solve_scalar(*args, ts, 1e-11, 1e-14)
+    ref, _ = _collect(dopri5, lambda t, y: np.array(scalar_rhs(y[0], y[1], *args)),
+                      np.zeros(2), ts, rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(np.c_[a, b], ref, rtol=1e-8, atol=1e-12)

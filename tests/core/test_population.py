@@ -1,11 +1,19 @@
 """Population (online) ODE: 2-scalar reduction vs D-dimensional flow, and vs the reduced
 finite-P solver at very large P."""
 
+import inspect
+
 import numpy as np
 import pytest
 
 from lazyrich_theory import Problem, ProblemError
-from lazyrich_theory.core.population import population, rich_transition_time
+from lazyrich_theory.core.population import (
+    SUPPORTED_OPTIONS,
+    check_options,
+    population,
+    population_grid,
+    rich_transition_time,
+)
 from lazyrich_theory.core.solve import solve
 
 
@@ -133,3 +141,40 @@ def test_online_sgd_with_weight_decay_approaches_the_decayed_population_ode():
         gap_plain.append(np.max(np.abs(sg.population_loss - ode0.population_loss)) / L0)
     same, plain = float(np.mean(gap_same)), float(np.mean(gap_plain))
     assert same < 0.02 and same < 0.3 * plain, (same, plain)
+
+
+def test_options_are_checked_in_one_place_with_one_line_errors():
+    """check_options names every unsupported option of a method in one line
+    (SUPPORTED_OPTIONS); population and population_grid use it."""
+    inf = Problem(D=6, P=5, N="inf", alpha=1.0, eps=0.2, seed=0, test_size=5)
+    fin = inf.replace(N=3)
+    assert check_options(inf) == "scalar" and check_options(fin) == "full"
+    assert check_options(inf.replace(noise=0.1, weight_decay=0.01), "full") == "full"
+    assert {"noise", "weight_decay"} <= SUPPORTED_OPTIONS["scalar"] & SUPPORTED_OPTIONS["full"]
+    cases = [(fin.replace(momentum=0.5), "scalar", ("momentum", "N = inf")),
+             (fin.replace(momentum=0.5), "auto", ("momentum",)),
+             (inf, "euler", ("auto, scalar, full",))]
+    for p, method, words in cases:
+        with pytest.raises(ProblemError) as exc:
+            population(p, 10, method=method)
+        msg = str(exc.value)
+        assert "\n" not in msg and all(w in msg for w in words), msg
+    with pytest.raises(ProblemError, match="momentum"):
+        population_grid(inf.replace(momentum=0.5), 10, [1.0], [0.1])
+    population_grid(fin, 10, [1.0], [0.1])          # the grid is the N = inf ODE: N is ignored
+    with pytest.raises(ProblemError, match="rtol"):
+        population(inf, 10, rtol=0.0)
+
+
+def test_population_signature_matches_solve():
+    """population(problem, steps, *, method, save_times, data, ...): the same order as solve;
+    everything after steps is keyword-only."""
+    sig = inspect.signature(population).parameters
+    names = list(sig)
+    assert names[:5] == ["problem", "steps", "method", "save_times", "data"]
+    assert all(sig[n].kind is inspect.Parameter.KEYWORD_ONLY for n in names[2:])
+    solve_names = list(inspect.signature(solve).parameters)
+    assert [n for n in solve_names if n in names[2:5]] == names[2:5]
+    p = Problem(D=6, P=5, N="inf", alpha=1.0, eps=0.2, seed=0, test_size=5)
+    with pytest.raises(TypeError):
+        population(p, 10, "scalar")

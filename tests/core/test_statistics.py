@@ -6,7 +6,7 @@ import pytest
 
 from lazyrich_theory import Problem
 from lazyrich_theory.core.reduced import ReducedSystem
-from lazyrich_theory.core.statistics import decomposition, diagnostics
+from lazyrich_theory.core.statistics import decomposition, diagnostics, wick_terms
 
 
 @pytest.mark.parametrize("centered", [True, False])
@@ -67,3 +67,18 @@ def test_diagnostics_relative_to_init():
     al, tr, fro, nw = diagnostics(np.ones(D), M, np.zeros(D), M0, beta)
     assert al == pytest.approx(2.0) and tr == pytest.approx(2.0 / D)
     assert fro == pytest.approx(2.0) and nw == pytest.approx(math.sqrt(D))
+
+
+def test_wick_terms_is_the_one_formula_behind_decomposition():
+    """decomposition = wick_terms(|v|^2, tr Delta, tr Delta^2, D), bit for bit, and wick_terms
+    works elementwise on arrays (as the linearised model uses it)."""
+    rng = np.random.default_rng(4)
+    D, alpha, eps, tau = 7, 1.3, 0.4, 0.5
+    wbar, beta = rng.standard_normal(D), rng.standard_normal(D)
+    M = rng.standard_normal((D, D)); M = M @ M.T
+    v = alpha * wbar
+    Delta = 0.5 * alpha * eps * M - tau * np.outer(beta, beta)
+    ref = wick_terms(float(v @ v), np.trace(Delta), float(np.sum(Delta * Delta)), D)
+    assert decomposition(wbar, M, np.zeros(D), np.zeros((D, D)), beta, alpha, eps, tau) == ref
+    arr = wick_terms(np.array([1.0, 2.0]), np.array([3.0, -1.0]), np.array([5.0, 0.5]), 4)
+    np.testing.assert_allclose(arr, [[9 / 16, 1 / 16], [10 / 16, 1 / 16], [1 / 4, 2 / 4]])

@@ -238,3 +238,20 @@ def test_input_validation():
         A.linearized_curves_asymptotic(5.5, 0.02, 1.0, [-1.0], D=100)
     r = A.linearized_curves_asymptotic(5.5, 0.02, 1.0, 10.0, D=100)
     assert np.ndim(r["test_loss"]) == 0
+
+
+def test_package_reexports_every_name():
+    """theory.asymptotics is a package; every name of the former module is importable from it."""
+    from lazyrich_theory.theory.asymptotics import (  # noqa: F401
+        _de_curves,
+        _solve_a,
+        feature_groups,
+        k0_regression_asymptotic,
+        k0_regression_expansion,
+        k0_regression_exact,
+        linearized_curves_asymptotic,
+        linearized_curves_exact,
+        mp_stieltjes,
+        sample_data,
+    )
+    assert set(A.__all__) <= set(dir(A))

@@ -1,8 +1,9 @@
 """Proportional asymptotics (D -> inf, P = kappa D) of the initial-NTK (lazy) model.
 
-Setting (docs/theory.md §1, §4; derivation in docs/asymptotics.md).  Convention A, N = inf, centered:
-x ~ N(0, I/D), y = 1/2 (beta.x)^2 = x^T B x with B = 1/2 beta beta^T, b2 = |beta|^2 / D, and the
-width-free initial kernel (eta K0 = eta0 Ktilde0)
+Setting (docs/theory.md §1, §4; derivation in docs/asymptotics.md).  Convention A, N = inf,
+centered: x ~ N(0, I/D), y = 1/2 (beta.x)^2 = x^T B x with B = 1/2 beta beta^T,
+b2 = |beta|^2 / D (|beta|^2 itself is ``beta2`` in the population ODE), and the width-free
+initial kernel (eta K0 = eta0 Ktilde0)
 
     Ktilde0(x, x') = (x.x') [1 + eps^2 (x.x')]  =  psi(x) . psi(x'),   psi(x) = (x, eps x x^T),
 
@@ -50,6 +51,11 @@ features as if Gaussian; see docs/asymptotics.md for its measured accuracy.
 Learning curves of the linearised model: train residual (I - cK)^t (-y), c = 2 eta0 / P, K = Ktilde0
 (``method="gd"``), or exp(-c K t) (``method="flow"``, same time axis).  Curves depend on t through
 c t = 2 eta0 t / (kappa D), so the dimension D is needed to read t in GD steps.
+
+Modules: ``spectra`` (checks, Marchenko–Pastur, feature groups, filters), ``leading`` (leading
+order), ``deterministic`` (finite-D deterministic equivalent), ``exact`` (exact finite-D
+references through ``theory.lazy.LinearizedModel``); every public name is importable from
+this package.
 """
 
 from __future__ import annotations

@@ -160,10 +160,10 @@ def _contours(ints_zeta, tol=1e-15, n_max=4000, scale=1.0):
     return np.concatenate(zs), np.concatenate(ws), np.concatenate(labs), np.array(xmins), capped
 
 
-def _de_curves(kappa, eps, eta0, t, D, b2, method, nodes_scale=1.0):
-    grp = feature_groups(float(D), kappa, eps, b2)
-    sig, mult, th, P = grp["sigma"], grp["mult"], grp["theta2"], float(grp["P"])
-    c = 2 * eta0 / P
+def _spectral_intervals(kappa: float, eps: float, sig: np.ndarray, mult: np.ndarray, P: float,
+                        D: float) -> list[tuple[float, float]]:
+    """The clusters of the deterministic-equivalent spectrum of K, plus a generous interval
+    around the constant-mode outlier, merged where they overlap (increasing)."""
     lo = 1e-5 * min(sig[1] * D / (D + 2), 1.0)
     hi = 4 * ((math.sqrt(kappa) + 1) ** 2 + eps**2 * (kappa + 4))
     for _ in range(3):
@@ -182,29 +182,30 @@ def _de_curves(kappa, eps, eta0, t, D, b2, method, nodes_scale=1.0):
             merged[-1][1] = max(merged[-1][1], b)
         else:
             merged.append([a, b])
-    ints = [tuple(iv) for iv in merged]
+    return [tuple(iv) for iv in merged]
+
+
+def _time_variable(c: float, method: str):
+    """(z_of, dz_of, zeta_of): the map between the spectral variable z and zeta with
+    F = exp(-c t zeta) (GD: (1 - c z)^t, zeta = -log(1 - c z)/c; flow: zeta = z)."""
     if method == "gd":
-        if c * ints[-1][1] >= 1:
-            raise ProblemError("order='de' with method='gd' needs c lambda_max < 1 "
-                             f"(got {c * ints[-1][1]:.3g}); use a smaller eta0 or method='flow'")
+        return (lambda zeta: -np.expm1(-c * zeta) / c, lambda zeta: np.exp(-c * zeta),
+                lambda z: -np.log1p(-c * z) / c)
+    return (lambda zeta: zeta, lambda zeta: np.ones_like(zeta), lambda z: z)
 
-        def z_of(zeta):
-            return -np.expm1(-c * zeta) / c
 
-        def dz_of(zeta):
-            return np.exp(-c * zeta)
-
-        def zeta_of(z):
-            return -np.log1p(-c * z) / c
-    else:
-        def z_of(zeta):
-            return zeta
-
-        def dz_of(zeta):
-            return np.ones_like(zeta)
-
-        def zeta_of(z):
-            return z
+def _de_curves(kappa, eps, eta0, t, D, b2, method, nodes_scale=1.0):
+    """Train and test curves of the linearised model, finite-D deterministic equivalent
+    (``linearized_curves_asymptotic(order="de")``); ``nodes_scale`` multiplies the number of
+    contour nodes (a convergence check)."""
+    grp = feature_groups(float(D), kappa, eps, b2)
+    sig, mult, th, P = grp["sigma"], grp["mult"], grp["theta2"], float(grp["P"])
+    c = 2 * eta0 / P
+    ints = _spectral_intervals(kappa, eps, sig, mult, P, D)
+    if method == "gd" and c * ints[-1][1] >= 1:
+        raise ProblemError("order='de' with method='gd' needs c lambda_max < 1 "
+                           f"(got {c * ints[-1][1]:.3g}); use a smaller eta0 or method='flow'")
+    z_of, dz_of, zeta_of = _time_variable(c, method)
     ints_zeta = [(zeta_of(a), zeta_of(b)) for a, b in ints]
     zeta, dzeta, lab, xmins, capped = _contours(ints_zeta, scale=nodes_scale)
     if capped:
