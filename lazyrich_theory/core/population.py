@@ -47,7 +47,7 @@ from lazyrich_theory.core.integrators import (
     dopri5_step_factor,
 )
 from lazyrich_theory.core.reduced import initial_factor
-from lazyrich_theory.core.statistics import decomposition, diagnostics, wick_terms
+from lazyrich_theory.core.statistics import decomposition, diagnostics, reference, wick_terms
 from lazyrich_theory.errors import DivergenceError, IntegrationError, ProblemError
 from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
@@ -372,7 +372,7 @@ def _full_flow(p: Problem, data: ProblemData, beta: np.ndarray, times: np.ndarra
     D = p.D
     F0, c, z = initial_factor(data.W0 if p.finite_width else None, D)
     wbar0, M0 = F0 @ z, F0 @ F0.T
-    wref, Mref = (wbar0, M0) if p.centered else (np.zeros(D), np.zeros((D, D)))
+    wref, Mref = reference(p.centered, wbar0, M0)
     final: dict[str, np.ndarray] = {}
 
     def rhs(t, F):

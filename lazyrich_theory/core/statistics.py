@@ -20,13 +20,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["decomposition", "diagnostics", "population_loss", "predict", "wick_terms"]
+__all__ = ["decomposition", "diagnostics", "population_loss", "predict", "reference",
+           "wick_terms"]
 
 
 def predict(XF: np.ndarray, z: np.ndarray, alpha: float, eps: float) -> np.ndarray:
     """f(x) = alpha wbar.x + (alpha eps/2) x^T M x for rows x of X, given XF = X F,
     wbar = F z and M = F F^T (the factor form)."""
     return alpha * (XF @ z) + (0.5 * alpha * eps) * np.einsum("ij,ij->i", XF, XF)
+
+
+def reference(centered: bool, wbar0: np.ndarray, M0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(wbar_ref, M_ref): the initial statistics for the centered model, zeros otherwise."""
+    if centered:
+        return wbar0, M0
+    return np.zeros_like(wbar0), np.zeros_like(M0)
 
 
 @njit(cache=True)

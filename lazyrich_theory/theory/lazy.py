@@ -67,7 +67,7 @@ import numpy as np
 
 from lazyrich_theory.core.kernels import ntk_tilde, ntk_tilde_infinite
 from lazyrich_theory.core.reduced import ReducedSystem
-from lazyrich_theory.core.statistics import predict
+from lazyrich_theory.core.statistics import predict, reference
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
@@ -190,10 +190,7 @@ class LinearizedModel:
         pop = None
         if population:
             wbar, M = F @ z, F @ F.T
-            if p.centered:
-                wref, Mref = system.wbar0, system.M0
-            else:
-                wref, Mref = np.zeros_like(wbar), np.zeros_like(M)
+            wref, Mref = reference(p.centered, system.wbar0, system.M0)
             v0 = alpha * (wbar - wref)
             tgt = getattr(system, "target", None)
             if tgt is None:
