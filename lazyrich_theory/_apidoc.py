@@ -50,6 +50,7 @@ MODULES = (
     "lazyrich_theory.core.population",
     "lazyrich_theory.core.integrators",
     "lazyrich_theory.theory.lazy",
+    "lazyrich_theory.theory.kernel_loss",
     "lazyrich_theory.theory.timescales",
     "lazyrich_theory.theory.asymptotics",
     "lazyrich_theory.experiments.with_theory",
