@@ -7,18 +7,24 @@ leaves a half-written file behind and never damages what was there before.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import io
 import json
 import math
 import os
+import shutil
 import tempfile
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from lazyrich_theory.errors import ProblemError
+
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_write_npz",
-           "atomic_write_csv", "read_csv", "jsonable", "decode_float"]
+           "atomic_write_csv", "read_csv", "jsonable", "decode_float", "folder_transaction",
+           "verify_folder", "recover_folder", "MANIFEST"]
 
 
 def _current_umask() -> int:
@@ -64,7 +70,7 @@ def jsonable(obj: Any) -> Any:
     and ``"-inf"`` (strict JSON has no such numbers; :func:`decode_float` reads them back).
     ``None`` stays ``null``: it means "not applicable", which is not the same as NaN.
     """
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [jsonable(v) for v in obj]
@@ -136,3 +142,132 @@ def read_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
     data = np.array([[float(x) for x in r] for r in body], dtype=np.float64).reshape(
         len(body), len(header))
     return {h: data[:, j].copy() for j, h in enumerate(header)}
+
+
+# ----------------------------------------------------------------- folders as transactions
+#: Written last into every transactional folder: the name and SHA-256 of each file.
+MANIFEST = "manifest.json"
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:     # alive, someone else's
+        return True
+    return True
+
+
+def _siblings(folder: str, kind: str) -> list[str]:
+    parent, name = os.path.split(os.path.abspath(folder))
+    prefix = f".{name}.{kind}-"
+    try:
+        entries = os.listdir(parent)
+    except FileNotFoundError:
+        return []
+    return sorted(os.path.join(parent, e) for e in entries if e.startswith(prefix))
+
+
+def _owner_dead(path: str) -> bool:
+    """A sibling named ``.NAME.KIND-PID-RANDOM`` whose writer process is gone."""
+    try:
+        pid = int(os.path.basename(path).split("-")[1])
+    except (IndexError, ValueError):
+        return True
+    return not _pid_alive(pid)
+
+
+def recover_folder(folder: str | os.PathLike) -> None:
+    """Finish or undo a folder swap that a killed process left half done, and remove the stale
+    temporaries of dead writers (see :func:`folder_transaction`).
+
+    If ``folder`` is missing but a complete new version (one with a manifest) waits beside it,
+    that version is moved into place; else a saved old version is moved back.
+    """
+    folder = os.path.abspath(os.fspath(folder))
+    if not os.path.exists(folder):
+        done = [p for p in _siblings(folder, "tmp") if _owner_dead(p)
+                and os.path.isfile(os.path.join(p, MANIFEST))]
+        old = [p for p in _siblings(folder, "old") if _owner_dead(p)]
+        if done:
+            os.rename(done[-1], folder)
+        elif old:
+            os.rename(old[-1], folder)
+    for kind in ("tmp", "old"):
+        for p in _siblings(folder, kind):
+            if _owner_dead(p):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def folder_transaction(folder: str | os.PathLike, keep: Sequence[str] = ()):
+    """Write a whole result folder or nothing.
+
+    Yields a new, empty sibling folder ``.NAME.tmp-PID-XXXX`` to write the files into.  On
+    success the files named in ``keep`` that exist in the old ``folder`` and were not written
+    are carried over (hard links, else copies), a :data:`MANIFEST` with every file's SHA-256
+    is written last, and the new folder replaces the old one by two renames
+    (``folder -> .NAME.old-...``, ``tmp -> folder``), after which the old one is deleted.  A
+    kill at any instant leaves either the old complete folder or the new complete one
+    (:func:`recover_folder`, which :func:`verify_folder` and the next transaction call, puts
+    the right one in place); on an exception the temporary folder is removed and ``folder``
+    is untouched.
+    """
+    folder = os.path.abspath(os.fspath(folder))
+    parent, name = os.path.split(folder)
+    os.makedirs(parent, exist_ok=True)
+    recover_folder(folder)
+    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=parent)
+    try:
+        yield tmp
+        for fname in keep:
+            src, dst = os.path.join(folder, fname), os.path.join(tmp, fname)
+            if os.path.isfile(src) and not os.path.exists(dst):
+                try:
+                    os.link(src, dst)
+                except OSError:
+                    shutil.copy2(src, dst)
+        files = sorted(f for f in os.listdir(tmp) if f != MANIFEST)
+        atomic_write_text(os.path.join(tmp, MANIFEST), json.dumps(
+            {"files": {f: _sha256(os.path.join(tmp, f)) for f in files}}, indent=2) + "\n")
+        os.chmod(tmp, 0o777 & ~_UMASK)          # mkdtemp makes 0700; results are for sharing
+        if os.path.exists(folder):
+            old = tempfile.mkdtemp(prefix=f".{name}.old-{os.getpid()}-", dir=parent)
+            os.rmdir(old)
+            os.rename(folder, old)
+            os.rename(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def verify_folder(folder: str | os.PathLike) -> None:
+    """Raise ``ProblemError`` unless every file listed in the folder's manifest is present with
+    its recorded SHA-256 (folders written before manifests existed pass unchecked)."""
+    recover_folder(folder)
+    folder = os.fspath(folder)
+    path = os.path.join(folder, MANIFEST)
+    if not os.path.isfile(path):
+        return
+    try:
+        with open(path) as f:
+            listed = json.load(f)["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ProblemError(f"{folder}: unreadable {MANIFEST}; the folder may be damaged") from None
+    for fname, digest in listed.items():
+        fpath = os.path.join(folder, fname)
+        if not os.path.isfile(fpath) or _sha256(fpath) != digest:
+            raise ProblemError(f"{folder}: {fname} does not match the manifest (files of "
+                               "different runs are mixed, or one was edited); re-run to rewrite it")

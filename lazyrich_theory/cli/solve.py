@@ -116,7 +116,7 @@ def run_solve(args: argparse.Namespace) -> int:
     check_out_dir(args.out, config, args.overwrite)
     traj = _compute(args, problem, steps, extra, data)
     assert len(traj.t) == len(times)
-    traj.info["config"] = config
+    traj = traj.with_info(config=config)
     traj.save(args.out, data=data, plot=args.plot, overwrite=True)  # check_out_dir ran
     if not args.quiet:
         last = traj.at(traj.t[-1])

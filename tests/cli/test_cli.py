@@ -543,7 +543,7 @@ def test_trajectory_save_refuses_a_different_problem_and_overwrite_leaves_no_sta
 
     p = lr.Problem(D=8, P=12, N=3, seed=0, test_size=10)
     a = lr.solve(p, 20)
-    a.info["summary"] = {"x": 1.0}
+    a = a.with_info(summary={"x": 1.0})
     a.save(tmp_path, data=p.data(), plot=False)
     assert (tmp_path / "summary.json").exists() and (tmp_path / "data.npz").exists()
     a.save(tmp_path, plot=False)                  # the same problem again: fine, data kept
