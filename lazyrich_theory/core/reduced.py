@@ -30,24 +30,41 @@ import numpy as np
 from numba import njit
 
 from lazyrich_theory.core.kernels import ntk_tilde, stable_eta0_bound
+from lazyrich_theory.core.richness import RICHNESS_COLUMNS, richness_observers
 from lazyrich_theory.core.statistics import decomposition, diagnostics, predict
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.results.trajectory import CORE_COLUMNS
 from lazyrich_theory.spec.data import ProblemData, data_target
+from lazyrich_theory.spec.inits import init_measures, parse_init
 from lazyrich_theory.spec.problem import Problem
 
 __all__ = ["ReducedSystem", "initial_factor"]
 
 
-def initial_factor(W0: np.ndarray | None, D: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def initial_factor(W0: np.ndarray | None, D: int, *, M0: np.ndarray | None = None,
+                   rank_revealing: bool = False, rank_rtol: float = 1e-12
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(F0, c, z) with F0 F0^T = M0, F0 z = wbar0, and the update F <- A F + b c^T.
 
     N <= D + 1: F0 = W0^T / sqrt(N), c = z = 1 / sqrt(N) (the network itself).
     N > D + 1:  thin QR of Y^T, Y = [W0^T; 1^T] / sqrt(N): Y = R^T Q^T, Z = R^T, F0 = Z[:D],
                 c = Z[D], z = Q^T 1 / sqrt(N)  (r = D + 1 columns).
     N = inf:    F0 = [I_D | 0], c = z = e_{D+1}  (so F = [U u]).
+
+    Structured initialisations (docs/init_structure.md §2.1):
+
+    * ``M0`` (N = inf, ``W0`` None): a Gaussian neuron law with mean 0 and second moment M0
+      (rank rho): F0 = [L | 0] with L L^T = M0, L = V sqrt(Lambda) over the eigenvalues above
+      ``rank_rtol`` times the largest (exactly zero columns are dropped), c = z = e_{rho+1};
+    * ``rank_revealing`` (finite N): the thin SVD Y = Q S V^T truncated at its numerical rank r
+      (singular values above ``rank_rtol`` times the largest), Z = V S, z = Q^T 1 / sqrt(N): r =
+      rank [W0 1] columns, so a rank-R init keeps rank(M) <= R + 1 exactly in floating point.
+
+    Without these arguments the result is the package's factor, bit for bit.
     """
     if W0 is None:
+        if M0 is not None:
+            return _gaussian_factor(np.asarray(M0, dtype=np.float64), D, rank_rtol)
         F0 = np.zeros((D, D + 1))
         F0[:, :D] = np.eye(D)
         e = np.zeros(D + 1)
@@ -55,15 +72,38 @@ def initial_factor(W0: np.ndarray | None, D: int) -> tuple[np.ndarray, np.ndarra
         return F0, e, e.copy()
     N = W0.shape[0]
     s = 1.0 / math.sqrt(N)
-    if N <= D + 1:
+    if N <= D + 1 and not rank_revealing:
         return np.ascontiguousarray(W0.T * s), np.full(N, s), np.full(N, s)
     Yt = np.empty((N, D + 1))
     Yt[:, :D] = W0 * s
     Yt[:, D] = s
+    if rank_revealing:
+        U, sv, Vt = np.linalg.svd(Yt, full_matrices=False)
+        r = int(np.sum(sv > rank_rtol * sv[0]))
+        Z = Vt[:r].T * sv[:r]
+        return np.ascontiguousarray(Z[:D]), Z[D].copy(), U[:, :r].T @ np.full(N, s)
     Q, R = np.linalg.qr(Yt, mode="reduced")
     Z = R.T
     z = Q.T @ np.full(N, s)
     return np.ascontiguousarray(Z[:D]), Z[D].copy(), z
+
+
+def _gaussian_factor(M0: np.ndarray, D: int, rank_rtol: float
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """F0 = [L | 0], c = z = e_last, L L^T = M0 with rank(M0) columns (N = inf, wbar0 = 0)."""
+    if M0.shape != (D, D) or not np.all(np.isfinite(M0)):
+        raise ProblemError(f"M0 must be a finite {D} x {D} matrix, got shape {M0.shape}")
+    lam, V = np.linalg.eigh(0.5 * (M0 + M0.T))
+    top = float(lam[-1]) if lam.size else 0.0
+    if not top > 0 or lam[0] < -1e-10 * top:
+        raise ProblemError("M0 must be positive semi-definite and nonzero")
+    keep = lam > rank_rtol * top
+    rho = int(keep.sum())
+    F0 = np.zeros((D, rho + 1))
+    F0[:, :rho] = V[:, keep] * np.sqrt(lam[keep])
+    e = np.zeros(rho + 1)
+    e[rho] = 1.0
+    return F0, e, e.copy()
 
 
 @dataclass
@@ -95,7 +135,8 @@ class ReducedSystem:
 
     @classmethod
     def build(cls, problem: Problem, data: ProblemData | None = None,
-              observers: Mapping[str, Callable[["ReducedSystem", np.ndarray], float]] | None = None
+              observers: Mapping[str, Callable[["ReducedSystem", np.ndarray], float]] | None = None,
+              *, M0: np.ndarray | None = None, rank_revealing: bool | None = None
               ) -> "ReducedSystem":
         """The system for ``problem``.
 
@@ -107,7 +148,16 @@ class ReducedSystem:
             Its data (default: ``problem.data()``).
         observers : mapping, optional
             Extra columns name -> fn(system, F), after the Monte-Carlo standard error of a
-            user-function target (``population_loss_stderr``) if there is one.
+            user-function target (``population_loss_stderr``) if there is one, and after the
+            richness columns ``weight_change`` and ``tangent_kernel_alignment`` (recorded for
+            every run; an observer of the same name replaces one).
+        M0 : array (D, D), optional
+            N = inf only: the second moment of a structured Gaussian init (mean 0); default
+            the data's ``M0`` if it has one, else the identity (iid).
+        rank_revealing : bool, optional
+            Finite N: start from the rank-revealing SVD factor (``initial_factor``); default
+            True for the low-rank init families (``lowrank``, ``aligned``), else the package's
+            factor.
 
         Returns
         -------
@@ -119,7 +169,7 @@ class ReducedSystem:
         data.check(problem)
         s = problem.input_scale
         X, X_test = data.X * s, data.X_test * s
-        F0, c, z = initial_factor(data.W0, problem.D)
+        F0, c, z = _factor_for(problem, data, M0, rank_revealing)
         wbar0, M0 = F0 @ z, F0 @ F0.T
         if problem.centered:
             f0 = predict(X @ F0, z, problem.alpha, problem.eps)
@@ -131,6 +181,7 @@ class ReducedSystem:
         if tgt is not None and not tgt.exact:
             # Monte-Carlo population loss: its standard error as the first extra column
             cols["population_loss_stderr"] = _population_stderr
+        cols.update(richness_observers(RICHNESS_COLUMNS))
         for name, fn in (observers or {}).items():
             if name in CORE_COLUMNS or name == "t":
                 raise ProblemError(f"observer name {name!r} clashes with a core column")
@@ -138,6 +189,17 @@ class ReducedSystem:
         return cls(problem, np.ascontiguousarray(X), data.y.astype(np.float64),
                    np.ascontiguousarray(X_test), data.y_test.astype(np.float64),
                    data.beta.astype(np.float64), F0, c, z, f0, f0_test, wbar0, M0, tgt, cols)
+
+    def init_info(self) -> dict[str, Any]:
+        """The init spec, its scale and measures (effective ranks, task overlap) of M0, for
+        run.json (docs/init_structure.md §1.4)."""
+        p = self.problem
+        n = min(int(p.N), p.D) if p.finite_width else p.D
+        info: dict[str, Any] = {"init": str(parse_init(getattr(p, "init", "iid"))),
+                                "init_scale": float(getattr(p, "init_scale", 1.0)),
+                                "factor_rank": int(self.F0.shape[1])}
+        info.update(init_measures(self.M0, self.beta, finite=False, n=n))
+        return info
 
     # --------------------------------------------------------------------------- dynamics
     def residuals(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -241,6 +303,21 @@ class ReducedSystem:
     def eta0_bound(self, F: np.ndarray) -> float:
         """The largest stable eta0 at state F (Gauss-Newton bound P / lambda_max(Ktilde))."""
         return stable_eta0_bound(self.X, F, self.z, self.problem.eps)
+
+
+def _factor_for(problem: Problem, data: ProblemData, M0: np.ndarray | None,
+                rank_revealing: bool | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The initial factor of ``problem``: structured N = inf M0 (argument, else the data's),
+    rank-revealing for low-rank finite-N inits, else the package's factor."""
+    M0 = getattr(data, "M0", None) if M0 is None else M0
+    if problem.finite_width:
+        if M0 is not None:
+            raise ProblemError("M0 gives an N = inf init; at finite N the init is W0")
+        if rank_revealing is None:
+            kind = parse_init(getattr(problem, "init", "iid")).kind
+            rank_revealing = kind in ("lowrank", "aligned")
+        return initial_factor(data.W0, problem.D, rank_revealing=rank_revealing)
+    return initial_factor(None, problem.D, M0=M0)
 
 
 def _population_stderr(system: "ReducedSystem", F: np.ndarray) -> float:

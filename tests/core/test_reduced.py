@@ -10,6 +10,7 @@ from scipy.integrate import solve_ivp
 
 from lazyrich_theory import Problem
 from lazyrich_theory.core.reduced import ReducedSystem, initial_factor
+from lazyrich_theory.core.richness import RICHNESS_COLUMNS
 from lazyrich_theory.core.solve import METHODS, SUPPORTED_OPTIONS, solve
 from lazyrich_theory.core.stepping import Batches, step_loop
 from lazyrich_theory.core.trackers import Divergence, EarlyStop, Recorder, Tracker
@@ -157,9 +158,11 @@ def test_observers_are_a_field_kept_by_replace(small_problem):
     assert "observers" in {f.name for f in dataclasses.fields(system)}
     assert "_observers" not in system.__dict__
     copy = dataclasses.replace(system)
-    assert copy.observers == {"sq": _alignment} and copy.width() == system.width()
+    # the richness columns (issue 17) come first, then the caller's observers
+    assert list(copy.observers) == [*RICHNESS_COLUMNS, "sq"]
+    assert copy.observers["sq"] is _alignment and copy.width() == system.width()
     np.testing.assert_array_equal(copy.record(copy.F0), system.record(system.F0))
-    assert ReducedSystem.build(small_problem).observers == {}
+    assert tuple(ReducedSystem.build(small_problem).observers) == RICHNESS_COLUMNS
     with pytest.raises(ProblemError, match="clashes"):
         ReducedSystem.build(small_problem, observers={"test_loss": _alignment})
 
