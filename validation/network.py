@@ -80,6 +80,11 @@ The error is ``e(u) = alpha wbar_s . u + (1/2) u^T A u`` with (paper's form)
 (With Delta = A/2 these are (tr Delta)^2/D^2, 2 tr(Delta^2)/D^2 and |v|^2/D of THEORY §3.)
 The diagnostics ``alignment``, ``trace_dM``, ``frob_dM``, ``norm_dwbar`` are always relative
 to the initial statistics, whatever the centering.
+
+Richness (issue 17; :mod:`.richness`): the extra columns ``weight_change`` = ||W - W0||_F /
+||W0||_F and ``tangent_kernel_alignment`` = <K_t, K_0> / (||K_t|| ||K_0||) with the NTK as a sum
+over neurons, on the training set; ``info["init"]`` the init spec and its measures
+(``spec.inits.init_measures``: effective ranks and task overlap of W0).
 """
 
 from __future__ import annotations
@@ -92,11 +97,18 @@ import numpy as np
 
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.data import ProblemData, labels
+from lazyrich_theory.spec.inits import init_measures
 from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.spec.schedule import save_times as _default_save_times
 from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 
+from .richness import kernel_alignment, network_ntk, stable_eta0, tangent_kernel, weight_change
+
 __all__ = ["simulate", "network_ntk", "stable_eta0", "forward", "loss_and_grad", "NetworkDivergence"]
+
+#: Richness columns (issue 17), computed from W(t) and W0 in :mod:`.richness`: the relative
+#: weight change and the tangent-kernel alignment with the initial NTK on the training set.
+RICHNESS_COLUMNS = ("weight_change", "tangent_kernel_alignment")
 
 #: Divergence threshold: the train loss may not exceed this multiple of its initial value.
 DIVERGENCE_FACTOR = 1e8
@@ -346,6 +358,8 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
     a = a0.copy()
     n_save = len(times)
     rec = {c: np.empty(n_save) for c in CORE_COLUMNS}
+    richness = {c: np.empty(n_save) for c in RICHNESS_COLUMNS}
+    K0 = tangent_kernel(problem, W0, X, a0)
     save_set = {int(s): j for j, s in enumerate(times)}
 
     def record(j: int, L: float) -> None:
@@ -367,6 +381,9 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
         rec["trace_dM"][j] = float(np.trace(dM)) / D
         rec["frob_dM"][j] = float(np.linalg.norm(dM))
         rec["norm_dwbar"][j] = float(np.linalg.norm(wbar - wbar0))
+        richness["weight_change"][j] = weight_change(W, W0)
+        richness["tangent_kernel_alignment"][j] = kernel_alignment(
+            tangent_kernel(problem, W, X, a), K0)
 
     step_times = np.empty(steps)
     bar = None
@@ -443,52 +460,10 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
         "train_readouts": bool(train_readouts),
         "sgd": mode,
         "time_per_step": float(np.median(step_times)) if steps > 0 else 0.0,
+        "init": {"init": str(getattr(problem, "init", "iid")),
+                 "init_scale": float(getattr(problem, "init_scale", 1.0)),
+                 **init_measures(W0, beta, finite=True)},
     }
     return Trajectory(problem=problem, method="network", t=np.asarray(times, dtype=np.float64),
-                      **rec, info=info,
+                      **rec, extra=richness, info=info,
                       final_state={"W": W, "a": a, "wbar": wbar, "M": M})
-
-
-# ---------------------------------------------------------------------------- kernel
-def stable_eta0(problem: Problem, W: np.ndarray, X: np.ndarray, a: np.ndarray | None = None) -> float:
-    """Largest stable eta0 of GD on the network linearised at W: the loss (1/P)|f - y|^2
-    under W <- W - eta grad has residual map I - (2 eta / P) K, stable while
-    (2 eta / P) lambda_max(K) < 2, i.e. eta0 < P alpha^2 / (N lambda_max(K)) with eta = eta0 N / alpha^2."""
-    K = network_ntk(problem, W, X, a=a)
-    lam = float(np.linalg.eigvalsh(0.5 * (K + K.T))[-1])
-    N = W.shape[0]
-    return X.shape[0] * problem.alpha**2 / (N * lam) if lam > 0 else float("inf")
-
-
-def network_ntk(problem: Problem, W: np.ndarray, X: np.ndarray, X2: np.ndarray | None = None,
-                a: np.ndarray | None = None) -> np.ndarray:
-    """Empirical NTK w.r.t. W only: K(x, x') = sum_i df(x)/dw_i . df(x')/dw_i.
-
-    Built from the explicit Jacobian J[m, (i, d)] = (alpha/N) a_i phi'(h_i(x_m)) c x_{m d}
-    (c = 1 in A, 1/sqrt(D) in B; inputs in the convention's own units), shape (n, N*D),
-    assembled in blocks of neurons to bound memory.  Meant for small problems.
-    Returns K(X, X2) of shape (n, n2) (X2 defaults to X).
-    """
-    W = np.asarray(W, dtype=np.float64)
-    X = np.atleast_2d(np.asarray(X, dtype=np.float64))
-    same = X2 is None
-    X2 = X if same else np.atleast_2d(np.asarray(X2, dtype=np.float64))
-    N, D = W.shape
-    a = np.ones(N) if a is None else np.asarray(a, dtype=np.float64)
-    c = preactivation_scale(problem)
-
-    def jac_block(Xb: np.ndarray, sl: slice) -> np.ndarray:
-        Hb = _preact(problem, W[sl], Xb)  # (n, nb)
-        g = (problem.alpha / N) * a[sl][None, :] * (1.0 + problem.eps * Hb)
-        J = g[:, :, None] * (c * Xb)[:, None, :]  # (n, nb, D)
-        return J.reshape(Xb.shape[0], -1)
-
-    n, n2 = X.shape[0], X2.shape[0]
-    block = max(1, int(2e7 // (max(n, n2) * D)))
-    K = np.zeros((n, n2))
-    for start in range(0, N, block):
-        sl = slice(start, min(N, start + block))
-        J1 = jac_block(X, sl)
-        J2 = J1 if same else jac_block(X2, sl)
-        K += J1 @ J2.T
-    return K
