@@ -27,6 +27,7 @@ from lazyrich_theory.experiments.sweep import (
     run_cell,
     sweep,
 )
+from lazyrich_theory.spec import targets
 from lazyrich_theory.theory.timescales import grokking_metrics
 
 BASE = Problem(D=10, P=30, N=20, alpha=1.0, eps=0.3, eta0=1.0, seed=0, test_size=100)
@@ -275,6 +276,35 @@ def test_concurrent_futures_executor(reference, tmp_path):
         res = sweep(BASE, VARY, STEPS, seeds=2, executor=ex, out=tmp_path / "th",
                     progress=False, plot=False)
     assert_same_results(reference, res)
+
+
+def _registered_teacher(Z):
+    """A target registered from Python (module-level, so worker processes can load it)."""
+    return Z[:, 0] * Z[:, 1] + 0.5 * Z[:, 2]
+
+
+def test_registered_target_reaches_pool_workers(tmp_path):
+    """Issue 12 §4: process-pool workers start with an empty target registry; the sweep ships
+    the registered functions its cells use, so workers=2 gives the cells of workers=1."""
+    spec = targets.register("sweep_test_teacher", _registered_teacher)
+    base = BASE.replace(target=f"{spec},samples=2000")
+    serial = sweep(base, {"alpha": "0.5,2"}, STEPS, workers=1, progress=False, plot=False)
+    assert list(serial["status"].ravel()) == ["ok", "ok"]
+    pool = sweep(base, {"alpha": "0.5,2"}, STEPS, workers=2, out=tmp_path / "pool",
+                 progress=False, plot=False)
+    assert pool.stats["n_failed"] == 0, pool.stats["failures"]
+    assert_same_results(serial, pool)
+
+
+def test_unpicklable_registered_target_is_refused_before_any_cell(tmp_path):
+    spec = targets.register("sweep_test_lambda", lambda Z: Z[:, 0] ** 2)
+    out = tmp_path / "lam"
+    with pytest.raises(ProblemError) as e:
+        sweep(BASE.replace(target=f"{spec},samples=2000"), {"alpha": "0.5,2"}, STEPS,
+              workers=2, out=out, progress=False, plot=False)
+    msg = str(e.value)
+    assert "sweep_test_lambda" in msg and "workers=1" in msg and "\n" not in msg
+    assert not list(out.glob("cells/*.json"))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,237 @@
+"""A sweep's results as a labeled N-D dataset (:class:`PhaseResult`), and its files:
+
+    DIR/phase.csv        one tidy row per cell: swept parameters, seed, cell id, status, metrics
+    DIR/phase_mean.csv   one row per grid point: mean and standard deviation over seeds
+    DIR/phase.npz        the labeled N-D dataset, with the
+    DIR/phase.json       JSON sidecar naming its dims, coords and variables
+    DIR/phase.png        heat map (2-D sweeps) or curves (1-D sweeps)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from lazyrich_theory.experiments.sweep.axes import INT_FIELDS
+from lazyrich_theory.experiments.sweep.cells import (
+    FORMAT,
+    METRICS,
+    RESULT_METRICS,
+    STATUSES,
+)
+from lazyrich_theory.storage import (
+    atomic_write_json,
+    atomic_write_npz,
+    atomic_write_text,
+    jsonable,
+)
+
+__all__ = ["PhaseResult", "load_phase"]
+
+
+@dataclass
+class PhaseResult:
+    """Results of a sweep as a labeled N-D dataset.
+
+    ``dims``: the swept parameters in order, then ``seed``; ``coords[dim]``: its values;
+    ``data[name]``: an array of shape ``shape`` for every name in :data:`RESULT_METRICS`
+    (float, NaN where a cell has none), plus ``status`` and ``cell_id`` (strings).
+    """
+
+    dims: tuple[str, ...]
+    coords: dict[str, np.ndarray]
+    data: dict[str, np.ndarray]
+    config: dict[str, Any]
+    out: str | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Grid shape, one entry per dimension (seed included)."""
+        return tuple(len(self.coords[d]) for d in self.dims)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.data[name]
+
+    def _seed_axis(self) -> int:
+        return self.dims.index("seed")
+
+    def mean(self, name: str) -> np.ndarray:
+        """Mean over seeds (over the cells with a value), shape = shape without seed."""
+        a = np.asarray(self.data[name], dtype=float)
+        with np.errstate(invalid="ignore"):
+            valid = ~np.isnan(a)
+            n = valid.sum(axis=self._seed_axis())
+            s = np.where(valid, a, 0.0).sum(axis=self._seed_axis())
+            return np.where(n > 0, s / np.maximum(n, 1), np.nan)
+
+    def std(self, name: str) -> np.ndarray:
+        """Standard deviation over seeds (ddof = 0; 0 for a single seed)."""
+        a = np.asarray(self.data[name], dtype=float)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanstd(a, axis=self._seed_axis())
+
+    @property
+    def grid_dims(self) -> tuple[str, ...]:
+        """The swept dimensions other than seed."""
+        return tuple(d for d in self.dims if d != "seed")
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of cells per status (only statuses that occur)."""
+        st = self.data["status"].ravel().tolist()
+        return {s: st.count(s) for s in STATUSES if st.count(s)}
+
+    # ------------------------------------------------------------------ storage
+    def _rows(self):
+        for idx in itertools.product(*(range(len(self.coords[d])) for d in self.dims)):
+            yield idx
+
+    def save(self, out: str | os.PathLike, plot: bool = True) -> None:
+        """Write phase.csv, phase_mean.csv, phase.npz + phase.json and (if ``plot``) phase.png.
+
+        phase.npz holds one array per variable (shape = the dims' lengths, in order) and one
+        ``coord_<dim>`` array per dim; phase.json describes dims, coords and variables.
+        """
+        out = os.fspath(out)
+        os.makedirs(out, exist_ok=True)
+        self._save_cells_csv(os.path.join(out, "phase.csv"))
+        self._save_mean_csv(os.path.join(out, "phase_mean.csv"))
+        self._save_dataset(out)
+        if plot:
+            self.plot(os.path.join(out, "phase.png"))
+
+    def _save_cells_csv(self, path: str) -> None:
+        """The tidy CSV: one row per cell."""
+        header = list(self.dims) + ["cell_id", "status"] + list(RESULT_METRICS)
+        cols: list[list] = [[] for _ in header]
+        for idx in self._rows():
+            for j, d in enumerate(self.dims):
+                cols[j].append(_csv_value(self.coords[d][idx[j]]))
+            cols[len(self.dims)].append(str(self.data["cell_id"][idx]))
+            cols[len(self.dims) + 1].append(str(self.data["status"][idx]))
+            for j, m in enumerate(RESULT_METRICS):
+                cols[len(self.dims) + 2 + j].append(_csv_value(self.data[m][idx]))
+        _write_csv(path, header, cols)
+
+    def _save_mean_csv(self, path: str) -> None:
+        """Mean and standard deviation over seeds: one row per grid point."""
+        gd = self.grid_dims
+        gshape = tuple(len(self.coords[d]) for d in gd)
+        n_ok = (self.data["status"] == "ok").sum(axis=self._seed_axis())
+        means = {m: self.mean(m) for m in RESULT_METRICS}
+        stds = {m: self.std(m) for m in RESULT_METRICS}
+        header = list(gd) + ["n_seeds", "n_ok"]
+        for m in RESULT_METRICS:
+            header += [f"{m}_mean", f"{m}_std"]
+        cols: list[list] = [[] for _ in header]
+        for idx in itertools.product(*(range(n) for n in gshape)):
+            row = [_csv_value(self.coords[d][idx[j]]) for j, d in enumerate(gd)]
+            row += [str(len(self.coords["seed"])), str(int(n_ok[idx]))]
+            for m in RESULT_METRICS:
+                row += [_csv_value(means[m][idx]), _csv_value(stds[m][idx])]
+            for j, v in enumerate(row):
+                cols[j].append(v)
+        _write_csv(path, header, cols)
+
+    def _save_dataset(self, out: str) -> None:
+        """The N-D dataset: phase.npz and its sidecar phase.json."""
+        arrays = {f"coord_{d}": _coord_array(self.coords[d]) for d in self.dims}
+        for m in RESULT_METRICS:
+            arrays[m] = np.asarray(self.data[m], dtype=float)
+        arrays["status"] = np.asarray(self.data["status"], dtype="<U8")
+        arrays["cell_id"] = np.asarray(self.data["cell_id"], dtype="<U16")
+        atomic_write_npz(os.path.join(out, "phase.npz"), arrays)
+        sidecar = {
+            "format": FORMAT,
+            "description": "labeled N-D dataset of a lazyrich phase sweep; arrays in phase.npz",
+            "dims": list(self.dims),
+            "shape": list(self.shape),
+            "coords": {d: {"array": f"coord_{d}",
+                           "values": [jsonable(v) for v in self.coords[d]]}
+                       for d in self.dims},
+            "variables": {**{m: {"dims": list(self.dims), "dtype": "float64",
+                                 "description": METRICS[m]} for m in RESULT_METRICS},
+                          "status": {"dims": list(self.dims), "dtype": "str",
+                                     "description": "ok | diverged | failed | missing"},
+                          "cell_id": {"dims": list(self.dims), "dtype": "str",
+                                      "description": "cells/<cell_id>.json holds the cell"}},
+            "attrs": jsonable(self.config),
+        }
+        atomic_write_json(os.path.join(out, "phase.json"), sidecar)
+
+    def plot(self, path: str | os.PathLike | None = None, **kw):
+        """Heat map of the phase diagram (plotting_phase.plot_phase); PNG if ``path``."""
+        # imported here: matplotlib (about 1 s) is only needed for pictures, and importing it
+        # with this module would put it on every `import lazyrich_theory`
+        from lazyrich_theory.plotting.phase import plot_phase
+
+        return plot_phase(self, path, **kw)
+
+
+def _csv_value(v: Any) -> str:
+    """One CSV field: true/false, strings as they are, integers exactly, floats with full
+    precision (repr), non-finite floats as inf, -inf, nan."""
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (str, np.str_)):
+        return str(v)
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    v = float(v)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v.is_integer() and abs(v) < 2**53:
+        return str(int(v))
+    return repr(v)
+
+
+def _write_csv(path: str, header: Sequence[str], columns: Sequence[Sequence[str]]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for row in zip(*columns):
+        w.writerow(row)
+    atomic_write_text(path, buf.getvalue())
+
+
+def _coord_array(values: np.ndarray) -> np.ndarray:
+    vals = list(values)
+    if all(isinstance(v, (bool, np.bool_)) for v in vals):
+        return np.asarray(vals, dtype=bool)
+    if all(isinstance(v, str) for v in vals):
+        return np.asarray(vals, dtype="<U8")
+    return np.asarray(vals, dtype=float)
+
+
+def load_phase(out: str | os.PathLike) -> PhaseResult:
+    """Read the dataset written by :meth:`PhaseResult.save` (phase.npz + phase.json)."""
+    out = os.fspath(out)
+    jpath, npath = os.path.join(out, "phase.json"), os.path.join(out, "phase.npz")
+    if not (os.path.isfile(jpath) and os.path.isfile(npath)):
+        raise FileNotFoundError(f"no phase.json / phase.npz in {out}")
+    with open(jpath) as f:
+        side = json.load(f)
+    dims = tuple(side["dims"])
+    with np.load(npath, allow_pickle=False) as z:
+        coords = {d: _from_coord(z[f"coord_{d}"], d) for d in dims}
+        data = {k: z[k] for k in z.files if not k.startswith("coord_")}
+    return PhaseResult(dims, coords, data, side.get("attrs", {}), out)
+
+
+def _from_coord(a: np.ndarray, dim: str) -> np.ndarray:
+    if a.dtype.kind in "iu" or (dim in INT_FIELDS and a.dtype.kind == "f"):
+        return np.asarray([int(v) for v in a], dtype=object)
+    return np.asarray(a.tolist(), dtype=object)

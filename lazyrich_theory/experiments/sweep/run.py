@@ -1,0 +1,213 @@
+"""``sweep()``: validate the options, check the folder's configuration and resume from it, plan
+the cells, execute the missing ones, assemble the :class:`PhaseResult`."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.experiments.sweep.axes import Axis, sweep_axes
+from lazyrich_theory.experiments.sweep.cells import (
+    FORMAT,
+    RESULT_METRICS,
+    cell_path,
+    plan_cells,
+    read_cell,
+    remove_stale_temporaries,
+    run_cell,
+)
+from lazyrich_theory.experiments.sweep.executors import Runner, execute
+from lazyrich_theory.experiments.sweep.result import PhaseResult
+from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.storage import atomic_write_json, decode_float, jsonable
+
+__all__ = ["sweep", "sweep_config"]
+
+
+def sweep_config(base: Problem, axes: Sequence[Axis], steps: int, method: str, integrator: str,
+                 rtol: float | None, atol: float | None, threshold: float, relative: float,
+                 tol: float | None, predict: bool) -> dict[str, Any]:
+    """The sweep's identity (what sweep.json holds); execution settings are not part of it."""
+    return jsonable({"format": FORMAT, "base_problem": base.to_dict(),
+                    "axes": [a.to_dict() for a in axes], "steps": int(steps),
+                    "method": method, "integrator": integrator if method == "flow" else None,
+                    "rtol": rtol, "atol": atol, "threshold": threshold, "relative": relative,
+                    "tol": tol, "predict": bool(predict)})
+
+
+def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps: int, *,
+          seeds: int | Sequence[int] | None = None, method: str = "flow",
+          integrator: str = "rkc", rtol: float | None = None, atol: float | None = None,
+          threshold: float = 0.1, relative: float = 0.1, tol: float | None = 1e-6,
+          predict: bool = True, out: str | os.PathLike | None = None,
+          executor: Any = None, workers: int | None = None, scheduler: Any = None,
+          retries: int = 2, progress: bool = True, plot: bool = True,
+          shared_fs: bool | None = None, log: Callable[[str], None] | None = None,
+          cell_fn: Callable[[Mapping[str, Any]], dict] | None = None) -> PhaseResult:
+    """Run (or resume) a phase sweep; see the module doc.
+
+    base : the Problem every cell starts from.
+    vary : {name: spec or values} (or a list of :class:`Axis`): the swept parameters, any of
+        :data:`SWEEPABLE`; the product of all axes is computed.
+    steps : horizon T in GD steps.
+    seeds : K (seeds base.seed, ..., base.seed + K - 1) or an explicit list; a ``seed`` axis
+        in ``vary`` does the same.  Means and spreads are taken over this axis.
+    method : "flow" (gradient flow, RKC; default: fast) or "gd" (exact GD map).
+    threshold, relative : the absolute and relative grokking thresholds (see :data:`METRICS`).
+    tol : convergence tolerance: a cell stops at the first save time at which train and test
+        loss are both under ``tol`` (gd stops computing there; the flow is integrated to T and
+        its record cut there).  None or 0: run every cell to T.
+    predict : also compute the theory's predictions (predict_timescales, linearised model).
+    out : folder for the resumable storage (None: results only in memory).
+    executor : a ``concurrent.futures.Executor`` or a ``distributed.Client`` to run cells on.
+    workers : size of the local process pool (default: the number of CPUs; 1 = in-process).
+    scheduler : a Dask scheduler address ("tcp://...") or a ``distributed.Client``.
+    retries : how many times a cell whose computation raised, or whose worker died, is tried
+        again before it is reported as failed (failed cells are not stored: a re-run tries
+        them again).
+    shared_fs : whether workers can write to ``out`` themselves (default: True for local
+        pools and executors, False for Dask: the client writes each cell as it arrives).
+    cell_fn : replaces :func:`run_cell` (for tests and extensions; must be picklable).
+    """
+    tol = _validate(method, integrator, steps, threshold, relative, tol, retries, executor,
+                    scheduler, workers)
+    axes = sweep_axes(base, vary, seeds)
+    settings = (steps, method, integrator, rtol, atol, threshold, relative, tol, predict)
+    cells = plan_cells(base, axes, *settings)
+    config = sweep_config(base, axes, *settings)
+    out_s = None if out is None else os.fspath(out)
+    done = {} if out_s is None else _open_folder(out_s, config, cells)
+    todo = _missing(cells, done)
+    _announce(log, out_s, axes, len(cells), len(done), len(todo))
+    runner = Runner(out_s, len(cells), len(cells) - len(todo), progress and bool(todo), retries)
+    t0 = time.perf_counter()
+    try:
+        execute(todo, run_cell if cell_fn is None else cell_fn, runner, executor=executor,
+                scheduler=scheduler, workers=workers, shared_fs=shared_fs,
+                custom_cell_fn=cell_fn is not None)
+    finally:
+        runner.close()
+    wall = time.perf_counter() - t0
+    done.update(runner.records)
+    res = _assemble(axes, cells, done, runner, config, out_s, len(todo), wall)
+    if out_s is not None:
+        res.save(out_s, plot=plot)
+    return res
+
+
+def _validate(method: str, integrator: str, steps: Any, threshold: Any, relative: Any,
+              tol: float | None, retries: Any, executor: Any, scheduler: Any,
+              workers: Any) -> float | None:
+    """Check the options of :func:`sweep` (ProblemError, one line); returns ``tol`` with 0
+    meaning None."""
+    if method not in ("flow", "gd"):
+        raise ProblemError(f"method must be 'flow' or 'gd', got {method!r}")
+    if method == "flow" and integrator not in ("rkc", "dopri5"):
+        raise ProblemError(f"integrator must be 'rkc' or 'dopri5', got {integrator!r}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ProblemError(f"steps must be a positive integer, got {steps!r}")
+    for name, v in (("threshold", threshold), ("relative", relative)):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise ProblemError(f"{name} must be a number > 0, got {v!r}")
+    if tol is not None and not (math.isfinite(tol) and tol >= 0):
+        raise ProblemError(f"tol must be >= 0, got {tol!r}")
+    if not isinstance(retries, int) or retries < 0:
+        raise ProblemError(f"retries must be a non-negative integer, got {retries!r}")
+    if sum(x is not None for x in (executor, scheduler)) > 1:
+        raise ProblemError("give at most one of executor and scheduler")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ProblemError(f"workers must be a positive integer, got {workers!r}")
+    return None if tol == 0 else tol
+
+
+def _check_config(out: str, config: dict[str, Any]) -> None:
+    """Refuse a folder that holds another sweep (or cells without a sweep.json)."""
+    path = os.path.join(out, "sweep.json")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ProblemError(f"--out {out} exists and is not a folder")
+    if not os.path.isfile(path):
+        if os.path.isdir(os.path.join(out, "cells")) and os.listdir(os.path.join(out, "cells")):
+            raise ProblemError(f"{out} holds cells but no sweep.json; use another --out")
+        return
+    try:
+        with open(path) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        raise ProblemError(f"{path} is unreadable; use another --out") from None
+    new = json.loads(json.dumps(config))
+    if old != new:
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise ProblemError(f"{out} holds a different sweep (differs in: {', '.join(diff)}); "
+                           "use another --out to keep both")
+
+
+def _open_folder(out: str, config: dict[str, Any],
+                 cells: Sequence[Mapping[str, Any]]) -> dict[str, dict]:
+    """Check the folder's sweep.json (writing it for a new sweep) and read the cells already
+    stored there: {cell id: record}."""
+    _check_config(out, config)
+    os.makedirs(os.path.join(out, "cells"), exist_ok=True)
+    remove_stale_temporaries(os.path.join(out, "cells"))
+    if not os.path.isfile(os.path.join(out, "sweep.json")):
+        atomic_write_json(os.path.join(out, "sweep.json"), config)
+    done: dict[str, dict] = {}
+    for spec in cells:
+        rec = read_cell(cell_path(out, spec["id"]))
+        if rec is not None:
+            done[spec["id"]] = rec
+    return done
+
+
+def _missing(cells: Sequence[dict[str, Any]], done: Mapping[str, dict]) -> list[dict[str, Any]]:
+    """The cells still to compute, each id once (equal parameters give equal cells)."""
+    todo = [s for s in cells if s["id"] not in done]
+    seen: set[str] = set()
+    return [s for s in todo if not (s["id"] in seen or seen.add(s["id"]))]
+
+
+def _announce(log: Callable[[str], None] | None, out: str | None, axes: Sequence[Axis],
+              n_cells: int, n_done: int, n_todo: int) -> None:
+    if log is None:
+        return
+    if n_done:
+        log(f"phase: resuming {out}: {n_done} of {n_cells} cells already done, "
+            f"computing {n_todo}")
+    else:
+        log(f"phase: {n_cells} cells ({' x '.join(f'{len(a)} {a.name}' for a in axes)})")
+
+
+def _assemble(axes: Sequence[Axis], cells: Sequence[Mapping[str, Any]],
+              records: Mapping[str, Mapping[str, Any]], runner: Runner,
+              config: dict[str, Any], out: str | None, n_todo: int,
+              wall: float) -> PhaseResult:
+    """The PhaseResult of the cells' records, in grid order."""
+    dims = tuple(a.name for a in axes)
+    shape = tuple(len(a) for a in axes)
+    data: dict[str, np.ndarray] = {m: np.full(shape, np.nan) for m in RESULT_METRICS}
+    data["status"] = np.full(shape, "missing", dtype="<U8")
+    data["cell_id"] = np.empty(shape, dtype="<U16")
+    for flat, spec in enumerate(cells):
+        idx = np.unravel_index(flat, shape)
+        data["cell_id"][idx] = spec["id"]
+        rec = records.get(spec["id"])
+        if rec is None:
+            if spec["id"] in runner.failed:
+                data["status"][idx] = "failed"
+            continue
+        data["status"][idx] = rec.get("status", "ok")
+        for m in RESULT_METRICS:
+            if m in rec["metrics"]:
+                data[m][idx] = decode_float(rec["metrics"][m])
+    coords = {a.name: np.asarray(list(a.values), dtype=object) for a in axes}
+    n_cells = len(cells)
+    stats = {"n_cells": n_cells, "n_resumed": n_cells - n_todo, "n_computed": runner.computed,
+             "n_failed": len(runner.failed), "failures": dict(runner.failed), "wall_time": wall,
+             "cell_wall_time": float(sum(float(r.get("wall_time", 0.0))
+                                         for r in runner.records.values()))}
+    return PhaseResult(dims, coords, data, config, out, stats)
