@@ -16,7 +16,11 @@ from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.streams import is_plain_gd
 from lazyrich_theory.theory.lazy import LinearizedModel, lazy_summary
-from lazyrich_theory.theory.timescales import grokking_metrics, predict_timescales
+from lazyrich_theory.theory.timescales import (
+    grokking_summary,
+    lazy_peak_reason,
+    predict_timescales,
+)
 
 __all__ = ["solve_with_theory"]
 
@@ -30,7 +34,11 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "gd",
     * columns ``linearized_train_loss``/``linearized_test_loss``: the model linearised at
       initialisation, in closed form, with the same method (GD when stable, else flow);
     * ``info["summary"]``: the K0 baseline, the linearised lazy peak, predicted time scales
-      (``timescales.predict_timescales``) and measured grokking metrics.
+      (``timescales.predict_timescales``) and measured grokking metrics
+      (``timescales.grokking_summary``, ``measured_status``).  A value that does not apply
+      (no lazy peak, no predicted delay, a threshold never reached, a non-paper target) is
+      None, never a negative or placeholder number, and ``summary["reasons"]`` maps each
+      None key to a one-line reason (docs/user_guide.md, "summary.json").
 
     Training options: label noise enters through the training labels, so every column is
     exact for it.  The linearised model and the population ODE have no weight decay,
@@ -72,16 +80,46 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "gd",
         traj = traj.with_columns(linearized_train_loss=lin.train_loss,
                                  linearized_test_loss=lin.test_loss)
     summary: dict[str, Any] = dict(lazy_summary(problem, data, system))
+    reasons: dict[str, str] = {}
     if not plain:
         summary["theory_note"] = ("weight_decay/momentum/minibatch/online: the K0 baseline, "
                                   "lazy times and t* are those of full-batch plain GD "
                                   "(rich_time_population includes weight decay, not "
                                   "momentum); no linearised columns")
-    ts = predict_timescales(problem, data, summary["linearized_peak_time"])
+    if problem.finite_width and problem.N < problem.D and problem.target == "paper":
+        note = (f"N = {problem.N} < D = {problem.D}: predicted_rich_time_* are the N = inf "
+                "estimates (M0 = I); the rank-N initial M0 delays the rich transition "
+                "(the online flow at this width, lr.population(problem, method='full'), is "
+                "the closer prediction)")
+        summary["theory_note"] = (summary["theory_note"] + "; " + note
+                                  if "theory_note" in summary else note)
+    why = lazy_peak_reason(summary["linearized_peak_time"], summary["linearized_peak_test_loss"],
+                           summary["kernel_regression_test_loss"])
+    if why is not None:
+        summary["linearized_peak_time"] = math.nan
+        summary["linearized_peak_test_loss"] = math.nan
+        reasons["linearized_peak_time"] = reasons["linearized_peak_test_loss"] = why
+    ts = predict_timescales(problem, data, summary["linearized_peak_time"], why)
     summary.update(ts.to_dict())
-    summary.update({f"measured_{k}": v for k, v in
-                    grokking_metrics(traj.t, traj.train_loss, traj.test_loss).items()})
+    reasons.update(ts.reasons_dict())
+    summary["predicted_grokking_delay_from"] = (
+        None if not math.isfinite(ts.grokking_delay)
+        else "predicted_lazy_peak_time" if math.isfinite(ts.lazy_peak_time)
+        else "predicted_lazy_fit_time")
+    if summary["predicted_grokking_delay_from"] is None:
+        reasons["predicted_grokking_delay_from"] = reasons["predicted_grokking_delay"]
+    measured = grokking_summary(traj.t, traj.train_loss, traj.test_loss)
+    summary.update({f"measured_{k}": v for k, v in measured["values"].items()})
+    reasons.update({f"measured_{k}": v for k, v in measured["reasons"].items()})
+    summary["measured_status"] = measured["status"]
     summary["initial_test_loss"] = float(traj.test_loss[0])
     summary["max_test_loss"] = float(np.max(traj.test_loss))
-    return traj.with_info(summary={k: (None if isinstance(v, float) and not math.isfinite(v)
-                                       else v) for k, v in summary.items()})
+    out: dict[str, Any] = {}
+    for k, v in summary.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        if v is None:
+            reasons.setdefault(k, "not finite")
+        out[k] = v
+    out["reasons"] = {k: reasons[k] for k in sorted(reasons) if out.get(k, 0) is None}
+    return traj.with_info(summary=out)

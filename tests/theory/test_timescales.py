@@ -2,11 +2,14 @@
 import math
 
 import numpy as np
+import pytest
 
 from lazyrich_theory import Problem
 from lazyrich_theory.theory.timescales import (
     first_time_below,
     grokking_metrics,
+    grokking_summary,
+    lazy_peak_reason,
     population_half_time,
     predict_timescales,
 )
@@ -56,3 +59,74 @@ def test_population_half_time_is_where_the_online_loss_halves():
     tr = population(p, int(3 * th))
     L = np.interp(th, tr.t, tr.population_loss)
     assert abs(L / tr.population_loss[0] - 0.5) < 0.02
+
+
+def test_timescales_reasons_for_every_nan():
+    from lazyrich_theory.theory.timescales import Timescales
+
+    ts = Timescales(1.0, math.nan, 2.0, math.inf, math.nan, {"lazy_peak_time": "none"})
+    assert ts.to_dict() == {"predicted_lazy_fit_time": 1.0, "predicted_lazy_peak_time": None,
+                            "predicted_rich_time_estimate": 2.0,
+                            "predicted_rich_time_population": None,
+                            "predicted_grokking_delay": None}
+    assert ts.reasons_dict() == {"predicted_lazy_peak_time": "none",
+                                 "predicted_rich_time_population": "not available",
+                                 "predicted_grokking_delay": "not available"}
+
+
+def test_predicted_delay_is_never_negative():
+    """A lazy peak after the rich transition (e.g. the meaningless 1e9 of a monotone
+    linearised curve) gives no delay, with a reason; a missing peak falls back to the lazy
+    fit time; a missing peak keeps the caller's reason."""
+    p = Problem(D=20, P=10, N="inf", alpha=1.0, eps=0.1, eta0=1.0, seed=1, test_size=5)
+    late = predict_timescales(p, lazy_peak_time=1e9)
+    assert math.isnan(late.grokking_delay)
+    assert "do not separate" in late.reasons["grokking_delay"]
+    none = predict_timescales(p, lazy_peak_reason="because")
+    assert none.grokking_delay == pytest.approx(none.rich_time_population - none.lazy_fit_time)
+    assert none.reasons == {"lazy_peak_time": "because"}
+    early = predict_timescales(p, lazy_peak_time=10.0)
+    assert early.grokking_delay == pytest.approx(early.rich_time_population - 10.0)
+    assert early.reasons == {}
+
+
+def test_lazy_peak_reason():
+    assert lazy_peak_reason(656.0, 0.872, 0.564) is None
+    assert "never rises" in lazy_peak_reason(math.nan, 1.0, 0.5)
+    assert "never rises" in lazy_peak_reason(None, None, 0.5)
+    assert "monotonically" in lazy_peak_reason(5e7, 3.9575783994779, 3.9575783994821)
+    assert "monotonically" in lazy_peak_reason(1e9, 2.0, None)
+    assert lazy_peak_reason(1e3, 2.0, None) is None
+
+
+def test_grokking_summary_never_is_not_zero():
+    """'Never reached the threshold' is None + reason + status, never 0 (which would read as
+    instant grokking); grokking_metrics keeps its phase-diagram convention (0)."""
+    t = np.array([0, 10, 100, 1000, 10000], dtype=float)
+    train = np.array([1.0, 0.5, 0.05, 0.01, 0.001])
+    test = np.array([1.0, 1.2, 0.9, 0.05, 0.01])
+    ok = grokking_summary(t, train, test)
+    assert ok["status"] == "generalised" and ok["reasons"] == {}
+    assert ok["values"]["paper_grokking_time"] == pytest.approx(
+        ok["values"]["test_time"] - ok["values"]["train_time"])
+
+    never = grokking_summary(t, train, np.ones(5))
+    assert never["status"] == "never generalised"
+    v, r = never["values"], never["reasons"]
+    for k in ("test_time", "paper_grokking_time", "relative_grokking_time",
+              "test_train_time_ratio", "test_half_time"):
+        assert v[k] is None and k in r
+    assert set(r) == {k for k, x in v.items() if x is None}
+    assert r["paper_grokking_time"] == ("never generalised: the test loss never reached 0.1 "
+                                        "within 10000 steps")
+    assert v["train_time"] > 0 and v["final_test_loss"] == 1.0
+
+    assert grokking_summary(t, np.ones(5), np.ones(5))["status"] == "never fitted"
+    noisy = grokking_summary(t, np.full(5, 0.3), test)      # e.g. label noise
+    assert noisy["status"] == "generalised without fitting"
+    assert noisy["values"]["paper_grokking_time"] is None
+    assert "train loss never reached" in noisy["reasons"]["paper_grokking_time"]
+    low = grokking_summary(t, np.full(5, 0.01), test)       # train starts below threshold
+    assert low["values"]["train_time"] == 0.0
+    assert low["values"]["test_train_time_ratio"] is None
+    assert "train_time = 0" in low["reasons"]["test_train_time_ratio"]

@@ -1,0 +1,57 @@
+"""summary.json as `lazyrich solve` writes it: a value that does not apply is null with a
+reason in ``reasons``, never a negative or placeholder number; "never generalised" is
+``measured_status``, not a grokking time of 0 (issue 15 §6).  Read back with json only."""
+
+from __future__ import annotations
+
+import json
+
+from lazyrich_theory.cli.app import main
+
+STATUSES = ("generalised", "never generalised", "never fitted", "generalised without fitting")
+
+
+def _summary(tmp_path, *args):
+    out = tmp_path / "run"
+    assert main(["solve", *args, "--out", str(out), "--quiet", "--no-plot"]) == 0
+    return json.loads((out / "summary.json").read_text())
+
+
+def _check(s):
+    nulls = {k for k, v in s.items() if v is None}
+    assert set(s["reasons"]) == nulls
+    for k, v in s.items():
+        if k.startswith(("predicted_", "linearized_")) and isinstance(v, float):
+            assert v >= 0, (k, v)
+    assert s["measured_status"] in STATUSES
+
+
+def test_issue_case_n_below_d(tmp_path):
+    """D=50, P=200, N=5 used to write predicted_grokking_delay = -1e9 (-5e7 in the issue),
+    linearized_peak_time = 1e9 and measured_paper_grokking_time = 0.0 next to
+    measured_test_time = null."""
+    s = _summary(tmp_path, "--D", "50", "--P", "200", "--N", "5", "--method", "flow",
+                 "--steps", "10000")
+    _check(s)
+    assert s["linearized_peak_time"] is None and s["predicted_lazy_peak_time"] is None
+    assert "monotonically" in s["reasons"]["linearized_peak_time"]
+    assert s["predicted_grokking_delay"] > 0
+    assert s["predicted_grokking_delay_from"] == "predicted_lazy_fit_time"
+    assert s["measured_test_time"] is None
+    assert s["measured_paper_grokking_time"] is None
+    assert s["measured_status"] == "never generalised"
+    assert s["reasons"]["measured_paper_grokking_time"] == (
+        "never generalised: the test loss never reached 0.1 within 10000 steps")
+    for key in ("kernel_regression_test_loss", "kernel_regression_train_loss",
+                "predicted_rich_time_estimate", "predicted_rich_time_population",
+                "predicted_lazy_fit_time", "initial_test_loss", "max_test_loss"):
+        assert isinstance(s[key], float), key
+
+
+def test_non_paper_target_nulls_the_rich_time_predictions(tmp_path):
+    s = _summary(tmp_path, "--D", "12", "--P", "30", "--N", "20", "--eps", "0.3",
+                 "--steps", "100", "--target", "hermite:coef=0.5/0/0.5/0.2")
+    _check(s)
+    for k in ("predicted_rich_time_estimate", "predicted_rich_time_population",
+              "predicted_grokking_delay"):
+        assert s[k] is None and "paper's teacher" in s["reasons"][k]
