@@ -150,14 +150,15 @@ class ReducedSystem:
             Extra columns name -> fn(system, F), after the Monte-Carlo standard error of a
             user-function target (``population_loss_stderr``) if there is one, and after the
             richness columns ``weight_change`` and ``tangent_kernel_alignment`` (recorded for
-            every run; an observer of the same name replaces one).
+            every run; an observer of the same name replaces one, and None drops it: the
+            kernel alignment costs O(P^2 r) per save time).
         M0 : array (D, D), optional
             N = inf only: the second moment of a structured Gaussian init (mean 0); default
             the data's ``M0`` if it has one, else the identity (iid).
         rank_revealing : bool, optional
             Finite N: start from the rank-revealing SVD factor (``initial_factor``); default
-            True for the low-rank init families (``lowrank``, ``aligned``), else the package's
-            factor.
+            True for the low-rank init families (``lowrank``, ``aligned``) and for any W0 with
+            rank [W0 1] < min(N, D + 1) numerically, else the package's factor (bit for bit).
 
         Returns
         -------
@@ -185,7 +186,10 @@ class ReducedSystem:
         for name, fn in (observers or {}).items():
             if name in CORE_COLUMNS or name == "t":
                 raise ProblemError(f"observer name {name!r} clashes with a core column")
-            cols[name] = fn
+            if fn is None:
+                cols.pop(name, None)
+            else:
+                cols[name] = fn
         return cls(problem, np.ascontiguousarray(X), data.y.astype(np.float64),
                    np.ascontiguousarray(X_test), data.y_test.astype(np.float64),
                    data.beta.astype(np.float64), F0, c, z, f0, f0_test, wbar0, M0, tgt, cols)
@@ -315,9 +319,20 @@ def _factor_for(problem: Problem, data: ProblemData, M0: np.ndarray | None,
             raise ProblemError("M0 gives an N = inf init; at finite N the init is W0")
         if rank_revealing is None:
             kind = parse_init(getattr(problem, "init", "iid")).kind
-            rank_revealing = kind in ("lowrank", "aligned")
+            rank_revealing = kind in ("lowrank", "aligned") or _rank_deficient(data.W0)
         return initial_factor(data.W0, problem.D, rank_revealing=rank_revealing)
     return initial_factor(None, problem.D, M0=M0)
+
+
+def _rank_deficient(W0: np.ndarray, rtol: float = 1e-12) -> bool:
+    """True when [W0 1] has fewer than min(N, D + 1) singular values above ``rtol`` times the
+    largest (a low-rank W0, e.g. from a data file): its default factor would carry round-off
+    columns that the rich phase can amplify (docs/init_structure.md §3.5)."""
+    Y = np.empty((W0.shape[0], W0.shape[1] + 1))
+    Y[:, :-1] = W0
+    Y[:, -1] = 1.0
+    sv = np.linalg.svd(Y, compute_uv=False)
+    return bool(sv[-1] <= rtol * sv[0])
 
 
 def _population_stderr(system: "ReducedSystem", F: np.ndarray) -> float:

@@ -62,10 +62,12 @@ def _bracket(XF: np.ndarray, z: np.ndarray, eps: float, XF2: np.ndarray | None =
              ) -> np.ndarray:
     """C = 1 + eps (l_a + l_b) + eps^2 (XF)(XF2)^T with l = XF z: Ktilde = (X X^T) o C."""
     XF2 = XF if XF2 is None else XF2
-    la, lb = XF @ z, XF2 @ z
+    la, lb = eps * (XF @ z), eps * (XF2 @ z)
     C = XF @ XF2.T
     C *= eps * eps
-    C += 1.0 + eps * (la[:, None] + lb[None, :])
+    C += la[:, None]
+    C += lb[None, :]
+    C += 1.0
     return C
 
 
@@ -126,8 +128,8 @@ class TangentKernelAlignment:
         XF = X @ F
         if "H" in c:
             Ct = _bracket(XF, z, eps)
-            num = float(np.sum(c["HC0"] * Ct))
-            nt = float(np.sum(c["H"] * Ct * Ct))
+            num = float(np.vdot(c["HC0"], Ct))
+            nt = float(np.vdot(c["H"] * Ct, Ct))
             return num / math.sqrt(nt * c["n0"])
         num = nt = n0 = 0.0
         for s in range(0, X.shape[0], _BLOCK):

@@ -307,7 +307,7 @@ def init_measures(init: np.ndarray, beta: np.ndarray, *, finite: bool, n: int | 
         With ``finite=False``: the number of singular values of the weights, min(N, D) for an
         M0 = W0^T W0 / N of width N (default D, the N = inf convention).
     rank_rtol : float
-        Eigenvalues of M0 above ``rank_rtol * lambda_max`` count for ``rank``.
+        Eigenvalues of M0 up to ``rank_rtol * lambda_max`` are round-off: counted as zeros.
 
     Returns
     -------
@@ -329,12 +329,13 @@ def init_measures(init: np.ndarray, beta: np.ndarray, *, finite: bool, n: int | 
         M0, D = init, init.shape[0]
         n = D if n is None else int(n)
     lam, vecs = np.linalg.eigh(0.5 * (M0 + M0.T))
-    lam, vecs = np.clip(lam[::-1], 0.0, None), vecs[:, ::-1]
+    lam, vecs = lam[::-1].copy(), vecs[:, ::-1]
+    lam[lam <= rank_rtol * lam[0]] = 0.0          # round-off eigenvalues are zeros
     bhat = np.asarray(beta, dtype=np.float64) / np.linalg.norm(beta)
     tr = float(lam.sum())
     sv = np.sqrt(lam[:n])
     return {"trace_M0": tr,
-            "rank": int(np.sum(lam > rank_rtol * lam[0])),
+            "rank": int(np.sum(lam > 0)),
             "participation_ratio": tr ** 2 / float(np.sum(lam ** 2)),
             "liu_rank": float(sv.sum() / (sv[0] * n)),
             "stable_rank": tr / float(lam[0]),
