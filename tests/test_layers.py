@@ -30,10 +30,10 @@ LAYERS = {
     "theory": 5,
     "experiments": 6,
     "cli": 7,
-    "__init__": 8, "__main__": 8, "_apidoc": 8,
+    "__init__": 8, "__main__": 8,
 }
 #: Only these layers (and the package's own __init__, lazily) may import the network.
-MAY_IMPORT_VALIDATION = {"experiments", "cli", "__init__", "_apidoc"}
+MAY_IMPORT_VALIDATION = {"experiments", "cli", "__init__"}
 #: What the network may use of the package: the problem spec, results containers, I/O.
 VALIDATION_MAY_USE = {"errors", "storage", "spec", "results"}
 

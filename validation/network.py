@@ -8,8 +8,8 @@ network's own terms: a forward pass through the weight matrix ``W`` (N x D), an 
 are trained), and plain GD updates.  It is therefore a check of the reduced (width-free)
 dynamics, not a re-use of it.
 
-Model (arXiv 2310.06110; see ``paper_notes.md`` §1, §2)
---------------------------------------------------------
+Model (arXiv 2310.06110; docs/theory.md §1, §2)
+-----------------------------------------------
 The stored inputs ``X`` are used in each convention's *own* units:
 
 * convention A: ``x ~ N(0, I/D)`` as stored, pre-activation ``h_i = w_i . x``;
@@ -55,8 +55,8 @@ Either sequence can also be passed explicitly (``batches=`` / ``samples=``).
 Time ``t`` counts GD steps; the values recorded at ``t`` are those of the weights after
 ``t`` updates (t = 0 is the initialisation).
 
-Population loss (paper_notes §2.1, §2.3)
----------------------------------------
+Population loss (docs/theory.md §4)
+-----------------------------------
 With the paper's statistics ``wbar = W^T a / N`` and ``M = W^T diag(a) W / N``,
 
     f(x) = alpha wbar . u + (alpha eps / 2) u^T M u,     u = x (A)  or  x / sqrt(D) (B),

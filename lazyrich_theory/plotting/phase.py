@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lazyrich_theory.plotting import mpl
+from lazyrich_theory.spec.problem import OPTION_FIELDS
 
 if TYPE_CHECKING:  # pragma: no cover
     from lazyrich_theory.experiments.sweep import PhaseResult
@@ -68,8 +69,8 @@ def _title(res: "PhaseResult", width: int = 95) -> str:
     n_seed = len(res.coords["seed"])
     extra = f"{cfg.get('method', '')}, T={cfg.get('steps')}, threshold {cfg.get('threshold')}"
     cen = "centered" if b.get("centered", True) else "uncentered"
-    opts = [f"{k}={b[k]}" for k in ("noise", "weight_decay", "momentum", "batch_size", "online",
-                                    "target") if k in b and k not in swept]
+    opts = [f"{k}={b[k]}" for k in (*OPTION_FIELDS, "batch_size", "online", "target")
+            if k in b and k not in swept]
     text = (f"{', '.join(parts + opts)}, {cen}; {extra}; "
             f"{n_seed} seed{'s' if n_seed > 1 else ''}")
     import textwrap

@@ -11,6 +11,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from lazyrich_theory.spec.problem import OPTION_FIELDS
+
 __all__ = ["METHOD_NAMES", "method_name", "options_suffix", "problem_line", "log_time",
            "log_axes", "twin_below", "legend_below", "cut_round_off"]
 
@@ -53,7 +55,7 @@ def options_suffix(p: Any) -> str:
     -------
     str
     """
-    extra = [f"{k}={getattr(p, k):g}" for k in ("noise", "weight_decay", "momentum") if getattr(p, k)]
+    extra = [f"{k}={getattr(p, k):g}" for k in OPTION_FIELDS if getattr(p, k)]
     if p.batch_size is not None:
         extra.append(f"batch_size={p.batch_size}")
     if p.online:

@@ -13,12 +13,14 @@ import numpy as np
 
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.data import ProblemData, labels
+from lazyrich_theory.spec.problem import OPTION_FIELDS
 
 if TYPE_CHECKING:
     from lazyrich_theory.spec.problem import Problem
 
 __all__ = ["sgd_mode", "is_plain_gd", "sgd_batch_size", "iter_batch_indices", "batch_indices",
-           "iter_online_samples", "online_samples", "MINIBATCH_STREAM", "ONLINE_STREAM"]
+           "iter_online_samples", "online_samples", "MINIBATCH_STREAM", "ONLINE_STREAM",
+           "LABEL_ONLY_OPTIONS"]
 
 
 # --------------------------------------------------------------------------- SGD (docs/sgd.md)
@@ -26,7 +28,8 @@ __all__ = ["sgd_mode", "is_plain_gd", "sgd_batch_size", "iter_batch_indices", "b
 #: the label noise (``spawn(7)[:5]`` are the children of ``spawn(5)``, so nothing else moves).
 MINIBATCH_STREAM = 5
 
-
+#: The child of ``SeedSequence(seed).spawn(7)`` that draws online SGD's fresh samples and
+#: label noise (:data:`MINIBATCH_STREAM` shuffles the minibatches).
 ONLINE_STREAM = 6
 
 
@@ -40,10 +43,17 @@ def sgd_mode(problem: Problem) -> str | None:
     return None
 
 
+#: Training options that only change the labels (the update rule stays plain GD).
+LABEL_ONLY_OPTIONS = ("noise",)
+
+
 def is_plain_gd(problem: Problem) -> bool:
-    """True for full-batch GD without weight decay or momentum (label noise and the target
-    only change the labels): the dynamics the linearised theory describes."""
-    return problem.weight_decay == 0.0 and problem.momentum == 0.0 and sgd_mode(problem) is None
+    """True for full-batch GD with every training option that changes the update rule (all of
+    ``OPTION_FIELDS`` but :data:`LABEL_ONLY_OPTIONS`: weight decay, momentum, and any option
+    added later) at 0 -- label noise and the target only change the labels: the dynamics the
+    linearised theory describes."""
+    return (all(getattr(problem, name) == 0.0 for name in OPTION_FIELDS
+                if name not in LABEL_ONLY_OPTIONS) and sgd_mode(problem) is None)
 
 
 def sgd_batch_size(problem: Problem) -> int:

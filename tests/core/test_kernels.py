@@ -110,7 +110,7 @@ def test_infinite_width_kernel():
 
 
 def test_ntk_large_N_converges_to_infinite_width_kernel():
-    # K0(x, x') -> (alpha^2/N)[(x.x') + eps^2 (x.x')^2] (paper_notes §3.1): error O(N^-1/2)
+    # K0(x, x') -> (alpha^2/N)[(x.x') + eps^2 (x.x')^2] (docs/theory.md §6.1): error O(N^-1/2)
     p = Problem(D=6, P=10, N=40000, eps=0.5, seed=4, test_size=5)
     sys = ReducedSystem.build(p)
     err = _rel(state_ntk(sys), ntk_tilde_infinite(sys.X, p.eps))

@@ -44,7 +44,8 @@ def test_initial_factor_reproduces_statistics(N):
 
 
 def _wbar_M_map(problem, steps):
-    """THEORY.md §2 written directly on (wbar, M), independent of the factor code."""
+    """docs/theory.md §2.3 (the map (2.4)) written directly on (wbar, M), independent of the
+    factor code."""
     d = problem.data()
     s = problem.input_scale
     X, Xt, y, yt = d.X * s, d.X_test * s, d.y, d.y_test

@@ -14,7 +14,8 @@ Layout: :mod:`~lazyrich_theory.experiments.figures.registry` (the :class:`Figure
 """
 
 # The Figure record, FigureData and the figures' default values are importable from here too
-# (as from the former single module); __all__ lists what docs/api.md documents.
+# (as from the former single module); __all__ lists what the API reference documents
+# (docs/api/experiments.md).
 from lazyrich_theory.experiments.figures.common import FigureData  # noqa: F401
 from lazyrich_theory.experiments.figures.fig5 import FIG5_KS, eigenvector_labels  # noqa: F401
 from lazyrich_theory.experiments.figures.interpolation import (  # noqa: F401

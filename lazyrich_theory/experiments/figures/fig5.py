@@ -28,12 +28,13 @@ from lazyrich_theory.spec.problem import Problem
 
 __all__ = ["FIG5_KS", "eigenvector_labels", "fig5"]
 
+#: Default eigen-indices k whose curves Figure 5 draws (``lazyrich figure fig5 --set ks=...``).
 FIG5_KS = (1, 5, 70, 75, 100, 150)
 
 
 def eigenvector_labels(problem: Problem, data=None):
-    """The labels of the paper's Figure 5 (paper_notes §4.8): the eigenvectors of the initial
-    NTK on all P + test_size points, after subtracting its scalar global mean.
+    """The labels of the paper's Figure 5 (docs/gallery.md, "Figure 5"): the eigenvectors of
+    the initial NTK on all P + test_size points, after subtracting its scalar global mean.
 
     The kernel is the width-free Ktilde0 (kernels.ntk_tilde at W0; the true NTK is
     alpha^2/N times it, which changes neither the eigenvectors nor their order) on the stacked

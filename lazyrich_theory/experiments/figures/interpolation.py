@@ -32,13 +32,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["INTERP_S", "interpolated_init", "interpolation"]
 
+#: Default interpolation parameters s (0 = random W0, 1 = the exact zero-loss solution).
 INTERP_S = (0.0, 0.05, 0.2, 0.5, 0.75, 0.95)
 
 
 def interpolated_init(problem: Problem, data, s: float) -> np.ndarray:
-    """W0(s) = (1 - s) W_rand + s W_sol (paper_notes §4.10): W_sol has rows +w* (first half)
-    and -w* (second half), w* = beta sqrt(2 tau / (alpha eps)), so that at s = 1 wbar = 0 and
-    (alpha eps / 2) M = tau beta beta^T: the uncentered network equals the teacher exactly.
+    """W0(s) = (1 - s) W_rand + s W_sol (docs/gallery.md, "Interpolation"): W_sol has rows
+    +w* (first half) and -w* (second half), w* = beta sqrt(2 tau / (alpha eps)), so that at
+    s = 1 wbar = 0 and (alpha eps / 2) M = tau beta beta^T: the uncentered network equals the
+    teacher exactly.
     The paper's code (N = 2, alpha = 1, convention A, tau = 1/2) writes w* = beta / sqrt(eps)."""
     if not problem.finite_width or problem.N % 2:
         raise ProblemError(f"interpolation needs an even finite width N, got N={problem.N}")

@@ -121,6 +121,7 @@ def write_figure_data(data: FigureData, out: str) -> None:
 _FIG4_SETUP = dict(D=40, P=120, N=2, alpha=1.0, eps=0.25, eta0=0.5, convention="A",
                    centered=False)
 
+#: Every figure by name (what ``lazyrich figure NAME`` runs), in the order of ``all``.
 FIGURES: dict[str, Figure] = {
     "fig1": Figure("fig1", "grokking on polynomial regression: network, linearised model, K0, "
                    "alignment", dict(D=100, P=550, N=500, alpha=1.0, eps=0.02, eta0=1.0,

@@ -21,8 +21,11 @@ from lazyrich_theory.theory.timescales import grokking_metrics, predict_timescal
 __all__ = ["FIG3A_ALPHAS", "FIG3B_EPS", "GOLDILOCKS_P", "fig3a", "fig3b", "goldilocks", "fig3e",
            "sweep_curves"]
 
+#: Default alphas of Figure 3(a).
 FIG3A_ALPHAS = tuple(2.0**k for k in range(-5, 5))   # 2^-5 ... 16 (the paper omits 32)
+#: Default eps values of Figure 3(b) (from the students' version of the code).
 FIG3B_EPS = (0.25, 0.5, 1.0, 2.0, 4.0)
+#: Default numbers of training points P of the Goldilocks figure.
 GOLDILOCKS_P = (50, 120, 500)
 
 #: Problem fields whose change draws new data (the other sweeps share one data set).

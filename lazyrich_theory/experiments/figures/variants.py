@@ -17,9 +17,11 @@ from lazyrich_theory.theory.timescales import grokking_metrics
 
 __all__ = ["SGD_VARIANTS", "OPTION_VARIANTS", "sgd", "options", "variant_curves"]
 
+#: (label, Problem fields) of each curve of the ``sgd`` figure.
 SGD_VARIANTS = (("full-batch GD", {}), ("minibatch B = 10", {"batch_size": 10}),
                 ("minibatch B = 3", {"batch_size": 3}), ("minibatch B = 1", {"batch_size": 1}),
                 ("online SGD, B = P", {"online": True}))
+#: (label, Problem fields) of each curve of the ``options`` figure.
 OPTION_VARIANTS = (("plain GD", {}), ("weight decay λ = 1e-3", {"weight_decay": 1e-3}),
                    ("momentum μ = 0.9", {"momentum": 0.9}), ("label noise σ = 0.1", {"noise": 0.1}),
                    ("label noise σ = 0.3", {"noise": 0.3}))

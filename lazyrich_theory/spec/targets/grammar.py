@@ -17,7 +17,7 @@ from lazyrich_theory.errors import ProblemError
 #: ``SeedSequence(seed).spawn(8)[TARGET_STREAM_CHILD]`` is the target stream.
 TARGET_STREAM_CHILD = 7
 
-
+#: The target families of the spec grammar (``Problem.target``, docs/targets.md).
 FAMILIES = ("paper", "quadratic", "hermite", "func")
 
 
@@ -28,7 +28,7 @@ _KEYS = {"paper": set(), "quadratic": {"B", "b", "c", "rank", "file", "seed"},
 #: Monte-Carlo samples of the func family (default) and the subsample used for error bars.
 MC_SAMPLES = 200_000
 
-
+#: Monte-Carlo subsample size used for the standard error of the func family.
 MC_SE_SUBSAMPLE = 20_000
 
 

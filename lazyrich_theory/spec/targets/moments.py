@@ -29,7 +29,7 @@ def _gauss_expect(expr, zs):
 
 @functools.lru_cache(maxsize=None)
 def hermite_gram_symbolic(K: int):
-    """Symbolic table T[j][k](rho) = E[He_j(s) He_k(t)], (s, t) standard normals with
+    """Symbolic table ``T[j][k](rho) = E[He_j(s) He_k(t)]``, (s, t) standard normals with
     correlation rho (s = z1, t = rho z1 + sqrt(1 - rho^2) z2), j, k <= K."""
     import sympy
 
