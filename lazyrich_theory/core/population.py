@@ -46,6 +46,7 @@ from lazyrich_theory.core.integrators import (
     dopri5_reject_factor,
     dopri5_step_factor,
 )
+from lazyrich_theory.core.population_structured import is_structured, population_structured
 from lazyrich_theory.core.reduced import initial_factor
 from lazyrich_theory.core.statistics import decomposition, diagnostics, reference, wick_terms
 from lazyrich_theory.errors import DivergenceError, IntegrationError, ProblemError
@@ -436,6 +437,9 @@ def population(problem: Problem, steps: int, *, method: str = "auto",
         raise ProblemError(f"need rtol > 0 and atol >= 0, got rtol={rtol:g}, atol={atol:g}")
     times = make_save_times(steps, extra=save_times).astype(np.float64)
     data = problem.data() if data is None else data
+    if is_structured(problem, data):   # structured inits (issue 17, docs/init_structure.md §3)
+        return population_structured(problem, steps, save_times=save_times, data=data, rtol=rtol,
+                                     atol=atol)
     beta = np.asarray(data.beta, dtype=np.float64)
     if beta.shape != (problem.D,):
         raise ProblemError(f"beta has shape {beta.shape}, expected ({problem.D},)")

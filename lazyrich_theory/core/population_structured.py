@@ -38,7 +38,7 @@ from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
 
 __all__ = ["structured_basis", "StructuredPopulation", "population_structured",
-           "centered_plateau"]
+           "centered_plateau", "is_structured"]
 
 #: Relative tolerance for equal eigenvalues of M0 (one eigenspace) and for zero ones.
 CLUSTER_RTOL = 1e-9
@@ -221,6 +221,14 @@ class StructuredPopulation:
                 Vj = Vj - PK @ Vj
                 M += fj * fj * (Vj @ np.linalg.pinv(Vj))
         return self.E @ u, M
+
+
+def is_structured(problem: Problem, data: ProblemData) -> bool:
+    """Whether ``population`` should run the structured flow: an N = inf init with its own M0
+    (the data's ``M0``), or a non-iid init family (``Problem.init``) at any width."""
+    if not problem.finite_width and getattr(data, "M0", None) is not None:
+        return True
+    return str(getattr(problem, "init", "iid")).split(":")[0].strip().lower() != "iid"
 
 
 def _statistics_of(problem: Problem, data: ProblemData, M0: np.ndarray | None):

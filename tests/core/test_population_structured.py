@@ -153,3 +153,15 @@ def test_reduced_solver_converges_to_the_ode_as_P_grows(base):
                        / ode.population_loss[0])
         gaps.append(float(np.mean(gap)))
     assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.05
+
+
+def test_population_dispatches_structured_inits(base):
+    """``population`` runs the structured flow when the data carry an N = inf M0."""
+    p, d = base
+    M0 = _init(d, "lowrank:3")
+    dm = DataM0(d.X, d.y, d.X_test, d.y_test, d.beta, None, M0=M0)
+    a = population(p, 300, data=dm)
+    b = population_structured(p, 300, data=d, M0=M0, rtol=1e-9, atol=1e-12)
+    assert a.info["population_method"] == "structured"
+    np.testing.assert_array_equal(a.population_loss, b.population_loss)
+    assert population(p, 300, data=d).info["population_method"] == "scalar"
