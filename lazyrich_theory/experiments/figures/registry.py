@@ -11,6 +11,7 @@ function in a family module, a drawing function, one entry in :data:`FIGURES`.
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -18,9 +19,17 @@ from functools import partial
 from typing import Any, Callable
 
 from lazyrich_theory.errors import ProblemError
-from lazyrich_theory.experiments.figures import fig5, interpolation, paper, sweeps, variants
+from lazyrich_theory.experiments.figures import (
+    fig5,
+    init_structure,
+    interpolation,
+    paper,
+    sweeps,
+    variants,
+)
 from lazyrich_theory.experiments.figures.common import FigureData
 from lazyrich_theory.plotting import figures as draw
+from lazyrich_theory.plotting import init_structure as draw_init
 from lazyrich_theory.plotting.phase import plot_phase
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.storage import (
@@ -164,6 +173,16 @@ FIGURES: dict[str, Figure] = {
                       "(Fig. 4 setup)", dict(_FIG4_SETUP), 50_000, variants.options,
                       partial(draw.plot_variants,
                               title="Weight decay, momentum, label noise"), paper=False),
+    "init-rank": Figure("init-rank", "beyond the paper: richness and generalisation vs the "
+                        "effective rank and task alignment of W0 at matched norm (Liu et al.)",
+                        dict(D=30, P=120, N=math.inf, alpha=1.0, eps=0.25, eta0=0.5,
+                             convention="A", centered=True, test_size=500), 20_000,
+                        init_structure.init_rank, draw_init.plot_init_rank, paper=False),
+    "weight-norm": Figure("weight-norm", "beyond the paper: the appendix's weight-norm sweeps "
+                          "(sigma, and sigma with alpha = 1/sigma^2) run exactly",
+                          dict(D=50, P=225, N=250, alpha=1.0, eps=0.25, eta0=0.5,
+                               convention="B", centered=True, test_size=500), 50_000,
+                          init_structure.weight_norm, draw_init.plot_weight_norm, paper=False),
 }
 
 
