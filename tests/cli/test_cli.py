@@ -460,7 +460,8 @@ def test_population_and_N_inf(tmp_path, capsys):
     h_solve, d_solve = read_csv(dirs["solve", "inf"] / "trajectory.csv")
     h_pop, d_pop = read_csv(dirs["population", "inf"] / "trajectory.csv")
     assert h_pop == h_solve[:len(h_pop)]
-    assert h_solve[len(h_pop):] == ["kernel_alignment", "linearized_train_loss",
+    assert h_solve[len(h_pop):] == ["weight_change", "tangent_kernel_alignment",
+                                    "kernel_alignment", "linearized_train_loss",
                                     "linearized_test_loss"]
     np.testing.assert_array_equal(d_pop[:, 0], d_solve[:, 0])
     # online: no train/test gap, and the loss decreases from the same initial value
