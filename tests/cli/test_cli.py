@@ -535,7 +535,7 @@ def test_solve_writes_lazy_theory_summary_and_columns(tmp_path):
     assert main(["solve", "--D", "12", "--P", "30", "--N", "20", "--steps", "50", "--no-theory",
                  "--out", str(out2), "--quiet", "--no-plot"]) == 0
     assert not (out2 / "summary.json").exists()
-    assert "kernel_alignment" not in (out2 / "trajectory.csv").read_text().splitlines()[0]
+    assert "kernel_alignment" not in (out2 / "trajectory.csv").read_text().splitlines()[0].split(",")
 
 
 def test_trajectory_save_refuses_a_different_problem_and_overwrite_leaves_no_stale_files(tmp_path):
