@@ -20,17 +20,24 @@ Axis specifications (strings, or any sequence of values):
 
 Storage (``out=DIR``), nothing is ever lost:
 
-    DIR/sweep.json       the sweep's configuration; a different one in the same DIR is refused
+    DIR/sweep.json       the sweep's configuration (with the SHA-256 of the data file's
+                         contents); a different one in the same DIR is refused
+    DIR/sweep.lock       held while a sweep runs: a second sweep on DIR is refused
     DIR/cells/<id>.json  one file per finished cell, written atomically by whoever computed it;
-                         <id> hashes everything that determines the cell's result
+                         <id> hashes everything that determines the cell's result; the file
+                         carries its id, its problem and the checksum of its payload
     DIR/computed.log     one line "<id> <pid>" appended each time a cell is computed
     DIR/phase.csv        one tidy row per cell: swept parameters, seed, cell id, status, metrics
     DIR/phase_mean.csv   one row per grid point: mean and standard deviation over seeds
-    DIR/phase.npz        the labeled N-D dataset (see :meth:`PhaseResult.save`), with the
+    DIR/phase.nc         the labeled N-D dataset as NetCDF (:meth:`PhaseResult.to_xarray`)
+    DIR/phase.npz        the same arrays for numpy alone (see :meth:`PhaseResult.save`), with the
     DIR/phase.json       JSON sidecar naming its dims, coords and variables
     DIR/phase.png        heat map (2-D sweeps) or curves (1-D sweeps)
 
-Running the same sweep again on the same DIR computes only the missing cells.
+Running the same sweep again on the same DIR computes only the missing cells; every stored cell
+is verified first, and one that is not what its name says is computed again (a
+:class:`SweepWarning`).  A corrupt ``sweep.json`` is refused with the way to keep the finished
+cells (``recover=True``).  ``res.to_xarray()`` is the result as an ``xarray.Dataset``.
 
 Execution: a local process pool (default, ``workers`` processes; a worker that dies mid-cell
 is detected and its cells are resubmitted), any ``concurrent.futures.Executor``
@@ -41,8 +48,9 @@ Target functions registered with :func:`lazyrich_theory.spec.targets.register` a
 the workers with the cells that name them (they must be picklable: module-level functions).
 
 Modules: ``axes`` (swept parameters and their specs), ``cells`` (one cell: id, computation,
-metrics, file), ``executors`` (where cells run), ``result`` (:class:`PhaseResult` and its
-files), ``run`` (:func:`sweep` itself).
+metrics, verified file), ``folder`` (the output folder: lock, identity, resume), ``executors``
+(where cells run), ``result`` (:class:`PhaseResult` and its files), ``run`` (:func:`sweep`
+itself).
 """
 
 from lazyrich_theory.errors import SweepError
@@ -54,6 +62,7 @@ from lazyrich_theory.experiments.sweep.cells import (
     METRICS,
     RESULT_METRICS,
     STATUSES,  # noqa: F401
+    SweepWarning,
     cell_id,
     cell_metrics,
     predicted_grokking,
@@ -65,5 +74,5 @@ from lazyrich_theory.experiments.sweep.run import sweep, sweep_config
 __all__ = [
     "Axis", "PhaseResult", "SweepError", "METRICS", "SWEEPABLE", "parse_axis", "parse_vary",
     "sweep", "run_cell", "cell_metrics", "load_phase", "cell_id", "RESULT_METRICS",
-    "predicted_grokking", "sweep_config",
+    "predicted_grokking", "sweep_config", "SweepWarning",
 ]

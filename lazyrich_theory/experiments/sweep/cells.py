@@ -2,7 +2,7 @@
 file ``DIR/cells/<id>.json``.
 
 A cell is one point of the sweep's grid: one run of the reduced dynamics
-(:func:`lazyrich_theory.core.solve.solve`, or the early-stopping exact GD below) from which
+(:func:`lazyrich_theory.core.solve.solve`; exact GD stops at convergence, ``stop=tol``) from which
 :data:`METRICS` are measured.  Its id hashes everything that determines its result.
 """
 
@@ -19,25 +19,25 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from lazyrich_theory.core.reduced import ReducedSystem
 from lazyrich_theory.core.solve import solve
-from lazyrich_theory.core.statistics import predict
-from lazyrich_theory.core.stepping import BLOWUP_FACTOR
 from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.experiments.sweep.axes import Axis
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times
 from lazyrich_theory.spec.streams import is_plain_gd, sgd_mode
 from lazyrich_theory.storage import atomic_write_json, jsonable
+from lazyrich_theory.theory.lazy import LinearizedModel
 from lazyrich_theory.theory.timescales import (
     first_time_below,
     grokking_metrics,
+    lazy_peak_reason,
     predict_timescales,
 )
 
 __all__ = ["FORMAT", "METRICS", "RESULT_METRICS", "STATUSES", "cell_id", "plan_cells",
            "cell_metrics", "predicted_grokking", "run_cell", "cell_path", "store_cell",
-           "read_cell", "remove_stale_temporaries"]
+           "read_cell", "remove_stale_temporaries", "load_cell", "cell_problem",
+           "record_checksum", "file_sha256", "SweepWarning"]
 
 #: Format version of sweep.json / cell files (part of every cell id).
 FORMAT = 1
@@ -154,65 +154,25 @@ def cell_metrics(t: np.ndarray, train_loss: np.ndarray, test_loss: np.ndarray,
     return {k: float(v) for k, v in m.items()}
 
 
-def _gd_early_stop(problem: Problem, steps: int, tol: float | None):
-    """Exact GD (as ``solve(method='gd')``) recording train/test loss at the save times and
-    stopping at the first save time where both are under ``tol``."""
-    times = save_times(steps)
-    if problem.momentum > 0 or sgd_mode(problem) is not None:
-        # heavy ball / SGD: the full solver (it has no early stop), record cut at convergence
-        traj = solve(problem, steps, method="gd", progress=False)
-        tr, te = np.asarray(traj.train_loss), np.asarray(traj.test_loss)
-        k = times.size
-        if tol is not None and tol > 0:
-            hit = np.nonzero((tr < tol) & (te < tol))[0]
-            if hit.size:
-                k = int(hit[0]) + 1
-        return times[:k].astype(float), tr[:k], te[:k]
-    system = ReducedSystem.build(problem)
-    p = problem
-    F = system.F0.copy()
-    tr, te = np.empty(times.size), np.empty(times.size)
-    k = 0
-    loss0 = None
-    for t in range(int(times[-1]) + 1):
-        XF, r = system.residuals(F)
-        loss = float(r @ r) / r.size
-        if loss0 is None:
-            loss0 = loss
-        if not math.isfinite(loss) or loss > BLOWUP_FACTOR * loss0 + 1e-300:
-            raise DivergenceError(f"dynamics diverged at step {t} (train loss {loss:.3g})", t)
-        if t == times[k]:
-            rt = predict(system.X_test @ F, system.z, p.alpha, p.eps) - system.f0_test - system.y_test
-            tr[k], te[k] = loss, float(rt @ rt) / rt.size
-            k += 1
-            if tol is not None and tol > 0 and tr[k - 1] < tol and te[k - 1] < tol:
-                break
-            if k == times.size:
-                break
-        F = F + system.increment(F, XF, r)      # = velocity when weight_decay = 0
-    return times[:k].astype(float), tr[:k], te[:k]
+def _gd_run(problem: Problem, steps: int, tol: float | None):
+    """Exact GD (``solve(method='gd')``) stopped by the core loop at the first save time where
+    train and test loss are both under ``tol`` (None: run to the end)."""
+    traj = solve(problem, steps, method="gd", stop=tol if tol is not None and tol > 0 else None)
+    return traj.t, traj.train_loss, traj.test_loss
 
 
 def _predictions(problem: Problem, steps: int, method: str, threshold: float,
                  times: np.ndarray) -> dict[str, float]:
     """The theory's predictions for one cell (predict_timescales + the linearised model)."""
-    # imported here: theory.asymptotics loads scipy.optimize (about 1.5 s), which a module-level
-    # import would add to every `import lazyrich_theory` (the package imports sweep)
-    from lazyrich_theory.theory.asymptotics import linearized_curves_exact
-
     data = problem.data()
     out: dict[str, float] = {"predicted_lazy_train_time": math.nan,
                              "predicted_lazy_peak_time": math.nan}
-    peak = None
+    peak, why = None, None
     if problem.centered and problem.target == "paper" and is_plain_gd(problem):
-        s = problem.input_scale
-        beta_eff = np.asarray(data.beta, float) * math.sqrt(2.0 * problem.tau)
-        lin = linearized_curves_exact(data.X * s, beta_eff, problem.eps, problem.eta0, times,
-                                      method="gd" if method == "gd" else "flow")
-        out["predicted_lazy_train_time"] = first_time_below(times, lin["train_loss"], threshold)
-        peak = float(times[int(np.argmax(lin["test_loss"]))])
+        lazy_train, peak, why = _lazy_times(problem, data, method, threshold, times)
+        out["predicted_lazy_train_time"] = lazy_train
         out["predicted_lazy_peak_time"] = peak
-    ts = predict_timescales(problem, data, lazy_peak_time=peak)
+    ts = predict_timescales(problem, data, lazy_peak_time=peak, lazy_peak_reason=why)
     out.update(predicted_lazy_fit_time=ts.lazy_fit_time,
                predicted_rich_time_estimate=ts.rich_time_estimate,
                predicted_rich_time_population=ts.rich_time_population,
@@ -222,6 +182,30 @@ def _predictions(problem: Problem, steps: int, method: str, threshold: float,
                                    if lazy > 0 else math.nan)
     out["predicted_grokking"] = predicted_grokking(out, steps)
     return {k: float(v) for k, v in out.items()}
+
+
+def _lazy_times(problem: Problem, data: Any, method: str, threshold: float,
+                times: np.ndarray) -> tuple[float, float, str | None]:
+    """(lazy train time, lazy peak time, why there is no peak) of the centered N = inf model
+    linearised at initialisation, on the cell's save times.
+
+    The peak is the argmax of its population test loss unless
+    :func:`~lazyrich_theory.theory.timescales.lazy_peak_reason` says that argmax is no peak
+    (the loss only falls, or rises monotonically to its t -> inf limit or to the end of the
+    grid): then NaN, with the reason."""
+    beta_eff = np.asarray(data.beta, float) * math.sqrt(2.0 * problem.tau)
+    # y = tau (beta.x)^2 = 0.5 (beta_eff.x)^2: the model's teacher scale is 0.5
+    model = LinearizedModel.initial_infinite_width(data.X * problem.input_scale, beta_eff,
+                                                   problem.eps, problem.eta0, 0.5)
+    cur = model.curves(times, "gd" if method == "gd" else "flow", test=False,
+                       whole_steps=False)
+    train, test = cur.train_loss, cur.population_loss
+    k = int(np.argmax(test))
+    peak = float(times[k]) if k > 0 else None
+    why = lazy_peak_reason(peak, float(test[k]), model.limit().population_mse,
+                           horizon=float(times[-1]))
+    return (first_time_below(times, train, threshold),
+            math.nan if why is not None else float(peak), why)
 
 
 def predicted_grokking(pred: Mapping[str, float], steps: float) -> float:
@@ -251,7 +235,7 @@ def run_cell(spec: Mapping[str, Any]) -> dict[str, Any]:
     with threadpool_limits(limits=1, user_api="blas"):
         try:
             if spec["method"] == "gd":
-                t, tr, te = _gd_early_stop(problem, steps, tol)
+                t, tr, te = _gd_run(problem, steps, tol)
             else:
                 traj = solve(problem, steps, method="flow", integrator=spec["integrator"],
                              rtol=spec["rtol"], atol=spec["atol"])
@@ -270,16 +254,40 @@ def run_cell(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- files
+class SweepWarning(UserWarning):
+    """A stored cell (or a sweep's folder) was found wrong and is being repaired."""
+
+
 def cell_path(out: str, cid: str) -> str:
     """``out/cells/<cid>.json``: where the cell with id ``cid`` is stored."""
     return os.path.join(out, "cells", f"{cid}.json")
 
 
+def file_sha256(path: str) -> str:
+    """SHA-256 (hex) of a file's contents (e.g. the ``--data`` file)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def record_checksum(record: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a cell record's payload: every field but ``checksum``, as canonical
+    JSON (sorted keys, no spaces; floats round-trip exactly through JSON)."""
+    body = {k: v for k, v in jsonable(dict(record)).items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def store_cell(out: str, record: Mapping[str, Any], log: bool = True) -> None:
-    """Write a finished cell atomically, then note it in computed.log."""
-    atomic_write_json(cell_path(out, record["id"]), jsonable(dict(record)))
+    """Write a finished cell atomically, with the checksum of its payload, then note it in
+    computed.log."""
+    rec = jsonable(dict(record))
+    rec["checksum"] = record_checksum(rec)
+    atomic_write_json(cell_path(out, rec["id"]), rec)
     if log:
-        line = f"{record['id']} {record.get('pid', os.getpid())}\n".encode()
+        line = f"{rec['id']} {rec.get('pid', os.getpid())}\n".encode()
         fd = os.open(os.path.join(out, "computed.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
                      0o666)
         try:
@@ -290,7 +298,7 @@ def store_cell(out: str, record: Mapping[str, Any], log: bool = True) -> None:
 
 def remove_stale_temporaries(folder: str) -> None:
     """Half-written temporary files of a killed run (never complete cells: those are renamed
-    into place atomically).  One sweep per folder at a time."""
+    into place atomically).  Called under the folder's lock: one sweep per folder at a time."""
     for name in os.listdir(folder):
         if name.startswith(".tmp-"):
             try:
@@ -300,7 +308,8 @@ def remove_stale_temporaries(folder: str) -> None:
 
 
 def read_cell(path: str) -> dict[str, Any] | None:
-    """The stored cell record at ``path``, or None if it is absent, unreadable or incomplete."""
+    """The stored cell record at ``path``, or None if it is absent, unreadable or incomplete
+    (no verification: see :func:`load_cell`)."""
     try:
         with open(path) as f:
             rec = json.load(f)
@@ -309,3 +318,54 @@ def read_cell(path: str) -> dict[str, Any] | None:
     if not isinstance(rec, dict) or "metrics" not in rec or "id" not in rec:
         return None
     return rec
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(jsonable(obj), sort_keys=True, separators=(",", ":"))
+
+
+def cell_problem(record: Mapping[str, Any], spec: Mapping[str, Any],
+                 data_sha256: str | None = None, legacy: bool = False) -> str | None:
+    """Why the stored ``record`` is not the cell ``spec``, or None when it is.
+
+    The record must carry the spec's id and problem, the checksum of its payload (a record
+    without one is accepted only from a ``legacy`` folder, written before cells had
+    checksums), and, if it names the data file's SHA-256, ``data_sha256``.
+    """
+    if record.get("id") != spec["id"]:
+        return f"holds cell {record.get('id')!r}, not {spec['id']}"
+    if not isinstance(record.get("metrics"), dict):
+        return "has no metrics"
+    if "problem" in record and _canonical(record["problem"]) != _canonical(spec["problem"]):
+        return "holds the result of another problem than its id names"
+    if "checksum" not in record:
+        if not legacy:
+            return "has no checksum"
+    elif record["checksum"] != record_checksum(record):
+        return "does not match its checksum (edited or damaged)"
+    stored = record.get("data_sha256")
+    if data_sha256 is not None and stored is not None and stored != data_sha256:
+        return "was computed from other contents of the data file"
+    return None
+
+
+def load_cell(out: str, spec: Mapping[str, Any], data_sha256: str | None = None,
+              legacy: bool = False) -> tuple[dict[str, Any] | None, str | None]:
+    """The verified record of cell ``spec`` stored in ``out``: ``(record, None)``; ``(None,
+    None)`` when there is none; ``(None, message)`` when the file is there but is not this
+    cell (:func:`cell_problem`): the file is then renamed ``<id>.json.rejected`` so that the
+    cell is computed and stored again, and ``message`` (one line) says so."""
+    path = cell_path(out, spec["id"])
+    if not os.path.isfile(path):
+        return None, None
+    rec = read_cell(path)
+    why = "is unreadable or incomplete" if rec is None else cell_problem(rec, spec,
+                                                                         data_sha256, legacy)
+    if why is None:
+        return rec, None
+    try:
+        os.replace(path, path + ".rejected")
+    except OSError:
+        pass
+    return None, (f"{os.path.join('cells', spec['id'] + '.json')} {why}; recomputing it "
+                  "(the file is kept as .rejected)")

@@ -22,13 +22,18 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Mapping, Sequence
 
-from tqdm.auto import tqdm
-
 from lazyrich_theory.errors import ProblemError, SweepError
-from lazyrich_theory.experiments.sweep.cells import cell_path, read_cell, store_cell
+from lazyrich_theory.experiments.sweep.cells import (
+    cell_path,
+    file_sha256,
+    load_cell,
+    store_cell,
+)
+from lazyrich_theory.experiments.sweep.folder import process_alive
 from lazyrich_theory.spec import targets
 
 __all__ = ["Runner", "execute", "cell_task", "default_workers", "pack_targets"]
@@ -78,11 +83,16 @@ def _install_targets(packed: bytes | None) -> None:
 def cell_task(cell_fn: CellFn, spec: Mapping[str, Any], out: str | None,
               packed_targets: bytes | None = None) -> dict[str, Any]:
     """What a worker runs: register the shipped target functions, compute the cell and (if
-    ``out``) store it before returning."""
+    ``out``) store it before returning.  The record names the cell's id and problem and, with
+    a data file, the SHA-256 of the contents it was computed from."""
     _install_targets(packed_targets)
     record = dict(cell_fn(spec))
     record["id"] = spec["id"]
+    record.setdefault("problem", spec["problem"])
     record.setdefault("pid", os.getpid())
+    data_file = spec["problem"].get("data_file")
+    if data_file is not None:
+        record["data_sha256"] = file_sha256(data_file)
     if out is not None:
         store_cell(out, record)
     return record
@@ -96,16 +106,16 @@ class Runner:
     """Collects finished cells, writes them, drives the progress bar."""
 
     def __init__(self, out: str | None, total: int, done: int, progress: bool,
-                 retries: int):
+                 retries: int, data_sha256: str | None = None,
+                 warn: Callable[[str], None] | None = None):
         self.out = out
         self.records: dict[str, dict] = {}
         self.failed: dict[str, str] = {}
         self.computed = 0
         self.retries = retries
-        self.bar = None
-        if progress:
-            self.bar = tqdm(total=total, initial=done, unit="cell", desc="phase",
-                            dynamic_ncols=True, disable=None, smoothing=0.1)
+        self.data_sha256 = data_sha256
+        self.warn = warn or (lambda message: None)
+        self.bar = _progress_bar(total, done) if progress else None
 
     def finish(self, record: dict, stored: bool) -> None:
         """Record a finished cell (and store it, unless the worker did)."""
@@ -127,6 +137,17 @@ class Runner:
         """Close the progress bar."""
         if self.bar is not None:
             self.bar.close()
+
+
+def _progress_bar(total: int, done: int):
+    """A tqdm bar of cells (the notebook widget when it can be drawn, else text)."""
+    # imported here: tqdm.auto warns (TqdmWarning) on import in a notebook without ipywidgets,
+    # and is needed only when progress is shown; it then falls back to the text bar silently
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
+    return tqdm(total=total, initial=done, unit="cell", desc="phase", dynamic_ncols=True,
+                disable=None, smoothing=0.1)
 
 
 # ---------------------------------------------------------------------------------- dispatch
@@ -183,28 +204,39 @@ def _run_serial(specs, cell_fn: CellFn, runner: Runner) -> None:
 
 
 # ---------------------------------------------------------------------------------- local pool
-def _worker_init(main_pid: int) -> None:
+def _worker_init(main_pid: int, alive: Any = None) -> None:
     """Process-pool worker set-up: leave Ctrl-C to the parent, and die as soon as the sweep's
-    main process does (kill -9 included), so that no orphan goes on computing cells.  The
-    worker's parent is the forkserver, not the main process, so a watchdog thread polls it."""
+    main process does (kill -9 included, and while it is an unreaped zombie), so that no
+    orphan goes on computing and writing cells.  The worker's parent is the forkserver, which
+    may outlive the main process, so PR_SET_PDEATHSIG (Linux) is not enough: a watchdog
+    thread watches the main process itself (:func:`_watchdog`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except Exception:  # noqa: BLE001 - best effort; the watchdog below is the rule
+        except Exception:  # noqa: BLE001 - best effort; the watchdog is the rule
             pass
+    threading.Thread(target=_watchdog, args=(main_pid, alive), name="lazyrich-watchdog",
+                     daemon=True).start()
 
-    def watchdog() -> None:
-        while True:
+
+def _watchdog(main_pid: int, alive: Any) -> None:
+    """Exit this worker (``os._exit``) once the main process is gone: end of file on
+    ``alive``, the read end of a pipe whose only writer is the main process (the kernel closes
+    it when that process dies, zombie or not: portable), or ``main_pid`` no longer running
+    (:func:`~lazyrich_theory.experiments.sweep.folder.process_alive`, which sees zombies on
+    Linux)."""
+    while True:
+        if alive is None:
+            time.sleep(0.2)
+        else:
             try:
-                os.kill(main_pid, 0)
-            except ProcessLookupError:
+                if alive.poll(0.2):  # nothing is ever sent: readable means end of file
+                    os._exit(1)
+            except (OSError, EOFError):
                 os._exit(1)
-            except PermissionError:  # pragma: no cover - alive, other user (pid reuse)
-                pass
-            time.sleep(0.05)
-
-    threading.Thread(target=watchdog, name="lazyrich-watchdog", daemon=True).start()
+        if not process_alive(main_pid):
+            os._exit(1)
 
 
 def _kill_pool(pool: cf.ProcessPoolExecutor) -> None:
@@ -235,25 +267,37 @@ def _run_pool(specs, cell_fn: CellFn, runner: Runner, workers: int,
     pending = {s["id"]: s for s in specs}
     attempts = {cid: 0 for cid in pending}
     breaks = 0
-    while pending:
-        isolate = breaks > runner.retries
-        n = 1 if isolate else min(workers, len(pending))
-        pool = cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init,
-                                      initargs=(os.getpid(),))
-        try:
-            if isolate:
-                _pool_one_at_a_time(pool, task, pending, attempts, runner)
-            else:
-                _pool_all_at_once(pool, task, pending, attempts, runner)
-        except BrokenProcessPool:
-            breaks += 1
-            _kill_pool(pool)
-            _collect_stored(pending, runner)
-            continue
-        except BaseException:
-            _kill_pool(pool)
-            raise
-        pool.shutdown(wait=True)
+    alive, alive_w = ctx.Pipe(duplex=False)  # workers see EOF on `alive` when this process dies
+    try:
+        while pending:
+            isolate = breaks > runner.retries
+            n = 1 if isolate else min(workers, len(pending))
+            pool = cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx,
+                                          initializer=_worker_init,
+                                          initargs=(os.getpid(), alive))
+            breaks += _pool_round(pool, task, pending, attempts, runner, isolate)
+    finally:
+        alive_w.close()
+        alive.close()
+
+
+def _pool_round(pool: cf.ProcessPoolExecutor, task, pending: dict, attempts: dict,
+                runner: Runner, isolate: bool) -> int:
+    """Run the pending cells on ``pool`` until they are done (0) or the pool breaks (1)."""
+    try:
+        if isolate:
+            _pool_one_at_a_time(pool, task, pending, attempts, runner)
+        else:
+            _pool_all_at_once(pool, task, pending, attempts, runner)
+    except BrokenProcessPool:
+        _kill_pool(pool)
+        _collect_stored(pending, runner)
+        return 1
+    except BaseException:
+        _kill_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+    return 0
 
 
 def _attempt_failed(cid: str, message: str, pending: dict, attempts: dict,
@@ -306,7 +350,9 @@ def _collect_stored(pending: dict, runner: Runner) -> None:
     if runner.out is None:
         return
     for cid in list(pending):
-        rec = read_cell(cell_path(runner.out, cid))
+        rec, why = load_cell(runner.out, pending[cid], runner.data_sha256)
+        if why is not None:
+            runner.warn(why)
         if rec is not None:
             runner.finish(rec, stored=True)
             del pending[cid]

@@ -3,10 +3,11 @@ the cells, execute the missing ones, assemble the :class:`PhaseResult`."""
 
 from __future__ import annotations
 
-import json
+import functools
 import math
 import os
 import time
+import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -16,16 +17,21 @@ from lazyrich_theory.experiments.sweep.axes import Axis, sweep_axes
 from lazyrich_theory.experiments.sweep.cells import (
     FORMAT,
     RESULT_METRICS,
-    cell_path,
+    SweepWarning,
+    file_sha256,
     plan_cells,
-    read_cell,
-    remove_stale_temporaries,
     run_cell,
 )
 from lazyrich_theory.experiments.sweep.executors import Runner, execute
+from lazyrich_theory.experiments.sweep.folder import (
+    INTEGRITY,
+    FolderLock,
+    check_out,
+    open_folder,
+)
 from lazyrich_theory.experiments.sweep.result import PhaseResult
 from lazyrich_theory.spec.problem import Problem
-from lazyrich_theory.storage import atomic_write_json, decode_float, jsonable
+from lazyrich_theory.storage import decode_float, jsonable
 
 __all__ = ["sweep", "sweep_config"]
 
@@ -33,12 +39,27 @@ __all__ = ["sweep", "sweep_config"]
 def sweep_config(base: Problem, axes: Sequence[Axis], steps: int, method: str, integrator: str,
                  rtol: float | None, atol: float | None, threshold: float, relative: float,
                  tol: float | None, predict: bool) -> dict[str, Any]:
-    """The sweep's identity (what sweep.json holds); execution settings are not part of it."""
-    return jsonable({"format": FORMAT, "base_problem": base.to_dict(),
-                    "axes": [a.to_dict() for a in axes], "steps": int(steps),
-                    "method": method, "integrator": integrator if method == "flow" else None,
-                    "rtol": rtol, "atol": atol, "threshold": threshold, "relative": relative,
-                    "tol": tol, "predict": bool(predict)})
+    """The sweep's identity (what sweep.json holds); execution settings are not part of it.
+
+    It includes the SHA-256 of the data file's contents (``data_sha256``) when the base
+    problem has one, and the version of the cells' integrity scheme (``integrity``).
+    """
+    config = {"format": FORMAT, "integrity": INTEGRITY, "base_problem": base.to_dict(),
+              "axes": [a.to_dict() for a in axes], "steps": int(steps),
+              "method": method, "integrator": integrator if method == "flow" else None,
+              "rtol": rtol, "atol": atol, "threshold": threshold, "relative": relative,
+              "tol": tol, "predict": bool(predict)}
+    if base.data_file is not None:
+        config["data_sha256"] = data_digest(base.data_file)
+    return jsonable(config)
+
+
+def data_digest(path: str) -> str:
+    """SHA-256 of the data file's contents (ProblemError, one line, if it cannot be read)."""
+    try:
+        return file_sha256(path)
+    except OSError as exc:
+        raise ProblemError(f"cannot read the data file {path}: {exc.strerror or exc}") from None
 
 
 def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps: int, *,
@@ -49,7 +70,8 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
           executor: Any = None, workers: int | None = None, scheduler: Any = None,
           retries: int = 2, progress: bool = True, plot: bool = True,
           shared_fs: bool | None = None, log: Callable[[str], None] | None = None,
-          cell_fn: Callable[[Mapping[str, Any]], dict] | None = None) -> PhaseResult:
+          cell_fn: Callable[[Mapping[str, Any]], dict] | None = None,
+          recover: bool = False) -> PhaseResult:
     """Run (or resume) a phase sweep; see the module doc.
 
     base : the Problem every cell starts from.
@@ -74,6 +96,14 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
     shared_fs : whether workers can write to ``out`` themselves (default: True for local
         pools and executors, False for Dask: the client writes each cell as it arrives).
     cell_fn : replaces :func:`run_cell` (for tests and extensions; must be picklable).
+    recover : rewrite a corrupt or missing ``sweep.json`` of ``out`` from this sweep and reuse
+        the stored cells that verify as its own (without it such a folder is refused with a
+        one-line ProblemError that says so).
+
+    The folder is locked for the whole run (``out/sweep.lock``; a second sweep on it is
+    refused) and every stored cell is verified before it is resumed: a cell file that is not
+    the cell its name says (another cell, another problem, other data, an edited metric) is
+    set aside and computed again, with a :class:`SweepWarning` (one line).
     """
     tol = _validate(method, integrator, steps, threshold, relative, tol, retries, executor,
                     scheduler, workers)
@@ -81,24 +111,43 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
     settings = (steps, method, integrator, rtol, atol, threshold, relative, tol, predict)
     cells = plan_cells(base, axes, *settings)
     config = sweep_config(base, axes, *settings)
-    out_s = None if out is None else os.fspath(out)
-    done = {} if out_s is None else _open_folder(out_s, config, cells)
+    run = functools.partial(_run, axes, cells, config, cell_fn=cell_fn, retries=retries,
+                            progress=progress, log=log, executor=executor,
+                            scheduler=scheduler, workers=workers, shared_fs=shared_fs)
+    if out is None:
+        return run({}, None)
+    out_s = os.fspath(out)
+    check_out(out_s)
+    with FolderLock(out_s):
+        res = run(open_folder(out_s, config, cells, recover=recover, warn=_warn), out_s)
+        res.save(out_s, plot=plot)
+    return res
+
+
+def _warn(message: str) -> None:
+    """A repaired problem of the folder (one line)."""
+    warnings.warn(message, SweepWarning, stacklevel=2)
+
+
+def _run(axes: Sequence[Axis], cells: Sequence[dict[str, Any]], config: dict[str, Any],
+         done: dict[str, dict], out: str | None, *,
+         cell_fn: Callable[[Mapping[str, Any]], dict] | None, retries: int, progress: bool,
+         log: Callable[[str], None] | None, **execution: Any) -> PhaseResult:
+    """Compute the cells missing from ``done`` (``execution``: where, see :func:`execute`)
+    and assemble the result."""
     todo = _missing(cells, done)
-    _announce(log, out_s, axes, len(cells), len(done), len(todo))
-    runner = Runner(out_s, len(cells), len(cells) - len(todo), progress and bool(todo), retries)
+    _announce(log, out, axes, len(cells), len(done), len(todo))
+    runner = Runner(out, len(cells), len(cells) - len(todo), progress and bool(todo), retries,
+                    data_sha256=config.get("data_sha256"), warn=_warn)
     t0 = time.perf_counter()
     try:
-        execute(todo, run_cell if cell_fn is None else cell_fn, runner, executor=executor,
-                scheduler=scheduler, workers=workers, shared_fs=shared_fs,
-                custom_cell_fn=cell_fn is not None)
+        execute(todo, run_cell if cell_fn is None else cell_fn, runner,
+                custom_cell_fn=cell_fn is not None, **execution)
     finally:
         runner.close()
     wall = time.perf_counter() - t0
     done.update(runner.records)
-    res = _assemble(axes, cells, done, runner, config, out_s, len(todo), wall)
-    if out_s is not None:
-        res.save(out_s, plot=plot)
-    return res
+    return _assemble(axes, cells, done, runner, config, out, len(todo), wall)
 
 
 def _validate(method: str, integrator: str, steps: Any, threshold: Any, relative: Any,
@@ -124,44 +173,6 @@ def _validate(method: str, integrator: str, steps: Any, threshold: Any, relative
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ProblemError(f"workers must be a positive integer, got {workers!r}")
     return None if tol == 0 else tol
-
-
-def _check_config(out: str, config: dict[str, Any]) -> None:
-    """Refuse a folder that holds another sweep (or cells without a sweep.json)."""
-    path = os.path.join(out, "sweep.json")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ProblemError(f"--out {out} exists and is not a folder")
-    if not os.path.isfile(path):
-        if os.path.isdir(os.path.join(out, "cells")) and os.listdir(os.path.join(out, "cells")):
-            raise ProblemError(f"{out} holds cells but no sweep.json; use another --out")
-        return
-    try:
-        with open(path) as f:
-            old = json.load(f)
-    except (OSError, ValueError):
-        raise ProblemError(f"{path} is unreadable; use another --out") from None
-    new = json.loads(json.dumps(config))
-    if old != new:
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        raise ProblemError(f"{out} holds a different sweep (differs in: {', '.join(diff)}); "
-                           "use another --out to keep both")
-
-
-def _open_folder(out: str, config: dict[str, Any],
-                 cells: Sequence[Mapping[str, Any]]) -> dict[str, dict]:
-    """Check the folder's sweep.json (writing it for a new sweep) and read the cells already
-    stored there: {cell id: record}."""
-    _check_config(out, config)
-    os.makedirs(os.path.join(out, "cells"), exist_ok=True)
-    remove_stale_temporaries(os.path.join(out, "cells"))
-    if not os.path.isfile(os.path.join(out, "sweep.json")):
-        atomic_write_json(os.path.join(out, "sweep.json"), config)
-    done: dict[str, dict] = {}
-    for spec in cells:
-        rec = read_cell(cell_path(out, spec["id"]))
-        if rec is not None:
-            done[spec["id"]] = rec
-    return done
 
 
 def _missing(cells: Sequence[dict[str, Any]], done: Mapping[str, dict]) -> list[dict[str, Any]]:
