@@ -1,8 +1,10 @@
-"""A sweep's results as a labeled N-D dataset (:class:`PhaseResult`), and its files:
+"""A sweep's results as a labeled N-D dataset (:class:`PhaseResult`, an ``xarray.Dataset``
+with :meth:`PhaseResult.to_xarray`), and its files:
 
     DIR/phase.csv        one tidy row per cell: swept parameters, seed, cell id, status, metrics
     DIR/phase_mean.csv   one row per grid point: mean and standard deviation over seeds
-    DIR/phase.npz        the labeled N-D dataset, with the
+    DIR/phase.nc         the labeled N-D dataset as NetCDF (``xarray.open_dataset``)
+    DIR/phase.npz        the same arrays for numpy alone, with the
     DIR/phase.json       JSON sidecar naming its dims, coords and variables
     DIR/phase.png        heat map (2-D sweeps) or curves (1-D sweeps)
 """
@@ -21,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.experiments.sweep.axes import INT_FIELDS
 from lazyrich_theory.experiments.sweep.cells import (
     FORMAT,
@@ -29,6 +32,7 @@ from lazyrich_theory.experiments.sweep.cells import (
     STATUSES,
 )
 from lazyrich_theory.storage import (
+    atomic_write,
     atomic_write_json,
     atomic_write_npz,
     atomic_write_text,
@@ -45,6 +49,11 @@ class PhaseResult:
     ``dims``: the swept parameters in order, then ``seed``; ``coords[dim]``: its values;
     ``data[name]``: an array of shape ``shape`` for every name in :data:`RESULT_METRICS`
     (float, NaN where a cell has none), plus ``status`` and ``cell_id`` (strings).
+
+    Used like an ``xarray.Dataset``: ``res[name]`` is a variable's array (dims in order),
+    ``res.coords[dim]`` a dimension's values, ``name in res`` and ``res.data_vars`` list the
+    variables; :meth:`to_xarray` gives the real ``xarray.Dataset`` (labelled selection,
+    ``.sel(alpha=...)``, ``.mean("seed")``, ``.to_dataframe()``, NetCDF).
     """
 
     dims: tuple[str, ...]
@@ -60,7 +69,64 @@ class PhaseResult:
         return tuple(len(self.coords[d]) for d in self.dims)
 
     def __getitem__(self, name: str) -> np.ndarray:
+        """The array of variable ``name`` (a metric, ``status`` or ``cell_id``)."""
         return self.data[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.data
+
+    @property
+    def data_vars(self) -> tuple[str, ...]:
+        """The variables' names: the metrics, then ``status`` and ``cell_id``."""
+        return tuple(self.data)
+
+    def to_xarray(self):
+        """The results as an ``xarray.Dataset``.
+
+        Returns
+        -------
+        xarray.Dataset
+            Dims: the swept parameters, then ``seed``, each with its values as coordinate
+            (integers, floats, booleans or strings as swept).  Data variables: every metric of
+            :data:`RESULT_METRICS` (float64, its definition in ``attrs["description"]``),
+            ``status`` and ``cell_id`` (strings).  ``attrs``: ``sweep_config`` (the sweep's
+            configuration, sweep.json, as a JSON string), ``format`` and ``description``.
+            NetCDF-safe: ``ds.to_netcdf(path, engine="scipy")``; :meth:`from_xarray` reads it
+            back.
+        """
+        import xarray as xr  # imported on use (start-up time)
+
+        dims = self.dims
+        data_vars = {m: (dims, np.asarray(self.data[m], dtype=float),
+                         {"description": METRICS[m]}) for m in RESULT_METRICS if m in self.data}
+        for name, desc in _STRING_VARS.items():
+            if name in self.data:
+                data_vars[name] = (dims, np.asarray(self.data[name]).astype(str),
+                                   {"description": desc})
+        coords = {d: (d, _typed_coord(self.coords[d], d)) for d in dims}
+        attrs = {"description": "labeled N-D dataset of a lazyrich phase sweep",
+                 "format": FORMAT,
+                 "sweep_config": json.dumps(jsonable(self.config), sort_keys=True)}
+        return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+    @classmethod
+    def from_xarray(cls, ds, out: str | None = None) -> "PhaseResult":
+        """The :class:`PhaseResult` of a Dataset made by :meth:`to_xarray` (e.g. read back
+        from phase.nc with ``xarray.open_dataset``)."""
+        try:
+            config = json.loads(ds.attrs["sweep_config"])
+            dims = tuple(ds["status"].dims)
+        except (KeyError, ValueError) as exc:
+            raise ProblemError(f"not a lazyrich phase dataset: {exc}") from None
+        coords = {d: _from_coord(np.asarray(ds[d].values), d) for d in dims}
+        data: dict[str, np.ndarray] = {}
+        for name in ds.data_vars:
+            arr = np.asarray(ds[name].transpose(*dims).values)
+            if name in _STRING_VARS:
+                data[name] = arr.astype(str).astype(_STRING_DTYPES[name])
+            else:
+                data[name] = arr.astype(float)
+        return cls(dims, coords, data, config, out)
 
     def _seed_axis(self) -> int:
         return self.dims.index("seed")
@@ -98,16 +164,20 @@ class PhaseResult:
             yield idx
 
     def save(self, out: str | os.PathLike, plot: bool = True) -> None:
-        """Write phase.csv, phase_mean.csv, phase.npz + phase.json and (if ``plot``) phase.png.
+        """Write phase.csv, phase_mean.csv, phase.nc, phase.npz + phase.json and (if
+        ``plot``) phase.png.
 
-        phase.npz holds one array per variable (shape = the dims' lengths, in order) and one
-        ``coord_<dim>`` array per dim; phase.json describes dims, coords and variables.
+        phase.nc is :meth:`to_xarray` as NetCDF (xarray's scipy engine).  phase.npz holds one
+        array per variable (shape = the dims' lengths, in order) and one ``coord_<dim>`` array
+        per dim; phase.json describes dims, coords and variables.
         """
         out = os.fspath(out)
         os.makedirs(out, exist_ok=True)
         self._save_cells_csv(os.path.join(out, "phase.csv"))
         self._save_mean_csv(os.path.join(out, "phase_mean.csv"))
         self._save_dataset(out)
+        netcdf = bytes(self.to_xarray().to_netcdf(engine="scipy"))
+        atomic_write(os.path.join(out, "phase.nc"), lambda f: f.write(netcdf))
         if plot:
             self.plot(os.path.join(out, "phase.png"))
 
@@ -162,10 +232,8 @@ class PhaseResult:
                        for d in self.dims},
             "variables": {**{m: {"dims": list(self.dims), "dtype": "float64",
                                  "description": METRICS[m]} for m in RESULT_METRICS},
-                          "status": {"dims": list(self.dims), "dtype": "str",
-                                     "description": "ok | diverged | failed | missing"},
-                          "cell_id": {"dims": list(self.dims), "dtype": "str",
-                                      "description": "cells/<cell_id>.json holds the cell"}},
+                          **{name: {"dims": list(self.dims), "dtype": "str",
+                                    "description": desc} for name, desc in _STRING_VARS.items()}},
             "attrs": jsonable(self.config),
         }
         atomic_write_json(os.path.join(out, "phase.json"), sidecar)
@@ -177,6 +245,25 @@ class PhaseResult:
         from lazyrich_theory.plotting.phase import plot_phase
 
         return plot_phase(self, path, **kw)
+
+
+#: The string variables of a PhaseResult, their descriptions and numpy dtypes.
+_STRING_VARS = {"status": "ok | diverged | failed | missing",
+                "cell_id": "cells/<cell_id>.json holds the cell"}
+_STRING_DTYPES = {"status": "<U8", "cell_id": "<U16"}
+
+
+def _typed_coord(values: Sequence[Any], dim: str) -> np.ndarray:
+    """A coordinate's values as a typed array: bool, str, int64 (integer fields with only
+    integers, e.g. seed or D) or float64 (N = inf included)."""
+    vals = list(values)
+    if all(isinstance(v, (bool, np.bool_)) for v in vals):
+        return np.asarray(vals, dtype=bool)
+    if all(isinstance(v, (str, np.str_)) for v in vals):
+        return np.asarray(vals, dtype=str)
+    if all(isinstance(v, (int, np.integer)) for v in vals):
+        return np.asarray(vals, dtype=np.int64)
+    return np.asarray(vals, dtype=float)
 
 
 def _csv_value(v: Any) -> str:
@@ -217,10 +304,16 @@ def _coord_array(values: np.ndarray) -> np.ndarray:
 
 
 def load_phase(out: str | os.PathLike) -> PhaseResult:
-    """Read the dataset written by :meth:`PhaseResult.save` (phase.npz + phase.json)."""
+    """Read the dataset written by :meth:`PhaseResult.save`: phase.npz + phase.json (every
+    folder has them), else phase.nc."""
     out = os.fspath(out)
     jpath, npath = os.path.join(out, "phase.json"), os.path.join(out, "phase.npz")
     if not (os.path.isfile(jpath) and os.path.isfile(npath)):
+        if os.path.isfile(os.path.join(out, "phase.nc")):
+            import xarray as xr  # imported on use (start-up time)
+
+            with xr.open_dataset(os.path.join(out, "phase.nc"), engine="scipy") as ds:
+                return PhaseResult.from_xarray(ds.load(), out)
         raise FileNotFoundError(f"no phase.json / phase.npz in {out}")
     with open(jpath) as f:
         side = json.load(f)
@@ -232,6 +325,9 @@ def load_phase(out: str | os.PathLike) -> PhaseResult:
 
 
 def _from_coord(a: np.ndarray, dim: str) -> np.ndarray:
+    """A stored coordinate back as the sweep's values (integer fields and finite N as int)."""
     if a.dtype.kind in "iu" or (dim in INT_FIELDS and a.dtype.kind == "f"):
         return np.asarray([int(v) for v in a], dtype=object)
+    if dim == "N" and a.dtype.kind == "f":
+        return np.asarray([int(v) if math.isfinite(v) else float(v) for v in a], dtype=object)
     return np.asarray(a.tolist(), dtype=object)
