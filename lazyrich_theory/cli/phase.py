@@ -11,8 +11,11 @@
                                  centered true,false)
 NAME is any of alpha, eps, D, P, N, eta0, seed, test_size, convention, centered.
 
-Running the same command again on the same DIR resumes (only missing cells are computed); a
-different sweep in an existing DIR is refused (exit 2).  Also runnable on its own as
+Running the same command again on the same DIR resumes (only missing cells are computed; each
+stored cell is verified first, and one that does not match is recomputed with a one-line
+warning); a different sweep in an existing DIR, a DIR another sweep is running on, or a
+corrupt DIR/sweep.json is refused (exit 2, one line; ``--recover`` keeps the finished cells of
+a folder whose sweep.json is corrupt or lost).  Also runnable on its own as
 ``python -m lazyrich_theory.cli.phase ...`` (same options, without the word ``phase``).
 """
 
@@ -21,13 +24,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Sequence
+import warnings
+from typing import Callable, Sequence
 
 from lazyrich_theory.cli.parser import (
     Parser, add_model_options, finite_float, int_at_least, problem_from_args, run_guarded,
 )
 from lazyrich_theory.errors import ProblemError
-from lazyrich_theory.experiments.sweep import parse_vary, sweep
+from lazyrich_theory.experiments.sweep import SweepWarning, parse_vary, sweep
 
 __all__ = ["add_phase_parser", "run_phase", "build_parser", "main"]
 
@@ -69,6 +73,9 @@ def _add_phase_options(p: argparse.ArgumentParser) -> None:
     e.add_argument("--retries", type=int_at_least("--retries", 0), default=2,
                    help="tries again a cell whose worker died or that raised (default 2)")
     p.add_argument("--out", required=True, help="output folder (resumable)")
+    p.add_argument("--recover", action="store_true",
+                   help="the folder's sweep.json is corrupt or lost: rewrite it from this "
+                        "command and keep the stored cells that verify as its own")
     p.add_argument("--no-plot", dest="plot", action="store_false", help="skip phase.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
@@ -117,12 +124,15 @@ def run_phase(args: argparse.Namespace) -> int:
     quiet = bool(getattr(args, "quiet", False))
     say = None if quiet else (lambda s: print(s, flush=True))
     t0 = time.perf_counter()
-    res = sweep(base, axes, steps, seeds=args.seeds, method=args.method,
-                integrator=args.integrator, rtol=args.rtol, atol=args.atol,
-                threshold=args.threshold, relative=args.relative, tol=args.tol or None,
-                predict=args.predict, out=args.out, workers=args.workers,
-                scheduler=args.scheduler, retries=args.retries, progress=not quiet,
-                plot=args.plot, log=say)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SweepWarning)
+        warnings.showwarning = _one_line_sweep_warnings(warnings.showwarning)
+        res = sweep(base, axes, steps, seeds=args.seeds, method=args.method,
+                    integrator=args.integrator, rtol=args.rtol, atol=args.atol,
+                    threshold=args.threshold, relative=args.relative, tol=args.tol or None,
+                    predict=args.predict, out=args.out, workers=args.workers,
+                    scheduler=args.scheduler, retries=args.retries, progress=not quiet,
+                    plot=args.plot, log=say, recover=bool(getattr(args, "recover", False)))
     st = res.stats
     counts = res.counts
     if not quiet:
@@ -135,6 +145,17 @@ def run_phase(args: argparse.Namespace) -> int:
               "run the same command again to retry them", file=sys.stderr)
         return 1
     return 0
+
+
+def _one_line_sweep_warnings(show: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints a :class:`SweepWarning` as one line on stderr
+    (``lazyrich: warning: ...``) and passes other warnings to ``show``."""
+    def printer(message, category, *args, **kwargs) -> None:
+        if issubclass(category, SweepWarning):
+            print(f"lazyrich: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, *args, **kwargs)
+    return printer
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -155,3 +155,29 @@ def test_refused_config_in_subprocess(tmp_path):
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "different sweep (differs in: base_problem)" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+# ------------------------------------------------------------------------------ verified resume
+def test_corrupt_sweep_json_recover_and_cell_warnings(capsys, tmp_path):
+    """A corrupt sweep.json: exit 2 with one line naming --recover; --recover keeps every
+    finished cell; a foreign cell file is recomputed with one warning line."""
+    out = tmp_path / "r"
+    args = [*SMALL, "--vary", "alpha=0.5,1", "--vary", "eps=0.2,0.4", "--steps", "300",
+            "--workers", "1", "--no-plot", "--out", out]
+    rc, _, err = call(capsys, *args, "--quiet")
+    assert rc == 0 and err == ""
+    csv = (out / "phase.csv").read_bytes()
+    (out / "sweep.json").write_text('{"format": 1, "axes": [')
+    rc, _, err = call(capsys, *args)
+    assert rc == 2 and err.count("\n") == 1 and "is corrupt" in err and "--recover" in err
+    rc, stdout, err = call(capsys, *args, "--recover")
+    assert rc == 0, err
+    assert err.startswith("lazyrich: warning: recovering") and err.count("\n") == 1
+    assert "4 of 4 cells already done" in stdout
+    assert (out / "phase.csv").read_bytes() == csv
+    cells = sorted((out / "cells").glob("*.json"))
+    cells[0].write_text(cells[1].read_text())
+    rc, stdout, err = call(capsys, *args, "--quiet")
+    assert rc == 0 and err.count("\n") == 1
+    assert err.startswith(f"lazyrich: warning: cells/{cells[0].stem}.json holds cell")
+    assert (out / "phase.csv").read_bytes() == csv

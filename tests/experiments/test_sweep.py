@@ -27,8 +27,10 @@ from lazyrich_theory.experiments.sweep import (
     run_cell,
     sweep,
 )
+from lazyrich_theory.experiments.sweep.cells import _predictions
 from lazyrich_theory.spec import targets
-from lazyrich_theory.theory.timescales import grokking_metrics
+from lazyrich_theory.spec.schedule import save_times
+from lazyrich_theory.theory.timescales import grokking_metrics, predict_timescales
 
 BASE = Problem(D=10, P=30, N=20, alpha=1.0, eps=0.3, eta0=1.0, seed=0, test_size=100)
 STEPS = 600
@@ -145,6 +147,40 @@ def test_run_cell_matches_solve():
         assert rec2["metrics"]["final_train_loss"] < 1e-2
 
 
+def test_gd_cell_stops_like_a_cut_full_run():
+    """The GD cell stops in the core loop (solve(stop=tol)); its metrics equal those of the
+    full run cut at convergence, and stop computing there."""
+    p = BASE.replace(alpha=0.5, eps=0.4)
+    tol = 7e-2
+    spec = dict(problem=p.to_dict(), steps=20_000, method="gd", integrator="rkc", rtol=None,
+                atol=None, threshold=0.1, relative=0.1, tol=tol, predict=False)
+    rec = run_cell(spec)
+    full = solve(p, 20_000, method="gd")
+    ref = cell_metrics(full.t, full.train_loss, full.test_loss, 0.1, 0.1, tol, 20_000)
+    assert rec["metrics"]["converged"] == 1 and rec["metrics"]["stop_time"] < 20_000
+    for k, v in ref.items():
+        assert rec["metrics"][k] == v or (math.isnan(v) and math.isnan(rec["metrics"][k])), k
+    stopped = solve(p, 20_000, method="gd", stop=tol)
+    assert stopped.t[-1] == rec["metrics"]["stop_time"] < full.t[-1]
+
+
+@pytest.mark.parametrize("P, peak", [(30, True), (12, False), (200, False)])
+def test_lazy_peak_only_where_there_is_one(P, peak):
+    """predicted_lazy_peak_time is the linearised test loss's interior maximum; a curve that
+    only falls (P = 200) or rises monotonically to its t -> inf limit (P = 12) has none (NaN;
+    it used to be the argmax at t = 0 or at the end of the grid, a meaningless time), and the
+    predicted delay then counts from the lazy fit time (predict_timescales)."""
+    p = BASE.replace(P=P, centered=True)
+    pred = _predictions(p, 100_000, "flow", 0.1, save_times(100_000).astype(float))
+    t_peak = pred["predicted_lazy_peak_time"]
+    if peak:
+        assert 0 < t_peak < 100_000
+    else:
+        assert math.isnan(t_peak)
+    ts = predict_timescales(p, lazy_peak_time=t_peak, lazy_peak_reason=None if peak else "-")
+    assert pred["predicted_grokking_delay"] == pytest.approx(ts.grokking_delay, nan_ok=True)
+
+
 def test_sweep_over_training_options_equals_direct_solves():
     """Weight decay, momentum, noise and batch size are sweepable; each cell is the same run
     as a direct solve, and the lazy-theory prediction is left out where it does not apply."""
@@ -183,8 +219,9 @@ def test_sweep_storage_layout_and_resume(tmp_path):
     assert res.dims == ("alpha", "eps", "seed") and res.shape == (2, 2, 2)
     assert res.stats["n_computed"] == 8 and res.stats["n_resumed"] == 0
     for f in ("sweep.json", "phase.csv", "phase_mean.csv", "phase.npz", "phase.json",
-              "phase.png", "computed.log"):
+              "phase.nc", "phase.png", "computed.log"):
         assert (out / f).is_file(), f
+    assert not (out / "sweep.lock").exists()        # released at the end
     assert len(list((out / "cells").glob("*.json"))) == 8
     # tidy CSV: one row per cell
     lines = (out / "phase.csv").read_text().splitlines()
