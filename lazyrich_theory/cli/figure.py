@@ -1,9 +1,9 @@
 """``lazyrich figure NAME [--out DIR] [--steps T] [--seed S] [--set KEY=VALUE ...]``: one of the
 paper's figures (or ``all`` of them) into ``DIR/NAME`` (docs/gallery.md).
 
-The figure is made by :func:`lazyrich_theory.experiments.figures.make_figure`; this module only
-parses the command line.  Unlike the other subcommands, ``figure`` has its own plain argparse
-parser (usage line and ``lazyrich figure: error:`` on bad options, exit 2), because its help
+The figure is made by :func:`lazyrich_theory.experiments.figures.make_figure`; this module
+parses the command line and checks it first.  Unlike the other subcommands, ``figure`` has its
+own parser (one line ``lazyrich figure: error: ...`` on bad input, exit 2), because its help
 lists the figure registry, which needs matplotlib: ``lazyrich --help`` shows a placeholder.
 """
 
@@ -14,7 +14,10 @@ import os
 import sys
 from typing import Any, Sequence
 
+from lazyrich_theory.cli.parser import Parser, count_at_least, int_at_least, run_guarded
 from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.spec.resources import LONG_RUN_SECONDS, check_resources, check_writable
 
 __all__ = ["add_figure_parser", "build_parser", "parse_value", "parse_overrides", "main"]
 
@@ -46,17 +49,21 @@ def build_parser(paper: Sequence[str], beyond: Sequence[str]) -> argparse.Argume
     Returns
     -------
     argparse.ArgumentParser
-        A plain parser (errors print the usage and exit 2).
+        A :class:`~lazyrich_theory.cli.parser.Parser`: a bad option raises ``UsageError``
+        (one line, exit 2); ``--help`` prints the help and exits 0.
     """
-    ap = argparse.ArgumentParser(prog="lazyrich figure",
-                                 description="make one of the paper's figures (or all of them)")
+    ap = Parser(prog="lazyrich figure",
+                description="make one of the paper's figures (or all of them)")
     ap.add_argument("name", help=f"a paper figure ({', '.join(paper)}), all (the paper's), or "
                                  f"beyond the paper: {', '.join(beyond)}")
     ap.add_argument("--out", default="figures", help="output folder (a subfolder per figure)")
-    ap.add_argument("--steps", type=int, default=None, help="override the horizon")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=count_at_least("--steps", 1), default=None,
+                    help="override the horizon (>= 1)")
+    ap.add_argument("--seed", type=int_at_least("--seed", 0), default=0)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a problem field or figure option (repeatable)")
+    ap.add_argument("--i-know", dest="i_know", action="store_true",
+                    help="run even if the estimated memory or work exceeds this machine")
     return ap
 
 
@@ -108,8 +115,56 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return overrides
 
 
+def _check_figure(fig: Any, out: str, steps: int | None, seed: int,
+                  overrides: dict[str, Any], allow_large: bool) -> None:
+    """Everything checkable before figure ``fig`` is computed: the ``--set`` keys, its
+    problem, the estimate of its reduced solve (a lower bound of the figure's work) and that
+    ``out`` is writable."""
+    fields = list(Problem.__dataclass_fields__)
+    unknown = sorted(k for k in overrides if k not in fields and k not in fig.options)
+    if unknown:
+        raise ProblemError(f"--set {', '.join(unknown)}: not a problem field or an option of "
+                           f"{fig.name} (options: {', '.join(fig.options) or 'none'}; fields: "
+                           f"{', '.join(fields)})")
+    problem = Problem(**{**fig.problem, "seed": seed,
+                         **{k: v for k, v in overrides.items() if k in fields}})
+    est = check_resources(problem, fig.steps if steps is None else steps, "gd",
+                          allow_large=allow_large)
+    check_writable(out, "--out", siblings=False)
+    if est.seconds > LONG_RUN_SECONDS:
+        print(f"lazyrich figure: estimate for {fig.name}: at least {est.describe()} (its "
+              "reduced solve alone)", file=sys.stderr)
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    # the figure registry imports matplotlib: loaded only when a figure is asked for
+    from lazyrich_theory.experiments.figures import FIGURES, make_figure
+
+    paper = [k for k, f in FIGURES.items() if f.paper]
+    beyond = [k for k, f in FIGURES.items() if not f.paper]
+    args = build_parser(paper, beyond).parse_args(argv)
+    overrides = parse_overrides(args.set)
+    names = paper if args.name == "all" else [args.name]
+    if args.name != "all" and args.name not in FIGURES:
+        raise ProblemError(f"unknown figure {args.name!r}; choose from "
+                           f"{', '.join(FIGURES)} or all")
+    for name in names:
+        _check_figure(FIGURES[name], os.path.join(args.out, name), args.steps, args.seed,
+                      overrides, args.i_know)
+    for name in names:
+        info = make_figure(name, os.path.join(args.out, name), args.steps, args.seed,
+                           **overrides)
+        print(f"{name}: {info['wall_time']:.1f} s -> {os.path.join(args.out, name)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``lazyrich figure ARGS``: make the named figure(s), one line per figure on stdout.
+
+    Everything is checked before the first figure is computed: the options, the name, the
+    ``--set`` keys (problem fields or the figure's options) and values, the estimated memory
+    and work of each figure's reduced solve (unless ``--i-know``) and that the output is
+    writable.
 
     Parameters
     ----------
@@ -119,26 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0, or 2 with one line on stderr for a bad name or value.  Bad options print the usage
-        and raise ``SystemExit(2)`` (argparse); ``--help`` raises ``SystemExit(0)``.
+        0, or 2 with one line on stderr (``lazyrich figure: error: ...``) for a bad option,
+        name or value; ``--help`` raises ``SystemExit(0)``.
     """
-    # the figure registry imports matplotlib: loaded only when a figure is asked for
-    from lazyrich_theory.experiments.figures import FIGURES, make_figure
-
-    paper = [k for k, f in FIGURES.items() if f.paper]
-    beyond = [k for k, f in FIGURES.items() if not f.paper]
-    args = build_parser(paper, beyond).parse_args(argv)
-    try:
-        overrides = parse_overrides(args.set)
-        names = paper if args.name == "all" else [args.name]
-        for name in names:
-            info = make_figure(name, os.path.join(args.out, name), args.steps, args.seed,
-                               **overrides)
-            print(f"{name}: {info['wall_time']:.1f} s -> {os.path.join(args.out, name)}")
-    except ProblemError as exc:
-        print(f"lazyrich figure: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_guarded(lambda: _run(argv), prog="lazyrich figure")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,8 +3,9 @@ and run options, the Problem they describe, the output-folder check, and the one
 (which exceptions become which exit code and one line on stderr).
 
 Exit codes: 0 success; 2 bad input (:class:`UsageError`, :class:`ProblemError`, a missing
-file), one line on stderr and nothing written; 1 a diverging run (:class:`DivergenceError`), one
-line naming the step; 130 interrupted.
+file, a problem too large for the machine), one line on stderr and nothing written; 1 a failed
+run (:class:`DivergenceError` naming the step, an integration stopped at its budget, a failed
+write), one line; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any, Callable
 from lazyrich_theory.errors import DivergenceError, LazyrichError, ProblemError
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import PRESET_STEPS, PRESETS, Problem
+from lazyrich_theory.spec.resources import check_writable
 
-__all__ = ["DEFAULT_STEPS", "UsageError", "Parser", "int_at_least", "finite_float",
+__all__ = ["DEFAULT_STEPS", "UsageError", "Parser", "int_at_least", "count_at_least", "finite_float",
            "add_model_options", "add_run_options", "problem_from_args",
            "check_out_dir", "exit_code", "run_guarded"]
 
@@ -64,6 +66,25 @@ def int_at_least(name: str, low: int = 0) -> Callable[[str], int]:
         if v < low:
             raise argparse.ArgumentTypeError(f"{name} must be >= {low}, got {v}")
         return v
+    return conv
+
+
+def count_at_least(name: str, low: int = 0) -> Callable[[str], int]:
+    """Like :func:`int_at_least`, but the count may also be written in float notation
+    (``1e5``, ``2.0e3``); a value that is not a finite integer is refused in one line."""
+    strict = int_at_least(name, low)
+
+    def conv(s: str) -> int:
+        try:
+            return strict(s)
+        except argparse.ArgumentTypeError:
+            try:
+                v = float(s)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{name} must be an integer, got {s!r}") from None
+            if not math.isfinite(v) or not v.is_integer():
+                raise argparse.ArgumentTypeError(f"{name} must be a finite integer, got {s!r}") from None
+            return strict(str(int(v)))
     return conv
 
 
@@ -156,20 +177,24 @@ def add_run_options(p: argparse.ArgumentParser, flow_tol: bool = False) -> None:
     flow_tol : bool
         Also add ``--rtol`` / ``--atol`` (commands that integrate a flow).
     """
-    p.add_argument("--steps", type=int_at_least("--steps"),
-                   help=f"horizon in GD steps (default: the preset's, else {DEFAULT_STEPS})")
+    p.add_argument("--steps", type=count_at_least("--steps", 1),
+                   help=f"horizon in GD steps, >= 1 (default: the preset's, else {DEFAULT_STEPS})")
     p.add_argument("--save-times", dest="save_times", type=str,
                    help="comma-separated integer times added to the log-spaced grid")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true",
                    help="replace results of a different run already in --out")
     p.add_argument("--no-plot", dest="plot", action="store_false", help="skip the PNG")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar, estimate or summary")
+    p.add_argument("--i-know", dest="i_know", action="store_true",
+                   help="run even if the estimated memory exceeds what this machine has "
+                        "available or the estimated work exceeds a day")
     if flow_tol:
-        p.add_argument("--rtol", type=finite_float("--rtol"), default=None,
-                       help="relative tolerance")
-        p.add_argument("--atol", type=finite_float("--atol"), default=None,
-                       help="absolute tolerance")
+        p.add_argument("--rtol", type=finite_float("--rtol", "> 0"), default=None,
+                       help="relative tolerance of the flow, in [1e-14, 1)")
+        p.add_argument("--atol", type=finite_float("--atol", ">= 0"), default=None,
+                       help="absolute tolerance of the flow, in [0, 1)")
 
 
 #: Problem fields taken from same-named options when given.
@@ -236,10 +261,12 @@ def check_out_dir(out: str, config: dict[str, Any], overwrite: bool) -> None:
     Raises
     ------
     ProblemError
-        ``out`` is a file, or holds the results of a different run.
+        ``out`` is a file, is not writable (a probe file is created and removed in it and its
+        parent), or holds the results of a different run.
     """
     if os.path.exists(out) and not os.path.isdir(out):
         raise ProblemError(f"--out {out} exists and is not a folder")
+    check_writable(out, "--out")
     run_path = os.path.join(out, "run.json")
     if overwrite or not os.path.isfile(os.path.join(out, "trajectory.csv")):
         return
@@ -265,18 +292,32 @@ def exit_code(exc: BaseException) -> int | None:
     Returns
     -------
     int or None
-        2 for bad input (:class:`UsageError`, :class:`ProblemError`, a missing file), 1 for a
-        diverging run (:class:`DivergenceError`), None for anything else (a bug: re-raised).
+        2 for bad input (:class:`UsageError`, :class:`ProblemError`, a missing or unreadable
+        file, a problem too large for memory), 1 for a failed run (:class:`DivergenceError`
+        and any other :class:`LazyrichError`, a failed write), None for anything else (a bug:
+        re-raised with its traceback).
     """
-    if isinstance(exc, (UsageError, ProblemError, FileNotFoundError)):
+    if isinstance(exc, (UsageError, ProblemError, MemoryError) + _INPUT_OS_ERRORS):
         return 2
-    if isinstance(exc, DivergenceError):
+    if isinstance(exc, (LazyrichError, OSError)):
         return 1
     return None
 
 
+#: OS errors caused by the paths the user gave (exit 2); other OS errors exit 1.
+_INPUT_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error's message on one line (MemoryError: what it means)."""
+    if isinstance(exc, MemoryError):
+        return ("out of memory: the problem is too large for this machine (its estimate "
+                "missed; reduce D, P, N or test_size)")
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def run_guarded(command: Callable[[], int],
-                interrupted: str = "lazyrich: interrupted") -> int:
+                interrupted: str = "lazyrich: interrupted", prog: str = "lazyrich") -> int:
     """Run ``command`` and turn the errors users cause into one line on stderr and an exit code.
 
     Parameters
@@ -285,6 +326,8 @@ def run_guarded(command: Callable[[], int],
         Parses and runs the command; returns its exit code.
     interrupted : str
         The line printed on Ctrl-C (exit code 130).
+    prog : str
+        The program named at the start of the error line (``PROG: error: ...``).
 
     Returns
     -------
@@ -294,11 +337,11 @@ def run_guarded(command: Callable[[], int],
     """
     try:
         return command()
-    except (LazyrichError, FileNotFoundError) as exc:
+    except (LazyrichError, OSError, MemoryError) as exc:
         code = exit_code(exc)
         if code is None:
             raise
-        print(f"lazyrich: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return code
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)

@@ -5,24 +5,30 @@
     lazyrich population [model options] [--steps T] [--save-times ...] --out DIR
 
 Each writes trajectory.csv, run.json, problem.json, data.npz (and the PNG unless --no-plot) into
-DIR, refusing a folder that holds a different run's results unless --overwrite.
+DIR, refusing a folder that holds a different run's results unless --overwrite.  Bad input, an
+unwritable DIR and a problem beyond this machine (estimated memory or a day of work, unless
+--i-know) are refused before anything is computed.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from lazyrich_theory.cli.parser import (
     add_model_options, add_run_options, check_out_dir, problem_from_args,
 )
+from lazyrich_theory.core.population import check_options as population_options
 from lazyrich_theory.core.population import population
-from lazyrich_theory.core.solve import solve
+from lazyrich_theory.core.solve import check_options as solve_options
+from lazyrich_theory.core.solve import check_tolerances, solve
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.experiments.with_theory import solve_with_theory
 from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.spec.resources import LONG_RUN_SECONDS, check_resources
 from lazyrich_theory.spec.schedule import parse_times, save_times
 
 __all__ = ["COMMANDS", "add_solve_parsers", "run_solve"]
@@ -46,7 +52,7 @@ def add_solve_parsers(subparsers) -> None:
     s.add_argument("--no-theory", dest="theory", action="store_false",
                    help="skip the lazy-regime theory (K0 line, linearised curves, kernel "
                         "alignment, summary.json)")
-    s.add_argument("--integrator", choices=["rkc", "dopri5"], default="rkc",
+    s.add_argument("--integrator", choices=["rkc", "dopri5"], default=None,
                    help="integrator for --method flow: rkc (Runge-Kutta-Chebyshev, default, "
                         "rtol 1e-4) or dopri5 (Dormand-Prince 5(4), rtol 1e-7)")
     add_run_options(s, flow_tol=True)
@@ -73,6 +79,28 @@ def _config(args: argparse.Namespace, problem: Problem, steps: int,
             "train_readouts": getattr(args, "train_readouts", False)}
 
 
+def _check_method(args: argparse.Namespace, problem: Problem) -> str:
+    """Check the command's method and solver options against the problem (nothing computed);
+    returns the method of the resource estimate."""
+    given = [f"--{k}" for k in ("integrator", "rtol", "atol") if getattr(args, k, None) is not None]
+    if args.command == "solve" and args.method == "gd" and given:
+        raise ProblemError(f"{', '.join(given)} applies to --method flow only (gd is the exact "
+                           "GD map: no integrator, no tolerance)")
+    if args.command == "solve":
+        args.integrator = args.integrator or "rkc"
+        solve_options(problem, args.method, args.integrator, args.rtol, args.atol)
+        return args.method
+    if args.command == "simulate":
+        if not problem.finite_width:
+            raise ProblemError("simulate needs a finite width --N (the network has N neurons)")
+        solve_options(problem, "gd")        # the network is GD: the same decay bound
+        return "simulate"
+    if args.rtol is not None or args.atol is not None:
+        check_tolerances(1e-9 if args.rtol is None else args.rtol,
+                         0.0 if args.atol is None else args.atol)
+    return population_options(problem, args.method)
+
+
 def _compute(args: argparse.Namespace, problem: Problem, steps: int, extra: list[int] | None,
              data: ProblemData) -> Trajectory:
     """Run the command's dynamics (nothing written)."""
@@ -81,13 +109,11 @@ def _compute(args: argparse.Namespace, problem: Problem, steps: int, extra: list
     if args.command == "solve":
         run = solve_with_theory if args.theory else solve
         return run(problem, steps, method=args.method, save_times=extra, data=data,
-                   integrator=args.integrator, progress=progress, **tols)
+                   integrator=args.integrator, progress=progress, allow_large=True, **tols)
     if args.command == "simulate":
         # the independent network is loaded only when asked for (it is the test oracle)
         from lazyrich_validation import simulate
 
-        if not problem.finite_width:
-            raise ProblemError("simulate needs a finite width --N")
         return simulate(problem, steps, save_times=extra, data=data,
                         train_readouts=args.train_readouts, progress=progress)
     return population(problem, steps, save_times=extra, data=data, method=args.method, **tols)
@@ -95,6 +121,11 @@ def _compute(args: argparse.Namespace, problem: Problem, steps: int, extra: list
 
 def run_solve(args: argparse.Namespace) -> int:
     """Run ``solve``, ``simulate`` or ``population`` from parsed arguments into ``args.out``.
+
+    Everything is checked before anything is computed: the problem's fields, the save times,
+    the method's options, the estimated memory and work against this machine (unless
+    ``--i-know``; a run estimated at more than ``LONG_RUN_SECONDS`` prints its estimate on
+    stderr unless ``--quiet``) and that ``--out`` is writable.
 
     Parameters
     ----------
@@ -109,11 +140,17 @@ def run_solve(args: argparse.Namespace) -> int:
         :class:`~lazyrich_theory.errors.DivergenceError`.
     """
     problem, steps = problem_from_args(args)
-    extra = parse_times(args.save_times) if args.save_times else None
+    extra = parse_times(args.save_times) if args.save_times is not None else None
     times = save_times(steps, extra=extra)  # validates before anything runs
-    data = problem.data()
+    method = _check_method(args, problem)
+    est = check_resources(problem, steps, method, allow_large=args.i_know,
+                          integrator=getattr(args, "integrator", None) or "rkc",
+                          theory=bool(getattr(args, "theory", False)))
     config = _config(args, problem, steps, extra)
     check_out_dir(args.out, config, args.overwrite)
+    if not args.quiet and est.seconds > LONG_RUN_SECONDS:
+        print(f"lazyrich: estimate: {est.describe()} for {est.what}", file=sys.stderr)
+    data = problem.data()
     traj = _compute(args, problem, steps, extra, data)
     assert len(traj.t) == len(times)
     traj = traj.with_info(config=config)

@@ -27,7 +27,81 @@ from lazyrich_theory.errors import IntegrationError, ProblemError
 
 __all__ = ["IntegrationError", "IntegratorStats", "dopri5", "rkc2", "rkc_coefficients",
            "rkc_stability_bound", "DOPRI5_C", "DOPRI5_A", "DOPRI5_B5", "DOPRI5_B4", "DOPRI5_E",
-           "dopri5_step_factor", "dopri5_reject_factor", "power_spectral_radius"]
+           "dopri5_step_factor", "dopri5_reject_factor", "power_spectral_radius",
+           "BudgetExceeded", "MAX_RHS", "DOPRI5_STABILITY", "min_evaluations"]
+
+#: Default budget of right-hand-side evaluations of ``dopri5`` and ``rkc2``: an integration
+#: that needs more (a flow too stiff for the method, or one running away) stops with
+#: :class:`BudgetExceeded` instead of running for hours without output.
+MAX_RHS = 2_000_000
+#: Real stability boundary of DOPRI5: a step is stable for h rho <= 3.3 (rho the spectral
+#: radius of the Jacobian), so a stiff flow needs at least t rho / 3.3 steps.
+DOPRI5_STABILITY = 3.3
+#: The budget projection starts once this fraction of the budget is used (before, a step size
+#: still limited by accuracy in a transient would project far too many evaluations), and runs
+#: every _PROJECT_EVERY accepted steps.
+_PROJECT_AFTER, _PROJECT_EVERY = 0.05, 50
+
+
+class BudgetExceeded(IntegrationError):
+    """An adaptive integration used, or would need, more evaluations than its budget."""
+
+
+def min_evaluations(rho: float, span: float, integrator: str, max_stages: int = 400) -> float:
+    """The fewest right-hand-side evaluations an explicit integrator needs to cover ``span``
+    at Jacobian spectral radius ``rho`` when stability limits its step.
+
+    Parameters
+    ----------
+    rho : float
+        Spectral radius of the Jacobian (per unit time).
+    span : float
+        Length of the time interval.
+    integrator : {"dopri5", "rkc"}
+        DOPRI5 (6 evaluations per step, h rho <= 3.3) or RKC2 (s stages cover
+        h rho <= beta(s) ~ 0.65 s^2, at most ``max_stages``).
+    max_stages : int
+        RKC's largest stage count.
+
+    Returns
+    -------
+    float
+        A lower bound when the flow stays as stiff as at the point where ``rho`` was taken.
+    """
+    x = max(0.0, rho * span)
+    if integrator == "dopri5":
+        return 6.0 * x / DOPRI5_STABILITY
+    beta = rkc_stability_bound(max_stages)
+    if x <= beta:
+        return 1.0 + math.sqrt(1.0 + 1.54 * x)
+    return x / beta * (max_stages + 1)
+
+
+class _Budget:
+    """The evaluation budget of one integration: a hard limit, and an early stop once the
+    step size has stopped growing and the evaluations still needed at that size exceed it."""
+
+    def __init__(self, name: str, max_rhs: int, t_end: float):
+        self.name, self.max_rhs, self.t_end = name, int(max_rhs), t_end
+        self.mark: tuple[float, int, int] | None = None     # (h, n_rhs, n_accepted)
+
+    def check(self, stats: IntegratorStats, t: float, h: float) -> None:
+        if stats.n_rhs > self.max_rhs:
+            raise BudgetExceeded(f"{self.name} used its budget of {self.max_rhs:.3g} "
+                                 f"right-hand-side evaluations and reached only t={t:.6g} of "
+                                 f"{self.t_end:.6g} (the flow is stiff or runs away)")
+        n = stats.n_accepted
+        if stats.n_rhs < _PROJECT_AFTER * self.max_rhs or n % _PROJECT_EVERY or h <= 0:
+            return
+        if self.mark is not None and h <= 1.5 * self.mark[0] and n > self.mark[2]:
+            per_step = (stats.n_rhs - self.mark[1]) / (n - self.mark[2])
+            need = stats.n_rhs + (self.t_end - t) / h * per_step
+            if need > self.max_rhs:
+                raise BudgetExceeded(
+                    f"{self.name} would need ~{need:.2g} right-hand-side evaluations to reach "
+                    f"t={self.t_end:.6g} at its current step size h={h:.3g} (t={t:.6g}), "
+                    f"beyond its budget of {self.max_rhs:.3g}: the flow is stiff")
+        self.mark = (h, stats.n_rhs, n)
 
 
 
@@ -109,11 +183,15 @@ def _dopri5_step(rhs, t: float, y: np.ndarray, k1: np.ndarray, h: float, stages:
 def dopri5(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_save: np.ndarray,
            on_save: Callable[[int, float, np.ndarray], None], rtol: float = 1e-7,
            atol: float = 1e-10, h0: float | None = None, max_steps: int = 10_000_000,
-           progress: Callable[[float], None] | None = None) -> IntegratorStats:
+           progress: Callable[[float], None] | None = None,
+           max_rhs: int = MAX_RHS) -> IntegratorStats:
     """Integrate from t_save[0] through every t_save[k] (increasing), calling
-    ``on_save(k, t, y)`` at each.  Returns the work statistics."""
+    ``on_save(k, t, y)`` at each.  Returns the work statistics.  More than ``max_rhs``
+    evaluations, used or projected at a step size that no longer grows, raise
+    :class:`BudgetExceeded`."""
     t_save = _check_save_times(t_save, rtol, atol)
     stats = IntegratorStats()
+    budget = _Budget("dopri5", max_rhs, float(t_save[-1]))
     t = float(t_save[0])
     y = np.array(y0, dtype=np.float64, copy=True)
     on_save(0, t, y)
@@ -163,6 +241,7 @@ def dopri5(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_sav
             h *= dopri5_reject_factor(err)
             if not np.all(np.isfinite(y)):
                 raise IntegrationError(f"non-finite state at t={t:.6g}")
+        budget.check(stats, t, h)
         if h < 1e-12 * max(1.0, abs(t)):
             raise IntegrationError(f"step size underflow at t={t:.6g} (h={h:.3g})")
     return stats
@@ -367,7 +446,8 @@ def rkc2(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_save:
          atol: float = 1e-8, spectral_radius: Callable[[float, np.ndarray], float] | None = None,
          rho_every: int = 10, max_stages: int = 400, h0: float | None = None,
          max_steps: int = 10_000_000,
-         progress: Callable[[float], None] | None = None) -> IntegratorStats:
+         progress: Callable[[float], None] | None = None,
+         max_rhs: int = MAX_RHS) -> IntegratorStats:
     """Adaptive RKC2 from t_save[0] through every t_save[k], calling ``on_save(k, t, y)``.
 
     ``spectral_radius(t, y)`` should return an upper estimate of the spectral radius of the
@@ -376,10 +456,12 @@ def rkc2(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_save:
     s = 1 + floor(sqrt(1 + 1.54 h rho)) (so h rho <= beta(s)).  Local error estimate
     Est = [12 (y_n - y_{n+1}) + 6 h (F_n + F_{n+1})]/15, step factor 0.8 err^(-1/3) clipped to
     [0.1, 10].  Output between steps by cubic Hermite interpolation (third order, above the
-    method's own second order).
+    method's own second order).  More than ``max_rhs`` evaluations, used or projected at a
+    step size that no longer grows, raise :class:`BudgetExceeded`.
     """
     t_save = _check_save_times(t_save, rtol, atol)
     stats = IntegratorStats()
+    budget = _Budget("rkc", max_rhs, float(t_save[-1]))
     t = float(t_save[0])
     t_end = float(t_save[-1])
     shape = np.shape(y0)
@@ -441,6 +523,7 @@ def rkc2(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_save:
             last_rejected = True
             h *= 0.1 if not math.isfinite(err) else max(0.1, 0.8 * err ** (-1.0 / 3.0))
             rho, since_rho = estimate_rho(t, y, fy), 0
+        budget.check(stats, t, h)
         if h < 1e-12 * max(1.0, abs(t)):
             raise IntegrationError(f"step size underflow at t={t:.6g} (h={h:.3g})")
     return stats

@@ -15,11 +15,12 @@ from lazyrich_theory.results.stats import SolverStats
 from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.spec.resources import check_resources
 from lazyrich_theory.spec.schedule import save_times as make_save_times
 from lazyrich_theory.spec.streams import sgd_batch_size, sgd_mode
 
 __all__ = ["solve", "METHODS", "SUPPORTED_OPTIONS", "INTEGRATORS", "DEFAULT_TOLERANCES",
-           "check_options"]
+           "check_options", "check_tolerances"]
 
 
 METHODS = ("gd", "flow")
@@ -84,12 +85,54 @@ def check_options(problem: Problem, method: str, integrator: str = "rkc",
                                f"({_UNSUPPORTED_WHY[name]})")
     if integrator not in INTEGRATORS:
         raise ProblemError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {integrator!r}")
+    if method == "gd":
+        _check_decay(problem)
     d_rtol, d_atol = DEFAULT_TOLERANCES[integrator]
-    rtol = d_rtol if rtol is None else float(rtol)
-    atol = d_atol if atol is None else float(atol)
-    if not (rtol > 0 and atol >= 0):
-        raise ProblemError(f"need rtol > 0 and atol >= 0, got rtol={rtol:g}, atol={atol:g}")
+    rtol, atol = check_tolerances(d_rtol if rtol is None else rtol,
+                                  d_atol if atol is None else atol)
     return rtol, atol, None if stop is None else check_tolerance(stop)
+
+
+def _check_decay(problem: Problem) -> None:
+    """GD multiplies W by (1 - eta0 lambda) every step (heavy ball: eigenvalues of the
+    momentum map): beyond eta0 lambda = 2 (1 + mu) that alone diverges, whatever the data."""
+    p = problem
+    rate = p.eta0 * p.weight_decay
+    if rate >= 2.0 * (1.0 + p.momentum):
+        raise ProblemError(f"weight decay too strong for GD: eta0*weight_decay = {rate:g} >= "
+                           f"2 (1 + momentum) = {2.0 * (1.0 + p.momentum):g}, so the decay "
+                           f"factor 1 - eta0*weight_decay alone makes every step diverge; "
+                           f"lower eta0 or weight_decay, or use method 'flow'")
+
+
+def check_tolerances(rtol: float, atol: float) -> tuple[float, float]:
+    """The integrator tolerances as floats, in their meaningful ranges.
+
+    Parameters
+    ----------
+    rtol : float
+        Relative tolerance, in [1e-14, 1) (below that float64 round-off dominates; 1 or more
+        controls nothing).
+    atol : float
+        Absolute tolerance, in [0, 1).
+
+    Returns
+    -------
+    (float, float)
+        ``(rtol, atol)``; ProblemError (one line) for anything else.
+    """
+    out = []
+    for name, v, low in (("rtol", rtol, 1e-14), ("atol", atol, 0.0)):
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise ProblemError(f"{name} must be a number, got {v!r}") from None
+        if isinstance(v, bool) or not (low <= x < 1.0):
+            raise ProblemError(f"{name} must be in [{low:g}, 1) (a relative error below "
+                               f"float64 round-off, or of 100 % or more, is no tolerance), "
+                               f"got {v!r}")
+        out.append(x)
+    return out[0], out[1]
 
 
 def solve(problem: Problem, steps: int, method: str = "gd",
@@ -97,7 +140,7 @@ def solve(problem: Problem, steps: int, method: str = "gd",
           integrator: str = "rkc", rtol: float | None = None, atol: float | None = None,
           progress: bool = False,
           observers: dict[str, Callable[["ReducedSystem", np.ndarray], float]] | None = None,
-          stop: float | None = None) -> Trajectory:
+          stop: float | None = None, allow_large: bool = False) -> Trajectory:
     """Solve the reduced dynamics of ``problem`` up to ``steps`` GD steps.
 
     method "gd":   the exact discrete GD map (equal to training the network, any N).
@@ -115,6 +158,11 @@ def solve(problem: Problem, steps: int, method: str = "gd",
     ``stop`` (method "gd" only): stop at the first save time at which train and test loss are
     both below ``stop``; the trajectory ends there (``info["stopped_at"]``).
     Which method supports which option: :data:`SUPPORTED_OPTIONS`.
+    Before anything is computed, the run's memory and work are estimated
+    (:func:`~lazyrich_theory.spec.resources.check_resources`): a run beyond this machine's
+    available memory or a day of work raises ``ResourceError`` (a ProblemError) stating the
+    estimate, unless ``allow_large``.  A flow too stiff for its integrator's evaluation budget
+    is refused too (ProblemError naming the spectral radius).
 
     Returns
     -------
@@ -124,6 +172,7 @@ def solve(problem: Problem, steps: int, method: str = "gd",
     """
     rtol, atol, stop = check_options(problem, method, integrator, rtol, atol, stop)
     times = make_save_times(steps, extra=save_times)
+    check_resources(problem, steps, method, allow_large=allow_large, integrator=integrator)
     t0 = time.perf_counter()
     mode = sgd_mode(problem)
     if mode == "online" and data is None:

@@ -18,7 +18,14 @@ from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from lazyrich_theory.core.integrators import IntegratorStats, dopri5, rkc2
+from lazyrich_theory.core.integrators import (
+    MAX_RHS,
+    BudgetExceeded,
+    IntegratorStats,
+    dopri5,
+    min_evaluations,
+    rkc2,
+)
 from lazyrich_theory.core.reduced import ReducedSystem, _residual
 from lazyrich_theory.core.statistics import predict
 from lazyrich_theory.core.threads import blas_threads_for
@@ -30,7 +37,7 @@ from lazyrich_theory.core.trackers import (
     Recorder,
     Tracker,
 )
-from lazyrich_theory.errors import DivergenceError, IntegrationError
+from lazyrich_theory.errors import DivergenceError, IntegrationError, ProblemError
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.streams import (
     iter_batch_indices,
@@ -39,7 +46,8 @@ from lazyrich_theory.spec.streams import (
     sgd_mode,
 )
 
-__all__ = ["BLOWUP_FACTOR", "Batches", "LoopResult", "step_loop", "run_steps", "run_flow"]
+__all__ = ["BLOWUP_FACTOR", "Batches", "LoopResult", "step_loop", "run_steps", "run_flow",
+           "check_stiffness"]
 
 
 class Batches:
@@ -246,6 +254,7 @@ def run_flow(system: ReducedSystem, times: np.ndarray, integrator: str, rtol: fl
     t_save = times.astype(np.float64)
     try:
         with blas_threads_for(system):
+            check_stiffness(system, float(t_save[-1] - t_save[0]), integrator)
             if integrator == "rkc":
                 work = rkc2(system.rhs, system.F0, t_save, on_save, rtol=rtol, atol=atol,
                             spectral_radius=lambda t, F: system.spectral_radius(F),
@@ -253,8 +262,60 @@ def run_flow(system: ReducedSystem, times: np.ndarray, integrator: str, rtol: fl
             else:
                 work = dopri5(system.rhs, system.F0, t_save, on_save, rtol=rtol, atol=atol,
                               progress=bar.update)
+    except BudgetExceeded as exc:
+        raise DivergenceError(f"gradient flow stopped: {exc}; {_stiff_advice(system, integrator)}",
+                              float("nan")) from None
     except IntegrationError as exc:
         raise DivergenceError(f"gradient flow failed: {exc}", float("nan")) from None
     finally:
         bar.close()
     return LoopResult(recorder.rows, recorder.F, None, work)
+
+
+def _stiff_advice(system: ReducedSystem, integrator: str, eta0_max: float | None = None) -> str:
+    """What to change for a flow too stiff for ``integrator``."""
+    p = system.problem
+    lower = "a smaller eta0" + ("" if eta0_max is None else f" (below ~{eta0_max:.2g})")
+    if p.weight_decay > 0:
+        lower += " or weight_decay"
+    return ("use integrator 'rkc' (built for stiff flows) or " if integrator == "dopri5"
+            else "use ") + lower
+
+
+def check_stiffness(system: ReducedSystem, span: float, integrator: str,
+                    max_rhs: int = MAX_RHS) -> float:
+    """Refuse, before integrating, a flow that ``integrator`` cannot cover within its budget.
+
+    Parameters
+    ----------
+    system : ReducedSystem
+        The system (its spectral radius at F0 is estimated).
+    span : float
+        The flow time to cover, in GD steps.
+    integrator : {"rkc", "dopri5"}
+        The explicit integrator.
+    max_rhs : int
+        Its evaluation budget.
+
+    Returns
+    -------
+    float
+        The fewest evaluations the stability of the integrator allows
+        (:func:`~lazyrich_theory.core.integrators.min_evaluations`).
+
+    Raises
+    ------
+    ProblemError
+        That number exceeds ``max_rhs``; the message gives the spectral radius and the eta0
+        that would fit (the radius is proportional to eta0).
+    """
+    rho = system.spectral_radius(system.F0)
+    need = min_evaluations(rho, span, integrator)
+    if need > max_rhs:
+        p = system.problem
+        raise ProblemError(
+            f"gradient flow with {integrator} would need at least ~{need:.2g} right-hand-side "
+            f"evaluations to reach t={span:g}: the flow is stiff (Jacobian spectral radius "
+            f"~{rho:.3g} per GD step at initialisation, eta0={p.eta0:g}), beyond the budget of "
+            f"{max_rhs:.3g}; {_stiff_advice(system, integrator, p.eta0 * max_rhs / need)}")
+    return need

@@ -23,17 +23,21 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lazyrich_theory.errors import DivergenceError, ProblemError
+from lazyrich_theory.spec.problem import first_step_scales
 from lazyrich_theory.spec.streams import sgd_batch_size, sgd_mode
 
 if TYPE_CHECKING:
     from lazyrich_theory.core.reduced import ReducedSystem
 
 __all__ = ["BLOWUP_FACTOR", "Tracker", "Recorder", "Divergence", "EarlyStop", "Progress",
-           "divergence_error", "check_tolerance"]
+           "divergence_error", "stable_eta0", "check_tolerance"]
 
 
 #: A loss above this multiple of its initial value counts as a blow-up.
 BLOWUP_FACTOR = 1e8
+#: A first-step output change beyond this (targets are O(1)) means the quadratic term, not the
+#: kernel's bound, limits eta0.
+_NONLINEAR_STEP = 1e3
 
 
 class Tracker:
@@ -81,9 +85,64 @@ class Recorder(Tracker):
         return self._rows[:self.count]
 
 
+def stable_eta0(gn_bound: float, weight_decay: float = 0.0, momentum: float = 0.0) -> float:
+    """The largest stable eta0 of GD (heavy ball ``momentum`` mu) with weight decay lambda.
+
+    Parameters
+    ----------
+    gn_bound : float
+        The Gauss-Newton bound P / lambda_max(Ktilde) of plain GD (curvature 2 / gn_bound
+        per unit eta0).
+    weight_decay, momentum : float
+        lambda adds curvature lambda; heavy ball is stable up to 2 (1 + mu) instead of 2.
+
+    Returns
+    -------
+    float
+        2 (1 + mu) / (2 / gn_bound + lambda) (inf when both curvatures are 0).
+    """
+    curvature = (2.0 / gn_bound if gn_bound > 0 else math.inf) + weight_decay
+    return 2.0 * (1.0 + momentum) / curvature if curvature > 0 else math.inf
+
+
+def _bound_how(p) -> str:
+    how = "Gauss-Newton bound P/lambda_max(Ktilde)"
+    if p.weight_decay > 0 or p.momentum > 0:
+        how += " with eta0 (2/bound + weight_decay) < 2 (1 + momentum)"
+    return how
+
+
+def _other_cause(p, what: str, F: np.ndarray | None, flow: bool) -> str:
+    """Why the dynamics blew up when eta0 is within the stable range (the bound is not
+    quoted: it holds)."""
+    where = f"alpha={p.alpha:g}, eps={p.eps:g}" + (
+        f", weight_decay={p.weight_decay:g}" if p.weight_decay > 0 else "")
+    with np.errstate(invalid="ignore", over="ignore"):
+        big = None if F is None else float(np.max(np.abs(F), initial=0.0))
+    reached = "" if big is None else f"; the weights reached |F| ~ {big:.2g}"
+    if flow:
+        return (f"float64 overflow at {where}{reached} (a gradient flow has no step-size "
+                f"bound, so eta0 is not the cause); rescale alpha or eps")
+    mode = sgd_mode(p)
+    if mode is not None:
+        return (f"eta0={p.eta0:g} is within full-batch GD's stable range, but {mode} SGD with "
+                f"batch size {sgd_batch_size(p)} is not: batch noise needs a smaller eta0")
+    if "non-finite" in what:
+        return (f"float64 overflow at {where}{reached}, not a learning-rate problem (eta0="
+                f"{p.eta0:g} is within GD's stable range); rescale alpha or eps")
+    what1, change, hint = first_step_scales(p)[2]
+    if change > _NONLINEAR_STEP:
+        return (f"eta0={p.eta0:g} is within the initial kernel's stable range, but at {where} "
+                f"{what1} is ~{change:.2g}: the quadratic term makes the first steps overshoot "
+                f"(far in the rich regime for this eta0); {hint}")
+    return (f"eta0={p.eta0:g} is within GD's stable range at initialisation, but training "
+            "left the region where that bound holds (the kernel sharpened); try a smaller eta0")
+
+
 def divergence_error(system: "ReducedSystem", step: float, what: str,
-                     F_healthy: np.ndarray) -> DivergenceError:
-    """The error for a blow-up at ``step``, naming the stable-eta0 bound.
+                     F_healthy: np.ndarray, F: np.ndarray | None = None,
+                     flow: bool = False) -> DivergenceError:
+    """The error for a blow-up at ``step``, naming its cause.
 
     Parameters
     ----------
@@ -92,14 +151,22 @@ def divergence_error(system: "ReducedSystem", step: float, what: str,
     step : float
         The step (or flow time) of the blow-up.
     what : str
-        What blew up, e.g. ``"train loss 1.3e+12"``.
+        What blew up, e.g. ``"train loss 1.3e+12"`` or ``"non-finite loss"``.
     F_healthy : numpy.ndarray
         The last healthy state (loss at most twice its initial value).
+    F : numpy.ndarray, optional
+        The state at the blow-up (its size is reported for an overflow).
+    flow : bool
+        A gradient flow (no step-size bound).
 
     Returns
     -------
     DivergenceError
-        With the smaller of the Gauss-Newton bounds at initialisation and at ``F_healthy``.
+        "eta0 too large", quoting the stable bound (the smaller of the Gauss-Newton bounds at
+        initialisation and at ``F_healthy``, lowered by weight decay and raised by momentum,
+        :func:`stable_eta0`), only when eta0 exceeds it; otherwise the message names the other
+        cause (float64 overflow at the given alpha / eps / weight decay, SGD noise, a
+        sharpened kernel) and quotes no bound.  ``eta0_bound`` is the stable bound.
     """
     p = system.problem
     bound = system.eta0_bound(system.F0)
@@ -108,15 +175,20 @@ def divergence_error(system: "ReducedSystem", step: float, what: str,
             bound = min(bound, system.eta0_bound(F_healthy))
         except np.linalg.LinAlgError:
             pass
+    limit = stable_eta0(bound, p.weight_decay, p.momentum)
+    head = (f"gradient flow diverged at t={step:g}" if flow
+            else f"dynamics diverged at step {step:g}") + f" ({what})"
     mode = sgd_mode(p)
-    if mode is None:
-        msg = (f"dynamics diverged at step {step:g} ({what}); eta0={p.eta0:g} but GD is stable "
-               f"only for eta0 < {bound:.4g} (Gauss-Newton bound P/lambda_max(Ktilde))")
+    if flow or p.eta0 < limit:
+        msg = f"{head}; {_other_cause(p, what, F, flow)}"
+    elif mode is None:
+        msg = (f"{head}; eta0={p.eta0:g} is too large: GD is stable only for "
+               f"eta0 < {limit:.4g} ({_bound_how(p)})")
     else:
-        msg = (f"dynamics diverged at step {step:g} ({what}); eta0={p.eta0:g}: {mode} SGD with "
-               f"batch size {sgd_batch_size(p)} needs eta0 below the full-batch GD bound "
-               f"{bound:.4g} (P/lambda_max(Ktilde)) and, for small batches, well below it")
-    return DivergenceError(msg, step, bound)
+        msg = (f"{head}; eta0={p.eta0:g} is too large: {mode} SGD with batch size "
+               f"{sgd_batch_size(p)} needs eta0 below the full-batch GD bound eta0 < "
+               f"{limit:.4g} ({_bound_how(p)}) and, for small batches, well below it")
+    return DivergenceError(msg, step, limit)
 
 
 def _blown_up(loss: float, loss0: float) -> bool:
@@ -155,7 +227,7 @@ class Divergence(Tracker):
             self._loss0 = loss
         if _blown_up(loss, self._loss0):
             what = "non-finite loss" if not math.isfinite(loss) else f"{self.loss_name} {loss:.3g}"
-            raise divergence_error(self.system, t, what, self.healthy)
+            raise divergence_error(self.system, t, what, self.healthy, F)
         if loss <= 2.0 * self._loss0:
             self.healthy = F
 
@@ -166,11 +238,12 @@ class Divergence(Tracker):
         if self.flow:
             if not all(math.isfinite(v) for v in row) or _blown_up(loss, self._saved0):
                 raise divergence_error(self.system, t, "non-finite or exploding loss",
-                                       self.healthy)
+                                       self.healthy, F, flow=True)
             if loss <= 2.0 * self._saved0:
                 self.healthy = F
         elif _blown_up(loss, self._saved0):
-            raise divergence_error(self.system, t, f"train loss {loss:.3g}", self.healthy)
+            what = "non-finite loss" if not math.isfinite(loss) else f"train loss {loss:.3g}"
+            raise divergence_error(self.system, t, what, self.healthy, F)
         return False
 
 

@@ -66,6 +66,65 @@ def add_label_noise(problem: Problem, y: np.ndarray) -> np.ndarray:
     return y + label_noise(problem)
 
 
+#: The first bytes of a .npz archive (a zip file) and of a single .npy array.
+_ZIP_MAGIC, _NPY_MAGIC = b"PK\x03\x04", b"\x93NUMPY"
+
+
+def _not_npz_reason(path: str) -> str | None:
+    """Why ``path`` cannot be a .npz data file (None if it may be one), from its type and
+    first bytes."""
+    if not os.path.exists(path):
+        return "not found"
+    if os.path.isdir(path):
+        return "is a folder, not a .npz file (give the data.npz inside a result folder)"
+    if not os.path.isfile(path):
+        return "is not a regular file"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not head:
+        return "is empty"
+    if head.startswith(_NPY_MAGIC):
+        return ("holds a single .npy array, not a .npz archive of named arrays X, y, X_test, "
+                "y_test, beta[, W0] (write it with numpy.savez)")
+    if not head.startswith(_ZIP_MAGIC):
+        kind = "text" if all(32 <= c < 127 or c in (9, 10, 13) for c in head) else "binary data"
+        return (f"is not a .npz archive (it starts with {kind}, not a zip header; write the "
+                "arrays with numpy.savez)")
+    return None
+
+
+def _read_npz(path: str, convert) -> dict[str, Any]:
+    """``{name: convert(array)}`` for the arrays of the .npz file ``path``; ProblemError
+    naming the actual problem (missing file, folder, .npy, text, damaged archive, object
+    arrays) otherwise."""
+    why = _not_npz_reason(path)
+    if why == "not found":
+        raise ProblemError(f"data file not found: {path}")
+    if why is not None:
+        raise ProblemError(f"data file {path} {why}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            out = {}
+            for k in f.files:
+                try:
+                    out[k] = convert(f[k])
+                except ValueError as exc:
+                    if "pickle" in str(exc):
+                        raise ProblemError(f"data file {path}: array {k} holds Python objects "
+                                           "(pickled); store numeric arrays") from None
+                    raise ProblemError(f"data file {path}: array {k} is not numeric "
+                                       f"({exc})") from None
+            return out
+    except ProblemError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged archive is a user error
+        raise ProblemError(f"data file {path} is a damaged .npz archive "
+                           f"({type(exc).__name__}: {exc})") from None
+
+
 @dataclass(frozen=True, eq=False)
 class ProblemData:
     """Arrays of one problem, stored in the convention's own units (rows are samples).
@@ -108,13 +167,7 @@ class ProblemData:
     def load(cls, path: str | os.PathLike, problem: Problem) -> "ProblemData":
         """Read X, y, X_test, y_test, beta[, W0] from ``path`` and check them against ``problem``."""
         path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise ProblemError(f"data file not found: {path}")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: np.asarray(f[k], dtype=np.float64) for k in f.files}
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
-            raise ProblemError(f"cannot read data file {path}: {exc}") from None
+        arrays = _read_npz(path, lambda a: np.asarray(a, dtype=np.float64))
         missing = [k for k in ("X", "y", "X_test", "y_test", "beta") if k not in arrays]
         if missing:
             raise ProblemError(f"data file {path} lacks array(s): {', '.join(missing)}")
@@ -162,13 +215,7 @@ class ProblemData:
     def infer_shape(path: str | os.PathLike) -> dict[str, int]:
         """D, P, test_size and (if W0 is present) N read from a data file's array shapes."""
         path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise ProblemError(f"data file not found: {path}")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                shapes = {k: f[k].shape for k in f.files}
-        except Exception as exc:  # noqa: BLE001
-            raise ProblemError(f"cannot read data file {path}: {exc}") from None
+        shapes = _read_npz(path, np.shape)
         if "X" not in shapes or len(shapes["X"]) != 2:
             raise ProblemError(f"data file {path} needs a 2-D array X (P, D)")
         out = {"P": shapes["X"][0], "D": shapes["X"][1]}

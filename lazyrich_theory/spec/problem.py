@@ -36,11 +36,21 @@ import numpy as np
 
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.data import ProblemData
-from lazyrich_theory.spec.targets import parse_spec
+from lazyrich_theory.spec.targets import TargetSpec, parse_spec
 
-__all__ = ["Problem", "PRESETS", "PRESET_STEPS", "preset", "OPTION_FIELDS"]
+__all__ = ["Problem", "PRESETS", "PRESET_STEPS", "preset", "OPTION_FIELDS", "FLOAT_LIMIT",
+           "first_step_scales"]
 
 
+#: Largest magnitude of a real field and of the first GD step's scales derived from them
+#: (:func:`_check_representable`): numbers up to 1e100 square to 1e200, which leaves float64
+#: (max ~1.8e308) 1e108 of headroom for sums over P, D and N terms and for growth in training.
+FLOAT_LIMIT = 1e100
+
+#: Why a positive field below 1 / FLOAT_LIMIT cannot be represented.
+_TINY_WHY = {"alpha": "the weight increments ~ eta0/alpha and the network's step "
+                      "eta0 N / alpha^2 overflow float64",
+             "eta0": "the weight increments ~ eta0 underflow float64 (nothing would move)"}
 
 #: The training-option fields (default 0, omitted from to_dict while 0).
 OPTION_FIELDS = ("noise", "weight_decay", "momentum")
@@ -60,7 +70,13 @@ def _parse_N(N: Any) -> int | float:
         try:
             N = int(s)
         except ValueError:
-            raise ProblemError(f"N must be a positive integer or 'inf', got {N!r}") from None
+            try:
+                v = float(s)        # 1e6: an integer in float notation
+            except ValueError:
+                v = math.nan
+            if not (math.isfinite(v) and v.is_integer()):
+                raise ProblemError(f"N must be a positive integer or 'inf', got {N!r}") from None
+            N = v
     if isinstance(N, float) and math.isinf(N) and N > 0:
         return math.inf
     if isinstance(N, float) and N.is_integer():
@@ -68,6 +84,63 @@ def _parse_N(N: Any) -> int | float:
     if not _is_int(N) or N < 1:
         raise ProblemError(f"N must be a positive integer or 'inf', got {N!r}")
     return int(N)
+
+
+def _real(name: str, v: Any) -> float:
+    """``v`` as a float: a finite number of magnitude at most :data:`FLOAT_LIMIT`."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+        raise ProblemError(f"{name} must be a number, got {v!r}")
+    v = float(v)
+    if not math.isfinite(v):
+        raise ProblemError(f"{name} must be finite, got {v!r}")
+    if abs(v) > FLOAT_LIMIT:
+        raise ProblemError(f"overflow at {name}={v:g}: beyond {FLOAT_LIMIT:g} in magnitude, "
+                           f"float64 dynamics cannot represent the loss (squares of such "
+                           f"numbers) at that scale")
+    return v
+
+
+def _check_target_dims(spec: TargetSpec, text: str, D: int) -> None:
+    """Refuse a quadratic teacher whose requested rank exceeds D (too many orthonormal
+    Hermite directions are refused when the teacher is built, by ``make_target``)."""
+    if spec.family == "quadratic" and int(spec.args.get("rank", 0)) > D:
+        raise ProblemError(f"bad target spec {text!r}: rank={spec.args['rank']} exceeds D={D} "
+                           f"(a D x D matrix has rank at most D)")
+
+
+def first_step_scales(p: "Problem") -> list[tuple[str, float, str]]:
+    """Sizes of the first GD step of ``p``, from its fields alone.
+
+    With |x . w| ~ 1 at initialisation (x ~ N(0, I/D), w ~ N(0, I)) the network output is
+    about alpha (1 + |eps|/2), the first residual r0 about 1 + noise (plus the output when
+    uncentered), the first increment of the weights s = 2 eta0 (1 + |eps|) r0 / alpha and the
+    output change it makes alpha s (1 + |eps| s).
+
+    Returns
+    -------
+    list of (str, float, str)
+        (what, size, how to shrink it) for the output, the increment and the output change.
+    """
+    out0 = p.alpha * (1.0 + 0.5 * abs(p.eps))
+    r0 = 1.0 + p.noise + (0.0 if p.centered else out0)
+    step = 2.0 * p.eta0 * (1.0 + abs(p.eps)) * r0 / p.alpha
+    out1 = p.alpha * step * (1.0 + abs(p.eps) * step)
+    return [("the network output alpha (1 + |eps|/2)", out0, "lower alpha or |eps|"),
+            ("the first weight increment 2 eta0 (1 + |eps|) r0 / alpha", step,
+             "raise alpha or lower eta0"),
+            ("the output change of the first step alpha s (1 + |eps| s)", out1,
+             "lower eta0 or |eps|, or raise alpha")]
+
+
+def _check_representable(p: "Problem") -> None:
+    """Refuse fields whose first GD step (:func:`first_step_scales`) exceeds
+    :data:`FLOAT_LIMIT`: float64 cannot represent the loss, which squares it."""
+    at = f"alpha={p.alpha:g}, eps={p.eps:g}, eta0={p.eta0:g}"
+    for what, value, hint in first_step_scales(p):
+        if not value <= FLOAT_LIMIT:
+            raise ProblemError(f"overflow at {at}: {what} ~ {value:.3g} exceeds "
+                               f"{FLOAT_LIMIT:g}, beyond what float64 dynamics can represent "
+                               f"(the loss squares it); {hint}")
 
 
 @dataclass(frozen=True)
@@ -141,14 +214,12 @@ class Problem:
             object.__setattr__(self, name, int(v))
         object.__setattr__(self, "N", _parse_N(self.N))
         for name, positive in (("alpha", True), ("eps", False), ("eta0", True)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
-                raise ProblemError(f"{name} must be a number, got {v!r}")
-            v = float(v)
-            if not math.isfinite(v):
-                raise ProblemError(f"{name} must be finite, got {v!r}")
+            v = _real(name, getattr(self, name))
             if positive and v <= 0:
                 raise ProblemError(f"{name} must be > 0, got {v!r}")
+            if positive and v < 1.0 / FLOAT_LIMIT:
+                raise ProblemError(f"underflow at {name}={v:g}: below {1.0 / FLOAT_LIMIT:g}, "
+                                   f"{_TINY_WHY[name]}")
             object.__setattr__(self, name, v)
         if not _is_int(self.seed) or self.seed < 0:
             raise ProblemError(f"seed must be a non-negative integer, got {self.seed!r}")
@@ -163,12 +234,9 @@ class Problem:
         if self.data_file is not None:
             object.__setattr__(self, "data_file", str(self.data_file))
         for name in OPTION_FIELDS:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
-                raise ProblemError(f"{name} must be a number, got {v!r}")
-            v = float(v)
-            if not math.isfinite(v) or v < 0:
-                raise ProblemError(f"{name} must be finite and >= 0, got {v!r}")
+            v = _real(name, getattr(self, name))
+            if v < 0:
+                raise ProblemError(f"{name} must be >= 0, got {v!r}")
             if name == "momentum" and v >= 1:
                 raise ProblemError(f"momentum must be in [0, 1), got {v!r}")
             object.__setattr__(self, name, v)
@@ -176,7 +244,7 @@ class Problem:
             raise ProblemError(f"target must be a non-empty spec string, got {self.target!r}")
         object.__setattr__(self, "target", self.target.strip())
         if self.target != "paper":
-            parse_spec(self.target)  # ProblemError with one line if the spec is bad
+            _check_target_dims(parse_spec(self.target), self.target, self.D)
         if self.batch_size is not None:
             if not _is_int(self.batch_size) or self.batch_size < 1:
                 raise ProblemError(f"batch_size must be a positive integer or None, got {self.batch_size!r}")
@@ -184,6 +252,7 @@ class Problem:
         if not isinstance(self.online, (bool, np.bool_)):
             raise ProblemError(f"online must be True or False, got {self.online!r}")
         object.__setattr__(self, "online", bool(self.online))
+        _check_representable(self)
 
     # ------------------------------------------------------------------ derived quantities
     @property
@@ -207,7 +276,9 @@ class Problem:
         return 1.0 if self.convention == "A" else 1.0 / math.sqrt(self.D)
 
     def replace(self, **changes: Any) -> "Problem":
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again; ProblemError for an unknown
+        field)."""
+        _check_fields(changes, "replace")
         return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------ serialisation
@@ -236,10 +307,7 @@ class Problem:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Problem":
         """A Problem from a dict of fields (unknown fields: ProblemError)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ProblemError(f"unknown problem field(s): {', '.join(sorted(unknown))}")
+        _check_fields(d, "problem")
         return cls(**d)
 
     @classmethod
@@ -272,8 +340,31 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESET_STEPS: dict[str, int] = {"fig1": 100_000, "fig4": 50_000}
 
 
+def _check_fields(fields: dict[str, Any], what: str) -> None:
+    """ProblemError naming every key of ``fields`` that is not a Problem field."""
+    known = [f.name for f in dataclasses.fields(Problem)]
+    unknown = sorted(str(k) for k in fields if k not in known)
+    if unknown:
+        raise ProblemError(f"unknown problem field(s) in {what}: {', '.join(unknown)} "
+                           f"(fields: {', '.join(known)})")
+
+
 def preset(name: str, **overrides: Any) -> Problem:
-    """The Problem of a named paper configuration, with optional field overrides."""
+    """The Problem of a named paper configuration, with optional field overrides.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`PRESETS`.
+    **overrides
+        Problem fields replacing the preset's.
+
+    Returns
+    -------
+    Problem
+        ProblemError (one line) for an unknown preset or field, or invalid values.
+    """
     if name not in PRESETS:
         raise ProblemError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    _check_fields(overrides, f"preset({name!r})")
     return Problem(**{**PRESETS[name], **overrides})
