@@ -24,7 +24,12 @@ import pytest
 from lazyrich_theory import Problem, ProblemError
 from lazyrich_theory.experiments.sweep import RESULT_METRICS, SweepWarning, sweep
 from lazyrich_theory.experiments.sweep import folder as folder_mod
-from lazyrich_theory.experiments.sweep.folder import LOCK_FILE, FolderLock, process_alive
+from lazyrich_theory.experiments.sweep.cells import record_checksum
+from lazyrich_theory.experiments.sweep.folder import (
+    LOCK_FILE,
+    FolderLock,
+    process_alive,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = Problem(D=10, P=30, N=20, alpha=1.0, eps=0.3, eta0=1.0, seed=0, test_size=100)
@@ -98,8 +103,6 @@ def test_cell_computed_from_other_data_is_recomputed(tmp_path):
     rec = json.loads(cell.read_text())
     assert rec["data_sha256"] == json.loads((out / "sweep.json").read_text())["data_sha256"]
     rec["data_sha256"] = "0" * 64
-    from lazyrich_theory.experiments.sweep.cells import record_checksum
-
     rec["checksum"] = record_checksum(rec)   # a consistent file, but of other data
     cell.write_text(json.dumps(rec))
     again, warned = run(out, base)

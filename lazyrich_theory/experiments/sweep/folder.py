@@ -104,7 +104,8 @@ class FolderLock:
             holder = {"pid": os.getpid(), "host": socket.gethostname(),
                       "since": datetime.datetime.now().isoformat(timespec="seconds")}
             os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, (json.dumps(holder) + "\n").encode())
             self.fd = fd
             return self
         raise ProblemError(f"cannot lock {self.path}: it keeps being replaced")  # pragma: no cover
@@ -148,7 +149,8 @@ class FolderLock:
 
 def _read_holder(fd: int) -> dict[str, Any] | None:
     try:
-        holder = json.loads(os.pread(fd, 4096, 0).decode() or "null")
+        os.lseek(fd, 0, os.SEEK_SET)
+        holder = json.loads(os.read(fd, 4096).decode() or "null")
     except (OSError, ValueError):
         return None
     return holder if isinstance(holder, dict) and isinstance(holder.get("pid"), int) else None
