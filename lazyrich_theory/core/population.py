@@ -42,12 +42,16 @@ from numba import njit, prange
 from lazyrich_theory.core.integrators import (
     DOPRI5_A,
     DOPRI5_E,
+    MAX_RHS,
     dopri5,
     dopri5_reject_factor,
     dopri5_step_factor,
+    min_evaluations,
+    power_spectral_radius,
 )
 from lazyrich_theory.core.population_structured import is_structured, population_structured
 from lazyrich_theory.core.reduced import initial_factor
+from lazyrich_theory.core.solve import check_tolerances
 from lazyrich_theory.core.statistics import decomposition, diagnostics, reference, wick_terms
 from lazyrich_theory.errors import DivergenceError, IntegrationError, ProblemError
 from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
@@ -198,10 +202,16 @@ def _scalar_step(a, b, h, par, sa, sb):
     return an, bn, math.sqrt(0.5 * ((ea / sca) ** 2 + (eb / scb) ** 2))
 
 
+#: Step budget of the compiled 2-scalar solver (~1 s per 1.5e6 steps): a flow too stiff for it
+#: (t rho / 3.3 steps, rho proportional to eta0) is refused up front (``_check_stiffness``).
+SCALAR_MAX_STEPS = 10_000_000
+
+
 @njit(cache=True)
-def solve_scalar(alpha, eps, eta0, tau, beta2, D, s, weight_decay, t_save, rtol, atol):
-    """Dormand–Prince 5(4) on (a, b) from (0, 0), stepping onto every t_save.
-    Returns (a, b, n_rhs); a[k] = nan marks a failure from index k on."""
+def solve_scalar(alpha, eps, eta0, tau, beta2, D, s, weight_decay, t_save, rtol, atol,
+                 max_steps=SCALAR_MAX_STEPS):
+    """Dormand–Prince 5(4) on (a, b) from (0, 0), stepping onto every t_save, in at most
+    ``max_steps`` steps.  Returns (a, b, n_rhs); a[k] = nan marks a failure from index k on."""
     n = t_save.size
     A = np.full(n, np.nan)
     B = np.full(n, np.nan)
@@ -231,7 +241,7 @@ def solve_scalar(alpha, eps, eta0, tau, beta2, D, s, weight_decay, t_save, rtol,
             err_old = max(err, 1e-4)
         else:                               # also when err is nan or inf
             h *= dopri5_reject_factor(err)
-        if h < 1e-12 * max(1.0, abs(t)):
+        if h < 1e-12 * max(1.0, abs(t)) or nrhs > 6 * max_steps:
             break
     return A, B, nrhs
 
@@ -348,16 +358,44 @@ def full_rhs(F, c, z, beta, wref, Mref, alpha, eps, eta0, tau, weight_decay):
     return (-eta0 / alpha) * (eps * GF + np.outer(g, c)) - (eta0 * weight_decay) * F
 
 
+def _check_stiffness(p: Problem, rho: float, span: float, budget: float, what: str) -> None:
+    """ProblemError before integrating when DOPRI5 needs more than ``budget`` evaluations to
+    cover ``span`` at spectral radius ``rho`` (proportional to eta0: the message names the
+    eta0 that fits)."""
+    need = min_evaluations(rho, span, "dopri5")
+    if need > budget:
+        raise ProblemError(f"{what} would need at least ~{need:.2g} right-hand-side evaluations "
+                           f"to reach t={span:g}: it is stiff (spectral radius ~{rho:.3g} per GD "
+                           f"step at initialisation, eta0={p.eta0:g}), beyond its budget of "
+                           f"{budget:.3g}; use eta0 below ~{p.eta0 * budget / need:.2g}")
+
+
+def _scalar_rho(p: Problem, beta2: float) -> float:
+    """Spectral radius of the 2-scalar system's Jacobian at (0, 0), by finite differences."""
+    args = (p.alpha, p.eps, p.eta0, p.tau, beta2, float(p.D), 0.0 if p.centered else 1.0,
+            p.weight_decay)
+    f0 = np.array(scalar_rhs(0.0, 0.0, *args))
+    J = np.column_stack([(np.array(scalar_rhs(1e-6, 0.0, *args)) - f0) / 1e-6,
+                         (np.array(scalar_rhs(0.0, 1e-6, *args)) - f0) / 1e-6])
+    return float(np.max(np.abs(np.linalg.eigvals(J))))
+
+
 def _scalar_flow(p: Problem, beta: np.ndarray, times: np.ndarray, rtol: float, atol: float,
                  rows: np.ndarray) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The 2-scalar ODE: fills ``rows`` (CORE_COLUMNS); returns (info, final_state)."""
     D, s = float(p.D), 0.0 if p.centered else 1.0
     beta2 = float(beta @ beta)
+    _check_stiffness(p, _scalar_rho(p, beta2), float(times[-1] - times[0]),
+                     6.0 * SCALAR_MAX_STEPS, "the 2-scalar population ODE")
     A, B, nrhs = solve_scalar(p.alpha, p.eps, p.eta0, p.tau, beta2, D, s, p.weight_decay,
                               times, rtol, atol)
     bad = np.flatnonzero(~np.isfinite(A) | ~np.isfinite(B))
     if bad.size:
-        raise DivergenceError(f"population ODE failed at t={times[bad[0]]:g}", times[bad[0]])
+        why = (f"its budget of {SCALAR_MAX_STEPS:.3g} steps ran out (stiff: lower eta0)"
+               if nrhs > 6 * SCALAR_MAX_STEPS else
+               f"step size underflow or overflow at alpha={p.alpha:g}, eps={p.eps:g}")
+        raise DivergenceError(f"population ODE failed at t={times[bad[0]]:g}: {why}",
+                              times[bad[0]])
     for k in range(times.size):
         var, mis = scalar_loss(A[k], B[k], p.alpha, p.eps, p.tau, beta2, D, s)
         a, b = A[k], B[k]
@@ -388,6 +426,8 @@ def _full_flow(p: Problem, data: ProblemData, beta: np.ndarray, times: np.ndarra
         rows[k] = [L, L, L, var, mis, lin, *diagnostics(wbar, M, wbar0, M0, beta)]
         final.update(F=F, wbar=wbar, M=M)
 
+    _check_stiffness(p, power_spectral_radius(rhs, 0.0, F0, rhs(0.0, F0))[0],
+                     float(times[-1] - times[0]), MAX_RHS, "the population flow")
     try:
         stats = dopri5(rhs, F0, times, on_save, rtol=rtol, atol=atol)
     except IntegrationError as exc:
@@ -433,8 +473,7 @@ def population(problem: Problem, steps: int, *, method: str = "auto",
         predicted_transition_time (``rich_transition_time``).
     """
     method = check_options(problem, method)
-    if not (rtol > 0 and atol >= 0):
-        raise ProblemError(f"need rtol > 0 and atol >= 0, got rtol={rtol:g}, atol={atol:g}")
+    rtol, atol = check_tolerances(rtol, atol)
     times = make_save_times(steps, extra=save_times).astype(np.float64)
     data = problem.data() if data is None else data
     if is_structured(problem, data):   # structured inits (issue 17, docs/init_structure.md §3)
