@@ -14,6 +14,7 @@ state at t on step t's fresh batch (online).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
@@ -309,7 +310,8 @@ def check_stiffness(system: ReducedSystem, span: float, integrator: str,
         That number exceeds ``max_rhs``; the message gives the spectral radius and the eta0
         that would fit (the radius is proportional to eta0).
     """
-    rho = system.spectral_radius(system.F0)
+    # on a copy: its eigenvector cache (a warm start) stays the integrator's own
+    rho = dataclasses.replace(system).spectral_radius(system.F0)
     need = min_evaluations(rho, span, integrator)
     if need > max_rhs:
         p = system.problem
