@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from typing import Any, Callable, Mapping, Sequence
 
@@ -24,7 +25,7 @@ from lazyrich_theory.errors import ProblemError
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_write_npz",
            "atomic_write_csv", "read_csv", "jsonable", "decode_float", "folder_transaction",
-           "verify_folder", "recover_folder", "MANIFEST"]
+           "verify_folder", "recover_folder", "MANIFEST", "file_sha256", "process_alive"]
 
 
 def _current_umask() -> int:
@@ -149,7 +150,8 @@ def read_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
 MANIFEST = "manifest.json"
 
 
-def _sha256(path: str) -> str:
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's contents, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -157,13 +159,24 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _pid_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` is running on this host.  A zombie (dead, not yet reaped by its
+    parent; state Z in /proc on Linux) is not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:     # alive, someone else's
+    except PermissionError:  # another user's process: alive
         return True
+    except OSError:  # pragma: no cover - e.g. Windows without such a process
+        return False
+    if sys.platform.startswith("linux"):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state not in ("Z", "X")
     return True
 
 
@@ -183,7 +196,7 @@ def _owner_dead(path: str) -> bool:
         pid = int(os.path.basename(path).split("-")[1])
     except (IndexError, ValueError):
         return True
-    return not _pid_alive(pid)
+    return not process_alive(pid)
 
 
 def recover_folder(folder: str | os.PathLike) -> None:
@@ -238,7 +251,7 @@ def folder_transaction(folder: str | os.PathLike, keep: Sequence[str] = ()):
                     shutil.copy2(src, dst)
         files = sorted(f for f in os.listdir(tmp) if f != MANIFEST)
         atomic_write_text(os.path.join(tmp, MANIFEST), json.dumps(
-            {"files": {f: _sha256(os.path.join(tmp, f)) for f in files}}, indent=2) + "\n")
+            {"files": {f: file_sha256(os.path.join(tmp, f)) for f in files}}, indent=2) + "\n")
         os.chmod(tmp, 0o777 & ~_UMASK)          # mkdtemp makes 0700; results are for sharing
         if os.path.exists(folder):
             old = tempfile.mkdtemp(prefix=f".{name}.old-{os.getpid()}-", dir=parent)
@@ -268,6 +281,6 @@ def verify_folder(folder: str | os.PathLike) -> None:
         raise ProblemError(f"{folder}: unreadable {MANIFEST}; the folder may be damaged") from None
     for fname, digest in listed.items():
         fpath = os.path.join(folder, fname)
-        if not os.path.isfile(fpath) or _sha256(fpath) != digest:
+        if not os.path.isfile(fpath) or file_sha256(fpath) != digest:
             raise ProblemError(f"{folder}: {fname} does not match the manifest (files of "
                                "different runs are mixed, or one was edited); re-run to rewrite it")

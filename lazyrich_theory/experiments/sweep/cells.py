@@ -25,7 +25,7 @@ from lazyrich_theory.experiments.sweep.axes import Axis
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times
 from lazyrich_theory.spec.streams import is_plain_gd, sgd_mode
-from lazyrich_theory.storage import atomic_write_json, jsonable
+from lazyrich_theory.storage import atomic_write_json, file_sha256, jsonable
 from lazyrich_theory.theory.lazy import LinearizedModel
 from lazyrich_theory.theory.timescales import (
     first_time_below,
@@ -261,15 +261,6 @@ class SweepWarning(UserWarning):
 def cell_path(out: str, cid: str) -> str:
     """``out/cells/<cid>.json``: where the cell with id ``cid`` is stored."""
     return os.path.join(out, "cells", f"{cid}.json")
-
-
-def file_sha256(path: str) -> str:
-    """SHA-256 (hex) of a file's contents (e.g. the ``--data`` file)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def record_checksum(record: Mapping[str, Any]) -> str:

@@ -24,12 +24,11 @@ import datetime
 import json
 import os
 import socket
-import sys
 from typing import Any, Callable, Mapping, Sequence
 
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.experiments.sweep.cells import load_cell, remove_stale_temporaries
-from lazyrich_theory.storage import atomic_write_json
+from lazyrich_theory.storage import atomic_write_json, process_alive
 
 try:  # POSIX; elsewhere the lock is judged by its pid only
     import fcntl
@@ -48,27 +47,6 @@ Warn = Callable[[str], None]
 
 
 # ---------------------------------------------------------------------------------- processes
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` is running on this host (a zombie -- dead, not yet reaped by its
-    parent -- is not: on Linux its state in /proc is Z)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    except OSError:  # pragma: no cover - e.g. Windows without such a process
-        return False
-    if sys.platform.startswith("linux"):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return False
-        return state not in ("Z", "X")
-    return True
-
-
 # ---------------------------------------------------------------------------------- lock
 class FolderLock:
     """The lock of one output folder, held from :meth:`acquire` to :meth:`release` (or as a
