@@ -34,6 +34,7 @@ from lazyrich_theory.core.integrators import dopri5
 from lazyrich_theory.errors import DivergenceError, IntegrationError, ProblemError
 from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
+from lazyrich_theory.spec.inits import init_measures
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
 
@@ -272,7 +273,8 @@ def population_structured(problem: Problem, steps: int, *,
     -------
     Trajectory
         method "population"; the core columns, ``weight_change`` as an extra column; info
-        holds population_method "structured", the state size and the work counters.
+        holds population_method "structured", the state size, the work counters and the init
+        (spec, scale, effective ranks and task overlap of M0).
     """
     if problem.target != "paper" or problem.momentum != 0.0:
         raise ProblemError("the structured population flow needs the paper target and no "
@@ -283,6 +285,7 @@ def population_structured(problem: Problem, steps: int, *,
     data = problem.data() if data is None else data
     wbar0, M0 = _statistics_of(problem, data, M0)
     p = problem
+    n = min(int(p.N), p.D) if p.finite_width else p.D
     flow = StructuredPopulation(M0, np.asarray(data.beta, dtype=np.float64), p.alpha, p.eps,
                                 p.eta0, p.tau, p.centered, wbar0, p.weight_decay)
     rows = np.empty((times.size, len(CORE_COLUMNS)))
@@ -307,7 +310,10 @@ def population_structured(problem: Problem, steps: int, *,
                             "state_size": flow.n_state, "invariant_dim": flow.k,
                             "n_rhs": stats.n_rhs, "n_accepted": stats.n_accepted,
                             "n_rejected": stats.n_rejected,
-                            "wall_time": time.perf_counter() - t0}
+                            "wall_time": time.perf_counter() - t0,
+                            "init": {"init": str(getattr(p, "init", "iid")),
+                                     "init_scale": float(getattr(p, "init_scale", 1.0)),
+                                     **init_measures(M0, flow.beta, finite=False, n=n)}}
     f, L, u = flow.unpack(final["y"])
     cols = {name: rows[:, j].copy() for j, name in enumerate(CORE_COLUMNS)}
     return Trajectory(problem=problem, method="population", t=times, **cols,
