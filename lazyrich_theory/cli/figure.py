@@ -62,8 +62,6 @@ def build_parser(paper: Sequence[str], beyond: Sequence[str]) -> argparse.Argume
     ap.add_argument("--seed", type=int_at_least("--seed", 0), default=0)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a problem field or figure option (repeatable)")
-    ap.add_argument("--i-know", dest="i_know", action="store_true",
-                    help="run even if the estimated memory or work exceeds this machine")
     return ap
 
 
@@ -116,7 +114,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _check_figure(fig: Any, out: str, steps: int | None, seed: int,
-                  overrides: dict[str, Any], allow_large: bool) -> None:
+                  overrides: dict[str, Any]) -> None:
     """Everything checkable before figure ``fig`` is computed: the ``--set`` keys, its
     problem, the estimate of its reduced solve (a lower bound of the figure's work) and that
     ``out`` is writable."""
@@ -129,7 +127,8 @@ def _check_figure(fig: Any, out: str, steps: int | None, seed: int,
     problem = Problem(**{**fig.problem, "seed": seed,
                          **{k: v for k, v in overrides.items() if k in fields}})
     est = check_resources(problem, fig.steps if steps is None else steps, "gd",
-                          allow_large=allow_large)
+                          hint="a figure runs at its configured size: lower the --set "
+                               "values or --steps")
     check_writable(out, "--out", siblings=False)
     if est.seconds > LONG_RUN_SECONDS:
         print(f"lazyrich figure: estimate for {fig.name}: at least {est.describe()} (its "
@@ -150,7 +149,7 @@ def _run(argv: Sequence[str] | None) -> int:
                            f"{', '.join(FIGURES)} or all")
     for name in names:
         _check_figure(FIGURES[name], os.path.join(args.out, name), args.steps, args.seed,
-                      overrides, args.i_know)
+                      overrides)
     for name in names:
         info = make_figure(name, os.path.join(args.out, name), args.steps, args.seed,
                            **overrides)
@@ -163,8 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Everything is checked before the first figure is computed: the options, the name, the
     ``--set`` keys (problem fields or the figure's options) and values, the estimated memory
-    and work of each figure's reduced solve (unless ``--i-know``) and that the output is
-    writable.
+    and work of each figure's reduced solve (a figure runs at its configured size, so there
+    is no ``--i-know``) and that the output is writable.
 
     Parameters
     ----------

@@ -25,7 +25,8 @@ from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.streams import sgd_batch_size, sgd_mode
 
 __all__ = ["Estimate", "ResourceError", "ESTIMATE_METHODS", "FLOP_RATE", "MAX_SECONDS",
-           "LONG_RUN_SECONDS", "MEMORY_FRACTION", "estimate", "available_memory",
+           "LONG_RUN_SECONDS", "MEMORY_FRACTION", "ALLOW_LARGE_HINT", "estimate",
+           "available_memory",
            "check_resources", "check_writable", "format_bytes", "format_seconds"]
 
 #: What :func:`estimate` knows: the reduced dynamics ("gd" also covers heavy ball and SGD,
@@ -262,9 +263,13 @@ def available_memory() -> int | None:
         return None
 
 
+#: The way past a refusal, named in its message.
+ALLOW_LARGE_HINT = "pass --i-know (Python: allow_large=True) to run anyway"
+
+
 def check_resources(problem: Problem, steps: int, method: str = "gd", *,
                     allow_large: bool = False, integrator: str = "rkc",
-                    theory: bool = False) -> Estimate:
+                    theory: bool = False, hint: str = ALLOW_LARGE_HINT) -> Estimate:
     """The run's :func:`estimate`, refused if it exceeds the machine.
 
     Parameters
@@ -273,6 +278,8 @@ def check_resources(problem: Problem, steps: int, method: str = "gd", *,
         As in :func:`estimate`.
     allow_large : bool
         Skip the refusal (the command line's ``--i-know``).
+    hint : str
+        The way past a refusal, at the end of its message.
 
     Returns
     -------
@@ -289,15 +296,14 @@ def check_resources(problem: Problem, steps: int, method: str = "gd", *,
     if allow_large:
         return est
     avail = available_memory()
-    how = "pass --i-know (Python: allow_large=True) to run anyway"
     if avail is not None and est.memory > MEMORY_FRACTION * avail:
         raise ResourceError(f"too large for this machine: {est.what} needs "
                             f"~{format_bytes(est.memory)} of memory (estimate), "
-                            f"{format_bytes(avail)} available; {how}", est)
+                            f"{format_bytes(avail)} available; {hint}", est)
     if est.seconds > MAX_SECONDS:
         raise ResourceError(f"too long: {est.what}: ~{est.flops:.2g} flops, about "
                             f"{format_seconds(est.seconds)} (estimate; limit "
-                            f"{format_seconds(MAX_SECONDS)}); {how}", est)
+                            f"{format_seconds(MAX_SECONDS)}); {hint}", est)
     return est
 
 

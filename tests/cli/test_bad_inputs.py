@@ -429,7 +429,7 @@ def test_size_guard_refuses_instantly_with_the_estimate(tmp_path, capsys, monkey
         assert time.perf_counter() - t0 < 1.0, argv
         line = one_line(err)
         assert rc == 2 and ("too large" in line or "too long" in line), line
-        assert "estimate" in line and "--i-know" in line, line   # states the estimate, the way out
+        assert "estimate" in line and "--i-know" in line, line   # the estimate, the way past it
         assert not (tmp_path / "o").exists()
 
 
