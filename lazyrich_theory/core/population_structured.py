@@ -41,8 +41,9 @@ from lazyrich_theory.spec.schedule import save_times as make_save_times
 __all__ = ["structured_basis", "StructuredPopulation", "population_structured",
            "centered_plateau", "is_structured"]
 
-#: Relative tolerance for equal eigenvalues of M0 (one eigenspace) and for zero ones.
+#: Eigenvalues of M0 within this fraction of the largest form one eigenspace.
 CLUSTER_RTOL = 1e-9
+#: Eigenvalues below this fraction of the largest are exact zeros (they stay zero in the flow).
 ZERO_RTOL = 1e-12
 
 
