@@ -161,6 +161,14 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="minibatch SGD with B samples per step (B >= P: full batch); batches are "
                         "consecutive slices of a seeded per-epoch reshuffle; train_loss stays the "
                         "full training loss; gd only (docs/sgd.md)")
+    g.add_argument("--init", type=str,
+                   help="initialisation: 'iid' (default), 'lowrank:R', 'powerlaw:P' or "
+                        "'aligned:R:C' (rank R, overlap C of its top direction with beta); all "
+                        "but iid at tr M0 = D; at N = inf the neuron covariance "
+                        "(docs/init_structure.md)")
+    g.add_argument("--init-scale", type=finite_float("--init-scale", "> 0"), dest="init_scale",
+                   help="sigma > 0 multiplying W0 (default 1): the same run as alpha -> sigma "
+                        "alpha, eps -> sigma eps")
     g.add_argument("--online", action="store_true", default=None,
                    help="online (one-pass) SGD: B fresh samples per step (B = --batch-size, "
                         "default P), fresh label noise if --noise; train_loss is the current "
@@ -200,7 +208,7 @@ def add_run_options(p: argparse.ArgumentParser, flow_tol: bool = False) -> None:
 #: Problem fields taken from same-named options when given.
 _PROBLEM_OPTIONS = ("D", "P", "N", "alpha", "eps", "eta0", "seed", "test_size", "convention",
                     "centered", "noise", "weight_decay", "momentum", "target", "batch_size",
-                    "online")
+                    "online", "init", "init_scale")
 
 
 def problem_from_args(args: argparse.Namespace) -> tuple[Problem, int]:

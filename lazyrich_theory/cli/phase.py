@@ -8,8 +8,9 @@
     NAME=START:STOP:COUNT        linear spacing, ends included
     NAME=log:START:STOP:COUNT    log spacing
     NAME=V1,V2,...               explicit values (N also takes inf; convention A,B;
-                                 centered true,false)
-NAME is any of alpha, eps, D, P, N, eta0, seed, test_size, convention, centered.
+                                 centered true,false; init lowrank:1,powerlaw:1,iid,...)
+NAME is any of alpha, eps, D, P, N, eta0, seed, test_size, convention, centered, noise,
+weight_decay, momentum, batch_size, init, init_scale.
 
 Running the same command again on the same DIR resumes (only missing cells are computed; each
 stored cell is verified first, and one that does not match is recomputed with a one-line

@@ -213,6 +213,7 @@ def _trajectory(system: ReducedSystem, method: str, times: np.ndarray, run: Loop
     info = stats.to_info()
     if system.target is not None:
         info["target"] = system.target.info()
+    info["init"] = system.init_info()
     return Trajectory(problem=system.problem, method=method, t=times.astype(np.float64), **cols,
                       extra=extra, info=info,
                       final_state={"F": F, "c": system.c, "z": system.z, "wbar": F @ system.z,

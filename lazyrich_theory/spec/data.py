@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.spec.inits import is_default_init, make_init
 from lazyrich_theory.storage import atomic_write_npz
 from lazyrich_theory.spec.targets import make_target
 from lazyrich_theory.spec.targets.families import paper_labels
@@ -132,6 +133,8 @@ class ProblemData:
     X (P, D), y (P,), X_test (test_size, D), y_test (test_size,), beta (D,),
     W0 (N, D) or None when N is infinite.  ``target``: the teacher object
     (:mod:`lazyrich_theory.targets`) for non-paper targets, None for the paper target.
+    ``M0`` (D, D): at N = inf the second moment of a structured init (mean 0; ``Problem.init``
+    other than iid, or ``init_scale`` != 1), None for the default (M0 = I).
     """
 
     X: np.ndarray
@@ -142,6 +145,7 @@ class ProblemData:
     W0: np.ndarray | None
     source: str = field(default="sampled")
     target: Any = field(default=None)
+    M0: np.ndarray | None = field(default=None)
 
     @classmethod
     def sample(cls, problem: Problem) -> "ProblemData":
@@ -154,18 +158,25 @@ class ProblemData:
         X = rx.standard_normal((P, D)) * xs
         X_test = rt.standard_normal((problem.test_size, D)) * xs
         beta = rb.standard_normal(D)
-        W0 = rw.standard_normal((problem.N, D)) if problem.finite_width else None
+        # the init (spec.inits): W0 at finite N (iid: the stream's first draw, as before);
+        # at N = inf the neuron covariance, kept only when it is not the default M0 = I
+        W0 = M0 = None
+        if problem.finite_width:
+            W0 = make_init(rw, D, problem.N, beta, problem.init, problem.init_scale)
+        elif not is_default_init(problem.init, problem.init_scale):
+            M0 = make_init(rw, D, problem.N, beta, problem.init, problem.init_scale)
         if problem.target != "paper":
             # other teachers: parameters from the target stream (targets.py), same X, X_test, W0
             tgt = make_target(problem, beta)
             y = add_label_noise(problem, tgt.labels(problem, X))
-            return cls(X, y, X_test, tgt.labels(problem, X_test), beta, W0, target=tgt)
+            return cls(X, y, X_test, tgt.labels(problem, X_test), beta, W0, target=tgt, M0=M0)
         y = add_label_noise(problem, target(problem, X, beta))
-        return cls(X, y, X_test, target(problem, X_test, beta), beta, W0)
+        return cls(X, y, X_test, target(problem, X_test, beta), beta, W0, M0=M0)
 
     @classmethod
     def load(cls, path: str | os.PathLike, problem: Problem) -> "ProblemData":
-        """Read X, y, X_test, y_test, beta[, W0] from ``path`` and check them against ``problem``."""
+        """Read X, y, X_test, y_test, beta[, W0][, M0] from ``path`` and check them against
+        ``problem`` (M0: an N = inf init covariance, read only when N is infinite)."""
         path = os.fspath(path)
         arrays = _read_npz(path, lambda a: np.asarray(a, dtype=np.float64))
         missing = [k for k in ("X", "y", "X_test", "y_test", "beta") if k not in arrays]
@@ -174,10 +185,11 @@ class ProblemData:
         W0 = arrays.get("W0")
         if problem.finite_width and W0 is None:
             raise ProblemError(f"data file {path} has no W0 but N={problem.N} is finite")
+        M0 = None
         if not problem.finite_width:
-            W0 = None
+            W0, M0 = None, arrays.get("M0")
         data = cls(arrays["X"], arrays["y"], arrays["X_test"], arrays["y_test"],
-                   arrays["beta"], W0, source=path)
+                   arrays["beta"], W0, source=path, M0=M0)
         data.check(problem, teacher=False)
         if problem.target != "paper":   # the file's labels are taken to be this teacher's
             data = dataclasses.replace(data, target=make_target(problem, data.beta))
@@ -190,6 +202,10 @@ class ProblemData:
         expected = {"X": (P, D), "y": (P,), "X_test": (T, D), "y_test": (T,), "beta": (D,)}
         if problem.finite_width:
             expected["W0"] = (problem.N, D)
+            if self.M0 is not None:
+                raise ProblemError("M0 is an N = inf init; at finite N the init is W0")
+        elif self.M0 is not None:
+            expected["M0"] = (D, D)
         for name, shape in expected.items():
             a = getattr(self, name)
             if a is None or a.shape != shape:
@@ -203,12 +219,15 @@ class ProblemData:
                                f"problem's target is {problem.target!r}; use problem.data()")
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the arrays to ``path`` (.npz), atomically; W0 is omitted when N is infinite."""
+        """Write the arrays to ``path`` (.npz), atomically; W0 is omitted when N is infinite,
+        M0 unless the N = inf init is structured."""
 
         arrays = {"X": self.X, "y": self.y, "X_test": self.X_test, "y_test": self.y_test,
                   "beta": self.beta}
         if self.W0 is not None:
             arrays["W0"] = self.W0
+        if self.M0 is not None:
+            arrays["M0"] = self.M0
         atomic_write_npz(path, arrays)
 
     @staticmethod

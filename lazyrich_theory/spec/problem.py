@@ -36,6 +36,7 @@ import numpy as np
 
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.data import ProblemData
+from lazyrich_theory.spec.inits import check_init, check_init_scale
 from lazyrich_theory.spec.targets import TargetSpec, parse_spec
 
 __all__ = ["Problem", "PRESETS", "PRESET_STEPS", "preset", "OPTION_FIELDS", "FLOAT_LIMIT",
@@ -55,7 +56,8 @@ _TINY_WHY = {"alpha": "the weight increments ~ eta0/alpha and the network's step
 #: The training-option fields (default 0, omitted from to_dict while 0).
 OPTION_FIELDS = ("noise", "weight_decay", "momentum")
 #: Further fields left out of to_dict while at their default.
-_DEFAULTED_FIELDS = {"target": "paper", "batch_size": None, "online": False}
+_DEFAULTED_FIELDS = {"target": "paper", "batch_size": None, "online": False, "init": "iid",
+                     "init_scale": 1.0}
 
 
 def _is_int(x: Any) -> bool:
@@ -121,10 +123,12 @@ def first_step_scales(p: "Problem") -> list[tuple[str, float, str]]:
     list of (str, float, str)
         (what, size, how to shrink it) for the output, the increment and the output change.
     """
-    out0 = p.alpha * (1.0 + 0.5 * abs(p.eps))
+    # an init scale sigma acts as (alpha, eps) -> (sigma alpha, sigma eps) (docs/init_structure.md)
+    alpha, eps = p.alpha * p.init_scale, p.eps * p.init_scale
+    out0 = alpha * (1.0 + 0.5 * abs(eps))
     r0 = 1.0 + p.noise + (0.0 if p.centered else out0)
-    step = 2.0 * p.eta0 * (1.0 + abs(p.eps)) * r0 / p.alpha
-    out1 = p.alpha * step * (1.0 + abs(p.eps) * step)
+    step = 2.0 * p.eta0 * (1.0 + abs(eps)) * r0 / alpha
+    out1 = alpha * step * (1.0 + abs(eps) * step)
     return [("the network output alpha (1 + |eps|/2)", out0, "lower alpha or |eps|"),
             ("the first weight increment 2 eta0 (1 + |eps|) r0 / alpha", step,
              "raise alpha or lower eta0"),
@@ -183,6 +187,13 @@ class Problem:
         points of an epoch are skipped); exact for that sequence (docs/sgd.md).
     online : one-pass (online) SGD (default False): every step draws B fresh samples (B =
         batch_size, default P) and fresh label noise from ``SeedSequence(seed).spawn(7)[6]``.
+    init : the initialisation family (default "iid"): ``iid``, ``lowrank:R``, ``powerlaw:P`` or
+        ``aligned:R:C`` (``spec.inits``, docs/init_structure.md), drawn from the W0 stream (its
+        first draw is the iid W0, so "iid" is unchanged bit for bit); at N = inf the neuron
+        covariance M0 of the family (``ProblemData.M0``).  Every family but iid has
+        tr M0 = D exactly.
+    init_scale : sigma > 0 (default 1), multiplies W0 (M0 by sigma^2); exactly the same run as
+        (alpha, eps) -> (sigma alpha, sigma eps) at the same eta0.
 
     The options are omitted from :meth:`to_dict` (and problem.json) while at their defaults,
     so files written before they existed load and compare unchanged.
@@ -205,6 +216,8 @@ class Problem:
     target: str = "paper"
     batch_size: int | None = None
     online: bool = False
+    init: str = "iid"
+    init_scale: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("D", "P", "test_size"):
@@ -252,6 +265,8 @@ class Problem:
         if not isinstance(self.online, (bool, np.bool_)):
             raise ProblemError(f"online must be True or False, got {self.online!r}")
         object.__setattr__(self, "online", bool(self.online))
+        object.__setattr__(self, "init", str(check_init(self.init, self.D, self.N)))
+        object.__setattr__(self, "init_scale", check_init_scale(self.init_scale))
         _check_representable(self)
 
     # ------------------------------------------------------------------ derived quantities

@@ -2,7 +2,8 @@
 
     "0.4:5.6:14"        14 values, linearly spaced from 0.4 to 5.6 (ends included)
     "log:0.1:10:9"      9 values, log-spaced from 0.1 to 10
-    "100,200,400"       an explicit list (N also takes "inf"; convention A,B; centered true,false)
+    "100,200,400"       an explicit list (N also takes "inf"; convention A,B; centered true,false;
+                        init takes a list of init specs, e.g. "lowrank:1,lowrank:4,iid")
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.spec.inits import parse_init
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.storage import jsonable
 
@@ -23,12 +25,13 @@ __all__ = ["Axis", "SWEEPABLE", "INT_FIELDS", "parse_axis", "parse_vary", "axes_
 
 #: Problem fields a sweep may vary.
 SWEEPABLE = ("alpha", "eps", "D", "P", "N", "eta0", "seed", "test_size", "convention", "centered",
-             "noise", "weight_decay", "momentum", "batch_size")
+             "noise", "weight_decay", "momentum", "batch_size", "init", "init_scale")
 #: Sweepable fields that take integers (N too, except for inf).
 INT_FIELDS = ("D", "P", "seed", "test_size", "batch_size")
 _ALIASES = {"d": "D", "p": "P", "n": "N", "test-size": "test_size", "epsilon": "eps",
             "eta": "eta0", "weight-decay": "weight_decay", "lambda": "weight_decay",
-            "sigma": "noise", "mu": "momentum", "batch-size": "batch_size", "b": "batch_size"}
+            "sigma": "noise", "mu": "momentum", "batch-size": "batch_size", "b": "batch_size",
+            "init-scale": "init_scale"}
 _SPEC_HELP = ("expected NAME=START:STOP:COUNT (linear), NAME=log:START:STOP:COUNT (log) "
               "or NAME=V1,V2,... (list)")
 
@@ -67,6 +70,11 @@ def _canonical_name(name: str) -> str:
 
 def _convert(name: str, raw: Any, where: str) -> Any:
     """One value of parameter ``name``, converted to the Problem field's type."""
+    if name == "init":
+        try:
+            return str(parse_init(str(raw)))
+        except ProblemError as exc:
+            raise ProblemError(f"{where}: {exc}") from None
     if name == "convention":
         v = str(raw).strip().upper()
         if v not in ("A", "B"):
@@ -139,7 +147,7 @@ def _parse_text(name: str, text: str, where: str) -> tuple[list[Any], str]:
     if not text:
         raise ProblemError(f"{where}: {_SPEC_HELP}")
     parts = text.split(":")
-    if len(parts) > 1:
+    if len(parts) > 1 and name != "init":     # init specs contain ':' and are always a list
         return _parse_range(name, parts, where)
     items = [s.strip() for s in text.split(",")]
     if any(not s for s in items):
