@@ -35,7 +35,8 @@ weight decay lambda and heavy-ball momentum mu act on ``W`` as
 
     D_W = -eta dL/dW - eta0 lambda W,     V <- mu V + D_W,  W <- W + V   (V starts at 0),
 
-which is plain GD ``W <- W + D_W`` when mu = 0.  Neither is supported with trained readouts.
+which is plain GD ``W <- W + D_W`` when mu = 0.  Neither is supported with trained readouts; an option not in :data:`IMPLEMENTED_OPTIONS` is
+refused (a new option must be implemented here before the network can check it).
 
 Minibatch and online SGD (``Problem.batch_size``, ``Problem.online``; docs/sgd.md): each step
 uses the mean-squared-error gradient on a batch of B points only (dL_b/dW: the formula above
@@ -95,7 +96,7 @@ from typing import Iterable
 
 import numpy as np
 
-from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.spec.problem import OPTION_FIELDS, Problem
 from lazyrich_theory.spec.data import ProblemData, labels
 from lazyrich_theory.spec.inits import init_measures
 from lazyrich_theory.errors import DivergenceError, ProblemError
@@ -104,7 +105,12 @@ from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 
 from .richness import kernel_alignment, network_ntk, stable_eta0, tangent_kernel, weight_change
 
-__all__ = ["simulate", "network_ntk", "stable_eta0", "forward", "loss_and_grad", "NetworkDivergence"]
+__all__ = ["simulate", "network_ntk", "stable_eta0", "forward", "loss_and_grad", "NetworkDivergence",
+           "IMPLEMENTED_OPTIONS"]
+
+#: The training options (``Problem`` fields) this network implements, each in its own terms
+#: (module doc); :func:`simulate` refuses any other that is set.
+IMPLEMENTED_OPTIONS = ("noise", "weight_decay", "momentum")
 
 #: Richness columns (issue 17), computed from W(t) and W0 in :mod:`.richness`: the relative
 #: weight change and the tangent-kernel alignment with the initial NTK on the training set.
@@ -280,6 +286,9 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
         raise ProblemError(f"problem must be a Problem, got {type(problem).__name__}")
     if not problem.finite_width:
         raise ProblemError("the network needs a finite width N")
+    missing = [n for n in OPTION_FIELDS if n not in IMPLEMENTED_OPTIONS and getattr(problem, n)]
+    if missing:
+        raise ProblemError(f"the network does not implement {', '.join(missing)}")
     if train_readouts and (problem.weight_decay != 0.0 or problem.momentum != 0.0):
         raise ProblemError("train_readouts does not support weight_decay or momentum")
     times = _default_save_times(steps, extra=save_times)  # validates steps and extras

@@ -19,7 +19,13 @@ from typing import Any, Callable
 
 from lazyrich_theory.errors import DivergenceError, LazyrichError, ProblemError
 from lazyrich_theory.spec.data import ProblemData
-from lazyrich_theory.spec.problem import PRESET_STEPS, PRESETS, Problem
+from lazyrich_theory.spec.problem import (
+    OPTION_FIELDS,
+    PRESET_STEPS,
+    PRESETS,
+    TRAINING_OPTIONS,
+    Problem,
+)
 from lazyrich_theory.spec.resources import check_writable
 
 __all__ = ["DEFAULT_STEPS", "UsageError", "Parser", "int_at_least", "count_at_least", "finite_float",
@@ -117,13 +123,16 @@ def finite_float(name: str, bound: str | None = None) -> Callable[[str], float]:
 
 
 # ------------------------------------------------------------------------------- options
-def add_model_options(p: argparse.ArgumentParser) -> None:
+def add_model_options(p: argparse.ArgumentParser, method: str | None = None) -> None:
     """Add the ``model options`` group (the Problem's fields, ``--preset``, ``--data``) to ``p``.
 
     Parameters
     ----------
     p : argparse.ArgumentParser
         The subcommand's parser; :func:`problem_from_args` reads what it parses.
+    method : str, optional
+        One of ``spec.problem.OPTION_METHODS``: add only the training-option flags that this
+        method implements (default: every flag of ``spec.problem.TRAINING_OPTIONS``).
     """
     g = p.add_argument_group("model options")
     g.add_argument("--preset", choices=sorted(PRESETS), help="a paper configuration (fig1, fig4)")
@@ -144,12 +153,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="train f(W) - f(W0) (default)")
     c.add_argument("--uncentered", dest="centered", action="store_false", help="train f(W)")
     g.add_argument("--data", type=str, help="FILE.npz with X, y, X_test, y_test, beta[, W0]")
-    g.add_argument("--noise", type=finite_float("--noise"),
-                   help="label-noise std sigma >= 0 on the training labels (default 0)")
-    g.add_argument("--weight-decay", type=finite_float("--weight-decay"), dest="weight_decay",
-                   help="weight decay lambda >= 0: W <- (1 - eta0 lambda) W - eta grad (default 0)")
-    g.add_argument("--momentum", type=finite_float("--momentum"),
-                   help="heavy-ball momentum mu in [0, 1), GD only (default 0)")
+    for name, opt in TRAINING_OPTIONS.items():      # one flag per declared training option
+        if method is None or method in opt.methods:
+            g.add_argument(opt.flag, type=finite_float(opt.flag), dest=name, help=opt.help)
     g.add_argument("--target", type=str,
                    help="teacher: 'paper' (default, y = tau (beta.x)^2), "
                         "'quadratic[:B=s,rank=R,b=s,c=v,file=F.npz,seed=S]', "
@@ -207,8 +213,8 @@ def add_run_options(p: argparse.ArgumentParser, flow_tol: bool = False) -> None:
 
 #: Problem fields taken from same-named options when given.
 _PROBLEM_OPTIONS = ("D", "P", "N", "alpha", "eps", "eta0", "seed", "test_size", "convention",
-                    "centered", "noise", "weight_decay", "momentum", "target", "batch_size",
-                    "online", "init", "init_scale")
+                    "centered", *OPTION_FIELDS, "target", "batch_size", "online", "init",
+                    "init_scale")
 
 
 def problem_from_args(args: argparse.Namespace) -> tuple[Problem, int]:

@@ -56,7 +56,12 @@ from lazyrich_theory.core.statistics import decomposition, diagnostics, referenc
 from lazyrich_theory.errors import DivergenceError, IntegrationError, ProblemError
 from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
-from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.spec.problem import (
+    Problem,
+    option_why_not,
+    options_in_use,
+    options_supporting,
+)
 from lazyrich_theory.spec.schedule import save_times as make_save_times
 
 __all__ = ["population", "population_grid", "PopulationGrid", "scalar_rhs", "solve_scalar",
@@ -65,33 +70,31 @@ __all__ = ["population", "population_grid", "PopulationGrid", "scalar_rhs", "sol
 
 POP_METHODS = ("auto", "scalar", "full")
 
-#: The problem options each population method supports; ``check_options`` rejects any other
-#: in one line.  Label noise only adds sigma^2 to the expected train loss (the population
-#: gradient does not see it), weight decay is in both flows; heavy-ball momentum has no
-#: population flow, the ODE is for the paper's teacher, and the 2-scalar system needs N = inf.
-#: batch_size / online are irrelevant here (every sample is fresh).
-SUPPORTED_OPTIONS = {
-    "scalar": frozenset({"noise", "weight_decay"}),
-    "full": frozenset({"noise", "weight_decay", "finite_width"}),
-}
 
-#: Why an option is not supported, and what to use instead.
+def _supported(method: str) -> frozenset[str]:
+    """The options population ``method`` supports, read from the option table now."""
+    return frozenset({*options_supporting("population"), *(["finite_width"] * (method == "full"))})
+
+
+#: The problem options each population method supports (any other is refused in one line):
+#: the training options whose ``spec.problem.TRAINING_OPTIONS`` entry lists "population", so
+#: a new option is refused until its entry says the ODE implements it; N < inf for "full".
+SUPPORTED_OPTIONS = {m: _supported(m) for m in ("scalar", "full")}
+
+#: Why a non-training option is not supported (a training option's: its table entry).
 _UNSUPPORTED_WHY = {
     "target": "the population ODE is for the paper target only",
-    "momentum": "heavy ball has no population flow; use solve or simulate",
     "finite_width": "the 2-scalar ODE needs N = inf; use method='full'",
 }
 
 
 def _options_in_use(problem: Problem) -> dict[str, str]:
-    """option name -> how it is set, for every non-default training option of ``problem``."""
-    used = {"target": f"target={problem.target!r}" if problem.target != "paper" else "",
-            "momentum": f"momentum={problem.momentum:g}" if problem.momentum != 0.0 else "",
-            "noise": f"noise={problem.noise:g}" if problem.noise != 0.0 else "",
-            "weight_decay": (f"weight_decay={problem.weight_decay:g}"
-                             if problem.weight_decay != 0.0 else ""),
-            "finite_width": f"N={problem.N}" if problem.finite_width else ""}
-    return {k: v for k, v in used.items() if v}
+    """option name -> how it is set: the target, the user's training options, N."""
+    used = {"target": f"target={problem.target!r}"} if problem.target != "paper" else {}
+    used.update({name: f"{name}={v:g}" for name, v in options_in_use(problem).items()})
+    if problem.finite_width:
+        used["finite_width"] = f"N={problem.N}"
+    return used
 
 
 def check_options(problem: Problem, method: str = "auto", *, ignore: Iterable[str] = ()) -> str:
@@ -122,8 +125,9 @@ def check_options(problem: Problem, method: str = "auto", *, ignore: Iterable[st
                            f"got {method!r}")
     if method == "auto":
         method = "full" if problem.finite_width else "scalar"
-    bad = [f"{how} ({_UNSUPPORTED_WHY[name]})" for name, how in _options_in_use(problem).items()
-           if name not in SUPPORTED_OPTIONS[method] and name not in set(ignore)]
+    bad = [f"{how} ({_UNSUPPORTED_WHY.get(name) or option_why_not(name, 'population')})"
+           for name, how in _options_in_use(problem).items()
+           if name not in _supported(method) and name not in set(ignore)]
     if bad:
         raise ProblemError(f"population method {method!r} does not support " + "; ".join(bad))
     return method

@@ -35,7 +35,12 @@ from lazyrich_theory.errors import DivergenceError, IntegrationError, ProblemErr
 from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.inits import init_measures
-from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.spec.problem import (
+    Problem,
+    option_why_not,
+    options_in_use,
+    options_supporting,
+)
 from lazyrich_theory.spec.schedule import save_times as make_save_times
 
 __all__ = ["structured_basis", "StructuredPopulation", "population_structured",
@@ -258,7 +263,8 @@ def population_structured(problem: Problem, steps: int, *,
     Parameters
     ----------
     problem : Problem
-        Paper target, no momentum (label noise only shifts the train loss by sigma^2).
+        Paper target, no training option whose ``spec.problem.TRAINING_OPTIONS`` entry lacks
+        "population" (momentum; label noise only shifts the train loss by sigma^2).
     steps : int
         Last time, in GD steps.
     save_times : iterable of int, optional
@@ -277,9 +283,12 @@ def population_structured(problem: Problem, steps: int, *,
         holds population_method "structured", the state size, the work counters and the init
         (spec, scale, effective ranks and task overlap of M0).
     """
-    if problem.target != "paper" or problem.momentum != 0.0:
-        raise ProblemError("the structured population flow needs the paper target and no "
-                           "momentum")
+    bad = [f"{n}={v:g} ({option_why_not(n, 'population')})"
+           for n, v in options_in_use(problem).items() if n not in options_supporting("population")]
+    if problem.target != "paper":
+        bad.insert(0, f"target={problem.target!r} (the population ODE is for the paper target only)")
+    if bad:
+        raise ProblemError("the structured population flow does not support " + "; ".join(bad))
     if not (rtol > 0 and atol >= 0):
         raise ProblemError(f"need rtol > 0 and atol >= 0, got rtol={rtol:g}, atol={atol:g}")
     times = make_save_times(steps, extra=save_times).astype(np.float64)

@@ -14,7 +14,12 @@ from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.results.stats import SolverStats
 from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
-from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.spec.problem import (
+    Problem,
+    option_why_not,
+    options_in_use,
+    options_supporting,
+)
 from lazyrich_theory.spec.resources import check_resources
 from lazyrich_theory.spec.schedule import save_times as make_save_times
 from lazyrich_theory.spec.streams import sgd_batch_size, sgd_mode
@@ -25,20 +30,28 @@ __all__ = ["solve", "METHODS", "SUPPORTED_OPTIONS", "INTEGRATORS", "DEFAULT_TOLE
 
 METHODS = ("gd", "flow")
 
+#: The solver's own options per method (the training options come from the option table).
+_SOLVER_OPTIONS = {"gd": ("minibatch SGD", "online SGD", "stop"),
+                   "flow": ("integrator", "rtol", "atol")}
+
+
+def _supported(method: str) -> frozenset[str]:
+    """The options ``method`` supports, read from the option table now."""
+    return frozenset({*options_supporting(method), *_SOLVER_OPTIONS[method]})
+
 
 #: Which training and solver options each method supports, checked in one place
-#: (:func:`check_options`).  Options valid for every method (label noise, weight decay,
-#: targets, observers, save times) are not listed; ``integrator``, ``rtol`` and ``atol`` are
-#: validated for every method but only used by the flow.
-SUPPORTED_OPTIONS = {
-    "gd": frozenset({"momentum", "minibatch SGD", "online SGD", "stop"}),
-    "flow": frozenset({"integrator", "rtol", "atol"}),
-}
+#: (:func:`check_options`).  The training options come from the methods their entry of
+#: ``spec.problem.TRAINING_OPTIONS`` lists (an option whose entry lacks a method is refused
+#: by it); targets, observers and save times are valid for every method and not listed;
+#: ``integrator``, ``rtol`` and ``atol`` are validated for every method but only used by
+#: the flow.
+SUPPORTED_OPTIONS = {m: _supported(m) for m in METHODS}
 
 
-#: Why an option is missing from a method (the end of the error message).
+#: Why a solver option is missing from a method (the end of the error message; a training
+#: option's reason is in its entry, ``spec.problem.option_why_not``).
 _UNSUPPORTED_WHY = {
-    "momentum": "heavy ball has no gradient-flow limit here",
     "minibatch SGD": "a sampled batch sequence has no gradient-flow limit in this solver",
     "online SGD": "a sampled batch sequence has no gradient-flow limit in this solver",
     "stop": "the adaptive integrators have no early stop; cut the trajectory instead",
@@ -62,7 +75,7 @@ def check_options(problem: Problem, method: str, integrator: str = "rkc",
     Parameters
     ----------
     problem : Problem
-        Its momentum and SGD mode are the training options checked.
+        Its training options (``spec.problem.options_in_use``) and SGD mode are checked.
     method, integrator, rtol, atol, stop
         As in :func:`solve`.
 
@@ -75,14 +88,18 @@ def check_options(problem: Problem, method: str, integrator: str = "rkc",
     if method not in METHODS:
         raise ProblemError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     mode = sgd_mode(problem)
-    used = [name for name, on in (("momentum", problem.momentum > 0),
-                                  (f"{mode} SGD", mode is not None),
-                                  ("stop", stop is not None)) if on]
+    used = [*options_in_use(problem), *([f"{mode} SGD"] if mode is not None else []),
+            *(["stop"] if stop is not None else [])]
     for name in used:
-        if name not in SUPPORTED_OPTIONS[method]:
-            ok = [m for m in METHODS if name in SUPPORTED_OPTIONS[m]]
-            raise ProblemError(f"{name} needs method {' or '.join(map(repr, ok))} "
-                               f"({_UNSUPPORTED_WHY[name]})")
+        if name not in _supported(method):
+            why = _UNSUPPORTED_WHY.get(name) or option_why_not(name, method)
+            ok = [m for m in METHODS if name in _supported(m)]
+            raise ProblemError(f"{name} needs method {' or '.join(map(repr, ok))} ({why})"
+                               if ok else f"{name} is not supported by solve ({why})")
+    bad = [name for name in options_in_use(problem) if name not in options_supporting("sgd")]
+    if mode is not None and bad:
+        raise ProblemError(f"{mode} SGD does not support {', '.join(bad)} "
+                           f"({option_why_not(bad[0], 'sgd')})")
     if integrator not in INTEGRATORS:
         raise ProblemError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {integrator!r}")
     if method == "gd":

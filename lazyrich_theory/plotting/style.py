@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from lazyrich_theory.spec.problem import OPTION_FIELDS
+from lazyrich_theory.spec.problem import options_in_use
 
 __all__ = ["METHOD_NAMES", "method_name", "options_suffix", "problem_line", "log_time",
            "log_axes", "twin_below", "legend_below", "cut_round_off"]
@@ -55,7 +55,7 @@ def options_suffix(p: Any) -> str:
     -------
     str
     """
-    extra = [f"{k}={getattr(p, k):g}" for k in OPTION_FIELDS if getattr(p, k)]
+    extra = [f"{k}={v:g}" for k, v in options_in_use(p).items()]   # as the user set them
     if p.batch_size is not None:
         extra.append(f"batch_size={p.batch_size}")
     if p.online:

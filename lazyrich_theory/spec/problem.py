@@ -22,6 +22,10 @@ Training options (docs/theory.md §9), all exact in the reduced dynamics:
   W <- (1 - eta0 lambda) W - eta dL/dW, i.e. GD on L + (alpha^2 lambda / 2) tr M with
   M = W^T W / N (width-free); the flow gets -eta0 lambda W;
 * ``momentum`` mu: heavy ball, v <- mu v - eta (dL/dW + decay term), W <- W + v (GD only).
+
+Every training option is declared once, in :data:`TRAINING_OPTIONS` (its range, CLI flag and
+help, the methods that implement it, whether the linearised theory covers it); the CLI flags,
+the sweep axes, the method checks of ``solve`` and ``population`` and the plot titles read it.
 """
 
 from __future__ import annotations
@@ -29,122 +33,126 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import numpy as np
 
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.data import ProblemData
+from lazyrich_theory.spec.fields import (
+    FLOAT_LIMIT,
+    check_representable,
+    check_target_dims,
+    first_step_scales,
+    is_int,
+    parse_N,
+    positive_real,
+    real,
+)
 from lazyrich_theory.spec.inits import check_init, check_init_scale
-from lazyrich_theory.spec.targets import TargetSpec, parse_spec
+from lazyrich_theory.spec.targets import parse_spec
 
 __all__ = ["Problem", "PRESETS", "PRESET_STEPS", "preset", "OPTION_FIELDS", "FLOAT_LIMIT",
-           "first_step_scales"]
+           "first_step_scales", "OptionSpec", "TRAINING_OPTIONS", "OPTION_METHODS",
+           "options_in_use", "options_supporting", "option_why_not"]
 
 
-#: Largest magnitude of a real field and of the first GD step's scales derived from them
-#: (:func:`_check_representable`): numbers up to 1e100 square to 1e200, which leaves float64
-#: (max ~1.8e308) 1e108 of headroom for sums over P, D and N terms and for growth in training.
-FLOAT_LIMIT = 1e100
+#: What a training option can run with: exact GD ("gd"), the gradient flow ("flow"),
+#: minibatch / online SGD ("sgd") and the population ODE ("population").
+OPTION_METHODS = ("gd", "flow", "sgd", "population")
 
-#: Why a positive field below 1 / FLOAT_LIMIT cannot be represented.
-_TINY_WHY = {"alpha": "the weight increments ~ eta0/alpha and the network's step "
-                      "eta0 N / alpha^2 overflow float64",
-             "eta0": "the weight increments ~ eta0 underflow float64 (nothing would move)"}
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One training option, declared once (an entry of :data:`TRAINING_OPTIONS`).
+
+    Parameters
+    ----------
+    name : str
+        The ``Problem`` field (a float; off at ``default``).
+    flag, help : str
+        The CLI flag and its help text (``cli.parser.add_model_options``).
+    methods : frozenset of str
+        The :data:`OPTION_METHODS` that implement it; any other refuses it in one line, so
+        a new option runs with plain GD only until its entry says otherwise.
+    low, high, default : float
+        Valid values are ``[low, high)``; the option is off at ``default`` (0), the value of
+        the ``Problem`` field's default, left out of ``to_dict`` (problem.json).
+    linear_theory : bool
+        The linearised (lazy) theory covers it (it changes only the labels).
+    aliases : tuple of str
+        Further names of its sweep axis (``--vary``), besides ``name`` and ``flag``.
+    why_not : mapping
+        method -> why the option is missing from it (the end of the error message).
+    """
+
+    name: str
+    flag: str
+    help: str
+    methods: frozenset[str] = frozenset({"gd"})
+    low: float = 0.0
+    high: float = math.inf
+    default: float = 0.0
+    linear_theory: bool = False
+    aliases: tuple[str, ...] = ()
+    why_not: Mapping[str, str] = field(default_factory=dict)
+
+    def check(self, value: Any) -> float:
+        """``value`` as a float in the option's range, else ProblemError (one line)."""
+        v = real(self.name, value)
+        if not self.low <= v < self.high:
+            rng = (f">= {self.low:g}" if math.isinf(self.high)
+                   else f"in [{self.low:g}, {self.high:g})")
+            raise ProblemError(f"{self.name} must be {rng}, got {v!r}")
+        return v
+
+
+_EVERY = frozenset(OPTION_METHODS)
+
+#: The training options, each declared once (:class:`OptionSpec`), in field order.
+TRAINING_OPTIONS: dict[str, OptionSpec] = {o.name: o for o in (
+    OptionSpec("noise", "--noise", "label-noise std sigma >= 0 on the training labels "
+               "(default 0)", methods=_EVERY, linear_theory=True, aliases=("sigma",)),
+    OptionSpec("weight_decay", "--weight-decay", "weight decay lambda >= 0: W <- (1 - eta0 "
+               "lambda) W - eta grad (default 0)", methods=_EVERY, aliases=("lambda",)),
+    OptionSpec("momentum", "--momentum", "heavy-ball momentum mu in [0, 1), GD only (default 0)",
+               methods=frozenset({"gd", "sgd"}), high=1.0, aliases=("mu",),
+               why_not={"flow": "heavy ball has no gradient-flow limit here",
+                        "population": "heavy ball has no population flow; use solve or "
+                                      "simulate"}),
+)}
 
 #: The training-option fields (default 0, omitted from to_dict while 0).
-OPTION_FIELDS = ("noise", "weight_decay", "momentum")
+OPTION_FIELDS = tuple(TRAINING_OPTIONS)
+
+
+def options_in_use(p: "Problem") -> dict[str, float]:
+    """name -> value of the options of ``p`` the user set (away from their default)."""
+    return {n: getattr(p, n) for n, o in TRAINING_OPTIONS.items() if getattr(p, n) != o.default}
+
+
+def options_supporting(method: str) -> tuple[str, ...]:
+    """The training options that ``method`` (one of :data:`OPTION_METHODS`) implements."""
+    return tuple(n for n, o in TRAINING_OPTIONS.items() if method in o.methods)
+
+
+def option_why_not(name: str, method: str) -> str:
+    """Why option ``name`` is refused by ``method`` (its entry's reason, else a default)."""
+    what = {"gd": "exact GD", "flow": "the gradient flow", "sgd": "minibatch / online SGD",
+            "population": "the population ODE"}.get(method, method)
+    return TRAINING_OPTIONS[name].why_not.get(method, f"{what} does not implement it")
+
+
+def _check_options(p: "Problem") -> None:
+    """Validate the option fields of ``p`` (in place)."""
+    for name, opt in TRAINING_OPTIONS.items():
+        object.__setattr__(p, name, opt.check(getattr(p, name)))
+
+
 #: Further fields left out of to_dict while at their default.
 _DEFAULTED_FIELDS = {"target": "paper", "batch_size": None, "online": False, "init": "iid",
                      "init_scale": 1.0}
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-def _parse_N(N: Any) -> int | float:
-    if isinstance(N, str):
-        s = N.strip().lower()
-        if s in ("inf", "infinity", "+inf", "∞"):
-            return math.inf
-        try:
-            N = int(s)
-        except ValueError:
-            try:
-                v = float(s)        # 1e6: an integer in float notation
-            except ValueError:
-                v = math.nan
-            if not (math.isfinite(v) and v.is_integer()):
-                raise ProblemError(f"N must be a positive integer or 'inf', got {N!r}") from None
-            N = v
-    if isinstance(N, float) and math.isinf(N) and N > 0:
-        return math.inf
-    if isinstance(N, float) and N.is_integer():
-        N = int(N)
-    if not _is_int(N) or N < 1:
-        raise ProblemError(f"N must be a positive integer or 'inf', got {N!r}")
-    return int(N)
-
-
-def _real(name: str, v: Any) -> float:
-    """``v`` as a float: a finite number of magnitude at most :data:`FLOAT_LIMIT`."""
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
-        raise ProblemError(f"{name} must be a number, got {v!r}")
-    v = float(v)
-    if not math.isfinite(v):
-        raise ProblemError(f"{name} must be finite, got {v!r}")
-    if abs(v) > FLOAT_LIMIT:
-        raise ProblemError(f"overflow at {name}={v:g}: beyond {FLOAT_LIMIT:g} in magnitude, "
-                           f"float64 dynamics cannot represent the loss (squares of such "
-                           f"numbers) at that scale")
-    return v
-
-
-def _check_target_dims(spec: TargetSpec, text: str, D: int) -> None:
-    """Refuse a quadratic teacher whose requested rank exceeds D (too many orthonormal
-    Hermite directions are refused when the teacher is built, by ``make_target``)."""
-    if spec.family == "quadratic" and int(spec.args.get("rank", 0)) > D:
-        raise ProblemError(f"bad target spec {text!r}: rank={spec.args['rank']} exceeds D={D} "
-                           f"(a D x D matrix has rank at most D)")
-
-
-def first_step_scales(p: "Problem") -> list[tuple[str, float, str]]:
-    """Sizes of the first GD step of ``p``, from its fields alone.
-
-    With |x . w| ~ 1 at initialisation (x ~ N(0, I/D), w ~ N(0, I)) the network output is
-    about alpha (1 + |eps|/2), the first residual r0 about 1 + noise (plus the output when
-    uncentered), the first increment of the weights s = 2 eta0 (1 + |eps|) r0 / alpha and the
-    output change it makes alpha s (1 + |eps| s).
-
-    Returns
-    -------
-    list of (str, float, str)
-        (what, size, how to shrink it) for the output, the increment and the output change.
-    """
-    # an init scale sigma acts as (alpha, eps) -> (sigma alpha, sigma eps) (docs/init_structure.md)
-    alpha, eps = p.alpha * p.init_scale, p.eps * p.init_scale
-    out0 = alpha * (1.0 + 0.5 * abs(eps))
-    r0 = 1.0 + p.noise + (0.0 if p.centered else out0)
-    step = 2.0 * p.eta0 * (1.0 + abs(eps)) * r0 / alpha
-    out1 = alpha * step * (1.0 + abs(eps) * step)
-    return [("the network output alpha (1 + |eps|/2)", out0, "lower alpha or |eps|"),
-            ("the first weight increment 2 eta0 (1 + |eps|) r0 / alpha", step,
-             "raise alpha or lower eta0"),
-            ("the output change of the first step alpha s (1 + |eps| s)", out1,
-             "lower eta0 or |eps|, or raise alpha")]
-
-
-def _check_representable(p: "Problem") -> None:
-    """Refuse fields whose first GD step (:func:`first_step_scales`) exceeds
-    :data:`FLOAT_LIMIT`: float64 cannot represent the loss, which squares it."""
-    at = f"alpha={p.alpha:g}, eps={p.eps:g}, eta0={p.eta0:g}"
-    for what, value, hint in first_step_scales(p):
-        if not value <= FLOAT_LIMIT:
-            raise ProblemError(f"overflow at {at}: {what} ~ {value:.3g} exceeds "
-                               f"{FLOAT_LIMIT:g}, beyond what float64 dynamics can represent "
-                               f"(the loss squares it); {hint}")
 
 
 @dataclass(frozen=True)
@@ -222,19 +230,14 @@ class Problem:
     def __post_init__(self) -> None:
         for name in ("D", "P", "test_size"):
             v = getattr(self, name)
-            if not _is_int(v) or v < 1:
+            if not is_int(v) or v < 1:
                 raise ProblemError(f"{name} must be a positive integer, got {v!r}")
             object.__setattr__(self, name, int(v))
-        object.__setattr__(self, "N", _parse_N(self.N))
-        for name, positive in (("alpha", True), ("eps", False), ("eta0", True)):
-            v = _real(name, getattr(self, name))
-            if positive and v <= 0:
-                raise ProblemError(f"{name} must be > 0, got {v!r}")
-            if positive and v < 1.0 / FLOAT_LIMIT:
-                raise ProblemError(f"underflow at {name}={v:g}: below {1.0 / FLOAT_LIMIT:g}, "
-                                   f"{_TINY_WHY[name]}")
-            object.__setattr__(self, name, v)
-        if not _is_int(self.seed) or self.seed < 0:
+        object.__setattr__(self, "N", parse_N(self.N))
+        object.__setattr__(self, "alpha", positive_real("alpha", self.alpha))
+        object.__setattr__(self, "eps", real("eps", self.eps))
+        object.__setattr__(self, "eta0", positive_real("eta0", self.eta0))
+        if not is_int(self.seed) or self.seed < 0:
             raise ProblemError(f"seed must be a non-negative integer, got {self.seed!r}")
         object.__setattr__(self, "seed", int(self.seed))
         conv = str(self.convention).upper()
@@ -246,20 +249,14 @@ class Problem:
         object.__setattr__(self, "centered", bool(self.centered))
         if self.data_file is not None:
             object.__setattr__(self, "data_file", str(self.data_file))
-        for name in OPTION_FIELDS:
-            v = _real(name, getattr(self, name))
-            if v < 0:
-                raise ProblemError(f"{name} must be >= 0, got {v!r}")
-            if name == "momentum" and v >= 1:
-                raise ProblemError(f"momentum must be in [0, 1), got {v!r}")
-            object.__setattr__(self, name, v)
+        _check_options(self)
         if not isinstance(self.target, str) or not self.target.strip():
             raise ProblemError(f"target must be a non-empty spec string, got {self.target!r}")
         object.__setattr__(self, "target", self.target.strip())
         if self.target != "paper":
-            _check_target_dims(parse_spec(self.target), self.target, self.D)
+            check_target_dims(parse_spec(self.target), self.target, self.D)
         if self.batch_size is not None:
-            if not _is_int(self.batch_size) or self.batch_size < 1:
+            if not is_int(self.batch_size) or self.batch_size < 1:
                 raise ProblemError(f"batch_size must be a positive integer or None, got {self.batch_size!r}")
             object.__setattr__(self, "batch_size", int(self.batch_size))
         if not isinstance(self.online, (bool, np.bool_)):
@@ -267,7 +264,7 @@ class Problem:
         object.__setattr__(self, "online", bool(self.online))
         object.__setattr__(self, "init", str(check_init(self.init, self.D, self.N)))
         object.__setattr__(self, "init_scale", check_init_scale(self.init_scale))
-        _check_representable(self)
+        check_representable(self)
 
     # ------------------------------------------------------------------ derived quantities
     @property
@@ -299,16 +296,17 @@ class Problem:
     # ------------------------------------------------------------------ serialisation
     @property
     def has_options(self) -> bool:
-        """True when any training option (noise, weight_decay, momentum) is nonzero."""
-        return any(getattr(self, name) != 0.0 for name in OPTION_FIELDS)
+        """True when any training option (:data:`TRAINING_OPTIONS`) is nonzero."""
+        return bool(options_in_use(self))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields; the training options are left out while they are 0."""
         d = dataclasses.asdict(self)
         if math.isinf(self.N):
             d["N"] = "inf"
+        used = options_in_use(self)
         for name in OPTION_FIELDS:
-            if d[name] == 0.0:
+            if name not in used:
                 del d[name]
         for name, default in _DEFAULTED_FIELDS.items():
             if d[name] == default:

@@ -206,3 +206,48 @@ def test_cli_bad_values_exit_2(tmp_path, capsys, cmd, bad):
     err = capsys.readouterr().err
     assert err.strip() and "\n" not in err.strip()
     assert not (out / "trajectory.csv").exists()
+
+
+# ---------------------------------------- the option table drives every method check (issue 12)
+def test_supported_options_come_from_the_table():
+    from lazyrich_theory.core import population as pop
+    from lazyrich_theory.core import solve as sol
+    from lazyrich_theory.spec.problem import TRAINING_OPTIONS
+
+    for name, opt in TRAINING_OPTIONS.items():
+        assert (name in sol.SUPPORTED_OPTIONS["gd"]) == ("gd" in opt.methods)
+        assert (name in sol.SUPPORTED_OPTIONS["flow"]) == ("flow" in opt.methods)
+        assert (name in pop.SUPPORTED_OPTIONS["full"]) == ("population" in opt.methods)
+
+
+@pytest.mark.parametrize("method", ["flow", "population", "sgd"])
+def test_an_option_its_entry_does_not_list_is_refused_by_construction(monkeypatch, method):
+    """The population check used to list options by name, so a new option was silently
+    ignored there; now every check reads the table: an entry without a method is refused by
+    it in one line (here weight_decay's entry, stripped of the method)."""
+    import dataclasses
+
+    from lazyrich_theory.spec import problem as spec
+
+    entry = spec.TRAINING_OPTIONS["weight_decay"]
+    monkeypatch.setitem(spec.TRAINING_OPTIONS, "weight_decay",
+                        dataclasses.replace(entry, methods=entry.methods - {method}))
+    p = _problem(5, True, weight_decay=0.01)
+    with pytest.raises(ProblemError) as exc:
+        if method == "flow":
+            solve(p, 10, method="flow")
+        elif method == "population":
+            population(p, 10)
+        else:
+            solve(p.replace(batch_size=10), 10)
+    msg = str(exc.value)
+    assert "weight_decay" in msg and "\n" not in msg, msg
+    assert solve(p, 10).t[-1] == 10        # exact GD still implements it
+
+
+def test_simulate_refuses_an_option_it_does_not_implement(monkeypatch):
+    from lazyrich_validation import network
+
+    monkeypatch.setattr(network, "IMPLEMENTED_OPTIONS", ("noise", "momentum"))
+    with pytest.raises(ProblemError, match="does not implement weight_decay"):
+        simulate(_problem(5, True, weight_decay=0.01), 10)

@@ -103,3 +103,35 @@ def test_save_times_grid():
         save_times(100, extra=[101])
     with pytest.raises(ProblemError):
         save_times(100, extra=[2.5])
+
+
+# ----------------------------------------------- training options: one table (issue 12)
+def test_every_training_option_is_declared_once_in_the_table():
+    """TRAINING_OPTIONS is the one declaration: each entry is a float Problem field with the
+    entry's default, OPTION_FIELDS is its keys, the label-only options are the ones the
+    linearised theory covers, and the CLI flags and sweep axes are generated from it."""
+    import argparse
+    import dataclasses
+
+    from lazyrich_theory.cli.parser import add_model_options
+    from lazyrich_theory.experiments.sweep.axes import SWEEPABLE, parse_axis
+    from lazyrich_theory.spec.problem import OPTION_FIELDS, OPTION_METHODS, TRAINING_OPTIONS
+    from lazyrich_theory.spec.streams import LABEL_ONLY_OPTIONS
+
+    fields = {f.name: f for f in dataclasses.fields(Problem)}
+    assert OPTION_FIELDS == tuple(TRAINING_OPTIONS)
+    assert LABEL_ONLY_OPTIONS == tuple(n for n, o in TRAINING_OPTIONS.items() if o.linear_theory)
+    parser = argparse.ArgumentParser()
+    add_model_options(parser)
+    flags = {s: a.dest for a in parser._actions for s in a.option_strings}
+    for name, opt in TRAINING_OPTIONS.items():
+        assert opt.name == name and fields[name].default == opt.default == 0.0
+        assert opt.methods <= set(OPTION_METHODS) and "gd" in opt.methods
+        assert flags[opt.flag] == name
+        assert name in SWEEPABLE
+        for alias in (opt.flag.lstrip("-"), *opt.aliases):
+            assert parse_axis(alias, "0,0.5").name == name
+    only_population = argparse.ArgumentParser()
+    add_model_options(only_population, method="population")
+    assert "--momentum" not in {s for a in only_population._actions for s in a.option_strings}
+

@@ -17,21 +17,24 @@ import numpy as np
 
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.inits import parse_init
-from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.spec.problem import OPTION_FIELDS, TRAINING_OPTIONS, Problem
 from lazyrich_theory.storage import jsonable
 
 __all__ = ["Axis", "SWEEPABLE", "INT_FIELDS", "parse_axis", "parse_vary", "axes_from",
            "sweep_axes"]
 
-#: Problem fields a sweep may vary.
+#: Problem fields a sweep may vary: every training option of ``spec.problem.TRAINING_OPTIONS``
+#: (real numbers) among them.
 SWEEPABLE = ("alpha", "eps", "D", "P", "N", "eta0", "seed", "test_size", "convention", "centered",
-             "noise", "weight_decay", "momentum", "batch_size", "init", "init_scale")
+             *OPTION_FIELDS, "batch_size", "init", "init_scale")
 #: Sweepable fields that take integers (N too, except for inf).
 INT_FIELDS = ("D", "P", "seed", "test_size", "batch_size")
+#: Other names of the axes: the CLI flag and the aliases of every training option, and these.
 _ALIASES = {"d": "D", "p": "P", "n": "N", "test-size": "test_size", "epsilon": "eps",
-            "eta": "eta0", "weight-decay": "weight_decay", "lambda": "weight_decay",
-            "sigma": "noise", "mu": "momentum", "batch-size": "batch_size", "b": "batch_size",
-            "init-scale": "init_scale"}
+            "eta": "eta0", "batch-size": "batch_size", "b": "batch_size",
+            "init-scale": "init_scale",
+            **{alias: name for name, opt in TRAINING_OPTIONS.items()
+               for alias in (opt.flag.lstrip("-"), *opt.aliases)}}
 _SPEC_HELP = ("expected NAME=START:STOP:COUNT (linear), NAME=log:START:STOP:COUNT (log) "
               "or NAME=V1,V2,... (list)")
 
