@@ -29,13 +29,19 @@ GD ``W <- W - eta dL/dW`` with ``eta = eta0 * N / alpha^2`` and, per neuron,
     dh_{i mu}/dw_i = x_mu (A)  or  x_mu / sqrt(D) (B),        r_mu = ftilde(x_mu) - y_mu,
     dL/da_i = (2/P) sum_mu r_mu (alpha/N) phi(h_{i mu}).
 
-Training options (``Problem.noise``, ``weight_decay``, ``momentum``; docs/theory.md §9):
-label noise is already in ``data.y`` (``Problem.data()`` adds it to the training labels);
-weight decay lambda and heavy-ball momentum mu act on ``W`` as
+Training options (``Problem.noise``, ``weight_decay``, ``momentum``, ``weight_decay_torch``;
+docs/theory.md §9): label noise is already in ``data.y`` (``Problem.data()`` adds it to the
+training labels); weight decay lambda and heavy-ball momentum mu act on ``W`` as
 
     D_W = -eta dL/dW - eta0 lambda W,     V <- mu V + D_W,  W <- W + V   (V starts at 0),
 
-which is plain GD ``W <- W + D_W`` when mu = 0.  Neither is supported with trained readouts; an option not in :data:`IMPLEMENTED_OPTIONS` is
+which is plain GD ``W <- W + D_W`` when mu = 0.  ``weight_decay_torch`` lambda_t is the
+PyTorch/optax reading, applied literally as the gradient of L + (lambda_t / 2) |W|^2 with the
+raw step (``Problem.weight_decay``, which the solver converts it into, is not read then):
+
+    D_W = -eta (dL/dW + lambda_t W).
+
+None is supported with trained readouts; an option not in :data:`IMPLEMENTED_OPTIONS` is
 refused (a new option must be implemented here before the network can check it).
 
 Minibatch and online SGD (``Problem.batch_size``, ``Problem.online``; docs/sgd.md): each step
@@ -110,7 +116,7 @@ __all__ = ["simulate", "network_ntk", "stable_eta0", "forward", "loss_and_grad",
 
 #: The training options (``Problem`` fields) this network implements, each in its own terms
 #: (module doc); :func:`simulate` refuses any other that is set.
-IMPLEMENTED_OPTIONS = ("noise", "weight_decay", "momentum")
+IMPLEMENTED_OPTIONS = ("noise", "weight_decay", "momentum", "weight_decay_torch")
 
 #: Richness columns (issue 17), computed from W(t) and W0 in :mod:`.richness`: the relative
 #: weight change and the tangent-kernel alignment with the initial NTK on the training set.
@@ -316,7 +322,9 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
     N, D = W0.shape
     a0 = np.ones(N)
     eta = problem.eta0 * N / problem.alpha**2
-    shrink = problem.eta0 * problem.weight_decay  # weight decay: W loses eta0 lambda W per step
+    lam_torch = problem.weight_decay_torch   # PyTorch/optax: W <- W - eta (dL/dW + lam_torch W)
+    # weight decay: W loses eta0 lambda W per step (not read in the PyTorch reading)
+    shrink = 0.0 if lam_torch != 0.0 else problem.eta0 * problem.weight_decay
     mu = problem.momentum
     vel = np.zeros_like(W0) if mu > 0.0 else None  # heavy-ball velocity of W
 
@@ -439,10 +447,13 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
                 if t == steps:
                     break
                 gW, ga = _grads_from_preact(problem, Xb, H, a, r, train_readouts)
-                if vel is None and shrink == 0.0:
+                if vel is None and shrink == 0.0 and lam_torch == 0.0:
                     W -= eta * gW
                 else:
-                    step = -eta * gW
+                    if lam_torch != 0.0:
+                        step = -eta * (gW + lam_torch * W)
+                    else:
+                        step = -eta * gW
                     if shrink != 0.0:
                         step -= shrink * W
                     if vel is not None:

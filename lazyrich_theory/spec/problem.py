@@ -21,6 +21,9 @@ Training options (docs/theory.md §9), all exact in the reduced dynamics:
 * ``weight_decay`` lambda: every GD step shrinks the weights by (1 - eta0 lambda),
   W <- (1 - eta0 lambda) W - eta dL/dW, i.e. GD on L + (alpha^2 lambda / 2) tr M with
   M = W^T W / N (width-free); the flow gets -eta0 lambda W;
+* ``weight_decay_torch`` lambda_t: the same decay in the PyTorch/optax reading,
+  W <- W - eta (dL/dW + lambda_t W) with the raw step eta, converted once, in
+  :func:`weight_decay_from_torch`, into ``weight_decay`` = lambda_t N / alpha^2 (finite N only);
 * ``momentum`` mu: heavy ball, v <- mu v - eta (dL/dW + decay term), W <- W + v (GD only).
 
 Every training option is declared once, in :data:`TRAINING_OPTIONS` (its range, CLI flag and
@@ -34,7 +37,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -55,7 +58,7 @@ from lazyrich_theory.spec.targets import parse_spec
 
 __all__ = ["Problem", "PRESETS", "PRESET_STEPS", "preset", "OPTION_FIELDS", "FLOAT_LIMIT",
            "first_step_scales", "OptionSpec", "TRAINING_OPTIONS", "OPTION_METHODS",
-           "options_in_use", "options_supporting", "option_why_not"]
+           "weight_decay_from_torch", "options_in_use", "options_supporting", "option_why_not"]
 
 
 #: What a training option can run with: exact GD ("gd"), the gradient flow ("flow"),
@@ -85,6 +88,9 @@ class OptionSpec:
         Further names of its sweep axis (``--vary``), besides ``name`` and ``flag``.
     why_not : mapping
         method -> why the option is missing from it (the end of the error message).
+    reading_of, convert : str, callable
+        Another reading (convention) of the field ``reading_of``: a nonzero value is converted
+        by ``convert(value, problem)`` into that field (giving both is refused).
     """
 
     name: str
@@ -97,6 +103,8 @@ class OptionSpec:
     linear_theory: bool = False
     aliases: tuple[str, ...] = ()
     why_not: Mapping[str, str] = field(default_factory=dict)
+    reading_of: str | None = None
+    convert: Callable[[float, "Problem"], float] | None = None
 
     def check(self, value: Any) -> float:
         """``value`` as a float in the option's range, else ProblemError (one line)."""
@@ -106,6 +114,32 @@ class OptionSpec:
                    else f"in [{self.low:g}, {self.high:g})")
             raise ProblemError(f"{self.name} must be {rng}, got {v!r}")
         return v
+
+
+def weight_decay_from_torch(lam_torch: float, N: int | float, alpha: float) -> float:
+    """The package's weight decay lambda from the PyTorch/optax one (the one conversion).
+
+    PyTorch/optax ``weight_decay=lambda_t`` with step eta: W <- W - eta (dL/dW + lambda_t W),
+    a shrink (1 - eta lambda_t); ours is (1 - eta0 lambda) with eta = eta0 N / alpha^2, so
+    lambda = lambda_t eta / eta0 = lambda_t N / alpha^2.
+
+    Parameters
+    ----------
+    lam_torch : float
+        lambda_t >= 0.
+    N, alpha : int or float, float
+        Width (finite) and output scale.
+
+    Returns
+    -------
+    float
+        lambda; ProblemError (one line) at N = inf, where the raw step is infinite.
+    """
+    if math.isinf(N):
+        raise ProblemError("weight_decay_torch needs a finite width N: its raw step eta = "
+                           "eta0 N / alpha^2 is infinite at N = inf; use weight_decay (the "
+                           "width-free reading, = weight_decay_torch N / alpha^2)")
+    return lam_torch * N / alpha**2
 
 
 _EVERY = frozenset(OPTION_METHODS)
@@ -121,6 +155,12 @@ TRAINING_OPTIONS: dict[str, OptionSpec] = {o.name: o for o in (
                why_not={"flow": "heavy ball has no gradient-flow limit here",
                         "population": "heavy ball has no population flow; use solve or "
                                       "simulate"}),
+    OptionSpec("weight_decay_torch", "--weight-decay-torch", "weight decay lambda >= 0 in the "
+               "PyTorch/optax convention: W <- W - eta (grad + lambda W) with the raw step "
+               "eta = eta0 N / alpha^2; finite N only; the same run as --weight-decay "
+               "lambda N / alpha^2 (default 0)", methods=_EVERY, aliases=("lambda-torch",),
+               reading_of="weight_decay",
+               convert=lambda v, p: weight_decay_from_torch(v, p.N, p.alpha)),
 )}
 
 #: The training-option fields (default 0, omitted from to_dict while 0).
@@ -128,8 +168,12 @@ OPTION_FIELDS = tuple(TRAINING_OPTIONS)
 
 
 def options_in_use(p: "Problem") -> dict[str, float]:
-    """name -> value of the options of ``p`` the user set (away from their default)."""
-    return {n: getattr(p, n) for n, o in TRAINING_OPTIONS.items() if getattr(p, n) != o.default}
+    """name -> value of the options of ``p`` the user set (away from their default); a field
+    set from another reading (``weight_decay`` from ``weight_decay_torch``) is not listed."""
+    derived = {o.reading_of for o in TRAINING_OPTIONS.values()
+               if o.reading_of and getattr(p, o.name) != o.default}
+    return {n: getattr(p, n) for n, o in TRAINING_OPTIONS.items()
+            if n not in derived and getattr(p, n) != o.default}
 
 
 def options_supporting(method: str) -> tuple[str, ...]:
@@ -145,9 +189,18 @@ def option_why_not(name: str, method: str) -> str:
 
 
 def _check_options(p: "Problem") -> None:
-    """Validate the option fields of ``p`` (in place)."""
+    """Validate the option fields of ``p`` (in place) and convert each reading into its field."""
     for name, opt in TRAINING_OPTIONS.items():
         object.__setattr__(p, name, opt.check(getattr(p, name)))
+    for name, opt in TRAINING_OPTIONS.items():
+        if opt.reading_of is None or getattr(p, name) == opt.default:
+            continue
+        if getattr(p, opt.reading_of) != TRAINING_OPTIONS[opt.reading_of].default:
+            raise ProblemError(f"give {opt.reading_of} or {name}, not both: they are two "
+                               f"conventions of the same option")
+        value = opt.convert(getattr(p, name), p)
+        object.__setattr__(p, opt.reading_of,
+                           TRAINING_OPTIONS[opt.reading_of].check(value))
 
 
 #: Further fields left out of to_dict while at their default.
@@ -184,6 +237,11 @@ class Problem:
         is width-free.  It pulls W towards 0 (not W0), also when centered (f0 stays f(W0)).
     momentum : heavy-ball coefficient mu in [0, 1) (default 0), method "gd" only:
         v <- mu v - eta dL/dW - eta0 lambda W, W <- W + v, v starting at 0.
+    weight_decay_torch : lambda_t >= 0 (default 0), weight decay in the PyTorch/optax
+        reading: W <- W - eta (dL/dW + lambda_t W) with the raw step eta = eta0 N / alpha^2
+        (finite N only).  It sets ``weight_decay`` to lambda_t N / alpha^2
+        (:func:`weight_decay_from_torch`) and is what ``to_dict`` keeps; giving both is
+        refused, and :meth:`replace` converts again at the new N and alpha.
 
     target : the teacher, a spec string (default "paper": y = tau (beta . x)**2); see
         ``targets.py`` (docs/targets.md) for the grammar and the other families (quadratic,
@@ -226,6 +284,7 @@ class Problem:
     online: bool = False
     init: str = "iid"
     init_scale: float = 1.0
+    weight_decay_torch: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("D", "P", "test_size"):
@@ -289,9 +348,21 @@ class Problem:
 
     def replace(self, **changes: Any) -> "Problem":
         """A copy with some fields changed (validated again; ProblemError for an unknown
-        field)."""
+        field).  A field set from another reading (``weight_decay`` from
+        ``weight_decay_torch``) is converted again unless ``changes`` name it."""
         _check_fields(changes, "replace")
+        for name, opt in TRAINING_OPTIONS.items():
+            if opt.reading_of and getattr(self, name) != opt.default:
+                changes.setdefault(opt.reading_of, TRAINING_OPTIONS[opt.reading_of].default)
         return dataclasses.replace(self, **changes)
+
+    def canonical(self) -> "Problem":
+        """The same run with every option in the package's own (width-free) reading: each
+        field set from another reading keeps its value, the reading goes back to 0."""
+        changes = {n: o.default for n, o in TRAINING_OPTIONS.items() if o.reading_of}
+        changes.update({o.reading_of: getattr(self, o.reading_of)
+                        for o in TRAINING_OPTIONS.values() if o.reading_of})
+        return self.replace(**changes)
 
     # ------------------------------------------------------------------ serialisation
     @property
@@ -300,7 +371,8 @@ class Problem:
         return bool(options_in_use(self))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields; the training options are left out while they are 0."""
+        """Plain dict of the fields; the training options are left out while they are 0, and
+        so is a field set from another reading (the reading the user gave is kept)."""
         d = dataclasses.asdict(self)
         if math.isinf(self.N):
             d["N"] = "inf"

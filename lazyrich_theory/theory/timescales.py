@@ -115,7 +115,8 @@ def population_half_time(problem: Problem, data: ProblemData | None = None,
     t_star = rich_transition_time(problem.alpha, problem.eps, problem.eta0, problem.D, beta2,
                                   problem.tau)
     steps = _population_horizon(t_star) if horizon is None else int(horizon)
-    pi = problem.replace(N="inf", P=max(problem.P, 1), data_file=None,
+    # canonical(): options in their width-free reading (weight_decay_torch -> weight_decay)
+    pi = problem.canonical().replace(N="inf", P=max(problem.P, 1), data_file=None,
                          noise=0.0, momentum=0.0, batch_size=None, online=False)
     d = ProblemData(X=np.zeros((1, problem.D)), y=np.zeros(1), X_test=np.zeros((1, problem.D)),
             y_test=np.zeros(1), beta=np.asarray(beta, dtype=float), W0=None, source="beta only")

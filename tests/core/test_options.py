@@ -208,6 +208,105 @@ def test_cli_bad_values_exit_2(tmp_path, capsys, cmd, bad):
     assert not (out / "trajectory.csv").exists()
 
 
+# ------------------------------------------------ weight decay, PyTorch/optax reading (issue 15)
+TORCH_RTOL = 1e-12
+
+
+def _torch_problem(N, centered, **kw):
+    # alpha != 1, so that the conversion lambda = lambda_t N / alpha^2 is not the identity
+    return Problem(D=12, P=40, N=N, alpha=1.5, eps=0.5, eta0=0.3, seed=1, test_size=60,
+                   centered=centered, **kw)
+
+
+@pytest.mark.parametrize("centered", [True, False], ids=["centered", "uncentered"])
+@pytest.mark.parametrize("N", [5, 30], ids=["N<D", "N>D+1"])
+@pytest.mark.parametrize("extra", [{}, dict(momentum=0.5, noise=0.2)], ids=["decay", "all"])
+def test_both_weight_decay_readings_equal_the_network(N, centered, extra):
+    """--weight-decay (ours, W <- (1 - eta0 lambda) W - eta grad) and --weight-decay-torch
+    (PyTorch/optax, W <- W - eta (grad + lambda_t W), implemented literally by the network)
+    each equal the numpy network to 1e-12 relative; the torch reading is ours at
+    lambda = lambda_t N / alpha^2 (the same reduced run, bit for bit)."""
+    lam_t = 0.03 / N
+    ours = _torch_problem(N, centered, weight_decay=lam_t * N / 1.5**2, **extra)
+    torch = _torch_problem(N, centered, weight_decay_torch=lam_t, **extra)
+    assert torch.weight_decay == ours.weight_decay
+    for p in (ours, torch):
+        red, net = solve(p, STEPS), simulate(p, STEPS)
+        res = max_relative_deviation(red, net, columns=("train_loss", "test_loss"))
+        assert res["n_times"] == len(red.t) and res["max"] <= TORCH_RTOL, (p, res)
+    a, b = solve(ours, STEPS), solve(torch, STEPS)
+    np.testing.assert_array_equal(a.train_loss, b.train_loss)
+    np.testing.assert_array_equal(a.test_loss, b.test_loss)
+
+
+def test_weight_decay_torch_is_converted_once():
+    """weight_decay_torch lambda_t (PyTorch/optax: W <- W - eta (grad + lambda_t W)) sets
+    weight_decay = lambda_t N / alpha^2; problem.json keeps the user's field; replace converts
+    again at the new N / alpha; giving both, or N = inf, is refused in one line."""
+    from lazyrich_theory.spec.problem import options_in_use, weight_decay_from_torch
+
+    p = Problem(D=5, P=5, N=40, alpha=2.0, eta0=0.5, weight_decay_torch=1e-3)
+    assert p.weight_decay == weight_decay_from_torch(1e-3, 40, 2.0) == 1e-3 * 40 / 4
+    assert p.eta0 * p.weight_decay == pytest.approx(p.eta * 1e-3, rel=1e-15)
+    d = p.to_dict()
+    assert d["weight_decay_torch"] == 1e-3 and "weight_decay" not in d
+    assert Problem.from_json(p.to_json()) == p and p.has_options
+    assert options_in_use(p) == {"weight_decay_torch": 1e-3}
+    assert p.replace(alpha=1.0).weight_decay == 1e-3 * 40
+    assert p.replace(N=10).weight_decay == 1e-3 * 10 / 4
+    assert p.replace(weight_decay_torch=0.0).weight_decay == 0.0     # off, not left behind
+    q = p.canonical()
+    assert (q.weight_decay, q.weight_decay_torch) == (p.weight_decay, 0.0)
+    assert "weight_decay_torch" not in q.to_dict()
+    for bad in (dict(weight_decay=0.1), dict(N="inf")):
+        with pytest.raises(ProblemError) as exc:
+            Problem(**{**dict(D=5, P=5, N=40, weight_decay_torch=1e-3), **bad})
+        assert "\n" not in str(exc.value) and "weight_decay_torch" in str(exc.value)
+    with pytest.raises(ProblemError, match="not both"):
+        p.replace(weight_decay=0.1)
+    with pytest.raises(ProblemError, match="weight_decay_torch must be >= 0"):
+        Problem(weight_decay_torch=-1.0)
+    # a problem.json written before the field existed loads and compares unchanged
+    old = Problem(D=5, P=5, N=2, weight_decay=0.2)
+    assert "weight_decay_torch" not in old.to_dict()
+    assert Problem.from_dict(json.loads(old.to_json())) == old
+
+
+def test_weight_decay_torch_convention_is_the_gradient_of_the_l2_penalty():
+    """One step is W <- W - eta (dL/dW + lambda_t W) with the raw step eta = eta0 N / alpha^2,
+    in the network (written literally) and in the reduced solver (through the one conversion)."""
+    from lazyrich_validation.network import loss_and_grad
+
+    lam_t, eta0, alpha, N = 0.01, 0.2, 1.5, 4
+    p = Problem(D=6, P=10, N=N, alpha=alpha, eps=0.3, eta0=eta0, seed=0, test_size=10,
+                weight_decay_torch=lam_t, centered=False)
+    d = p.data()
+    _, gW, _ = loss_and_grad(p, d.W0, d.X, d.y)
+    eta = eta0 * N / alpha**2
+    want = d.W0 - eta * (gW + lam_t * d.W0)
+    np.testing.assert_allclose(simulate(p, 1).final_state["W"], want, rtol=1e-13, atol=1e-15)
+    F = solve(p, 1).final_state["F"]           # N <= D + 1: F = W^T / sqrt(N)
+    np.testing.assert_allclose(F, want.T / 2.0, rtol=1e-12, atol=1e-15)
+
+
+def test_reading_weight_decay_the_optax_way_is_a_different_run():
+    """The outside check's mistake: --weight-decay lambda is not PyTorch's weight_decay=lambda
+    (that is --weight-decay-torch lambda); at N = 30, alpha = 1.5 they differ well beyond
+    round-off."""
+    ours = solve(_torch_problem(30, True, weight_decay=0.01), STEPS)
+    torch = solve(_torch_problem(30, True, weight_decay_torch=0.01), STEPS)
+    assert abs(torch.test_loss[-1] - ours.test_loss[-1]) > 0.1 * ours.test_loss[-1]
+
+
+def test_weight_decay_torch_population_and_flow_use_the_converted_rate():
+    """The flow and the population ODE (finite N) see the converted weight decay."""
+    p = _torch_problem(5, True, weight_decay_torch=0.004)
+    q = p.canonical()
+    assert q.weight_decay_torch == 0.0 and q.weight_decay == p.weight_decay
+    for run in (lambda x: solve(x, 200, method="flow"), lambda x: population(x, 200)):
+        np.testing.assert_array_equal(run(p).population_loss, run(q).population_loss)
+
+
 # ---------------------------------------- the option table drives every method check (issue 12)
 def test_supported_options_come_from_the_table():
     from lazyrich_theory.core import population as pop
@@ -251,3 +350,24 @@ def test_simulate_refuses_an_option_it_does_not_implement(monkeypatch):
     monkeypatch.setattr(network, "IMPLEMENTED_OPTIONS", ("noise", "momentum"))
     with pytest.raises(ProblemError, match="does not implement weight_decay"):
         simulate(_problem(5, True, weight_decay=0.01), 10)
+
+
+def test_cli_weight_decay_torch(tmp_path, capsys):
+    """--weight-decay-torch through solve and simulate (compare <= 1e-12); problem.json keeps
+    the user's field; both flags, or N = inf, exit 2 in one line."""
+    opts = ["--alpha", "1.5", "--weight-decay-torch", "0.004"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["solve", *SMALL, *opts, "--no-theory", "--out", str(a)]) == 0
+    assert main(["simulate", *SMALL, *opts, "--out", str(b)]) == 0
+    pj = json.loads((a / "problem.json").read_text())
+    assert pj["weight_decay_torch"] == 0.004 and "weight_decay" not in pj
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b)]) == 0
+    dev = float(capsys.readouterr().out.split("max relative deviation:")[1].split()[0])
+    assert dev <= TORCH_RTOL
+    for bad in (["--weight-decay", "0.01"], ["--N", "inf"]):
+        out = tmp_path / "bad"
+        assert main(["solve", *SMALL, *opts, *bad, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "weight_decay_torch" in err and "\n" not in err
+        assert not (out / "trajectory.csv").exists()
