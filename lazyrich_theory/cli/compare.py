@@ -23,11 +23,17 @@ def add_compare_parser(subparsers) -> None:
     subparsers : argparse._SubParsersAction
         What ``add_subparsers`` returned on the ``lazyrich`` parser.
     """
-    s = subparsers.add_parser("compare", help="max relative deviation between two result folders")
-    s.add_argument("dir_a")
-    s.add_argument("dir_b")
+    s = subparsers.add_parser("compare", help="max relative deviation between two result folders",
+                              description="The maximum relative deviation between two result "
+                                          "folders on their common save times (e.g. solve "
+                                          "against simulate).")
+    s.add_argument("dir_a", metavar="DIR_A",
+                   help="a result folder (holding trajectory.csv), e.g. of lazyrich solve")
+    s.add_argument("dir_b", metavar="DIR_B",
+                   help="the folder to compare it with, e.g. of lazyrich simulate")
     s.add_argument("--columns", type=str, default="train_loss,test_loss,population_loss",
-                   help="comma-separated columns to compare")
+                   help="comma-separated columns to compare (default "
+                        "train_loss,test_loss,population_loss)")
 
 
 def _check_csv(path: str) -> None:

@@ -1,5 +1,6 @@
 """``lazyrich figure NAME [--out DIR] [--steps T] [--seed S] [--set KEY=VALUE ...]``: one of the
-paper's figures (or ``all`` of them) into ``DIR/NAME`` (docs/gallery.md).
+paper's figures (or ``all`` of them) into ``DIR/NAME`` (``DIR`` defaults to ``./figures``;
+docs/gallery.md).
 
 The figure is made by :func:`lazyrich_theory.experiments.figures.make_figure`; this module
 parses the command line and checks it first.  Unlike the other subcommands, ``figure`` has its
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from typing import Any, Sequence
 
 from lazyrich_theory.cli.parser import Parser, count_at_least, int_at_least, run_guarded
@@ -19,7 +21,12 @@ from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.resources import LONG_RUN_SECONDS, check_resources, check_writable
 
-__all__ = ["add_figure_parser", "build_parser", "parse_value", "parse_overrides", "main"]
+__all__ = ["DEFAULT_OUT", "add_figure_parser", "build_parser", "parse_value", "parse_overrides",
+           "main"]
+
+#: The output folder when ``--out`` is not given (relative to the current folder; ignored by
+#: the repository's .gitignore).
+DEFAULT_OUT = "figures"
 
 
 def add_figure_parser(subparsers) -> None:
@@ -33,7 +40,8 @@ def add_figure_parser(subparsers) -> None:
     """
     f = subparsers.add_parser("figure", help="reproduce one of the paper's figures (or all)",
                               add_help=False)
-    f.add_argument("figure_args", nargs=argparse.REMAINDER)
+    f.add_argument("figure_args", nargs=argparse.REMAINDER,
+                   help="NAME and options (see lazyrich figure --help)")
 
 
 def build_parser(paper: Sequence[str], beyond: Sequence[str]) -> argparse.ArgumentParser:
@@ -56,10 +64,13 @@ def build_parser(paper: Sequence[str], beyond: Sequence[str]) -> argparse.Argume
                 description="make one of the paper's figures (or all of them)")
     ap.add_argument("name", help=f"a paper figure ({', '.join(paper)}), all (the paper's), or "
                                  f"beyond the paper: {', '.join(beyond)}")
-    ap.add_argument("--out", default="figures", help="output folder (a subfolder per figure)")
+    ap.add_argument("--out", default=DEFAULT_OUT,
+                    help=f"output folder, a subfolder per figure (default: ./{DEFAULT_OUT}, "
+                         "relative to the current folder)")
     ap.add_argument("--steps", type=count_at_least("--steps", 1), default=None,
-                    help="override the horizon (>= 1)")
-    ap.add_argument("--seed", type=int_at_least("--seed", 0), default=0)
+                    help="override the horizon (>= 1; default: the figure's own)")
+    ap.add_argument("--seed", type=int_at_least("--seed", 0), default=0,
+                    help="seed of the data and initialisation streams (>= 0, default 0)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a problem field or figure option (repeatable)")
     return ap
@@ -135,7 +146,7 @@ def _check_figure(fig: Any, out: str, steps: int | None, seed: int,
               "reduced solve alone)", file=sys.stderr)
 
 
-def _run(argv: Sequence[str] | None) -> int:
+def _run(argv: Sequence[str] | None, started: float) -> int:
     # the figure registry imports matplotlib: loaded only when a figure is asked for
     from lazyrich_theory.experiments.figures import FIGURES, make_figure
 
@@ -151,14 +162,17 @@ def _run(argv: Sequence[str] | None) -> int:
         _check_figure(FIGURES[name], os.path.join(args.out, name), args.steps, args.seed,
                       overrides)
     for name in names:
-        info = make_figure(name, os.path.join(args.out, name), args.steps, args.seed,
-                           **overrides)
-        print(f"{name}: {info['wall_time']:.1f} s -> {os.path.join(args.out, name)}")
+        make_figure(name, os.path.join(args.out, name), args.steps, args.seed, **overrides)
+        now = time.perf_counter()   # wall time since the previous line (the first: the start)
+        print(f"{name}: {now - started:.1f} s -> {os.path.join(args.out, name)}")
+        started = now
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``lazyrich figure ARGS``: make the named figure(s), one line per figure on stdout.
+def main(argv: Sequence[str] | None = None, started: float | None = None) -> int:
+    """``lazyrich figure ARGS``: make the named figure(s), one line per figure on stdout with
+    its wall time (the first line's counted from ``started``: the lines add up to the
+    command's total).
 
     Everything is checked before the first figure is computed: the options, the name, the
     ``--set`` keys (problem fields or the figure's options) and values, the estimated memory
@@ -169,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ----------
     argv : sequence of str, optional
         The arguments after the word ``figure`` (default ``sys.argv[1:]``).
+    started : float, optional
+        ``time.perf_counter()`` at the start of the command (default: now).
 
     Returns
     -------
@@ -176,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         0, or 2 with one line on stderr (``lazyrich figure: error: ...``) for a bad option,
         name or value; ``--help`` raises ``SystemExit(0)``.
     """
-    return run_guarded(lambda: _run(argv), prog="lazyrich figure")
+    t0 = time.perf_counter() if started is None else started
+    return run_guarded(lambda: _run(argv, t0), prog="lazyrich figure")
 
 
 if __name__ == "__main__":  # pragma: no cover

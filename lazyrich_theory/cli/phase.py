@@ -12,6 +12,11 @@
 NAME is any of alpha, eps, D, P, N, eta0, seed, test_size, convention, centered, noise,
 weight_decay, momentum, batch_size, init, init_scale.
 
+A grid too large for this machine (its cells' estimated work over a day on its workers, or
+its memory over what is available) is refused at once with the number of cells and the
+estimate, unless ``--i-know``; an unwritable DIR and a malformed or unreachable
+``--scheduler`` are refused before DIR is touched.
+
 Running the same command again on the same DIR resumes (only missing cells are computed; each
 stored cell is verified first, and one that does not match is recomputed with a one-line
 warning); a different sweep in an existing DIR, a DIR another sweep is running on, or a
@@ -29,10 +34,17 @@ import warnings
 from typing import Callable, Sequence
 
 from lazyrich_theory.cli.parser import (
-    Parser, add_model_options, finite_float, int_at_least, problem_from_args, run_guarded,
+    Parser,
+    add_model_options,
+    finite_float,
+    int_at_least,
+    problem_from_args,
+    run_guarded,
 )
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.experiments.sweep import SweepWarning, parse_vary, sweep
+from lazyrich_theory.experiments.sweep.executors import executor_workers
+from lazyrich_theory.experiments.sweep.guard import check_grid_size
 
 __all__ = ["add_phase_parser", "run_phase", "build_parser", "main"]
 
@@ -59,7 +71,8 @@ def _add_phase_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threshold", type=finite_float("--threshold", "> 0"), default=0.1,
                    help="absolute loss threshold of the paper's grokking metric (0.1)")
     g.add_argument("--relative", type=finite_float("--relative", "> 0"), default=0.1,
-                   help="relative threshold (x initial loss) of the relative metric (0.1)")
+                   help="relative threshold of the relative metric: a fraction in (0, 1) of "
+                        "each loss's initial value (default 0.1)")
     g.add_argument("--tol", type=finite_float("--tol", ">= 0"), default=1e-6,
                    help="a cell stops once train and test loss are both under TOL "
                         "(default 1e-6; 0: always run to T)")
@@ -78,7 +91,11 @@ def _add_phase_options(p: argparse.ArgumentParser) -> None:
                    help="the folder's sweep.json is corrupt or lost: rewrite it from this "
                         "command and keep the stored cells that verify as its own")
     p.add_argument("--no-plot", dest="plot", action="store_false", help="skip phase.png")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar, progress lines or summary")
+    p.add_argument("--i-know", dest="i_know", action="store_true",
+                   help="run even if the grid's estimated work exceeds a day on its workers "
+                        "or its estimated memory exceeds what this machine has available")
 
 
 def add_phase_parser(subparsers) -> argparse.ArgumentParser:
@@ -118,13 +135,18 @@ def run_phase(args: argparse.Namespace) -> int:
         them).  Bad input raises :class:`~lazyrich_theory.errors.ProblemError` (exit 2 in the
         caller).
     """
+    t0 = getattr(args, "started", None) or time.perf_counter()
     if not args.vary:
         raise ProblemError("phase needs at least one --vary NAME=SPEC (e.g. --vary alpha=0.4:5.6:14)")
-    axes = parse_vary(args.vary)
     base, steps = problem_from_args(args)
+    allow_large = bool(getattr(args, "i_know", False))
+    # the grid is counted from the specs before parse_vary builds a single value of it
+    check_grid_size(base, args.vary, args.seeds, steps, args.method, args.integrator,
+                    args.predict, executor_workers(None, args.scheduler, args.workers),
+                    allow_large)
+    axes = parse_vary(args.vary)
     quiet = bool(getattr(args, "quiet", False))
     say = None if quiet else (lambda s: print(s, flush=True))
-    t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("always", SweepWarning)
         warnings.showwarning = _one_line_sweep_warnings(warnings.showwarning)
@@ -133,7 +155,8 @@ def run_phase(args: argparse.Namespace) -> int:
                     threshold=args.threshold, relative=args.relative, tol=args.tol or None,
                     predict=args.predict, out=args.out, workers=args.workers,
                     scheduler=args.scheduler, retries=args.retries, progress=not quiet,
-                    plot=args.plot, log=say, recover=bool(getattr(args, "recover", False)))
+                    plot=args.plot, log=say, recover=bool(getattr(args, "recover", False)),
+                    allow_large=allow_large)
     st = res.stats
     counts = res.counts
     if not quiet:
@@ -187,7 +210,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         The exit code (see :func:`run_phase`; 2 for bad input, 130 interrupted).
     """
-    return run_guarded(lambda: run_phase(build_parser().parse_args(argv)),
+    started = time.perf_counter()
+
+    def command() -> int:
+        args = build_parser().parse_args(argv)
+        args.started = started
+        return run_phase(args)
+
+    return run_guarded(command,
                        interrupted="lazyrich: interrupted (finished cells are saved; "
                                    "run again to resume)")
 

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+import time
+from typing import Any, Iterable, Sequence
 
 from lazyrich_theory.cli.parser import (
-    add_model_options, add_run_options, check_out_dir, problem_from_args,
+    add_model_options,
+    add_run_options,
+    check_out_dir,
+    problem_from_args,
 )
 from lazyrich_theory.core.population import check_options as population_options
 from lazyrich_theory.core.population import population
@@ -31,10 +35,72 @@ from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.resources import LONG_RUN_SECONDS, check_resources
 from lazyrich_theory.spec.schedule import parse_times, save_times
 
-__all__ = ["COMMANDS", "add_solve_parsers", "run_solve"]
+__all__ = ["COMMANDS", "NOT_SUPPORTED", "add_solve_parsers", "explain_unrecognized",
+           "run_solve"]
 
 #: The subcommands this module runs.
 COMMANDS = ("solve", "simulate", "population")
+
+#: Model options a subcommand does not take, and why: they are left out of its parser (and
+#: so of its --help; given anyway, they are unrecognized arguments, exit 2) and listed in
+#: its help's epilog.
+NOT_SUPPORTED: dict[str, dict[str, str]] = {
+    "population": {
+        "--momentum": "heavy ball has no population flow; use solve or simulate",
+        "--target": "the population ODE is for the paper's teacher only",
+        "--batch-size": "the population flow has no batches: every sample is fresh, it is "
+                        "the online P -> inf limit",
+        "--online": "the population flow is already the online limit, P -> inf",
+    },
+}
+
+
+def _drop_options(parser: argparse.ArgumentParser, flags: Iterable[str]) -> None:
+    """Remove the options ``flags`` (those present) from ``parser`` and its groups."""
+    flags = set(flags)
+    for action in [a for a in parser._actions if flags & set(a.option_strings)]:
+        for group in (*parser._action_groups, *parser._mutually_exclusive_groups):
+            if action in group._group_actions:
+                group._group_actions.remove(action)
+        parser._remove_action(action)
+        for opt in action.option_strings:
+            parser._option_string_actions.pop(opt, None)
+
+
+def explain_unrecognized(argv: Sequence[str], message: str) -> str:
+    """The parser's error ``message`` for ``lazyrich ARGV``, naming why a model option the
+    subcommand does not take (:data:`NOT_SUPPORTED`) is refused; other messages unchanged.
+
+    Parameters
+    ----------
+    argv : sequence of str
+        The command line after ``lazyrich`` (the subcommand first).
+    message : str
+        What the parser said (``unrecognized arguments: --momentum 0.5``).
+
+    Returns
+    -------
+    str
+        E.g. ``population does not take --momentum (heavy ball has no population flow; use
+        solve or simulate)``, else ``message``.
+    """
+    dropped = NOT_SUPPORTED.get(argv[0] if argv else "", {})
+    if not message.startswith("unrecognized arguments"):
+        return message
+    given = [a.split("=", 1)[0] for a in argv[1:]]
+    named = [flag for flag in dropped if flag in given]
+    if not named:
+        return message
+    return f"{argv[0]} does not take " + "; ".join(f"{flag} ({dropped[flag]})" for flag in named)
+
+
+def _epilog(command: str) -> str | None:
+    """The help's note on the model options ``command`` does not take."""
+    dropped = NOT_SUPPORTED.get(command)
+    if not dropped:
+        return None
+    return (f"Not taken by {command}: " + "; ".join(f"{flag} ({why})"
+                                                   for flag, why in dropped.items()) + ".")
 
 
 def add_solve_parsers(subparsers) -> None:
@@ -61,8 +127,10 @@ def add_solve_parsers(subparsers) -> None:
     add_model_options(s)
     s.add_argument("--train-readouts", action="store_true", help="also train the readouts")
     add_run_options(s)
-    s = subparsers.add_parser("population", help="online (P -> inf) population ODE")
+    s = subparsers.add_parser("population", help="online (P -> inf) population ODE",
+                              epilog=_epilog("population"))
     add_model_options(s)
+    _drop_options(s, NOT_SUPPORTED["population"])
     s.add_argument("--method", choices=["auto", "scalar", "full"], default="auto",
                    help="scalar: 2-scalar ODE (N = inf); full: D-dimensional flow; auto (default)")
     add_run_options(s, flow_tol=True)
@@ -125,7 +193,9 @@ def run_solve(args: argparse.Namespace) -> int:
     Everything is checked before anything is computed: the problem's fields, the save times,
     the method's options, the estimated memory and work against this machine (unless
     ``--i-know``; a run estimated at more than ``LONG_RUN_SECONDS`` prints its estimate on
-    stderr unless ``--quiet``) and that ``--out`` is writable.
+    stderr unless ``--quiet``) and that ``--out`` is writable.  The summary line gives the
+    command's total wall time (from ``args.started``, set by ``lazyrich``'s ``main``, to the
+    files written) and the solver's own.
 
     Parameters
     ----------
@@ -139,6 +209,7 @@ def run_solve(args: argparse.Namespace) -> int:
         before anything is written; a diverging run raises
         :class:`~lazyrich_theory.errors.DivergenceError`.
     """
+    started = getattr(args, "started", None) or time.perf_counter()
     problem, steps = problem_from_args(args)
     extra = parse_times(args.save_times) if args.save_times is not None else None
     times = save_times(steps, extra=extra)  # validates before anything runs
@@ -157,7 +228,9 @@ def run_solve(args: argparse.Namespace) -> int:
     traj.save(args.out, data=data, plot=args.plot, overwrite=True)  # check_out_dir ran
     if not args.quiet:
         last = traj.at(traj.t[-1])
-        print(f"{args.command}: {traj.method}, {steps} steps in {traj.info.get('wall_time', 0):.2f} s; "
-              f"final train {last['train_loss']:.4g}, test {last['test_loss']:.4g}, "
-              f"population {last['population_loss']:.4g} -> {args.out}")
+        total = time.perf_counter() - started
+        print(f"{args.command}: {traj.method}, {steps} steps in {total:.2f} s (solver "
+              f"{traj.info.get('wall_time', 0):.2f} s); final train {last['train_loss']:.4g}, "
+              f"test {last['test_loss']:.4g}, population {last['population_loss']:.4g} "
+              f"-> {args.out}")
     return 0

@@ -12,25 +12,35 @@ A tracker has two hooks, both optional:
 ``close()`` runs when the loop ends, also on an error.  The discrete loop
 (:func:`lazyrich_theory.core.stepping.step_loop`) calls both hooks; the gradient flow calls
 only ``save``, from its integrator.
+
+Progress (:func:`progress_bar`, used by :class:`Progress` and by the sweeps) is a tqdm bar on a
+terminal or in a notebook with ipywidgets, and otherwise (nohup, CI, a pipe, a notebook
+without widgets) one line on stderr every :func:`progress_interval` seconds
+(:class:`LineProgress`): done/total, elapsed time and ETA.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
-from typing import TYPE_CHECKING, Callable, Sequence
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.spec.problem import first_step_scales
+from lazyrich_theory.spec.resources import format_seconds
 from lazyrich_theory.spec.streams import sgd_batch_size, sgd_mode
 
 if TYPE_CHECKING:
     from lazyrich_theory.core.reduced import ReducedSystem
 
 __all__ = ["BLOWUP_FACTOR", "Tracker", "Recorder", "Divergence", "EarlyStop", "Progress",
-           "divergence_error", "stable_eta0", "check_tolerance"]
+           "divergence_error", "stable_eta0", "check_tolerance", "LineProgress", "progress_bar",
+           "progress_interval", "PROGRESS_INTERVAL", "PROGRESS_INTERVAL_ENV"]
 
 
 #: A loss above this multiple of its initial value counts as a blow-up.
@@ -290,24 +300,136 @@ def check_tolerance(tol: float) -> float:
     return value
 
 
+#: Seconds between two progress lines when stderr is not a terminal.
+PROGRESS_INTERVAL = 10.0
+#: Environment variable overriding :data:`PROGRESS_INTERVAL` (seconds, a number > 0).
+PROGRESS_INTERVAL_ENV = "LAZYRICH_PROGRESS_INTERVAL"
+
+
+def progress_interval() -> float:
+    """Seconds between two progress lines: ``$LAZYRICH_PROGRESS_INTERVAL`` if it is a number
+    > 0, else :data:`PROGRESS_INTERVAL`."""
+    try:
+        value = float(os.environ.get(PROGRESS_INTERVAL_ENV, ""))
+    except ValueError:
+        return PROGRESS_INTERVAL
+    return value if math.isfinite(value) and value > 0 else PROGRESS_INTERVAL
+
+
+class LineProgress:
+    """Progress as periodic one-line reports, for a stream that is not a terminal.
+
+    ``update(n)`` advances the count; at most every ``interval`` seconds it prints, e.g.,
+    ``lazyrich: gd: step 25600/100000 (26%), elapsed 10 s, ETA 29 s``.  Runs shorter than
+    ``interval`` print nothing.
+
+    Parameters
+    ----------
+    total : float
+        The count at the end (steps, flow time, cells).
+    desc : str
+        What runs ("gd", "flow", "phase").
+    unit : str
+        What is counted ("step", "cell").
+    initial : float
+        The count already done (a resumed sweep).
+    stream : file-like, optional
+        Where the lines go (default ``sys.stderr`` at each line).
+    interval : float, optional
+        Seconds between lines (default :func:`progress_interval`).
+    """
+
+    def __init__(self, total: float, desc: str, unit: str = "step", initial: float = 0,
+                 stream: TextIO | None = None, interval: float | None = None):
+        self.total = total
+        self.desc = desc
+        self.unit = unit
+        self.n = initial
+        self._initial = initial
+        self.stream = stream
+        self.interval = progress_interval() if interval is None else interval
+        self._start = self._last = time.monotonic()
+
+    def update(self, n: float = 1) -> None:
+        """Advance by ``n``; print a line if ``interval`` has passed since the last one."""
+        self.n += n
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            print(self.line(now - self._start), file=self.stream or sys.stderr, flush=True)
+
+    def line(self, elapsed: float) -> str:
+        """The report after ``elapsed`` seconds.  The ETA extrapolates the average rate so
+        far, once a thousandth of the total is done ("unknown" before: a flow's first,
+        shortest times say nothing of the rest)."""
+        done, left = self.n - self._initial, self.total - self.n
+        eta = (format_seconds(max(left, 0) * elapsed / done)
+               if done > 0 and done >= 1e-3 * self.total else "unknown")
+        pct = f" ({100.0 * self.n / self.total:.0f}%)" if self.total > 0 else ""
+        return (f"lazyrich: {self.desc}: {self.unit} {self.n:.6g}/{self.total:.6g}{pct}, "
+                f"elapsed {format_seconds(elapsed)}, ETA {eta}")
+
+    def close(self) -> None:
+        """Nothing to release (the interface of a tqdm bar)."""
+
+
+def _in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (tqdm.autonotebook's test)."""
+    ipython = sys.modules.get("IPython")
+    try:
+        shell = ipython.get_ipython() if ipython is not None else None
+        return shell is not None and "IPKernelApp" in shell.config
+    except Exception:  # noqa: BLE001 - any odd shell: not a notebook
+        return False
+
+
+def progress_bar(total: float, desc: str, unit: str = "step", initial: float = 0,
+                 **tqdm_options: Any) -> Any:
+    """A progress display with ``update(n)``, ``n`` and ``close()``.
+
+    Parameters
+    ----------
+    total, desc, unit, initial
+        As in :class:`LineProgress`.
+    **tqdm_options
+        Further options of the tqdm bar (``unit_scale``, ``leave``, ``mininterval``, ...).
+
+    Returns
+    -------
+    tqdm or LineProgress
+        A notebook widget in a Jupyter kernel with ipywidgets, a text bar when stderr is a
+        terminal, else a :class:`LineProgress` (one line on stderr every
+        :func:`progress_interval` seconds).  tqdm is imported only here, when a bar is shown
+        (``tqdm.auto`` warns on import in a notebook without ipywidgets).
+    """
+    if _in_notebook() and importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.notebook import tqdm  # imported when shown (see above)
+    elif sys.stderr is not None and sys.stderr.isatty():
+        from tqdm import tqdm  # imported when shown (see above)
+    else:
+        return LineProgress(total, desc, unit, initial)
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, **tqdm_options)
+
+
 class Progress(Tracker):
-    """A tqdm progress bar (only when ``enabled`` and on a terminal), advanced every 256 steps
-    by the loop or through :attr:`update` by an integrator.
+    """A progress display (:func:`progress_bar`: a tqdm bar on a terminal or in a notebook,
+    else periodic lines on stderr), advanced every 256 steps by the loop or through
+    :attr:`update` by an integrator.
 
     Parameters
     ----------
     total : float
         Steps (or flow time) of the run.
     enabled : bool
-        False: no bar at all.
+        False: no progress output at all.
     desc : str
         The bar's label ("gd", "minibatch", "online", "flow").
     """
 
     def __init__(self, total: float, enabled: bool, desc: str):
         self.total = total
-        self.bar = (tqdm(total=total, desc=desc, unit="step", unit_scale=True, leave=False,
-                         disable=None, mininterval=0.5) if enabled else None)
+        self.bar = (progress_bar(total, desc, "step", unit_scale=True, leave=False,
+                                 mininterval=0.5) if enabled else None)
         self.per_step = self.bar is not None
 
     @property

@@ -47,10 +47,15 @@ single-threaded, so results are bit-for-bit the same whichever executor computed
 Target functions registered with :func:`lazyrich_theory.spec.targets.register` are sent to
 the workers with the cells that name them (they must be picklable: module-level functions).
 
+Before anything is built or written, a grid too large for this machine (its cells' estimated
+work over a day on its workers, or its memory over what is available) is refused with the
+number of cells and the estimate unless ``allow_large=True``, and so are an unwritable ``out``
+and a malformed or unreachable scheduler address.
+
 Modules: ``axes`` (swept parameters and their specs), ``cells`` (one cell: id, computation,
-metrics, verified file), ``folder`` (the output folder: lock, identity, resume), ``executors``
-(where cells run), ``result`` (:class:`PhaseResult` and its files), ``run`` (:func:`sweep`
-itself).
+metrics, verified file), ``folder`` (the output folder: lock, identity, resume), ``guard`` (the
+grid's size against this machine), ``executors`` (where cells run), ``result``
+(:class:`PhaseResult` and its files), ``run`` (:func:`sweep` itself).
 """
 
 from lazyrich_theory.errors import SweepError

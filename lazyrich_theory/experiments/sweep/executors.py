@@ -22,10 +22,10 @@ import sys
 import threading
 import time
 import uuid
-import warnings
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Mapping, Sequence
 
+from lazyrich_theory.core.trackers import progress_bar
 from lazyrich_theory.errors import ProblemError, SweepError
 from lazyrich_theory.experiments.sweep.cells import (
     cell_path,
@@ -36,7 +36,8 @@ from lazyrich_theory.experiments.sweep.cells import (
 from lazyrich_theory.experiments.sweep.folder import process_alive
 from lazyrich_theory.spec import targets
 
-__all__ = ["Runner", "execute", "cell_task", "default_workers", "pack_targets"]
+__all__ = ["Runner", "execute", "cell_task", "default_workers", "pack_targets",
+           "connect_scheduler", "executor_workers", "is_dask_client"]
 
 CellFn = Callable[[Mapping[str, Any]], dict]
 
@@ -140,14 +141,9 @@ class Runner:
 
 
 def _progress_bar(total: int, done: int):
-    """A tqdm bar of cells (the notebook widget when it can be drawn, else text)."""
-    # imported here: tqdm.auto warns (TqdmWarning) on import in a notebook without ipywidgets,
-    # and is needed only when progress is shown; it then falls back to the text bar silently
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from tqdm.auto import tqdm
-    return tqdm(total=total, initial=done, unit="cell", desc="phase", dynamic_ncols=True,
-                disable=None, smoothing=0.1)
+    """The cells' progress: a tqdm bar on a terminal or in a notebook, else one line on stderr
+    every few seconds (:func:`~lazyrich_theory.core.trackers.progress_bar`)."""
+    return progress_bar(total, "phase", "cell", initial=done, dynamic_ncols=True, smoothing=0.1)
 
 
 # ---------------------------------------------------------------------------------- dispatch
@@ -158,7 +154,7 @@ def execute(specs: Sequence[Mapping[str, Any]], cell_fn: CellFn, runner: Runner,
     cell of the default cell function runs in-process."""
     if not specs:
         return
-    if scheduler is not None or _is_dask_client(executor):
+    if scheduler is not None or is_dask_client(executor):
         packed = pack_targets(specs)
         client, own = _dask_client(executor if executor is not None else scheduler)
         try:
@@ -184,6 +180,23 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover
         return max(1, os.cpu_count() or 1)
+
+
+def executor_workers(executor: Any = None, scheduler: Any = None,
+                     workers: int | None = None) -> int | None:
+    """How many cells run at once: ``workers`` (default :func:`default_workers`) for the local
+    pool, a ``concurrent.futures`` pool's size, a Dask client's worker count; None when
+    unknown (a scheduler address not yet connected, another executor)."""
+    target = executor if executor is not None else scheduler
+    if target is None:
+        return default_workers() if workers is None else workers
+    if is_dask_client(target):
+        try:
+            return max(1, len(target.scheduler_info().get("workers", {})))
+        except Exception:  # noqa: BLE001 - a client that cannot answer: unknown
+            return None
+    size = getattr(target, "_max_workers", None)
+    return size if isinstance(size, int) and size > 0 else None
 
 
 def _run_serial(specs, cell_fn: CellFn, runner: Runner) -> None:
@@ -387,15 +400,38 @@ def _run_executor(specs, cell_fn: CellFn, runner: Runner, executor: cf.Executor,
             runner.finish(rec, stored=out is not None)
 
 
-def _is_dask_client(obj: Any) -> bool:
+def is_dask_client(obj: Any) -> bool:
+    """Whether ``obj`` is a ``distributed.Client`` (without importing Dask)."""
     return type(obj).__name__ == "Client" and type(obj).__module__.startswith("distributed")
 
 
 def _dask_client(client_or_address: Any) -> tuple[Any, bool]:
     """(client, whether this sweep opened it and must close it) for a ``distributed.Client``
-    or a scheduler address."""
+    or a scheduler address (:func:`connect_scheduler`)."""
     if not isinstance(client_or_address, str):
         return client_or_address, False
+    return connect_scheduler(client_or_address), True
+
+
+def connect_scheduler(address: str) -> Any:
+    """A ``distributed.Client`` connected to the Dask scheduler at ``address``.
+
+    Parameters
+    ----------
+    address : str
+        The scheduler's address, e.g. ``tcp://host:8786``.
+
+    Returns
+    -------
+    distributed.Client
+        The caller closes it.
+
+    Raises
+    ------
+    ProblemError
+        One line: Dask is not installed, the address is malformed (no port, unknown
+        protocol) or the scheduler cannot be reached.
+    """
     try:
         # imported here: Dask is an optional dependency (the [dask] extra)
         from distributed import Client
@@ -403,9 +439,13 @@ def _dask_client(client_or_address: Any) -> tuple[Any, bool]:
         raise ProblemError("--scheduler needs Dask: pip install "
                            "'lazyrich_theory[dask]'") from None
     try:
-        return Client(client_or_address, timeout="20s"), True
+        return Client(address, timeout="20s")
+    except (ValueError, TypeError) as exc:
+        why = " ".join(str(exc).split()) or type(exc).__name__
+        raise ProblemError(f"--scheduler {address!r} is not a Dask scheduler address ({why}); "
+                           "expected e.g. tcp://host:8786") from None
     except OSError as exc:
-        raise ProblemError(f"cannot reach Dask scheduler {client_or_address}: {exc}") from None
+        raise ProblemError(f"cannot reach Dask scheduler {address}: {exc}") from None
 
 
 def _run_dask(specs, cell_fn: CellFn, runner: Runner, client, shared_fs: bool,

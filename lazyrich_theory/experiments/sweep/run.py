@@ -1,5 +1,9 @@
-"""``sweep()``: validate the options, check the folder's configuration and resume from it, plan
-the cells, execute the missing ones, assemble the :class:`PhaseResult`."""
+"""``sweep()``: validate the options, check the grid's size against this machine, plan the
+cells, check the output folder is writable and the scheduler reachable, check the folder's
+configuration and resume from it, execute the missing ones, assemble the :class:`PhaseResult`.
+
+Every refusal (bad option, too large a grid, unwritable folder, malformed or unreachable
+scheduler) happens before the folder is created or written."""
 
 from __future__ import annotations
 
@@ -22,15 +26,23 @@ from lazyrich_theory.experiments.sweep.cells import (
     plan_cells,
     run_cell,
 )
-from lazyrich_theory.experiments.sweep.executors import Runner, execute
+from lazyrich_theory.experiments.sweep.executors import (
+    Runner,
+    connect_scheduler,
+    execute,
+    executor_workers,
+    is_dask_client,
+)
 from lazyrich_theory.experiments.sweep.folder import (
     INTEGRITY,
     FolderLock,
     check_out,
     open_folder,
 )
+from lazyrich_theory.experiments.sweep.guard import check_cells, check_grid_size
 from lazyrich_theory.experiments.sweep.result import PhaseResult
 from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.spec.resources import check_writable
 from lazyrich_theory.storage import decode_float, jsonable
 
 __all__ = ["sweep", "sweep_config"]
@@ -71,7 +83,7 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
           retries: int = 2, progress: bool = True, plot: bool = True,
           shared_fs: bool | None = None, log: Callable[[str], None] | None = None,
           cell_fn: Callable[[Mapping[str, Any]], dict] | None = None,
-          recover: bool = False) -> PhaseResult:
+          recover: bool = False, allow_large: bool = False) -> PhaseResult:
     """Run (or resume) a phase sweep; see the module doc.
 
     base : the Problem every cell starts from.
@@ -81,7 +93,8 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
     seeds : K (seeds base.seed, ..., base.seed + K - 1) or an explicit list; a ``seed`` axis
         in ``vary`` does the same.  Means and spreads are taken over this axis.
     method : "flow" (gradient flow, RKC; default: fast) or "gd" (exact GD map).
-    threshold, relative : the absolute and relative grokking thresholds (see :data:`METRICS`).
+    threshold, relative : the absolute grokking threshold (> 0) and the relative one (a
+        fraction in (0, 1) of each curve's initial loss; see :data:`METRICS`).
     tol : convergence tolerance: a cell stops at the first save time at which train and test
         loss are both under ``tol`` (gd stops computing there; the flow is integrated to T and
         its record cut there).  None or 0: run every cell to T.
@@ -89,7 +102,9 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
     out : folder for the resumable storage (None: results only in memory).
     executor : a ``concurrent.futures.Executor`` or a ``distributed.Client`` to run cells on.
     workers : size of the local process pool (default: the number of CPUs; 1 = in-process).
-    scheduler : a Dask scheduler address ("tcp://...") or a ``distributed.Client``.
+    scheduler : a Dask scheduler address ("tcp://...") or a ``distributed.Client``; an address
+        is connected to before the folder is touched (a malformed or unreachable one is
+        refused with one line, nothing written).
     retries : how many times a cell whose computation raised, or whose worker died, is tried
         again before it is reported as failed (failed cells are not stored: a re-run tries
         them again).
@@ -99,6 +114,11 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
     recover : rewrite a corrupt or missing ``sweep.json`` of ``out`` from this sweep and reuse
         the stored cells that verify as its own (without it such a folder is refused with a
         one-line ProblemError that says so).
+    allow_large : run a grid whose estimate exceeds this machine (``--i-know``): without it, a
+        grid whose cells' estimated work (:func:`~lazyrich_theory.spec.resources.estimate`
+        per cell, summed) exceeds a day on its workers, or whose memory exceeds what is
+        available, is refused with a ResourceError (one line: the number of cells and the
+        estimate) before anything is built (the cells are counted from the specs first).
 
     The folder is locked for the whole run (``out/sweep.lock``; a second sweep on it is
     refused) and every stored cell is verified before it is resumed: a cell file that is not
@@ -107,21 +127,49 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
     """
     tol = _validate(method, integrator, steps, threshold, relative, tol, retries, executor,
                     scheduler, workers)
-    axes = sweep_axes(base, vary, seeds)
     settings = (steps, method, integrator, rtol, atol, threshold, relative, tol, predict)
+    axes, cells, config = _plan(base, vary, seeds, settings, executor, scheduler, workers,
+                                allow_large)
+    out_s = None if out is None else os.fspath(out)
+    if out_s is not None:
+        check_writable(out_s, "--out", siblings=False)
+    own = isinstance(scheduler, str)
+    if own:     # connected before the folder is touched: a bad address leaves nothing behind
+        scheduler = connect_scheduler(scheduler)
+    try:
+        run = functools.partial(_run, axes, cells, config, cell_fn=cell_fn, retries=retries,
+                                progress=progress, log=log, executor=executor,
+                                scheduler=scheduler, workers=workers, shared_fs=shared_fs)
+        if out_s is None:
+            return run({}, None)
+        check_out(out_s)
+        with FolderLock(out_s):
+            res = run(open_folder(out_s, config, cells, recover=recover, warn=_warn), out_s)
+            res.save(out_s, plot=plot)
+        return res
+    finally:
+        if own:
+            scheduler.close()
+
+
+def _plan(base: Problem, vary: Any, seeds: Any, settings: tuple, executor: Any,
+          scheduler: Any, workers: int | None,
+          allow_large: bool) -> tuple[list[Axis], list[dict[str, Any]], dict[str, Any]]:
+    """The axes, the cells and the identity of a sweep whose size fits this machine: the grid
+    is counted (and its estimate checked) from the specs before any value is built, then the
+    planned cells' own estimates are summed (:mod:`~lazyrich_theory.experiments.sweep.guard`;
+    ResourceError unless ``allow_large``)."""
+    steps, method, integrator, *_, predict = settings
+    running = executor_workers(executor, scheduler, workers)
+    check_grid_size(base, vary, seeds, steps, method, integrator, predict, running,
+                    allow_large)
+    axes = sweep_axes(base, vary, seeds)
     cells = plan_cells(base, axes, *settings)
     config = sweep_config(base, axes, *settings)
-    run = functools.partial(_run, axes, cells, config, cell_fn=cell_fn, retries=retries,
-                            progress=progress, log=log, executor=executor,
-                            scheduler=scheduler, workers=workers, shared_fs=shared_fs)
-    if out is None:
-        return run({}, None)
-    out_s = os.fspath(out)
-    check_out(out_s)
-    with FolderLock(out_s):
-        res = run(open_folder(out_s, config, cells, recover=recover, warn=_warn), out_s)
-        res.save(out_s, plot=plot)
-    return res
+    remote = scheduler is not None or is_dask_client(executor)
+    check_cells(cells, method, integrator, predict, running, local=not remote,
+                allow_large=allow_large)
+    return axes, cells, config
 
 
 def _warn(message: str) -> None:
@@ -162,8 +210,11 @@ def _validate(method: str, integrator: str, steps: Any, threshold: Any, relative
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ProblemError(f"steps must be a positive integer, got {steps!r}")
     for name, v in (("threshold", threshold), ("relative", relative)):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+        if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise ProblemError(f"{name} must be a number > 0, got {v!r}")
+    if relative >= 1:
+        raise ProblemError(f"relative (--relative) must be in (0, 1): the relative threshold is "
+                           f"this fraction of each loss's initial value, got {relative!r}")
     if tol is not None and not (math.isfinite(tol) and tol >= 0):
         raise ProblemError(f"tol must be >= 0, got {tol!r}")
     if not isinstance(retries, int) or retries < 0:
