@@ -16,11 +16,11 @@ The public API, one entry point per task:
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 # first: compiled kernels are cached in a user folder, never inside the installed package
 from lazyrich_theory import _numba_cache  # noqa: F401
-from lazyrich_theory.core.population import population, rich_transition_time
 from lazyrich_theory.core.solve import solve
 from lazyrich_theory.errors import (
     DivergenceError,
@@ -29,8 +29,6 @@ from lazyrich_theory.errors import (
     ProblemError,
     SweepError,
 )
-from lazyrich_theory.experiments.sweep import sweep
-from lazyrich_theory.experiments.with_theory import solve_with_theory
 from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory, load
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import PRESET_STEPS, PRESETS, Problem, preset
@@ -46,9 +44,32 @@ __all__ = [
 ]
 
 
+#: Imported on first use (PEP 562): the population ODE (its parallel Numba grid), the sweep
+#: machinery and the lazy theory are not needed to solve, and cost import time.
+_LAZY = {
+    "population": "lazyrich_theory.core.population",
+    "rich_transition_time": "lazyrich_theory.core.population",
+    "sweep": "lazyrich_theory.experiments.sweep",
+    "solve_with_theory": "lazyrich_theory.experiments.with_theory",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lazyrich_theory.core.population import population, rich_transition_time
+    from lazyrich_theory.experiments.sweep import sweep
+    from lazyrich_theory.experiments.with_theory import solve_with_theory
+
+
 def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     if name == "simulate":   # the validation network, imported only when asked for
         from lazyrich_validation import simulate
 
         return simulate
     raise AttributeError(f"module 'lazyrich_theory' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

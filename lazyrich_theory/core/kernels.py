@@ -33,9 +33,11 @@ F0, z, problem``) and a factor F, so they plug into ``solve(..., observers=...)`
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from numba import njit
 
 from lazyrich_theory.errors import ProblemError
 
@@ -51,9 +53,59 @@ __all__ = [
 # ---------------------------------------------------------------------------- kernels
 def ntk_tilde(X: np.ndarray, F: np.ndarray, z: np.ndarray, eps: float,
               X2: np.ndarray | None = None) -> np.ndarray:
-    """Ktilde(X, X2) in convention-A units, with wbar = F z and M = F F^T."""
-    X2 = X if X2 is None else X2
-    return (X @ X2.T) * _bracket(X @ F, X2 @ F, z, eps)
+    """Ktilde(X, X2) in convention-A units, with wbar = F z and M = F F^T.
+
+    ``(X @ X2.T) * _bracket(X @ F, X2 @ F, z, eps)`` with the elementwise work fused into one
+    pass (same operations and order); for X2 = None the product (XF)(XF)^T is a BLAS syrk
+    (exactly symmetric) and the Gram X X^T of the last X seen (compared by value, :func:`gram`)
+    is reused, so repeated kernels of one training set (the flow's spectral radius) cost one
+    P x P x r product each."""
+    if X2 is None:
+        XF = X @ F
+        S = XF @ XF.T                       # BLAS syrk
+        lin = XF @ z
+        _ntk_fill(S, gram(X), lin, lin, float(eps), float(eps) ** 2)
+        return S
+    XF, X2F = X @ F, X2 @ F
+    S = XF @ X2F.T
+    _ntk_fill(S, X @ X2.T, XF @ z, X2F @ z, float(eps), float(eps) ** 2)
+    return S
+
+
+#: Gram matrices X X^T of up to this many rows are kept (one, the last X seen; compared by
+#: value, O(P D) per call) for the repeated kernels of one training set.
+GRAM_CACHE_ROWS = 2048
+_gram_cache: dict[str, Any] = {}
+_gram_lock = threading.Lock()
+
+
+def gram(X: np.ndarray) -> np.ndarray:
+    """X X^T, reusing the last result when X has the same shape and values (read-only: never
+    modify the returned array)."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.shape[0] > GRAM_CACHE_ROWS:
+        return X @ X.T
+    with _gram_lock:
+        hit = _gram_cache.get("X")
+        if hit is not None and hit.shape == X.shape and np.array_equal(hit, X):
+            return _gram_cache["G"]
+    G = X @ X.T
+    G.flags.writeable = False
+    with _gram_lock:
+        _gram_cache["X"] = np.array(X, copy=True)
+        _gram_cache["G"] = G
+    return G
+
+
+@njit(cache=True)
+def _ntk_fill(S, G, l1, l2, eps, eps2):
+    """S <- G * ((1 + eps (l1_i + l2_j)) + eps2 S) elementwise (numpy's order of operations,
+    no contraction: the unfused expression's values)."""
+    n, m = S.shape
+    for i in range(n):
+        a = l1[i]
+        for j in range(m):
+            S[i, j] = G[i, j] * ((1.0 + eps * (a + l2[j])) + eps2 * S[i, j])
 
 
 def _bracket(XF: np.ndarray, X2F: np.ndarray, z: np.ndarray, eps: float) -> np.ndarray:
@@ -105,6 +157,119 @@ def stable_eta0_bound(X: np.ndarray, F: np.ndarray, z: np.ndarray, eps: float) -
     K = ntk_tilde(X, F, z, eps)
     lam = float(np.linalg.eigvalsh(0.5 * (K + K.T))[-1])
     return X.shape[0] / lam if lam > 0 else float("inf")
+
+
+# ------------------------------------------------------- the paper's alignment, from the factor
+#: Row block of the fused alignment pass: a block of the P x P products at a time, kept in
+#: cache while its sums are taken.
+ALIGN_BLOCK = 128
+
+
+def paper_alignment_from_factor(X: np.ndarray, XF: np.ndarray, z: np.ndarray, eps: float,
+                                y: np.ndarray, G: np.ndarray | None = None,
+                                block: int = ALIGN_BLOCK) -> float:
+    """``paper_kernel_alignment(ntk_tilde(X, F, z, eps), y)`` without forming the kernel.
+
+    Ktilde = G o C with G = X X^T and C = 1 + eps (l_i + l_j) + eps^2 (XF)(XF)^T, l = XF z; the
+    sums the alignment needs (column means m, ||K||_F^2, y_c^T K y_c) are taken over the upper
+    triangle in row blocks, one (XF)_block (XF)^T product at a time, and centred afterwards:
+    ||K_c||_F^2 = ||K||_F^2 - n |m|^2 and y_c^T K_c y_c = y_c^T K y_c - (1.y_c)(m.y_c) (a
+    second, centred pass when the first identity would cancel more than half of ||K||^2).
+    Cost: n^2 r / 2 multiply-adds (half the kernel's product) and one pass over n^2 / 2
+    entries; memory O(block n).
+
+    Parameters
+    ----------
+    X : array (n, D)
+    XF : array (n, r)
+        X F at the state.
+    z : array (r,)
+    eps : float
+    y : array (n,)
+    G : array (n, n), optional
+        X X^T if already known (else computed block by block).
+    block : int
+        Rows per block.
+
+    Returns
+    -------
+    float
+    """
+    n = X.shape[0]
+    y = np.asarray(y, dtype=np.float64)
+    yc = y - y.mean()
+    l = XF @ z
+    eps = float(eps)
+    eps2 = eps**2
+    colsum = np.zeros(n)
+    sq = np.empty(n)
+    num = np.empty(n)
+    for i0 in range(0, n, block):
+        i1 = min(n, i0 + block)
+        S = XF[i0:i1] @ XF[i0:].T
+        if G is None:
+            _paper_pass(X[i0:i1] @ X[i0:].T, 0, S, i0, l, yc, eps, eps2, colsum, sq, num)
+        else:
+            _paper_pass(G, i0, S, i0, l, yc, eps, eps2, colsum, sq, num)
+    m = colsum / n
+    raw = float(np.sum(sq))
+    sqc = raw - n * float(m @ m)
+    if not sqc > 0.5 * raw:            # cancellation: the centred sum directly
+        for i0 in range(0, n, block):
+            i1 = min(n, i0 + block)
+            S = XF[i0:i1] @ XF[i0:].T
+            if G is None:
+                _paper_centred(X[i0:i1] @ X[i0:].T, 0, S, i0, l, m, eps, eps2, sq)
+            else:
+                _paper_centred(G, i0, S, i0, l, m, eps, eps2, sq)
+        sqc = float(np.sum(sq))
+    numc = float(np.sum(num)) - float(np.sum(yc)) * float(m @ yc)
+    den = math.sqrt(max(sqc, 0.0)) * float(yc @ yc)
+    return numc / den if den > 0 else float("nan")
+
+
+@njit(cache=True)
+def _paper_pass(G, g, S, i0, l, yc, eps, eps2, colsum, sq, num):
+    """Rows i0 .. i0 + len(S) of the upper triangle of K = G o C: column sums (into
+    ``colsum``), per-row sums of K^2 (``sq``) and of yc_i yc_j K_ij (``num``) over the full
+    matrix (off-diagonal entries twice).  ``S`` holds (XF)(XF)^T for these rows and columns
+    i0..n; G[g + a, g + b] is X X^T at (i0 + a, i0 + b)."""
+    nb, m = S.shape
+    for a in range(nb):
+        i = i0 + a
+        li = l[i]
+        kd = G[g + a, g + a] * ((1.0 + eps * (li + li)) + eps2 * S[a, a])
+        rs = 0.0
+        s2 = 0.0
+        sy = 0.0
+        for b in range(a + 1, m):
+            j = i0 + b
+            k = G[g + a, g + b] * ((1.0 + eps * (li + l[j])) + eps2 * S[a, b])
+            colsum[j] += k
+            rs += k
+            s2 += k * k
+            sy += yc[j] * k
+        colsum[i] += kd + rs
+        sq[i] = kd * kd + 2.0 * s2
+        num[i] = yc[i] * (yc[i] * kd + 2.0 * sy)
+
+
+@njit(cache=True)
+def _paper_centred(G, g, S, i0, l, mean, eps, eps2, sq):
+    """Per-row sums of (K_ij - mean_j)^2 over the full matrix, from the upper triangle
+    (arguments as in :func:`_paper_pass`)."""
+    nb, m = S.shape
+    for a in range(nb):
+        i = i0 + a
+        li = l[i]
+        mi = mean[i]
+        kd = G[g + a, g + a] * ((1.0 + eps * (li + li)) + eps2 * S[a, a]) - mi
+        s2 = 0.0
+        for b in range(a + 1, m):
+            j = i0 + b
+            k = G[g + a, g + b] * ((1.0 + eps * (li + l[j])) + eps2 * S[a, b])
+            s2 += (k - mean[j]) ** 2 + (k - mi) ** 2
+        sq[i] = kd * kd + s2
 
 
 # ---------------------------------------------------------------------------- alignments
@@ -285,6 +450,8 @@ def kernel_observers(names: Sequence[str] = ("kernel_alignment",), k: int = 10
     "cka_target", "cka_target_test", "kernel_drift" and "target_power_top{k}" (with the
     given k).  The Gram matrices x.x' and the initial train kernel (kernel_drift) are computed
     once per system, and the kernel at a state is shared by the observers evaluated on it.
+    The two paper alignments never form the kernel (:func:`paper_alignment_from_factor`: half
+    a P x P x r product and one fused pass per save time).
     """
     cache: dict[str, Any] = {}
 
@@ -294,9 +461,14 @@ def kernel_observers(names: Sequence[str] = ("kernel_alignment",), k: int = 10
         if cache.get("system") is not system:
             cache.clear()
             cache["system"] = system
-            cache["G_train"] = system.X @ system.X.T
-            cache["G_test"] = system.X_test @ system.X_test.T
         return cache
+
+    def _gram(system, which):
+        c = _cached(system)
+        if "G_" + which not in c:
+            X = system.X if which == "train" else system.X_test
+            c["G_" + which] = X @ X.T
+        return c["G_" + which]
 
     def K(system, F, which):
         c = _cached(system)
@@ -307,7 +479,7 @@ def kernel_observers(names: Sequence[str] = ("kernel_alignment",), k: int = 10
         if hit is None or hit[0].shape != F.shape or not np.array_equal(hit[0], F):
             XF = (system.X if which == "train" else system.X_test) @ F
             inner = _bracket(XF, XF, system.z, system.problem.eps)
-            c[key] = hit = (np.array(F, copy=True), c["G_" + which] * inner)
+            c[key] = hit = (np.array(F, copy=True), _gram(system, which) * inner)
         return hit[1]
 
     def K0(system):
@@ -316,9 +488,19 @@ def kernel_observers(names: Sequence[str] = ("kernel_alignment",), k: int = 10
             c["K0"] = state_ntk(system, None, "train")
         return c["K0"]
 
+    def paper(system, F, which):
+        # the paper's alignment without forming the kernel (paper_alignment_from_factor);
+        # the Gram is kept up to GRAM_CACHE_ROWS rows (or when a full kernel is formed anyway)
+        c = _cached(system)
+        F = system.F0 if F is None else F
+        X, y = (system.X, system.y) if which == "train" else (system.X_test, system.y_test)
+        keep = X.shape[0] <= GRAM_CACHE_ROWS or "G_" + which in c
+        G = _gram(system, which) if keep else None
+        return paper_alignment_from_factor(X, X @ F, system.z, system.problem.eps, y, G)
+
     table: dict[str, Callable[[Any, np.ndarray], float]] = {
-        "kernel_alignment": lambda s, F: paper_kernel_alignment(K(s, F, "test"), s.y_test),
-        "kernel_alignment_train": lambda s, F: paper_kernel_alignment(K(s, F, "train"), s.y),
+        "kernel_alignment": lambda s, F: paper(s, F, "test"),
+        "kernel_alignment_train": lambda s, F: paper(s, F, "train"),
         "cka_target": lambda s, F: target_alignment(K(s, F, "train"), s.y),
         "cka_target_test": lambda s, F: target_alignment(K(s, F, "test"), s.y_test),
         "kernel_drift": lambda s, F: kernel_drift(K(s, F, "train"), K0(s)),

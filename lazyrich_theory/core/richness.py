@@ -26,6 +26,7 @@ import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from numba import njit
 
 from lazyrich_theory.errors import ProblemError
 
@@ -40,7 +41,7 @@ RICHNESS_COLUMNS = ("weight_change", "tangent_kernel_alignment")
 #: Up to this many training points the P x P Gram products are kept between save times;
 #: above it the alignment is summed over blocks of rows (memory O(block P)).
 _CACHE_P = 2048
-_BLOCK = 512
+_BLOCK = 128
 #: The column ``tangent_kernel_alignment`` is computed on the first (at most) this many training
 #: points: exact up to there; above, the kernels restricted to those rows (the rows are iid, so
 #: this is an unbiased subsample).  Its cost is O(rows^2 r) per save time, which at P = 16000
@@ -63,11 +64,17 @@ def weight_change(F: np.ndarray, F0: np.ndarray) -> float:
     return float(np.linalg.norm(F - F0) / np.linalg.norm(F0))
 
 
-def _bracket(XF: np.ndarray, z: np.ndarray, eps: float, XF2: np.ndarray | None = None
-             ) -> np.ndarray:
-    """C = 1 + eps (l_a + l_b) + eps^2 (XF)(XF2)^T with l = XF z: Ktilde = (X X^T) o C."""
+def _bracket(XF: np.ndarray, z: np.ndarray | None, eps: float, XF2: np.ndarray | None = None,
+             l2: np.ndarray | None = None, offset: int = 0) -> np.ndarray:
+    """C = 1 + eps (l_a + l_b) + eps^2 (XF)(XF2)^T with l = XF z: Ktilde = (X X^T) o C.
+
+    ``l2`` (with ``z`` None): eps l of all rows, of which the rows of XF are ``offset``..
+    and those of XF2 the rest (a block of the upper triangle)."""
     XF2 = XF if XF2 is None else XF2
-    la, lb = eps * (XF @ z), eps * (XF2 @ z)
+    if l2 is None:
+        la, lb = eps * (XF @ z), eps * (XF2 @ z)
+    else:
+        la, lb = l2[offset:offset + XF.shape[0]], l2[offset:]
     C = XF @ XF2.T
     C *= eps * eps
     C += la[:, None]
@@ -105,9 +112,12 @@ class TangentKernelAlignment:
     """Observer ``fn(system, F)`` of the column ``tangent_kernel_alignment``.
 
     The per-system constants (H = (X X^T)^2 elementwise, H o C_0 and ||Ktilde_0||^2) are
-    computed at the first call, so building a system costs nothing; per save time the cost is
-    one P x P x r product.  Above 2048 training points the sums run over blocks of rows; above
-    :data:`TKA_MAX_ROWS` only the first TKA_MAX_ROWS training points enter.
+    computed at the first call, so building a system costs nothing.  Per save time the sums
+    <Ktilde_t, Ktilde_0> = sum H C_0 C_t and ||Ktilde_t||^2 = sum H C_t^2 run over the upper
+    triangle in blocks of :data:`_BLOCK` rows, fused with one (XF)_block (XF)^T product each
+    (half a P x P x r product in all, never a P x P temporary beyond the block).  Above
+    :data:`_CACHE_P` training points H and H o C_0 are recomputed block by block instead of
+    kept; above :data:`TKA_MAX_ROWS` only the first TKA_MAX_ROWS training points enter.
     """
 
     def __init__(self) -> None:
@@ -118,37 +128,63 @@ class TangentKernelAlignment:
         if self._system is not system:
             self._system = system
             X = system.X[:TKA_MAX_ROWS]
-            c: dict[str, Any] = {"X": X, "XF0": X @ system.F0}
+            eps = float(system.problem.eps)
+            XF0 = X @ system.F0
+            c: dict[str, Any] = {"X": X, "XF0": XF0, "la0": eps * (XF0 @ system.z)}
             if X.shape[0] <= _CACHE_P:
                 G = X @ X.T
                 H = G * G
-                HC0 = H * _bracket(c["XF0"], system.z, system.problem.eps)
-                c.update(H=H, HC0=HC0, n0=float(np.sum(HC0 * _bracket(
-                    c["XF0"], system.z, system.problem.eps))))
+                HC0 = H * _bracket(XF0, system.z, eps)
+                c.update(H=H, HC0=HC0)
+            c["n0"] = self._sums(c, XF0, c["la0"], eps)[1]
             self._cache = c
         return self._cache
 
+    @staticmethod
+    def _sums(c: dict[str, Any], XF: np.ndarray, la: np.ndarray, eps: float
+              ) -> tuple[float, float]:
+        """(sum H C_0 C, sum H C^2) over all pairs, C the bracket at XF."""
+        X, n = c["X"], c["X"].shape[0]
+        num, nt = np.empty(n), np.empty(n)
+        for i0 in range(0, n, _BLOCK):
+            i1 = min(n, i0 + _BLOCK)
+            S = XF[i0:i1] @ XF[i0:].T
+            if "H" in c:
+                _tka_pass(c["H"], c["HC0"], i0, S, i0, la, eps * eps, num, nt)
+            else:
+                G = X[i0:i1] @ X[i0:].T
+                H = G * G
+                C0 = _bracket(c["XF0"][i0:i1], None, eps, c["XF0"][i0:], c["la0"], i0)
+                _tka_pass(H, H * C0, 0, S, i0, la, eps * eps, num, nt)
+        return float(np.sum(num)), float(np.sum(nt))
+
     def __call__(self, system: Any, F: np.ndarray) -> float:
         c = self._setup(system)
-        eps, z, X = system.problem.eps, system.z, c["X"]
-        XF = X @ F
-        if "H" in c:
-            Ct = _bracket(XF, z, eps)
-            num = float(np.vdot(c["HC0"], Ct))
-            nt = float(np.vdot(c["H"] * Ct, Ct))
-            return num / math.sqrt(nt * c["n0"])
-        num = nt = n0 = 0.0
-        for s in range(0, X.shape[0], _BLOCK):
-            rows = slice(s, s + _BLOCK)
-            G = X[rows] @ X.T
-            H = G * G
-            Ct = _bracket(XF[rows], z, eps, XF)
-            C0 = _bracket(c["XF0"][rows], z, eps, c["XF0"])
-            HC0 = H * C0
-            num += float(np.sum(HC0 * Ct))
-            nt += float(np.sum(H * Ct * Ct))
-            n0 += float(np.sum(HC0 * C0))
-        return num / math.sqrt(nt * n0)
+        eps = float(system.problem.eps)
+        XF = c["X"] @ F
+        num, nt = self._sums(c, XF, eps * (XF @ system.z), eps)
+        return num / math.sqrt(nt * c["n0"])
+
+
+@njit(cache=True)
+def _tka_pass(H, HC0, g, S, i0, la, eps2, num, nt):
+    """Rows i0 .. i0 + len(S) of the upper triangle: per-row sums of H C_0 C and H C^2 over
+    the full matrix (off-diagonal entries twice), C = ((eps2 S + la_i) + la_j) + 1 (the
+    operations of :func:`_bracket`); H[g + a, g + b] and HC0 likewise are the constants at
+    (i0 + a, i0 + b)."""
+    nb, m = S.shape
+    for a in range(nb):
+        i = i0 + a
+        li = la[i]
+        cd = ((eps2 * S[a, a] + li) + li) + 1.0
+        s1 = 0.0
+        s2 = 0.0
+        for b in range(a + 1, m):
+            cc = ((eps2 * S[a, b] + li) + la[i0 + b]) + 1.0
+            s1 += HC0[g + a, g + b] * cc
+            s2 += H[g + a, g + b] * cc * cc
+        num[i] = HC0[g + a, g + a] * cd + 2.0 * s1
+        nt[i] = H[g + a, g + a] * cd * cd + 2.0 * s2
 
 
 # ------------------------------------------------------------------------ representations

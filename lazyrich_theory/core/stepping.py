@@ -29,7 +29,7 @@ from lazyrich_theory.core.integrators import (
 )
 from lazyrich_theory.core.reduced import ReducedSystem, _residual
 from lazyrich_theory.core.statistics import predict
-from lazyrich_theory.core.threads import blas_threads_for
+from lazyrich_theory.core.threads import blas_threads, blas_threads_for
 from lazyrich_theory.core.trackers import (
     BLOWUP_FACTOR,
     Divergence,
@@ -216,7 +216,10 @@ def run_steps(system: ReducedSystem, times: np.ndarray, data: ProblemData | None
         Progress(int(times[-1]), progress, batches.mode or "gd")]
     if early is not None:
         trackers.append(early)
-    F = step_loop(system, times, batches, trackers, heavy_ball)
+    # BLAS threads by the size of one step's products (core.threads: one thread for small
+    # steps and on a busy machine)
+    with blas_threads(4.0 * batches.size * system.X.shape[1] * system.F0.shape[1]):
+        F = step_loop(system, times, batches, trackers, heavy_ball)
     return LoopResult(recorder.rows, F, None if early is None else early.stopped_at)
 
 

@@ -1,28 +1,125 @@
-"""BLAS thread control for the solvers' matrix products."""
+"""BLAS thread control: threads chosen per operation size and by the cores free now.
+
+Multi-threaded BLAS (OpenBLAS here) pays off only for large products on idle cores.  For
+small products, waking the BLAS threads between the interleaved Numba kernels costs more than
+the second core gains (Figure 1 flow, 2 cores: 1.9 s single-threaded vs 3.6 s threaded), and on
+a busy machine the spinning threads steal the cores other processes need: with load ~7 on 2
+cores, 1,000 exact GD steps of Figure 1 took 25-27 s with the default threads and 2-4 s with
+one.  So every solver wraps its work in :func:`blas_threads` with the flop count of its typical
+product:
+
+* below :data:`SINGLE_THREAD_FLOPS` flops per call (Figure 1: GD step and flow right-hand side
+  2.2e7, the lazy theory's eigendecomposition ~1.5e9 / many small calls): one thread;
+* above: as many threads as there are cores free *now* (the CPUs this process may use minus
+  the other runnable tasks, :func:`free_cores`), at least one and never more than the BLAS
+  already allows (``OPENBLAS_NUM_THREADS``, an enclosing ``threadpool_limits``).
+
+Numba's own loops here are serial, except the population grid (``prange``), which keeps
+Numba's threading.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
-
-from threadpoolctl import threadpool_limits
+import os
+from typing import TYPE_CHECKING, ContextManager
 
 if TYPE_CHECKING:
     from lazyrich_theory.core.reduced import ReducedSystem
 
-__all__ = ["blas_threads_for", "SINGLE_THREAD_FLOPS"]
+__all__ = ["blas_threads_for", "blas_threads", "threads_for", "free_cores", "usable_cores",
+           "rhs_flops", "SINGLE_THREAD_FLOPS"]
 
 
-#: Below this many flops per right-hand side the flow runs BLAS single-threaded: the products
-#: are too small to amortise waking the BLAS threads between the interleaved Numba kernels
-#: (measured on the Figure 1 setup, 2 cores: 1.9 s single-threaded vs 3.6 s threaded).
+#: Below this many flops per BLAS call everything runs single-threaded (see the module
+#: docstring).  Measured on this 2-core machine: the Figure 1 flow (2.2e7 per right-hand side)
+#: is ~2x faster single-threaded; products of ~1e9 flops and more gain from a free second core.
 SINGLE_THREAD_FLOPS = 1e8
 
 
-def blas_threads_for(system: "ReducedSystem"):
-    """Context limiting BLAS to one thread for small right-hand sides (see above)."""
-    P, D = system.X.shape
-    r = system.F0.shape[1]
-    if 4.0 * P * D * r >= SINGLE_THREAD_FLOPS:
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask; ``os.cpu_count()`` elsewhere)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):          # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _runnable_others() -> int:
+    """Runnable tasks on the machine now, other than this one (Linux: the 4th field of
+    /proc/loadavg counts the running and runnable tasks including the reader; elsewhere the
+    1-minute load average minus one)."""
+    try:
+        with open("/proc/loadavg") as fh:
+            running = int(fh.read().split()[3].split("/")[0])
+        return max(0, running - 1)
+    except (OSError, ValueError, IndexError):
+        try:
+            return max(0, int(round(os.getloadavg()[0])) - 1)
+        except (AttributeError, OSError):      # pragma: no cover
+            return 0
+
+
+def free_cores() -> int:
+    """Cores free for this process now: usable CPUs minus the other runnable tasks, >= 1."""
+    return max(1, usable_cores() - _runnable_others())
+
+
+def threads_for(flops: float) -> int:
+    """BLAS threads for calls of about ``flops`` floating-point operations each.
+
+    Parameters
+    ----------
+    flops : float
+        Work per BLAS call.
+
+    Returns
+    -------
+    int
+        1 below :data:`SINGLE_THREAD_FLOPS`, else the cores free now (:func:`free_cores`).
+    """
+    if not flops >= SINGLE_THREAD_FLOPS:
+        return 1
+    return free_cores()
+
+
+def _blas_max_threads(controller) -> int:
+    info = controller.select(user_api="blas").info()
+    return min((int(lib.get("num_threads") or 1) for lib in info), default=1)
+
+
+def blas_threads(flops: float) -> ContextManager:
+    """A context in which BLAS uses :func:`threads_for` (``flops``) threads, never more than it
+    already would (an enclosing limit or ``OPENBLAS_NUM_THREADS`` is kept).
+
+    Parameters
+    ----------
+    flops : float
+        Work per BLAS call of the enclosed computation.
+
+    Returns
+    -------
+    context manager
+        A ``threadpoolctl`` limit, or a no-op when nothing changes.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    n = threads_for(flops)
+    controller = ThreadpoolController()     # fresh: scipy may have loaded its own BLAS since
+    if n >= _blas_max_threads(controller):
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    return controller.limit(limits=n, user_api="blas")
+
+
+def rhs_flops(system: "ReducedSystem") -> float:
+    """Flops of one right-hand side / exact GD step: X F and X^T R, 4 P D r."""
+    P, D = system.X.shape
+    return 4.0 * P * D * system.F0.shape[1]
+
+
+def blas_threads_for(system: "ReducedSystem") -> ContextManager:
+    """:func:`blas_threads` for the system's right-hand side (or GD step), 4 P D r flops.
+
+    The right-hand side is two products of about 2 P D r flops each; the rule uses their
+    total, so Figure 1 (2.2e7) runs single-threaded."""
+    return blas_threads(rhs_flops(system))

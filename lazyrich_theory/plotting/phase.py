@@ -102,7 +102,7 @@ def plot_phase(res: "PhaseResult", path: str | os.PathLike | None = None, dpi: i
     else:
         fig = _curves(plt, res, "seed", metric)
     if path is not None:
-        fig.savefig(os.fspath(path), dpi=dpi)
+        mpl.save(fig, path, dpi)
         mpl.close(fig)
     return fig
 

@@ -214,5 +214,8 @@ def plot_trajectory(traj: "Trajectory", path: str | os.PathLike | None = None, d
             axes = axes[:1]          # nothing to list in an empty panel's legend
     _finish(fig, axes, traj, own)
     if path is not None:
-        fig.savefig(os.fspath(path), dpi=dpi)
+        if own:
+            mpl.save(fig, path, dpi)        # one draw: the layout runs once
+        else:
+            fig.savefig(os.fspath(path), dpi=dpi)
     return fig

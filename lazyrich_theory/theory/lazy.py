@@ -68,6 +68,7 @@ import numpy as np
 from lazyrich_theory.core.kernels import ntk_tilde, ntk_tilde_infinite
 from lazyrich_theory.core.reduced import ReducedSystem
 from lazyrich_theory.core.statistics import predict, reference
+from lazyrich_theory.core.threads import blas_threads
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
@@ -148,7 +149,8 @@ class LinearizedModel:
         self.c = 2.0 * self.eta0 / P
         self.y = np.asarray(y, dtype=np.float64)
         self.g0 = np.zeros(P) if g0 is None else np.asarray(g0, dtype=np.float64)
-        lam, V = np.linalg.eigh(0.5 * (K + K.T))
+        with blas_threads(9.0 * P**3):          # core.threads: by size and free cores
+            lam, V = np.linalg.eigh(0.5 * (K + K.T))
         lam, V = lam[::-1], V[:, ::-1]                     # descending
         self.rcond = P * np.finfo(float).eps if rcond is None else float(rcond)
         lmax = max(float(lam[0]), 0.0) if P else 0.0
@@ -182,8 +184,9 @@ class LinearizedModel:
         F = F0 if F is None else np.asarray(F, dtype=np.float64)
         z, eps, alpha = system.z, p.eps, p.alpha
         X, Xt = system.X, system.X_test
-        K = ntk_tilde(X, F, z, eps)
-        K_test = ntk_tilde(Xt, F, z, eps, X)
+        with blas_threads(2.0 * Xt.shape[0] * X.shape[0] * (X.shape[1] + F.shape[1])):
+            K = ntk_tilde(X, F, z, eps)
+            K_test = ntk_tilde(Xt, F, z, eps, X)
         # g0 = ftilde at F:  f(F) - f(F0) if centered (system.f0 holds f(F0) then, else 0)
         g0 = predict(X @ F, z, alpha, eps) - system.f0
         g0_test = predict(Xt @ F, z, alpha, eps) - system.f0_test
@@ -298,15 +301,17 @@ class LinearizedModel:
     def _test_parts(self):
         """Factorised test error: e(u) = e0 + B u, B = K_test V; |e|^2 = e_perp + |q0 + R u|^2."""
         if self._test_factor is None:
-            B = self.K_test @ self.V[:, self.keep]
-            e0 = self.g0_test - self.y_test
-            if B.shape[0] > B.shape[1]:
-                Qb, Rb = np.linalg.qr(B)
-                q0 = Qb.T @ e0
-                perp = float(np.sum((e0 - Qb @ q0) ** 2))
-                self._test_factor = (Rb, q0, perp)
-            else:
-                self._test_factor = (B, e0, 0.0)
+            n_test, rank = self.K_test.shape[0], int(self.keep.sum())
+            with blas_threads(4.0 * n_test * self.P * rank):
+                B = self.K_test @ self.V[:, self.keep]
+                e0 = self.g0_test - self.y_test
+                if B.shape[0] > B.shape[1]:
+                    Qb, Rb = np.linalg.qr(B)
+                    q0 = Qb.T @ e0
+                    perp = float(np.sum((e0 - Qb @ q0) ** 2))
+                    self._test_factor = (Rb, q0, perp)
+                else:
+                    self._test_factor = (B, e0, 0.0)
         return self._test_factor
 
     def _pop_parts(self):
@@ -341,17 +346,18 @@ class LinearizedModel:
         po = np.empty(n) if (population and self._population is not None) else None
         a_sq = self.a**2
         ak = self.a[self.keep]
-        for s in range(0, n, _CHUNK):
-            sl = slice(s, min(n, s + _CHUNK))
-            d, phi = self._modes(t[sl], method)
-            res2 = (d * d) @ a_sq
-            u = phi[:, self.keep] * ak[None, :]
-            a_, b_, c_ = self._losses_from_u(u, res2, te is not None, po is not None)
-            tr[sl] = a_
-            if te is not None:
-                te[sl] = b_
-            if po is not None:
-                po[sl] = c_
+        with blas_threads(2.0 * min(n, _CHUNK) * self.P * self.P):
+            for s in range(0, n, _CHUNK):
+                sl = slice(s, min(n, s + _CHUNK))
+                d, phi = self._modes(t[sl], method)
+                res2 = (d * d) @ a_sq
+                u = phi[:, self.keep] * ak[None, :]
+                a_, b_, c_ = self._losses_from_u(u, res2, te is not None, po is not None)
+                tr[sl] = a_
+                if te is not None:
+                    te[sl] = b_
+                if po is not None:
+                    po[sl] = c_
         info = {"c": self.c, "rank": self.rank, "max_step_factor": self.max_step_factor,
                 "stable": self.stable, "rcond": self.rcond}
         return LinearizedCurves(t=t, train_loss=tr, test_loss=te, population_loss=po,

@@ -1,0 +1,133 @@
+"""Shared helpers of the benchmarks: timing, machine load, child processes, a baseline tree.
+
+Every benchmark reports medians of repetitions and ratios measured in the same run, and notes
+the machine's load next to its numbers (the machine is shared: absolute times move with it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_note() -> str:
+    """'load 3.1/2.9/2.7, 4 runnable, 2 CPUs' from /proc/loadavg (or os.getloadavg)."""
+    try:
+        with open("/proc/loadavg") as fh:
+            f = fh.read().split()
+        run = f[3].split("/")[0]
+        return f"load {f[0]}/{f[1]}/{f[2]}, {run} runnable, {os.cpu_count()} CPUs"
+    except OSError:                                     # pragma: no cover
+        a = os.getloadavg()
+        return f"load {a[0]:.2f}/{a[1]:.2f}/{a[2]:.2f}, {os.cpu_count()} CPUs"
+
+
+def load1() -> float:
+    """The 1-minute load average."""
+    return float(os.getloadavg()[0])
+
+
+def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """(median wall seconds over ``repeats`` calls, the last result)."""
+    times, out = [], None
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def gemm_rate(m: int, k: int, n: int, repeats: int = 30, threads: int | None = None,
+              trans_a: bool = False) -> float:
+    """Median GFLOP/s of an (m x k) @ (k x n) float64 product (A stored transposed when
+    ``trans_a``, as X^T R is), with ``threads`` BLAS threads (None: BLAS's default)."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((k, m)).T if trans_a else rng.standard_normal((m, k))
+    B = rng.standard_normal((k, n))
+    ctx = threadpool_limits(threads, user_api="blas") if threads else _null()
+    with ctx:
+        A @ B
+        t, _ = median_time(lambda: A @ B, repeats)
+    return 2.0 * m * k * n / t / 1e9
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def python_env(tree: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a child Python running the package from ``tree`` (default: this
+    checkout), with the caller's NUMBA_CACHE_DIR."""
+    env = dict(os.environ)
+    tree = tree or ROOT
+    env["PYTHONPATH"] = os.pathsep.join([tree] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH")
+                                                  else []))
+    env.update(extra)
+    return env
+
+
+def run_timed(argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None,
+              check: bool = True) -> dict[str, Any]:
+    """Run ``argv``; its wall seconds, CPU seconds (user + sys of the child), peak RSS (MB)
+    and stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall": wall, "cpu": cpu, "maxrss_mb": after.ru_maxrss / 1024.0,
+            "stdout": proc.stdout, "stderr": proc.stderr, "rc": proc.returncode}
+
+
+def python_job(code: str, tree: str | None = None, **env: str) -> dict[str, Any]:
+    """Run ``code`` in a fresh Python (package from ``tree``); its last stdout line is JSON,
+    returned merged with the process's wall, CPU and peak memory."""
+    out = run_timed([sys.executable, "-c", code], env=python_env(tree, **env), cwd=tempfile.gettempdir())
+    lines = [ln for ln in out["stdout"].splitlines() if ln.strip()]
+    res = json.loads(lines[-1]) if lines else {}
+    res.update(process_wall=out["wall"], process_cpu=out["cpu"], maxrss_mb=out["maxrss_mb"])
+    return res
+
+
+def baseline_tree(commit: str) -> str:
+    """A copy of the package at ``commit`` (git archive into a temporary folder, cached by
+    commit), for before/after rows."""
+    commit = subprocess.run(["git", "rev-parse", commit], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    dest = os.path.join(tempfile.gettempdir(), f"lazyrich_base_{commit[:12]}")
+    if not os.path.isdir(os.path.join(dest, "lazyrich_theory")):
+        os.makedirs(dest, exist_ok=True)
+        archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+    return dest
+
+
+def fmt_s(x: float | None) -> str:
+    """Seconds for a table: 3 significant digits, '—' for None."""
+    if x is None:
+        return "—"
+    if x >= 100:
+        return f"{x:.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
