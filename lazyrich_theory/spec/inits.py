@@ -331,14 +331,17 @@ def init_measures(init: np.ndarray, beta: np.ndarray, *, finite: bool, n: int | 
     lam, vecs = np.linalg.eigh(0.5 * (M0 + M0.T))
     lam, vecs = lam[::-1].copy(), vecs[:, ::-1]
     lam[lam <= rank_rtol * lam[0]] = 0.0          # round-off eigenvalues are zeros
-    bhat = np.asarray(beta, dtype=np.float64) / np.linalg.norm(beta)
     tr = float(lam.sum())
     sv = np.sqrt(lam[:n])
-    return {"trace_M0": tr,
-            "rank": int(np.sum(lam > 0)),
-            "participation_ratio": tr ** 2 / float(np.sum(lam ** 2)),
-            "liu_rank": float(sv.sum() / (sv[0] * n)),
-            "stable_rank": tr / float(lam[0]),
-            "task_overlap": float(bhat @ M0 @ bhat) / tr,
-            "task_overlap_rel": D * float(bhat @ M0 @ bhat) / tr,
+    out = {"trace_M0": tr,
+           "rank": int(np.sum(lam > 0)),
+           "participation_ratio": tr ** 2 / float(np.sum(lam ** 2)),
+           "liu_rank": float(sv.sum() / (sv[0] * n)),
+           "stable_rank": tr / float(lam[0])}
+    norm = float(np.linalg.norm(beta))
+    if norm == 0.0:           # no teacher direction (e.g. a user's data with beta = 0)
+        return {**out, "task_overlap": None, "task_overlap_rel": None, "top_overlap": None}
+    bhat = np.asarray(beta, dtype=np.float64) / norm
+    overlap = float(bhat @ M0 @ bhat) / tr
+    return {**out, "task_overlap": overlap, "task_overlap_rel": D * overlap,
             "top_overlap": float(abs(vecs[:, 0] @ bhat))}
