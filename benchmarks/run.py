@@ -180,7 +180,7 @@ def main_section(repeats: int, network_steps: int) -> dict:
     # --- the GD-accurate fast method, if this checkout has it
     if has_gd_fast():
         t, tr = median_time(lambda: solve(p, STEPS, method="gd-fast"), repeats)
-        rows.append(dict(method="gd-fast", wall=t, n_rhs=int(tr.info.get("n_rhs") or 0),
+        rows.append(dict(method="gd-fast", wall=t, n_rhs=int((tr.info.get("stride") or {}).get("n_rhs") or 0),
                          err=rel_err(tr, gd), note=f"median of {repeats}"))
         print(rows[-1], flush=True)
     else:

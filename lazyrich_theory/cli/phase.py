@@ -1,7 +1,7 @@
 """``lazyrich phase``: phase diagrams from the command line.
 
     lazyrich phase --vary alpha=0.4:5.6:14 --vary eps=0.02:0.28:14 [model options]
-                   [--steps T] [--seeds K] [--method flow|gd] [--workers K]
+                   [--steps T] [--seeds K] [--method flow|gd|gd-fast] [--workers K]
                    [--scheduler ADDRESS] --out DIR
 
 ``--vary NAME=SPEC`` (repeatable; the grid is the product):
@@ -59,9 +59,10 @@ def _add_phase_options(p: argparse.ArgumentParser) -> None:
                         "are taken over them")
     g.add_argument("--steps", type=int_at_least("--steps", 1),
                    help="horizon T in GD steps (default: the preset's, else 10000)")
-    g.add_argument("--method", choices=["flow", "gd"], default="flow",
+    g.add_argument("--method", choices=["flow", "gd", "gd-fast"], default="flow",
                    help="flow: gradient flow, RKC (default, fast); gd: exact GD map "
-                        "(stops early at convergence)")
+                        "(stops early at convergence); gd-fast: discrete GD in "
+                        "error-controlled strides (GD to ~1e-7, docs/stride.md; stops early)")
     g.add_argument("--integrator", choices=["rkc", "dopri5"], default="rkc",
                    help="integrator for --method flow")
     g.add_argument("--rtol", type=finite_float("--rtol", "> 0"), default=None,

@@ -1,6 +1,6 @@
 """``lazyrich solve``, ``lazyrich simulate`` and ``lazyrich population``: one run into a folder.
 
-    lazyrich solve      [model options] [--method gd|flow] [--steps T] [--save-times ...] --out DIR
+    lazyrich solve      [model options] [--method auto|gd|gd-fast|flow] [--steps T] [--save-times ...] --out DIR
     lazyrich simulate   [model options] [--steps T] [--save-times ...] --out DIR
     lazyrich population [model options] [--steps T] [--save-times ...] --out DIR
 
@@ -26,7 +26,7 @@ from lazyrich_theory.cli.parser import (
 from lazyrich_theory.core.population import check_options as population_options
 from lazyrich_theory.core.population import population
 from lazyrich_theory.core.solve import check_options as solve_options
-from lazyrich_theory.core.solve import check_tolerances, solve
+from lazyrich_theory.core.solve import check_tolerances, estimate_method, solve
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.experiments.with_theory import solve_with_theory
 from lazyrich_theory.results.trajectory import Trajectory
@@ -113,8 +113,11 @@ def add_solve_parsers(subparsers) -> None:
     """
     s = subparsers.add_parser("solve", help="exact reduced dynamics (GD map or gradient flow)")
     add_model_options(s)
-    s.add_argument("--method", choices=["gd", "flow"], default="gd",
-                   help="gd: exact discrete GD map (default); flow: adaptive gradient flow")
+    s.add_argument("--method", choices=["auto", "gd", "gd-fast", "flow"], default="auto",
+                   help="auto (default): gd-fast where it is valid and gains, else gd; "
+                        "gd: exact discrete GD map, step by step; gd-fast: discrete GD in "
+                        "error-controlled strides (losses within ~1e-7 of gd, docs/stride.md); "
+                        "flow: adaptive gradient flow (O(eta0) away from GD)")
     s.add_argument("--no-theory", dest="theory", action="store_false",
                    help="skip the lazy-regime theory (K0 line, linearised curves, kernel "
                         "alignment, summary.json)")
@@ -147,17 +150,23 @@ def _config(args: argparse.Namespace, problem: Problem, steps: int,
             "train_readouts": getattr(args, "train_readouts", False)}
 
 
-def _check_method(args: argparse.Namespace, problem: Problem) -> str:
+def _check_method(args: argparse.Namespace, problem: Problem, steps: int) -> str:
     """Check the command's method and solver options against the problem (nothing computed);
     returns the method of the resource estimate."""
     given = [f"--{k}" for k in ("integrator", "rtol", "atol") if getattr(args, k, None) is not None]
-    if args.command == "solve" and args.method == "gd" and given:
-        raise ProblemError(f"{', '.join(given)} applies to --method flow only (gd is the exact "
-                           "GD map: no integrator, no tolerance)")
+    if args.command == "solve" and args.method != "flow":
+        # gd is the exact GD map; gd-fast / auto take --rtol (the strides' tolerance) only
+        allowed = () if args.method == "gd" else ("--rtol",)
+        bad = [g for g in given if g not in allowed]
+        if bad:
+            raise ProblemError(f"{', '.join(bad)} applies to --method flow only"
+                               + (" (gd is the exact GD map: no integrator, no tolerance)"
+                                  if args.method == "gd" else
+                                  f" ({args.method} takes --rtol, the strides' tolerance)"))
     if args.command == "solve":
         args.integrator = args.integrator or "rkc"
         solve_options(problem, args.method, args.integrator, args.rtol, args.atol)
-        return args.method
+        return estimate_method(problem, steps, args.method)
     if args.command == "simulate":
         if not problem.finite_width:
             raise ProblemError("simulate needs a finite width --N (the network has N neurons)")
@@ -213,7 +222,7 @@ def run_solve(args: argparse.Namespace) -> int:
     problem, steps = problem_from_args(args)
     extra = parse_times(args.save_times) if args.save_times is not None else None
     times = save_times(steps, extra=extra)  # validates before anything runs
-    method = _check_method(args, problem)
+    method = _check_method(args, problem, steps)
     est = check_resources(problem, steps, method, allow_large=args.i_know,
                           integrator=getattr(args, "integrator", None) or "rkc",
                           theory=bool(getattr(args, "theory", False)))

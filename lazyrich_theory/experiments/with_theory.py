@@ -26,14 +26,15 @@ from lazyrich_theory.theory.timescales import (
 __all__ = ["solve_with_theory"]
 
 
-def solve_with_theory(problem: Problem, steps: int, method: str = "gd",
+def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
                       data: ProblemData | None = None, **solve_kw) -> Trajectory:
     """``core.solve.solve`` plus the lazy-regime theory, as ``lazyrich solve`` writes it:
 
     * column ``kernel_alignment``: the paper's alignment of the current NTK on the test set
       (``kernels.kernel_alignment``), evaluated at every save time;
     * columns ``linearized_train_loss``/``linearized_test_loss``: the model linearised at
-      initialisation, in closed form, with the same method (GD when stable, else flow);
+      initialisation, in closed form, with the method that ran (GD — "gd" or
+      "gd-fast" — when the linearised GD is stable, else flow);
     * ``info["summary"]``: the K0 baseline, the linearised lazy peak, predicted time scales
       (``timescales.predict_timescales``) and measured grokking metrics
       (``timescales.grokking_summary``, ``measured_status``).  A value that does not apply
@@ -53,7 +54,7 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "gd",
     steps : int
         GD steps.
     method : str
-        "gd" or "flow", as in ``solve``.
+        "auto" (default), "gd", "gd-fast" or "flow", as in ``solve``.
     data : ProblemData, optional
         The problem's data (default: ``problem.data()``).
     **solve_kw
@@ -81,7 +82,7 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "gd",
     # linearised columns and the lazy summary
     model = LinearizedModel.from_system(system, population=False)
     if plain:
-        lin_method = "gd" if method == "gd" and model.stable else "flow"
+        lin_method = "gd" if traj.method in ("gd", "gd-fast") and model.stable else "flow"
         lin = model.curves(traj.t, lin_method, test=True, population=False)
         traj = traj.with_columns(linearized_train_loss=lin.train_loss,
                                  linearized_test_loss=lin.test_loss)

@@ -13,7 +13,48 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-__all__ = ["SolverStats"]
+__all__ = ["SolverStats", "StrideStats"]
+
+
+@dataclass(frozen=True)
+class StrideStats:
+    """Work of the stride method (``solve(method="gd-fast")``; docs/stride.md).
+
+    Attributes
+    ----------
+    tol : float
+        Its local tolerance.
+    n_rhs : float
+        Right-hand-side equivalents (products with the data matrix / 2), exact GD steps
+        included.
+    n_strides, n_rejected : int
+        Accepted and rejected strides.
+    n_refresh : int
+        Reference operators computed (kernel and its fast basis).
+    gd_fallback_steps : int
+        Steps taken by exact GD inside the run (start, edge of stability, curvature-dominated
+        phases, save times of the other parity in two-step mode).
+    basis_size : int
+        Modes in the last basis.
+    two_step_from : int, optional
+        The step from which the two-step map ran (near the stability bound), if it did.
+    refresh_time : float
+        Seconds spent on the reference operators.
+    """
+
+    tol: float
+    n_rhs: float
+    n_strides: int
+    n_rejected: int
+    n_refresh: int
+    gd_fallback_steps: int
+    basis_size: int
+    two_step_from: int | None = None
+    refresh_time: float = 0.0
+
+    def to_info(self) -> dict[str, Any]:
+        """The ``info["stride"]`` entry: every field, in field order."""
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -35,6 +76,13 @@ class SolverStats:
         "rkc" or "dopri5" (method "flow" only).
     rtol, atol : float, optional
         The integrator's tolerances (method "flow" only).
+    method_requested : str, optional
+        The method asked for when a rule chose the one that ran (``"auto"``, or
+        ``"gd-fast"`` falling back to exact GD); ``Trajectory.method`` is the one that ran.
+    method_reason : str, optional
+        Why that method ran (one line).
+    stride : StrideStats, optional
+        The stride method's work (``"gd-fast"`` runs only).
     stop_tol : float, optional
         The early-stop tolerance (``solve(stop=...)`` only).
     stopped_at : int, optional
@@ -55,6 +103,9 @@ class SolverStats:
     integrator: str | None = None
     rtol: float | None = None
     atol: float | None = None
+    method_requested: str | None = None
+    method_reason: str | None = None
+    stride: StrideStats | None = None
     stop_tol: float | None = None
     stopped_at: int | None = None
     wall_time: float | None = None
@@ -67,8 +118,11 @@ class SolverStats:
         dict
             Field name -> value.
         """
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+        info = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if getattr(self, f.name) is not None}
+        if self.stride is not None:
+            info["stride"] = self.stride.to_info()
+        return info
 
     @classmethod
     def from_info(cls, info: Mapping[str, Any]) -> "SolverStats":
@@ -84,4 +138,8 @@ class SolverStats:
         SolverStats
             Fields absent from ``info`` are None.
         """
-        return cls(**{f.name: info[f.name] for f in dataclasses.fields(cls) if f.name in info})
+        kw = {f.name: info[f.name] for f in dataclasses.fields(cls) if f.name in info}
+        if isinstance(kw.get("stride"), Mapping):
+            names = {f.name for f in dataclasses.fields(StrideStats)}
+            kw["stride"] = StrideStats(**{k: v for k, v in kw["stride"].items() if k in names})
+        return cls(**kw)

@@ -25,14 +25,22 @@ from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.streams import sgd_batch_size, sgd_mode
 
 __all__ = ["Estimate", "ResourceError", "ESTIMATE_METHODS", "FLOP_RATE", "MAX_SECONDS",
-           "LONG_RUN_SECONDS", "MEMORY_FRACTION", "ALLOW_LARGE_HINT", "estimate",
+           "LONG_RUN_SECONDS", "MEMORY_FRACTION", "ALLOW_LARGE_HINT", "STRIDE_RHS",
+           "STRIDE_REFRESHES", "estimate",
            "available_memory",
            "check_resources", "check_writable", "format_bytes", "format_seconds"]
 
 #: What :func:`estimate` knows: the reduced dynamics ("gd" also covers heavy ball and SGD,
-#: "flow" the adaptive integrators), the numpy network ("simulate") and the population ODE
-#: ("scalar": the 2-scalar N = inf system, "full": the D-dimensional flow).
-ESTIMATE_METHODS = ("gd", "flow", "simulate", "scalar", "full")
+#: "gd-fast" the strides of docs/stride.md, "flow" the adaptive integrators), the numpy network
+#: ("simulate") and the population ODE ("scalar": the 2-scalar N = inf system, "full": the
+#: D-dimensional flow).
+ESTIMATE_METHODS = ("gd", "gd-fast", "flow", "simulate", "scalar", "full")
+#: The stride method's work in right-hand sides ("gd-fast"; measured 1-3 10^3 on Figure 1
+#: whatever the horizon).
+STRIDE_RHS = 3000
+#: The stride method's reference operators: each one kernel and, at worst, one
+#: eigendecomposition (measured 15-70 per run).
+STRIDE_REFRESHES = 60
 #: Sustained floating-point operations per second assumed for the work estimate (BLAS-bound
 #: solves on this project's 2-core machine run at 0.7-1e10).
 FLOP_RATE = 1e10
@@ -157,6 +165,12 @@ def _reduced(p: Problem, steps: int, method: str, integrator: str,
     note = ""
     if method == "gd":
         flops, overhead = steps * step + n_save * save, steps * STEP_OVERHEAD
+    elif method == "gd-fast":   # strides (3 rhs each), exact GD where they cannot pay, kernels
+        n_rhs = min(steps, STRIDE_RHS)
+        words += 3 * P * P + 20 * D * r
+        flops = (n_rhs * step + STRIDE_REFRESHES * (2.0 * P * P * r + 7.0 * P ** 3)
+                 + n_save * save)
+        overhead = 4 * n_rhs * STEP_OVERHEAD
     else:   # the Gauss-Newton part of the Jacobian, 2 eta0 lambda_max(X X^T) / P, and decay
         rho = 2.0 * p.eta0 * (1.0 + math.sqrt(P / D)) ** 2 / P + p.eta0 * p.weight_decay
         n_rhs = _flow_evaluations(steps, integrator, rho)
@@ -210,8 +224,9 @@ def estimate(problem: Problem, steps: int, method: str = "gd", *, integrator: st
     steps : int
         The horizon in GD steps.
     method : str
-        One of :data:`ESTIMATE_METHODS`: "gd" (exact GD, heavy ball, SGD), "flow"
-        (adaptive gradient flow), "simulate" (the numpy network), "scalar" / "full" (the
+        One of :data:`ESTIMATE_METHODS`: "gd" (exact GD, heavy ball, SGD), "gd-fast" (the
+        strides, at most :data:`STRIDE_RHS` right-hand sides and :data:`STRIDE_REFRESHES`
+        kernels), "flow" (adaptive gradient flow), "simulate" (the numpy network), "scalar" / "full" (the
         population ODE).
     integrator : {"rkc", "dopri5"}
         The flow's integrator (its typical number of evaluations).
@@ -233,7 +248,7 @@ def estimate(problem: Problem, steps: int, method: str = "gd", *, integrator: st
         raise ProblemError(f"estimate method must be one of {', '.join(ESTIMATE_METHODS)}, "
                            f"got {method!r}")
     steps = int(steps)
-    if method in ("gd", "flow"):
+    if method in ("gd", "gd-fast", "flow"):
         words, flops, overhead, note = _reduced(problem, steps, method, integrator, theory)
     elif method == "simulate":
         words, flops, overhead, note = _network(problem, steps)

@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -172,7 +171,8 @@ CLI_CASES: dict[str, tuple[list[str], str]] = {
     "steps fractional": (["solve", "--steps", "2.5"], "--steps"),
     "steps word": (["solve", "--steps", "many"], "--steps"),
     "steps 1e400": (["solve", "--steps", "1e400"], "--steps"),
-    "steps 1e15": (["solve", "--steps", "1e15"], "too long"),
+    # exact GD step by step (gd-fast strides, the default, run 1e15 steps in seconds)
+    "steps 1e15": (["solve", "--method", "gd", "--steps", "1e15"], "too long"),
     "save-times empty item": (["solve", "--save-times", "1,,2"], "empty item"),
     "save-times empty": (["solve", "--save-times="], "no times"),
     "save-times only comma": (["solve", "--save-times", ","], "save-times"),
@@ -181,7 +181,10 @@ CLI_CASES: dict[str, tuple[list[str], str]] = {
     "save-times negative": (["solve", "--save-times", "-3"], "-3"),
     "save-times past horizon": (["solve", "--save-times", "301"], "outside"),
     "save-times inf": (["solve", "--save-times", "inf"], "inf"),
-    "rtol with gd": (["solve", "--rtol", "5"], "--rtol applies to --method flow"),
+    "rtol with gd": (["solve", "--method", "gd", "--rtol", "5"], "--rtol applies to --method flow"),
+    "atol with gd-fast": (["solve", "--method", "gd-fast", "--atol", "1e-9"],
+                          "--atol applies to --method flow"),
+    "rtol out of range (auto)": (["solve", "--rtol", "5"], "rtol must be in"),
     "atol with gd": (["solve", "--atol", "1e-3"], "--atol applies"),
     "integrator with gd": (["solve", "--integrator", "dopri5"], "--integrator applies"),
     "rtol 5": (["solve", "--method", "flow", "--rtol", "5"], "rtol must be in"),
@@ -394,7 +397,7 @@ API_CASES = {
                                    "integer"),
     "solve save time outside": (lambda f: lr.solve(_small(), 10, save_times=[11]), "outside"),
     "solve too large": (lambda f: lr.solve(preset("fig1", D=200000), 10), "too large"),
-    "solve too long": (lambda f: lr.solve(preset("fig1"), 10**15), "too long"),
+    "solve too long": (lambda f: lr.solve(preset("fig1"), 10**15, method="gd"), "too long"),
     "solve weight decay": (lambda f: lr.solve(_small(weight_decay=1e6), 10),
                            "weight decay too strong"),
     "solve flow momentum": (lambda f: lr.solve(_small(momentum=0.5), 10, method="flow"),
@@ -435,10 +438,9 @@ def test_size_guard_refuses_instantly_with_the_estimate(tmp_path, capsys, monkey
     monkeypatch.setattr(cli_solve, "_compute", _must_not_compute)
     for argv in (["solve", "--D", "200000"], ["solve", "--P", "100000000"],
                  ["solve", "--test-size", "1000000000"], ["simulate", "--N", "1000000000"],
-                 ["population", "--D", "200000"], ["solve", "--steps", "1e15"]):
-        t0 = time.perf_counter()
+                 ["population", "--D", "200000"],
+                 ["solve", "--method", "gd", "--steps", "1e15"]):
         rc, _, err = call(capsys, [*argv, "--quiet", "--out", tmp_path / "o"])
-        assert time.perf_counter() - t0 < 1.0, argv
         line = one_line(err)
         assert rc == 2 and ("too large" in line or "too long" in line), line
         assert "estimate" in line and "--i-know" in line, line   # the estimate, the way past it
@@ -482,12 +484,10 @@ def _must_not_compute(*args, **kwargs):
 
 @pytest.mark.parametrize("out", ["/sys/lazyrich-out", "{afile}/sub", "/proc/lazyrich-out"])
 def test_unwritable_output_is_refused_before_any_computation(out, files, capsys, monkeypatch):
-    """Figure 1's setup (100 000 exact GD steps: minutes) returns within a second."""
+    """Refused before the computation starts (it must not be called)."""
     monkeypatch.setattr(cli_solve, "_compute", _must_not_compute)
     out = out.format(afile=files["afile"])
-    t0 = time.perf_counter()
     rc, stdout, err = call(capsys, ["solve", *SLOW, "--quiet", "--out", out])
-    assert time.perf_counter() - t0 < 1.0
     assert rc == 2 and stdout == ""
     line = one_line(err)
     assert out in line and ("not writable" in line or "is a file" in line), line

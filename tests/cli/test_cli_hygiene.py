@@ -183,8 +183,8 @@ def test_every_model_option_a_subcommand_lists_is_accepted(command, tmp_path):
         value = [] if SAMPLES[flag] is None else [SAMPLES[flag]]
         argv = [command, *SMALL, flag, *value, "--out", str(tmp_path / "o")]
         args = app.build_parser().parse_args(argv)
-        problem, _ = problem_from_args(args)
-        cli_solve._check_method(args, problem)        # raises ProblemError if refused
+        problem, steps = problem_from_args(args)
+        cli_solve._check_method(args, problem, steps)  # raises ProblemError if refused
 
 
 @pytest.mark.parametrize("flag,value", [("--momentum", "0.5"), ("--batch-size", "10"),
@@ -234,8 +234,8 @@ def test_quiet_prints_no_summary_and_no_progress(tmp_path, capsys, monkeypatch):
 def test_progress_lines_on_stderr_when_it_is_not_a_terminal(tmp_path, capsys, monkeypatch):
     """capsys' stderr is not a terminal: a run longer than the interval prints lines."""
     monkeypatch.setenv(trackers.PROGRESS_INTERVAL_ENV, "0.000001")
-    rc, _, err = call(capsys, ["solve", *SMALL, "--steps", "3000", "--no-plot", "--no-theory",
-                               "--out", tmp_path / "gd"])
+    rc, _, err = call(capsys, ["solve", *SMALL, "--steps", "3000", "--method", "gd",
+                               "--no-plot", "--no-theory", "--out", tmp_path / "gd"])
     assert rc == 0
     lines = [ln for ln in err.splitlines() if ln.startswith("lazyrich: gd: ")]
     assert lines, err
@@ -245,6 +245,9 @@ def test_progress_lines_on_stderr_when_it_is_not_a_terminal(tmp_path, capsys, mo
     rc, _, err = call(capsys, ["solve", *SMALL, "--steps", "3000", "--method", "flow",
                                "--no-plot", "--no-theory", "--out", tmp_path / "flow"])
     assert rc == 0 and re.search(r"^lazyrich: flow: step \S+/3000 ", err, re.M), err
+    rc, _, err = call(capsys, ["solve", *SMALL, "--steps", "3000", "--no-plot", "--no-theory",
+                               "--out", tmp_path / "auto"])      # the default: gd-fast strides
+    assert rc == 0 and re.search(r"^lazyrich: gd-fast: step \d+/3000 ", err, re.M), err
 
 
 def test_phase_prints_cell_progress_lines_when_not_on_a_terminal(tmp_path, capsys,

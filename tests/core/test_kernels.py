@@ -185,7 +185,7 @@ def test_kernel_alignment_along_training_matches_network(N):
     p = Problem(D=10, P=30, N=N, alpha=1.0, eps=0.5, eta0=1.0, seed=6, test_size=40)
     d = p.data()
     steps = 300
-    tr = solve(p, steps, data=d, observers=kernel_observers(
+    tr = solve(p, steps, method="gd", data=d, observers=kernel_observers(
         ["kernel_alignment", "kernel_alignment_train", "cka_target", "kernel_drift",
          "target_power_top5"], k=5))
     net = simulate(p, steps, data=d)

@@ -44,7 +44,7 @@ def _problem(N, centered, **kw):
 @pytest.mark.parametrize("name", list(OPTIONS))
 def test_reduced_equals_network(name, N, centered):
     p = _problem(N, centered, **OPTIONS[name])
-    red = solve(p, STEPS)
+    red = solve(p, STEPS, method="gd")
     net = simulate(p, STEPS)
     res = max_relative_deviation(red, net, columns=("train_loss", "test_loss"))
     assert res["n_times"] == len(red.t) and red.t[-1] == STEPS
@@ -58,8 +58,8 @@ def test_reduced_equals_network(name, N, centered):
 @pytest.mark.parametrize("name", ["decay", "momentum", "noise"])
 def test_options_change_the_trajectory(name):
     """Non-vacuous: every option moves the losses well beyond round-off."""
-    base = solve(_problem(5, True), STEPS)
-    opt = solve(_problem(5, True, **OPTIONS[name]), STEPS)
+    base = solve(_problem(5, True), STEPS, method="gd")
+    opt = solve(_problem(5, True, **OPTIONS[name]), STEPS, method="gd")
     rel = np.abs(opt.train_loss[-1] - base.train_loss[-1]) / base.train_loss[-1]
     assert rel > 1e-2
 
@@ -76,7 +76,7 @@ def test_weight_decay_convention_is_one_shrink_per_step():
     _, gW, _ = loss_and_grad(p, d.W0, d.X, d.y)
     want = (1 - eta0 * lam) * d.W0 - (eta0 * 4 / alpha**2) * gW
     np.testing.assert_allclose(simulate(p, 1).final_state["W"], want, rtol=1e-13, atol=1e-15)
-    F = solve(p, 1).final_state["F"]           # N <= D + 1: F = W^T / sqrt(N)
+    F = solve(p, 1, method="gd").final_state["F"]           # N <= D + 1: F = W^T / sqrt(N)
     np.testing.assert_allclose(F, want.T / 2.0, rtol=1e-12, atol=1e-15)
 
 
@@ -90,8 +90,8 @@ def test_momentum_zero_is_plain_gd_bit_for_bit():
     np.testing.assert_array_equal(rows_plain, rows_hb)
     np.testing.assert_array_equal(F_plain, F_hb)
     # and the Problem default momentum=0 is the same run
-    a = solve(_problem(5, False), 300)
-    b = solve(_problem(5, False, momentum=0.0), 300)
+    a = solve(_problem(5, False), 300, method="gd")
+    b = solve(_problem(5, False, momentum=0.0), 300, method="gd")
     np.testing.assert_array_equal(a.train_loss, b.train_loss)
 
 
@@ -231,10 +231,10 @@ def test_both_weight_decay_readings_equal_the_network(N, centered, extra):
     torch = _torch_problem(N, centered, weight_decay_torch=lam_t, **extra)
     assert torch.weight_decay == ours.weight_decay
     for p in (ours, torch):
-        red, net = solve(p, STEPS), simulate(p, STEPS)
+        red, net = solve(p, STEPS, method="gd"), simulate(p, STEPS)
         res = max_relative_deviation(red, net, columns=("train_loss", "test_loss"))
         assert res["n_times"] == len(red.t) and res["max"] <= TORCH_RTOL, (p, res)
-    a, b = solve(ours, STEPS), solve(torch, STEPS)
+    a, b = solve(ours, STEPS, method="gd"), solve(torch, STEPS, method="gd")
     np.testing.assert_array_equal(a.train_loss, b.train_loss)
     np.testing.assert_array_equal(a.test_loss, b.test_loss)
 
@@ -285,7 +285,7 @@ def test_weight_decay_torch_convention_is_the_gradient_of_the_l2_penalty():
     eta = eta0 * N / alpha**2
     want = d.W0 - eta * (gW + lam_t * d.W0)
     np.testing.assert_allclose(simulate(p, 1).final_state["W"], want, rtol=1e-13, atol=1e-15)
-    F = solve(p, 1).final_state["F"]           # N <= D + 1: F = W^T / sqrt(N)
+    F = solve(p, 1, method="gd").final_state["F"]           # N <= D + 1: F = W^T / sqrt(N)
     np.testing.assert_allclose(F, want.T / 2.0, rtol=1e-12, atol=1e-15)
 
 
@@ -293,8 +293,8 @@ def test_reading_weight_decay_the_optax_way_is_a_different_run():
     """The outside check's mistake: --weight-decay lambda is not PyTorch's weight_decay=lambda
     (that is --weight-decay-torch lambda); at N = 30, alpha = 1.5 they differ well beyond
     round-off."""
-    ours = solve(_torch_problem(30, True, weight_decay=0.01), STEPS)
-    torch = solve(_torch_problem(30, True, weight_decay_torch=0.01), STEPS)
+    ours = solve(_torch_problem(30, True, weight_decay=0.01), STEPS, method="gd")
+    torch = solve(_torch_problem(30, True, weight_decay_torch=0.01), STEPS, method="gd")
     assert abs(torch.test_loss[-1] - ours.test_loss[-1]) > 0.1 * ours.test_loss[-1]
 
 
@@ -338,10 +338,10 @@ def test_an_option_its_entry_does_not_list_is_refused_by_construction(monkeypatc
         elif method == "population":
             population(p, 10)
         else:
-            solve(p.replace(batch_size=10), 10)
+            solve(p.replace(batch_size=10), 10, method="gd")
     msg = str(exc.value)
     assert "weight_decay" in msg and "\n" not in msg, msg
-    assert solve(p, 10).t[-1] == 10        # exact GD still implements it
+    assert solve(p, 10, method="gd").t[-1] == 10        # exact GD still implements it
 
 
 def test_simulate_refuses_an_option_it_does_not_implement(monkeypatch):

@@ -132,7 +132,7 @@ def test_online_sgd_with_weight_decay_approaches_the_decayed_population_ode():
         p = Problem(D=10, P=20, N="inf", alpha=1.0, eps=0.5, eta0=eta0, seed=seed,
                     test_size=50, online=True, batch_size=B, weight_decay=lam)
         steps = int(round(T / eta0))
-        sg = solve(p, steps)
+        sg = solve(p, steps, method="gd")
         q = p.replace(online=False, batch_size=None)
         ode = population(q, steps, method="scalar")
         ode0 = population(q.replace(weight_decay=0.0), steps, method="scalar")

@@ -78,13 +78,13 @@ def test_gd_equals_direct_wbar_M_recursion_for_full_rank(N, centered):
                 centered=centered)
     steps = 400
     ref = _wbar_M_map(p, steps)
-    tr = solve(p, steps, save_times=range(0, steps + 1))
+    tr = solve(p, steps, method="gd", save_times=range(0, steps + 1))
     np.testing.assert_allclose(tr.train_loss, ref[:, 0], rtol=1e-9)
     np.testing.assert_allclose(tr.test_loss, ref[:, 1], rtol=1e-9)
 
 
 def test_rank_preserved_when_N_below_D(narrow_problem):
-    tr = solve(narrow_problem, 3000)
+    tr = solve(narrow_problem, 3000, method="gd")
     M = tr.final_state["M"]
     ev = np.linalg.eigvalsh(M)
     assert np.all(np.abs(ev[:-2]) < 1e-12 * ev[-1])  # rank(M) <= N = 2 exactly
@@ -119,7 +119,7 @@ def test_gd_approaches_flow_at_first_order(small_problem):
     gaps = []
     for eta0, steps in ((1.0, 400), (0.5, 800), (0.25, 1600)):
         p = small_problem.replace(eta0=eta0)
-        gd = solve(p, steps)
+        gd = solve(p, steps, method="gd")
         fl = solve(p, steps, method="flow", integrator="dopri5", rtol=1e-11, atol=1e-13)
         gaps.append(np.max(np.abs(gd.train_loss - fl.train_loss)))
     r1, r2 = gaps[0] / gaps[1], gaps[1] / gaps[2]
@@ -130,19 +130,19 @@ def test_divergence_is_reported_with_step_and_bound(small_problem):
     system = ReducedSystem.build(small_problem)
     bound = system.eta0_bound(system.F0)
     with pytest.raises(DivergenceError) as exc:
-        solve(small_problem.replace(eta0=3 * bound), 5000)
+        solve(small_problem.replace(eta0=3 * bound), 5000, method="gd")
     msg = str(exc.value)
     assert "step" in msg and "eta0 <" in msg and "\n" not in msg
     assert exc.value.eta0_bound == pytest.approx(bound, rel=0.5)
     # just below the bound GD is stable
-    tr = solve(small_problem.replace(eta0=0.5 * bound), 300)
+    tr = solve(small_problem.replace(eta0=0.5 * bound), 300, method="gd")
     assert np.all(np.isfinite(tr.train_loss)) and tr.train_loss[-1] < tr.train_loss[0]
 
 
 def test_convention_B_is_A_with_doubled_target():
     pa = Problem(D=10, P=30, N=4, eps=0.3, seed=8, test_size=40)
     pb = pa.replace(convention="B")
-    ta, tb = solve(pa, 200), solve(pb, 200)
+    ta, tb = solve(pa, 200, method="gd"), solve(pb, 200, method="gd")
     da, db = pa.data(), pb.data()
     np.testing.assert_allclose(db.X / math.sqrt(10), da.X, rtol=1e-12)
     np.testing.assert_allclose(db.y, 2 * da.y, rtol=1e-12)
@@ -172,20 +172,20 @@ def test_early_stop_is_the_full_run_cut_at_the_first_converged_save(small_proble
     """The sweeps' rule: stop at the first save time where train and test loss are both
     below tol; the trajectory is the full one cut there, bit for bit."""
     p = Problem(D=6, P=80, N=30, alpha=1.0, eps=1.0, eta0=0.5, seed=1, test_size=60)
-    full = solve(p, 3000)
+    full = solve(p, 3000, method="gd")
     for tol in (1e-2, 1e-3):
         hit = np.flatnonzero((full.train_loss < tol) & (full.test_loss < tol))
         k = int(hit[0]) + 1
-        cut = solve(p, 3000, stop=tol)
+        cut = solve(p, 3000, method="gd", stop=tol)
         assert len(cut.t) == k and 0 < k < len(full.t)
         for col in ("t",) + full.columns:
             np.testing.assert_array_equal(cut[col], full[col][:k])
         assert cut.info["stopped_at"] == cut.t[-1] and cut.info["stop_tol"] == tol
         assert cut.stats.stopped_at == int(cut.t[-1])
         # the final state is the state at the stop
-        again = solve(p, int(cut.t[-1]))
+        again = solve(p, int(cut.t[-1]), method="gd")
         np.testing.assert_array_equal(cut.final_state["F"], again.final_state["F"])
-    never = solve(p, 3000, stop=0.0)                   # losses are never < 0
+    never = solve(p, 3000, method="gd", stop=0.0)     # losses are never < 0
     np.testing.assert_array_equal(never.test_loss, full.test_loss)
     assert "stopped_at" not in never.info and never.info["stop_tol"] == 0.0
     assert "stop_tol" not in full.info
@@ -194,7 +194,7 @@ def test_early_stop_is_the_full_run_cut_at_the_first_converged_save(small_proble
 @pytest.mark.parametrize("bad", [-1.0, math.nan, math.inf, "x", True])
 def test_early_stop_rejects_bad_tolerances(small_problem, bad):
     with pytest.raises(ProblemError) as exc:
-        solve(small_problem, 10, stop=bad)
+        solve(small_problem, 10, method="gd", stop=bad)
     assert "\n" not in str(exc.value)
 
 
@@ -210,8 +210,8 @@ def test_options_table_is_what_solve_checks(small_problem):
         solve(small_problem, 10, method="euler")
     # integrator / tolerances are validated for every method (gd ignores them)
     with pytest.raises(ProblemError, match="integrator"):
-        solve(small_problem, 10, integrator="rk4")
-    assert solve(small_problem, 10, integrator="dopri5", rtol=1e-3).t[-1] == 10
+        solve(small_problem, 10, method="gd", integrator="rk4")
+    assert solve(small_problem, 10, method="gd", integrator="dopri5", rtol=1e-3).t[-1] == 10
 
 
 class _Counter(Tracker):
@@ -238,7 +238,7 @@ def test_step_loop_calls_every_tracker_and_closes_them(small_problem):
     F = step_loop(system, times, Batches(system), [counter, rec])
     assert counter.steps == list(range(301)) and counter.closed
     assert counter.saves == list(enumerate(times))
-    ref = solve(small_problem, 300)
+    ref = solve(small_problem, 300, method="gd")
     np.testing.assert_array_equal(rec.rows[:, 0], ref.train_loss)
     np.testing.assert_array_equal(F, ref.final_state["F"])
     # a tracker stopping the run: the loop ends at that save, still recorded by all
@@ -269,14 +269,14 @@ def test_flow_divergence_tracker_checks_every_column(small_problem):
 
 
 def test_progress_bar_does_not_change_the_run(small_problem):
-    a = solve(small_problem, 600)
-    b = solve(small_problem, 600, progress=True)
+    a = solve(small_problem, 600, method="gd")
+    b = solve(small_problem, 600, method="gd", progress=True)
     for col in a.columns:
         np.testing.assert_array_equal(a[col], b[col])
 
 
 def test_solver_stats_are_typed_and_info_keeps_the_run_json_keys(small_problem, tmp_path):
-    gd = solve(small_problem, 50)
+    gd = solve(small_problem, 50, method="gd")
     assert list(gd.info) == ["steps", "rank", "wall_time", "init"]   # init: issue 17 contract
     assert gd.info["init"]["init"] == "iid" and gd.info["init"]["participation_ratio"] > 0
     assert gd.stats == SolverStats(steps=50, rank=13, wall_time=gd.info["wall_time"])
@@ -295,7 +295,7 @@ def test_solver_stats_are_typed_and_info_keeps_the_run_json_keys(small_problem, 
 
 
 def test_with_info_returns_a_new_trajectory(small_problem):
-    tr = solve(small_problem, 20)
+    tr = solve(small_problem, 20, method="gd")
     before = dict(tr.info)
     new = tr.with_info(summary={"x": 1.0}, steps=7)
     assert tr.info == before and "summary" not in tr.info

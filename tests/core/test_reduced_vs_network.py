@@ -138,7 +138,7 @@ def test_comparison_detects_a_1e_6_parameter_error():
     net = simulate(problem, steps, data=data)
     for field in ("eta0", "eps"):
         wrong = problem.replace(**{field: getattr(problem, field) * (1 + 1e-6)})
-        red = solve(wrong, steps, data=data)
+        red = solve(wrong, steps, method="gd", data=data)
         assert max_relative_deviation(red, net, columns=LOSS_COLUMNS)["max"] > 10 * LOSS_RTOL
 
 
@@ -160,7 +160,7 @@ def test_flow_is_the_small_step_limit_of_gd_with_rescaled_time():
     for k in range(3):
         f = 2**k
         t_scaled = (flow.t * f).astype(np.int64)
-        gd = solve(base.replace(eta0=base.eta0 / f), T * f, save_times=t_scaled.tolist())
+        gd = solve(base.replace(eta0=base.eta0 / f), T * f, method="gd", save_times=t_scaled.tolist())
         idx = np.searchsorted(gd.t, t_scaled)
         np.testing.assert_array_equal(gd.t[idx], t_scaled)
         gaps.append([np.max(np.abs(gd[c][idx] - flow[c])) / np.max(np.abs(flow[c]))
@@ -177,9 +177,9 @@ def test_solve_and_simulate_accept_ndarray_save_times():
     ndarray used to raise 'truth value of an array is ambiguous' in schedule.save_times)."""
     p = Problem(D=6, P=15, N=3, eps=0.3, test_size=20)
     extra = np.array([37, 43])
-    grid = solve(p, 50).t
+    grid = solve(p, 50, method="gd").t
     assert not np.isin(extra, grid).any()
-    red = solve(p, 50, save_times=extra)
+    red = solve(p, 50, method="gd", save_times=extra)
     net = simulate(p, 50, save_times=extra)
     assert set(red.t) == set(grid) | {37.0, 43.0}
     np.testing.assert_array_equal(red.t, net.t)

@@ -95,7 +95,7 @@ def test_reduced_equals_network_for_every_init_and_measure(base, N, spec, center
     p = p0.replace(N=N, centered=centered)
     d = _data(d0, W0=_W0(d0, N, spec))
     net = simulate(p, STEPS, data=d)
-    red = solve(p, STEPS, data=d)
+    red = solve(p, STEPS, method="gd", data=d)
     assert set(RICHNESS_COLUMNS) <= set(red.columns) and set(RICHNESS_COLUMNS) <= set(net.columns)
     assert _worst(red, net) < RTOL
     for exact_rank in (False, True):          # the package's factor and the exact-rank one
@@ -135,13 +135,13 @@ def test_representation_alignment_finite_width(base, N):
     d = _data(d0, W0=W0)
     times = [0, 10, 100, 500]
     obs = {"representation_alignment": RepresentationAlignment(W0)}
-    red = solve(p, 500, data=d, save_times=times, observers=obs)
+    red = solve(p, 500, method="gd", data=d, save_times=times, observers=obs)
     net = simulate(p, 500, data=d, save_times=times)
     W_final = net.final_state["W"]
     ra_net = representation_alignment(p, W_final, W0, d.X)
     assert abs(red["representation_alignment"][-1] - ra_net) < 1e-10 * ra_net
     with pytest.raises(Exception, match="needs W0"):
-        solve(p, 5, data=d, observers={"representation_alignment": RepresentationAlignment()})
+        solve(p, 5, method="gd", data=d, observers={"representation_alignment": RepresentationAlignment()})
 
 
 # ------------------------------------------------------------------------ N = inf
@@ -151,7 +151,7 @@ def test_infinite_width_equals_the_plus_minus_network(base, spec, centered):
     p0, d0 = base
     p = p0.replace(centered=centered)
     Sigma = make_init(np.random.default_rng(7), D, math.inf, d0.beta, spec)
-    red = solve(p, STEPS, data=_data(d0, M0=Sigma))
+    red = solve(p, STEPS, method="gd", data=_data(d0, M0=Sigma))
     Wpm = plus_minus_weights(Sigma)
     assert np.allclose(Wpm.mean(0), 0, atol=1e-14)
     np.testing.assert_allclose(Wpm.T @ Wpm / Wpm.shape[0], Sigma, atol=1e-12)
@@ -231,7 +231,7 @@ def test_init_scale_collapse_is_exact(base):
     p0, d0 = base
     p = p0.replace(N=30)
     W0 = _W0(d0, 30, "iid")
-    run = lambda W, **kw: solve(p.replace(**kw), 600, data=_data(d0, W0=W))  # noqa: E731
+    run = lambda W, **kw: solve(p.replace(**kw), 600, method="gd", data=_data(d0, W0=W))  # noqa: E731
     for sigma in (0.5, 3.0):
         a = run(sigma * W0, alpha=1.0, eps=0.5)
         b = run(W0, alpha=sigma, eps=0.5 * sigma)

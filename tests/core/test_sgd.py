@@ -50,7 +50,7 @@ def _problem(N, centered, **kw):
                          ids=["minibatch8", "minibatch7", "online-B=P", "online-B=5"])
 def test_reduced_equals_network(sgd, N, centered, opts):
     p = _problem(N, centered, **sgd, **OPTIONS[opts])
-    red = solve(p, STEPS)
+    red = solve(p, STEPS, method="gd")
     net = simulate(p, STEPS)
     res = max_relative_deviation(red, net, columns=COLUMNS)
     assert res["n_times"] == len(red.t) and red.t[-1] == STEPS
@@ -64,7 +64,7 @@ def test_reduced_equals_network(sgd, N, centered, opts):
 @pytest.mark.parametrize("sgd", [dict(batch_size=6), dict(online=True, batch_size=9)])
 def test_reduced_equals_network_convention_B(sgd):
     p = _problem(5, True, convention="B", eta0=0.2, **sgd)
-    res = max_relative_deviation(solve(p, 800), simulate(p, 800), columns=COLUMNS)
+    res = max_relative_deviation(solve(p, 800, method="gd"), simulate(p, 800), columns=COLUMNS)
     assert res["max"] <= LOSS_RTOL, res
 
 
@@ -110,11 +110,11 @@ def test_online_rule_is_the_documented_one():
 
 def test_batch_size_at_least_P_is_plain_gd_bit_for_bit():
     p = _problem(30, True, weight_decay=0.01, momentum=0.3)
-    gd = solve(p, 400)
+    gd = solve(p, 400, method="gd")
     for B in (40, 41, 1000):
         q = p.replace(batch_size=B)
         assert sgd_mode(q) is None
-        sb = solve(q, 400)
+        sb = solve(q, 400, method="gd")
         for col in COLUMNS:
             np.testing.assert_array_equal(getattr(sb, col), getattr(gd, col))
         np.testing.assert_array_equal(sb.final_state["F"], gd.final_state["F"])
@@ -124,18 +124,18 @@ def test_batch_size_at_least_P_is_plain_gd_bit_for_bit():
 
 def test_minibatch_train_loss_is_the_full_loss_and_sgd_changes_the_run():
     p = _problem(5, True, batch_size=8)
-    tr = solve(p, STEPS)
+    tr = solve(p, STEPS, method="gd")
     sys_ = ReducedSystem.build(p)
     _, r = sys_.residuals(tr.final_state["F"])
     assert tr.train_loss[-1] == pytest.approx(float(r @ r) / r.size, rel=1e-12)
-    gd = solve(p.replace(batch_size=None), STEPS)
+    gd = solve(p.replace(batch_size=None), STEPS, method="gd")
     assert abs(tr.test_loss[-1] - gd.test_loss[-1]) > 1e-2 * gd.test_loss[-1]
 
 
 def test_online_train_loss_is_the_current_batch_loss():
     p = _problem(30, True, online=True, batch_size=6)
     steps = 500
-    tr = solve(p, steps)
+    tr = solve(p, steps, method="gd")
     X, y = online_samples(p, steps + 1)
     sys_ = ReducedSystem.build(p)
     F, z = tr.final_state["F"], tr.final_state["z"]
@@ -163,7 +163,7 @@ def test_batch_indices_needs_a_minibatch_problem():
 def test_divergence_is_detected(sgd):
     p = _problem(5, True, eta0=40.0, **sgd)
     with pytest.raises(DivergenceError) as exc:
-        solve(p, 2000)
+        solve(p, 2000, method="gd")
     assert "diverged at step" in str(exc.value)
     with pytest.raises(NetworkDivergence):
         simulate(p, 2000)
@@ -184,7 +184,7 @@ def test_online_sgd_small_step_limit_is_the_population_ode():
                 p = Problem(D=10, P=20, N="inf", alpha=1.0, eps=0.5, eta0=eta0, seed=seed,
                             test_size=50, online=True, batch_size=B)
                 steps = int(round(T / eta0))
-                sg = solve(p, steps)
+                sg = solve(p, steps, method="gd")
                 ode = population(p.replace(online=False, batch_size=None), steps, method="scalar")
                 assert np.array_equal(sg.t, ode.t)
                 L0 = ode.population_loss[0]
@@ -206,11 +206,11 @@ def test_early_stop_is_the_full_run_cut(sgd):
     """solve(stop=tol) for heavy ball and SGD: the full trajectory cut at the first save time
     with train and test loss both under tol, bit for bit (what the sweeps did post hoc)."""
     p = Problem(D=6, P=80, N=30, alpha=1.0, eps=1.0, eta0=0.3, seed=1, test_size=60, **sgd)
-    full = solve(p, 4000)
+    full = solve(p, 4000, method="gd")
     tol = 1e-2
     hit = np.flatnonzero((full.train_loss < tol) & (full.test_loss < tol))
     assert hit.size and hit[0] + 1 < len(full.t)
-    cut = solve(p, 4000, stop=tol)
+    cut = solve(p, 4000, method="gd", stop=tol)
     assert len(cut.t) == hit[0] + 1 and cut.info["stopped_at"] == cut.t[-1]
     for col in ("t",) + full.columns:
         np.testing.assert_array_equal(cut[col], full[col][:len(cut.t)])

@@ -164,6 +164,25 @@ def test_gd_cell_stops_like_a_cut_full_run():
     assert stopped.t[-1] == rec["metrics"]["stop_time"] < full.t[-1]
 
 
+def test_gd_fast_cell_is_the_gd_fast_solve_and_close_to_exact_gd():
+    """method "gd-fast" in a sweep cell runs solve(method="gd-fast") (stopped the same way);
+    its time metrics agree with exact GD's to the strides' tolerance (save-grid interpolation
+    of losses within ~1e-7)."""
+    p = BASE.replace(alpha=0.5, eps=0.4)
+    spec = dict(problem=p.to_dict(), steps=20_000, method="gd-fast", integrator="rkc",
+                rtol=None, atol=None, threshold=0.1, relative=0.1, tol=None, predict=False)
+    rec = run_cell(spec)
+    fast = solve(p, 20_000, method="gd-fast")
+    assert fast.method == "gd-fast"
+    ref = cell_metrics(fast.t, fast.train_loss, fast.test_loss, 0.1, 0.1, None, 20_000)
+    for k, v in ref.items():
+        assert rec["metrics"][k] == v or (math.isnan(v) and math.isnan(rec["metrics"][k])), k
+    gd = solve(p, 20_000, method="gd")
+    exact = cell_metrics(gd.t, gd.train_loss, gd.test_loss, 0.1, 0.1, None, 20_000)
+    for k in ("train_time", "test_time", "relative_grokking_time"):
+        assert rec["metrics"][k] == pytest.approx(exact[k], rel=1e-4, nan_ok=True), k
+
+
 @pytest.mark.parametrize("P, peak", [(30, True), (12, False), (200, False)])
 def test_lazy_peak_only_where_there_is_one(P, peak):
     """predicted_lazy_peak_time is the linearised test loss's interior maximum; a curve that

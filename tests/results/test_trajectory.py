@@ -24,7 +24,7 @@ from lazyrich_theory.storage import MANIFEST, folder_transaction, recover_folder
 @pytest.fixture(scope="module")
 def run():
     p = lr.Problem(D=8, P=16, N=3, seed=0, test_size=20)
-    return p, lr.solve(p, 200)
+    return p, lr.solve(p, 200, method="gd")
 
 
 def test_repr_is_one_line_without_arrays(run):
@@ -179,7 +179,7 @@ def test_kill_during_overwrite_never_leaves_a_mixed_folder(tmp_path):
     refs = {}
     for seed in (0, 1):
         p = lr.Problem(D=20, P=40, N=30, seed=seed, test_size=400)
-        refs[seed] = (lr.solve(p, 300), p.data())
+        refs[seed] = (lr.solve(p, 300, method="gd"), p.data())
     rng = random.Random(7)
     out = tmp_path / "run"
     saved = False

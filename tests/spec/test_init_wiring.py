@@ -57,7 +57,7 @@ def test_infinite_width_M0_round_trips_through_data_npz(tmp_path):
     assert "M0" in np.load(path).files and "W0" not in np.load(path).files
     q = p.replace(data_file=str(path))
     np.testing.assert_array_equal(q.data().M0, d.M0)
-    a, b = solve(p, 300), solve(q, 300)
+    a, b = solve(p, 300, method="gd"), solve(q, 300, method="gd")
     np.testing.assert_array_equal(a.test_loss, b.test_loss)
     assert a.info["init"]["init"] == "aligned:2:0.5" and a.info["init"]["rank"] == 2
     with pytest.raises(ProblemError, match="N = inf"):
@@ -67,8 +67,8 @@ def test_infinite_width_M0_round_trips_through_data_npz(tmp_path):
 
 def test_init_scale_is_the_alpha_eps_rescaling():
     for N in (7, math.inf):
-        a = solve(Problem(**SMALL, N=N, init="lowrank:2", init_scale=3.0), 300)
-        b = solve(Problem(**{**SMALL, "eps": 1.5}, N=N, alpha=3.0, init="lowrank:2"), 300)
+        a = solve(Problem(**SMALL, N=N, init="lowrank:2", init_scale=3.0), 300, method="gd")
+        b = solve(Problem(**{**SMALL, "eps": 1.5}, N=N, alpha=3.0, init="lowrank:2"), 300, method="gd")
         for c in ("train_loss", "test_loss", "weight_change", "tangent_kernel_alignment"):
             np.testing.assert_allclose(a[c], b[c], rtol=1e-10, atol=1e-300)
 
@@ -77,7 +77,7 @@ def test_finite_width_low_rank_uses_the_exact_rank_factor_and_matches_the_networ
     from lazyrich_validation import max_relative_deviation, simulate
 
     p = Problem(**SMALL, N=30, init="lowrank:3")
-    red, net = solve(p, 300), simulate(p, 300)
+    red, net = solve(p, 300, method="gd"), simulate(p, 300)
     assert red.info["rank"] == 4 and red.info["init"]["factor_rank"] == 4
     cols = ("train_loss", "test_loss", "population_loss", "weight_change",
             "tangent_kernel_alignment")

@@ -124,7 +124,7 @@ def test_exact_population_loss_matches_monte_carlo_at_random_state(spec, conv, c
 def test_exact_population_loss_matches_monte_carlo_along_a_solve(spec, conv, centered):
     p = _problem(spec, conv, centered)
     data = p.data()
-    tr = solve(p, 200, data=data)
+    tr = solve(p, 200, method="gd", data=data)
     assert tr.columns[:len(CORE_COLUMNS)] == tuple(CORE_COLUMNS)
     system = ReducedSystem.build(p, data)
     wbar, M = tr.final_state["wbar"], tr.final_state["M"]
@@ -451,7 +451,7 @@ def test_monte_carlo_fallback_agrees_with_exact_hermite(tmp_path, monkeypatch):
         assert info["exact"] is False and info["irreducible_loss_stderr"] > 0
     # a solve with a user-function target: core columns unchanged, one extra stderr column
     q = p.replace(target="func:hermite_as_function,samples=20000")
-    tr = solve(q, 50)
+    tr = solve(q, 50, method="gd")
     assert tr.columns[:len(CORE_COLUMNS)] == tuple(CORE_COLUMNS)
     assert "population_loss_stderr" in tr.columns and np.all(tr["population_loss_stderr"] > 0)
     assert sys.modules.get("my_teacher_mod") is not None
@@ -513,6 +513,6 @@ def test_data_made_for_another_teacher_are_refused():
     p = Problem(D=8, P=10, N=5, test_size=20)
     q = p.replace(target="hermite:k=3")
     with pytest.raises(ProblemError, match="carry the labels of target 'paper'"):
-        solve(q, 5, data=p.data())
+        solve(q, 5, method="gd", data=p.data())
     with pytest.raises(ProblemError, match="carry the labels of target 'hermite:k=3'"):
-        solve(p, 5, data=q.data())
+        solve(p, 5, method="gd", data=q.data())

@@ -5,7 +5,6 @@ explicitly linearised numpy network trained by GD in this file, its weight-space
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -268,15 +267,14 @@ def test_uncentered_baseline_predicts_around_f0():
                                         - d.y_test) ** 2)) > 1e-3
 
 
-def test_fig1_baseline_and_curves_are_fast_and_consistent():
+def test_fig1_baseline_and_curves_are_consistent():
+    """(Speed is measured in benchmarks/, never asserted here.)"""
     p = preset("fig1")
     sys = ReducedSystem.build(p)
-    t0 = time.perf_counter()
     model = LinearizedModel.from_system(sys)
     times = np.unique(np.round(np.logspace(0, 5, 3000)))
     cur = model.curves(times)
     lim = model.limit()
-    elapsed = time.perf_counter() - t0
     # the paper's own recipe: solve K c = y, test MSE of K(Xt, X) c
     from lazyrich_theory.core.kernels import state_ntk
     c = np.linalg.solve(state_ntk(sys), sys.y)
@@ -285,7 +283,6 @@ def test_fig1_baseline_and_curves_are_fast_and_consistent():
     assert 0.3 < lim.test_mse < 1.0                      # no generalisation from K0
     assert model.max_step_factor < 0.1                   # GD ~ flow in Fig 1
     assert np.all(np.diff(cur.train_loss) <= 1e-15)      # monotone for stable GD
-    assert elapsed < 10.0                                # generous: measured ~0.3 s
     # a convenience wrapper gives the same curves
     cur2 = linearized_curves(sys, times[:5])
     np.testing.assert_allclose(cur2.test_loss, cur.test_loss[:5], rtol=1e-12)
@@ -302,7 +299,7 @@ def test_linearisation_around_a_later_state(centered):
     p = Problem(D=8, P=20, N=5, alpha=1.0, eps=0.6, eta0=1.0, seed=12, test_size=25,
                 centered=centered)
     d = p.data()
-    F = solve(p, 200, data=d).final_state["F"]
+    F = solve(p, 200, method="gd", data=d).final_state["F"]
     Ws = simulate(p, 200, data=d).final_state["W"]
     model = LinearizedModel.from_system(ReducedSystem.build(p, d), F=F)
     net = LinNet(p, d, Ws=Ws).setup()
@@ -324,7 +321,7 @@ def test_network_approaches_linearised_model_as_alpha_grows():
     dev = []
     for alpha in (100.0, 1000.0):
         p = Problem(D=10, P=40, N=30, alpha=alpha, eps=0.5, eta0=1.0, seed=3, test_size=50)
-        tr = solve(p, times[-1], save_times=times)
+        tr = solve(p, times[-1], method="gd", save_times=times)
         idx = [int(np.flatnonzero(tr.t == t)[0]) for t in times]
         cur = LinearizedModel.from_problem(p).curves(times)
         dev.append(max(_rel(tr.test_loss[idx], cur.test_loss),

@@ -154,10 +154,12 @@ def cell_metrics(t: np.ndarray, train_loss: np.ndarray, test_loss: np.ndarray,
     return {k: float(v) for k, v in m.items()}
 
 
-def _gd_run(problem: Problem, steps: int, tol: float | None):
-    """Exact GD (``solve(method='gd')``) stopped by the core loop at the first save time where
-    train and test loss are both under ``tol`` (None: run to the end)."""
-    traj = solve(problem, steps, method="gd", stop=tol if tol is not None and tol > 0 else None)
+def _gd_run(problem: Problem, steps: int, tol: float | None, method: str = "gd",
+            rtol: float | None = None):
+    """Discrete GD (``solve(method="gd")`` or the strides of "gd-fast") stopped at the first
+    save time where train and test loss are both under ``tol`` (None: run to the end)."""
+    traj = solve(problem, steps, method=method, rtol=rtol if method == "gd-fast" else None,
+                 stop=tol if tol is not None and tol > 0 else None)
     return traj.t, traj.train_loss, traj.test_loss
 
 
@@ -197,7 +199,7 @@ def _lazy_times(problem: Problem, data: Any, method: str, threshold: float,
     # y = tau (beta.x)^2 = 0.5 (beta_eff.x)^2: the model's teacher scale is 0.5
     model = LinearizedModel.initial_infinite_width(data.X * problem.input_scale, beta_eff,
                                                    problem.eps, problem.eta0, 0.5)
-    cur = model.curves(times, "gd" if method == "gd" else "flow", test=False,
+    cur = model.curves(times, "gd" if method in ("gd", "gd-fast") else "flow", test=False,
                        whole_steps=False)
     train, test = cur.train_loss, cur.population_loss
     k = int(np.argmax(test))
@@ -221,7 +223,7 @@ def predicted_grokking(pred: Mapping[str, float], steps: float) -> float:
 def run_cell(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Compute one cell: solve the reduced dynamics, measure :data:`METRICS`.
 
-    ``spec`` holds ``problem`` (a Problem dict), ``steps``, ``method`` ("flow" or "gd"),
+    ``spec`` holds ``problem`` (a Problem dict), ``steps``, ``method`` ("flow", "gd" or "gd-fast"),
     ``integrator``, ``rtol``, ``atol``, ``threshold``, ``relative``, ``tol`` and ``predict``.
     Returns the cell record (``status`` "ok" or "diverged", ``metrics``, ``error``).
     BLAS runs single-threaded, so the result does not depend on where it is computed.
@@ -234,8 +236,8 @@ def run_cell(spec: Mapping[str, Any]) -> dict[str, Any]:
     metrics: dict[str, float] = {k: math.nan for k in RESULT_METRICS}
     with threadpool_limits(limits=1, user_api="blas"):
         try:
-            if spec["method"] == "gd":
-                t, tr, te = _gd_run(problem, steps, tol)
+            if spec["method"] in ("gd", "gd-fast"):
+                t, tr, te = _gd_run(problem, steps, tol, spec["method"], spec.get("rtol"))
             else:
                 traj = solve(problem, steps, method="flow", integrator=spec["integrator"],
                              rtol=spec["rtol"], atol=spec["atol"])

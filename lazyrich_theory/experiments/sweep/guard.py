@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from lazyrich_theory.core.solve import estimate_method
 from lazyrich_theory.experiments.sweep.axes import Axis
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.resources import (
@@ -166,7 +167,8 @@ def check_grid_size(base: Problem, vary: Any, seeds: Any, steps: int, method: st
     n_cells = count_cells(vary, seeds)
     if n_cells is None:
         return None
-    cell = estimate(base, steps, method, integrator=integrator, theory=predict)
+    cell = estimate(base, steps, estimate_method(base, steps, method), integrator=integrator,
+                    theory=predict)
     seconds = cell.seconds + CELL_OVERHEAD
     memory = n_cells * PLAN_BYTES + cell.memory * min(running or 1, n_cells)
     what = f"{n_cells} cells x ~{format_seconds(seconds)} each ({cell.what})"
@@ -203,8 +205,12 @@ def check_cells(cells: Sequence[Mapping[str, Any]], method: str, integrator: str
     ResourceError
         One line with the number of cells and the estimate.
     """
-    ests = [estimate(Problem.from_dict(spec["problem"]), spec["steps"], method,
-                     integrator=integrator, theory=predict) for spec in cells]
+    ests = []
+    for spec in cells:
+        problem = Problem.from_dict(spec["problem"])
+        ests.append(estimate(problem, spec["steps"],
+                             estimate_method(problem, spec["steps"], method),
+                             integrator=integrator, theory=predict))
     if not ests:
         return Estimate(0, 0.0, 0.0, "no cells")
     n_cells = len(ests)

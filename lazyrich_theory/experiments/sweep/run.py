@@ -92,7 +92,9 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
     steps : horizon T in GD steps.
     seeds : K (seeds base.seed, ..., base.seed + K - 1) or an explicit list; a ``seed`` axis
         in ``vary`` does the same.  Means and spreads are taken over this axis.
-    method : "flow" (gradient flow, RKC; default: fast) or "gd" (exact GD map).
+    method : "flow" (gradient flow, RKC; default: fast), "gd" (exact GD map) or "gd-fast"
+        (discrete GD in error-controlled strides, docs/stride.md; exact GD where they do not
+        apply).
     threshold, relative : the absolute grokking threshold (> 0) and the relative one (a
         fraction in (0, 1) of each curve's initial loss; see :data:`METRICS`).
     tol : convergence tolerance: a cell stops at the first save time at which train and test
@@ -203,8 +205,8 @@ def _validate(method: str, integrator: str, steps: Any, threshold: Any, relative
               workers: Any) -> float | None:
     """Check the options of :func:`sweep` (ProblemError, one line); returns ``tol`` with 0
     meaning None."""
-    if method not in ("flow", "gd"):
-        raise ProblemError(f"method must be 'flow' or 'gd', got {method!r}")
+    if method not in ("flow", "gd", "gd-fast"):
+        raise ProblemError(f"method must be 'flow', 'gd' or 'gd-fast', got {method!r}")
     if method == "flow" and integrator not in ("rkc", "dopri5"):
         raise ProblemError(f"integrator must be 'rkc' or 'dopri5', got {integrator!r}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
