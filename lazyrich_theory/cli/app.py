@@ -7,6 +7,7 @@ subcommand (options shared by several live in :mod:`lazyrich_theory.cli.parser`)
     lazyrich compare DIR_A DIR_B
     lazyrich phase --vary NAME=SPEC ... [model options] --out DIR
     lazyrich figure NAME [--out DIR] [--set KEY=VALUE ...]
+    lazyrich asymptotic [model options] [--steps T] [--save-times ...] --out DIR
     lazyrich --version
 
 Each command's summary line gives its total wall time (from the start of :func:`main` to its
@@ -22,6 +23,7 @@ import sys
 import time
 from typing import Callable, Sequence
 
+from lazyrich_theory.cli.asymptotic import add_asymptotic_parser, run_asymptotic
 from lazyrich_theory.cli.compare import add_compare_parser, run_compare
 from lazyrich_theory.cli.figure import add_figure_parser
 from lazyrich_theory.cli.figure import main as figure_main
@@ -37,6 +39,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
     **dict.fromkeys(SOLVE_COMMANDS, run_solve),
     "compare": run_compare,
     "phase": run_phase,
+    "asymptotic": run_asymptotic,
     "figure": lambda args: figure_main(args.figure_args, started=args.started),
 }
 
@@ -69,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_parser(sub)
     add_phase_parser(sub)
     add_figure_parser(sub)
+    add_asymptotic_parser(sub)
     return parser
 
 

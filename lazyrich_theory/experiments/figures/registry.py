@@ -23,6 +23,7 @@ from lazyrich_theory.experiments.figures import (
     fig5,
     init_structure,
     interpolation,
+    offline,
     paper,
     sweeps,
     variants,
@@ -30,6 +31,7 @@ from lazyrich_theory.experiments.figures import (
 from lazyrich_theory.experiments.figures.common import FigureData
 from lazyrich_theory.plotting import figures as draw
 from lazyrich_theory.plotting import init_structure as draw_init
+from lazyrich_theory.plotting import offline as draw_offline
 from lazyrich_theory.plotting.phase import plot_phase
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.storage import (
@@ -183,6 +185,11 @@ FIGURES: dict[str, Figure] = {
                           dict(D=50, P=225, N=250, alpha=1.0, eps=0.25, eta0=0.5,
                                convention="B", centered=True, test_size=500), 50_000,
                           init_structure.weight_norm, draw_init.plot_weight_norm, paper=False),
+    "kappa": Figure("kappa", "beyond the paper: the offline theory (issue 13) against the exact "
+                    "flow, test loss vs time over kappa = P/D (docs/offline_theory.md)",
+                    dict(D=100, P=550, N=math.inf, alpha=1.0, eps=0.02, eta0=1.0,
+                         convention="A", centered=True, test_size=100), 100_000,
+                    offline.kappa, draw_offline.plot_kappa, paper=False),
 }
 
 

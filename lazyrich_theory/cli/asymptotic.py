@@ -1,0 +1,124 @@
+"""``lazyrich asymptotic``: the offline (finite data, P = kappa D) theory of grokking into a folder.
+
+    lazyrich asymptotic [model options] [--method auto|spectral|dmft] [--critical-kappa
+                        bbp|dmft|none] [--steps T] [--save-times ...] --out DIR
+
+Writes trajectory.csv (t, train_loss, test_loss, population_loss and the other core columns;
+test_loss is the population loss, columns the theory lacks are empty), summary.json
+(predicted_half_time, predicted_final_test_loss, critical_kappa, predicted_grokking_delay,
+null with a reason when not applicable), problem.json, run.json and the PNG.  The width
+defaults to N = inf here (the theory's); a finite --N, --uncentered, a training option, a
+non-paper target or P <= D is refused in one line (exit 2).  docs/offline_theory.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from lazyrich_theory.cli.parser import (
+    add_model_options,
+    add_run_options,
+    check_out_dir,
+    int_at_least,
+    problem_from_args,
+)
+from lazyrich_theory.spec.schedule import parse_times, save_times
+from lazyrich_theory.theory.offline import (
+    CRITICAL_METHODS,
+    OFFLINE_METHODS,
+    critical_kappa,
+    offline_inputs,
+    offline_summary,
+    offline_theory,
+)
+from lazyrich_theory.theory.offline.dmft import DMFT_NS
+
+__all__ = ["add_asymptotic_parser", "run_asymptotic"]
+
+
+def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``asymptotic`` on the ``lazyrich`` subparsers.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        What ``add_subparsers`` returned on the ``lazyrich`` parser.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    p = subparsers.add_parser(
+        "asymptotic", help="offline (P = kappa D) theory of grokking: predicted curves, "
+        "half-loss time, long-time loss, critical kappa (an approximation: "
+        "docs/offline_theory.md)")
+    add_model_options(p)
+    p.set_defaults(N="inf")
+    p.add_argument("--method", choices=OFFLINE_METHODS, default="auto",
+                   help="spectral: two-timescale closure (~1 s, validated for kappa >= 5); "
+                        "dmft: DMFT with the memorisation channel (~1 min); auto (default): "
+                        "spectral for kappa >= 5, else dmft")
+    p.add_argument("--critical-kappa", dest="critical", choices=(*CRITICAL_METHODS, "none"),
+                   default="bbp",
+                   help="bbp (default, ~0.5 s): the plateau's BBP threshold, the lower end of "
+                        "the crossover; dmft: where the DMFT's long-time loss crosses 1/2 "
+                        "(~6 DMFT runs, minutes); none: null")
+    p.add_argument("--ns", type=int_at_least("--ns", 20), default=DMFT_NS,
+                   help=f"DMFT Monte Carlo samples (even, default {DMFT_NS})")
+    p.add_argument("--dmft-seed", dest="dmft_seed", type=int_at_least("--dmft-seed"),
+                   default=0, help="seed of the DMFT's Monte Carlo draws (default 0)")
+    add_run_options(p)
+    return p
+
+
+def _config(args: argparse.Namespace, problem, steps: int,
+            extra: list[int] | None) -> dict[str, Any]:
+    return {"command": "asymptotic", "problem": problem.to_dict(), "steps": steps,
+            "save_times": extra, "method": args.method, "critical_kappa": args.critical,
+            "ns": args.ns, "dmft_seed": args.dmft_seed}
+
+
+def run_asymptotic(args: argparse.Namespace) -> int:
+    """Run ``lazyrich asymptotic`` from parsed arguments into ``args.out``.
+
+    Everything is checked before anything is computed: the problem (the theory's refusals,
+    ``theory.offline.check_problem``), the save times and that ``--out`` is writable.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    int
+        0; bad input raises ProblemError (exit 2, one line, nothing written).
+    """
+    started = getattr(args, "started", None) or time.perf_counter()
+    problem, steps = problem_from_args(args)
+    extra = parse_times(args.save_times) if args.save_times is not None else None
+    save_times(steps, extra=extra)         # validates before anything runs
+    inp = offline_inputs(problem)          # the theory's refusals, one line
+    if args.ns % 2:
+        args.ns += 1
+    config = _config(args, problem, steps, extra)
+    check_out_dir(args.out, config, args.overwrite)
+    traj = offline_theory(problem, steps, method=args.method, save_times=extra,
+                          Ns=args.ns, seed=args.dmft_seed)
+    crit = None if args.critical == "none" else critical_kappa(
+        inp, args.critical, Ns=max(args.ns // 2 * 2, 20), seed=args.dmft_seed)
+    summary = offline_summary(traj, crit)
+    if crit is None:
+        for key in ("critical_kappa", "critical_kappa_method", "critical_kappa_definition"):
+            summary["reasons"][key] = "not computed (--critical-kappa none)"
+    traj = traj.with_info(config=config, summary=summary)
+    traj.save(args.out, plot=args.plot, overwrite=True)   # check_out_dir ran
+    if not args.quiet:
+        h = summary["predicted_half_time"]
+        print(f"asymptotic: {traj.method}, kappa={inp.kappa:.4g}, {steps} steps in "
+              f"{time.perf_counter() - started:.2f} s; predicted half time "
+              f"{'never' if h is None else f'{h:.6g}'}, final test loss "
+              f"{summary['predicted_final_test_loss']:.3g} x initial, critical kappa "
+              f"{summary['critical_kappa']} ({args.critical}) -> {args.out}")
+    return 0

@@ -1,0 +1,57 @@
+"""Offline theory of grokking: finite data, P = kappa D, D large (issue 13;
+docs/offline_theory.md has the derivation, the regime of validity and the measured errors).
+
+Two approximations, both with no fitted constant and D explicit (finite-D predictions:
+the spike of M along betahat must grow from O(1) to O(D / (alpha eps)), which puts ln D into
+the rich time):
+
+* ``method="spectral"`` -- a two-timescale closure.  The lazy fit is an exact least-squares
+  projection (leave-one-out form); the plateau gradient matrix Ghat0 = (1/P) sum r0 z z^T has a
+  deterministic-equivalent spectrum with a BBP signal outlier; the rich phase keeps the bulk
+  eigenbasis of Ghat0 frozen and lets a 2-D spike block rotate towards betahat.  ~1 s per
+  curve, alpha and eps enter only through alpha eps on the rich clock s = eta0 eps t / alpha.
+  Validated for kappa >= 5 (half-loss time within ~1-11 % of the exact flow at D = 100-400);
+  no memorisation channel, so it cannot predict interpolation without generalisation.
+* ``method="dmft"`` -- a dynamical mean-field theory: single-sample processes for the spike
+  field, the bulk vector (memorisation) and the linear column, Monte Carlo over samples on a
+  two-time grid; ~1 minute per curve.  It predicts the long-time loss and the critical kappa
+  (errors +0.1..0.3 at kappa <= 3), its half-times are -25..+10 %.
+
+Public API: :func:`offline_theory` (a ``Trajectory`` with the core columns of ``solve``),
+:func:`critical_kappa`, :func:`offline_summary`, :func:`offline_inputs` / :func:`check_problem`
+(the inputs and the refusals), :func:`phase_boundary_times` (the cheap alpha x eps grid of the
+spectral closure), and the building blocks :func:`plateau_spectrum`, :func:`build_closure`,
+:func:`rich_clock_curves`, :func:`dmft_tau_curves`.
+
+Modules: ``inputs`` (what is read and refused), ``plateau`` (per-sample law, deterministic
+equivalent, BBP outlier), ``spectral`` (the closure), ``dmft_kernels`` / ``dmft`` (the DMFT),
+``curves`` (the Trajectory), ``summary`` (the numbers), ``grid`` (phase diagrams).
+"""
+
+from lazyrich_theory.theory.offline.curves import (
+    KAPPA_SPECTRAL,
+    OFFLINE_METHODS,
+    offline_curves,
+    offline_theory,
+)
+from lazyrich_theory.theory.offline.dmft import dmft_tau_curves
+from lazyrich_theory.theory.offline.grid import phase_boundary_times
+from lazyrich_theory.theory.offline.inputs import OfflineInputs, check_problem, offline_inputs
+from lazyrich_theory.theory.offline.plateau import PlateauSpectrum, plateau_spectrum
+from lazyrich_theory.theory.offline.spectral import (
+    SpectralClosure,
+    build_closure,
+    rich_clock_curves,
+)
+from lazyrich_theory.theory.offline.summary import (
+    CRITICAL_METHODS,
+    CriticalKappa,
+    critical_kappa,
+    offline_summary,
+)
+
+__all__ = ["offline_theory", "offline_curves", "critical_kappa", "offline_summary",
+           "offline_inputs", "check_problem", "phase_boundary_times", "OfflineInputs",
+           "CriticalKappa", "PlateauSpectrum", "SpectralClosure", "plateau_spectrum",
+           "build_closure", "rich_clock_curves", "dmft_tau_curves", "OFFLINE_METHODS",
+           "CRITICAL_METHODS", "KAPPA_SPECTRAL"]

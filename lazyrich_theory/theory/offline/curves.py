@@ -1,0 +1,176 @@
+"""``offline_theory``: the offline (finite data, P = kappa D) theory's curves as a Trajectory
+with the same core columns as ``solve``, so that theory and exact curves overlay.
+
+Two methods (docs/offline_theory.md):
+
+* ``"spectral"`` -- the two-timescale closure (``spectral``): lazy fit + deterministic-
+  equivalent spectrum of the plateau matrix + frozen bulk basis and a 2-D spike.  About a
+  second per curve.  Validated for kappa >~ 5: the test half-loss time within ~1-11 % of the
+  exact flow (D = 100-400); it has no memorisation channel, so below kappa ~ 5 its late
+  curve is far too optimistic (long-time loss ~0 where the network interpolates without
+  generalising).
+* ``"dmft"`` -- the dynamical mean-field theory (``dmft``): per-sample single-site processes,
+  spike / bulk / linear channels, Monte Carlo over samples on a two-time grid; about a minute
+  per curve.  It has the memorisation channel: long-time loss and critical kappa, with the
+  errors of docs/offline_theory.md (+0.1..0.3 in the long-time loss at kappa <= 3).
+* ``"auto"`` -- spectral for kappa >= :data:`KAPPA_SPECTRAL`, dmft below.
+
+Columns the theory does not provide are NaN.  test_loss is the population loss (no finite
+test set in the theory).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Any, Iterable
+
+import numpy as np
+
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
+from lazyrich_theory.spec.data import ProblemData
+from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.spec.schedule import save_times as make_save_times
+from lazyrich_theory.theory.offline.inputs import OfflineInputs, offline_inputs
+from lazyrich_theory.theory.offline.spectral import (
+    SpectralClosure,
+    build_closure,
+    lazy_transient,
+    rich_clock_curves,
+)
+
+__all__ = ["offline_theory", "offline_curves", "spectral_closure", "OFFLINE_METHODS",
+           "KAPPA_SPECTRAL"]
+
+#: The methods of :func:`offline_theory`.
+OFFLINE_METHODS = ("auto", "spectral", "dmft")
+#: ``method="auto"`` uses the spectral closure from this kappa up (its validated regime;
+#: below it memorisation, which only the DMFT has, changes the curves).
+KAPPA_SPECTRAL = 5.0
+
+
+@functools.lru_cache(maxsize=32)
+def spectral_closure(kappa: float, b2: float, D: int) -> SpectralClosure:
+    """:func:`~lazyrich_theory.theory.offline.spectral.build_closure`, cached: the plateau
+    depends on (kappa, b2, D) only, not on alpha, eps or eta0."""
+    return build_closure(kappa, b2, D)
+
+
+def _spectral(inp: OfflineInputs, t: np.ndarray) -> dict[str, np.ndarray]:
+    """The spectral closure's columns at times ``t`` (t[0] = 0) with the lazy transient."""
+    cl = spectral_closure(inp.kappa, inp.b2, inp.D)
+    s = inp.rich_clock(t)
+    c = rich_clock_curves(cl, inp.alpha_eps, s)
+    d_train, d_lin = lazy_transient(inp.kappa, cl.ey2, inp.eta0, inp.D, t)
+    pop = c["population_loss"] + d_lin
+    out = {"train_loss": c["train_loss"] + d_train, "population_loss": pop,
+           "linear_power": c["linear_power"] + d_lin, "variance": c["variance"],
+           "misalignment": c["misalignment"], "alignment": c["alignment"],
+           "trace_dM": c["trace_dM"], "frob_dM": c["frob_dM"],
+           "spike_strength": c["spike_strength"], "spike_overlap": c["spike_overlap"]}
+    out["norm_dwbar"] = np.sqrt(np.maximum(inp.D * out["linear_power"], 0.0)) / inp.alpha
+    # t = 0: the exact initial state (the composite's quadrature is exact only to ~1e-6)
+    out["population_loss"][0] = 0.75 * inp.b2**2
+    out["linear_power"][0] = out["norm_dwbar"][0] = 0.0
+    out["train_loss"][0] = cl.ey2
+    return out
+
+
+def _choose(method: str, inp: OfflineInputs) -> str:
+    if method not in OFFLINE_METHODS:
+        raise ProblemError(f"offline method must be one of {', '.join(OFFLINE_METHODS)}, "
+                           f"got {method!r}")
+    if method == "auto":
+        return "spectral" if inp.kappa >= KAPPA_SPECTRAL else "dmft"
+    return method
+
+
+def offline_curves(inp: OfflineInputs, t: np.ndarray, method: str = "spectral",
+                   **dmft_options: Any) -> dict[str, np.ndarray]:
+    """The theory's columns at times ``t`` (GD steps, t[0] = 0, increasing) for given inputs.
+
+    Parameters
+    ----------
+    inp : OfflineInputs
+    t : np.ndarray
+    method : {"spectral", "dmft"}
+    **dmft_options
+        Passed to :func:`~lazyrich_theory.theory.offline.dmft.dmft_curves` (Ns, seed, dmax).
+
+    Returns
+    -------
+    dict
+        train_loss, population_loss, variance, misalignment, linear_power, alignment,
+        trace_dM, frob_dM, norm_dwbar (NaN where not provided) and method-specific extras.
+    """
+    t = np.asarray(t, dtype=float)
+    if t[0] != 0.0 or np.any(np.diff(t) <= 0):
+        raise ProblemError("offline theory times must start at 0 and increase")
+    if method == "spectral":
+        return _spectral(inp, t)
+    if method == "dmft":
+        from lazyrich_theory.theory.offline.dmft import dmft_columns
+
+        return dmft_columns(inp, t, **dmft_options)
+    raise ProblemError(f"offline method must be 'spectral' or 'dmft', got {method!r}")
+
+
+def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
+                   save_times: Iterable[int] | np.ndarray | None = None,
+                   data: ProblemData | None = None, b2: float | None = None,
+                   **dmft_options: Any) -> Trajectory:
+    """The offline theory's prediction for ``problem`` up to ``steps`` (GD steps), as a
+    :class:`~lazyrich_theory.results.trajectory.Trajectory` with the core columns of
+    ``solve`` (test_loss = population_loss; columns the theory lacks are NaN).
+
+    An approximation (docs/offline_theory.md: derivation, regime of validity, measured
+    errors); D enters explicitly (a finite-D prediction, not a D -> inf limit).  Gradient
+    flow on the GD time axis.
+
+    Parameters
+    ----------
+    problem : Problem
+        N = inf, centered, paper teacher, no training options, P > D
+        (:func:`~lazyrich_theory.theory.offline.inputs.check_problem` says why not).
+    steps : int
+        Horizon in GD steps.
+    method : {"auto", "spectral", "dmft"}
+        See the module docstring; "auto" is spectral for kappa >= KAPPA_SPECTRAL.
+    save_times : iterable of int, optional
+        Extra save times added to the default log-spaced grid (as in ``solve``).
+    data : ProblemData, optional
+        Where |beta|^2 comes from (default the problem's own teacher).
+    b2 : float, optional
+        Override |beta|^2 / D (convention-A units).
+    **dmft_options
+        Ns, seed, dmax for the DMFT.
+
+    Returns
+    -------
+    Trajectory
+        method ``"offline-spectral"`` or ``"offline-dmft"``; ``info`` holds the inputs, the
+        method, the plateau outlier (spectral) and the wall time.
+    """
+    inp = offline_inputs(problem, data, b2)
+    chosen = _choose(method, inp)
+    times = make_save_times(steps, extra=save_times).astype(np.float64)
+    if times[0] != 0.0:
+        raise ProblemError("the offline theory needs t = 0 among the save times")
+    t0 = time.perf_counter()
+    cols = offline_curves(inp, times, chosen, **dmft_options)
+    info: dict[str, Any] = {"steps": int(steps), "offline_method": chosen,
+                            "requested_method": method, "kappa": inp.kappa, "b2": inp.b2,
+                            "D": inp.D, "alpha_eps": inp.alpha_eps,
+                            "wall_time": time.perf_counter() - t0}
+    if chosen == "spectral":
+        cl = spectral_closure(inp.kappa, inp.b2, inp.D)
+        info.update(plateau_outlier_overlap=cl.omega0,
+                    plateau_outlier=None if math.isnan(cl.lam1) else cl.lam1)
+    core = {c: np.asarray(cols.get(c, np.full(times.size, np.nan)), dtype=float)
+            for c in CORE_COLUMNS if c != "test_loss"}
+    core["test_loss"] = core["population_loss"].copy()
+    extra = {k: np.asarray(v, dtype=float) for k, v in cols.items() if k not in CORE_COLUMNS}
+    return Trajectory(problem=problem, method=f"offline-{chosen}", t=times, **core,
+                      extra=extra, info=info)

@@ -1,0 +1,365 @@
+"""The compiled core of the offline DMFT (docs/offline_theory.md §8): one causal time step of
+the order parameters and of every Monte Carlo sample, on a non-uniform grid in
+tau = 2 eta0 eps t / (alpha D).
+
+Storage.  Two-time order parameters live in one array ``K[name, n, m]`` (index constants
+below); per-sample histories in ``S[name, i, n]``; per-sample two-time objects (the bulk Gram
+Q and the Volterra resolvents L_b, L_m) are lower-triangular, stored packed
+(``tri(n, m) = n (n + 1) / 2 + m``, m <= n) in ``Q``, ``LB``, ``LM`` of shape (Ns, T (T + 1) / 2).
+Scalar series in ``V1[name, n]``.
+
+Numerics (as derived): trapezoid Onsager sums with the current point implicit (a scalar
+division per sample), three fixed-point passes for the current residual, Adams–Bashforth-2
+for the responses and the spike amplitude, left-Riemann sums for the covariances, product
+integration for the (stiff) linear column, and Gaussian fields sampled by population dynamics
+(eta_i = (Ns - 1)^(-1/2) sum_{j != i} omega_ij phi_j, omega fixed Gaussian matrices).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = ["run_dmft", "K_NAMES", "S_NAMES", "V1_NAMES"]
+
+#: Two-time arrays K[k]: responses R (bulk, spike, betahat row), covariances C (bulk, spike
+#: tilt, linear), memory kernels Gamma, noise sources S, their products F = Gamma * R, the
+#: mean memorisation kernel Kbar and the sample means E[Q], E[xi^2 Q], E[h h'].
+K_NAMES = ("Rb", "Rm", "Rx", "Cb", "Cg", "Cu", "Gb", "Gm", "Gx", "Sb", "Sg", "Sx", "Su",
+           "Fb", "Fm", "Fx", "Kbar", "EQ", "EQx", "Ehh")
+(RB, RM, RX, CB, CG, CU, GB, GM, GX, SB, SG, SX, SU, FB, FM, FX, KBAR, EQ, EQX,
+ EHH) = range(len(K_NAMES))
+#: Per-sample histories S[k, i, n]: residual r, spike field h, the linear column's input
+#: and output (rt, rc), the implicit bulk factor c_b, and the two noise draws.
+S_NAMES = ("r", "h", "rt", "rc", "cb", "etg", "etu")
+R_, H_, RT_, RC_, CBS_, ETG_, ETU_ = range(len(S_NAMES))
+#: Scalar series V1[k, n]: spike amplitude (with and without the seed), seed factor nu,
+#: E[xi r h], train loss, E[r], E[g^2], E[theta_u^2].
+V1_NAMES = ("mu", "mudet", "nu", "exrh", "train", "er", "eg2", "eu2")
+MU_, MUDET_, NU_, EXRH_, TRAIN_, ER_, EG2_, EU2_ = range(len(V1_NAMES))
+#: Guard on the implicit factors 1 + c (stiff outlier samples), and the spike size at which
+#: the seed factor nu is frozen (alpha eps mu^2 / b2).
+C_FLOOR, SEED_FREEZE = -0.5, 0.05
+
+
+@njit(cache=True, inline="always")
+def tri(n, m):
+    """Packed index of (n, m), m <= n."""
+    return n * (n + 1) // 2 + m
+
+
+@njit(cache=True)
+def _responses(K, n, dt):
+    """R(n, s), s < n, by AB2 (Euler for the first step) on d_t R(t, s) = -F(t, s)."""
+    d = dt[n - 1]
+    for s in range(n):
+        for (r, f) in ((RB, FB), (RM, FM), (RX, FX)):
+            if n >= 2 and s <= n - 2:
+                c1, c2 = 1.0 + 0.5 * d / dt[n - 2], 0.5 * d / dt[n - 2]
+                K[r, n, s] = K[r, n - 1, s] - d * (c1 * K[f, n - 1, s] - c2 * K[f, n - 2, s])
+            else:
+                K[r, n, s] = K[r, n - 1, s] - d * K[f, n - 1, s]
+    K[RB, n, n] = K[RM, n, n] = K[RX, n, n] = 1.0
+
+
+@njit(cache=True)
+def _spike(V1, n, dt):
+    """mu(n) = mu(n-1) - int E[xi r h] (AB2); the seed-free amplitude shares its growth."""
+    d = dt[n - 1]
+    if n >= 2:
+        c1, c2 = 1.0 + 0.5 * d / dt[n - 2], 0.5 * d / dt[n - 2]
+        inc = -d * (c1 * V1[EXRH_, n - 1] - c2 * V1[EXRH_, n - 2])
+    else:
+        inc = -d * V1[EXRH_, n - 1]
+    V1[MU_, n] = V1[MU_, n - 1] + inc
+    V1[MUDET_, n] = V1[MUDET_, n - 1] * V1[MU_, n] / V1[MU_, n - 1]
+
+
+@njit(cache=True)
+def _covariances(K, n, dt, Vlin, kappa, eps):
+    """C_b, C_g, C_u at (n, m <= n); returns the seed variance (1/kappa) int int R_x R_x S_x."""
+    vb, vg, vx, vu = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    for b in range(n):
+        for a in range(n):
+            vb[b] += K[RB, n, a] * dt[a] * K[SB, a, b]
+            vg[b] += K[RM, n, a] * dt[a] * K[SG, a, b]
+            vx[b] += K[RX, n, a] * dt[a] * K[SX, a, b]
+            vu[b] += Vlin[n, a] * K[SU, a, b]
+    for m in range(n + 1):
+        sb = sg = su = 0.0
+        for b in range(m):
+            sb += vb[b] * K[RB, m, b] * dt[b]
+            sg += vg[b] * K[RM, m, b] * dt[b]
+            su += vu[b] * Vlin[m, b]
+        K[CB, n, m] = K[CB, m, n] = K[RB, n, 0] * K[RB, m, 0] + sb / kappa
+        K[CG, n, m] = K[CG, m, n] = sg / kappa
+        K[CU, n, m] = K[CU, m, n] = su / (eps * eps * kappa)
+    ss = 0.0
+    for b in range(n):
+        ss += vx[b] * K[RX, n, b] * dt[b]
+    return ss / kappa
+
+
+@njit(cache=True)
+def _seed(K, V1, n, ss, frozen, ae, b2):
+    """The finite-D seed of the spike: mu_eff^2 = mu_det^2 (1 + nu), nu frozen once the spike
+    matters (alpha eps mu^2 / b2 > SEED_FREEZE).  Returns the new ``frozen``."""
+    if frozen:
+        V1[NU_, n] = V1[NU_, n - 1]
+        return True
+    V1[NU_, n] = ss / K[RX, n, 0] ** 2
+    V1[MU_, n] = V1[MUDET_, n] * math.sqrt(1.0 + V1[NU_, n])
+    return V1[MU_, n] ** 2 * ae / b2 > SEED_FREEZE
+
+
+@njit(cache=True)
+def _kbar(K, n, W, Wc, ae, kappa, D):
+    """Row n of the sample-averaged memorisation kernel (the null-space split of the linear
+    column, approximation A6)."""
+    for s in range(n):
+        K[KBAR, n, s] = -(ae / kappa) * W[s] * (K[RB, n, s] * K[EQ, n - 1, s]
+                                                + K[RX, n, s] * K[EQX, n - 1, s] / D
+                                                + K[RM, n, s] * K[EHH, n - 1, s])
+    K[KBAR, n, n] = -(ae / kappa) * Wc * (K[EQ, n - 1, n - 1] + K[EQX, n - 1, n - 1] / D
+                                          + K[EHH, n - 1, n - 1])
+
+
+@njit(cache=True)
+def _noise(S, i, n, zg, zu, Rm, dt, Vlin, kappa, eps):
+    """The sample's Gaussian fields at n: spike tilt g and linear-column input theta_u, from
+    the population-dynamics draws of the other samples at n - 1."""
+    Ns = zg.shape[0]
+    e1 = e2 = 0.0
+    for j in range(Ns):
+        if j != i:
+            e1 += zg[i, j] * S[R_, j, n - 1] * S[H_, j, n - 1]
+            e2 += zu[i, j] * S[RC_, j, n - 1]
+    S[ETG_, i, n - 1] = e1 / math.sqrt(Ns - 1.0)
+    S[ETU_, i, n - 1] = e2 / math.sqrt(Ns - 1.0)
+    gi = ui = 0.0
+    for a in range(n):
+        gi += Rm[n, a] * dt[a] * S[ETG_, i, a]
+        ui += Vlin[n, a] * S[ETU_, i, a]
+    return gi / math.sqrt(kappa), ui / (eps * math.sqrt(kappa))
+
+
+@njit(cache=True)
+def _bulk_gram(K, S, Q, i, n, W, an, kappa, kb, pcol, qt):
+    """The sample's bulk Gram against the new cavity field: fills pcol (z(m).theta(n)),
+    qt (the explicit part of Q(n, m)) and returns the explicit part of Q(n, n); kb holds the
+    bulk Onsager weights of row n."""
+    for m in range(n):
+        v = K[CB, m, n]
+        for s in range(m):
+            v -= W[s] * (K[RB, m, s] + an * K[RX, m, s]) * S[R_, i, s] / kappa * pcol[s]
+        pcol[m] = v / (1.0 + S[CBS_, i, m])
+    for s in range(n):
+        kb[s] = W[s] * (K[RB, n, s] + an * K[RX, n, s]) * S[R_, i, s] / kappa
+    qq = K[CB, n, n]
+    for s in range(n):
+        qq -= kb[s] * pcol[s]
+    for m in range(n):
+        qt[m] = pcol[m]
+    for s in range(n):
+        for m in range(n):
+            qt[m] -= kb[s] * (Q[i, tri(s, m)] if m <= s else Q[i, tri(m, s)])
+    for s in range(n):
+        qq -= kb[s] * qt[s]
+    return qq
+
+
+@njit(cache=True)
+def _spike_explicit(K, S, i, n, W, xi_i, mu_n, gi, kappa):
+    """The explicit part of the spike field h(n)."""
+    hs = xi_i * mu_n + gi
+    for s in range(n):
+        hs -= W[s] * K[RM, n, s] * S[R_, i, s] * S[H_, i, s] / kappa
+    return hs
+
+
+@njit(cache=True)
+def _linear_explicit(S, i, n, ps, Wpsi):
+    """The explicit part of the linear column's product integral A[rt](n)."""
+    lin = ps[n] * S[RT_, i, 0]
+    for j in range(n - 1):
+        lin += Wpsi[n, j] * (S[RT_, i, j + 1] - S[RT_, i, j])
+    return lin
+
+
+@njit(cache=True)
+def _solve_current(K, S, i, n, x2, hs, qq, lin, ons0, ui, Wc, Wpsi, par):
+    """Three fixed-point passes for the sample's current (r, h, Q(n, n), rt, rc) with the
+    current-point Onsager terms implicit; returns them and the final bulk factor c."""
+    kappa, ae, b2, D, alpha = par[0], par[1], par[2], par[3], par[4]
+    an = x2 / D
+    rn = S[R_, i, n - 1]
+    hn = qnn = rton = rcn = 0.0
+    for _ in range(3):
+        c = max(Wc * rn * (1.0 + an) / kappa, C_FLOOR)
+        hn = hs / (1.0 + max(Wc * rn / kappa, C_FLOOR))
+        qnn = qq / (1.0 + c) ** 2
+        rho = 0.5 * ae * (hn * hn + qnn - 1.0 - x2 / D) - 0.5 * b2 * x2
+        ons = ons0 + K[KBAR, n, n] * rn
+        rton = rho - ons + alpha * ui
+        rcn = lin + Wpsi[n, n - 1] * (rton - S[RT_, i, n - 1])
+        rn = rcn + ons
+    return rn, hn, qnn, rton, rcn, max(Wc * rn * (1.0 + an) / kappa, C_FLOOR)
+
+
+@njit(cache=True)
+def _resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par):
+    """Store Q(n, .) and the rows n of the sample's bulk and spike Volterra resolvents."""
+    kappa, ae = par[0], par[1]
+    fz = 1.0 - 1.0 / kappa
+    for m in range(n):
+        Q[i, tri(n, m)] = qt[m] / (1.0 + c)
+    Q[i, tri(n, n)] = qnn
+    cm = max(Wc * (rn + fz * ae * hn * hn) / kappa, C_FLOOR)
+    acb, acm = np.zeros(n + 1), np.zeros(n + 1)
+    acb[n] = acm[n] = 1.0
+    for s in range(n):
+        k1 = kb[s]
+        k2 = W[s] * K[RM, n, s] * (S[R_, i, s] + fz * ae * S[H_, i, s] ** 2) / kappa
+        for sg in range(s + 1):
+            acb[sg] -= k1 * LB[i, tri(s, sg)]
+            acm[sg] -= k2 * LM[i, tri(s, sg)]
+    for sg in range(n + 1):
+        LB[i, tri(n, sg)] = acb[sg] / (1.0 + c)
+        LM[i, tri(n, sg)] = acm[sg] / (1.0 + cm)
+
+
+@njit(cache=True)
+def _accumulate(K, S, V1, Q, LB, LM, i, n, xi_i, gi, ui, ae, kappa):
+    """Add sample i's contributions at n to the memory kernels, noise sources and means."""
+    inv = 1.0 / S.shape[1]
+    x2, rn, hn, rcn = xi_i * xi_i, S[R_, i, n], S[H_, i, n], S[RC_, i, n]
+    fm = rn + (1.0 - 1.0 / kappa) * ae * hn * hn
+    for sg in range(n + 1):
+        lb = LB[i, tri(n, sg)]
+        K[GB, n, sg] += rn * lb * inv
+        K[GX, n, sg] += x2 * rn * lb * inv
+        K[GM, n, sg] += fm * LM[i, tri(n, sg)] * inv
+    for m in range(n + 1):
+        q = Q[i, tri(n, m)]
+        v = rn * S[R_, i, m]
+        K[SB, n, m] += v * q * inv
+        K[SX, n, m] += x2 * v * q * inv
+        K[SG, n, m] += v * hn * S[H_, i, m] * inv
+        K[SU, n, m] += rcn * S[RC_, i, m] * inv
+        K[EQ, n, m] += q * inv
+        K[EQX, n, m] += x2 * q * inv
+        K[EHH, n, m] += hn * S[H_, i, m] * inv
+    V1[EXRH_, n] += xi_i * rn * hn * inv
+    V1[TRAIN_, n] += rn * rn * inv
+    V1[ER_, n] += rn * inv
+    V1[EG2_, n] += gi * gi * inv
+    V1[EU2_, n] += ui * ui * inv
+
+
+@njit(cache=True)
+def _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, work):
+    """Advance sample i to grid point n (noise, bulk Gram, spike, linear column, implicit
+    current point, resolvent rows) and accumulate it."""
+    kappa, ae, D, eps = par[0], par[1], par[3], par[5]
+    x2 = xi[i] * xi[i]
+    gi, ui = _noise(S, i, n, zg, zu, K[RM], dt, Vlin, kappa, eps)
+    kb, pcol, qt = work[0], work[1], work[2]
+    qq = _bulk_gram(K, S, Q, i, n, W, x2 / D, kappa, kb, pcol, qt)
+    hs = _spike_explicit(K, S, i, n, W, xi[i], V1[MU_, n], gi, kappa)
+    lin = _linear_explicit(S, i, n, ps, Wpsi)
+    ons0 = 0.0
+    for s in range(n):
+        ons0 += K[KBAR, n, s] * S[R_, i, s]
+    Wc = 0.5 * dt[n - 1]
+    rn, hn, qnn, rton, rcn, c = _solve_current(K, S, i, n, x2, hs, qq, lin, ons0, ui, Wc,
+                                               Wpsi, par)
+    S[CBS_, i, n], S[R_, i, n], S[H_, i, n] = c, rn, hn
+    S[RT_, i, n], S[RC_, i, n] = rton, rcn
+    _resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par)
+    _accumulate(K, S, V1, Q, LB, LM, i, n, xi[i], gi, ui, ae, kappa)
+
+
+@njit(cache=True)
+def _close_step(K, n):
+    """Symmetrise the noise sources and form F(n, s) = sum_{s <= sigma <= n}
+    Gamma(n, sigma) R(sigma, s)."""
+    for m in range(n):
+        for k in (SB, SG, SX, SU):
+            K[k, m, n] = K[k, n, m]
+    for s in range(n + 1):
+        for (f, g, r) in ((FB, GB, RB), (FM, GM, RM), (FX, GX, RX)):
+            acc = 0.0
+            for sg in range(s, n + 1):
+                acc += K[g, n, sg] * K[r, sg, s]
+            K[f, n, s] = acc
+
+
+@njit(cache=True)
+def _initial(K, S, V1, Q, LB, LM, xi, par):
+    """t = 0: M = I, u = 0 (r = -y), the spike amplitude 1/sqrt(D)."""
+    kappa, ae, b2, D = par[0], par[1], par[2], par[3]
+    V1[MU_, 0] = V1[MUDET_, 0] = 1.0 / math.sqrt(D)
+    K[RB, 0, 0] = K[RM, 0, 0] = K[RX, 0, 0] = K[CB, 0, 0] = 1.0
+    for i in range(xi.size):
+        x2 = xi[i] * xi[i]
+        h = xi[i] * V1[MU_, 0]
+        rho = 0.5 * ae * (h * h - x2 / D) - 0.5 * b2 * x2
+        S[H_, i, 0], S[R_, i, 0], S[RT_, i, 0], S[RC_, i, 0] = h, rho, rho, rho
+        Q[i, 0] = LB[i, 0] = LM[i, 0] = 1.0
+        _accumulate(K, S, V1, Q, LB, LM, i, 0, xi[i], 0.0, 0.0, ae, kappa)
+    _close_step(K, 0)
+
+
+@njit(cache=True)
+def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
+    """Integrate the DMFT on the grid ``tau``.
+
+    Parameters
+    ----------
+    tau : np.ndarray
+        The grid (tau[0] = 0).
+    xi : np.ndarray
+        The samples' teacher projections (Ns).
+    zg, zu : np.ndarray
+        (Ns, Ns) standard Gaussian matrices of the population-dynamics noise.
+    ps, Wpsi, Vlin : np.ndarray
+        The linear column's psi(tau_n), product-integration weights and R_u interval
+        integrals (``dmft.linear_channel``).
+    par : np.ndarray
+        (kappa, alpha eps, b2, D, alpha, eps).
+
+    Returns
+    -------
+    (K, V1)
+        The two-time order parameters and the scalar series (K_NAMES, V1_NAMES).
+    """
+    T, Ns = tau.size, xi.size
+    kappa, ae, b2, D, eps = par[0], par[1], par[2], par[3], par[5]
+    dt = np.empty(T)
+    dt[:T - 1] = tau[1:] - tau[:T - 1]
+    dt[T - 1] = dt[T - 2]
+    W = np.empty(T)
+    W[0] = 0.5 * dt[0]
+    for s in range(1, T):
+        W[s] = 0.5 * (dt[s - 1] + dt[s])
+    K = np.zeros((len(K_NAMES), T, T))
+    S = np.zeros((len(S_NAMES), Ns, T))
+    V1 = np.zeros((len(V1_NAMES), T))
+    npk = T * (T + 1) // 2
+    Q, LB, LM = np.zeros((Ns, npk)), np.zeros((Ns, npk)), np.zeros((Ns, npk))
+    work = np.zeros((3, T))
+    _initial(K, S, V1, Q, LB, LM, xi, par)
+    frozen = False
+    for n in range(1, T):
+        _responses(K, n, dt)
+        _spike(V1, n, dt)
+        ss = _covariances(K, n, dt, Vlin, kappa, eps)
+        frozen = _seed(K, V1, n, ss, frozen, ae, b2)
+        _kbar(K, n, W, 0.5 * dt[n - 1], ae, kappa, D)
+        for i in range(Ns):
+            _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par,
+                         work)
+        _close_step(K, n)
+    return K, V1

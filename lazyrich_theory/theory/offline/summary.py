@@ -1,0 +1,215 @@
+"""What the offline theory predicts in a few numbers: the half-loss time, the long-time loss,
+the grokking delay and the critical kappa (summary.json of ``lazyrich asymptotic``).
+
+Definitions (docs/offline_theory.md §10):
+
+* ``predicted_half_time``: first t at which the theory's population loss is half its initial
+  value (None if not within the horizon);
+* ``predicted_final_test_loss``: the population loss at the horizon / its initial value;
+* ``predicted_grokking_delay``: the theory's ``relative_grokking_time`` (the package's measured
+  definition, ``theory.timescales.grokking_metrics``): t_test - t_train with each threshold 0.1
+  x that curve's initial value;
+* ``critical_kappa``: "bbp" -- the BBP threshold of the plateau matrix (below it no signal
+  direction separates at the end of the lazy fit: the lower end of the crossover); "dmft" --
+  where the DMFT's relative long-time loss at the horizon crosses 1/2 (what the exact solver's
+  "stops generalising" means in docs/offline_theory.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.results.trajectory import Trajectory
+from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
+from lazyrich_theory.theory.offline.dmft import DMFT_DMAX, dmft_tau_curves
+from lazyrich_theory.theory.offline.inputs import OfflineInputs
+from lazyrich_theory.theory.offline.plateau import plateau_spectrum
+from lazyrich_theory.theory.timescales import first_time_below, grokking_summary
+
+__all__ = ["CriticalKappa", "critical_kappa", "offline_summary", "CRITICAL_METHODS",
+           "DMFT_CRITICAL_TAU"]
+
+#: How :func:`critical_kappa` can define the threshold.
+CRITICAL_METHODS = ("bbp", "dmft")
+#: Default horizon (in tau = 2 eta0 eps t / (alpha D)) of the DMFT critical kappa: 40, i.e.
+#: t = 1000 D steps at alpha / eps = 50 (the validation's horizon).
+DMFT_CRITICAL_TAU = 40.0
+
+
+@dataclass(frozen=True)
+class CriticalKappa:
+    """A critical kappa and what it means.
+
+    Attributes
+    ----------
+    value : float
+        NaN when there is no crossing in the searched range.
+    method : str
+        "bbp" or "dmft".
+    definition : str
+        One line.
+    reason : str or None
+        Why ``value`` is NaN.
+    """
+
+    value: float
+    method: str
+    definition: str
+    reason: str | None = None
+
+
+def _bisect(f, lo: float, hi: float, tol: float) -> float:
+    """The crossing of a predicate f (False at lo, True at hi) to within ``tol`` in kappa."""
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        if f(mid):
+            hi = mid
+        else:
+            lo = mid
+    return 0.5 * (lo + hi)
+
+
+def _bbp(b2: float, D: int, lo: float, hi: float, tol: float) -> CriticalKappa:
+    definition = ("BBP threshold of the plateau matrix (finite-P cut at P = kappa D): below it "
+                  "no signal eigenvalue separates after the lazy fit; the lower end of the "
+                  "crossover to interpolation without generalisation")
+
+    def above(k: float) -> bool:
+        return plateau_spectrum(k, b2, D).has_outlier
+
+    if above(lo) or not above(hi):
+        return CriticalKappa(math.nan, "bbp", definition,
+                             f"no BBP transition for kappa in [{lo:g}, {hi:g}]")
+    return CriticalKappa(_bisect(above, lo, hi, tol), "bbp", definition)
+
+
+def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns: int,
+          seed: int) -> CriticalKappa:
+    definition = (f"kappa at which the DMFT's population loss at tau = {tau_h:g} (t = "
+                  f"{tau_h * inp.alpha * inp.D / (2 * inp.eta0 * inp.eps):.6g} steps) is half "
+                  "its initial value; below it training interpolates without generalising")
+
+    def generalises(k: float) -> bool:
+        c = dmft_tau_curves(OfflineInputs(k, inp.alpha, inp.eps, inp.eta0, inp.b2, inp.D),
+                            tau_h, Ns=Ns, seed=seed, dmax=DMFT_DMAX)
+        L = c["population_loss"]
+        return bool(L[-1] <= 0.5 * L[0])
+
+    if generalises(lo) or not generalises(hi):
+        return CriticalKappa(math.nan, "dmft", definition,
+                             f"the DMFT's long-time loss does not cross 1/2 for kappa in "
+                             f"[{lo:g}, {hi:g}]")
+    return CriticalKappa(_bisect(generalises, lo, hi, tol), "dmft", definition)
+
+
+def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | None = None,
+                   kappa_range: tuple[float, float] = (1.2, 12.0), tol: float = 0.05,
+                   Ns: int = 400, seed: int = 0) -> CriticalKappa:
+    """The critical sample ratio kappa_c for the inputs ``inp`` (its kappa is ignored).
+
+    Parameters
+    ----------
+    inp : OfflineInputs
+        alpha, eps, eta0, b2 and D (``offline_inputs(problem)``).
+    method : {"bbp", "dmft"}
+        "bbp": the plateau matrix's BBP threshold (depends on b2 and D only; ~0.1 s).
+        "dmft": bisection on the DMFT's long-time loss (~6 DMFT runs: minutes at Ns = 400).
+    tau_h : float, optional
+        DMFT horizon in tau (default :data:`DMFT_CRITICAL_TAU`).
+    kappa_range : (float, float)
+        Search interval (bbp default; the dmft search uses [1.5, 8] inside it).
+    tol : float
+        Bisection tolerance in kappa (dmft: at least 0.1).
+    Ns, seed : int
+        DMFT Monte Carlo samples and seed.
+
+    Returns
+    -------
+    CriticalKappa
+    """
+    lo, hi = kappa_range
+    if not 1.0 < lo < hi:
+        raise ProblemError(f"kappa_range must satisfy 1 < low < high, got {kappa_range!r}")
+    if method == "bbp":
+        return _bbp(inp.b2, inp.D, lo, hi, tol)
+    if method == "dmft":
+        return _dmft(inp, DMFT_CRITICAL_TAU if tau_h is None else tau_h, max(lo, 1.5),
+                     min(hi, 8.0), max(tol, 0.1), Ns, seed)
+    raise ProblemError(f"critical kappa method must be one of {', '.join(CRITICAL_METHODS)}, "
+                       f"got {method!r}")
+
+
+def _regime_note(traj: Trajectory) -> str:
+    method, kappa = traj.info.get("offline_method"), float(traj.info.get("kappa", math.nan))
+    if method == "spectral" and kappa < KAPPA_SPECTRAL:
+        return (f"kappa = {kappa:.3g} < {KAPPA_SPECTRAL:g}: outside the spectral closure's "
+                "validated regime (no memorisation channel: its late curve and long-time loss "
+                "are far too optimistic here; use method='dmft')")
+    if method == "spectral":
+        return ("spectral closure, validated for kappa >= 5: half-time within ~1-11 % of the "
+                "exact flow at D = 100-400 (docs/offline_theory.md)")
+    return ("DMFT: half-time -25..+10 % and long-time loss +0.0..+0.3 against the exact flow "
+            "(D = 50-400, docs/offline_theory.md); Monte Carlo spread ~+-4 % / +-0.05")
+
+
+def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> dict[str, Any]:
+    """summary.json of an offline-theory trajectory.
+
+    Parameters
+    ----------
+    traj : Trajectory
+        From :func:`~lazyrich_theory.theory.offline.curves.offline_theory`.
+    critical : CriticalKappa, optional
+        From :func:`critical_kappa` (None: ``critical_kappa`` is null with a reason).
+
+    Returns
+    -------
+    dict
+        predicted_half_time, predicted_final_test_loss, critical_kappa,
+        predicted_grokking_delay (each a float or None), their definitions and a ``reasons``
+        map for every None, the method, inputs and a regime note.
+    """
+    t, pop, train = traj.t, traj.population_loss, traj.train_loss
+    horizon = f"within {t[-1]:.6g} steps"
+    reasons: dict[str, str] = {}
+    half = first_time_below(t, pop, 0.5 * pop[0])
+    if not math.isfinite(half):
+        reasons["predicted_half_time"] = f"the population loss never falls to half {horizon}"
+    g = grokking_summary(t, train, pop)
+    delay = g["values"]["relative_grokking_time"]
+    if delay is None:
+        reasons["predicted_grokking_delay"] = g["reasons"]["relative_grokking_time"]
+    ck = None if critical is None or not math.isfinite(critical.value) else critical.value
+    if ck is None:
+        reasons["critical_kappa"] = ("not computed" if critical is None else
+                                     critical.reason or "not finite")
+    info = traj.info
+    train_half = first_time_below(t, train, 0.5 * train[0])
+    if not math.isfinite(train_half):
+        reasons["predicted_train_half_time"] = f"the train loss never falls to half {horizon}"
+    out: dict[str, Any] = {
+        "predicted_half_time": half if math.isfinite(half) else None,
+        "predicted_final_test_loss": float(pop[-1] / pop[0]),
+        "critical_kappa": ck,
+        "predicted_grokking_delay": delay,
+        "critical_kappa_method": None if critical is None else critical.method,
+        "critical_kappa_definition": None if critical is None else critical.definition,
+        "predicted_grokking_delay_definition": "t_test - t_train, each at 0.1 x its initial "
+                                               "value (relative_grokking_time of the theory)",
+        "predicted_train_half_time": train_half if math.isfinite(train_half) else None,
+        "predicted_final_train_loss": float(train[-1] / train[0]),
+        "horizon": float(t[-1]),
+        "method": info.get("offline_method"),
+        "kappa": info.get("kappa"), "b2": info.get("b2"), "D": info.get("D"),
+        "alpha_eps": info.get("alpha_eps"),
+        "regime": _regime_note(traj),
+    }
+    for k, v in out.items():          # every null has its reason
+        if v is None:
+            reasons.setdefault(k, reasons.get("critical_kappa", "not available")
+                               if k.startswith("critical_kappa") else "not available")
+    out["reasons"] = dict(sorted(reasons.items()))
+    return out

@@ -1,0 +1,77 @@
+"""``lazyrich asymptotic``: the CLI contract of issue 13 (files, columns, summary keys, nulls
+with reasons, one-line refusals).  Read back with csv / json only."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from lazyrich_theory.cli.app import main
+
+CONTRACT_KEYS = ("predicted_half_time", "predicted_final_test_loss", "critical_kappa",
+                 "predicted_grokking_delay")
+
+
+def _run(tmp_path, *args, name="run"):
+    out = tmp_path / name
+    code = main(["asymptotic", *args, "--out", str(out), "--quiet", "--no-plot"])
+    return code, out
+
+
+def _read(out):
+    with open(out / "trajectory.csv") as f:
+        rows = list(csv.DictReader(f))
+    return rows, json.loads((out / "summary.json").read_text())
+
+
+def _nulls_have_reasons(s):
+    assert {k for k, v in s.items() if v is None} == set(s["reasons"])
+
+
+def test_contract_files_columns_and_keys(tmp_path):
+    code, out = _run(tmp_path, "--D", "40", "--P", "440", "--alpha", "1", "--eps", "0.05",
+                     "--steps", "20000", "--save-times", "777")
+    assert code == 0
+    for name in ("trajectory.csv", "summary.json", "problem.json", "run.json"):
+        assert (out / name).is_file(), name
+    rows, s = _read(out)
+    for col in ("t", "train_loss", "test_loss", "population_loss"):
+        assert col in rows[0]
+    assert "777" in {r["t"].split(".")[0] for r in rows}
+    assert all(r["test_loss"] == r["population_loss"] for r in rows)
+    for key in CONTRACT_KEYS:
+        assert key in s
+    _nulls_have_reasons(s)
+    pop = [float(r["population_loss"]) for r in rows]
+    t = [float(r["t"]) for r in rows]
+    half = s["predicted_half_time"]
+    assert half is not None and 0 < half < t[-1]
+    # the first t at which the population loss is half its initial value
+    first = next(i for i, v in enumerate(pop) if v <= 0.5 * pop[0])
+    assert t[first - 1] <= half <= t[first]
+    assert abs(s["predicted_final_test_loss"] - pop[-1] / pop[0]) < 1e-9
+    assert s["method"] == "spectral" and 1.5 < s["critical_kappa"] < 3.0
+
+
+def test_nulls_when_never(tmp_path):
+    """A horizon too short for the rich transition: no half time, no delay (reasons)."""
+    code, out = _run(tmp_path, "--D", "30", "--P", "330", "--alpha", "1", "--eps", "0.02",
+                     "--steps", "300", "--critical-kappa", "none")
+    assert code == 0
+    _, s = _read(out)
+    _nulls_have_reasons(s)
+    assert s["predicted_half_time"] is None and "half" in s["reasons"]["predicted_half_time"]
+    assert s["predicted_grokking_delay"] is None
+    assert s["critical_kappa"] is None
+    assert "--critical-kappa none" in s["reasons"]["critical_kappa"]
+    assert s["predicted_final_test_loss"] > 0.9
+
+
+def test_refusals_exit_2_one_line(tmp_path, capsys):
+    for args, words in ((("--N", "500"), "N = inf"), (("--uncentered",), "centered"),
+                        (("--noise", "0.1"), "noise"), (("--P", "30"), "kappa")):
+        code, out = _run(tmp_path, "--D", "40", "--P", "200", *args, "--steps", "100",
+                         name=f"r{len(words)}")
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "\n" not in err and words in err, (args, err)
+        assert not out.exists()

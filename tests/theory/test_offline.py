@@ -1,0 +1,160 @@
+"""The offline theory (lazyrich_theory.theory.offline): its limits and internal consistency.
+
+* kappa -> inf: the spectral closure is the online (population) ODE;
+* alpha -> inf (lazy): the closure plus its lazy transient is the package's linearised
+  asymptotics (leading order, gradient flow) until the slow constant / ridge modes act;
+* the plateau: train and test loss of the completed lazy fit, (1 - 1/kappa) E[y^2] and
+  E[y^2] kappa / (kappa - 1) -- the linear-kernel regression values;
+* the plateau spectrum: the deterministic equivalent against a sampled plateau matrix;
+* the Trajectory has solve's columns, t = 0 is exact, refusals are one line;
+* the DMFT runs and starts from the exact initial state;
+* the alpha-eps collapse of the phase-diagram grid.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import lazyrich_theory as lr
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.results.trajectory import CORE_COLUMNS
+from lazyrich_theory.theory.asymptotics import linearized_curves_asymptotic
+from lazyrich_theory.theory.offline import (
+    OfflineInputs,
+    critical_kappa,
+    dmft_tau_curves,
+    offline_curves,
+    offline_inputs,
+    offline_summary,
+    offline_theory,
+    phase_boundary_times,
+    plateau_spectrum,
+)
+from lazyrich_theory.theory.timescales import first_time_below
+
+
+def _half(t, loss):
+    return first_time_below(t, loss, 0.5 * loss[0])
+
+
+def test_large_kappa_is_the_online_ode():
+    p = lr.Problem(D=40, P=40_000, N="inf", alpha=1.0, eps=0.05, seed=1)
+    theory = offline_theory(p, 60_000, method="spectral")
+    online = lr.population(p, 60_000)
+    assert np.array_equal(theory.t, online.t)
+    ratio = _half(theory.t, theory.population_loss) / _half(online.t, online.population_loss)
+    assert abs(ratio - 1.0) < 0.01
+    dev = np.max(np.abs(theory.population_loss - online.population_loss))
+    assert dev < 0.01 * online.population_loss[0]
+
+
+@pytest.mark.parametrize("kappa, eps", [(1.5, 0.05), (3.0, 0.05), (11.0, 0.1)])
+def test_lazy_limit_is_the_linearised_asymptotics(kappa, eps):
+    D = 40
+    inp = OfflineInputs(kappa=kappa, alpha=1e4, eps=eps, eta0=1.0, b2=1.0, D=D)
+    # until the constant mode and the eps^2 ridge act (times ~ D / (eta0 eps^2))
+    t = np.concatenate([[0.0], np.geomspace(1.0, 0.01 * D / eps**2, 30)])
+    th = offline_curves(inp, t, "spectral")
+    lin = linearized_curves_asymptotic(kappa, eps, 1.0, t, D=D, b2=1.0, method="flow")
+    np.testing.assert_allclose(th["population_loss"], lin["test_loss"], rtol=0.01)
+    np.testing.assert_allclose(th["train_loss"], lin["train_loss"], rtol=0.01)
+
+
+@pytest.mark.parametrize("kappa", [2.0, 5.5])
+def test_plateau_is_the_linear_kernel_regression(kappa):
+    """After the lazy fit (t >> kappa D / (eta0 (sqrt kappa - 1)^2)) and long before the rich
+    transition (alpha large), the train loss is that of least squares on X,
+    (1 - 1/kappa) E[y^2], and the test loss E[y^2] + E[y^2]/(kappa - 1)."""
+    b2, D = 1.3, 50
+    inp = OfflineInputs(kappa=kappa, alpha=1e3, eps=1e-4, eta0=1.0, b2=b2, D=D)
+    t = np.array([0.0, 400.0 * kappa * D / (math.sqrt(kappa) - 1) ** 2])
+    c = offline_curves(inp, t, "spectral")
+    ey2 = 0.75 * b2**2
+    # to the quadrature of the per-sample law (|xi| cut at the extreme of 1000 P samples)
+    assert c["train_loss"][1] == pytest.approx((1 - 1 / kappa) * ey2, rel=5e-3)
+    assert c["population_loss"][1] == pytest.approx(ey2 * kappa / (kappa - 1), rel=5e-3)
+    assert c["linear_power"][1] == pytest.approx(ey2 / (kappa - 1), rel=5e-3)
+
+
+def test_plateau_spectrum_against_a_sampled_plateau_matrix():
+    """omega0 (the overlap of the signal outlier with betahat) against the top eigenvector of
+    Ghat0 = (1/P) sum r0 z z^T built from the leave-one-out plateau residual."""
+    kappa, D = 11.0, 200
+    spec = plateau_spectrum(kappa, 1.0, D)
+    rng = np.random.default_rng(3)
+    P = int(kappa * D)
+    overlaps = []
+    for _ in range(3):
+        Z = rng.standard_normal((P, D))
+        y = 0.5 * Z[:, 0] ** 2
+        X = Z / math.sqrt(D)
+        r0 = -(y - X @ np.linalg.lstsq(X, y, rcond=None)[0])
+        w, v = np.linalg.eigh((Z * r0[:, None]).T @ Z / P)
+        overlaps.append(v[0, 0] ** 2)
+    assert spec.has_outlier
+    assert spec.omega0 == pytest.approx(np.mean(overlaps), abs=0.08)
+    below = plateau_spectrum(1.5, 1.0, D)
+    assert not below.has_outlier and below.omega0 == 0.0
+
+
+def test_trajectory_columns_and_initial_state():
+    p = lr.Problem(D=30, P=200, N="inf", alpha=1.0, eps=0.05, seed=2)
+    tr = offline_theory(p, 5_000, method="spectral", save_times=[1234])
+    assert tr.method == "offline-spectral"
+    assert tr.columns[:len(CORE_COLUMNS)] == CORE_COLUMNS
+    assert 1234.0 in tr.t and tr.t[0] == 0.0
+    b2 = float(p.data().beta @ p.data().beta) / p.D
+    assert tr.population_loss[0] == pytest.approx(0.75 * b2**2, rel=1e-12)
+    np.testing.assert_array_equal(tr.test_loss, tr.population_loss)
+    assert np.all(np.isfinite(tr.population_loss)) and np.all(np.isfinite(tr.train_loss))
+    assert tr.info["kappa"] == pytest.approx(200 / 30)
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(N=500), "N = inf"), (dict(centered=False), "centered"),
+    (dict(noise=0.1), "noise"), (dict(target="hermite:k=3"), "teacher"),
+    (dict(P=20), "kappa"), (dict(weight_decay=1e-3), "weight_decay"),
+])
+def test_refusals_are_one_line(change, words):
+    p = lr.Problem(D=30, P=200, N="inf", alpha=1.0, eps=0.05).replace(**change)
+    with pytest.raises(ProblemError) as err:
+        offline_theory(p, 1000)
+    assert "\n" not in str(err.value) and words in str(err.value)
+
+
+def test_summary_nulls_have_reasons():
+    p = lr.Problem(D=30, P=60, N="inf", alpha=1.0, eps=0.02, seed=0)
+    tr = offline_theory(p, 300, method="spectral")
+    s = offline_summary(tr, critical_kappa(offline_inputs(p), "bbp"))
+    assert s["predicted_half_time"] is None and "predicted_half_time" in s["reasons"]
+    assert s["predicted_grokking_delay"] is None and "predicted_grokking_delay" in s["reasons"]
+    assert 1.5 < s["critical_kappa"] < 3.0 and s["critical_kappa_method"] == "bbp"
+    assert s["predicted_final_test_loss"] == pytest.approx(tr.population_loss[-1]
+                                                           / tr.population_loss[0])
+    assert "outside" in s["regime"]
+
+
+def test_dmft_runs_from_the_exact_initial_state():
+    inp = OfflineInputs(kappa=5.5, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=50)
+    c = dmft_tau_curves(inp, 0.6, Ns=40)
+    L = c["population_loss"]
+    # t = 0: Wick value 3 b2^2 / 4 up to the O(1/D) terms of the initial spike mu^2 = 1/D
+    assert L[0] == pytest.approx(0.75, abs=0.01)
+    assert c["train_loss"][0] == pytest.approx(0.75, rel=0.1)    # the Ns = 40 quadrature
+    assert np.all(np.isfinite(L)) and np.all(c["train_loss"][1:] < c["train_loss"][0])
+    with pytest.raises(ProblemError, match="Ns"):
+        dmft_tau_curves(inp, 0.6, Ns=41)
+
+
+def test_phase_grid_collapses_on_alpha_eps():
+    """Cells with the same alpha eps share one rich-clock curve: their times scale like
+    alpha / (eta0 eps)."""
+    out = phase_boundary_times(5.5, 1.0, 40, 1.0, [0.5, 1.0, 2.0], [0.02, 0.04, 0.08],
+                               steps=1e6)
+    t = out["relative_time"]
+    assert out["nodes"].size == 5            # alpha eps in {0.01, 0.02, 0.04, 0.08, 0.16}
+    assert t[1, 0] / t[0, 1] == pytest.approx((1.0 / 0.02) / (0.5 / 0.04), rel=1e-9)
+    assert np.all(np.isfinite(t))
