@@ -88,18 +88,32 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
                                  linearized_test_loss=lin.test_loss)
     summary: dict[str, Any] = dict(_lazy_summary(model))
     reasons: dict[str, str] = {}
+    note = _theory_note(problem, plain)
+    if note is not None:
+        summary["theory_note"] = note
+    _predicted(summary, reasons, problem, data)
+    _measured(summary, reasons, traj)
+    return traj.with_info(summary=_nulls_with_reasons(summary, reasons))
+
+
+def _theory_note(problem: Problem, plain: bool) -> str | None:
+    """The caveat of the summary's predictions (None: none applies)."""
+    notes = []
     if not plain:
-        summary["theory_note"] = ("weight_decay/momentum/minibatch/online: the K0 baseline, "
-                                  "lazy times and t* are those of full-batch plain GD "
-                                  "(rich_time_population includes weight decay, not "
-                                  "momentum); no linearised columns")
+        notes.append("weight_decay/momentum/minibatch/online: the K0 baseline, lazy times and "
+                     "t* are those of full-batch plain GD (rich_time_population includes "
+                     "weight decay, not momentum); no linearised columns")
     if problem.finite_width and problem.N < problem.D and problem.target == "paper":
-        note = (f"N = {problem.N} < D = {problem.D}: predicted_rich_time_* are the N = inf "
-                "estimates (M0 = I); the rank-N initial M0 delays the rich transition "
-                "(the online flow at this width, lr.population(problem, method='full'), is "
-                "the closer prediction)")
-        summary["theory_note"] = (summary["theory_note"] + "; " + note
-                                  if "theory_note" in summary else note)
+        notes.append(f"N = {problem.N} < D = {problem.D}: predicted_rich_time_* are the N = inf "
+                     "estimates (M0 = I); the rank-N initial M0 delays the rich transition "
+                     "(the online flow at this width, lr.population(problem, method='full'), "
+                     "is the closer prediction)")
+    return "; ".join(notes) if notes else None
+
+
+def _predicted(summary: dict[str, Any], reasons: dict[str, str], problem: Problem,
+               data: ProblemData) -> None:
+    """Add the lazy peak's applicability and the predicted time scales to ``summary``."""
     why = lazy_peak_reason(summary["linearized_peak_time"], summary["linearized_peak_test_loss"],
                            summary["kernel_regression_test_loss"])
     if why is not None:
@@ -115,12 +129,20 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
         else "predicted_lazy_fit_time")
     if summary["predicted_grokking_delay_from"] is None:
         reasons["predicted_grokking_delay_from"] = reasons["predicted_grokking_delay"]
+
+
+def _measured(summary: dict[str, Any], reasons: dict[str, str], traj: Trajectory) -> None:
+    """Add the measured grokking metrics of ``traj`` to ``summary``."""
     measured = grokking_summary(traj.t, traj.train_loss, traj.test_loss)
     summary.update({f"measured_{k}": v for k, v in measured["values"].items()})
     reasons.update({f"measured_{k}": v for k, v in measured["reasons"].items()})
     summary["measured_status"] = measured["status"]
     summary["initial_test_loss"] = float(traj.test_loss[0])
     summary["max_test_loss"] = float(np.max(traj.test_loss))
+
+
+def _nulls_with_reasons(summary: dict[str, Any], reasons: dict[str, str]) -> dict[str, Any]:
+    """Non-finite values -> None, each None with a reason in ``out["reasons"]``."""
     out: dict[str, Any] = {}
     for k, v in summary.items():
         if isinstance(v, float) and not math.isfinite(v):
@@ -129,7 +151,7 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
             reasons.setdefault(k, "not finite")
         out[k] = v
     out["reasons"] = {k: reasons[k] for k in sorted(reasons) if out.get(k, 0) is None}
-    return traj.with_info(summary=out)
+    return out
 
 
 def _rhs_flops(problem: Problem) -> float:
