@@ -116,9 +116,11 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     traj.save(args.out, plot=args.plot, overwrite=True)   # check_out_dir ran
     if not args.quiet:
         h = summary["predicted_half_time"]
+        crit_k = summary["critical_kappa"]
         print(f"asymptotic: {traj.method}, kappa={inp.kappa:.4g}, {steps} steps in "
               f"{time.perf_counter() - started:.2f} s; predicted half time "
               f"{'never' if h is None else f'{h:.6g}'}, final test loss "
               f"{summary['predicted_final_test_loss']:.3g} x initial, critical kappa "
-              f"{summary['critical_kappa']} ({args.critical}) -> {args.out}")
+              f"{'not computed' if crit_k is None else f'{crit_k:.3g}'} ({args.critical}) "
+              f"-> {args.out}")
     return 0
