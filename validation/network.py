@@ -1,8 +1,9 @@
-"""Independent finite-network check: train the actual N x D network by full-batch GD.
+"""Independent finite-network check: train the actual N x D network by GD (or SGD).
 
 This module deliberately shares **no numerics** with :mod:`lazyrich_theory`.  It imports only
-the input/output containers (``Problem``, ``ProblemData``, ``ProblemError``, ``Trajectory``,
-``CORE_COLUMNS``) and the save-time schedule, and re-implements everything else in the
+the input/output containers (``Problem``, ``ProblemData``, the errors, ``Trajectory``,
+``CORE_COLUMNS``), the save-time schedule, the teacher's labels for online samples and the
+init measures reported in ``info``, and re-implements everything else in the
 network's own terms: a forward pass through the weight matrix ``W`` (N x D), an explicit
 (autograd-free) gradient of the loss with respect to ``W`` (and the readouts ``a`` if they
 are trained), and plain GD updates.  It is therefore a check of the reduced (width-free)
@@ -54,7 +55,7 @@ sequence is re-implemented here from the documented rule (no code shared with th
   (the P mod B leftovers are skipped); the recorded train loss is the full training loss;
 * online: ``Generator(PCG64(SeedSequence(seed, spawn_key=(6,))))``; step t draws
   ``standard_normal((B, D))`` (times 1/sqrt(D) in convention A), labels from
-  ``lazyrich_theory.problem.labels`` (the teacher), then ``noise * standard_normal(B)`` if
+  ``lazyrich_theory.spec.data.labels`` (the teacher), then ``noise * standard_normal(B)`` if
   noise > 0; B = batch_size or P.  The recorded train loss is the loss on step t's batch.
 
 Either sequence can also be passed explicitly (``batches=`` / ``samples=``).
@@ -84,7 +85,6 @@ The error is ``e(u) = alpha wbar_s . u + (1/2) u^T A u`` with (paper's form)
     t2 = (1/2) ||A||_F^2 / D^2    ("misalignment"),
     t3 = alpha^2 |wbar_s|^2 / D   ("linear_power").
 
-(With Delta = A/2 these are (tr Delta)^2/D^2, 2 tr(Delta^2)/D^2 and |v|^2/D of THEORY §3.)
 The diagnostics ``alignment``, ``trace_dM``, ``frob_dM``, ``norm_dwbar`` are always relative
 to the initial statistics, whatever the centering.
 
@@ -98,9 +98,11 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
+from tqdm import tqdm
 
 from lazyrich_theory.spec.problem import OPTION_FIELDS, Problem
 from lazyrich_theory.spec.data import ProblemData, labels
@@ -139,15 +141,6 @@ class NetworkDivergence(DivergenceError, ValueError):
 
 
 # ---------------------------------------------------------------------------- primitives
-def preactivation_scale(problem: Problem) -> float:
-    """Factor c in h = c * (X @ W.T) for stored inputs: 1 in convention A, 1/sqrt(D) in B."""
-    if problem.convention == "A":
-        return 1.0
-    if problem.convention == "B":
-        return 1.0 / math.sqrt(problem.D)
-    raise ProblemError(f"unknown convention {problem.convention!r}")
-
-
 def target_coefficient(problem: Problem) -> float:
     """tau with y = tau (beta . u)^2 in convention-A units u: 1/2 (A), 1 (B)."""
     return 0.5 if problem.convention == "A" else 1.0
@@ -267,27 +260,32 @@ def _online_stream(problem: Problem, data: ProblemData, B: int):
 
 
 # ---------------------------------------------------------------------------- simulation
-def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = None,
-             data: ProblemData | None = None, train_readouts: bool = False,
-             progress: bool = False, batches: np.ndarray | None = None,
-             samples: tuple[np.ndarray, np.ndarray] | None = None) -> Trajectory:
-    """Train the N x D network by GD (or minibatch / online SGD) for ``steps`` steps.
+@dataclass
+class _Run:
+    """The constants of one :func:`simulate` call (module doc)."""
+    X: np.ndarray            # training inputs and labels, test inputs and labels, teacher
+    y: np.ndarray
+    Xt: np.ndarray
+    yt: np.ndarray
+    beta: np.ndarray
+    W0: np.ndarray           # initial weights and readouts (ones)
+    a0: np.ndarray
+    eta: float               # eta0 N / alpha^2
+    lam_torch: float         # PyTorch/optax: W <- W - eta (dL/dW + lam_torch W)
+    shrink: float            # weight decay: W loses eta0 lambda W per step (0 with lam_torch)
+    mu: float                # heavy-ball momentum
+    f0: np.ndarray | None    # initial output on the training / test set if centered, else None
+    f0t: np.ndarray | None
+    wbar0: np.ndarray        # initial statistics
+    M0: np.ndarray
+    wbar_ref: np.ndarray     # the population loss's reference: initial (centered) or zero
+    M_ref: np.ndarray
+    bhat: np.ndarray         # beta / |beta|
+    K0: np.ndarray           # initial NTK on the training set
 
-    Full-batch GD unless ``problem.online`` or ``problem.batch_size`` < P (module doc).
-    ``batches``: explicit minibatch indices, shape (steps, B) (default: the documented rule);
-    ``samples``: explicit online (inputs (steps + 1, B, D) in stored units, labels (steps + 1, B));
-    batch t drives step t and batch ``steps`` gives the final saved train loss.
 
-    ``save_times``: extra save times added to the default log schedule
-    (``lazyrich_theory.schedule.save_times(steps, extra=save_times)``).
-    ``data``: defaults to ``problem.data()``.  ``train_readouts``: also train ``a`` (which
-    starts at ones).  Raises :class:`NetworkDivergence` (naming the step) if the train loss
-    becomes non-finite or exceeds 1e8 times its initial value.
-
-    ``info["time_per_step"]`` is the median wall time of one GD step (forward pass, gradient,
-    update), excluding the save-time recordings; ``info["wall_time"]`` is the whole call.
-    """
-    t_start = time.perf_counter()
+def _check_inputs(problem, steps, save_times, data, train_readouts, batches, samples):
+    """Refuse what the network does not implement; returns (times, steps, data, mode)."""
     if not isinstance(problem, Problem):
         raise ProblemError(f"problem must be a Problem, got {type(problem).__name__}")
     if not problem.finite_width:
@@ -298,49 +296,46 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
     if train_readouts and (problem.weight_decay != 0.0 or problem.momentum != 0.0):
         raise ProblemError("train_readouts does not support weight_decay or momentum")
     times = _default_save_times(steps, extra=save_times)  # validates steps and extras
-    steps = int(steps)
     if data is None:
         data = problem.data()
     data.check(problem)
-    if problem.online:
-        mode = "online"
-    elif problem.batch_size is not None and problem.batch_size < problem.P:
-        mode = "minibatch"
-    else:
-        mode = "full"
+    minibatch = problem.batch_size is not None and problem.batch_size < problem.P
+    mode = "online" if problem.online else "minibatch" if minibatch else "full"
     if batches is not None and mode != "minibatch":
         raise ProblemError("batches= needs a minibatch problem (1 <= batch_size < P, not online)")
     if samples is not None and mode != "online":
         raise ProblemError("samples= needs an online problem")
+    return times, int(steps), data, mode
 
+
+def _setup(problem: Problem, data: ProblemData) -> _Run:
+    """The run's constants from the problem and its data."""
     X = np.ascontiguousarray(data.X, dtype=np.float64)
-    y = np.asarray(data.y, dtype=np.float64)
     Xt = np.ascontiguousarray(data.X_test, dtype=np.float64)
-    yt = np.asarray(data.y_test, dtype=np.float64)
     beta = np.asarray(data.beta, dtype=np.float64)
     W0 = np.array(data.W0, dtype=np.float64)
     N, D = W0.shape
     a0 = np.ones(N)
-    eta = problem.eta0 * N / problem.alpha**2
-    lam_torch = problem.weight_decay_torch   # PyTorch/optax: W <- W - eta (dL/dW + lam_torch W)
-    # weight decay: W loses eta0 lambda W per step (not read in the PyTorch reading)
-    shrink = 0.0 if lam_torch != 0.0 else problem.eta0 * problem.weight_decay
-    mu = problem.momentum
-    vel = np.zeros_like(W0) if mu > 0.0 else None  # heavy-ball velocity of W
-
-    if problem.centered:
-        f0 = forward(problem, W0, X, a0)
-        f0t = forward(problem, W0, Xt, a0)
-    else:
-        f0 = f0t = None
+    lam_torch = problem.weight_decay_torch
+    f0 = forward(problem, W0, X, a0) if problem.centered else None
+    f0t = forward(problem, W0, Xt, a0) if problem.centered else None
     wbar0, M0 = statistics(W0, a0)
-    if problem.centered:
-        wbar_ref, M_ref = wbar0, M0
-    else:
-        wbar_ref, M_ref = np.zeros(D), np.zeros((D, D))
+    wbar_ref, M_ref = (wbar0, M0) if problem.centered else (np.zeros(D), np.zeros((D, D)))
     bnorm = float(np.linalg.norm(beta))
-    bhat = beta / bnorm if bnorm > 0 else beta
+    return _Run(X=X, y=np.asarray(data.y, dtype=np.float64), Xt=Xt,
+                yt=np.asarray(data.y_test, dtype=np.float64), beta=beta, W0=W0, a0=a0,
+                eta=problem.eta0 * N / problem.alpha**2, lam_torch=lam_torch,
+                shrink=0.0 if lam_torch != 0.0 else problem.eta0 * problem.weight_decay,
+                mu=problem.momentum, f0=f0, f0t=f0t, wbar0=wbar0, M0=M0, wbar_ref=wbar_ref,
+                M_ref=M_ref, bhat=beta / bnorm if bnorm > 0 else beta,
+                K0=tangent_kernel(problem, W0, X, a0))
 
+
+def _batch_source(problem: Problem, data: ProblemData, run: _Run, mode: str, steps: int,
+                  batches, samples):
+    """next_batch(t) -> (X_b, y_b, f0_b), the points step t trains on (module doc)."""
+    if mode == "full":
+        return lambda t: (run.X, run.y, run.f0)
     if mode == "minibatch":
         if batches is None:
             source = _minibatch_stream(problem, problem.batch_size)
@@ -352,138 +347,181 @@ def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = 
 
         def next_batch(t):
             if batches is not None and t >= len(batches):
-                return X, y, f0          # after the last step: only the saved full loss is used
+                return run.X, run.y, run.f0  # after the last step: only the saved full loss is used
             idx = next(source)
-            return X[idx], y[idx], (None if f0 is None else f0[idx])
-    elif mode == "online":
-        B = problem.P if problem.batch_size is None else problem.batch_size
-        if samples is None:
-            source = _online_stream(problem, data, B)
+            return run.X[idx], run.y[idx], (None if run.f0 is None else run.f0[idx])
+        return next_batch
+    if samples is None:
+        source = _online_stream(problem, data, problem.P if problem.batch_size is None
+                                else problem.batch_size)
+    else:
+        Xs_all, ys_all = (np.asarray(v, dtype=np.float64) for v in samples)
+        if Xs_all.ndim != 3 or Xs_all.shape[0] < steps + 1 or Xs_all.shape[2] != problem.D \
+                or ys_all.shape != Xs_all.shape[:2]:
+            raise ProblemError("samples must be (inputs (steps + 1, B, D), labels (steps + 1, B)): "
+                               "batch t is used at step t, the last one for the final loss")
+        source = zip(Xs_all, ys_all)
+
+    def next_sample(t):
+        Xb, yb = next(source)
+        return Xb, yb, (forward(problem, run.W0, Xb, run.a0) if problem.centered else None)
+    return next_sample
+
+
+def _update(run: _Run, W, a, vel, gW, ga, train_readouts: bool) -> None:
+    """One step in place: W <- W + D_W (or V <- mu V + D_W, W <- W + V), a <- a - eta dL/da."""
+    eta, lam_torch, shrink = run.eta, run.lam_torch, run.shrink
+    if vel is None and shrink == 0.0 and lam_torch == 0.0:
+        W -= eta * gW
+    else:
+        if lam_torch != 0.0:
+            step = -eta * (gW + lam_torch * W)
         else:
-            Xs_all, ys_all = (np.asarray(v, dtype=np.float64) for v in samples)
-            if Xs_all.ndim != 3 or Xs_all.shape[0] < steps + 1 or Xs_all.shape[2] != D \
-                    or ys_all.shape != Xs_all.shape[:2]:
-                raise ProblemError("samples must be (inputs (steps + 1, B, D), labels (steps + 1, B)): "
-                                   "batch t is used at step t, the last one for the final loss")
-            source = zip(Xs_all, ys_all)
+            step = -eta * gW
+        if shrink != 0.0:
+            step -= shrink * W
+        if vel is not None:
+            vel *= run.mu
+            vel += step
+            W += vel
+        else:
+            W += step
+    if train_readouts:
+        a -= eta * ga
 
-        def next_batch(t):
-            Xb, yb = next(source)
-            return Xb, yb, (forward(problem, W0, Xb, a0) if problem.centered else None)
 
-    W = W0.copy()
-    a = a0.copy()
-    n_save = len(times)
-    rec = {c: np.empty(n_save) for c in CORE_COLUMNS}
-    richness = {c: np.empty(n_save) for c in RICHNESS_COLUMNS}
-    K0 = tangent_kernel(problem, W0, X, a0)
+def _record(problem: Problem, run: _Run, W, a, L: float, j: int, rec: dict, richness: dict) -> None:
+    """Write save time j's columns (train loss ``L`` given) into ``rec`` and ``richness``."""
+    Ht = _preact(problem, W, run.Xt)
+    Lt, _ = _loss_from_preact(problem, Ht, a, run.f0t, run.yt)
+    wbar, M = statistics(W, a)
+    if problem.target == "paper":
+        t1, t2, t3 = population_terms(problem, run.beta, wbar, M, run.wbar_ref, run.M_ref)
+    else:   # this closed form is the paper teacher's only: no independent value here
+        t1 = t2 = t3 = math.nan
+    dM = M - run.M0
+    rec["train_loss"][j] = L
+    rec["test_loss"][j] = Lt
+    rec["population_loss"][j] = t1 + t2 + t3
+    rec["variance"][j] = t1
+    rec["misalignment"][j] = t2
+    rec["linear_power"][j] = t3
+    rec["alignment"][j] = float(run.bhat @ dM @ run.bhat)
+    rec["trace_dM"][j] = float(np.trace(dM)) / problem.D
+    rec["frob_dM"][j] = float(np.linalg.norm(dM))
+    rec["norm_dwbar"][j] = float(np.linalg.norm(wbar - run.wbar0))
+    richness["weight_change"][j] = weight_change(W, run.W0)
+    richness["tangent_kernel_alignment"][j] = kernel_alignment(
+        tangent_kernel(problem, W, run.X, a), run.K0)
+
+
+def _train(problem: Problem, run: _Run, W, a, steps: int, mode: str, next_batch, times,
+           train_readouts: bool, bar):
+    """Train (W, a) in place for ``steps`` steps, recording at ``times``.
+
+    Returns the core columns, the richness columns and the wall time of each step (without
+    the recordings).  Raises :class:`NetworkDivergence`.
+    """
+    rec = {c: np.empty(len(times)) for c in CORE_COLUMNS}
+    richness = {c: np.empty(len(times)) for c in RICHNESS_COLUMNS}
     save_set = {int(s): j for j, s in enumerate(times)}
-
-    def record(j: int, L: float) -> None:
-        Ht = _preact(problem, W, Xt)
-        Lt, _ = _loss_from_preact(problem, Ht, a, f0t, yt)
-        wbar, M = statistics(W, a)
-        if problem.target == "paper":
-            t1, t2, t3 = population_terms(problem, beta, wbar, M, wbar_ref, M_ref)
-        else:   # this closed form is the paper teacher's only: no independent value here
-            t1 = t2 = t3 = math.nan
-        dM = M - M0
-        rec["train_loss"][j] = L
-        rec["test_loss"][j] = Lt
-        rec["population_loss"][j] = t1 + t2 + t3
-        rec["variance"][j] = t1
-        rec["misalignment"][j] = t2
-        rec["linear_power"][j] = t3
-        rec["alignment"][j] = float(bhat @ dM @ bhat)
-        rec["trace_dM"][j] = float(np.trace(dM)) / D
-        rec["frob_dM"][j] = float(np.linalg.norm(dM))
-        rec["norm_dwbar"][j] = float(np.linalg.norm(wbar - wbar0))
-        richness["weight_change"][j] = weight_change(W, W0)
-        richness["tangent_kernel_alignment"][j] = kernel_alignment(
-            tangent_kernel(problem, W, X, a), K0)
-
+    vel = np.zeros_like(run.W0) if run.mu > 0.0 else None  # heavy-ball velocity of W
     step_times = np.empty(steps)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, desc="network GD", unit="step", mininterval=0.5, leave=False,
-                   disable=None)
     L_init = None
-    W_init, a_init = W.copy(), a.copy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = 0
+        while True:
+            t0 = time.perf_counter()
+            Xb, yb, f0b = next_batch(t)
+            H = _preact(problem, W, Xb)
+            L, r = _loss_from_preact(problem, H, a, f0b, yb)
+            if L_init is None:
+                L_init = L
+                limit = DIVERGENCE_FACTOR * (L_init + 1e-300)
+            if not math.isfinite(L) or L > limit:
+                bound = stable_eta0(problem, run.W0, run.X, run.a0)
+                raise NetworkDivergence(
+                    f"network GD diverged at step {t}: train loss {L:.3e} "
+                    f"(initial {L_init:.3e}); eta0={problem.eta0:g} but GD on the "
+                    f"linearised network is stable only for eta0 < {bound:.4g}")
+            j = save_set.get(t)
+            if j is not None:
+                t_rec = time.perf_counter()
+                L_saved = L
+                if mode == "minibatch":     # the saved train loss is the full one
+                    L_saved, _ = _loss_from_preact(problem, _preact(problem, W, run.X), a,
+                                                   run.f0, run.y)
+                    if not math.isfinite(L_saved):
+                        raise NetworkDivergence(f"network SGD diverged at step {t}: "
+                                                f"train loss {L_saved:.3e}")
+                _record(problem, run, W, a, L_saved, j, rec, richness)
+                t0 += time.perf_counter() - t_rec  # exclude recording from step time
+            if t == steps:
+                break
+            gW, ga = _grads_from_preact(problem, Xb, H, a, r, train_readouts)
+            _update(run, W, a, vel, gW, ga, train_readouts)
+            step_times[t] = time.perf_counter() - t0
+            t += 1
+            if bar is not None:
+                bar.update(1)
+    return rec, richness, step_times
+
+
+def simulate(problem: Problem, steps: int, save_times: Iterable[float] | None = None,
+             data: ProblemData | None = None, train_readouts: bool = False,
+             progress: bool = False, batches: np.ndarray | None = None,
+             samples: tuple[np.ndarray, np.ndarray] | None = None) -> Trajectory:
+    """Train the N x D network by GD, or minibatch / online SGD (module doc), for ``steps`` steps.
+
+    Parameters
+    ----------
+    problem : Problem
+        Finite width, only :data:`IMPLEMENTED_OPTIONS`; SGD if ``online`` or ``batch_size`` < P.
+    steps : int
+        Number of steps.
+    save_times : iterable of float, optional
+        Extra save times added to the default log schedule.
+    data : ProblemData, optional
+        Defaults to ``problem.data()``.
+    train_readouts, progress : bool
+        Also train the readouts ``a`` (which start at ones); show a progress bar.
+    batches, samples : ndarray, optional
+        Explicit minibatch indices (steps, B), or online samples (inputs (steps + 1, B, D) in
+        stored units, labels (steps + 1, B)), instead of the documented rules; online batch t
+        drives step t and batch ``steps`` gives the final train loss.
+
+    Returns
+    -------
+    Trajectory
+        Method "network"; ``final_state`` holds ``W``, ``a``, ``wbar``, ``M``;
+        ``info["time_per_step"]`` is the median wall time of one step without the recordings.
+
+    Raises
+    ------
+    NetworkDivergence
+        If the train loss becomes non-finite or exceeds 1e8 times its initial value.
+    """
+    t_start = time.perf_counter()
+    times, steps, data, mode = _check_inputs(problem, steps, save_times, data, train_readouts,
+                                             batches, samples)
+    run = _setup(problem, data)
+    next_batch = _batch_source(problem, data, run, mode, steps, batches, samples)
+    W, a = run.W0.copy(), run.a0.copy()
+    bar = tqdm(total=steps, desc="network GD", unit="step", mininterval=0.5, leave=False,
+               disable=None) if progress else None
     try:
-        with np.errstate(over="ignore", invalid="ignore"):
-            t = 0
-            while True:
-                t0 = time.perf_counter()
-                if mode == "full":
-                    Xb = X
-                    H = _preact(problem, W, X)
-                    L, r = _loss_from_preact(problem, H, a, f0, y)
-                else:
-                    Xb, yb, f0b = next_batch(t)
-                    H = _preact(problem, W, Xb)
-                    L, r = _loss_from_preact(problem, H, a, f0b, yb)
-                if L_init is None:
-                    L_init = L
-                    limit = DIVERGENCE_FACTOR * (L_init + 1e-300)
-                if not math.isfinite(L) or L > limit:
-                    bound = stable_eta0(problem, W_init, X, a_init)
-                    raise NetworkDivergence(
-                        f"network GD diverged at step {t}: train loss {L:.3e} "
-                        f"(initial {L_init:.3e}); eta0={problem.eta0:g} but GD on the "
-                        f"linearised network is stable only for eta0 < {bound:.4g}")
-                j = save_set.get(t)
-                if j is not None:
-                    t_rec = time.perf_counter()
-                    L_saved = L
-                    if mode == "minibatch":     # the saved train loss is the full one
-                        L_saved, _ = _loss_from_preact(problem, _preact(problem, W, X), a, f0, y)
-                        if not math.isfinite(L_saved):
-                            raise NetworkDivergence(f"network SGD diverged at step {t}: "
-                                                    f"train loss {L_saved:.3e}")
-                    record(j, L_saved)
-                    t0 += time.perf_counter() - t_rec  # exclude recording from step time
-                if t == steps:
-                    break
-                gW, ga = _grads_from_preact(problem, Xb, H, a, r, train_readouts)
-                if vel is None and shrink == 0.0 and lam_torch == 0.0:
-                    W -= eta * gW
-                else:
-                    if lam_torch != 0.0:
-                        step = -eta * (gW + lam_torch * W)
-                    else:
-                        step = -eta * gW
-                    if shrink != 0.0:
-                        step -= shrink * W
-                    if vel is not None:
-                        vel *= mu
-                        vel += step
-                        W += vel
-                    else:
-                        W += step
-                if train_readouts:
-                    a -= eta * ga
-                step_times[t] = time.perf_counter() - t0
-                t += 1
-                if bar is not None:
-                    bar.update(1)
+        rec, richness, step_times = _train(problem, run, W, a, steps, mode, next_batch, times,
+                                           train_readouts, bar)
     finally:
         if bar is not None:
             bar.close()
-
     wall = time.perf_counter() - t_start
     wbar, M = statistics(W, a)
-    info = {
-        "steps": steps,
-        "wall_time": wall,
-        "train_readouts": bool(train_readouts),
-        "sgd": mode,
-        "time_per_step": float(np.median(step_times)) if steps > 0 else 0.0,
-        "init": {"init": str(getattr(problem, "init", "iid")),
-                 "init_scale": float(getattr(problem, "init_scale", 1.0)),
-                 **init_measures(W0, beta, finite=True)},
-    }
+    info = {"steps": steps, "wall_time": wall, "train_readouts": bool(train_readouts), "sgd": mode,
+            "time_per_step": float(np.median(step_times)) if steps > 0 else 0.0,
+            "init": {"init": str(getattr(problem, "init", "iid")),
+                     "init_scale": float(getattr(problem, "init_scale", 1.0)),
+                     **init_measures(run.W0, run.beta, finite=True)}}
     return Trajectory(problem=problem, method="network", t=np.asarray(times, dtype=np.float64),
                       **rec, extra=richness, info=info,
                       final_state={"W": W, "a": a, "wbar": wbar, "M": M})
