@@ -1,17 +1,12 @@
-"""Adaptive, error-controlled integrators for dy/dt = rhs(t, y) on arrays of any shape.
+"""Adaptive, error-controlled integrators for dy/dt = rhs(t, y) on arrays of any shape
+(docs/solvers.md: why RKC for the flow, and Dormand–Prince as its accuracy reference).
 
-``dopri5`` is the Dormand–Prince 5(4) embedded Runge–Kutta pair (FSAL) with a PI step-size
-controller and a mixed absolute/relative error norm (the scipy ``RK45`` norm).  It steps
-exactly onto every requested save time, so no interpolation error enters the output.
-
-``rkc2`` is the second-order Runge–Kutta–Chebyshev method (Sommeijer, Shampine & Verwer 1998)
-with damping 2/13: an explicit s-stage method whose stability interval grows like 0.65 s^2,
-so a stiff but dissipative problem costs O(sqrt(h rho)) evaluations per step instead of
-O(h rho).  The lazy phase of our dynamics is exactly that: fast, decaying kernel modes next to
-slow feature learning (docs/solvers.md).  Output at save times by cubic Hermite interpolation.
-
-The right-hand side is free to use BLAS; the stepping logic is cheap next to it (Numba fuses
-the RKC stage combinations).
+``dopri5``: the Dormand–Prince 5(4) pair (FSAL), PI step control, the scipy ``RK45`` error norm;
+it steps exactly onto every save time, so no interpolation error enters the output.
+``rkc2``: second-order Runge–Kutta–Chebyshev (Sommeijer, Shampine & Verwer 1998, damping 2/13),
+explicit with a stability interval ~0.65 s^2 for s stages, so a stiff dissipative flow (our lazy
+phase) costs O(sqrt(h rho)) evaluations per step instead of O(h rho); output at save times by
+cubic Hermite interpolation.  ``rhs`` may use BLAS; Numba fuses the RKC stage combinations.
 """
 
 from __future__ import annotations
@@ -86,10 +81,17 @@ class _Budget:
         self.mark: tuple[float, int, int] | None = None     # (h, n_rhs, n_accepted)
 
     def check(self, stats: IntegratorStats, t: float, h: float) -> None:
+        """After each step (at time t, next step h): the budget, used or projected, and
+        IntegrationError if h has underflowed."""
         if stats.n_rhs > self.max_rhs:
             raise BudgetExceeded(f"{self.name} used its budget of {self.max_rhs:.3g} "
                                  f"right-hand-side evaluations and reached only t={t:.6g} of "
                                  f"{self.t_end:.6g} (the flow is stiff or runs away)")
+        self._project(stats, t, h)
+        if h < 1e-12 * max(1.0, abs(t)):
+            raise IntegrationError(f"step size underflow at t={t:.6g} (h={h:.3g})")
+
+    def _project(self, stats: IntegratorStats, t: float, h: float) -> None:
         n = stats.n_accepted
         if stats.n_rhs < _PROJECT_AFTER * self.max_rhs or n % _PROJECT_EVERY or h <= 0:
             return
@@ -102,7 +104,6 @@ class _Budget:
                     f"t={self.t_end:.6g} at its current step size h={h:.3g} (t={t:.6g}), "
                     f"beyond its budget of {self.max_rhs:.3g}: the flow is stiff")
         self.mark = (h, stats.n_rhs, n)
-
 
 
 @dataclass
@@ -139,15 +140,15 @@ DOPRI5_E = tuple(b5 - b4 for b5, b4 in zip(DOPRI5_B5, DOPRI5_B4))
 DOPRI5_SAFETY, DOPRI5_MIN_FAC, DOPRI5_MAX_FAC, DOPRI5_BETA = 0.9, 0.2, 10.0, 0.04
 
 
-def _check_save_times(t_save, rtol: float, atol: float) -> np.ndarray:
-    """The save times as a float array; ProblemError (a ValueError) for bad
-    tolerances or save times."""
+def _start(name: str, t_save, rtol: float, atol: float, max_rhs: int):
+    """(save times as a float array, work counters, budget, start time) of an integration;
+    ProblemError (a ValueError) for bad tolerances or save times."""
     if rtol <= 0 or atol < 0:
         raise ProblemError("rtol must be > 0 and atol >= 0")
     t_save = np.asarray(t_save, dtype=np.float64)
     if t_save.ndim != 1 or t_save.size == 0 or np.any(np.diff(t_save) <= 0):
         raise ProblemError("save times must be a non-empty strictly increasing sequence")
-    return t_save
+    return t_save, IntegratorStats(), _Budget(name, max_rhs, float(t_save[-1])), float(t_save[0])
 
 
 def _dopri5_first_step(rhs, t: float, y: np.ndarray, k1: np.ndarray, rtol: float,
@@ -185,14 +186,32 @@ def dopri5(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_sav
            atol: float = 1e-10, h0: float | None = None, max_steps: int = 10_000_000,
            progress: Callable[[float], None] | None = None,
            max_rhs: int = MAX_RHS) -> IntegratorStats:
-    """Integrate from t_save[0] through every t_save[k] (increasing), calling
-    ``on_save(k, t, y)`` at each.  Returns the work statistics.  More than ``max_rhs``
-    evaluations, used or projected at a step size that no longer grows, raise
-    :class:`BudgetExceeded`."""
-    t_save = _check_save_times(t_save, rtol, atol)
-    stats = IntegratorStats()
-    budget = _Budget("dopri5", max_rhs, float(t_save[-1]))
-    t = float(t_save[0])
+    """Dormand–Prince 5(4) from t_save[0] through every t_save[k], stepping onto each.
+
+    Parameters
+    ----------
+    rhs : callable
+        ``rhs(t, y)``, the time derivative (an array of the shape of ``y0``).
+    y0 : ndarray
+        The state at t_save[0].
+    t_save : array_like
+        Strictly increasing save times.
+    on_save : callable
+        ``on_save(k, t, y)``, called at each save time t_save[k].
+    rtol, atol, h0 : float
+        Tolerances of the mixed error norm; the first step (default: Hairer's heuristic).
+    max_steps, max_rhs : int
+        Limits on the steps (IntegrationError) and on the evaluations of ``rhs``, used or
+        projected at a step size that no longer grows (:class:`BudgetExceeded`).
+    progress : callable, optional
+        ``progress(dt)`` after each accepted step of length dt.
+
+    Returns
+    -------
+    IntegratorStats
+        The work counters.
+    """
+    t_save, stats, budget, t = _start("dopri5", t_save, rtol, atol, max_rhs)
     y = np.array(y0, dtype=np.float64, copy=True)
     on_save(0, t, y)
     if t_save.size == 1:
@@ -204,10 +223,7 @@ def dopri5(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_sav
         stats.n_rhs += 1
     else:
         h = float(h0)
-    err_old = 1e-4
-    k_next = 1
-    steps = 0
-    stages = [None] * 7
+    err_old, k_next, stages = 1e-4, 1, [None] * 7
     while k_next < t_save.size:
         target = float(t_save[k_next])
         h = min(h, target - t)
@@ -220,8 +236,7 @@ def dopri5(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_sav
         err = math.sqrt(float(np.mean((err_vec / scale) ** 2)))
         if not np.isfinite(err) or not np.all(np.isfinite(stages[6])):
             err = np.inf
-        steps += 1
-        if steps > max_steps:
+        if stats.n_accepted + stats.n_rejected >= max_steps:
             raise IntegrationError(f"more than {max_steps} steps before t={target}")
         if err <= 1.0:
             t_old = t
@@ -242,8 +257,6 @@ def dopri5(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_sav
             if not np.all(np.isfinite(y)):
                 raise IntegrationError(f"non-finite state at t={t:.6g}")
         budget.check(stats, t, h)
-        if h < 1e-12 * max(1.0, abs(t)):
-            raise IntegrationError(f"step size underflow at t={t:.6g} (h={h:.3g})")
     return stats
 
 
@@ -441,6 +454,36 @@ def _rkc_output(on_save, t_save: np.ndarray, k_next: int, t: float, t_new: float
     return k_next
 
 
+def _rkc_factor(err: float, last_rejected: bool) -> float:
+    """Step-size factor after an RKC2 step with scaled error ``err`` (accepted if <= 1):
+    0.8 err^(-1/3) clipped to [0.1, 10], at most 1 right after a rejection, 0.1 if not finite."""
+    if err <= 1.0:
+        fac = 10.0 if err == 0 else min(10.0, max(0.1, 0.8 * err ** (-1.0 / 3.0)))
+        return min(fac, 1.0) if last_rejected else fac
+    return 0.1 if not math.isfinite(err) else max(0.1, 0.8 * err ** (-1.0 / 3.0))
+
+
+class _FlatRhs:
+    """``rhs`` on flat arrays for rkc2, counting evaluations, and the spectral-radius estimate
+    (``spectral_radius`` on the shaped state, else the power method, warm-started)."""
+
+    def __init__(self, rhs, shape: tuple, stats: IntegratorStats, spectral_radius):
+        self.rhs, self.shape, self.stats, self.spectral_radius = rhs, shape, stats, spectral_radius
+        self.vec = None
+
+    def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
+        self.stats.n_rhs += 1
+        out = np.asarray(self.rhs(t, y.reshape(self.shape)), dtype=np.float64)
+        return np.ascontiguousarray(out).ravel()
+
+    def rho(self, t: float, y: np.ndarray, fy: np.ndarray) -> float:
+        self.stats.n_rho += 1
+        if self.spectral_radius is not None:
+            return float(self.spectral_radius(t, y.reshape(self.shape)))
+        r, self.vec, _ = power_spectral_radius(self, t, y, fy, self.vec)
+        return r
+
+
 def rkc2(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_save: np.ndarray,
          on_save: Callable[[int, float, np.ndarray], None], rtol: float = 1e-4,
          atol: float = 1e-8, spectral_radius: Callable[[float, np.ndarray], float] | None = None,
@@ -448,65 +491,60 @@ def rkc2(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_save:
          max_steps: int = 10_000_000,
          progress: Callable[[float], None] | None = None,
          max_rhs: int = MAX_RHS) -> IntegratorStats:
-    """Adaptive RKC2 from t_save[0] through every t_save[k], calling ``on_save(k, t, y)``.
+    """Adaptive RKC2 (docs/solvers.md) from t_save[0] through every t_save[k].
 
-    ``spectral_radius(t, y)`` should return an upper estimate of the spectral radius of the
-    Jacobian (it is re-estimated every ``rho_every`` accepted steps and after a rejection);
-    without it a nonlinear power method on ``rhs`` is used.  The number of stages is
-    s = 1 + floor(sqrt(1 + 1.54 h rho)) (so h rho <= beta(s)).  Local error estimate
-    Est = [12 (y_n - y_{n+1}) + 6 h (F_n + F_{n+1})]/15, step factor 0.8 err^(-1/3) clipped to
-    [0.1, 10].  Output between steps by cubic Hermite interpolation (third order, above the
-    method's own second order).  More than ``max_rhs`` evaluations, used or projected at a
-    step size that no longer grows, raise :class:`BudgetExceeded`.
+    s = 1 + floor(sqrt(1 + 1.54 h rho)) stages, so h rho <= beta(s); output between steps by
+    cubic Hermite interpolation (third order, above the method's own second order).  The
+    parameters shared with :func:`dopri5` mean the same; the others are below.
+
+    Parameters
+    ----------
+    spectral_radius : callable, optional
+        ``spectral_radius(t, y)``, an upper estimate of the Jacobian's spectral radius,
+        re-estimated every ``rho_every`` accepted steps and after a rejection (default: the
+        nonlinear power method :func:`power_spectral_radius` on ``rhs``).
+    rho_every, max_stages : int
+        See ``spectral_radius``; the largest stage count.
+
+    Returns
+    -------
+    IntegratorStats
+        The work counters.
     """
-    t_save = _check_save_times(t_save, rtol, atol)
-    stats = IntegratorStats()
-    budget = _Budget("rkc", max_rhs, float(t_save[-1]))
-    t = float(t_save[0])
+    t_save, stats, budget, t = _start("rkc", t_save, rtol, atol, max_rhs)
     t_end = float(t_save[-1])
     shape = np.shape(y0)
     y = np.array(y0, dtype=np.float64, copy=True).ravel()
     on_save(0, t, y.reshape(shape))
     if t_save.size == 1:
         return stats
-
-    def f(tt: float, yy: np.ndarray) -> np.ndarray:
-        stats.n_rhs += 1
-        out = np.asarray(rhs(tt, yy.reshape(shape)), dtype=np.float64)
-        return np.ascontiguousarray(out).ravel()
-
+    f = _FlatRhs(rhs, shape, stats, spectral_radius)
     fy = f(t, y)
-    vec = None
-
-    def estimate_rho(tt, yy, fyy):
-        nonlocal vec
-        stats.n_rho += 1
-        if spectral_radius is not None:
-            return float(spectral_radius(tt, yy.reshape(shape)))
-        r, vec, _ = power_spectral_radius(f, tt, yy, fyy, vec)
-        return r
-
-    rho = estimate_rho(t, y, fy)
+    rho = f.rho(t, y, fy)
     h = _rkc_first_step(fy, y, rho, t, t_end, rtol, atol) if h0 is None else float(h0)
     coef_cache: dict[int, np.ndarray] = {}
     bufs = [np.empty_like(y) for _ in range(3)]
     buf = np.empty_like(y)
-    k_next, since_rho, steps, last_rejected = 1, 0, 0, False
+    k_next, since_rho, last_rejected = 1, 0, False
     while t < t_end:
         if since_rho >= rho_every:
-            rho, since_rho = estimate_rho(t, y, fy), 0
+            rho, since_rho = f.rho(t, y, fy), 0
         h, s = _rkc_plan(h, t, t_end, rho, max_stages)
         stats.max_stages = max(stats.max_stages, s)
         if s not in coef_cache:
             coef_cache[s] = rkc_coefficients(s)
         y_new = _rkc_stages(f, t, h, y, fy, coef_cache[s], s, bufs)
         f_new = f(t + h, y_new)
-        steps += 1
-        if steps > max_steps:
+        if stats.n_accepted + stats.n_rejected >= max_steps:
             raise IntegrationError(f"more than {max_steps} steps before t={t_end}")
         finite = np.all(np.isfinite(f_new)) and np.all(np.isfinite(y_new))
         err = _rkc_error(y, y_new, fy, f_new, h, rtol, atol) if finite else math.inf
-        if err <= 1.0:
+        h_factor = _rkc_factor(err, last_rejected)
+        last_rejected = not err <= 1.0
+        if last_rejected:
+            stats.n_rejected += 1
+            rho, since_rho = f.rho(t, y, fy), 0
+        else:
             t_new = t + h if t + h < t_end else t_end
             k_next = _rkc_output(on_save, t_save, k_next, t, t_new, h, y, y_new, fy, f_new,
                                  buf, shape)
@@ -515,15 +553,6 @@ def rkc2(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_save:
             t, y, fy = t_new, y_new, f_new
             stats.n_accepted += 1
             since_rho += 1
-            fac = 10.0 if err == 0 else min(10.0, max(0.1, 0.8 * err ** (-1.0 / 3.0)))
-            h *= min(fac, 1.0) if last_rejected else fac
-            last_rejected = False
-        else:
-            stats.n_rejected += 1
-            last_rejected = True
-            h *= 0.1 if not math.isfinite(err) else max(0.1, 0.8 * err ** (-1.0 / 3.0))
-            rho, since_rho = estimate_rho(t, y, fy), 0
+        h *= h_factor
         budget.check(stats, t, h)
-        if h < 1e-12 * max(1.0, abs(t)):
-            raise IntegrationError(f"step size underflow at t={t:.6g} (h={h:.3g})")
     return stats
