@@ -10,6 +10,11 @@ its rows, or fresh online samples) and applies, with r = ftilde(X_b) - y_b and B
 
 The recorded train_loss is the full training loss (full batch, minibatch) or the loss of the
 state at t on step t's fresh batch (online).
+
+Full-batch GD runs in one of two representations of the same state
+(:mod:`lazyrich_theory.core.sample_space`): the factor F (4 P D r flops per step) or sample
+space, F = s F_0 + X^T A (2 P^2 r per step, F formed only at the save times), chosen by
+:func:`~lazyrich_theory.core.sample_space.choose_representation` (sample space when P <= D).
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ from lazyrich_theory.core.integrators import (
     rkc2,
 )
 from lazyrich_theory.core.reduced import ReducedSystem, _residual
+from lazyrich_theory.core.sample_space import (
+    choose_representation,
+    representation_steps,
+    step_flops,
+)
 from lazyrich_theory.core.statistics import predict
 from lazyrich_theory.core.threads import blas_threads, blas_threads_for
 from lazyrich_theory.core.trackers import (
@@ -128,7 +138,8 @@ def _step(F: np.ndarray, Fv: np.ndarray | None, V: np.ndarray, mu: float):
 
 
 def step_loop(system: ReducedSystem, times: np.ndarray, batches: Batches,
-              trackers: Sequence[Tracker], heavy_ball: bool | None = None) -> np.ndarray:
+              trackers: Sequence[Tracker], heavy_ball: bool | None = None,
+              representation: str = "auto") -> np.ndarray:
     """Run the discrete dynamics from F0 over steps 0..times[-1] (or until a tracker stops).
 
     Parameters
@@ -141,10 +152,17 @@ def step_loop(system: ReducedSystem, times: np.ndarray, batches: Batches,
         Step t's batch (X_b, y_b, f0_b), drawn once per step including the last.
     trackers : sequence of Tracker
         Called in order: ``step`` every step (before the update), ``save`` at the save times
-        with the row of ``system.record``; ``close`` at the end.
+        with the row of ``system.record``; ``close`` at the end.  ``save`` gets the factor F;
+        in the sample representation ``step`` gets a
+        :class:`~lazyrich_theory.core.sample_space.RowSpaceFactor`, which becomes F under
+        ``numpy.asarray`` (formed only if read).
     heavy_ball : bool, optional
         Propagate the velocity factor F_v (from 0); default: ``problem.momentum > 0``.  With
         momentum 0 it is plain GD bit for bit.
+    representation : {"auto", "factor", "sample"}
+        The state's representation (:func:`~lazyrich_theory.core.sample_space.
+        choose_representation`; "sample" for full-batch GD only).  The factor representation
+        is the package's GD map bit for bit; sample space agrees with it to round-off.
 
     Returns
     -------
@@ -154,38 +172,40 @@ def step_loop(system: ReducedSystem, times: np.ndarray, batches: Batches,
     p = system.problem
     mu = p.momentum
     heavy_ball = mu > 0.0 if heavy_ball is None else heavy_ball
+    rep = representation_steps(system, choose_representation(system, representation))
     z, alpha, eps = system.z, p.alpha, p.eps
-    F = system.F0.copy()
-    Fv = np.zeros_like(F) if heavy_ball else None
+    F = rep.start()
+    Fv = rep.zero() if heavy_ball else None
     steps = int(times[-1])
     per_step = [tr.step for tr in trackers if tr.per_step]
     k = 0
     try:
         for t in range(steps + 1):
             Xb, yb, f0b = next(batches)
-            XF = Xb @ F
+            XF = rep.image(F, Xb)
             r = _residual(XF, z, alpha, eps, f0b, yb)
             loss = float(r @ r) / r.size
             for hook in per_step:
                 hook(t, F, loss)
             if t == times[k]:
-                row = system.record(F, train_loss=loss if batches.loss_is_train else None)
-                stop = [tr.save(k, t, F, row) for tr in trackers]
+                Fk = rep.factor(F)
+                row = system.record(Fk, train_loss=loss if batches.loss_is_train else None)
+                stop = [tr.save(k, t, Fk, row) for tr in trackers]
                 k += 1
                 if any(stop):
                     break
             if t == steps:
                 break
-            F, Fv = _step(F, Fv, system.increment(F, XF, r, Xb), mu)
+            F, Fv = _step(F, Fv, rep.increment(F, XF, r, Xb), mu)
     finally:
         for tr in trackers:
             tr.close()
-    return F
+    return rep.factor(F)
 
 
 def run_steps(system: ReducedSystem, times: np.ndarray, data: ProblemData | None = None,
               progress: bool = False, stop: float | None = None,
-              heavy_ball: bool | None = None) -> LoopResult:
+              heavy_ball: bool | None = None, representation: str = "auto") -> LoopResult:
     """Exact GD / heavy ball / minibatch or online SGD with the standard trackers.
 
     Parameters
@@ -202,6 +222,9 @@ def run_steps(system: ReducedSystem, times: np.ndarray, data: ProblemData | None
         Early-stop tolerance (:class:`~lazyrich_theory.core.trackers.EarlyStop`).
     heavy_ball : bool, optional
         As in :func:`step_loop`.
+    representation : {"auto", "factor", "sample"}
+        As in :func:`step_loop`: "auto" is the cheaper one (sample space for full-batch GD
+        with P <= D), unless ``$LAZYRICH_GD_REPRESENTATION`` forces one.
 
     Returns
     -------
@@ -216,10 +239,11 @@ def run_steps(system: ReducedSystem, times: np.ndarray, data: ProblemData | None
         Progress(int(times[-1]), progress, batches.mode or "gd")]
     if early is not None:
         trackers.append(early)
+    rep = choose_representation(system, representation)
     # BLAS threads by the size of one step's products (core.threads: one thread for small
     # steps and on a busy machine)
-    with blas_threads(4.0 * batches.size * system.X.shape[1] * system.F0.shape[1]):
-        F = step_loop(system, times, batches, trackers, heavy_ball)
+    with blas_threads(step_flops(batches.size, system.X.shape[1], system.F0.shape[1], rep)):
+        F = step_loop(system, times, batches, trackers, heavy_ball, rep)
     return LoopResult(recorder.rows, F, None if early is None else early.stopped_at)
 
 

@@ -67,6 +67,9 @@ class SolverStats:
         GD steps asked for (the last save time unless stopped early).
     rank : int
         Columns r of the factor F (D x r).
+    representation : str, optional
+        The state of an exact GD run: "factor" (F, 4 P D r flops per step) or "sample"
+        (F = s F_0 + X^T A in sample space, 2 P^2 r; :mod:`lazyrich_theory.core.sample_space`).
     sgd, batch_size : str and int, optional
         SGD mode ("minibatch" / "online") and samples per step (SGD runs only).
     n_rhs, n_accepted, n_rejected, n_rho, max_stages : int, optional
@@ -93,6 +96,7 @@ class SolverStats:
 
     steps: int | None = None
     rank: int | None = None
+    representation: str | None = None
     sgd: str | None = None
     batch_size: int | None = None
     n_rhs: int | None = None
