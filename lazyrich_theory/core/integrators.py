@@ -92,6 +92,7 @@ class _Budget:
             raise IntegrationError(f"step size underflow at t={t:.6g} (h={h:.3g})")
 
     def _project(self, stats: IntegratorStats, t: float, h: float) -> None:
+        """The early stop: every _PROJECT_EVERY accepted steps, the evaluations still needed."""
         n = stats.n_accepted
         if stats.n_rhs < _PROJECT_AFTER * self.max_rhs or n % _PROJECT_EVERY or h <= 0:
             return
