@@ -1,5 +1,7 @@
 """``solve_with_theory``: the exact solve plus the lazy-regime theory, as ``lazyrich solve``
-writes it (kernel alignment, linearised curves, K0 baseline, time scales, grokking metrics)."""
+writes it (kernel alignment, linearised curves, K0 baseline, time scales, grokking metrics),
+and the offline (P = kappa D) theory's population loss where it applies (the spectral
+closure at N = inf, ``theory.offline``)."""
 
 from __future__ import annotations
 
@@ -12,18 +14,32 @@ from lazyrich_theory.core.kernels import kernel_observers
 from lazyrich_theory.core.reduced import ReducedSystem
 from lazyrich_theory.core.solve import solve
 from lazyrich_theory.core.threads import blas_threads
+from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.streams import is_plain_gd
 from lazyrich_theory.theory.lazy import LinearizedModel
+from lazyrich_theory.theory.offline import (
+    KAPPA_SPECTRAL,
+    check_problem,
+    offline_summary,
+    offline_theory,
+)
 from lazyrich_theory.theory.timescales import (
     grokking_summary,
     lazy_peak_reason,
     predict_timescales,
 )
 
-__all__ = ["solve_with_theory"]
+__all__ = ["solve_with_theory", "offline_overlay", "offline_reason", "OFFLINE_COLUMN",
+           "OFFLINE_KEYS"]
+
+#: The column of the offline theory's population loss (spectral closure, N = inf).
+OFFLINE_COLUMN = "offline_population_loss"
+#: summary.json keys of the offline theory -> the key of ``offline_summary`` they copy.
+OFFLINE_KEYS = {"offline_predicted_half_time": "predicted_half_time",
+                "offline_predicted_final_test_loss": "predicted_final_test_loss"}
 
 
 def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
@@ -35,9 +51,14 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
     * columns ``linearized_train_loss``/``linearized_test_loss``: the model linearised at
       initialisation, in closed form, with the method that ran (GD — "gd" or
       "gd-fast" — when the linearised GD is stable, else flow);
+    * column ``offline_population_loss``: the offline (P = kappa D) theory's population loss
+      (spectral closure, at N = inf whatever N is) when the problem is in its domain and
+      kappa = P / D >= ``KAPPA_SPECTRAL`` (:func:`offline_overlay`);
     * ``info["summary"]``: the K0 baseline, the linearised lazy peak, predicted time scales
-      (``timescales.predict_timescales``) and measured grokking metrics
-      (``timescales.grokking_summary``, ``measured_status``).  A value that does not apply
+      (``timescales.predict_timescales``), the offline theory's ``offline_predicted_half_time``
+      and ``offline_predicted_final_test_loss`` (``theory.offline.offline_summary``'s
+      definitions) and measured grokking metrics (``timescales.grokking_summary``,
+      ``measured_status``).  A value that does not apply
       (no lazy peak, no predicted delay, a threshold never reached, a non-paper target) is
       None, never a negative or placeholder number, and ``summary["reasons"]`` maps each
       None key to a one-line reason (docs/user_guide.md, "summary.json").
@@ -88,10 +109,15 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
                                  linearized_test_loss=lin.test_loss)
     summary: dict[str, Any] = dict(_lazy_summary(model))
     reasons: dict[str, str] = {}
+    off_column, off_summary, off_reasons = offline_overlay(problem, traj.t, data)
+    if off_column is not None:
+        traj = traj.with_columns(**{OFFLINE_COLUMN: off_column})
     note = _theory_note(problem, plain)
     if note is not None:
         summary["theory_note"] = note
     _predicted(summary, reasons, problem, data)
+    summary.update(off_summary)
+    reasons.update(off_reasons)
     _measured(summary, reasons, traj)
     return traj.with_info(summary=_nulls_with_reasons(summary, reasons))
 
@@ -129,6 +155,74 @@ def _predicted(summary: dict[str, Any], reasons: dict[str, str], problem: Proble
         else "predicted_lazy_fit_time")
     if summary["predicted_grokking_delay_from"] is None:
         reasons["predicted_grokking_delay_from"] = reasons["predicted_grokking_delay"]
+
+
+def offline_reason(problem: Problem) -> str | None:
+    """Why ``lazyrich solve`` draws no offline-theory curve for ``problem`` (None: it does).
+
+    The domain is :func:`~lazyrich_theory.theory.offline.check_problem`'s at N = inf (plain
+    full-batch training, centered, the paper's teacher, i.i.d. init, P > D, any convention)
+    and kappa = P / D >= ``KAPPA_SPECTRAL``, where the spectral closure (~1 s) is validated.
+
+    Parameters
+    ----------
+    problem : Problem
+
+    Returns
+    -------
+    str or None
+        One line.
+    """
+    try:
+        check_problem(problem.replace(N=math.inf))
+    except ProblemError as exc:
+        return str(exc)
+    kappa = problem.P / problem.D
+    if kappa < KAPPA_SPECTRAL:
+        return (f"kappa = P/D = {kappa:.3g} < {KAPPA_SPECTRAL:g}: the spectral closure is "
+                "validated for kappa >= 5 only, and the DMFT that covers smaller kappa takes "
+                "~20-60 s per curve, too slow to run by default (lazyrich asymptotic "
+                "--method dmft computes it)")
+    return None
+
+
+def offline_overlay(problem: Problem, t: np.ndarray, data: ProblemData | None = None
+                    ) -> tuple[np.ndarray | None, dict[str, Any], dict[str, str]]:
+    """The offline theory's population loss at the save times ``t`` and its summary keys.
+
+    The spectral closure (``offline_theory(problem.replace(N=inf), method="spectral")``, the
+    N = inf theory whatever ``problem.N`` is; |beta|^2 from ``data``'s teacher), evaluated at
+    exactly the times ``t``; the summary keys are :data:`OFFLINE_KEYS` with
+    ``offline_summary``'s definitions.
+
+    Parameters
+    ----------
+    problem : Problem
+    t : np.ndarray
+        The exact trajectory's save times (t[0] = 0, increasing integers).
+    data : ProblemData, optional
+        The problem's data (default ``problem.data()``).
+
+    Returns
+    -------
+    column : np.ndarray or None
+        The population loss at ``t``; None outside the theory's domain (:func:`offline_reason`).
+    summary : dict
+        :data:`OFFLINE_KEYS` (None where they do not apply).
+    reasons : dict
+        A one-line reason for every None of ``summary``.
+    """
+    why = offline_reason(problem)
+    if why is not None:
+        return None, dict.fromkeys(OFFLINE_KEYS), dict.fromkeys(OFFLINE_KEYS, why)
+    t = np.asarray(t)
+    off = offline_theory(problem.replace(N=math.inf), int(t[-1]), method="spectral",
+                         save_times=t, data=data)
+    pick = np.searchsorted(off.t, t)         # off.t holds every t (save_times=t)
+    s = offline_summary(off)
+    summary = {key: s[src] for key, src in OFFLINE_KEYS.items()}
+    reasons = {key: s["reasons"][src] for key, src in OFFLINE_KEYS.items() if s[src] is None}
+    return np.asarray(off.population_loss, dtype=float)[pick], summary, reasons
 
 
 def _measured(summary: dict[str, Any], reasons: dict[str, str], traj: Trajectory) -> None:

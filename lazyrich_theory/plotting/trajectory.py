@@ -28,11 +28,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lazyrich_theory.results.trajectory import Trajectory
 
-__all__ = ["plot_trajectory", "draw_losses", "draw_decomposition", "ALIGNMENT_LABEL"]
+__all__ = ["plot_trajectory", "draw_losses", "draw_decomposition", "ALIGNMENT_LABEL",
+           "OFFLINE_LABEL", "OFFLINE_COLUMN"]
 
 #: Legend entry of the NTK-alignment curve (drawn on its own right-hand axis).
 ALIGNMENT_LABEL = "NTK alignment (paper's, test set; right axis)"
 _ALIGNMENT_COLOR = "tab:purple"
+#: The offline theory's population loss (``solve_with_theory``'s column) and its legend entry.
+OFFLINE_COLUMN = "offline_population_loss"
+OFFLINE_LABEL = "offline theory (N = ∞, spectral)"
+_OFFLINE_COLOR = "tab:green"
 
 
 def _title(traj: "Trajectory") -> str:
@@ -59,8 +64,9 @@ def _population_label(traj: "Trajectory") -> str:
 
 
 def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
-    """The loss panel: train/test/population loss, the linearised model and the K0 line when
-    present, against log time (t = 0 drawn at t = 1/2).
+    """The loss panel: train/test/population loss, the offline theory's population loss
+    (dotted green, column ``offline_population_loss``), the linearised model and the K0 line
+    when present, against log time (t = 0 drawn at t = 1/2).
 
     The paper's NTK alignment, when the trajectory has it, goes on a right-hand axis that is
     drawn *below* ``ax`` (so no legend of ``ax`` is struck through) and gets an entry in
@@ -82,6 +88,9 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
         ax.plot(x, traj.train_loss, "--", color="tab:blue", lw=1.8, label="train loss")
         ax.plot(x, traj.test_loss, "-", color="tab:orange", lw=2.0, label="test loss (test set)")
     _positive_line(ax, x, traj.population_loss, ":", "0.25", 1.6, _population_label(traj))
+    if OFFLINE_COLUMN in traj.extra:
+        _positive_line(ax, x, traj.extra[OFFLINE_COLUMN], ":", _OFFLINE_COLOR, 2.0,
+                       OFFLINE_LABEL)
     for name, ls in (("linearized_train_loss", "--"), ("linearized_test_loss", "-")):
         if name in traj.extra:
             ax.plot(x, traj.extra[name], ls, color="k", lw=1.0,

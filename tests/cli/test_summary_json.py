@@ -8,6 +8,8 @@ import json
 
 from lazyrich_theory.cli.app import main
 
+OFFLINE_KEYS = ("offline_predicted_half_time", "offline_predicted_final_test_loss")
+
 STATUSES = ("generalised", "never generalised", "never fitted", "generalised without fitting")
 
 
@@ -46,6 +48,9 @@ def test_issue_case_n_below_d(tmp_path):
                 "predicted_rich_time_estimate", "predicted_rich_time_population",
                 "predicted_lazy_fit_time", "initial_test_loss", "max_test_loss"):
         assert isinstance(s[key], float), key
+    # kappa = P/D = 4: below the spectral closure's regime, the DMFT is not run by default
+    for key in OFFLINE_KEYS:
+        assert s[key] is None and "kappa = P/D = 4 < 5" in s["reasons"][key]
 
 
 def test_non_paper_target_nulls_the_rich_time_predictions(tmp_path):
@@ -55,3 +60,20 @@ def test_non_paper_target_nulls_the_rich_time_predictions(tmp_path):
     for k in ("predicted_rich_time_estimate", "predicted_rich_time_population",
               "predicted_grokking_delay"):
         assert s[k] is None and "paper's teacher" in s["reasons"][k]
+    for k in OFFLINE_KEYS:
+        assert s[k] is None and "paper's teacher" in s["reasons"][k]
+
+
+def test_offline_theory_column_and_keys(tmp_path):
+    """kappa = P/D = 6 >= 5, N finite: the spectral closure at N = inf is in trajectory.csv
+    (offline_population_loss) and summary.json (its half time and relative final loss)."""
+    s = _summary(tmp_path, "--D", "20", "--P", "120", "--N", "10", "--eps", "0.2",
+                 "--steps", "3000", "--method", "gd")
+    _check(s)
+    assert s["offline_predicted_half_time"] > 0
+    assert 0 < s["offline_predicted_final_test_loss"] < 1
+    lines = (tmp_path / "run" / "trajectory.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert header[-1] == "offline_population_loss"
+    first = dict(zip(header, lines[1].split(",")))
+    assert float(first["offline_population_loss"]) > 0

@@ -17,7 +17,12 @@ from lazyrich_theory.plotting import figures as pf
 from lazyrich_theory.plotting.mpl import subplots
 from lazyrich_theory.plotting.phase import plot_phase
 from lazyrich_theory.plotting.style import method_name, problem_line
-from lazyrich_theory.plotting.trajectory import ALIGNMENT_LABEL, plot_trajectory
+from lazyrich_theory.plotting.trajectory import (
+    ALIGNMENT_LABEL,
+    OFFLINE_COLUMN,
+    OFFLINE_LABEL,
+    plot_trajectory,
+)
 from lazyrich_theory.spec.problem import Problem
 
 T = np.array([0.0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000])
@@ -98,6 +103,20 @@ def test_plot_trajectory_panels_legends_and_alignment_entry():
     _legends_clear_of_axes(fig)
     title = fig.get_suptitle()
     assert title.startswith("exact GD — ") and "gd:" not in title
+
+
+def test_offline_theory_curve_joins_the_loss_panel_and_its_legend():
+    traj = FakeTrajectory()
+    traj.extra[OFFLINE_COLUMN] = 0.65 * np.exp(-T / 200.0) + 1e-3
+    fig = plot_trajectory(traj)
+    losses = fig.axes[0]
+    assert OFFLINE_LABEL in _labelled_lines(losses)
+    assert OFFLINE_LABEL not in _labelled_lines(fig.axes[1])
+    texts = _legend_texts(fig)
+    assert texts.count(OFFLINE_LABEL) == 1
+    assert set(texts) == _labelled_lines(losses) | _labelled_lines(fig.axes[1])
+    _legends_clear_of_axes(fig)
+    assert OFFLINE_LABEL not in _legend_texts(plot_trajectory(FakeTrajectory()))
 
 
 @pytest.mark.parametrize("method, name", [("flow", "gradient flow"), ("gd", "exact GD"),
