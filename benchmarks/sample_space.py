@@ -1,18 +1,19 @@
-"""Issue 14 goal 4: does a sample-space state pay?  The crossover, measured.
+"""Issue 14 goal 4: exact GD in sample space vs the factor, end to end, and the crossover.
 
-    python benchmarks/sample_space.py [--D 100,400] [--ratios 0.25,0.5,1,2,3,5.5] [--steps 60]
+    python benchmarks/sample_space.py [--D 100,400] [--ratios 0.25,0.5,1,2,5.5] [--N inf]
+                                      [--flops 3e11] [--repeats 1]
 
-Full-batch GD moves F only within the row space of X: F_t = F_0 + X^T A_t with A in R^{P x r}
-(any N; at N = inf with M_0 = I this is the issue's U - I = X^T B X written for the factor).
-So the state can live in sample space: keep XF (P x r) and A, with the P x P Gram K = X X^T
-computed once, and step
+Full-batch GD moves F only within the row space of X: F_t = s_t F_0 + X^T A_t with A in
+R^{P x r} (lazyrich_theory.core.sample_space).  The sample representation keeps XF and A,
+with K = X X^T computed once: 2 P^2 r flops per step instead of the factor's 4 P D r, so the
+flop count breaks even at P = 2 D; ``solve`` picks sample space when P <= D (a 2x flop margin).
 
-    R = weight(XF, r(XF)) (the same fused kernels),  A <- A + c R,  XF <- XF + c K R,
-
-2 P^2 r flops per step instead of the factor step's 4 P D r (X F and X^T R): cheaper exactly
-when P < 2 D.  Test-set columns need X_test F = X_test F_0 + (X_test X^T) A at the save times
-only.  This prototype times both steps (same kernels, same BLAS threads, median over --steps)
-at N = inf across P / D, checks that both give the same residuals, and prints the crossover.
+Per (D, P = ratio D) this times ``solve(p, T, method="gd")`` end to end (build, every save-time
+record, final state) with the representation forced each way through
+``$LAZYRICH_GD_REPRESENTATION``, T steps chosen so that the factor run does about --flops
+step flops (200..3000 steps); and the bare step of each (the library's own step objects, median
+of 30 steps).  It checks that both runs agree (largest |difference| per column over the
+column's largest |value|), and prints the crossover and what the automatic rule picks.
 """
 
 from __future__ import annotations
@@ -29,82 +30,120 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import load_note  # noqa: E402
-from lazyrich_theory import preset  # noqa: E402
-from lazyrich_theory.core.reduced import ReducedSystem, _residual, _weight  # noqa: E402
+from benchmarks.common import load_note, median_time  # noqa: E402
+from lazyrich_theory import preset, solve  # noqa: E402
+from lazyrich_theory.core.reduced import ReducedSystem, _residual  # noqa: E402
+from lazyrich_theory.core.sample_space import (  # noqa: E402
+    REPRESENTATION_ENV,
+    choose_representation,
+    representation_steps,
+    step_flops,
+)
 from lazyrich_theory.core.threads import blas_threads  # noqa: E402
+from lazyrich_theory.spec.fields import parse_N  # noqa: E402
+
+REPS = ("factor", "sample")
 
 
-def _time_steps(step, state, n):
+def bare_step_ms(system: ReducedSystem, rep: str, n: int = 30) -> float:
+    """Median ms of one GD step (residual, increment, update) of representation ``rep``."""
+    p, X = system.problem, system.X
+    steps = representation_steps(system, rep)
+    F = steps.start()
     ts = []
-    for _ in range(n + 2):
-        t = time.perf_counter()
-        state = step(state)
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts[2:]), state
+    with blas_threads(step_flops(*X.shape, system.F0.shape[1], rep)):
+        for _ in range(n + 2):
+            t0 = time.perf_counter()
+            XF = steps.image(F, X)
+            r = _residual(XF, system.z, p.alpha, p.eps, system.f0, system.y)
+            F = F + steps.increment(F, XF, r, X)
+            ts.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(ts[2:])
 
 
-def compare(D: int, P: int, steps: int, N=math.inf) -> dict:
+def _forced(rep: str, fn):
+    old = os.environ.get(REPRESENTATION_ENV)
+    os.environ[REPRESENTATION_ENV] = rep
+    try:
+        return fn()
+    finally:
+        if old is None:
+            del os.environ[REPRESENTATION_ENV]
+        else:
+            os.environ[REPRESENTATION_ENV] = old
+
+
+def compare(D: int, P: int, N: float, flops: float, repeats: int) -> dict:
+    """Both representations on one problem: end-to-end solve, bare step, agreement."""
     p = preset("fig1").replace(D=D, P=P, N=N, test_size=200)
-    s = ReducedSystem.build(p, p.data())
-    X, z, c, y, f0 = s.X, s.z, s.c, s.y, s.f0
-    alpha, eps = p.alpha, p.eps
-    scale = -2.0 * p.eta0 / (alpha * P)
-    r = s.F0.shape[1]
+    data = p.data()
+    system = ReducedSystem.build(p, data)
+    r = system.F0.shape[1]
+    T = int(min(3000, max(200, flops / step_flops(P, D, r, "factor"))))
+    row = dict(D=D, P=P, N=N if math.isfinite(N) else "inf", r=r, steps=T,
+               auto=_forced("auto", lambda: choose_representation(system)))
+    runs = {}
+    for rep in REPS:
+        _forced(rep, lambda: solve(p, 2, method="gd", data=data))      # warm the kernels
+        wall, runs[rep] = median_time(
+            lambda: _forced(rep, lambda: solve(p, T, method="gd", data=data)), repeats)
+        row[f"{rep}_s"] = wall
+        row[f"{rep}_step_ms"] = bare_step_ms(system, rep)
+    row["speedup"] = row["factor_s"] / row["sample_s"]
+    row["step_speedup"] = row["factor_step_ms"] / row["sample_step_ms"]
+    row["flops_ratio"] = step_flops(P, D, r, "factor") / step_flops(P, D, r, "sample")
+    a, b = runs["factor"], runs["sample"]
+    dev = 0.0
+    for col in ("train_loss", "test_loss", "population_loss", "alignment", "frob_dM"):
+        x, y = getattr(a, col), getattr(b, col)
+        dev = max(dev, float(np.max(np.abs(x - y)) / max(np.max(np.abs(x)), 1e-300)))
+    row["max_dev"] = dev
+    return row
 
-    def factor_step(F):
-        XF = X @ F
-        res = _residual(XF, z, alpha, eps, f0, y)
-        V = X.T @ _weight(XF, res, c, eps)
-        V *= scale
-        return F + V
 
-    K = X @ X.T
-
-    def sample_step(state):
-        XF, A = state
-        res = _residual(XF, z, alpha, eps, f0, y)
-        R = _weight(XF, res, c, eps)
-        R *= scale
-        return XF + K @ R, A + R
-
-    with blas_threads(4.0 * P * D * r):
-        t_f, F = _time_steps(factor_step, s.F0.copy(), steps)
-        t_s, (XF, A) = _time_steps(sample_step, (X @ s.F0, np.zeros((P, r))), steps)
-    # same state after the same number of steps: residuals and the factor itself
-    res_f = _residual(X @ F, z, alpha, eps, f0, y)
-    res_s = _residual(XF, z, alpha, eps, f0, y)
-    dev_res = float(np.max(np.abs(res_s - res_f)) / np.max(np.abs(res_f)))
-    dev_F = float(np.max(np.abs(s.F0 + X.T @ A - F)) / np.max(np.abs(F)))
-    return dict(D=D, P=P, r=r, factor_ms=t_f * 1e3, sample_ms=t_s * 1e3,
-                speedup=t_f / t_s, flops_ratio=(4.0 * P * D * r) / (2.0 * P * P * r),
-                dev_residual=dev_res, dev_F=dev_F)
+def _crossover(rows: list[dict]) -> None:
+    for D in sorted({r["D"] for r in rows}):
+        rs = sorted((r for r in rows if r["D"] == D), key=lambda r: r["P"])
+        wins = [r["P"] / D for r in rs if r["speedup"] > 1.0]
+        loses = [r["P"] / D for r in rs if r["speedup"] <= 1.0]
+        auto = ", ".join(f"P/D={r['P'] / D:g}: {r['auto']}" for r in rs)
+        if wins and loses:
+            what = (f"sample space faster end to end up to P/D = {max(wins):g}, slower from "
+                    f"P/D = {min(loses):g}")
+        elif wins:
+            what = "sample space faster end to end at every P/D measured"
+        else:
+            what = "sample space never faster end to end"
+        print(f"D = {D}: {what}; auto picks {auto}")
 
 
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--D", default="100,400")
-    ap.add_argument("--ratios", default="0.25,0.5,1,2,3,5.5")
-    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--ratios", default="0.25,0.5,1,2,5.5")
+    ap.add_argument("--N", default="inf")
+    ap.add_argument("--flops", type=float, default=3e11,
+                    help="factor-step flops per solve (sets the steps, 200..3000)")
+    ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args(argv)
-    print(f"factor step (4 P D r flops) vs sample-space step (2 P^2 r), N = inf; median of "
-          f"{args.steps} steps; {load_note()}")
-    print(f"{'D':>5s} {'P':>6s} {'P/D':>5s} {'factor ms':>10s} {'sample ms':>10s} "
-          f"{'sample speedup':>15s} {'flop ratio':>11s} {'max rel dev':>12s}")
+    N = parse_N(args.N)
+    print(f"solve(method='gd') end to end, factor (4 P D r flops/step) vs sample space "
+          f"(2 P^2 r), N = {args.N}, fig1 preset otherwise; {load_note()}")
+    print(f"{'D':>5s} {'P':>6s} {'P/D':>5s} {'steps':>6s} {'factor s':>9s} {'sample s':>9s} "
+          f"{'speedup':>8s} {'step ms f/s':>15s} {'step x':>7s} {'flop x':>7s} {'auto':>7s} "
+          f"{'max dev':>8s}")
     rows = []
     for D in (int(v) for v in args.D.split(",")):
         for q in (float(v) for v in args.ratios.split(",")):
             P = max(4, int(round(q * D)))
-            row = compare(D, P, args.steps)
+            row = compare(D, P, N, args.flops, args.repeats)
             rows.append(row)
-            print(f"{D:5d} {P:6d} {P / D:5.2f} {row['factor_ms']:10.3f} {row['sample_ms']:10.3f} "
-                  f"{row['speedup']:14.2f}x {row['flops_ratio']:10.2f}x "
-                  f"{max(row['dev_residual'], row['dev_F']):12.1e}", flush=True)
-    for D in sorted({r["D"] for r in rows}):
-        rs = [r for r in rows if r["D"] == D]
-        wins = [r["P"] / D for r in rs if r["speedup"] > 1.0]
-        print(f"D = {D}: the sample-space step is faster for P/D <= "
-              f"{max(wins):.2f}" if wins else f"D = {D}: the sample-space step never wins")
+            steps_ms = f"{row['factor_step_ms']:.3f}/{row['sample_step_ms']:.3f}"
+            print(f"{D:5d} {P:6d} {P / D:5.2f} {row['steps']:6d} {row['factor_s']:9.2f} "
+                  f"{row['sample_s']:9.2f} {row['speedup']:7.2f}x {steps_ms:>15s} "
+                  f"{row['step_speedup']:6.2f}x {row['flops_ratio']:6.2f}x {row['auto']:>7s} "
+                  f"{row['max_dev']:8.1e}", flush=True)
+    _crossover(rows)
     print(json.dumps({"sample_space": rows}))
     return rows
 
