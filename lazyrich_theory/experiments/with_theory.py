@@ -65,8 +65,10 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
 
     Training options: label noise enters through the training labels, so every column is
     exact for it.  The linearised model and the population ODE have no weight decay,
-    momentum or minibatches; with any of them, the linearised columns are left out and ``summary`` says that
-    its predicted times are those of plain GD (``theory_note``).
+    momentum or minibatches; with any of them, the linearised columns are left out and
+    ``summary`` says that its predicted times are those of plain GD (``theory_note``).  The
+    offline theory has none of these options (label noise included): with any of them its
+    column is left out and its keys are null.
 
     Parameters
     ----------

@@ -6,8 +6,12 @@
   T in half the seeds) and the theory's boundary overlaid: dashed blue where the predicted
   N = inf rich-transition time equals the linearised model's train-fit time
   (``predicted_time_ratio`` = 1, no free constant), dotted blue the same ratio at the level
-  that best separates the measured cells (a fitted constant, printed in the legend); one
-  panel per value of a third parameter (further ones at their first value);
+  that best separates the measured cells (a fitted constant, printed in the legend), and, on
+  an alpha x eps sweep that has ``offline_test_time``, the offline theory's unfitted boundary
+  (dash-dotted green: the spectral closure at N = inf predicts the population loss under the
+  threshold within T in half the seeds; drawn beside the measured one as it is,
+  docs/offline_theory.md §12.3); one panel per value of a third parameter (further ones at
+  their first value);
 * one swept parameter: curves of the measured and predicted grokking times against it, the
   seed spread as a band (mean +- std) and the single seeds as dots.
 """
@@ -32,6 +36,9 @@ _LABELS = {"alpha": "α (laziness)", "eps": "ε (initial kernel alignment)", "D"
            "N": "N", "eta0": "η0", "test_size": "test size", "convention": "convention",
            "centered": "centered"}
 MAX_PANELS = 12
+#: The offline theory's variable of an alpha x eps sweep (``experiments.sweep.offline``).
+OFFLINE_VARIABLE = "offline_test_time"
+_OFFLINE_COLOR = "tab:green"
 
 
 def _numeric(values) -> np.ndarray | None:
@@ -164,6 +171,22 @@ def _boundaries(ax, res: "PhaseResult", xv, yv, R, Q, c_fit) -> list:
     return handles
 
 
+def _offline_boundary(ax, res: "PhaseResult", xv, yv, F) -> list:
+    """The offline theory's boundary (F: fraction of seeds whose predicted threshold time is
+    within T) as a labelled line, or a text-only entry when it does not cross the grid."""
+    if F is None:
+        return []
+    what = f"offline theory (unfitted): population loss reaches {res.config.get('threshold')}"
+    if np.nanmin(F) < 0.5 < np.nanmax(F):
+        ax.contour(xv, yv, F, levels=[0.5], colors=_OFFLINE_COLOR, linewidths=2.0,
+                   linestyles="-.")
+        return [mpl.Line2D([], [], color=_OFFLINE_COLOR, lw=2.0, ls="-.",
+                           label=f"{what} within T (spectral, N = ∞)")]
+    where = "everywhere" if np.nanmin(F) >= 0.5 else "nowhere"
+    return [mpl.Line2D([], [], ls="none",
+                       label=f"{what} within T {where} on this grid (spectral, N = ∞)")]
+
+
 #: Colour of the cells whose test loss does not reach the threshold in most seeds.
 _NEVER = "0.72"
 
@@ -201,6 +224,10 @@ def _heatmaps(plt, res: "PhaseResult", gd: list[str], metric: str):
             ok = np.isfinite(np.asarray(res.data["test_time"], float))
             reached_frac = ok.mean(axis=res.dims.index("seed"))
     ratio = res.mean("predicted_time_ratio") if "predicted_time_ratio" in res.data else None
+    offline = None
+    if OFFLINE_VARIABLE in res.data:
+        offline = np.isfinite(np.asarray(res.data[OFFLINE_VARIABLE], float)).mean(
+            axis=res.dims.index("seed"))
     c_fit = best_ratio_level(res) if ratio is not None else None
     vmax = np.nanmax(mean) if np.any(np.isfinite(mean)) else 1.0
     (xv, xlog, xticks), (yv, ylog, yticks) = _grid_axis(res, xdim), _grid_axis(res, ydim)
@@ -217,6 +244,8 @@ def _heatmaps(plt, res: "PhaseResult", gd: list[str], metric: str):
         if grid:
             Q = None if ratio is None else _slice(res, ratio, [ydim, xdim], fixed)
             handles += _boundaries(ax, res, xv, yv, R, Q, c_fit)
+            F = None if offline is None else _slice(res, offline, [ydim, xdim], fixed)
+            handles += _offline_boundary(ax, res, xv, yv, F)
         if xlog:
             ax.set_xscale("log")
         if ylog:

@@ -246,6 +246,9 @@ def test_sweep_storage_layout_and_resume(tmp_path):
     lines = (out / "phase.csv").read_text().splitlines()
     header = lines[0].split(",")
     assert header[:5] == ["alpha", "eps", "seed", "cell_id", "status"]
+    # kappa = P/D = 3: no offline-theory column (tests/experiments/test_offline_overlay.py)
+    assert header[5:] == list(RESULT_METRICS)
+    assert "offline_test_time" not in res and "kappa = P/D = 3" in res.offline["reason"]
     assert len(lines) == 1 + 8
     assert len((out / "phase_mean.csv").read_text().splitlines()) == 1 + 4
     # labeled dataset: npz + sidecar

@@ -258,6 +258,27 @@ def test_phase_heat_map_marks_never_reached_cells_and_draws_every_legend_line():
     _legends_clear_of_axes(fig)
 
 
+@pytest.mark.parametrize("offline, drawn", [
+    (np.array([[1, 1, 1], [1, 1, 1], [1, 1, 0]], dtype=bool), True),
+    (np.ones((3, 3), dtype=bool), False),
+])
+def test_phase_heat_map_draws_the_offline_theory_boundary(offline, drawn):
+    reached = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=bool)
+    res = _phase(reached, np.full((3, 3), 0.5))
+    res.data["offline_test_time"] = np.where(offline, 5.0, np.inf).reshape(3, 3, 1)
+    fig = plot_phase(res)
+    leg = fig.axes[0].get_legend()
+    entry = [(h, t.get_text()) for h, t in zip(leg.legend_handles, leg.get_texts())
+             if t.get_text().startswith("offline theory (unfitted)")]
+    assert len(entry) == 1
+    handle, text = entry[0]
+    assert ("everywhere on this grid" in text) is not drawn
+    assert (handle.get_linestyle() not in ("None", "none", "")) is drawn
+    _legends_clear_of_axes(fig)
+    assert not any(t.startswith("offline theory") for t in
+                   _legend_texts(plot_phase(_phase(reached, np.full((3, 3), 0.5)))))
+
+
 # ----------------------------------------------------------------------------- labels
 def test_problem_line_and_method_names():
     line = problem_line(PROBLEM, skip=("alpha",))

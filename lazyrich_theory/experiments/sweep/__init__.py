@@ -54,7 +54,8 @@ and a malformed or unreachable scheduler address.
 
 Modules: ``axes`` (swept parameters and their specs), ``cells`` (one cell: id, computation,
 metrics, verified file), ``folder`` (the output folder: lock, identity, resume), ``guard`` (the
-grid's size against this machine), ``executors`` (where cells run), ``result``
+grid's size against this machine), ``executors`` (where cells run), ``offline`` (the offline
+theory's unfitted boundary of an alpha x eps sweep, once per sweep), ``result``
 (:class:`PhaseResult` and its files), ``run`` (:func:`sweep` itself).
 """
 

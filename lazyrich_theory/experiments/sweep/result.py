@@ -7,6 +7,11 @@ with :meth:`PhaseResult.to_xarray`), and its files:
     DIR/phase.npz        the same arrays for numpy alone, with the
     DIR/phase.json       JSON sidecar naming its dims, coords and variables
     DIR/phase.png        heat map (2-D sweeps) or curves (1-D sweeps)
+
+An alpha x eps sweep in the offline theory's domain has one more float variable after the
+metrics, ``offline_test_time`` (``sweep.offline``: computed once per sweep, not per cell), in
+every file; ``PhaseResult.offline`` says how it was computed or why not (phase.json's
+``offline_theory``, phase.nc's ``offline_theory`` attribute).
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ from lazyrich_theory.experiments.sweep.cells import (
     RESULT_METRICS,
     STATUSES,
 )
+from lazyrich_theory.experiments.sweep.offline import (
+    OFFLINE_DESCRIPTION,
+    OFFLINE_VARIABLE,
+)
 from lazyrich_theory.storage import (
     atomic_write,
     atomic_write_json,
@@ -48,7 +57,9 @@ class PhaseResult:
 
     ``dims``: the swept parameters in order, then ``seed``; ``coords[dim]``: its values;
     ``data[name]``: an array of shape ``shape`` for every name in :data:`RESULT_METRICS`
-    (float, NaN where a cell has none), plus ``status`` and ``cell_id`` (strings).
+    (float, NaN where a cell has none), then ``offline_test_time`` where the offline theory
+    applies (float, inf where not within T), then ``status`` and ``cell_id`` (strings);
+    ``offline``: how ``offline_test_time`` was computed, or why not (``reason``).
 
     Used like an ``xarray.Dataset``: ``res[name]`` is a variable's array (dims in order),
     ``res.coords[dim]`` a dimension's values, ``name in res`` and ``res.data_vars`` list the
@@ -62,6 +73,14 @@ class PhaseResult:
     config: dict[str, Any]
     out: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    offline: dict[str, Any] = field(default_factory=dict)
+
+    def _floats(self) -> dict[str, str]:
+        """The float variables present, in order, with their descriptions."""
+        out = {m: METRICS[m] for m in RESULT_METRICS}
+        if OFFLINE_VARIABLE in self.data:
+            out[OFFLINE_VARIABLE] = OFFLINE_DESCRIPTION
+        return out
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -89,16 +108,18 @@ class PhaseResult:
             Dims: the swept parameters, then ``seed``, each with its values as coordinate
             (integers, floats, booleans or strings as swept).  Data variables: every metric of
             :data:`RESULT_METRICS` (float64, its definition in ``attrs["description"]``),
-            ``status`` and ``cell_id`` (strings).  ``attrs``: ``sweep_config`` (the sweep's
-            configuration, sweep.json, as a JSON string), ``format`` and ``description``.
+            ``offline_test_time`` where present, ``status`` and ``cell_id`` (strings).
+            ``attrs``: ``sweep_config`` (the sweep's configuration, sweep.json, as a JSON
+            string), ``offline_theory`` (:attr:`offline` as a JSON string, when set),
+            ``format`` and ``description``.
             NetCDF-safe: ``ds.to_netcdf(path, engine="scipy")``; :meth:`from_xarray` reads it
             back.
         """
         import xarray as xr  # imported on use (start-up time)
 
         dims = self.dims
-        data_vars = {m: (dims, np.asarray(self.data[m], dtype=float),
-                         {"description": METRICS[m]}) for m in RESULT_METRICS if m in self.data}
+        data_vars = {m: (dims, np.asarray(self.data[m], dtype=float), {"description": d})
+                     for m, d in self._floats().items() if m in self.data}
         for name, desc in _STRING_VARS.items():
             if name in self.data:
                 data_vars[name] = (dims, np.asarray(self.data[name]).astype(str),
@@ -107,6 +128,8 @@ class PhaseResult:
         attrs = {"description": "labeled N-D dataset of a lazyrich phase sweep",
                  "format": FORMAT,
                  "sweep_config": json.dumps(jsonable(self.config), sort_keys=True)}
+        if self.offline:
+            attrs["offline_theory"] = json.dumps(jsonable(self.offline), sort_keys=True)
         return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
     @classmethod
@@ -115,6 +138,7 @@ class PhaseResult:
         from phase.nc with ``xarray.open_dataset``)."""
         try:
             config = json.loads(ds.attrs["sweep_config"])
+            offline = json.loads(ds.attrs.get("offline_theory", "{}"))
             dims = tuple(ds["status"].dims)
         except (KeyError, ValueError) as exc:
             raise ProblemError(f"not a lazyrich phase dataset: {exc}") from None
@@ -126,7 +150,7 @@ class PhaseResult:
                 data[name] = arr.astype(str).astype(_STRING_DTYPES[name])
             else:
                 data[name] = arr.astype(float)
-        return cls(dims, coords, data, config, out)
+        return cls(dims, coords, data, config, out, offline=offline)
 
     def _seed_axis(self) -> int:
         return self.dims.index("seed")
@@ -183,14 +207,15 @@ class PhaseResult:
 
     def _save_cells_csv(self, path: str) -> None:
         """The tidy CSV: one row per cell."""
-        header = list(self.dims) + ["cell_id", "status"] + list(RESULT_METRICS)
+        floats = list(self._floats())
+        header = list(self.dims) + ["cell_id", "status"] + floats
         cols: list[list] = [[] for _ in header]
         for idx in self._rows():
             for j, d in enumerate(self.dims):
                 cols[j].append(_csv_value(self.coords[d][idx[j]]))
             cols[len(self.dims)].append(str(self.data["cell_id"][idx]))
             cols[len(self.dims) + 1].append(str(self.data["status"][idx]))
-            for j, m in enumerate(RESULT_METRICS):
+            for j, m in enumerate(floats):
                 cols[len(self.dims) + 2 + j].append(_csv_value(self.data[m][idx]))
         _write_csv(path, header, cols)
 
@@ -199,16 +224,17 @@ class PhaseResult:
         gd = self.grid_dims
         gshape = tuple(len(self.coords[d]) for d in gd)
         n_ok = (self.data["status"] == "ok").sum(axis=self._seed_axis())
-        means = {m: self.mean(m) for m in RESULT_METRICS}
-        stds = {m: self.std(m) for m in RESULT_METRICS}
+        floats = list(self._floats())
+        means = {m: self.mean(m) for m in floats}
+        stds = {m: self.std(m) for m in floats}
         header = list(gd) + ["n_seeds", "n_ok"]
-        for m in RESULT_METRICS:
+        for m in floats:
             header += [f"{m}_mean", f"{m}_std"]
         cols: list[list] = [[] for _ in header]
         for idx in itertools.product(*(range(n) for n in gshape)):
             row = [_csv_value(self.coords[d][idx[j]]) for j, d in enumerate(gd)]
             row += [str(len(self.coords["seed"])), str(int(n_ok[idx]))]
-            for m in RESULT_METRICS:
+            for m in floats:
                 row += [_csv_value(means[m][idx]), _csv_value(stds[m][idx])]
             for j, v in enumerate(row):
                 cols[j].append(v)
@@ -217,7 +243,8 @@ class PhaseResult:
     def _save_dataset(self, out: str) -> None:
         """The N-D dataset: phase.npz and its sidecar phase.json."""
         arrays = {f"coord_{d}": _coord_array(self.coords[d]) for d in self.dims}
-        for m in RESULT_METRICS:
+        floats = self._floats()
+        for m in floats:
             arrays[m] = np.asarray(self.data[m], dtype=float)
         arrays["status"] = np.asarray(self.data["status"], dtype="<U8")
         arrays["cell_id"] = np.asarray(self.data["cell_id"], dtype="<U16")
@@ -231,11 +258,13 @@ class PhaseResult:
                            "values": [jsonable(v) for v in self.coords[d]]}
                        for d in self.dims},
             "variables": {**{m: {"dims": list(self.dims), "dtype": "float64",
-                                 "description": METRICS[m]} for m in RESULT_METRICS},
+                                 "description": d} for m, d in floats.items()},
                           **{name: {"dims": list(self.dims), "dtype": "str",
                                     "description": desc} for name, desc in _STRING_VARS.items()}},
             "attrs": jsonable(self.config),
         }
+        if self.offline:
+            sidecar["offline_theory"] = jsonable(self.offline)
         atomic_write_json(os.path.join(out, "phase.json"), sidecar)
 
     def plot(self, path: str | os.PathLike | None = None, **kw):
@@ -321,7 +350,8 @@ def load_phase(out: str | os.PathLike) -> PhaseResult:
     with np.load(npath, allow_pickle=False) as z:
         coords = {d: _from_coord(z[f"coord_{d}"], d) for d in dims}
         data = {k: z[k] for k in z.files if not k.startswith("coord_")}
-    return PhaseResult(dims, coords, data, side.get("attrs", {}), out)
+    return PhaseResult(dims, coords, data, side.get("attrs", {}), out,
+                       offline=side.get("offline_theory", {}))
 
 
 def _from_coord(a: np.ndarray, dim: str) -> np.ndarray:

@@ -40,6 +40,7 @@ from lazyrich_theory.experiments.sweep.folder import (
     open_folder,
 )
 from lazyrich_theory.experiments.sweep.guard import check_cells, check_grid_size
+from lazyrich_theory.experiments.sweep.offline import OFFLINE_VARIABLE, offline_phase
 from lazyrich_theory.experiments.sweep.result import PhaseResult
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.resources import check_writable
@@ -139,8 +140,8 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
     if own:     # connected before the folder is touched: a bad address leaves nothing behind
         scheduler = connect_scheduler(scheduler)
     try:
-        run = functools.partial(_run, axes, cells, config, cell_fn=cell_fn, retries=retries,
-                                progress=progress, log=log, executor=executor,
+        run = functools.partial(_run, base, axes, cells, config, cell_fn=cell_fn,
+                                retries=retries, progress=progress, log=log, executor=executor,
                                 scheduler=scheduler, workers=workers, shared_fs=shared_fs)
         if out_s is None:
             return run({}, None)
@@ -179,8 +180,8 @@ def _warn(message: str) -> None:
     warnings.warn(message, SweepWarning, stacklevel=2)
 
 
-def _run(axes: Sequence[Axis], cells: Sequence[dict[str, Any]], config: dict[str, Any],
-         done: dict[str, dict], out: str | None, *,
+def _run(base: Problem, axes: Sequence[Axis], cells: Sequence[dict[str, Any]],
+         config: dict[str, Any], done: dict[str, dict], out: str | None, *,
          cell_fn: Callable[[Mapping[str, Any]], dict] | None, retries: int, progress: bool,
          log: Callable[[str], None] | None, **execution: Any) -> PhaseResult:
     """Compute the cells missing from ``done`` (``execution``: where, see :func:`execute`)
@@ -197,7 +198,7 @@ def _run(axes: Sequence[Axis], cells: Sequence[dict[str, Any]], config: dict[str
         runner.close()
     wall = time.perf_counter() - t0
     done.update(runner.records)
-    return _assemble(axes, cells, done, runner, config, out, len(todo), wall)
+    return _assemble(base, axes, cells, done, runner, config, out, len(todo), wall)
 
 
 def _validate(method: str, integrator: str, steps: Any, threshold: Any, relative: Any,
@@ -246,11 +247,13 @@ def _announce(log: Callable[[str], None] | None, out: str | None, axes: Sequence
         log(f"phase: {n_cells} cells ({' x '.join(f'{len(a)} {a.name}' for a in axes)})")
 
 
-def _assemble(axes: Sequence[Axis], cells: Sequence[Mapping[str, Any]],
+def _assemble(base: Problem, axes: Sequence[Axis], cells: Sequence[Mapping[str, Any]],
               records: Mapping[str, Mapping[str, Any]], runner: Runner,
               config: dict[str, Any], out: str | None, n_todo: int,
               wall: float) -> PhaseResult:
-    """The PhaseResult of the cells' records, in grid order."""
+    """The PhaseResult of the cells' records, in grid order, with the offline theory's
+    ``offline_test_time`` (once per sweep, :func:`offline_phase`; after the metrics) where it
+    applies and ``offline`` saying how, or why not."""
     dims = tuple(a.name for a in axes)
     shape = tuple(len(a) for a in axes)
     data: dict[str, np.ndarray] = {m: np.full(shape, np.nan) for m in RESULT_METRICS}
@@ -274,4 +277,10 @@ def _assemble(axes: Sequence[Axis], cells: Sequence[Mapping[str, Any]],
              "n_failed": len(runner.failed), "failures": dict(runner.failed), "wall_time": wall,
              "cell_wall_time": float(sum(float(r.get("wall_time", 0.0))
                                          for r in runner.records.values()))}
-    return PhaseResult(dims, coords, data, config, out, stats)
+    t0 = time.perf_counter()
+    values, offline = offline_phase(base, axes, config)
+    stats["offline_wall_time"] = time.perf_counter() - t0
+    if values is not None:
+        data = {**{m: data[m] for m in RESULT_METRICS}, OFFLINE_VARIABLE: values,
+                "status": data["status"], "cell_id": data["cell_id"]}
+    return PhaseResult(dims, coords, data, config, out, stats, offline)

@@ -1,0 +1,166 @@
+"""The offline (P = kappa D) theory wired into ``lazyrich solve`` and ``lazyrich phase``
+(issue 13, "Wire it in"): the solve's ``offline_population_loss`` column is the spectral
+closure's population loss at N = inf, at exactly the save times; the phase result's
+``offline_test_time`` is ``phase_boundary_times`` on the alpha x eps grid; outside the
+theory's domain neither is computed, and the reason says why."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from lazyrich_theory.experiments.sweep import (
+    RESULT_METRICS,
+    PhaseResult,
+    load_phase,
+    sweep,
+)
+from lazyrich_theory.experiments.sweep.offline import OFFLINE_VARIABLE
+from lazyrich_theory.experiments.with_theory import (
+    OFFLINE_COLUMN,
+    OFFLINE_KEYS,
+    offline_overlay,
+    offline_reason,
+    solve_with_theory,
+)
+from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.theory.offline import (
+    KAPPA_SPECTRAL,
+    offline_inputs,
+    offline_summary,
+    offline_theory,
+    phase_boundary_times,
+)
+
+#: kappa = 6 >= KAPPA_SPECTRAL, finite N (the theory is drawn at N = inf)
+BASE = Problem(D=20, P=120, N=10, alpha=1.0, eps=0.2, eta0=1.0, seed=0, test_size=100)
+STEPS = 3000
+
+
+# ------------------------------------------------------------------------------ solve
+@pytest.fixture(scope="module")
+def solved():
+    data = BASE.data()
+    return solve_with_theory(BASE, STEPS, method="gd", data=data), data
+
+
+def test_column_is_the_spectral_closure_at_n_inf_at_the_save_times(solved):
+    traj, data = solved
+    off = offline_theory(BASE.replace(N=math.inf), STEPS, method="spectral",
+                         save_times=traj.t, data=data)
+    assert np.array_equal(off.t, traj.t)
+    assert np.array_equal(traj[OFFLINE_COLUMN], off.population_loss)
+    s, ref = traj.info["summary"], offline_summary(off)
+    for key, src in OFFLINE_KEYS.items():
+        assert s[key] == ref[src], key
+    assert s["offline_predicted_final_test_loss"] > 0
+    assert set(s["reasons"]) == {k for k, v in s.items() if v is None}
+
+
+def test_the_problem_itself_is_refused_at_finite_n_but_drawn_at_n_inf():
+    assert offline_reason(BASE) is None       # N = 10: the N = inf theory is drawn
+    assert offline_reason(BASE.replace(N=math.inf)) is None
+    assert offline_reason(BASE.replace(convention="B")) is None
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"target": "hermite:coef=0.5/0/0.5/0.2"}, "paper's teacher"),
+    ({"centered": False}, "uncentered"),
+    ({"momentum": 0.5}, "momentum"),
+    ({"P": 80}, f"< {KAPPA_SPECTRAL:g}"),
+])
+def test_absent_with_a_reason_outside_the_domain(change, words):
+    problem = BASE.replace(**change)
+    why = offline_reason(problem)
+    assert why is not None and words in why and "\n" not in why
+    column, summary, reasons = offline_overlay(problem, np.array([0.0, 10.0]))
+    assert column is None and summary == dict.fromkeys(OFFLINE_KEYS)
+    assert reasons == dict.fromkeys(OFFLINE_KEYS, why)
+
+
+def test_solve_without_the_theory_has_no_column_and_says_why():
+    traj = solve_with_theory(BASE.replace(centered=False), 200, method="gd")
+    assert OFFLINE_COLUMN not in traj.columns
+    s = traj.info["summary"]
+    for key in OFFLINE_KEYS:
+        assert s[key] is None and "uncentered" in s["reasons"][key]
+
+
+def test_the_kappa_reason_names_the_dmft_and_its_cost():
+    why = offline_reason(BASE.replace(P=60))
+    assert "DMFT" in why and "too slow" in why and "--method dmft" in why
+
+
+# ------------------------------------------------------------------------------ phase
+PHASE = Problem(D=20, P=120, N=10, alpha=1.0, eps=0.2, eta0=1.0, seed=0, test_size=100)
+PHASE_STEPS = 400
+
+
+@pytest.fixture(scope="module")
+def phase(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ph") / "ph"
+    res = sweep(PHASE, {"eps": "0.1,0.4", "alpha": "0.5,2"}, PHASE_STEPS, seeds=2, workers=1,
+                out=out, progress=False, plot=True, threshold=0.3)
+    return res, out
+
+
+def test_phase_offline_column_is_phase_boundary_times(phase):
+    res, _ = phase
+    assert res.dims == ("eps", "alpha", "seed")
+    got = np.asarray(res[OFFLINE_VARIABLE], float)
+    assert got.shape == res.shape
+    alpha = [float(a) for a in res.coords["alpha"]]
+    eps = [float(e) for e in res.coords["eps"]]
+    for j, seed in enumerate(res.coords["seed"]):
+        inp = offline_inputs(PHASE.replace(N=math.inf, seed=int(seed)))
+        ref = phase_boundary_times(inp.kappa, inp.b2, inp.D, inp.eta0, alpha, eps,
+                                   PHASE_STEPS, threshold=0.3)["threshold_time"]
+        assert np.array_equal(got[..., j], ref.T), seed    # (alpha, eps) -> (eps, alpha)
+    assert np.isfinite(got).any()
+    assert res.offline["reason"] is None and res.offline["method"] == "spectral"
+
+
+def test_phase_offline_column_in_every_file(phase):
+    res, out = phase
+    header = (out / "phase.csv").read_text().splitlines()[0].split(",")
+    # the existing columns unchanged, one added at the end
+    assert header == ["eps", "alpha", "seed", "cell_id", "status", *RESULT_METRICS,
+                      OFFLINE_VARIABLE]
+    mean_header = (out / "phase_mean.csv").read_text().splitlines()[0].split(",")
+    assert mean_header[-2:] == [f"{OFFLINE_VARIABLE}_mean", f"{OFFLINE_VARIABLE}_std"]
+    side = json.loads((out / "phase.json").read_text())
+    assert OFFLINE_VARIABLE in side["variables"]
+    assert side["offline_theory"]["reason"] is None
+    back = load_phase(out)
+    assert np.array_equal(back[OFFLINE_VARIABLE], res[OFFLINE_VARIABLE])
+    assert back.offline == res.offline
+    assert back.data_vars[-2:] == ("status", "cell_id")
+    xr = pytest.importorskip("xarray")
+    with xr.open_dataset(out / "phase.nc", engine="scipy") as ds:
+        again = PhaseResult.from_xarray(ds.load())
+    assert np.array_equal(again[OFFLINE_VARIABLE], res[OFFLINE_VARIABLE])
+    assert again.offline == res.offline
+
+
+def test_phase_plot_draws_the_offline_boundary(phase):
+    res, _ = phase
+    fig = res.plot()
+    texts = [t.get_text() for ax in fig.axes if ax.get_legend()
+             for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("offline theory (unfitted)") for t in texts), texts
+
+
+@pytest.mark.parametrize("vary, base, words", [
+    ({"alpha": "0.5,2"}, PHASE, "alpha x eps"),
+    ({"alpha": "0.5,2", "eps": "0.1,0.4", "D": "20,30"}, PHASE, "alpha x eps"),
+    ({"alpha": "0.5,2", "eps": "0.1,0.4"}, PHASE.replace(P=60), f"< {KAPPA_SPECTRAL:g}"),
+    ({"alpha": "0.5,2", "eps": "0.1,0.4"}, PHASE.replace(centered=False), "uncentered"),
+])
+def test_phase_offline_not_computed_with_a_reason(vary, base, words):
+    res = sweep(base, vary, 50, workers=1, progress=False, plot=False)
+    assert OFFLINE_VARIABLE not in res
+    assert res.offline["method"] is None
+    assert words in res.offline["reason"] and "\n" not in res.offline["reason"]
