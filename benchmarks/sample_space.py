@@ -101,20 +101,25 @@ def compare(D: int, P: int, N: float, flops: float, repeats: int) -> dict:
     return row
 
 
+def _crossing(rs: list[dict], key: str) -> str:
+    """P/D where ``key`` (a speedup, rows sorted by P) first falls through 1, interpolated in
+    log P/D and log speedup."""
+    for a, b in zip(rs, rs[1:]):
+        if a[key] > 1.0 >= b[key]:
+            qa, qb = math.log(a["P"] / a["D"]), math.log(b["P"] / b["D"])
+            u = math.log(a[key]) / (math.log(a[key]) - math.log(b[key]))
+            return f"~{math.exp(qa + u * (qb - qa)):.2g}"
+    return "not in range"
+
+
 def _crossover(rows: list[dict]) -> None:
     for D in sorted({r["D"] for r in rows}):
         rs = sorted((r for r in rows if r["D"] == D), key=lambda r: r["P"])
-        wins = [r["P"] / D for r in rs if r["speedup"] > 1.0]
-        loses = [r["P"] / D for r in rs if r["speedup"] <= 1.0]
-        auto = ", ".join(f"P/D={r['P'] / D:g}: {r['auto']}" for r in rs)
-        if wins and loses:
-            what = (f"sample space faster end to end up to P/D = {max(wins):g}, slower from "
-                    f"P/D = {min(loses):g}")
-        elif wins:
-            what = "sample space faster end to end at every P/D measured"
-        else:
-            what = "sample space never faster end to end"
-        print(f"D = {D}: {what}; auto picks {auto}")
+        wins = ", ".join(f"{r['P'] / D:g}" for r in rs if r["speedup"] > 1.0) or "none"
+        auto = ", ".join(f"{r['P'] / D:g} -> {r['auto']}" for r in rs)
+        print(f"D = {D}: the sample step breaks even at P/D {_crossing(rs, 'step_speedup')} "
+              f"(flops: 2); end to end sample space is faster at P/D = {wins}; "
+              f"auto (sample iff P <= D): {auto}")
 
 
 def main(argv=None) -> list[dict]:
