@@ -34,8 +34,9 @@ __all__ = ["plot_trajectory", "draw_losses", "draw_decomposition", "ALIGNMENT_LA
 #: Legend entry of the NTK-alignment curve (drawn on its own right-hand axis).
 ALIGNMENT_LABEL = "NTK alignment (paper's, test set; right axis)"
 _ALIGNMENT_COLOR = "tab:purple"
-#: The offline theory's population loss (``solve_with_theory``'s column) and its legend entry.
+#: The offline theory's population loss (``solve_with_theory``'s column).
 OFFLINE_COLUMN = "offline_population_loss"
+#: Legend entry of the offline theory's curve (dotted, on the loss panel).
 OFFLINE_LABEL = "offline theory (N = ∞, spectral)"
 _OFFLINE_COLOR = "tab:green"
 
