@@ -84,10 +84,10 @@ KNOWN_UNDOCUMENTED: set[str] = {
     "lazyrich_theory.spec.problem.PRESETS",         # spec/problem.py: `# ...` -> `#: ...`
     "lazyrich_theory.spec.problem.PRESET_STEPS",
     "lazyrich_theory.core.population.POP_METHODS",  # core/population.py
-    "lazyrich_theory.core.integrators.DOPRI5_A",    # core/integrators.py: one `#:` for the tableau
-    "lazyrich_theory.core.integrators.DOPRI5_B4",
-    "lazyrich_theory.core.integrators.DOPRI5_B5",
-    "lazyrich_theory.core.integrators.DOPRI5_C",
+    "lazyrich_theory.core.dopri5.DOPRI5_A",    # core/dopri5.py: one `#:` for the tableau
+    "lazyrich_theory.core.dopri5.DOPRI5_B4",
+    "lazyrich_theory.core.dopri5.DOPRI5_B5",
+    "lazyrich_theory.core.dopri5.DOPRI5_C",
 }
 
 

@@ -39,13 +39,15 @@ from typing import Any, Iterable
 import numpy as np
 from numba import njit, prange
 
-from lazyrich_theory.core.integrators import (
+from lazyrich_theory.core.dopri5 import (
     DOPRI5_A,
     DOPRI5_E,
-    MAX_RHS,
     dopri5,
     dopri5_reject_factor,
     dopri5_step_factor,
+)
+from lazyrich_theory.core.integrators import (
+    MAX_RHS,
     min_evaluations,
     power_spectral_radius,
 )

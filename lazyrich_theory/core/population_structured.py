@@ -30,7 +30,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from lazyrich_theory.core.integrators import dopri5
+from lazyrich_theory.core.dopri5 import dopri5
 from lazyrich_theory.errors import DivergenceError, IntegrationError, ProblemError
 from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData

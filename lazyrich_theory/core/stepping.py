@@ -24,11 +24,11 @@ from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
+from lazyrich_theory.core.dopri5 import dopri5
 from lazyrich_theory.core.integrators import (
     MAX_RHS,
     BudgetExceeded,
     IntegratorStats,
-    dopri5,
     min_evaluations,
     rkc2,
 )

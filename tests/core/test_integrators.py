@@ -7,13 +7,15 @@ from scipy.integrate import solve_ivp
 
 from lazyrich_theory import Problem, solve
 from lazyrich_theory.errors import IntegrationError
-from lazyrich_theory.core.integrators import (
+from lazyrich_theory.core.dopri5 import (
     DOPRI5_A,
     DOPRI5_B4,
     DOPRI5_B5,
     DOPRI5_C,
     DOPRI5_E,
     dopri5,
+)
+from lazyrich_theory.core.integrators import (
     power_spectral_radius,
     rkc2,
     rkc_coefficients,

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from lazyrich_theory.core.integrators import BudgetExceeded, dopri5, min_evaluations, rkc2
+from lazyrich_theory.core.dopri5 import dopri5
+from lazyrich_theory.core.integrators import BudgetExceeded, min_evaluations, rkc2
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec import resources
 from lazyrich_theory.spec.problem import FLOAT_LIMIT, Problem, first_step_scales, preset
