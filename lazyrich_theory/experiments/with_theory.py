@@ -19,7 +19,7 @@ from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.streams import is_plain_gd
-from lazyrich_theory.theory.lazy import LinearizedModel
+from lazyrich_theory.theory.lazy import LinearizedModel, lazy_summary_of
 from lazyrich_theory.theory.offline import (
     KAPPA_SPECTRAL,
     check_problem,
@@ -109,7 +109,7 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
         lin = model.curves(traj.t, lin_method, test=True, population=False)
         traj = traj.with_columns(linearized_train_loss=lin.train_loss,
                                  linearized_test_loss=lin.test_loss)
-    summary: dict[str, Any] = dict(_lazy_summary(model))
+    summary: dict[str, Any] = dict(lazy_summary_of(model))
     reasons: dict[str, str] = {}
     off_column, off_summary, off_reasons = offline_overlay(problem, traj.t, data)
     if off_column is not None:
@@ -255,17 +255,3 @@ def _rhs_flops(problem: Problem) -> float:
     r = problem.D + 1 if not problem.finite_width else min(int(problem.N), problem.D + 1)
     return 4.0 * problem.P * problem.D * r
 
-
-def _lazy_summary(model: LinearizedModel) -> dict[str, float]:
-    """``theory.lazy.lazy_summary`` from an already built linearised model (the same
-    operations: K0 regression, the test loss on 541 log-spaced times in [1, 1e9] and its
-    argmax; tests/experiments check the two agree exactly)."""
-    k0 = model.kernel_regression(0.0)
-    t = np.unique(np.concatenate([[0.0], np.round(np.logspace(0, 9, 541))]))
-    method = "gd" if model.stable else "flow"
-    test = model.curves(t, method, test=True, population=False).test_loss
-    k = int(np.argmax(test))
-    return {"kernel_regression_train_loss": float(k0.train_mse),
-            "kernel_regression_test_loss": float(k0.test_mse),
-            "linearized_peak_time": float(t[k]) if k > 0 else math.nan,
-            "linearized_peak_test_loss": float(test[k])}

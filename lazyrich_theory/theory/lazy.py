@@ -74,7 +74,7 @@ from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.theory.kernel_loss import KernelExpansionLoss
 
-__all__ = ["lazy_summary",
+__all__ = ["lazy_summary", "lazy_summary_of",
            "LinearizedModel", "LinearizedCurves", "KernelRegressionResult", "kernel_regression",
            "k0_baseline", "linearized_curves"]
 
@@ -485,11 +485,16 @@ def linearized_curves(problem_or_system: Any, t, method: str = "gd",
 # ------------------------------------------------------------------- wiring for `lazyrich solve`
 def lazy_summary(problem: Problem, data: ProblemData | None = None,
                  system: Any | None = None) -> dict[str, float]:
-    """K0-regression train/test (and exact population) MSE, ridgeless, and the linearised
-    model's lazy peak: the argmax of its test loss on a log grid of 541 times in [1, 1e9]
-    (GD when stable, else flow)."""
+    """K0-regression train/test MSE, ridgeless, and the linearised model's lazy peak
+    (:func:`lazy_summary_of`) for ``problem`` (or an already built ``system``)."""
     system = ReducedSystem.build(problem, data) if system is None else system
-    model = LinearizedModel.from_system(system, population=False)
+    return lazy_summary_of(LinearizedModel.from_system(system, population=False))
+
+
+def lazy_summary_of(model: LinearizedModel) -> dict[str, float]:
+    """K0-regression train/test MSE, ridgeless, and the lazy peak of an already built
+    linearised model: the argmax of its test loss on a log grid of 541 times in [1, 1e9]
+    (GD when stable, else flow); no peak (argmax at t = 0) gives NaN."""
     k0 = model.kernel_regression(0.0)
     t = np.unique(np.concatenate([[0.0], np.round(np.logspace(0, 9, 541))]))
     method = "gd" if model.stable else "flow"

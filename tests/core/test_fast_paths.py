@@ -20,8 +20,6 @@ from lazyrich_theory.core.kernels import (
     paper_kernel_alignment,
 )
 from lazyrich_theory.core.reduced import ReducedSystem
-from lazyrich_theory.experiments.with_theory import _lazy_summary
-from lazyrich_theory.theory.lazy import LinearizedModel, lazy_summary
 
 
 def _state(N, seed=0, D=12, P=40, T=30, eps=0.4, shift=0.0):
@@ -90,14 +88,6 @@ def test_blocked_tangent_kernel_alignment_equals_the_plain_formula(N, monkeypatc
     blocked = richness.TangentKernelAlignment()(s, F)
     assert abs(cached - plain) < 1e-14 and abs(blocked - plain) < 1e-14
     assert richness.TangentKernelAlignment()(s, s.F0) == pytest.approx(1.0, abs=1e-14)
-
-
-def test_shared_linearised_model_gives_lazy_summary_exactly():
-    p = preset("fig1").replace(D=20, P=110, N=50, test_size=80)
-    d = p.data()
-    s = ReducedSystem.build(p, d)
-    assert _lazy_summary(LinearizedModel.from_system(s, population=False)) == \
-        lazy_summary(p, d, s)
 
 
 def test_thread_rule():
