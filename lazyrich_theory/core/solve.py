@@ -9,6 +9,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from lazyrich_theory.core.reduced import ReducedSystem
+from lazyrich_theory.core.sample_space import choose_representation
 from lazyrich_theory.core.stepping import LoopResult, run_flow, run_steps
 from lazyrich_theory.core.stride import choose_method, gd_fast_refusal, run_stride
 from lazyrich_theory.core.stride_solver import DEFAULT_TOL
@@ -247,17 +248,21 @@ def solve(problem: Problem, steps: int, method: str = "auto",
     stats = _stats(system, run, steps, integrator, rtol, atol, stop,
                    wall_time=time.perf_counter() - t0,
                    requested=method if method in ("gd-fast", "auto") else None,
-                   why=why, stride=stride)
+                   why=why, stride=stride,
+                   representation=choose_representation(system) if ran == "gd" else None)
     return _trajectory(system, ran, times[:len(run.rows)], run, stats)
 
 
 def _stats(system: ReducedSystem, run: LoopResult, steps: int, integrator: str, rtol: float,
            atol: float, stop: float | None, wall_time: float, requested: str | None = None,
-           why: str | None = None, stride: StrideStats | None = None) -> SolverStats:
+           why: str | None = None, stride: StrideStats | None = None,
+           representation: str | None = None) -> SolverStats:
     """The run's :class:`SolverStats` (``requested``, ``why``: the method rule's request and
-    reason; ``stride``: the work of a "gd-fast" run)."""
+    reason; ``stride``: the work of a "gd-fast" run; ``representation``: the state of an exact
+    GD run, "factor" or "sample", core.sample_space)."""
     kw: dict = {"steps": int(steps), "rank": int(system.F0.shape[1]), "wall_time": wall_time,
-                "method_requested": requested, "method_reason": why, "stride": stride}
+                "method_requested": requested, "method_reason": why, "stride": stride,
+                "representation": representation}
     mode = sgd_mode(system.problem)
     if mode is not None:
         kw.update(sgd=mode, batch_size=sgd_batch_size(system.problem))

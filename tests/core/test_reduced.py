@@ -277,9 +277,11 @@ def test_progress_bar_does_not_change_the_run(small_problem):
 
 def test_solver_stats_are_typed_and_info_keeps_the_run_json_keys(small_problem, tmp_path):
     gd = solve(small_problem, 50, method="gd")
-    assert list(gd.info) == ["steps", "rank", "wall_time", "init"]   # init: issue 17 contract
+    assert list(gd.info) == ["steps", "rank", "representation", "wall_time",
+                             "init"]                                 # init: issue 17 contract
     assert gd.info["init"]["init"] == "iid" and gd.info["init"]["participation_ratio"] > 0
-    assert gd.stats == SolverStats(steps=50, rank=13, wall_time=gd.info["wall_time"])
+    assert gd.stats == SolverStats(steps=50, rank=13, representation="factor",
+                                   wall_time=gd.info["wall_time"])
     fl = solve(small_problem, 50, method="flow")
     assert list(fl.info) == ["steps", "rank", "n_rhs", "n_accepted", "n_rejected", "n_rho",
                              "max_stages", "integrator", "rtol", "atol", "wall_time", "init"]

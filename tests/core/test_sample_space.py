@@ -174,6 +174,7 @@ def test_solve_gd_at_P_below_D_equals_the_network(N, name, monkeypatch):
     p = _problem(N, **OPTIONS[name]).replace(eta0=0.2)
     assert choose_representation(ReducedSystem.build(p)) == "sample"
     red, net = solve(p, STEPS, method="gd"), simulate(p, STEPS)
+    assert red.info["representation"] == "sample"           # recorded in run.json
     res = max_relative_deviation(red, net, columns=("train_loss", "test_loss"))
     assert res["n_times"] == len(red.t) and res["max"] <= 1e-10, res
     W = net.final_state["W"]
