@@ -41,9 +41,10 @@ import numpy as np
 
 from lazyrich_theory.core.reduced import ReducedSystem, _weight
 from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.spec.problem import options_in_use
 from lazyrich_theory.spec.streams import sgd_mode
 
-__all__ = ["REPRESENTATIONS", "REPRESENTATION_ENV", "SAMPLE_MARGIN", "step_flops",
+__all__ = ["REPRESENTATIONS", "REPRESENTATION_ENV", "SAMPLE_MARGIN", "SAMPLE_OPTIONS", "step_flops",
            "choose_representation", "FactorSteps", "SampleSteps", "RowSpaceFactor",
            "representation_steps"]
 
@@ -58,6 +59,12 @@ REPRESENTATION_ENV = "LAZYRICH_GD_REPRESENTATION"
 #: (2 P^2 r x 2 <= 4 P D r, i.e. P <= D): the measured break-even is near P = 2 D, and the
 #: margin covers the save-time reconstruction and the smaller steps' worse BLAS rate.
 SAMPLE_MARGIN = 2.0
+
+#: The training options :class:`SampleSteps` implements (label noise only changes the labels;
+#: weight decay is the scalar s; heavy ball has the same row-space form).  Any other option in
+#: use runs the factor representation, whose increment is ``ReducedSystem.increment``: a new
+#: option is never silently ignored here (docs/architecture.md §3.1).
+SAMPLE_OPTIONS = frozenset({"noise", "weight_decay", "weight_decay_torch", "momentum"})
 
 
 def step_flops(P: int, D: int, r: int, representation: str) -> float:
@@ -105,6 +112,12 @@ def choose_representation(system: ReducedSystem, requested: str | None = None) -
         if req == "sample":
             raise ProblemError(f"the sample-space representation is for full-batch GD only, "
                                f"not {mode} SGD")
+        return "factor"
+    other = sorted(set(options_in_use(system.problem)) - SAMPLE_OPTIONS)
+    if other:
+        if req == "sample":
+            raise ProblemError(f"the sample-space representation does not implement "
+                               f"{', '.join(other)}")
         return "factor"
     if req != "auto":
         return req

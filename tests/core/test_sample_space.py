@@ -190,3 +190,20 @@ def test_stats_field_round_trips():
     assert list(info)[:3] == ["steps", "rank", "representation"]
     assert SolverStats.from_info(info) == stats
     assert "representation" not in SolverStats(steps=5).to_info()
+
+
+def test_an_option_sample_space_does_not_implement_runs_the_factor(monkeypatch):
+    """A training option outside SAMPLE_OPTIONS (e.g. a new table entry) is never silently
+    ignored: auto picks the factor (ReducedSystem.increment), forcing sample is refused."""
+    from lazyrich_theory.core import sample_space
+    from lazyrich_theory.errors import ProblemError
+    from lazyrich_theory.spec.problem import TRAINING_OPTIONS
+
+    assert sample_space.SAMPLE_OPTIONS <= set(TRAINING_OPTIONS)
+    monkeypatch.delenv(REPRESENTATION_ENV, raising=False)
+    s = ReducedSystem.build(_problem(5))
+    assert choose_representation(s) == "sample"
+    monkeypatch.setattr(sample_space, "options_in_use", lambda p: {"new_option": 1.0})
+    assert choose_representation(s) == "factor"
+    with pytest.raises(ProblemError, match="new_option"):
+        choose_representation(s, "sample")
