@@ -17,7 +17,9 @@ import numpy as np
 
 from lazyrich_theory.plotting import mpl
 from lazyrich_theory.plotting.style import (
+    STEPS_LABEL,
     cut_round_off,
+    distinct_colors,
     legend_below,
     log_axes,
     log_time,
@@ -37,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["plot_network_check", "plot_trained_readouts", "plot_sweep_curves", "plot_variants",
            "plot_eigenvector_labels", "plot_interpolation"]
 
-_STEPS = "GD steps t"
+_STEPS = STEPS_LABEL
 _WIDE = dict(figsize=(12.5, 5.4), layout="constrained")
 
 
@@ -47,14 +49,29 @@ def _colors(cmap: str, n: int, span: float = 1.0) -> list:
     return [c(span * i / max(1, n - 1)) for i in range(n)]
 
 
+#: The part of viridis the sweep curves use: its lightest end is hard to see on white.
+_SWEEP_SPAN = 0.85
+
+
+def _darker(color: Any, factor: float = 0.65) -> tuple:
+    """``color`` (an RGB(A) tuple) with its RGB scaled by ``factor``: thin lines in a light
+    colour stay visible on white."""
+    r, g, b = color[:3]
+    return (r * factor, g * factor, b * factor)
+
+
 def _suptitle(fig: "Figure", title: str, problem: "Problem", method: str,
               skip: Sequence[str] = (), P: str | None = None) -> None:
-    """'TITLE; D=.., P=.., ..., seed S; exact GD' (``method`` a method or a phrase), wrapped to
-    the figure's width."""
-    text = (f"{title}; {problem_line(problem, skip, P)}, seed {problem.seed}; "
-            f"{method_name(method, problem)}")
+    """'TITLE; D=.., P=.., ..., seed S; exact GD' (``method`` a method or a phrase); when that
+    does not fit the figure's width, 'TITLE; exact GD' on the first line and the problem below
+    (wrapped), so that no line is left with a word or two."""
+    run = f"{problem_line(problem, skip, P)}, seed {problem.seed}"
+    name = method_name(method, problem)
+    text = f"{title}; {run}; {name}"
     width = int(fig.get_figwidth() * 9)
-    fig.suptitle(textwrap.fill(text, width) + options_suffix(problem))
+    if len(text) > width:
+        text = f"{title}; {name}\n" + textwrap.fill(run, width)
+    fig.suptitle(text + options_suffix(problem))
 
 
 # ----------------------------------------------------------------------------- network overlays
@@ -115,7 +132,30 @@ def plot_trained_readouts(network: "Trajectory", fixed: "Trajectory") -> "Figure
 
 # ----------------------------------------------------------------------------- sweeps
 def _sweep_label(sym: str, value: float, log2: bool) -> str:
-    return f"{sym} = 2^{int(round(math.log2(value)))}" if log2 else f"{sym} = {value:g}"
+    """'α = $2^{-5}$' (a mathtext power of two) or 'P = 50'."""
+    return (f"{sym} = $2^{{{int(round(math.log2(value)))}}}$" if log2
+            else f"{sym} = {value:g}")
+
+
+def _time_lines(ax, runs: Sequence[Mapping[str, Any]], colors: Sequence, sym: str,
+                steps: int) -> str:
+    """The online ODE's transition times (dotted): one grey line with a legend entry when
+    every run has the same time, else one line per run in its curve's colour (darkened so
+    that the light colours stay visible).  Returns the panel's title note (none for the
+    single labelled line)."""
+    times = [(float(r["rich_time"]), c) for r, c in zip(runs, colors)
+             if math.isfinite(r["rich_time"]) and r["rich_time"] < steps]
+    if not times:
+        return ""
+    values = np.array([t for t, _ in times])
+    if len(times) > 1 and np.allclose(values, values[0], rtol=1e-9, atol=0.0):
+        ax.axvline(values[0], color="0.2", lw=1.4, ls=":",
+                   label=f"online-ODE transition time, the same for every {sym} "
+                         f"(t = {values[0]:.3g})")
+        return ""
+    for t, color in times:
+        ax.axvline(t, color=_darker(color), lw=1.2, ls=":")
+    return " (dotted: online-ODE transition time, in the curve's colour)"
 
 
 def plot_sweep_curves(runs: Sequence[Mapping[str, Any]], *, param: str, problem: "Problem",
@@ -148,19 +188,19 @@ def plot_sweep_curves(runs: Sequence[Mapping[str, Any]], *, param: str, problem:
     """
     fig, (a1, a2) = mpl.subplots(1, 2, **_WIDE)
     sym = {"alpha": "α", "eps": "ε"}.get(param, param)
-    for r, color in zip(runs, _colors("viridis", len(runs))):
+    colors = _colors("viridis", len(runs), _SWEEP_SPAN)
+    for r, color in zip(runs, colors):
         x = log_time(r["t"])
         a1.plot(x, r["train"], "--", color=color, lw=1.2)
         a2.plot(x, r["test"], "-", color=color, lw=1.5,
                 label=_sweep_label(sym, r["value"], log2_labels))
-        if math.isfinite(r["rich_time"]) and r["rich_time"] < steps:
-            a2.axvline(r["rich_time"], color=color, lw=0.6, ls=":")
+    note = _time_lines(a2, runs, colors, sym, steps)
     norm = " / initial" if normalise else ""
     log_axes(a1, _STEPS, f"train loss{norm}", "train")
-    log_axes(a2, _STEPS, f"test loss{norm}", "test (dotted: online-ODE transition time)")
+    log_axes(a2, _STEPS, f"test loss{norm}", "test" + note)
     if cut_round_off(a1, [r["train"] for r in runs]):
         a1.set_title("train (axis cut at 1e-8: below is round-off)")
-    legend_below(fig, a2, "center", ncol=min(len(runs), 5))
+    legend_below(fig, a2, "center", ncol=min(len(a2.get_legend_handles_labels()[0]), 5))
     _suptitle(fig, title, problem, method, skip=(param,))
     return fig
 
@@ -313,7 +353,7 @@ def plot_interpolation(runs: Sequence[Mapping[str, Any]], *, problem: "Problem",
     matplotlib.figure.Figure
     """
     fig, (a1, a2) = mpl.subplots(1, 2, **_WIDE)
-    for r, color in zip(runs, _colors("plasma", len(runs), 0.85)):
+    for r, color in zip(runs, distinct_colors(len(runs))):    # neighbouring s differ in hue
         x = log_time(r["t"])
         a1.plot(x, r["train"], "--", color=color, lw=1.1)
         a1.plot(x, r["test"], "-", color=color, lw=1.6, label=f"s = {r['s']:g}")

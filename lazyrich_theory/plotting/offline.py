@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from lazyrich_theory.plotting import mpl
-from lazyrich_theory.plotting.style import legend_below, log_axes, log_time, problem_line
+from lazyrich_theory.plotting.style import (
+    STEPS_LABEL,
+    distinct_colors,
+    legend_below,
+    log_axes,
+    log_time,
+    problem_line,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -26,13 +33,31 @@ _METHOD = {"spectral": "spectral closure", "dmft": "DMFT"}
 
 
 def _fmt(h: float | None) -> str:
-    return "never" if h is None else f"{h:.3g}"
+    """A half time to 3 significant digits, one format for all: '9.90×10³', '850', 'never'."""
+    if h is None:
+        return "never"
+    if abs(h) < 1000:
+        return f"{h:#.3g}".rstrip(".")
+    mantissa, exponent = f"{h:.2e}".split("e")
+    return f"{mantissa}×10$^{{{int(exponent)}}}$"
+
+
+def _style_handles(spectral: bool) -> list:
+    """Legend entries of the line styles (the colours are the κ of the other entries)."""
+    handles = [mpl.Line2D([], [], color="0.3", ls="-", lw=1.8,
+                          label="exact gradient flow (N = ∞)"),
+               mpl.Line2D([], [], color="0.3", ls="--", lw=1.6,
+                          label="offline theory (the method named for each κ)")]
+    if spectral:
+        handles.append(mpl.Line2D([], [], color="0.3", ls=":", lw=1.3,
+                                  label="spectral closure where the DMFT is the theory"))
+    return handles
 
 
 def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Figure":
     """Relative test loss vs GD steps for each kappa: exact flow (solid), offline theory
     (dashed), and the spectral closure where the DMFT was used (dotted); a second panel
-    with the train loss.
+    with the train loss.  Log axes; the line styles are in the right-hand legend.
 
     Parameters
     ----------
@@ -48,9 +73,7 @@ def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Fig
     matplotlib.figure.Figure
     """
     fig, (a1, a2) = mpl.subplots(1, 2, figsize=(12.5, 5.6), layout="constrained")
-    cmap = mpl.get_cmap("viridis")
-    for i, r in enumerate(runs):
-        c = cmap(0.9 * i / max(1, len(runs) - 1))
+    for r, c in zip(runs, distinct_colors(len(runs))):      # neighbouring κ differ in hue
         x = log_time(r["t"])
         e0, t0 = r["exact_test"][0], r["theory_test"][0]
         a1.plot(x, r["exact_test"] / e0, "-", color=c, lw=1.8,
@@ -62,14 +85,13 @@ def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Fig
                     lw=1.3)
         a2.plot(x, r["exact_train"] / r["exact_train"][0], "-", color=c, lw=1.6)
         a2.plot(x, r["theory_train"] / r["theory_train"][0], "--", color=c, lw=1.4)
-    log_axes(a1, "GD steps t", "test (population) loss / initial",
-             "test loss: exact (solid), theory (dashed), spectral closure (dotted)",
-             logy=False)
-    log_axes(a2, "GD steps t", "train loss / initial", "train loss: exact (solid), theory "
-             "(dashed)")
+    log_axes(a1, STEPS_LABEL, "test (population) loss / initial",
+             "test loss (dotted grey: half the initial loss)")
+    log_axes(a2, STEPS_LABEL, "train loss / initial", "train loss")
     a1.axhline(0.5, color="0.5", lw=0.7, ls=":")
-    a1.set_ylim(bottom=0.0)
-    legend_below(fig, a1, "center", ncol=2, fontsize=8)
+    legend_below(fig, a1, "left", ncol=1, fontsize=8)
+    spectral = any(r.get("spectral_test") is not None for r in runs)
+    legend_below(fig, a2, "right", ncol=1, fontsize=8, handles=_style_handles(spectral))
     text = (f"Offline theory vs exact gradient flow over κ = P/D (no fitted constant); "
             f"{problem_line(problem, skip=('P', 'N'))}, N = ∞, seed {problem.seed}")
     fig.suptitle(textwrap.fill(text, int(fig.get_figwidth() * 9)))

@@ -6,7 +6,8 @@
   T in half the seeds) and the theory's boundary overlaid: dashed blue where the predicted
   N = inf rich-transition time equals the linearised model's train-fit time
   (``predicted_time_ratio`` = 1, no free constant), dotted blue the same ratio at the level
-  that best separates the measured cells (a fitted constant, printed in the legend), and, on
+  that best separates the measured cells (a fit to the measured boundary with one free
+  constant, printed in the legend next to the measured boundary, not a prediction), and, on
   an alpha x eps sweep that has ``offline_test_time``, the offline theory's unfitted boundary
   (dash-dotted green: the spectral closure at N = inf predicts the population loss under the
   threshold within T in half the seeds; drawn beside the measured one as it is,
@@ -20,11 +21,13 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lazyrich_theory.plotting import mpl
+from lazyrich_theory.plotting.style import method_name
 from lazyrich_theory.spec.problem import OPTION_FIELDS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,22 +70,45 @@ def _is_log(res: "PhaseResult", dim: str, c: np.ndarray | None) -> bool:
     return False
 
 
-def _title(res: "PhaseResult", width: int = 95) -> str:
+_SYMBOLS = {"alpha": "α", "eps": "ε", "eta0": "η0"}
+
+
+def _value(v) -> str:
+    """A problem field's value as the other figures write it (20.0 -> '20', inf -> '∞')."""
+    if isinstance(v, float):
+        return "∞" if math.isinf(v) else f"{v:g}"
+    return str(v)
+
+
+def _seeds(res: "PhaseResult") -> int:
+    return len(res.coords["seed"])
+
+
+def _title(res: "PhaseResult", width: int = 95, name: str | None = None) -> str:
+    """'[NAME; ]D=100, P=550, N=500, η0=20, conv. A, centered; gradient flow, T=..,
+    threshold ..; 1 seed' without the swept fields; when longer than ``width``, the name and
+    the run's settings on the first line and the problem below (wrapped)."""
     cfg = res.config
     b = cfg.get("base_problem", {})
     swept = set(res.dims)
-    parts = [f"{k}={b[k]}" for k in ("D", "P", "N", "alpha", "eps", "eta0") if k in b
-             and k not in swept]
-    n_seed = len(res.coords["seed"])
-    extra = f"{cfg.get('method', '')}, T={cfg.get('steps')}, threshold {cfg.get('threshold')}"
+    parts = [f"{_SYMBOLS.get(k, k)}={_value(b[k])}" for k in ("D", "P", "N", "alpha", "eps",
+                                                              "eta0")
+             if k in b and k not in swept]
+    if "convention" in b and "convention" not in swept:
+        parts.append(f"conv. {b['convention']}")
+    n_seed = _seeds(res)
+    extra = (f"{method_name(str(cfg.get('method', '')))}, T={cfg.get('steps')}, "
+             f"threshold {cfg.get('threshold')}")
     cen = "centered" if b.get("centered", True) else "uncentered"
-    opts = [f"{k}={b[k]}" for k in (*OPTION_FIELDS, "batch_size", "online", "target")
+    opts = [f"{k}={_value(b[k])}" for k in (*OPTION_FIELDS, "batch_size", "online", "target")
             if k in b and k not in swept]
-    text = (f"{', '.join(parts + opts)}, {cen}; {extra}; "
-            f"{n_seed} seed{'s' if n_seed > 1 else ''}")
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, width))
+    problem = f"{', '.join(parts + opts)}, {cen}"
+    run = f"{extra}; {n_seed} seed{'s' if n_seed > 1 else ''}"
+    head = f"{name}; " if name else ""
+    text = f"{head}{problem}; {run}"
+    if len(text) <= width:
+        return text
+    return "\n".join(textwrap.wrap(head + run, width) + textwrap.wrap(problem, width))
 
 
 def _uneven(c: np.ndarray | None, log: bool) -> bool:
@@ -97,17 +123,33 @@ def _uneven(c: np.ndarray | None, log: bool) -> bool:
 
 
 def plot_phase(res: "PhaseResult", path: str | os.PathLike | None = None, dpi: int = 130,
-               metric: str = "paper_grokking_time"):
-    """Draw ``res`` (heat map or curves, see the module doc); returns the Figure (closed after
-    saving when ``path`` is given)."""
+               metric: str = "paper_grokking_time", title: str | None = None):
+    """Draw ``res`` (heat map or curves, see the module doc).
+
+    Parameters
+    ----------
+    res : PhaseResult
+    path : path-like, optional
+        Save the figure there (PNG) when given.
+    dpi : int
+    metric : str
+        The variable of the heat map (its seed mean).
+    title : str, optional
+        A name put before the run's description in the figure title (e.g. "Fig. 3(e)").
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Closed after saving when ``path`` is given.
+    """
     plt = mpl
     gd = [d for d in res.grid_dims if len(res.coords[d]) > 1] or list(res.grid_dims)
     if len(gd) >= 2:
-        fig = _heatmaps(plt, res, gd, metric)
+        fig = _heatmaps(plt, res, gd, metric, title)
     elif len(gd) == 1:
-        fig = _curves(plt, res, gd[0], metric)
+        fig = _curves(plt, res, gd[0], metric, title)
     else:
-        fig = _curves(plt, res, "seed", metric)
+        fig = _curves(plt, res, "seed", metric, title)
     if path is not None:
         mpl.save(fig, path, dpi)
         mpl.close(fig)
@@ -137,38 +179,58 @@ def _grid_axis(res: "PhaseResult", dim: str):
     return c, log, None
 
 
-def _boundaries(ax, res: "PhaseResult", xv, yv, R, Q, c_fit) -> list:
-    """The measured (R: fraction of seeds reaching the threshold) and predicted (Q: the theory's
-    time ratio) boundaries on one panel; returns their legend handles.  A boundary that does
-    not cross the grid gets a text-only entry (no line that is not drawn)."""
+def _seed_phrase(res: "PhaseResult", what: str) -> str:
+    """'' for one seed, else ' (in WHAT of the n seeds)'."""
+    n = _seeds(res)
+    return "" if n == 1 else f" (in {what} of the {n} seeds)"
+
+
+def _measured(ax, res: "PhaseResult", xv, yv, R, Q, c_fit) -> list:
+    """The measured boundary (R: fraction of seeds reaching the threshold) and the theory's
+    time ratio Q at the level fitted to it (``c_fit``: a fit, not a prediction); returns
+    their legend handles."""
     handles = []
     if R is not None and np.nanmin(R) < 0.5 < np.nanmax(R):
         ax.contour(xv, yv, R, levels=[0.5], colors="k", linewidths=2.0)
         handles.append(mpl.Line2D([], [], color="k", lw=2.0,
                                   label="measured boundary: test loss reaches "
-                                        f"{res.config.get('threshold')} within T"))
-    if Q is None:
-        return handles
-    logQ = np.log(np.where(Q > 0, Q, np.nan))
-    if not np.all(np.isfinite(logQ)):
-        return handles
-    if logQ.min() < 0.0 < logQ.max():
-        ax.contour(xv, yv, logQ, levels=[0.0], colors="tab:blue", linewidths=2.0,
-                   linestyles="--")
-        handles.append(mpl.Line2D([], [], color="tab:blue", lw=2.0, ls="--",
-                                  label="predicted boundary: t_rich = t_lazy fit"))
-    else:
-        where = "everywhere" if logQ.max() < 0 else "nowhere"
-        handles.append(mpl.Line2D([], [], ls="none",
-                                  label=f"no predicted boundary on this grid (t_rich vs t_lazy "
-                                        f"fit): grokking predicted {where}"))
-    if c_fit is not None and logQ.min() < math.log(c_fit) < logQ.max():
+                                        f"{res.config.get('threshold')} within T"
+                                        + _seed_phrase(res, "half")))
+    logQ = _log_ratio(Q)
+    if (logQ is not None and c_fit is not None
+            and logQ.min() < math.log(c_fit) < logQ.max()):
         ax.contour(xv, yv, logQ, levels=[math.log(c_fit)], colors="tab:blue",
                    linewidths=1.4, linestyles=":")
         handles.append(mpl.Line2D([], [], color="tab:blue", lw=1.4, ls=":",
-                                  label=f"same theory ratio at the level that best "
-                                        f"fits: t_rich = {c_fit:.3g} t_lazy fit"))
+                                  label="fitted to the measured boundary (one free constant, "
+                                        f"not a prediction):\nt_rich = {c_fit:.3g} t_lazy fit"))
     return handles
+
+
+def _log_ratio(Q) -> np.ndarray | None:
+    """log of the time ratio, None when it is missing or not finite and positive everywhere."""
+    if Q is None:
+        return None
+    logQ = np.log(np.where(Q > 0, Q, np.nan))
+    return logQ if np.all(np.isfinite(logQ)) else None
+
+
+def _predicted(ax, xv, yv, Q) -> list:
+    """The theory's unfitted boundary (Q: the predicted time ratio, boundary at 1) as a
+    labelled line, or a text-only entry when it does not cross the grid (no line that is not
+    drawn)."""
+    logQ = _log_ratio(Q)
+    if logQ is None:
+        return []
+    if logQ.min() < 0.0 < logQ.max():
+        ax.contour(xv, yv, logQ, levels=[0.0], colors="tab:blue", linewidths=2.0,
+                   linestyles="--")
+        return [mpl.Line2D([], [], color="tab:blue", lw=2.0, ls="--",
+                           label="predicted boundary (unfitted): t_rich = t_lazy fit")]
+    where = "everywhere" if logQ.max() < 0 else "nowhere"
+    return [mpl.Line2D([], [], ls="none",
+                       label="no predicted boundary on this grid (unfitted, t_rich vs t_lazy "
+                             f"fit):\ngrokking predicted {where}")]
 
 
 def _offline_boundary(ax, res: "PhaseResult", xv, yv, F) -> list:
@@ -181,28 +243,30 @@ def _offline_boundary(ax, res: "PhaseResult", xv, yv, F) -> list:
         ax.contour(xv, yv, F, levels=[0.5], colors=_OFFLINE_COLOR, linewidths=2.0,
                    linestyles="-.")
         return [mpl.Line2D([], [], color=_OFFLINE_COLOR, lw=2.0, ls="-.",
-                           label=f"{what} within T (spectral, N = ∞)")]
+                           label=f"{what}\nwithin T{_seed_phrase(res, 'half')} "
+                                 "(spectral closure, N = ∞)")]
     where = "everywhere" if np.nanmin(F) >= 0.5 else "nowhere"
     return [mpl.Line2D([], [], ls="none",
-                       label=f"{what} within T {where} on this grid (spectral, N = ∞)")]
+                       label=f"{what}\nwithin T {where} on this grid (spectral closure, "
+                             "N = ∞)")]
 
 
 #: Colour of the cells whose test loss does not reach the threshold in most seeds.
 _NEVER = "0.72"
 
 
-def _never_cells(ax, xe, ye, R, threshold) -> list:
+def _never_cells(ax, res: "PhaseResult", xe, ye, R) -> list:
     """Grey over the cells where fewer than half the seeds reach the threshold (their metric is
     0 by definition, which the colour scale would show like "no delay")."""
     if R is None or not np.any(R < 0.5):
         return []
     ax.pcolormesh(xe, ye, np.ma.masked_where(~(R < 0.5), np.ones_like(R)),
                   cmap=mpl.ListedColormap([_NEVER]), shading="flat")
-    return [mpl.Patch(color=_NEVER, label=f"test loss never under {threshold} within T "
-                                          "(most seeds)")]
+    return [mpl.Patch(color=_NEVER, label=f"test loss never under {res.config.get('threshold')}"
+                                          " within T" + _seed_phrase(res, "more than half"))]
 
 
-def _heatmaps(plt, res: "PhaseResult", gd: list[str], metric: str):
+def _heatmaps(plt, res: "PhaseResult", gd: list[str], metric: str, name: str | None):
     ydim, xdim = gd[0], gd[1]
     rest = gd[2:]
     panels: list[dict[str, int]] = [{}]
@@ -240,10 +304,11 @@ def _heatmaps(plt, res: "PhaseResult", gd: list[str], metric: str):
         mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(Z), cmap="OrRd", vmin=0.0,
                              vmax=vmax if vmax > 0 else 1.0, shading="flat")
         R = None if reached_frac is None else _slice(res, reached_frac, [ydim, xdim], fixed)
-        handles = _never_cells(ax, xe, ye, R, res.config.get("threshold"))
-        if grid:
+        handles = _never_cells(ax, res, xe, ye, R)
+        if grid:      # measured (and the fit to it) first, then the unfitted predictions
             Q = None if ratio is None else _slice(res, ratio, [ydim, xdim], fixed)
-            handles += _boundaries(ax, res, xv, yv, R, Q, c_fit)
+            handles += _measured(ax, res, xv, yv, R, Q, c_fit)
+            handles += _predicted(ax, xv, yv, Q)
             F = None if offline is None else _slice(res, offline, [ydim, xdim], fixed)
             handles += _offline_boundary(ax, res, xv, yv, F)
         if xlog:
@@ -260,14 +325,16 @@ def _heatmaps(plt, res: "PhaseResult", gd: list[str], metric: str):
             (d, i), = fixed.items()
             ax.set_title(f"{d} = {res.coords[d][i]}")
         if handles:
-            ax.legend(handles=handles, fontsize=7.5, loc="upper center",
-                      bbox_to_anchor=(0.5, -0.13), framealpha=0.9)
+            ax.legend(handles=handles, fontsize=7.5, loc="upper center", handlelength=3.6,
+                      bbox_to_anchor=(0.5, -0.13), framealpha=0.9)   # long: dash-dots show
     for k in range(n, nrow * ncol):
         axs[k // ncol][k % ncol].set_visible(False)
     if mesh is not None:
+        n_seed = _seeds(res)
+        seeds = "1 seed" if n_seed == 1 else f"mean of {n_seed} seeds"
         fig.colorbar(mesh, ax=axs, shrink=0.9,
-                     label="amount of grokking (paper metric, GD steps; seed mean)")
-    fig.suptitle(_title(res, 70 * ncol) + note, fontsize=9.5)
+                     label=f"amount of grokking (paper metric, GD steps; {seeds})")
+    fig.suptitle(_title(res, 83 * ncol, name) + note, fontsize=9.5)
     return fig
 
 
@@ -290,7 +357,7 @@ def best_ratio_level(res: "PhaseResult") -> float | None:
     return float(cands[int(np.argmin(errs))])
 
 
-def _curves(plt, res: "PhaseResult", dim: str, metric: str):
+def _curves(plt, res: "PhaseResult", dim: str, metric: str, name: str | None):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12.5, 4.6), constrained_layout=True)
     c = _numeric(res.coords[dim])
     x = c if c is not None else np.arange(len(res.coords[dim]), dtype=float)
@@ -307,8 +374,10 @@ def _curves(plt, res: "PhaseResult", dim: str, metric: str):
             return
         m = _flat(res, res.mean(name), dim)
         s = _flat(res, res.std(name), dim)
-        ax.plot(x, m, style, color=color, lw=2.0, label=label + " (seed mean)")
-        if len(res.coords["seed"]) > 1:
+        many = _seeds(res) > 1
+        ax.plot(x, m, style, color=color, lw=2.0,
+                label=label + (f" (mean of {_seeds(res)} seeds)" if many else ""))
+        if many:
             ax.fill_between(x, m - s, m + s, color=color, alpha=0.2, lw=0)
             per = np.moveaxis(a, seed_ax, -1)
             per = _flat(res, per, dim, extra=1)
@@ -332,7 +401,7 @@ def _curves(plt, res: "PhaseResult", dim: str, metric: str):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     ax2.set_yscale("log")
-    fig.suptitle(_title(res), fontsize=9.5)
+    fig.suptitle(_title(res, name=name), fontsize=9.5)
     return fig
 
 

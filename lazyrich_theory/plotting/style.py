@@ -14,7 +14,8 @@ import numpy as np
 from lazyrich_theory.spec.problem import options_in_use
 
 __all__ = ["METHOD_NAMES", "method_name", "options_suffix", "problem_line", "log_time",
-           "log_axes", "twin_below", "legend_below", "cut_round_off"]
+           "log_axes", "twin_below", "legend_below", "cut_round_off", "distinct_colors",
+           "STEPS_LABEL"]
 
 #: Losses below this are round-off of runs that fit exactly; loss axes are cut there.
 ROUND_OFF_FLOOR = 1e-8
@@ -22,6 +23,29 @@ ROUND_OFF_FLOOR = 1e-8
 #: How a trajectory's ``method`` is written in titles.
 METHOD_NAMES = {"gd": "exact GD", "flow": "gradient flow", "population": "online ODE (population)",
                 "network": "numpy network"}
+
+
+#: The x label of a log-time axis drawn with :func:`log_time`.
+STEPS_LABEL = "GD steps t  (t = 0 drawn at 1/2)"
+
+#: A qualitative palette (matplotlib's tab10) in its own order: neighbours differ in hue.
+_DISTINCT = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+             "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+
+
+def distinct_colors(n: int) -> list[str]:
+    """``n`` colours of which any two neighbours are clearly different (tab10, repeating after
+    ten): for a few curves of an ordered parameter whose legend gives the values.
+
+    Parameters
+    ----------
+    n : int
+
+    Returns
+    -------
+    list of str
+    """
+    return [_DISTINCT[i % len(_DISTINCT)] for i in range(n)]
 
 
 def method_name(method: str, problem: Any = None) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 
 from lazyrich_theory.plotting import mpl
 from lazyrich_theory.plotting.style import (
+    STEPS_LABEL,
     legend_below,
     log_time,
     method_name,
@@ -39,11 +40,14 @@ OFFLINE_COLUMN = "offline_population_loss"
 #: Legend entry of the offline theory's curve (dotted, on the loss panel).
 OFFLINE_LABEL = "offline theory (N = ∞, spectral)"
 _OFFLINE_COLOR = "tab:green"
+#: The population loss is drawn alike on both panels (dotted over the test-set loss).
+_POPULATION_STYLE = dict(ls=":", color="0.15", lw=2.0)
 
 
 def _title(traj: "Trajectory") -> str:
     p = traj.problem
-    return (f"{method_name(traj.method, p)} — {problem_line(p)}, seed {p.seed}"
+    readouts = " with trained readouts" if traj.info.get("train_readouts") else ""
+    return (f"{method_name(traj.method, p)}{readouts} — {problem_line(p)}, seed {p.seed}"
             + options_suffix(p))
 
 
@@ -58,10 +62,22 @@ def _positive_line(ax, x, y, ls, color, lw, label) -> bool:
 
 
 def _population_label(traj: "Trajectory") -> str:
-    label = "population loss" + (" (online)" if traj.method == "population" else " (exact)")
+    """What the population-loss curve is: the online ODE's, the exact reduced run's, the
+    numpy network's (closed form in its weights, readouts included) or a Monte Carlo value."""
     if traj.problem.target != "paper" and "population_loss_stderr" in traj.extra:
-        label = "population loss (Monte Carlo)"
-    return label
+        return "population loss (Monte Carlo)"
+    if traj.method == "population":
+        return "population loss (online)"
+    if traj.method == "network":
+        return "population loss (closed form in the network's weights)"
+    return "population loss (exact)"
+
+
+def _population_line(ax, x, traj: "Trajectory") -> bool:
+    """The population loss in its one style (both panels); False when there is none."""
+    st = _POPULATION_STYLE
+    return _positive_line(ax, x, traj.population_loss, st["ls"], st["color"], st["lw"],
+                          _population_label(traj))
 
 
 def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
@@ -88,7 +104,7 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
     if not online:
         ax.plot(x, traj.train_loss, "--", color="tab:blue", lw=1.8, label="train loss")
         ax.plot(x, traj.test_loss, "-", color="tab:orange", lw=2.0, label="test loss (test set)")
-    _positive_line(ax, x, traj.population_loss, ":", "0.25", 1.6, _population_label(traj))
+    _population_line(ax, x, traj)
     if OFFLINE_COLUMN in traj.extra:
         _positive_line(ax, x, traj.extra[OFFLINE_COLUMN], ":", _OFFLINE_COLOR, 2.0,
                        OFFLINE_LABEL)
@@ -96,8 +112,8 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
         if name in traj.extra:
             ax.plot(x, traj.extra[name], ls, color="k", lw=1.0,
                     label=name.replace("_", " ").replace("linearized", "linearised"))
-    if not online:
-        ax.axhline(traj.test_loss[0], color="tab:orange", lw=0.6, alpha=0.5,
+    if not online:      # thin dashed orange, on top: visible where other curves run along it
+        ax.axhline(traj.test_loss[0], color="tab:orange", lw=1.0, ls=(0, (5, 3)), zorder=2.5,
                    label="initial test loss")
     k0 = (traj.info.get("summary") or {}).get("kernel_regression_test_loss")
     if k0:
@@ -110,7 +126,7 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
         ax.plot([], [], "-", color=_ALIGNMENT_COLOR, lw=1.2, alpha=0.8, label=ALIGNMENT_LABEL)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("GD steps t  (t = 0 drawn at 1/2)")
+    ax.set_xlabel(STEPS_LABEL)
     ax.set_ylabel("mean squared error")
     ax.set_title("losses")
     ax.grid(True, which="major", alpha=0.3)
@@ -134,10 +150,9 @@ def draw_decomposition(ax: "Axes", traj: "Trajectory") -> bool:
     paper = traj.problem.target == "paper"
     labels = (("variance (tr Δ)²/D²", "misalignment 2 tr Δ²/D²", "linear power |v|²/D") if paper
               else ("degree-0 error power", "degree-2 error power", "degree-1 error power"))
-    drawn = _positive_line(ax, x, traj.population_loss, "-", "darkorange", 2.0,
-                           _population_label(traj))
+    drawn = _population_line(ax, x, traj)
     for name, color, label in zip(("variance", "misalignment", "linear_power"),
-                                  ("tab:red", "tab:green", "k"), labels):
+                                  ("tab:red", "tab:green", "tab:brown"), labels):
         drawn |= _positive_line(ax, x, traj[name], "--", color, 1.4, label)
     irr = (traj.info.get("target") or {}).get("irreducible_loss")
     if irr:
@@ -149,7 +164,7 @@ def draw_decomposition(ax: "Axes", traj: "Trajectory") -> bool:
     else:
         ax.text(0.5, 0.5, "not available for this run\n(e.g. the network with a non-paper target)",
                 ha="center", va="center", transform=ax.transAxes, color="0.4")
-    ax.set_xlabel("GD steps t")
+    ax.set_xlabel(STEPS_LABEL)
     ax.set_title("population-loss decomposition")
     ax.grid(True, which="major", alpha=0.3)
     return drawn

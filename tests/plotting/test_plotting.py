@@ -9,11 +9,15 @@ import sys
 
 import matplotlib
 import numpy as np
+from matplotlib import colors as mpl_colors
 import pytest
 from matplotlib.figure import Figure
 
 from lazyrich_theory.experiments.sweep import PhaseResult
 from lazyrich_theory.plotting import figures as pf
+from lazyrich_theory.plotting.init_structure import plot_init_rank
+from lazyrich_theory.plotting import offline as offline_plots
+from lazyrich_theory.plotting.offline import plot_kappa
 from lazyrich_theory.plotting.mpl import subplots
 from lazyrich_theory.plotting.phase import plot_phase
 from lazyrich_theory.plotting.style import method_name, problem_line
@@ -105,6 +109,38 @@ def test_plot_trajectory_panels_legends_and_alignment_entry():
     assert title.startswith("exact GD — ") and "gd:" not in title
 
 
+def _line(ax, label):
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label() == label]
+    return line
+
+
+def test_both_panels_draw_the_population_loss_alike_and_mark_t0():
+    fig = plot_trajectory(FakeTrajectory(alignment=False))
+    losses, decomposition = fig.axes
+    left, right = (_line(ax, "population loss (exact)") for ax in (losses, decomposition))
+    for attr in ("get_linestyle", "get_color", "get_linewidth"):
+        assert getattr(left, attr)() == getattr(right, attr)()
+    # the thick orange line means the test-set loss, and only on the loss panel
+    assert _line(losses, "test loss (test set)").get_color() == "tab:orange"
+    assert "tab:orange" not in {ln.get_color() for ln in decomposition.get_lines()}
+    initial = _line(losses, "initial test loss")
+    assert initial.get_linewidth() >= 1.0 and (initial.get_alpha() or 1.0) >= 0.8
+    assert initial.get_zorder() > _line(losses, "test loss (test set)").get_zorder()
+    for ax in (losses, decomposition):
+        assert "t = 0 drawn at 1/2" in ax.get_xlabel()
+
+
+def test_the_networks_population_loss_is_not_called_exact():
+    fig = plot_trajectory(FakeTrajectory(method="network", alignment=False))
+    texts = _legend_texts(fig)
+    assert "population loss (exact)" not in texts
+    assert texts.count("population loss (closed form in the network's weights)") == 2
+    traj = FakeTrajectory(method="network", alignment=False)
+    traj.info["train_readouts"] = True
+    assert plot_trajectory(traj).get_suptitle().startswith("numpy network with trained "
+                                                           "readouts — ")
+
+
 def test_offline_theory_curve_joins_the_loss_panel_and_its_legend():
     traj = FakeTrajectory()
     traj.extra[OFFLINE_COLUMN] = 0.65 * np.exp(-T / 200.0) + 1e-3
@@ -166,18 +202,55 @@ def test_network_check_and_trained_readouts():
 
 def test_sweep_curves_title_omits_the_swept_value_and_cuts_round_off():
     runs = _curves(3, "value", (0.5, 1.0, 2.0))
-    for r in runs:
-        r["rich_time"] = 30.0
+    for r, t in zip(runs, (30.0, 60.0, 120.0)):
+        r["rich_time"] = t
     runs[0]["train"] = np.maximum(runs[0]["train"] * 1e-40, 1e-32)   # round-off floor
     fig = pf.plot_sweep_curves(runs, param="alpha", problem=PROBLEM, method="flow",
                                title="α sweep", steps=1000)
     a1, a2 = fig.axes
-    assert _legend_texts(fig) == ["α = 2^-1", "α = 2^0", "α = 2^1"]
+    # powers of two as mathtext superscripts
+    assert _legend_texts(fig) == ["α = $2^{-1}$", "α = $2^{0}$", "α = $2^{1}$"]
     title = fig.get_suptitle()
     assert "α=" not in title and "ε=0.25" in title and "gradient flow" in title
     assert a1.get_ylim()[0] == pytest.approx(1e-8) and "cut" in a1.get_title()
-    assert len([ln for ln in a2.get_lines() if ln.get_linestyle() == ":"]) == 3
+    dotted = [ln for ln in a2.get_lines() if ln.get_linestyle() == ":"]
+    assert len(dotted) == 3 and "curve's colour" in a2.get_title()
+    # the time lines are darker than their curves (the light end of viridis is avoided too)
+    curves = [ln for ln in a2.get_lines() if ln.get_linestyle() == "-"]
+    for c, d in zip(curves, dotted):
+        assert sum(mpl_colors.to_rgb(d.get_color())) < sum(mpl_colors.to_rgb(c.get_color()))
+        assert d.get_linewidth() >= 1.0
+    assert mpl_colors.to_rgb(curves[-1].get_color()) != mpl_colors.to_rgb("#fde725")
     _legends_clear_of_axes(fig)
+
+
+def test_sweep_curves_draw_a_shared_transition_time_once():
+    runs = _curves(3, "value", (50, 120, 500))
+    for r in runs:
+        r["rich_time"] = 76.82160915690827
+    fig = pf.plot_sweep_curves(runs, param="P", problem=PROBLEM, method="gd",
+                               title="P sweep", steps=1000, log2_labels=False)
+    a2 = fig.axes[1]
+    dotted = [ln for ln in a2.get_lines() if ln.get_linestyle() == ":"]
+    assert len(dotted) == 1
+    texts = _legend_texts(fig)
+    assert texts[:3] == ["P = 50", "P = 120", "P = 500"]
+    assert texts[3] == "online-ODE transition time, the same for every P (t = 76.8)"
+    # different times: one line each, no legend entry
+    runs[1]["rich_time"] = 90.0
+    fig2 = pf.plot_sweep_curves(runs, param="P", problem=PROBLEM, method="gd",
+                                title="P sweep", steps=1000, log2_labels=False)
+    assert len([ln for ln in fig2.axes[1].get_lines() if ln.get_linestyle() == ":"]) == 3
+    assert len(_legend_texts(fig2)) == 3
+
+
+def test_a_long_title_breaks_between_its_parts():
+    problem = PROBLEM.replace(test_size=10)
+    fig = pf.plot_eigenvector_labels(*_fig5_data(), problem=problem, method="gd",
+                                     steps=1000, network=True)
+    first, *rest = fig.get_suptitle().split("\n")
+    assert first == "Fig. 5: eigenvector labels; exact GD"
+    assert rest and all(len(line.split()) > 3 for line in rest)
 
 
 def test_variants_with_and_without_the_examples_panel():
@@ -197,7 +270,7 @@ def test_variants_with_and_without_the_examples_panel():
     assert len(fig2.axes) == 2 and fig2.axes[0].get_ylabel() == "train loss"
 
 
-def test_eigenvector_labels_figure():
+def _fig5_data():
     runs = _curves(2, "k", (1, 7))
     for r in runs:
         r.update(lin_test=r["test"] * 1.01, network=FakeTrajectory())
@@ -205,9 +278,13 @@ def test_eigenvector_labels_figure():
             "linearized_final_test_loss": np.array([1e-3, 2e-3, 5e-3]),
             "kernel_regression_test_loss": np.array([1e-3, 2e-3, 5e-3]),
             "initial_test_loss": np.full(3, 1e-2)}
+    return runs, scan, np.linspace(3, -0.1, 30)
+
+
+def test_eigenvector_labels_figure():
     problem = PROBLEM.replace(test_size=10)
-    fig = pf.plot_eigenvector_labels(runs, scan, np.linspace(3, -0.1, 30), problem=problem,
-                                     method="gd", steps=1000, network=True)
+    fig = pf.plot_eigenvector_labels(*_fig5_data(), problem=problem, method="gd", steps=1000,
+                                     network=True)
     a1, a2, twin = fig.axes
     assert twin.get_zorder() < a2.get_zorder()
     texts = _legend_texts(fig)
@@ -227,6 +304,108 @@ def test_interpolation_figure():
     texts = _legend_texts(fig)
     assert "s = 0" in texts and "s = 0.5" in texts and "numpy network (test)" not in texts
     assert len(fig.axes) == 2
+    _legends_clear_of_axes(fig)
+
+
+def test_interpolation_neighbours_differ_in_colour():
+    runs = _curves(6, "s", (0.0, 0.05, 0.2, 0.5, 0.75, 0.95))
+    for r in runs:
+        r.update(lin_test=r["test"], alignment_test=0.1 + 0 * T, alignment_train=0.2 + 0 * T,
+                 network=None)
+    fig = pf.plot_interpolation(runs, problem=PROBLEM, method="gd", network=False)
+    rgb = [np.array(mpl_colors.to_rgb(ln.get_color())) for ln in fig.axes[0].get_lines()
+           if ln.get_label().startswith("s = ")]
+    assert len(rgb) == 6
+    assert min(np.abs(a - b).sum() for a, b in zip(rgb, rgb[1:])) > 0.5
+
+
+def _kappa_runs(spectral_below: float = 5.0) -> list[dict]:
+    runs = []
+    for i, kappa in enumerate((1.5, 3.0, 5.5, 11.0, 22.0)):
+        decay = np.exp(-T / (200.0 / (i + 1)))
+        dmft = kappa < spectral_below
+        runs.append(dict(kappa=kappa, t=T, exact_test=0.8 * (0.06 + decay),
+                         exact_train=0.7 * decay + 1e-8, theory_test=0.8 * (0.003 + decay),
+                         theory_train=0.7 * decay + 1e-7,
+                         spectral_test=0.8 * (0.001 + decay) if dmft else None,
+                         method="dmft" if dmft else "spectral",
+                         exact_half_time=None if i == 0 else 9895.3 / i,
+                         theory_half_time=None if i < 2 else 9372.0 / i))
+    return runs
+
+
+def test_kappa_log_axes_number_format_colours_and_line_styles():
+    problem = PROBLEM.replace(N=float("inf"))
+    fig = plot_kappa(_kappa_runs(), problem=problem)
+    a1, a2 = fig.axes
+    assert a1.get_yscale() == "log" and a2.get_yscale() == "log"
+    texts = _legend_texts(fig)
+    assert texts[0] == "κ = 1.5: exact t½ never, DMFT never"
+    assert texts[2] == "κ = 5.5: exact t½ 4.95×10$^{3}$, spectral closure 4.69×10$^{3}$"
+    assert texts[1] == "κ = 3: exact t½ 9.90×10$^{3}$, DMFT never"
+    # three significant digits whatever the size
+    assert [offline_plots._fmt(h) for h in (85.0, 850.4, 43462.0, None)] == \
+        ["85.0", "850", "4.35×10$^{4}$", "never"]
+    assert "exact gradient flow (N = ∞)" in texts
+    assert any(t.startswith("offline theory") for t in texts)
+    assert any(t.startswith("spectral closure where the DMFT") for t in texts)
+    solid = [ln for ln in a1.get_lines() if ln.get_linestyle() == "-"]
+    rgb = [np.array(mpl_colors.to_rgb(ln.get_color())) for ln in solid]
+    assert min(np.abs(a - b).sum() for a, b in zip(rgb, rgb[1:])) > 0.5
+    _legends_clear_of_axes(fig)
+    no_dmft = _legend_texts(plot_kappa(_kappa_runs(spectral_below=0.0), problem=problem))
+    assert not any(t.startswith("spectral closure where") for t in no_dmft)
+
+
+def _init_rows() -> tuple[list[dict], dict]:
+    rows, curves = [], {}
+    for k, (spec, family, pr) in enumerate((("lowrank:1", "lowrank", 1.0),
+                                            ("lowrank:4", "lowrank", 4.0),
+                                            ("lowrank:16", "lowrank", 16.0),
+                                            ("iid", "iid", 30.0),
+                                            ("aligned:1:1", "aligned", 1.0))):
+        row = {"init": spec, "family": family, "participation_ratio": pr,
+               "task_overlap_rel": 1.0 + k, "grokking_delay_tasks": [100.0, 0.0],
+               "test_time_tasks": [10.0, np.inf], "online_plateau": np.nan}
+        for key, value in (("weight_change", 2.0), ("tangent_kernel_alignment", 0.96),
+                           ("test_loss", 1.15), ("online_weight_change", 2.1),
+                           ("online_loss", 0.05)):
+            row[key], row[key + "_std"] = value, (1.56 if key == "test_loss" else 0.1)
+        rows.append(row)
+        curves[spec] = (T, np.exp(-T / (100.0 * (k + 1))))
+    return rows, curves
+
+
+def _bar_bottoms(ax) -> list[float]:
+    """The lower ends of the error bars of ``ax``."""
+    out = []
+    for coll in ax.collections:
+        for seg in coll.get_segments():
+            out.append(float(min(seg[:, 1])))
+    return out
+
+
+@pytest.mark.parametrize("tasks", [False, True])
+def test_init_rank_log_bars_stay_positive_and_curves_have_a_legend(tasks):
+    rows, curves = _init_rows()
+    if tasks:
+        for r in rows:
+            r["test_loss_tasks"] = [0.05, 0.1, 1.5, 2.95]
+    problem = PROBLEM.replace(N=float("inf"))
+    fig = plot_init_rank(rows, curves, problem=problem, steps=1000, method="flow", n_tasks=4)
+    c, f = fig.axes[2], fig.axes[5]
+    assert c.get_yscale() == "log"
+    bottoms = _bar_bottoms(c)
+    assert bottoms and min(bottoms) > 0          # a std larger than the mean: still above 0
+    if tasks:
+        assert min(bottoms) == pytest.approx(0.05) and "min–max over tasks" in c.get_title()
+    else:
+        assert "log-normal" in c.get_title()
+    assert "± std" not in c.get_title()
+    texts = _legend_texts(fig)
+    assert all(spec in texts for spec in curves)
+    shades = [ln.get_color() for ln in f.get_lines()][:3]        # the three lowrank inits
+    assert len({tuple(np.round(mpl_colors.to_rgb(s), 3)) for s in shades}) == 3
     _legends_clear_of_axes(fig)
 
 
@@ -256,6 +435,41 @@ def test_phase_heat_map_marks_never_reached_cells_and_draws_every_legend_line():
              if t.get_text().startswith("no predicted boundary")]
     assert len(entry) == 1 and entry[0].get_linestyle() in ("None", "none", "")
     _legends_clear_of_axes(fig)
+
+
+def _entries(fig):
+    leg = fig.axes[0].get_legend()
+    return [(h, t.get_text()) for h, t in zip(leg.legend_handles, leg.get_texts())]
+
+
+def test_phase_heat_map_words_and_order():
+    reached = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=bool)
+    ratio = np.array([[0.2, 0.5, 0.9], [0.5, 0.9, 2.0], [0.9, 2.0, 4.0]])
+    res = _phase(reached, ratio)
+    res.config["base_problem"]["eta0"] = 20.0
+    fig = plot_phase(res, title="Fig. 3(e): phase diagram")
+    title = fig.get_suptitle()
+    assert title.startswith("Fig. 3(e): phase diagram; ")
+    assert "η0=20," in title and "20.0" not in title
+    assert "gradient flow" in title and "1 seed" in title
+    assert fig.axes[-1].get_ylabel().endswith("GD steps; 1 seed)")       # the colour bar
+    texts = [t for _, t in _entries(fig)]
+    assert not any("most seeds" in t or "seed mean" in t for t in texts)
+    # measured, then the fit to it, then the unfitted prediction
+    kinds = [t.split()[0] for t in texts]
+    assert kinds == ["test", "measured", "fitted", "predicted"]
+    assert "not a prediction" in texts[2]
+    assert fig.axes[0].get_legend().handlelength >= 3
+    # several seeds: counted in words
+    two = PhaseResult(res.dims, {**res.coords, "seed": np.array([0, 1])},
+                      {k: np.concatenate([v, v], axis=-1) for k, v in res.data.items()},
+                      res.config)
+    fig2 = plot_phase(two)
+    texts2 = [t for _, t in _entries(fig2)]
+    assert "(in more than half of the 2 seeds)" in texts2[0]
+    assert "(in half of the 2 seeds)" in texts2[1]
+    assert fig2.axes[-1].get_ylabel().endswith("mean of 2 seeds)")
+    assert not fig2.get_suptitle().startswith("Fig.")
 
 
 @pytest.mark.parametrize("offline, drawn", [
