@@ -7,6 +7,7 @@ layer needs no import from the layers above it.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Iterable
 
 import numpy as np
@@ -15,13 +16,14 @@ from lazyrich_theory.spec.problem import options_in_use
 
 __all__ = ["METHOD_NAMES", "method_name", "options_suffix", "problem_line", "log_time",
            "log_axes", "twin_below", "legend_below", "cut_round_off", "distinct_colors",
-           "STEPS_LABEL"]
+           "STEPS_LABEL", "figure_title"]
 
 #: Losses below this are round-off of runs that fit exactly; loss axes are cut there.
 ROUND_OFF_FLOOR = 1e-8
 
 #: How a trajectory's ``method`` is written in titles.
-METHOD_NAMES = {"gd": "exact GD", "flow": "gradient flow", "population": "online ODE (population)",
+METHOD_NAMES = {"gd": "exact GD", "gd-fast": "GD in strides (≤ 1e-7 of exact GD)",
+                "flow": "gradient flow", "population": "online ODE (population)",
                 "network": "numpy network"}
 
 
@@ -112,6 +114,33 @@ def problem_line(p: Any, skip: Iterable[str] = (), P: str | None = None) -> str:
     parts.append(f"conv. {p.convention}")
     parts.append("centered" if p.centered else "uncentered")
     return ", ".join(parts)
+
+
+def figure_title(fig: Any, title: str, problem: Any, method: str, skip: Iterable[str] = (),
+                 P: str | None = None) -> None:
+    """Set 'TITLE; D=.., P=.., ..., seed S; exact GD' as ``fig``'s title (``method`` a method or
+    a phrase); when that does not fit the figure's width, 'TITLE; exact GD' on the first line
+    and the problem below (wrapped), so that no line is left with a word or two.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    title : str
+    problem : Problem
+    method : str
+        A trajectory's method (named by :func:`method_name`) or a phrase.
+    skip : iterable of str
+        Problem fields not shown (:func:`problem_line`).
+    P : str, optional
+        Replaces the text of the P field.
+    """
+    run = f"{problem_line(problem, skip, P)}, seed {problem.seed}"
+    name = method_name(method, problem)
+    text = f"{title}; {run}; {name}"
+    width = int(fig.get_figwidth() * 9)
+    if len(text) > width:
+        text = f"{title}; {name}\n" + textwrap.fill(run, width)
+    fig.suptitle(text + options_suffix(problem))
 
 
 def log_time(t: Any) -> np.ndarray:
