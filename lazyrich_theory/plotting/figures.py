@@ -10,7 +10,6 @@ below the panels, outside them, so that none covers a curve.
 from __future__ import annotations
 
 import math
-import textwrap
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
@@ -20,12 +19,10 @@ from lazyrich_theory.plotting.style import (
     STEPS_LABEL,
     cut_round_off,
     distinct_colors,
+    figure_title,
     legend_below,
     log_axes,
     log_time,
-    method_name,
-    options_suffix,
-    problem_line,
     twin_below,
 )
 from lazyrich_theory.plotting.trajectory import plot_trajectory
@@ -58,20 +55,6 @@ def _darker(color: Any, factor: float = 0.65) -> tuple:
     colour stay visible on white."""
     r, g, b = color[:3]
     return (r * factor, g * factor, b * factor)
-
-
-def _suptitle(fig: "Figure", title: str, problem: "Problem", method: str,
-              skip: Sequence[str] = (), P: str | None = None) -> None:
-    """'TITLE; D=.., P=.., ..., seed S; exact GD' (``method`` a method or a phrase); when that
-    does not fit the figure's width, 'TITLE; exact GD' on the first line and the problem below
-    (wrapped), so that no line is left with a word or two."""
-    run = f"{problem_line(problem, skip, P)}, seed {problem.seed}"
-    name = method_name(method, problem)
-    text = f"{title}; {run}; {name}"
-    width = int(fig.get_figwidth() * 9)
-    if len(text) > width:
-        text = f"{title}; {name}\n" + textwrap.fill(run, width)
-    fig.suptitle(text + options_suffix(problem))
 
 
 # ----------------------------------------------------------------------------- network overlays
@@ -201,7 +184,7 @@ def plot_sweep_curves(runs: Sequence[Mapping[str, Any]], *, param: str, problem:
     if cut_round_off(a1, [r["train"] for r in runs]):
         a1.set_title("train (axis cut at 1e-8: below is round-off)")
     legend_below(fig, a2, "center", ncol=min(len(a2.get_legend_handles_labels()[0]), 5))
-    _suptitle(fig, title, problem, method, skip=(param,))
+    figure_title(fig, title, problem, method, skip=(param,))
     return fig
 
 
@@ -253,7 +236,7 @@ def plot_variants(runs: Sequence[Mapping[str, Any]], *, problem: "Problem", titl
     if leg is not None:
         leg.set_title("the paper's grokking delay (GD steps; dotted line: threshold 0.1)",
                       prop={"size": 8})
-    _suptitle(fig, title, problem, "exact GD map")
+    figure_title(fig, title, problem, "exact GD map")
     return fig
 
 
@@ -328,7 +311,7 @@ def plot_eigenvector_labels(runs: Sequence[Mapping[str, Any]], scan: Mapping[str
     a2.set_title("final test loss vs k, network and lazy theory")
     legend_below(fig, a1, "left", ncol=4)
     legend_below(fig, a2, "right", ncol=2)
-    _suptitle(fig, "Fig. 5: eigenvector labels", problem, method,
+    figure_title(fig, "Fig. 5: eigenvector labels", problem, method,
               P=f"{problem.P} (+{problem.test_size} test)")
     return fig
 
@@ -371,5 +354,5 @@ def plot_interpolation(runs: Sequence[Mapping[str, Any]], *, problem: "Problem",
     a2.set_title("NTK alignment")
     a2.grid(True, alpha=0.3)
     legend_below(fig, a1, "center", ncol=6)
-    _suptitle(fig, "Interpolation", problem, method)
+    figure_title(fig, "Interpolation", problem, method)
     return fig

@@ -8,7 +8,6 @@ Each function takes the ``plot`` part of the computation and returns a new
 from __future__ import annotations
 
 import math
-import textwrap
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
@@ -18,11 +17,10 @@ from matplotlib.ticker import NullFormatter
 from lazyrich_theory.plotting import mpl
 from lazyrich_theory.plotting.style import (
     STEPS_LABEL,
+    figure_title,
     legend_below,
     log_axes,
     log_time,
-    method_name,
-    problem_line,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,13 +34,6 @@ __all__ = ["plot_init_rank", "plot_weight_norm"]
 FAMILY_STYLE = {"lowrank": ("o", "tab:blue"), "powerlaw": ("s", "tab:orange"),
                 "iid": ("*", "black"), "aligned": ("^", "tab:red"),
                 "partly aligned": ("v", "tab:purple")}
-
-
-def _title(fig: "Figure", title: str, problem: "Problem", method: str,
-           skip: Sequence[str] = ()) -> None:
-    text = (f"{title}; {problem_line(problem, skip)}, seed {problem.seed}; "
-            f"{method_name(method, problem)}")
-    fig.suptitle(textwrap.fill(text, int(fig.get_figwidth() * 9)))
 
 
 def _spread(r: Mapping[str, Any], ykey: str, log: bool) -> tuple[float, float, str]:
@@ -185,7 +176,7 @@ def plot_init_rank(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Any],
     leg = legend_below(fig, f, "right", ncol=4, fontsize=7)
     if leg is not None:
         leg.set_title("mean test loss: init (shade: effective rank)", prop={"size": 7})
-    _title(fig, f"Initial structure at matched norm (tr M0 = D), mean of {n_tasks} tasks",
+    figure_title(fig, f"Initial structure at matched norm (tr M0 = D), mean of {n_tasks} tasks",
            problem, method)
     return fig
 
@@ -236,6 +227,6 @@ def plot_weight_norm(sweep: Sequence[Mapping[str, Any]], joint: Sequence[Mapping
             ax.plot(xs[order], ys[order], marker + "-", color=color, label=label, lw=1, ms=7)
         log_axes(ax, "σ² α_p (the paper's collapse variable)", ylabel)
     legend_below(fig, c, "center", ncol=3)
-    _title(fig, f"Weight norm vs laziness (paper appendix), {steps} steps", problem, method,
+    figure_title(fig, f"Weight norm vs laziness (paper appendix), {steps} steps", problem, method,
            skip=("alpha",))
     return fig

@@ -86,8 +86,9 @@ def _seeds(res: "PhaseResult") -> int:
 
 def _title(res: "PhaseResult", width: int = 95, name: str | None = None) -> str:
     """'[NAME; ]D=100, P=550, N=500, η0=20, conv. A, centered; gradient flow, T=..,
-    threshold ..; 1 seed' without the swept fields; when longer than ``width``, the name and
-    the run's settings on the first line and the problem below (wrapped)."""
+    threshold ..; 1 seed' without the swept fields; when longer than ``width``, broken
+    between its parts: the name and the run's settings, then the problem (or without a name:
+    the problem, then the run's settings), each wrapped to ``width``."""
     cfg = res.config
     b = cfg.get("base_problem", {})
     swept = set(res.dims)
@@ -104,11 +105,11 @@ def _title(res: "PhaseResult", width: int = 95, name: str | None = None) -> str:
             if k in b and k not in swept]
     problem = f"{', '.join(parts + opts)}, {cen}"
     run = f"{extra}; {n_seed} seed{'s' if n_seed > 1 else ''}"
-    head = f"{name}; " if name else ""
-    text = f"{head}{problem}; {run}"
+    text = f"{name}; {problem}; {run}" if name else f"{problem}; {run}"
     if len(text) <= width:
         return text
-    return "\n".join(textwrap.wrap(head + run, width) + textwrap.wrap(problem, width))
+    lines = ([f"{name}; {run}"], [problem]) if name else ([f"{problem};"], [run])
+    return "\n".join(line for part in lines for line in textwrap.wrap(part[0], width))
 
 
 def _uneven(c: np.ndarray | None, log: bool) -> bool:

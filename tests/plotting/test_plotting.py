@@ -393,6 +393,8 @@ def test_init_rank_log_bars_stay_positive_and_curves_have_a_legend(tasks):
             r["test_loss_tasks"] = [0.05, 0.1, 1.5, 2.95]
     problem = PROBLEM.replace(N=float("inf"))
     fig = plot_init_rank(rows, curves, problem=problem, steps=1000, method="flow", n_tasks=4)
+    first, *rest = fig.get_suptitle().split("\n")
+    assert first.endswith("; gradient flow") and all(len(x.split()) > 3 for x in rest)
     c, f = fig.axes[2], fig.axes[5]
     assert c.get_yscale() == "log"
     bottoms = _bar_bottoms(c)
@@ -469,7 +471,7 @@ def test_phase_heat_map_words_and_order():
     assert "(in more than half of the 2 seeds)" in texts2[0]
     assert "(in half of the 2 seeds)" in texts2[1]
     assert fig2.axes[-1].get_ylabel().endswith("mean of 2 seeds)")
-    assert not fig2.get_suptitle().startswith("Fig.")
+    assert fig2.get_suptitle().startswith("D=8, P=20, N=4, η0=20, conv. A, uncentered;")
 
 
 @pytest.mark.parametrize("offline, drawn", [
