@@ -158,3 +158,23 @@ def test_phase_grid_collapses_on_alpha_eps():
     assert out["nodes"].size == 5            # alpha eps in {0.01, 0.02, 0.04, 0.08, 0.16}
     assert t[1, 0] / t[0, 1] == pytest.approx((1.0 / 0.02) / (0.5 / 0.04), rel=1e-9)
     assert np.all(np.isfinite(t))
+
+
+@pytest.mark.parametrize("kappa", [1.5, 5.5, 22.0])
+def test_mp_rule_is_the_spectrum_of_a_sampled_gram(kappa):
+    """The Marchenko–Pastur quadrature (plateau.mp_rule, used by the closure and the DMFT)
+    against its closed-form moments (E lambda = kappa, E lambda^2 = kappa^2 + kappa) and the
+    eigenvalues of a sampled X^T X (D = 400, x ~ N(0, I/D), P = kappa D)."""
+    from lazyrich_theory.theory.offline.plateau import mp_rule
+
+    lam, w = mp_rule(kappa)
+    assert w.sum() == pytest.approx(1.0) and np.all(w >= 0)
+    assert lam @ w == pytest.approx(kappa, rel=1e-4)
+    assert (lam**2) @ w == pytest.approx(kappa**2 + kappa, rel=1e-4)
+    D = 400
+    X = np.random.default_rng(0).standard_normal((int(kappa * D), D)) / np.sqrt(D)
+    ev = np.linalg.eigvalsh(X.T @ X)
+    cdf = np.cumsum(w)
+    for q in (0.1, 0.5, 0.9):        # quantiles of the quadrature's law vs the sample's, to 1 %
+        # of the spectrum's width (finite-D fluctuations are largest near the lower edge)
+        assert abs(np.interp(q, cdf, lam) - np.quantile(ev, q)) < 0.01 * ev.max()

@@ -28,6 +28,7 @@ import numpy as np
 from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.theory.offline.dmft_kernels import K_NAMES, V1_NAMES, run_dmft
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
+from lazyrich_theory.theory.offline.plateau import mp_rule
 
 __all__ = ["dmft_columns", "dmft_tau_curves", "make_grid", "linear_channel", "xi_strata",
            "DMFT_NS", "DMFT_DMAX", "DMFT_MAX_POINTS"]
@@ -53,17 +54,6 @@ def make_grid(tau_max: float, dmax: float = DMFT_DMAX) -> np.ndarray:
     return np.array(t)
 
 
-def _mp_nodes(kappa: float, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes / weights of the law of X^T X (kappa MP(1/kappa)), Chebyshev-like rule."""
-    y = 1.0 / kappa
-    a, b = (1 - math.sqrt(y)) ** 2, (1 + math.sqrt(y)) ** 2
-    th = (np.arange(n) + 0.5) * math.pi / n
-    x = a + (b - a) * (1 - np.cos(th)) / 2
-    dens = np.sqrt(np.maximum((b - x) * (x - a), 0)) / (2 * math.pi * y * x)
-    w = dens * (b - a) / 2 * np.sin(th) * (math.pi / n)
-    return kappa * x, w / w.sum()
-
-
 def linear_channel(kappa: float, alpha: float, eps: float,
                    tau: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The exact DMFT of the linear column (least squares on X with a moving target).
@@ -73,7 +63,7 @@ def linear_channel(kappa: float, alpha: float, eps: float,
     f_{j+1} - f_j) and V[n, j] = int_{tau_j}^{tau_{j+1}} R_u(tau_n - s) ds with
     R_u(v) = int dmu(l) exp(-a l v).
     """
-    lam, w = _mp_nodes(kappa)
+    lam, w = mp_rule(kappa)
     a = alpha / (eps * kappa)
     fz = 1.0 - 1.0 / kappa
     T = tau.size

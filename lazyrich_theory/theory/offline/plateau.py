@@ -32,7 +32,8 @@ from statistics import NormalDist
 import numpy as np
 from numba import njit
 
-__all__ = ["SampleLaw", "PlateauSpectrum", "sample_law", "plateau_spectrum", "bulk_cells"]
+__all__ = ["SampleLaw", "PlateauSpectrum", "sample_law", "plateau_spectrum", "bulk_cells",
+           "mp_rule"]
 
 #: Quadrature sizes of the per-sample law: |xi| (Gauss–Legendre with the half-normal
 #: density), g0 and the spike-noise eta (Gauss–Hermite).
@@ -382,3 +383,15 @@ def bulk_cells(spec: PlateauSpectrum, r0: np.ndarray, kappa: float,
         p_b.append(float(pw.sum()))
     p = np.asarray(p_b)
     return np.asarray(lam_b), p / p.sum(), np.ascontiguousarray(np.column_stack(cols))
+
+
+def mp_rule(kappa: float, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of the law of the eigenvalues of X^T X (D x D, x ~ N(0, I/D),
+    P = kappa D): kappa times Marchenko–Pastur of ratio 1/kappa (kappa > 1)."""
+    yr = 1.0 / kappa
+    a, b = (1.0 - math.sqrt(yr)) ** 2, (1.0 + math.sqrt(yr)) ** 2
+    th = (np.arange(n) + 0.5) * math.pi / n
+    x = a + (b - a) * (1.0 - np.cos(th)) / 2.0
+    dens = np.sqrt(np.maximum((b - x) * (x - a), 0.0)) / (2.0 * math.pi * yr * x)
+    w = dens * (b - a) / 2.0 * np.sin(th) * (math.pi / n)
+    return kappa * x, w / w.sum()

@@ -28,7 +28,12 @@ import numpy as np
 from numba import njit
 
 from lazyrich_theory.errors import DivergenceError
-from lazyrich_theory.theory.offline.plateau import bulk_cells, plateau_spectrum, sample_law
+from lazyrich_theory.theory.offline.plateau import (
+    bulk_cells,
+    mp_rule,
+    plateau_spectrum,
+    sample_law,
+)
 
 __all__ = ["SpectralClosure", "build_closure", "rich_clock_curves", "rich_clock_crossings",
            "lazy_transient", "N_BULK", "LOSS_KEYS"]
@@ -276,18 +281,6 @@ def rich_clock_crossings(cl: SpectralClosure, ae: float, s_max: float,
     return [float(te[0]) if te.size else math.inf for te in sol.t_events]
 
 
-def _mp_rule(kappa: float, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights of the law of the eigenvalues of X^T X (D x D, x ~ N(0, I/D),
-    P = kappa D): kappa times Marchenko–Pastur of ratio 1/kappa (kappa > 1)."""
-    yr = 1.0 / kappa
-    a, b = (1.0 - math.sqrt(yr)) ** 2, (1.0 + math.sqrt(yr)) ** 2
-    th = (np.arange(n) + 0.5) * math.pi / n
-    x = a + (b - a) * (1.0 - np.cos(th)) / 2.0
-    dens = np.sqrt(np.maximum((b - x) * (x - a), 0.0)) / (2.0 * math.pi * yr * x)
-    w = dens * (b - a) / 2.0 * np.sin(th) * (math.pi / n)
-    return kappa * x, w / w.sum()
-
-
 def lazy_transient(kappa: float, ey2: float, eta0: float, D: float,
                    t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The lazy linear fit's departure from its end value (inner solution, gradient flow).
@@ -303,7 +296,7 @@ def lazy_transient(kappa: float, ey2: float, eta0: float, D: float,
     (d_train, d_linear) : np.ndarray
         Both vanish for t >> kappa D / (2 eta0 (sqrt(kappa) - 1)^2).
     """
-    lam, w = _mp_rule(kappa)
+    lam, w = mp_rule(kappa)
     c = 2.0 * eta0 / (kappa * D)
     e = np.exp(-c * np.outer(np.asarray(t, float), lam))
     d_train = ey2 / kappa * (e**2 @ w)
