@@ -38,6 +38,8 @@ from lazyrich_theory.spec.resources import check_resources, check_writable, esti
 from lazyrich_theory.spec.schedule import parse_times, save_times
 from lazyrich_validation.compare import max_relative_deviation
 
+from cli_helpers import call, one_line  # tests/cli/cli_helpers.py
+
 REPO = Path(__file__).resolve().parents[2]
 
 # A small problem (N < D, 300 steps), as in test_cli.py; later options override its values.
@@ -100,20 +102,6 @@ def _damaged_csvs(path: Path) -> dict[str, str]:
         "word": "".join(lines[:5]) + ",".join(word_row) + "\n" + "".join(lines[6:]),
         "nancsv": "".join(lines[:5]) + ",".join(nan_row) + "\n" + "".join(lines[6:]),
     }
-
-
-def call(capsys, argv: list[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def one_line(err: str) -> str:
-    assert "Traceback" not in err, err
-    lines = err.strip("\n").splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 # ------------------------------------------------------------------------------ CLI table

@@ -37,26 +37,14 @@ from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.resources import ResourceError
 
+from cli_helpers import call, one_line  # tests/cli/cli_helpers.py
+
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--D", "12", "--P", "40", "--N", "5", "--eps", "0.3", "--test-size", "100"]
 #: A phase grid of two cheap cells (PHASE: run in-process).
 GRID = ["phase", "--vary", "alpha=1,2", "--D", "10", "--P", "30", "--N", "20",
         "--test-size", "100", "--steps", "200", "--no-plot"]
 PHASE = [*GRID, "--workers", "1"]
-
-
-def call(capsys, argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = app.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def one_line(err: str) -> str:
-    assert "Traceback" not in err, err
-    lines = err.strip("\n").splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def _env(**extra: str) -> dict[str, str]:
