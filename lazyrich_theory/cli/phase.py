@@ -79,6 +79,12 @@ def _add_phase_options(p: argparse.ArgumentParser) -> None:
                         "(default 1e-6; 0: always run to T)")
     g.add_argument("--no-predict", dest="predict", action="store_false",
                    help="skip the theory's predictions")
+    g.add_argument("--offline-theory", dest="offline", choices=["spectral", "dmft", "none"],
+                   default="spectral",
+                   help="theory of the unfitted offline boundary of an alpha x eps sweep: "
+                        "spectral closure (default, seconds), dmft (has the memorisation "
+                        "floor; ~10 one-minute solves per seed) or none "
+                        "(docs/offline_theory.md §12.3)")
     e = p.add_argument_group("execution (not part of the sweep's identity)")
     x = e.add_mutually_exclusive_group()
     x.add_argument("--workers", type=int_at_least("--workers", 1), default=None,
@@ -157,7 +163,7 @@ def run_phase(args: argparse.Namespace) -> int:
                     predict=args.predict, out=args.out, workers=args.workers,
                     scheduler=args.scheduler, retries=args.retries, progress=not quiet,
                     plot=args.plot, log=say, recover=bool(getattr(args, "recover", False)),
-                    allow_large=allow_large)
+                    allow_large=allow_large, offline=getattr(args, "offline", "spectral"))
     st = res.stats
     counts = res.counts
     if not quiet:

@@ -240,16 +240,16 @@ def _offline_boundary(ax, res: "PhaseResult", xv, yv, F) -> list:
     if F is None:
         return []
     what = f"offline theory (unfitted): population loss reaches {res.config.get('threshold')}"
+    how = "DMFT" if (res.offline or {}).get("method") == "dmft" else "spectral closure"
     if np.nanmin(F) < 0.5 < np.nanmax(F):
         ax.contour(xv, yv, F, levels=[0.5], colors=_OFFLINE_COLOR, linewidths=2.0,
                    linestyles="-.")
         return [mpl.Line2D([], [], color=_OFFLINE_COLOR, lw=2.0, ls="-.",
                            label=f"{what}\nwithin T{_seed_phrase(res, 'half')} "
-                                 "(spectral closure, N = ∞)")]
+                                 f"({how}, N = ∞)")]
     where = "everywhere" if np.nanmin(F) >= 0.5 else "nowhere"
     return [mpl.Line2D([], [], ls="none",
-                       label=f"{what}\nwithin T {where} on this grid (spectral closure, "
-                             "N = ∞)")]
+                       label=f"{what}\nwithin T {where} on this grid ({how}, N = ∞)")]
 
 
 #: Colour of the cells whose test loss does not reach the threshold in most seeds.

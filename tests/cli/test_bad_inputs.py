@@ -277,6 +277,8 @@ CLI_CASES: dict[str, tuple[list[str], str]] = {
                          "--seeds"),
     "phase method unknown": (["phase", "--vary", "alpha=1,2", "--method", "euler",
                               "--out", "{out}"], "invalid choice"),
+    "phase offline theory unknown": (["phase", "--vary", "alpha=1,2", "--offline-theory",
+                                      "exact", "--out", "{out}"], "invalid choice"),
     "phase rtol negative": (["phase", "--vary", "alpha=1,2", "--rtol", "-1", "--out", "{out}"],
                             "--rtol"),
     "phase workers zero": (["phase", "--vary", "alpha=1,2", "--workers", "0", "--out", "{out}"],

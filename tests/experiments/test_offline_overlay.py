@@ -26,6 +26,7 @@ from lazyrich_theory.experiments.with_theory import (
     offline_reason,
     solve_with_theory,
 )
+from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.theory.offline import (
     KAPPA_SPECTRAL,
@@ -164,3 +165,41 @@ def test_phase_offline_not_computed_with_a_reason(vary, base, words):
     assert OFFLINE_VARIABLE not in res
     assert res.offline["method"] is None
     assert words in res.offline["reason"] and "\n" not in res.offline["reason"]
+
+
+def test_phase_offline_none_and_bad_choice():
+    res = sweep(PHASE, {"eps": "0.1,0.4", "alpha": "0.5,2"}, 50, workers=1, progress=False,
+                plot=False, offline="none")
+    assert OFFLINE_VARIABLE not in res and res.offline["method"] is None
+    assert "offline='none'" in res.offline["reason"]
+    with pytest.raises(ProblemError, match="offline must be one of spectral, dmft, none"):
+        sweep(PHASE, {"eps": "0.1,0.4", "alpha": "0.5,2"}, 50, workers=1, progress=False,
+              plot=False, offline="exact")
+
+
+def test_phase_offline_dmft_boundary(monkeypatch):
+    """offline='dmft': the column is phase_boundary_times(method='dmft') (here with a small
+    Monte Carlo, injected), the method is recorded and named in the plot's legend."""
+    import lazyrich_theory.experiments.sweep.offline as off
+
+    calls = []
+
+    def small(*args, **kw):
+        calls.append(kw["method"])
+        return phase_boundary_times(*args, **kw, dmft_options={"Ns": 40})
+
+    monkeypatch.setattr(off, "phase_boundary_times", small)
+    lines = []
+    res = sweep(PHASE, {"eps": "0.1,0.4", "alpha": "0.5,2"}, PHASE_STEPS, workers=1,
+                progress=False, plot=False, threshold=0.3, offline="dmft", log=lines.append)
+    assert calls == ["dmft"] and res.offline["method"] == "dmft"
+    assert "DMFT" in res.offline["theory"] and any("DMFT" in s for s in lines)
+    inp = offline_inputs(PHASE.replace(N=math.inf))
+    ref = phase_boundary_times(inp.kappa, inp.b2, inp.D, inp.eta0, [0.5, 2.0], [0.1, 0.4],
+                               PHASE_STEPS, threshold=0.3, method="dmft",
+                               dmft_options={"Ns": 40})["threshold_time"]
+    assert np.array_equal(np.asarray(res[OFFLINE_VARIABLE], float)[..., 0], ref.T)
+    fig = res.plot()
+    texts = [t.get_text() for ax in fig.axes if ax.get_legend()
+             for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("offline theory (unfitted)") and "DMFT" in t for t in texts), texts

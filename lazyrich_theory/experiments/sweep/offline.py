@@ -1,20 +1,22 @@
-"""The offline theory's boundary of a phase sweep (issue 13): the spectral closure's predicted
-time at which the population loss falls under the sweep's threshold, on its alpha x eps grid,
-with no fitted constant (:func:`~lazyrich_theory.theory.offline.phase_boundary_times`).
+"""The offline theory's boundary of a phase sweep (issue 13): the predicted time at which the
+population loss falls under the sweep's threshold, on its alpha x eps grid, with no fitted
+constant (:func:`~lazyrich_theory.theory.offline.phase_boundary_times`): the spectral closure
+by default (seconds), or the DMFT (``offline="dmft"``, about a minute per solve, ~10 solves
+per seed), which has the memorisation floor that decides whether a cell reaches the threshold.
 
-Computed once per sweep and seed when the assembled result is built (a few closure solves,
-seconds; not per cell, not stored in the cells), from the base problem at N = inf (the theory
+Computed once per sweep and seed when the assembled result is built (not per cell, not
+stored in the cells, not part of the sweep's identity), from the base problem at N = inf (the theory
 is N = inf whatever the cells' N) and each seed's own teacher (b2 = 2 tau |beta|^2 / D).  Only
 for a sweep whose axes are exactly alpha and eps (any seeds), whose base problem is in the
 theory's domain with kappa = P / D >= ``KAPPA_SPECTRAL``, and with ``predict``; otherwise
 the variable is absent and :func:`offline_phase` says why (docs/offline_theory.md §12.3
-measured that this boundary does not match the exact one: it is drawn beside it as it is).
+measures both boundaries against the exact one on the Fig. 3(e) grid).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -24,20 +26,28 @@ from lazyrich_theory.experiments.with_theory import offline_reason
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.theory.offline import offline_inputs, phase_boundary_times
 
-__all__ = ["OFFLINE_VARIABLE", "OFFLINE_DESCRIPTION", "offline_phase"]
+__all__ = ["OFFLINE_VARIABLE", "OFFLINE_DESCRIPTION", "OFFLINE_CHOICES", "offline_phase"]
 
 #: The PhaseResult variable (and phase.csv column) of the offline theory.
 OFFLINE_VARIABLE = "offline_test_time"
 #: Its definition (phase.json, phase.nc).
-OFFLINE_DESCRIPTION = ("offline theory (spectral closure, N = inf, no fitted constant; "
-                       "theory.offline.phase_boundary_times): first step at which the predicted "
+OFFLINE_DESCRIPTION = ("offline theory (N = inf, no fitted constant; "
+                       "theory.offline.phase_boundary_times, its method in offline_theory): "
+                       "first step at which the predicted "
                        "population loss is under the absolute threshold (inf if not within T); "
                        "computed once per sweep and seed from the base problem and the seed's "
                        "teacher, not per cell")
+#: What ``offline`` can be: the theory that draws the boundary, or none.
+OFFLINE_CHOICES = ("spectral", "dmft", "none")
+#: How each method is described in ``info["theory"]`` (and the plot's legend).
+_THEORY = {"spectral": "N = inf (spectral closure)",
+           "dmft": "N = inf (DMFT, alpha-eps collapse)"}
 
 
-def _reason(base: Problem, axes: Sequence[Axis], predict: bool) -> str | None:
+def _reason(base: Problem, axes: Sequence[Axis], predict: bool, method: str) -> str | None:
     """Why the sweep gets no offline boundary (one line), None when it does."""
+    if method == "none":
+        return "not computed: offline='none' (--offline-theory none)"
     if not predict:
         return "not computed: the sweep's predictions are off (predict=False, --no-predict)"
     grid = [a.name for a in axes if a.name != "seed"]
@@ -53,8 +63,9 @@ def _reason(base: Problem, axes: Sequence[Axis], predict: bool) -> str | None:
     return None
 
 
-def offline_phase(base: Problem, axes: Sequence[Axis],
-                  config: Mapping[str, Any]) -> tuple[np.ndarray | None, dict[str, Any]]:
+def offline_phase(base: Problem, axes: Sequence[Axis], config: Mapping[str, Any],
+                  method: str = "spectral", log: Callable[[str], None] | None = None
+                  ) -> tuple[np.ndarray | None, dict[str, Any]]:
     """The offline theory's predicted threshold time for every cell of a sweep.
 
     Parameters
@@ -65,6 +76,10 @@ def offline_phase(base: Problem, axes: Sequence[Axis],
         The sweep's axes, ``seed`` last.
     config : mapping
         The sweep's configuration (``steps``, ``threshold``, ``predict``).
+    method : {"spectral", "dmft", "none"}
+        The theory (``phase_boundary_times``), or none.
+    log : callable, optional
+        Receives one line before a DMFT boundary (it takes minutes).
 
     Returns
     -------
@@ -73,28 +88,31 @@ def offline_phase(base: Problem, axes: Sequence[Axis],
         population loss under ``threshold`` (inf: not within ``steps``); None when not
         computed.
     info : dict
-        JSON-ready: ``method`` ("spectral" or None), ``reason`` (None or one line),
+        JSON-ready: ``method`` ("spectral", "dmft" or None), ``reason`` (None or one line),
         ``definition``, and when computed ``theory``, ``threshold``, ``kappa`` and ``b2``
         (one per seed, in the seed axis' order).
     """
     info: dict[str, Any] = {"method": None, "reason": None, "definition": OFFLINE_DESCRIPTION}
-    why = _reason(base, axes, bool(config.get("predict", True)))
+    why = _reason(base, axes, bool(config.get("predict", True)), method)
     if why is None:
+        if method == "dmft" and log is not None:
+            log("phase: offline theory (DMFT) boundary: about 10 DMFT solves per seed, "
+                "a minute each")
         try:
             values, b2, kappa = _times(base, axes, int(config["steps"]),
-                                       float(config["threshold"]))
+                                       float(config["threshold"]), method)
         except ProblemError as exc:
             why = str(exc)
     if why is not None:
         info["reason"] = why
         return None, info
-    info.update(method="spectral", theory="N = inf (spectral closure)",
+    info.update(method=method, theory=_THEORY[method],
                 threshold=float(config["threshold"]), kappa=kappa, b2=b2)
     return values, info
 
 
-def _times(base: Problem, axes: Sequence[Axis], steps: int,
-           threshold: float) -> tuple[np.ndarray, list[float], float]:
+def _times(base: Problem, axes: Sequence[Axis], steps: int, threshold: float,
+           method: str) -> tuple[np.ndarray, list[float], float]:
     """phase_boundary_times per seed, laid out like the sweep's grid; (values, b2s, kappa)."""
     by_name = {a.name: a for a in axes}
     scale = base.init_scale                     # the theory reads alpha and eps times it
@@ -109,6 +127,7 @@ def _times(base: Problem, axes: Sequence[Axis], steps: int,
         kappa = inp.kappa
         b2s.append(inp.b2)
         out[:, :, k] = phase_boundary_times(inp.kappa, inp.b2, inp.D, inp.eta0, alpha, eps,
-                                            steps, threshold=threshold)["threshold_time"]
+                                            steps, threshold=threshold,
+                                            method=method)["threshold_time"]
     order = [("alpha", "eps", "seed").index(a.name) for a in axes]
     return np.transpose(out, order), b2s, kappa

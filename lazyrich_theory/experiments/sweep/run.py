@@ -40,7 +40,11 @@ from lazyrich_theory.experiments.sweep.folder import (
     open_folder,
 )
 from lazyrich_theory.experiments.sweep.guard import check_cells, check_grid_size
-from lazyrich_theory.experiments.sweep.offline import OFFLINE_VARIABLE, offline_phase
+from lazyrich_theory.experiments.sweep.offline import (
+    OFFLINE_CHOICES,
+    OFFLINE_VARIABLE,
+    offline_phase,
+)
 from lazyrich_theory.experiments.sweep.result import PhaseResult
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.resources import check_writable
@@ -84,7 +88,8 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
           retries: int = 2, progress: bool = True, plot: bool = True,
           shared_fs: bool | None = None, log: Callable[[str], None] | None = None,
           cell_fn: Callable[[Mapping[str, Any]], dict] | None = None,
-          recover: bool = False, allow_large: bool = False) -> PhaseResult:
+          recover: bool = False, allow_large: bool = False,
+          offline: str = "spectral") -> PhaseResult:
     """Run (or resume) a phase sweep; see the module doc.
 
     base : the Problem every cell starts from.
@@ -122,6 +127,10 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
         per cell, summed) exceeds a day on its workers, or whose memory exceeds what is
         available, is refused with a ResourceError (one line: the number of cells and the
         estimate) before anything is built (the cells are counted from the specs first).
+    offline : the theory of the unfitted offline boundary (``offline_test_time``) of an
+        alpha x eps sweep: "spectral" (default, seconds), "dmft" (has the memorisation floor;
+        about ten one-minute DMFT solves per seed) or "none"
+        (:mod:`~lazyrich_theory.experiments.sweep.offline`; not part of the sweep's identity).
 
     The folder is locked for the whole run (``out/sweep.lock``; a second sweep on it is
     refused) and every stored cell is verified before it is resumed: a cell file that is not
@@ -130,6 +139,9 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
     """
     tol = _validate(method, integrator, steps, threshold, relative, tol, retries, executor,
                     scheduler, workers)
+    if offline not in OFFLINE_CHOICES:
+        raise ProblemError(f"offline must be one of {', '.join(OFFLINE_CHOICES)}, "
+                           f"got {offline!r}")
     settings = (steps, method, integrator, rtol, atol, threshold, relative, tol, predict)
     axes, cells, config = _plan(base, vary, seeds, settings, executor, scheduler, workers,
                                 allow_large)
@@ -141,7 +153,8 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
         scheduler = connect_scheduler(scheduler)
     try:
         run = functools.partial(_run, base, axes, cells, config, cell_fn=cell_fn,
-                                retries=retries, progress=progress, log=log, executor=executor,
+                                retries=retries, progress=progress, log=log, offline=offline,
+                                executor=executor,
                                 scheduler=scheduler, workers=workers, shared_fs=shared_fs)
         if out_s is None:
             return run({}, None)
@@ -183,7 +196,7 @@ def _warn(message: str) -> None:
 def _run(base: Problem, axes: Sequence[Axis], cells: Sequence[dict[str, Any]],
          config: dict[str, Any], done: dict[str, dict], out: str | None, *,
          cell_fn: Callable[[Mapping[str, Any]], dict] | None, retries: int, progress: bool,
-         log: Callable[[str], None] | None, **execution: Any) -> PhaseResult:
+         log: Callable[[str], None] | None, offline: str, **execution: Any) -> PhaseResult:
     """Compute the cells missing from ``done`` (``execution``: where, see :func:`execute`)
     and assemble the result."""
     todo = _missing(cells, done)
@@ -198,7 +211,8 @@ def _run(base: Problem, axes: Sequence[Axis], cells: Sequence[dict[str, Any]],
         runner.close()
     wall = time.perf_counter() - t0
     done.update(runner.records)
-    return _assemble(base, axes, cells, done, runner, config, out, len(todo), wall)
+    return _assemble(base, axes, cells, done, runner, config, out, len(todo), wall,
+                     (offline, log))
 
 
 def _validate(method: str, integrator: str, steps: Any, threshold: Any, relative: Any,
@@ -249,8 +263,8 @@ def _announce(log: Callable[[str], None] | None, out: str | None, axes: Sequence
 
 def _assemble(base: Problem, axes: Sequence[Axis], cells: Sequence[Mapping[str, Any]],
               records: Mapping[str, Mapping[str, Any]], runner: Runner,
-              config: dict[str, Any], out: str | None, n_todo: int,
-              wall: float) -> PhaseResult:
+              config: dict[str, Any], out: str | None, n_todo: int, wall: float,
+              offline: tuple[str, Callable[[str], None] | None]) -> PhaseResult:
     """The PhaseResult of the cells' records, in grid order, with the offline theory's
     ``offline_test_time`` (once per sweep, :func:`offline_phase`; after the metrics) where it
     applies and ``offline`` saying how, or why not."""
@@ -278,9 +292,9 @@ def _assemble(base: Problem, axes: Sequence[Axis], cells: Sequence[Mapping[str, 
              "cell_wall_time": float(sum(float(r.get("wall_time", 0.0))
                                          for r in runner.records.values()))}
     t0 = time.perf_counter()
-    values, offline = offline_phase(base, axes, config)
+    values, info = offline_phase(base, axes, config, *offline)
     stats["offline_wall_time"] = time.perf_counter() - t0
     if values is not None:
         data = {**{m: data[m] for m in RESULT_METRICS}, OFFLINE_VARIABLE: values,
                 "status": data["status"], "cell_id": data["cell_id"]}
-    return PhaseResult(dims, coords, data, config, out, stats, offline)
+    return PhaseResult(dims, coords, data, config, out, stats, info)

@@ -1,0 +1,70 @@
+"""phase_boundary_times with the DMFT (docs/offline_theory.md §12.3): each node is one DMFT run
+read on the rich clock, the alpha-eps collapse maps it to the cells, and the floor's edge is
+located by bisection between a reached and a not-reached node."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.theory.offline import OfflineInputs, dmft_tau_curves, phase_boundary_times
+from lazyrich_theory.theory.offline.grid import dmft_tau_cap
+
+OPT = {"Ns": 60, "seed": 3}          # a small Monte Carlo: these tests check the bookkeeping
+
+
+def _crossing(tau, pop, level):
+    k = np.flatnonzero(pop < level)
+    if k.size == 0:
+        return math.inf
+    i = k[0]
+    return tau[i - 1] + (pop[i - 1] - level) / (pop[i - 1] - pop[i]) * (tau[i] - tau[i - 1])
+
+
+def test_dmft_grid_cell_is_its_own_dmft_run():
+    """One cell: the grid's times are the DMFT curve's crossings converted tau -> GD steps
+    (t = tau alpha D / (2 eta0 eps)); the DMFT sees alpha and eps themselves."""
+    kappa, b2, D, eta0, alpha, eps, steps = 5.5, 1.0, 40, 2.0, 0.8, 0.3, 800
+    out = phase_boundary_times(kappa, b2, D, eta0, [alpha], [eps], steps, threshold=0.2,
+                               method="dmft", dmft_options=OPT)
+    assert out["method"] == "dmft" and out["ratios"][0] == pytest.approx(alpha / eps)
+    tau_h = 2 * eta0 * eps * steps / (alpha * D)
+    c = dmft_tau_curves(OfflineInputs(kappa, alpha, eps, eta0, b2, D), tau_h, **OPT)
+    for key, level in (("threshold_time", 0.2), ("relative_time", 0.5 * 0.75 * b2**2)):
+        tau = _crossing(c["tau"], c["population_loss"], level)
+        assert math.isfinite(tau), key
+        assert out[key][0, 0] == pytest.approx(tau * alpha * D / (2 * eta0 * eps), rel=1e-9)
+
+
+def test_dmft_grid_refines_the_floor_edge():
+    """With a threshold between the DMFT's long-time losses at small and large alpha eps,
+    the nodes are bisected where the crossing switches from reached to not reached, and
+    every cell above the edge is inf, every cell well below it finite."""
+    alpha = np.geomspace(0.3, 3.0, 5)
+    eps = np.geomspace(0.03, 0.3, 5)
+    out = phase_boundary_times(5.5, 1.0, 40, 20.0, alpha, eps, 20000, threshold=0.2,
+                               method="dmft", n_nodes=3, refine=1, dmft_options=OPT)
+    t = out["threshold_time"]
+    assert np.isfinite(t[0, 0]) and not np.isfinite(t[-1, -1])
+    assert out["nodes"].size == 4                 # 3 nodes + one bisection of the switch
+    ae = np.outer(alpha, eps)
+    # the edge: the largest node that reaches the threshold; cells above it do not
+    reached = np.isfinite(t)
+    assert reached.any() and not reached.all()
+    assert ae[reached].max() < ae[~reached].min()
+    assert out["tau_cap"] == pytest.approx(dmft_tau_cap())
+
+
+def test_dmft_tau_cap_is_the_grid_limit():
+    from lazyrich_theory.theory.offline.dmft import DMFT_MAX_POINTS, make_grid
+
+    cap = dmft_tau_cap()
+    assert make_grid(cap).size <= DMFT_MAX_POINTS < make_grid(cap * 1.01).size
+
+
+def test_grid_method_is_checked():
+    with pytest.raises(ProblemError, match="method must be one of spectral, dmft"):
+        phase_boundary_times(5.5, 1.0, 40, 1.0, [1.0], [0.1], 100, method="flow")
