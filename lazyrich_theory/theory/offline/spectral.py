@@ -17,22 +17,36 @@ what makes a phase diagram cheap (:func:`rich_clock_curves`).
 
 The lazy transient (the linear column relaxing with the Marchenko–Pastur spectrum of X^T X) is
 added as the inner solution of a matched (additive composite) expansion, :func:`lazy_transient`.
+
+Integration (``spectral_kernels``): the flow in reduced form (O((n_bulk + 3)^2) per right-hand
+side, the sums over samples done once per closure), N = v v^T integrated through its rank-one
+factor (N(0) = q1 q1^T), an L-stable Rosenbrock method (RODAS4) in Numba; the per-sample
+:func:`_closure_rhs` is the reference it is tested against.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
 
-from lazyrich_theory.errors import DivergenceError
+from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.theory.offline.plateau import (
     bulk_cells,
     mp_rule,
     plateau_spectrum,
     sample_law,
+)
+from lazyrich_theory.theory.offline.spectral_kernels import (
+    STATUS_MESSAGES,
+    ClosureOperators,
+    closure_operators,
+    make_work,
+    rodas_integrate,
+    spike_moments,
+    wick_terms,
 )
 
 __all__ = ["SpectralClosure", "build_closure", "rich_clock_curves", "rich_clock_crossings",
@@ -67,6 +81,8 @@ class SpectralClosure:
     tail : np.ndarray
         (mass cut off by the finite-P cut, mean r0^2 over it): the train loss counts those
         samples at their plateau residual, rescaled like r0.
+    ops : ClosureOperators
+        The flow in reduced form (``spectral_kernels``), computed from the above.
     """
 
     kappa: float
@@ -87,6 +103,12 @@ class SpectralClosure:
     omega0: float
     lam1: float
     tail: np.ndarray
+    ops: ClosureOperators = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ops", closure_operators(
+            self.wb, self.pb, self.ws, self.xi, self.g, self.y, self.r0, self.z2, self.v1z,
+            self.q1, self.kappa, self.D, self.b2, self.ey2))
 
 
 def build_closure(kappa: float, b2: float, D: float, n_bulk: int = N_BULK) -> SpectralClosure:
@@ -144,7 +166,8 @@ def _residual(state, wb, pb, ws, xi, g, y, r0, z2, v1z, kappa, ae, D):
 
 @njit(cache=True)
 def _closure_rhs(_s, state, wb, pb, ws, xi, g, y, r0, z2, v1z, kappa, ae, D):
-    """d state / ds on the rich clock s = eta0 eps t / alpha."""
+    """d state / ds on the rich clock s = eta0 eps t / alpha, per sample as in the docs (the
+    integration uses its reduced form, ``spectral_kernels``; the tests compare the two)."""
     nb = pb.size
     r, _, _, _ = _residual(state, wb, pb, ws, xi, g, y, r0, z2, v1z, kappa, ae, D)
     wr = ws * r
@@ -167,23 +190,11 @@ def _closure_losses(state, wb, pb, ws, xi, g, y, r0, z2, v1z, kappa, ae, D, b2, 
     """The LOSS_KEYS values at ``state`` (population loss by the Wick formula)."""
     nb = pb.size
     r, qp, A, B = _residual(state, wb, pb, ws, xi, g, y, r0, z2, v1z, kappa, ae, D)
-    s1, s2 = 0.0, 0.0
-    for j in range(nb):
-        d = math.exp(state[j]) - 1.0
-        s1 += pb[j] * d
-        s2 += pb[j] * d * d
     # the block carries M - I as N - q1 q1^T (q1: the plateau outlier, eigenvalue 1 of M0)
-    e00 = state[nb] - q1[0] * q1[0]
-    e01 = state[nb + 1] - q1[0] * q1[1]
-    e11 = state[nb + 2] - q1[1] * q1[1]
-    tr = D * s1 + e00 + e11
-    tr2 = D * s2 + e00 * e00 + 2.0 * e01 * e01 + e11 * e11
-    h, bD = 0.5 * ae, 0.5 * b2 * D
-    trd = h * tr - bD
-    trd2 = h * h * tr2 - 2.0 * h * bD * e00 + bD * bD
+    s1, s2, e00, e01, e11 = spike_moments(state, pb, q1)
+    var, mis, tr, tr2 = wick_terms(s1, s2, e00, e01, e11, ae, b2, D)
     eq2 = np.sum(ws * qp * qp)
     lin = ((1.0 - A - B) ** 2 * ey2 + eq2) / (kappa - 1.0)
-    var, mis = trd * trd / (D * D), 2.0 * trd2 / (D * D)
     train = np.sum(ws * r * r) + (1.0 - 1.0 / kappa) ** 2 * eq2 / (kappa - 1.0)
     train = (1.0 - tail[0]) * train + tail[0] * (1.0 - A + B / (kappa - 1.0)) ** 2 * tail[1]
     n00, n01, n11 = state[nb], state[nb + 1], state[nb + 2]
@@ -194,6 +205,40 @@ def _closure_losses(state, wb, pb, ws, xi, g, y, r0, z2, v1z, kappa, ae, D, b2, 
     ov = 0.5 * (1.0 + dif / rad) if rad > 0 else 1.0
     return np.array([lin + var + mis, train, lin, var, mis, e00, tr / D,
                      math.sqrt(max(tr2, 0.0)), ae * top / (b2 * D), ov])
+
+
+@njit(cache=True)
+def _loss_rows(Z, wb, pb, ws, xi, g, y, r0, z2, v1z, kappa, ae, D, b2, ey2, q1, tail):
+    """The LOSS_KEYS rows at integrated states Z = (log m, v) (N = v v^T); NaN rows stay."""
+    nb = pb.size
+    rows = np.full((Z.shape[0], 10), np.nan)
+    state = np.empty(nb + 3)
+    for k in range(Z.shape[0]):
+        if not np.all(np.isfinite(Z[k])):
+            continue
+        v0, v1 = Z[k, nb], Z[k, nb + 1]
+        state[:nb] = Z[k, :nb]
+        state[nb], state[nb + 1], state[nb + 2] = v0 * v0, v0 * v1, v1 * v1
+        rows[k] = _closure_losses(state, wb, pb, ws, xi, g, y, r0, z2, v1z, kappa, ae, D,
+                                  b2, ey2, q1, tail)
+    return rows
+
+
+def _integrate(cl: SpectralClosure, ae: float, t0: float, t_end: float, s_out: np.ndarray,
+               levels: np.ndarray, rtol: float, atol: float) -> tuple[np.ndarray, np.ndarray]:
+    """The closure from its plateau state at t0 (Numba RODAS4, ``spectral_kernels``):
+    (states at s_out, first crossings of levels); DivergenceError naming alpha eps on failure."""
+    nb = cl.pb.size
+    z0 = np.concatenate([np.zeros(nb), cl.q1])        # (log m, v): N = v v^T, v(0) = q1
+    Z, cross, status, t, _, _ = rodas_integrate(
+        z0, float(t0), float(t_end), np.asarray(s_out, dtype=np.float64),
+        np.asarray(levels, dtype=np.float64), cl.ops, float(ae), float(rtol), float(atol),
+        make_work(nb))
+    if status:
+        raise DivergenceError(f"the spectral closure failed at alpha eps = {ae:g} "
+                              f"(kappa = {cl.kappa:g}, D = {cl.D:g}) at rich-clock "
+                              f"s = {t:.6g}: {STATUS_MESSAGES[status]}", float("nan"))
+    return Z, cross
 
 
 def rich_clock_curves(cl: SpectralClosure, ae: float, s: np.ndarray, rtol: float = 1e-6,
@@ -209,31 +254,29 @@ def rich_clock_curves(cl: SpectralClosure, ae: float, s: np.ndarray, rtol: float
     s : np.ndarray
         Increasing times on the rich clock, s[0] >= 0.
     rtol, atol : float
-        Tolerances of the (LSODA) integration.
+        Tolerances of the integration (RODAS4 on the reduced flow, ``spectral_kernels``).
 
     Returns
     -------
     dict
         ``s`` and every LOSS_KEYS column; the value at s = 0 is that of the completed lazy
         fit (the plateau).
-    """
-    nb = cl.pb.size
-    y0 = np.concatenate([np.zeros(nb), [cl.q1[0] ** 2, cl.q1[0] * cl.q1[1], cl.q1[1] ** 2]])
-    arrays = (cl.wb, cl.pb, cl.ws, cl.xi, cl.g, cl.y, cl.r0, cl.z2, cl.v1z)
-    from scipy.integrate import solve_ivp   # on use: importing it costs ~0.4 s at start-up
 
-    rows = np.full((s.size, len(LOSS_KEYS)), np.nan)
-    # LSODA: the bulk cells of the most negative plateau eigenvalues make the late flow stiff
-    sol = solve_ivp(_closure_rhs, (float(s[0]), float(s[-1])), y0, method="LSODA",
-                    t_eval=s, rtol=rtol, atol=atol, args=(*arrays, cl.kappa, ae, cl.D))
-    if not sol.success or sol.y.shape[1] != s.size:
-        raise DivergenceError(f"the spectral closure failed at alpha eps = {ae:g}: "
-                              f"{sol.message}", float("nan"))
-    for k in range(s.size):
-        rows[k] = _closure_losses(sol.y[:, k], *arrays, cl.kappa, ae, cl.D, cl.b2, cl.ey2,
-                                  cl.q1, cl.tail)
+    Raises
+    ------
+    ProblemError
+        ``s`` is empty or decreasing.
+    DivergenceError
+        The integration failed (blow-up or step-size underflow); the message names alpha eps.
+    """
+    s = np.asarray(s, dtype=np.float64)
+    if s.ndim != 1 or s.size == 0 or np.any(np.diff(s) < 0):
+        raise ProblemError("rich-clock times must be a non-empty increasing 1-d array")
+    Z, _ = _integrate(cl, ae, s[0], s[-1], s, np.empty(0), rtol, atol)
+    rows = _loss_rows(Z, cl.wb, cl.pb, cl.ws, cl.xi, cl.g, cl.y, cl.r0, cl.z2, cl.v1z,
+                      cl.kappa, float(ae), cl.D, cl.b2, cl.ey2, cl.q1, cl.tail)
     out = {k: rows[:, j] for j, k in enumerate(LOSS_KEYS)}
-    out["s"] = np.asarray(s, dtype=np.float64)
+    out["s"] = s
     return out
 
 
@@ -256,29 +299,15 @@ def rich_clock_crossings(cl: SpectralClosure, ae: float, s_max: float,
     Returns
     -------
     list of float
+
+    Raises
+    ------
+    DivergenceError
+        The integration failed (blow-up or step-size underflow); the message names alpha eps.
     """
-    from scipy.integrate import solve_ivp   # on use: importing it costs ~0.4 s at start-up
-
-    nb = cl.pb.size
-    y0 = np.concatenate([np.zeros(nb), [cl.q1[0] ** 2, cl.q1[0] * cl.q1[1], cl.q1[1] ** 2]])
-    arrays = (cl.wb, cl.pb, cl.ws, cl.xi, cl.g, cl.y, cl.r0, cl.z2, cl.v1z)
-
-    def make_event(level: float, terminal: bool):
-        def event(_s, st, *args):
-            losses = _closure_losses(st, *arrays, cl.kappa, ae, cl.D, cl.b2, cl.ey2, cl.q1,
-                                     cl.tail)
-            return losses[0] - level
-        event.terminal, event.direction = terminal, -1.0
-        return event
-
-    low = min(levels)
-    events = [make_event(v, v == low) for v in levels]
-    sol = solve_ivp(_closure_rhs, (0.0, float(s_max)), y0, method="LSODA", events=events,
-                    rtol=1e-6, atol=1e-9, args=(*arrays, cl.kappa, ae, cl.D))
-    if sol.status == -1:
-        raise DivergenceError(f"the spectral closure failed at alpha eps = {ae:g}: "
-                              f"{sol.message}", float("nan"))
-    return [float(te[0]) if te.size else math.inf for te in sol.t_events]
+    _, cross = _integrate(cl, ae, 0.0, float(s_max), np.empty(0), np.asarray(levels, float),
+                          1e-6, 1e-9)
+    return [float(c) for c in cross]
 
 
 def lazy_transient(kappa: float, ey2: float, eta0: float, D: float,
