@@ -16,6 +16,9 @@ Steps (each reads the previous one's JSON next to this script):
 
     python benchmarks/offline_theory.py extract                      # exact metrics -> *_exact.json
     python benchmarks/offline_theory.py theory spectral|dmft         # theory metrics -> *_theory.json
+    python benchmarks/offline_theory.py theory dmft raw              # the DMFT at the raw seeds' b2
+    python benchmarks/offline_theory.py theory dmft-training         # the DMFT conditioned on each
+                                                                     # raw seed's training set (xi law)
     python benchmarks/offline_theory.py table                        # markdown tables on stdout
 
 Metrics: half time = first t at which the population loss is half its initial value
@@ -134,34 +137,53 @@ def _load(path):
     return {}
 
 
-def _theory_one(method, D, kappa, alpha, eps, b2):
+def _theory_one(method, D, kappa, alpha, eps, b2, seed=None):
     from lazyrich_theory.theory.offline import OfflineInputs, offline_curves
 
     inp = OfflineInputs(kappa=kappa, alpha=alpha, eps=eps, eta0=1.0, b2=b2, D=D)
     t = np.concatenate([[0.0], np.geomspace(1.0, HORIZON_PER_D * D, 400)])
+    options = {}
+    if method == "dmft-training":       # the raw seed's own training set: its xi law
+        import lazyrich_theory as lr
+        from lazyrich_theory.theory.offline.inputs import training_xi
+
+        problem = lr.Problem(D=D, P=int(round(kappa * D)), N="inf", seed=seed)
+        options["xi_train"] = training_xi(problem)
+        method = "dmft"
     t0 = time.perf_counter()
-    c = offline_curves(inp, t, method)
+    c = offline_curves(inp, t, method, **options)
     half, final = metrics(t, c["population_loss"], D)
     return dict(half=half, final=final, wall=time.perf_counter() - t0)
 
 
-def theory(method):
-    """Theory metrics for every exact record's parameters (spectral: every record, at its
-    seed's b2; dmft: the unit series and D = 400), cached in THEORY_JSON."""
+def _wanted(method, r, raw):
+    """Whether the record gets a theory run: spectral every record; dmft the unit series and
+    D = 400 (with ``raw``: the raw series at kappa >= 3 too); dmft-training the raw series
+    at kappa >= 3 (each seed's own training set)."""
+    if method == "spectral":
+        return True
+    if method == "dmft-training":
+        return r["series"] == "raw" and r["kappa"] >= 3
+    return r["series"] == "unit" or r["D"] == 400 or (raw and r["kappa"] >= 3)
+
+
+def theory(method, raw=False):
+    """Theory metrics for the exact records' parameters (:func:`_wanted`), cached in
+    THEORY_JSON (key: method, D, kappa, alpha, eps, b2 -- b2 is the raw seed's own)."""
     with open(EXACT_JSON) as fh:
         records = json.load(fh)
     done = _load(THEORY_JSON)
-    todo = []
-    for r in records:
-        if method == "dmft" and not (r["series"] == "unit" or r["D"] == 400):
+    todo = {}
+    for r in sorted(records, key=lambda r: (r["D"], -r["kappa"])):
+        if not _wanted(method, r, raw):
             continue
         key = _key(method, r["D"], r["kappa"], r["alpha"], r["eps"], r["b2"])
         if key not in done and key not in todo:
-            todo.append(key)
+            todo[key] = r["seed"]
     print(f"{method}: {len(todo)} theory runs to do", flush=True)
-    for key in todo:
+    for key, seed in todo.items():
         _, D, k, a, e, b2 = key.split("|")
-        out = _theory_one(method, int(D), float(k), float(a), float(e), float(b2))
+        out = _theory_one(method, int(D), float(k), float(a), float(e), float(b2), seed)
         done = _load(THEORY_JSON)
         done[key] = out
         with open(THEORY_JSON + ".tmp", "w") as fh:
@@ -237,7 +259,7 @@ if __name__ == "__main__":
     if cmd == "extract":
         extract()
     elif cmd == "theory":
-        theory(sys.argv[2])
+        theory(sys.argv[2], raw="raw" in sys.argv[3:])
     elif cmd == "table":
         for m in sys.argv[2:] or ("spectral", "dmft"):
             table(m)

@@ -68,3 +68,58 @@ def test_dmft_tau_cap_is_the_grid_limit():
 def test_grid_method_is_checked():
     with pytest.raises(ProblemError, match="method must be one of spectral, dmft"):
         phase_boundary_times(5.5, 1.0, 40, 1.0, [1.0], [0.1], 100, method="flow")
+
+
+# ------------------------------------------------------------------ the training set's xi law
+def test_xi_training_strata_is_the_empirical_law():
+    """P <= Ns/2: each |xi_mu| once, with both signs; P > Ns/2: equal-mass strata whose
+    mean is the empirical mean of |xi| and whose values are ordered inside the data's range."""
+    from lazyrich_theory.theory.offline.dmft import xi_training_strata
+
+    x = np.random.default_rng(1).standard_normal(300)
+    s = xi_training_strata(x, 800)
+    assert s.size == 600 and np.allclose(np.sort(s[:300]), np.sort(np.abs(x)))
+    assert np.allclose(s[300:], -s[:300])
+    s = xi_training_strata(x, 100)
+    half = s[:50]
+    assert half.mean() == pytest.approx(np.abs(x).mean(), rel=1e-12)
+    assert np.all(np.diff(half) > 0) and half[0] >= np.abs(x).min()
+    assert half[-1] <= np.abs(x).max()
+    with pytest.raises(ProblemError, match=">= 10 finite"):
+        xi_training_strata(x[:5], 100)
+
+
+def test_training_xi_of_a_problem():
+    """xi_mu = betahat . z_mu from the problem's own data, in both conventions."""
+    import lazyrich_theory as lr
+    from lazyrich_theory.theory.offline.inputs import training_xi
+
+    for conv in ("A", "B"):
+        p = lr.Problem(D=30, P=90, N="inf", seed=2, convention=conv)
+        d = p.data()
+        z = np.asarray(d.X) * (math.sqrt(30) if conv == "A" else 1.0)
+        b = np.asarray(d.beta) / np.linalg.norm(d.beta)
+        assert np.allclose(training_xi(p), z @ b, rtol=1e-12)
+
+
+def test_offline_theory_xi_law_checks_and_records():
+    import lazyrich_theory as lr
+    from lazyrich_theory.theory.offline import offline_theory
+    from lazyrich_theory.theory.offline.inputs import training_xi
+
+    p = lr.Problem(D=30, P=165, N="inf", alpha=8.0, eps=0.02, seed=3)
+    with pytest.raises(ProblemError, match="needs method='dmft'"):
+        offline_theory(p, 100, method="spectral", xi_law="training")
+    with pytest.raises(ProblemError, match="xi_law must be one of gaussian, training"):
+        offline_theory(p, 100, method="dmft", xi_law="empirical")
+    tr = offline_theory(p, 600, method="dmft", xi_law="training", Ns=60)
+    assert tr.info["xi_law"] == "training"
+    from lazyrich_theory.theory.offline import offline_inputs
+
+    inp = offline_inputs(p)
+    tau_end = float(inp.dmft_clock(np.array([600.0]))[0])
+    ref = dmft_tau_curves(inp, tau_end, Ns=60, xi_train=training_xi(p))
+    assert tr.population_loss[-1] == pytest.approx(
+        np.interp(tau_end, ref["tau"], ref["population_loss"]), rel=1e-9)
+    gauss = dmft_tau_curves(inp, tau_end, Ns=60)
+    assert not np.allclose(gauss["population_loss"], ref["population_loss"])

@@ -33,7 +33,7 @@ from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
-from lazyrich_theory.theory.offline.inputs import OfflineInputs, offline_inputs
+from lazyrich_theory.theory.offline.inputs import OfflineInputs, offline_inputs, training_xi
 from lazyrich_theory.theory.offline.spectral import (
     SpectralClosure,
     build_closure,
@@ -42,10 +42,12 @@ from lazyrich_theory.theory.offline.spectral import (
 )
 
 __all__ = ["offline_theory", "offline_curves", "spectral_closure", "OFFLINE_METHODS",
-           "KAPPA_SPECTRAL"]
+           "KAPPA_SPECTRAL", "XI_LAWS"]
 
 #: The methods of :func:`offline_theory`.
 OFFLINE_METHODS = ("auto", "spectral", "dmft")
+#: Laws of xi over the training samples (``offline_theory(xi_law=)``).
+XI_LAWS = ("gaussian", "training")
 #: ``method="auto"`` uses the spectral closure from this kappa up (its validated regime;
 #: below it memorisation, which only the DMFT has, changes the curves).
 KAPPA_SPECTRAL = 5.0
@@ -120,7 +122,7 @@ def offline_curves(inp: OfflineInputs, t: np.ndarray, method: str = "spectral",
 def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
                    save_times: Iterable[int] | np.ndarray | None = None,
                    data: ProblemData | None = None, b2: float | None = None,
-                   **dmft_options: Any) -> Trajectory:
+                   xi_law: str = "gaussian", **dmft_options: Any) -> Trajectory:
     """The offline theory's prediction for ``problem`` up to ``steps`` (GD steps), as a
     :class:`~lazyrich_theory.results.trajectory.Trajectory` with the core columns of
     ``solve`` (test_loss = population_loss; columns the theory lacks are NaN).
@@ -144,6 +146,11 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         Where |beta|^2 comes from (default the problem's own teacher).
     b2 : float, optional
         Override |beta|^2 / D (convention-A units).
+    xi_law : {"gaussian", "training"}
+        The law of the teacher projection xi over the training samples: Gaussian (the
+        theory's D -> inf law) or the empirical law of this problem's training set (DMFT
+        only: a prediction conditioned on the training set, which removes most of the
+        seed-to-seed scatter of the exact runs; docs/offline_theory.md §8.7).
     **dmft_options
         Ns, seed, dmax for the DMFT.
 
@@ -155,6 +162,13 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
     """
     inp = offline_inputs(problem, data, b2)
     chosen = _choose(method, inp)
+    if xi_law not in XI_LAWS:
+        raise ProblemError(f"xi_law must be one of {', '.join(XI_LAWS)}, got {xi_law!r}")
+    if xi_law == "training":
+        if chosen != "dmft":
+            raise ProblemError("xi_law='training' (conditioned on the training set) needs "
+                               "method='dmft'")
+        dmft_options = {**dmft_options, "xi_train": training_xi(problem, data)}
     times = make_save_times(steps, extra=save_times).astype(np.float64)
     if times[0] != 0.0:
         raise ProblemError("the offline theory needs t = 0 among the save times")
@@ -162,7 +176,7 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
     cols = offline_curves(inp, times, chosen, **dmft_options)
     info: dict[str, Any] = {"steps": int(steps), "offline_method": chosen,
                             "requested_method": method, "kappa": inp.kappa, "b2": inp.b2,
-                            "D": inp.D, "alpha_eps": inp.alpha_eps,
+                            "D": inp.D, "alpha_eps": inp.alpha_eps, "xi_law": xi_law,
                             "wall_time": time.perf_counter() - t0}
     if chosen == "spectral":
         cl = spectral_closure(inp.kappa, inp.b2, inp.D)

@@ -31,7 +31,7 @@ from lazyrich_theory.theory.offline.inputs import OfflineInputs
 from lazyrich_theory.theory.offline.plateau import mp_rule
 
 __all__ = ["dmft_columns", "dmft_tau_curves", "make_grid", "linear_channel", "xi_strata",
-           "DMFT_NS", "DMFT_DMAX", "DMFT_MAX_POINTS"]
+           "xi_training_strata", "DMFT_NS", "DMFT_DMAX", "DMFT_MAX_POINTS"]
 
 #: Default number of Monte Carlo samples.
 DMFT_NS = 800
@@ -95,8 +95,37 @@ def xi_strata(Ns: int) -> np.ndarray:
     return np.concatenate([xq, -xq])
 
 
+def xi_training_strata(xi_train: np.ndarray, Ns: int) -> np.ndarray:
+    """The empirical law of |xi| over a training set, as ``xi_strata`` does the Gaussian one:
+    the conditional means of |xi| on n = min(Ns/2, P) equal-mass strata of its empirical
+    quantile function (each sample once when P <= Ns/2), with both signs (2n values).
+
+    Parameters
+    ----------
+    xi_train : np.ndarray
+        The training set's teacher projections xi_mu = betahat . z_mu (P values, P >= 10).
+    Ns : int
+        Monte Carlo samples requested (even).
+
+    Returns
+    -------
+    np.ndarray
+        2 min(Ns/2, P) values.
+    """
+    a = np.sort(np.abs(np.asarray(xi_train, dtype=float)))
+    if a.size < 10 or not np.all(np.isfinite(a)):
+        raise ProblemError(f"the training set's xi must be >= 10 finite values, got {a.size}")
+    n = min(Ns // 2, a.size)
+    # integral of the empirical quantile function, piecewise linear with knots at j / P
+    knots = np.linspace(0.0, 1.0, a.size + 1)
+    cum = np.concatenate([[0.0], np.cumsum(a)]) / a.size
+    xq = np.diff(np.interp(np.linspace(0.0, 1.0, n + 1), knots, cum)) * n
+    return np.concatenate([xq, -xq])
+
+
 def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed: int = 0,
-                    dmax: float = DMFT_DMAX) -> dict[str, np.ndarray]:
+                    dmax: float = DMFT_DMAX,
+                    xi_train: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The DMFT's curves on its own grid up to ``tau_max``.
 
     Parameters
@@ -110,6 +139,10 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         Seed of the sample order and of the population-dynamics noise matrices.
     dmax : float
         Largest grid step.
+    xi_train : np.ndarray, optional
+        The training set's xi_mu: the samples follow their empirical law
+        (:func:`xi_training_strata`, 2 min(Ns/2, P) samples) instead of the Gaussian one -- a
+        prediction conditioned on the training set (docs/offline_theory.md §8.7).
 
     Returns
     -------
@@ -125,8 +158,9 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
                            f"(limit {DMFT_MAX_POINTS}: cost grows like T^3); shorten the "
                            "horizon or use method='spectral'")
     rng = np.random.default_rng(seed)
-    xi = xi_strata(Ns)
+    xi = xi_strata(Ns) if xi_train is None else xi_training_strata(xi_train, Ns)
     rng.shuffle(xi)
+    Ns = xi.size
     zg, zu = rng.standard_normal((Ns, Ns)), rng.standard_normal((Ns, Ns))
     ps, Wpsi, V = linear_channel(inp.kappa, inp.alpha, inp.eps, tau)
     par = np.array([inp.kappa, inp.alpha_eps, inp.b2, float(inp.D), inp.alpha, inp.eps])
@@ -161,11 +195,14 @@ def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray,
 
 
 def dmft_columns(inp: OfflineInputs, t: np.ndarray, Ns: int = DMFT_NS, seed: int = 0,
-                 dmax: float = DMFT_DMAX) -> dict[str, np.ndarray]:
+                 dmax: float = DMFT_DMAX,
+                 xi_train: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The DMFT's columns at times ``t`` (GD steps): its grid curves interpolated linearly
-    in tau (the grid resolves the lazy fit: first step tau = 0.01)."""
+    in tau (the grid resolves the lazy fit: first step tau = 0.01); ``xi_train`` as in
+    :func:`dmft_tau_curves`."""
     tau_t = inp.dmft_clock(t)
-    c = dmft_tau_curves(inp, float(tau_t[-1]), Ns=Ns, seed=seed, dmax=dmax)
+    c = dmft_tau_curves(inp, float(tau_t[-1]), Ns=Ns, seed=seed, dmax=dmax,
+                        xi_train=xi_train)
     out = {}
     for name, col in c.items():
         if name != "tau":

@@ -22,7 +22,7 @@ from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem, options_in_use
 
-__all__ = ["OfflineInputs", "offline_inputs", "check_problem"]
+__all__ = ["OfflineInputs", "offline_inputs", "check_problem", "training_xi"]
 
 
 @dataclass(frozen=True)
@@ -112,3 +112,27 @@ def offline_inputs(problem: Problem, data: ProblemData | None = None,
     s = problem.init_scale
     return OfflineInputs(kappa=problem.P / problem.D, alpha=problem.alpha * s,
                          eps=problem.eps * s, eta0=problem.eta0, b2=float(b2), D=problem.D)
+
+
+def training_xi(problem: Problem, data: ProblemData | None = None) -> np.ndarray:
+    """The teacher projections xi_mu = betahat . z_mu of the problem's training set (z = sqrt(D) x
+    in convention A, z = x in B) (what the DMFT conditioned on the training set reads).
+
+    Parameters
+    ----------
+    problem : Problem
+    data : ProblemData, optional
+        Default: the problem's own data.
+
+    Returns
+    -------
+    np.ndarray
+        P values; xi ~ N(0, 1) for each sample of a fresh training set.
+    """
+    d = problem.data() if data is None else data
+    beta = np.asarray(d.beta, dtype=float)
+    norm = float(np.linalg.norm(beta))
+    if not norm > 0:
+        raise ProblemError("the teacher beta is zero: xi = betahat . z is undefined")
+    z_scale = math.sqrt(problem.D) if problem.convention == "A" else 1.0   # z = sqrt(D) x in A
+    return z_scale * (np.asarray(d.X, dtype=float) @ beta) / norm
