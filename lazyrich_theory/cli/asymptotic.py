@@ -28,6 +28,7 @@ from lazyrich_theory.spec.schedule import parse_times, save_times
 from lazyrich_theory.theory.offline import (
     CRITICAL_METHODS,
     OFFLINE_METHODS,
+    XI_LAWS,
     critical_kappa,
     offline_inputs,
     offline_summary,
@@ -65,6 +66,11 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                    help="bbp (default, ~0.5 s): the plateau's BBP threshold, the lower end of "
                         "the crossover; dmft: where the DMFT's long-time loss crosses 1/2 "
                         "(~6 DMFT runs, minutes); none: null")
+    p.add_argument("--xi-law", dest="xi_law", choices=XI_LAWS, default="gaussian",
+                   help="law of the teacher projection xi over the training samples: "
+                        "gaussian (default, the D -> inf law) or training (the empirical law "
+                        "of this problem's own training set: a DMFT prediction conditioned "
+                        "on it; --method auto then runs the DMFT)")
     p.add_argument("--ns", type=int_at_least("--ns", 20), default=DMFT_NS,
                    help=f"DMFT Monte Carlo samples (even, default {DMFT_NS})")
     p.add_argument("--dmft-seed", dest="dmft_seed", type=int_at_least("--dmft-seed"),
@@ -77,7 +83,8 @@ def _config(args: argparse.Namespace, problem, steps: int,
             extra: list[int] | None) -> dict[str, Any]:
     return {"command": "asymptotic", "problem": problem.to_dict(), "steps": steps,
             "save_times": extra, "method": args.method, "critical_kappa": args.critical,
-            "ns": args.ns, "dmft_seed": args.dmft_seed}
+            "ns": args.ns, "dmft_seed": args.dmft_seed,
+            "xi_law": getattr(args, "xi_law", "gaussian")}
 
 
 def run_asymptotic(args: argparse.Namespace) -> int:
@@ -105,7 +112,7 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     config = _config(args, problem, steps, extra)
     check_out_dir(args.out, config, args.overwrite)
     traj = offline_theory(problem, steps, method=args.method, save_times=extra,
-                          Ns=args.ns, seed=args.dmft_seed)
+                          xi_law=args.xi_law, Ns=args.ns, seed=args.dmft_seed)
     crit = None if args.critical == "none" else critical_kappa(
         inp, args.critical, Ns=max(args.ns // 2 * 2, 20), seed=args.dmft_seed)
     summary = offline_summary(traj, crit)

@@ -75,3 +75,20 @@ def test_refusals_exit_2_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert code == 2 and "\n" not in err and words in err, (args, err)
         assert not out.exists()
+
+
+def test_xi_law_training(tmp_path, capsys):
+    """--xi-law training runs the DMFT on the training set's own xi (recorded in run.json
+    and the summary's method); with --method spectral it is refused in one line (exit 2)."""
+    code, out = _run(tmp_path, "--D", "30", "--P", "165", "--alpha", "8", "--eps", "0.02",
+                     "--steps", "600", "--critical-kappa", "none", "--xi-law", "training",
+                     "--ns", "40")
+    assert code == 0
+    _, s = _read(out)
+    assert s["method"] == "dmft"
+    assert json.loads((out / "run.json").read_text())["config"]["xi_law"] == "training"
+    code, out = _run(tmp_path, "--D", "30", "--P", "165", "--method", "spectral",
+                     "--xi-law", "training", "--steps", "100", name="bad")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "needs method='dmft'" in err
+    assert not out.exists()

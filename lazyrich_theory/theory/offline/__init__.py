@@ -31,12 +31,18 @@ equivalent, BBP outlier), ``spectral`` (the closure), ``dmft_kernels`` / ``dmft`
 from lazyrich_theory.theory.offline.curves import (
     KAPPA_SPECTRAL,
     OFFLINE_METHODS,
+    XI_LAWS,
     offline_curves,
     offline_theory,
 )
 from lazyrich_theory.theory.offline.dmft import dmft_tau_curves
 from lazyrich_theory.theory.offline.grid import phase_boundary_times
-from lazyrich_theory.theory.offline.inputs import OfflineInputs, check_problem, offline_inputs
+from lazyrich_theory.theory.offline.inputs import (
+    OfflineInputs,
+    check_problem,
+    offline_inputs,
+    training_xi,
+)
 from lazyrich_theory.theory.offline.plateau import PlateauSpectrum, plateau_spectrum
 from lazyrich_theory.theory.offline.spectral import (
     SpectralClosure,
@@ -54,4 +60,4 @@ __all__ = ["offline_theory", "offline_curves", "critical_kappa", "offline_summar
            "offline_inputs", "check_problem", "phase_boundary_times", "OfflineInputs",
            "CriticalKappa", "PlateauSpectrum", "SpectralClosure", "plateau_spectrum",
            "build_closure", "rich_clock_curves", "dmft_tau_curves", "OFFLINE_METHODS",
-           "CRITICAL_METHODS", "KAPPA_SPECTRAL"]
+           "CRITICAL_METHODS", "KAPPA_SPECTRAL", "XI_LAWS", "training_xi"]

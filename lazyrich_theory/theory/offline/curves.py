@@ -149,8 +149,8 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
     xi_law : {"gaussian", "training"}
         The law of the teacher projection xi over the training samples: Gaussian (the
         theory's D -> inf law) or the empirical law of this problem's training set (DMFT
-        only: a prediction conditioned on the training set, which removes most of the
-        seed-to-seed scatter of the exact runs; docs/offline_theory.md §8.7).
+        only, and "auto" then means the DMFT: a prediction conditioned on the training set;
+        docs/offline_theory.md §8.7).
     **dmft_options
         Ns, seed, dmax for the DMFT.
 
@@ -161,9 +161,9 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         method, the plateau outlier (spectral) and the wall time.
     """
     inp = offline_inputs(problem, data, b2)
-    chosen = _choose(method, inp)
     if xi_law not in XI_LAWS:
         raise ProblemError(f"xi_law must be one of {', '.join(XI_LAWS)}, got {xi_law!r}")
+    chosen = "dmft" if (xi_law == "training" and method == "auto") else _choose(method, inp)
     if xi_law == "training":
         if chosen != "dmft":
             raise ProblemError("xi_law='training' (conditioned on the training set) needs "
