@@ -209,15 +209,14 @@ def _closure_losses(state, wb, pb, ws, xi, g, y, r0, z2, v1z, kappa, ae, D, b2, 
 
 @njit(cache=True)
 def _loss_rows(Z, wb, pb, ws, xi, g, y, r0, z2, v1z, kappa, ae, D, b2, ey2, q1, tail):
-    """The LOSS_KEYS rows at integrated states Z = (log m, v) (N = v v^T); NaN rows stay."""
+    """The LOSS_KEYS rows at integrated states Z = (log m, v) (N = v v^T)."""
     nb = pb.size
-    rows = np.full((Z.shape[0], 10), np.nan)
+    rows = np.empty((Z.shape[0], 10))
     state = np.empty(nb + 3)
     for k in range(Z.shape[0]):
-        if not np.all(np.isfinite(Z[k])):
-            continue
         v0, v1 = Z[k, nb], Z[k, nb + 1]
-        state[:nb] = Z[k, :nb]
+        for j in range(nb):
+            state[j] = Z[k, j]
         state[nb], state[nb + 1], state[nb + 2] = v0 * v0, v0 * v1, v1 * v1
         rows[k] = _closure_losses(state, wb, pb, ws, xi, g, y, r0, z2, v1z, kappa, ae, D,
                                   b2, ey2, q1, tail)

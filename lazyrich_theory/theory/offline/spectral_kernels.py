@@ -233,8 +233,8 @@ def population_loss(z, op, ae, u, state):
     filled with (log m, N00, N01, N11))."""
     _fill_u(z, op.pb, u)
     nb, n = op.pb.size, u.size
-    state[:nb] = z[:nb]
-    state[nb:] = u[nb:]
+    for i in range(n):
+        state[i] = z[i] if i < nb else u[i]
     A, B, quad = op.a0, op.b0, op.qc
     for i in range(n):
         A += op.a[i] * u[i]
@@ -331,7 +331,8 @@ def _rodas_step(z, hs, op, ae, rtol, atol, w, z_new):
         return math.inf
     for st in range(6):
         if st == 0:
-            w.K[0, :] = w.f0
+            for i in range(n):
+                w.K[0, i] = w.f0[i]
         else:
             for i in range(n):
                 acc = z[i]
@@ -339,8 +340,11 @@ def _rodas_step(z, hs, op, ae, rtol, atol, w, z_new):
                     acc += _A[st, j] * w.K[j, i]
                 w.zs[i] = acc
             _rhs(w.zs, op, ae, w.u, w.h, w.K[st])
-            for j in range(st):
-                w.K[st, :] += (_C[st, j] / hs) * w.K[j, :]
+            for i in range(n):
+                acc = w.K[st, i]
+                for j in range(st):
+                    acc += (_C[st, j] / hs) * w.K[j, i]
+                w.K[st, i] = acc
         _lu_solve(w.M, w.piv, w.K[st])
     err = 0.0
     for i in range(n):
@@ -406,6 +410,16 @@ def _finite(x):
 
 
 @njit(cache=True)
+def _save(Z, k, s_out, t, z):
+    """Store z as the state at every output time s_out[k:] <= t; the next k."""
+    while k < s_out.size and s_out[k] <= t:
+        for i in range(z.size):
+            Z[k, i] = z[i]
+        k += 1
+    return k
+
+
+@njit(cache=True)
 def _check_levels(z, hs, t, z_new, levels, g_old, cross, op, ae, rtol, atol, w, z_try):
     """After an accepted step (z -> z_new over hs from t): the first downward crossing of each
     level not yet crossed (the loss at or above it before, at or below after)."""
@@ -434,11 +448,13 @@ def rodas_integrate(z0, t0, t_end, s_out, levels, op, ae, rtol, atol, w):
     cross = np.full(levels.size, np.inf)
     z, z_new, z_try = z0.copy(), np.empty(n), np.empty(n)
     t, k, status, n_acc, n_rej, rejected, bad = t0, 0, 0, 0, 0, False, False
-    while k < s_out.size and s_out[k] <= t:
-        Z[k, :] = z
-        k += 1
-    low = np.argmin(levels) if levels.size else -1
-    g_old = population_loss(z, op, ae, w.u, w.state) - levels
+    k = _save(Z, 0, s_out, t, z)
+    low, p0 = -1, population_loss(z, op, ae, w.u, w.state)
+    g_old = np.empty(levels.size)
+    for i in range(levels.size):
+        g_old[i] = p0 - levels[i]
+        if low < 0 or levels[i] < levels[low]:
+            low = i
     h = _start(z, op, ae, rtol, atol, w)
     while t < t_end and status == 0:
         target = min(s_out[k], t_end) if k < s_out.size else t_end
@@ -452,11 +468,9 @@ def rodas_integrate(z0, t0, t_end, s_out, levels, op, ae, rtol, atol, w):
                 _check_levels(z, hs, t, z_new, levels, g_old, cross, op, ae, rtol, atol, w,
                               z_try)
             t = target if hit else t + hs
-            z[:] = z_new
+            z, z_new = z_new, z
             n_acc += 1
-            while k < s_out.size and s_out[k] <= t:
-                Z[k, :] = z
-                k += 1
+            k = _save(Z, k, s_out, t, z)
             if low >= 0 and math.isfinite(cross[low]):
                 break
             fac = _SAFETY * err ** -0.25 if err > 0.0 else _FAC_MAX
