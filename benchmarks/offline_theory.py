@@ -158,13 +158,13 @@ def _theory_one(method, D, kappa, alpha, eps, b2, seed=None):
 
 def _wanted(method, r, raw):
     """Whether the record gets a theory run: spectral every record; dmft the unit series and
-    D = 400 (with ``raw``: the raw series at kappa >= 3 too); dmft-training the raw series
-    at kappa >= 3 (each seed's own training set)."""
+    D = 400 (with ``raw``: the raw series at 3 <= kappa <= 11 too); dmft-training the raw
+    series at 3 <= kappa <= 11 (each seed's own training set)."""
     if method == "spectral":
         return True
     if method == "dmft-training":
-        return r["series"] == "raw" and r["kappa"] >= 3
-    return r["series"] == "unit" or r["D"] == 400 or (raw and r["kappa"] >= 3)
+        return r["series"] == "raw" and 3 <= r["kappa"] <= 11
+    return r["series"] == "unit" or r["D"] == 400 or (raw and 3 <= r["kappa"] <= 11)
 
 
 def theory(method, raw=False):
@@ -174,7 +174,9 @@ def theory(method, raw=False):
         records = json.load(fh)
     done = _load(THEORY_JSON)
     todo = {}
-    for r in sorted(records, key=lambda r: (r["D"], -r["kappa"])):
+    order = {400: 0, 100: 1, 200: 2, 50: 3}          # the largest D and D = 100 first
+    for r in sorted(records, key=lambda r: (order.get(r["D"], 4), r["kappa"] != 5.5,
+                                            -r["kappa"])):
         if not _wanted(method, r, raw):
             continue
         key = _key(method, r["D"], r["kappa"], r["alpha"], r["eps"], r["b2"])
@@ -254,12 +256,63 @@ def table(method, series="all"):
               f"(max {np.max(walls):.2f} s, {len(walls)} runs)")
 
 
+def _per_seed(records, th, method):
+    """(D, kappa) -> list of (half error or None, final error or None) per raw seed."""
+    out = {}
+    for r in records:
+        if r["series"] != "raw" or not 3 <= r["kappa"] <= 11:
+            continue
+        t = th.get(_key(method, r["D"], r["kappa"], r["alpha"], r["eps"], r["b2"]))
+        if t is None:
+            continue
+        he, ht = r["half"], t["half"]
+        herr = ht / he - 1 if isinstance(he, float) and isinstance(ht, float) else None
+        ferr = (t["final"] - r["final"]) if r["final"] is not None and t["final"] is not None \
+            else None
+        out.setdefault((r["D"], r["kappa"]), {})[(r["alpha"], r["seed"])] = (herr, ferr, he, ht)
+    return out
+
+
+def _stats(items):
+    """seed-mean error of the mean half time, mean |per-seed error|, spread; final errors."""
+    h = [(he, ht) for _, _, he, ht in items if isinstance(he, float) and isinstance(ht, float)]
+    f = [fe for _, fe, _, _ in items if fe is not None]
+    hp = [e for e, _, _, _ in items if e is not None]
+    if not h:
+        half = "—"
+    else:
+        mean_err = np.mean([b for _, b in h]) / np.mean([a for a, _ in h]) - 1
+        half = (f"{100 * mean_err:+.1f} % / {100 * np.mean(np.abs(hp)):.1f} % / "
+                f"{100 * np.std(hp):.1f} %")
+    fin = "—" if not f else f"{np.mean(f):+.3f} / {np.mean(np.abs(f)):.3f}"
+    return half, fin, len(items)
+
+
+def compare():
+    """Markdown: the DMFT with xi ~ N(0, 1) vs conditioned on each seed's training set, on the
+    same raw exact runs (pairs where both exist)."""
+    with open(EXACT_JSON) as fh:
+        records = json.load(fh)
+    th = _load(THEORY_JSON)
+    gauss, train = _per_seed(records, th, "dmft"), _per_seed(records, th, "dmft-training")
+    print("| D | κ | runs | half time: Gaussian ξ (seed-mean / mean abs / spread) | "
+          "conditioned | final: Gaussian (mean / mean abs) | conditioned |")
+    print("|---|---|---|---|---|---|---|")
+    for key in sorted(set(gauss) & set(train)):
+        both = sorted(set(gauss[key]) & set(train[key]))
+        g = _stats([gauss[key][k] for k in both])
+        c = _stats([train[key][k] for k in both])
+        print(f"| {key[0]} | {key[1]:g} | {len(both)} | {g[0]} | {c[0]} | {g[1]} | {c[1]} |")
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else "table"
     if cmd == "extract":
         extract()
     elif cmd == "theory":
         theory(sys.argv[2], raw="raw" in sys.argv[3:])
+    elif cmd == "compare":
+        compare()
     elif cmd == "table":
         for m in sys.argv[2:] or ("spectral", "dmft"):
             table(m)
