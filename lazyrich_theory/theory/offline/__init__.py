@@ -15,12 +15,14 @@ the rich time):
 * ``method="dmft"`` -- a dynamical mean-field theory: single-sample processes for the spike
   field, the bulk vector (memorisation) and the linear column, Monte Carlo over samples on a
   two-time grid; ~1 minute per curve.  It predicts the long-time loss and the critical kappa
-  (errors +0.1..0.3 at kappa <= 3), its half-times are -25..+10 %.
+  (errors +0.1..0.3 at kappa <= 3), its half-times are -25..+10 % with xi ~ N(0, 1) and within
+  ~2 % at kappa = 11 when conditioned on the training set's xi (``xi_law="training"``).
 
 Public API: :func:`offline_theory` (a ``Trajectory`` with the core columns of ``solve``),
 :func:`critical_kappa`, :func:`offline_summary`, :func:`offline_inputs` / :func:`check_problem`
-(the inputs and the refusals), :func:`phase_boundary_times` (the cheap alpha x eps grid of the
-spectral closure), and the building blocks :func:`plateau_spectrum`, :func:`build_closure`,
+(the inputs and the refusals), :func:`phase_boundary_times` (the alpha x eps grid: the spectral
+closure in seconds, or the DMFT with its interpolation floor in minutes), :func:`training_xi` (the
+training set's xi, for ``xi_law="training"``), and the building blocks :func:`plateau_spectrum`, :func:`build_closure`,
 :func:`rich_clock_curves`, :func:`dmft_tau_curves`.
 
 Modules: ``inputs`` (what is read and refused), ``plateau`` (per-sample law, deterministic
