@@ -5,8 +5,10 @@ from __future__ import annotations
 from lazyrich_theory.cli.app import main
 
 
-def call(capsys, argv) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of ``lazyrich argv`` run in this process."""
+def call(capsys, *args) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of ``lazyrich ARGS`` run in this process; the arguments
+    either one by one or as a single list."""
+    argv = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else args
     capsys.readouterr()
     rc = main([str(a) for a in argv])
     out, err = capsys.readouterr()

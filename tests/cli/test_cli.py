@@ -29,6 +29,8 @@ import pytest
 
 from lazyrich_theory.cli.app import main
 
+from cli_helpers import call  # tests/cli/cli_helpers.py
+
 REPO = Path(__file__).resolve().parents[2]
 
 # A small problem: N < D so simulate is cheap, 300 steps.
@@ -53,14 +55,6 @@ def run_module(args, cwd) -> subprocess.CompletedProcess:
     """``python -m lazyrich_theory.cli ARGS`` in a fresh process."""
     return subprocess.run([sys.executable, "-m", "lazyrich_theory.cli", *map(str, args)],
                           cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300)
-
-
-def call(capsys, *args) -> tuple[int, str, str]:
-    """``main(ARGS)`` in-process: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    rc = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def read_csv(path: Path) -> tuple[list[str], np.ndarray]:
