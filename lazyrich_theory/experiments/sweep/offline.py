@@ -79,7 +79,7 @@ def offline_phase(base: Problem, axes: Sequence[Axis], config: Mapping[str, Any]
     method : {"spectral", "dmft", "none"}
         The theory (``phase_boundary_times``), or none.
     log : callable, optional
-        Receives one line before a DMFT boundary (it takes minutes).
+        Receives one line before a DMFT boundary (it takes minutes) and one per DMFT node.
 
     Returns
     -------
@@ -100,7 +100,7 @@ def offline_phase(base: Problem, axes: Sequence[Axis], config: Mapping[str, Any]
                 "a minute each")
         try:
             values, b2, kappa = _times(base, axes, int(config["steps"]),
-                                       float(config["threshold"]), method)
+                                       float(config["threshold"]), method, log)
         except ProblemError as exc:
             why = str(exc)
     if why is not None:
@@ -111,8 +111,8 @@ def offline_phase(base: Problem, axes: Sequence[Axis], config: Mapping[str, Any]
     return values, info
 
 
-def _times(base: Problem, axes: Sequence[Axis], steps: int, threshold: float,
-           method: str) -> tuple[np.ndarray, list[float], float]:
+def _times(base: Problem, axes: Sequence[Axis], steps: int, threshold: float, method: str,
+           log: Callable[[str], None] | None) -> tuple[np.ndarray, list[float], float]:
     """phase_boundary_times per seed, laid out like the sweep's grid; (values, b2s, kappa)."""
     by_name = {a.name: a for a in axes}
     scale = base.init_scale                     # the theory reads alpha and eps times it
@@ -127,7 +127,7 @@ def _times(base: Problem, axes: Sequence[Axis], steps: int, threshold: float,
         kappa = inp.kappa
         b2s.append(inp.b2)
         out[:, :, k] = phase_boundary_times(inp.kappa, inp.b2, inp.D, inp.eta0, alpha, eps,
-                                            steps, threshold=threshold,
-                                            method=method)["threshold_time"]
+                                            steps, threshold=threshold, method=method,
+                                            log=log)["threshold_time"]
     order = [("alpha", "eps", "seed").index(a.name) for a in axes]
     return np.transpose(out, order), b2s, kappa

@@ -21,7 +21,8 @@ up to the cells' horizon on the DMFT clock, capped where its grid reaches ``DMFT
 from __future__ import annotations
 
 import math
-from typing import Iterable
+import time
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -86,8 +87,8 @@ def phase_boundary_times(kappa: float, b2: float, D: int, eta0: float,
                          alpha: Iterable[float], eps: Iterable[float], steps: float,
                          threshold: float = 0.1, relative: float = 0.5,
                          n_nodes: int | None = None, method: str = "spectral",
-                         dmft_options: dict | None = None,
-                         refine: int = 2) -> dict[str, np.ndarray]:
+                         dmft_options: dict | None = None, refine: int = 2,
+                         log: Callable[[str], None] | None = None) -> dict[str, np.ndarray]:
     """Predicted times (GD steps) at which the population loss reaches ``threshold`` (absolute)
     and ``relative`` x its initial value, on the grid alpha x eps.
 
@@ -112,6 +113,8 @@ def phase_boundary_times(kappa: float, b2: float, D: int, eta0: float,
     refine : int
         DMFT only: bisections of each node gap where the threshold crossing switches
         between reached and not reached (the floor's edge; one extra solve per gap and round).
+    log : callable, optional
+        DMFT only: receives one line per solved node (alpha eps, seconds, the crossing).
 
     Returns
     -------
@@ -141,8 +144,14 @@ def phase_boundary_times(kappa: float, b2: float, D: int, eta0: float,
         ratio = float(np.exp(np.mean(np.log(A[near] / E[near]))))
         if method == "spectral":
             return (*_crossings(kappa, b2, D, a, s_max, threshold, relative), ratio)
-        return (*_dmft_crossings(kappa, b2, D, a, ratio, s_max, threshold, relative,
-                                 dict(dmft_options or {})), ratio)
+        t0 = time.perf_counter()
+        row = _dmft_crossings(kappa, b2, D, a, ratio, s_max, threshold, relative,
+                              dict(dmft_options or {}))
+        if log is not None:
+            reached = "not reached" if math.isinf(row[0]) else f"reached at s = {row[0]:.4g}"
+            log(f"offline DMFT node alpha eps = {a:.4g} (alpha/eps = {ratio:.3g}): threshold "
+                f"{reached}; {time.perf_counter() - t0:.0f} s")
+        return (*row, ratio)
 
     rows = {float(a): solve(float(a)) for a in nodes}
     if method == "dmft" and distinct.size > n_nodes:
