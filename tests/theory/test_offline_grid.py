@@ -12,16 +12,9 @@ import pytest
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.theory.offline import OfflineInputs, dmft_tau_curves, phase_boundary_times
 from lazyrich_theory.theory.offline.grid import dmft_tau_cap
+from lazyrich_theory.theory.timescales import first_time_below
 
 OPT = {"Ns": 60, "seed": 3}          # a small Monte Carlo: these tests check the bookkeeping
-
-
-def _crossing(tau, pop, level):
-    k = np.flatnonzero(pop < level)
-    if k.size == 0:
-        return math.inf
-    i = k[0]
-    return tau[i - 1] + (pop[i - 1] - level) / (pop[i - 1] - pop[i]) * (tau[i] - tau[i - 1])
 
 
 def test_dmft_grid_cell_is_its_own_dmft_run():
@@ -34,7 +27,7 @@ def test_dmft_grid_cell_is_its_own_dmft_run():
     tau_h = 2 * eta0 * eps * steps / (alpha * D)
     c = dmft_tau_curves(OfflineInputs(kappa, alpha, eps, eta0, b2, D), tau_h, **OPT)
     for key, level in (("threshold_time", 0.2), ("relative_time", 0.5 * 0.75 * b2**2)):
-        tau = _crossing(c["tau"], c["population_loss"], level)
+        tau = first_time_below(c["tau"], c["population_loss"], level)
         assert math.isfinite(tau), key
         assert out[key][0, 0] == pytest.approx(tau * alpha * D / (2 * eta0 * eps), rel=1e-9)
 

@@ -20,6 +20,7 @@ up to the cells' horizon on the DMFT clock, capped where its grid reaches ``DMFT
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Callable, Iterable
@@ -31,6 +32,7 @@ from lazyrich_theory.theory.offline.curves import spectral_closure
 from lazyrich_theory.theory.offline.dmft import DMFT_MAX_POINTS, dmft_tau_curves, make_grid
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
 from lazyrich_theory.theory.offline.spectral import rich_clock_crossings
+from lazyrich_theory.theory.timescales import first_time_below
 
 __all__ = ["phase_boundary_times", "N_NODES", "N_NODES_DMFT", "GRID_METHODS", "dmft_tau_cap"]
 
@@ -42,8 +44,10 @@ N_NODES_DMFT = 6
 GRID_METHODS = ("spectral", "dmft")
 
 
+@functools.cache
 def dmft_tau_cap() -> float:
-    """The longest DMFT horizon (tau) whose grid has at most ``DMFT_MAX_POINTS`` points."""
+    """The longest DMFT horizon (tau) whose grid has at most ``DMFT_MAX_POINTS`` points
+    (a constant of the grid rule: found once by bisection, then cached)."""
     lo, hi = 1.0, 400.0
     for _ in range(40):
         mid = 0.5 * (lo + hi)
@@ -71,16 +75,10 @@ def _dmft_crossings(kappa: float, b2: float, D: int, ae: float, ratio: float, s_
     tau_max = min(2.0 * s_max / D, dmft_tau_cap())
     c = dmft_tau_curves(inp, tau_max, **dmft_options)
     tau, pop = c["tau"], c["population_loss"]
-    out = []
-    for level in (threshold, relative * 0.75 * b2**2):
-        k = np.flatnonzero(pop < level)
-        if k.size == 0 or k[0] == 0:
-            out.append(math.inf if k.size == 0 else 0.0)
-            continue
-        i = k[0]
-        f = (pop[i - 1] - level) / (pop[i - 1] - pop[i])
-        out.append(0.5 * D * (tau[i - 1] + f * (tau[i] - tau[i - 1])))
-    return out[0], out[1]
+    # s = D tau / 2 on the rich clock
+    a, b = (0.5 * D * first_time_below(tau, pop, level)
+            for level in (threshold, relative * 0.75 * b2**2))
+    return a, b
 
 
 def phase_boundary_times(kappa: float, b2: float, D: int, eta0: float,
