@@ -84,7 +84,7 @@ def _config(args: argparse.Namespace, problem, steps: int,
     return {"command": "asymptotic", "problem": problem.to_dict(), "steps": steps,
             "save_times": extra, "method": args.method, "critical_kappa": args.critical,
             "ns": args.ns, "dmft_seed": args.dmft_seed,
-            "xi_law": getattr(args, "xi_law", "gaussian")}
+            "xi_law": args.xi_law}
 
 
 def run_asymptotic(args: argparse.Namespace) -> int:
