@@ -40,6 +40,8 @@ import time
 
 import numpy as np
 
+from lazyrich_theory.theory.timescales import first_time_below
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXACT_JSON = os.path.join(HERE, "offline_theory_exact.json")
 THEORY_JSON = os.path.join(HERE, "offline_theory_theory.json")
@@ -53,24 +55,11 @@ DS = (50, 100, 200, 400)
 HORIZON_PER_D = 1000.0           # t_h = 1000 D steps (tau = 40 at alpha / eps = 50)
 
 
-def first_below(t, loss, level):
-    """First t with loss <= level (log-linear interpolation in log(1 + t)); inf if never."""
-    idx = np.flatnonzero(loss <= level)
-    if idx.size == 0:
-        return math.inf
-    k = int(idx[0])
-    if k == 0:
-        return float(t[0])
-    x0, x1 = math.log1p(t[k - 1]), math.log1p(t[k])
-    y0, y1 = math.log(loss[k - 1]), math.log(loss[k])
-    return float(math.expm1(x0 + (math.log(level) - y0) * (x1 - x0) / (y1 - y0)))
-
-
 def metrics(t, pop, D):
     """(half time or None/"never", final relative loss at t_h or None)."""
     t, pop = np.asarray(t, float), np.asarray(pop, float)
     th = HORIZON_PER_D * D
-    h = first_below(t, pop, 0.5 * pop[0])
+    h = first_time_below(t, pop, 0.5 * pop[0])
     if math.isfinite(h) and h <= th:
         half = h
     else:
