@@ -26,6 +26,7 @@ import numpy as np
 
 import lazyrich_theory as lr
 from lazyrich_theory.theory.offline import offline_inputs, phase_boundary_times
+from lazyrich_theory.theory.timescales import first_time_below
 
 HERE = Path(__file__).resolve().parent
 STEPS, THRESHOLD, D, P, ETA0 = 110_000, 0.1, 100, 550, 20.0
@@ -38,16 +39,6 @@ def _axes(n):
 def _problem(alpha, eps):
     return lr.Problem(D=D, P=P, N=math.inf, alpha=float(alpha), eps=float(eps), eta0=ETA0,
                       centered=True, convention="A", seed=0, test_size=1000)
-
-
-def _first_below(t, y, level):
-    k = np.flatnonzero(y < level)
-    if k.size == 0:
-        return math.inf
-    if k[0] == 0:
-        return float(t[0])
-    i = k[0]
-    return float(t[i - 1] + (y[i - 1] - level) / (y[i - 1] - y[i]) * (t[i] - t[i - 1]))
 
 
 def exact_cells(n, path):
@@ -64,9 +55,9 @@ def exact_cells(n, path):
                          save_times=save).to_pandas().reset_index()
             t, pop, test = d["t"].values, d["population_loss"].values, d["test_loss"].values
             done[key] = {"alpha": float(a), "eps": float(e),
-                         "threshold_time": _first_below(t, pop, THRESHOLD),
-                         "test_set_threshold_time": _first_below(t, test, THRESHOLD),
-                         "half_time": _first_below(t, pop, 0.5 * pop[0]),
+                         "threshold_time": first_time_below(t, pop, THRESHOLD),
+                         "test_set_threshold_time": first_time_below(t, test, THRESHOLD),
+                         "half_time": first_time_below(t, pop, 0.5 * pop[0]),
                          "final_population_loss": float(pop[-1])}
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(done, indent=1))
