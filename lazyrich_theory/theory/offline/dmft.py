@@ -124,8 +124,9 @@ def xi_training_strata(xi_train: np.ndarray, Ns: int) -> np.ndarray:
 
 
 def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed: int = 0,
-                    dmax: float = DMFT_DMAX,
-                    xi_train: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                    dmax: float = DMFT_DMAX, xi_train: np.ndarray | None = None, *,
+                    linear_column: bool = True,
+                    anomalous_term: bool = True) -> dict[str, np.ndarray]:
     """The DMFT's curves on its own grid up to ``tau_max``.
 
     Parameters
@@ -143,6 +144,12 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         The training set's xi_mu: the samples follow their empirical law
         (:func:`xi_training_strata`, 2 min(Ns/2, P) samples) instead of the Gaussian one -- a
         prediction conditioned on the training set (docs/offline_theory.md §8.7).
+    linear_column, anomalous_term : bool
+        Ablations for diagnosis (docs/offline_theory.md §12.4), not tuning knobs: without the
+        linear column the model is f = (alpha eps / 2) x^T (M - I) x alone (no psi filter, no
+        theta_u, no screening of the spike's Gauss-Newton term); without the anomalous term
+        the (xi^2 / D) R_x Onsager term of §8.4 is dropped (here and in the mean memorisation
+        kernel).  Both default to the DMFT as derived.
 
     Returns
     -------
@@ -162,8 +169,15 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     rng.shuffle(xi)
     Ns = xi.size
     zg, zu = rng.standard_normal((Ns, Ns)), rng.standard_normal((Ns, Ns))
-    ps, Wpsi, V = linear_channel(inp.kappa, inp.alpha, inp.eps, tau)
-    par = np.array([inp.kappa, inp.alpha_eps, inp.b2, float(inp.D), inp.alpha, inp.eps])
+    if linear_column:
+        ps, Wpsi, V = linear_channel(inp.kappa, inp.alpha, inp.eps, tau)
+        fz = 1.0 - 1.0 / inp.kappa
+    else:                           # A = identity: r = rho; no theta_u, no screening
+        ps, Wpsi, V = np.ones(tau.size), np.tril(np.ones((tau.size, tau.size)), -1), \
+            np.zeros((tau.size, tau.size))
+        fz = 1.0
+    par = np.array([inp.kappa, inp.alpha_eps, inp.b2, float(inp.D), inp.alpha, inp.eps, fz,
+                    1.0 if anomalous_term else 0.0])
     K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par)
     return _losses(inp, tau, K, V1)
 
@@ -195,14 +209,14 @@ def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray,
 
 
 def dmft_columns(inp: OfflineInputs, t: np.ndarray, Ns: int = DMFT_NS, seed: int = 0,
-                 dmax: float = DMFT_DMAX,
-                 xi_train: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 dmax: float = DMFT_DMAX, xi_train: np.ndarray | None = None,
+                 **ablations: bool) -> dict[str, np.ndarray]:
     """The DMFT's columns at times ``t`` (GD steps): its grid curves interpolated linearly
-    in tau (the grid resolves the lazy fit: first step tau = 0.01); ``xi_train`` as in
-    :func:`dmft_tau_curves`."""
+    in tau (the grid resolves the lazy fit: first step tau = 0.01); ``xi_train`` and the
+    ``ablations`` (``linear_column``, ``anomalous_term``) as in :func:`dmft_tau_curves`."""
     tau_t = inp.dmft_clock(t)
     c = dmft_tau_curves(inp, float(tau_t[-1]), Ns=Ns, seed=seed, dmax=dmax,
-                        xi_train=xi_train)
+                        xi_train=xi_train, **ablations)
     out = {}
     for name, col in c.items():
         if name != "tau":

@@ -115,14 +115,14 @@ def _seed(K, V1, n, ss, frozen, ae, b2):
 
 
 @njit(cache=True)
-def _kbar(K, n, W, Wc, ae, kappa, D):
+def _kbar(K, n, W, Wc, ae, kappa, D, anc):
     """Row n of the sample-averaged memorisation kernel (the null-space split of the linear
-    column, approximation A6)."""
+    column, approximation A6; ``anc``: the coefficient of the anomalous term, 1 or 0)."""
     for s in range(n):
         K[KBAR, n, s] = -(ae / kappa) * W[s] * (K[RB, n, s] * K[EQ, n - 1, s]
-                                                + K[RX, n, s] * K[EQX, n - 1, s] / D
+                                                + anc * K[RX, n, s] * K[EQX, n - 1, s] / D
                                                 + K[RM, n, s] * K[EHH, n - 1, s])
-    K[KBAR, n, n] = -(ae / kappa) * Wc * (K[EQ, n - 1, n - 1] + K[EQX, n - 1, n - 1] / D
+    K[KBAR, n, n] = -(ae / kappa) * Wc * (K[EQ, n - 1, n - 1] + anc * K[EQX, n - 1, n - 1] / D
                                           + K[EHH, n - 1, n - 1])
 
 
@@ -193,7 +193,7 @@ def _solve_current(K, S, i, n, x2, hs, qq, lin, ons0, ui, Wc, Wpsi, par):
     """Three fixed-point passes for the sample's current (r, h, Q(n, n), rt, rc) with the
     current-point Onsager terms implicit; returns them and the final bulk factor c."""
     kappa, ae, b2, D, alpha = par[0], par[1], par[2], par[3], par[4]
-    an = x2 / D
+    an = par[7] * x2 / D
     rn = S[R_, i, n - 1]
     hn = qnn = rton = rcn = 0.0
     for _ in range(3):
@@ -211,8 +211,7 @@ def _solve_current(K, S, i, n, x2, hs, qq, lin, ons0, ui, Wc, Wpsi, par):
 @njit(cache=True)
 def _resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par):
     """Store Q(n, .) and the rows n of the sample's bulk and spike Volterra resolvents."""
-    kappa, ae = par[0], par[1]
-    fz = 1.0 - 1.0 / kappa
+    kappa, ae, fz = par[0], par[1], par[6]
     for m in range(n):
         Q[i, tri(n, m)] = qt[m] / (1.0 + c)
     Q[i, tri(n, n)] = qnn
@@ -231,11 +230,12 @@ def _resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par):
 
 
 @njit(cache=True)
-def _accumulate(K, S, V1, Q, LB, LM, i, n, xi_i, gi, ui, ae, kappa):
-    """Add sample i's contributions at n to the memory kernels, noise sources and means."""
+def _accumulate(K, S, V1, Q, LB, LM, i, n, xi_i, gi, ui, ae, fz):
+    """Add sample i's contributions at n to the memory kernels, noise sources and means
+    (``fz``: the linear column's screening of the spike's Gauss-Newton term)."""
     inv = 1.0 / S.shape[1]
     x2, rn, hn, rcn = xi_i * xi_i, S[R_, i, n], S[H_, i, n], S[RC_, i, n]
-    fm = rn + (1.0 - 1.0 / kappa) * ae * hn * hn
+    fm = rn + fz * ae * hn * hn
     for sg in range(n + 1):
         lb = LB[i, tri(n, sg)]
         K[GB, n, sg] += rn * lb * inv
@@ -266,7 +266,7 @@ def _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, p
     x2 = xi[i] * xi[i]
     gi, ui = _noise(S, i, n, zg, zu, K[RM], dt, Vlin, kappa, eps)
     kb, pcol, qt = work[0], work[1], work[2]
-    qq = _bulk_gram(K, S, Q, i, n, W, x2 / D, kappa, kb, pcol, qt)
+    qq = _bulk_gram(K, S, Q, i, n, W, par[7] * x2 / D, kappa, kb, pcol, qt)
     hs = _spike_explicit(K, S, i, n, W, xi[i], V1[MU_, n], gi, kappa)
     lin = _linear_explicit(S, i, n, ps, Wpsi)
     ons0 = 0.0
@@ -278,7 +278,7 @@ def _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, p
     S[CBS_, i, n], S[R_, i, n], S[H_, i, n] = c, rn, hn
     S[RT_, i, n], S[RC_, i, n] = rton, rcn
     _resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par)
-    _accumulate(K, S, V1, Q, LB, LM, i, n, xi[i], gi, ui, ae, kappa)
+    _accumulate(K, S, V1, Q, LB, LM, i, n, xi[i], gi, ui, ae, par[6])
 
 
 @njit(cache=True)
@@ -308,7 +308,7 @@ def _initial(K, S, V1, Q, LB, LM, xi, par):
         rho = 0.5 * ae * (h * h - x2 / D) - 0.5 * b2 * x2
         S[H_, i, 0], S[R_, i, 0], S[RT_, i, 0], S[RC_, i, 0] = h, rho, rho, rho
         Q[i, 0] = LB[i, 0] = LM[i, 0] = 1.0
-        _accumulate(K, S, V1, Q, LB, LM, i, 0, xi[i], 0.0, 0.0, ae, kappa)
+        _accumulate(K, S, V1, Q, LB, LM, i, 0, xi[i], 0.0, 0.0, ae, par[6])
     _close_step(K, 0)
 
 
@@ -328,7 +328,9 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         The linear column's psi(tau_n), product-integration weights and R_u interval
         integrals (``dmft.linear_channel``).
     par : np.ndarray
-        (kappa, alpha eps, b2, D, alpha, eps).
+        (kappa, alpha eps, b2, D, alpha, eps, fz, anc): fz the linear column's screening
+        of the spike's Gauss-Newton term (1 - 1/kappa; 1 without the column), anc the
+        coefficient of the anomalous Onsager term (1; 0 to switch it off).
 
     Returns
     -------
@@ -357,7 +359,7 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         _spike(V1, n, dt)
         ss = _covariances(K, n, dt, Vlin, kappa, eps)
         frozen = _seed(K, V1, n, ss, frozen, ae, b2)
-        _kbar(K, n, W, 0.5 * dt[n - 1], ae, kappa, D)
+        _kbar(K, n, W, 0.5 * dt[n - 1], ae, kappa, D, par[7])
         for i in range(Ns):
             _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par,
                          work)
