@@ -54,10 +54,27 @@ def _style_handles(spectral: bool) -> list:
     return handles
 
 
+def _along_kappa(ax, runs: Sequence[Mapping[str, Any]]) -> None:
+    """Loss at the horizon / initial against kappa: exact (solid, filled) and theory (dashed,
+    open)."""
+    k = np.array([r["kappa"] for r in runs], dtype=float)
+    final = {key: np.array([r[key][-1] / r[key][0] for r in runs])
+             for key in ("exact_test", "theory_test")}
+    ax.plot(k, final["exact_test"], "o-", color="0.15", lw=1.2, ms=6, label="exact")
+    ax.plot(k, final["theory_test"], "o--", color="0.15", mfc="white", lw=1.2, ms=6,
+            label="offline theory")
+    ax.axhline(0.5, color="0.5", lw=0.7, ls=":")
+    log_axes(ax, "κ = P/D", "test loss at the horizon / initial", "along κ: generalises?")
+    ax.set_xticks(k, [f"{v:g}" for v in k])
+    ax.set_xticks([], minor=True)          # line styles as in the other panels' legend
+
+
 def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Figure":
     """Relative test loss vs GD steps for each kappa: exact flow (solid), offline theory
     (dashed), and the spectral closure where the DMFT was used (dotted); a second panel
-    with the train loss.  Log axes; the line styles are in the right-hand legend.
+    with the train loss; a third with the loss at the horizon against kappa (whether the
+    network generalises along kappa: below the dotted 1/2 line it has, above it has not).
+    Log axes; the line styles are in the right-hand legend.
 
     Parameters
     ----------
@@ -72,7 +89,8 @@ def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Fig
     -------
     matplotlib.figure.Figure
     """
-    fig, (a1, a2) = mpl.subplots(1, 2, figsize=(12.5, 5.6), layout="constrained")
+    fig, (a1, a2, a3) = mpl.subplots(1, 3, figsize=(16.5, 5.6), layout="constrained",
+                                     gridspec_kw={"width_ratios": (1.0, 1.0, 0.62)})
     for r, c in zip(runs, distinct_colors(len(runs))):      # neighbouring κ differ in hue
         x = log_time(r["t"])
         e0, t0 = r["exact_test"][0], r["theory_test"][0]
@@ -89,6 +107,7 @@ def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Fig
              "test loss (dotted grey: half the initial loss)")
     log_axes(a2, STEPS_LABEL, "train loss / initial", "train loss")
     a1.axhline(0.5, color="0.5", lw=0.7, ls=":")
+    _along_kappa(a3, runs)
     legend_below(fig, a1, "left", ncol=1, fontsize=8)
     spectral = any(r.get("spectral_test") is not None for r in runs)
     legend_below(fig, a2, "right", ncol=1, fontsize=8, handles=_style_handles(spectral))

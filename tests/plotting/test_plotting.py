@@ -336,9 +336,18 @@ def _kappa_runs(spectral_below: float = 5.0) -> list[dict]:
 
 def test_kappa_log_axes_number_format_colours_and_line_styles():
     problem = PROBLEM.replace(N=float("inf"))
-    fig = plot_kappa(_kappa_runs(), problem=problem)
-    a1, a2 = fig.axes
+    runs = _kappa_runs()
+    fig = plot_kappa(runs, problem=problem)
+    a1, a2, a3 = fig.axes
     assert a1.get_yscale() == "log" and a2.get_yscale() == "log"
+    # along kappa: the loss at the horizon / initial, exact and theory, at the runs' kappa
+    exact, theory = a3.get_lines()[:2]
+    np.testing.assert_allclose(exact.get_xdata(), [1.5, 3.0, 5.5, 11.0, 22.0])
+    np.testing.assert_allclose(exact.get_ydata(),
+                               [r["exact_test"][-1] / r["exact_test"][0] for r in runs])
+    np.testing.assert_allclose(theory.get_ydata(),
+                               [r["theory_test"][-1] / r["theory_test"][0] for r in runs])
+    assert [t.get_text() for t in a3.get_xticklabels()] == ["1.5", "3", "5.5", "11", "22"]
     texts = _legend_texts(fig)
     assert texts[0] == "κ = 1.5: exact t½ never, DMFT never"
     assert texts[2] == "κ = 5.5: exact t½ 4.95×10$^{3}$, spectral closure 4.69×10$^{3}$"
