@@ -105,8 +105,7 @@ def run():
                     lambda p=p, a=anom: _dmft(p, model == "linear", a))
             for name, job in jobs.items():
                 key = f"{model},{D},{seed},{name}"
-                if key in done and (name != "exact" or model == "quadratic"
-                                    or "tilt_cos" in done[key]):
+                if key in done:
                     continue
                 t0 = time.perf_counter()
                 done[key] = job()
@@ -144,7 +143,7 @@ def _drag_table(done):
         if not all(k in done for k in keys):
             continue
         el, dl, eq, dq = (done[k] for k in keys)
-        cos = " / ".join(f"{c:.3f}" for c in el["tilt_cos"][1:]) if "tilt_cos" in el else "-"
+        cos = " / ".join(f"{c:.3f}" for c in el["tilt_cos"][1:])
         lines.append(f"| {D} | {seed} | {el['spike'][3] / eq['spike'][3]:.3f} | "
                      f"{dl['spike'][3] / dq['spike'][3]:.3f} | {cos} |")
     return lines + [""]

@@ -58,11 +58,10 @@ def _along_kappa(ax, runs: Sequence[Mapping[str, Any]]) -> None:
     """Loss at the horizon / initial against kappa: exact (solid, filled) and theory (dashed,
     open)."""
     k = np.array([r["kappa"] for r in runs], dtype=float)
-    final = {key: np.array([r[key][-1] / r[key][0] for r in runs])
-             for key in ("exact_test", "theory_test")}
-    ax.plot(k, final["exact_test"], "o-", color="0.15", lw=1.2, ms=6, label="exact")
-    ax.plot(k, final["theory_test"], "o--", color="0.15", mfc="white", lw=1.2, ms=6,
-            label="offline theory")
+    ax.plot(k, [r["exact_final"] for r in runs], "o-", color="0.15", lw=1.2, ms=6,
+            label="exact")
+    ax.plot(k, [r["theory_final"] for r in runs], "o--", color="0.15", mfc="white", lw=1.2,
+            ms=6, label="offline theory")
     ax.axhline(0.5, color="0.5", lw=0.7, ls=":")
     log_axes(ax, "κ = P/D", "test loss at the horizon / initial", "along κ: generalises?")
     ax.set_xticks(k, [f"{v:g}" for v in k])
@@ -81,7 +80,8 @@ def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Fig
     runs : sequence of mappings
         One per kappa: ``kappa``, ``t``, ``exact_test``, ``exact_train``, ``theory_test``,
         ``theory_train``, ``spectral_test`` (or None), ``method``, ``exact_half_time``,
-        ``theory_half_time``.
+        ``theory_half_time``, ``exact_final``, ``theory_final`` (test loss at the horizon /
+        initial).
     problem : Problem
         The base problem (D, alpha, eps, eta0, seed).
 
