@@ -8,7 +8,9 @@ test_loss is the population loss, columns the theory lacks are empty), summary.j
 (predicted_half_time, predicted_final_test_loss, critical_kappa, predicted_grokking_delay,
 null with a reason when not applicable), problem.json, run.json and the PNG.  The width
 defaults to N = inf here (the theory's); a finite --N, --uncentered, a training option, a
-non-paper target or P <= D is refused in one line (exit 2).  docs/offline_theory.md.
+non-paper target or P <= D is refused in one line (exit 2).  A finite-rank --init
+(lowrank:R, aligned:R:C) runs the r-index DMFT (exact as D -> inf; critical_kappa null with
+its reason).  docs/offline_theory.md.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from lazyrich_theory.theory.offline import (
     offline_theory,
 )
 from lazyrich_theory.theory.offline.dmft import DMFT_NS
+from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_inputs
 
 __all__ = ["add_asymptotic_parser", "run_asymptotic"]
 
@@ -59,8 +62,10 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
     p.set_defaults(N="inf")
     p.add_argument("--method", choices=OFFLINE_METHODS, default="auto",
                    help="spectral: two-timescale closure (~1 s, validated for kappa >= 5); "
-                        "dmft: DMFT with the memorisation channel (~1 min); auto (default): "
-                        "spectral for kappa >= 5, else dmft")
+                        "dmft: DMFT with the memorisation channel (~1 min); rindex: the exact "
+                        "DMFT of a finite-rank --init (lowrank:R, aligned:R:C); auto "
+                        "(default): rindex for a finite-rank init, else spectral for "
+                        "kappa >= 5, else dmft")
     p.add_argument("--critical-kappa", dest="critical", choices=(*CRITICAL_METHODS, "none"),
                    default="bbp",
                    help="bbp (default, ~0.5 s): the plateau's BBP threshold, the lower end of "
@@ -106,19 +111,22 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     problem, steps = problem_from_args(args)
     extra = parse_times(args.save_times) if args.save_times is not None else None
     save_times(steps, extra=extra)         # validates before anything runs
-    inp = offline_inputs(problem)          # the theory's refusals, one line
+    finite_rank = is_finite_rank(problem)  # lowrank:R / aligned:R:C: the r-index DMFT
+    inp = rindex_inputs(problem) if finite_rank else offline_inputs(problem)   # refusals
     if args.ns % 2:
         args.ns += 1
     config = _config(args, problem, steps, extra)
     check_out_dir(args.out, config, args.overwrite)
     traj = offline_theory(problem, steps, method=args.method, save_times=extra,
                           xi_law=args.xi_law, Ns=args.ns, seed=args.dmft_seed)
-    crit = None if args.critical == "none" else critical_kappa(
+    crit = None if (args.critical == "none" or finite_rank) else critical_kappa(
         inp, args.critical, Ns=max(args.ns // 2 * 2, 20), seed=args.dmft_seed)
     summary = offline_summary(traj, crit)
     if crit is None:
+        why = ("not computed (--critical-kappa none)" if args.critical == "none" else
+               "not computed: the critical-kappa methods are for the iid init (M0 = I)")
         for key in ("critical_kappa", "critical_kappa_method", "critical_kappa_definition"):
-            summary["reasons"][key] = "not computed (--critical-kappa none)"
+            summary["reasons"][key] = why
     traj = traj.with_info(config=config, summary=summary)
     traj.save(args.out, plot=args.plot, overwrite=True)   # check_out_dir ran
     if not args.quiet:

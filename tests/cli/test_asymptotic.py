@@ -92,3 +92,24 @@ def test_xi_law_training(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "needs method='dmft'" in err
     assert not out.exists()
+
+
+def test_finite_rank_init_runs_the_rindex_dmft(tmp_path, capsys):
+    """--init aligned:R:C / lowrank:R: the r-index DMFT (docs §14) writes the same contract,
+    critical_kappa null with its reason; a rank beyond the limit is refused in one line."""
+    code, out = _run(tmp_path, "--D", "30", "--P", "120", "--alpha", "1", "--eps", "0.25",
+                     "--eta0", "3", "--init", "aligned:1:0.6", "--steps", "60", "--ns", "40")
+    assert code == 0
+    rows, s = _read(out)
+    for key in CONTRACT_KEYS:
+        assert key in s
+    _nulls_have_reasons(s)
+    assert s["method"] == "rindex" and s["critical_kappa"] is None
+    assert "iid init" in s["reasons"]["critical_kappa"]
+    assert all(r["test_loss"] == r["population_loss"] for r in rows)
+    assert float(rows[-1]["population_loss"]) < 0.5 * float(rows[0]["population_loss"])
+    code, out = _run(tmp_path, "--D", "30", "--P", "120", "--init", "lowrank:6",
+                     "--steps", "10", name="bad")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "rank R=6" in err
+    assert not out.exists()

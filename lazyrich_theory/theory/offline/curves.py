@@ -1,7 +1,7 @@
 """``offline_theory``: the offline (finite data, P = kappa D) theory's curves as a Trajectory
 with the same core columns as ``solve``, so that theory and exact curves overlay.
 
-Two methods (docs/offline_theory.md):
+For the paper's iid init (M0 = I), two methods (docs/offline_theory.md):
 
 * ``"spectral"`` -- the two-timescale closure (``spectral``): lazy fit + deterministic-
   equivalent spectrum of the plateau matrix + frozen bulk basis and a 2-D spike.  About a
@@ -14,6 +14,9 @@ Two methods (docs/offline_theory.md):
   per curve.  It has the memorisation channel: long-time loss and critical kappa, with the
   errors of docs/offline_theory.md (+0.1..0.3 in the long-time loss at kappa <= 3).
 * ``"auto"`` -- spectral for kappa >= :data:`KAPPA_SPECTRAL`, dmft below.
+
+For a finite-rank init (``lowrank:R``, ``aligned:R:C``, R <= 4) ``"auto"`` and ``"rindex"``
+run the r-index DMFT (``rindex``, docs §14): exact as D -> inf, no closure.
 
 Columns the theory does not provide are NaN.  test_loss is the population loss (no finite
 test set in the theory).
@@ -34,6 +37,7 @@ from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
 from lazyrich_theory.theory.offline.inputs import OfflineInputs, offline_inputs, training_xi
+from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_theory
 from lazyrich_theory.theory.offline.spectral import (
     SpectralClosure,
     build_closure,
@@ -45,7 +49,7 @@ __all__ = ["offline_theory", "offline_curves", "spectral_closure", "OFFLINE_METH
            "KAPPA_SPECTRAL", "XI_LAWS"]
 
 #: The methods of :func:`offline_theory`.
-OFFLINE_METHODS = ("auto", "spectral", "dmft")
+OFFLINE_METHODS = ("auto", "spectral", "dmft", "rindex")
 #: Laws of xi over the training samples (``offline_theory(xi_law=)``).
 XI_LAWS = ("gaussian", "training")
 #: ``method="auto"`` uses the spectral closure from this kappa up (its validated regime;
@@ -84,6 +88,8 @@ def _choose(method: str, inp: OfflineInputs) -> str:
     if method not in OFFLINE_METHODS:
         raise ProblemError(f"offline method must be one of {', '.join(OFFLINE_METHODS)}, "
                            f"got {method!r}")
+    if method == "rindex":
+        raise ProblemError("method 'rindex' is for finite-rank inits (lowrank:R, aligned:R:C)")
     if method == "auto":
         return "spectral" if inp.kappa >= KAPPA_SPECTRAL else "dmft"
     return method
@@ -138,8 +144,10 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         (:func:`~lazyrich_theory.theory.offline.inputs.check_problem` says why not).
     steps : int
         Horizon in GD steps.
-    method : {"auto", "spectral", "dmft"}
-        See the module docstring; "auto" is spectral for kappa >= KAPPA_SPECTRAL.
+    method : {"auto", "spectral", "dmft", "rindex"}
+        See the module docstring; "auto" is spectral for kappa >= KAPPA_SPECTRAL, and the
+        r-index DMFT for a finite-rank init (``lowrank:R``, ``aligned:R:C``; "rindex" is
+        accepted only there).
     save_times : iterable of int, optional
         Extra save times added to the default log-spaced grid (as in ``solve``).
     data : ProblemData, optional
@@ -152,7 +160,7 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         only, and "auto" then means the DMFT: a prediction conditioned on the training set;
         docs/offline_theory.md §8.7).
     **dmft_options
-        Ns, seed, dmax for the DMFT.
+        Ns, seed, dmax for the DMFT (Ns, seed for the r-index DMFT).
 
     Returns
     -------
@@ -160,6 +168,13 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         method ``"offline-spectral"`` or ``"offline-dmft"``; ``info`` holds the inputs, the
         method, the plateau outlier (spectral) and the wall time.
     """
+    if is_finite_rank(problem):
+        if method not in ("auto", "rindex"):
+            raise ProblemError(f"init={problem.init!r} is of finite rank: the offline theory "
+                               f"for it is method='rindex' (or 'auto'), not {method!r}")
+        opts = {k: v for k, v in dmft_options.items() if k in ("Ns", "seed")}
+        return rindex_theory(problem, steps, save_times=save_times, data=data, b2=b2,
+                             xi_law=xi_law, **opts)
     inp = offline_inputs(problem, data, b2)
     if xi_law not in XI_LAWS:
         raise ProblemError(f"xi_law must be one of {', '.join(XI_LAWS)}, got {xi_law!r}")
