@@ -1,4 +1,4 @@
-"""The r-index DMFT against the exact flow at growing D (issue 13; docs/offline_theory.md §14).
+"""The r-index DMFT against the exact flow at growing D (issue 13; docs/offline_theory.md §13).
 
 Finite-rank inits at N = inf (``aligned:R:C``, ``lowrank:R``), centered (one case
 uncentered), convention A,
@@ -134,7 +134,7 @@ def _case_rows(done, name):
 
 def table():
     done = json.loads(OUT.read_text())
-    lines = ["# The r-index DMFT against the exact flow (docs/offline_theory.md §14)", "",
+    lines = ["# The r-index DMFT against the exact flow (docs/offline_theory.md §13)", "",
              f"alpha = {ALPHA}, eps = {EPS}, N = inf, b2 = 1 (every seed's teacher "
              f"rescaled), one GD step = {DTAU} in tau; exact: mean of {len(SEEDS)} seeds; DMFT: "
              f"Ns = {NS}, mean of {MC} Monte Carlo seeds (aligned: one curve for all D) or one "

@@ -95,7 +95,7 @@ def test_xi_law_training(tmp_path, capsys):
 
 
 def test_finite_rank_init_runs_the_rindex_dmft(tmp_path, capsys):
-    """--init aligned:R:C / lowrank:R: the r-index DMFT (docs §14) writes the same contract,
+    """--init aligned:R:C / lowrank:R: the r-index DMFT (docs §13) writes the same contract,
     critical_kappa null with its reason; a rank beyond the limit is refused in one line."""
     code, out = _run(tmp_path, "--D", "30", "--P", "120", "--alpha", "1", "--eps", "0.25",
                      "--eta0", "3", "--init", "aligned:1:0.6", "--steps", "60", "--ns", "40")

@@ -1,4 +1,4 @@
-"""The r-index DMFT of finite-rank inits (docs/offline_theory.md §14).
+"""The r-index DMFT of finite-rank inits (docs/offline_theory.md §13).
 
 * Its kappa -> inf limit is the online flow of the same init (``population_structured``, an
   independent reduced ODE): the mean over 4 quasi-Monte Carlo scrambles agrees to within their

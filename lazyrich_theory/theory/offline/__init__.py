@@ -18,6 +18,10 @@ the rich time):
   (errors +0.1..0.3 at kappa <= 3), its half-times are -25..+10 % with xi ~ N(0, 1) and within
   ~2 % at kappa = 11 when conditioned on the training set's xi (``xi_law="training"``).
 
+For finite-rank inits (``lowrank:R``, ``aligned:R:C``, R <= 4) ``offline_theory`` runs
+``method="rindex"`` (module ``rindex``): the exact D -> inf DMFT of the same GD with R + 1
+indices, no closure; ~10-40 s per curve (docs §13).
+
 Public API: :func:`offline_theory` (a ``Trajectory`` with the core columns of ``solve``),
 :func:`critical_kappa`, :func:`offline_summary`, :func:`offline_inputs` / :func:`check_problem`
 (the inputs and the refusals), :func:`phase_boundary_times` (the alpha x eps grid: the spectral
@@ -27,7 +31,8 @@ training set's xi, for ``xi_law="training"``), and the building blocks :func:`pl
 
 Modules: ``inputs`` (what is read and refused), ``plateau`` (per-sample law, deterministic
 equivalent, BBP outlier), ``spectral`` (the closure), ``dmft_kernels`` / ``dmft`` (the DMFT),
-``curves`` (the Trajectory), ``summary`` (the numbers), ``grid`` (phase diagrams).
+``curves`` (the Trajectory), ``summary`` (the numbers), ``grid`` (phase diagrams),
+``rindex_kernels`` / ``rindex`` (the r-index DMFT).
 """
 
 from lazyrich_theory.theory.offline.curves import (
@@ -46,6 +51,7 @@ from lazyrich_theory.theory.offline.inputs import (
     training_xi,
 )
 from lazyrich_theory.theory.offline.plateau import PlateauSpectrum, plateau_spectrum
+from lazyrich_theory.theory.offline.rindex import rindex_tau_curves, rindex_theory
 from lazyrich_theory.theory.offline.spectral import (
     SpectralClosure,
     build_closure,
@@ -62,4 +68,5 @@ __all__ = ["offline_theory", "offline_curves", "critical_kappa", "offline_summar
            "offline_inputs", "check_problem", "phase_boundary_times", "OfflineInputs",
            "CriticalKappa", "PlateauSpectrum", "SpectralClosure", "plateau_spectrum",
            "build_closure", "rich_clock_curves", "dmft_tau_curves", "OFFLINE_METHODS",
-           "CRITICAL_METHODS", "KAPPA_SPECTRAL", "XI_LAWS", "training_xi"]
+           "CRITICAL_METHODS", "KAPPA_SPECTRAL", "XI_LAWS", "training_xi", "rindex_theory",
+           "rindex_tau_curves"]

@@ -16,7 +16,7 @@ For the paper's iid init (M0 = I), two methods (docs/offline_theory.md):
 * ``"auto"`` -- spectral for kappa >= :data:`KAPPA_SPECTRAL`, dmft below.
 
 For a finite-rank init (``lowrank:R``, ``aligned:R:C``, R <= 4) ``"auto"`` and ``"rindex"``
-run the r-index DMFT (``rindex``, docs §14): exact as D -> inf, no closure.
+run the r-index DMFT (``rindex``, docs §13): exact as D -> inf, no closure.
 
 Columns the theory does not provide are NaN.  test_loss is the population loss (no finite
 test set in the theory).

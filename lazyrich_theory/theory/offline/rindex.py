@@ -1,4 +1,4 @@
-"""The r-index DMFT (docs/offline_theory.md §14): the exact D -> inf theory of full-batch GD
+"""The r-index DMFT (docs/offline_theory.md §13): the exact D -> inf theory of full-batch GD
 at P = kappa D from an initialisation of finite rank R (``lowrank:R``, ``aligned:R:C`` at
 N = inf).
 
@@ -11,20 +11,23 @@ teacher overlap C_R = |P_V betahat| of the actual draw: O(R/D)^(1/2) for ``lowra
 ``aligned``) and the Monte Carlo over samples.  It is the DMFT of *discrete* GD with step
 d = 2 eta0 eps t / (alpha D) per step; when the horizon needs more than ``max_points`` steps,
 ``stride`` GD steps are merged into one (a coarser GD with the same horizon: an O(d) time
-discretisation error, measured in §14).
+discretisation error, measured in §13).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from scipy.special import ndtri
 from scipy.stats import qmc
 
+from lazyrich_theory.core.threads import free_cores
 from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
@@ -169,7 +172,8 @@ def rindex_tau_curves(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS, seed: 
     xi, th0 = _initial_draws(Ns, C0, xi_train, rng)
     omega = rng.standard_normal((Ns, Ns))
     par = np.array([inp.kappa, inp.alpha, inp.eps, inp.b2, 1.0 if inp.centered else 0.0])
-    m, C, out, done = run_rindex(tau, xi, th0, omega, m0, C0, par)
+    with _numba_threads(free_cores()):
+        m, C, out, done = run_rindex(tau, xi, th0, omega, m0, C0, par)
     if done < tau.size:
         raise DivergenceError(f"the r-index DMFT became non-finite at GD step {t[done]:.0f} "
                               f"(tau = {tau[done]:.3g}); a stable GD step needs "
@@ -178,13 +182,25 @@ def rindex_tau_curves(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS, seed: 
     return {"t": t, "tau": tau, "stride": np.array(stride), "train_loss": out[0], **obs}
 
 
+@contextlib.contextmanager
+def _numba_threads(n: int):
+    """Numba threads for the per-sample loops: the cores free now (a busy machine gets one),
+    restored afterwards (library code leaves the caller's setting alone)."""
+    old = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
 def _initial_draws(Ns: int, C0: np.ndarray, xi_train: np.ndarray | None,
                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The samples' (xi, theta(0)) from one scrambled Halton sequence in 1 + R dimensions
     (scipy.stats.qmc): xi by the Gaussian quantile (or the training set's empirical one),
     theta(0) ~ N(0, C0) (the column's component is 0).  A quasi-Monte Carlo design: the joint
     moments E[xi^a theta^b] that drive the early flow converge much faster than with
-    independent pairings (measured: the kappa -> inf limit, docs §14)."""
+    independent pairings (measured: the kappa -> inf limit, docs §13)."""
     k = C0.shape[0]
     R = k - 1
     u = qmc.Halton(d=1 + R, scramble=True, seed=rng).random(Ns)

@@ -1,4 +1,4 @@
-"""The compiled core of the r-index DMFT (docs/offline_theory.md §14): the exact D -> inf
+"""The compiled core of the r-index DMFT (docs/offline_theory.md §13): the exact D -> inf
 dynamical mean-field theory of full-batch GD from an init of finite rank R, causal in the
 step index, no fixed-point iteration.
 

@@ -154,7 +154,7 @@ def _regime_note(traj: Trajectory) -> str:
     if method == "rindex":
         return ("r-index DMFT of a finite-rank init: exact as D -> inf (no closure); measured "
                 "against the exact flow within its seed spread from D = 100 on "
-                "(docs/offline_theory.md §14); Monte Carlo spread ~+-5 % per run at Ns = 800")
+                "(docs/offline_theory.md §13); Monte Carlo spread ~+-5 % per run at Ns = 800")
     return ("DMFT: half-time -25..+10 % and long-time loss +0.0..+0.3 against the exact flow "
             "(D = 50-400, docs/offline_theory.md); Monte Carlo spread ~+-4 % / +-0.05")
 
