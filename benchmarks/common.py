@@ -122,6 +122,24 @@ def baseline_tree(commit: str) -> str:
     return dest
 
 
+def run_resumable(path, jobs) -> dict[str, Any]:
+    """Run ``jobs`` ((key, callable returning a dict) pairs) whose key is not yet in the JSON
+    file ``path`` (a pathlib.Path), timing each and rewriting the file atomically after each
+    (an interrupted run resumes where it stopped).  Returns everything done."""
+    done = json.loads(path.read_text()) if path.exists() else {}
+    for key, job in jobs:
+        if key in done:
+            continue
+        t0 = time.perf_counter()
+        done[key] = job()
+        done[key]["wall_time"] = time.perf_counter() - t0
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(done, indent=1))
+        os.replace(tmp, path)
+        print(f"{key}: {done[key]['wall_time']:.1f} s", flush=True)
+    return done
+
+
 def fmt_s(x: float | None) -> str:
     """Seconds for a table: 3 significant digits, '—' for None."""
     if x is None:

@@ -27,12 +27,12 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 import lazyrich_theory as lr
+from common import run_resumable
 from lazyrich_theory.theory.offline import offline_inputs, training_xi
 from lazyrich_theory.theory.offline.dmft import dmft_tau_curves
 
@@ -94,26 +94,18 @@ def _dmft(p, linear_column, anomalous_term):
             "lin": [float(c["linear_power"][n]) / L0 for n in at]}
 
 
-def run():
-    done = json.loads(OUT.read_text()) if OUT.exists() else {}
+def _jobs():
     for model, ratio in RATIOS.items():
         for D, seed in RUNS:
             p = _problem(D, seed, ratio)
-            jobs = {"exact": lambda p=p: _exact(p)}
+            yield f"{model},{D},{seed},exact", (lambda p=p: _exact(p))
             for anom in (True, False):
-                jobs[f"dmft_anomalous_{'on' if anom else 'off'}"] = (
-                    lambda p=p, a=anom: _dmft(p, model == "linear", a))
-            for name, job in jobs.items():
-                key = f"{model},{D},{seed},{name}"
-                if key in done:
-                    continue
-                t0 = time.perf_counter()
-                done[key] = job()
-                done[key]["wall_time"] = time.perf_counter() - t0
-                tmp = OUT.with_suffix(".tmp")
-                tmp.write_text(json.dumps(done, indent=1))
-                tmp.replace(OUT)
-                print(f"{key}: {done[key]['wall_time']:.0f} s", flush=True)
+                yield (f"{model},{D},{seed},dmft_anomalous_{'on' if anom else 'off'}",
+                       lambda p=p, a=anom: _dmft(p, model == "linear", a))
+
+
+def run():
+    run_resumable(OUT, _jobs())
 
 
 def _rows(done, model):

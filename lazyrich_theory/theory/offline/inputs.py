@@ -22,7 +22,8 @@ from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem, options_in_use
 
-__all__ = ["OfflineInputs", "offline_inputs", "check_problem", "training_xi"]
+__all__ = ["OfflineInputs", "offline_inputs", "check_problem", "training_refusals",
+           "training_xi"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,21 @@ class OfflineInputs:
         return 2.0 * self.rich_clock(t) / self.D
 
 
+def training_refusals(problem: Problem) -> list[str]:
+    """What every offline theory refuses, one reason each: a non-paper teacher, training
+    options, minibatch / online SGD, eps <= 0."""
+    bad = []
+    if problem.target != "paper":
+        bad.append(f"target={problem.target!r} (the theory is for the paper's teacher only)")
+    for name, value in options_in_use(problem).items():
+        bad.append(f"{name}={value:g} (not in the offline theory)")
+    if problem.batch_size is not None or problem.online:
+        bad.append("minibatch / online SGD (the theory is full-batch)")
+    if problem.eps <= 0:
+        bad.append(f"eps={problem.eps:g} (must be > 0)")
+    return bad
+
+
 def check_problem(problem: Problem) -> None:
     """ProblemError (one line naming every reason) unless the offline theory applies.
 
@@ -69,19 +85,12 @@ def check_problem(problem: Problem) -> None:
                    "problem.replace(N='inf') for the N = inf prediction)")
     if not problem.centered:
         bad.append("uncentered (the theory is for the centered model f(W) - f(W0))")
-    if problem.target != "paper":
-        bad.append(f"target={problem.target!r} (the theory is for the paper's teacher only)")
-    for name, value in options_in_use(problem).items():
-        bad.append(f"{name}={value:g} (not in the offline theory)")
-    if problem.batch_size is not None or problem.online:
-        bad.append("minibatch / online SGD (the theory is full-batch)")
+    bad += training_refusals(problem)
     if problem.init != "iid":
         bad.append(f"init={problem.init!r} (the theory starts from M0 = I)")
     if problem.P <= problem.D:
         bad.append(f"P={problem.P} <= D={problem.D} (kappa = P/D must exceed 1: below, the "
                    "lazy linear fit interpolates)")
-    if problem.eps <= 0:
-        bad.append(f"eps={problem.eps:g} (must be > 0)")
     if bad:
         raise ProblemError("the offline theory does not apply: " + "; ".join(bad))
 

@@ -32,9 +32,9 @@ from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.inits import parse_init
-from lazyrich_theory.spec.problem import Problem, options_in_use
+from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
-from lazyrich_theory.theory.offline.inputs import training_xi
+from lazyrich_theory.theory.offline.inputs import OfflineInputs, training_refusals, training_xi
 from lazyrich_theory.theory.offline.rindex_kernels import run_rindex
 
 __all__ = ["RIndexInputs", "rindex_inputs", "rindex_tau_curves", "rindex_theory",
@@ -49,15 +49,14 @@ RINDEX_MAX_RANK = 4
 
 
 @dataclass(frozen=True)
-class RIndexInputs:
-    """What the r-index DMFT depends on.
+class RIndexInputs(OfflineInputs):
+    """What the r-index DMFT depends on: the M0 = I theory's inputs (kappa, alpha, eps --
+    times init_scale --, eta0, b2, D; D only in the clock and the losses' normalisation) and
 
     Attributes
     ----------
-    kappa, alpha, eps, eta0, b2 : float
-        As for the M0 = I theory (alpha, eps times init_scale).
-    D, R : int
-        Dimension (only in the clock and the losses' normalisation) and init rank.
+    R : int
+        Init rank.
     overlap : float
         C_R = |P_V betahat| of the init frame.
     centered : bool
@@ -65,12 +64,6 @@ class RIndexInputs:
         init_scale (the diagnostics are reported in the solver's units).
     """
 
-    kappa: float
-    alpha: float
-    eps: float
-    eta0: float
-    b2: float
-    D: int
     R: int
     overlap: float
     centered: bool
@@ -79,7 +72,7 @@ class RIndexInputs:
     @property
     def gd_step(self) -> float:
         """One GD step in tau = 2 eta0 eps t / (alpha D)."""
-        return 2.0 * self.eta0 * self.eps / (self.alpha * self.D)
+        return float(self.dmft_clock(1.0))
 
     @property
     def column_rate(self) -> float:
@@ -99,14 +92,7 @@ def rindex_inputs(problem: Problem, data: ProblemData | None = None) -> RIndexIn
         bad.append(f"init={problem.init!r} (the r-index DMFT needs lowrank:R or aligned:R:C)")
     elif spec.rank > RINDEX_MAX_RANK:
         bad.append(f"rank R={spec.rank} > {RINDEX_MAX_RANK} (cost grows like (R + 1)^3)")
-    if problem.target != "paper":
-        bad.append(f"target={problem.target!r} (the theory is for the paper's teacher only)")
-    for name, value in options_in_use(problem).items():
-        bad.append(f"{name}={value:g} (not in the theory)")
-    if problem.batch_size is not None or problem.online:
-        bad.append("minibatch / online SGD (the theory is full-batch)")
-    if problem.eps <= 0:
-        bad.append(f"eps={problem.eps:g} (must be > 0)")
+    bad += training_refusals(problem)
     if bad:
         raise ProblemError("the r-index DMFT does not apply: " + "; ".join(bad))
     d = problem.data() if data is None else data
@@ -275,7 +261,7 @@ def rindex_theory(problem: Problem, steps: int, *, save_times=None,
     cols = {name: np.interp(times, c["t"], col) for name, col in c.items()
             if name not in ("t", "tau", "stride")}
     info = {"steps": int(steps), "offline_method": "rindex", "requested_method": "rindex",
-            "kappa": inp.kappa, "b2": inp.b2, "D": inp.D, "alpha_eps": inp.alpha * inp.eps,
+            "kappa": inp.kappa, "b2": inp.b2, "D": inp.D, "alpha_eps": inp.alpha_eps,
             "xi_law": xi_law, "rank": inp.R, "initial_overlap": inp.overlap,
             "stride": int(c["stride"]), "wall_time": time.perf_counter() - t0}
     core = {k: np.asarray(cols[k], dtype=float) for k in CORE_COLUMNS if k != "test_loss"}
