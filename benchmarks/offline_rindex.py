@@ -33,7 +33,7 @@ from lazyrich_theory.theory.offline.rindex import rindex_inputs, rindex_tau_curv
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "offline_rindex.json"
-ALPHA, EPS, DTAU, TAU_MAX, NS, MC = 1.0, 0.25, 0.05, 10.0, 800, 4
+ALPHA, EPS, DTAU, TAU_MAX, NS, MC = 1.0, 0.25, 0.05, 10.0, 800, 8
 STEPS = int(round(TAU_MAX / DTAU))
 TAUS = (1.0, 2.0, 4.0, 6.0, 10.0)
 EVERY = 5                                    # the series are stored every EVERY GD steps
@@ -151,31 +151,36 @@ def plot():
 
     done = json.loads(OUT.read_text())
     tau = np.arange(0, STEPS + 1, EVERY) * DTAU
-    fig, axes = subplots(1, len(CASES), figsize=(4.0 * len(CASES), 3.6), layout="constrained",
-                         sharey=True)
+    fig, grid = subplots(2, 3, figsize=(12.0, 7.2), layout="constrained", sharey=True)
+    axes = grid.ravel()
     for ax, name in zip(axes, CASES):
         aligned = CASES[name][0].startswith("aligned")
         for D, shade in ((100, 0.35), (400, 0.8)):
             ex = _stack(done, name, D, "exact", SEEDS, full=True)
-            for q, color in (("pop", "tab:blue"), ("train", "tab:orange")):
+            for q, color, what in (("pop", "tab:blue", "population"), ("train", "tab:orange",
+                                                                        "train")):
                 mean, sd = ex[q].mean(0), ex[q].std(0, ddof=1)
-                ax.plot(tau, mean, color=color, alpha=shade, lw=1.2,
-                        label=f"exact {q}, D = {D}" if name == next(iter(CASES)) else None)
+                ax.plot(tau, mean, color=color, alpha=shade, lw=1.4,
+                        label=f"exact {what}, D = {D}")
                 ax.fill_between(tau, mean - sd, mean + sd, color=color, alpha=0.12 * shade)
         th = (_stack(done, name, "inf", "dmft", range(MC), full=True) if aligned else
               _stack(done, name, 400, "dmft", SEEDS, full=True))
         for q in ("pop", "train"):
             ax.plot(tau, th[q].mean(0), "k--", lw=1.4,
-                    label=f"r-index DMFT ({'pop' if q == 'pop' else 'train'})"
-                    if name == next(iter(CASES)) and q == "pop" else None)
+                    label="r-index DMFT" if q == "pop" else None)
         ax.set_yscale("log")
         ax.set_xlabel(r"$\tau = 2\eta_0\varepsilon t/(\alpha D)$")
-        ax.set_title(name, fontsize=9)
+        ax.set_title(name + ("" if aligned else " (DMFT at the D = 400 seeds' overlaps)"),
+                     fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("loss / initial population loss")
-    fig.legend(loc="outside lower center", ncol=5, fontsize=8, frameon=False)
-    fig.suptitle("Finite-rank inits at finite data: exact flow (mean ± sd over 8 seeds) and "
-                 "the r-index DMFT (dashed)", fontsize=10)
+    for ax in grid[:, 0]:
+        ax.set_ylabel("loss / initial population loss")
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[-1].axis("off")
+    axes[-1].legend(handles, labels, loc="center", frameon=False, fontsize=9)
+    fig.suptitle(f"Finite-rank inits at finite data (alpha = {ALPHA:g}, eps = {EPS:g}, N = inf, "
+                 f"b2 = 1): exact flow, mean ± sd over {len(SEEDS)} seeds, and the r-index DMFT",
+                 fontsize=10)
     path = HERE.parent / "docs" / "gallery" / "rindex.png"
     save(fig, path, dpi=130)
     print(path)
