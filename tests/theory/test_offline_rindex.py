@@ -134,3 +134,5 @@ def test_methods_and_coarse_steps_refused():
         rindex_tau_curves(inp, 10_000, Ns=40, max_points=20)
     with pytest.raises(ProblemError, match="Ns"):
         rindex_tau_curves(inp, 10, Ns=10)
+    with pytest.raises(ProblemError, match="GB"):          # refused before allocating
+        rindex_tau_curves(inp, 299, Ns=20_000)

@@ -9,9 +9,9 @@ model, whose high-dimensional GD has an exact DMFT with a finite number of order
 has no uncontrolled closure: its only approximations are D -> inf itself (with the initial
 teacher overlap C_R = |P_V betahat| of the actual draw: O(R/D)^(1/2) for ``lowrank``, C for
 ``aligned``) and the Monte Carlo over samples.  It is the DMFT of *discrete* GD with step
-d = 2 eta0 eps t / (alpha D) per step; when the horizon needs more than ``max_points`` steps,
-``stride`` GD steps are merged into one (a coarser GD with the same horizon: an O(d) time
-discretisation error, measured in §13).
+d = 2 eta0 eps / (alpha D) in tau per GD step; when the horizon needs more than ``max_points``
+steps, ``stride`` GD steps are merged into one (a coarser GD with the same horizon: an O(d) time
+discretisation error, measured in §13.3).
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ RINDEX_NS = 400
 RINDEX_MAX_POINTS = 300
 #: Largest init rank accepted (cost ~ (R + 1)^3).
 RINDEX_MAX_RANK = 4
+#: Largest memory for the per-sample responses (Ns T (T + 1) / 2 (R + 1)^2 doubles).
+RINDEX_MAX_BYTES = 2e9
 
 
 @dataclass(frozen=True)
@@ -148,9 +150,14 @@ def rindex_tau_curves(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS, seed: 
             f"raise max_points above {math.ceil(steps * inp.gd_step * inp.column_rate / 1.5) + 1} "
             "or shorten the horizon")
     n = math.ceil(steps / stride)
+    k = inp.R + 1
+    need = 8.0 * Ns * (n + 1) * (n + 2) / 2 * k * k
+    if need > RINDEX_MAX_BYTES:
+        raise ProblemError(f"the r-index DMFT would need {need / 1e9:.1f} GB for Ns = {Ns}, "
+                           f"{n + 1} steps and rank {inp.R} (limit "
+                           f"{RINDEX_MAX_BYTES / 1e9:g} GB); lower Ns or max_points")
     t = np.arange(n + 1, dtype=float) * stride
     tau = t * inp.gd_step
-    k = inp.R + 1
     m0 = np.zeros(k)
     m0[0] = inp.overlap / math.sqrt(inp.R)
     C0 = np.diag(np.r_[np.full(inp.R, 1.0 / inp.R), 0.0]) - np.outer(m0, m0)
