@@ -20,6 +20,7 @@ import numpy as np
 
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.data import ProblemData
+from lazyrich_theory.spec.inits import parse_init
 from lazyrich_theory.spec.problem import Problem, options_in_use
 
 __all__ = ["OfflineInputs", "offline_inputs", "check_problem", "training_refusals",
@@ -87,7 +88,10 @@ def check_problem(problem: Problem) -> None:
         bad.append("uncentered (the theory is for the centered model f(W) - f(W0))")
     bad += training_refusals(problem)
     if problem.init != "iid":
-        bad.append(f"init={problem.init!r} (the theory starts from M0 = I)")
+        hint = ("; for this finite-rank init offline_theory / lazyrich asymptotic run the "
+                "r-index DMFT, ~10-40 s" if parse_init(problem.init).kind in
+                ("lowrank", "aligned") else "")
+        bad.append(f"init={problem.init!r} (the theory starts from M0 = I{hint})")
     if problem.P <= problem.D:
         bad.append(f"P={problem.P} <= D={problem.D} (kappa = P/D must exceed 1: below, the "
                    "lazy linear fit interpolates)")
