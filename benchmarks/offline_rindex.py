@@ -13,6 +13,7 @@ per seed (conditioned on the seed's init frame).  The DMFT curve for ``aligned``
     python benchmarks/offline_rindex.py run      # -> offline_rindex.json (resumable)
     python benchmarks/offline_rindex.py table    # -> offline_rindex.md
     python benchmarks/offline_rindex.py plot     # -> docs/gallery/rindex.png
+    python benchmarks/offline_rindex.py kappa    # -> offline_rindex_kappa.json, a table (~15 min)
 
 Cost (2 shared cores): ~15 s per DMFT run (R = 1), ~40 s (R = 2); exact flows seconds.
 """
@@ -144,6 +145,50 @@ def table():
     print("\n".join(lines))
 
 
+KAPPAS = (1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0)
+KAPPA_OUT = HERE / "offline_rindex_kappa.json"
+KAPPA_STEPS, KAPPA_NS, KAPPA_MC, KAPPA_D = 300, 600, 3, 200
+
+
+def _kappa_jobs():
+    """aligned:1:0.6 along kappa: the population and train loss at tau = 15 (300 GD steps of
+    d = 0.05), exact at D = 200 (8 seeds, b2 = 1) and the r-index DMFT (3 Monte Carlo seeds)."""
+    def exact(p):
+        tr = lr.solve(p, KAPPA_STEPS, data=_unit_teacher(p))
+        return {"pop": float(tr.population_loss[-1] / tr.population_loss[0]),
+                "train": float(tr.train_loss[-1] / tr.population_loss[0])}
+
+    def dmft(p, mc):
+        inp = dataclasses.replace(rindex_inputs(p, _unit_teacher(p)), b2=1.0)
+        c = rindex_tau_curves(inp, KAPPA_STEPS, Ns=KAPPA_NS, seed=mc,
+                              max_points=KAPPA_STEPS + 1)
+        L0 = c["population_loss"][0]
+        return {"pop": float(c["population_loss"][-1] / L0),
+                "train": float(c["train_loss"][-1] / L0)}
+
+    for kappa in KAPPAS:
+        for seed in SEEDS:
+            yield f"{kappa}|{seed}|exact", (lambda k=kappa, s=seed: exact(
+                _problem("aligned:1:0.6", k, True, KAPPA_D, s)))
+        for mc in range(KAPPA_MC):
+            yield f"{kappa}|{mc}|dmft", (lambda k=kappa, mc=mc: dmft(
+                _problem("aligned:1:0.6", k, True, KAPPA_D, 0), mc))
+
+
+def kappa():
+    """Run (resumable) and print the along-kappa table."""
+    done = run_resumable(KAPPA_OUT, _kappa_jobs())
+    print(f"| kappa | population at tau = {KAPPA_STEPS * DTAU:g}: exact D = {KAPPA_D} "
+          "(mean ± se) | r-index DMFT | train: exact | DMFT |\n|---|---|---|---|---|")
+    for k in KAPPAS:
+        ex = {q: np.array([done[f"{k}|{s}|exact"][q] for s in SEEDS]) for q in ("pop", "train")}
+        th = {q: np.array([done[f"{k}|{m}|dmft"][q] for m in range(KAPPA_MC)])
+              for q in ("pop", "train")}
+        print(f"| {k:g} | {ex['pop'].mean():.3f} ± {ex['pop'].std(ddof=1) / math.sqrt(len(SEEDS)):.3f} "
+              f"| {th['pop'].mean():.3f} ± {th['pop'].std(ddof=1) / math.sqrt(KAPPA_MC):.3f} | "
+              f"{ex['train'].mean():.4f} | {th['train'].mean():.4f} |")
+
+
 def plot():
     """docs/gallery/rindex.png: train and population loss against tau, the exact flow (seed
     mean and +-1 sd band, D = 100 and 400) and the r-index DMFT, one panel per case."""
@@ -187,4 +232,4 @@ def plot():
 
 
 if __name__ == "__main__":
-    {"run": run, "table": table, "plot": plot}[sys.argv[1] if len(sys.argv) > 1 else "table"]()
+    {"run": run, "table": table, "plot": plot, "kappa": kappa}[sys.argv[1] if len(sys.argv) > 1 else "table"]()
