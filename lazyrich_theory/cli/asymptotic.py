@@ -136,6 +136,7 @@ def run_asymptotic(args: argparse.Namespace) -> int:
               f"{time.perf_counter() - started:.2f} s; predicted half time "
               f"{'never' if h is None else f'{h:.6g}'}, final test loss "
               f"{summary['predicted_final_test_loss']:.3g} x initial, critical kappa "
-              f"{'not computed' if crit_k is None else f'{crit_k:.3g}'} ({args.critical}) "
+              f"{'not computed' if crit_k is None else f'{crit_k:.3g}'} "
+              f"({'finite-rank init' if finite_rank else args.critical}) "
               f"-> {args.out}")
     return 0
