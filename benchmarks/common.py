@@ -122,10 +122,11 @@ def baseline_tree(commit: str) -> str:
     return dest
 
 
-def run_resumable(path, jobs) -> dict[str, Any]:
+def run_resumable(path, jobs, indent: int | None = 1) -> dict[str, Any]:
     """Run ``jobs`` ((key, callable returning a dict) pairs) whose key is not yet in the JSON
     file ``path`` (a pathlib.Path), timing each and rewriting the file atomically after each
-    (an interrupted run resumes where it stopped).  Returns everything done."""
+    (an interrupted run resumes where it stopped; ``indent=None``: one compact line, for long
+    series).  Returns everything done."""
     done = json.loads(path.read_text()) if path.exists() else {}
     for key, job in jobs:
         if key in done:
@@ -134,7 +135,7 @@ def run_resumable(path, jobs) -> dict[str, Any]:
         done[key] = job()
         done[key]["wall_time"] = time.perf_counter() - t0
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(done, indent=1))
+        tmp.write_text(json.dumps(done, indent=indent))
         os.replace(tmp, path)
         print(f"{key}: {done[key]['wall_time']:.1f} s", flush=True)
     return done

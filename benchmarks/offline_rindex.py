@@ -63,7 +63,7 @@ def _unit_teacher(p):
 
 
 def _series(cols, L0):
-    return {k: [float(v / L0) for v in cols[k][::EVERY]] for k in cols}
+    return {k: [float(f"{v / L0:.6g}") for v in cols[k][::EVERY]] for k in cols}
 
 
 def _exact(p):
@@ -97,7 +97,7 @@ def _jobs():
 
 
 def run():
-    run_resumable(OUT, _jobs())
+    run_resumable(OUT, _jobs(), indent=None)
 
 
 def _stack(done, name, D, kind, seeds, full=False):
