@@ -197,8 +197,8 @@ def run_rindex(tau, xi, th0, omega, m0, C0, par):
     Parameters: xi (Ns,) teacher projections; th0 (Ns, k) draws of N(0, C0); omega (Ns, Ns)
     standard normals (the population-dynamics couplings); m0 (k,) the
     initial overlaps W^T betahat / sqrt(D); C0 (k, k) the initial perpendicular covariance;
-    par = (kappa, alpha, eps, b2, centered).  Returns (m (T, k), C (T, 2, k, k): C(n, n)
-    and C(n, 0),
+    par = (kappa, alpha, eps, b2, centered).  Returns (m (T, k), C (T, 2, k, k): C(n, 0)
+    and C(n, n),
     out (2, T), n_done): n_done < T when a non-finite value appeared at step n_done.
     """
     T, Ns, k = tau.size, xi.size, m0.size
