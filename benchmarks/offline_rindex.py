@@ -184,7 +184,8 @@ def kappa():
         ex = {q: np.array([done[f"{k}|{s}|exact"][q] for s in SEEDS]) for q in ("pop", "train")}
         th = {q: np.array([done[f"{k}|{m}|dmft"][q] for m in range(KAPPA_MC)])
               for q in ("pop", "train")}
-        print(f"| {k:g} | {ex['pop'].mean():.3f} ± {ex['pop'].std(ddof=1) / math.sqrt(len(SEEDS)):.3f} "
+        se = ex["pop"].std(ddof=1) / math.sqrt(len(SEEDS))
+        print(f"| {k:g} | {ex['pop'].mean():.3f} ± {se:.3f} "
               f"| {th['pop'].mean():.3f} ± {th['pop'].std(ddof=1) / math.sqrt(KAPPA_MC):.3f} | "
               f"{ex['train'].mean():.4f} | {th['train'].mean():.4f} |")
 
@@ -232,4 +233,5 @@ def plot():
 
 
 if __name__ == "__main__":
-    {"run": run, "table": table, "plot": plot, "kappa": kappa}[sys.argv[1] if len(sys.argv) > 1 else "table"]()
+    commands = {"run": run, "table": table, "plot": plot, "kappa": kappa}
+    commands[sys.argv[1] if len(sys.argv) > 1 else "table"]()

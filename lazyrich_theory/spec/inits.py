@@ -28,11 +28,13 @@ import numpy as np
 
 from lazyrich_theory.errors import ProblemError
 
-__all__ = ["INIT_FAMILIES", "InitSpec", "parse_init", "check_init", "check_init_scale",
+__all__ = ["INIT_FAMILIES", "FINITE_RANK_FAMILIES", "InitSpec", "parse_init", "check_init", "check_init_scale",
            "is_default_init", "haar_frame", "aligned_frame", "make_init", "init_measures"]
 
 #: The init families of the grammar.
 INIT_FAMILIES = ("iid", "lowrank", "powerlaw", "aligned")
+#: The families of finite rank R (the r-index DMFT's inits, docs/offline_theory.md §13).
+FINITE_RANK_FAMILIES = ("lowrank", "aligned")
 
 _GRAMMAR = "iid | lowrank:R | powerlaw:P | aligned:R:C"
 

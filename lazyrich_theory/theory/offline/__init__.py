@@ -51,7 +51,7 @@ from lazyrich_theory.theory.offline.inputs import (
     training_xi,
 )
 from lazyrich_theory.theory.offline.plateau import PlateauSpectrum, plateau_spectrum
-from lazyrich_theory.theory.offline.rindex import rindex_tau_curves, rindex_theory
+from lazyrich_theory.theory.offline.rindex import rindex_inputs, rindex_tau_curves
 from lazyrich_theory.theory.offline.spectral import (
     SpectralClosure,
     build_closure,
@@ -68,5 +68,5 @@ __all__ = ["offline_theory", "offline_curves", "critical_kappa", "offline_summar
            "offline_inputs", "check_problem", "phase_boundary_times", "OfflineInputs",
            "CriticalKappa", "PlateauSpectrum", "SpectralClosure", "plateau_spectrum",
            "build_closure", "rich_clock_curves", "dmft_tau_curves", "OFFLINE_METHODS",
-           "CRITICAL_METHODS", "KAPPA_SPECTRAL", "XI_LAWS", "training_xi", "rindex_theory",
+           "CRITICAL_METHODS", "KAPPA_SPECTRAL", "XI_LAWS", "training_xi", "rindex_inputs",
            "rindex_tau_curves"]

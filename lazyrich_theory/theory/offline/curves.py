@@ -37,7 +37,7 @@ from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
 from lazyrich_theory.theory.offline.inputs import OfflineInputs, offline_inputs, training_xi
-from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_theory
+from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_columns, rindex_inputs
 from lazyrich_theory.theory.offline.spectral import (
     SpectralClosure,
     build_closure,
@@ -168,19 +168,21 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         method ``"offline-spectral"`` or ``"offline-dmft"``; ``info`` holds the inputs, the
         method, the plateau outlier (spectral) and the wall time.
     """
-    if is_finite_rank(problem):
+    finite_rank = is_finite_rank(problem)
+    if finite_rank:
         if method not in ("auto", "rindex"):
             raise ProblemError(f"init={problem.init!r} is of finite rank: the offline theory "
                                f"for it is method='rindex' (or 'auto'), not {method!r}")
-        opts = {k: v for k, v in dmft_options.items() if k in ("Ns", "seed")}
-        return rindex_theory(problem, steps, save_times=save_times, data=data, b2=b2,
-                             xi_law=xi_law, **opts)
-    inp = offline_inputs(problem, data, b2)
+        inp, chosen = rindex_inputs(problem, data, b2), "rindex"
+        dmft_options = {k: v for k, v in dmft_options.items() if k in ("Ns", "seed")}
+    else:
+        inp = offline_inputs(problem, data, b2)
     if xi_law not in XI_LAWS:
         raise ProblemError(f"xi_law must be one of {', '.join(XI_LAWS)}, got {xi_law!r}")
-    chosen = "dmft" if (xi_law == "training" and method == "auto") else _choose(method, inp)
+    if not finite_rank:
+        chosen = "dmft" if (xi_law == "training" and method == "auto") else _choose(method, inp)
     if xi_law == "training":
-        if chosen != "dmft":
+        if chosen not in ("dmft", "rindex"):
             raise ProblemError("xi_law='training' (conditioned on the training set) needs "
                                "method='dmft'")
         dmft_options = {**dmft_options, "xi_train": training_xi(problem, data)}
@@ -188,11 +190,16 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
     if times[0] != 0.0:
         raise ProblemError("the offline theory needs t = 0 among the save times")
     t0 = time.perf_counter()
-    cols = offline_curves(inp, times, chosen, **dmft_options)
+    if finite_rank:
+        cols = rindex_columns(inp, times, **dmft_options)
+    else:
+        cols = offline_curves(inp, times, chosen, **dmft_options)
     info: dict[str, Any] = {"steps": int(steps), "offline_method": chosen,
                             "requested_method": method, "kappa": inp.kappa, "b2": inp.b2,
                             "D": inp.D, "alpha_eps": inp.alpha_eps, "xi_law": xi_law,
                             "wall_time": time.perf_counter() - t0}
+    if finite_rank:
+        info.update(rank=inp.R, initial_overlap=inp.overlap, stride=int(cols.pop("stride")))
     if chosen == "spectral":
         cl = spectral_closure(inp.kappa, inp.b2, inp.D)
         info.update(plateau_outlier_overlap=cl.omega0,

@@ -20,11 +20,11 @@ import numpy as np
 
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.data import ProblemData
-from lazyrich_theory.spec.inits import parse_init
+from lazyrich_theory.spec.inits import FINITE_RANK_FAMILIES, parse_init
 from lazyrich_theory.spec.problem import Problem, options_in_use
 
-__all__ = ["OfflineInputs", "offline_inputs", "check_problem", "training_refusals",
-           "training_xi"]
+__all__ = ["OfflineInputs", "offline_inputs", "input_fields", "check_problem",
+           "training_refusals", "training_xi"]
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def check_problem(problem: Problem) -> None:
     if problem.init != "iid":
         hint = ("; for this finite-rank init offline_theory / lazyrich asymptotic run the "
                 "r-index DMFT, ~10-40 s" if parse_init(problem.init).kind in
-                ("lowrank", "aligned") else "")
+                FINITE_RANK_FAMILIES else "")
         bad.append(f"init={problem.init!r} (the theory starts from M0 = I{hint})")
     if problem.P <= problem.D:
         bad.append(f"P={problem.P} <= D={problem.D} (kappa = P/D must exceed 1: below, the "
@@ -117,14 +117,22 @@ def offline_inputs(problem: Problem, data: ProblemData | None = None,
     OfflineInputs
     """
     check_problem(problem)
+    return OfflineInputs(**input_fields(problem, data, b2))
+
+
+def input_fields(problem: Problem, data: ProblemData | None = None,
+                 b2: float | None = None) -> dict[str, float | int]:
+    """The fields of :class:`OfflineInputs` for ``problem`` (no domain check): kappa, alpha
+    and eps times init_scale, eta0, D, and b2 = 2 tau |beta|^2 / D from ``data``'s teacher
+    unless given (checked positive and finite)."""
     if b2 is None:
         beta = np.asarray((problem.data() if data is None else data).beta, dtype=float)
         b2 = 2.0 * problem.tau * float(beta @ beta) / problem.D
     if not (b2 > 0 and math.isfinite(b2)):
         raise ProblemError(f"b2 = |beta|^2 / D must be positive and finite, got {b2!r}")
     s = problem.init_scale
-    return OfflineInputs(kappa=problem.P / problem.D, alpha=problem.alpha * s,
-                         eps=problem.eps * s, eta0=problem.eta0, b2=float(b2), D=problem.D)
+    return {"kappa": problem.P / problem.D, "alpha": problem.alpha * s, "eps": problem.eps * s,
+            "eta0": problem.eta0, "b2": float(b2), "D": problem.D}
 
 
 def training_xi(problem: Problem, data: ProblemData | None = None) -> np.ndarray:

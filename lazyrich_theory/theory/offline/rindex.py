@@ -17,9 +17,7 @@ discretisation error, measured in §13.3).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
-import time
 from dataclasses import dataclass
 
 import numba
@@ -29,15 +27,14 @@ from scipy.stats import qmc
 
 from lazyrich_theory.core.threads import free_cores
 from lazyrich_theory.errors import DivergenceError, ProblemError
-from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
-from lazyrich_theory.spec.inits import parse_init
+from lazyrich_theory.spec.inits import FINITE_RANK_FAMILIES, parse_init
 from lazyrich_theory.spec.problem import Problem
-from lazyrich_theory.spec.schedule import save_times as make_save_times
-from lazyrich_theory.theory.offline.inputs import OfflineInputs, training_refusals, training_xi
+from lazyrich_theory.theory.offline.inputs import (OfflineInputs, input_fields,
+                                                   training_refusals)
 from lazyrich_theory.theory.offline.rindex_kernels import run_rindex
 
-__all__ = ["RIndexInputs", "rindex_inputs", "rindex_tau_curves", "rindex_theory",
+__all__ = ["RIndexInputs", "rindex_inputs", "rindex_tau_curves", "rindex_columns",
            "is_finite_rank", "RINDEX_NS", "RINDEX_MAX_POINTS", "RINDEX_MAX_RANK"]
 
 #: Default number of Monte Carlo samples.
@@ -82,15 +79,17 @@ class RIndexInputs(OfflineInputs):
         return self.alpha / self.eps * (1.0 + 1.0 / math.sqrt(self.kappa)) ** 2
 
 
-def rindex_inputs(problem: Problem, data: ProblemData | None = None) -> RIndexInputs:
-    """The r-index DMFT's inputs for ``problem``; ProblemError (one line naming every reason)
-    unless it applies: N = inf, init ``lowrank:R`` or ``aligned:R:C`` with R <= 4, the paper's
-    teacher, plain full-batch GD, eps > 0."""
+def rindex_inputs(problem: Problem, data: ProblemData | None = None,
+                  b2: float | None = None) -> RIndexInputs:
+    """The r-index DMFT's inputs for ``problem`` (``b2`` overrides the teacher's, as in
+    ``offline_inputs``); ProblemError (one line naming every reason) unless it applies: N = inf,
+    init ``lowrank:R`` or ``aligned:R:C`` with R <= 4, the paper's teacher, plain full-batch
+    GD, eps > 0."""
     bad = []
     spec = parse_init(problem.init)
     if problem.finite_width:
         bad.append(f"N={problem.N} (the theory is for N = inf)")
-    if spec.kind not in ("lowrank", "aligned"):
+    if spec.kind not in FINITE_RANK_FAMILIES:
         bad.append(f"init={problem.init!r} (the r-index DMFT needs lowrank:R or aligned:R:C)")
     elif spec.rank > RINDEX_MAX_RANK:
         bad.append(f"rank R={spec.rank} > {RINDEX_MAX_RANK} (cost grows like (R + 1)^3)")
@@ -102,11 +101,10 @@ def rindex_inputs(problem: Problem, data: ProblemData | None = None) -> RIndexIn
     nb = float(np.linalg.norm(beta))
     if not nb > 0 or d.M0 is None:
         raise ProblemError("the r-index DMFT needs a nonzero teacher and the init's M0")
-    s, R, D = problem.init_scale, spec.rank, problem.D
+    s, R = problem.init_scale, spec.rank
     bh = beta / nb
-    c2 = float(bh @ np.asarray(d.M0, dtype=float) @ bh) * R / (D * s * s)
-    return RIndexInputs(kappa=problem.P / D, alpha=problem.alpha * s, eps=problem.eps * s,
-                        eta0=problem.eta0, b2=2.0 * problem.tau * nb * nb / D, D=D, R=R,
+    c2 = float(bh @ np.asarray(d.M0, dtype=float) @ bh) * R / (problem.D * s * s)
+    return RIndexInputs(**input_fields(problem, d, b2), R=R,
                         overlap=math.sqrt(min(max(c2, 0.0), 1.0)), centered=problem.centered,
                         scale=s)
 
@@ -240,39 +238,19 @@ def _observables(inp: RIndexInputs, m: np.ndarray, C: np.ndarray) -> dict[str, n
 
 def is_finite_rank(problem: Problem) -> bool:
     """True for the inits the r-index DMFT is for (``lowrank:R``, ``aligned:R:C``)."""
-    return parse_init(problem.init).kind in ("lowrank", "aligned")
+    return parse_init(problem.init).kind in FINITE_RANK_FAMILIES
 
 
-def rindex_theory(problem: Problem, steps: int, *, save_times=None,
-                  data: ProblemData | None = None, b2: float | None = None,
-                  xi_law: str = "gaussian", Ns: int = RINDEX_NS, seed: int = 0,
-                  max_points: int = RINDEX_MAX_POINTS) -> Trajectory:
-    """The r-index DMFT's prediction for ``problem`` as a Trajectory with the core columns of
-    ``solve`` (test_loss = population loss); what ``offline_theory`` returns for a finite-rank
-    init.  Arguments as for ``offline_theory``; ``xi_law="training"`` conditions the samples'
-    xi on the problem's training set (as the M0 = I DMFT does, docs §8.7)."""
-    inp = rindex_inputs(problem, data)
-    if b2 is not None:
-        if not (b2 > 0 and math.isfinite(b2)):
-            raise ProblemError(f"b2 = |beta|^2 / D must be positive and finite, got {b2!r}")
-        inp = dataclasses.replace(inp, b2=float(b2))
-    if xi_law not in ("gaussian", "training"):
-        raise ProblemError(f"xi_law must be 'gaussian' or 'training', got {xi_law!r}")
-    xi_train = training_xi(problem, data) if xi_law == "training" else None
-    times = make_save_times(steps, extra=save_times).astype(np.float64)
-    if times[0] != 0.0:
-        raise ProblemError("the offline theory needs t = 0 among the save times")
-    t0 = time.perf_counter()
-    c = rindex_tau_curves(inp, int(times[-1]), Ns=Ns, seed=seed, max_points=max_points,
+def rindex_columns(inp: RIndexInputs, t: np.ndarray, xi_train: np.ndarray | None = None,
+                   Ns: int = RINDEX_NS, seed: int = 0,
+                   max_points: int = RINDEX_MAX_POINTS) -> dict[str, np.ndarray]:
+    """The r-index DMFT's columns at GD times ``t`` (t[0] = 0, increasing), linear in t
+    between its steps (exact at multiples of the stride, which is reported as the scalar
+    ``stride``); what ``offline_theory`` overlays for a finite-rank init.  Options as for
+    :func:`rindex_tau_curves`."""
+    c = rindex_tau_curves(inp, int(math.ceil(t[-1])), Ns=Ns, seed=seed, max_points=max_points,
                           xi_train=xi_train)
-    cols = {name: np.interp(times, c["t"], col) for name, col in c.items()
-            if name not in ("t", "tau", "stride")}
-    info = {"steps": int(steps), "offline_method": "rindex", "requested_method": "rindex",
-            "kappa": inp.kappa, "b2": inp.b2, "D": inp.D, "alpha_eps": inp.alpha_eps,
-            "xi_law": xi_law, "rank": inp.R, "initial_overlap": inp.overlap,
-            "stride": int(c["stride"]), "wall_time": time.perf_counter() - t0}
-    core = {k: np.asarray(cols[k], dtype=float) for k in CORE_COLUMNS if k != "test_loss"}
-    core["test_loss"] = core["population_loss"].copy()
-    extra = {"spike_amplitude2": cols["spike_amplitude2"]}
-    return Trajectory(problem=problem, method="offline-rindex", t=times, **core, extra=extra,
-                      info=info)
+    out = {name: np.interp(t, c["t"], col) for name, col in c.items()
+           if name not in ("t", "tau", "stride")}
+    out["stride"] = c["stride"]
+    return out

@@ -33,8 +33,8 @@ from numba import njit, prange
 
 __all__ = ["run_rindex", "V_NAMES"]
 
-#: Scalar series out[k, n]: train loss E[r^2], mean residual E[r].
-V_NAMES = ("train", "er")
+#: Scalar series out[k, n]: train loss E[r^2].
+V_NAMES = ("train",)
 
 
 @njit(cache=True, inline="always")
@@ -158,7 +158,7 @@ def _closures(n, xi, Fs, Y, rs, G, S, exf, out, par, k):
     base = tri(n, 0)
     G[n, : n + 1] = 0.0
     S[n, : n + 1] = 0.0
-    e, tr, er = np.zeros(k), 0.0, 0.0
+    e, tr = np.zeros(k), 0.0
     for i in range(Ns):
         for s in range(n + 1):
             G[n, s] += Y[i, base + s]
@@ -167,12 +167,10 @@ def _closures(n, xi, Fs, Y, rs, G, S, exf, out, par, k):
                     S[n, s, a, b] += Fs[i, n, a] * Fs[i, s, b]
         e += xi[i] * Fs[i, n]
         tr += rs[i, n] * rs[i, n]
-        er += rs[i, n]
     G[n, : n + 1] /= Ns
     S[n, : n + 1] /= Ns * kappa
     exf[n] = e / Ns
     out[0, n] = tr / Ns
-    out[1, n] = er / Ns
 
 
 @njit(cache=True, parallel=True)
@@ -198,17 +196,18 @@ def run_rindex(tau, xi, th0, omega, m0, C0, par):
     standard normals (the population-dynamics couplings); m0 (k,) the
     initial overlaps W^T betahat / sqrt(D); C0 (k, k) the initial perpendicular covariance;
     par = (kappa, alpha, eps, b2, centered).  Returns (m (T, k), C (T, 2, k, k): C(n, 0)
-    and C(n, n),
-    out (2, T), n_done): n_done < T when a non-finite value appeared at step n_done.
+    and C(n, n), out (1, T): the train loss, n_done): n_done < T when a non-finite value
+    appeared at step n_done.
     """
     T, Ns, k = tau.size, xi.size, m0.size
     d = np.diff(tau)
     Rr, G = np.zeros((T, T, k, k)), np.zeros((T, T, k, k))
     S, C = np.zeros((T, T, k, k)), np.zeros((T, 2, k, k))
     Rt, m, exf = np.zeros((T, k, k)), np.zeros((T, k)), np.zeros((T, k))
-    Fs, nu, H0, rs = np.zeros((Ns, T, k)), np.zeros((Ns, T, k)), np.zeros((Ns, k)), np.zeros((Ns, T))
+    Fs, nu = np.zeros((Ns, T, k)), np.zeros((Ns, T, k))
+    H0, rs = np.zeros((Ns, k)), np.zeros((Ns, T))
     Y = np.zeros((Ns, T * (T + 1) // 2, k, k))
-    out = np.zeros((2, T))
+    out = np.zeros((len(V_NAMES), T))
     Rt[0] = np.eye(k)
     m[0] = m0
     for n in range(T):
