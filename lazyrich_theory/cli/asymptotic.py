@@ -1,7 +1,7 @@
 """``lazyrich asymptotic``: the offline (finite data, P = kappa D) theory of grokking into a folder.
 
-    lazyrich asymptotic [model options] [--method auto|spectral|dmft] [--critical-kappa
-                        bbp|dmft|none] [--steps T] [--save-times ...] --out DIR
+    lazyrich asymptotic [model options] [--method auto|spectral|dmft|rindex] [--critical-kappa
+                        bbp|dmft|rindex|none] [--steps T] [--save-times ...] --out DIR
 
 Writes trajectory.csv (t, train_loss, test_loss, population_loss and the other core columns;
 test_loss is the population loss, columns the theory lacks are empty), summary.json
@@ -9,8 +9,9 @@ test_loss is the population loss, columns the theory lacks are empty), summary.j
 null with a reason when not applicable), problem.json, run.json and the PNG.  The width
 defaults to N = inf here (the theory's); a finite --N, --uncentered, a training option, a
 non-paper target or P <= D is refused in one line (exit 2).  A finite-rank --init
-(lowrank:R, aligned:R:C) runs the r-index DMFT (exact as D -> inf; critical_kappa null with
-its reason).  docs/offline_theory.md.
+(lowrank:R, aligned:R:C) runs the r-index DMFT (exact as D -> inf); its critical kappa
+(``--critical-kappa rindex``, minutes) is taken at the run's own horizon.
+docs/offline_theory.md.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from lazyrich_theory.cli.parser import (
     int_at_least,
     problem_from_args,
 )
+from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.schedule import parse_times, save_times
 from lazyrich_theory.theory.offline import (
     CRITICAL_METHODS,
@@ -67,10 +69,12 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         "(default): rindex for a finite-rank init, else spectral for "
                         "kappa >= 5, else dmft")
     p.add_argument("--critical-kappa", dest="critical", choices=(*CRITICAL_METHODS, "none"),
-                   default="bbp",
-                   help="bbp (default, ~0.5 s): the plateau's BBP threshold, the lower end of "
-                        "the crossover; dmft: where the DMFT's long-time loss crosses 1/2 "
-                        "(~6 DMFT runs, minutes); none: null")
+                   default=None,
+                   help="bbp (default for the iid init, ~0.5 s): the plateau's BBP threshold, "
+                        "the lower end of the crossover; dmft: where the DMFT's long-time loss "
+                        "crosses 1/2 (~6 DMFT runs, minutes); rindex (finite-rank init only): "
+                        "where the r-index DMFT's loss at this run's horizon crosses 1/2 (~6 "
+                        "runs, minutes); none: null (default for a finite-rank init)")
     p.add_argument("--xi-law", dest="xi_law", choices=XI_LAWS, default="gaussian",
                    help="law of the teacher projection xi over the training samples: "
                         "gaussian (default, the D -> inf law) or training (the empirical law "
@@ -113,18 +117,28 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     save_times(steps, extra=extra)         # validates before anything runs
     finite_rank = is_finite_rank(problem)  # lowrank:R / aligned:R:C: the r-index DMFT
     inp = rindex_inputs(problem) if finite_rank else offline_inputs(problem)   # refusals
+    explicit = args.critical is not None
+    if not explicit:
+        args.critical = "none" if finite_rank else "bbp"
+    if (args.critical == "rindex") != finite_rank and args.critical != "none":
+        raise ProblemError(f"--critical-kappa {args.critical} is for "
+                           f"{'the iid init' if finite_rank else 'a finite-rank --init'}; "
+                           f"init={problem.init!r} takes "
+                           f"{'rindex or none' if finite_rank else 'bbp, dmft or none'}")
     if args.ns % 2:
         args.ns += 1
     config = _config(args, problem, steps, extra)
     check_out_dir(args.out, config, args.overwrite)
+    crit = None if args.critical == "none" else critical_kappa(   # before the curve: it
+        inp, args.critical, Ns=max(args.ns // 2 * 2, 20), seed=args.dmft_seed,  # may refuse
+        tau_h=float(inp.dmft_clock(steps)) if finite_rank else None)
     traj = offline_theory(problem, steps, method=args.method, save_times=extra,
                           xi_law=args.xi_law, Ns=args.ns, seed=args.dmft_seed)
-    crit = None if (args.critical == "none" or finite_rank) else critical_kappa(
-        inp, args.critical, Ns=max(args.ns // 2 * 2, 20), seed=args.dmft_seed)
     summary = offline_summary(traj, crit)
     if crit is None:
-        why = ("not computed (--critical-kappa none)" if args.critical == "none" else
-               "not computed: the critical-kappa methods are for the iid init (M0 = I)")
+        why = ("not computed (--critical-kappa none)" if explicit else
+               "not computed by default for a finite-rank init (minutes): "
+               "--critical-kappa rindex")
         for key in ("critical_kappa", "critical_kappa_method", "critical_kappa_definition"):
             summary["reasons"][key] = why
     traj = traj.with_info(config=config, summary=summary)
@@ -137,6 +151,6 @@ def run_asymptotic(args: argparse.Namespace) -> int:
               f"{'never' if h is None else f'{h:.6g}'}, final test loss "
               f"{summary['predicted_final_test_loss']:.3g} x initial, critical kappa "
               f"{'not computed' if crit_k is None else f'{crit_k:.3g}'} "
-              f"({'finite-rank init' if finite_rank else args.critical}) "
+              f"({args.critical}) "
               f"-> {args.out}")
     return 0

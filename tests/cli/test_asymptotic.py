@@ -105,7 +105,7 @@ def test_finite_rank_init_runs_the_rindex_dmft(tmp_path, capsys):
         assert key in s
     _nulls_have_reasons(s)
     assert s["method"] == "rindex" and s["critical_kappa"] is None
-    assert "iid init" in s["reasons"]["critical_kappa"]
+    assert "--critical-kappa rindex" in s["reasons"]["critical_kappa"]
     assert all(r["test_loss"] == r["population_loss"] for r in rows)
     assert float(rows[-1]["population_loss"]) < 0.5 * float(rows[0]["population_loss"])
     code, out = _run(tmp_path, "--D", "30", "--P", "120", "--init", "lowrank:6",
@@ -113,3 +113,23 @@ def test_finite_rank_init_runs_the_rindex_dmft(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "rank R=6" in err
     assert not out.exists()
+
+
+def test_finite_rank_critical_kappa(tmp_path, capsys):
+    """--critical-kappa rindex: the r-index DMFT's crossing at the run's own horizon (tau = 3
+    here), a number with its definition; the iid methods are refused for a finite-rank init and
+    rindex for the iid init, in one line before anything is computed or written."""
+    args = ("--D", "30", "--P", "120", "--alpha", "1", "--eps", "0.25", "--eta0", "3",
+            "--steps", "60", "--ns", "40")
+    code, out = _run(tmp_path, *args, "--init", "aligned:1:0.6", "--critical-kappa", "rindex")
+    assert code == 0
+    _, s = _read(out)
+    assert s["critical_kappa_method"] == "rindex" and 1.5 < s["critical_kappa"] < 4.0
+    assert "tau = 3 " in s["critical_kappa_definition"]
+    for init, method in (("aligned:1:0.6", "bbp"), ("aligned:1:0.6", "dmft"),
+                         ("iid", "rindex")):
+        code, out = _run(tmp_path, *args, "--init", init, "--critical-kappa", method,
+                         name=f"bad-{method}")
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "\n" not in err and f"--critical-kappa {method} is for" in err
+        assert not out.exists()

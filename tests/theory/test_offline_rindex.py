@@ -6,6 +6,10 @@
 * At D = 200 it agrees with the exact flow of the very same GD (8 seeds, every teacher rescaled
   to b2 = 1) within three standard errors of the difference; the same comparison against the
   theory at kappa = 8 instead of 4 fails (the check has power).
+* Its critical kappa (population loss at tau_h half its initial value) is where the exact flow
+  at D = 200 stops generalising at that horizon: the seed-mean exact loss is above 1/2 at
+  kappa_c - 0.25 and below at kappa_c + 0.25 (the theory averaged over 4 Monte Carlo runs:
+  one run at Ns = 200 moves kappa_c by ~+-0.2 here; docs §13.5).
 * Exact initial values, the refusals, the dispatch from ``offline_theory``.
 """
 
@@ -20,7 +24,7 @@ import pytest
 import lazyrich_theory as lr
 from lazyrich_theory.core.population_structured import population_structured
 from lazyrich_theory.errors import ProblemError
-from lazyrich_theory.theory.offline import offline_theory
+from lazyrich_theory.theory.offline import critical_kappa, offline_inputs, offline_theory
 from lazyrich_theory.theory.offline.rindex import (RIndexInputs, rindex_inputs,
                                                    rindex_tau_curves)
 
@@ -136,3 +140,32 @@ def test_methods_and_coarse_steps_refused():
         rindex_tau_curves(inp, 10, Ns=10)
     with pytest.raises(ProblemError, match="GB"):          # refused before allocating
         rindex_tau_curves(inp, 299, Ns=20_000)
+
+
+def test_critical_kappa_is_where_the_exact_flow_stops_generalising():
+    D, dtau, tau_h = 200, 0.1, 10.0
+    steps = int(round(tau_h / dtau))
+    p = _problem(D, 3 * D, dtau=dtau)
+    inp = dataclasses.replace(rindex_inputs(p, _unit_teacher(p)), b2=1.0)
+    crit = critical_kappa(inp, "rindex", tau_h=tau_h, Ns=200, runs=4)
+    assert crit.method == "rindex" and f"tau = {tau_h:g} " in crit.definition
+    rel = [L[-1] / L[0] for L in (rindex_tau_curves(dataclasses.replace(
+        inp, kappa=crit.value), steps, Ns=200, seed=s)["population_loss"] for s in range(4))]
+    assert np.mean(rel) == pytest.approx(0.5, abs=0.01)
+    for shift in (-0.25, 0.25):
+        losses = []
+        for seed in range(8):
+            q = _problem(D, int(round((crit.value + shift) * D)), seed=seed, dtau=dtau)
+            tr = lr.solve(q, steps, data=_unit_teacher(q))
+            losses.append(tr.population_loss[-1] / tr.population_loss[0])
+        assert (np.mean(losses) > 0.5) == (shift < 0), (crit.value, shift, np.mean(losses))
+
+
+def test_critical_kappa_methods_are_refused_for_the_other_init():
+    p = _problem(20, 80)
+    with pytest.raises(ProblemError, match="for the iid init"):
+        critical_kappa(rindex_inputs(p), "bbp")
+    with pytest.raises(ProblemError, match="finite-rank init"):
+        critical_kappa(offline_inputs(p.replace(init="iid")), "rindex")
+    crit = critical_kappa(rindex_inputs(p), "rindex", tau_h=0.5, Ns=40)   # too short to learn
+    assert math.isnan(crit.value) and "does not cross 1/2" in crit.reason

@@ -160,7 +160,8 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         only, and "auto" then means the DMFT: a prediction conditioned on the training set;
         docs/offline_theory.md §8.7).
     **dmft_options
-        Ns, seed, dmax for the DMFT (Ns, seed for the r-index DMFT).
+        Ns, seed, dmax for the DMFT; Ns, seed, max_points for the r-index DMFT (anything
+        else is refused).
 
     Returns
     -------
@@ -174,7 +175,10 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
             raise ProblemError(f"init={problem.init!r} is of finite rank: the offline theory "
                                f"for it is method='rindex' (or 'auto'), not {method!r}")
         inp, chosen = rindex_inputs(problem, data, b2), "rindex"
-        dmft_options = {k: v for k, v in dmft_options.items() if k in ("Ns", "seed")}
+        unknown = sorted(set(dmft_options) - {"Ns", "seed", "max_points"})
+        if unknown:
+            raise ProblemError(f"the r-index DMFT takes the options Ns, seed, max_points, "
+                               f"not {', '.join(unknown)}")
     else:
         inp = offline_inputs(problem, data, b2)
     if xi_law not in XI_LAWS:

@@ -12,14 +12,19 @@ Definitions (docs/offline_theory.md §10):
 * ``critical_kappa``: "bbp" -- the BBP threshold of the plateau matrix (below it no signal
   direction separates at the end of the lazy fit: the lower end of the crossover); "dmft" --
   where the DMFT's relative long-time loss at the horizon crosses 1/2 (what the exact solver's
-  "stops generalising" means in docs/offline_theory.md).
+  "stops generalising" means in docs/offline_theory.md); "rindex" -- the same crossing for a
+  finite-rank init, from the r-index DMFT (docs §13.5).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from scipy.optimize import brentq
 
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.results.trajectory import Trajectory
@@ -27,16 +32,21 @@ from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
 from lazyrich_theory.theory.offline.dmft import DMFT_DMAX, dmft_tau_curves
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
 from lazyrich_theory.theory.offline.plateau import plateau_spectrum
+from lazyrich_theory.theory.offline.rindex import (RINDEX_MAX_POINTS, RIndexInputs,
+                                                   rindex_tau_curves)
 from lazyrich_theory.theory.timescales import first_time_below, grokking_summary
 
 __all__ = ["CriticalKappa", "critical_kappa", "offline_summary", "CRITICAL_METHODS",
-           "DMFT_CRITICAL_TAU"]
+           "DMFT_CRITICAL_TAU", "RINDEX_CRITICAL_TAU"]
 
 #: How :func:`critical_kappa` can define the threshold.
-CRITICAL_METHODS = ("bbp", "dmft")
+CRITICAL_METHODS = ("bbp", "dmft", "rindex")
 #: Default horizon (in tau = 2 eta0 eps t / (alpha D)) of the DMFT critical kappa: 40, i.e.
 #: t = 1000 D steps at alpha / eps = 50 (the validation's horizon).
 DMFT_CRITICAL_TAU = 40.0
+#: Default horizon of the r-index critical kappa (a finite-rank init's loss is near its
+#: minimum by then at kappa >= 2.5, docs §13.5; it rises again slowly below).
+RINDEX_CRITICAL_TAU = 30.0
 
 
 @dataclass(frozen=True)
@@ -105,26 +115,62 @@ def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns
     return CriticalKappa(_bisect(generalises, lo, hi, tol), "dmft", definition)
 
 
+def _rindex(inp: RIndexInputs, tau_h: float, lo: float, hi: float, tol: float, Ns: int,
+            seed: int, runs: int) -> CriticalKappa:
+    steps = max(1, round(tau_h / inp.gd_step))
+    definition = (f"kappa at which the r-index DMFT's population loss at tau = {tau_h:g} (t = "
+                  f"{steps} steps) is half its initial value, init rank {inp.R}, overlap "
+                  f"{inp.overlap:.3g}, mean of {runs} Monte Carlo run(s) at Ns = {Ns}; below it "
+                  "training interpolates without generalising (at this horizon)")
+    rate = inp.alpha / inp.eps * (1.0 + lo ** -0.5) ** 2      # the column's, largest at lo
+    stride = max(1, math.floor(1.4 / (inp.gd_step * rate)))  # GD steps per DMFT step
+    max_points = max(RINDEX_MAX_POINTS, math.ceil(steps / stride) + 1)
+
+    @functools.cache
+    def excess(k: float) -> float:
+        rel = []
+        for s in range(seed, seed + runs):      # the same draws at every kappa
+            L = rindex_tau_curves(dataclasses.replace(inp, kappa=k), steps, Ns=Ns, seed=s,
+                                  max_points=max_points)["population_loss"]
+            rel.append(L[-1] / L[0])
+        return float(sum(rel) / runs - 0.5)
+
+    if not excess(lo) > 0.0 > excess(hi):
+        return CriticalKappa(math.nan, "rindex", definition,
+                             f"the r-index DMFT's loss at tau = {tau_h:g} does not cross 1/2 "
+                             f"for kappa in [{lo:g}, {hi:g}]")
+    return CriticalKappa(float(brentq(excess, lo, hi, xtol=tol)), "rindex", definition)
+
+
 def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | None = None,
                    kappa_range: tuple[float, float] = (1.2, 12.0), tol: float = 0.05,
-                   Ns: int = 400, seed: int = 0) -> CriticalKappa:
+                   Ns: int = 400, seed: int = 0, runs: int = 1) -> CriticalKappa:
     """The critical sample ratio kappa_c for the inputs ``inp`` (its kappa is ignored).
 
     Parameters
     ----------
     inp : OfflineInputs
         alpha, eps, eta0, b2 and D (``offline_inputs(problem)``).
-    method : {"bbp", "dmft"}
+    method : {"bbp", "dmft", "rindex"}
         "bbp": the plateau matrix's BBP threshold (depends on b2 and D only; ~0.1 s).
         "dmft": bisection on the DMFT's long-time loss (~6 DMFT runs: minutes at Ns = 400).
+        "bbp" and "dmft" are for the iid init (M0 = I); "rindex" is for a finite-rank init
+        (``inp`` from ``rindex_inputs``): Brent's method on the r-index DMFT's loss at
+        ``tau_h`` (~5-7 runs with the same Monte Carlo draws: minutes).
     tau_h : float, optional
-        DMFT horizon in tau (default :data:`DMFT_CRITICAL_TAU`).
+        DMFT horizon in tau (default :data:`DMFT_CRITICAL_TAU`, rindex
+        :data:`RINDEX_CRITICAL_TAU`).
     kappa_range : (float, float)
-        Search interval (bbp default; the dmft search uses [1.5, 8] inside it).
+        Search interval (bbp default; the dmft and rindex searches use [1.5, 8] inside it).
     tol : float
-        Bisection tolerance in kappa (dmft: at least 0.1).
+        Tolerance in kappa (dmft: at least 0.1; rindex: at least 0.01).
     Ns, seed : int
         DMFT Monte Carlo samples and seed.
+    runs : int
+        rindex: the loss is averaged over ``runs`` Monte Carlo runs (seeds ``seed``,
+        ``seed + 1``, ...) at every kappa.  One run's kappa_c moves by ~+-0.1 at Ns = 400
+        (the population dynamics' finite-Ns noise, which falls slowly with Ns: averaging runs
+        is the cheaper cure; docs §13.5).
 
     Returns
     -------
@@ -133,13 +179,25 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
     lo, hi = kappa_range
     if not 1.0 < lo < hi:
         raise ProblemError(f"kappa_range must satisfy 1 < low < high, got {kappa_range!r}")
+    if method not in CRITICAL_METHODS:
+        raise ProblemError(f"critical kappa method must be one of "
+                           f"{', '.join(CRITICAL_METHODS)}, got {method!r}")
+    finite_rank = isinstance(inp, RIndexInputs)
+    if finite_rank and method != "rindex":
+        raise ProblemError(f"critical kappa method {method!r} is for the iid init (M0 = I); "
+                           "for a finite-rank init use 'rindex'")
+    if method == "rindex" and not finite_rank:
+        raise ProblemError("critical kappa method 'rindex' is for a finite-rank init (inputs "
+                           "from rindex_inputs); for the iid init use 'bbp' or 'dmft'")
+    if method == "rindex":
+        if runs < 1:
+            raise ProblemError(f"runs must be >= 1, got {runs!r}")
+        return _rindex(inp, RINDEX_CRITICAL_TAU if tau_h is None else tau_h, max(lo, 1.5),
+                       min(hi, 8.0), max(tol, 0.01), Ns, seed, runs)
     if method == "bbp":
         return _bbp(inp.b2, inp.D, lo, hi, tol)
-    if method == "dmft":
-        return _dmft(inp, DMFT_CRITICAL_TAU if tau_h is None else tau_h, max(lo, 1.5),
-                     min(hi, 8.0), max(tol, 0.1), Ns, seed)
-    raise ProblemError(f"critical kappa method must be one of {', '.join(CRITICAL_METHODS)}, "
-                       f"got {method!r}")
+    return _dmft(inp, DMFT_CRITICAL_TAU if tau_h is None else tau_h, max(lo, 1.5),
+                 min(hi, 8.0), max(tol, 0.1), Ns, seed)
 
 
 def _regime_note(traj: Trajectory) -> str:

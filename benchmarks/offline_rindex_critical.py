@@ -1,0 +1,138 @@
+"""The critical kappa of finite-rank inits: the r-index DMFT's prediction against the exact
+flow at D = 100, 200, 400, 800 (issue 13; docs/offline_theory.md §13.5).
+
+Setting of ``offline_rindex.py`` (``aligned:R:0.6``, alpha = 1, eps = 0.25, N = inf, centered,
+every seed's teacher rescaled to b2 = 1, one GD step = 0.05 in tau).  The critical kappa at
+horizon tau_h is the kappa at which the population loss at tau_h is half its initial value.
+
+* theory: ``critical_kappa(inp, "rindex", tau_h=...)`` (Brent's method on the r-index DMFT, Ns =
+  400), ``MC`` Monte Carlo seeds;
+* exact: the seed-mean relative loss at tau_h on a kappa grid (spacing 0.125), its crossing of
+  1/2 by linear interpolation between the two grid points that bracket it; the standard error
+  from a bootstrap over seeds.
+
+    python benchmarks/offline_rindex_critical.py exact    # resumable, ~1 h (D = 800 dominates)
+    python benchmarks/offline_rindex_critical.py theory   # resumable, ~4-6 min per run
+    python benchmarks/offline_rindex_critical.py table    # -> offline_rindex_critical.md
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import lazyrich_theory as lr
+from common import run_resumable
+from lazyrich_theory.theory.offline import critical_kappa, rindex_inputs
+from offline_rindex import DTAU, _problem, _unit_teacher
+
+HERE = Path(__file__).resolve().parent
+EXACT_OUT = HERE / "offline_rindex_critical_exact.json"
+THEORY_OUT = HERE / "offline_rindex_critical_theory.json"
+RANKS = (1, 2)
+TAUS_H = (15.0, 30.0)
+GRID = (1.875, 2.0, 2.125, 2.25, 2.375, 2.5, 2.625)
+SEEDS = {100: range(8), 200: range(8), 400: range(8), 800: range(4)}
+#: Monte Carlo seeds of the theory per horizon (one run's kappa_c moves by ~+-0.07 at Ns = 400:
+#: the population dynamics' own finite-Ns fluctuations, which shrink slowly with Ns -- the loss
+#: spread at kappa = 2 is 0.055 at Ns = 400 and 0.035 at Ns = 1600 --, so seeds are averaged).
+MC = {15.0: 8, 30.0: 4}
+NS = 400
+
+
+def _exact_jobs():
+    steps = int(round(max(TAUS_H) / DTAU))
+    at = np.array([0.0, *TAUS_H]) / DTAU
+
+    def one(p):
+        tr = lr.solve(p, steps, save_times=at.astype(int), data=_unit_teacher(p))
+        pop = np.interp(at, tr.t, tr.population_loss)
+        train = np.interp(at, tr.t, tr.train_loss)
+        return {"pop": [float(x) for x in pop[1:] / pop[0]],
+                "train": [float(x) for x in train[1:] / pop[0]]}
+
+    for D, seeds in SEEDS.items():
+        for R in RANKS:
+            for kappa in GRID:
+                for s in seeds:
+                    yield f"{R}|{D}|{kappa}|{s}", (lambda R=R, D=D, k=kappa, s=s: one(
+                        _problem(f"aligned:{R}:0.6", k, True, D, s)))
+
+
+def _theory_jobs():
+    for tau_h in TAUS_H:
+        for R in RANKS:
+            p = _problem(f"aligned:{R}:0.6", 3.0, True, 200, 0)
+            inp = dataclasses.replace(rindex_inputs(p, _unit_teacher(p)), b2=1.0)
+            for mc in range(MC[tau_h]):
+                yield f"{R}|{tau_h}|{mc}", (lambda inp=inp, t=tau_h, mc=mc: {
+                    "kappa_c": critical_kappa(inp, "rindex", tau_h=t, Ns=NS, seed=mc).value})
+
+
+def exact():
+    run_resumable(EXACT_OUT, _exact_jobs(), indent=None)
+
+
+def theory():
+    run_resumable(THEORY_OUT, _theory_jobs())
+
+
+def _crossing(kappas: np.ndarray, loss: np.ndarray) -> float:
+    """First kappa (linear interpolation) at which ``loss`` falls to 1/2; NaN if not bracketed."""
+    below = np.nonzero(loss <= 0.5)[0]
+    if below.size == 0 or below[0] == 0:
+        return math.nan
+    i = below[0]
+    k0, k1, l0, l1 = kappas[i - 1], kappas[i], loss[i - 1], loss[i]
+    return float(k0 + (l0 - 0.5) * (k1 - k0) / (l0 - l1))
+
+
+def _exact_kc(done: dict, R: int, D: int, j: int, boot: int = 400) -> tuple[float, float]:
+    seeds = list(SEEDS[D])
+    L = np.array([[done[f"{R}|{D}|{k}|{s}"]["pop"][j] for s in seeds] for k in GRID])
+    kap = np.array(GRID)
+    rng = np.random.default_rng(0)
+    draws = [_crossing(kap, L[:, rng.integers(0, len(seeds), len(seeds))].mean(1))
+             for _ in range(boot)]
+    return _crossing(kap, L.mean(1)), float(np.nanstd(draws, ddof=1))
+
+
+def table():
+    ex, th = json.loads(EXACT_OUT.read_text()), json.loads(THEORY_OUT.read_text())
+    lines = ["# Critical kappa of finite-rank inits: r-index DMFT vs exact flow "
+             "(docs/offline_theory.md §13.5)", "",
+             "aligned:R:0.6, alpha = 1, eps = 0.25, N = inf, b2 = 1, one GD step = 0.05 in tau. "
+             "kappa_c(tau_h): the kappa at which the population loss at tau_h is half its "
+             "initial value. Theory: mean ± sd/sqrt(n) of "
+             + ", ".join(f"{n} (tau_h = {t:g})" for t, n in MC.items())
+             + f" Monte Carlo seeds (Ns = {NS}); exact: crossing of the seed-mean loss on the grid {GRID} ± bootstrap "
+             "standard error (seeds per D: "
+             + ", ".join(f"{D}: {len(s)}" for D, s in SEEDS.items()) + ").", "",
+             "| R | tau_h | theory | " + " | ".join(f"exact D = {D}" for D in SEEDS) + " |",
+             "|" + "---|" * (3 + len(SEEDS))]
+    for R in RANKS:
+        for j, tau_h in enumerate(TAUS_H):
+            v = np.array([th[f"{R}|{tau_h}|{mc}"]["kappa_c"] for mc in range(MC[tau_h])
+                          if f"{R}|{tau_h}|{mc}" in th])
+            cell = (f"{v.mean():.3f} ± {v.std(ddof=1) / math.sqrt(v.size):.3f}" if v.size > 1
+                    else f"{v.mean():.3f}" if v.size else "—")
+            exs = []
+            for D in SEEDS:
+                try:
+                    kc, se = _exact_kc(ex, R, D, j)
+                    exs.append(f"{kc:.3f} ± {se:.3f}")
+                except KeyError:
+                    exs.append("—")
+            lines.append(f"| {R} | {tau_h:g} | {cell} | " + " | ".join(exs) + " |")
+    (HERE / "offline_rindex_critical.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    commands = {"exact": exact, "theory": theory, "table": table}
+    commands[sys.argv[1] if len(sys.argv) > 1 else "table"]()
