@@ -28,7 +28,8 @@ from lazyrich_theory.core.population import population
 from lazyrich_theory.core.solve import check_options as solve_options
 from lazyrich_theory.core.solve import check_tolerances, estimate_method, solve
 from lazyrich_theory.errors import ProblemError
-from lazyrich_theory.experiments.with_theory import solve_with_theory
+from lazyrich_theory.experiments.with_theory import (OFFLINE_OVERLAYS, offline_reason,
+                                                     solve_with_theory)
 from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
@@ -121,6 +122,12 @@ def add_solve_parsers(subparsers) -> None:
     s.add_argument("--no-theory", dest="theory", action="store_false",
                    help="skip the lazy-regime theory (K0 line, linearised curves, kernel "
                         "alignment, summary.json)")
+    s.add_argument("--offline-theory", dest="offline", choices=OFFLINE_OVERLAYS,
+                   default="auto",
+                   help="the offline (P = kappa D) theory's curve beside the exact one: auto "
+                        "(default) the spectral closure where it is validated (kappa >= 5, "
+                        "iid init; ~1 s), none elsewhere; dmft (~20-60 s, any kappa); rindex "
+                        "(a finite-rank --init, ~10-40 s); none")
     s.add_argument("--integrator", choices=["rkc", "dopri5"], default=None,
                    help="integrator for --method flow: rkc (Runge-Kutta-Chebyshev, default, "
                         "rtol 1e-4) or dopri5 (Dormand-Prince 5(4), rtol 1e-7)")
@@ -146,8 +153,21 @@ def _config(args: argparse.Namespace, problem: Problem, steps: int,
             "save_times": extra, "method": getattr(args, "method", None),
             "integrator": getattr(args, "integrator", None),
             "theory": getattr(args, "theory", None),
+            "offline_theory": getattr(args, "offline", None),
             "rtol": getattr(args, "rtol", None), "atol": getattr(args, "atol", None),
             "train_readouts": getattr(args, "train_readouts", False)}
+
+
+def _check_offline(args: argparse.Namespace, problem: Problem, steps: int) -> None:
+    """An explicit --offline-theory must apply to the problem (one line, nothing computed)."""
+    if args.offline in ("auto", "none"):
+        return
+    if not args.theory:
+        raise ProblemError(f"--offline-theory {args.offline} draws a theory curve: it cannot "
+                           "go with --no-theory")
+    why = offline_reason(problem, args.offline, steps)
+    if why is not None:
+        raise ProblemError(f"--offline-theory {args.offline} does not apply: {why}")
 
 
 def _check_method(args: argparse.Namespace, problem: Problem, steps: int) -> str:
@@ -164,6 +184,7 @@ def _check_method(args: argparse.Namespace, problem: Problem, steps: int) -> str
                                   if args.method == "gd" else
                                   f" ({args.method} takes --rtol, the strides' tolerance)"))
     if args.command == "solve":
+        _check_offline(args, problem, steps)
         args.integrator = args.integrator or "rkc"
         solve_options(problem, args.method, args.integrator, args.rtol, args.atol)
         return estimate_method(problem, steps, args.method)
@@ -185,8 +206,10 @@ def _compute(args: argparse.Namespace, problem: Problem, steps: int, extra: list
     tols = {k: getattr(args, k) for k in ("rtol", "atol") if getattr(args, k, None) is not None}
     if args.command == "solve":
         run = solve_with_theory if args.theory else solve
+        theory = {"offline": args.offline} if args.theory else {}
         return run(problem, steps, method=args.method, save_times=extra, data=data,
-                   integrator=args.integrator, progress=progress, allow_large=True, **tols)
+                   integrator=args.integrator, progress=progress, allow_large=True, **tols,
+                   **theory)
     if args.command == "simulate":
         # the independent network is loaded only when asked for (it is the test oracle)
         from lazyrich_validation import simulate

@@ -1,7 +1,8 @@
 """``solve_with_theory``: the exact solve plus the lazy-regime theory, as ``lazyrich solve``
 writes it (kernel alignment, linearised curves, K0 baseline, time scales, grokking metrics),
-and the offline (P = kappa D) theory's population loss where it applies (the spectral
-closure at N = inf, ``theory.offline``)."""
+and the offline (P = kappa D) theory's population loss where it applies (by default the
+spectral closure at N = inf; on request the DMFT or, for a finite-rank init, the r-index DMFT:
+``theory.offline``)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from lazyrich_theory.theory.offline import (
     offline_summary,
     offline_theory,
 )
+from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_inputs, rindex_plan
 from lazyrich_theory.theory.timescales import (
     grokking_summary,
     lazy_peak_reason,
@@ -33,17 +35,24 @@ from lazyrich_theory.theory.timescales import (
 )
 
 __all__ = ["solve_with_theory", "offline_overlay", "offline_reason", "OFFLINE_COLUMN",
-           "OFFLINE_KEYS"]
+           "OFFLINE_KEYS", "OFFLINE_OVERLAYS"]
+
+#: What ``solve_with_theory(offline=...)`` (``lazyrich solve --offline-theory``) accepts:
+#: "auto" the spectral closure where it is validated (seconds) and nothing elsewhere; "dmft"
+#: and "rindex" (finite-rank inits) on request (~10-60 s); "none".
+OFFLINE_OVERLAYS = ("auto", "spectral", "dmft", "rindex", "none")
 
 #: The column of the offline theory's population loss (spectral closure, N = inf).
 OFFLINE_COLUMN = "offline_population_loss"
 #: summary.json keys of the offline theory -> the key of ``offline_summary`` they copy.
 OFFLINE_KEYS = {"offline_predicted_half_time": "predicted_half_time",
-                "offline_predicted_final_test_loss": "predicted_final_test_loss"}
+                "offline_predicted_final_test_loss": "predicted_final_test_loss",
+                "offline_method": "method"}
 
 
 def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
-                      data: ProblemData | None = None, **solve_kw) -> Trajectory:
+                      data: ProblemData | None = None, offline: str = "auto",
+                      **solve_kw) -> Trajectory:
     """``core.solve.solve`` plus the lazy-regime theory, as ``lazyrich solve`` writes it:
 
     * column ``kernel_alignment``: the paper's alignment of the current NTK on the test set
@@ -52,8 +61,9 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
       initialisation, in closed form, with the method that ran (GD — "gd" or
       "gd-fast" — when the linearised GD is stable, else flow);
     * column ``offline_population_loss``: the offline (P = kappa D) theory's population loss
-      (spectral closure, at N = inf whatever N is) when the problem is in its domain and
-      kappa = P / D >= ``KAPPA_SPECTRAL`` (:func:`offline_overlay`);
+      at N = inf whatever N is (:func:`offline_overlay`): by default the spectral closure
+      when the problem is in its domain and kappa = P / D >= ``KAPPA_SPECTRAL``; on request
+      (``offline``) the DMFT, or the r-index DMFT of a finite-rank init;
     * ``info["summary"]``: the K0 baseline, the linearised lazy peak, predicted time scales
       (``timescales.predict_timescales``), the offline theory's ``offline_predicted_half_time``
       and ``offline_predicted_final_test_loss`` (``theory.offline.offline_summary``'s
@@ -80,6 +90,10 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
         "auto" (default), "gd", "gd-fast" or "flow", as in ``solve``.
     data : ProblemData, optional
         The problem's data (default: ``problem.data()``).
+    offline : {"auto", "spectral", "dmft", "rindex", "none"}
+        The offline theory's curve (:data:`OFFLINE_OVERLAYS`).  An explicit theory that does
+        not apply to ``problem`` is refused (ProblemError) before anything is solved; "auto"
+        leaves the column out, with its reason.
     **solve_kw
         Further ``solve`` options (save_times, integrator, rtol, atol, progress, observers,
         stop).
@@ -89,7 +103,13 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
     Trajectory
         The solve's trajectory with the extra columns and ``info["summary"]``.
     """
-
+    if offline not in OFFLINE_OVERLAYS:
+        raise ProblemError(f"offline must be one of {', '.join(OFFLINE_OVERLAYS)}, "
+                           f"got {offline!r}")
+    if offline in ("spectral", "dmft", "rindex"):
+        why = offline_reason(problem, offline, steps)
+        if why is not None:
+            raise ProblemError(f"the offline theory {offline!r} does not apply: {why}")
     data = problem.data() if data is None else data
     observers = dict(solve_kw.pop("observers", None) or {})
     for name, fn in kernel_observers(("kernel_alignment",)).items():
@@ -111,7 +131,7 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
                                  linearized_test_loss=lin.test_loss)
     summary: dict[str, Any] = dict(lazy_summary_of(model))
     reasons: dict[str, str] = {}
-    off_column, off_summary, off_reasons = offline_overlay(problem, traj.t, data)
+    off_column, off_summary, off_reasons = offline_overlay(problem, traj.t, data, offline)
     if off_column is not None:
         traj = traj.with_columns(**{OFFLINE_COLUMN: off_column})
     note = _theory_note(problem, plain)
@@ -159,43 +179,60 @@ def _predicted(summary: dict[str, Any], reasons: dict[str, str], problem: Proble
         reasons["predicted_grokking_delay_from"] = reasons["predicted_grokking_delay"]
 
 
-def offline_reason(problem: Problem) -> str | None:
+def offline_reason(problem: Problem, method: str = "auto", steps: int | None = None
+                   ) -> str | None:
     """Why ``lazyrich solve`` draws no offline-theory curve for ``problem`` (None: it does).
 
-    The domain is :func:`~lazyrich_theory.theory.offline.check_problem`'s at N = inf (plain
-    full-batch training, centered, the paper's teacher, i.i.d. init, P > D, any convention)
-    and kappa = P / D >= ``KAPPA_SPECTRAL``, where the spectral closure (~1 s) is validated.
+    "auto" / "spectral": the domain is :func:`~lazyrich_theory.theory.offline.check_problem`'s
+    at N = inf (plain full-batch training, centered, the paper's teacher, i.i.d. init, P > D,
+    any convention) and kappa = P / D >= ``KAPPA_SPECTRAL``, where the spectral closure (~1 s)
+    is validated; "dmft": that domain at any kappa; "rindex": ``rindex_inputs``'s (a
+    finite-rank init) and, given ``steps``, a horizon its default grid can resolve.
 
     Parameters
     ----------
     problem : Problem
+    method : {"auto", "spectral", "dmft", "rindex"}
+    steps : int, optional
+        The horizon (rindex: checked against the stiff linear column and the memory limit).
 
     Returns
     -------
     str or None
         One line.
     """
+    wide = problem.replace(N=math.inf)
     try:
-        check_problem(problem.replace(N=math.inf))
+        if method == "rindex":
+            inp = rindex_inputs(wide)
+            if steps is not None:
+                rindex_plan(inp, steps)
+            return None
+        check_problem(wide)
     except ProblemError as exc:
+        if method == "auto" and is_finite_rank(problem):
+            return (f"init={problem.init!r} is of finite rank: its offline theory is the "
+                    "r-index DMFT, ~10-40 s per curve, not run by default (lazyrich solve "
+                    "--offline-theory rindex; Python: offline='rindex')")
         return str(exc)
     kappa = problem.P / problem.D
-    if kappa < KAPPA_SPECTRAL:
+    if method in ("auto", "spectral") and kappa < KAPPA_SPECTRAL:
         return (f"kappa = P/D = {kappa:.3g} < {KAPPA_SPECTRAL:g}: the spectral closure is "
                 "validated for kappa >= 5 only, and the DMFT that covers smaller kappa takes "
-                "~20-60 s per curve, too slow to run by default (lazyrich asymptotic "
-                "--method dmft computes it)")
+                "~20-60 s per curve, too slow to run by default (lazyrich solve "
+                "--offline-theory dmft or lazyrich asymptotic --method dmft computes it)")
     return None
 
 
-def offline_overlay(problem: Problem, t: np.ndarray, data: ProblemData | None = None
+def offline_overlay(problem: Problem, t: np.ndarray, data: ProblemData | None = None,
+                    method: str = "auto"
                     ) -> tuple[np.ndarray | None, dict[str, Any], dict[str, str]]:
     """The offline theory's population loss at the save times ``t`` and its summary keys.
 
-    The spectral closure (``offline_theory(problem.replace(N=inf), method="spectral")``, the
-    N = inf theory whatever ``problem.N`` is; |beta|^2 from ``data``'s teacher), evaluated at
-    exactly the times ``t``; the summary keys are :data:`OFFLINE_KEYS` with
-    ``offline_summary``'s definitions.
+    ``offline_theory(problem.replace(N=inf), method=...)`` (the N = inf theory whatever
+    ``problem.N`` is; |beta|^2 from ``data``'s teacher; "auto" is the spectral closure),
+    evaluated at exactly the times ``t``; the summary keys are :data:`OFFLINE_KEYS` with
+    ``offline_summary``'s definitions (``offline_method``: which theory drew the curve).
 
     Parameters
     ----------
@@ -204,6 +241,8 @@ def offline_overlay(problem: Problem, t: np.ndarray, data: ProblemData | None = 
         The exact trajectory's save times (t[0] = 0, increasing integers).
     data : ProblemData, optional
         The problem's data (default ``problem.data()``).
+    method : {"auto", "spectral", "dmft", "rindex", "none"}
+        Which theory (:data:`OFFLINE_OVERLAYS`).
 
     Returns
     -------
@@ -214,12 +253,14 @@ def offline_overlay(problem: Problem, t: np.ndarray, data: ProblemData | None = 
     reasons : dict
         A one-line reason for every None of ``summary``.
     """
-    why = offline_reason(problem)
+    t = np.asarray(t)
+    why = ("not requested (offline='none')" if method == "none" else
+           offline_reason(problem, method, int(t[-1])))
     if why is not None:
         return None, dict.fromkeys(OFFLINE_KEYS), dict.fromkeys(OFFLINE_KEYS, why)
-    t = np.asarray(t)
-    off = offline_theory(problem.replace(N=math.inf), int(t[-1]), method="spectral",
-                         save_times=t, data=data)
+    off = offline_theory(problem.replace(N=math.inf), int(t[-1]),
+                         method="spectral" if method == "auto" else method, save_times=t,
+                         data=data)
     pick = np.searchsorted(off.t, t)         # off.t holds every t (save_times=t)
     s = offline_summary(off)
     summary = {key: s[src] for key, src in OFFLINE_KEYS.items()}

@@ -37,8 +37,11 @@ ALIGNMENT_LABEL = "NTK alignment (paper's, test set; right axis)"
 _ALIGNMENT_COLOR = "tab:purple"
 #: The offline theory's population loss (``solve_with_theory``'s column).
 OFFLINE_COLUMN = "offline_population_loss"
-#: Legend entry of the offline theory's curve (dotted, on the loss panel).
+#: Legend entry of the offline theory's curve (dotted, on the loss panel), by the theory that
+#: drew it (summary key ``offline_method``; the spectral closure when it is not recorded).
 OFFLINE_LABEL = "offline theory (N = ∞, spectral)"
+_OFFLINE_LABELS = {"spectral": OFFLINE_LABEL, "dmft": "offline theory (N = ∞, DMFT)",
+                   "rindex": "offline theory (N = ∞, r-index DMFT)"}
 _OFFLINE_COLOR = "tab:green"
 #: The population loss is drawn alike on both panels (dotted over the test-set loss).
 _POPULATION_STYLE = dict(ls=":", color="0.15", lw=2.0)
@@ -106,8 +109,9 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
         ax.plot(x, traj.test_loss, "-", color="tab:orange", lw=2.0, label="test loss (test set)")
     _population_line(ax, x, traj)
     if OFFLINE_COLUMN in traj.extra:
+        which = (traj.info.get("summary") or {}).get("offline_method") or "spectral"
         _positive_line(ax, x, traj.extra[OFFLINE_COLUMN], ":", _OFFLINE_COLOR, 2.0,
-                       OFFLINE_LABEL)
+                       _OFFLINE_LABELS.get(which, OFFLINE_LABEL))
     for name, ls in (("linearized_train_loss", "--"), ("linearized_test_loss", "-")):
         if name in traj.extra:
             ax.plot(x, traj.extra[name], ls, color="k", lw=1.0,

@@ -95,6 +95,41 @@ def test_the_kappa_reason_names_the_dmft_and_its_cost():
     assert "DMFT" in why and "too slow" in why and "--method dmft" in why
 
 
+RANK1 = Problem(D=40, P=120, N=math.inf, alpha=1.0, eps=0.25, eta0=4.0, init="aligned:1:0.6",
+                seed=0, test_size=50)
+
+
+def test_finite_rank_init_draws_the_rindex_dmft_on_request():
+    """offline='rindex': the column is offline_theory's r-index curve at the save times, the
+    summary says which theory; by default a finite-rank init gets no curve and the reason
+    names the option."""
+    why = offline_reason(RANK1)
+    assert "--offline-theory rindex" in why and "\n" not in why
+    traj = solve_with_theory(RANK1, 200, method="gd", offline="rindex")
+    off = offline_theory(RANK1, 200, save_times=traj.t)
+    assert np.array_equal(traj[OFFLINE_COLUMN], off.population_loss)
+    s = traj.info["summary"]
+    assert s["offline_method"] == "rindex"
+    assert s["offline_predicted_final_test_loss"] == offline_summary(off)[
+        "predicted_final_test_loss"]
+    none = solve_with_theory(RANK1, 20, method="gd", offline="none")
+    assert OFFLINE_COLUMN not in none.columns
+    assert "not requested" in none.info["summary"]["reasons"]["offline_method"]
+
+
+@pytest.mark.parametrize("problem, offline, words", [
+    (BASE, "rindex", "lowrank:R or aligned:R:C"),
+    (RANK1, "dmft", "init"),
+    (RANK1.replace(eta0=400.0), "rindex", "too coarse"),
+])
+def test_an_explicit_theory_that_does_not_apply_is_refused_before_solving(problem, offline,
+                                                                           words):
+    with pytest.raises(ProblemError, match=words):
+        solve_with_theory(problem, 20_000, method="gd", offline=offline)
+    with pytest.raises(ProblemError, match="offline must be one of"):
+        solve_with_theory(problem, 10, offline="closure")
+
+
 # ------------------------------------------------------------------------------ phase
 PHASE = Problem(D=20, P=120, N=10, alpha=1.0, eps=0.2, eta0=1.0, seed=0, test_size=100)
 PHASE_STEPS = 400

@@ -34,8 +34,9 @@ from lazyrich_theory.theory.offline.inputs import (OfflineInputs, input_fields,
                                                    training_refusals)
 from lazyrich_theory.theory.offline.rindex_kernels import run_rindex
 
-__all__ = ["RIndexInputs", "rindex_inputs", "rindex_tau_curves", "rindex_columns",
-           "is_finite_rank", "RINDEX_NS", "RINDEX_MAX_POINTS", "RINDEX_MAX_RANK"]
+__all__ = ["RIndexInputs", "rindex_inputs", "rindex_plan", "rindex_tau_curves",
+           "rindex_columns", "is_finite_rank", "RINDEX_NS", "RINDEX_MAX_POINTS",
+           "RINDEX_MAX_RANK"]
 
 #: Default number of Monte Carlo samples.
 RINDEX_NS = 400
@@ -109,6 +110,33 @@ def rindex_inputs(problem: Problem, data: ProblemData | None = None,
                         scale=s)
 
 
+def rindex_plan(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS,
+                max_points: int = RINDEX_MAX_POINTS) -> tuple[int, int]:
+    """(stride, number of DMFT steps) of a run to ``steps`` GD steps, or ProblemError (one
+    line) if it would not run: Ns < 20, a step too coarse for the stiff linear column, more
+    than ``RINDEX_MAX_BYTES`` of responses.  Nothing is computed."""
+    if Ns < 20:
+        raise ProblemError(f"Ns must be >= 20, got {Ns!r}")
+    if steps < 1 or max_points < 2:
+        raise ProblemError(f"need steps >= 1 and max_points >= 2, got {steps}, {max_points}")
+    stride = max(1, math.ceil(steps / (max_points - 1)))
+    d = stride * inp.gd_step
+    if d * inp.column_rate >= 1.5:
+        raise ProblemError(
+            f"a DMFT step of {stride} GD steps (d tau = {d:.3g}) is too coarse for the linear "
+            f"column (rate {inp.column_rate:.3g}: need d tau < {1.5 / inp.column_rate:.3g}); "
+            f"raise max_points above {math.ceil(steps * inp.gd_step * inp.column_rate / 1.5) + 1} "
+            "or shorten the horizon")
+    n = math.ceil(steps / stride)
+    k = inp.R + 1
+    need = 8.0 * Ns * (n + 1) * (n + 2) / 2 * k * k
+    if need > RINDEX_MAX_BYTES:
+        raise ProblemError(f"the r-index DMFT would need {need / 1e9:.1f} GB for Ns = {Ns}, "
+                           f"{n + 1} steps and rank {inp.R} (limit "
+                           f"{RINDEX_MAX_BYTES / 1e9:g} GB); lower Ns or max_points")
+    return stride, n
+
+
 def rindex_tau_curves(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS, seed: int = 0,
                       max_points: int = RINDEX_MAX_POINTS,
                       xi_train: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -135,25 +163,8 @@ def rindex_tau_curves(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS, seed: 
     dict
         t (GD steps), tau, stride, and the loss and overlap series of :func:`_observables`.
     """
-    if Ns < 20:
-        raise ProblemError(f"Ns must be >= 20, got {Ns!r}")
-    if steps < 1 or max_points < 2:
-        raise ProblemError(f"need steps >= 1 and max_points >= 2, got {steps}, {max_points}")
-    stride = max(1, math.ceil(steps / (max_points - 1)))
-    d = stride * inp.gd_step
-    if d * inp.column_rate >= 1.5:
-        raise ProblemError(
-            f"a DMFT step of {stride} GD steps (d tau = {d:.3g}) is too coarse for the linear "
-            f"column (rate {inp.column_rate:.3g}: need d tau < {1.5 / inp.column_rate:.3g}); "
-            f"raise max_points above {math.ceil(steps * inp.gd_step * inp.column_rate / 1.5) + 1} "
-            "or shorten the horizon")
-    n = math.ceil(steps / stride)
+    stride, n = rindex_plan(inp, steps, Ns, max_points)
     k = inp.R + 1
-    need = 8.0 * Ns * (n + 1) * (n + 2) / 2 * k * k
-    if need > RINDEX_MAX_BYTES:
-        raise ProblemError(f"the r-index DMFT would need {need / 1e9:.1f} GB for Ns = {Ns}, "
-                           f"{n + 1} steps and rank {inp.R} (limit "
-                           f"{RINDEX_MAX_BYTES / 1e9:g} GB); lower Ns or max_points")
     t = np.arange(n + 1, dtype=float) * stride
     tau = t * inp.gd_step
     m0 = np.zeros(k)
