@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["plot_kappa"]
 
-_METHOD = {"spectral": "spectral closure", "dmft": "DMFT"}
+_METHOD = {"spectral": "spectral closure", "dmft": "DMFT", "rindex": "r-index DMFT"}
+_EXACT = {"flow": "exact gradient flow (N = ∞)", "gd": "exact GD (N = ∞)"}
 
 
 def _fmt(h: float | None) -> str:
@@ -42,10 +43,10 @@ def _fmt(h: float | None) -> str:
     return f"{mantissa}×10$^{{{int(exponent)}}}$"
 
 
-def _style_handles(spectral: bool) -> list:
+def _style_handles(spectral: bool, exact: str) -> list:
     """Legend entries of the line styles (the colours are the κ of the other entries)."""
     handles = [mpl.Line2D([], [], color="0.3", ls="-", lw=1.8,
-                          label="exact gradient flow (N = ∞)"),
+                          label=_EXACT.get(exact, exact)),
                mpl.Line2D([], [], color="0.3", ls="--", lw=1.6,
                           label="offline theory (the method named for each κ)")]
     if spectral:
@@ -69,7 +70,7 @@ def _along_kappa(ax, runs: Sequence[Mapping[str, Any]]) -> None:
 
 
 def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Figure":
-    """Relative test loss vs GD steps for each kappa: exact flow (solid), offline theory
+    """Relative test loss vs GD steps for each kappa: exact flow or GD (solid), offline theory
     (dashed), and the spectral closure where the DMFT was used (dotted); a second panel
     with the train loss; a third with the loss at the horizon against kappa (whether the
     network generalises along kappa: below the dotted 1/2 line it has, above it has not).
@@ -79,7 +80,8 @@ def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Fig
     ----------
     runs : sequence of mappings
         One per kappa: ``kappa``, ``t``, ``exact_test``, ``exact_train``, ``theory_test``,
-        ``theory_train``, ``spectral_test`` (or None), ``method``, ``exact_half_time``,
+        ``theory_train``, ``spectral_test`` (or None), ``method``, ``exact_method`` ("flow"
+        or "gd"; flow when absent), ``exact_half_time``,
         ``theory_half_time``, ``exact_final``, ``theory_final`` (test loss at the horizon /
         initial).
     problem : Problem
@@ -110,8 +112,11 @@ def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Fig
     _along_kappa(a3, runs)
     legend_below(fig, a1, "left", ncol=1, fontsize=8)
     spectral = any(r.get("spectral_test") is not None for r in runs)
-    legend_below(fig, a2, "right", ncol=1, fontsize=8, handles=_style_handles(spectral))
-    text = (f"Offline theory vs exact gradient flow over κ = P/D (no fitted constant); "
+    exact = runs[0].get("exact_method", "flow")
+    legend_below(fig, a2, "right", ncol=1, fontsize=8,
+                 handles=_style_handles(spectral, exact))
+    text = (f"Offline theory vs {_EXACT.get(exact, exact).split(' (')[0]} over κ = P/D (no "
+            "fitted constant); "
             f"{problem_line(problem, skip=('P', 'N'))}, N = ∞, seed {problem.seed}")
     fig.suptitle(textwrap.fill(text, int(fig.get_figwidth() * 9)))
     return fig

@@ -117,6 +117,24 @@ def test_finite_rank_init_draws_the_rindex_dmft_on_request():
     assert "not requested" in none.info["summary"]["reasons"]["offline_method"]
 
 
+def test_kappa_figure_with_a_finite_rank_init():
+    """``lazyrich figure kappa --set init=aligned:1:0.6``: the r-index DMFT against the exact
+    discrete GD (the DMFT is that of the GD itself), no spectral curve; the legend says so."""
+    from lazyrich_theory.experiments.figures.offline import kappa
+    from lazyrich_theory.plotting.offline import plot_kappa
+
+    fig = kappa(RANK1, 100, kappas="2,4", Ns=40)
+    runs = fig.plot["runs"]
+    assert [r["method"] for r in runs] == ["rindex", "rindex"]
+    assert all(r["exact_method"] == "gd" and r["spectral_test"] is None for r in runs)
+    p4 = RANK1.replace(P=160)
+    ref = offline_theory(p4, 100, Ns=40)
+    np.testing.assert_array_equal(runs[1]["theory_test"], ref.population_loss)
+    texts = [t.get_text() for leg in plot_kappa(runs, problem=RANK1).legends
+             for t in leg.get_texts()]
+    assert "exact GD (N = ∞)" in texts and any("r-index DMFT" in t for t in texts)
+
+
 @pytest.mark.parametrize("problem, offline, words", [
     (BASE, "rindex", "lowrank:R or aligned:R:C"),
     (RANK1, "dmft", "init"),

@@ -25,7 +25,8 @@ import lazyrich_theory as lr
 from lazyrich_theory.core.population_structured import population_structured
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.theory.offline import critical_kappa, offline_inputs, offline_theory
-from lazyrich_theory.theory.offline.rindex import (RIndexInputs, rindex_inputs,
+from lazyrich_theory.theory.offline.rindex import (RINDEX_MAX_POINTS, RIndexInputs,
+                                                   rindex_inputs, rindex_plan,
                                                    rindex_tau_curves)
 
 ALPHA, EPS, DTAU = 1.0, 0.25, 0.05
@@ -169,3 +170,18 @@ def test_critical_kappa_methods_are_refused_for_the_other_init():
         critical_kappa(offline_inputs(p.replace(init="iid")), "rindex")
     crit = critical_kappa(rindex_inputs(p), "rindex", tau_h=0.5, Ns=40)   # too short to learn
     assert math.isnan(crit.value) and "does not cross 1/2" in crit.reason
+
+
+def test_default_grid_resolves_the_linear_column():
+    """Without max_points the plan takes RINDEX_MAX_POINTS steps, or more where the stiff
+    column needs a finer step; an explicit max_points is kept (and refused if too coarse)."""
+    inp = rindex_inputs(_problem(100, 150))         # kappa = 1.5: rate 13.2, d = 0.05
+    assert inp.gd_step == pytest.approx(DTAU)
+    stride, n = rindex_plan(inp, 600)
+    assert stride == 2 and n == 300 and stride * DTAU * inp.column_rate < 1.5
+    assert rindex_plan(inp, 200) == (1, 200)
+    assert rindex_plan(inp, 800) == (2, 400)                  # > RINDEX_MAX_POINTS
+    with pytest.raises(ProblemError, match="GB"):
+        rindex_plan(inp, 3000)
+    with pytest.raises(ProblemError, match="too coarse"):
+        rindex_plan(inp, 600, max_points=RINDEX_MAX_POINTS)

@@ -20,6 +20,7 @@ from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times
 from lazyrich_theory.theory.offline import offline_theory
 from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
+from lazyrich_theory.theory.offline.rindex import is_finite_rank
 from lazyrich_theory.theory.timescales import first_time_below
 
 __all__ = ["KAPPA_VALUES", "kappa"]
@@ -38,20 +39,22 @@ def _one(problem: Problem, steps: int, k: float, method: str,
          spectral_everywhere: bool, Ns: int) -> dict[str, Any]:
     """The exact flow and the theory curve(s) at kappa = k."""
     p = problem.replace(P=max(int(round(k * problem.D)), problem.D + 1))
+    finite_rank = is_finite_rank(p)    # its theory is the DMFT of the discrete GD itself
     t0 = time.perf_counter()
-    exact = solve(p, steps, method="flow")
+    exact = solve(p, steps, method="gd" if finite_rank else "flow")
     t1 = time.perf_counter()
     theory = offline_theory(p, steps, method=method, Ns=Ns)
     t2 = time.perf_counter()
     spectral = None
-    if spectral_everywhere and theory.info["offline_method"] != "spectral":
+    if (spectral_everywhere and not finite_rank
+            and theory.info["offline_method"] != "spectral"):
         spectral = offline_theory(p, steps, method="spectral").population_loss
     pop = exact.population_loss
     th = theory.population_loss
     return {"kappa": p.P / p.D, "P": p.P, "t": exact.t, "exact_test": pop,
             "exact_train": exact.train_loss, "theory_test": th,
             "theory_train": theory.train_loss, "spectral_test": spectral,
-            "method": theory.info["offline_method"],
+            "method": theory.info["offline_method"], "exact_method": exact.method,
             "exact_half_time": _half(exact.t, pop), "theory_half_time": _half(theory.t, th),
             "exact_final": float(pop[-1] / pop[0]), "theory_final": float(th[-1] / th[0]),
             "exact_wall_time": t1 - t0, "theory_wall_time": t2 - t1}
@@ -65,11 +68,15 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
     Parameters
     ----------
     problem : Problem
-        D, alpha, eps, eta0 and the seed (N is set to inf, P by kappa).
+        D, alpha, eps, eta0, the init and the seed (N is set to inf, P by kappa).  A
+        finite-rank init (``aligned:R:C``, ``lowrank:R``) is compared with its r-index DMFT
+        and the exact discrete GD (the DMFT is that of the GD itself); the iid init with the
+        exact gradient flow.
     steps : int
     kappas : sequence of float or comma-separated str
-    method : {"auto", "spectral", "dmft"}
-        The theory's method (auto: spectral for kappa >= 5, DMFT below).
+    method : {"auto", "spectral", "dmft", "rindex"}
+        The theory's method (auto: spectral for kappa >= 5, DMFT below; rindex for a
+        finite-rank init).
     spectral_everywhere : bool
         Also draw the spectral closure where ``method`` chose the DMFT (dotted): it shows
         what a theory without memorisation predicts there.
@@ -97,7 +104,7 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
         cols[f"theory_test_{tag}"] = r["theory_test"]
         if r["spectral_test"] is not None:
             cols[f"spectral_test_{tag}"] = r["spectral_test"]
-    keys = ("kappa", "P", "method", "exact_half_time", "theory_half_time", "exact_final",
+    keys = ("kappa", "P", "method", "exact_method", "exact_half_time", "theory_half_time", "exact_final",
             "theory_final", "exact_wall_time", "theory_wall_time")
     result = {"runs": [{k: r[k] for k in keys} for r in runs],
               "spectral_from_kappa": KAPPA_SPECTRAL}

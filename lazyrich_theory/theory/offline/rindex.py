@@ -111,15 +111,20 @@ def rindex_inputs(problem: Problem, data: ProblemData | None = None,
 
 
 def rindex_plan(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS,
-                max_points: int = RINDEX_MAX_POINTS) -> tuple[int, int]:
+                max_points: int | None = None) -> tuple[int, int]:
     """(stride, number of DMFT steps) of a run to ``steps`` GD steps, or ProblemError (one
     line) if it would not run: Ns < 20, a step too coarse for the stiff linear column, more
-    than ``RINDEX_MAX_BYTES`` of responses.  Nothing is computed."""
+    than ``RINDEX_MAX_BYTES`` of responses.  Nothing is computed.
+
+    ``max_points`` None: ``RINDEX_MAX_POINTS`` steps, or more where the linear column needs a
+    finer step (the largest stride with d tau * rate <= 1.4, up to the memory limit)."""
     if Ns < 20:
         raise ProblemError(f"Ns must be >= 20, got {Ns!r}")
-    if steps < 1 or max_points < 2:
+    if steps < 1 or (max_points is not None and max_points < 2):
         raise ProblemError(f"need steps >= 1 and max_points >= 2, got {steps}, {max_points}")
-    stride = max(1, math.ceil(steps / (max_points - 1)))
+    stride = max(1, math.ceil(steps / ((max_points or RINDEX_MAX_POINTS) - 1)))
+    if max_points is None:
+        stride = max(1, min(stride, math.floor(1.4 / (inp.gd_step * inp.column_rate))))
     d = stride * inp.gd_step
     if d * inp.column_rate >= 1.5:
         raise ProblemError(
@@ -138,7 +143,7 @@ def rindex_plan(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS,
 
 
 def rindex_tau_curves(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS, seed: int = 0,
-                      max_points: int = RINDEX_MAX_POINTS,
+                      max_points: int | None = None,
                       xi_train: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The r-index DMFT's curves at its own steps up to ``steps`` GD steps.
 
@@ -152,9 +157,10 @@ def rindex_tau_curves(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS, seed: 
         (:func:`_initial_draws`).
     seed : int
         Seed of the Gaussian draws and of the sample order.
-    max_points : int
+    max_points : int, optional
         Largest number of DMFT steps; ``stride = ceil(steps / (max_points - 1))`` GD steps
-        are merged into one DMFT step.
+        are merged into one DMFT step.  None (default): ``RINDEX_MAX_POINTS``, or as many
+        more as the stiff linear column needs (:func:`rindex_plan`).
     xi_train : np.ndarray, optional
         A training set's xi: the samples follow its empirical law.
 
@@ -254,7 +260,7 @@ def is_finite_rank(problem: Problem) -> bool:
 
 def rindex_columns(inp: RIndexInputs, t: np.ndarray, xi_train: np.ndarray | None = None,
                    Ns: int = RINDEX_NS, seed: int = 0,
-                   max_points: int = RINDEX_MAX_POINTS) -> dict[str, np.ndarray]:
+                   max_points: int | None = None) -> dict[str, np.ndarray]:
     """The r-index DMFT's columns at GD times ``t`` (t[0] = 0, increasing), linear in t
     between its steps (exact at multiples of the stride, which is reported as the scalar
     ``stride``); what ``offline_theory`` overlays for a finite-rank init.  Options as for
