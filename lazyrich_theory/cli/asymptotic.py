@@ -41,7 +41,10 @@ from lazyrich_theory.theory.offline import (
 from lazyrich_theory.theory.offline.dmft import DMFT_NS
 from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_inputs
 
-__all__ = ["add_asymptotic_parser", "run_asymptotic"]
+__all__ = ["add_asymptotic_parser", "run_asymptotic", "CRITICAL_RUNS"]
+
+#: Monte Carlo runs averaged by ``--critical-kappa rindex``.
+CRITICAL_RUNS = 4
 
 
 def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
@@ -73,8 +76,10 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                    help="bbp (default for the iid init, ~0.5 s): the plateau's BBP threshold, "
                         "the lower end of the crossover; dmft: where the DMFT's long-time loss "
                         "crosses 1/2 (~6 DMFT runs, minutes); rindex (finite-rank init only): "
-                        "where the r-index DMFT's loss at this run's horizon crosses 1/2 (~6 "
-                        "runs, minutes); none: null (default for a finite-rank init)")
+                        "where the r-index DMFT's loss at this run's horizon, averaged over "
+                        f"{CRITICAL_RUNS} Monte Carlo runs at --ns / 2, crosses 1/2 (~6 x "
+                        f"{CRITICAL_RUNS} runs, minutes); none: null (default for a "
+                        "finite-rank init)")
     p.add_argument("--xi-law", dest="xi_law", choices=XI_LAWS, default="gaussian",
                    help="law of the teacher projection xi over the training samples: "
                         "gaussian (default, the D -> inf law) or training (the empirical law "
@@ -129,9 +134,13 @@ def run_asymptotic(args: argparse.Namespace) -> int:
         args.ns += 1
     config = _config(args, problem, steps, extra)
     check_out_dir(args.out, config, args.overwrite)
-    crit = None if args.critical == "none" else critical_kappa(   # before the curve: it
-        inp, args.critical, Ns=max(args.ns // 2 * 2, 20), seed=args.dmft_seed,  # may refuse
-        tau_h=float(inp.dmft_clock(steps)) if finite_rank else None)
+    # before the curve (it may refuse); rindex: the mean of CRITICAL_RUNS runs at Ns / 2
+    # (one run's kappa_c moves by ~+-0.14 at Ns = 400: docs §13.5)
+    options = ({"Ns": max(args.ns // 2, 20), "runs": CRITICAL_RUNS,
+                "tau_h": float(inp.dmft_clock(steps))} if finite_rank else
+               {"Ns": max(args.ns // 2 * 2, 20)})
+    crit = None if args.critical == "none" else critical_kappa(
+        inp, args.critical, seed=args.dmft_seed, **options)
     traj = offline_theory(problem, steps, method=args.method, save_times=extra,
                           xi_law=args.xi_law, Ns=args.ns, seed=args.dmft_seed)
     summary = offline_summary(traj, crit)
