@@ -14,6 +14,7 @@ horizon tau_h is the kappa at which the population loss at tau_h is half its ini
     python benchmarks/offline_rindex_critical.py exact    # resumable, ~1 h (D = 800 dominates)
     python benchmarks/offline_rindex_critical.py theory   # resumable, ~4-6 min per run
     python benchmarks/offline_rindex_critical.py table    # -> offline_rindex_critical.md
+    python benchmarks/offline_rindex_critical.py horizon  # exact kappa_c vs tau_h (~10 min)
 """
 
 from __future__ import annotations
@@ -133,6 +134,35 @@ def table():
     print("\n".join(lines))
 
 
+HORIZON_OUT = HERE / "offline_rindex_critical_horizon.json"
+HORIZONS = (15.0, 30.0, 60.0, 120.0, 250.0, 500.0)
+HORIZON_GRID = (*GRID, 2.75, 3.0)
+
+
+def horizon():
+    """The exact kappa_c against the horizon (rank 1, D = 200, 8 seeds, tau_h up to 500: the
+    late rise of the population loss near the threshold, docs §13.5); resumable, ~10 min."""
+    at = np.array([0.0, *HORIZONS]) / DTAU
+
+    def one(p):
+        tr = lr.solve(p, int(at[-1]), data=_unit_teacher(p))
+        pop = np.interp(at, tr.t, tr.population_loss)
+        train = np.interp(at, tr.t, tr.train_loss)
+        return {"pop": [float(x) for x in pop[1:] / pop[0]],
+                "train": [float(x) for x in train[1:] / pop[0]]}
+
+    jobs = ((f"{k}|{s}", (lambda k=k, s=s: one(_problem("aligned:1:0.6", k, True, 200, s))))
+            for k in HORIZON_GRID for s in range(8))
+    done = run_resumable(HORIZON_OUT, jobs)
+    L = np.array([[np.mean([done[f"{k}|{s}"]["pop"][j] for s in range(8)]) for j in
+                   range(len(HORIZONS))] for k in HORIZON_GRID])
+    print("| tau_h | " + " | ".join(f"{h:g}" for h in HORIZONS) + " |\n|" +
+          "---|" * (1 + len(HORIZONS)))
+    print("| exact kappa_c (D = 200, rank 1) | " + " | ".join(
+        f"{_crossing(np.array(HORIZON_GRID), L[:, j]):.3f}" for j in range(len(HORIZONS)))
+        + " |")
+
+
 if __name__ == "__main__":
-    commands = {"exact": exact, "theory": theory, "table": table}
+    commands = {"exact": exact, "theory": theory, "table": table, "horizon": horizon}
     commands[sys.argv[1] if len(sys.argv) > 1 else "table"]()

@@ -92,7 +92,8 @@ def options_suffix(p: Any) -> str:
 
 
 def problem_line(p: Any, skip: Iterable[str] = (), P: str | None = None) -> str:
-    """'D=100, P=550, N=500, α=1, ε=0.02, η0=1, conv. A, centered' without the fields in ``skip``.
+    """'D=100, P=550, N=500, α=1, ε=0.02, η0=1, conv. A, centered' without the fields in ``skip``
+    (a non-iid init is named: 'init aligned:1:0.6').
 
     Parameters
     ----------
@@ -111,6 +112,9 @@ def problem_line(p: Any, skip: Iterable[str] = (), P: str | None = None) -> str:
               "alpha": f"{p.alpha:g}", "eps": f"{p.eps:g}", "eta0": f"{p.eta0:g}"}
     sym = {"alpha": "α", "eps": "ε", "eta0": "η0"}
     parts = [f"{sym.get(k, k)}={v}" for k, v in fields.items() if k not in set(skip)]
+    init = getattr(p, "init", "iid")
+    if init != "iid" and "init" not in set(skip):      # the paper's init goes unsaid
+        parts.append(f"init {init}")
     parts.append(f"conv. {p.convention}")
     parts.append("centered" if p.centered else "uncentered")
     return ", ".join(parts)

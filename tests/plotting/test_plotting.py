@@ -511,5 +511,9 @@ def test_phase_heat_map_draws_the_offline_theory_boundary(offline, drawn):
 def test_problem_line_and_method_names():
     line = problem_line(PROBLEM, skip=("alpha",))
     assert "α=" not in line and line.startswith("D=8, P=20, N=4, ε=0.25")
+    assert "init" not in line                                   # the paper's iid init
+    ranked = problem_line(PROBLEM.replace(init="aligned:1:0.6"))
+    assert "init aligned:1:0.6, conv." in ranked
+    assert "init" not in problem_line(PROBLEM.replace(init="lowrank:2"), skip=("init",))
     assert method_name("gd", PROBLEM.replace(batch_size=5)) == "exact SGD"
     assert method_name("flow") == "gradient flow"
