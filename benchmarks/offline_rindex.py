@@ -14,6 +14,7 @@ per seed (conditioned on the seed's init frame).  The DMFT curve for ``aligned``
     python benchmarks/offline_rindex.py table    # -> offline_rindex.md
     python benchmarks/offline_rindex.py plot     # -> docs/gallery/rindex.png
     python benchmarks/offline_rindex.py kappa    # -> offline_rindex_kappa.json, a table (~15 min)
+    python benchmarks/offline_rindex.py cross    # cross-response diagnostic (docs §12.4, ~15 min)
 
 Cost (2 shared cores): ~15 s per DMFT run (R = 1), ~40 s (R = 2); exact flows seconds.
 """
@@ -232,6 +233,43 @@ def plot():
     print(path)
 
 
+CROSS_OUT = HERE / "offline_rindex_cross.json"
+CROSS_TAUS = (5.0, 10.0, 20.0)
+
+
+def cross():
+    """Diagnostic for docs §12.4: the r-index DMFT with and without the probe <-> column blocks
+    of Gamma (same Monte Carlo draws), aligned:1:0.6 and aligned:2:0.6 at kappa = 2.5 and 5.5,
+    tau <= 20, 2 Monte Carlo seeds at Ns = 800: how much of the column-spike coupling goes
+    through cross-responses (resumable, ~15 min)."""
+    steps = int(round(max(CROSS_TAUS) / DTAU))
+    at = np.array(CROSS_TAUS) / DTAU
+
+    def one(init, kappa, mc, on):
+        p = _problem(init, kappa, True, 100, 0)
+        inp = dataclasses.replace(rindex_inputs(p, _unit_teacher(p)), b2=1.0)
+        c = rindex_tau_curves(inp, steps, Ns=NS, seed=mc, cross_response=on)
+        L0 = c["population_loss"][0]
+        return {q: [float(x) for x in np.interp(at, c["t"], c[col]) / L0] for q, col in
+                (("pop", "population_loss"), ("lin", "linear_power"),
+                 ("train", "train_loss"))} | {"spike": [float(x) for x in np.interp(
+                     at, c["t"], c["spike_amplitude2"])]}
+
+    cases = [(init, k) for init in ("aligned:1:0.6", "aligned:2:0.6") for k in (2.5, 5.5)]
+    jobs = ((f"{init}|{k}|{mc}|{on}", (lambda i=init, k=k, mc=mc, on=on: one(i, k, mc, on)))
+            for init, k in cases for mc in range(2) for on in (True, False))
+    done = run_resumable(CROSS_OUT, jobs)
+    print("| init, kappa | quantity | " + " | ".join(f"tau = {x:g}: with / without" for x in
+                                                      CROSS_TAUS) + " |")
+    print("|" + "---|" * (2 + len(CROSS_TAUS)))
+    for init, k in cases:
+        for q in ("pop", "lin", "train", "spike"):
+            w = np.mean([done[f"{init}|{k}|{mc}|True"][q] for mc in range(2)], axis=0)
+            wo = np.mean([done[f"{init}|{k}|{mc}|False"][q] for mc in range(2)], axis=0)
+            print(f"| {init}, {k:g} | {q} | " + " | ".join(
+                f"{a:.5f} / {b:.5f}" for a, b in zip(w, wo)) + " |")
+
+
 if __name__ == "__main__":
-    commands = {"run": run, "table": table, "plot": plot, "kappa": kappa}
+    commands = {"run": run, "table": table, "plot": plot, "kappa": kappa, "cross": cross}
     commands[sys.argv[1] if len(sys.argv) > 1 else "table"]()

@@ -185,3 +185,16 @@ def test_default_grid_resolves_the_linear_column():
         rindex_plan(inp, 3000)
     with pytest.raises(ProblemError, match="too coarse"):
         rindex_plan(inp, 600, max_points=RINDEX_MAX_POINTS)
+
+
+def test_cross_response_is_a_small_diagnostic():
+    """cross_response=False drops the probe <-> column blocks of Gamma: it acts (the curves
+    change) but the column and the probe neuron couple almost only through the residual (the
+    change is < 1e-3 of the initial loss; docs §12.4 measures it up to tau = 20)."""
+    p = _problem(100, 400)
+    inp = dataclasses.replace(rindex_inputs(p, _unit_teacher(p)), b2=1.0)
+    on, off = (rindex_tau_curves(inp, 100, Ns=200, cross_response=c) for c in (True, False))
+    L0 = on["population_loss"][0]
+    diff = np.abs(on["population_loss"] - off["population_loss"]) / L0
+    assert 0.0 < diff.max() < 1e-3, diff.max()
+    assert on["population_loss"][-1] < 0.5 * L0        # the run has reached the rich phase

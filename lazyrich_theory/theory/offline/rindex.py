@@ -144,7 +144,8 @@ def rindex_plan(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS,
 
 def rindex_tau_curves(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS, seed: int = 0,
                       max_points: int | None = None,
-                      xi_train: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                      xi_train: np.ndarray | None = None,
+                      cross_response: bool = True) -> dict[str, np.ndarray]:
     """The r-index DMFT's curves at its own steps up to ``steps`` GD steps.
 
     Parameters
@@ -163,6 +164,10 @@ def rindex_tau_curves(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS, seed: 
         more as the stiff linear column needs (:func:`rindex_plan`).
     xi_train : np.ndarray, optional
         A training set's xi: the samples follow its empirical law.
+    cross_response : bool
+        False drops the probe <-> column blocks of Gamma = E[dF/dtheta] (a diagnostic, not a
+        model option: it measures how much the column and the probe neurons are coupled
+        through their responses rather than through the residual; docs §12.4).
 
     Returns
     -------
@@ -179,7 +184,8 @@ def rindex_tau_curves(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS, seed: 
     rng = np.random.default_rng(seed)
     xi, th0 = _initial_draws(Ns, C0, xi_train, rng)
     omega = rng.standard_normal((Ns, Ns))
-    par = np.array([inp.kappa, inp.alpha, inp.eps, inp.b2, 1.0 if inp.centered else 0.0])
+    par = np.array([inp.kappa, inp.alpha, inp.eps, inp.b2, 1.0 if inp.centered else 0.0,
+                    1.0 if cross_response else 0.0])
     with _numba_threads(free_cores()):
         m, C, out, done = run_rindex(tau, xi, th0, omega, m0, C0, par)
     if done < tau.size:

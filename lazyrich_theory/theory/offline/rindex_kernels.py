@@ -169,6 +169,11 @@ def _closures(n, xi, Fs, Y, rs, G, S, exf, out, par, k):
         tr += rs[i, n] * rs[i, n]
     G[n, : n + 1] /= Ns
     S[n, : n + 1] /= Ns * kappa
+    if par[5] == 0.0:                 # diagnostic: no probe <-> column cross-response
+        for s in range(n + 1):
+            for a in range(k - 1):
+                G[n, s, a, k - 1] = 0.0
+                G[n, s, k - 1, a] = 0.0
     exf[n] = e / Ns
     out[0, n] = tr / Ns
 
@@ -195,7 +200,8 @@ def run_rindex(tau, xi, th0, omega, m0, C0, par):
     Parameters: xi (Ns,) teacher projections; th0 (Ns, k) draws of N(0, C0); omega (Ns, Ns)
     standard normals (the population-dynamics couplings); m0 (k,) the
     initial overlaps W^T betahat / sqrt(D); C0 (k, k) the initial perpendicular covariance;
-    par = (kappa, alpha, eps, b2, centered).  Returns (m (T, k), C (T, 2, k, k): C(n, 0)
+    par = (kappa, alpha, eps, b2, centered, cross): cross = 0 drops the probe <-> column blocks
+    of Gamma (a diagnostic, docs §12.4).  Returns (m (T, k), C (T, 2, k, k): C(n, 0)
     and C(n, n), out (1, T): the train loss, n_done): n_done < T when a non-finite value
     appeared at step n_done.
     """
