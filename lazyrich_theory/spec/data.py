@@ -175,8 +175,9 @@ class ProblemData:
 
     @classmethod
     def load(cls, path: str | os.PathLike, problem: Problem) -> "ProblemData":
-        """Read X, y, X_test, y_test, beta[, W0][, M0] from ``path`` and check them against
-        ``problem`` (M0: an N = inf init covariance, read only when N is infinite)."""
+        """Read X, y, X_test, y_test, beta (and W0, M0 when present) from ``path`` and check
+        them against ``problem`` (M0: an N = inf init covariance, read only when N is
+        infinite)."""
         path = os.fspath(path)
         arrays = _read_npz(path, lambda a: np.asarray(a, dtype=np.float64))
         missing = [k for k in ("X", "y", "X_test", "y_test", "beta") if k not in arrays]
