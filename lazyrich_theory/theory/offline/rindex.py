@@ -10,8 +10,9 @@ has no uncontrolled closure: its only approximations are D -> inf itself (with t
 teacher overlap C_R = |P_V betahat| of the actual draw: O(R/D)^(1/2) for ``lowrank``, C for
 ``aligned``) and the Monte Carlo over samples.  It is the DMFT of *discrete* GD with step
 d = 2 eta0 eps / (alpha D) in tau per GD step; when the horizon needs more than ``max_points``
-steps, ``stride`` GD steps are merged into one (a coarser GD with the same horizon: an O(d) time
-discretisation error, measured in §13.3).
+steps (default ``RINDEX_MAX_POINTS``, or more where the stiff linear column needs a finer step:
+:func:`rindex_plan`), ``stride`` GD steps are merged into one (a coarser GD with the same
+horizon: an O(d) time discretisation error, measured in §13.3).
 """
 
 from __future__ import annotations

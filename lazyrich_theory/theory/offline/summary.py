@@ -122,7 +122,9 @@ def _rindex(inp: RIndexInputs, tau_h: float, lo: float, hi: float, tol: float, N
                   f"{steps} steps) is half its initial value, init rank {inp.R}, overlap "
                   f"{inp.overlap:.3g}, mean of {runs} Monte Carlo run(s) at Ns = {Ns}; below it "
                   "training interpolates without generalising (at this horizon)")
-    rate = inp.alpha / inp.eps * (1.0 + lo ** -0.5) ** 2      # the column's, largest at lo
+    # one grid for every kappa, fine enough for the stiffest column (at lo): with the same
+    # Monte Carlo draws the loss is then a smooth function of kappa, as Brent's method needs
+    rate = inp.alpha / inp.eps * (1.0 + lo ** -0.5) ** 2
     stride = max(1, math.floor(1.4 / (inp.gd_step * rate)))  # GD steps per DMFT step
     max_points = max(RINDEX_MAX_POINTS, math.ceil(steps / stride) + 1)
 
