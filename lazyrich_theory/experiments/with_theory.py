@@ -183,11 +183,12 @@ def offline_reason(problem: Problem, method: str = "auto", steps: int | None = N
                    ) -> str | None:
     """Why ``lazyrich solve`` draws no offline-theory curve for ``problem`` (None: it does).
 
-    "auto" / "spectral": the domain is :func:`~lazyrich_theory.theory.offline.check_problem`'s
-    at N = inf (plain full-batch training, centered, the paper's teacher, i.i.d. init, P > D,
-    any convention) and kappa = P / D >= ``KAPPA_SPECTRAL``, where the spectral closure (~1 s)
-    is validated; "dmft": that domain at any kappa; "rindex": ``rindex_inputs``'s (a
-    finite-rank init) and, given ``steps``, a horizon its default grid can resolve.
+    "auto": the domain of :func:`~lazyrich_theory.theory.offline.check_problem` at N = inf
+    (plain full-batch training, centered, the paper's teacher, i.i.d. init, P > D, any
+    convention) and kappa = P / D >= ``KAPPA_SPECTRAL``, where the spectral closure (~1 s)
+    is validated; "spectral", "dmft" (asked for explicitly): that domain at any kappa;
+    "rindex": ``rindex_inputs``'s (a finite-rank init) and, given ``steps``, a horizon its
+    default grid can resolve.
 
     Parameters
     ----------
@@ -216,7 +217,7 @@ def offline_reason(problem: Problem, method: str = "auto", steps: int | None = N
                     "--offline-theory rindex; Python: offline='rindex')")
         return str(exc)
     kappa = problem.P / problem.D
-    if method in ("auto", "spectral") and kappa < KAPPA_SPECTRAL:
+    if method == "auto" and kappa < KAPPA_SPECTRAL:
         return (f"kappa = P/D = {kappa:.3g} < {KAPPA_SPECTRAL:g}: the spectral closure is "
                 "validated for kappa >= 5 only, and the DMFT that covers smaller kappa takes "
                 "~20-60 s per curve, too slow to run by default (lazyrich solve "

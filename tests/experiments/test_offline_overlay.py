@@ -93,6 +93,8 @@ def test_solve_without_the_theory_has_no_column_and_says_why():
 def test_the_kappa_reason_names_the_dmft_and_its_cost():
     why = offline_reason(BASE.replace(P=60))
     assert "DMFT" in why and "too slow" in why and "--method dmft" in why
+    for asked in ("spectral", "dmft"):            # asked for explicitly: drawn at any kappa
+        assert offline_reason(BASE.replace(P=60), asked) is None
 
 
 RANK1 = Problem(D=40, P=120, N=math.inf, alpha=1.0, eps=0.25, eta0=4.0, init="aligned:1:0.6",
