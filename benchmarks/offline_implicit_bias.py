@@ -1,0 +1,122 @@
+"""The tau -> inf state of the offline flow against the mirror-descent interpolant (issue 13;
+docs/offline_theory.md §15).
+
+Exact: ``lr.solve(problem, T, method="flow")`` (N = inf, centered, convention A, the problem's own
+teacher and training set) read at tau = 40, 160, 640 on the DMFT clock tau = 2 eps t / (alpha D)
+(eta0 = 1); interpolant: ``entropic_interpolant(problem)`` on the same training set (a
+per-seed comparison).  Relative population loss = loss / initial loss.
+
+    python benchmarks/offline_implicit_bias.py run     # resumable (~40 min on 2 busy cores)
+    python benchmarks/offline_implicit_bias.py table   # -> offline_implicit_bias.md
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import lazyrich_theory as lr
+from common import run_resumable
+from lazyrich_theory.theory.offline.implicit_bias import entropic_interpolant
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "offline_implicit_bias.json"
+TAUS = (40.0, 160.0, 640.0)
+KAPPAS = (1.5, 2.0, 3.0, 4.0, 5.5)
+AE = ((1.0, 0.02), (2.0, 0.04))
+SEEDS = {50: range(4), 100: range(4), 200: range(4), 400: range(2)}
+#: D = 400: one (alpha, eps) and three kappas (one exact run to tau = 640 is ~2-3 min there)
+KAPPAS_400 = (2.0, 3.0, 5.5)
+#: the Fig. 3(e) problem (D = 100, P = 550, seed 0): alpha eps of the measured floors (§12.3),
+#: three alpha / eps each
+FIG3E_AE = (0.067, 0.112, 0.235, 0.32, 0.528, 1.0, 1.57)
+FIG3E_RATIO = (0.25, 4.0, 40.0)
+
+
+def _problem(D: int, kappa: float, alpha: float, eps: float, seed: int) -> lr.Problem:
+    return lr.preset("fig1").replace(N=math.inf, D=D, P=int(round(kappa * D)), alpha=alpha,
+                                     eps=eps, seed=seed)
+
+
+def _one(p: lr.Problem) -> dict:
+    st = entropic_interpolant(p)
+    at = np.array([0.0, *TAUS]) * p.alpha * p.D / (2.0 * p.eps)
+    tr = lr.solve(p, int(at[-1]), method="flow", save_times=at.astype(int))
+    pop = np.interp(at, tr.t, tr.population_loss)
+    train = np.interp(at, tr.t, tr.train_loss)
+    return {"interpolant": st.population_loss, "linear_power": st.linear_power,
+            "spike_fraction": st.spike_fraction, "iterations": st.iterations,
+            "pop": [float(x) for x in pop[1:] / pop[0]],
+            "train": [float(x) for x in train[1:] / pop[0]]}
+
+
+def _jobs():
+    grid = [(D, a, e, kappa, s) for D, seeds in SEEDS.items() for (a, e) in (AE[:1] if D == 400
+            else AE) for kappa in (KAPPAS_400 if D == 400 else KAPPAS) for s in seeds]
+    for D, a, e, kappa, s in grid:                      # cheap ones first, D = 400 last
+        if D < 400:
+            yield f"{D}|{kappa}|{a}|{e}|{s}", (lambda p=_problem(D, kappa, a, e, s): _one(p))
+    for ae in FIG3E_AE:
+        for r in FIG3E_RATIO:
+            a, e = math.sqrt(ae * r), math.sqrt(ae / r)
+            yield f"fig3e|{ae}|{r}", (lambda p=_problem(100, 5.5, a, e, 0): _one(p))
+    for D, a, e, kappa, s in grid:
+        if D == 400:
+            yield f"{D}|{kappa}|{a}|{e}|{s}", (lambda p=_problem(D, kappa, a, e, s): _one(p))
+
+
+def run():
+    run_resumable(OUT, _jobs())
+
+
+def _cells(done: dict):
+    for D, seeds in SEEDS.items():
+        for (a, e) in (AE[:1] if D == 400 else AE):
+            for kappa in (KAPPAS_400 if D == 400 else KAPPAS):
+                rows = [done[k] for s in seeds if (k := f"{D}|{kappa}|{a}|{e}|{s}") in done]
+                if rows:
+                    yield D, kappa, a, e, rows
+
+
+def table():
+    done = json.loads(OUT.read_text())
+    lines = ["# The tau -> inf state: exact flow vs the mirror-descent interpolant "
+             "(docs/offline_theory.md §15)", "",
+             "Relative population loss, seed mean ± sd; error = interpolant − exact at tau = 640 "
+             "(mean over seeds of the per-seed error, and the largest |error|); train = the "
+             "exact relative train loss at tau = 640 (interpolation reached when tiny).", "",
+             "| D | kappa | alpha, eps | seeds | exact tau = 40 | exact tau = 640 | train 640 | "
+             "interpolant | error (mean / max abs) |", "|" + "---|" * 9]
+    for D, kappa, a, e, rows in _cells(done):
+        ex40 = np.array([r["pop"][0] for r in rows])
+        ex = np.array([r["pop"][-1] for r in rows])
+        ib = np.array([r["interpolant"] for r in rows])
+        tr = np.array([r["train"][-1] for r in rows])
+        err = ib - ex
+        lines.append(f"| {D} | {kappa:g} | {a:g}, {e:g} | {len(rows)} | {_ms(ex40)} | {_ms(ex)} | "
+                     f"{np.median(tr):.0e} | {_ms(ib)} | {err.mean():+.3f} / "
+                     f"{np.abs(err).max():.3f} |")
+    lines += ["", "## The Fig. 3(e) problem (D = 100, P = 550, seed 0)", "",
+              "| alpha eps | alpha / eps | exact tau = 640 | train 640 | interpolant | error |",
+              "|---|---|---|---|---|---|"]
+    for ae in FIG3E_AE:
+        for r in FIG3E_RATIO:
+            row = done.get(f"fig3e|{ae}|{r}")
+            if row:
+                lines.append(f"| {ae:g} | {r:g} | {row['pop'][-1]:.4f} | {row['train'][-1]:.0e} "
+                             f"| {row['interpolant']:.4f} | "
+                             f"{row['interpolant'] - row['pop'][-1]:+.4f} |")
+    (HERE / "offline_implicit_bias.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _ms(v: np.ndarray) -> str:
+    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if v.size > 1 else f"{v.mean():.3f}"
+
+
+if __name__ == "__main__":
+    {"run": run, "table": table}[sys.argv[1] if len(sys.argv) > 1 else "run"]()

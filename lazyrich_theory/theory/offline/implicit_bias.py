@@ -1,0 +1,196 @@
+"""The long-time state of the offline flow as a mirror-descent interpolant (docs/offline_theory.md
+§15; an approximation, with its measured error there).
+
+At N = inf from M0 = I the flow on the DMFT clock is dU/dtau = -(1/kappa) A(tau) U,
+A = sum_mu r_mu x_mu x_mu^T, and (dropping eps s next to 1, A5' of §8.5)
+du/dtau = -(1/(eps kappa)) X^T r.  If the matrices A(tau) at different times commuted, U would
+be exp(-(1/kappa) int A) and the flow would end at
+
+    M = exp(K),  K = -(2/kappa) sum_mu c_mu x_mu x_mu^T,   u = -(1/(eps kappa)) X^T c,
+
+with c_mu = int_0^inf r_mu dtau fixed by interpolation of the P training labels.  That point
+is the unique maximiser of the concave dual
+
+    Psi(c) = -(alpha eps kappa / 4) tr e^K - (alpha / (2 eps kappa)) c^T X X^T c - c . b,
+    b_mu = (alpha eps / 2) |x_mu|^2 + y_mu,
+
+whose gradient is the interpolation residual (the minimiser of the von Neumann relative
+entropy tr(M ln M - M + I) plus 2 |u|^2 under the constraints).  The A(tau) do not commute;
+how far the exact flow's limit is from this point is measured, not assumed (§15).
+This is a finite-D computation (P dual variables, D x D eigendecompositions), not a theory
+with D-independent unknowns: it characterises the state; its D -> inf analysis is open.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.sparse.linalg import LinearOperator, cg
+
+from lazyrich_theory.core.statistics import population_loss
+from lazyrich_theory.errors import IntegrationError, ProblemError
+from lazyrich_theory.spec.data import ProblemData
+from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.theory.offline.inputs import check_problem
+
+__all__ = ["LongTimeState", "entropic_interpolant"]
+
+
+@dataclass(frozen=True)
+class LongTimeState:
+    """The mirror-descent interpolant of one problem (relative quantities divide by the initial
+    population loss (3/4) b2^2).
+
+    Attributes
+    ----------
+    population_loss : float
+        Relative population loss of the interpolant (the predicted tau -> inf test loss).
+    linear_power : float
+        Its linear part alpha^2 |u|^2 / D, relative.
+    spike_fraction : float
+        betahat^T (M - I) betahat / (b2 D / (alpha eps)): 1 when the spike fits the teacher.
+    bulk_trace : float
+        tr(M - I) / D minus the spike's share, the bulk's mean shift (memorisation).
+    max_residual : float
+        max_mu |f(x_mu) - y_mu| at the solution (the interpolation check).
+    iterations : int
+        Newton (trust-region CG) iterations.
+    """
+
+    population_loss: float
+    linear_power: float
+    spike_fraction: float
+    bulk_trace: float
+    max_residual: float
+    iterations: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return dataclasses.asdict(self)
+
+
+class _Dual:
+    """Psi's value, gradient and Hessian-vector product at c (one eigendecomposition per c)."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, alpha: float, eps: float):
+        self.X, self.alpha, self.eps = X, alpha, eps
+        self.kappa = X.shape[0] / X.shape[1]
+        self.G = X @ X.T
+        self.b = 0.5 * alpha * eps * np.einsum("ij,ij->i", X, X) + y
+        self._key, self._eig = None, None
+
+    def eig(self, c: np.ndarray):
+        """(eigenvalues, eigenvectors, X V, divided differences of exp) of K(c)."""
+        key = c.tobytes()
+        if key != self._key:
+            K = (-2.0 / self.kappa) * (self.X.T * c) @ self.X
+            lam, V = np.linalg.eigh(K)
+            e = np.exp(lam)
+            dl = lam[:, None] - lam[None, :]
+            close = np.abs(dl) <= 1e-10 * np.maximum(1.0, np.abs(lam[:, None]))
+            gam = np.where(close, e[:, None], (e[:, None] - e[None, :]) / np.where(close, 1.0, dl))
+            self._key, self._eig = key, (lam, V, self.X @ V, gam)
+        return self._eig
+
+    def residual(self, c: np.ndarray) -> np.ndarray:
+        """f(x_mu) - y_mu of the point c maps to (= grad Psi)."""
+        lam, _, Y, _ = self.eig(c)
+        xMx = (Y * Y) @ np.exp(lam)
+        return (-(self.alpha / (self.eps * self.kappa)) * (self.G @ c)
+                + 0.5 * self.alpha * self.eps * xMx - self.b)
+
+    def value_and_grad(self, c: np.ndarray):
+        """(-Psi, -grad Psi): the convex function the optimiser minimises."""
+        lam = self.eig(c)[0]
+        a, e, k = self.alpha, self.eps, self.kappa
+        phi = a * e * k / 4 * np.exp(lam).sum() + a / (2 * e * k) * c @ (self.G @ c) + c @ self.b
+        return phi, -self.residual(c)
+
+    def hessp(self, c: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """-Hess Psi . v through the Frechet derivative of exp in K's eigenbasis."""
+        _, _, Y, gam = self.eig(c)
+        L = ((Y.T * v) @ Y) * gam
+        q = ((Y @ L) * Y).sum(1)
+        a, e, k = self.alpha, self.eps, self.kappa
+        return (a * e / k) * q + a / (e * k) * (self.G @ v)
+
+
+def _refusals(problem: Problem) -> None:
+    check_problem(problem)
+    if problem.convention != "A":
+        raise ProblemError("the mirror-descent interpolant is written in convention A; "
+                           "pass problem.replace(convention='A')")
+
+
+def entropic_interpolant(problem: Problem, data: ProblemData | None = None,
+                         tol: float = 1e-9, max_iter: int = 300) -> LongTimeState:
+    """The commuting-flow (mirror-descent) interpolant of ``problem``'s training set, and its
+    population loss: an approximation of the exact flow's tau -> inf state (docs §15).
+
+    Parameters
+    ----------
+    problem : Problem
+        N = inf, centered, M0 = I, convention A, full batch, no training options, P > D (the
+        refusals of the offline theory).
+    data : ProblemData, optional
+        The training set and teacher (default: the problem's own).
+    tol : float
+        Stop when the largest interpolation residual, relative to the largest label, is below.
+    max_iter : int
+        Newton iterations before giving up (IntegrationError naming the residual).
+
+    Returns
+    -------
+    LongTimeState
+    """
+    _refusals(problem)
+    data = problem.data() if data is None else data
+    X, y = np.asarray(data.X, dtype=float), np.asarray(data.y, dtype=float)
+    dual = _Dual(X, y, problem.alpha, problem.eps)
+    scale = max(float(np.abs(y).max()), 1e-300)
+    res = minimize(dual.value_and_grad, np.zeros(X.shape[0]), jac=True, hessp=dual.hessp,
+                   method="trust-ncg", options={"gtol": tol * scale, "maxiter": max_iter})
+    c = _polish(dual, res.x, tol * scale)
+    worst = float(np.abs(dual.residual(c)).max())
+    if not (worst <= tol * scale):
+        raise IntegrationError(f"the interpolant did not converge in {res.nit} Newton steps: "
+                               f"largest residual {worst:.2e} (labels up to {scale:.2e})")
+    return _state(problem, data, dual, c, worst, int(res.nit))
+
+
+def _polish(dual: _Dual, c: np.ndarray, tol: float, steps: int = 6) -> np.ndarray:
+    """Plain Newton steps (CG solves, no line search) from the trust-region point: near the
+    optimum the trust region's ratio test is limited by the round-off of Psi (large tr e^K),
+    the residual itself still converges quadratically."""
+    n = c.size
+    for _ in range(steps):
+        g = -dual.residual(c)
+        if np.abs(g).max() <= tol:
+            break
+        H = LinearOperator((n, n), matvec=lambda v, c=c: dual.hessp(c, v), dtype=float)
+        d, _ = cg(H, -g, rtol=1e-12, maxiter=10 * n)
+        c = c + d
+    return c
+
+
+def _state(problem: Problem, data: ProblemData, dual: _Dual, c: np.ndarray, worst: float,
+           nit: int) -> LongTimeState:
+    a, e, D = problem.alpha, problem.eps, problem.D
+    lam, V, _, _ = dual.eig(c)
+    M = (V * np.exp(lam)) @ V.T
+    u = (-1.0 / (e * dual.kappa)) * (dual.X.T @ c)
+    beta = np.asarray(data.beta, dtype=float)
+    b2 = 2.0 * problem.tau * float(beta @ beta) / D
+    L0 = 0.75 * b2 * b2
+    I = np.eye(D)
+    bhat = beta / math.sqrt(float(beta @ beta))
+    spike = float(bhat @ M @ bhat) - 1.0
+    return LongTimeState(
+        population_loss=population_loss(u, M, np.zeros(D), I, beta, a, e, problem.tau) / L0,
+        linear_power=a * a * float(u @ u) / D / L0,
+        spike_fraction=spike / (b2 * D / (a * e)),
+        bulk_trace=(float(np.trace(M)) - D - spike) / D,
+        max_residual=worst, iterations=nit)
