@@ -44,6 +44,7 @@ from lazyrich_theory.cli.parser import (
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.experiments.sweep import SweepWarning, parse_vary, sweep
 from lazyrich_theory.experiments.sweep.executors import executor_workers
+from lazyrich_theory.experiments.sweep.offline import OFFLINE_CHOICES
 from lazyrich_theory.experiments.sweep.guard import check_grid_size
 
 __all__ = ["add_phase_parser", "run_phase", "build_parser", "main"]
@@ -79,12 +80,14 @@ def _add_phase_options(p: argparse.ArgumentParser) -> None:
                         "(default 1e-6; 0: always run to T)")
     g.add_argument("--no-predict", dest="predict", action="store_false",
                    help="skip the theory's predictions")
-    g.add_argument("--offline-theory", dest="offline", choices=["spectral", "dmft", "none"],
+    g.add_argument("--offline-theory", dest="offline", choices=list(OFFLINE_CHOICES),
                    default="spectral",
                    help="theory of the unfitted offline boundary of an alpha x eps sweep: "
                         "spectral closure (default, seconds), dmft (has the memorisation "
-                        "floor; ~10 one-minute solves per seed) or none "
-                        "(docs/offline_theory.md §12.3)")
+                        "floor; ~10 one-minute solves per seed), interpolant (the "
+                        "mirror-descent interpolant's floor decides which cells reach the "
+                        "threshold, the spectral closure when; ~1 s per cell at D = 100) or "
+                        "none (docs/offline_theory.md §12.3, §15)")
     e = p.add_argument_group("execution (not part of the sweep's identity)")
     x = e.add_mutually_exclusive_group()
     x.add_argument("--workers", type=int_at_least("--workers", 1), default=None,

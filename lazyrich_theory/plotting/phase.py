@@ -234,13 +234,17 @@ def _predicted(ax, xv, yv, Q) -> list:
                              f"fit):\ngrokking predicted {where}")]
 
 
+#: How the legend names each offline method's boundary.
+_HOW = {"dmft": "DMFT", "interpolant": "interpolant floor"}
+
+
 def _offline_boundary(ax, res: "PhaseResult", xv, yv, F) -> list:
     """The offline theory's boundary (F: fraction of seeds whose predicted threshold time is
     within T) as a labelled line, or a text-only entry when it does not cross the grid."""
     if F is None:
         return []
     what = f"offline theory (unfitted): population loss reaches {res.config.get('threshold')}"
-    how = "DMFT" if (res.offline or {}).get("method") == "dmft" else "spectral closure"
+    how = _HOW.get((res.offline or {}).get("method"), "spectral closure")
     if np.nanmin(F) < 0.5 < np.nanmax(F):
         ax.contour(xv, yv, F, levels=[0.5], colors=_OFFLINE_COLOR, linewidths=2.0,
                    linestyles="-.")

@@ -18,6 +18,7 @@ from lazyrich_theory.experiments.sweep import (
     load_phase,
     sweep,
 )
+from lazyrich_theory.experiments.sweep.axes import Axis
 from lazyrich_theory.experiments.sweep.offline import OFFLINE_VARIABLE
 from lazyrich_theory.experiments.with_theory import (
     OFFLINE_COLUMN,
@@ -227,7 +228,7 @@ def test_phase_offline_none_and_bad_choice():
                 plot=False, offline="none")
     assert OFFLINE_VARIABLE not in res and res.offline["method"] is None
     assert "offline='none'" in res.offline["reason"]
-    with pytest.raises(ProblemError, match="offline must be one of spectral, dmft, none"):
+    with pytest.raises(ProblemError, match="offline must be one of spectral, dmft, interpolant, none"):
         sweep(PHASE, {"eps": "0.1,0.4", "alpha": "0.5,2"}, 50, workers=1, progress=False,
               plot=False, offline="exact")
 
@@ -260,3 +261,45 @@ def test_phase_offline_dmft_boundary(monkeypatch):
     texts = [t.get_text() for ax in fig.axes if ax.get_legend()
              for t in ax.get_legend().get_texts()]
     assert any(t.startswith("offline theory (unfitted)") and "DMFT" in t for t in texts), texts
+
+
+def test_phase_offline_interpolant_boundary():
+    """offline='interpolant': the spectral closure's threshold time where the mirror-descent
+    interpolant's floor (interpolant_floors, recorded per seed) is under the threshold, inf
+    elsewhere; the legend names the floor."""
+    from lazyrich_theory.theory.offline.implicit_bias import interpolant_floors
+
+    alpha, eps, thr = [0.25, 0.5], [0.8, 3.2], 0.05
+    lines = []
+    res = sweep(PHASE, {"eps": "0.8,3.2", "alpha": "0.25,0.5"}, PHASE_STEPS, workers=1,
+                progress=False, plot=False, threshold=thr, offline="interpolant",
+                log=lines.append)
+    assert res.offline["method"] == "interpolant" and res.offline["reason"] is None
+    p = PHASE.replace(N=math.inf)
+    floors = interpolant_floors(p, alpha, eps)
+    assert np.array_equal(np.asarray(res.offline["floors"][0]), floors)
+    inp = offline_inputs(p)
+    spec = phase_boundary_times(inp.kappa, inp.b2, inp.D, inp.eta0, alpha, eps, PHASE_STEPS,
+                                threshold=thr)["threshold_time"]
+    want = np.where(floors < thr, spec, math.inf)
+    assert np.array_equal(np.asarray(res[OFFLINE_VARIABLE], float)[..., 0], want.T)
+    assert sum(s.startswith("offline interpolant floors alpha = ") for s in lines) == 2
+    fig = res.plot()
+    texts = [t.get_text() for ax in fig.axes if ax.get_legend()
+             for t in ax.get_legend().get_texts()]
+    assert any("interpolant floor" in t for t in texts), texts
+
+
+def test_phase_offline_interpolant_masks_cells_over_the_floor(monkeypatch):
+    """A cell whose floor is at or over the threshold is not reached, whatever the spectral
+    time (injected floors: one under, one at, one over the threshold)."""
+    import lazyrich_theory.experiments.sweep.offline as off
+
+    monkeypatch.setattr(off, "interpolant_floors",
+                        lambda problem, a, e, log=None: np.array([[0.01, 0.3], [0.3, 0.5]]))
+    axes = [Axis("alpha", (0.5, 1.0)), Axis("eps", (0.4, 1.6)), Axis("seed", (0,))]
+    spec, _, _, _ = off._times(PHASE, axes, PHASE_STEPS, 0.3, "spectral", None)
+    got, _, _, floors = off._times(PHASE, axes, PHASE_STEPS, 0.3, "interpolant", None)
+    assert floors == [[[0.01, 0.3], [0.3, 0.5]]]
+    assert got[0, 0, 0] == spec[0, 0, 0] and np.isfinite(spec).sum() > 1
+    assert np.isinf(got[0, 1, 0]) and np.isinf(got[1, 0, 0]) and np.isinf(got[1, 1, 0])

@@ -25,6 +25,7 @@ from lazyrich_theory.experiments.sweep.axes import Axis
 from lazyrich_theory.experiments.with_theory import offline_reason
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.theory.offline import offline_inputs, phase_boundary_times
+from lazyrich_theory.theory.offline.implicit_bias import interpolant_floors
 
 __all__ = ["OFFLINE_VARIABLE", "OFFLINE_DESCRIPTION", "OFFLINE_CHOICES", "offline_phase"]
 
@@ -38,10 +39,11 @@ OFFLINE_DESCRIPTION = ("offline theory (N = inf, no fitted constant; "
                        "computed once per sweep and seed from the base problem and the seed's "
                        "teacher, not per cell")
 #: What ``offline`` can be: the theory that draws the boundary, or none.
-OFFLINE_CHOICES = ("spectral", "dmft", "none")
+OFFLINE_CHOICES = ("spectral", "dmft", "interpolant", "none")
 #: How each method is described in ``info["theory"]`` (and the plot's legend).
 _THEORY = {"spectral": "N = inf (spectral closure)",
-           "dmft": "N = inf (DMFT, alpha-eps collapse)"}
+           "dmft": "N = inf (DMFT, alpha-eps collapse)",
+           "interpolant": "N = inf (floor: mirror-descent interpolant)"}
 
 
 def _reason(base: Problem, axes: Sequence[Axis], predict: bool, method: str) -> str | None:
@@ -76,8 +78,12 @@ def offline_phase(base: Problem, axes: Sequence[Axis], config: Mapping[str, Any]
         The sweep's axes, ``seed`` last.
     config : mapping
         The sweep's configuration (``steps``, ``threshold``, ``predict``).
-    method : {"spectral", "dmft", "none"}
-        The theory (``phase_boundary_times``), or none.
+    method : {"spectral", "dmft", "interpolant", "none"}
+        The theory (``phase_boundary_times``), or none.  ``interpolant``: a cell reaches the
+        threshold iff the mirror-descent interpolant's tau -> inf loss (its interpolation
+        floor, :func:`~lazyrich_theory.theory.offline.implicit_bias.interpolant_floors`, one
+        solve per cell and seed) is under it, at the spectral closure's time (which has no
+        floor and is early, docs §15.3); inf elsewhere.
     log : callable, optional
         Receives one line before a DMFT boundary (it takes minutes) and one per DMFT node.
 
@@ -88,9 +94,10 @@ def offline_phase(base: Problem, axes: Sequence[Axis], config: Mapping[str, Any]
         population loss under ``threshold`` (inf: not within ``steps``); None when not
         computed.
     info : dict
-        JSON-ready: ``method`` ("spectral", "dmft" or None), ``reason`` (None or one line),
+        JSON-ready: ``method`` (the method or None), ``reason`` (None or one line),
         ``definition``, and when computed ``theory``, ``threshold``, ``kappa`` and ``b2``
-        (one per seed, in the seed axis' order).
+        (one per seed, in the seed axis' order); for ``interpolant`` also ``floors`` (the
+        absolute floors, [seed][alpha][eps]).
     """
     info: dict[str, Any] = {"method": None, "reason": None, "definition": OFFLINE_DESCRIPTION}
     why = _reason(base, axes, bool(config.get("predict", True)), method)
@@ -98,9 +105,12 @@ def offline_phase(base: Problem, axes: Sequence[Axis], config: Mapping[str, Any]
         if method == "dmft" and log is not None:
             log("phase: offline theory (DMFT) boundary: about 10 DMFT solves per seed, "
                 "a minute each")
+        if method == "interpolant" and log is not None:
+            log("phase: offline theory (interpolant) floors: one convex solve per cell and "
+                "seed, ~1 s at D = 100, ~30 s at D = 400")
         try:
-            values, b2, kappa = _times(base, axes, int(config["steps"]),
-                                       float(config["threshold"]), method, log)
+            values, b2, kappa, floors = _times(base, axes, int(config["steps"]),
+                                               float(config["threshold"]), method, log)
         except ProblemError as exc:
             why = str(exc)
     if why is not None:
@@ -108,12 +118,16 @@ def offline_phase(base: Problem, axes: Sequence[Axis], config: Mapping[str, Any]
         return None, info
     info.update(method=method, theory=_THEORY[method],
                 threshold=float(config["threshold"]), kappa=kappa, b2=b2)
+    if floors:
+        info["floors"] = floors
     return values, info
 
 
 def _times(base: Problem, axes: Sequence[Axis], steps: int, threshold: float, method: str,
-           log: Callable[[str], None] | None) -> tuple[np.ndarray, list[float], float]:
-    """phase_boundary_times per seed, laid out like the sweep's grid; (values, b2s, kappa)."""
+           log: Callable[[str], None] | None
+           ) -> tuple[np.ndarray, list[float], float, list]:
+    """phase_boundary_times per seed, laid out like the sweep's grid; (values, b2s, kappa,
+    floors: the interpolant's per seed, [] for the other methods)."""
     by_name = {a.name: a for a in axes}
     scale = base.init_scale                     # the theory reads alpha and eps times it
     alpha = [float(v) * scale for v in by_name["alpha"].values]
@@ -121,13 +135,20 @@ def _times(base: Problem, axes: Sequence[Axis], steps: int, threshold: float, me
     seeds = by_name["seed"].values
     out = np.empty((len(alpha), len(eps), len(seeds)))
     b2s: list[float] = []
+    floors: list = []
     kappa = math.nan
+    time_method = "spectral" if method == "interpolant" else method
     for k, seed in enumerate(seeds):
-        inp = offline_inputs(base.replace(N=math.inf, seed=int(seed)))
+        problem = base.replace(N=math.inf, seed=int(seed))
+        inp = offline_inputs(problem)
         kappa = inp.kappa
         b2s.append(inp.b2)
         out[:, :, k] = phase_boundary_times(inp.kappa, inp.b2, inp.D, inp.eta0, alpha, eps,
-                                            steps, threshold=threshold, method=method,
+                                            steps, threshold=threshold, method=time_method,
                                             log=log)["threshold_time"]
+        if method == "interpolant":
+            fl = interpolant_floors(problem, alpha, eps, log=log)
+            out[:, :, k] = np.where(fl < threshold, out[:, :, k], math.inf)
+            floors.append(fl.tolist())
     order = [("alpha", "eps", "seed").index(a.name) for a in axes]
-    return np.transpose(out, order), b2s, kappa
+    return np.transpose(out, order), b2s, kappa, floors

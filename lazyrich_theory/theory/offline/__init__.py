@@ -18,6 +18,13 @@ the rich time):
   (errors +0.1..0.3 at kappa <= 3), its half-times are -25..+10 % with xi ~ N(0, 1) and within
   ~2 % at kappa = 11 when conditioned on the training set's xi (``xi_law="training"``).
 
+The tau -> inf state (module ``implicit_bias``): :func:`entropic_interpolant`, the point the
+flow would reach if its gradient matrices commuted (a mirror-descent interpolant with the von
+Neumann relative entropy; one convex solve with P dual variables, ~1 s at D = 100), predicts
+the exact flow's long-time loss -- the interpolation floor -- to ~0.01 on the Fig. 3(e) grid
+(docs §15); :func:`interpolant_floors` on an alpha x eps grid.  It is finite-D (not a theory with
+D-independent unknowns).
+
 For finite-rank inits (``lowrank:R``, ``aligned:R:C``, R <= 4) ``offline_theory`` runs
 ``method="rindex"`` (module ``rindex``): the exact D -> inf DMFT of the same GD with R + 1
 indices, no closure; ~10-40 s per curve (docs §13).
@@ -32,7 +39,7 @@ training set's xi, for ``xi_law="training"``), and the building blocks :func:`pl
 Modules: ``inputs`` (what is read and refused), ``plateau`` (per-sample law, deterministic
 equivalent, BBP outlier), ``spectral`` (the closure), ``dmft_kernels`` / ``dmft`` (the DMFT),
 ``curves`` (the Trajectory), ``summary`` (the numbers), ``grid`` (phase diagrams),
-``rindex_kernels`` / ``rindex`` (the r-index DMFT).
+``rindex_kernels`` / ``rindex`` (the r-index DMFT), ``implicit_bias`` (the interpolant).
 """
 
 from lazyrich_theory.theory.offline.curves import (
@@ -44,6 +51,11 @@ from lazyrich_theory.theory.offline.curves import (
 )
 from lazyrich_theory.theory.offline.dmft import dmft_tau_curves
 from lazyrich_theory.theory.offline.grid import phase_boundary_times
+from lazyrich_theory.theory.offline.implicit_bias import (
+    LongTimeState,
+    entropic_interpolant,
+    interpolant_floors,
+)
 from lazyrich_theory.theory.offline.inputs import (
     OfflineInputs,
     check_problem,
@@ -69,4 +81,4 @@ __all__ = ["offline_theory", "offline_curves", "critical_kappa", "offline_summar
            "CriticalKappa", "PlateauSpectrum", "SpectralClosure", "plateau_spectrum",
            "build_closure", "rich_clock_curves", "dmft_tau_curves", "OFFLINE_METHODS",
            "CRITICAL_METHODS", "KAPPA_SPECTRAL", "XI_LAWS", "training_xi", "rindex_inputs",
-           "rindex_tau_curves"]
+           "rindex_tau_curves", "entropic_interpolant", "interpolant_floors", "LongTimeState"]

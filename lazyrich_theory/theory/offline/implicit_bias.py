@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from scipy.optimize import minimize
@@ -37,7 +38,7 @@ from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.theory.offline.inputs import check_problem
 
-__all__ = ["LongTimeState", "entropic_interpolant"]
+__all__ = ["LongTimeState", "entropic_interpolant", "interpolant_floors"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class LongTimeState:
         max_mu |f(x_mu) - y_mu| at the solution (the interpolation check).
     iterations : int
         Newton (trust-region CG) iterations.
+    initial_loss : float
+        The initial population loss (3/4) b2^2 the relative quantities divide by.
     """
 
     population_loss: float
@@ -67,6 +70,7 @@ class LongTimeState:
     bulk_trace: float
     max_residual: float
     iterations: int
+    initial_loss: float
 
     def to_dict(self) -> dict[str, float | int]:
         return dataclasses.asdict(self)
@@ -120,6 +124,9 @@ class _Dual:
 
 def _refusals(problem: Problem) -> None:
     check_problem(problem)
+    if problem.init_scale != 1.0:
+        raise ProblemError(f"init_scale={problem.init_scale:g}: the mirror-descent interpolant "
+                           "starts from M0 = I (init_scale 1)")
     if problem.convention != "A":
         raise ProblemError("the mirror-descent interpolant is written in convention A; "
                            "pass problem.replace(convention='A')")
@@ -193,4 +200,22 @@ def _state(problem: Problem, data: ProblemData, dual: _Dual, c: np.ndarray, wors
         linear_power=a * a * float(u @ u) / D / L0,
         spike_fraction=spike / (b2 * D / (a * e)),
         bulk_trace=(float(np.trace(M)) - D - spike) / D,
-        max_residual=worst, iterations=nit)
+        max_residual=worst, iterations=nit, initial_loss=L0)
+
+
+def interpolant_floors(problem: Problem, alphas, epss,
+                       log: Callable[[str], None] | None = None) -> np.ndarray:
+    """The interpolant's absolute tau -> inf population loss (the interpolation floor) on an
+    alpha x eps grid, shape (len(alphas), len(epss)): ``problem`` with each (alpha, eps), its
+    own training set and teacher (the same for every cell: the data do not depend on alpha,
+    eps).  ``log`` receives one line per alpha row."""
+    data = problem.data()
+    out = np.empty((len(alphas), len(epss)))
+    for i, a in enumerate(alphas):
+        for j, e in enumerate(epss):
+            st = entropic_interpolant(problem.replace(alpha=float(a), eps=float(e)), data)
+            out[i, j] = st.population_loss * st.initial_loss
+        if log is not None:
+            log(f"offline interpolant floors alpha = {float(a):g}: "
+                + ", ".join(f"{v:.3g}" for v in out[i]))
+    return out
