@@ -1,7 +1,7 @@
 """``lazyrich asymptotic``: the offline (finite data, P = kappa D) theory of grokking into a folder.
 
     lazyrich asymptotic [model options] [--method auto|spectral|dmft|rindex] [--critical-kappa
-                        bbp|dmft|rindex|none] [--steps T] [--save-times ...] --out DIR
+                        bbp|dmft|rindex|interpolant|none] [--steps T] [--save-times ...] --out DIR
 
 Writes trajectory.csv (t, train_loss, test_loss, population_loss and the other core columns;
 test_loss is the population loss, columns the theory lacks are empty), summary.json
@@ -39,6 +39,8 @@ from lazyrich_theory.theory.offline import (
     offline_theory,
 )
 from lazyrich_theory.theory.offline.dmft import DMFT_NS
+from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_CRITICAL_SEEDS,
+                                                          interpolant_critical_kappa)
 from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_inputs
 
 __all__ = ["add_asymptotic_parser", "run_asymptotic", "CRITICAL_RUNS"]
@@ -71,15 +73,19 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         "DMFT of a finite-rank --init (lowrank:R, aligned:R:C); auto "
                         "(default): rindex for a finite-rank init, else spectral for "
                         "kappa >= 5, else dmft")
-    p.add_argument("--critical-kappa", dest="critical", choices=(*CRITICAL_METHODS, "none"),
+    p.add_argument("--critical-kappa", dest="critical",
+                   choices=(*CRITICAL_METHODS, "interpolant", "none"),
                    default=None,
                    help="bbp (default for the iid init, ~0.5 s): the plateau's BBP threshold, "
                         "the lower end of the crossover; dmft: where the DMFT's long-time loss "
                         "crosses 1/2 (~6 DMFT runs, minutes); rindex (finite-rank init only): "
                         "where the r-index DMFT's loss at this run's horizon, averaged over "
                         f"{CRITICAL_RUNS} Monte Carlo runs at --ns / 2, crosses 1/2 (~6 x "
-                        f"{CRITICAL_RUNS} runs, minutes); none: null (default for a "
-                        "finite-rank init)")
+                        f"{CRITICAL_RUNS} runs, minutes); interpolant (iid init): where the "
+                        "tau -> inf loss of the mirror-descent interpolant, averaged over "
+                        f"{INTERPOLANT_CRITICAL_SEEDS} training sets (this seed and the next), "
+                        "crosses 1/2 (~1-2 min at D = 100, grows like D^3); none: null "
+                        "(default for a finite-rank init)")
     p.add_argument("--xi-law", dest="xi_law", choices=XI_LAWS, default="gaussian",
                    help="law of the teacher projection xi over the training samples: "
                         "gaussian (default, the D -> inf law) or training (the empirical law "
@@ -129,7 +135,8 @@ def run_asymptotic(args: argparse.Namespace) -> int:
         raise ProblemError(f"--critical-kappa {args.critical} is for "
                            f"{'the iid init' if finite_rank else 'a finite-rank --init'}; "
                            f"init={problem.init!r} takes "
-                           f"{'rindex or none' if finite_rank else 'bbp, dmft or none'}")
+                           + ("rindex or none" if finite_rank else
+                              "bbp, dmft, interpolant or none"))
     if args.ns % 2:
         args.ns += 1
     config = _config(args, problem, steps, extra)
@@ -139,8 +146,11 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     options = ({"Ns": max(args.ns // 2, 20), "runs": CRITICAL_RUNS,
                 "tau_h": float(inp.dmft_clock(steps))} if finite_rank else
                {"Ns": max(args.ns // 2 * 2, 20)})
-    crit = None if args.critical == "none" else critical_kappa(
-        inp, args.critical, seed=args.dmft_seed, **options)
+    if args.critical == "interpolant":
+        crit = interpolant_critical_kappa(problem)
+    else:
+        crit = None if args.critical == "none" else critical_kappa(
+            inp, args.critical, seed=args.dmft_seed, **options)
     traj = offline_theory(problem, steps, method=args.method, save_times=extra,
                           xi_law=args.xi_law, Ns=args.ns, seed=args.dmft_seed)
     summary = offline_summary(traj, crit)

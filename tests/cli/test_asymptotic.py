@@ -129,9 +129,27 @@ def test_finite_rank_critical_kappa(tmp_path, capsys):
     assert "tau = 3 " in s["critical_kappa_definition"]       # the run's own horizon
     assert "mean of 4 Monte Carlo run(s) at Ns = 20" in s["critical_kappa_definition"]
     for init, method in (("aligned:1:0.6", "bbp"), ("aligned:1:0.6", "dmft"),
-                         ("iid", "rindex")):
+                         ("aligned:1:0.6", "interpolant"), ("iid", "rindex")):
         code, out = _run(tmp_path, *args, "--init", init, "--critical-kappa", method,
                          name=f"bad-{method}")
         err = capsys.readouterr().err.strip()
         assert code == 2 and "\n" not in err and f"--critical-kappa {method} is for" in err
         assert not out.exists()
+
+
+def test_interpolant_critical_kappa(tmp_path):
+    """--critical-kappa interpolant (iid init): the interpolant's crossing averaged over 4
+    training sets is the summary's critical_kappa, with its definition (the physics is checked
+    in tests/theory/test_offline_implicit_bias.py)."""
+    import lazyrich_theory as lr
+
+    from lazyrich_theory.theory.offline.implicit_bias import interpolant_critical_kappa
+
+    code, out = _run(tmp_path, "--D", "20", "--P", "120", "--alpha", "1", "--eps", "0.05",
+                     "--steps", "2000", "--critical-kappa", "interpolant")
+    assert code == 0
+    _, s = _read(out)
+    ref = interpolant_critical_kappa(lr.Problem(D=20, P=120, N="inf", alpha=1.0, eps=0.05))
+    assert s["critical_kappa_method"] == "interpolant"
+    assert s["critical_kappa"] == ref.value and 1.5 < ref.value < 8.0
+    assert "4 training sets" in s["critical_kappa_definition"]

@@ -8,6 +8,10 @@
   seed-mean tau -> inf loss is within 0.03 of the exact flow's (measured: 0.731 vs 0.736 over
   6 seeds, per-seed errors up to 0.12); the same comparison at kappa = 3 against the exact
   kappa = 2 losses fails (the check has power).
+* Its critical kappa (the interpolant's seed-mean loss crossing 1/2) is where the exact flow
+  stops generalising at tau -> inf: at D = 30 the exact seed-mean loss (same 4 training sets)
+  is above 1/2 at kappa_c - 0.25 and below at kappa_c + 0.25 (measured 0.62 and 0.30; 0.47 at
+  kappa_c = 2.45).
 * Refusals and the convergence error.
 """
 
@@ -21,7 +25,8 @@ import pytest
 import lazyrich_theory as lr
 from lazyrich_theory.errors import IntegrationError, ProblemError
 from lazyrich_theory.spec.data import ProblemData, target
-from lazyrich_theory.theory.offline.implicit_bias import entropic_interpolant
+from lazyrich_theory.theory.offline.implicit_bias import (entropic_interpolant,
+                                                          interpolant_critical_kappa)
 
 
 def _gauss(kappa, seed, D=30, alpha=1.0, eps=0.02):
@@ -69,3 +74,13 @@ def test_refusals_and_nonconvergence():
         entropic_interpolant(_gauss(1.0, 0))
     with pytest.raises(IntegrationError, match="largest residual"):
         entropic_interpolant(_gauss(3.0, 0), tol=1e-300)
+
+
+def test_critical_kappa_is_where_the_exact_flow_stops_generalising():
+    crit = interpolant_critical_kappa(_gauss(3.0, 0), seeds=4)
+    assert crit.method == "interpolant" and crit.reason is None and 2.0 < crit.value < 4.0
+    for shift, above in ((-0.25, True), (0.25, False)):
+        mean = np.mean([_exact_limit(_gauss(crit.value + shift, s))[0] for s in range(4)])
+        assert (mean > 0.5) == above, (shift, mean)
+    none = interpolant_critical_kappa(_gauss(3.0, 0), seeds=2, kappa_range=(5.0, 8.0))
+    assert math.isnan(none.value) and "below 1/2" in none.reason
