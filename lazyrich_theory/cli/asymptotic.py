@@ -40,13 +40,21 @@ from lazyrich_theory.theory.offline import (
 )
 from lazyrich_theory.theory.offline.dmft import DMFT_NS
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_CRITICAL_SEEDS,
+                                                          entropic_interpolant,
                                                           interpolant_critical_kappa)
 from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_inputs
 
-__all__ = ["add_asymptotic_parser", "run_asymptotic", "CRITICAL_RUNS"]
+__all__ = ["add_asymptotic_parser", "run_asymptotic", "CRITICAL_RUNS", "LIMIT_D_DEFAULT"]
 
 #: Monte Carlo runs averaged by ``--critical-kappa rindex``.
 CRITICAL_RUNS = 4
+#: ``predicted_limit_test_loss`` is computed by default up to this D (~30 s at D = 400; the
+#: convex solve grows like P D^2 per Newton-CG product).
+LIMIT_D_DEFAULT = 400
+#: Its definition in summary.json.
+LIMIT_DEFINITION = ("tau -> inf population loss / initial of the mirror-descent interpolant "
+                    "of this training set (where the flow would end if its gradient matrices "
+                    "commuted; an approximation, docs/offline_theory.md §15)")
 
 
 def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
@@ -86,6 +94,11 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         f"{INTERPOLANT_CRITICAL_SEEDS} training sets (this seed and the next), "
                         "crosses 1/2 (~1-2 min at D = 100, grows like D^3); none: null "
                         "(default for a finite-rank init)")
+    p.add_argument("--limit-loss", dest="limit", choices=("interpolant", "none"), default=None,
+                   help="summary key predicted_limit_test_loss, the tau -> inf test loss: "
+                        "interpolant (the mirror-descent interpolant of this training set, "
+                        f"docs §15; default for the iid init up to D = {LIMIT_D_DEFAULT}, "
+                        "~1 s at D = 100, ~30 s at D = 400) or none")
     p.add_argument("--xi-law", dest="xi_law", choices=XI_LAWS, default="gaussian",
                    help="law of the teacher projection xi over the training samples: "
                         "gaussian (default, the D -> inf law) or training (the empirical law "
@@ -104,7 +117,7 @@ def _config(args: argparse.Namespace, problem, steps: int,
     return {"command": "asymptotic", "problem": problem.to_dict(), "steps": steps,
             "save_times": extra, "method": args.method, "critical_kappa": args.critical,
             "ns": args.ns, "dmft_seed": args.dmft_seed,
-            "xi_law": args.xi_law}
+            "xi_law": args.xi_law, "limit_loss": args.limit}
 
 
 def run_asymptotic(args: argparse.Namespace) -> int:
@@ -137,6 +150,7 @@ def run_asymptotic(args: argparse.Namespace) -> int:
                            f"init={problem.init!r} takes "
                            + ("rindex or none" if finite_rank else
                               "bbp, dmft, interpolant or none"))
+    limit_why = _limit_reason(args, problem, finite_rank)
     if args.ns % 2:
         args.ns += 1
     config = _config(args, problem, steps, extra)
@@ -160,6 +174,7 @@ def run_asymptotic(args: argparse.Namespace) -> int:
                "--critical-kappa rindex")
         for key in ("critical_kappa", "critical_kappa_method", "critical_kappa_definition"):
             summary["reasons"][key] = why
+    _add_limit(summary, problem, limit_why)
     traj = traj.with_info(config=config, summary=summary)
     traj.save(args.out, plot=args.plot, overwrite=True)   # check_out_dir ran
     if not args.quiet:
@@ -170,6 +185,41 @@ def run_asymptotic(args: argparse.Namespace) -> int:
               f"{'never' if h is None else f'{h:.6g}'}, final test loss "
               f"{summary['predicted_final_test_loss']:.3g} x initial, critical kappa "
               f"{'not computed' if crit_k is None else f'{crit_k:.3g}'} "
-              f"({args.critical}) "
+              f"({args.critical}), tau -> inf test loss {_fmt(summary)} "
               f"-> {args.out}")
     return 0
+
+
+def _limit_reason(args: argparse.Namespace, problem, finite_rank: bool) -> str | None:
+    """Why predicted_limit_test_loss is not computed (None: it is); an explicit
+    ``--limit-loss interpolant`` that cannot be is refused (ProblemError, one line)."""
+    if args.limit == "none":
+        return "not computed (--limit-loss none)"
+    if finite_rank:
+        if args.limit == "interpolant":
+            raise ProblemError(f"--limit-loss interpolant is for the iid init (M0 = I); "
+                               f"init={problem.init!r} takes none")
+        return "the interpolant is for the iid init (M0 = I)"
+    if problem.convention != "A" or problem.init_scale != 1.0:
+        if args.limit == "interpolant":
+            raise ProblemError("--limit-loss interpolant is for convention A and init_scale 1")
+        return "the interpolant is written for convention A, init_scale 1"
+    if args.limit is None and problem.D > LIMIT_D_DEFAULT:
+        return (f"not computed by default at D = {problem.D} > {LIMIT_D_DEFAULT} (minutes): "
+                "--limit-loss interpolant")
+    return None
+
+
+def _add_limit(summary: dict, problem, why: str | None) -> None:
+    """predicted_limit_test_loss (the interpolant's) and its definition, or null + reason."""
+    value = None if why is not None else entropic_interpolant(problem).population_loss
+    summary["predicted_limit_test_loss"] = value
+    summary["predicted_limit_test_loss_definition"] = LIMIT_DEFINITION
+    if why is not None:
+        summary["reasons"]["predicted_limit_test_loss"] = why
+        summary["reasons"] = dict(sorted(summary["reasons"].items()))
+
+
+def _fmt(summary: dict) -> str:
+    v = summary["predicted_limit_test_loss"]
+    return "not computed" if v is None else f"{v:.3g} x initial (interpolant)"

@@ -153,3 +153,35 @@ def test_interpolant_critical_kappa(tmp_path):
     assert s["critical_kappa_method"] == "interpolant"
     assert s["critical_kappa"] == ref.value and 1.5 < ref.value < 8.0
     assert "4 training sets" in s["critical_kappa_definition"]
+
+
+def test_limit_test_loss(tmp_path, capsys):
+    """predicted_limit_test_loss: the interpolant's tau -> inf loss of the run's own training
+    set by default (iid init), null with a reason for a finite-rank init or --limit-loss none;
+    --limit-loss interpolant for a finite-rank init is refused in one line, nothing written."""
+    import lazyrich_theory as lr
+    from lazyrich_theory.theory.offline.implicit_bias import entropic_interpolant
+
+    args = ("--D", "20", "--P", "120", "--alpha", "1", "--eps", "0.05", "--steps", "2000",
+            "--critical-kappa", "none")
+    code, out = _run(tmp_path, *args)
+    assert code == 0
+    _, s = _read(out)
+    ref = entropic_interpolant(lr.Problem(D=20, P=120, N="inf", alpha=1.0, eps=0.05))
+    assert s["predicted_limit_test_loss"] == ref.population_loss
+    assert "interpolant" in s["predicted_limit_test_loss_definition"]
+    code, out = _run(tmp_path, *args, "--limit-loss", "none", name="none")
+    _, s = _read(out)
+    assert s["predicted_limit_test_loss"] is None
+    assert "--limit-loss none" in s["reasons"]["predicted_limit_test_loss"]
+    rank = ("--D", "30", "--P", "120", "--alpha", "1", "--eps", "0.25", "--eta0", "3",
+            "--steps", "60", "--ns", "40", "--init", "aligned:1:0.6")
+    code, out = _run(tmp_path, *rank, name="rank")
+    _, s = _read(out)
+    assert code == 0 and s["predicted_limit_test_loss"] is None
+    assert "iid init" in s["reasons"]["predicted_limit_test_loss"]
+    capsys.readouterr()
+    code, out = _run(tmp_path, *rank, "--limit-loss", "interpolant", name="bad")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "--limit-loss interpolant is for" in err
+    assert not out.exists()
