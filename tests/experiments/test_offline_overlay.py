@@ -228,7 +228,8 @@ def test_phase_offline_none_and_bad_choice():
                 plot=False, offline="none")
     assert OFFLINE_VARIABLE not in res and res.offline["method"] is None
     assert "offline='none'" in res.offline["reason"]
-    with pytest.raises(ProblemError, match="offline must be one of spectral, dmft, interpolant, none"):
+    with pytest.raises(ProblemError,
+                       match="offline must be one of spectral, dmft, interpolant, none"):
         sweep(PHASE, {"eps": "0.1,0.4", "alpha": "0.5,2"}, 50, workers=1, progress=False,
               plot=False, offline="exact")
 
