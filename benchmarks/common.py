@@ -141,6 +141,22 @@ def run_resumable(path, jobs, indent: int | None = 1) -> dict[str, Any]:
     return done
 
 
+def half_crossing(xs, loss) -> float:
+    """First x (linear interpolation) at which ``loss`` falls to 1/2 along the increasing grid
+    ``xs``; NaN if not bracketed (already below at the first point, or never below)."""
+    import math
+
+    import numpy as np
+
+    loss = np.asarray(loss, dtype=float)
+    below = np.nonzero(loss <= 0.5)[0]
+    if below.size == 0 or below[0] == 0:
+        return math.nan
+    i = below[0]
+    x0, x1, l0, l1 = xs[i - 1], xs[i], loss[i - 1], loss[i]
+    return float(x0 + (l0 - 0.5) * (x1 - x0) / (l0 - l1))
+
+
 def fmt_s(x: float | None) -> str:
     """Seconds for a table: 3 significant digits, '—' for None."""
     if x is None:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import lazyrich_theory as lr
-from common import run_resumable
+from common import half_crossing, run_resumable
 from lazyrich_theory.theory.offline import critical_kappa, rindex_inputs
 from offline_rindex import DTAU, _problem, _unit_teacher
 
@@ -84,24 +84,14 @@ def theory():
     run_resumable(THEORY_OUT, _theory_jobs())
 
 
-def _crossing(kappas: np.ndarray, loss: np.ndarray) -> float:
-    """First kappa (linear interpolation) at which ``loss`` falls to 1/2; NaN if not bracketed."""
-    below = np.nonzero(loss <= 0.5)[0]
-    if below.size == 0 or below[0] == 0:
-        return math.nan
-    i = below[0]
-    k0, k1, l0, l1 = kappas[i - 1], kappas[i], loss[i - 1], loss[i]
-    return float(k0 + (l0 - 0.5) * (k1 - k0) / (l0 - l1))
-
-
 def _exact_kc(done: dict, R: int, D: int, j: int, boot: int = 400) -> tuple[float, float]:
     seeds = list(SEEDS[D])
     L = np.array([[done[f"{R}|{D}|{k}|{s}"]["pop"][j] for s in seeds] for k in GRID])
     kap = np.array(GRID)
     rng = np.random.default_rng(0)
-    draws = [_crossing(kap, L[:, rng.integers(0, len(seeds), len(seeds))].mean(1))
+    draws = [half_crossing(kap, L[:, rng.integers(0, len(seeds), len(seeds))].mean(1))
              for _ in range(boot)]
-    return _crossing(kap, L.mean(1)), float(np.nanstd(draws, ddof=1))
+    return half_crossing(kap, L.mean(1)), float(np.nanstd(draws, ddof=1))
 
 
 def table():
@@ -220,7 +210,7 @@ def horizon():
     print("| tau_h | " + " | ".join(f"{h:g}" for h in HORIZONS) + " |\n|" +
           "---|" * (1 + len(HORIZONS)))
     print("| exact kappa_c (D = 200, rank 1) | " + " | ".join(
-        f"{_crossing(np.array(HORIZON_GRID), L[:, j]):.3f}" for j in range(len(HORIZONS)))
+        f"{half_crossing(np.array(HORIZON_GRID), L[:, j]):.3f}" for j in range(len(HORIZONS)))
         + " |")
 
 

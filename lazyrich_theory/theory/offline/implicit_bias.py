@@ -38,7 +38,7 @@ from lazyrich_theory.errors import IntegrationError, ProblemError
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.theory.offline.inputs import check_problem
-from lazyrich_theory.theory.offline.summary import CriticalKappa
+from lazyrich_theory.theory.offline.summary import CriticalKappa, check_kappa_range
 
 __all__ = ["LongTimeState", "entropic_interpolant", "interpolant_floors",
            "interpolant_critical_kappa", "INTERPOLANT_CRITICAL_SEEDS"]
@@ -255,9 +255,7 @@ def interpolant_critical_kappa(problem: Problem, seeds: int = INTERPOLANT_CRITIC
     -------
     CriticalKappa
     """
-    lo, hi = kappa_range
-    if not 1.0 < lo < hi:
-        raise ProblemError(f"kappa_range must satisfy 1 < low < high, got {kappa_range!r}")
+    lo, hi = check_kappa_range(kappa_range)
     if seeds < 1:
         raise ProblemError(f"seeds must be >= 1, got {seeds}")
     D = problem.D

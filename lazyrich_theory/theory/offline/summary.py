@@ -71,6 +71,14 @@ class CriticalKappa:
     reason: str | None = None
 
 
+def check_kappa_range(kappa_range: tuple[float, float]) -> tuple[float, float]:
+    """(low, high) of a critical-kappa search interval; ProblemError unless 1 < low < high."""
+    lo, hi = kappa_range
+    if not 1.0 < lo < hi:
+        raise ProblemError(f"kappa_range must satisfy 1 < low < high, got {kappa_range!r}")
+    return lo, hi
+
+
 def _bisect(f, lo: float, hi: float, tol: float) -> float:
     """The crossing of a predicate f (False at lo, True at hi) to within ``tol`` in kappa."""
     while hi - lo > tol:
@@ -178,9 +186,7 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
     -------
     CriticalKappa
     """
-    lo, hi = kappa_range
-    if not 1.0 < lo < hi:
-        raise ProblemError(f"kappa_range must satisfy 1 < low < high, got {kappa_range!r}")
+    lo, hi = check_kappa_range(kappa_range)
     if method not in CRITICAL_METHODS:
         raise ProblemError(f"critical kappa method must be one of "
                            f"{', '.join(CRITICAL_METHODS)}, got {method!r}")
