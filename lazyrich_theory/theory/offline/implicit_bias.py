@@ -4,7 +4,7 @@
 At N = inf from M0 = I the flow on the DMFT clock is dU/dtau = -(1/kappa) A(tau) U,
 A = sum_mu r_mu x_mu x_mu^T, and (dropping eps s next to 1, A5' of §8.5)
 du/dtau = -(1/(eps kappa)) X^T r.  If the matrices A(tau) at different times commuted, U would
-be exp(-(1/kappa) int A) and the flow would end at
+be exp(-(1/kappa) int A) and the flow would end at (M = U U^T, its uu^T part dropped with eps s)
 
     M = exp(K),  K = -(2/kappa) sum_mu c_mu x_mu x_mu^T,   u = -(1/(eps kappa)) X^T c,
 
@@ -98,10 +98,12 @@ class _Dual:
         if key != self._key:
             K = (-2.0 / self.kappa) * (self.X.T * c) @ self.X
             lam, V = np.linalg.eigh(K)
-            e = np.exp(lam)
+            # divided differences of exp, (e^a - e^b)/(a - b) = e^b expm1(a - b)/(a - b):
+            # no cancellation for close eigenvalues
             dl = lam[:, None] - lam[None, :]
-            close = np.abs(dl) <= 1e-10 * np.maximum(1.0, np.abs(lam[:, None]))
-            gam = np.where(close, e[:, None], (e[:, None] - e[None, :]) / np.where(close, 1.0, dl))
+            small = np.abs(dl) < 1e-12
+            ratio = np.where(small, 1.0, np.expm1(dl) / np.where(small, 1.0, dl))
+            gam = np.exp(lam)[None, :] * ratio
             self._key, self._eig = key, (lam, V, self.X @ V, gam)
         return self._eig
 
@@ -141,7 +143,8 @@ def _refusals(problem: Problem) -> None:
 def entropic_interpolant(problem: Problem, data: ProblemData | None = None,
                          tol: float = 1e-9, max_iter: int = 300) -> LongTimeState:
     """The commuting-flow (mirror-descent) interpolant of ``problem``'s training set, and its
-    population loss: an approximation of the exact flow's tau -> inf state (docs §15).
+    population loss: an approximation of the exact flow's tau -> inf state (docs §15; the
+    uu^T part of M is dropped with eps s, A5').
 
     Parameters
     ----------
@@ -232,7 +235,7 @@ def interpolant_critical_kappa(problem: Problem, seeds: int = INTERPOLANT_CRITIC
                                tol: float = 0.02,
                                log: Callable[[str], None] | None = None) -> CriticalKappa:
     """The kappa at which the interpolant's tau -> inf relative population loss, averaged over
-    ``seeds`` training sets (the problem's seed, seed + 1, ...), is 1/2 (docs §15.3).
+    ``seeds`` training sets (the problem's seed, seed + 1, ...), is 1/2 (docs §9, §15).
 
     Brent's method in kappa (P = round(kappa D); a larger P extends the same seed's training
     set, so the average is nearly monotone); each evaluation is ``seeds`` convex solves
