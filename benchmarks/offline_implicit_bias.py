@@ -6,7 +6,7 @@ teacher and training set) read at tau = 40, 160, 640 on the DMFT clock tau = 2 e
 (eta0 = 1); interpolant: ``entropic_interpolant(problem)`` on the same training set (a
 per-seed comparison).  Relative population loss = loss / initial loss.
 
-    python benchmarks/offline_implicit_bias.py run     # resumable (~40 min on 2 busy cores)
+    python benchmarks/offline_implicit_bias.py run     # resumable (~1 h on 2 busy cores; D = 400 ~25 min)
     python benchmarks/offline_implicit_bias.py table   # -> offline_implicit_bias.md
 """
 
@@ -29,9 +29,9 @@ TAUS = (40.0, 160.0, 640.0)
 KAPPAS = (1.5, 2.0, 3.0, 4.0, 5.5)
 AE = ((1.0, 0.02), (2.0, 0.04))
 SEEDS = {50: range(4), 100: range(4), 200: range(4), 400: range(2)}
-#: D = 400: one (alpha, eps) and the two kappas that interpolate by tau ~ 300 (kappa = 5.5 at
+#: D = 400: one (alpha, eps) and the kappas around the threshold (kappa = 5.5 at
 #: tau = 640 takes ~10 min per run there)
-KAPPAS_400 = (2.0, 3.0)
+KAPPAS_400 = (2.0, 3.0, 4.0)
 #: the Fig. 3(e) problem (D = 100, P = 550, seed 0): alpha eps of the measured floors (§12.3),
 #: three alpha / eps each
 FIG3E_AE = (0.067, 0.112, 0.235, 0.32, 0.528, 1.0, 1.57)
