@@ -40,17 +40,15 @@ from lazyrich_theory.theory.offline import (
 )
 from lazyrich_theory.theory.offline.dmft import DMFT_NS
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_CRITICAL_SEEDS,
+                                                          INTERPOLANT_D_DEFAULT,
                                                           entropic_interpolant,
                                                           interpolant_critical_kappa)
 from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_inputs
 
-__all__ = ["add_asymptotic_parser", "run_asymptotic", "CRITICAL_RUNS", "LIMIT_D_DEFAULT"]
+__all__ = ["add_asymptotic_parser", "run_asymptotic", "CRITICAL_RUNS"]
 
 #: Monte Carlo runs averaged by ``--critical-kappa rindex``.
 CRITICAL_RUNS = 4
-#: ``predicted_limit_test_loss`` is computed by default up to this D (~30 s at D = 400; the
-#: convex solve grows like P D^2 per Newton-CG product).
-LIMIT_D_DEFAULT = 400
 #: Its definition in summary.json.
 LIMIT_DEFINITION = ("tau -> inf population loss / initial of the mirror-descent interpolant "
                     "of this training set (where the flow would end if its gradient matrices "
@@ -97,7 +95,7 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--limit-loss", dest="limit", choices=("interpolant", "none"), default=None,
                    help="summary key predicted_limit_test_loss, the tau -> inf test loss: "
                         "interpolant (the mirror-descent interpolant of this training set, "
-                        f"docs §15; default for the iid init up to D = {LIMIT_D_DEFAULT}, "
+                        f"docs §15; default for the iid init up to D = {INTERPOLANT_D_DEFAULT}, "
                         "~1 s at D = 100, ~30 s at D = 400) or none")
     p.add_argument("--xi-law", dest="xi_law", choices=XI_LAWS, default="gaussian",
                    help="law of the teacher projection xi over the training samples: "
@@ -204,8 +202,8 @@ def _limit_reason(args: argparse.Namespace, problem, finite_rank: bool) -> str |
         if args.limit == "interpolant":
             raise ProblemError("--limit-loss interpolant is for convention A and init_scale 1")
         return "the interpolant is written for convention A, init_scale 1"
-    if args.limit is None and problem.D > LIMIT_D_DEFAULT:
-        return (f"not computed by default at D = {problem.D} > {LIMIT_D_DEFAULT} (minutes): "
+    if args.limit is None and problem.D > INTERPOLANT_D_DEFAULT:
+        return (f"not computed by default at D = {problem.D} > {INTERPOLANT_D_DEFAULT} (minutes): "
                 "--limit-loss interpolant")
     return None
 

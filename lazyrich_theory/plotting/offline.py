@@ -43,7 +43,11 @@ def _fmt(h: float | None) -> str:
     return f"{mantissa}×10$^{{{int(exponent)}}}$"
 
 
-def _style_handles(spectral: bool, exact: str) -> list:
+#: The interpolant's tau -> inf loss in the along-kappa panel.
+_LIMIT_STYLE, _LIMIT_COLOR = "D:", "tab:green"
+
+
+def _style_handles(spectral: bool, exact: str, limit: bool = False) -> list:
     """Legend entries of the line styles (the colours are the κ of the other entries)."""
     handles = [mpl.Line2D([], [], color="0.3", ls="-", lw=1.8,
                           label=_EXACT.get(exact, exact)),
@@ -52,6 +56,10 @@ def _style_handles(spectral: bool, exact: str) -> list:
     if spectral:
         handles.append(mpl.Line2D([], [], color="0.3", ls=":", lw=1.3,
                                   label="spectral closure where the DMFT is the theory"))
+    if limit:
+        handles.append(mpl.Line2D([], [], color=_LIMIT_COLOR, ls=":", marker="D", lw=1.2,
+                                  ms=5, label="right panel: τ → ∞ loss of the mirror-descent "
+                                              "interpolant\n(docs/offline_theory.md §15)"))
     return handles
 
 
@@ -63,6 +71,11 @@ def _along_kappa(ax, runs: Sequence[Mapping[str, Any]]) -> None:
             label="exact")
     ax.plot(k, [r["theory_final"] for r in runs], "o--", color="0.15", mfc="white", lw=1.2,
             ms=6, label="offline theory")
+    lim = [(r["kappa"], r["limit"]) for r in runs if r.get("limit") is not None]
+    if lim:
+        kk, ll = zip(*lim)
+        ax.plot(kk, ll, _LIMIT_STYLE, color=_LIMIT_COLOR, lw=1.2, ms=5,
+                label="τ → ∞: interpolant")
     ax.axhline(0.5, color="0.5", lw=0.7, ls=":")
     log_axes(ax, "κ = P/D", "test loss at the horizon / initial", "along κ: generalises?")
     ax.set_xticks(k, [f"{v:g}" for v in k])
@@ -73,7 +86,8 @@ def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Fig
     """Relative test loss vs GD steps for each kappa: exact flow or GD (solid), offline theory
     (dashed), and the spectral closure where the DMFT was used (dotted); a second panel
     with the train loss; a third with the loss at the horizon against kappa (whether the
-    network generalises along kappa: below the dotted 1/2 line it has, above it has not).
+    network generalises along kappa: below the dotted 1/2 line it has, above it has not) and,
+    where given, the interpolant's tau -> inf loss (green diamonds).
     Log axes; the line styles are in the right-hand legend.
 
     Parameters
@@ -83,7 +97,7 @@ def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Fig
         ``theory_train``, ``spectral_test`` (or None), ``method``, ``exact_method`` ("flow"
         or "gd"; flow when absent), ``exact_half_time``,
         ``theory_half_time``, ``exact_final``, ``theory_final`` (test loss at the horizon /
-        initial).
+        initial), optionally ``limit`` (tau -> inf loss / initial, or None).
     problem : Problem
         The base problem (D, alpha, eps, eta0, seed).
 
@@ -113,8 +127,9 @@ def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Fig
     legend_below(fig, a1, "left", ncol=1, fontsize=8)
     spectral = any(r.get("spectral_test") is not None for r in runs)
     exact = runs[0].get("exact_method", "flow")
+    limit = any(r.get("limit") is not None for r in runs)
     legend_below(fig, a2, "right", ncol=1, fontsize=8,
-                 handles=_style_handles(spectral, exact))
+                 handles=_style_handles(spectral, exact, limit))
     text = (f"Offline theory vs {_EXACT.get(exact, exact).split(' (')[0]} over κ = P/D (no "
             "fitted constant); "
             f"{problem_line(problem, skip=('P', 'N'))}, N = ∞, seed {problem.seed}")

@@ -130,6 +130,7 @@ def test_kappa_figure_with_a_finite_rank_init():
     runs = fig.plot["runs"]
     assert [r["method"] for r in runs] == ["rindex", "rindex"]
     assert all(r["exact_method"] == "gd" and r["spectral_test"] is None for r in runs)
+    assert all(r["limit"] is None for r in runs)          # the interpolant is for M0 = I
     p4 = RANK1.replace(P=160)
     ref = offline_theory(p4, 100, Ns=40)
     np.testing.assert_array_equal(runs[1]["theory_test"], ref.population_loss)
@@ -304,3 +305,16 @@ def test_phase_offline_interpolant_masks_cells_over_the_floor(monkeypatch):
     assert floors == [[[0.01, 0.3], [0.3, 0.5]]]
     assert got[0, 0, 0] == spec[0, 0, 0] and np.isfinite(spec).sum() > 1
     assert np.isinf(got[0, 1, 0]) and np.isinf(got[1, 0, 0]) and np.isinf(got[1, 1, 0])
+
+
+def test_kappa_figure_iid_limit_is_the_interpolant():
+    """The kappa figure's ``limit`` (iid init): the interpolant's tau -> inf loss of each
+    kappa's own training set, in the plotted runs and in the result."""
+    from lazyrich_theory.experiments.figures.offline import kappa
+    from lazyrich_theory.theory.offline.implicit_bias import entropic_interpolant
+
+    base = Problem(D=20, P=60, N=math.inf, alpha=1.0, eps=0.05, eta0=1.0, test_size=50)
+    fig = kappa(base, 300, kappas="2,6", Ns=40)
+    for r, row in zip(fig.plot["runs"], fig.result["runs"]):
+        ref = entropic_interpolant(base.replace(P=r["P"])).population_loss
+        assert r["limit"] == ref == row["limit"]

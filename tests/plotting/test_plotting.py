@@ -517,3 +517,23 @@ def test_problem_line_and_method_names():
     assert "init" not in problem_line(PROBLEM.replace(init="lowrank:2"), skip=("init",))
     assert method_name("gd", PROBLEM.replace(batch_size=5)) == "exact SGD"
     assert method_name("flow") == "gradient flow"
+
+
+def test_kappa_draws_the_interpolant_limit_where_given():
+    """runs with ``limit`` (the interpolant's tau -> inf loss): a third series in the
+    along-kappa panel at those kappas, named in the style legend; none without it."""
+    problem = PROBLEM.replace(N=float("inf"))
+    runs = _kappa_runs()
+    for r, v in zip(runs, (1.4, 0.4, 0.003, None, None)):
+        r["limit"] = v
+    fig = plot_kappa(runs, problem=problem)
+    lines = fig.axes[2].get_lines()
+    limit = [ln for ln in lines if ln.get_label() == "τ → ∞: interpolant"]
+    assert len(limit) == 1
+    np.testing.assert_allclose(limit[0].get_xdata(), [1.5, 3.0, 5.5])
+    np.testing.assert_allclose(limit[0].get_ydata(), [1.4, 0.4, 0.003])
+    assert any("mirror-descent interpolant" in t for t in _legend_texts(fig))
+    _legends_clear_of_axes(fig)
+    bare = plot_kappa(_kappa_runs(), problem=problem)
+    assert not any(ln.get_label() == "τ → ∞: interpolant" for ln in bare.axes[2].get_lines())
+    assert not any("interpolant" in t for t in _legend_texts(bare))

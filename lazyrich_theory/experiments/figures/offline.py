@@ -20,6 +20,8 @@ from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times
 from lazyrich_theory.theory.offline import offline_theory
 from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
+from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_D_DEFAULT,
+                                                          entropic_interpolant)
 from lazyrich_theory.theory.offline.rindex import is_finite_rank
 from lazyrich_theory.theory.timescales import first_time_below
 
@@ -49,9 +51,11 @@ def _one(problem: Problem, steps: int, k: float, method: str,
     if (spectral_everywhere and not finite_rank
             and theory.info["offline_method"] != "spectral"):
         spectral = offline_theory(p, steps, method="spectral").population_loss
+    limit = (entropic_interpolant(p).population_loss if not finite_rank and p.convention == "A"
+             and p.init_scale == 1.0 and p.D <= INTERPOLANT_D_DEFAULT else None)
     pop = exact.population_loss
     th = theory.population_loss
-    return {"kappa": p.P / p.D, "P": p.P, "t": exact.t, "exact_test": pop,
+    return {"kappa": p.P / p.D, "P": p.P, "t": exact.t, "exact_test": pop, "limit": limit,
             "exact_train": exact.train_loss, "theory_test": th,
             "theory_train": theory.train_loss, "spectral_test": spectral,
             "method": theory.info["offline_method"], "exact_method": exact.method,
@@ -87,7 +91,9 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
     -------
     FigureData
         ``kappa_curves.csv`` (t and, per kappa, the exact and theory curves) and the half
-        times and final losses in ``result``.
+        times and final losses in ``result``; ``limit``: the tau -> inf loss / initial of the
+        mirror-descent interpolant of each kappa's training set (docs/offline_theory.md §15;
+        iid init up to D = 400, else None), drawn in the along-kappa panel.
     """
     ks = [float(k) for k in as_list(kappas)]
     if not ks or any(not k > 1 for k in ks):
@@ -104,8 +110,8 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
         cols[f"theory_test_{tag}"] = r["theory_test"]
         if r["spectral_test"] is not None:
             cols[f"spectral_test_{tag}"] = r["spectral_test"]
-    keys = ("kappa", "P", "method", "exact_method", "exact_half_time", "theory_half_time", "exact_final",
-            "theory_final", "exact_wall_time", "theory_wall_time")
+    keys = ("kappa", "P", "method", "exact_method", "exact_half_time", "theory_half_time",
+            "exact_final", "theory_final", "limit", "exact_wall_time", "theory_wall_time")
     result = {"runs": [{k: r[k] for k in keys} for r in runs],
               "spectral_from_kappa": KAPPA_SPECTRAL}
     return FigureData(result=result, plot={"runs": runs, "problem": base},

@@ -41,10 +41,13 @@ from lazyrich_theory.theory.offline.inputs import check_problem
 from lazyrich_theory.theory.offline.summary import CriticalKappa, check_kappa_range
 
 __all__ = ["LongTimeState", "entropic_interpolant", "interpolant_floors",
-           "interpolant_critical_kappa", "INTERPOLANT_CRITICAL_SEEDS"]
+           "interpolant_critical_kappa", "INTERPOLANT_CRITICAL_SEEDS", "INTERPOLANT_D_DEFAULT"]
 
 #: Training sets (seeds) averaged by :func:`interpolant_critical_kappa` by default.
 INTERPOLANT_CRITICAL_SEEDS = 4
+#: Up to this D the command line and the figures compute the interpolant by default (~30 s at
+#: D = 400; a Newton-CG product costs P D^2).
+INTERPOLANT_D_DEFAULT = 400
 
 
 @dataclass(frozen=True)
