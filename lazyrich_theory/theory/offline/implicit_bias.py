@@ -34,6 +34,7 @@ from scipy.optimize import brentq, minimize
 from scipy.sparse.linalg import LinearOperator, cg
 
 from lazyrich_theory.core.statistics import population_loss
+from lazyrich_theory.core.threads import blas_threads
 from lazyrich_theory.errors import IntegrationError, ProblemError
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
@@ -82,6 +83,7 @@ class LongTimeState:
     initial_loss: float
 
     def to_dict(self) -> dict[str, float | int]:
+        """The fields as a JSON-ready dict."""
         return dataclasses.asdict(self)
 
 
@@ -170,9 +172,11 @@ def entropic_interpolant(problem: Problem, data: ProblemData | None = None,
     X, y = np.asarray(data.X, dtype=float), np.asarray(data.y, dtype=float)
     dual = _Dual(X, y, problem.alpha, problem.eps)
     scale = max(float(np.abs(y).max()), 1e-300)
-    res = minimize(dual.value_and_grad, np.zeros(X.shape[0]), jac=True, hessp=dual.hessp,
-                   method="trust-ncg", options={"gtol": tol * scale, "maxiter": max_iter})
-    c = _polish(dual, res.x, tol * scale)
+    P, D = X.shape
+    with blas_threads(2.0 * P * D * D):     # core.threads: by the size of X V L and free cores
+        res = minimize(dual.value_and_grad, np.zeros(P), jac=True, hessp=dual.hessp,
+                       method="trust-ncg", options={"gtol": tol * scale, "maxiter": max_iter})
+        c = _polish(dual, res.x, tol * scale)
     worst = float(np.abs(dual.residual(c)).max())
     if not (worst <= tol * scale):
         raise IntegrationError(f"the interpolant did not converge in {res.nit} Newton steps: "
