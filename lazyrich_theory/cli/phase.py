@@ -173,12 +173,20 @@ def run_phase(args: argparse.Namespace) -> int:
         summary = ", ".join(f"{n} {s}" for s, n in counts.items())
         print(f"phase: {st['n_cells']} cells ({summary}); computed {st['n_computed']}, "
               f"{st['n_resumed']} already done; {time.perf_counter() - t0:.1f} s -> {args.out}")
+        print(_offline_line(res.offline))
     if st["n_failed"]:
         cid, msg = next(iter(st["failures"].items()))
         print(f"lazyrich: error: {st['n_failed']} cell(s) failed (e.g. {cid}: {msg}); "
               "run the same command again to retry them", file=sys.stderr)
         return 1
     return 0
+
+
+def _offline_line(info: dict) -> str:
+    """One line on the offline theory's boundary: which theory drew it, or why there is none."""
+    if info.get("method"):
+        return f"phase: offline-theory boundary: {info['theory']}"
+    return f"phase: no offline-theory boundary: {info.get('reason')}"
 
 
 def _one_line_sweep_warnings(show: Callable[..., None]) -> Callable[..., None]:

@@ -96,6 +96,21 @@ def test_subcommand_registration_and_refusal(capsys, tmp_path):
     assert rc == 2 and "different sweep" in err and "steps" in err and err.count("\n") == 1
 
 
+def test_offline_boundary_line(capsys, tmp_path):
+    """The run says which theory drew the offline boundary, or why there is none."""
+    grid = ["--vary", "alpha=0.5,1", "--vary", "eps=0.4,1.6", "--steps", "300", "--workers",
+            "1", "--no-plot"]
+    rc, out, _ = call(capsys, *SMALL, *grid, "--out", tmp_path / "a")     # kappa = 3
+    assert rc == 0
+    line = [s for s in out.splitlines() if "offline-theory boundary" in s]
+    assert line == [line[0]] and line[0].startswith("phase: no offline-theory boundary: ")
+    assert "kappa" in line[0]
+    rc, out, _ = call(capsys, *SMALL, *grid, "--offline-theory", "interpolant",
+                      "--out", tmp_path / "b")
+    assert rc == 0
+    assert "phase: offline-theory boundary: N = inf (floor: mirror-descent interpolant)" in out
+
+
 def test_lazyrich_phase_when_registered(tmp_path):
     sub = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     if not sub or "phase" not in sub[0].choices:

@@ -307,6 +307,25 @@ def test_phase_offline_interpolant_masks_cells_over_the_floor(monkeypatch):
     assert np.isinf(got[0, 1, 0]) and np.isinf(got[1, 0, 0]) and np.isinf(got[1, 1, 0])
 
 
+def test_phase_offline_interpolant_init_scale_and_small_kappa():
+    """The interpolant's boundary below kappa = 5 (where the default spectral one is not
+    drawn) and with an init scale sigma: the floors are those of the run (sigma alpha,
+    sigma eps) from init_scale 1; convention B is refused with its reason."""
+    import lazyrich_theory.experiments.sweep.offline as off
+    from lazyrich_theory.theory.offline.implicit_bias import interpolant_floors
+
+    base = PHASE.replace(P=60, init_scale=2.0)                       # kappa = 3
+    res = sweep(base, {"eps": "0.8,3.2", "alpha": "0.25,0.5"}, PHASE_STEPS, workers=1,
+                progress=False, plot=False, threshold=0.05, offline="interpolant")
+    assert res.offline["method"] == "interpolant" and res.offline["reason"] is None
+    ref = interpolant_floors(base.replace(N=math.inf, init_scale=1.0), [0.5, 1.0], [1.6, 6.4])
+    assert np.allclose(res.offline["floors"][0], ref, rtol=1e-9, atol=0)
+    axes = [Axis("alpha", (0.5, 1.0)), Axis("eps", (0.4, 1.6)), Axis("seed", (0,))]
+    assert "kappa" in off._reason(base, axes, True, "spectral")
+    assert off._reason(base, axes, True, "interpolant") is None
+    assert "convention" in off._reason(base.replace(convention="B"), axes, True, "interpolant")
+
+
 def test_kappa_figure_iid_limit_is_the_interpolant():
     """The kappa figure's ``limit`` (iid init): the interpolant's tau -> inf loss of each
     kappa's own training set, in the plotted runs and in the result."""

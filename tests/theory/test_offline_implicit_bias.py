@@ -12,7 +12,7 @@
   stops generalising at tau -> inf: at D = 30 the exact seed-mean loss (same 4 training sets)
   is above 1/2 at kappa_c - 0.25 and below at kappa_c + 0.25 (measured 0.62 and 0.30; 0.47 at
   kappa_c = 2.45).
-* Refusals and the convergence error.
+* An init scale sigma is the run (sigma alpha, sigma eps); refusals and the convergence error.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import lazyrich_theory as lr
 from lazyrich_theory.errors import IntegrationError, ProblemError
 from lazyrich_theory.spec.data import ProblemData, target
 from lazyrich_theory.theory.offline.implicit_bias import (entropic_interpolant,
-                                                          interpolant_critical_kappa)
+                                                          interpolant_critical_kappa,
+                                                          interpolant_reason)
 
 
 def _gauss(kappa, seed, D=30, alpha=1.0, eps=0.02):
@@ -63,6 +64,25 @@ def test_gaussian_inputs_seed_mean_within_measured_error():
     th3 = np.mean([entropic_interpolant(_gauss(3.0, s)).population_loss for s in seeds])
     assert abs(th2 - ex2) < 0.03
     assert abs(th3 - ex2) > 0.3                         # a different kappa is far off
+
+
+def test_init_scale_is_the_scaled_run():
+    """init_scale sigma is the run (sigma alpha, sigma eps) from M0 = I (Problem docs): the
+    interpolant of the one is that of the other (same training set, same floor), and the
+    scale is not ignored."""
+    p = _gauss(3.0, 1)
+    scaled = entropic_interpolant(p.replace(init_scale=2.0))
+    ref = entropic_interpolant(p.replace(alpha=2.0, eps=0.04))
+    assert scaled.population_loss == pytest.approx(ref.population_loss, rel=1e-9, abs=1e-12)
+    assert scaled.spike_fraction == pytest.approx(ref.spike_fraction, rel=1e-9)
+    plain = entropic_interpolant(p)
+    assert abs(plain.population_loss - scaled.population_loss) > 1e-3
+
+
+def test_interpolant_reason_names_the_refusal():
+    assert interpolant_reason(_gauss(3.0, 0).replace(N=50)) is None      # N = inf is assumed
+    assert "convention" in interpolant_reason(_gauss(3.0, 0).replace(convention="B"))
+    assert "init='lowrank:1'" in interpolant_reason(_gauss(3.0, 0).replace(init="lowrank:1"))
 
 
 def test_refusals_and_nonconvergence():

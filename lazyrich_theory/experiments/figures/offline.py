@@ -21,7 +21,8 @@ from lazyrich_theory.spec.schedule import save_times
 from lazyrich_theory.theory.offline import offline_theory
 from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_D_DEFAULT,
-                                                          entropic_interpolant)
+                                                          entropic_interpolant,
+                                                          interpolant_reason)
 from lazyrich_theory.theory.offline.rindex import is_finite_rank
 from lazyrich_theory.theory.timescales import first_time_below
 
@@ -51,8 +52,8 @@ def _one(problem: Problem, steps: int, k: float, method: str,
     if (spectral_everywhere and not finite_rank
             and theory.info["offline_method"] != "spectral"):
         spectral = offline_theory(p, steps, method="spectral").population_loss
-    limit = (entropic_interpolant(p).population_loss if not finite_rank and p.convention == "A"
-             and p.init_scale == 1.0 and p.D <= INTERPOLANT_D_DEFAULT else None)
+    limit = (entropic_interpolant(p).population_loss
+             if interpolant_reason(p) is None and p.D <= INTERPOLANT_D_DEFAULT else None)
     pop = exact.population_loss
     th = theory.population_loss
     return {"kappa": p.P / p.D, "P": p.P, "t": exact.t, "exact_test": pop, "limit": limit,

@@ -1,16 +1,21 @@
 """The offline theory's boundary of a phase sweep (issue 13): the predicted time at which the
 population loss falls under the sweep's threshold, on its alpha x eps grid, with no fitted
 constant (:func:`~lazyrich_theory.theory.offline.phase_boundary_times`): the spectral closure
-by default (seconds), or the DMFT (``offline="dmft"``, about a minute per solve, ~10 solves
-per seed), which has the memorisation floor that decides whether a cell reaches the threshold.
+by default (seconds), the DMFT (``offline="dmft"``, about a minute per solve, ~10 solves
+per seed), which has the memorisation floor that decides whether a cell reaches the threshold,
+or the mirror-descent interpolant (``offline="interpolant"``: its tau -> inf loss, one convex
+solve per cell and seed, decides which cells reach the threshold; the time is the spectral
+closure's).
 
-Computed once per sweep and seed when the assembled result is built (not per cell, not
-stored in the cells, not part of the sweep's identity), from the base problem at N = inf (the theory
-is N = inf whatever the cells' N) and each seed's own teacher (b2 = 2 tau |beta|^2 / D).  Only
-for a sweep whose axes are exactly alpha and eps (any seeds), whose base problem is in the
-theory's domain with kappa = P / D >= ``KAPPA_SPECTRAL``, and with ``predict``; otherwise
-the variable is absent and :func:`offline_phase` says why (docs/offline_theory.md §12.3
-measures both boundaries against the exact one on the Fig. 3(e) grid).
+Computed when the assembled result is built (not stored in the cells, not part of the sweep's
+identity), from the base problem at N = inf (the theory is N = inf whatever the cells' N) and
+each seed's own training set and teacher (b2 = 2 tau |beta|^2 / D).  Only for a sweep whose
+axes are exactly alpha and eps (any seeds), whose base problem is in the theory's domain
+(``offline_reason``; the default spectral boundary with kappa = P / D >= ``KAPPA_SPECTRAL``,
+the DMFT and the interpolant at any kappa > 1, the interpolant in convention A), and with
+``predict``; otherwise the variable is absent and :func:`offline_phase` says why
+(docs/offline_theory.md §12.3 and §15.3 measure the boundaries against the exact one on the
+Fig. 3(e) grid).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from lazyrich_theory.experiments.sweep.axes import Axis
 from lazyrich_theory.experiments.with_theory import offline_reason
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.theory.offline import offline_inputs, phase_boundary_times
-from lazyrich_theory.theory.offline.implicit_bias import interpolant_floors
+from lazyrich_theory.theory.offline.implicit_bias import interpolant_floors, interpolant_reason
 
 __all__ = ["OFFLINE_VARIABLE", "OFFLINE_DESCRIPTION", "OFFLINE_CHOICES", "offline_phase"]
 
@@ -35,15 +40,20 @@ OFFLINE_VARIABLE = "offline_test_time"
 OFFLINE_DESCRIPTION = ("offline theory (N = inf, no fitted constant; "
                        "theory.offline.phase_boundary_times, its method in offline_theory): "
                        "first step at which the predicted "
-                       "population loss is under the absolute threshold (inf if not within T); "
-                       "computed once per sweep and seed from the base problem and the seed's "
-                       "teacher, not per cell")
+                       "population loss is under the absolute threshold (inf if not within T; "
+                       "interpolant: inf also where its tau -> inf loss, offline_theory.floors, "
+                       "is not under it); computed from the base problem and each seed's "
+                       "training set and teacher, at N = inf")
 #: What ``offline`` can be: the theory that draws the boundary, or none.
 OFFLINE_CHOICES = ("spectral", "dmft", "interpolant", "none")
 #: How each method is described in ``info["theory"]`` (and the plot's legend).
 _THEORY = {"spectral": "N = inf (spectral closure)",
            "dmft": "N = inf (DMFT, alpha-eps collapse)",
            "interpolant": "N = inf (floor: mirror-descent interpolant)"}
+
+#: The domain each method's boundary needs (``offline_reason``'s method): the spectral
+#: closure where it is validated (kappa >= 5); the DMFT and the interpolant at any kappa > 1.
+_DOMAIN = {"spectral": "auto", "dmft": "dmft", "interpolant": "spectral"}
 
 
 def _reason(base: Problem, axes: Sequence[Axis], predict: bool, method: str) -> str | None:
@@ -56,7 +66,11 @@ def _reason(base: Problem, axes: Sequence[Axis], predict: bool, method: str) -> 
     if sorted(grid) != ["alpha", "eps"]:
         return (f"the sweep's axes are {' x '.join(grid) or 'seed only'}: the offline boundary "
                 "is computed on an alpha x eps grid only")
-    why = offline_reason(base)
+    # the spectral boundary (the default) where it is validated; an explicit DMFT or
+    # interpolant at any kappa > 1 in the theory's domain (the interpolant: convention A too)
+    why = offline_reason(base, _DOMAIN[method])
+    if why is None and method == "interpolant":
+        why = interpolant_reason(base)
     if why is not None:
         return why
     for a in axes:
@@ -130,8 +144,9 @@ def _times(base: Problem, axes: Sequence[Axis], steps: int, threshold: float, me
     floors: the interpolant's per seed, [] for the other methods)."""
     by_name = {a.name: a for a in axes}
     scale = base.init_scale                     # the theory reads alpha and eps times it
-    alpha = [float(v) * scale for v in by_name["alpha"].values]
-    eps = [float(v) * scale for v in by_name["eps"].values]
+    alpha_axis = [float(v) for v in by_name["alpha"].values]
+    eps_axis = [float(v) for v in by_name["eps"].values]
+    alpha, eps = [v * scale for v in alpha_axis], [v * scale for v in eps_axis]
     seeds = by_name["seed"].values
     out = np.empty((len(alpha), len(eps), len(seeds)))
     b2s: list[float] = []
@@ -147,7 +162,7 @@ def _times(base: Problem, axes: Sequence[Axis], steps: int, threshold: float, me
                                             steps, threshold=threshold, method=time_method,
                                             log=log)["threshold_time"]
         if method == "interpolant":
-            fl = interpolant_floors(problem, alpha, eps, log=log)
+            fl = interpolant_floors(problem, alpha_axis, eps_axis, log=log)  # scales them
             out[:, :, k] = np.where(fl < threshold, out[:, :, k], math.inf)
             floors.append(fl.tolist())
     order = [("alpha", "eps", "seed").index(a.name) for a in axes]

@@ -9,7 +9,7 @@ with :meth:`PhaseResult.to_xarray`), and its files:
     DIR/phase.png        heat map (2-D sweeps) or curves (1-D sweeps)
 
 An alpha x eps sweep in the offline theory's domain has one more float variable after the
-metrics, ``offline_test_time`` (``sweep.offline``: computed once per sweep, not per cell), in
+metrics, ``offline_test_time`` (``sweep.offline``: computed when the result is assembled, not stored in the cells), in
 every file; ``PhaseResult.offline`` says how it was computed or why not (phase.json's
 ``offline_theory``, phase.nc's ``offline_theory`` attribute).
 """

@@ -22,7 +22,8 @@ The tau -> inf state (module ``implicit_bias``): :func:`entropic_interpolant`, t
 flow would reach if its gradient matrices commuted (a mirror-descent interpolant with the von
 Neumann relative entropy; one convex solve with P dual variables, ~1 s at D = 100), predicts
 the exact flow's long-time loss -- the interpolation floor -- to ~0.01 on the Fig. 3(e) grid
-(docs §15); :func:`interpolant_floors` on an alpha x eps grid.  It is finite-D (not a theory with
+(docs §15); :func:`interpolant_floors` on an alpha x eps grid, :func:`interpolant_critical_kappa`
+the kappa below which the flow interpolates without generalising.  It is finite-D (not a theory with
 D-independent unknowns).
 
 For finite-rank inits (``lowrank:R``, ``aligned:R:C``, R <= 4) ``offline_theory`` runs
@@ -54,6 +55,7 @@ from lazyrich_theory.theory.offline.grid import phase_boundary_times
 from lazyrich_theory.theory.offline.implicit_bias import (
     LongTimeState,
     entropic_interpolant,
+    interpolant_critical_kappa,
     interpolant_floors,
 )
 from lazyrich_theory.theory.offline.inputs import (
@@ -81,4 +83,5 @@ __all__ = ["offline_theory", "offline_curves", "critical_kappa", "offline_summar
            "CriticalKappa", "PlateauSpectrum", "SpectralClosure", "plateau_spectrum",
            "build_closure", "rich_clock_curves", "dmft_tau_curves", "OFFLINE_METHODS",
            "CRITICAL_METHODS", "KAPPA_SPECTRAL", "XI_LAWS", "training_xi", "rindex_inputs",
-           "rindex_tau_curves", "entropic_interpolant", "interpolant_floors", "LongTimeState"]
+           "rindex_tau_curves", "entropic_interpolant", "interpolant_floors",
+           "interpolant_critical_kappa", "LongTimeState"]

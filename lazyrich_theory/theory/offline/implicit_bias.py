@@ -42,7 +42,7 @@ from lazyrich_theory.theory.offline.inputs import check_problem
 from lazyrich_theory.theory.offline.summary import CriticalKappa, check_kappa_range
 
 __all__ = ["LongTimeState", "entropic_interpolant", "interpolant_floors",
-           "interpolant_critical_kappa", "INTERPOLANT_CRITICAL_SEEDS", "INTERPOLANT_D_DEFAULT"]
+           "interpolant_critical_kappa", "interpolant_reason", "INTERPOLANT_CRITICAL_SEEDS", "INTERPOLANT_D_DEFAULT"]
 
 #: Training sets (seeds) averaged by :func:`interpolant_critical_kappa` by default.
 INTERPOLANT_CRITICAL_SEEDS = 4
@@ -54,7 +54,8 @@ INTERPOLANT_D_DEFAULT = 400
 @dataclass(frozen=True)
 class LongTimeState:
     """The mirror-descent interpolant of one problem (relative quantities divide by the initial
-    population loss (3/4) b2^2).
+    population loss (3/4) b2^2; with an init scale sigma, alpha and eps below are sigma alpha,
+    sigma eps and M is that of the equivalent run from M0 = I).
 
     Attributes
     ----------
@@ -137,12 +138,25 @@ class _Dual:
 
 def _refusals(problem: Problem) -> None:
     check_problem(problem)
-    if problem.init_scale != 1.0:
-        raise ProblemError(f"init_scale={problem.init_scale:g}: the mirror-descent interpolant "
-                           "starts from M0 = I (init_scale 1)")
     if problem.convention != "A":
-        raise ProblemError("the mirror-descent interpolant is written in convention A; "
-                           "pass problem.replace(convention='A')")
+        raise ProblemError(f"convention={problem.convention!r}: the mirror-descent interpolant "
+                           "is written in convention A (--convention A)")
+
+
+def interpolant_reason(problem: Problem) -> str | None:
+    """Why :func:`entropic_interpolant` refuses ``problem`` (one line), None when it does not:
+    the offline theory's domain (:func:`~lazyrich_theory.theory.offline.check_problem`: N = inf
+    is assumed, so ``problem.N`` is not read) and convention A."""
+    try:
+        _refusals(problem.replace(N=math.inf))
+    except ProblemError as exc:
+        return str(exc)
+    return None
+
+
+def _scaled(problem: Problem) -> tuple[float, float]:
+    """(alpha, eps) of the run from M0 = I: an init scale sigma is (sigma alpha, sigma eps)."""
+    return problem.alpha * problem.init_scale, problem.eps * problem.init_scale
 
 
 def entropic_interpolant(problem: Problem, data: ProblemData | None = None,
@@ -154,8 +168,9 @@ def entropic_interpolant(problem: Problem, data: ProblemData | None = None,
     Parameters
     ----------
     problem : Problem
-        N = inf, centered, M0 = I, convention A, full batch, no training options, P > D (the
-        refusals of the offline theory).
+        N = inf, centered, iid init, convention A, full batch, no training options, P > D
+        (the refusals of the offline theory).  An ``init_scale`` sigma is the same run as
+        (sigma alpha, sigma eps) from M0 = I (Problem docs): the interpolant is that run's.
     data : ProblemData, optional
         The training set and teacher (default: the problem's own).
     tol : float
@@ -170,7 +185,7 @@ def entropic_interpolant(problem: Problem, data: ProblemData | None = None,
     _refusals(problem)
     data = problem.data() if data is None else data
     X, y = np.asarray(data.X, dtype=float), np.asarray(data.y, dtype=float)
-    dual = _Dual(X, y, problem.alpha, problem.eps)
+    dual = _Dual(X, y, *_scaled(problem))
     scale = max(float(np.abs(y).max()), 1e-300)
     P, D = X.shape
     with blas_threads(2.0 * P * D * D):     # core.threads: by the size of X V L and free cores
@@ -201,7 +216,7 @@ def _polish(dual: _Dual, c: np.ndarray, tol: float, steps: int = 6) -> np.ndarra
 
 def _state(problem: Problem, data: ProblemData, dual: _Dual, c: np.ndarray, worst: float,
            nit: int) -> LongTimeState:
-    a, e, D = problem.alpha, problem.eps, problem.D
+    (a, e), D = _scaled(problem), problem.D
     lam, V, _, _ = dual.eig(c)
     M = (V * np.exp(lam)) @ V.T
     u = (-1.0 / (e * dual.kappa)) * (dual.X.T @ c)
@@ -222,9 +237,10 @@ def _state(problem: Problem, data: ProblemData, dual: _Dual, c: np.ndarray, wors
 def interpolant_floors(problem: Problem, alphas, epss,
                        log: Callable[[str], None] | None = None) -> np.ndarray:
     """The interpolant's absolute tau -> inf population loss (the interpolation floor) on an
-    alpha x eps grid, shape (len(alphas), len(epss)): ``problem`` with each (alpha, eps), its
-    own training set and teacher (the same for every cell: the data do not depend on alpha,
-    eps).  ``log`` receives one line per alpha row."""
+    alpha x eps grid, shape (len(alphas), len(epss)): ``problem`` with each (alpha, eps) (its
+    fields: an init scale multiplies both), its own training set and teacher (the same for
+    every cell: the data do not depend on alpha, eps).  ``log`` receives one line per alpha
+    row."""
     data = problem.data()
     out = np.empty((len(alphas), len(epss)))
     for i, a in enumerate(alphas):
