@@ -41,6 +41,7 @@ from lazyrich_theory.theory.offline import (
 from lazyrich_theory.theory.offline.dmft import DMFT_NS
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_CRITICAL_SEEDS,
                                                           INTERPOLANT_D_DEFAULT,
+                                                          interpolant_reason,
                                                           entropic_interpolant,
                                                           interpolant_critical_kappa)
 from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_inputs
@@ -149,6 +150,10 @@ def run_asymptotic(args: argparse.Namespace) -> int:
                            + ("rindex or none" if finite_rank else
                               "bbp, dmft, interpolant or none"))
     limit_why = _limit_reason(args, problem, finite_rank)
+    if args.critical == "interpolant" and interpolant_reason(problem) is not None:
+        raise ProblemError(f"--critical-kappa interpolant: {interpolant_reason(problem)}")
+    # the run records what was computed: the default limit loss is the interpolant's or none
+    args.limit = "interpolant" if limit_why is None else "none"
     if args.ns % 2:
         args.ns += 1
     config = _config(args, problem, steps, extra)
@@ -159,7 +164,11 @@ def run_asymptotic(args: argparse.Namespace) -> int:
                 "tau_h": float(inp.dmft_clock(steps))} if finite_rank else
                {"Ns": max(args.ns // 2 * 2, 20)})
     if args.critical == "interpolant":
-        crit = interpolant_critical_kappa(problem)
+        say = None if args.quiet else (lambda line: print(line, flush=True))
+        if say is not None:
+            say(f"asymptotic: critical kappa from the interpolant, {INTERPOLANT_CRITICAL_SEEDS} "
+                "training sets per kappa (~1-2 min at D = 100, longer at larger D)")
+        crit = interpolant_critical_kappa(problem, log=say)
     else:
         crit = None if args.critical == "none" else critical_kappa(
             inp, args.critical, seed=args.dmft_seed, **options)
@@ -198,10 +207,11 @@ def _limit_reason(args: argparse.Namespace, problem, finite_rank: bool) -> str |
             raise ProblemError(f"--limit-loss interpolant is for the iid init (M0 = I); "
                                f"init={problem.init!r} takes none")
         return "the interpolant is for the iid init (M0 = I)"
-    if problem.convention != "A" or problem.init_scale != 1.0:
+    why = interpolant_reason(problem)
+    if why is not None:
         if args.limit == "interpolant":
-            raise ProblemError("--limit-loss interpolant is for convention A and init_scale 1")
-        return "the interpolant is written for convention A, init_scale 1"
+            raise ProblemError(f"--limit-loss interpolant: {why}")
+        return why
     if args.limit is None and problem.D > INTERPOLANT_D_DEFAULT:
         return (f"not computed by default at D = {problem.D} > {INTERPOLANT_D_DEFAULT} (minutes): "
                 "--limit-loss interpolant")

@@ -155,6 +155,22 @@ def test_interpolant_critical_kappa(tmp_path):
     assert "4 training sets" in s["critical_kappa_definition"]
 
 
+def test_interpolant_refusals_before_anything_runs(tmp_path, capsys):
+    """Convention B: --critical-kappa interpolant is refused in one line naming the
+    convention, nothing written; by default the limit loss is null with that reason."""
+    args = ("--D", "20", "--P", "120", "--alpha", "1", "--eps", "0.05", "--steps", "200",
+            "--convention", "B")
+    capsys.readouterr()
+    code, out = _run(tmp_path, *args, "--critical-kappa", "interpolant", name="bad")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "--critical-kappa interpolant" in err
+    assert "convention" in err and not out.exists()
+    code, out = _run(tmp_path, *args, "--critical-kappa", "none")
+    _, s = _read(out)
+    assert code == 0 and s["predicted_limit_test_loss"] is None
+    assert "convention" in s["reasons"]["predicted_limit_test_loss"]
+
+
 def test_limit_test_loss(tmp_path, capsys):
     """predicted_limit_test_loss: the interpolant's tau -> inf loss of the run's own training
     set by default (iid init), null with a reason for a finite-rank init or --limit-loss none;
@@ -170,6 +186,8 @@ def test_limit_test_loss(tmp_path, capsys):
     ref = entropic_interpolant(lr.Problem(D=20, P=120, N="inf", alpha=1.0, eps=0.05))
     assert s["predicted_limit_test_loss"] == ref.population_loss
     assert "interpolant" in s["predicted_limit_test_loss_definition"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["limit_loss"] == "interpolant"     # what was computed, by default
     code, out = _run(tmp_path, *args, "--limit-loss", "none", name="none")
     _, s = _read(out)
     assert s["predicted_limit_test_loss"] is None
