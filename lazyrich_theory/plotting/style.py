@@ -24,7 +24,10 @@ ROUND_OFF_FLOOR = 1e-8
 #: How a trajectory's ``method`` is written in titles.
 METHOD_NAMES = {"gd": "exact GD", "gd-fast": "GD in strides (≤ 1e-7 of exact GD)",
                 "flow": "gradient flow", "population": "online ODE (population)",
-                "network": "numpy network"}
+                "network": "numpy network",
+                "offline-spectral": "offline theory (spectral closure, N = ∞)",
+                "offline-dmft": "offline theory (DMFT, N = ∞)",
+                "offline-rindex": "offline theory (r-index DMFT, N = ∞)"}
 
 
 #: The x label of a log-time axis drawn with :func:`log_time`.

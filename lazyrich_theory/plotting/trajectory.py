@@ -73,7 +73,14 @@ def _population_label(traj: "Trajectory") -> str:
         return "population loss (online)"
     if traj.method == "network":
         return "population loss (closed form in the network's weights)"
+    if _is_theory(traj):
+        return "population loss (= test loss; theory)"
     return "population loss (exact)"
+
+
+def _is_theory(traj: "Trajectory") -> bool:
+    """An offline theory's trajectory (lazyrich asymptotic): no test set, test = population."""
+    return str(traj.method).startswith("offline-")
 
 
 def _population_line(ax, x, traj: "Trajectory") -> bool:
@@ -105,7 +112,9 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
     x = log_time(traj.t)
     online = traj.method == "population"
     if not online:
-        ax.plot(x, traj.train_loss, "--", color="tab:blue", lw=1.8, label="train loss")
+        ax.plot(x, traj.train_loss, "--", color="tab:blue", lw=1.8,
+                label="train loss (theory)" if _is_theory(traj) else "train loss")
+    if not online and not _is_theory(traj):
         ax.plot(x, traj.test_loss, "-", color="tab:orange", lw=2.0, label="test loss (test set)")
     _population_line(ax, x, traj)
     if OFFLINE_COLUMN in traj.extra:
@@ -119,9 +128,14 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
     if not online:      # thin dashed orange, on top: visible where other curves run along it
         ax.axhline(traj.test_loss[0], color="tab:orange", lw=1.0, ls=(0, (5, 3)), zorder=2.5,
                    label="initial test loss")
-    k0 = (traj.info.get("summary") or {}).get("kernel_regression_test_loss")
+    summary = traj.info.get("summary") or {}
+    k0 = summary.get("kernel_regression_test_loss")
     if k0:
         ax.axhline(k0, color="tab:red", lw=1.2, ls="-.", label=f"K0 regression ({k0:.3f})")
+    limit = summary.get("predicted_limit_test_loss")      # relative (lazyrich asymptotic)
+    if limit and traj.population_loss is not None:
+        ax.axhline(limit * float(traj.population_loss[0]), color=_OFFLINE_COLOR, lw=1.2,
+                   ls=(0, (2, 2)), label=f"τ → ∞: interpolant ({limit:.3g} × initial)")
     twin = None
     if "kernel_alignment" in traj.extra:
         twin = twin_below(ax, "NTK alignment (paper's, test set)", _ALIGNMENT_COLOR)

@@ -155,6 +155,30 @@ def test_offline_theory_curve_joins_the_loss_panel_and_its_legend():
     assert OFFLINE_LABEL not in _legend_texts(plot_trajectory(FakeTrajectory()))
 
 
+def test_limit_loss_is_a_level_line_at_its_absolute_value():
+    """summary predicted_limit_test_loss (relative; lazyrich asymptotic): a horizontal line at
+    that fraction of the initial population loss, in the legend; none without it."""
+    traj = FakeTrajectory()
+    traj.info["summary"]["predicted_limit_test_loss"] = 0.25
+    fig = plot_trajectory(traj)
+    label = "τ → ∞: interpolant (0.25 × initial)"
+    lines = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == label]
+    assert len(lines) == 1
+    np.testing.assert_allclose(lines[0].get_ydata(), 0.25 * traj.population_loss[0])
+    assert _legend_texts(fig).count(label) == 1
+    assert not any("interpolant" in t for t in _legend_texts(plot_trajectory(FakeTrajectory())))
+
+
+def test_theory_trajectory_is_labelled_as_theory():
+    """An offline theory's trajectory (lazyrich asymptotic) has no test set: its test loss is
+    the population loss, drawn once and named as the theory's; the title names the theory."""
+    fig = plot_trajectory(FakeTrajectory(method="offline-dmft"))
+    texts = _legend_texts(fig)
+    assert "test loss (test set)" not in texts and "population loss (exact)" not in texts
+    assert "population loss (= test loss; theory)" in texts and "train loss (theory)" in texts
+    assert fig.get_suptitle().startswith("offline theory (DMFT, N = ∞)")
+
+
 @pytest.mark.parametrize("method, name", [("flow", "gradient flow"), ("gd", "exact GD"),
                                           ("network", "numpy network")])
 def test_titles_name_the_method(method, name):
