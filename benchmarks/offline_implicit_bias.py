@@ -8,6 +8,7 @@ per-seed comparison).  Relative population loss = loss / initial loss.
 
     python benchmarks/offline_implicit_bias.py run     # resumable (~1 h on 2 busy cores; D = 400 ~25 min)
     python benchmarks/offline_implicit_bias.py table   # -> offline_implicit_bias.md
+    python benchmarks/offline_implicit_bias.py diagnose  # kappa = 1.5: where the miss is (~1 min)
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ TAUS = (40.0, 160.0, 640.0)
 KAPPAS = (1.5, 2.0, 3.0, 4.0, 5.5)
 AE = ((1.0, 0.02), (2.0, 0.04))
 SEEDS = {50: range(4), 100: range(4), 200: range(4), 400: range(2)}
-#: D = 400: one (alpha, eps) and the kappas around the threshold (kappa = 5.5 at
-#: tau = 640 takes ~10 min per run there)
-KAPPAS_400 = (2.0, 3.0, 4.0)
+#: D = 400: one (alpha, eps) (kappa = 5.5 at tau = 640 takes ~10 min per run there)
+KAPPAS_400 = (1.5, 2.0, 3.0, 4.0, 5.5)
+#: far above the threshold (the rest of the issue's kappa grid), at D = 50 and 100
+KAPPAS_HIGH = (11.0, 22.0)
+D_HIGH = (50, 100)
 #: the Fig. 3(e) problem (D = 100, P = 550, seed 0): alpha eps of the measured floors (§12.3),
 #: three alpha / eps each
 FIG3E_AE = (0.067, 0.112, 0.235, 0.32, 0.528, 1.0, 1.57)
@@ -55,19 +58,31 @@ def _one(p: lr.Problem) -> dict:
             "train": [float(x) for x in train[1:] / pop[0]]}
 
 
+def _kappas(D: int) -> tuple[float, ...]:
+    if D == 400:
+        return KAPPAS_400
+    return KAPPAS + (KAPPAS_HIGH if D in D_HIGH else ())
+
+
 def _jobs():
     grid = [(D, a, e, kappa, s) for D, seeds in SEEDS.items() for (a, e) in (AE[:1] if D == 400
-            else AE) for kappa in (KAPPAS_400 if D == 400 else KAPPAS) for s in seeds]
-    for D, a, e, kappa, s in grid:                      # cheap ones first, D = 400 last
-        if D < 400:
+            else AE) for kappa in _kappas(D) for s in seeds]
+    # cheap ones first, then the Fig. 3(e) problem, the high kappas, D = 400 last
+    order = [[g for g in grid if g[0] < 400 and g[3] not in KAPPAS_HIGH], None,
+             [g for g in grid if g[3] in KAPPAS_HIGH], [g for g in grid if g[0] == 400]]
+    for part in order:
+        if part is None:
+            yield from _fig3e_jobs()
+            continue
+        for D, a, e, kappa, s in part:
             yield f"{D}|{kappa}|{a}|{e}|{s}", (lambda p=_problem(D, kappa, a, e, s): _one(p))
+
+
+def _fig3e_jobs():
     for ae in FIG3E_AE:
         for r in FIG3E_RATIO:
             a, e = math.sqrt(ae * r), math.sqrt(ae / r)
             yield f"fig3e|{ae}|{r}", (lambda p=_problem(100, 5.5, a, e, 0): _one(p))
-    for D, a, e, kappa, s in grid:
-        if D == 400:
-            yield f"{D}|{kappa}|{a}|{e}|{s}", (lambda p=_problem(D, kappa, a, e, s): _one(p))
 
 
 def run():
@@ -77,7 +92,7 @@ def run():
 def _cells(done: dict):
     for D, seeds in SEEDS.items():
         for (a, e) in (AE[:1] if D == 400 else AE):
-            for kappa in (KAPPAS_400 if D == 400 else KAPPAS):
+            for kappa in _kappas(D):
                 rows = [done[k] for s in seeds if (k := f"{D}|{kappa}|{a}|{e}|{s}") in done]
                 if rows:
                     yield D, kappa, a, e, rows
@@ -138,5 +153,65 @@ def _ms(v: np.ndarray) -> str:
     return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if v.size > 1 else f"{v.mean():.3f}"
 
 
+def _augmented(p: lr.Problem, data) -> float:
+    """The commuting point that keeps eps s (no A5'): the flow of (U, u) is the (D+1)-dim
+    linear flow d/dtau [U u; 0 1] = -(1/kappa) [A, X^T r / eps; 0, 0] [U u; 0 1]; if its
+    generators commuted, U = e^(K/2), u = phi(K/2) (-(eps kappa)^-1 X^T c), phi(z) =
+    (e^z - 1)/z, M = e^K + u u^T.  Solved for c by Powell's hybrid method from the
+    interpolant's c; returns its relative population loss."""
+    from scipy.optimize import minimize, root
+
+    from lazyrich_theory.core.statistics import population_loss
+    from lazyrich_theory.theory.offline.implicit_bias import _Dual
+
+    X, y = np.asarray(data.X, float), np.asarray(data.y, float)
+    P, D = X.shape
+    k, a, e = P / D, p.alpha, p.eps
+    dual = _Dual(X, y, a, e)
+    c0 = minimize(dual.value_and_grad, np.zeros(P), jac=True, hessp=dual.hessp,
+                  method="trust-ncg", options={"gtol": 1e-10, "maxiter": 300}).x
+
+    def parts(c):
+        lam, V = np.linalg.eigh((-2.0 / k) * (X.T * c) @ X)
+        h = lam / 2
+        ph = np.where(np.abs(h) > 1e-12, np.expm1(h) / np.where(h == 0, 1, h), 1.0)
+        u = V @ (ph * (V.T @ (-(X.T @ c) / (e * k))))
+        return lam, V, u
+
+    def F(c):
+        lam, V, u = parts(c)
+        s = X @ u
+        return a * s + 0.5 * a * e * ((X @ V) ** 2 @ np.exp(lam) + s * s - (X * X).sum(1)) - y
+
+    sol = root(F, c0, method="hybr", options={"xtol": 1e-12})
+    lam, V, u = parts(sol.x)
+    assert np.abs(F(sol.x)).max() < 1e-8 * np.abs(y).max(), "augmented point not converged"
+    M = (V * np.exp(lam)) @ V.T + np.outer(u, u)
+    b2 = 2.0 * p.tau * float(data.beta @ data.beta) / D
+    return population_loss(u, M, np.zeros(D), np.eye(D), data.beta, a, e, p.tau) / (0.75 * b2 ** 2)
+
+
+def diagnose():
+    """kappa = 1.5 (the interpolant's miss): the exact tau = 640 state split into its quadratic
+    part (variance + misalignment) and linear power, against the interpolant's; the linear
+    power's lazy peak; and the commuting point that keeps eps s (``_augmented``)."""
+    print("| D | seed | exact: loss / quadratic / linear (peak) | interpolant: loss / quadratic "
+          "/ linear | keeping eps s: loss |\n|---|---|---|---|---|")
+    for D in (50, 100):
+        for seed in range(4):
+            p = _problem(D, 1.5, 1.0, 0.02, seed)
+            data = p.data()
+            steps = int(TAUS[-1] * p.alpha * p.D / (2.0 * p.eps))
+            tr = lr.solve(p, steps, method="flow", data=data)
+            L0 = tr.population_loss[0]
+            ex, lin = tr.population_loss[-1] / L0, tr.linear_power[-1] / L0
+            st = entropic_interpolant(p, data)
+            print(f"| {D} | {seed} | {ex:.3f} / {ex - lin:.3f} / {lin:.3f} "
+                  f"({tr.linear_power.max() / L0:.2f}) | {st.population_loss:.3f} / "
+                  f"{st.population_loss - st.linear_power:.3f} / {st.linear_power:.3f} | "
+                  f"{_augmented(p, data):.3f} |", flush=True)
+
+
 if __name__ == "__main__":
-    {"run": run, "table": table}[sys.argv[1] if len(sys.argv) > 1 else "run"]()
+    {"run": run, "table": table, "diagnose": diagnose}[sys.argv[1] if len(sys.argv) > 1
+                                                        else "run"]()
