@@ -280,6 +280,7 @@ def test_phase_offline_interpolant_boundary():
     p = PHASE.replace(N=math.inf)
     floors = interpolant_floors(p, alpha, eps)
     assert np.array_equal(np.asarray(res.offline["floors"][0]), floors)
+    assert "[seed][alpha][eps]" in res.offline["floors_definition"]
     inp = offline_inputs(p)
     spec = phase_boundary_times(inp.kappa, inp.b2, inp.D, inp.eta0, alpha, eps, PHASE_STEPS,
                                 threshold=thr)["threshold_time"]

@@ -134,6 +134,9 @@ def offline_phase(base: Problem, axes: Sequence[Axis], config: Mapping[str, Any]
                 threshold=float(config["threshold"]), kappa=kappa, b2=b2)
     if floors:
         info["floors"] = floors
+        info["floors_definition"] = ("the mirror-descent interpolant's absolute tau -> inf "
+                                     "population loss per cell, [seed][alpha][eps]; a cell "
+                                     "reaches the threshold iff it is under it (docs §15)")
     return values, info
 
 

@@ -82,8 +82,8 @@ def check_problem(problem: Problem) -> None:
     """
     bad = []
     if problem.finite_width:
-        bad.append(f"N={problem.N} (the theory is for N = inf, M0 = I; pass "
-                   "problem.replace(N='inf') for the N = inf prediction)")
+        bad.append(f"N={problem.N} (the theory is for N = inf, M0 = I: --N inf, or "
+                   "problem.replace(N='inf') in Python, gives the N = inf prediction)")
     if not problem.centered:
         bad.append("uncentered (the theory is for the centered model f(W) - f(W0))")
     bad += training_refusals(problem)
