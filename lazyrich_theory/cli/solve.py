@@ -28,13 +28,18 @@ from lazyrich_theory.core.population import population
 from lazyrich_theory.core.solve import check_options as solve_options
 from lazyrich_theory.core.solve import check_tolerances, estimate_method, solve
 from lazyrich_theory.errors import ProblemError
-from lazyrich_theory.experiments.with_theory import (OFFLINE_OVERLAYS, offline_reason,
-                                                     solve_with_theory)
+from lazyrich_theory.experiments.with_theory import (
+    LIMIT_CHOICES,
+    OFFLINE_OVERLAYS,
+    offline_reason,
+    solve_with_theory,
+)
 from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.resources import LONG_RUN_SECONDS, check_resources
 from lazyrich_theory.spec.schedule import parse_times, save_times
+from lazyrich_theory.theory.offline.implicit_bias import interpolant_reason
 
 __all__ = ["COMMANDS", "NOT_SUPPORTED", "add_solve_parsers", "explain_unrecognized",
            "run_solve"]
@@ -128,6 +133,10 @@ def add_solve_parsers(subparsers) -> None:
                         "(default) the spectral closure where it is validated (kappa >= 5, "
                         "iid init; ~1 s), none elsewhere; dmft (~20-60 s, any kappa); rindex "
                         "(a finite-rank --init, ~10-40 s); none")
+    s.add_argument("--limit-loss", dest="limit", choices=LIMIT_CHOICES, default="none",
+                   help="interpolant: summary key offline_predicted_limit_test_loss, where the "
+                        "flow ends (tau -> inf test loss / initial of this training set, N = "
+                        "inf; ~1-3 s at D = 100), drawn as a level line; none (default)")
     s.add_argument("--integrator", choices=["rkc", "dopri5"], default=None,
                    help="integrator for --method flow: rkc (Runge-Kutta-Chebyshev, default, "
                         "rtol 1e-4) or dopri5 (Dormand-Prince 5(4), rtol 1e-7)")
@@ -149,17 +158,27 @@ def add_solve_parsers(subparsers) -> None:
 def _config(args: argparse.Namespace, problem: Problem, steps: int,
             extra: list[int] | None) -> dict[str, Any]:
     """What identifies the run (stored in run.json; a folder holding another one is refused)."""
-    return {"command": args.command, "problem": problem.to_dict(), "steps": steps,
-            "save_times": extra, "method": getattr(args, "method", None),
-            "integrator": getattr(args, "integrator", None),
-            "theory": getattr(args, "theory", None),
-            "offline_theory": getattr(args, "offline", None),
-            "rtol": getattr(args, "rtol", None), "atol": getattr(args, "atol", None),
-            "train_readouts": getattr(args, "train_readouts", False)}
+    config = {"command": args.command, "problem": problem.to_dict(), "steps": steps,
+              "save_times": extra, "method": getattr(args, "method", None),
+              "integrator": getattr(args, "integrator", None),
+              "theory": getattr(args, "theory", None),
+              "offline_theory": getattr(args, "offline", None),
+              "rtol": getattr(args, "rtol", None), "atol": getattr(args, "atol", None),
+              "train_readouts": getattr(args, "train_readouts", False)}
+    if getattr(args, "limit", "none") != "none":     # left out at its default (older folders)
+        config["limit_loss"] = args.limit
+    return config
 
 
 def _check_offline(args: argparse.Namespace, problem: Problem, steps: int) -> None:
     """An explicit --offline-theory must apply to the problem (one line, nothing computed)."""
+    if args.limit == "interpolant":
+        if not args.theory:
+            raise ProblemError("--limit-loss interpolant is part of the theory: it cannot go "
+                               "with --no-theory")
+        why = interpolant_reason(problem)
+        if why is not None:
+            raise ProblemError(f"--limit-loss interpolant does not apply: {why}")
     if args.offline in ("auto", "none"):
         return
     if not args.theory:
@@ -206,7 +225,7 @@ def _compute(args: argparse.Namespace, problem: Problem, steps: int, extra: list
     tols = {k: getattr(args, k) for k in ("rtol", "atol") if getattr(args, k, None) is not None}
     if args.command == "solve":
         run = solve_with_theory if args.theory else solve
-        theory = {"offline": args.offline} if args.theory else {}
+        theory = {"offline": args.offline, "limit": args.limit} if args.theory else {}
         return run(problem, steps, method=args.method, save_times=extra, data=data,
                    integrator=args.integrator, progress=progress, allow_large=True, **tols,
                    **theory)

@@ -27,6 +27,7 @@ from lazyrich_theory.theory.offline import (
     offline_summary,
     offline_theory,
 )
+from lazyrich_theory.theory.offline.implicit_bias import entropic_interpolant, interpolant_reason
 from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_inputs, rindex_plan
 from lazyrich_theory.theory.timescales import (
     grokking_summary,
@@ -35,12 +36,17 @@ from lazyrich_theory.theory.timescales import (
 )
 
 __all__ = ["solve_with_theory", "offline_overlay", "offline_reason", "OFFLINE_COLUMN",
-           "OFFLINE_KEYS", "OFFLINE_OVERLAYS"]
+           "OFFLINE_KEYS", "OFFLINE_OVERLAYS", "LIMIT_CHOICES", "LIMIT_KEY"]
 
 #: What ``solve_with_theory(offline=...)`` (``lazyrich solve --offline-theory``) accepts:
 #: "auto" the spectral closure where it is validated (seconds) and nothing elsewhere; "dmft"
 #: and "rindex" (finite-rank inits) on request (~10-60 s); "none".
 OFFLINE_OVERLAYS = ("auto", "spectral", "dmft", "rindex", "none")
+
+#: What ``solve_with_theory(limit=...)`` (``lazyrich solve --limit-loss``) accepts.
+LIMIT_CHOICES = ("interpolant", "none")
+#: summary.json key of the interpolant's tau -> inf test loss / initial (on request).
+LIMIT_KEY = "offline_predicted_limit_test_loss"
 
 #: The column of the offline theory's population loss (spectral closure, N = inf).
 OFFLINE_COLUMN = "offline_population_loss"
@@ -52,7 +58,7 @@ OFFLINE_KEYS = {"offline_predicted_half_time": "predicted_half_time",
 
 def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
                       data: ProblemData | None = None, offline: str = "auto",
-                      **solve_kw) -> Trajectory:
+                      limit: str = "none", **solve_kw) -> Trajectory:
     """``core.solve.solve`` plus the lazy-regime theory, as ``lazyrich solve`` writes it:
 
     * column ``kernel_alignment``: the paper's alignment of the current NTK on the test set
@@ -94,6 +100,13 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
         The offline theory's curve (:data:`OFFLINE_OVERLAYS`).  An explicit theory that does
         not apply to ``problem`` is refused (ProblemError) before anything is solved; "auto"
         leaves the column out, with its reason.
+    limit : {"none", "interpolant"}
+        ``"interpolant"``: summary key ``offline_predicted_limit_test_loss``, the
+        mirror-descent interpolant's tau -> inf population loss / initial of this training set
+        at N = inf (:func:`~lazyrich_theory.theory.offline.entropic_interpolant`, docs
+        offline_theory.md §15; ~1-3 s at D = 100, ~30 s at D = 400), drawn as a level line;
+        refused (ProblemError) before the solve where the interpolant does not apply.  With
+        "none" (the default) the key is absent.
     **solve_kw
         Further ``solve`` options (save_times, integrator, rtol, atol, progress, observers,
         stop).
@@ -110,6 +123,11 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
         why = offline_reason(problem, offline, steps)
         if why is not None:
             raise ProblemError(f"the offline theory {offline!r} does not apply: {why}")
+    if limit not in LIMIT_CHOICES:
+        raise ProblemError(f"limit must be one of {', '.join(LIMIT_CHOICES)}, got {limit!r}")
+    if limit == "interpolant" and interpolant_reason(problem) is not None:
+        raise ProblemError(f"the interpolant's limit loss does not apply: "
+                           f"{interpolant_reason(problem)}")
     data = problem.data() if data is None else data
     observers = dict(solve_kw.pop("observers", None) or {})
     for name, fn in kernel_observers(("kernel_alignment",)).items():
@@ -140,6 +158,9 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
     _predicted(summary, reasons, problem, data)
     summary.update(off_summary)
     reasons.update(off_reasons)
+    if limit == "interpolant":          # on request only: absent otherwise (not a null)
+        summary[LIMIT_KEY] = entropic_interpolant(problem.replace(N=math.inf),
+                                                  data).population_loss
     _measured(summary, reasons, traj)
     return traj.with_info(summary=_nulls_with_reasons(summary, reasons))
 

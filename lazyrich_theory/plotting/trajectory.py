@@ -132,7 +132,9 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
     k0 = summary.get("kernel_regression_test_loss")
     if k0:
         ax.axhline(k0, color="tab:red", lw=1.2, ls="-.", label=f"K0 regression ({k0:.3f})")
-    limit = summary.get("predicted_limit_test_loss")      # relative (lazyrich asymptotic)
+    # relative; lazyrich asymptotic's key, or lazyrich solve --limit-loss interpolant's
+    limit = summary.get("predicted_limit_test_loss") or summary.get(
+        "offline_predicted_limit_test_loss")
     if limit and traj.population_loss is not None:
         ax.axhline(limit * float(traj.population_loss[0]), color=_OFFLINE_COLOR, lw=1.2,
                    ls=(0, (2, 2)), label=f"τ → ∞: interpolant ({limit:.3g} × initial)")

@@ -77,3 +77,21 @@ def test_offline_theory_column_and_keys(tmp_path):
     assert header[-1] == "offline_population_loss"
     first = dict(zip(header, lines[1].split(",")))
     assert float(first["offline_population_loss"]) > 0
+
+
+def test_limit_loss_on_request(tmp_path, capsys):
+    """--limit-loss interpolant: offline_predicted_limit_test_loss, a relative loss, and the run
+    records it; refused in one line (exit 2, nothing written) where it does not apply."""
+    args = ("--D", "20", "--P", "60", "--N", "inf", "--eps", "0.05", "--steps", "100")
+    s = _summary(tmp_path, *args, "--limit-loss", "interpolant")
+    _check(s)
+    assert 0.05 < s["offline_predicted_limit_test_loss"] < 2
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["config"]["limit_loss"] == "interpolant"
+    capsys.readouterr()
+    out = tmp_path / "bad"
+    code = main(["solve", *args, "--init", "lowrank:1", "--limit-loss", "interpolant",
+                 "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "--limit-loss interpolant does not apply" in err
+    assert not out.exists()

@@ -327,6 +327,25 @@ def test_phase_offline_interpolant_init_scale_and_small_kappa():
     assert "convention" in off._reason(base.replace(convention="B"), axes, True, "interpolant")
 
 
+def test_solve_limit_loss_is_the_interpolant_at_n_inf():
+    """solve_with_theory(limit="interpolant"): summary key offline_predicted_limit_test_loss is
+    the interpolant's tau -> inf loss of the same training set at N = inf (whatever N); by
+    default absent; refused before the solve where it does not apply."""
+    from lazyrich_theory.experiments.with_theory import LIMIT_KEY
+    from lazyrich_theory.theory.offline import entropic_interpolant
+
+    p = PHASE.replace(P=60)                                         # N = 10, kappa = 3
+    s = solve_with_theory(p, 50, limit="interpolant").info["summary"]
+    ref = entropic_interpolant(p.replace(N=math.inf)).population_loss
+    assert s[LIMIT_KEY] == ref and 0.05 < ref < 2
+    none = solve_with_theory(p, 50).info["summary"]
+    assert LIMIT_KEY not in none and LIMIT_KEY not in none["reasons"]
+    with pytest.raises(ProblemError, match="convention"):
+        solve_with_theory(p.replace(convention="B"), 50, limit="interpolant")
+    with pytest.raises(ProblemError, match="limit must be one of"):
+        solve_with_theory(p, 50, limit="dmft")
+
+
 def test_kappa_figure_iid_limit_is_the_interpolant():
     """The kappa figure's ``limit`` (iid init): the interpolant's tau -> inf loss of each
     kappa's own training set, in the plotted runs and in the result."""
