@@ -106,6 +106,8 @@ def test_finite_rank_init_runs_the_rindex_dmft(tmp_path, capsys):
     _nulls_have_reasons(s)
     assert s["method"] == "rindex" and s["critical_kappa"] is None
     assert "--critical-kappa rindex" in s["reasons"]["critical_kappa"]
+    assert s["predicted_plateau_gap"] is None
+    assert "iid init" in s["reasons"]["predicted_plateau_gap"]
     assert all(r["test_loss"] == r["population_loss"] for r in rows)
     assert float(rows[-1]["population_loss"]) < 0.5 * float(rows[0]["population_loss"])
     code, out = _run(tmp_path, "--D", "30", "--P", "120", "--init", "lowrank:6",

@@ -64,7 +64,13 @@ from lazyrich_theory.theory.offline.inputs import (
     offline_inputs,
     training_xi,
 )
-from lazyrich_theory.theory.offline.plateau import PlateauSpectrum, plateau_spectrum
+from lazyrich_theory.theory.offline.plateau import (
+    KAPPA_PLATEAU,
+    PlateauLosses,
+    PlateauSpectrum,
+    plateau_losses,
+    plateau_spectrum,
+)
 from lazyrich_theory.theory.offline.rindex import rindex_inputs, rindex_tau_curves
 from lazyrich_theory.theory.offline.spectral import (
     SpectralClosure,
@@ -84,4 +90,5 @@ __all__ = ["offline_theory", "offline_curves", "critical_kappa", "offline_summar
            "build_closure", "rich_clock_curves", "dmft_tau_curves", "OFFLINE_METHODS",
            "CRITICAL_METHODS", "KAPPA_SPECTRAL", "XI_LAWS", "training_xi", "rindex_inputs",
            "rindex_tau_curves", "entropic_interpolant", "interpolant_floors",
-           "interpolant_critical_kappa", "LongTimeState"]
+           "interpolant_critical_kappa", "LongTimeState", "plateau_losses", "PlateauLosses",
+           "KAPPA_PLATEAU"]

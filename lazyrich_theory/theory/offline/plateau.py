@@ -32,8 +32,12 @@ from statistics import NormalDist
 import numpy as np
 from numba import njit
 
-__all__ = ["SampleLaw", "PlateauSpectrum", "sample_law", "plateau_spectrum", "bulk_cells",
-           "mp_rule"]
+__all__ = ["SampleLaw", "PlateauSpectrum", "PlateauLosses", "sample_law", "plateau_spectrum",
+           "plateau_losses", "bulk_cells", "mp_rule", "KAPPA_PLATEAU"]
+
+#: Below this kappa the lazy linear fit does not complete before the rich transition (its
+#: slowest Marchenko-Pastur mode is too slow): no plateau is predicted (docs §7.1).
+KAPPA_PLATEAU = 2.0
 
 #: Quadrature sizes of the per-sample law: |xi| (Gauss–Legendre with the half-normal
 #: density), g0 and the spike-noise eta (Gauss–Hermite).
@@ -42,6 +46,54 @@ N_XI, N_G, N_ETA = 48, 12, 6
 N_GRID = 500
 #: Geometric scan of real m in (0, m_edge) for the outlier: its size and lower end.
 N_SCAN, M_SCAN_LOW = 4000, 1e-5
+
+
+@dataclass(frozen=True)
+class PlateauLosses:
+    """The lazy plateau's losses relative to the initial population loss E[y^2] (docs §7.1).
+
+    Attributes
+    ----------
+    train : float
+        Train loss: 1 - D / P (the residual of the least-squares fit of the labels on X).
+    test : float
+        Test (population) loss: 1 + D / (P - D - 1) (the initial loss plus the linear power of
+        that fit).
+    gap : float
+        test - train.
+    """
+
+    train: float
+    test: float
+    gap: float
+
+
+def plateau_losses(kappa: float, D: int) -> PlateauLosses:
+    """The train and test loss on the lazy plateau, relative to the initial loss E[y^2].
+
+    During the lazy phase the linear column fits the labels by least squares on X (§7) while
+    the quadratic part has not moved (centered model).  For labels independent of the
+    Gaussian design (y depends on X only through the teacher's column, whose projection on
+    y vanishes) the expectations over X are exact at finite D: the residual keeps
+    (P - D) / P of E[y^2], and the linear power is E[y^2] tr E[(X^T X)^-1] / D =
+    E[y^2] D / (P - D - 1) (inverse Wishart); D -> inf: 1 - 1/kappa and 1 + 1/(kappa - 1).
+    Measured against the exact flow's lazy peak in docs §7.1.
+
+    Parameters
+    ----------
+    kappa : float
+        P / D (P = round(kappa D)); > 1 + 1/D.
+    D : int
+
+    Returns
+    -------
+    PlateauLosses
+    """
+    P = int(round(kappa * D))
+    if P <= D + 1:
+        raise ValueError(f"plateau_losses needs P > D + 1, got P = {P}, D = {D}")
+    train, test = 1.0 - D / P, 1.0 + D / (P - D - 1.0)
+    return PlateauLosses(train=train, test=test, gap=test - train)
 
 
 @dataclass(frozen=True)

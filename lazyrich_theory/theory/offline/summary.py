@@ -31,7 +31,7 @@ from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
 from lazyrich_theory.theory.offline.dmft import DMFT_DMAX, dmft_tau_curves
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
-from lazyrich_theory.theory.offline.plateau import plateau_spectrum
+from lazyrich_theory.theory.offline.plateau import KAPPA_PLATEAU, plateau_losses, plateau_spectrum
 from lazyrich_theory.theory.offline.rindex import (RINDEX_MAX_POINTS, RIndexInputs,
                                                    rindex_tau_curves)
 from lazyrich_theory.theory.timescales import first_time_below, grokking_summary
@@ -225,6 +225,30 @@ def _regime_note(traj: Trajectory) -> str:
             "(D = 50-400, docs/offline_theory.md); Monte Carlo spread ~+-4 % / +-0.05")
 
 
+#: summary keys of the lazy plateau (``plateau_losses``), relative to the initial loss.
+PLATEAU_KEYS = ("predicted_plateau_train_loss", "predicted_plateau_test_loss",
+                "predicted_plateau_gap")
+
+
+def _plateau(info: dict[str, Any], reasons: dict[str, str]) -> dict[str, Any]:
+    """The plateau keys (closed form, iid init, kappa >= KAPPA_PLATEAU), None with a reason
+    elsewhere."""
+    kappa, D = info.get("kappa"), info.get("D")
+    why = None
+    if info.get("offline_method") == "rindex":
+        why = "the plateau's closed form is for the iid init (M0 = I)"
+    elif kappa is None or D is None:
+        why = "not available"
+    elif kappa < KAPPA_PLATEAU:
+        why = (f"kappa = {kappa:.3g} < {KAPPA_PLATEAU:g}: the lazy linear fit does not "
+               "complete before the rich transition, there is no plateau (docs §7.1)")
+    if why is not None:
+        reasons.update(dict.fromkeys(PLATEAU_KEYS, why))
+        return dict.fromkeys(PLATEAU_KEYS)
+    pl = plateau_losses(kappa, int(D))
+    return dict(zip(PLATEAU_KEYS, (pl.train, pl.test, pl.gap)))
+
+
 def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> dict[str, Any]:
     """summary.json of an offline-theory trajectory.
 
@@ -239,7 +263,9 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
     -------
     dict
         predicted_half_time, predicted_final_test_loss, critical_kappa,
-        predicted_grokking_delay (each a float or None), their definitions and a ``reasons``
+        predicted_grokking_delay, the lazy plateau's :data:`PLATEAU_KEYS` (relative to the
+        initial loss, :func:`~lazyrich_theory.theory.offline.plateau.plateau_losses`; each a
+        float or None), their definitions and a ``reasons``
         map for every None, the method, inputs and a regime note.
     """
     t, pop, train = traj.t, traj.population_loss, traj.train_loss
@@ -277,6 +303,11 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
         "alpha_eps": info.get("alpha_eps"),
         "regime": _regime_note(traj),
     }
+    out.update(_plateau(info, reasons))
+    out["predicted_plateau_definition"] = (
+        "train / test (population) loss relative to the initial loss on the lazy plateau, "
+        "where the linear column has fitted the labels by least squares on X and the "
+        "quadratic part has not moved: 1 - D/P and 1 + D/(P - D - 1) (docs §7.1)")
     for k, v in out.items():          # every null has its reason
         if v is None:
             reasons.setdefault(k, reasons.get("critical_kappa", "not available")
