@@ -166,3 +166,10 @@ def fmt_s(x: float | None) -> str:
     if x >= 10:
         return f"{x:.1f}"
     return f"{x:.2f}"
+
+
+def markdown_head(title: str, intro: str, columns: list[str]) -> list[str]:
+    """The first lines of a results table in markdown: a title, a paragraph, the header row and
+    its rule (append one ``| ... |`` line per row)."""
+    return [f"# {title}", "", intro, "", "| " + " | ".join(columns) + " |",
+            "|" + "---|" * len(columns)]

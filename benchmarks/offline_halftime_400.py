@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import lazyrich_theory as lr
-from common import run_resumable
+from common import markdown_head, run_resumable
 from lazyrich_theory.theory.offline import offline_theory
 from lazyrich_theory.theory.timescales import first_time_below
 
@@ -68,13 +68,13 @@ def run():
 
 def table():
     done = json.loads(OUT.read_text())
-    lines = ["# Half-loss time at D = 400: exact flow vs the spectral closure "
-             "(docs/offline_theory.md §11.1)", "",
-             "Seed means of the half time (GD steps); error of the seed mean (the issue's "
-             "seed-averaged comparison), mean |per-seed error|, and the exact seed spread (sd / "
-             "mean).", "",
-             "| kappa | alpha, eps | seeds | exact | spectral | error of mean | mean abs error | "
-             "exact spread | spectral wall (s) |", "|" + "---|" * 9]
+    lines = markdown_head(
+        "Half-loss time at D = 400: exact flow vs the spectral closure "
+        "(docs/offline_theory.md §11.1)",
+        "Seed means of the half time (GD steps); error of the seed mean (the issue's "
+        "seed-averaged comparison), mean |per-seed error|, and the exact seed spread (sd / mean).",
+        ["kappa", "alpha, eps", "seeds", "exact", "spectral", "error of mean", "mean abs error",
+         "exact spread", "spectral wall (s)"])
     for kappa, a, e, seeds in CELLS:
         rows = [done[k] for s in seeds if (k := f"{kappa}|{a}|{e}|{s}") in done]
         rows = [r for r in rows if r["exact_half"] and r["spectral_half"]]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import lazyrich_theory as lr
-from common import run_resumable
+from common import markdown_head, run_resumable
 from lazyrich_theory.theory.offline import plateau_losses
 
 HERE = Path(__file__).resolve().parent
@@ -63,15 +63,15 @@ def run():
 
 def table():
     done = json.loads(OUT.read_text())
-    lines = ["# The lazy plateau: exact flow vs the closed form (docs/offline_theory.md §7.1)", "",
-             "Seed means (± standard error) of the relative test (population) and train loss at "
-             "the lazy peak; closed form = `plateau_losses(kappa, D)`; cond. = the closed form "
-             "with the training set's own label second moment m2 (train m2 (1 - D/P), test "
-             "1 + m2 D/(P - D - 1)); LS = the exact least-squares fit of each training set's "
-             "labels on X.", "",
-             "| D | kappa | alpha, eps | seeds | test: exact | LS | cond. | closed form | "
-             "train: exact | LS | cond. | closed form | gap: exact | cond. | closed form |",
-             "|" + "---|" * 15]
+    lines = markdown_head(
+        "The lazy plateau: exact flow vs the closed form (docs/offline_theory.md §7.1)",
+        "Seed means (± standard error) of the relative test (population) and train loss at "
+        "the lazy peak; closed form = `plateau_losses(kappa, D)`; cond. = the closed form "
+        "with the training set's own label second moment m2 (train m2 (1 - D/P), test "
+        "1 + m2 D/(P - D - 1)); LS = the exact least-squares fit of each training set's "
+        "labels on X.",
+        ["D", "kappa", "alpha, eps", "seeds", "test: exact", "LS", "cond.", "closed form",
+         "train: exact", "LS", "cond.", "closed form", "gap: exact", "cond.", "closed form"])
     for D, seeds in SEEDS.items():
         for a, e in (AE if D <= 100 else AE[:1]):
             for kappa in KAPPAS:
