@@ -76,7 +76,7 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
     p.set_defaults(N="inf")
     p.add_argument("--method", choices=OFFLINE_METHODS, default="auto",
                    help="spectral: two-timescale closure (~1 s, validated for kappa >= 5); "
-                        "dmft: DMFT with the memorisation channel (~1 min); rindex: the exact "
+                        "dmft: DMFT with the memorisation channel (~20-60 s); rindex: the exact "
                         "DMFT of a finite-rank --init (lowrank:R, aligned:R:C); auto "
                         "(default): rindex for a finite-rank init, else spectral for "
                         "kappa >= 5, else dmft")
@@ -185,16 +185,22 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     traj = traj.with_info(config=config, summary=summary)
     traj.save(args.out, plot=args.plot, overwrite=True)   # check_out_dir ran
     if not args.quiet:
-        h = summary["predicted_half_time"]
-        crit_k = summary["critical_kappa"]
         print(f"asymptotic: {traj.method}, kappa={inp.kappa:.4g}, {steps} steps in "
-              f"{time.perf_counter() - started:.2f} s; predicted half time "
-              f"{'never' if h is None else f'{h:.6g}'}, final test loss "
-              f"{summary['predicted_final_test_loss']:.3g} x initial, critical kappa "
-              f"{'not computed' if crit_k is None else f'{crit_k:.3g}'} "
-              f"({args.critical}), tau -> inf test loss {_fmt(summary)} "
+              f"{time.perf_counter() - started:.2f} s; {_numbers(summary, args.critical)} "
               f"-> {args.out}")
     return 0
+
+
+def _numbers(summary: dict, critical: str) -> str:
+    """The summary's predictions in one line (relative losses)."""
+    h, crit_k = summary["predicted_half_time"], summary["critical_kappa"]
+    train, test = summary["predicted_plateau_train_loss"], summary["predicted_plateau_test_loss"]
+    plateau = ("no plateau" if train is None else
+               f"plateau train / test {train:.3g} / {test:.3g} x initial")
+    return (f"{plateau}, predicted half time {'never' if h is None else f'{h:.6g}'}, final "
+            f"test loss {summary['predicted_final_test_loss']:.3g} x initial, critical kappa "
+            f"{'not computed' if crit_k is None else f'{crit_k:.3g}'} ({critical}), "
+            f"tau -> inf test loss {_fmt(summary)}")
 
 
 def _limit_reason(args: argparse.Namespace, problem, finite_rank: bool) -> str | None:

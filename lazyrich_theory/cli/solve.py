@@ -178,7 +178,7 @@ def _check_offline(args: argparse.Namespace, problem: Problem, steps: int) -> No
                                "with --no-theory")
         why = interpolant_reason(problem)
         if why is not None:
-            raise ProblemError(f"--limit-loss interpolant does not apply: {why}")
+            raise ProblemError(f"--limit-loss interpolant: {why}")
     if args.offline in ("auto", "none"):
         return
     if not args.theory:

@@ -48,6 +48,11 @@ LIMIT_CHOICES = ("interpolant", "none")
 #: summary.json key of the interpolant's tau -> inf test loss / initial (on request).
 LIMIT_KEY = "offline_predicted_limit_test_loss"
 
+#: Its definition (summary.json, next to it).
+LIMIT_DEFINITION = ("relative to the initial population loss: the mirror-descent interpolant's "
+                    "tau -> inf population loss of this training set at N = inf whatever N is "
+                    "(where the flow ends; docs/offline_theory.md §15)")
+
 #: The column of the offline theory's population loss (spectral closure, N = inf).
 OFFLINE_COLUMN = "offline_population_loss"
 #: summary.json keys of the offline theory -> the key of ``offline_summary`` they copy.
@@ -126,8 +131,7 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
     if limit not in LIMIT_CHOICES:
         raise ProblemError(f"limit must be one of {', '.join(LIMIT_CHOICES)}, got {limit!r}")
     if limit == "interpolant" and interpolant_reason(problem) is not None:
-        raise ProblemError(f"the interpolant's limit loss does not apply: "
-                           f"{interpolant_reason(problem)}")
+        raise ProblemError(f"limit='interpolant': {interpolant_reason(problem)}")
     data = problem.data() if data is None else data
     observers = dict(solve_kw.pop("observers", None) or {})
     for name, fn in kernel_observers(("kernel_alignment",)).items():
@@ -161,6 +165,7 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
     if limit == "interpolant":          # on request only: absent otherwise (not a null)
         summary[LIMIT_KEY] = entropic_interpolant(problem.replace(N=math.inf),
                                                   data).population_loss
+        summary[LIMIT_KEY + "_definition"] = LIMIT_DEFINITION
     _measured(summary, reasons, traj)
     return traj.with_info(summary=_nulls_with_reasons(summary, reasons))
 

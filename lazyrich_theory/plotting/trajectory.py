@@ -137,7 +137,8 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
         "offline_predicted_limit_test_loss")
     if limit and traj.population_loss is not None:
         ax.axhline(limit * float(traj.population_loss[0]), color=_OFFLINE_COLOR, lw=1.2,
-                   ls=(0, (2, 2)), label=f"τ → ∞: interpolant ({limit:.3g} × initial)")
+                   ls=(0, (6, 2, 1, 2)),
+                   label=f"τ → ∞: interpolant ({limit:.3g} × initial population loss)")
     twin = None
     if "kernel_alignment" in traj.extra:
         twin = twin_below(ax, "NTK alignment (paper's, test set)", _ALIGNMENT_COLOR)

@@ -86,6 +86,7 @@ def test_limit_loss_on_request(tmp_path, capsys):
     s = _summary(tmp_path, *args, "--limit-loss", "interpolant")
     _check(s)
     assert 0.05 < s["offline_predicted_limit_test_loss"] < 2
+    assert "N = inf" in s["offline_predicted_limit_test_loss_definition"]
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["config"]["limit_loss"] == "interpolant"
     capsys.readouterr()
@@ -93,5 +94,5 @@ def test_limit_loss_on_request(tmp_path, capsys):
     code = main(["solve", *args, "--init", "lowrank:1", "--limit-loss", "interpolant",
                  "--out", str(out), "--quiet"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "\n" not in err and "--limit-loss interpolant does not apply" in err
+    assert code == 2 and "\n" not in err and "--limit-loss interpolant: init='lowrank:1'" in err
     assert not out.exists()

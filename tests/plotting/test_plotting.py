@@ -161,7 +161,7 @@ def test_limit_loss_is_a_level_line_at_its_absolute_value():
     traj = FakeTrajectory()
     traj.info["summary"]["predicted_limit_test_loss"] = 0.25
     fig = plot_trajectory(traj)
-    label = "τ → ∞: interpolant (0.25 × initial)"
+    label = "τ → ∞: interpolant (0.25 × initial population loss)"
     lines = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == label]
     assert len(lines) == 1
     np.testing.assert_allclose(lines[0].get_ydata(), 0.25 * traj.population_loss[0])

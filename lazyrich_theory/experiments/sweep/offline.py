@@ -29,7 +29,7 @@ from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.experiments.sweep.axes import Axis
 from lazyrich_theory.experiments.with_theory import offline_reason
 from lazyrich_theory.spec.problem import Problem
-from lazyrich_theory.theory.offline import offline_inputs, phase_boundary_times
+from lazyrich_theory.theory.offline import KAPPA_SPECTRAL, offline_inputs, phase_boundary_times
 from lazyrich_theory.theory.offline.implicit_bias import interpolant_floors, interpolant_reason
 
 __all__ = ["OFFLINE_VARIABLE", "OFFLINE_DESCRIPTION", "OFFLINE_CHOICES", "offline_phase"]
@@ -51,9 +51,9 @@ _THEORY = {"spectral": "N = inf (spectral closure)",
            "dmft": "N = inf (DMFT, alpha-eps collapse)",
            "interpolant": "N = inf (floor: mirror-descent interpolant)"}
 
-#: The domain each method's boundary needs (``offline_reason``'s method): the spectral
-#: closure where it is validated (kappa >= 5); the DMFT and the interpolant at any kappa > 1.
-_DOMAIN = {"spectral": "auto", "dmft": "dmft", "interpolant": "spectral"}
+#: The domain each method's boundary needs (``offline_reason``'s method; the spectral closure
+#: is further limited to kappa >= KAPPA_SPECTRAL in ``_reason``).
+_DOMAIN = {"spectral": "spectral", "dmft": "dmft", "interpolant": "spectral"}
 
 
 def _reason(base: Problem, axes: Sequence[Axis], predict: bool, method: str) -> str | None:
@@ -73,6 +73,11 @@ def _reason(base: Problem, axes: Sequence[Axis], predict: bool, method: str) -> 
         why = interpolant_reason(base)
     if why is not None:
         return why
+    kappa = base.P / base.D
+    if method == "spectral" and kappa < KAPPA_SPECTRAL:
+        return (f"kappa = P/D = {kappa:.3g} < {KAPPA_SPECTRAL:g}: the default spectral boundary "
+                "is validated for kappa >= 5 only; --offline-theory interpolant (a convex "
+                "solve per cell, seconds) or dmft (minutes) draws one at any kappa > 1")
     for a in axes:
         if a.name in ("alpha", "eps") and not all(float(v) > 0 for v in a.values):
             return f"{a.name} values must all be > 0 for the offline theory"

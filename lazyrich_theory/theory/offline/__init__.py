@@ -15,7 +15,7 @@ the rich time):
 * ``method="dmft"`` -- a dynamical mean-field theory: single-sample processes for the spike
   field, the bulk vector (memorisation) and the linear column, Monte Carlo over samples on a
   two-time grid; ~1 minute per curve.  It predicts the long-time loss and the critical kappa
-  (errors +0.1..0.3 at kappa <= 3), its half-times are -25..+10 % with xi ~ N(0, 1) and within
+  (errors +0.1..0.3 at kappa <= 3), its half-times are -29..+15 % with xi ~ N(0, 1) and within
   ~2 % at kappa = 11 when conditioned on the training set's xi (``xi_law="training"``).
 
 The tau -> inf state (module ``implicit_bias``): :func:`entropic_interpolant`, the point the
@@ -65,10 +65,10 @@ from lazyrich_theory.theory.offline.inputs import (
     training_xi,
 )
 from lazyrich_theory.theory.offline.plateau import (
-    KAPPA_PLATEAU,
     PlateauLosses,
     PlateauSpectrum,
     plateau_losses,
+    plateau_reason,
     plateau_spectrum,
 )
 from lazyrich_theory.theory.offline.rindex import rindex_inputs, rindex_tau_curves
@@ -91,4 +91,4 @@ __all__ = ["offline_theory", "offline_curves", "critical_kappa", "offline_summar
            "CRITICAL_METHODS", "KAPPA_SPECTRAL", "XI_LAWS", "training_xi", "rindex_inputs",
            "rindex_tau_curves", "entropic_interpolant", "interpolant_floors",
            "interpolant_critical_kappa", "LongTimeState", "plateau_losses", "PlateauLosses",
-           "KAPPA_PLATEAU"]
+           "plateau_reason"]

@@ -200,7 +200,8 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         cols = offline_curves(inp, times, chosen, **dmft_options)
     info: dict[str, Any] = {"steps": int(steps), "offline_method": chosen,
                             "requested_method": method, "kappa": inp.kappa, "b2": inp.b2,
-                            "D": inp.D, "alpha_eps": inp.alpha_eps, "xi_law": xi_law,
+                            "D": inp.D, "alpha_eps": inp.alpha_eps, "alpha": inp.alpha,
+                            "eps": inp.eps, "xi_law": xi_law,
                             "wall_time": time.perf_counter() - t0}
     if finite_rank:
         info.update(rank=inp.R, initial_overlap=inp.overlap, stride=int(cols.pop("stride")))

@@ -147,6 +147,9 @@ def interpolant_reason(problem: Problem) -> str | None:
     """Why :func:`entropic_interpolant` refuses ``problem`` (one line), None when it does not:
     the offline theory's domain (:func:`~lazyrich_theory.theory.offline.check_problem`: N = inf
     is assumed, so ``problem.N`` is not read) and convention A."""
+    if problem.init != "iid":
+        return (f"init={problem.init!r}: the interpolant starts from M0 = I (the iid init); "
+                "no tau -> inf loss is computed for other inits")
     try:
         _refusals(problem.replace(N=math.inf))
     except ProblemError as exc:
@@ -248,7 +251,8 @@ def interpolant_floors(problem: Problem, alphas, epss,
             st = entropic_interpolant(problem.replace(alpha=float(a), eps=float(e)), data)
             out[i, j] = st.population_loss * st.initial_loss
         if log is not None:
-            log(f"offline interpolant floors alpha = {float(a):g}: "
+            log(f"offline interpolant floors alpha = {float(a):g} (absolute; eps = "
+                + ", ".join(f"{float(e):g}" for e in epss) + "): "
                 + ", ".join(f"{v:.3g}" for v in out[i]))
     return out
 

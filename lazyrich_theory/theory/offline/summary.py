@@ -31,7 +31,7 @@ from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
 from lazyrich_theory.theory.offline.dmft import DMFT_DMAX, dmft_tau_curves
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
-from lazyrich_theory.theory.offline.plateau import KAPPA_PLATEAU, plateau_losses, plateau_spectrum
+from lazyrich_theory.theory.offline.plateau import plateau_losses, plateau_reason, plateau_spectrum
 from lazyrich_theory.theory.offline.rindex import (RINDEX_MAX_POINTS, RIndexInputs,
                                                    rindex_tau_curves)
 from lazyrich_theory.theory.timescales import first_time_below, grokking_summary
@@ -58,7 +58,8 @@ class CriticalKappa:
     value : float
         NaN when there is no crossing in the searched range.
     method : str
-        "bbp" or "dmft".
+        "bbp", "dmft", "rindex" (:func:`critical_kappa`) or "interpolant"
+        (:func:`~lazyrich_theory.theory.offline.implicit_bias.interpolant_critical_kappa`).
     definition : str
         One line.
     reason : str or None
@@ -221,8 +222,9 @@ def _regime_note(traj: Trajectory) -> str:
         return ("r-index DMFT of a finite-rank init: exact as D -> inf (no closure); measured "
                 "against the exact flow within its seed spread from D = 100 on "
                 "(docs/offline_theory.md §13); Monte Carlo spread ~+-5 % per run at Ns = 800")
-    return ("DMFT: half-time -25..+10 % and long-time loss +0.0..+0.3 against the exact flow "
-            "(D = 50-400, docs/offline_theory.md); Monte Carlo spread ~+-4 % / +-0.05")
+    return ("DMFT: half-time -29..+15 % and loss at tau = 40 +0.0..+0.3 against the exact "
+            "flow (D = 50-400, docs/offline_theory.md §11; the tau -> inf loss is "
+            "predicted_limit_test_loss's); Monte Carlo spread ~+-4 % / +-0.05")
 
 
 #: summary keys of the lazy plateau (``plateau_losses``), relative to the initial loss.
@@ -231,17 +233,17 @@ PLATEAU_KEYS = ("predicted_plateau_train_loss", "predicted_plateau_test_loss",
 
 
 def _plateau(info: dict[str, Any], reasons: dict[str, str]) -> dict[str, Any]:
-    """The plateau keys (closed form, iid init, kappa >= KAPPA_PLATEAU), None with a reason
-    elsewhere."""
-    kappa, D = info.get("kappa"), info.get("D")
+    """The plateau keys (closed form, iid init, where the run has a plateau:
+    ``plateau_reason``), None with a reason elsewhere."""
+    kappa, D, b2 = (info.get(k) for k in ("kappa", "D", "b2"))
+    alpha, eps = info.get("alpha"), info.get("eps")
     why = None
     if info.get("offline_method") == "rindex":
         why = "the plateau's closed form is for the iid init (M0 = I)"
-    elif kappa is None or D is None:
+    elif None in (kappa, D, b2, alpha, eps):
         why = "not available"
-    elif kappa < KAPPA_PLATEAU:
-        why = (f"kappa = {kappa:.3g} < {KAPPA_PLATEAU:g}: the lazy linear fit does not "
-               "complete before the rich transition, there is no plateau (docs §7.1)")
+    else:
+        why = plateau_reason(kappa, int(D), alpha, eps, b2)
     if why is not None:
         reasons.update(dict.fromkeys(PLATEAU_KEYS, why))
         return dict.fromkeys(PLATEAU_KEYS)
@@ -307,7 +309,9 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
     out["predicted_plateau_definition"] = (
         "train / test (population) loss relative to the initial loss on the lazy plateau, "
         "where the linear column has fitted the labels by least squares on X and the "
-        "quadratic part has not moved: 1 - D/P and 1 + D/(P - D - 1) (docs §7.1)")
+        "quadratic part has not moved: 1 - D/P and 1 + D/(P - D - 1), expected over "
+        "training sets; gap = test - train; null where the linear fit does not complete "
+        "before the rich transition (docs §7.1)")
     for k, v in out.items():          # every null has its reason
         if v is None:
             reasons.setdefault(k, reasons.get("critical_kappa", "not available")
