@@ -10,6 +10,7 @@ to) and the training labels' second moment m2 / L0.
 
     python benchmarks/offline_plateau.py run     # resumable (~15 min on 2 busy cores)
     python benchmarks/offline_plateau.py table   # -> offline_plateau.md
+    python benchmarks/offline_plateau.py plot    # -> docs/gallery/plateau.png
 """
 
 from __future__ import annotations
@@ -94,6 +95,49 @@ def table():
     print("\n".join(lines))
 
 
+def plot():
+    """docs/gallery/plateau.png: the exact lazy peak (test) and the train loss there, seed
+    means ± standard error against kappa for each D, with the closed form (7.1)."""
+    from matplotlib.figure import Figure
+
+    done = json.loads(OUT.read_text())
+    fig = Figure(figsize=(11, 4.2), constrained_layout=True)
+    axes = fig.subplots(1, 2)
+    colors = {50: "tab:blue", 100: "tab:orange", 200: "tab:green", 400: "tab:red"}
+    k = np.linspace(1.4, 12, 300)
+    for ax, name, form, label in ((axes[0], "test", k / (k - 1), "κ/(κ−1)"),
+                                  (axes[1], "train", 1 - 1 / k, "1 − 1/κ")):
+        ax.plot(k, form, "k-", lw=1.2, label=f"closed form, D → ∞: {label}")
+        for D, seeds in SEEDS.items():
+            pts = []
+            for kappa in KAPPAS:
+                v = [done[key][name] for s in seeds
+                     if (key := f"{D}|{kappa}|1.0|0.02|{s}") in done]
+                if len(v) > 1:
+                    pts.append((kappa, np.mean(v), np.std(v, ddof=1) / np.sqrt(len(v))))
+            if pts:
+                x, m, se = np.array(pts).T
+                ax.errorbar(x * (1 + 0.012 * (list(SEEDS).index(D) - 1.5)), m, yerr=se,
+                            fmt="o", ms=4, capsize=2, color=colors[D],
+                            label=f"exact lazy peak, D = {D} ({len(seeds)} seeds)")
+                cf = [getattr(plateau_losses(kk, D), name) for kk in x]
+                ax.plot(x, cf, "_", ms=12, color=colors[D])
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(KAPPAS, [f"{kk:g}" for kk in KAPPAS])
+        ax.set_xlabel("κ = P / D")
+        ax.set_ylabel(f"{name} loss / initial population loss")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_title("plateau test (population) loss")
+    axes[1].set_title("plateau train loss")
+    fig.suptitle("The lazy plateau: exact flow (α = 1, ε = 0.02) vs the closed form "
+                 "(bars: finite-D form 1 + D/(P−D−1), 1 − D/P)")
+    out = HERE.parent / "docs" / "gallery" / "plateau.png"
+    fig.savefig(out, dpi=130)
+    print(f"wrote {out}")
+
+
 def _ms(v: np.ndarray) -> str:
     se = v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else float("nan")
     return f"{v.mean():.3f} ± {se:.3f}"
@@ -104,4 +148,4 @@ def _cf(x) -> str:
 
 
 if __name__ == "__main__":
-    {"run": run, "table": table}[sys.argv[1] if len(sys.argv) > 1 else "run"]()
+    {"run": run, "table": table, "plot": plot}[sys.argv[1] if len(sys.argv) > 1 else "run"]()
