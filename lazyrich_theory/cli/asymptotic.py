@@ -150,8 +150,9 @@ def run_asymptotic(args: argparse.Namespace) -> int:
                            + ("rindex or none" if finite_rank else
                               "bbp, dmft, interpolant or none"))
     limit_why = _limit_reason(args, problem, finite_rank)
-    if args.critical == "interpolant" and interpolant_reason(problem) is not None:
-        raise ProblemError(f"--critical-kappa interpolant: {interpolant_reason(problem)}")
+    crit_why = interpolant_reason(problem) if args.critical == "interpolant" else None
+    if crit_why is not None:
+        raise ProblemError(f"--critical-kappa interpolant: {crit_why}")
     # the run records what was computed: the default limit loss is the interpolant's or none
     args.limit = "interpolant" if limit_why is None else "none"
     if args.ns % 2:

@@ -130,8 +130,9 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
             raise ProblemError(f"the offline theory {offline!r} does not apply: {why}")
     if limit not in LIMIT_CHOICES:
         raise ProblemError(f"limit must be one of {', '.join(LIMIT_CHOICES)}, got {limit!r}")
-    if limit == "interpolant" and interpolant_reason(problem) is not None:
-        raise ProblemError(f"limit='interpolant': {interpolant_reason(problem)}")
+    limit_why = interpolant_reason(problem) if limit == "interpolant" else None
+    if limit_why is not None:
+        raise ProblemError(f"limit='interpolant': {limit_why}")
     data = problem.data() if data is None else data
     observers = dict(solve_kw.pop("observers", None) or {})
     for name, fn in kernel_observers(("kernel_alignment",)).items():

@@ -51,10 +51,6 @@ _THEORY = {"spectral": "N = inf (spectral closure)",
            "dmft": "N = inf (DMFT, alpha-eps collapse)",
            "interpolant": "N = inf (floor: mirror-descent interpolant)"}
 
-#: The domain each method's boundary needs (``offline_reason``'s method; the spectral closure
-#: is further limited to kappa >= KAPPA_SPECTRAL in ``_reason``).
-_DOMAIN = {"spectral": "spectral", "dmft": "dmft", "interpolant": "spectral"}
-
 
 def _reason(base: Problem, axes: Sequence[Axis], predict: bool, method: str) -> str | None:
     """Why the sweep gets no offline boundary (one line), None when it does."""
@@ -68,9 +64,7 @@ def _reason(base: Problem, axes: Sequence[Axis], predict: bool, method: str) -> 
                 "is computed on an alpha x eps grid only")
     # the spectral boundary (the default) where it is validated; an explicit DMFT or
     # interpolant at any kappa > 1 in the theory's domain (the interpolant: convention A too)
-    why = offline_reason(base, _DOMAIN[method])
-    if why is None and method == "interpolant":
-        why = interpolant_reason(base)
+    why = interpolant_reason(base) if method == "interpolant" else offline_reason(base, method)
     if why is not None:
         return why
     kappa = base.P / base.D

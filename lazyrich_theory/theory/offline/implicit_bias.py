@@ -42,7 +42,8 @@ from lazyrich_theory.theory.offline.inputs import check_problem
 from lazyrich_theory.theory.offline.summary import CriticalKappa, check_kappa_range
 
 __all__ = ["LongTimeState", "entropic_interpolant", "interpolant_floors",
-           "interpolant_critical_kappa", "interpolant_reason", "INTERPOLANT_CRITICAL_SEEDS", "INTERPOLANT_D_DEFAULT"]
+           "interpolant_critical_kappa", "interpolant_reason", "INTERPOLANT_CRITICAL_SEEDS",
+           "INTERPOLANT_D_DEFAULT"]
 
 #: Training sets (seeds) averaged by :func:`interpolant_critical_kappa` by default.
 INTERPOLANT_CRITICAL_SEEDS = 4

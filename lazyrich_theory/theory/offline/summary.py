@@ -237,7 +237,6 @@ def _plateau(info: dict[str, Any], reasons: dict[str, str]) -> dict[str, Any]:
     ``plateau_reason``), None with a reason elsewhere."""
     kappa, D, b2 = (info.get(k) for k in ("kappa", "D", "b2"))
     alpha, eps = info.get("alpha"), info.get("eps")
-    why = None
     if info.get("offline_method") == "rindex":
         why = "the plateau's closed form is for the iid init (M0 = I)"
     elif None in (kappa, D, b2, alpha, eps):
