@@ -108,7 +108,7 @@ def first_step_scales(p: "Problem") -> list[tuple[str, float, str]]:
         (what, size, how to shrink it) for the output, the increment and the output change.
     """
     # an init scale sigma acts as (alpha, eps) -> (sigma alpha, sigma eps) (docs/init_structure.md)
-    alpha, eps = p.alpha * p.init_scale, p.eps * p.init_scale
+    alpha, eps = p.scaled_alpha_eps
     out0 = alpha * (1.0 + 0.5 * abs(eps))
     r0 = 1.0 + p.noise + (0.0 if p.centered else out0)
     step = 2.0 * p.eta0 * (1.0 + abs(eps)) * r0 / alpha

@@ -337,6 +337,12 @@ class Problem:
         return self.eta0 * self.N / self.alpha**2
 
     @property
+    def scaled_alpha_eps(self) -> tuple[float, float]:
+        """(sigma alpha, sigma eps) with sigma = init_scale: the (alpha, eps) of the same run
+        from the unscaled init (the one place this equivalence is applied)."""
+        return self.alpha * self.init_scale, self.eps * self.init_scale
+
+    @property
     def tau(self) -> float:
         """Target coefficient in convention-A units: y = tau (beta . x)**2."""
         return 0.5 if self.convention == "A" else 1.0

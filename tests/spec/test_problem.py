@@ -46,6 +46,11 @@ def test_eta_and_tau():
     assert Problem(convention="A").tau == 0.5 and Problem(convention="B").tau == 1.0
 
 
+def test_scaled_alpha_eps_is_the_init_scale_equivalence():
+    assert Problem(alpha=2.0, eps=0.1, init_scale=3.0).scaled_alpha_eps == pytest.approx((6.0, 0.3))
+    assert Problem(alpha=2.0, eps=0.1).scaled_alpha_eps == (2.0, 0.1)
+
+
 def test_sampling_is_reproducible_and_streams_are_independent():
     p = Problem(D=8, P=20, N=5, test_size=10, seed=11)
     a, b = p.data(), p.data()

@@ -158,11 +158,6 @@ def interpolant_reason(problem: Problem) -> str | None:
     return None
 
 
-def _scaled(problem: Problem) -> tuple[float, float]:
-    """(alpha, eps) of the run from M0 = I: an init scale sigma is (sigma alpha, sigma eps)."""
-    return problem.alpha * problem.init_scale, problem.eps * problem.init_scale
-
-
 def entropic_interpolant(problem: Problem, data: ProblemData | None = None,
                          tol: float = 1e-9, max_iter: int = 300) -> LongTimeState:
     """The commuting-flow (mirror-descent) interpolant of ``problem``'s training set, and its
@@ -189,7 +184,7 @@ def entropic_interpolant(problem: Problem, data: ProblemData | None = None,
     _refusals(problem)
     data = problem.data() if data is None else data
     X, y = np.asarray(data.X, dtype=float), np.asarray(data.y, dtype=float)
-    dual = _Dual(X, y, *_scaled(problem))
+    dual = _Dual(X, y, *problem.scaled_alpha_eps)
     scale = max(float(np.abs(y).max()), 1e-300)
     P, D = X.shape
     with blas_threads(2.0 * P * D * D):     # core.threads: by the size of X V L and free cores
@@ -220,7 +215,7 @@ def _polish(dual: _Dual, c: np.ndarray, tol: float, steps: int = 6) -> np.ndarra
 
 def _state(problem: Problem, data: ProblemData, dual: _Dual, c: np.ndarray, worst: float,
            nit: int) -> LongTimeState:
-    (a, e), D = _scaled(problem), problem.D
+    (a, e), D = problem.scaled_alpha_eps, problem.D
     lam, V, _, _ = dual.eig(c)
     M = (V * np.exp(lam)) @ V.T
     u = (-1.0 / (e * dual.kappa)) * (dual.X.T @ c)

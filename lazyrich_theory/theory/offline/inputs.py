@@ -130,8 +130,8 @@ def input_fields(problem: Problem, data: ProblemData | None = None,
         b2 = 2.0 * problem.tau * float(beta @ beta) / problem.D
     if not (b2 > 0 and math.isfinite(b2)):
         raise ProblemError(f"b2 = |beta|^2 / D must be positive and finite, got {b2!r}")
-    s = problem.init_scale
-    return {"kappa": problem.P / problem.D, "alpha": problem.alpha * s, "eps": problem.eps * s,
+    alpha, eps = problem.scaled_alpha_eps
+    return {"kappa": problem.P / problem.D, "alpha": alpha, "eps": eps,
             "eta0": problem.eta0, "b2": float(b2), "D": problem.D}
 
 
