@@ -13,6 +13,8 @@
   is above 1/2 at kappa_c - 0.25 and below at kappa_c + 0.25 (measured 0.62 and 0.30; 0.47 at
   kappa_c = 2.45).
 * An init scale sigma is the run (sigma alpha, sigma eps); refusals and the convergence error.
+* The Newton solver's preconditioner is the exact inverse of diag(q) + (alpha/(eps kappa)) X X^T,
+  q the quadratic part's Hessian diagonal (read off the Hessian-vector product).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pytest
 import lazyrich_theory as lr
 from lazyrich_theory.errors import IntegrationError, ProblemError
 from lazyrich_theory.spec.data import ProblemData, target
-from lazyrich_theory.theory.offline.implicit_bias import (entropic_interpolant,
+from lazyrich_theory.theory.offline.implicit_bias import (_Dual, entropic_interpolant,
                                                           interpolant_critical_kappa,
                                                           interpolant_reason)
 
@@ -55,6 +57,21 @@ def test_commuting_flow_limit_is_the_interpolant():
     exact, train = _exact_limit(p, data, tau=200.0)
     assert train < 1e-12
     assert st.population_loss == pytest.approx(exact, rel=1e-6)
+
+
+def test_preconditioner_inverts_the_column_part_plus_the_hessian_diagonal():
+    p = _gauss(3.0, 1, D=12)
+    d = p.data()
+    X = np.asarray(d.X, float)
+    dual = _Dual(X, np.asarray(d.y, float), p.alpha, p.eps)
+    P = X.shape[0]
+    c = 0.3 * np.random.default_rng(0).standard_normal(P)
+    H = np.column_stack([dual.hessp(c, v) for v in np.eye(P)])       # -Hess Psi, dense
+    lin = (p.alpha / (p.eps * dual.kappa)) * X @ X.T
+    target_op = np.diag(np.diag(H - lin)) + lin
+    v = np.random.default_rng(1).standard_normal(P)
+    got = dual.preconditioner(c).matvec(v)
+    assert np.allclose(target_op @ got, v, rtol=0, atol=1e-9 * np.abs(v).max())
 
 
 def test_gaussian_inputs_seed_mean_within_measured_error():
