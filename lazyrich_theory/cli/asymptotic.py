@@ -91,13 +91,13 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         f"{CRITICAL_RUNS} runs, minutes); interpolant (iid init): where the "
                         "tau -> inf loss of the mirror-descent interpolant, averaged over "
                         f"{INTERPOLANT_CRITICAL_SEEDS} training sets (this seed and the next), "
-                        "crosses 1/2 (~1-2 min at D = 100, grows like D^3); none: null "
+                        "crosses 1/2 (~10 s at D = 100, grows like D^3); none: null "
                         "(default for a finite-rank init)")
     p.add_argument("--limit-loss", dest="limit", choices=("interpolant", "none"), default=None,
                    help="summary key predicted_limit_test_loss, the tau -> inf test loss: "
                         "interpolant (the mirror-descent interpolant of this training set, "
                         f"docs §15; default for the iid init up to D = {INTERPOLANT_D_DEFAULT}, "
-                        "~1 s at D = 100, ~30 s at D = 400) or none")
+                        "0.1-1 s at D = 100, 3-12 s at D = 400) or none")
     p.add_argument("--xi-law", dest="xi_law", choices=XI_LAWS, default="gaussian",
                    help="law of the teacher projection xi over the training samples: "
                         "gaussian (default, the D -> inf law) or training (the empirical law "
@@ -168,7 +168,7 @@ def run_asymptotic(args: argparse.Namespace) -> int:
         say = None if args.quiet else (lambda line: print(line, flush=True))
         if say is not None:
             say(f"asymptotic: critical kappa from the interpolant, {INTERPOLANT_CRITICAL_SEEDS} "
-                "training sets per kappa (~1-2 min at D = 100, longer at larger D)")
+                "training sets per kappa (~10 s at D = 100, longer at larger D)")
         crit = interpolant_critical_kappa(problem, log=say)
     else:
         crit = None if args.critical == "none" else critical_kappa(

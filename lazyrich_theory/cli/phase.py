@@ -86,7 +86,7 @@ def _add_phase_options(p: argparse.ArgumentParser) -> None:
                         "spectral closure (default, seconds), dmft (has the memorisation "
                         "floor; ~10 one-minute solves per seed), interpolant (the "
                         "mirror-descent interpolant's floor decides which cells reach the "
-                        "threshold, the spectral closure when; ~1 s per cell at D = 100) or "
+                        "threshold, the spectral closure when; <= 1 s per cell at D = 100) or "
                         "none (docs/offline_theory.md §12.3, §15)")
     e = p.add_argument_group("execution (not part of the sweep's identity)")
     x = e.add_mutually_exclusive_group()

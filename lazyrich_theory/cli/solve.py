@@ -136,7 +136,7 @@ def add_solve_parsers(subparsers) -> None:
     s.add_argument("--limit-loss", dest="limit", choices=LIMIT_CHOICES, default="none",
                    help="interpolant: summary key offline_predicted_limit_test_loss, where the "
                         "flow ends (tau -> inf test loss / initial of this training set, N = "
-                        "inf; ~1-3 s at D = 100), drawn as a level line; none (default)")
+                        "inf; 0.1-1 s at D = 100), drawn as a level line; none (default)")
     s.add_argument("--integrator", choices=["rkc", "dopri5"], default=None,
                    help="integrator for --method flow: rkc (Runge-Kutta-Chebyshev, default, "
                         "rtol 1e-4) or dopri5 (Dormand-Prince 5(4), rtol 1e-7)")

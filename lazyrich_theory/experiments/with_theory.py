@@ -109,7 +109,7 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
         ``"interpolant"``: summary key ``offline_predicted_limit_test_loss``, the
         mirror-descent interpolant's tau -> inf population loss / initial of this training set
         at N = inf (:func:`~lazyrich_theory.theory.offline.entropic_interpolant`, docs
-        offline_theory.md §15; ~1-3 s at D = 100, ~30 s at D = 400), drawn as a level line;
+        offline_theory.md §15; 0.1-1 s at D = 100, 3-12 s at D = 400), drawn as a level line;
         refused (ProblemError) before the solve where the interpolant does not apply.  With
         "none" (the default) the key is absent.
     **solve_kw

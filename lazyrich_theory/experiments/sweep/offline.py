@@ -120,7 +120,7 @@ def offline_phase(base: Problem, axes: Sequence[Axis], config: Mapping[str, Any]
                 "a minute each")
         if method == "interpolant" and log is not None:
             log("phase: offline theory (interpolant) floors: one convex solve per cell and "
-                "seed, ~1 s at D = 100, ~30 s at D = 400")
+                "seed, 0.1-1 s at D = 100, 3-12 s at D = 400")
         try:
             values, b2, kappa, floors = _times(base, axes, int(config["steps"]),
                                                float(config["threshold"]), method, log)

@@ -20,7 +20,7 @@ the rich time):
 
 The tau -> inf state (module ``implicit_bias``): :func:`entropic_interpolant`, the point the
 flow would reach if its gradient matrices commuted (a mirror-descent interpolant with the von
-Neumann relative entropy; one convex solve with P dual variables, ~1 s at D = 100), predicts
+Neumann relative entropy; one convex solve with P dual variables, 0.1-1 s at D = 100), predicts
 the exact flow's long-time loss -- the interpolation floor -- to ~0.01 on the Fig. 3(e) grid
 (docs §15); :func:`interpolant_floors` on an alpha x eps grid, :func:`interpolant_critical_kappa`
 the kappa below which the flow interpolates without generalising.  It is finite-D (not a theory with

@@ -47,8 +47,8 @@ __all__ = ["LongTimeState", "entropic_interpolant", "interpolant_floors",
 
 #: Training sets (seeds) averaged by :func:`interpolant_critical_kappa` by default.
 INTERPOLANT_CRITICAL_SEEDS = 4
-#: Up to this D the command line and the figures compute the interpolant by default (~30 s at
-#: D = 400; a Newton-CG product costs P D^2).
+#: Up to this D the command line and the figures compute the interpolant by default (3-12 s at
+#: D = 400 for kappa <= 5.5; a Newton-CG product costs P D^2).
 INTERPOLANT_D_DEFAULT = 400
 
 
@@ -292,7 +292,7 @@ def interpolant_critical_kappa(problem: Problem, seeds: int = INTERPOLANT_CRITIC
 
     Brent's method in kappa (P = round(kappa D); a larger P extends the same seed's training
     set, so the average is nearly monotone); each evaluation is ``seeds`` convex solves
-    (~1-3 s each at D = 100, ~30 s at D = 400).  NaN with a reason when the average does not
+    (0.1-1 s each at D = 100, 3-12 s at D = 400).  NaN with a reason when the average does not
     cross 1/2 in ``kappa_range``.
 
     Parameters
