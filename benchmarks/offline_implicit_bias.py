@@ -9,6 +9,8 @@ per-seed comparison).  Relative population loss = loss / initial loss.
     python benchmarks/offline_implicit_bias.py run     # resumable (~1 h on 2 busy cores; D = 400 ~25 min)
     python benchmarks/offline_implicit_bias.py table   # -> offline_implicit_bias.md
     python benchmarks/offline_implicit_bias.py diagnose  # kappa = 1.5: where the miss is (~1 min)
+    python benchmarks/offline_implicit_bias.py kappa15   # kappa = 1.5 at D = 400 (6 seeds) and
+                                                         # 800 (4): tau <= 160, resumable, ~25 min
 """
 
 from __future__ import annotations
@@ -46,16 +48,18 @@ def _problem(D: int, kappa: float, alpha: float, eps: float, seed: int) -> lr.Pr
                                      eps=eps, seed=seed)
 
 
-def _one(p: lr.Problem) -> dict:
+def _one(p: lr.Problem, taus: tuple[float, ...] = TAUS) -> dict:
     st = entropic_interpolant(p)
-    at = np.array([0.0, *TAUS]) * p.alpha * p.D / (2.0 * p.eps)
+    at = np.array([0.0, *taus]) * p.alpha * p.D / (2.0 * p.eps)
     tr = lr.solve(p, int(at[-1]), method="flow", save_times=at.astype(int))
     pop = np.interp(at, tr.t, tr.population_loss)
     train = np.interp(at, tr.t, tr.train_loss)
+    lin = np.interp(at, tr.t, tr.linear_power)
     return {"interpolant": st.population_loss, "linear_power": st.linear_power,
             "spike_fraction": st.spike_fraction, "iterations": st.iterations,
             "pop": [float(x) for x in pop[1:] / pop[0]],
-            "train": [float(x) for x in train[1:] / pop[0]]}
+            "train": [float(x) for x in train[1:] / pop[0]],
+            "linear": [float(x) for x in lin[1:] / pop[0]]}
 
 
 def _kappas(D: int) -> tuple[float, ...]:
@@ -76,6 +80,30 @@ def _jobs():
             continue
         for D, a, e, kappa, s in part:
             yield f"{D}|{kappa}|{a}|{e}|{s}", (lambda p=_problem(D, kappa, a, e, s): _one(p))
+
+
+#: kappa = 1.5 (the interpolant's miss): does the error shrink with D?  The exact flow has
+#: interpolated by tau = 40 there (train loss 1e-7; the loss at tau = 40 and 640 agree to 1e-3)
+K15_OUT = HERE / "offline_kappa15.json"
+K15_SEEDS = {400: range(6), 800: range(4)}
+K15_TAUS = (40.0, 160.0)
+
+
+def kappa15():
+    def jobs():
+        for D, seeds in K15_SEEDS.items():
+            for s in seeds:
+                yield f"{D}|{s}", (lambda p=_problem(D, 1.5, 1.0, 0.02, s): _one(p, K15_TAUS))
+    done = run_resumable(K15_OUT, jobs())
+    for D in K15_SEEDS:
+        rows = [v for k, v in done.items() if k.startswith(f"{D}|")]
+        if rows:
+            ex = np.array([r["pop"][-1] for r in rows])
+            err = np.array([r["interpolant"] for r in rows]) - ex
+            lin = np.array([r["linear_power"] - r["linear"][-1] for r in rows])
+            print(f"D = {D}: {len(rows)} seeds, exact {_ms(ex)}, error {err.mean():+.3f} "
+                  f"± {err.std(ddof=1) / np.sqrt(err.size) if err.size > 1 else math.nan:.3f} "
+                  f"(linear column {lin.mean():+.3f})")
 
 
 def _fig3e_jobs():
@@ -213,5 +241,5 @@ def diagnose():
 
 
 if __name__ == "__main__":
-    {"run": run, "table": table, "diagnose": diagnose}[sys.argv[1] if len(sys.argv) > 1
+    {"run": run, "table": table, "diagnose": diagnose, "kappa15": kappa15}[sys.argv[1] if len(sys.argv) > 1
                                                         else "run"]()
