@@ -109,6 +109,8 @@ def test_refusals_and_nonconvergence():
         entropic_interpolant(_gauss(3.0, 0).replace(N=50))
     with pytest.raises(ProblemError, match="kappa"):
         entropic_interpolant(_gauss(1.0, 0))
+    with pytest.raises(ProblemError, match="cannot interpolate"):     # P > D (D + 3) / 2
+        entropic_interpolant(_gauss(3.0, 0, D=6).replace(P=28))
     with pytest.raises(IntegrationError, match="largest residual"):
         entropic_interpolant(_gauss(3.0, 0), tol=1e-300)
 

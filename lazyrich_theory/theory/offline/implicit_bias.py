@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import brentq
 from scipy.sparse.linalg import LinearOperator, cg
 
@@ -105,12 +106,12 @@ class _Dual:
         if key != self._key:
             K = (-2.0 / self.kappa) * (self.X.T * c) @ self.X
             lam, V = np.linalg.eigh(K)
-            # divided differences of exp, (e^a - e^b)/(a - b) = e^b expm1(a - b)/(a - b):
-            # no cancellation for close eigenvalues
-            dl = lam[:, None] - lam[None, :]
-            small = np.abs(dl) < 1e-12
-            ratio = np.where(small, 1.0, np.expm1(dl) / np.where(small, 1.0, dl))
-            gam = np.exp(lam)[None, :] * ratio
+            # divided differences of exp, (e^a - e^b)/(a - b) = e^max (-expm1(-|a - b|))/|a - b|:
+            # no cancellation for close eigenvalues, no 0 * inf for far ones
+            ad = np.abs(lam[:, None] - lam[None, :])
+            small = ad < 1e-12
+            ratio = np.where(small, 1.0, -np.expm1(-ad) / np.where(small, 1.0, ad))
+            gam = np.exp(np.maximum(lam[:, None], lam[None, :])) * ratio
             self._key, self._eig = key, (lam, V, self.X @ V, gam)
         return self._eig
 
@@ -121,12 +122,17 @@ class _Dual:
         return (-(self.alpha / (self.eps * self.kappa)) * (self.G @ c)
                 + 0.5 * self.alpha * self.eps * xMx - self.b)
 
-    def value_and_grad(self, c: np.ndarray):
-        """(-Psi, -grad Psi): the convex function the optimiser minimises."""
+    def terms(self, c: np.ndarray) -> tuple[float, float, float]:
+        """The three terms of -Psi: entropy (alpha eps kappa / 4) tr e^K, linear column
+        (alpha / (2 eps kappa)) c^T X X^T c, labels c . b."""
         lam = self.eig(c)[0]
         a, e, k = self.alpha, self.eps, self.kappa
-        phi = a * e * k / 4 * np.exp(lam).sum() + a / (2 * e * k) * c @ (self.G @ c) + c @ self.b
-        return phi, -self.residual(c)
+        return (a * e * k / 4 * float(np.exp(lam).sum()), a / (2 * e * k) * float(c @ (self.G @ c)),
+                float(c @ self.b))
+
+    def value_and_grad(self, c: np.ndarray):
+        """(-Psi, -grad Psi): the convex function the optimiser minimises."""
+        return sum(self.terms(c)), -self.residual(c)
 
     def hessp(self, c: np.ndarray, v: np.ndarray) -> np.ndarray:
         """-Hess Psi . v through the Frechet derivative of exp in K's eigenbasis."""
@@ -146,11 +152,10 @@ class _Dual:
         a, e, k = self.alpha, self.eps, self.kappa
         q = (a * e / k) * ((Y2 @ gam) * Y2).sum(1)
         Xq = self.X / q[:, None]
-        chol = np.linalg.cholesky(np.eye(self.X.shape[1]) * (e * k / a) + self.X.T @ Xq)
+        chol = cho_factor(np.eye(self.X.shape[1]) * (e * k / a) + self.X.T @ Xq)
 
         def apply(v: np.ndarray) -> np.ndarray:
-            t = np.linalg.solve(chol, self.X.T @ (v / q))
-            return v / q - Xq @ np.linalg.solve(chol.T, t)
+            return v / q - Xq @ cho_solve(chol, self.X.T @ (v / q))
 
         n = self.X.shape[0]
         return LinearOperator((n, n), matvec=apply, dtype=float)
@@ -161,6 +166,10 @@ def _refusals(problem: Problem) -> None:
     if problem.convention != "A":
         raise ProblemError(f"convention={problem.convention!r}: the mirror-descent interpolant "
                            "is written in convention A (--convention A)")
+    if problem.P > problem.D * (problem.D + 3) // 2:
+        raise ProblemError(f"P = {problem.P} > D (D + 3) / 2 = {problem.D * (problem.D + 3) // 2}"
+                           " (the parameters of M and u): the flow cannot interpolate, so there "
+                           "is no interpolant")
 
 
 def interpolant_reason(problem: Problem) -> str | None:
@@ -207,7 +216,11 @@ def entropic_interpolant(problem: Problem, data: ProblemData | None = None,
     scale = max(float(np.abs(y).max()), 1e-300)
     P, D = X.shape
     with blas_threads(2.0 * P * D * D):     # core.threads: by the size of X V L and free cores
-        c, nit = _newton(dual, np.zeros(P), tol * scale, max_iter)
+        try:
+            c, nit = _newton(dual, np.zeros(P), tol * scale, max_iter)
+        except np.linalg.LinAlgError as exc:
+            raise IntegrationError(f"the interpolant's Newton iteration broke down ({exc}): "
+                                   "the dual is too ill-conditioned at this alpha, eps, P") from exc
     worst = float(np.abs(dual.residual(c)).max())
     if not (worst <= tol * scale):
         raise IntegrationError(f"the interpolant did not converge in {nit} Newton steps: "
@@ -217,30 +230,45 @@ def entropic_interpolant(problem: Problem, data: ProblemData | None = None,
 
 def _newton(dual: _Dual, c: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, int]:
     """Damped inexact Newton on -Psi: each step a preconditioned CG solve (forcing term
-    min(1/2, sqrt(|g| / |g0|))), then backtracking (Armijo) on -Psi while its decrease is
-    above the round-off of Psi (large tr e^K); below that, full steps (the residual itself
-    still converges quadratically).  Returns (c, Newton steps); stops when the largest
-    residual is under ``tol``."""
+    min(1/2, sqrt(|g| / |g0|))); where CG fails or its direction does not descend, the
+    preconditioned gradient instead.  Returns (c, Newton steps); stops when the largest
+    residual is under ``tol``; IntegrationError when no step can be found."""
     n, g0 = c.size, None
-    for it in range(max_iter):
-        phi, g = dual.value_and_grad(c)
-        gmax = float(np.abs(g).max())
-        if gmax <= tol:
-            return c, it
-        gnorm = float(np.linalg.norm(g))
-        g0 = gnorm if g0 is None else g0
-        H = LinearOperator((n, n), matvec=lambda v, c=c: dual.hessp(c, v), dtype=float)
-        d, _ = cg(H, -g, rtol=min(0.5, math.sqrt(gnorm / g0)), maxiter=10 * n,
-                  M=dual.preconditioner(c))
-        slope = float(g @ d)
-        step = 1.0
-        if -slope > 1e-9 * max(abs(phi), 1.0):
-            with np.errstate(over="ignore", invalid="ignore"):
-                while step > 1e-10 and not (dual.value_and_grad(c + step * d)[0]
-                                            <= phi + 1e-4 * step * slope):
-                    step *= 0.5
-        c = c + step * d
+    with np.errstate(over="ignore", invalid="ignore"):
+        for it in range(max_iter):
+            g = -dual.residual(c)
+            gmax = float(np.abs(g).max())
+            if gmax <= tol:
+                return c, it
+            gnorm = float(np.linalg.norm(g))
+            g0 = gnorm if g0 is None else g0
+            H = LinearOperator((n, n), matvec=lambda v, c=c: dual.hessp(c, v), dtype=float)
+            pre = dual.preconditioner(c)
+            d, info = cg(H, -g, rtol=min(0.5, math.sqrt(gnorm / g0)), maxiter=10 * n, M=pre)
+            if info != 0 or not np.all(np.isfinite(d)) or not float(g @ d) < 0:
+                d = -pre.matvec(g)
+            c = c + _step(dual, c, d, g, gmax) * d
     return c, max_iter
+
+
+def _step(dual: _Dual, c: np.ndarray, d: np.ndarray, g: np.ndarray, gmax: float) -> float:
+    """Backtracking from the full step: Armijo on -Psi while the predicted decrease is above
+    Psi's round-off (1e-9 of its terms' size: large tr e^K); below that, where -Psi cannot
+    resolve it, the first step that lowers the largest residual."""
+    slope = float(g @ d)
+    noise = 1e-9 * max(sum(abs(t) for t in dual.terms(c)), 1.0)
+    phi = sum(dual.terms(c))
+    step = 1.0
+    while step > 1e-10:
+        trial = c + step * d
+        if -slope * step > noise:
+            if sum(dual.terms(trial)) <= phi + 1e-4 * step * slope:
+                return step
+        elif float(np.abs(dual.residual(trial)).max()) < gmax:
+            return step
+        step *= 0.5
+    raise IntegrationError(f"the interpolant's Newton step found no decrease (largest residual "
+                           f"{gmax:.2e}): the dual is too ill-conditioned at this alpha, eps, P")
 
 
 def _state(problem: Problem, data: ProblemData, dual: _Dual, c: np.ndarray, worst: float,
