@@ -6,6 +6,8 @@ baseline it replaced, scipy's unpreconditioned trust-region Newton-CG on the sam
 measured in one run.
 
     python benchmarks/interpolant_speed.py        # -> interpolant_speed.md (~10 min)
+    python benchmarks/interpolant_speed.py cg     # CG iterations per Newton system, with and
+                                                  # without the preconditioner (~1 min)
 
 Median wall time of ``REPEATS`` runs each; the ratio baseline / package; both at the same
 tolerance (largest interpolation residual 1e-9 of the largest label) and the same loss.
@@ -83,5 +85,29 @@ def main() -> None:
     (HERE / "interpolant_speed.md").write_text("\n".join(lines) + "\n")
 
 
+def cg_counts(D: int = 200, kappa: float = 3.0) -> None:
+    """CG iterations to solve -Hess Psi d = -grad (rtol 1e-8) at c = 0, c*/2, c* (seed 0),
+    plain and with the package's preconditioner."""
+    p = lr.preset("fig1").replace(N=math.inf, D=D, P=int(round(kappa * D)), alpha=1.0,
+                                  eps=0.02, seed=0)
+    data = p.data()
+    dual = _Dual(np.asarray(data.X, float), np.asarray(data.y, float), p.alpha, p.eps)
+    n = p.P
+    from lazyrich_theory.theory.offline.implicit_bias import _newton
+    star, _ = _newton(dual, np.zeros(n), TOL * float(np.abs(data.y).max()), 300)
+    for frac in (0.0, 0.5, 1.0):
+        c = frac * star
+        H = LinearOperator((n, n), matvec=lambda v, c=c: dual.hessp(c, v), dtype=float)
+        counts = []
+        for pre in (None, dual.preconditioner(c)):
+            it = [0]
+            cg(H, -dual.residual(c), rtol=1e-8, maxiter=10 * n, M=pre,
+               callback=lambda _x, it=it: it.__setitem__(0, it[0] + 1))
+            counts.append(it[0])
+        print(f"D = {D}, kappa = {kappa:g}, c = {frac:g} c*: CG iterations plain {counts[0]}, "
+              f"preconditioned {counts[1]}")
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+    cg_counts() if sys.argv[1:] == ["cg"] else main()
