@@ -3,7 +3,8 @@
 ``interpolant_critical_kappa`` (the kappa at which the mirror-descent interpolant's tau -> inf
 relative population loss, averaged over 4 training sets, is 1/2; Brent, tolerance 0.01, on
 kappa in [1.5, 8], [2, 5] at D = 800) at
-D = 50 ... 800, and a least-squares line a + b ln D through the values.  The exact flow's
+D = 50 ... 800, and two least-squares fits through the values: a + b ln D (growing without
+bound) and k_inf - c / sqrt(D) (saturating).  The exact flow's
 crossing at D <= 400 is in ``offline_implicit_bias.md`` (the interpolant follows it within
 0.04 there).
 
@@ -48,20 +49,24 @@ def _jobs():
 
 def table(done: dict) -> None:
     lines = markdown_head("The tau -> inf critical kappa of the interpolant against D",
-                          "4 training sets (seeds 0-3), Brent to 0.01; fit: least squares "
-                          "kappa_c = a + b ln D over the D measured.",
-                          ["alpha, eps"] + [f"D = {D}" for D in DS] + ["a + b ln D"])
+                          "4 training sets (seeds 0-3), Brent to 0.01; fits: least squares "
+                          "kappa_c = a + b ln D and kappa_c = k_inf - c / sqrt(D) over the D "
+                          "measured.",
+                          ["alpha, eps"] + [f"D = {D}" for D in DS]
+                          + ["a + b ln D", "k_inf - c / sqrt(D)"])
     for a, e in AE:
         ds = [D for D in DS if f"{D}|{a}|{e}" in done]
         ks = [done[f"{D}|{a}|{e}"]["critical_kappa"] for D in ds]
         cells = [f"{done[f'{D}|{a}|{e}']['critical_kappa']:.2f}" if D in ds else "—"
                  for D in DS]
-        fit = "—"
+        fits = ["—", "—"]
         if len(ds) >= 3:
-            b, a0 = np.polyfit(np.log(ds), ks, 1)
-            rms = float(np.sqrt(np.mean((a0 + b * np.log(ds) - np.array(ks)) ** 2)))
-            fit = f"{a0:.2f} + {b:.3f} ln D (rms {rms:.3f})"
-        lines.append(f"| {a:g}, {e:g} | " + " | ".join(cells) + f" | {fit} |")
+            for i, x in enumerate((np.log(ds), 1.0 / np.sqrt(ds))):
+                slope, icpt = np.polyfit(x, ks, 1)
+                rms = float(np.sqrt(np.mean((icpt + slope * x - np.array(ks)) ** 2)))
+                fits[i] = (f"{icpt:.2f} + {slope:.3f} ln D" if i == 0 else
+                           f"{icpt:.2f} - {-slope:.2f} / sqrt(D)") + f" (rms {rms:.3f})"
+        lines.append(f"| {a:g}, {e:g} | " + " | ".join(cells) + f" | {fits[0]} | {fits[1]} |")
     (HERE / "offline_critical_scaling.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
