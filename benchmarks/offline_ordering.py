@@ -216,8 +216,8 @@ def table() -> None:
     lines += ["", "## Tangent kernels at the exact states (D = 100, seed 0)", "",
               "Quadratic tangent kernel of the exact flow (arithmetic means) against the commuting "
               "flow's (logarithmic means) at the same state M(tau).", "",
-              "| kappa | tau | log-eigenvalues of M | trace ratio exact / (C) | smallest eigenvalue "
-              "of the difference |", "|---|---|---|---|---|"]
+              "| kappa | tau | log-eigenvalues of M | trace ratio exact / (C) | "
+              "smallest eigenvalue of the difference |", "|---|---|---|---|---|"]
     for key, r in done.items():
         if key.startswith("kernel|"):
             _, kappa, tau = key.split("|")

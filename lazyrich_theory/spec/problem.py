@@ -316,7 +316,8 @@ class Problem:
             check_target_dims(parse_spec(self.target), self.target, self.D)
         if self.batch_size is not None:
             if not is_int(self.batch_size) or self.batch_size < 1:
-                raise ProblemError(f"batch_size must be a positive integer or None, got {self.batch_size!r}")
+                raise ProblemError("batch_size must be a positive integer or None, got "
+                                   f"{self.batch_size!r}")
             object.__setattr__(self, "batch_size", int(self.batch_size))
         if not isinstance(self.online, (bool, np.bool_)):
             raise ProblemError(f"online must be True or False, got {self.online!r}")
