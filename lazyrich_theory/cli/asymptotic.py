@@ -39,7 +39,8 @@ from lazyrich_theory.theory.offline import (
     offline_theory,
 )
 from lazyrich_theory.theory.offline.dmft import DMFT_NS
-from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_CRITICAL_SEEDS,
+from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_ACCURACY,
+                                                          INTERPOLANT_CRITICAL_SEEDS,
                                                           INTERPOLANT_D_DEFAULT,
                                                           interpolant_reason,
                                                           entropic_interpolant,
@@ -53,7 +54,8 @@ CRITICAL_RUNS = 4
 #: Its definition in summary.json.
 LIMIT_DEFINITION = ("tau -> inf population loss / initial of the mirror-descent interpolant "
                     "of this training set (where the flow would end if its gradient matrices "
-                    "commuted; an approximation, docs/offline_theory.md §15)")
+                    "commuted; an approximation, docs/offline_theory.md §15; "
+                    f"{INTERPOLANT_ACCURACY})")
 
 
 def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:

@@ -27,7 +27,9 @@ from lazyrich_theory.theory.offline import (
     offline_summary,
     offline_theory,
 )
-from lazyrich_theory.theory.offline.implicit_bias import entropic_interpolant, interpolant_reason
+from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_ACCURACY,
+                                                          entropic_interpolant,
+                                                          interpolant_reason)
 from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_inputs, rindex_plan
 from lazyrich_theory.theory.timescales import (
     grokking_summary,
@@ -51,7 +53,7 @@ LIMIT_KEY = "offline_predicted_limit_test_loss"
 #: Its definition (summary.json, next to it).
 LIMIT_DEFINITION = ("relative to the initial population loss: the mirror-descent interpolant's "
                     "tau -> inf population loss of this training set at N = inf whatever N is "
-                    "(where the flow ends; docs/offline_theory.md §15)")
+                    f"(where the flow ends; docs/offline_theory.md §15; {INTERPOLANT_ACCURACY})")
 
 #: The column of the offline theory's population loss (spectral closure, N = inf).
 OFFLINE_COLUMN = "offline_population_loss"
