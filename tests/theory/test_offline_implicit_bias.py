@@ -15,6 +15,10 @@
 * An init scale sigma is the run (sigma alpha, sigma eps); refusals and the convergence error.
 * The Newton solver's preconditioner is the exact inverse of diag(q) + (alpha/(eps kappa)) X X^T,
   q the quadratic part's Hessian diagonal (read off the Hessian-vector product).
+* The dual's Hessian-vector product is the derivative of its gradient (central differences),
+  and its quadratic part -- the commuting flow's tangent kernel, logarithmic means of e^lambda --
+  lies below the exact flow's (x_mu . x_nu)(x_mu^T M x_nu) at the same M = e^K by a positive
+  semidefinite matrix (docs §15.3).
 """
 
 from __future__ import annotations
@@ -72,6 +76,27 @@ def test_preconditioner_inverts_the_column_part_plus_the_hessian_diagonal():
     v = np.random.default_rng(1).standard_normal(P)
     got = dual.preconditioner(c).matvec(v)
     assert np.allclose(target_op @ got, v, rtol=0, atol=1e-9 * np.abs(v).max())
+
+
+def test_hessian_is_the_gradient_derivative_and_below_the_exact_kernel():
+    p = _gauss(3.0, 2, D=12)
+    d = p.data()
+    X = np.asarray(d.X, float)
+    dual = _Dual(X, np.asarray(d.y, float), p.alpha, p.eps)
+    P, rng = X.shape[0], np.random.default_rng(3)
+    c, v = 2.0 * rng.standard_normal(P), rng.standard_normal(P)
+    h = 1e-6
+    fd = -(dual.residual(c + h * v) - dual.residual(c - h * v)) / (2 * h)
+    assert np.allclose(dual.hessp(c, v), fd, rtol=1e-6, atol=1e-8 * np.abs(fd).max())
+    lam, V, _, _ = dual.eig(c)
+    M = (V * np.exp(lam)) @ V.T
+    assert lam.max() - lam.min() > 3                    # a spread log-spectrum
+    k = dual.kappa
+    exact = (p.alpha * p.eps / k) * (X @ X.T) * (X @ M @ X.T)
+    comm = np.column_stack([dual.hessp(c, e) for e in np.eye(P)]) - \
+        (p.alpha / (p.eps * k)) * X @ X.T
+    gap = np.linalg.eigvalsh(exact - comm)
+    assert gap.min() > -1e-10 * gap.max() and gap.max() > 0.1 * np.trace(comm) / P
 
 
 def test_gaussian_inputs_seed_mean_within_measured_error():
