@@ -49,6 +49,8 @@ OFFLINE_OVERLAYS = ("auto", "spectral", "dmft", "rindex", "none")
 LIMIT_CHOICES = ("interpolant", "none")
 #: summary.json key of the interpolant's tau -> inf test loss / initial (on request).
 LIMIT_KEY = "offline_predicted_limit_test_loss"
+#: Written with it: the run's final population loss in the same (relative) units.
+MEASURED_RELATIVE_KEY = "measured_final_relative_population_loss"
 
 #: Its definition (summary.json, next to it).
 LIMIT_DEFINITION = ("relative to the initial population loss: the mirror-descent interpolant's "
@@ -169,6 +171,11 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
         summary[LIMIT_KEY] = entropic_interpolant(problem.replace(N=math.inf),
                                                   data).population_loss
         summary[LIMIT_KEY + "_definition"] = LIMIT_DEFINITION
+        # the same units next to it: the run's own final population loss / initial
+        summary[MEASURED_RELATIVE_KEY] = float(traj.population_loss[-1] / traj.population_loss[0])
+        summary[MEASURED_RELATIVE_KEY + "_definition"] = (
+            "this run's population loss at its last step / at t = 0 (the units of "
+            f"{LIMIT_KEY}; measured_final_test_loss is absolute, on the test set)")
     _measured(summary, reasons, traj)
     return traj.with_info(summary=_nulls_with_reasons(summary, reasons))
 

@@ -331,15 +331,20 @@ def test_solve_limit_loss_is_the_interpolant_at_n_inf():
     """solve_with_theory(limit="interpolant"): summary key offline_predicted_limit_test_loss is
     the interpolant's tau -> inf loss of the same training set at N = inf (whatever N); by
     default absent; refused before the solve where it does not apply."""
-    from lazyrich_theory.experiments.with_theory import LIMIT_KEY
+    from lazyrich_theory.experiments.with_theory import LIMIT_KEY, MEASURED_RELATIVE_KEY
     from lazyrich_theory.theory.offline import entropic_interpolant
 
     p = PHASE.replace(P=60)                                         # N = 10, kappa = 3
-    s = solve_with_theory(p, 50, limit="interpolant").info["summary"]
+    tr = solve_with_theory(p, 50, limit="interpolant")
+    s = tr.info["summary"]
     ref = entropic_interpolant(p.replace(N=math.inf)).population_loss
     assert s[LIMIT_KEY] == ref and 0.05 < ref < 2
+    # next to it, in the same relative units: the run's own final population loss / initial
+    assert s[MEASURED_RELATIVE_KEY] == pytest.approx(
+        tr.population_loss[-1] / tr.population_loss[0], rel=1e-12)
     none = solve_with_theory(p, 50).info["summary"]
     assert LIMIT_KEY not in none and LIMIT_KEY not in none["reasons"]
+    assert MEASURED_RELATIVE_KEY not in none
     with pytest.raises(ProblemError, match="convention"):
         solve_with_theory(p.replace(convention="B"), 50, limit="interpolant")
     with pytest.raises(ProblemError, match="limit must be one of"):

@@ -49,8 +49,8 @@ __all__ = ["LongTimeState", "entropic_interpolant", "interpolant_floors",
 #: Its measured error against the exact flow's tau -> inf loss (docs §15.3), for the outputs
 #: that report it.
 INTERPOLANT_ACCURACY = ("measured against the exact flow: within 0.02 on seed means at "
-                        "kappa >= 2 (D = 50-400, per seed up to 0.08), 0.05-0.06 low at "
-                        "kappa = 1.5 (D = 400-800)")
+                        "kappa >= 2 (D = 50-400, per seed up to 0.08), 0.05-0.13 low at "
+                        "kappa = 1.5 (seed means, D = 50-800; 0.05-0.06 at D = 400-800)")
 #: Training sets (seeds) averaged by :func:`interpolant_critical_kappa` by default.
 INTERPOLANT_CRITICAL_SEEDS = 4
 #: Up to this D the command line and the figures compute the interpolant by default (3-12 s at

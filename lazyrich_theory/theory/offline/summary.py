@@ -223,8 +223,9 @@ def _regime_note(traj: Trajectory) -> str:
                 "against the exact flow within its seed spread from D = 100 on "
                 "(docs/offline_theory.md §13); Monte Carlo spread ~+-5 % per run at Ns = 800")
     return ("DMFT: half-time -29..+15 % and loss at tau = 40 +0.0..+0.3 against the exact "
-            "flow (D = 50-400, docs/offline_theory.md §11; the tau -> inf loss is "
-            "predicted_limit_test_loss's); Monte Carlo spread ~+-4 % / +-0.05")
+            "flow (D = 50-400, docs/offline_theory.md §11); Monte Carlo spread ~+-4 % / +-0.05. "
+            "For where the flow ends, trust predicted_limit_test_loss (the interpolant, "
+            "within 0.02 at kappa >= 2) over this loss at the horizon")
 
 
 #: summary keys of the lazy plateau (``plateau_losses``), relative to the initial loss.
