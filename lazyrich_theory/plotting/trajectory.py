@@ -144,6 +144,7 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
         twin = twin_below(ax, "NTK alignment (paper's, test set)", _ALIGNMENT_COLOR)
         twin.plot(x, traj.extra["kernel_alignment"], "-", color=_ALIGNMENT_COLOR, lw=1.2,
                   alpha=0.8)
+        _honest_span(twin, traj.extra["kernel_alignment"])
         ax.plot([], [], "-", color=_ALIGNMENT_COLOR, lw=1.2, alpha=0.8, label=ALIGNMENT_LABEL)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -152,6 +153,19 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
     ax.set_title("losses")
     ax.grid(True, which="major", alpha=0.3)
     return twin
+
+
+def _honest_span(ax: "Axes", values: np.ndarray, least: float = 0.2) -> None:
+    """Widen a linear axis to include 0 when its data vary by less than ``least`` of their
+    size: autoscaling would blow a 10 % change up to the full height."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return
+    lo, hi = float(v.min()), float(v.max())
+    size = max(abs(lo), abs(hi))
+    if size > 0 and hi - lo < least * size:
+        ax.set_ylim(min(0.0, lo) * 1.05, max(0.0, hi) * 1.05)
 
 
 def draw_decomposition(ax: "Axes", traj: "Trajectory") -> bool:

@@ -561,3 +561,20 @@ def test_kappa_draws_the_interpolant_limit_where_given():
     bare = plot_kappa(_kappa_runs(), problem=problem)
     assert not any(ln.get_label() == "τ → ∞: interpolant" for ln in bare.axes[2].get_lines())
     assert not any("interpolant" in t for t in _legend_texts(bare))
+
+
+def test_alignment_axis_is_not_blown_up():
+    """A right-hand axis whose data vary by ~10 % starts at 0 (autoscaling would fill the
+    panel's height with it); data that vary a lot keep the autoscaled limits."""
+    from lazyrich_theory.plotting.trajectory import _honest_span
+
+    ax = Figure().subplots()
+    ax.plot([1, 2, 3], [0.0093, 0.0098, 0.0103])
+    _honest_span(ax, np.array([0.0093, 0.0098, 0.0103]))
+    lo, hi = ax.get_ylim()
+    assert lo == 0.0 and hi >= 0.0103
+    ax2 = Figure().subplots()
+    ax2.plot([1, 2, 3], [0.1, 0.5, 0.9])
+    before = ax2.get_ylim()
+    _honest_span(ax2, np.array([0.1, 0.5, 0.9, np.nan]))
+    assert ax2.get_ylim() == before

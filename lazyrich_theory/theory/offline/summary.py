@@ -303,6 +303,10 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
         "method": info.get("offline_method"),
         "kappa": info.get("kappa"), "b2": info.get("b2"), "D": info.get("D"),
         "alpha_eps": info.get("alpha_eps"),
+        "inputs_definition": "the theory's inputs: kappa = P / D; b2 = 2 tau |beta|^2 / D, the "
+                             "teacher's strength (tau = 1/2 in convention A); alpha_eps = alpha "
+                             "eps (an init scale sigma multiplies each); D; horizon = the last "
+                             "time, in GD steps",
         "regime": _regime_note(traj),
     }
     out.update(_plateau(info, reasons))
