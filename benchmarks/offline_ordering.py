@@ -42,7 +42,8 @@ from scipy.optimize import root
 import lazyrich_theory as lr
 from common import run_resumable
 from lazyrich_theory.core.statistics import population_loss
-from lazyrich_theory.theory.offline.implicit_bias import _Dual, entropic_interpolant
+from lazyrich_theory.theory.offline.implicit_bias import (_Dual, entropic_interpolant,
+                                                          exp_divided_differences)
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "offline_ordering.json"
@@ -155,17 +156,15 @@ def _kernel_job(kappa: float, tau: float) -> dict:
     case = _Case(_problem(100, kappa, 0))
     M = case.exact(tau).final_state["M"]
     lam, V = np.linalg.eigh(0.5 * (M + M.T))
-    ell, Y = np.log(lam), case.X @ V
-    dl = ell[:, None] - ell[None, :]
-    small = np.abs(dl) < 1e-12
-    log_mean = lam[None, :] * np.where(small, 1.0, np.expm1(dl) / np.where(small, 1.0, dl))
+    Y = case.X @ V
+    log_mean = exp_divided_differences(np.log(lam))
     arith = 0.5 * (lam[:, None] + lam[None, :])
 
     def kernel(W):
         return np.einsum("mi,mj,ij,ni,nj->mn", Y, Y, W, Y, Y, optimize=True)
 
     exact, comm = kernel(arith), kernel(log_mean)
-    return {"log_eig_min": float(ell.min()), "log_eig_max": float(ell.max()),
+    return {"log_eig_min": float(np.log(lam).min()), "log_eig_max": float(np.log(lam).max()),
             "trace_ratio": float(np.trace(exact) / np.trace(comm)),
             "min_eig_difference": float(np.linalg.eigvalsh(exact - comm).min())}
 

@@ -44,7 +44,7 @@ from lazyrich_theory.theory.offline.summary import CriticalKappa, check_kappa_ra
 
 __all__ = ["LongTimeState", "entropic_interpolant", "interpolant_floors",
            "interpolant_critical_kappa", "interpolant_reason", "INTERPOLANT_CRITICAL_SEEDS",
-           "INTERPOLANT_D_DEFAULT", "INTERPOLANT_ACCURACY"]
+           "INTERPOLANT_D_DEFAULT", "INTERPOLANT_ACCURACY", "exp_divided_differences"]
 
 #: Its measured error against the exact flow's tau -> inf loss (docs §15.3), for the outputs
 #: that report it.
@@ -95,6 +95,17 @@ class LongTimeState:
         return dataclasses.asdict(self)
 
 
+def exp_divided_differences(lam: np.ndarray) -> np.ndarray:
+    """Gamma_ij = (e^l_i - e^l_j) / (l_i - l_j) (e^l_i on the diagonal), the logarithmic mean of
+    e^l_i and e^l_j: the Frechet derivative of exp in the eigenbasis.  Computed as
+    e^max (-expm1(-|l_i - l_j|)) / |l_i - l_j|: no cancellation for close eigenvalues, no
+    0 * inf for far ones."""
+    ad = np.abs(lam[:, None] - lam[None, :])
+    small = ad < 1e-12
+    ratio = np.where(small, 1.0, -np.expm1(-ad) / np.where(small, 1.0, ad))
+    return np.exp(np.maximum(lam[:, None], lam[None, :])) * ratio
+
+
 class _Dual:
     """Psi's value, gradient and Hessian-vector product at c (one eigendecomposition per c)."""
 
@@ -111,13 +122,7 @@ class _Dual:
         if key != self._key:
             K = (-2.0 / self.kappa) * (self.X.T * c) @ self.X
             lam, V = np.linalg.eigh(K)
-            # divided differences of exp, (e^a - e^b)/(a - b) = e^max (-expm1(-|a - b|))/|a - b|:
-            # no cancellation for close eigenvalues, no 0 * inf for far ones
-            ad = np.abs(lam[:, None] - lam[None, :])
-            small = ad < 1e-12
-            ratio = np.where(small, 1.0, -np.expm1(-ad) / np.where(small, 1.0, ad))
-            gam = np.exp(np.maximum(lam[:, None], lam[None, :])) * ratio
-            self._key, self._eig = key, (lam, V, self.X @ V, gam)
+            self._key, self._eig = key, (lam, V, self.X @ V, exp_divided_differences(lam))
         return self._eig
 
     def residual(self, c: np.ndarray) -> np.ndarray:
@@ -261,8 +266,8 @@ def _step(dual: _Dual, c: np.ndarray, d: np.ndarray, g: np.ndarray, gmax: float)
     Psi's round-off (1e-9 of its terms' size: large tr e^K); below that, where -Psi cannot
     resolve it, the first step that lowers the largest residual."""
     slope = float(g @ d)
-    noise = 1e-9 * max(sum(abs(t) for t in dual.terms(c)), 1.0)
-    phi = sum(dual.terms(c))
+    terms = dual.terms(c)
+    noise, phi = 1e-9 * max(sum(abs(t) for t in terms), 1.0), sum(terms)
     step = 1.0
     while step > 1e-10:
         trial = c + step * d
