@@ -16,8 +16,6 @@ tolerance (largest interpolation residual 1e-9 of the largest label) and the sam
 from __future__ import annotations
 
 import math
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,7 @@ from scipy.optimize import minimize
 from scipy.sparse.linalg import LinearOperator, cg
 
 import lazyrich_theory as lr
-from common import markdown_head
+from common import markdown_head, median_time
 from lazyrich_theory.theory.offline.implicit_bias import _Dual, entropic_interpolant
 
 HERE = Path(__file__).resolve().parent
@@ -59,15 +57,6 @@ def _baseline(p: lr.Problem) -> tuple[float, int]:
     return float(np.abs(dual.residual(c)).max()) / float(np.abs(y).max()), count[0]
 
 
-def _median_time(fn) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
-
-
 def main() -> None:
     lines = markdown_head("Mirror-descent interpolant: preconditioned Newton vs scipy trust-ncg",
                           f"Median of {REPEATS} runs each, (alpha, eps) = (1, 0.02), seed 0, "
@@ -77,8 +66,8 @@ def main() -> None:
     for D, kappa in CASES:
         p = lr.preset("fig1").replace(N=math.inf, D=D, P=int(round(kappa * D)), alpha=1.0,
                                       eps=0.02, seed=0)
-        t_new, st = _median_time(lambda p=p: entropic_interpolant(p))
-        t_old, (res, nprod) = _median_time(lambda p=p: _baseline(p))
+        t_new, st = median_time(lambda p=p: entropic_interpolant(p), REPEATS)
+        t_old, (res, nprod) = median_time(lambda p=p: _baseline(p), REPEATS)
         lines.append(f"| {D} | {kappa:g} | {p.P} | {t_new:.2f} | {st.iterations} | {t_old:.2f} "
                      f"| {res:.0e} | {nprod} | {t_old / t_new:.1f} |")
         print(lines[-1], flush=True)

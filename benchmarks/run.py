@@ -49,7 +49,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.common import load_note  # noqa: E402
+from benchmarks.common import load_note, median_time  # noqa: E402
 from lazyrich_theory import preset, solve  # noqa: E402
 from lazyrich_theory.core.population import population_grid  # noqa: E402
 from lazyrich_theory.core.reduced import ReducedSystem  # noqa: E402
@@ -58,15 +58,6 @@ from lazyrich_theory.spec.schedule import save_times  # noqa: E402
 
 STEPS = 100_000
 SECTIONS = ("main", "e2e", "load", "scale", "sample")
-
-
-def median_time(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def gemm_rate(m, k, n, repeats=50, threads=None, trans_a=False, best=False):
