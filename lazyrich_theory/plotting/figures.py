@@ -141,11 +141,24 @@ def _time_lines(ax, runs: Sequence[Mapping[str, Any]], colors: Sequence, sym: st
     return " (dotted: online-ODE transition time, in the curve's colour)"
 
 
+def _limit_marks(ax, runs: Sequence[Mapping[str, Any]], colors: Sequence) -> None:
+    """Each run's predicted tau -> inf test loss (``limit``, when given and not None): an open
+    diamond at its last time, in the curve's colour (darkened); one legend entry."""
+    label = "τ → ∞ theory (interpolant, N = ∞)"
+    for r, color in zip(runs, colors):
+        if r.get("limit") is None:
+            continue
+        ax.plot(log_time(r["t"])[-1:], [r["limit"]], "D", ms=7, mfc="none", mew=1.6,
+                mec=_darker(color), clip_on=False, zorder=5, label=label)
+        label = None
+
+
 def plot_sweep_curves(runs: Sequence[Mapping[str, Any]], *, param: str, problem: "Problem",
                       method: str, title: str, steps: int, normalise: bool = True,
                       log2_labels: bool = True) -> "Figure":
     """Figures 3(a), 3(b), Goldilocks: train (dashed, left) and test (solid, right) loss for a
-    sweep of one problem parameter, with the online ODE's transition time (dotted).
+    sweep of one problem parameter, with the online ODE's transition time (dotted) and, where
+    a run has one, its predicted tau -> inf test loss (open diamond at the horizon).
 
     Parameters
     ----------
@@ -177,6 +190,7 @@ def plot_sweep_curves(runs: Sequence[Mapping[str, Any]], *, param: str, problem:
         a1.plot(x, r["train"], "--", color=color, lw=1.2)
         a2.plot(x, r["test"], "-", color=color, lw=1.5,
                 label=_sweep_label(sym, r["value"], log2_labels))
+    _limit_marks(a2, runs, colors)
     note = _time_lines(a2, runs, colors, sym, steps)
     norm = " / initial" if normalise else ""
     log_axes(a1, _STEPS, f"train loss{norm}", "train")

@@ -171,3 +171,19 @@ def test_beyond_the_paper_figures_are_not_in_all_and_match_direct_solves(tmp_pat
         with open(out / f"{name}_curves.csv") as f:
             header = next(csv.reader(f))
         assert header[0] == "t" and len(header) == 1 + 2 * len(rows)
+
+
+def test_goldilocks_predicts_each_training_sets_limit(tmp_path):
+    """Each P gets its training set's interpolant (tau -> inf, N = inf; docs §15), the same
+    number entropic_interpolant gives; P <= D gets None and the refusal's reason."""
+    from lazyrich_theory.theory.offline import entropic_interpolant
+    info = make_figure("goldilocks", str(tmp_path), steps=200, Ps=(10, 40), **SMALL)
+    low, high = info["result"]["cells"]
+    assert low["predicted_limit_test_loss"] is None
+    assert "P" in low["predicted_limit_test_loss_reason"]
+    p = Problem(**{**FIGURES["goldilocks"].problem, **SMALL}).replace(P=40)
+    want = entropic_interpolant(p.replace(N=math.inf), p.data()).population_loss
+    assert high["predicted_limit_test_loss"] == pytest.approx(want, rel=1e-12)
+    assert "predicted_limit_test_loss_reason" not in high
+    saved = json.loads((tmp_path / "figure.json").read_text())
+    assert saved["result"]["cells"][1]["predicted_limit_test_loss"] == pytest.approx(want)

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
+
 import numpy as np
 
 from lazyrich_theory.core.solve import solve
+from lazyrich_theory.errors import IntegrationError
 from lazyrich_theory.experiments.figures.common import FigureData, as_list, curves_table
 from lazyrich_theory.experiments.sweep import sweep
+from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_D_DEFAULT,
+                                                          entropic_interpolant,
+                                                          interpolant_reason)
 from lazyrich_theory.theory.timescales import grokking_metrics, predict_timescales
 
 __all__ = ["FIG3A_ALPHAS", "FIG3B_EPS", "GOLDILOCKS_P", "fig3a", "fig3b", "goldilocks", "fig3e",
@@ -72,7 +79,12 @@ def fig3b(problem: Problem, steps: int, epss=FIG3B_EPS, method: str = "flow") ->
 
 def goldilocks(problem: Problem, steps: int, Ps=GOLDILOCKS_P, method: str = "gd") -> FigureData:
     """Goldilocks appendix: a sweep of the number of training points P (grokking needs P
-    neither too small nor too large); losses not normalised.
+    neither too small nor too large); losses not normalised.  Each P also gets the theory of
+    where its flow ends: the mirror-descent interpolant's tau -> inf population loss of that
+    training set at N = inf (docs/offline_theory.md §15), ``predicted_limit_test_loss`` in
+    ``result["cells"]`` (relative to the initial population loss; None with
+    ``predicted_limit_test_loss_reason`` where it does not apply, e.g. P <= D), drawn as an
+    open diamond at the horizon (times the curve's initial test loss).
 
     Parameters
     ----------
@@ -86,7 +98,23 @@ def goldilocks(problem: Problem, steps: int, Ps=GOLDILOCKS_P, method: str = "gd"
     FigureData
         ``goldilocks_curves.csv``.
     """
-    return sweep_curves(problem, steps, "P", Ps, method, "goldilocks", normalise=False)
+    return sweep_curves(problem, steps, "P", Ps, method, "goldilocks", normalise=False,
+                        limit=True)
+
+
+def _limit_loss(problem: Problem, data: ProblemData) -> tuple[float | None, str | None]:
+    """(the interpolant's tau -> inf relative population loss at N = inf, None) or
+    (None, why not)."""
+    p = problem.replace(N=math.inf)
+    why = interpolant_reason(p)
+    if why is None and p.D > INTERPOLANT_D_DEFAULT:
+        why = f"not computed at D = {p.D} > {INTERPOLANT_D_DEFAULT} (minutes per solve)"
+    if why is not None:
+        return None, why
+    try:
+        return float(entropic_interpolant(p, data).population_loss), None
+    except IntegrationError as exc:
+        return None, f"the interpolant did not converge: {exc}"
 
 
 def _values(problem: Problem, param: str, values: Any) -> list:
@@ -96,7 +124,7 @@ def _values(problem: Problem, param: str, values: Any) -> list:
 
 
 def sweep_curves(problem: Problem, steps: int, param: str, values: Any, method: str,
-                 name: str, normalise: bool = True) -> FigureData:
+                 name: str, normalise: bool = True, limit: bool = False) -> FigureData:
     """Train and test curves for a sweep of one problem parameter, with the online ODE's
     transition time and the grokking metrics of each value.
 
@@ -113,6 +141,8 @@ def sweep_curves(problem: Problem, steps: int, param: str, values: Any, method: 
         The figure's name (``{name}_curves.csv``).
     normalise : bool
         Divide each loss curve by its initial value.
+    limit : bool
+        Add the interpolant's tau -> inf loss of each value (:func:`goldilocks`).
 
     Returns
     -------
@@ -135,6 +165,12 @@ def sweep_curves(problem: Problem, steps: int, param: str, values: Any, method: 
         test = tr.test_loss / (tr.test_loss[0] if normalise else 1.0)
         runs.append({"value": value, "t": tr.t, "train": train, "test": test,
                      "rich_time": ts.rich_time_population})
+        if limit:
+            rel, why = _limit_loss(p, d)
+            rows[-1]["predicted_limit_test_loss"] = rel
+            if why is not None:
+                rows[-1]["predicted_limit_test_loss_reason"] = why
+            runs[-1]["limit"] = None if rel is None else rel * float(test[0])
         cols[f"train_{param}_{value:g}"] = train
         cols[f"test_{param}_{value:g}"] = test
         t_axis = tr.t
