@@ -49,7 +49,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.common import load_note, median_time  # noqa: E402
+from benchmarks.common import gemm_rate, load_note, median_time  # noqa: E402
 from lazyrich_theory import preset, solve  # noqa: E402
 from lazyrich_theory.core.population import population_grid  # noqa: E402
 from lazyrich_theory.core.reduced import ReducedSystem  # noqa: E402
@@ -58,25 +58,6 @@ from lazyrich_theory.spec.schedule import save_times  # noqa: E402
 
 STEPS = 100_000
 SECTIONS = ("main", "e2e", "load", "scale", "sample")
-
-
-def gemm_rate(m, k, n, repeats=50, threads=None, trans_a=False, best=False):
-    """GFLOP/s of an (m x k) @ (k x n) product: median (or the fastest, ``best``) of
-    ``repeats``, with ``threads`` BLAS threads (None: BLAS's default)."""
-    from threadpoolctl import threadpool_limits
-
-    rng = np.random.default_rng(0)
-    A = rng.standard_normal((k, m)).T if trans_a else rng.standard_normal((m, k))
-    B = rng.standard_normal((k, n))
-    with threadpool_limits(threads, user_api="blas"):
-        A @ B
-        ts = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            A @ B
-            ts.append(time.perf_counter() - t0)
-    t = min(ts) if best else statistics.median(ts)
-    return 2.0 * m * k * n / t / 1e9
 
 
 def rel_err(tr, ref):
@@ -155,8 +136,8 @@ def main_section(repeats: int, network_steps: int) -> dict:
     flops = 2 * 2 * P * D * r          # X F and X^T R; the elementwise work is O(P r)
     threads = threads_for(flops)
     # the step's two products, X F and X^T R, at the same shapes and thread count
-    t_xf = 2 * P * D * r / (gemm_rate(P, D, r, threads=threads) * 1e9)
-    t_xtr = 2 * P * D * r / (gemm_rate(D, P, r, threads=threads, trans_a=True) * 1e9)
+    t_xf = 2 * P * D * r / (gemm_rate(P, D, r, repeats=50, threads=threads) * 1e9)
+    t_xtr = 2 * P * D * r / (gemm_rate(D, P, r, repeats=50, threads=threads, trans_a=True) * 1e9)
     rate_same = flops / (t_xf + t_xtr) / 1e9
     rate_best = max(gemm_rate(2000, 2000, 2000, repeats=5, threads=th, best=True)
                     for th in (1, None))
