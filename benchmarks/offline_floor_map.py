@@ -1,0 +1,172 @@
+"""Where the flow ends, over (kappa, m = alpha eps / b2): the tau -> inf phase diagram of the
+free-column interpolant (issue 13; docs/offline_theory.md §15.5).
+
+The interpolant's floor depends on (alpha, eps) only through m = alpha eps / b2 as alpha / eps
+-> inf (§15.5).  ``run`` maps its relative tau -> inf population loss at D = 100 over kappa x m
+(alpha / eps = 1e4, 4 training sets per cell, each at its own b2); ``exact`` checks the map
+against the exact gradient flow (alpha / eps = 50, tau = 640) on both sides of the predicted
+critical kappa at three m; ``plot`` draws the map with its 1/2 and 0.1 contours and the exact
+runs.
+
+    python benchmarks/offline_floor_map.py run     # resumable, ~5 min
+    python benchmarks/offline_floor_map.py exact   # resumable, ~1 min per exact run
+    python benchmarks/offline_floor_map.py plot    # -> docs/gallery/floor_map.png + .md table
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+import lazyrich_theory as lr
+from common import half_crossing, markdown_head, run_resumable
+from lazyrich_theory.theory.offline.implicit_bias import entropic_interpolant
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "offline_floor_map.json"
+EXACT_OUT = HERE / "offline_floor_map_exact.json"
+D = 100
+SEEDS = range(4)
+KAPPAS = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0)
+MS = tuple(float(f"{m:.3g}") for m in np.geomspace(0.003, 1.0, 11))
+#: alpha / eps of the map (the free-column limit to < 1e-4) and of the exact checks (the paper's)
+RATIO_MAP, RATIO_EXACT = 1e4, 50.0
+#: exact checks: four columns of the map (m on its grid), the kappas around the crossing
+EXACT_MS = (0.003, 0.0548, 0.313, 1.0)
+EXACT_KAPPAS = (2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
+TAU = 640.0
+
+
+def _problem(kappa: float, m: float, seed: int, ratio: float):
+    """The fig1 problem at (kappa, seed) with alpha eps = m b2 (this seed's b2) and
+    alpha / eps = ratio."""
+    p = lr.preset("fig1").replace(N=math.inf, D=D, P=int(round(kappa * D)), seed=seed)
+    beta = p.data().beta
+    ae = m * 2.0 * 0.5 * float(beta @ beta) / D        # convention A: b2 = |beta|^2 / D
+    return p.replace(alpha=math.sqrt(ae * ratio), eps=math.sqrt(ae / ratio))
+
+
+def _jobs():
+    for kappa in KAPPAS:
+        for m in MS:
+            for seed in SEEDS:
+                p = _problem(kappa, m, seed, RATIO_MAP)
+                yield f"{kappa}|{m}|{seed}", (lambda p=p: {
+                    "loss": entropic_interpolant(p).population_loss})
+
+
+def _exact_jobs():
+    for m in EXACT_MS:
+        for kappa in EXACT_KAPPAS:
+            for seed in SEEDS:
+                p = _problem(kappa, m, seed, RATIO_EXACT)
+                yield f"{kappa}|{m}|{seed}", (lambda p=p: _exact(p))
+
+
+def _exact(p) -> dict:
+    steps = int(TAU * p.alpha * p.D / (2.0 * p.eps))
+    tr = lr.solve(p, steps, method="flow", save_times=[0, steps])
+    return {"loss": float(tr.population_loss[-1] / tr.population_loss[0]),
+            "train": float(tr.train_loss[-1] / tr.train_loss[0]),
+            "interpolant_same_ratio": entropic_interpolant(p).population_loss}
+
+
+def _mean(done: dict, kappa: float, m: float, field: str = "loss") -> float:
+    v = [done[k][field] for s in SEEDS if (k := f"{kappa}|{m}|{s}") in done]
+    return float(np.mean(v)) if len(v) == len(SEEDS) else math.nan
+
+
+def critical_kappas(done: dict) -> list[float]:
+    """Per m, the kappa at which the seed-mean loss crosses 1/2 (linear interpolation on the
+    kappa grid; NaN where it does not cross)."""
+    return [half_crossing(KAPPAS, [_mean(done, k, m) for k in KAPPAS]) for m in MS]
+
+
+def table(done: dict, exact: dict) -> None:
+    lines = markdown_head(
+        "The interpolant's tau -> inf relative population loss over kappa x m (D = 100)",
+        f"m = alpha eps / b2, alpha / eps = {RATIO_MAP:g} (the free-column limit), mean of "
+        f"{len(SEEDS)} training sets; last row: the critical kappa (the mean crossing 1/2).",
+        ["kappa"] + [f"m = {m:g}" for m in MS])
+    for kappa in KAPPAS:
+        lines.append(f"| {kappa:g} | " + " | ".join(f"{_mean(done, kappa, m):.3f}" for m in MS)
+                     + " |")
+    lines.append("| critical kappa | " + " | ".join(f"{k:.2f}" for k in critical_kappas(done))
+                 + " |")
+    lines += ["", f"Exact flow (alpha / eps = {RATIO_EXACT:g}, tau = {TAU:g}) against the "
+              "interpolant at the same (alpha, eps) and the map's limit (seed means over "
+              f"{len(SEEDS)} training sets; error = interpolant - exact):", "",
+              "| m | kappa | exact | interpolant | error | limit (map) |", "|---|---|---|---|---|---|"]
+    for m in EXACT_MS:
+        ex = [_mean(exact, k, m) for k in EXACT_KAPPAS]
+        ib = [_mean(exact, k, m, "interpolant_same_ratio") for k in EXACT_KAPPAS]
+        for kappa, e, i in zip(EXACT_KAPPAS, ex, ib):
+            lines.append(f"| {m:g} | {kappa:g} | {e:.3f} | {i:.3f} | {i - e:+.3f} | "
+                         f"{_mean(done, kappa, m):.3f} |")
+        lines.append(f"| {m:g} | critical | {half_crossing(EXACT_KAPPAS, ex):.2f} | "
+                     f"{half_crossing(EXACT_KAPPAS, ib):.2f} | | |")
+    (HERE / "offline_floor_map.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def plot(done: dict, exact: dict) -> None:
+    """Left: the seed-mean map (log colour), its 1/2 and 0.1 contours, where the exact runs
+    are and their 1/2 crossings.  Right: four columns of the map against kappa, interpolant
+    (lines) and exact flow (markers)."""
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+
+    Z = np.array([[_mean(done, k, m) for m in MS] for k in KAPPAS])
+    fig = Figure(figsize=(12.0, 4.8), constrained_layout=True)
+    ax, ax2 = fig.subplots(1, 2, width_ratios=[1.25, 1])
+    mesh = ax.pcolormesh(MS, KAPPAS, np.clip(Z, 1e-4, None), shading="nearest",
+                         norm=LogNorm(1e-4, 2.0), cmap="viridis")
+    cs = ax.contour(MS, KAPPAS, Z, levels=[0.1, 0.5], colors=["w", "k"], linewidths=1.6)
+    ax.clabel(cs, fmt={0.1: "0.1", 0.5: "½"}, fontsize=8)
+    colors = ("tab:red", "tab:orange", "tab:pink", "w")
+    for m, color in zip(EXACT_MS, colors):
+        ex = [_mean(exact, k, m) for k in EXACT_KAPPAS]
+        ax.plot([m] * len(ex), EXACT_KAPPAS, "o", mfc="none", mec=color, ms=6)
+        ax.plot([m], [half_crossing(EXACT_KAPPAS, ex)], "_", color=color, ms=18, mew=2.5)
+        lim = [_mean(done, k, m) for k in KAPPAS]
+        ax2.plot(KAPPAS, lim, "-", color=color if color != "w" else "k", lw=1.4,
+                 label=f"m = {m:g}: interpolant")
+        ax2.plot(EXACT_KAPPAS, ex, "o", mfc="none", color=color if color != "w" else "k")
+    ax2.plot([], [], "o", mfc="none", color="0.3",
+             label=f"exact flow, τ = {TAU:g}, α/ε = {RATIO_EXACT:g}")
+    ax2.axhline(0.5, color="0.5", ls=":", lw=1)
+    ax2.set_yscale("log")
+    ax2.set_ylim(1e-3, 3)
+    ax2.set_xlabel("κ = P / D")
+    ax2.set_ylabel("τ → ∞ test loss / initial (mean of 4 training sets)")
+    ax2.legend(fontsize=7, loc="lower left")
+    ax2.grid(True, alpha=0.3)
+    ax2.set_title("Columns of the map against the exact flow", fontsize=10)
+    ax.set_xscale("log")
+    ax.set_xlabel("m = αε / b₂")
+    ax.set_ylabel("κ = P / D")
+    fig.colorbar(mesh, ax=ax, label="τ → ∞ test loss / initial (interpolant)")
+    ax.set_title(f"Where the flow ends, D = {D} (black ½: critical κ; bars: exact ½ crossings)",
+                 fontsize=10)
+    out = HERE.parent / "docs" / "gallery" / "floor_map.png"
+    fig.savefig(out, dpi=130)
+    print(f"-> {out}")
+
+
+if __name__ == "__main__":
+    import sys
+    arg = sys.argv[1] if len(sys.argv) > 1 else "run"
+    if arg == "run":
+        table(run_resumable(OUT, _jobs()), {})
+    elif arg == "exact":
+        run_resumable(EXACT_OUT, _exact_jobs())
+    elif arg == "plot":
+        ex = json.loads(EXACT_OUT.read_text()) if EXACT_OUT.exists() else {}
+        d = json.loads(OUT.read_text())
+        table(d, ex)
+        plot(d, ex)
+    else:
+        raise SystemExit(f"unknown command {arg!r}: run, exact or plot")
