@@ -1,5 +1,5 @@
-"""Drawing of the offline-theory figure ``kappa`` (docs/gallery.md; computed by
-:mod:`lazyrich_theory.experiments.figures.offline`).
+"""Drawing of the offline-theory figures ``kappa`` and ``floor-map`` (docs/gallery.md;
+computed by :mod:`lazyrich_theory.experiments.figures.offline`).
 
 Takes the ``plot`` part of the computation and returns a new :class:`matplotlib.figure.Figure`;
 nothing is computed, saved or shown here.
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lazyrich_theory.spec.problem import Problem
 
-__all__ = ["plot_kappa"]
+__all__ = ["plot_kappa", "plot_floor_map"]
 
 _METHOD = {"spectral": "spectral closure", "dmft": "DMFT", "rindex": "r-index DMFT"}
 _EXACT = {"flow": "exact gradient flow (N = ∞)", "gd": "exact GD (N = ∞)"}
@@ -134,4 +134,53 @@ def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Fig
             "fitted constant); "
             f"{problem_line(problem, skip=('P', 'N'))}, N = ∞, seed {problem.seed}")
     fig.suptitle(textwrap.fill(text, int(fig.get_figwidth() * 9)))
+    return fig
+
+
+def plot_floor_map(kappas: Sequence[float], ms: Sequence[float], mean_loss: np.ndarray,
+                   critical: Sequence[float | None], *, problem: "Problem",
+                   seeds: int) -> "Figure":
+    """The tau -> inf relative test loss over kappa (vertical) and m = alpha eps / b2 (log,
+    horizontal), log colour, with its 1/2 contour (the critical kappa, marked per m) and the
+    0.1 contour (the paper's Fig. 3(e) threshold).
+
+    Parameters
+    ----------
+    kappas, ms : sequence of float
+        Increasing grids.
+    mean_loss : numpy.ndarray
+        (len(kappas), len(ms)): the seed-mean loss / initial.
+    critical : sequence of float or None
+        Per m, the kappa at which the mean crosses 1/2 (None: not on the grid).
+    problem : Problem
+        The base problem (D, alpha / eps, seed).
+    seeds : int
+        Training sets per cell.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.colors import LogNorm
+
+    fig, ax = mpl.subplots(1, 1, figsize=(8.4, 5.2), layout="constrained")
+    Z = np.clip(np.asarray(mean_loss, dtype=float), 1e-4, None)
+    mesh = ax.pcolormesh(ms, kappas, Z, shading="nearest", cmap="viridis",
+                         norm=LogNorm(1e-4, max(2.0, float(Z.max()))))
+    if len(ms) > 1 and len(kappas) > 1:
+        cs = ax.contour(ms, kappas, Z, levels=[0.1, 0.5], colors=["w", "k"], linewidths=1.6)
+        ax.clabel(cs, fmt={0.1: "0.1", 0.5: "½"}, fontsize=8)
+    pts = [(m, k) for m, k in zip(ms, critical) if k is not None]
+    if pts:
+        ax.plot(*zip(*pts), "o", color="k", ms=4, label="critical κ (mean loss ½)")
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("m = αε / b₂")
+    ax.set_ylabel("κ = P / D")
+    fig.colorbar(mesh, ax=ax,
+                 label=f"τ → ∞ test loss / initial (interpolant, mean of {seeds})")
+    text = (f"Where the flow ends: D = {problem.D}, α/ε = {problem.alpha / problem.eps:.3g}, "
+            f"N = ∞, seeds {problem.seed}–{problem.seed + seeds - 1} (black ½: critical κ; "
+            "white: 0.1)")
+    ax.set_title(textwrap.fill(text, 90), fontsize=10)
     return fig

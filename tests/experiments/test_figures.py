@@ -26,6 +26,8 @@ def test_figure_runs_at_reduced_size(name, tmp_path):
         extra = dict(ks=(1, 90), k_scan_step=30)
     if name == "interpolation":
         extra = dict(svals=(0.0, 0.5))
+    if name == "floor-map":
+        extra = dict(kappas=(1.5, 3.0), ms=(0.02, 0.5), seeds=2)
     info = make_figure(name, str(tmp_path), steps=300, **SMALL, **extra)
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     saved = json.loads((tmp_path / "figure.json").read_text())
@@ -187,3 +189,45 @@ def test_goldilocks_predicts_each_training_sets_limit(tmp_path):
     assert "predicted_limit_test_loss_reason" not in high
     saved = json.loads((tmp_path / "figure.json").read_text())
     assert saved["result"]["cells"][1]["predicted_limit_test_loss"] == pytest.approx(want)
+
+
+def test_floor_map_cells_are_interpolants_at_alpha_eps_m_b2(tmp_path):
+    """Each cell is the interpolant of its training set at alpha eps = m b2 (that set's b2)
+    with the problem's alpha / eps; the critical kappa is the seed mean's 1/2 crossing,
+    None with a reason when the grid does not bracket it."""
+    from lazyrich_theory.theory.offline import entropic_interpolant
+    info = make_figure("floor-map", str(tmp_path), D=12, kappas="1.5,3,6", ms="0.01,3",
+                       seeds=2)
+    res = info["result"]
+    assert res["kappas"] == [1.5, 3.0, 6.0] and res["ms"] == [0.01, 3.0]
+    assert res["alpha_over_eps"] == pytest.approx(50.0)
+    p = Problem(**{**FIGURES["floor-map"].problem, "D": 12}).replace(P=36, seed=1)
+    beta = p.data().beta
+    ae = 3.0 * float(beta @ beta) / 12
+    want = entropic_interpolant(p.replace(alpha=math.sqrt(50 * ae), eps=math.sqrt(ae / 50)))
+    rows = list(csv.DictReader(open(tmp_path / "floor_map.csv")))
+    cell = [r for r in rows if float(r["kappa"]) == 3 and float(r["m"]) == 3 and r["seed"] == "1"]
+    assert float(cell[0]["loss"]) == pytest.approx(want.population_loss, rel=1e-10)
+    mean = np.array(res["mean_loss"])
+    for j, crit in enumerate(res["critical_kappa"]):
+        col = mean[:, j]
+        if crit is None:
+            assert f"{res['ms'][j]:g}" in res["critical_kappa_reasons"]
+            assert (col > 0.5).all() or col[0] <= 0.5
+        else:
+            i = int(np.flatnonzero(col <= 0.5)[0])
+            assert res["kappas"][i - 1] < crit <= res["kappas"][i]
+    assert res["critical_kappa"][0] is not None        # the check above has power
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(kappas="1,3"), "kappas must be numbers > 1"),
+    (dict(ms="0,1"), "ms must be numbers > 0"),
+    (dict(seeds=0), "seeds must be an integer >= 1"),
+    (dict(D=500), "D = 500 > 400"),
+    (dict(convention="B"), "convention"),
+])
+def test_floor_map_refuses_bad_input_in_one_line(tmp_path, bad, message):
+    with pytest.raises(ProblemError, match=message):
+        make_figure("floor-map", str(tmp_path), **{"D": 12, "kappas": "2,3", "ms": "0.1",
+                                                   **bad})

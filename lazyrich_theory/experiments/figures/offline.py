@@ -1,8 +1,11 @@
 """Beyond the paper: the offline theory of issue 13 against the exact solver (``kappa``: test
-loss vs time for kappa = P/D from below to far above the threshold; docs/offline_theory.md).
+loss vs time for kappa = P/D from below to far above the threshold; docs/offline_theory.md)
+and its tau -> inf phase diagram (``floor-map``: where the flow ends over kappa and
+m = alpha eps / b2, docs/offline_theory.md §15.5).
 
 Compute functions only (see :mod:`lazyrich_theory.experiments.figures.common`); drawn by
-:func:`lazyrich_theory.plotting.offline.plot_kappa`.
+:func:`lazyrich_theory.plotting.offline.plot_kappa` and
+:func:`lazyrich_theory.plotting.offline.plot_floor_map`.
 """
 
 from __future__ import annotations
@@ -26,11 +29,26 @@ from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_D_DEFAULT,
 from lazyrich_theory.theory.offline.rindex import is_finite_rank
 from lazyrich_theory.theory.timescales import first_time_below
 
-__all__ = ["KAPPA_VALUES", "kappa"]
+__all__ = ["KAPPA_VALUES", "FLOOR_KAPPAS", "FLOOR_MS", "kappa", "floor_map"]
 
 #: Default sample ratios of the ``kappa`` figure: below the crossover (the network
 #: interpolates without generalising), in it, and far above it.
 KAPPA_VALUES = (1.5, 3.0, 5.5, 11.0, 22.0)
+
+
+#: Default kappa = P/D grid of the ``floor-map`` figure.
+FLOOR_KAPPAS = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0)
+#: Default m = alpha eps / b2 grid of the ``floor-map`` figure (11 points, 0.003 to 1, geometric).
+FLOOR_MS = (0.003, 0.00536, 0.00959, 0.0171, 0.0306, 0.0548, 0.0979, 0.175, 0.313, 0.559, 1.0)
+
+#: What ``floor_map``'s numbers are.
+FLOOR_DEFINITION = ("tau -> inf population loss / initial of the mirror-descent interpolant "
+                    "(docs/offline_theory.md §15), N = inf, mean over the training sets of "
+                    "seeds seed .. seed + seeds - 1, each at alpha eps = m b2 with its own b2 "
+                    "and the problem's alpha / eps")
+#: What ``floor_map``'s critical kappa is.
+CRITICAL_DEFINITION = ("per m, the kappa at which the seed-mean loss falls to 1/2 (linear "
+                       "interpolation on the kappa grid)")
 
 
 def _half(t: np.ndarray, loss: np.ndarray) -> float | None:
@@ -118,3 +136,106 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
     return FigureData(result=result, plot={"runs": runs, "problem": base},
                       tables={"kappa_curves.csv": (("t",) + tuple(cols),
                                                    [t] + list(cols.values()))})
+
+
+def _positive(values: Any, name: str, low: float) -> list[float]:
+    """The sorted values of a grid option, each > ``low`` (one-line ProblemError otherwise)."""
+    try:
+        vs = sorted(float(v) for v in as_list(values))
+    except (TypeError, ValueError):
+        vs = []
+    if not vs or any(not v > low for v in vs):
+        raise ProblemError(f"{name} must be numbers > {low:g}, got {values!r}")
+    return vs
+
+
+def _crossing(ks: list[float], means: np.ndarray) -> tuple[float | None, str | None]:
+    """(kappa at which ``means`` falls to 1/2 along ``ks``, None) or (None, why not)."""
+    below = np.flatnonzero(means <= 0.5)
+    if below.size == 0:
+        return None, f"the mean loss is above 1/2 up to kappa = {ks[-1]:g}"
+    i = int(below[0])
+    if i == 0:
+        return None, f"the mean loss is below 1/2 already at kappa = {ks[0]:g}"
+    k0, k1, l0, l1 = ks[i - 1], ks[i], means[i - 1], means[i]
+    return float(k0 + (l0 - 0.5) * (k1 - k0) / (l0 - l1)), None
+
+
+def _map_problem(base: Problem, kappa: float, seed: int) -> Problem:
+    P = max(int(round(kappa * base.D)), base.D + 1)
+    p = base.replace(P=P, seed=seed)
+    why = interpolant_reason(p)
+    if why is not None:
+        raise ProblemError(f"floor-map at kappa = {kappa:g}: {why}")
+    return p
+
+
+def floor_map(problem: Problem, steps: int, kappas: Any = FLOOR_KAPPAS, ms: Any = FLOOR_MS,
+              seeds: int = 4) -> FigureData:
+    """Where the flow ends, over kappa = P/D and m = alpha eps / b2: the interpolant's
+    tau -> inf relative population loss (docs/offline_theory.md §15.5: as alpha / eps -> inf
+    the floor depends on alpha and eps only through m), averaged over ``seeds`` training
+    sets, and per m the critical kappa (the mean crossing 1/2).  Theory only, no training run
+    (the exact flow agrees within 0.024 on seed means at D = 100,
+    ``benchmarks/offline_floor_map.py``).
+
+    Parameters
+    ----------
+    problem : Problem
+        D, the seed, and alpha / eps (kept at every m; its alpha eps is replaced); N is set to
+        inf, P by kappa.  The interpolant's domain (iid init, convention A, centered, plain
+        full-batch training), D <= 400.
+    steps : int
+        Not used (the map is the tau -> inf state).
+    kappas, ms : sequence of float or comma-separated str
+        The grid (kappas > 1, ms > 0).
+    seeds : int
+        Training sets per cell.
+
+    Returns
+    -------
+    FigureData
+        ``floor_map.csv`` (one row per kappa, m, seed); ``result``: the grid, the seed-mean
+        losses (``mean_loss[i][j]`` at kappas[i], ms[j]) and ``critical_kappa`` per m (None
+        with ``critical_kappa_reasons`` where the grid does not bracket it).
+    """
+    ks, mm = _positive(kappas, "kappas", 1.0), _positive(ms, "ms", 0.0)
+    try:
+        n_seeds = 0 if isinstance(seeds, bool) else int(str(seeds))
+    except ValueError:
+        n_seeds = 0
+    if n_seeds < 1:
+        raise ProblemError(f"seeds must be an integer >= 1, got {seeds!r}")
+    base = problem.replace(N=math.inf)
+    if base.D > INTERPOLANT_D_DEFAULT:
+        raise ProblemError(f"floor-map: D = {base.D} > {INTERPOLANT_D_DEFAULT} takes minutes per "
+                           "convex solve; use a smaller D")
+    ratio, sigma2 = base.alpha / base.eps, base.init_scale ** 2
+    cols: dict[str, list] = {c: [] for c in ("kappa", "m", "seed", "P", "alpha", "eps", "b2",
+                                             "loss")}
+    loss = np.empty((len(ks), len(mm), n_seeds))
+    for s in range(n_seeds):
+        for i, k in enumerate(ks):
+            p = _map_problem(base, k, base.seed + s)
+            data = p.data()
+            b2 = 2.0 * p.tau * float(data.beta @ data.beta) / p.D
+            for j, m in enumerate(mm):
+                ae = m * b2 / sigma2                 # the run's (sigma alpha)(sigma eps) = m b2
+                a, e = math.sqrt(ae * ratio), math.sqrt(ae / ratio)
+                loss[i, j, s] = entropic_interpolant(p.replace(alpha=a, eps=e),
+                                                     data).population_loss
+                for c, v in zip(cols, (k, m, p.seed, p.P, a, e, b2, loss[i, j, s])):
+                    cols[c].append(v)
+    mean = loss.mean(axis=2)
+    crit = [_crossing(ks, mean[:, j]) for j in range(len(mm))]
+    result = {"kappas": ks, "ms": mm, "seeds": n_seeds, "alpha_over_eps": ratio,
+              "mean_loss": mean.tolist(), "definition": FLOOR_DEFINITION,
+              "critical_kappa": [c for c, _ in crit],
+              "critical_kappa_definition": CRITICAL_DEFINITION,
+              "critical_kappa_reasons": {f"{m:g}": why for m, (_, why) in zip(mm, crit) if why}}
+    return FigureData(result=result,
+                      plot={"kappas": ks, "ms": mm, "mean_loss": mean,
+                            "critical": [c for c, _ in crit], "problem": base,
+                            "seeds": n_seeds},
+                      tables={"floor_map.csv": (tuple(cols), [np.asarray(v) for v in
+                                                              cols.values()])})

@@ -191,6 +191,12 @@ FIGURES: dict[str, Figure] = {
                     dict(D=100, P=550, N=math.inf, alpha=1.0, eps=0.02, eta0=1.0,
                          convention="A", centered=True, test_size=100), 100_000,
                     offline.kappa, draw_offline.plot_kappa, paper=False),
+    "floor-map": Figure("floor-map", "beyond the paper: where the flow ends -- the tau -> inf "
+                        "test loss (mirror-descent interpolant) over kappa = P/D and m = alpha "
+                        "eps / b2, and the critical kappa (docs/offline_theory.md §15.5)",
+                        dict(D=100, P=550, N=math.inf, alpha=1.0, eps=0.02, eta0=1.0,
+                             convention="A", centered=True, test_size=100), 0,
+                        offline.floor_map, draw_offline.plot_floor_map, paper=False),
 }
 
 
