@@ -11,6 +11,8 @@ runs.
     python benchmarks/offline_floor_map.py run     # resumable, ~5 min
     python benchmarks/offline_floor_map.py exact   # resumable, ~1 min per exact run
     python benchmarks/offline_floor_map.py plot    # -> docs/gallery/floor_map.png + .md table
+    python benchmarks/offline_floor_map.py dscale  # critical kappa against D at three m
+                                                   # (resumable; D = 400 ~10 min per m)
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ EXACT_KAPPAS = (2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
 TAU = 640.0
 
 
-def _problem(kappa: float, m: float, seed: int, ratio: float):
-    """The fig1 problem at (kappa, seed) with alpha eps = m b2 (this seed's b2) and
+def _problem(kappa: float, m: float, seed: int, ratio: float, D: int = D):
+    """The fig1 problem at (D, kappa, seed) with alpha eps = m b2 (this seed's b2) and
     alpha / eps = ratio."""
     p = lr.preset("fig1").replace(N=math.inf, D=D, P=int(round(kappa * D)), seed=seed)
     beta = p.data().beta
@@ -156,6 +158,36 @@ def plot(done: dict, exact: dict) -> None:
     print(f"-> {out}")
 
 
+#: the critical kappa against D: these m (of the map's grid) and D
+DSCALE_MS = (0.003, 0.0548, 0.313)
+DSCALE_DS = (50, 100, 200, 400)
+DSCALE_OUT = HERE / "offline_floor_map_dscale.json"
+
+
+def _critical(m: float, D_: int) -> dict:
+    """Brent (to 0.01) on kappa for the seed-mean limit loss = 1/2 at (m, D)."""
+    from scipy.optimize import brentq
+
+    def excess(kappa: float) -> float:
+        return float(np.mean([entropic_interpolant(_problem(kappa, m, s, RATIO_MAP, D_))
+                              .population_loss for s in SEEDS])) - 0.5
+
+    return {"critical_kappa": brentq(excess, 2.0, 6.0, xtol=0.01)}
+
+
+def dscale() -> None:
+    jobs = ((f"{m}|{D_}", (lambda m=m, D_=D_: _critical(m, D_)))
+            for D_ in DSCALE_DS for m in DSCALE_MS)
+    done = run_resumable(DSCALE_OUT, jobs)
+    lines = ["| m | " + " | ".join(f"D = {D_}" for D_ in DSCALE_DS) + " |",
+             "|---|" + "---|" * len(DSCALE_DS)]
+    for m in DSCALE_MS:
+        lines.append(f"| {m:g} | " + " | ".join(
+            f"{done[k]['critical_kappa']:.2f}" if (k := f"{m}|{D_}") in done else "—"
+            for D_ in DSCALE_DS) + " |")
+    print("\n".join(lines))
+
+
 if __name__ == "__main__":
     import sys
     arg = sys.argv[1] if len(sys.argv) > 1 else "run"
@@ -163,10 +195,12 @@ if __name__ == "__main__":
         table(run_resumable(OUT, _jobs()), {})
     elif arg == "exact":
         run_resumable(EXACT_OUT, _exact_jobs())
+    elif arg == "dscale":
+        dscale()
     elif arg == "plot":
         ex = json.loads(EXACT_OUT.read_text()) if EXACT_OUT.exists() else {}
         d = json.loads(OUT.read_text())
         table(d, ex)
         plot(d, ex)
     else:
-        raise SystemExit(f"unknown command {arg!r}: run, exact or plot")
+        raise SystemExit(f"unknown command {arg!r}: run, exact, plot or dscale")
