@@ -13,6 +13,8 @@ runs.
     python benchmarks/offline_floor_map.py plot    # -> docs/gallery/floor_map.png + .md table
     python benchmarks/offline_floor_map.py dscale  # critical kappa against D at three m
                                                    # (resumable; D = 400 ~10 min per m)
+    python benchmarks/offline_floor_map.py smallm  # m = 1e-4 (the trace-minimisation limit,
+                                                   # docs §15.6), D = 50-400 (~15 min)
 """
 
 from __future__ import annotations
@@ -188,6 +190,19 @@ def dscale() -> None:
     print("\n".join(lines))
 
 
+#: m -> 0 (docs §15.6): this m, and per D the kappas
+SMALLM, SMALLM_KAPPAS = 1e-4, {50: (3.0, 3.5, 3.75, 4.0, 4.5), 100: (3.0, 3.5, 3.75, 4.0, 4.5),
+                               200: (3.0, 3.5, 4.0, 4.5), 400: (3.5, 4.0, 4.5)}
+
+
+def smallm() -> None:
+    """The seed-mean limit loss at m = 1e-4 against kappa, per D (one line per D)."""
+    for D_, kappas in SMALLM_KAPPAS.items():
+        row = [f"{k:g}: {np.mean([entropic_interpolant(_problem(k, SMALLM, s, RATIO_MAP, D_)).population_loss for s in SEEDS]):.4f}"  # noqa: E501
+               for k in kappas]
+        print(f"D = {D_}, m = {SMALLM:g}: " + ", ".join(row), flush=True)
+
+
 if __name__ == "__main__":
     import sys
     arg = sys.argv[1] if len(sys.argv) > 1 else "run"
@@ -195,6 +210,8 @@ if __name__ == "__main__":
         table(run_resumable(OUT, _jobs()), {})
     elif arg == "exact":
         run_resumable(EXACT_OUT, _exact_jobs())
+    elif arg == "smallm":
+        smallm()
     elif arg == "dscale":
         dscale()
     elif arg == "plot":
