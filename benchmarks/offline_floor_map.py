@@ -28,6 +28,7 @@ import numpy as np
 import lazyrich_theory as lr
 from common import half_crossing, markdown_head, run_resumable
 from lazyrich_theory.theory.offline.implicit_bias import entropic_interpolant
+from lazyrich_theory.theory.offline.inputs import input_fields
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "offline_floor_map.json"
@@ -48,8 +49,7 @@ def _problem(kappa: float, m: float, seed: int, ratio: float, D: int = D):
     """The fig1 problem at (D, kappa, seed) with alpha eps = m b2 (this seed's b2) and
     alpha / eps = ratio."""
     p = lr.preset("fig1").replace(N=math.inf, D=D, P=int(round(kappa * D)), seed=seed)
-    beta = p.data().beta
-    ae = m * 2.0 * 0.5 * float(beta @ beta) / D        # convention A: b2 = |beta|^2 / D
+    ae = m * input_fields(p)["b2"]                     # b2 = 2 tau |beta|^2 / D, this seed's
     return p.replace(alpha=math.sqrt(ae * ratio), eps=math.sqrt(ae / ratio))
 
 

@@ -23,6 +23,7 @@ from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times
 from lazyrich_theory.theory.offline import offline_theory
 from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
+from lazyrich_theory.theory.offline.inputs import input_fields
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_D_DEFAULT,
                                                           entropic_interpolant,
                                                           interpolant_reason)
@@ -218,7 +219,7 @@ def floor_map(problem: Problem, steps: int, kappas: Any = FLOOR_KAPPAS, ms: Any 
         for i, k in enumerate(ks):
             p = _map_problem(base, k, base.seed + s)
             data = p.data()
-            b2 = 2.0 * p.tau * float(data.beta @ data.beta) / p.D
+            b2 = input_fields(p, data)["b2"]       # the theory's b2 = 2 tau |beta|^2 / D
             for j, m in enumerate(mm):
                 ae = m * b2 / sigma2                 # the run's (sigma alpha)(sigma eps) = m b2
                 a, e = math.sqrt(ae * ratio), math.sqrt(ae / ratio)

@@ -8,9 +8,8 @@ Compute functions only (see :mod:`lazyrich_theory.experiments.figures.common`); 
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
+from typing import Any
 
 import numpy as np
 
