@@ -145,18 +145,13 @@ def run_resumable(path, jobs, indent: int | None = 1) -> dict[str, Any]:
 
 def half_crossing(xs, loss) -> float:
     """First x (linear interpolation) at which ``loss`` falls to 1/2 along the increasing grid
-    ``xs``; NaN if not bracketed (already below at the first point, or never below)."""
+    ``xs``; NaN if not bracketed (the package's ``half_crossing`` with NaN for None)."""
     import math
 
-    import numpy as np
+    from lazyrich_theory.theory.offline.summary import half_crossing as crossing
 
-    loss = np.asarray(loss, dtype=float)
-    below = np.nonzero(loss <= 0.5)[0]
-    if below.size == 0 or below[0] == 0:
-        return math.nan
-    i = below[0]
-    x0, x1, l0, l1 = xs[i - 1], xs[i], loss[i - 1], loss[i]
-    return float(x0 + (l0 - 0.5) * (x1 - x0) / (l0 - l1))
+    value, _ = crossing(xs, loss)
+    return math.nan if value is None else value
 
 
 def fmt_s(x: float | None) -> str:

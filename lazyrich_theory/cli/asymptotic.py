@@ -42,9 +42,10 @@ from lazyrich_theory.theory.offline.dmft import DMFT_NS
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_ACCURACY,
                                                           INTERPOLANT_CRITICAL_SEEDS,
                                                           INTERPOLANT_D_DEFAULT,
-                                                          interpolant_reason,
-                                                          entropic_interpolant,
-                                                          interpolant_critical_kappa)
+                                                          interpolant_critical_kappa,
+                                                          interpolant_gate,
+                                                          interpolant_limit,
+                                                          interpolant_reason)
 from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_inputs
 
 __all__ = ["add_asymptotic_parser", "run_asymptotic", "CRITICAL_RUNS"]
@@ -216,20 +217,21 @@ def _limit_reason(args: argparse.Namespace, problem, finite_rank: bool) -> str |
             raise ProblemError(f"--limit-loss interpolant is for the iid init (M0 = I); "
                                f"init={problem.init!r} takes none")
         return "the interpolant is for the iid init (M0 = I)"
-    why = interpolant_reason(problem)
-    if why is not None:
-        if args.limit == "interpolant":
-            raise ProblemError(f"--limit-loss interpolant: {why}")
-        return why
-    if args.limit is None and problem.D > INTERPOLANT_D_DEFAULT:
-        return (f"not computed by default at D = {problem.D} > {INTERPOLANT_D_DEFAULT} (minutes): "
-                "--limit-loss interpolant")
-    return None
+    explicit = args.limit == "interpolant"
+    why = interpolant_gate(problem, None if explicit else INTERPOLANT_D_DEFAULT)
+    if why is not None and explicit:
+        raise ProblemError(f"--limit-loss interpolant: {why}")
+    if why is not None and interpolant_reason(problem) is None:     # the size cap alone
+        why += ": --limit-loss interpolant"
+    return why
 
 
 def _add_limit(summary: dict, problem, why: str | None) -> None:
-    """predicted_limit_test_loss (the interpolant's) and its definition, or null + reason."""
-    value = None if why is not None else entropic_interpolant(problem).population_loss
+    """predicted_limit_test_loss (the interpolant's) and its definition, or null + reason
+    (also when its Newton iteration does not converge)."""
+    value = None
+    if why is None:
+        value, why = interpolant_limit(problem, max_D=None)
     summary["predicted_limit_test_loss"] = value
     summary["predicted_limit_test_loss_definition"] = LIMIT_DEFINITION
     if why is not None:

@@ -131,6 +131,7 @@ def test_kappa_figure_with_a_finite_rank_init():
     assert [r["method"] for r in runs] == ["rindex", "rindex"]
     assert all(r["exact_method"] == "gd" and r["spectral_test"] is None for r in runs)
     assert all(r["limit"] is None for r in runs)          # the interpolant is for M0 = I
+    assert all("init='aligned:1:0.6'" in r["limit_reason"] for r in fig.result["runs"])
     p4 = RANK1.replace(P=160)
     ref = offline_theory(p4, 100, Ns=40)
     np.testing.assert_array_equal(runs[1]["theory_test"], ref.population_loss)
@@ -361,4 +362,4 @@ def test_kappa_figure_iid_limit_is_the_interpolant():
     fig = kappa(base, 300, kappas="2,6", Ns=40)
     for r, row in zip(fig.plot["runs"], fig.result["runs"]):
         ref = entropic_interpolant(base.replace(P=r["P"])).population_loss
-        assert r["limit"] == ref == row["limit"]
+        assert r["limit"] == ref == row["limit"] and row["limit_reason"] is None

@@ -34,9 +34,12 @@ import pytest
 import lazyrich_theory as lr
 from lazyrich_theory.errors import IntegrationError, ProblemError
 from lazyrich_theory.spec.data import ProblemData, target
+from lazyrich_theory.theory.offline import implicit_bias
 from lazyrich_theory.theory.offline.implicit_bias import (_Dual, entropic_interpolant,
                                                           interpolant_critical_kappa,
+                                                          interpolant_gate, interpolant_limit,
                                                           interpolant_reason)
+from lazyrich_theory.theory.offline.summary import half_crossing
 
 
 def _gauss(kappa, seed, D=30, alpha=1.0, eps=0.02):
@@ -128,6 +131,34 @@ def test_interpolant_reason_names_the_refusal():
     assert interpolant_reason(_gauss(3.0, 0).replace(N=50)) is None      # N = inf is assumed
     assert "convention" in interpolant_reason(_gauss(3.0, 0).replace(convention="B"))
     assert "init='lowrank:1'" in interpolant_reason(_gauss(3.0, 0).replace(init="lowrank:1"))
+
+
+def test_limit_gate_value_or_reason(monkeypatch):
+    """interpolant_limit: the value where the interpolant is computed, else None and one line
+    (out of its domain; over the default size cap unless max_D=None; no convergence)."""
+    p = _gauss(3.0, 0)
+    value, why = interpolant_limit(p)
+    assert why is None and value == entropic_interpolant(p).population_loss
+    assert interpolant_limit(p.replace(init="lowrank:1")) == (
+        None, interpolant_reason(p.replace(init="lowrank:1")))
+    assert interpolant_gate(p, max_D=20) == ("not computed by default at D = 30 > 20 "
+                                             "(minutes per solve)")
+    assert interpolant_gate(p, max_D=None) is None and interpolant_gate(p) is None
+
+    def fail(*args, **kwargs):
+        raise IntegrationError("largest residual 1e-3")
+
+    monkeypatch.setattr(implicit_bias, "entropic_interpolant", fail)
+    assert interpolant_limit(p) == (None, "the interpolant did not converge: largest "
+                                          "residual 1e-3")
+
+
+def test_half_crossing_interpolates_or_says_why():
+    assert half_crossing([2.0, 3.0, 4.0], [0.9, 0.7, 0.3]) == (pytest.approx(3.5), None)
+    assert half_crossing([2.0, 3.0], [0.9, 0.6], "kappa") == (
+        None, "the loss is above 1/2 up to kappa = 3")
+    assert half_crossing([2.0, 3.0], [0.4, 0.1], "kappa") == (
+        None, "the loss is below 1/2 already at kappa = 2")
 
 
 def test_refusals_and_nonconvergence():

@@ -26,8 +26,10 @@ from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
 from lazyrich_theory.theory.offline.inputs import input_fields
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_D_DEFAULT,
                                                           entropic_interpolant,
+                                                          interpolant_limit,
                                                           interpolant_reason)
 from lazyrich_theory.theory.offline.rindex import is_finite_rank
+from lazyrich_theory.theory.offline.summary import half_crossing
 from lazyrich_theory.theory.timescales import first_time_below
 
 __all__ = ["KAPPA_VALUES", "FLOOR_KAPPAS", "FLOOR_MS", "kappa", "floor_map"]
@@ -71,11 +73,11 @@ def _one(problem: Problem, steps: int, k: float, method: str,
     if (spectral_everywhere and not finite_rank
             and theory.info["offline_method"] != "spectral"):
         spectral = offline_theory(p, steps, method="spectral").population_loss
-    limit = (entropic_interpolant(p).population_loss
-             if interpolant_reason(p) is None and p.D <= INTERPOLANT_D_DEFAULT else None)
+    limit, limit_why = interpolant_limit(p)
     pop = exact.population_loss
     th = theory.population_loss
     return {"kappa": p.P / p.D, "P": p.P, "t": exact.t, "exact_test": pop, "limit": limit,
+            "limit_reason": limit_why,
             "exact_train": exact.train_loss, "theory_test": th,
             "theory_train": theory.train_loss, "spectral_test": spectral,
             "method": theory.info["offline_method"], "exact_method": exact.method,
@@ -113,7 +115,8 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
         ``kappa_curves.csv`` (t and, per kappa, the exact and theory curves) and the half
         times and final losses in ``result``; ``limit``: the tau -> inf loss / initial of the
         mirror-descent interpolant of each kappa's training set (docs/offline_theory.md §15;
-        iid init up to D = 400, else None), drawn in the along-kappa panel.
+        iid init up to D = 400), drawn in the along-kappa panel, or None with
+        ``limit_reason`` saying why.
     """
     ks = [float(k) for k in as_list(kappas)]
     if not ks or any(not k > 1 for k in ks):
@@ -131,7 +134,8 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
         if r["spectral_test"] is not None:
             cols[f"spectral_test_{tag}"] = r["spectral_test"]
     keys = ("kappa", "P", "method", "exact_method", "exact_half_time", "theory_half_time",
-            "exact_final", "theory_final", "limit", "exact_wall_time", "theory_wall_time")
+            "exact_final", "theory_final", "limit", "limit_reason", "exact_wall_time",
+            "theory_wall_time")
     result = {"runs": [{k: r[k] for k in keys} for r in runs],
               "spectral_from_kappa": KAPPA_SPECTRAL}
     return FigureData(result=result, plot={"runs": runs, "problem": base},
@@ -148,18 +152,6 @@ def _positive(values: Any, name: str, low: float) -> list[float]:
     if not vs or any(not v > low for v in vs):
         raise ProblemError(f"{name} must be numbers > {low:g}, got {values!r}")
     return vs
-
-
-def _crossing(ks: list[float], means: np.ndarray) -> tuple[float | None, str | None]:
-    """(kappa at which ``means`` falls to 1/2 along ``ks``, None) or (None, why not)."""
-    below = np.flatnonzero(means <= 0.5)
-    if below.size == 0:
-        return None, f"the mean loss is above 1/2 up to kappa = {ks[-1]:g}"
-    i = int(below[0])
-    if i == 0:
-        return None, f"the mean loss is below 1/2 already at kappa = {ks[0]:g}"
-    k0, k1, l0, l1 = ks[i - 1], ks[i], means[i - 1], means[i]
-    return float(k0 + (l0 - 0.5) * (k1 - k0) / (l0 - l1)), None
 
 
 def _map_problem(base: Problem, kappa: float, seed: int) -> Problem:
@@ -228,7 +220,7 @@ def floor_map(problem: Problem, steps: int, kappas: Any = FLOOR_KAPPAS, ms: Any 
                 for c, v in zip(cols, (k, m, p.seed, p.P, a, e, b2, loss[i, j, s])):
                     cols[c].append(v)
     mean = loss.mean(axis=2)
-    crit = [_crossing(ks, mean[:, j]) for j in range(len(mm))]
+    crit = [half_crossing(ks, mean[:, j], "kappa") for j in range(len(mm))]
     result = {"kappas": ks, "ms": mm, "seeds": n_seeds, "alpha_over_eps": ratio,
               "mean_loss": mean.tolist(), "definition": FLOOR_DEFINITION,
               "critical_kappa": [c for c, _ in crit],

@@ -14,14 +14,11 @@ from typing import Any
 import numpy as np
 
 from lazyrich_theory.core.solve import solve
-from lazyrich_theory.errors import IntegrationError
 from lazyrich_theory.experiments.figures.common import FigureData, as_list, curves_table
 from lazyrich_theory.experiments.sweep import sweep
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
-from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_D_DEFAULT,
-                                                          entropic_interpolant,
-                                                          interpolant_reason)
+from lazyrich_theory.theory.offline.implicit_bias import interpolant_limit
 from lazyrich_theory.theory.timescales import grokking_metrics, predict_timescales
 
 __all__ = ["FIG3A_ALPHAS", "FIG3B_EPS", "GOLDILOCKS_P", "fig3a", "fig3b", "goldilocks", "fig3e",
@@ -101,21 +98,6 @@ def goldilocks(problem: Problem, steps: int, Ps=GOLDILOCKS_P, method: str = "gd"
                         limit=True)
 
 
-def _limit_loss(problem: Problem, data: ProblemData) -> tuple[float | None, str | None]:
-    """(the interpolant's tau -> inf relative population loss at N = inf, None) or
-    (None, why not)."""
-    p = problem.replace(N=math.inf)
-    why = interpolant_reason(p)
-    if why is None and p.D > INTERPOLANT_D_DEFAULT:
-        why = f"not computed at D = {p.D} > {INTERPOLANT_D_DEFAULT} (minutes per solve)"
-    if why is not None:
-        return None, why
-    try:
-        return float(entropic_interpolant(p, data).population_loss), None
-    except IntegrationError as exc:
-        return None, f"the interpolant did not converge: {exc}"
-
-
 def _values(problem: Problem, param: str, values: Any) -> list:
     """The swept values; strings (from ``--set``) converted to the field's type."""
     kind = type(getattr(problem, param))
@@ -165,7 +147,7 @@ def sweep_curves(problem: Problem, steps: int, param: str, values: Any, method: 
         runs.append({"value": value, "t": tr.t, "train": train, "test": test,
                      "rich_time": ts.rich_time_population})
         if limit:
-            rel, why = _limit_loss(p, d)
+            rel, why = interpolant_limit(p.replace(N=math.inf), d)
             rows[-1]["predicted_limit_test_loss"] = rel
             if why is not None:
                 rows[-1]["predicted_limit_test_loss_reason"] = why

@@ -39,11 +39,12 @@ from lazyrich_theory.core.threads import blas_threads
 from lazyrich_theory.errors import IntegrationError, ProblemError
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
-from lazyrich_theory.theory.offline.inputs import check_problem
+from lazyrich_theory.theory.offline.inputs import check_problem, input_fields
 from lazyrich_theory.theory.offline.summary import CriticalKappa, check_kappa_range
 
 __all__ = ["LongTimeState", "entropic_interpolant", "interpolant_floors",
-           "interpolant_critical_kappa", "interpolant_reason", "INTERPOLANT_CRITICAL_SEEDS",
+           "interpolant_critical_kappa", "interpolant_reason", "interpolant_gate",
+           "interpolant_limit", "INTERPOLANT_CRITICAL_SEEDS",
            "INTERPOLANT_D_DEFAULT", "INTERPOLANT_ACCURACY", "exp_divided_differences"]
 
 #: Its measured error against the exact flow's tau -> inf loss (docs §15.3), for the outputs
@@ -196,6 +197,30 @@ def interpolant_reason(problem: Problem) -> str | None:
     return None
 
 
+def interpolant_gate(problem: Problem, max_D: int | None = INTERPOLANT_D_DEFAULT) -> str | None:
+    """Why the tau -> inf loss of ``problem`` is not computed (one line), None when it is:
+    :func:`interpolant_reason`, and, for a computation nobody asked for explicitly, the size
+    cap ``max_D`` (None: no cap; a D = 800 interpolant takes minutes)."""
+    why = interpolant_reason(problem)
+    if why is None and max_D is not None and problem.D > max_D:
+        why = f"not computed by default at D = {problem.D} > {max_D} (minutes per solve)"
+    return why
+
+
+def interpolant_limit(problem: Problem, data: ProblemData | None = None,
+                      max_D: int | None = INTERPOLANT_D_DEFAULT) -> tuple[float | None, str | None]:
+    """(the interpolant's tau -> inf population loss relative to the initial one, None), or
+    (None, why not): :func:`interpolant_gate`, or a Newton iteration that did not converge.
+    The one place the figures and the CLI decide whether to print that number."""
+    why = interpolant_gate(problem, max_D)
+    if why is not None:
+        return None, why
+    try:
+        return float(entropic_interpolant(problem, data).population_loss), None
+    except IntegrationError as exc:
+        return None, f"the interpolant did not converge: {exc}"
+
+
 def entropic_interpolant(problem: Problem, data: ProblemData | None = None,
                          tol: float = 1e-9, max_iter: int = 300) -> LongTimeState:
     """The commuting-flow (mirror-descent) interpolant of ``problem``'s training set, and its
@@ -288,7 +313,7 @@ def _state(problem: Problem, data: ProblemData, dual: _Dual, c: np.ndarray, wors
     M = (V * np.exp(lam)) @ V.T
     u = (-1.0 / (e * dual.kappa)) * (dual.X.T @ c)
     beta = np.asarray(data.beta, dtype=float)
-    b2 = 2.0 * problem.tau * float(beta @ beta) / D
+    b2 = input_fields(problem, data)["b2"]
     L0 = 0.75 * b2 * b2
     I = np.eye(D)
     bhat = beta / math.sqrt(float(beta @ beta))

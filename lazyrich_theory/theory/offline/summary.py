@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from scipy.optimize import brentq
 
 from lazyrich_theory.errors import ProblemError
@@ -36,7 +37,7 @@ from lazyrich_theory.theory.offline.rindex import (RINDEX_MAX_POINTS, RIndexInpu
                                                    rindex_tau_curves)
 from lazyrich_theory.theory.timescales import first_time_below, grokking_summary
 
-__all__ = ["CriticalKappa", "critical_kappa", "offline_summary", "CRITICAL_METHODS",
+__all__ = ["CriticalKappa", "critical_kappa", "half_crossing", "offline_summary", "CRITICAL_METHODS",
            "DMFT_CRITICAL_TAU", "RINDEX_CRITICAL_TAU"]
 
 #: How :func:`critical_kappa` can define the threshold.
@@ -70,6 +71,21 @@ class CriticalKappa:
     method: str
     definition: str
     reason: str | None = None
+
+
+def half_crossing(xs: Any, loss: Any, name: str = "x") -> tuple[float | None, str | None]:
+    """(the first x at which ``loss`` falls to 1/2 along the increasing grid ``xs``, linear
+    interpolation between the bracketing points, None) or (None, why not: already below at
+    the first point, or never below; ``name`` names x in that line)."""
+    loss = np.asarray(loss, dtype=float)
+    below = np.flatnonzero(loss <= 0.5)
+    if below.size == 0:
+        return None, f"the loss is above 1/2 up to {name} = {xs[-1]:g}"
+    i = int(below[0])
+    if i == 0:
+        return None, f"the loss is below 1/2 already at {name} = {xs[0]:g}"
+    x0, x1, l0, l1 = xs[i - 1], xs[i], loss[i - 1], loss[i]
+    return float(x0 + (l0 - 0.5) * (x1 - x0) / (l0 - l1)), None
 
 
 def check_kappa_range(kappa_range: tuple[float, float]) -> tuple[float, float]:
