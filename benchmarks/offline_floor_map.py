@@ -15,6 +15,8 @@ runs.
                                                    # (resumable; D = 400 ~10 min per m)
     python benchmarks/offline_floor_map.py smallm  # m = 1e-4 (the trace-minimisation limit,
                                                    # docs §15.6), D = 50-400 (~15 min)
+    python benchmarks/offline_floor_map.py smallm-large  # the same at D = 800 (resumable)
+    python benchmarks/offline_floor_map.py above   # kappa = 5, 9: the loss against D
 """
 
 from __future__ import annotations
@@ -203,6 +205,46 @@ def smallm() -> None:
         print(f"D = {D_}, m = {SMALLM:g}: " + ", ".join(row), flush=True)
 
 
+#: m -> 0 beyond D = 400: per seed, resumable (one D = 800 interpolant takes minutes)
+SMALLM_LARGE = {800: (4.0, 4.5)}
+SMALLM_OUT = HERE / "offline_floor_map_smallm.json"
+
+
+def smallm_large() -> None:
+    """``smallm`` at D = 800, one resumable job per (D, kappa, seed); prints the seed means."""
+    jobs = ((f"{D_}|{k}|{s}", (lambda k=k, s=s, D_=D_: {
+        "loss": entropic_interpolant(_problem(k, SMALLM, s, RATIO_MAP, D_)).population_loss}))
+        for D_, kappas in SMALLM_LARGE.items() for k in kappas for s in SEEDS)
+    done = run_resumable(SMALLM_OUT, jobs)
+    for D_, kappas in SMALLM_LARGE.items():
+        row = [f"{k:g}: {np.mean([done[f'{D_}|{k}|{s}']['loss'] for s in SEEDS]):.4f}"
+               for k in kappas if all(f"{D_}|{k}|{s}" in done for s in SEEDS)]
+        print(f"D = {D_}, m = {SMALLM:g}: " + ", ".join(row), flush=True)
+
+
+#: above the trace-minimisation threshold 4 (docs §15.7): the loss at fixed kappa against D,
+#: per m -- kappa = 5 (between 4 and the spike threshold 8) and 9 (above 8)
+ABOVE = {5.0: (0.0548, 0.313), 9.0: (0.313,)}
+ABOVE_DS = (50, 100, 200, 400, 800)
+ABOVE_OUT = HERE / "offline_floor_map_above.json"
+
+
+def above() -> None:
+    """Seed-mean limit loss at fixed kappa against D (resumable, one job per cell)."""
+    jobs = ((f"{k}|{m}|{D_}|{s}", (lambda k=k, m=m, D_=D_, s=s: {
+        "loss": entropic_interpolant(_problem(k, m, s, RATIO_MAP, D_)).population_loss}))
+        for D_ in ABOVE_DS for k, ms in ABOVE.items() for m in ms for s in SEEDS)
+    done = run_resumable(ABOVE_OUT, jobs)
+    print("| kappa | m | " + " | ".join(f"D = {D_}" for D_ in ABOVE_DS) + " |")
+    for k, ms in ABOVE.items():
+        for m in ms:
+            cells = [[done[key]["loss"] for s in SEEDS if (key := f"{k}|{m}|{D_}|{s}") in done]
+                     for D_ in ABOVE_DS]
+            print(f"| {k:g} | {m:g} | " + " | ".join(
+                f"{np.mean(c):.4f} ± {np.std(c, ddof=1) / 2:.4f}" if len(c) == len(SEEDS)
+                else "—" for c in cells) + " |")
+
+
 if __name__ == "__main__":
     import sys
     arg = sys.argv[1] if len(sys.argv) > 1 else "run"
@@ -212,6 +254,10 @@ if __name__ == "__main__":
         run_resumable(EXACT_OUT, _exact_jobs())
     elif arg == "smallm":
         smallm()
+    elif arg == "smallm-large":
+        smallm_large()
+    elif arg == "above":
+        above()
     elif arg == "dscale":
         dscale()
     elif arg == "plot":
@@ -220,4 +266,4 @@ if __name__ == "__main__":
         table(d, ex)
         plot(d, ex)
     else:
-        raise SystemExit(f"unknown command {arg!r}: run, exact, plot or dscale")
+        raise SystemExit(f"unknown command {arg!r}: run, exact, plot, dscale, smallm, smallm-large or above")

@@ -23,8 +23,12 @@ flow would reach if its gradient matrices commuted (a mirror-descent interpolant
 Neumann relative entropy; one convex solve with P dual variables, 0.1-1 s at D = 100), predicts
 the exact flow's long-time loss -- the interpolation floor -- to ~0.01 on the Fig. 3(e) grid
 (docs §15); :func:`interpolant_floors` on an alpha x eps grid, :func:`interpolant_critical_kappa`
-the kappa below which the flow interpolates without generalising.  It is finite-D (not a theory with
-D-independent unknowns).
+the kappa below which the flow interpolates without generalising, :func:`interpolant_limit` its
+value or why it is not computed.  It is finite-D (not a theory with D-independent unknowns);
+its m -> 0 limit is (module ``trace_limit``): :func:`trace_limit`, the D -> inf minimum-trace
+interpolant from Gordon's comparison (three scalars; exact recovery above
+:func:`recovery_threshold` = 4, critical kappa :func:`trace_limit_critical_kappa` = 2.68), with
+:func:`finite_d_threshold` / :func:`descent_dimension` the finite-D threshold (docs §15.7).
 
 For finite-rank inits (``lowrank:R``, ``aligned:R:C``, R <= 4) ``offline_theory`` runs
 ``method="rindex"`` (module ``rindex``): the exact D -> inf DMFT of the same GD with R + 1
@@ -40,7 +44,8 @@ training set's xi, for ``xi_law="training"``), and the building blocks :func:`pl
 Modules: ``inputs`` (what is read and refused), ``plateau`` (per-sample law, deterministic
 equivalent, BBP outlier), ``spectral`` (the closure), ``dmft_kernels`` / ``dmft`` (the DMFT),
 ``curves`` (the Trajectory), ``summary`` (the numbers), ``grid`` (phase diagrams),
-``rindex_kernels`` / ``rindex`` (the r-index DMFT), ``implicit_bias`` (the interpolant).
+``rindex_kernels`` / ``rindex`` (the r-index DMFT), ``implicit_bias`` (the interpolant),
+``trace_limit`` (its m -> 0, D -> inf limit).
 """
 
 from lazyrich_theory.theory.offline.curves import (
@@ -57,6 +62,7 @@ from lazyrich_theory.theory.offline.implicit_bias import (
     entropic_interpolant,
     interpolant_critical_kappa,
     interpolant_floors,
+    interpolant_limit,
 )
 from lazyrich_theory.theory.offline.inputs import (
     OfflineInputs,
@@ -81,7 +87,16 @@ from lazyrich_theory.theory.offline.summary import (
     CRITICAL_METHODS,
     CriticalKappa,
     critical_kappa,
+    half_crossing,
     offline_summary,
+)
+from lazyrich_theory.theory.offline.trace_limit import (
+    TraceLimit,
+    descent_dimension,
+    finite_d_threshold,
+    recovery_threshold,
+    trace_limit,
+    trace_limit_critical_kappa,
 )
 
 __all__ = ["offline_theory", "offline_curves", "critical_kappa", "offline_summary",
@@ -91,4 +106,6 @@ __all__ = ["offline_theory", "offline_curves", "critical_kappa", "offline_summar
            "CRITICAL_METHODS", "KAPPA_SPECTRAL", "XI_LAWS", "training_xi", "rindex_inputs",
            "rindex_tau_curves", "entropic_interpolant", "interpolant_floors",
            "interpolant_critical_kappa", "LongTimeState", "plateau_losses", "PlateauLosses",
-           "plateau_reason"]
+           "plateau_reason", "interpolant_limit", "half_crossing", "TraceLimit", "trace_limit",
+           "recovery_threshold", "finite_d_threshold", "descent_dimension",
+           "trace_limit_critical_kappa"]

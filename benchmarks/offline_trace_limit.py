@@ -1,0 +1,173 @@
+"""The m -> 0 limit of the interpolant: minimum-trace PSD interpolation with a free linear
+column (docs/offline_theory.md §15.7).  Theory (``lazyrich_theory.theory.offline.trace_limit``)
+against direct convex solves.
+
+    python benchmarks/offline_trace_limit.py ao    # the D = inf program: loss against kappa
+    python benchmarks/offline_trace_limit.py dim   # finite-D thresholds: the descent cone's
+                                                   # statistical dimension, D = 20-2000 (~3 min)
+    python benchmarks/offline_trace_limit.py sdp   # the convex program itself at D = 20, 40, 60
+                                                   # (needs cvxpy: pip install cvxpy; resumable)
+    python benchmarks/offline_trace_limit.py finite # the Gaussian auxiliary problem at finite D
+                                                   # (semicircle quantiles; needs cvxpy, ~2 min)
+    python benchmarks/offline_trace_limit.py table # everything measured, as markdown
+
+The SDP: min tr N s.t. N psd, z^T N z + 2 b . z = (betahat . z)^2 for kappa D Gaussian z, in
+the z units of the theory (teacher N = betahat betahat^T, b = 0); success = relative error
+below 1e-3; loss = (4/3)(|b|^2 + (tr Dl)^2 + 2 tr Dl^2), Dl = (N - teacher) / 2, the relative
+population loss of the network whose interpolant this is (docs §15.6).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import half_crossing, run_resumable
+from lazyrich_theory.theory.offline.trace_limit import (descent_dimension, trace_limit,
+                                                        trace_limit_critical_kappa)
+
+HERE = Path(__file__).resolve().parent
+DIM_OUT, SDP_OUT = HERE / "offline_trace_limit_dim.json", HERE / "offline_trace_limit_sdp.json"
+FINITE_OUT = HERE / "offline_trace_limit_finite.json"
+FINITE_DS, FINITE_KAPPAS = (20, 40, 80, 160, 320, 640, 1280), (2.5, 3.0)
+DIM_DS = {20: 4000, 40: 2000, 60: 1000, 100: 600, 200: 300, 400: 120, 1000: 40, 2000: 16}
+SDP_DS = {20: 40, 40: 20, 60: 12}                      # D: training sets per kappa
+SDP_KAPPAS = (2.5, 2.75, 3.0, 3.25, 3.5, 3.75, 4.0, 4.25, 4.5)
+AO_KAPPAS = (1.5, 2.0, 2.5, 2.75, 3.0, 3.25, 3.5, 3.75, 3.9, 4.0)
+
+
+def _sdp(D: int, kappa: float, seed: int) -> dict:
+    """One minimum-trace interpolant (Clarabel, SCS if it fails)."""
+    import cvxpy as cp
+
+    P = int(round(kappa * D))
+    z = np.random.default_rng([D, P, seed]).standard_normal((P, D))
+    xi2 = z[:, 0] ** 2                                  # betahat = e_1
+    N, b = cp.Variable((D, D), PSD=True), cp.Variable(D)
+    quad = cp.sum(cp.multiply(z @ N, z), axis=1)       # z_mu^T N z_mu
+    prob = cp.Problem(cp.Minimize(cp.trace(N)), [quad + 2 * z @ b == xi2])
+    t0 = time.perf_counter()
+    for solver, opts in (("CLARABEL", {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9,
+                                       "tol_feas": 1e-9}),
+                         ("SCS", {"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iters": 200000})):
+        try:
+            prob.solve(solver=solver, **opts)
+        except cp.error.SolverError:
+            continue
+        if N.value is not None:
+            break
+    H = (N.value + N.value.T) / 2
+    H[0, 0] -= 1.0
+    g = b.value
+    err = float(np.sqrt(np.sum(H * H) + g @ g))
+    loss = 4.0 / 3.0 * (g @ g + (np.trace(H) / 2) ** 2 + 2 * np.sum((H / 2) ** 2))
+    return {"loss": float(loss), "error": err, "success": err < 1e-3, "solver": solver,
+            "seconds": time.perf_counter() - t0}
+
+
+def _semicircle_quantiles(n: int) -> np.ndarray:
+    """The n eigenvalues of the (diagonal variance 1, off-diagonal 1/2) Gaussian symmetric
+    matrix at the semicircle's quantiles (i + 1/2) / n: radius sqrt(2 n)."""
+    from scipy.optimize import brentq
+
+    def cdf(x: float, u: float) -> float:
+        return 0.5 + (x * np.sqrt(1 - x * x) + np.arcsin(x)) / np.pi - u
+
+    return np.sqrt(2 * n) * np.array([brentq(cdf, -1, 1, args=((i + 0.5) / n,))
+                                      for i in range(n)])
+
+
+def _finite_ao(D: int, kappa: float) -> dict:
+    """Gordon's auxiliary problem of the minimum-trace interpolant at finite D, every Gaussian
+    norm at its typical value and the bulk on the D - 1 eigenvalues of G' (semicircle
+    quantiles), its Frobenius cost kept: the D -> inf program (15.8) is its limit."""
+    import cvxpy as cp
+
+    n, sP = D - 1, np.sqrt(kappa * D)
+    lam = _semicircle_quantiles(n)
+    h, c, q = cp.Variable(), cp.Variable(nonneg=True), cp.Variable(nonneg=True)
+    b, g = cp.Variable(n, nonneg=True), cp.Variable(nonneg=True)
+    T = h + cp.sum(b) + q
+    norm = cp.norm(cp.hstack([sP * T, sP * np.sqrt(2) * h, sP * 2 * c, sP * np.sqrt(2) * q,
+                              sP * 2 * g, sP * np.sqrt(2) * b]))
+    gauss = -2 * np.sqrt(n) * c + np.sqrt(2) * lam @ b - 2 * np.sqrt(D) * g
+    cp.Problem(cp.Minimize(T), [h >= -1, cp.quad_over_lin(c, 1 + h) <= q,
+                                gauss + norm <= 0]).solve(solver="CLARABEL")
+    hv, cv, qv, bv, gv = (float(h.value), float(c.value), float(q.value), b.value,
+                          float(g.value))
+    Tv = hv + bv.sum() + qv
+    A = Tv ** 2 + 2 * (hv ** 2 + 2 * cv ** 2 + (bv ** 2).sum() + qv ** 2)
+    return {"loss": float((A + 4 * gv ** 2) / 3), "spike_change": hv, "bulk_trace": float(bv.sum())}
+
+
+def finite() -> dict:
+    jobs = ((f"{D}|{k}", (lambda D=D, k=k: _finite_ao(D, k)))
+            for D in FINITE_DS for k in FINITE_KAPPAS)
+    return run_resumable(FINITE_OUT, jobs)
+
+
+def sdp() -> dict:
+    jobs = ((f"{D}|{k}|{s}", (lambda D=D, k=k, s=s: _sdp(D, k, s)))
+            for D, n in SDP_DS.items() for k in SDP_KAPPAS for s in range(n))
+    return run_resumable(SDP_OUT, jobs)
+
+
+def dim() -> dict:
+    jobs = ((str(D), (lambda D=D, n=n: {"delta_over_D": descent_dimension(D, n, seed=D) / D,
+                                        "samples": n}))
+            for D, n in DIM_DS.items())
+    return run_resumable(DIM_OUT, jobs)
+
+
+def ao_table() -> None:
+    print("| kappa | " + " | ".join(f"{k:g}" for k in AO_KAPPAS) + " |")
+    print("|---|" + "---|" * len(AO_KAPPAS))
+    print("| loss (D = inf) | " + " | ".join(f"{trace_limit(k).loss:.4f}" for k in AO_KAPPAS)
+          + " |")
+    print(f"critical kappa (loss 1/2): {trace_limit_critical_kappa():.3f}; "
+          f"without the column {trace_limit_critical_kappa(column=False):.3f}")
+
+
+def table() -> None:
+    ao_table()
+    if DIM_OUT.exists():
+        d = json.loads(DIM_OUT.read_text())
+        Ds = np.array([int(k) for k in d])
+        per = np.array([d[k]["delta_over_D"] for k in d])
+        a, b = np.polyfit(Ds ** (-1 / 3), per, 1)[::-1]
+        print("\n| D | " + " | ".join(str(D) for D in Ds) + " |\n|---|" + "---|" * len(Ds))
+        print("| delta / D | " + " | ".join(f"{v:.3f}" for v in per) + " |")
+        print("| threshold kappa_u(D) | " + " | ".join(f"{v + 1:.3f}" for v in per) + " |")
+        print(f"fit delta / D = {a:.3f} {b:+.2f} D^(-1/3)")
+    if FINITE_OUT.exists():
+        f = json.loads(FINITE_OUT.read_text())
+        for k in FINITE_KAPPAS:
+            print(f"\nfinite-D Gaussian auxiliary problem, kappa = {k:g}: " + ", ".join(
+                f"D = {D}: {f[key]['loss']:.3f}" for D in FINITE_DS if (key := f"{D}|{k}") in f)
+                + f"; D = inf: {trace_limit(k).loss:.3f}")
+    if SDP_OUT.exists():
+        s = json.loads(SDP_OUT.read_text())
+        for D, n in SDP_DS.items():
+            rows = [[s[k] for i in range(n) if (k := f"{D}|{kap}|{i}") in s]
+                    for kap in SDP_KAPPAS]
+            if not all(len(r) == n for r in rows):
+                continue
+            fail = [1 - np.mean([r["success"] for r in row]) for row in rows]
+            loss = [np.mean([r["loss"] for r in row]) for row in rows]
+            print(f"\nD = {D} ({n} sets): P(fail) " + ", ".join(f"{f:.2f}" for f in fail)
+                  + f"; 50 % crossing {half_crossing(SDP_KAPPAS, fail):.2f}")
+            print("  mean loss " + ", ".join(f"{v:.4f}" for v in loss)
+                  + "; D = inf: " + ", ".join(f"{trace_limit(k).loss:.4f}"
+                                                for k in SDP_KAPPAS))
+
+
+if __name__ == "__main__":
+    import sys
+    arg = sys.argv[1] if len(sys.argv) > 1 else "table"
+    commands = {"ao": ao_table, "dim": dim, "sdp": sdp, "finite": finite, "table": table}
+    if arg not in commands:
+        raise SystemExit(f"unknown command {arg!r}: " + ", ".join(commands))
+    commands[arg]()
