@@ -7,8 +7,12 @@ against direct convex solves.
                                                    # statistical dimension, D = 20-2000 (~3 min)
     python benchmarks/offline_trace_limit.py sdp   # the convex program itself at D = 20, 40, 60
                                                    # (needs cvxpy: pip install cvxpy; resumable)
+    python benchmarks/offline_trace_limit.py gauss # the same with Gaussian-equivalent measurements
+                                                   # (I + sqrt(2) G, 2 w), D = 20, 40 (cvxpy)
     python benchmarks/offline_trace_limit.py finite # the Gaussian auxiliary problem at finite D
                                                    # (semicircle quantiles; needs cvxpy, ~2 min)
+    python benchmarks/offline_trace_limit.py entropic # the same for the interpolant's own
+                                                   # objective at finite m (~5 min)
     python benchmarks/offline_trace_limit.py table # everything measured, as markdown
 
 The SDP: min tr N s.t. N psd, z^T N z + 2 b . z = (betahat . z)^2 for kappa D Gaussian z, in
@@ -32,6 +36,13 @@ from lazyrich_theory.theory.offline.trace_limit import (descent_dimension, trace
 HERE = Path(__file__).resolve().parent
 DIM_OUT, SDP_OUT = HERE / "offline_trace_limit_dim.json", HERE / "offline_trace_limit_sdp.json"
 FINITE_OUT = HERE / "offline_trace_limit_finite.json"
+GAUSS_OUT = HERE / "offline_trace_limit_gauss.json"
+ENTROPIC_OUT = HERE / "offline_trace_limit_entropic.json"
+#: (kappa, m) of the interpolant's measured series (offline_floor_map.py smallm / above)
+ENTROPIC_CELLS = ((3.0, 1e-4), (3.5, 1e-4), (4.0, 1e-4), (5.0, 0.0548), (5.0, 0.313),
+                  (9.0, 0.313))
+ENTROPIC_DS = (50, 100, 200, 400, 800)
+GAUSS_DS = {20: 40, 40: 20}
 FINITE_DS, FINITE_KAPPAS = (20, 40, 80, 160, 320, 640, 1280), (2.5, 3.0)
 DIM_DS = {20: 4000, 40: 2000, 60: 1000, 100: 600, 200: 300, 400: 120, 1000: 40, 2000: 16}
 SDP_DS = {20: 40, 40: 20, 60: 12}                      # D: training sets per kappa
@@ -39,16 +50,26 @@ SDP_KAPPAS = (2.5, 2.75, 3.0, 3.25, 3.5, 3.75, 4.0, 4.25, 4.5)
 AO_KAPPAS = (1.5, 2.0, 2.5, 2.75, 3.0, 3.25, 3.5, 3.75, 3.9, 4.0)
 
 
-def _sdp(D: int, kappa: float, seed: int) -> dict:
-    """One minimum-trace interpolant (Clarabel, SCS if it fails)."""
+def _sdp(D: int, kappa: float, seed: int, gaussian: bool = False) -> dict:
+    """One minimum-trace interpolant (Clarabel, SCS if it fails).  ``gaussian``: the
+    measurements (z z^T, 2 z) replaced by their Gaussian equivalent (I + sqrt(2) G, 2 w) --
+    same mean and covariance, G symmetric Gaussian (diagonal variance 1, off-diagonal 1/2) and
+    w ~ N(0, I) independent of it."""
     import cvxpy as cp
 
     P = int(round(kappa * D))
-    z = np.random.default_rng([D, P, seed]).standard_normal((P, D))
-    xi2 = z[:, 0] ** 2                                  # betahat = e_1
+    rng = np.random.default_rng([D, P, seed] + ([1] if gaussian else []))
     N, b = cp.Variable((D, D), PSD=True), cp.Variable(D)
-    quad = cp.sum(cp.multiply(z @ N, z), axis=1)       # z_mu^T N z_mu
-    prob = cp.Problem(cp.Minimize(cp.trace(N)), [quad + 2 * z @ b == xi2])
+    if gaussian:
+        a = rng.standard_normal((P, D, D))
+        A = np.eye(D) + (a + a.transpose(0, 2, 1)) / np.sqrt(2)
+        lhs = A.reshape(P, D * D) @ cp.vec(N, order="F") + 2 * rng.standard_normal((P, D)) @ b
+        labels = A[:, 0, 0]                             # the teacher's measurements
+    else:
+        z = rng.standard_normal((P, D))
+        lhs = cp.sum(cp.multiply(z @ N, z), axis=1) + 2 * z @ b      # z^T N z + 2 b . z
+        labels = z[:, 0] ** 2                           # betahat = e_1
+    prob = cp.Problem(cp.Minimize(cp.trace(N)), [lhs == labels])
     t0 = time.perf_counter()
     for solver, opts in (("CLARABEL", {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9,
                                        "tol_feas": 1e-9}),
@@ -80,33 +101,60 @@ def _semicircle_quantiles(n: int) -> np.ndarray:
                                       for i in range(n)])
 
 
-def _finite_ao(D: int, kappa: float) -> dict:
+def _finite_ao(D: int, kappa: float, m: float | None = None) -> dict:
     """Gordon's auxiliary problem of the minimum-trace interpolant at finite D, every Gaussian
     norm at its typical value and the bulk on the D - 1 eigenvalues of G' (semicircle
-    quantiles), its Frobenius cost kept: the D -> inf program (15.8) is its limit."""
+    quantiles), its Frobenius cost kept: the D -> inf program (15.8) is its limit.  With ``m``
+    the objective is the interpolant's own, m tr phi(N / m) per D (15.5), and the bulk may go
+    down to -m / D (M psd): the same auxiliary problem for the entropic interpolant at finite
+    m and D (no training set)."""
     import cvxpy as cp
 
     n, sP = D - 1, np.sqrt(kappa * D)
     lam = _semicircle_quantiles(n)
     h, c, q = cp.Variable(), cp.Variable(nonneg=True), cp.Variable(nonneg=True)
-    b, g = cp.Variable(n, nonneg=True), cp.Variable(nonneg=True)
+    b, g = cp.Variable(n, nonneg=m is None), cp.Variable(nonneg=True)
     T = h + cp.sum(b) + q
     norm = cp.norm(cp.hstack([sP * T, sP * np.sqrt(2) * h, sP * 2 * c, sP * np.sqrt(2) * q,
                               sP * 2 * g, sP * np.sqrt(2) * b]))
     gauss = -2 * np.sqrt(n) * c + np.sqrt(2) * lam @ b - 2 * np.sqrt(D) * g
-    cp.Problem(cp.Minimize(T), [h >= -1, cp.quad_over_lin(c, 1 + h) <= q,
-                                gauss + norm <= 0]).solve(solver="CLARABEL")
+    constraints = [h >= -1, cp.quad_over_lin(c, 1 + h) <= q, gauss + norm <= 0]
+    if m is None:
+        objective = T
+    else:               # per eigenvalue n = D x of N: ((n + m) ln((n + m) / m) - n) / D
+        def phi(x):
+            return (-cp.entr(D * x + m) + (D * x + m) * np.log(1 / m) - D * x) / D
+        objective = phi(1 + h) + phi(q) + cp.sum(phi(b))
+        constraints.append(b >= -m / D)
+    prob = cp.Problem(cp.Minimize(objective), constraints)
+    try:
+        prob.solve(solver="CLARABEL")
+    except cp.error.SolverError:
+        prob.solve(solver="SCS", eps_abs=1e-9, eps_rel=1e-9, max_iters=200000)
     hv, cv, qv, bv, gv = (float(h.value), float(c.value), float(q.value), b.value,
                           float(g.value))
     Tv = hv + bv.sum() + qv
     A = Tv ** 2 + 2 * (hv ** 2 + 2 * cv ** 2 + (bv ** 2).sum() + qv ** 2)
-    return {"loss": float((A + 4 * gv ** 2) / 3), "spike_change": hv, "bulk_trace": float(bv.sum())}
+    return {"loss": float((A + 4 * gv ** 2) / 3), "spike_change": hv,
+            "bulk_trace": float(bv.sum()), "status": prob.status}
 
 
 def finite() -> dict:
     jobs = ((f"{D}|{k}", (lambda D=D, k=k: _finite_ao(D, k)))
             for D in FINITE_DS for k in FINITE_KAPPAS)
     return run_resumable(FINITE_OUT, jobs)
+
+
+def entropic() -> dict:
+    jobs = ((f"{k}|{m}|{D}", (lambda D=D, k=k, m=m: _finite_ao(D, k, m)))
+            for k, m in ENTROPIC_CELLS for D in ENTROPIC_DS)
+    return run_resumable(ENTROPIC_OUT, jobs)
+
+
+def gauss() -> dict:
+    jobs = ((f"{D}|{k}|{s}", (lambda D=D, k=k, s=s: _sdp(D, k, s, gaussian=True)))
+            for D, n in GAUSS_DS.items() for k in SDP_KAPPAS for s in range(n))
+    return run_resumable(GAUSS_OUT, jobs)
 
 
 def sdp() -> dict:
@@ -148,26 +196,44 @@ def table() -> None:
             print(f"\nfinite-D Gaussian auxiliary problem, kappa = {k:g}: " + ", ".join(
                 f"D = {D}: {f[key]['loss']:.3f}" for D in FINITE_DS if (key := f"{D}|{k}") in f)
                 + f"; D = inf: {trace_limit(k).loss:.3f}")
-    if SDP_OUT.exists():
-        s = json.loads(SDP_OUT.read_text())
-        for D, n in SDP_DS.items():
-            rows = [[s[k] for i in range(n) if (k := f"{D}|{kap}|{i}") in s]
-                    for kap in SDP_KAPPAS]
-            if not all(len(r) == n for r in rows):
-                continue
-            fail = [1 - np.mean([r["success"] for r in row]) for row in rows]
-            loss = [np.mean([r["loss"] for r in row]) for row in rows]
-            print(f"\nD = {D} ({n} sets): P(fail) " + ", ".join(f"{f:.2f}" for f in fail)
-                  + f"; 50 % crossing {half_crossing(SDP_KAPPAS, fail):.2f}")
-            print("  mean loss " + ", ".join(f"{v:.4f}" for v in loss)
-                  + "; D = inf: " + ", ".join(f"{trace_limit(k).loss:.4f}"
-                                                for k in SDP_KAPPAS))
+    if ENTROPIC_OUT.exists():
+        e = json.loads(ENTROPIC_OUT.read_text())
+        above = HERE / "offline_floor_map_above.json"
+        meas = json.loads(above.read_text()) if above.exists() else {}
+        print("\n| kappa | m | " + " | ".join(f"D = {D}" for D in ENTROPIC_DS)
+              + " |  (auxiliary problem / interpolant, seed mean)")
+        for k, m in ENTROPIC_CELLS:
+            cells = []
+            for D in ENTROPIC_DS:
+                a = e.get(f"{k}|{m}|{D}")
+                got = [meas[key]["loss"] for i in range(4) if (key := f"{k}|{m}|{D}|{i}") in meas]
+                cells.append(("—" if a is None else f"{a['loss']:.3f}")
+                             + (f" / {np.mean(got):.3f}" if len(got) == 4 else ""))
+            print(f"| {k:g} | {m:g} | " + " | ".join(cells) + " |")
+    for name, path, ds in (("rank-one (z z^T, 2 z)", SDP_OUT, SDP_DS),
+                           ("Gaussian-equivalent", GAUSS_OUT, GAUSS_DS)):
+        if path.exists():
+            _sdp_table(name, json.loads(path.read_text()), ds)
+
+
+def _sdp_table(name: str, s: dict, ds: dict) -> None:
+    for D, n in ds.items():
+        rows = [[s[k] for i in range(n) if (k := f"{D}|{kap}|{i}") in s] for kap in SDP_KAPPAS]
+        if not all(len(r) == n for r in rows):
+            continue
+        fail = [1 - np.mean([r["success"] for r in row]) for row in rows]
+        loss = [np.mean([r["loss"] for r in row]) for row in rows]
+        print(f"\n{name}, D = {D} ({n} sets): P(fail) " + ", ".join(f"{f:.2f}" for f in fail)
+              + f"; 50 % crossing {half_crossing(SDP_KAPPAS, fail):.2f}")
+        print("  mean loss " + ", ".join(f"{v:.4f}" for v in loss) + "; D = inf: "
+              + ", ".join(f"{trace_limit(k).loss:.4f}" for k in SDP_KAPPAS))
 
 
 if __name__ == "__main__":
     import sys
     arg = sys.argv[1] if len(sys.argv) > 1 else "table"
-    commands = {"ao": ao_table, "dim": dim, "sdp": sdp, "finite": finite, "table": table}
+    commands = {"ao": ao_table, "dim": dim, "sdp": sdp, "gauss": gauss, "finite": finite,
+                "entropic": entropic, "table": table}
     if arg not in commands:
         raise SystemExit(f"unknown command {arg!r}: " + ", ".join(commands))
     commands[arg]()

@@ -18,7 +18,8 @@ that positivity forces (Schur complement):
 kappa_eff = kappa - 1 with the free column (its optimal norm g^2 = A / (4 (kappa - 1)),
 A the bracket) and kappa without.  The relative population loss is
 (T^2 + 2 (h^2 + 2 c^2 + q^2) + 4 g^2) / 3.  Exact recovery (all zero) holds iff kappa >= 4
-(3 without the column: PhaseLift's 3D).
+(3 without the column: PhaseLift's 3D) -- exact for Gaussian-equivalent measurements; with
+the network's rank-one ones, direct convex solves lie ~0.3 higher at D <= 80 (docs §15.7).
 
 The approach to D = inf is slow: the finite-D threshold is set by the statistical
 dimension of the descent cone, 3D - O(D^(2/3)) (docs §15.7).
