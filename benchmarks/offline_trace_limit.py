@@ -14,6 +14,7 @@ against direct convex solves.
     python benchmarks/offline_trace_limit.py entropic # the same for the interpolant's own
                                                    # objective at finite m (~5 min)
     python benchmarks/offline_trace_limit.py table # everything measured, as markdown
+    python benchmarks/offline_trace_limit.py plot  # -> docs/gallery/trace_limit.png
 
 The SDP: min tr N s.t. N psd, z^T N z + 2 b . z = (betahat . z)^2 for kappa D Gaussian z, in
 the z units of the theory (teacher N = betahat betahat^T, b = 0); success = relative error
@@ -229,11 +230,73 @@ def _sdp_table(name: str, s: dict, ds: dict) -> None:
               + ", ".join(f"{trace_limit(k).loss:.4f}" for k in SDP_KAPPAS))
 
 
+def _sdp_means(path: Path, ds: dict) -> dict[int, tuple[list, list]]:
+    """Per D: (mean loss, failure fraction) on SDP_KAPPAS, where every set is done."""
+    s = json.loads(path.read_text()) if path.exists() else {}
+    out = {}
+    for D, n in ds.items():
+        rows = [[s[k] for i in range(n) if (k := f"{D}|{kap}|{i}") in s] for kap in SDP_KAPPAS]
+        if all(len(r) == n for r in rows):
+            out[D] = ([np.mean([r["loss"] for r in row]) for row in rows],
+                      [1 - np.mean([r["success"] for r in row]) for row in rows])
+    return out
+
+
+def plot() -> None:
+    """Left: the D = inf loss (15.8) against kappa with the direct solves and the finite-D
+    auxiliary problem.  Right: the recovery threshold against D."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11.5, 4.4), constrained_layout=True)
+    ax, ax2 = fig.subplots(1, 2)
+    ks = np.linspace(1.3, 4.3, 121)
+    ax.plot(ks, [trace_limit(k).loss for k in ks], "k-", lw=2, label="D = ∞ theory (15.8)")
+    shades = {20: "tab:blue", 40: "tab:orange", 60: "tab:green"}
+    for D, (loss, _) in _sdp_means(SDP_OUT, SDP_DS).items():
+        ax.plot(SDP_KAPPAS, loss, "o-", color=shades[D], ms=5, lw=1,
+                label=f"convex solve, rank-one, D = {D}")
+    for D, (loss, _) in _sdp_means(GAUSS_OUT, GAUSS_DS).items():
+        ax.plot(SDP_KAPPAS, loss, "s--", color=shades[D], mfc="none", ms=5, lw=0.8,
+                label=f"convex solve, Gaussian-equivalent, D = {D}")
+    if FINITE_OUT.exists():
+        f = json.loads(FINITE_OUT.read_text())
+        for k, mk in zip(FINITE_KAPPAS, ("^", "v")):
+            Ds = [D for D in FINITE_DS if f"{D}|{k}" in f]
+            ax.plot([k] * len(Ds), [f[f"{D}|{k}"]["loss"] for D in Ds], mk, color="0.45",
+                    ms=5, label=f"finite-D auxiliary problem at κ = {k:g}, D = 20…1280")
+    ax.axhline(0.5, color="0.6", ls=":", lw=1)
+    ax.set_xlabel("κ = P / D")
+    ax.set_ylabel("τ → ∞ test loss / initial (m → 0)")
+    ax.set_ylim(0, 1.6)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Minimum-trace interpolant: loss against κ", fontsize=10)
+    if DIM_OUT.exists():
+        d = json.loads(DIM_OUT.read_text())
+        Ds = np.array([int(k) for k in d])
+        ax2.semilogx(Ds, [d[k]["delta_over_D"] + 1 for k in d], "k.-",
+                     label="κ_u(D) = δ_D / D + 1 (statistical dimension)")
+    for path, ds, mk, name in ((SDP_OUT, SDP_DS, "o", "rank-one"),
+                               (GAUSS_OUT, GAUSS_DS, "s", "Gaussian-equivalent")):
+        pts = {D: half_crossing(SDP_KAPPAS, fail) for D, (_, fail) in _sdp_means(path, ds).items()}
+        ax2.plot(list(pts), list(pts.values()), mk, mfc="none" if mk == "s" else None,
+                 color="tab:red", ms=7, label=f"50 % failure, convex solves ({name})")
+    ax2.axhline(4.0, color="tab:red", ls="--", lw=1, label="D = ∞: κ_u = 4")
+    ax2.set_xlabel("D")
+    ax2.set_ylabel("recovery threshold κ")
+    ax2.grid(True, which="both", alpha=0.3)
+    ax2.legend(fontsize=7, loc="lower right")
+    ax2.set_title("Exact recovery threshold against D", fontsize=10)
+    out = HERE.parent / "docs" / "gallery" / "trace_limit.png"
+    fig.savefig(out, dpi=130)
+    print(f"-> {out}")
+
+
 if __name__ == "__main__":
     import sys
     arg = sys.argv[1] if len(sys.argv) > 1 else "table"
     commands = {"ao": ao_table, "dim": dim, "sdp": sdp, "gauss": gauss, "finite": finite,
-                "entropic": entropic, "table": table}
+                "entropic": entropic, "table": table, "plot": plot}
     if arg not in commands:
         raise SystemExit(f"unknown command {arg!r}: " + ", ".join(commands))
     commands[arg]()
