@@ -209,7 +209,10 @@ def _numbers(summary: dict, critical: str) -> str:
 
 def _limit_reason(args: argparse.Namespace, problem, finite_rank: bool) -> str | None:
     """Why predicted_limit_test_loss is not computed (None: it is); an explicit
-    ``--limit-loss interpolant`` that cannot be is refused (ProblemError, one line)."""
+    ``--limit-loss interpolant`` outside the interpolant's domain is refused before anything
+    runs (ProblemError, one line).  A Newton iteration that does not converge is found only
+    later: :func:`_add_limit` records it as the reason, explicit request or not, and the
+    curve already computed is still written."""
     if args.limit == "none":
         return "not computed (--limit-loss none)"
     if finite_rank:

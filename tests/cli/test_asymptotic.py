@@ -205,3 +205,22 @@ def test_limit_test_loss(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "--limit-loss interpolant is for" in err
     assert not out.exists()
+
+
+def test_limit_loss_that_does_not_converge_is_a_reason(tmp_path, monkeypatch):
+    """An interpolant whose Newton iteration fails: the run still writes its curve, with
+    predicted_limit_test_loss null and the solver's line as the reason (also when asked for)."""
+    from lazyrich_theory.errors import IntegrationError
+    from lazyrich_theory.theory.offline import implicit_bias
+
+    def fail(*args, **kwargs):
+        raise IntegrationError("the interpolant did not converge in 3 Newton steps")
+
+    monkeypatch.setattr(implicit_bias, "entropic_interpolant", fail)
+    args = ("--D", "20", "--P", "120", "--alpha", "1", "--eps", "0.05", "--steps", "2000",
+            "--critical-kappa", "none", "--limit-loss", "interpolant")
+    code, out = _run(tmp_path, *args)
+    rows, s = _read(out)
+    assert code == 0 and rows and s["predicted_limit_test_loss"] is None
+    assert s["reasons"]["predicted_limit_test_loss"] == ("the interpolant did not converge in "
+                                                         "3 Newton steps")

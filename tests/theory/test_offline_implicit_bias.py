@@ -146,7 +146,7 @@ def test_limit_gate_value_or_reason(monkeypatch):
     assert interpolant_gate(p, max_D=None) is None and interpolant_gate(p) is None
 
     def fail(*args, **kwargs):
-        raise IntegrationError("largest residual 1e-3")
+        raise IntegrationError("the interpolant did not converge: largest residual 1e-3")
 
     monkeypatch.setattr(implicit_bias, "entropic_interpolant", fail)
     assert interpolant_limit(p) == (None, "the interpolant did not converge: largest "

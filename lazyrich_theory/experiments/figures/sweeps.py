@@ -16,7 +16,6 @@ import numpy as np
 from lazyrich_theory.core.solve import solve
 from lazyrich_theory.experiments.figures.common import FigureData, as_list, curves_table
 from lazyrich_theory.experiments.sweep import sweep
-from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.theory.offline.implicit_bias import interpolant_limit
 from lazyrich_theory.theory.timescales import grokking_metrics, predict_timescales

@@ -38,8 +38,8 @@ Public API: :func:`offline_theory` (a ``Trajectory`` with the core columns of ``
 :func:`critical_kappa`, :func:`offline_summary`, :func:`offline_inputs` / :func:`check_problem`
 (the inputs and the refusals), :func:`phase_boundary_times` (the alpha x eps grid: the spectral
 closure in seconds, or the DMFT with its interpolation floor in minutes), :func:`training_xi` (the
-training set's xi, for ``xi_law="training"``), and the building blocks :func:`plateau_spectrum`, :func:`build_closure`,
-:func:`rich_clock_curves`, :func:`dmft_tau_curves`.
+training set's xi, for ``xi_law="training"``), and the building blocks :func:`plateau_spectrum`,
+:func:`build_closure`, :func:`rich_clock_curves`, :func:`dmft_tau_curves`.
 
 Modules: ``inputs`` (what is read and refused), ``plateau`` (per-sample law, deterministic
 equivalent, BBP outlier), ``spectral`` (the closure), ``dmft_kernels`` / ``dmft`` (the DMFT),

@@ -218,7 +218,7 @@ def interpolant_limit(problem: Problem, data: ProblemData | None = None,
     try:
         return float(entropic_interpolant(problem, data).population_loss), None
     except IntegrationError as exc:
-        return None, f"the interpolant did not converge: {exc}"
+        return None, str(exc)                  # names the interpolant and its residual
 
 
 def entropic_interpolant(problem: Problem, data: ProblemData | None = None,

@@ -37,7 +37,8 @@ from lazyrich_theory.theory.offline.rindex import (RINDEX_MAX_POINTS, RIndexInpu
                                                    rindex_tau_curves)
 from lazyrich_theory.theory.timescales import first_time_below, grokking_summary
 
-__all__ = ["CriticalKappa", "critical_kappa", "half_crossing", "offline_summary", "CRITICAL_METHODS",
+__all__ = ["CriticalKappa", "critical_kappa", "half_crossing", "offline_summary",
+           "CRITICAL_METHODS",
            "DMFT_CRITICAL_TAU", "RINDEX_CRITICAL_TAU"]
 
 #: How :func:`critical_kappa` can define the threshold.
@@ -78,6 +79,8 @@ def half_crossing(xs: Any, loss: Any, name: str = "x") -> tuple[float | None, st
     interpolation between the bracketing points, None) or (None, why not: already below at
     the first point, or never below; ``name`` names x in that line)."""
     loss = np.asarray(loss, dtype=float)
+    if loss.size == 0:
+        return None, f"no {name} grid"
     below = np.flatnonzero(loss <= 0.5)
     if below.size == 0:
         return None, f"the loss is above 1/2 up to {name} = {xs[-1]:g}"

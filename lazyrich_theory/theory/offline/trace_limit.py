@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import brentq, minimize, minimize_scalar
 
-from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.errors import IntegrationError, ProblemError
 
 __all__ = ["TraceLimit", "trace_limit", "recovery_threshold", "finite_d_threshold",
            "descent_dimension", "trace_limit_critical_kappa"]
@@ -119,7 +119,8 @@ def trace_limit(kappa: float, column: bool = True) -> TraceLimit:
     Parameters
     ----------
     kappa : float
-        P / D, > 1 with the column (> 0 without).
+        P / D, > 1 with the column (> 0 without).  With the column the loss diverges as
+        kappa -> 1 (the column's norm^2 is A / (4 (kappa - 1))).
     column : bool
         The D free linear unknowns of the network's column (True: the interpolant's m -> 0
         limit).
@@ -156,7 +157,8 @@ def _bulk(k_eff: float, h: float, c: float) -> tuple[float, float]:
     """(q, t): the forced part q = c^2 / (1 + h) and the smallest bulk trace t >= 0 that
     satisfies the constraint at (h, c) (the objective grows with t), inf if none does.  The
     constraint is 4 (c + t)^2 - k_eff ((s + t)^2 + R) >= 0 with s = h + q,
-    R = 2 (h^2 + 2 c^2 + q^2): a quadratic in t."""
+    R = 2 (h^2 + 2 c^2 + q^2): a quadratic in t whose leading coefficient 4 - k_eff is
+    positive (k_eff < 3 below the threshold), so the feasible t lie above its upper root."""
     if c > 0 and not 1.0 + h > 0:
         return math.inf, math.inf
     q = c * c / (1.0 + h) if c > 0 else 0.0
@@ -166,22 +168,13 @@ def _bulk(k_eff: float, h: float, c: float) -> tuple[float, float]:
     a2, a1, a0 = 4.0 - k_eff, 8.0 * c - 2.0 * k_eff * s, 4.0 * c * c - k_eff * (s * s + R)
     if a0 >= 0:
         return q, 0.0
-    if a2 == 0:
-        return q, (-a0 / a1 if a1 > 0 else math.inf)
-    disc = a1 * a1 - 4.0 * a2 * a0
-    if disc < 0:
-        return q, math.inf                      # a2 < 0 here (a0 < 0, a2 > 0 gives disc > 0)
-    r = math.sqrt(disc)
-    roots = sorted(((-a1 - r) / (2 * a2), (-a1 + r) / (2 * a2)))
-    if a2 > 0:                                  # feasible outside the roots: t >= upper one
-        return q, max(roots[1], 0.0)
-    return q, (roots[0] if roots[1] >= 0 else math.inf) if roots[0] >= 0 else (
-        0.0 if roots[1] >= 0 else math.inf)
+    # a0 < 0 < a2: one root of each sign, and t must lie above the positive one
+    return q, (-a1 + math.sqrt(a1 * a1 - 4.0 * a2 * a0)) / (2.0 * a2)
 
 
 def _minimise(k_eff: float) -> tuple[float, float, float]:
     """Nelder-Mead over (sqrt(1 + h), sqrt(c)) from :data:`_STARTS`, t from :func:`_bulk`;
-    the best end (the teacher, J = 0, is always feasible)."""
+    the best end (the teacher, T = 0, is always feasible; k_eff < 4)."""
     def unpack(y):
         return min(y[0] * y[0], 1e6) - 1.0, min(y[1] * y[1], 1e6)
 
@@ -197,6 +190,9 @@ def _minimise(k_eff: float) -> tuple[float, float, float]:
         if r.fun < best:
             best, best_y = float(r.fun), r.x
     if best_y is None:
+        if k_eff < 3.0 - 1e-3:  # below the threshold the teacher is never the minimiser
+            raise IntegrationError(f"no start of the minimisation left the teacher at "
+                                   f"kappa_eff = {k_eff:g} < 3: the minimiser was not found")
         return 0.0, 0.0, 0.0
     h, c = unpack(best_y)
     return h, c, _bulk(k_eff, h, c)[1]
