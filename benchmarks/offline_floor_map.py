@@ -21,6 +21,7 @@ runs.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -227,6 +228,8 @@ def smallm_large() -> None:
 #: per m -- kappa = 5 (between 4 and the spike threshold 8) and 9 (above 8)
 ABOVE = {5.0: (0.0548, 0.313), 9.0: (0.313,)}
 ABOVE_DS = (50, 100, 200, 400, 800)
+#: one cell further (~2.5 min per training set)
+ABOVE_LARGE = {(5.0, 0.313): (1600,)}
 ABOVE_OUT = HERE / "offline_floor_map_above.json"
 
 
@@ -235,12 +238,16 @@ def above() -> None:
     jobs = ((f"{k}|{m}|{D_}|{s}", (lambda k=k, m=m, D_=D_, s=s: {
         "loss": entropic_interpolant(_problem(k, m, s, RATIO_MAP, D_)).population_loss}))
         for D_ in ABOVE_DS for k, ms in ABOVE.items() for m in ms for s in SEEDS)
-    done = run_resumable(ABOVE_OUT, jobs)
-    print("| kappa | m | " + " | ".join(f"D = {D_}" for D_ in ABOVE_DS) + " |")
+    large = ((f"{k}|{m}|{D_}|{s}", (lambda k=k, m=m, D_=D_, s=s: {
+        "loss": entropic_interpolant(_problem(k, m, s, RATIO_MAP, D_)).population_loss}))
+        for (k, m), Ds in ABOVE_LARGE.items() for D_ in Ds for s in SEEDS)
+    done = run_resumable(ABOVE_OUT, itertools.chain(jobs, large))
+    Ds_all = ABOVE_DS + tuple(sorted({D_ for Ds in ABOVE_LARGE.values() for D_ in Ds}))
+    print("| kappa | m | " + " | ".join(f"D = {D_}" for D_ in Ds_all) + " |")
     for k, ms in ABOVE.items():
         for m in ms:
             cells = [[done[key]["loss"] for s in SEEDS if (key := f"{k}|{m}|{D_}|{s}") in done]
-                     for D_ in ABOVE_DS]
+                     for D_ in Ds_all]
             print(f"| {k:g} | {m:g} | " + " | ".join(
                 f"{np.mean(c):.4f} ± {np.std(c, ddof=1) / np.sqrt(len(c)):.4f}" if len(c) == len(SEEDS)
                 else "—" for c in cells) + " |")
