@@ -21,7 +21,6 @@ runs.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from pathlib import Path
@@ -56,13 +55,18 @@ def _problem(kappa: float, m: float, seed: int, ratio: float, D: int = D):
     return p.replace(alpha=math.sqrt(ae * ratio), eps=math.sqrt(ae / ratio))
 
 
+def _limit_loss(kappa: float, m: float, seed: int, D_: int) -> dict:
+    """One interpolant of the free-column limit (alpha / eps = RATIO_MAP) at (kappa, m, seed, D):
+    {"loss": its relative tau -> inf population loss}."""
+    return {"loss": entropic_interpolant(_problem(kappa, m, seed, RATIO_MAP, D_)).population_loss}
+
+
 def _jobs():
     for kappa in KAPPAS:
         for m in MS:
             for seed in SEEDS:
-                p = _problem(kappa, m, seed, RATIO_MAP)
-                yield f"{kappa}|{m}|{seed}", (lambda p=p: {
-                    "loss": entropic_interpolant(p).population_loss})
+                yield f"{kappa}|{m}|{seed}", (lambda kappa=kappa, m=m, seed=seed:
+                                              _limit_loss(kappa, m, seed, D))
 
 
 def _exact_jobs():
@@ -174,8 +178,7 @@ def _critical(m: float, D_: int) -> dict:
     from scipy.optimize import brentq
 
     def excess(kappa: float) -> float:
-        return float(np.mean([entropic_interpolant(_problem(kappa, m, s, RATIO_MAP, D_))
-                              .population_loss for s in SEEDS])) - 0.5
+        return float(np.mean([_limit_loss(kappa, m, s, D_)["loss"] for s in SEEDS])) - 0.5
 
     return {"critical_kappa": brentq(excess, 2.0, 6.0, xtol=0.01)}
 
@@ -201,7 +204,7 @@ SMALLM, SMALLM_KAPPAS = 1e-4, {50: (3.0, 3.5, 3.75, 4.0, 4.5), 100: (3.0, 3.5, 3
 def smallm() -> None:
     """The seed-mean limit loss at m = 1e-4 against kappa, per D (one line per D)."""
     for D_, kappas in SMALLM_KAPPAS.items():
-        row = [f"{k:g}: {np.mean([entropic_interpolant(_problem(k, SMALLM, s, RATIO_MAP, D_)).population_loss for s in SEEDS]):.4f}"  # noqa: E501
+        row = [f"{k:g}: {np.mean([_limit_loss(k, SMALLM, s, D_)['loss'] for s in SEEDS]):.4f}"
                for k in kappas]
         print(f"D = {D_}, m = {SMALLM:g}: " + ", ".join(row), flush=True)
 
@@ -214,9 +217,8 @@ SMALLM_OUT = HERE / "offline_floor_map_smallm.json"
 
 def smallm_large() -> None:
     """``smallm`` at D = 800, one resumable job per (D, kappa, seed); prints the seed means."""
-    jobs = ((f"{D_}|{k}|{s}", (lambda k=k, s=s, D_=D_: {
-        "loss": entropic_interpolant(_problem(k, SMALLM, s, RATIO_MAP, D_)).population_loss}))
-        for D_, kappas in SMALLM_LARGE.items() for k in kappas for s in SEEDS)
+    jobs = ((f"{D_}|{k}|{s}", (lambda k=k, s=s, D_=D_: _limit_loss(k, SMALLM, s, D_)))
+            for D_, kappas in SMALLM_LARGE.items() for k in kappas for s in SEEDS)
     done = run_resumable(SMALLM_OUT, jobs)
     for D_, kappas in SMALLM_LARGE.items():
         row = [f"{k:g}: {np.mean([done[f'{D_}|{k}|{s}']['loss'] for s in SEEDS]):.4f}"
@@ -235,13 +237,11 @@ ABOVE_OUT = HERE / "offline_floor_map_above.json"
 
 def above() -> None:
     """Seed-mean limit loss at fixed kappa against D (resumable, one job per cell)."""
-    jobs = ((f"{k}|{m}|{D_}|{s}", (lambda k=k, m=m, D_=D_, s=s: {
-        "loss": entropic_interpolant(_problem(k, m, s, RATIO_MAP, D_)).population_loss}))
-        for D_ in ABOVE_DS for k, ms in ABOVE.items() for m in ms for s in SEEDS)
-    large = ((f"{k}|{m}|{D_}|{s}", (lambda k=k, m=m, D_=D_, s=s: {
-        "loss": entropic_interpolant(_problem(k, m, s, RATIO_MAP, D_)).population_loss}))
-        for (k, m), Ds in ABOVE_LARGE.items() for D_ in Ds for s in SEEDS)
-    done = run_resumable(ABOVE_OUT, itertools.chain(jobs, large))
+    cells = [(k, m, D_) for D_ in ABOVE_DS for k, ms in ABOVE.items() for m in ms]
+    cells += [(k, m, D_) for (k, m), Ds in ABOVE_LARGE.items() for D_ in Ds]
+    jobs = ((f"{k}|{m}|{D_}|{s}", (lambda k=k, m=m, D_=D_, s=s: _limit_loss(k, m, s, D_)))
+            for k, m, D_ in cells for s in SEEDS)
+    done = run_resumable(ABOVE_OUT, jobs)
     Ds_all = ABOVE_DS + tuple(sorted({D_ for Ds in ABOVE_LARGE.values() for D_ in Ds}))
     print("| kappa | m | " + " | ".join(f"D = {D_}" for D_ in Ds_all) + " |")
     for k, ms in ABOVE.items():
@@ -249,8 +249,8 @@ def above() -> None:
             cells = [[done[key]["loss"] for s in SEEDS if (key := f"{k}|{m}|{D_}|{s}") in done]
                      for D_ in Ds_all]
             print(f"| {k:g} | {m:g} | " + " | ".join(
-                f"{np.mean(c):.4f} ± {np.std(c, ddof=1) / np.sqrt(len(c)):.4f}" if len(c) == len(SEEDS)
-                else "—" for c in cells) + " |")
+                f"{np.mean(c):.4f} ± {np.std(c, ddof=1) / np.sqrt(len(c)):.4f}"
+                if len(c) == len(SEEDS) else "—" for c in cells) + " |")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ ENTROPIC_OUT = HERE / "offline_trace_limit_entropic.json"
 ENTROPIC_CELLS = ((3.0, 1e-4), (3.5, 1e-4), (4.0, 1e-4), (5.0, 0.0548), (5.0, 0.313),
                   (9.0, 0.313))
 ENTROPIC_DS = (50, 100, 200, 400, 800)
+#: the interpolant's measured cells (offline_floor_map.py above) and its training sets per cell
+ABOVE_OUT, ABOVE_SEEDS = HERE / "offline_floor_map_above.json", 4
 GAUSS_DS = {20: 40, 40: 20}
 FINITE_DS, FINITE_KAPPAS = (20, 40, 80, 160, 320, 640, 1280), (2.5, 3.0)
 DIM_DS = {20: 4000, 40: 2000, 60: 1000, 100: 600, 200: 300, 400: 120, 1000: 40, 2000: 16}
@@ -200,35 +202,35 @@ def table() -> None:
                 + f"; D = inf: {trace_limit(k).loss:.3f}")
     if ENTROPIC_OUT.exists():
         e = json.loads(ENTROPIC_OUT.read_text())
-        above = HERE / "offline_floor_map_above.json"
-        meas = json.loads(above.read_text()) if above.exists() else {}
+        meas = json.loads(ABOVE_OUT.read_text()) if ABOVE_OUT.exists() else {}
         print("\n| kappa | m | " + " | ".join(f"D = {D}" for D in ENTROPIC_DS)
               + " |  (auxiliary problem / interpolant, seed mean)")
         for k, m in ENTROPIC_CELLS:
             cells = []
             for D in ENTROPIC_DS:
                 a = e.get(f"{k}|{m}|{D}")
-                got = [meas[key]["loss"] for i in range(4) if (key := f"{k}|{m}|{D}|{i}") in meas]
+                got = _interpolant_losses(meas, k, m, D)
                 cells.append(("—" if a is None else f"{a['loss']:.3f}")
-                             + (f" / {np.mean(got):.3f}" if len(got) == 4 else ""))
+                             + ("" if got is None else f" / {got.mean():.3f}"))
             print(f"| {k:g} | {m:g} | " + " | ".join(cells) + " |")
     for name, path, ds in (("rank-one (z z^T, 2 z)", SDP_OUT, SDP_DS),
                            ("Gaussian-equivalent", GAUSS_OUT, GAUSS_DS)):
-        if path.exists():
-            _sdp_table(name, json.loads(path.read_text()), ds)
+        _sdp_table(name, path, ds)
 
 
-def _sdp_table(name: str, s: dict, ds: dict) -> None:
-    for D, n in ds.items():
-        rows = [[s[k] for i in range(n) if (k := f"{D}|{kap}|{i}") in s] for kap in SDP_KAPPAS]
-        if not all(len(r) == n for r in rows):
-            continue
-        fail = [1 - np.mean([r["success"] for r in row]) for row in rows]
-        loss = [np.mean([r["loss"] for r in row]) for row in rows]
-        print(f"\n{name}, D = {D} ({n} sets): P(fail) " + ", ".join(f"{f:.2f}" for f in fail)
+def _sdp_table(name: str, path: Path, ds: dict) -> None:
+    for D, (loss, fail) in _sdp_means(path, ds).items():
+        print(f"\n{name}, D = {D} ({ds[D]} sets): P(fail) " + ", ".join(f"{f:.2f}" for f in fail)
               + f"; 50 % crossing {half_crossing(SDP_KAPPAS, fail):.2f}")
         print("  mean loss " + ", ".join(f"{v:.4f}" for v in loss) + "; D = inf: "
               + ", ".join(f"{trace_limit(k).loss:.4f}" for k in SDP_KAPPAS))
+
+
+def _interpolant_losses(meas: dict, kappa: float, m: float, D: int) -> np.ndarray | None:
+    """The interpolant's per-training-set losses of one cell of ``offline_floor_map.py
+    above`` (None unless every set is done)."""
+    keys = [f"{kappa}|{m}|{D}|{i}" for i in range(ABOVE_SEEDS)]
+    return np.array([meas[k]["loss"] for k in keys]) if all(k in meas for k in keys) else None
 
 
 def _sdp_means(path: Path, ds: dict) -> dict[int, tuple[list, list]]:
@@ -299,17 +301,17 @@ def _plot_fixed_m() -> None:
     sets, mean +- s.e.; offline_floor_map.py above) and the entropic auxiliary problem."""
     from matplotlib.figure import Figure
 
-    above = HERE / "offline_floor_map_above.json"
-    if not (above.exists() and ENTROPIC_OUT.exists()):
+    if not (ABOVE_OUT.exists() and ENTROPIC_OUT.exists()):
         return
-    meas, e = json.loads(above.read_text()), json.loads(ENTROPIC_OUT.read_text())
+    meas, e = json.loads(ABOVE_OUT.read_text()), json.loads(ENTROPIC_OUT.read_text())
     fig = Figure(figsize=(6.4, 4.4), constrained_layout=True)
     ax = fig.subplots()
     for (k, m), color in zip(((5.0, 0.0548), (5.0, 0.313), (9.0, 0.313)),
                              ("tab:blue", "tab:red", "tab:green")):
-        Ds = [D for D in ENTROPIC_DS if all(f"{k}|{m}|{D}|{i}" in meas for i in range(4))]
-        got = np.array([[meas[f"{k}|{m}|{D}|{i}"]["loss"] for i in range(4)] for D in Ds])
-        ax.errorbar(Ds, got.mean(axis=1), yerr=got.std(axis=1, ddof=1) / 2, fmt="o-",
+        Ds = [D for D in ENTROPIC_DS if _interpolant_losses(meas, k, m, D) is not None]
+        got = np.array([_interpolant_losses(meas, k, m, D) for D in Ds])
+        ax.errorbar(Ds, got.mean(axis=1), yerr=got.std(axis=1, ddof=1) / np.sqrt(ABOVE_SEEDS),
+                    fmt="o-",
                     color=color, ms=5, capsize=2, label=f"κ = {k:g}, m = {m:g}: interpolant")
         ao = [e[f"{k}|{m}|{D}"]["loss"] for D in ENTROPIC_DS if f"{k}|{m}|{D}" in e]
         ax.plot(ENTROPIC_DS[:len(ao)], ao, "--", color=color, lw=1.2,

@@ -155,7 +155,8 @@ def trace_limit_critical_kappa(column: bool = True) -> float:
 
 def _bulk(k_eff: float, h: float, c: float) -> tuple[float, float]:
     """(q, t): the forced part q = c^2 / (1 + h) and the smallest bulk trace t >= 0 that
-    satisfies the constraint at (h, c) (the objective grows with t), inf if none does.  The
+    satisfies the constraint at (h, c) (the objective grows with t); (inf, inf) where q is
+    infinite (c > 0 at h = -1).  The
     constraint is 4 (c + t)^2 - k_eff ((s + t)^2 + R) >= 0 with s = h + q,
     R = 2 (h^2 + 2 c^2 + q^2): a quadratic in t whose leading coefficient 4 - k_eff is
     positive (k_eff < 3 below the threshold), so the feasible t lie above its upper root."""
