@@ -256,8 +256,10 @@ def above() -> None:
 if __name__ == "__main__":
     import sys
     arg = sys.argv[1] if len(sys.argv) > 1 else "run"
+    # the table always reads the exact runs done so far (none yet: those columns are NaN)
+    exact_done = json.loads(EXACT_OUT.read_text()) if EXACT_OUT.exists() else {}
     if arg == "run":
-        table(run_resumable(OUT, _jobs()), {})
+        table(run_resumable(OUT, _jobs()), exact_done)
     elif arg == "exact":
         run_resumable(EXACT_OUT, _exact_jobs())
     elif arg == "smallm":
@@ -269,10 +271,9 @@ if __name__ == "__main__":
     elif arg == "dscale":
         dscale()
     elif arg == "plot":
-        ex = json.loads(EXACT_OUT.read_text()) if EXACT_OUT.exists() else {}
         d = json.loads(OUT.read_text())
-        table(d, ex)
-        plot(d, ex)
+        table(d, exact_done)
+        plot(d, exact_done)
     else:
         raise SystemExit(f"unknown command {arg!r}: run, exact, plot, dscale, smallm, "
                          "smallm-large or above")

@@ -43,9 +43,9 @@ from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_ACCURACY,
                                                           INTERPOLANT_CRITICAL_SEEDS,
                                                           INTERPOLANT_D_DEFAULT,
                                                           interpolant_critical_kappa,
-                                                          interpolant_gate,
                                                           interpolant_limit,
-                                                          interpolant_reason)
+                                                          interpolant_reason,
+                                                          interpolant_size_cap)
 from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_inputs
 
 __all__ = ["add_asymptotic_parser", "run_asymptotic", "CRITICAL_RUNS"]
@@ -220,12 +220,12 @@ def _limit_reason(args: argparse.Namespace, problem, finite_rank: bool) -> str |
             raise ProblemError(f"--limit-loss interpolant is for the iid init (M0 = I); "
                                f"init={problem.init!r} takes none")
         return "the interpolant is for the iid init (M0 = I)"
-    explicit = args.limit == "interpolant"
-    why = interpolant_gate(problem, None if explicit else INTERPOLANT_D_DEFAULT)
-    if why is not None and explicit:
+    why = interpolant_reason(problem)
+    if why is not None and args.limit == "interpolant":
         raise ProblemError(f"--limit-loss interpolant: {why}")
-    if why is not None and interpolant_reason(problem) is None:     # the size cap alone
-        why += ": --limit-loss interpolant"
+    if why is None and args.limit is None:          # the default: capped in D
+        why = interpolant_size_cap(problem.D)
+        return None if why is None else f"{why}: --limit-loss interpolant"
     return why
 
 

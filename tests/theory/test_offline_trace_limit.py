@@ -57,7 +57,7 @@ def test_minimiser_beats_a_brute_force_grid(kappa, column):
 
 
 def test_loss_vanishes_at_the_threshold_and_memorises_below_two():
-    assert _minimise(3.05) == (0.0, 0.0, 0.0)            # above the threshold: no descent
+    assert _minimise(3.05) == (0.0, 0.0, 0.0, 0.0)       # above the threshold: no descent
     near = [trace_limit(k).loss for k in (3.5, 3.9, 3.99)]
     assert near[0] > near[1] > near[2] > 0 and near[2] < 1e-3
     assert trace_limit(1.8).spike_change == pytest.approx(-1.0, abs=1e-6)

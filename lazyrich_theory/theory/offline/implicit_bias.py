@@ -201,10 +201,15 @@ def interpolant_gate(problem: Problem, max_D: int | None = INTERPOLANT_D_DEFAULT
     """Why the tau -> inf loss of ``problem`` is not computed (one line), None when it is:
     :func:`interpolant_reason`, and, for a computation nobody asked for explicitly, the size
     cap ``max_D`` (None: no cap; a D = 800 interpolant takes minutes)."""
-    why = interpolant_reason(problem)
-    if why is None and max_D is not None and problem.D > max_D:
-        why = f"not computed by default at D = {problem.D} > {max_D} (minutes per solve)"
-    return why
+    return interpolant_reason(problem) or interpolant_size_cap(problem.D, max_D)
+
+
+def interpolant_size_cap(D: int, max_D: int | None = INTERPOLANT_D_DEFAULT) -> str | None:
+    """Why an interpolant nobody asked for explicitly is not computed at dimension ``D``
+    (one line), None when ``D`` is within the cap ``max_D`` (None: no cap)."""
+    if max_D is not None and D > max_D:
+        return f"not computed by default at D = {D} > {max_D} (minutes per solve)"
+    return None
 
 
 def interpolant_limit(problem: Problem, data: ProblemData | None = None,

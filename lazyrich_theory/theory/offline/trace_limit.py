@@ -135,8 +135,7 @@ def trace_limit(kappa: float, column: bool = True) -> TraceLimit:
                            f"({'with' if column else 'without'} the column), got {kappa!r}")
     if kappa >= recovery_threshold(column):
         return TraceLimit(float(kappa), bool(column), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    h, c, t = _minimise(k_eff)
-    q = c * c / (1.0 + h) if c > 0 else 0.0
+    h, c, q, t = _minimise(k_eff)
     T = h + t + q
     A = T * T + 2.0 * (h * h + 2.0 * c * c + q * q)
     g2 = A / (4.0 * k_eff) if column else 0.0
@@ -173,9 +172,9 @@ def _bulk(k_eff: float, h: float, c: float) -> tuple[float, float]:
     return q, (-a1 + math.sqrt(a1 * a1 - 4.0 * a2 * a0)) / (2.0 * a2)
 
 
-def _minimise(k_eff: float) -> tuple[float, float, float]:
-    """Nelder-Mead over (sqrt(1 + h), sqrt(c)) from :data:`_STARTS`, t from :func:`_bulk`;
-    the best end (the teacher, T = 0, is always feasible; k_eff < 4)."""
+def _minimise(k_eff: float) -> tuple[float, float, float, float]:
+    """(h, c, q, t): Nelder-Mead over (sqrt(1 + h), sqrt(c)) from :data:`_STARTS`, q and t
+    from :func:`_bulk`; the best end (the teacher, T = 0, is always feasible; k_eff < 4)."""
     def unpack(y):
         return min(y[0] * y[0], 1e6) - 1.0, min(y[1] * y[1], 1e6)
 
@@ -194,6 +193,6 @@ def _minimise(k_eff: float) -> tuple[float, float, float]:
         if k_eff < 3.0 - 1e-3:  # below the threshold the teacher is never the minimiser
             raise IntegrationError(f"no start of the minimisation left the teacher at "
                                    f"kappa_eff = {k_eff:g} < 3: the minimiser was not found")
-        return 0.0, 0.0, 0.0
+        return 0.0, 0.0, 0.0, 0.0
     h, c = unpack(best_y)
-    return h, c, _bulk(k_eff, h, c)[1]
+    return (h, c, *_bulk(k_eff, h, c))
