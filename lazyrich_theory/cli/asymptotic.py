@@ -32,6 +32,7 @@ from lazyrich_theory.spec.schedule import parse_times, save_times
 from lazyrich_theory.theory.offline import (
     CRITICAL_METHODS,
     OFFLINE_METHODS,
+    CriticalKappa,
     XI_LAWS,
     critical_kappa,
     offline_inputs,
@@ -40,13 +41,14 @@ from lazyrich_theory.theory.offline import (
 )
 from lazyrich_theory.theory.offline.dmft import DMFT_NS
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_ACCURACY,
+                                                          INTERPOLANT_CRITICAL_D_DEFAULT,
                                                           INTERPOLANT_CRITICAL_SEEDS,
                                                           INTERPOLANT_D_DEFAULT,
                                                           interpolant_critical_kappa,
                                                           interpolant_limit,
                                                           interpolant_reason,
                                                           interpolant_size_cap)
-from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_inputs
+from lazyrich_theory.theory.offline.rindex import RIndexInputs, is_finite_rank, rindex_inputs
 
 __all__ = ["add_asymptotic_parser", "run_asymptotic", "CRITICAL_RUNS"]
 
@@ -86,15 +88,18 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--critical-kappa", dest="critical",
                    choices=(*CRITICAL_METHODS, "interpolant", "none"),
                    default=None,
-                   help="bbp (default for the iid init, ~0.5 s): the plateau's BBP threshold, "
-                        "the lower end of the crossover; dmft: where the DMFT's long-time loss "
+                   help="bbp (~0.5 s): the plateau's BBP threshold, the lower end of the "
+                        "crossover (default for the iid init above D = "
+                        f"{INTERPOLANT_CRITICAL_D_DEFAULT}); dmft: where the DMFT's long-time loss "
                         "crosses 1/2 (~6 DMFT runs, minutes); rindex (finite-rank init only): "
                         "where the r-index DMFT's loss at this run's horizon, averaged over "
                         f"{CRITICAL_RUNS} Monte Carlo runs at --ns / 2, crosses 1/2 (~6 x "
                         f"{CRITICAL_RUNS} runs, minutes); interpolant (iid init): where the "
                         "tau -> inf loss of the mirror-descent interpolant, averaged over "
                         f"{INTERPOLANT_CRITICAL_SEEDS} training sets (this seed and the next), "
-                        "crosses 1/2 (~10 s at D = 100, grows like D^3); none: null "
+                        "crosses 1/2 (default for the iid init up to D = "
+                        f"{INTERPOLANT_CRITICAL_D_DEFAULT}: ~10 s at D = 100, grows like D^3; "
+                        "within 0.04 of the exact flow's at D = 50-400); none: null "
                         "(default for a finite-rank init)")
     p.add_argument("--limit-loss", dest="limit", choices=("interpolant", "none"), default=None,
                    help="summary key predicted_limit_test_loss, the tau -> inf test loss: "
@@ -145,7 +150,7 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     inp = rindex_inputs(problem) if finite_rank else offline_inputs(problem)   # refusals
     explicit = args.critical is not None
     if not explicit:
-        args.critical = "none" if finite_rank else "bbp"
+        args.critical = _default_critical(problem, finite_rank)
     if (args.critical == "rindex") != finite_rank and args.critical != "none":
         raise ProblemError(f"--critical-kappa {args.critical} is for "
                            f"{'the iid init' if finite_rank else 'a finite-rank --init'}; "
@@ -162,20 +167,7 @@ def run_asymptotic(args: argparse.Namespace) -> int:
         args.ns += 1
     config = _config(args, problem, steps, extra)
     check_out_dir(args.out, config, args.overwrite)
-    # before the curve (it may refuse); rindex: the mean of CRITICAL_RUNS runs at Ns / 2
-    # (one run's kappa_c moves by ~+-0.14 at Ns = 400: docs §13.5)
-    options = ({"Ns": max(args.ns // 2, 20), "runs": CRITICAL_RUNS,
-                "tau_h": float(inp.dmft_clock(steps))} if finite_rank else
-               {"Ns": max(args.ns // 2 * 2, 20)})
-    if args.critical == "interpolant":
-        say = None if args.quiet else (lambda line: print(line, flush=True))
-        if say is not None:
-            say(f"asymptotic: critical kappa from the interpolant, {INTERPOLANT_CRITICAL_SEEDS} "
-                "training sets per kappa (~10 s at D = 100, longer at larger D)")
-        crit = interpolant_critical_kappa(problem, log=say)
-    else:
-        crit = None if args.critical == "none" else critical_kappa(
-            inp, args.critical, seed=args.dmft_seed, **options)
+    crit = _critical(args, problem, inp, steps)     # before the curve (it may refuse)
     traj = offline_theory(problem, steps, method=args.method, save_times=extra,
                           xi_law=args.xi_law, Ns=args.ns, seed=args.dmft_seed)
     summary = offline_summary(traj, crit)
@@ -205,6 +197,36 @@ def _numbers(summary: dict, critical: str) -> str:
             f"test loss {summary['predicted_final_test_loss']:.3g} x initial, critical kappa "
             f"{'not computed' if crit_k is None else f'{crit_k:.3g}'} ({critical}), "
             f"tau -> inf test loss {_fmt(summary)}")
+
+
+def _critical(args: argparse.Namespace, problem, inp, steps: int) -> CriticalKappa | None:
+    """The critical kappa ``args.critical`` asks for (None for none).  rindex: the mean of
+    CRITICAL_RUNS runs at Ns / 2 (one run's kappa_c moves by ~+-0.14 at Ns = 400: docs
+    §13.5)."""
+    if args.critical == "none":
+        return None
+    if args.critical == "interpolant":
+        say = None if args.quiet else (lambda line: print(line, flush=True))
+        if say is not None:
+            say(f"asymptotic: critical kappa from the interpolant, {INTERPOLANT_CRITICAL_SEEDS} "
+                "training sets per kappa (~10 s at D = 100, longer at larger D)")
+        return interpolant_critical_kappa(problem, log=say)
+    options = ({"Ns": max(args.ns // 2, 20), "runs": CRITICAL_RUNS,
+                "tau_h": float(inp.dmft_clock(steps))} if isinstance(inp, RIndexInputs) else
+               {"Ns": max(args.ns // 2 * 2, 20)})
+    return critical_kappa(inp, args.critical, seed=args.dmft_seed, **options)
+
+
+def _default_critical(problem, finite_rank: bool) -> str:
+    """The critical kappa computed when none is asked for: none for a finite-rank init (the
+    r-index one takes minutes), the interpolant's for the iid init up to
+    :data:`INTERPOLANT_CRITICAL_D_DEFAULT` (seconds), else the BBP threshold (its lower end)."""
+    if finite_rank:
+        return "none"
+    if (interpolant_reason(problem) is None
+            and interpolant_size_cap(problem.D, INTERPOLANT_CRITICAL_D_DEFAULT) is None):
+        return "interpolant"
+    return "bbp"
 
 
 def _limit_reason(args: argparse.Namespace, problem, finite_rank: bool) -> str | None:

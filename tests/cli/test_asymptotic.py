@@ -50,7 +50,26 @@ def test_contract_files_columns_and_keys(tmp_path):
     first = next(i for i, v in enumerate(pop) if v <= 0.5 * pop[0])
     assert t[first - 1] <= half <= t[first]
     assert abs(s["predicted_final_test_loss"] - pop[-1] / pop[0]) < 1e-9
-    assert s["method"] == "spectral" and 1.5 < s["critical_kappa"] < 3.0
+    assert s["method"] == "spectral" and 1.5 < s["critical_kappa"] < 4.0
+    assert s["critical_kappa_method"] == "interpolant"         # the default up to D = 100
+
+
+def test_default_critical_kappa_by_size_and_domain(tmp_path, monkeypatch):
+    """No --critical-kappa: the interpolant's up to INTERPOLANT_CRITICAL_D_DEFAULT (seconds),
+    the BBP threshold above it and outside the interpolant's domain (convention B); run.json
+    records what was computed."""
+    import lazyrich_theory.cli.asymptotic as cli
+
+    args = ("--D", "20", "--P", "120", "--alpha", "1", "--eps", "0.05", "--steps", "200",
+            "--limit-loss", "none")
+    for cap, extra, method in ((100, (), "interpolant"), (19, (), "bbp"),
+                               (100, ("--convention", "B"), "bbp")):
+        monkeypatch.setattr(cli, "INTERPOLANT_CRITICAL_D_DEFAULT", cap)
+        code, out = _run(tmp_path, *args, *extra, name=f"{cap}{method}{len(extra)}")
+        _, s = _read(out)
+        assert code == 0 and s["critical_kappa_method"] == method
+        assert 1.5 < s["critical_kappa"] < 8.0
+        assert json.loads((out / "run.json").read_text())["config"]["critical_kappa"] == method
 
 
 def test_nulls_when_never(tmp_path):

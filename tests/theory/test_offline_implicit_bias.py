@@ -151,6 +151,8 @@ def test_limit_gate_value_or_reason(monkeypatch):
     monkeypatch.setattr(implicit_bias, "entropic_interpolant", fail)
     assert interpolant_limit(p) == (None, "the interpolant did not converge: largest "
                                           "residual 1e-3")
+    crit = interpolant_critical_kappa(p, seeds=1)        # NaN with the reason, no exception
+    assert math.isnan(crit.value) and "largest residual 1e-3" in crit.reason
 
 
 def test_half_crossing_interpolates_or_says_why():
