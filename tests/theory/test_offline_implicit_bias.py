@@ -186,6 +186,31 @@ def test_critical_kappa_is_where_the_exact_flow_stops_generalising():
     assert math.isnan(none.value) and "below 1/2" in none.reason
 
 
+@pytest.mark.parametrize("root, start, expected", [
+    (2.76, 3.0, (2.4, 3.0)), (5.0, 3.0, (4.6875, 5.859375)), (2.0, 3.0, (1.92, 2.4)),
+    (9.0, 3.0, "above"), (1.2, 3.0, "below"), (2.76, None, (1.5, 8.0)),
+    (9.0, None, "above"), (1.2, None, "below")])
+def test_bracket_steps_only_towards_the_crossing(root, start, expected):
+    """The critical-kappa search: from start by factors of 1.25 towards the sign change,
+    ending exactly at the range's ends; never evaluates on the far side of the start."""
+    calls = []
+
+    def f(k):
+        calls.append(k)
+        return root - k                            # decreasing, zero at the root
+
+    got = implicit_bias._bracket(f, 1.5, 8.0, start)
+    if isinstance(expected, str):
+        assert got == expected
+    else:
+        assert got == pytest.approx(expected, rel=1e-12) and f(got[0]) > 0 >= f(got[1])
+    if start is not None:
+        side = [k for k in calls if (k - start) * (root - start) < 0]
+        assert not side, side
+        grid = [1.5, 8.0] + [start * 1.25 ** n for n in range(-5, 6)]
+        assert all(min(abs(k - g) for g in grid) < 1e-12 for k in calls), calls
+
+
 def test_teacher_scale_is_alpha_scale():
     """(alpha, eps, beta) -> (s^2 alpha, eps, s beta) is the same program (docs §15.5): equal
     relative loss, initial loss s^4 times larger."""

@@ -357,14 +357,17 @@ def interpolant_floors(problem: Problem, alphas, epss,
 def interpolant_critical_kappa(problem: Problem, seeds: int = INTERPOLANT_CRITICAL_SEEDS,
                                kappa_range: tuple[float, float] = (1.5, 8.0),
                                tol: float = 0.02,
-                               log: Callable[[str], None] | None = None) -> CriticalKappa:
+                               log: Callable[[str], None] | None = None,
+                               start: float | None = 3.0) -> CriticalKappa:
     """The kappa at which the interpolant's tau -> inf relative population loss, averaged over
     ``seeds`` training sets (the problem's seed, seed + 1, ...), is 1/2 (docs §9, §15).
 
-    Brent's method in kappa (P = round(kappa D); a larger P extends the same seed's training
-    set, so the average is nearly monotone); each evaluation is ``seeds`` convex solves
-    (0.1-1 s each at D = 100, 3-12 s at D = 400).  NaN with a reason when the average does not
-    cross 1/2 in ``kappa_range``, or when an interpolant's Newton iteration does not converge.
+    A bracket stepped out from ``start``, then Brent's method in kappa (P = round(kappa D); a
+    larger P extends the same seed's training set, so the average is nearly monotone); each
+    evaluation is ``seeds`` convex solves (0.1-1 s each at D = 100, 3-12 s at D = 400; the
+    cost grows with P, so the search avoids large kappa when it can).  NaN with a reason when
+    the average does not cross 1/2 in ``kappa_range``, or when an interpolant's Newton
+    iteration does not converge.
 
     Parameters
     ----------
@@ -377,6 +380,10 @@ def interpolant_critical_kappa(problem: Problem, seeds: int = INTERPOLANT_CRITIC
         Tolerance in kappa.
     log : callable, optional
         One line per evaluation.
+    start : float or None
+        First kappa of the bracket search, which steps by factors of 1.25 towards the side the
+        sign of the loss - 1/2 points to (the crossing is at 2.5-3.5 for D = 50-1600 and
+        alpha eps <= 0.08, docs §15.3); None: the ends of ``kappa_range`` first.
 
     Returns
     -------
@@ -403,13 +410,40 @@ def interpolant_critical_kappa(problem: Problem, seeds: int = INTERPOLANT_CRITIC
     definition = ("kappa at which the mirror-descent interpolant's tau -> inf relative "
                   f"population loss, averaged over {seeds} training sets, is 1/2 (docs §15)")
     try:
-        f_lo, f_hi = excess(lo), excess(hi)
-        if not (f_lo > 0 > f_hi):
-            where = "below" if f_lo <= 0 else "above"
+        bracket = _bracket(excess, lo, hi, start)
+        if isinstance(bracket, str):
             return CriticalKappa(math.nan, "interpolant", definition,
-                                 f"the averaged loss is {where} 1/2 over all of kappa in "
+                                 f"the averaged loss is {bracket} 1/2 over all of kappa in "
                                  f"[{lo:g}, {hi:g}]")
-        value = brentq(excess, lo, hi, xtol=tol)
+        value = brentq(excess, *bracket, xtol=tol)
     except IntegrationError as exc:            # names the interpolant and its residual
         return CriticalKappa(math.nan, "interpolant", definition, str(exc))
     return CriticalKappa(float(value), "interpolant", definition)
+
+
+def _bracket(f: Callable[[float], float], lo: float, hi: float, start: float | None,
+             factor: float = 1.25) -> tuple[float, float] | str:
+    """(a, b) with f(a) > 0 >= f(b) for a decreasing f on [lo, hi], or on which side of 0 f
+    stays ("above" / "below").  From ``start`` it steps by ``factor`` only towards the sign
+    change, ending exactly at lo or hi (None: those two ends first).  scipy's
+    ``elementwise.bracket_root`` grows both ends at once and approaches the limits
+    geometrically: for an f whose cost grows with kappa, dozens of solves near hi when the
+    crossing is not in the range."""
+    if start is None:
+        f_lo, f_hi = f(lo), f(hi)
+        return (lo, hi) if f_lo > 0 >= f_hi else ("below" if f_lo <= 0 else "above")
+    a = min(max(start, lo), hi)
+    if f(a) > 0:
+        while a < hi:
+            b = min(a * factor, hi)
+            if f(b) <= 0:
+                return a, b
+            a = b
+        return "above"
+    b = a
+    while b > lo:
+        a = max(b / factor, lo)
+        if f(a) > 0:
+            return a, b
+        b = a
+    return "below"

@@ -1,0 +1,66 @@
+"""Speed of the interpolant's critical kappa (``interpolant_critical_kappa``, the default
+critical kappa of ``lazyrich asymptotic`` for the iid init up to D = 100; docs/offline_theory.md
+§9): the bracket stepped out from kappa = 3 (the package) against the search it replaced, which
+evaluated both ends of the range (1.5, 8) first (``start=None``), measured in one run; and
+``lazyrich asymptotic --preset fig1`` end to end as a user runs it (a fresh process).
+
+    python benchmarks/critical_speed.py          # -> critical_speed.md (~5 min)
+
+Median wall time of ``REPEATS`` runs each; the ratio baseline / package; the critical kappas
+of both (tolerance 0.02 in kappa) and the number of distinct P evaluated (4 convex solves each).
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import lazyrich_theory as lr
+from common import load_note, markdown_head, median_time
+from lazyrich_theory.theory.offline.implicit_bias import interpolant_critical_kappa
+
+HERE = Path(__file__).resolve().parent
+DS = (50, 100, 200)
+REPEATS = 3
+
+
+def _search(p: lr.Problem, start: float | None) -> tuple[float, int]:
+    lines: list[str] = []
+    crit = interpolant_critical_kappa(p, log=lines.append, start=start)
+    return crit.value, len(lines)
+
+
+def _cli(D: int) -> None:
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run([sys.executable, "-m", "lazyrich_theory.cli", "asymptotic", "--preset",
+                        "fig1", "--D", str(D), "--P", str(round(5.5 * D)), "--out", out,
+                        "--overwrite", "--quiet", "--no-plot"], check=True)
+
+
+def main() -> None:
+    lines = markdown_head(
+        "Interpolant critical kappa: bracket from kappa = 3 vs both ends first",
+        f"Median of {REPEATS} runs each, the fig1 problem (alpha, eps) = (1, 0.02) at D, seed 0, "
+        "4 training sets per kappa; ratio = baseline / package. Last column: `lazyrich "
+        "asymptotic --preset fig1 --D D --P 5.5D` end to end in a fresh process (the "
+        "interpolant's critical kappa is its default up to D = 100). Machine: " + load_note()
+        + ".",
+        ["D", "package (s)", "P evaluated", "kappa_c", "baseline (s)", "P evaluated",
+         "kappa_c", "ratio", "lazyrich asymptotic (s)"])
+    for D in DS:
+        p = lr.preset("fig1").replace(N=math.inf, D=D, P=round(5.5 * D))
+        t_new, (k_new, n_new) = median_time(lambda: _search(p, 3.0), REPEATS)
+        t_old, (k_old, n_old) = median_time(lambda: _search(p, None), REPEATS)
+        t_cli = median_time(lambda: _cli(D), REPEATS)[0] if D <= 100 else math.nan
+        cli = "—" if math.isnan(t_cli) else f"{t_cli:.1f}"
+        lines.append(f"| {D} | {t_new:.2f} | {n_new} | {k_new:.3f} | {t_old:.2f} | {n_old} | "
+                     f"{k_old:.3f} | {t_old / t_new:.1f} | {cli} |")
+        print(lines[-1], flush=True)
+    (HERE / "critical_speed.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
