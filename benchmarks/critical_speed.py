@@ -1,5 +1,5 @@
 """Speed of the interpolant's critical kappa (``interpolant_critical_kappa``, the default
-critical kappa of ``lazyrich asymptotic`` for the iid init up to D = 100; docs/offline_theory.md
+critical kappa of ``lazyrich asymptotic`` for the iid init up to D = 200; docs/offline_theory.md
 §9): the bracket stepped out from kappa = 3 (the package) against the search it replaced, which
 evaluated both ends of the range (1.5, 8) first (``start=None``), measured in one run; and
 ``lazyrich asymptotic --preset fig1`` end to end as a user runs it (a fresh process).
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import lazyrich_theory as lr
 from common import load_note, markdown_head, median_time
-from lazyrich_theory.theory.offline.implicit_bias import interpolant_critical_kappa
+from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_CRITICAL_D_DEFAULT,
+                                                          interpolant_critical_kappa)
 
 HERE = Path(__file__).resolve().parent
 DS = (50, 100, 200)
@@ -46,7 +47,8 @@ def main() -> None:
         f"Median of {REPEATS} runs each, the fig1 problem (alpha, eps) = (1, 0.02) at D, seed 0, "
         "4 training sets per kappa; ratio = baseline / package. Last column: `lazyrich "
         "asymptotic --preset fig1 --D D --P 5.5D` end to end in a fresh process (the "
-        "interpolant's critical kappa is its default up to D = 100). Machine: " + load_note()
+        f"interpolant's critical kappa is its default up to D = {INTERPOLANT_CRITICAL_D_DEFAULT}). "
+        "Machine: " + load_note()
         + ".",
         ["D", "package (s)", "P evaluated", "kappa_c", "baseline (s)", "P evaluated",
          "kappa_c", "ratio", "lazyrich asymptotic (s)"])
@@ -54,7 +56,8 @@ def main() -> None:
         p = lr.preset("fig1").replace(N=math.inf, D=D, P=round(5.5 * D))
         t_new, (k_new, n_new) = median_time(lambda: _search(p, 3.0), REPEATS)
         t_old, (k_old, n_old) = median_time(lambda: _search(p, None), REPEATS)
-        t_cli = median_time(lambda: _cli(D), REPEATS)[0] if D <= 100 else math.nan
+        t_cli = (median_time(lambda: _cli(D), REPEATS)[0] if D <= INTERPOLANT_CRITICAL_D_DEFAULT
+                 else math.nan)
         cli = "—" if math.isnan(t_cli) else f"{t_cli:.1f}"
         lines.append(f"| {D} | {t_new:.2f} | {n_new} | {k_new:.3f} | {t_old:.2f} | {n_old} | "
                      f"{k_old:.3f} | {t_old / t_new:.1f} | {cli} |")

@@ -51,7 +51,7 @@ def test_contract_files_columns_and_keys(tmp_path):
     assert t[first - 1] <= half <= t[first]
     assert abs(s["predicted_final_test_loss"] - pop[-1] / pop[0]) < 1e-9
     assert s["method"] == "spectral" and 1.5 < s["critical_kappa"] < 4.0
-    assert s["critical_kappa_method"] == "interpolant"         # the default up to D = 100
+    assert s["critical_kappa_method"] == "interpolant"         # the default up to D = 200
 
 
 def test_default_critical_kappa_by_size_and_domain(tmp_path, monkeypatch):
