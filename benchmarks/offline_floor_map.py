@@ -17,6 +17,7 @@ runs.
                                                    # docs §15.6), D = 50-400 (~15 min)
     python benchmarks/offline_floor_map.py smallm-large  # the same at D = 800 (resumable)
     python benchmarks/offline_floor_map.py above   # kappa = 5, 9: the loss against D
+    python benchmarks/offline_floor_map.py spike   # the spike fraction and bulk trace against D
 """
 
 from __future__ import annotations
@@ -57,8 +58,11 @@ def _problem(kappa: float, m: float, seed: int, ratio: float, D: int = D):
 
 def _limit_loss(kappa: float, m: float, seed: int, D_: int) -> dict:
     """One interpolant of the free-column limit (alpha / eps = RATIO_MAP) at (kappa, m, seed, D):
-    {"loss": its relative tau -> inf population loss}."""
-    return {"loss": entropic_interpolant(_problem(kappa, m, seed, RATIO_MAP, D_)).population_loss}
+    {"loss": its relative tau -> inf population loss, "spike_fraction", "bulk_trace",
+    "linear_power": the LongTimeState's}."""
+    st = entropic_interpolant(_problem(kappa, m, seed, RATIO_MAP, D_))
+    return {"loss": st.population_loss, "spike_fraction": st.spike_fraction,
+            "bulk_trace": st.bulk_trace, "linear_power": st.linear_power}
 
 
 def _jobs():
@@ -253,6 +257,29 @@ def above() -> None:
                 if len(c) == len(SEEDS) else "—" for c in cells) + " |")
 
 
+#: where the trace goes as D grows at fixed m (docs §15.7): the spike's share of the teacher
+#: and the bulk's mean shift, per cell
+SPIKE = ((3.0, 0.02), (5.0, 0.313), (9.0, 0.313))
+SPIKE_DS = (50, 100, 200, 400)
+SPIKE_OUT = HERE / "offline_floor_map_spike.json"
+
+
+def spike() -> None:
+    """Seed means of the loss, the spike fraction and the bulk trace at fixed (kappa, m)
+    against D (resumable, one job per cell and training set)."""
+    jobs = ((f"{k}|{m}|{D_}|{s}", (lambda k=k, m=m, D_=D_, s=s: _limit_loss(k, m, s, D_)))
+            for D_ in SPIKE_DS for k, m in SPIKE for s in SEEDS)
+    done = run_resumable(SPIKE_OUT, jobs)
+    print("| kappa | m | quantity | " + " | ".join(f"D = {D_}" for D_ in SPIKE_DS) + " |")
+    for k, m in SPIKE:
+        for field in ("loss", "spike_fraction", "bulk_trace", "linear_power"):
+            cells = [[done[key][field] for s in SEEDS if (key := f"{k}|{m}|{D_}|{s}") in done]
+                     for D_ in SPIKE_DS]
+            print(f"| {k:g} | {m:g} | {field} | " + " | ".join(
+                f"{np.mean(c):.4f} ± {np.std(c, ddof=1) / np.sqrt(len(c)):.4f}"
+                if len(c) == len(SEEDS) else "—" for c in cells) + " |")
+
+
 if __name__ == "__main__":
     import sys
     arg = sys.argv[1] if len(sys.argv) > 1 else "run"
@@ -270,10 +297,12 @@ if __name__ == "__main__":
         above()
     elif arg == "dscale":
         dscale()
+    elif arg == "spike":
+        spike()
     elif arg == "plot":
         d = json.loads(OUT.read_text())
         table(d, exact_done)
         plot(d, exact_done)
     else:
         raise SystemExit(f"unknown command {arg!r}: run, exact, plot, dscale, smallm, "
-                         "smallm-large or above")
+                         "smallm-large, above or spike")
