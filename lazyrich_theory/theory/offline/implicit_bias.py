@@ -58,8 +58,8 @@ INTERPOLANT_CRITICAL_SEEDS = 4
 #: D = 400 for kappa <= 5.5; a Newton-CG product costs P D^2).
 INTERPOLANT_D_DEFAULT = 400
 #: Up to this D ``lazyrich asymptotic`` computes the interpolant's critical kappa by default
-#: (4-6 kappas x 4 training sets: ~2 s at D = 100, ~20 s at D = 200 on a busy 2-core machine,
-#: benchmarks/critical_speed.md; the cost grows like D^3).
+#: (4-6 kappas x 4 training sets: ~1.3 s at D = 100, ~8 s at D = 200 on a quiet 2-core machine,
+#: about twice that on a busy one; benchmarks/critical_speed.md; the cost grows like D^3).
 INTERPOLANT_CRITICAL_D_DEFAULT = 200
 
 
