@@ -44,6 +44,7 @@ from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_ACCURACY,
                                                           INTERPOLANT_CRITICAL_D_DEFAULT,
                                                           INTERPOLANT_CRITICAL_SEEDS,
                                                           INTERPOLANT_D_DEFAULT,
+                                                          critical_reason,
                                                           interpolant_critical_kappa,
                                                           interpolant_limit,
                                                           interpolant_reason,
@@ -90,15 +91,17 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                    default=None,
                    help="bbp (~0.5 s): the plateau's BBP threshold, the lower end of the "
                         "crossover (default for the iid init above D = "
-                        f"{INTERPOLANT_CRITICAL_D_DEFAULT}); dmft: where the DMFT's long-time loss "
+                        f"{INTERPOLANT_CRITICAL_D_DEFAULT}, with --data, and outside the "
+                        "interpolant's domain); dmft: where the DMFT's long-time loss "
                         "crosses 1/2 (~6 DMFT runs, minutes); rindex (finite-rank init only): "
                         "where the r-index DMFT's loss at this run's horizon, averaged over "
                         f"{CRITICAL_RUNS} Monte Carlo runs at --ns / 2, crosses 1/2 (~6 x "
                         f"{CRITICAL_RUNS} runs, minutes); interpolant (iid init): where the "
                         "tau -> inf loss of the mirror-descent interpolant, averaged over "
-                        f"{INTERPOLANT_CRITICAL_SEEDS} training sets (this seed and the next), "
-                        "crosses 1/2 (default for the iid init up to D = "
-                        f"{INTERPOLANT_CRITICAL_D_DEFAULT}: ~1-2 s at D = 100, ~8-20 s at D = 200, grows like D^3; "
+                        f"{INTERPOLANT_CRITICAL_SEEDS} training sets (this seed and the next "
+                        "ones), crosses 1/2 (default for the iid init up to D = "
+                        f"{INTERPOLANT_CRITICAL_D_DEFAULT}: ~1-2 s at D = 100, ~8-20 s at D = 200, "
+                        "grows like D^3; "
                         "within 0.04 of the exact flow's at D = 50-400); none: null "
                         "(default for a finite-rank init)")
     p.add_argument("--limit-loss", dest="limit", choices=("interpolant", "none"), default=None,
@@ -148,9 +151,9 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     save_times(steps, extra=extra)         # validates before anything runs
     finite_rank = is_finite_rank(problem)  # lowrank:R / aligned:R:C: the r-index DMFT
     inp = rindex_inputs(problem) if finite_rank else offline_inputs(problem)   # refusals
-    explicit = args.critical is not None
+    explicit, crit_note = args.critical is not None, None
     if not explicit:
-        args.critical = _default_critical(problem, finite_rank)
+        args.critical, crit_note = _default_critical(problem, finite_rank)
     if (args.critical == "rindex") != finite_rank and args.critical != "none":
         raise ProblemError(f"--critical-kappa {args.critical} is for "
                            f"{'the iid init' if finite_rank else 'a finite-rank --init'}; "
@@ -158,7 +161,7 @@ def run_asymptotic(args: argparse.Namespace) -> int:
                            + ("rindex or none" if finite_rank else
                               "bbp, dmft, interpolant or none"))
     limit_why = _limit_reason(args, problem, finite_rank)
-    crit_why = interpolant_reason(problem) if args.critical == "interpolant" else None
+    crit_why = critical_reason(problem) if args.critical == "interpolant" else None
     if crit_why is not None:
         raise ProblemError(f"--critical-kappa interpolant: {crit_why}")
     # the run records what was computed: the default limit loss is the interpolant's or none
@@ -177,10 +180,14 @@ def run_asymptotic(args: argparse.Namespace) -> int:
                "--critical-kappa rindex")
         for key in ("critical_kappa", "critical_kappa_method", "critical_kappa_definition"):
             summary["reasons"][key] = why
+    if crit_note is not None:
+        summary["critical_kappa_note"] = crit_note
     _add_limit(summary, problem, limit_why)
     traj = traj.with_info(config=config, summary=summary)
     traj.save(args.out, plot=args.plot, overwrite=True)   # check_out_dir ran
     if not args.quiet:
+        if crit_note is not None:
+            print(f"asymptotic: {crit_note}")
         print(f"asymptotic: {traj.method}, kappa={inp.kappa:.4g}, {steps} steps in "
               f"{time.perf_counter() - started:.2f} s; {_numbers(summary, args.critical)} "
               f"-> {args.out}")
@@ -195,7 +202,7 @@ def _numbers(summary: dict, critical: str) -> str:
                f"plateau train / test {train:.3g} / {test:.3g} x initial")
     return (f"{plateau}, predicted half time {'never' if h is None else f'{h:.6g}'}, final "
             f"test loss {summary['predicted_final_test_loss']:.3g} x initial, critical kappa "
-            f"{'not computed' if crit_k is None else f'{crit_k:.3g}'} ({critical}), "
+            f"{_fmt_critical(crit_k, critical)} ({critical}), "
             f"tau -> inf test loss {_fmt(summary)}")
 
 
@@ -217,16 +224,27 @@ def _critical(args: argparse.Namespace, problem, inp, steps: int) -> CriticalKap
     return critical_kappa(inp, args.critical, seed=args.dmft_seed, **options)
 
 
-def _default_critical(problem, finite_rank: bool) -> str:
-    """The critical kappa computed when none is asked for: none for a finite-rank init (the
-    r-index one takes minutes), the interpolant's for the iid init up to
-    :data:`INTERPOLANT_CRITICAL_D_DEFAULT` (seconds), else the BBP threshold (its lower end)."""
+def _fmt_critical(value: float | None, critical: str) -> str:
+    if value is not None:
+        return f"{value:.3g}"
+    return "not computed" if critical == "none" else "null (reason in summary.json)"
+
+
+def _default_critical(problem, finite_rank: bool) -> tuple[str, str | None]:
+    """(the critical kappa computed when none is asked for, why it is not the interpolant's or
+    None): none for a finite-rank init (the r-index one takes minutes), the interpolant's for
+    the iid init up to :data:`INTERPOLANT_CRITICAL_D_DEFAULT` (seconds), else the BBP threshold
+    (the crossover's lower end) with the reason, which the summary records as
+    ``critical_kappa_note``."""
     if finite_rank:
-        return "none"
-    if (interpolant_reason(problem) is None
-            and interpolant_size_cap(problem.D, INTERPOLANT_CRITICAL_D_DEFAULT) is None):
-        return "interpolant"
-    return "bbp"
+        return "none", None
+    domain = critical_reason(problem)
+    cap = None if domain else interpolant_size_cap(problem.D, INTERPOLANT_CRITICAL_D_DEFAULT)
+    if domain is None and cap is None:
+        return "interpolant", None
+    why = f"not available: {domain}" if domain else f"{cap}; --critical-kappa interpolant"
+    return "bbp", ("critical kappa: the BBP threshold (the crossover's lower end); the "
+                   f"interpolant's (tau -> inf, docs §15) is {why}")
 
 
 def _limit_reason(args: argparse.Namespace, problem, finite_rank: bool) -> str | None:

@@ -62,7 +62,7 @@ def test_default_critical_kappa_by_size_and_domain(tmp_path, monkeypatch):
 
     args = ("--D", "20", "--P", "120", "--alpha", "1", "--eps", "0.05", "--steps", "200",
             "--limit-loss", "none")
-    for cap, extra, method in ((100, (), "interpolant"), (19, (), "bbp"),
+    for cap, extra, method in ((20, (), "interpolant"), (19, (), "bbp"),
                                (100, ("--convention", "B"), "bbp")):
         monkeypatch.setattr(cli, "INTERPOLANT_CRITICAL_D_DEFAULT", cap)
         code, out = _run(tmp_path, *args, *extra, name=f"{cap}{method}{len(extra)}")
@@ -70,6 +70,34 @@ def test_default_critical_kappa_by_size_and_domain(tmp_path, monkeypatch):
         assert code == 0 and s["critical_kappa_method"] == method
         assert 1.5 < s["critical_kappa"] < 8.0
         assert json.loads((out / "run.json").read_text())["config"]["critical_kappa"] == method
+        # the fallback says why in the summary; the interpolant's run has no note
+        note = s.get("critical_kappa_note")
+        assert (note is None) == (method == "interpolant")
+        if note is not None:
+            assert ("D = 20 > 19" in note) == (cap == 19) and ("convention" in note) == bool(extra)
+
+
+def test_data_file_critical_kappa(tmp_path, capsys):
+    """--data FILE: the default critical kappa is the BBP threshold (the interpolant's needs
+    training sets of other sizes and seeds), with the note; asking for it is refused in one
+    line, nothing written."""
+    import numpy as np
+
+    import lazyrich_theory as lr
+
+    d = lr.Problem(D=20, P=120, N="inf", alpha=1.0, eps=0.05).data()
+    path = tmp_path / "data.npz"
+    np.savez(path, X=d.X, y=d.y, X_test=d.X_test, y_test=d.y_test, beta=d.beta)
+    args = ("--D", "20", "--P", "120", "--alpha", "1", "--eps", "0.05", "--steps", "200",
+            "--data", str(path), "--limit-loss", "none")
+    code, out = _run(tmp_path, *args)
+    _, s = _read(out)
+    assert code == 0 and s["critical_kappa_method"] == "bbp"
+    assert "data file" in s["critical_kappa_note"]
+    capsys.readouterr()
+    code, out = _run(tmp_path, *args, "--critical-kappa", "interpolant", name="bad")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "data file" in err and not out.exists()
 
 
 def test_nulls_when_never(tmp_path):

@@ -153,6 +153,7 @@ def test_limit_gate_value_or_reason(monkeypatch):
                                           "residual 1e-3")
     crit = interpolant_critical_kappa(p, seeds=1)        # NaN with the reason, no exception
     assert math.isnan(crit.value) and "largest residual 1e-3" in crit.reason
+    assert crit.reason.startswith("at P = 90 (kappa = 3), seed 0: ")   # which solve failed
 
 
 def test_half_crossing_interpolates_or_says_why():
@@ -186,10 +187,29 @@ def test_critical_kappa_is_where_the_exact_flow_stops_generalising():
     assert math.isnan(none.value) and "below 1/2" in none.reason
 
 
+def test_critical_kappa_refusals_and_tiny_d(tmp_path):
+    """A data file is refused in one line (the search needs other training sets); at tiny D
+    the range is capped where interpolants exist (P <= D (D + 3) / 2), never past it."""
+    p = _gauss(3.0, 0, D=6).replace(P=12)
+    path = tmp_path / "d.npz"
+    d = p.data()
+    np.savez(path, X=d.X, y=d.y, X_test=d.X_test, y_test=d.y_test, beta=d.beta)
+    with pytest.raises(ProblemError, match="data file"):
+        interpolant_critical_kappa(p.replace(data_file=str(path)))
+    with pytest.raises(ProblemError, match="start"):
+        interpolant_critical_kappa(p, start=math.nan)
+    seen = []                      # D = 4: interpolants up to P = 14 (kappa 3.5); start at 4
+    crit = interpolant_critical_kappa(_gauss(3.0, 0, D=4), seeds=1, log=seen.append, start=4.0)
+    assert seen and max(int(line.split("P = ")[1].split()[0]) for line in seen) == 14
+    assert 2.25 < crit.value < 2.75                   # loss 0.88 at P = 9, 0.002 at P = 11
+
+
 @pytest.mark.parametrize("root, start, expected", [
     (2.76, 3.0, (2.4, 3.0)), (5.0, 3.0, (4.6875, 5.859375)), (2.0, 3.0, (1.92, 2.4)),
     (9.0, 3.0, "above"), (1.2, 3.0, "below"), (2.76, None, (1.5, 8.0)),
-    (9.0, None, "above"), (1.2, None, "below")])
+    (9.0, None, "above"), (1.2, None, "below"),
+    (3.75, 3.0, (3.0, 3.75)),                      # zero exactly at a step: a valid bracket
+    (2.76, 10.0, (2.62144, 3.2768))])              # a start beyond the range: from its end
 def test_bracket_steps_only_towards_the_crossing(root, start, expected):
     """The critical-kappa search: from start by factors of 1.25 towards the sign change,
     ending exactly at the range's ends; never evaluates on the far side of the start."""
@@ -205,6 +225,7 @@ def test_bracket_steps_only_towards_the_crossing(root, start, expected):
     else:
         assert got == pytest.approx(expected, rel=1e-12) and f(got[0]) > 0 >= f(got[1])
     if start is not None:
+        start = min(max(start, 1.5), 8.0)
         side = [k for k in calls if (k - start) * (root - start) < 0]
         assert not side, side
         grid = [1.5, 8.0] + [start * 1.25 ** n for n in range(-5, 6)]

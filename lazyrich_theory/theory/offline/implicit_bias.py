@@ -208,6 +208,17 @@ def interpolant_gate(problem: Problem, max_D: int | None = INTERPOLANT_D_DEFAULT
     return interpolant_reason(problem) or interpolant_size_cap(problem.D, max_D)
 
 
+def critical_reason(problem: Problem) -> str | None:
+    """Why :func:`interpolant_critical_kappa` refuses ``problem`` (one line), None when it does
+    not: :func:`interpolant_reason`, or a data file (the search draws training sets of other
+    sizes and seeds)."""
+    why = interpolant_reason(problem)
+    if why is None and problem.data_file is not None:
+        why = (f"data file {problem.data_file!r}: the critical kappa averages training sets "
+               "of other sizes and seeds, which a data file does not have")
+    return why
+
+
 def interpolant_size_cap(D: int, max_D: int | None = INTERPOLANT_D_DEFAULT) -> str | None:
     """Why an interpolant nobody asked for explicitly is not computed at dimension ``D``
     (one line), None when ``D`` is within the cap ``max_D`` (None: no cap)."""
@@ -367,8 +378,10 @@ def interpolant_critical_kappa(problem: Problem, seeds: int = INTERPOLANT_CRITIC
     larger P extends the same seed's training set, so the average is nearly monotone); each
     evaluation is ``seeds`` convex solves (0.1-1 s each at D = 100, 3-12 s at D = 400; the
     cost grows with P, so the search avoids large kappa when it can).  NaN with a reason when
-    the average does not cross 1/2 in ``kappa_range``, or when an interpolant's Newton
-    iteration does not converge.
+    the average does not cross 1/2 in ``kappa_range`` (capped at the largest P with an
+    interpolant, D (D + 3) / 2), or when an interpolant's Newton iteration does not converge
+    (the reason names its P and seed).  ProblemError (:func:`critical_reason`) for a data file
+    or a problem outside the interpolant's domain.
 
     Parameters
     ----------
@@ -393,13 +406,31 @@ def interpolant_critical_kappa(problem: Problem, seeds: int = INTERPOLANT_CRITIC
     lo, hi = check_kappa_range(kappa_range)
     if seeds < 1:
         raise ProblemError(f"seeds must be >= 1, got {seeds}")
+    if start is not None and not math.isfinite(start):
+        raise ProblemError(f"start must be a finite kappa or None, got {start!r}")
+    why = critical_reason(problem)
+    if why is not None:
+        raise ProblemError(why)
     D = problem.D
     _refusals(problem.replace(P=max(problem.P, D + 1)))
+    definition = ("kappa at which the mirror-descent interpolant's tau -> inf relative "
+                  f"population loss, averaged over {seeds} training sets, is 1/2 (docs §15)")
+    hi = min(hi, (D * (D + 3) // 2) / D)        # beyond: no interpolant exists (tiny D)
+    if not hi > lo:
+        return CriticalKappa(math.nan, "interpolant", definition,
+                             f"no kappa in the range has an interpolant at D = {D} "
+                             "(P <= D (D + 3) / 2)")
 
     @functools.lru_cache(maxsize=None)
     def mean_loss(P: int) -> float:
-        L = [entropic_interpolant(problem.replace(P=P, seed=problem.seed + k)).population_loss
-             for k in range(seeds)]
+        L = []
+        for k in range(seeds):
+            try:
+                L.append(entropic_interpolant(problem.replace(P=P, seed=problem.seed + k))
+                         .population_loss)
+            except IntegrationError as exc:
+                raise IntegrationError(f"at P = {P} (kappa = {P / D:.4g}), seed "
+                                       f"{problem.seed + k}: {exc}") from exc
         if log is not None:
             log(f"interpolant critical kappa: P = {P} (kappa = {P / D:.4g}): mean loss "
                 f"{np.mean(L):.4g} over {seeds} training sets")
@@ -408,8 +439,6 @@ def interpolant_critical_kappa(problem: Problem, seeds: int = INTERPOLANT_CRITIC
     def excess(kappa: float) -> float:
         return mean_loss(max(int(round(kappa * D)), D + 1)) - 0.5
 
-    definition = ("kappa at which the mirror-descent interpolant's tau -> inf relative "
-                  f"population loss, averaged over {seeds} training sets, is 1/2 (docs §15)")
     try:
         bracket = _bracket(excess, lo, hi, start)
         if isinstance(bracket, str):

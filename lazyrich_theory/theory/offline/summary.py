@@ -58,7 +58,8 @@ class CriticalKappa:
     Attributes
     ----------
     value : float
-        NaN when there is no crossing in the searched range.
+        NaN when there is no crossing in the searched range, or (interpolant) when a Newton
+        iteration does not converge; ``reason`` says which.
     method : str
         "bbp", "dmft", "rindex" (:func:`critical_kappa`) or "interpolant"
         (:func:`~lazyrich_theory.theory.offline.implicit_bias.interpolant_critical_kappa`).
