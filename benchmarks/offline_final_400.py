@@ -3,7 +3,8 @@ t_h = 1000 D steps (tau = 40) of the exact flow against the DMFT (what ``lazyric
 runs at kappa < 5), the spectral closure (kappa >= 5) and, for reference, the interpolant's
 tau -> inf loss; each seed's own teacher and training set ("raw" series of
 docs/offline_theory.md §11), (alpha, eps) = (1, 0.02), N = inf, centered, convention A,
-eta0 = 1.  §11 has this column for D = 50-200 only.
+eta0 = 1.  The §11 tables from benchmarks/offline_theory.py have this column for D = 50-200
+only; this script adds D = 400.
 
     python benchmarks/offline_final_400.py run     # resumable; ~5-10 min per exact run
     python benchmarks/offline_final_400.py table   # -> offline_final_400.md
@@ -12,7 +13,6 @@ eta0 = 1.  §11 has this column for D = 50-200 only.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -20,34 +20,29 @@ from pathlib import Path
 import numpy as np
 
 import lazyrich_theory as lr
-from common import markdown_head, run_resumable
+from common import half_time, markdown_head, run_resumable
 from lazyrich_theory.theory.offline import entropic_interpolant, offline_theory
-from lazyrich_theory.theory.timescales import first_time_below
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "offline_final_400.json"
 D = 400
 T_H = 1000 * D
 #: (kappa, seeds), cheapest first
-CELLS = ((3.0, range(4)), (5.5, range(4)))
+CELLS = ((1.5, range(4)), (2.0, range(4)), (3.0, range(4)), (5.5, range(4)), (11.0, range(2)))
 METHODS = ("dmft", "spectral")
-
-
-def _half(t, pop) -> float | None:
-    h = first_time_below(np.asarray(t, float), np.asarray(pop, float), 0.5 * pop[0])
-    return float(h) if math.isfinite(h) else None
 
 
 def _metrics(traj) -> dict:
     pop = np.asarray(traj.population_loss, float)
-    return {"final": float(pop[-1] / pop[0]), "half": _half(traj.t, pop),
+    return {"final": float(pop[-1] / pop[0]), "half": half_time(traj.t, pop),
             "t_end": float(traj.t[-1])}
 
 
 def _one(kappa: float, seed: int) -> dict:
     p = lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=1.0, eps=0.02, seed=seed)
     st = np.unique(np.concatenate([[0], np.geomspace(1, T_H, 300).astype(int)]))
-    out: dict = {"b2": float(2 * p.tau * p.data().beta @ p.data().beta / D)}
+    beta = p.data().beta
+    out: dict = {"b2": float(2 * p.tau * beta @ beta / D)}
     t0 = time.perf_counter()
     out["exact"] = _metrics(lr.solve(p, T_H, method="flow", save_times=st))
     out["exact_wall"] = time.perf_counter() - t0

@@ -250,11 +250,18 @@ def above() -> None:
     print("| kappa | m | " + " | ".join(f"D = {D_}" for D_ in Ds_all) + " |")
     for k, ms in ABOVE.items():
         for m in ms:
-            cells = [[done[key]["loss"] for s in SEEDS if (key := f"{k}|{m}|{D_}|{s}") in done]
-                     for D_ in Ds_all]
-            print(f"| {k:g} | {m:g} | " + " | ".join(
-                f"{np.mean(c):.4f} ± {np.std(c, ddof=1) / np.sqrt(len(c)):.4f}"
-                if len(c) == len(SEEDS) else "—" for c in cells) + " |")
+            print(f"| {k:g} | {m:g} | " + _mean_se_cells(done, k, m, Ds_all, "loss", 4) + " |")
+
+
+def _mean_se_cells(done: dict, kappa: float, m: float, Ds, field: str, digits: int) -> str:
+    """' | '-joined seed mean +- standard error of ``field`` per D ('—' until every seed is
+    done)."""
+    out = []
+    for D_ in Ds:
+        c = [done[key][field] for s in SEEDS if (key := f"{kappa}|{m}|{D_}|{s}") in done]
+        out.append(f"{np.mean(c):.{digits}f} ± {np.std(c, ddof=1) / np.sqrt(len(c)):.{digits}f}"
+                   if len(c) == len(SEEDS) else "—")
+    return " | ".join(out)
 
 
 #: where the trace goes as D grows at fixed m (docs §15.7): the spike's share of the teacher
@@ -273,11 +280,10 @@ def spike() -> None:
     print("| kappa | m | quantity | " + " | ".join(f"D = {D_}" for D_ in SPIKE_DS) + " |")
     for k, m in SPIKE:
         for field in ("loss", "spike_fraction", "bulk_trace", "linear_power"):
-            cells = [[done[key][field] for s in SEEDS if (key := f"{k}|{m}|{D_}|{s}") in done]
-                     for D_ in SPIKE_DS]
-            print(f"| {k:g} | {m:g} | {field} | " + " | ".join(
-                f"{np.mean(c):.4f} ± {np.std(c, ddof=1) / np.sqrt(len(c)):.4f}"
-                if len(c) == len(SEEDS) else "—" for c in cells) + " |")
+            digits = 1 if field == "bulk_trace" and k == 3.0 else (2 if field == "bulk_trace"
+                                                                   else 3)
+            print(f"| {k:g} | {m:g} | {field} | "
+                  + _mean_se_cells(done, k, m, SPIKE_DS, field, digits) + " |")
 
 
 if __name__ == "__main__":

@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 
 import lazyrich_theory as lr
-from common import markdown_head, run_resumable
+from common import half_time, markdown_head, run_resumable
 from lazyrich_theory.theory.offline import offline_theory
-from lazyrich_theory.theory.timescales import first_time_below
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "offline_halftime_400.json"
@@ -37,11 +36,6 @@ CELLS = ((5.5, 1.0, 0.02, range(6)), (11.0, 1.0, 0.02, range(4)),
 T_MAX = {5.5: 120_000, 11.0: 60_000}
 
 
-def _half(t, pop) -> float | None:
-    h = first_time_below(np.asarray(t, float), np.asarray(pop, float), 0.5 * pop[0])
-    return float(h) if math.isfinite(h) else None
-
-
 def _one(kappa: float, alpha: float, eps: float, seed: int) -> dict:
     p = lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=alpha, eps=eps, seed=seed)
     T = T_MAX[kappa]
@@ -52,8 +46,8 @@ def _one(kappa: float, alpha: float, eps: float, seed: int) -> dict:
     th = offline_theory(p, T, method="spectral", save_times=st)
     t2 = time.perf_counter()
     beta = p.data().beta
-    return {"exact_half": _half(tr.t, tr.population_loss),
-            "spectral_half": _half(th.t, th.population_loss),
+    return {"exact_half": half_time(tr.t, tr.population_loss),
+            "spectral_half": half_time(th.t, th.population_loss),
             "b2": float(2 * p.tau * beta @ beta / D), "exact_wall": t1 - t0,
             "spectral_wall": t2 - t1}
 
