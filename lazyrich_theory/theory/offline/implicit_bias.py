@@ -44,7 +44,8 @@ from lazyrich_theory.theory.offline.summary import CriticalKappa, check_kappa_ra
 
 __all__ = ["LongTimeState", "entropic_interpolant", "interpolant_floors",
            "interpolant_critical_kappa", "interpolant_reason", "interpolant_gate",
-           "interpolant_limit", "INTERPOLANT_CRITICAL_SEEDS",
+           "interpolant_size_cap", "critical_reason", "interpolant_limit",
+           "INTERPOLANT_CRITICAL_SEEDS", "INTERPOLANT_CRITICAL_D_DEFAULT",
            "INTERPOLANT_D_DEFAULT", "INTERPOLANT_ACCURACY", "exp_divided_differences"]
 
 #: Its measured error against the exact flow's tau -> inf loss (docs §15.3), for the outputs
