@@ -2,8 +2,8 @@
 t_h = 1000 D steps (tau = 40) of the exact flow against the DMFT (what ``lazyrich asymptotic``
 runs at kappa < 5), the spectral closure (kappa >= 5) and, for reference, the interpolant's
 tau -> inf loss; each seed's own teacher and training set ("raw" series of
-docs/offline_theory.md §11), (alpha, eps) = (1, 0.02), N = inf, centered, convention A,
-eta0 = 1.  The §11 tables from benchmarks/offline_theory.py have this column for D = 50-200
+docs/offline_theory.md §11), (alpha, eps) = (1, 0.02) and (2, 0.04), N = inf, centered,
+convention A, eta0 = 1.  The §11 tables from benchmarks/offline_theory.py have this column for D = 50-200
 only; this script adds D = 400.
 
     python benchmarks/offline_final_400.py run     # resumable; ~5-10 min per exact run
@@ -27,8 +27,10 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "offline_final_400.json"
 D = 400
 T_H = 1000 * D
-#: (kappa, seeds), cheapest first
-CELLS = ((1.5, range(4)), (2.0, range(4)), (3.0, range(4)), (5.5, range(4)), (11.0, range(2)))
+#: (kappa, alpha, eps, seeds), cheapest first per (alpha, eps); tau = 40 at t_h for both
+CELLS = ((1.5, 1.0, 0.02, range(4)), (2.0, 1.0, 0.02, range(4)), (3.0, 1.0, 0.02, range(4)),
+         (5.5, 1.0, 0.02, range(4)), (11.0, 1.0, 0.02, range(2)),
+         (3.0, 2.0, 0.04, range(2)), (5.5, 2.0, 0.04, range(2)))
 METHODS = ("dmft", "spectral")
 
 
@@ -38,8 +40,14 @@ def _metrics(traj) -> dict:
             "t_end": float(traj.t[-1])}
 
 
-def _one(kappa: float, seed: int) -> dict:
-    p = lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=1.0, eps=0.02, seed=seed)
+def _key(kappa: float, alpha: float, eps: float, seed: int) -> str:
+    """The JSON key of one run ((1, 0.02): the first series' "kappa|seed")."""
+    base = f"{kappa}|{seed}"
+    return base if (alpha, eps) == (1.0, 0.02) else f"{base}|{alpha:g}|{eps:g}"
+
+
+def _one(kappa: float, alpha: float, eps: float, seed: int) -> dict:
+    p = lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=alpha, eps=eps, seed=seed)
     st = np.unique(np.concatenate([[0], np.geomspace(1, T_H, 300).astype(int)]))
     beta = p.data().beta
     out: dict = {"b2": float(2 * p.tau * beta @ beta / D)}
@@ -55,9 +63,9 @@ def _one(kappa: float, seed: int) -> dict:
 
 
 def _jobs():
-    for kappa, seeds in CELLS:
+    for kappa, a, e, seeds in CELLS:
         for s in seeds:
-            yield f"{kappa}|{s}", (lambda k=kappa, s=s: _one(k, s))
+            yield _key(kappa, a, e, s), (lambda k=kappa, a=a, e=e, s=s: _one(k, a, e, s))
 
 
 def _mean_sd(xs: list[float]) -> str:
@@ -71,11 +79,12 @@ def table() -> None:
         "(docs/offline_theory.md §11.2)",
         "Relative population loss at t_h = 1000 D = 400 000 steps (tau = 40), seed mean ± sd "
         "over the seeds done; error = theory − exact, mean over seeds (± sd of the per-seed "
-        "errors). (alpha, eps) = (1, 0.02), each seed's own teacher (raw series). Last column: "
-        "the interpolant's tau -> inf loss (a different quantity: where the flow ends).",
-        ["kappa", "seeds", "exact", "DMFT", "error", "spectral", "error", "interpolant"])
-    for kappa, seeds in CELLS:
-        rows = [done[k] for k in (f"{kappa}|{s}" for s in seeds) if k in done]
+        "errors). Each seed's own teacher (raw series). Last column: the interpolant's "
+        "tau -> inf loss (a different quantity: where the flow ends).",
+        ["kappa", "alpha, eps", "seeds", "exact", "DMFT", "error", "spectral", "error",
+         "interpolant"])
+    for kappa, a, e, seeds in CELLS:
+        rows = [done[k] for k in (_key(kappa, a, e, s) for s in seeds) if k in done]
         if not rows:
             continue
         ex = [r["exact"]["final"] for r in rows]
@@ -85,7 +94,7 @@ def table() -> None:
             err = [a - b for a, b in zip(th, ex)]
             cells += [_mean_sd(th), f"{np.mean(err):+.3f} ± {np.std(err):.3f}"]
         cells.append(_mean_sd([r["interpolant"] for r in rows]))
-        lines.append(f"| {kappa:g} | " + " | ".join(cells) + " |")
+        lines.append(f"| {kappa:g} | {a:g}, {e:g} | " + " | ".join(cells) + " |")
     (HERE / "offline_final_400.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
