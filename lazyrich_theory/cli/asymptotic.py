@@ -161,7 +161,8 @@ def run_asymptotic(args: argparse.Namespace) -> int:
                            + ("rindex or none" if finite_rank else
                               "bbp, dmft, interpolant or none"))
     limit_why = _limit_reason(args, problem, finite_rank)
-    crit_why = critical_reason(problem) if args.critical == "interpolant" else None
+    # a default of "interpolant" was chosen because it applies; only a request can be refused
+    crit_why = critical_reason(problem) if explicit and args.critical == "interpolant" else None
     if crit_why is not None:
         raise ProblemError(f"--critical-kappa interpolant: {crit_why}")
     # the run records what was computed: the default limit loss is the interpolant's or none

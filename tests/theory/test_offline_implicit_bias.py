@@ -202,6 +202,10 @@ def test_critical_kappa_refusals_and_tiny_d(tmp_path):
     crit = interpolant_critical_kappa(_gauss(3.0, 0, D=4), seeds=1, log=seen.append, start=4.0)
     assert seen and max(int(line.split("P = ")[1].split()[0]) for line in seen) == 14
     assert 2.25 < crit.value < 2.75                   # loss 0.88 at P = 9, 0.002 at P = 11
+    for own_P in (4, 20):                  # the search sets P: the problem's own is not read
+        again = interpolant_critical_kappa(_gauss(3.0, 0, D=4).replace(P=own_P), seeds=1,
+                                           start=4.0)
+        assert again.value == crit.value
 
 
 @pytest.mark.parametrize("root, start, expected", [

@@ -211,13 +211,13 @@ def interpolant_gate(problem: Problem, max_D: int | None = INTERPOLANT_D_DEFAULT
 
 def critical_reason(problem: Problem) -> str | None:
     """Why :func:`interpolant_critical_kappa` refuses ``problem`` (one line), None when it does
-    not: :func:`interpolant_reason`, or a data file (the search draws training sets of other
-    sizes and seeds)."""
-    why = interpolant_reason(problem)
-    if why is None and problem.data_file is not None:
-        why = (f"data file {problem.data_file!r}: the critical kappa averages training sets "
-               "of other sizes and seeds, which a data file does not have")
-    return why
+    not: a data file (the search draws training sets of other sizes and seeds), or
+    :func:`interpolant_reason` of the problem at P = D + 1 (the search sets P itself, so the
+    problem's own P is not checked)."""
+    if problem.data_file is not None:
+        return (f"data file {problem.data_file!r}: the critical kappa averages training sets "
+                "of other sizes and seeds, which a data file does not have")
+    return interpolant_reason(problem.replace(P=problem.D + 1))
 
 
 def interpolant_size_cap(D: int, max_D: int | None = INTERPOLANT_D_DEFAULT) -> str | None:
@@ -413,7 +413,6 @@ def interpolant_critical_kappa(problem: Problem, seeds: int = INTERPOLANT_CRITIC
     if why is not None:
         raise ProblemError(why)
     D = problem.D
-    _refusals(problem.replace(P=max(problem.P, D + 1)))
     definition = ("kappa at which the mirror-descent interpolant's tau -> inf relative "
                   f"population loss, averaged over {seeds} training sets, is 1/2 (docs §15)")
     hi = min(hi, (D * (D + 3) // 2) / D)        # beyond: no interpolant exists (tiny D)
