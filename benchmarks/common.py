@@ -143,20 +143,6 @@ def run_resumable(path, jobs, indent: int | None = 1) -> dict[str, Any]:
     return done
 
 
-def half_time(t, pop) -> float | None:
-    """First t (log-linear interpolation) at which ``pop`` is half its initial value, None if
-    it never is (JSON-friendly)."""
-    import math
-
-    import numpy as np
-
-    from lazyrich_theory.theory.timescales import first_time_below
-
-    pop = np.asarray(pop, float)
-    h = first_time_below(np.asarray(t, float), pop, 0.5 * pop[0])
-    return float(h) if math.isfinite(h) else None
-
-
 def half_crossing(xs, loss) -> float:
     """First x (linear interpolation) at which ``loss`` falls to 1/2 along the increasing grid
     ``xs``; NaN if not bracketed (the package's ``half_crossing`` with NaN for None)."""

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 import lazyrich_theory as lr
-from common import half_time, markdown_head, run_resumable
+from common import markdown_head, run_resumable
 from lazyrich_theory.theory.offline import offline_theory
+from lazyrich_theory.theory.timescales import half_time
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "offline_halftime_400.json"

@@ -36,7 +36,8 @@ from lazyrich_theory.core.population import population, rich_transition_time
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 
-__all__ = ["Timescales", "predict_timescales", "first_time_below", "population_half_time",
+__all__ = ["Timescales", "predict_timescales", "first_time_below", "half_time",
+           "population_half_time",
            "grokking_metrics", "grokking_summary", "lazy_peak_reason", "MEASURED_STATUS"]
 
 #: the four values of ``grokking_summary(...)["status"]`` (``measured_status`` in summary.json)
@@ -98,6 +99,14 @@ def first_time_below(t: np.ndarray, loss: np.ndarray, threshold: float,
         return float(t[k])
     x = x0 + (math.log(threshold) - y0) * (x1 - x0) / (y1 - y0)
     return float(math.expm1(x))
+
+
+def half_time(t: np.ndarray, loss: np.ndarray) -> float | None:
+    """:func:`first_time_below` half the initial ``loss``, None when it never gets there (the
+    JSON-friendly form the figures and benchmarks record)."""
+    loss = np.asarray(loss, dtype=float)
+    h = first_time_below(t, loss, 0.5 * loss[0])
+    return h if math.isfinite(h) else None
 
 
 def _population_horizon(t_star: float) -> int:

@@ -9,6 +9,7 @@ from lazyrich_theory.theory.timescales import (
     first_time_below,
     grokking_metrics,
     grokking_summary,
+    half_time,
     lazy_peak_reason,
     population_half_time,
     predict_timescales,
@@ -22,6 +23,13 @@ def test_first_time_below_interpolates_exponential_decay():
     assert first_time_below(t, loss, 1e-9) == math.inf
     assert first_time_below(t, loss, 2.0) == 0.0
     assert first_time_below(t, loss, 0.5, after=50) == 99.0
+
+
+def test_half_time_is_the_half_crossing_or_none():
+    t = np.array([0.0, 9.0, 99.0, 999.0])
+    loss = 3.0 / (1.0 + t)                 # half of 3 at t = 1, between the first two saves
+    assert math.isclose(half_time(t, loss), 1.0, rel_tol=1e-12)
+    assert half_time(t, np.array([1.0, 0.9, 0.8, 0.7])) is None
 
 
 def test_grokking_metrics_paper_definition():

@@ -30,7 +30,7 @@ from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_D_DEFAULT,
                                                           interpolant_reason)
 from lazyrich_theory.theory.offline.rindex import is_finite_rank
 from lazyrich_theory.theory.offline.summary import half_crossing
-from lazyrich_theory.theory.timescales import first_time_below
+from lazyrich_theory.theory.timescales import half_time
 
 __all__ = ["KAPPA_VALUES", "FLOOR_KAPPAS", "FLOOR_MS", "kappa", "floor_map"]
 
@@ -52,11 +52,6 @@ FLOOR_DEFINITION = ("tau -> inf population loss / initial of the mirror-descent 
 #: What ``floor_map``'s critical kappa is.
 CRITICAL_DEFINITION = ("per m, the kappa at which the seed-mean loss falls to 1/2 (linear "
                        "interpolation on the kappa grid)")
-
-
-def _half(t: np.ndarray, loss: np.ndarray) -> float | None:
-    h = first_time_below(t, loss, 0.5 * loss[0])
-    return float(h) if math.isfinite(h) else None
 
 
 def _one(problem: Problem, steps: int, k: float, method: str,
@@ -81,7 +76,7 @@ def _one(problem: Problem, steps: int, k: float, method: str,
             "exact_train": exact.train_loss, "theory_test": th,
             "theory_train": theory.train_loss, "spectral_test": spectral,
             "method": theory.info["offline_method"], "exact_method": exact.method,
-            "exact_half_time": _half(exact.t, pop), "theory_half_time": _half(theory.t, th),
+            "exact_half_time": half_time(exact.t, pop), "theory_half_time": half_time(theory.t, th),
             "exact_final": float(pop[-1] / pop[0]), "theory_final": float(th[-1] / th[0]),
             "exact_wall_time": t1 - t0, "theory_wall_time": t2 - t1}
 
