@@ -150,11 +150,12 @@ def _bulk_gram(K, S, Q, i, n, W, an, kappa, kb, pcol, qt):
     """The sample's bulk Gram against the new cavity field: fills pcol (z(m).theta(n)),
     qt (the explicit part of Q(n, m)) and returns the explicit part of Q(n, n); kb holds the
     bulk Onsager weights of row n."""
-    for m in range(n):
+    for m in range(n):              # kb holds W r pcol / kappa of the earlier rows meanwhile
         v = K[CB, m, n]
         for s in range(m):
-            v -= W[s] * (K[RB, m, s] + an * K[RX, m, s]) * S[R_, i, s] / kappa * pcol[s]
+            v -= (K[RB, m, s] + an * K[RX, m, s]) * kb[s]
         pcol[m] = v / (1.0 + S[CBS_, i, m])
+        kb[m] = W[m] * S[R_, i, m] / kappa * pcol[m]
     for s in range(n):
         kb[s] = W[s] * (K[RB, n, s] + an * K[RX, n, s]) * S[R_, i, s] / kappa
     qq = K[CB, n, n]
@@ -162,9 +163,15 @@ def _bulk_gram(K, S, Q, i, n, W, an, kappa, kb, pcol, qt):
         qq -= kb[s] * pcol[s]
     for m in range(n):
         qt[m] = pcol[m]
+    # qt[m] -= sum_s kb[s] Q(s, m), Q symmetric: read each packed row s (Q(s, j), j <= s) once,
+    # contiguously -- its entry j feeds qt[j] (through kb[s]) and qt[s] (through kb[j]).
     for s in range(n):
-        for m in range(n):
-            qt[m] -= kb[s] * (Q[i, tri(s, m)] if m <= s else Q[i, tri(m, s)])
+        base, ks, acc = tri(s, 0), kb[s], 0.0
+        for j in range(s):
+            q = Q[i, base + j]
+            qt[j] -= ks * q
+            acc += kb[j] * q
+        qt[s] -= ks * Q[i, base + s] + acc
     for s in range(n):
         qq -= kb[s] * qt[s]
     return qq
@@ -209,24 +216,29 @@ def _solve_current(K, S, i, n, x2, hs, qq, lin, ons0, ui, Wc, Wpsi, par):
 
 
 @njit(cache=True)
-def _resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par):
-    """Store Q(n, .) and the rows n of the sample's bulk and spike Volterra resolvents."""
+def _resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par, work):
+    """Store Q(n, .) and the rows n of the sample's bulk and spike Volterra resolvents
+    (``work[3]``, ``work[4]``: scratch rows, so that nothing is allocated per sample)."""
     kappa, ae, fz = par[0], par[1], par[6]
     for m in range(n):
         Q[i, tri(n, m)] = qt[m] / (1.0 + c)
     Q[i, tri(n, n)] = qnn
     cm = max(Wc * (rn + fz * ae * hn * hn) / kappa, C_FLOOR)
-    acb, acm = np.zeros(n + 1), np.zeros(n + 1)
+    acb, acm = work[3], work[4]
+    for sg in range(n):
+        acb[sg] = acm[sg] = 0.0
     acb[n] = acm[n] = 1.0
     for s in range(n):
         k1 = kb[s]
         k2 = W[s] * K[RM, n, s] * (S[R_, i, s] + fz * ae * S[H_, i, s] ** 2) / kappa
+        bs = tri(s, 0)
         for sg in range(s + 1):
-            acb[sg] -= k1 * LB[i, tri(s, sg)]
-            acm[sg] -= k2 * LM[i, tri(s, sg)]
+            acb[sg] -= k1 * LB[i, bs + sg]
+            acm[sg] -= k2 * LM[i, bs + sg]
+    bn = tri(n, 0)
     for sg in range(n + 1):
-        LB[i, tri(n, sg)] = acb[sg] / (1.0 + c)
-        LM[i, tri(n, sg)] = acm[sg] / (1.0 + cm)
+        LB[i, bn + sg] = acb[sg] / (1.0 + c)
+        LM[i, bn + sg] = acm[sg] / (1.0 + cm)
 
 
 @njit(cache=True)
@@ -277,7 +289,7 @@ def _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, p
                                                Wpsi, par)
     S[CBS_, i, n], S[R_, i, n], S[H_, i, n] = c, rn, hn
     S[RT_, i, n], S[RC_, i, n] = rton, rcn
-    _resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par)
+    _resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par, work)
     _accumulate(K, S, V1, Q, LB, LM, i, n, xi[i], gi, ui, ae, par[6])
 
 
@@ -351,7 +363,7 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
     V1 = np.zeros((len(V1_NAMES), T))
     npk = T * (T + 1) // 2
     Q, LB, LM = np.zeros((Ns, npk)), np.zeros((Ns, npk)), np.zeros((Ns, npk))
-    work = np.zeros((3, T))
+    work = np.zeros((5, T))
     _initial(K, S, V1, Q, LB, LM, xi, par)
     frozen = False
     for n in range(1, T):
