@@ -35,10 +35,16 @@ from lazyrich_theory.theory.offline.dmft import dmft_tau_curves
 p = lr.preset("fig1").replace(N=math.inf, D={D}, P={P})
 inp = offline_inputs(p)
 dmft_tau_curves(inp, 0.5, Ns=20)                      # compile / load the cache
+import lazyrich_theory.theory.offline.dmft as dm
+seen = []
+if hasattr(dm, "free_cores"):             # record the threads the package's run uses
+    _free = dm.free_cores
+    dm.free_cores = lambda: seen.append(_free()) or seen[-1]
 t0 = time.perf_counter()
 out = dmft_tau_curves(inp, 40.0, Ns={Ns})
 wall = time.perf_counter() - t0
-print(json.dumps({{"wall": wall, "population_loss": out["population_loss"].tolist(),
+print(json.dumps({{"wall": wall, "threads": seen[-1] if seen else 1,
+                  "population_loss": out["population_loss"].tolist(),
                   "train_loss": out["train_loss"].tolist()}}))
 '''
 
@@ -78,7 +84,8 @@ def measure(baseline: str, repeats: int) -> list[dict]:
                 cli[k].append(_cli(tree, D, P, Ns))
         diff = max(_rel_diff(curves["baseline"][c], curves["package"][c])
                    for c in ("population_loss", "train_loss"))
-        row = {"case": label, "D": D, "P": P, "Ns": Ns, "difference": diff}
+        row = {"case": label, "D": D, "P": P, "Ns": Ns, "difference": diff,
+               "threads": curves["package"]["threads"]}
         for k in trees:
             row[f"kernel_{k}"] = statistics.median(kern[k])
             row[f"cli_{k}"] = statistics.median(cli[k])
@@ -95,12 +102,15 @@ def table(rows: list[dict], baseline: str, repeats: int) -> str:
         "alternating. Kernel: `dmft_tau_curves` alone, in a fresh process per run (cache warm). "
         "CLI: `lazyrich asymptotic --method dmft --critical-kappa none --limit-loss none "
         "--no-plot` end to end. Difference: the largest relative difference of the population "
-        "and train loss curves between the trees. Machine: " + load_note() + ".",
-        ["case", "Ns", "kernel, baseline (s)", "kernel, package (s)", "ratio",
+        "and train loss curves between the trees. Threads: the Numba threads of the package's "
+        "samples loop in the last kernel run (the cores free then; the baseline is serial). "
+        "Machine: " + load_note() + ".",
+        ["case", "Ns", "threads", "kernel, baseline (s)", "kernel, package (s)", "ratio",
          "CLI, baseline (s)", "CLI, package (s)", "ratio", "difference"])
     for r in rows:
         lines.append(
-            f"| {r['case']} | {r['Ns']} | {r['kernel_baseline']:.2f} | {r['kernel_package']:.2f} "
+            f"| {r['case']} | {r['Ns']} | {r['threads']} | {r['kernel_baseline']:.2f} "
+            f"| {r['kernel_package']:.2f} "
             f"| {r['kernel_baseline'] / r['kernel_package']:.2f} | {r['cli_baseline']:.2f} "
             f"| {r['cli_package']:.2f} | {r['cli_baseline'] / r['cli_package']:.2f} "
             f"| {r['difference']:.1e} |")

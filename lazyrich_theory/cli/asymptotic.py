@@ -82,7 +82,7 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
     p.set_defaults(N="inf")
     p.add_argument("--method", choices=OFFLINE_METHODS, default="auto",
                    help="spectral: two-timescale closure (~1 s, validated for kappa >= 5); "
-                        "dmft: DMFT with the memorisation channel (~20-60 s); rindex: the exact "
+                        "dmft: DMFT with the memorisation channel (~5-20 s); rindex: the exact "
                         "DMFT of a finite-rank --init (lowrank:R, aligned:R:C); auto "
                         "(default): rindex for a finite-rank init, else spectral for "
                         "kappa >= 5, else dmft")

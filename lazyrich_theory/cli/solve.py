@@ -131,7 +131,7 @@ def add_solve_parsers(subparsers) -> None:
                    default="auto",
                    help="the offline (P = kappa D) theory's curve beside the exact one: auto "
                         "(default) the spectral closure where it is validated (kappa >= 5, "
-                        "iid init; ~1 s), none elsewhere; dmft (~20-60 s, any kappa); rindex "
+                        "iid init; ~1 s), none elsewhere; dmft (~5-20 s, any kappa); rindex "
                         "(a finite-rank --init, ~10-40 s); none")
     s.add_argument("--limit-loss", dest="limit", choices=LIMIT_CHOICES, default="none",
                    help="interpolant: summary key offline_predicted_limit_test_loss, where the "

@@ -15,7 +15,8 @@ product:
   already allows (``OPENBLAS_NUM_THREADS``, an enclosing ``threadpool_limits``).
 
 Numba's own loops here are serial, except the population grid (``prange``), which keeps
-Numba's threading.
+Numba's threading, and the per-sample loops of the offline DMFTs (``prange``), which run in
+:func:`numba_threads` (:func:`free_cores`): one thread on a busy machine.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from lazyrich_theory.core.reduced import ReducedSystem
 
 __all__ = ["blas_threads_for", "blas_threads", "threads_for", "free_cores", "usable_cores",
-           "rhs_flops", "SINGLE_THREAD_FLOPS"]
+           "rhs_flops", "numba_threads", "SINGLE_THREAD_FLOPS"]
 
 
 #: Below this many flops per BLAS call everything runs single-threaded (see the module
@@ -123,3 +124,18 @@ def blas_threads_for(system: "ReducedSystem") -> ContextManager:
     The right-hand side is two products of about 2 P D r flops each; the rule uses their
     total, so Figure 1 (2.2e7) runs single-threaded."""
     return blas_threads(rhs_flops(system))
+
+
+@contextlib.contextmanager
+def numba_threads(n: int):
+    """A context in which Numba's parallel loops use ``n`` threads (at least one, at most
+    ``NUMBA_NUM_THREADS``), restoring the caller's setting afterwards (library code leaves
+    global state alone).  Callers pass :func:`free_cores`, so a busy machine gets one."""
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)

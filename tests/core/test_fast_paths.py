@@ -104,3 +104,14 @@ def test_thread_rule():
     with threadpool_limits(1, user_api="blas"):     # an enclosing limit is never raised
         with threads.blas_threads(1e12):
             assert blas_threads_now() == 1
+
+
+def test_numba_threads_restores_the_callers_setting():
+    import numba
+
+    before = numba.get_num_threads()
+    with threads.numba_threads(1):
+        assert numba.get_num_threads() == 1
+    with threads.numba_threads(10 ** 6):            # never above NUMBA_NUM_THREADS
+        assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+    assert numba.get_num_threads() == before

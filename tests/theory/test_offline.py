@@ -7,7 +7,7 @@
   E[y^2] kappa / (kappa - 1) -- the linear-kernel regression values;
 * the plateau spectrum: the deterministic equivalent against a sampled plateau matrix;
 * the Trajectory has solve's columns, t = 0 is exact, refusals are one line;
-* the DMFT runs and starts from the exact initial state;
+* the DMFT runs and starts from the exact initial state, the same with one thread or two;
 * the alpha-eps collapse of the phase-diagram grid.
 """
 
@@ -147,6 +147,22 @@ def test_dmft_runs_from_the_exact_initial_state():
     assert np.all(np.isfinite(L)) and np.all(c["train_loss"][1:] < c["train_loss"][0])
     with pytest.raises(ProblemError, match="Ns"):
         dmft_tau_curves(inp, 0.6, Ns=41)
+
+
+def test_dmft_does_not_depend_on_the_number_of_threads(monkeypatch):
+    """The samples' steps run in parallel and their sums are taken in sample order: one thread
+    and two give the same numbers, bit for bit."""
+    import numba
+
+    from lazyrich_theory.theory.offline import dmft
+
+    inp = OfflineInputs(kappa=3.0, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=50)
+    runs = []
+    for n in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        monkeypatch.setattr(dmft, "free_cores", lambda n=n: n)
+        runs.append(dmft_tau_curves(inp, 2.0, Ns=60))
+    for key in ("population_loss", "train_loss", "linear_power", "spike_amplitude2"):
+        assert np.array_equal(runs[0][key], runs[1][key]), key
 
 
 def test_phase_grid_collapses_on_alpha_eps():

@@ -25,6 +25,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from lazyrich_theory.core.threads import free_cores, numba_threads
 from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.theory.offline.dmft_kernels import K_NAMES, V1_NAMES, run_dmft
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
@@ -178,7 +179,8 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         fz = 1.0
     par = np.array([inp.kappa, inp.alpha_eps, inp.b2, float(inp.D), inp.alpha, inp.eps, fz,
                     1.0 if anomalous_term else 0.0])
-    K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par)
+    with numba_threads(free_cores()):      # the samples' steps run in parallel
+        K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par)
     return _losses(inp, tau, K, V1)
 
 

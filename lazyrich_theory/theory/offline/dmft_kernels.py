@@ -13,6 +13,11 @@ division per sample), three fixed-point passes for the current residual, Adamsâ€
 for the responses and the spike amplitude, left-Riemann sums for the covariances, product
 integration for the (stiff) linear column, and Gaussian fields sampled by population dynamics
 (eta_i = (Ns - 1)^(-1/2) sum_{j != i} omega_ij phi_j, omega fixed Gaussian matrices).
+
+Within a time step the samples are independent given the order parameters of the earlier
+steps, so their steps run in parallel (``prange``; the caller sets the threads), and their
+contributions to the shared means are then added in sample order, as one thread would: the
+result does not depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 __all__ = ["run_dmft", "K_NAMES", "S_NAMES", "V1_NAMES"]
 
@@ -273,8 +278,9 @@ def _accumulate(K, S, V1, Q, LB, LM, i, n, xi_i, gi, ui, ae, fz):
 @njit(cache=True)
 def _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, work):
     """Advance sample i to grid point n (noise, bulk Gram, spike, linear column, implicit
-    current point, resolvent rows) and accumulate it."""
-    kappa, ae, D, eps = par[0], par[1], par[3], par[5]
+    current point, resolvent rows); it writes only sample i's own storage, and returns its
+    Gaussian fields (g, theta_u) for :func:`_accumulate`."""
+    kappa, D, eps = par[0], par[3], par[5]
     x2 = xi[i] * xi[i]
     gi, ui = _noise(S, i, n, zg, zu, K[RM], dt, Vlin, kappa, eps)
     kb, pcol, qt = work[0], work[1], work[2]
@@ -290,7 +296,19 @@ def _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, p
     S[CBS_, i, n], S[R_, i, n], S[H_, i, n] = c, rn, hn
     S[RT_, i, n], S[RC_, i, n] = rton, rcn
     _resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par, work)
-    _accumulate(K, S, V1, Q, LB, LM, i, n, xi[i], gi, ui, ae, par[6])
+    return gi, ui
+
+
+@njit(cache=True, parallel=True)
+def _all_samples(K, S, V1, Q, LB, LM, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, work, gu):
+    """Every sample's step at n, in parallel (each writes only its own rows of S, Q, LB, LM
+    and ``work[i]``), then their contributions to the shared means in sample order (the same
+    sums, in the same order, as one thread)."""
+    for i in prange(xi.size):
+        gu[0, i], gu[1, i] = _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin,
+                                          ps, Wpsi, par, work[i])
+    for i in range(xi.size):
+        _accumulate(K, S, V1, Q, LB, LM, i, n, xi[i], gu[0, i], gu[1, i], par[1], par[6])
 
 
 @njit(cache=True)
@@ -311,7 +329,7 @@ def _close_step(K, n):
 @njit(cache=True)
 def _initial(K, S, V1, Q, LB, LM, xi, par):
     """t = 0: M = I, u = 0 (r = -y), the spike amplitude 1/sqrt(D)."""
-    kappa, ae, b2, D = par[0], par[1], par[2], par[3]
+    ae, b2, D = par[1], par[2], par[3]
     V1[MU_, 0] = V1[MUDET_, 0] = 1.0 / math.sqrt(D)
     K[RB, 0, 0] = K[RM, 0, 0] = K[RX, 0, 0] = K[CB, 0, 0] = 1.0
     for i in range(xi.size):
@@ -363,7 +381,7 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
     V1 = np.zeros((len(V1_NAMES), T))
     npk = T * (T + 1) // 2
     Q, LB, LM = np.zeros((Ns, npk)), np.zeros((Ns, npk)), np.zeros((Ns, npk))
-    work = np.zeros((5, T))
+    work, gu = np.zeros((Ns, 5, T)), np.zeros((2, Ns))
     _initial(K, S, V1, Q, LB, LM, xi, par)
     frozen = False
     for n in range(1, T):
@@ -372,8 +390,6 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         ss = _covariances(K, n, dt, Vlin, kappa, eps)
         frozen = _seed(K, V1, n, ss, frozen, ae, b2)
         _kbar(K, n, W, 0.5 * dt[n - 1], ae, kappa, D, par[7])
-        for i in range(Ns):
-            _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par,
-                         work)
+        _all_samples(K, S, V1, Q, LB, LM, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, work, gu)
         _close_step(K, n)
     return K, V1

@@ -17,16 +17,14 @@ horizon: an O(d) time discretisation error, measured in §13.3).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 from scipy.special import ndtri
 from scipy.stats import qmc
 
-from lazyrich_theory.core.threads import free_cores
+from lazyrich_theory.core.threads import free_cores, numba_threads
 from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.inits import FINITE_RANK_FAMILIES, parse_init
@@ -187,7 +185,7 @@ def rindex_tau_curves(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS, seed: 
     omega = rng.standard_normal((Ns, Ns))
     par = np.array([inp.kappa, inp.alpha, inp.eps, inp.b2, 1.0 if inp.centered else 0.0,
                     1.0 if cross_response else 0.0])
-    with _numba_threads(free_cores()):
+    with numba_threads(free_cores()):
         m, C, out, done = run_rindex(tau, xi, th0, omega, m0, C0, par)
     if done < tau.size:
         raise DivergenceError(f"the r-index DMFT became non-finite at GD step {t[done]:.0f} "
@@ -195,18 +193,6 @@ def rindex_tau_curves(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS, seed: 
                               f"d tau < 2 / {inp.column_rate:.3g} at least", float(t[done]))
     obs = _observables(inp, m, C)
     return {"t": t, "tau": tau, "stride": np.array(stride), "train_loss": out[0], **obs}
-
-
-@contextlib.contextmanager
-def _numba_threads(n: int):
-    """Numba threads for the per-sample loops: the cores free now (a busy machine gets one),
-    restored afterwards (library code leaves the caller's setting alone)."""
-    old = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
 
 
 def _initial_draws(Ns: int, C0: np.ndarray, xi_train: np.ndarray | None,
