@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from typing import TYPE_CHECKING, ContextManager
 
 if TYPE_CHECKING:
@@ -126,16 +127,24 @@ def blas_threads_for(system: "ReducedSystem") -> ContextManager:
     return blas_threads(rhs_flops(system))
 
 
+#: Held while a parallel Numba kernel runs: Numba's fallback threading layer (``workqueue``,
+#: used when neither OpenMP nor TBB is installed) aborts the process when two Python threads
+#: launch parallel kernels at once, so such launches from threads (a thread-pool sweep) queue.
+_PARALLEL_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def numba_threads(n: int):
     """A context in which Numba's parallel loops use ``n`` threads (at least one, at most
     ``NUMBA_NUM_THREADS``), restoring the caller's setting afterwards (library code leaves
-    global state alone).  Callers pass :func:`free_cores`, so a busy machine gets one."""
+    global state alone).  Callers pass :func:`free_cores`, so a busy machine gets one.  One
+    Python thread at a time holds it (see ``_PARALLEL_LOCK``)."""
     import numba
 
-    old = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
+    with _PARALLEL_LOCK:
+        old = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+        try:
+            yield
+        finally:
+            numba.set_num_threads(old)

@@ -115,3 +115,22 @@ def test_numba_threads_restores_the_callers_setting():
     with threads.numba_threads(10 ** 6):            # never above NUMBA_NUM_THREADS
         assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
     assert numba.get_num_threads() == before
+
+
+def test_numba_threads_is_held_by_one_python_thread_at_a_time():
+    import threading
+
+    entered = threading.Event()
+
+    def other():
+        with threads.numba_threads(1):
+            entered.set()
+
+    with threads.numba_threads(1):
+        t = threading.Thread(target=other)
+        t.start()
+        assert not entered.wait(0.3)                # queued behind this thread
+        with threads.numba_threads(1):              # re-entrant in the same thread
+            pass
+    assert entered.wait(10)
+    t.join()
