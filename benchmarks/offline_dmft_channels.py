@@ -19,6 +19,7 @@ one unit of tau is 100 GD steps (the flow does not depend on eta0 otherwise).
     python benchmarks/offline_dmft_channels.py table    # -> offline_dmft_channels.md
     python benchmarks/offline_dmft_channels.py k3       # kappa = 3, (1, 0.02): -> ..._k3.json
     python benchmarks/offline_dmft_channels.py k3-table # printed; ``table`` appends it to the .md
+    python benchmarks/offline_dmft_channels.py k3-column  # the column on / off the training set
 
 Cost (2 shared cores): ~16-45 s per DMFT run (28 runs), the exact flows seconds to minutes
 (D = 800: several minutes each).
@@ -128,12 +129,69 @@ def run_k3():
     run_resumable(K3_OUT, jobs())
 
 
+K3_COL_OUT = HERE / "offline_dmft_channels_k3col.json"
+
+
+def _column_exact(p):
+    """The column's mean square output on the training set, E[(alpha X u)^2], and its
+    population power alpha^2 |u|^2 / D, both / the initial loss, at tau = 40."""
+    a, step = p.alpha, int(round(100 * TAU_MAX))
+
+    def train(s, F):
+        u = F @ s.z - s.wbar0
+        return float(np.mean((a * (s.X @ u)) ** 2))
+
+    d = lr.solve(p, step, method="flow", save_times=[0, step],
+                 observers={"col_train": train}).to_pandas().reset_index().set_index("t")
+    L0 = float(d["population_loss"].iloc[0])
+    return {"train": float(d.loc[step, "col_train"]) / L0,
+            "power": float(d.loc[step, "linear_power"]) / L0}
+
+
+def _column_dmft(p):
+    c = dmft_tau_curves(offline_inputs(p), TAU_MAX, xi_train=training_xi(p))
+    L0, n = float(c["population_loss"][0]), int(np.argmin(np.abs(c["tau"] - TAU_MAX)))
+    return {"train": float(c["column_train_power"][n]) / L0,
+            "power": float(c["linear_power"][n]) / L0}
+
+
+def run_k3_column():
+    def jobs():
+        for D, seed in K3_RUNS:
+            p = _problem(D, seed, K3_RATIOS["linear"], kappa=3.0, ae=0.02)
+            yield f"{D},{seed},exact", (lambda p=p: _column_exact(p))
+            yield f"{D},{seed},dmft", (lambda p=p: _column_dmft(p))
+    run_resumable(K3_COL_OUT, jobs())
+
+
+def table_k3_column():
+    done = json.loads(K3_COL_OUT.read_text())
+    lines = ["## kappa = 3, (1, 0.02): the linear column on the training set and off it", "",
+             "At tau = 40, / the initial loss: E[s^2], the column's mean square output on the "
+             "training samples (exact: alpha X u; DMFT: E[(r - rho)^2]), and its population "
+             "power alpha^2 |u|^2 / D; kappa / (kappa - 1) = 1.5 is the ratio for a "
+             "least-squares fit of a target with no preferred direction in X.", "",
+             "| D | seed | E[s^2] exact / DMFT | power exact / DMFT "
+             "| power / E[s^2] exact / DMFT |",
+             "|---|---|---|---|---|"]
+    for D, seed in K3_RUNS:
+        e, d = done.get(f"{D},{seed},exact"), done.get(f"{D},{seed},dmft")
+        if e is None or d is None:
+            continue
+        lines.append(f"| {D} | {seed} | {e['train']:.3f} / {d['train']:.3f} | "
+                     f"{e['power']:.3f} / {d['power']:.3f} | {e['power'] / e['train']:.2f} / "
+                     f"{d['power'] / d['train']:.2f} |")
+    print("\n".join(lines))
+    return lines
+
+
 def table_k3():
     done = json.loads(K3_OUT.read_text())
     lines = ["## kappa = 3, (alpha, eps) = (1, 0.02): the split of the DMFT's error", "",
              "Population loss / initial at tau = 40, exact -> DMFT (conditioned on each seed's "
-             "training set, anomalous term on, Ns = 2 min(400, P)); quadratic only: alpha / eps = 0.01 "
-             "at the same alpha eps = 0.02; spike: betahat M betahat DMFT / exact.", "",
+             "training set, anomalous term on, Ns = 2 min(400, P)); quadratic only: "
+             "alpha / eps = 0.01 at the same alpha eps = 0.02; spike: betahat M betahat "
+             "DMFT / exact.", "",
              "| D | seed | quadratic only | error | spike ratio | with the column | error "
              "| spike ratio | linear power exact / DMFT |", "|" + "---|" * 9]
     for D, seed in K3_RUNS:
@@ -205,10 +263,13 @@ def table():
         lines.append("")
     if K3_OUT.exists():
         lines += table_k3() + [""]
+    if K3_COL_OUT.exists():
+        lines += table_k3_column() + [""]
     (HERE / "offline_dmft_channels.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
-    {"run": run, "table": table, "k3": run_k3, "k3-table": table_k3}[
+    {"run": run, "table": table, "k3": run_k3, "k3-table": table_k3,
+     "k3-column": run_k3_column}[
         sys.argv[1] if len(sys.argv) > 1 else "table"]()

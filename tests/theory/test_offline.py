@@ -149,6 +149,19 @@ def test_dmft_runs_from_the_exact_initial_state():
         dmft_tau_curves(inp, 0.6, Ns=41)
 
 
+def test_dmft_column_train_power_is_the_columns_share_of_the_residual():
+    """r = rho + alpha s: without the linear column (an ablation) the residual is the quadratic
+    part's alone, so E[(r - rho)^2] vanishes; with it, once the lazy fit is done (tau = 0.3)
+    the column's output on the training set is the least-squares projection of the labels on
+    the D columns of X, of mean square E[y^2] D / P = (3/4) b2^2 / kappa."""
+    inp = OfflineInputs(kappa=3.0, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=50)
+    off = dmft_tau_curves(inp, 2.0, Ns=60, linear_column=False)
+    assert np.max(np.abs(off["column_train_power"])) < 1e-20
+    on = dmft_tau_curves(inp, 2.0, Ns=60)
+    lazy = on["column_train_power"][np.argmin(np.abs(on["tau"] - 0.3))]
+    assert lazy == pytest.approx(0.75 / 3.0, rel=0.25)     # measured 0.199 (Ns = 800: 0.23)
+
+
 def test_dmft_does_not_depend_on_the_number_of_threads(monkeypatch):
     """The samples' steps run in parallel and their sums are taken in sample order: one thread
     and two give the same numbers, bit for bit."""

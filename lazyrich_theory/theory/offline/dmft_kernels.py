@@ -41,9 +41,10 @@ K_NAMES = ("Rb", "Rm", "Rx", "Cb", "Cg", "Cu", "Gb", "Gm", "Gx", "Sb", "Sg", "Sx
 S_NAMES = ("r", "h", "rt", "rc", "cb", "etg", "etu")
 R_, H_, RT_, RC_, CBS_, ETG_, ETU_ = range(len(S_NAMES))
 #: Scalar series V1[k, n]: spike amplitude (with and without the seed), seed factor nu,
-#: E[xi r h], train loss, E[r], E[g^2], E[theta_u^2].
-V1_NAMES = ("mu", "mudet", "nu", "exrh", "train", "er", "eg2", "eu2")
-MU_, MUDET_, NU_, EXRH_, TRAIN_, ER_, EG2_, EU2_ = range(len(V1_NAMES))
+#: E[xi r h], train loss, E[r], E[g^2], E[theta_u^2], and E[(r - rho)^2]: the linear column's
+#: output on the training samples (r = rho + alpha s), a diagnostic.
+V1_NAMES = ("mu", "mudet", "nu", "exrh", "train", "er", "eg2", "eu2", "ecol")
+MU_, MUDET_, NU_, EXRH_, TRAIN_, ER_, EG2_, EU2_, ECOL_ = range(len(V1_NAMES))
 #: Guard on the implicit factors 1 + c (stiff outlier samples), and the spike size at which
 #: the seed factor nu is frozen (alpha eps mu^2 / b2).
 C_FLOOR, SEED_FREEZE = -0.5, 0.05
@@ -217,7 +218,7 @@ def _solve_current(K, S, i, n, x2, hs, qq, lin, ons0, ui, Wc, Wpsi, par):
         rton = rho - ons + alpha * ui
         rcn = lin + Wpsi[n, n - 1] * (rton - S[RT_, i, n - 1])
         rn = rcn + ons
-    return rn, hn, qnn, rton, rcn, max(Wc * rn * (1.0 + an) / kappa, C_FLOOR)
+    return rn, hn, qnn, rton, rcn, max(Wc * rn * (1.0 + an) / kappa, C_FLOOR), rho
 
 
 @njit(cache=True)
@@ -279,7 +280,7 @@ def _accumulate(K, S, V1, Q, LB, LM, i, n, xi_i, gi, ui, ae, fz):
 def _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, work):
     """Advance sample i to grid point n (noise, bulk Gram, spike, linear column, implicit
     current point, resolvent rows); it writes only sample i's own storage, and returns its
-    Gaussian fields (g, theta_u) for :func:`_accumulate`."""
+    Gaussian fields (g, theta_u) and the column's output r - rho for :func:`_accumulate`."""
     kappa, D, eps = par[0], par[3], par[5]
     x2 = xi[i] * xi[i]
     gi, ui = _noise(S, i, n, zg, zu, K[RM], dt, Vlin, kappa, eps)
@@ -291,12 +292,12 @@ def _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, p
     for s in range(n):
         ons0 += K[KBAR, n, s] * S[R_, i, s]
     Wc = 0.5 * dt[n - 1]
-    rn, hn, qnn, rton, rcn, c = _solve_current(K, S, i, n, x2, hs, qq, lin, ons0, ui, Wc,
-                                               Wpsi, par)
+    rn, hn, qnn, rton, rcn, c, rho = _solve_current(K, S, i, n, x2, hs, qq, lin, ons0, ui,
+                                                    Wc, Wpsi, par)
     S[CBS_, i, n], S[R_, i, n], S[H_, i, n] = c, rn, hn
     S[RT_, i, n], S[RC_, i, n] = rton, rcn
     _resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par, work)
-    return gi, ui
+    return gi, ui, rn - rho
 
 
 @njit(cache=True, parallel=True)
@@ -305,10 +306,11 @@ def _all_samples(K, S, V1, Q, LB, LM, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par,
     and ``work[i]``), then their contributions to the shared means in sample order (the same
     sums, in the same order, as one thread)."""
     for i in prange(xi.size):
-        gu[0, i], gu[1, i] = _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin,
-                                          ps, Wpsi, par, work[i])
+        gu[0, i], gu[1, i], gu[2, i] = _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt,
+                                                    W, Vlin, ps, Wpsi, par, work[i])
     for i in range(xi.size):
         _accumulate(K, S, V1, Q, LB, LM, i, n, xi[i], gu[0, i], gu[1, i], par[1], par[6])
+        V1[ECOL_, n] += gu[2, i] ** 2 / xi.size
 
 
 @njit(cache=True)
@@ -381,7 +383,7 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
     V1 = np.zeros((len(V1_NAMES), T))
     npk = T * (T + 1) // 2
     Q, LB, LM = np.zeros((Ns, npk)), np.zeros((Ns, npk)), np.zeros((Ns, npk))
-    work, gu = np.zeros((Ns, 5, T)), np.zeros((2, Ns))
+    work, gu = np.zeros((Ns, 5, T)), np.zeros((3, Ns))
     _initial(K, S, V1, Q, LB, LM, xi, par)
     frozen = False
     for n in range(1, T):
