@@ -162,6 +162,21 @@ def test_dmft_column_train_power_is_the_columns_share_of_the_residual():
     assert lazy == pytest.approx(0.75 / 3.0, rel=0.25)     # measured 0.199 (Ns = 800: 0.23)
 
 
+def test_dmft_least_squares_column_closure():
+    """Closure A7: the column's population power never exceeds the least-squares value
+    kappa / (kappa - 1) E[(r - rho)^2]; where the DMFT as derived exceeds it, the closure
+    changes the dynamics; an unknown closure is refused in one line."""
+    inp = OfflineInputs(kappa=3.0, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=50)
+    a7 = dmft_tau_curves(inp, 6.0, Ns=60, column_closure="least_squares")
+    ls = 1.5 * a7["column_train_power"]
+    assert np.all(a7["linear_power"] <= ls + 1e-15)
+    plain = dmft_tau_curves(inp, 6.0, Ns=60)      # here it exceeds the bound by <= 1.16x
+    assert np.max(plain["linear_power"] - 1.5 * plain["column_train_power"]) > 0.01
+    assert not np.allclose(a7["population_loss"], plain["population_loss"], rtol=1e-3)
+    with pytest.raises(ProblemError, match="column_closure"):
+        dmft_tau_curves(inp, 1.0, Ns=60, column_closure="adiabatic")
+
+
 def test_dmft_does_not_depend_on_the_number_of_threads(monkeypatch):
     """The samples' steps run in parallel and their sums are taken in sample order: one thread
     and two give the same numbers, bit for bit."""

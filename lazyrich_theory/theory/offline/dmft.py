@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -126,8 +127,8 @@ def xi_training_strata(xi_train: np.ndarray, Ns: int) -> np.ndarray:
 
 def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed: int = 0,
                     dmax: float = DMFT_DMAX, xi_train: np.ndarray | None = None, *,
-                    linear_column: bool = True,
-                    anomalous_term: bool = True) -> dict[str, np.ndarray]:
+                    linear_column: bool = True, anomalous_term: bool = True,
+                    column_closure: str = "dmft") -> dict[str, np.ndarray]:
     """The DMFT's curves on its own grid up to ``tau_max``.
 
     Parameters
@@ -151,6 +152,13 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         theta_u, no screening of the spike's Gauss-Newton term); without the anomalous term
         the (xi^2 / D) R_x Onsager term of §8.4 is dropped (here and in the mean memorisation
         kernel).  Both default to the DMFT as derived.
+    column_closure : {"dmft", "least_squares"}
+        "dmft" (default): the linear column as derived (§8.5).  "least_squares": closure A7,
+        an experimental correction measured in docs/offline_theory.md §12.4 -- the exact
+        column is at every instant the least-squares fit of y - q, whose population power is
+        kappa / (kappa - 1) times its mean square output on the training samples; the column's
+        cavity field theta_u is scaled down (never up) to that variance, and so is the
+        linear power of the loss.
 
     Returns
     -------
@@ -162,6 +170,9 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     """
     if Ns < 20 or Ns % 2:
         raise ProblemError(f"Ns must be an even number >= 20, got {Ns!r}")
+    if column_closure not in ("dmft", "least_squares"):
+        raise ProblemError(f"column_closure must be 'dmft' or 'least_squares', got "
+                           f"{column_closure!r}")
     tau = make_grid(max(tau_max, 0.05), dmax)
     if tau.size > DMFT_MAX_POINTS:
         raise ProblemError(f"the DMFT horizon tau = {tau_max:.3g} needs {tau.size} grid points "
@@ -179,15 +190,16 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         ps, Wpsi, V = np.ones(tau.size), np.tril(np.ones((tau.size, tau.size)), -1), \
             np.zeros((tau.size, tau.size))
         fz = 1.0
+    a7 = column_closure == "least_squares" and linear_column
     par = np.array([inp.kappa, inp.alpha_eps, inp.b2, float(inp.D), inp.alpha, inp.eps, fz,
-                    1.0 if anomalous_term else 0.0])
+                    1.0 if anomalous_term else 0.0, 1.0 if a7 else 0.0, 1.0])
     with numba_threads(free_cores()):      # the samples' steps run in parallel
         K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par)
-    return _losses(inp, tau, K, V1)
+    return _losses(inp, tau, K, V1, a7)
 
 
 def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray,
-            V1: np.ndarray) -> dict[str, np.ndarray]:
+            V1: np.ndarray, a7: bool = False) -> dict[str, np.ndarray]:
     """Population loss (Wick, order D^0 plus the O(1/D) bulk and cross terms), train loss."""
     k = {name: i for i, name in enumerate(K_NAMES)}
     v = {name: i for i, name in enumerate(V1_NAMES)}
@@ -197,6 +209,8 @@ def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray,
     r0 = K[k["Rb"]][:, 0]
     sn = cb - r0**2
     lin = inp.alpha**2 * cu
+    if a7:                          # the least-squares column's power (closure A7)
+        lin = np.minimum(lin, inp.kappa / (inp.kappa - 1.0) * V1[v["ecol"]])
     var = (0.5 * ae * (cb + m2 + cg - 1.0) - 0.5 * b2) ** 2
     mis = 2.0 * ((0.5 * ae * (m2 + cg) - 0.5 * b2) ** 2 + 0.5 * ae * b2 * cg)
     fd = (ae**2 / (2 * D) * ((cb - 1) ** 2 + 2 * r0**2 * sn + sn**2)
@@ -215,10 +229,11 @@ def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray,
 
 def dmft_columns(inp: OfflineInputs, t: np.ndarray, Ns: int = DMFT_NS, seed: int = 0,
                  dmax: float = DMFT_DMAX, xi_train: np.ndarray | None = None,
-                 **ablations: bool) -> dict[str, np.ndarray]:
+                 **ablations: Any) -> dict[str, np.ndarray]:
     """The DMFT's columns at times ``t`` (GD steps): its grid curves interpolated linearly
     in tau (the grid resolves the lazy fit: first step tau = 0.01); ``xi_train`` and the
-    ``ablations`` (``linear_column``, ``anomalous_term``) as in :func:`dmft_tau_curves`."""
+    ``ablations`` (``linear_column``, ``anomalous_term``, ``column_closure``) as in
+    :func:`dmft_tau_curves`."""
     tau_t = inp.dmft_clock(t)
     c = dmft_tau_curves(inp, float(tau_t[-1]), Ns=Ns, seed=seed, dmax=dmax,
                         xi_train=xi_train, **ablations)

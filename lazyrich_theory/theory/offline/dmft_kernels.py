@@ -284,6 +284,7 @@ def _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, p
     kappa, D, eps = par[0], par[3], par[5]
     x2 = xi[i] * xi[i]
     gi, ui = _noise(S, i, n, zg, zu, K[RM], dt, Vlin, kappa, eps)
+    ui *= par[9]
     kb, pcol, qt = work[0], work[1], work[2]
     qq = _bulk_gram(K, S, Q, i, n, W, par[7] * x2 / D, kappa, kb, pcol, qt)
     hs = _spike_explicit(K, S, i, n, W, xi[i], V1[MU_, n], gi, kappa)
@@ -311,6 +312,18 @@ def _all_samples(K, S, V1, Q, LB, LM, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par,
     for i in range(xi.size):
         _accumulate(K, S, V1, Q, LB, LM, i, n, xi[i], gu[0, i], gu[1, i], par[1], par[6])
         V1[ECOL_, n] += gu[2, i] ** 2 / xi.size
+
+
+@njit(cache=True)
+def _least_squares_factor(K, V1, n, kappa, alpha):
+    """Closure A7 (``column_closure="least_squares"``): the factor <= 1 on the linear column's
+    cavity field theta_u at n that brings its variance alpha^2 C_u down to the least-squares
+    value kappa / (kappa - 1) E[(r - rho)^2] of the column's training-set output, both at n - 1
+    (docs/offline_theory.md §12.4); 1 before the column has a population norm."""
+    cu = alpha * alpha * K[CU, n - 1, n - 1]
+    if n < 2 or cu <= 0.0:
+        return 1.0
+    return min(1.0, math.sqrt(kappa / (kappa - 1.0) * V1[ECOL_, n - 1] / cu))
 
 
 @njit(cache=True)
@@ -360,9 +373,11 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         The linear column's psi(tau_n), product-integration weights and R_u interval
         integrals (``dmft.linear_channel``).
     par : np.ndarray
-        (kappa, alpha eps, b2, D, alpha, eps, fz, anc): fz the linear column's screening
-        of the spike's Gauss-Newton term (1 - 1/kappa; 1 without the column), anc the
-        coefficient of the anomalous Onsager term (1; 0 to switch it off).
+        (kappa, alpha eps, b2, D, alpha, eps, fz, anc, a7, 1.0): fz the linear column's
+        screening of the spike's Gauss-Newton term (1 - 1/kappa; 1 without the column), anc
+        the coefficient of the anomalous Onsager term (1; 0 to switch it off), a7 1 for the
+        least-squares closure of the column's cavity field (:func:`_least_squares_factor`,
+        whose current value the last entry holds; it is overwritten), else 0.
 
     Returns
     -------
@@ -392,6 +407,8 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         ss = _covariances(K, n, dt, Vlin, kappa, eps)
         frozen = _seed(K, V1, n, ss, frozen, ae, b2)
         _kbar(K, n, W, 0.5 * dt[n - 1], ae, kappa, D, par[7])
+        if par[8] > 0.0:
+            par[9] = _least_squares_factor(K, V1, n, kappa, par[4])
         _all_samples(K, S, V1, Q, LB, LM, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, work, gu)
         _close_step(K, n)
     return K, V1
