@@ -170,3 +170,21 @@ def markdown_head(title: str, intro: str, columns: list[str]) -> list[str]:
     its rule (append one ``| ... |`` line per row)."""
     return [f"# {title}", "", intro, "", "| " + " | ".join(columns) + " |",
             "|" + "---|" * len(columns)]
+
+
+def write_table(path, lines: list[str]) -> None:
+    """Write a markdown table (``lines``) to ``path`` (a pathlib.Path) and print it."""
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def run_or_table(out, jobs, table: Callable[[], None]) -> None:
+    """The command line of a resumable benchmark: ``run`` (default: :func:`run_resumable` of
+    ``jobs()`` into ``out``) or ``table``."""
+    arg = sys.argv[1] if len(sys.argv) > 1 else "run"
+    if arg == "run":
+        run_resumable(out, jobs())
+    elif arg == "table":
+        table()
+    else:
+        raise SystemExit(f"unknown command {arg!r}: run or table")

@@ -10,13 +10,12 @@ seed's own teacher, (alpha, eps) = (1, 0.02) and (2, 0.04), t_h = 1000 D, tau = 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 import lazyrich_theory as lr
-from common import markdown_head, run_resumable
+from common import markdown_head, run_or_table, write_table
 from lazyrich_theory.theory.offline import offline_theory
 from offline_final_400 import CELLS, D, OUT as EXACT, T_H, _key, _metrics
 
@@ -69,15 +68,8 @@ def table() -> None:
                      f"{_err(dm)} | {_err(a7)} | "
                      f"{_half_err([exact[k]['dmft']['half'] for k in keys], hx)} | "
                      f"{_half_err([done[k]['half'] for k in keys], hx)} |")
-    (HERE / "offline_dmft_a7.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_table(HERE / "offline_dmft_a7.md", lines)
 
 
 if __name__ == "__main__":
-    arg = sys.argv[1] if len(sys.argv) > 1 else "run"
-    if arg == "run":
-        run_resumable(OUT, _jobs())
-    elif arg == "table":
-        table()
-    else:
-        raise SystemExit(f"unknown command {arg!r}: run or table")
+    run_or_table(OUT, _jobs, table)

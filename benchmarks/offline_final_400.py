@@ -13,14 +13,13 @@ only; this script adds D = 400.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 import lazyrich_theory as lr
-from common import markdown_head, run_resumable
+from common import markdown_head, run_or_table, write_table
 from lazyrich_theory.theory.offline import entropic_interpolant, offline_theory
 from lazyrich_theory.theory.timescales import half_time
 
@@ -96,15 +95,8 @@ def table() -> None:
             cells += [_mean_sd(th), f"{np.mean(err):+.3f} ± {np.std(err):.3f}"]
         cells.append(_mean_sd([r["interpolant"] for r in rows]))
         lines.append(f"| {kappa:g} | {a:g}, {e:g} | " + " | ".join(cells) + " |")
-    (HERE / "offline_final_400.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_table(HERE / "offline_final_400.md", lines)
 
 
 if __name__ == "__main__":
-    arg = sys.argv[1] if len(sys.argv) > 1 else "run"
-    if arg == "run":
-        run_resumable(OUT, _jobs())
-    elif arg == "table":
-        table()
-    else:
-        raise SystemExit(f"unknown command {arg!r}: run or table")
+    run_or_table(OUT, _jobs, table)
