@@ -175,6 +175,12 @@ def test_dmft_least_squares_column_closure():
     assert not np.allclose(a7["population_loss"], plain["population_loss"], rtol=1e-3)
     with pytest.raises(ProblemError, match="column_closure"):
         dmft_tau_curves(inp, 1.0, Ns=60, column_closure="adiabatic")
+    # kappa -> inf (the online limit): the closure leaves the curve alone (2.5e-5 of L0 here,
+    # against 0.15 at kappa = 3, D = 100)
+    big = OfflineInputs(kappa=1000.0, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=100)
+    a, b = (dmft_tau_curves(big, 6.0, Ns=60, column_closure=c) for c in ("dmft", "least_squares"))
+    L0 = a["population_loss"][0]
+    assert np.max(np.abs(a["population_loss"] - b["population_loss"])) < 1e-3 * L0
 
 
 def test_dmft_does_not_depend_on_the_number_of_threads(monkeypatch):
