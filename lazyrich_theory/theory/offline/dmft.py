@@ -192,7 +192,7 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         fz = 1.0
     a7 = column_closure == "least_squares" and linear_column
     par = np.array([inp.kappa, inp.alpha_eps, inp.b2, float(inp.D), inp.alpha, inp.eps, fz,
-                    1.0 if anomalous_term else 0.0, 1.0 if a7 else 0.0, 1.0])
+                    1.0 if anomalous_term else 0.0, 1.0 if a7 else 0.0])
     with numba_threads(free_cores()):      # the samples' steps run in parallel
         K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par)
     return _losses(inp, tau, K, V1, a7)

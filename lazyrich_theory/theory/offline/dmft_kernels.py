@@ -248,9 +248,10 @@ def _resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par, w
 
 
 @njit(cache=True)
-def _accumulate(K, S, V1, Q, LB, LM, i, n, xi_i, gi, ui, ae, fz):
+def _accumulate(K, S, V1, Q, LB, LM, i, n, xi_i, gi, ui, col, ae, fz):
     """Add sample i's contributions at n to the memory kernels, noise sources and means
-    (``fz``: the linear column's screening of the spike's Gauss-Newton term)."""
+    (``col``: the column's output r - rho; ``fz``: the linear column's screening of the
+    spike's Gauss-Newton term)."""
     inv = 1.0 / S.shape[1]
     x2, rn, hn, rcn = xi_i * xi_i, S[R_, i, n], S[H_, i, n], S[RC_, i, n]
     fm = rn + fz * ae * hn * hn
@@ -274,17 +275,19 @@ def _accumulate(K, S, V1, Q, LB, LM, i, n, xi_i, gi, ui, ae, fz):
     V1[ER_, n] += rn * inv
     V1[EG2_, n] += gi * gi * inv
     V1[EU2_, n] += ui * ui * inv
+    V1[ECOL_, n] += col * col * inv
 
 
 @njit(cache=True)
-def _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, work):
+def _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, ufac,
+                 work):
     """Advance sample i to grid point n (noise, bulk Gram, spike, linear column, implicit
     current point, resolvent rows); it writes only sample i's own storage, and returns its
     Gaussian fields (g, theta_u) and the column's output r - rho for :func:`_accumulate`."""
     kappa, D, eps = par[0], par[3], par[5]
     x2 = xi[i] * xi[i]
     gi, ui = _noise(S, i, n, zg, zu, K[RM], dt, Vlin, kappa, eps)
-    ui *= par[9]
+    ui *= ufac
     kb, pcol, qt = work[0], work[1], work[2]
     qq = _bulk_gram(K, S, Q, i, n, W, par[7] * x2 / D, kappa, kb, pcol, qt)
     hs = _spike_explicit(K, S, i, n, W, xi[i], V1[MU_, n], gi, kappa)
@@ -302,16 +305,17 @@ def _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, p
 
 
 @njit(cache=True, parallel=True)
-def _all_samples(K, S, V1, Q, LB, LM, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, work, gu):
+def _all_samples(K, S, V1, Q, LB, LM, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, ufac, work,
+                 gu):
     """Every sample's step at n, in parallel (each writes only its own rows of S, Q, LB, LM
     and ``work[i]``), then their contributions to the shared means in sample order (the same
     sums, in the same order, as one thread)."""
     for i in prange(xi.size):
         gu[0, i], gu[1, i], gu[2, i] = _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt,
-                                                    W, Vlin, ps, Wpsi, par, work[i])
+                                                    W, Vlin, ps, Wpsi, par, ufac, work[i])
     for i in range(xi.size):
-        _accumulate(K, S, V1, Q, LB, LM, i, n, xi[i], gu[0, i], gu[1, i], par[1], par[6])
-        V1[ECOL_, n] += gu[2, i] ** 2 / xi.size
+        _accumulate(K, S, V1, Q, LB, LM, i, n, xi[i], gu[0, i], gu[1, i], gu[2, i], par[1],
+                    par[6])
 
 
 @njit(cache=True)
@@ -353,7 +357,7 @@ def _initial(K, S, V1, Q, LB, LM, xi, par):
         rho = 0.5 * ae * (h * h - x2 / D) - 0.5 * b2 * x2
         S[H_, i, 0], S[R_, i, 0], S[RT_, i, 0], S[RC_, i, 0] = h, rho, rho, rho
         Q[i, 0] = LB[i, 0] = LM[i, 0] = 1.0
-        _accumulate(K, S, V1, Q, LB, LM, i, 0, xi[i], 0.0, 0.0, ae, par[6])
+        _accumulate(K, S, V1, Q, LB, LM, i, 0, xi[i], 0.0, 0.0, 0.0, ae, par[6])
     _close_step(K, 0)
 
 
@@ -373,11 +377,11 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         The linear column's psi(tau_n), product-integration weights and R_u interval
         integrals (``dmft.linear_channel``).
     par : np.ndarray
-        (kappa, alpha eps, b2, D, alpha, eps, fz, anc, a7, 1.0): fz the linear column's
-        screening of the spike's Gauss-Newton term (1 - 1/kappa; 1 without the column), anc
-        the coefficient of the anomalous Onsager term (1; 0 to switch it off), a7 1 for the
-        least-squares closure of the column's cavity field (:func:`_least_squares_factor`,
-        whose current value the last entry holds; it is overwritten), else 0.
+        (kappa, alpha eps, b2, D, alpha, eps, fz, anc, a7): fz the linear column's screening
+        of the spike's Gauss-Newton term (1 - 1/kappa; 1 without the column), anc the
+        coefficient of the anomalous Onsager term (1; 0 to switch it off), a7 1 for the
+        least-squares closure of the column's cavity field (:func:`_least_squares_factor`),
+        else 0.
 
     Returns
     -------
@@ -400,7 +404,7 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
     Q, LB, LM = np.zeros((Ns, npk)), np.zeros((Ns, npk)), np.zeros((Ns, npk))
     work, gu = np.zeros((Ns, 5, T)), np.zeros((3, Ns))
     _initial(K, S, V1, Q, LB, LM, xi, par)
-    frozen = False
+    frozen, ufac = False, 1.0
     for n in range(1, T):
         _responses(K, n, dt)
         _spike(V1, n, dt)
@@ -408,7 +412,8 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         frozen = _seed(K, V1, n, ss, frozen, ae, b2)
         _kbar(K, n, W, 0.5 * dt[n - 1], ae, kappa, D, par[7])
         if par[8] > 0.0:
-            par[9] = _least_squares_factor(K, V1, n, kappa, par[4])
-        _all_samples(K, S, V1, Q, LB, LM, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, work, gu)
+            ufac = _least_squares_factor(K, V1, n, kappa, par[4])
+        _all_samples(K, S, V1, Q, LB, LM, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, ufac, work,
+                     gu)
         _close_step(K, n)
     return K, V1
