@@ -165,10 +165,10 @@ def fmt_s(x: float | None) -> str:
     return f"{x:.2f}"
 
 
-def markdown_head(title: str, intro: str, columns: list[str]) -> list[str]:
-    """The first lines of a results table in markdown: a title, a paragraph, the header row and
-    its rule (append one ``| ... |`` line per row)."""
-    return [f"# {title}", "", intro, "", "| " + " | ".join(columns) + " |",
+def markdown_head(title: str, intro: str, columns: list[str], level: int = 1) -> list[str]:
+    """The first lines of a results table in markdown: a title (a heading of ``level``), a
+    paragraph, the header row and its rule (append one ``| ... |`` line per row)."""
+    return [f"{'#' * level} {title}", "", intro, "", "| " + " | ".join(columns) + " |",
             "|" + "---|" * len(columns)]
 
 

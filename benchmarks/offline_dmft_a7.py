@@ -17,26 +17,22 @@ from pathlib import Path
 
 import numpy as np
 
-import lazyrich_theory as lr
 from common import markdown_head, run_or_table, run_resumable, write_table
 from lazyrich_theory.theory.offline import offline_theory
-from offline_final_400 import CELLS, D, OUT as EXACT, T_H, _key, _metrics
+from offline_final_400 import CELLS, OUT as EXACT, T_H, _key, _metrics, cell_jobs, cell_problem
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "offline_dmft_a7.json"
 
 
 def _one(kappa: float, alpha: float, eps: float, seed: int) -> dict:
-    p = lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=alpha, eps=eps, seed=seed)
-    st = np.unique(np.concatenate([[0], np.geomspace(1, T_H, 300).astype(int)]))
+    p, st = cell_problem(kappa, alpha, eps, seed)
     return _metrics(offline_theory(p, T_H, method="dmft", save_times=st,
                                    column_closure="least_squares"))
 
 
 def _jobs():
-    for kappa, a, e, seeds in CELLS:
-        for s in seeds:
-            yield _key(kappa, a, e, s), (lambda k=kappa, a=a, e=e, s=s: _one(k, a, e, s))
+    return cell_jobs(_one)
 
 
 def _err(xs: list[float]) -> str:

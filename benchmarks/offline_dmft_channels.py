@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 import lazyrich_theory as lr
-from common import run_resumable
+from common import markdown_head, run_resumable
 from lazyrich_theory.theory.offline import offline_inputs, training_xi
 from lazyrich_theory.theory.offline.dmft import dmft_tau_curves
 
@@ -166,14 +166,14 @@ def run_k3_column():
 
 def table_k3_column():
     done = json.loads(K3_COL_OUT.read_text())
-    lines = ["## kappa = 3, (1, 0.02): the linear column on the training set and off it", "",
-             "At tau = 40, / the initial loss: E[s^2], the column's mean square output on the "
-             "training samples (exact: alpha X u; DMFT: E[(r - rho)^2]), and its population "
-             "power alpha^2 |u|^2 / D; kappa / (kappa - 1) = 1.5 is the ratio for a "
-             "least-squares fit of a target with no preferred direction in X.", "",
-             "| D | seed | E[s^2] exact / DMFT | power exact / DMFT "
-             "| power / E[s^2] exact / DMFT |",
-             "|---|---|---|---|---|"]
+    lines = markdown_head(
+        "kappa = 3, (1, 0.02): the linear column on the training set and off it",
+        "At tau = 40, / the initial loss: E[s^2], the column's mean square output on the "
+        "training samples (exact: alpha X u; DMFT: E[(r - rho)^2]), and its population "
+        "power alpha^2 |u|^2 / D; kappa / (kappa - 1) = 1.5 is the ratio for a "
+        "least-squares fit of a target with no preferred direction in X.",
+        ["D", "seed", "E[s^2] exact / DMFT", "power exact / DMFT", "power / E[s^2] exact / DMFT"],
+        level=2)
     for D, seed in K3_RUNS:
         e, d = done.get(f"{D},{seed},exact"), done.get(f"{D},{seed},dmft")
         if e is None or d is None:
@@ -187,13 +187,13 @@ def table_k3_column():
 
 def table_k3():
     done = json.loads(K3_OUT.read_text())
-    lines = ["## kappa = 3, (alpha, eps) = (1, 0.02): the split of the DMFT's error", "",
-             "Population loss / initial at tau = 40, exact -> DMFT (conditioned on each seed's "
-             "training set, anomalous term on, Ns = 2 min(400, P)); quadratic only: "
-             "alpha / eps = 0.01 at the same alpha eps = 0.02; spike: betahat M betahat "
-             "DMFT / exact.", "",
-             "| D | seed | quadratic only | error | spike ratio | with the column | error "
-             "| spike ratio | linear power exact / DMFT |", "|" + "---|" * 9]
+    lines = markdown_head(
+        "kappa = 3, (alpha, eps) = (1, 0.02): the split of the DMFT's error",
+        "Population loss / initial at tau = 40, exact -> DMFT (conditioned on each seed's "
+        "training set, anomalous term on, Ns = 2 min(400, P)); quadratic only: "
+        "alpha / eps = 0.01 at the same alpha eps = 0.02; spike: betahat M betahat DMFT / exact.",
+        ["D", "seed", "quadratic only", "error", "spike ratio", "with the column", "error",
+         "spike ratio", "linear power exact / DMFT"], level=2)
     for D, seed in K3_RUNS:
         keys = [f"{m},{D},{seed},{n}" for m in K3_RATIOS for n in ("exact", "dmft_anomalous_on")]
         if not all(k in done for k in keys):

@@ -46,9 +46,21 @@ def _key(kappa: float, alpha: float, eps: float, seed: int) -> str:
     return base if (alpha, eps) == (1.0, 0.02) else f"{base}|{alpha:g}|{eps:g}"
 
 
-def _one(kappa: float, alpha: float, eps: float, seed: int) -> dict:
+def cell_problem(kappa: float, alpha: float, eps: float, seed: int):
+    """(the problem of one run, its save times)."""
     p = lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=alpha, eps=eps, seed=seed)
-    st = np.unique(np.concatenate([[0], np.geomspace(1, T_H, 300).astype(int)]))
+    return p, np.unique(np.concatenate([[0], np.geomspace(1, T_H, 300).astype(int)]))
+
+
+def cell_jobs(one):
+    """(key, job) for every run of CELLS, the job ``one(kappa, alpha, eps, seed)``."""
+    for kappa, a, e, seeds in CELLS:
+        for s in seeds:
+            yield _key(kappa, a, e, s), (lambda k=kappa, a=a, e=e, s=s: one(k, a, e, s))
+
+
+def _one(kappa: float, alpha: float, eps: float, seed: int) -> dict:
+    p, st = cell_problem(kappa, alpha, eps, seed)
     beta = p.data().beta
     out: dict = {"b2": float(2 * p.tau * beta @ beta / D)}
     t0 = time.perf_counter()
@@ -63,9 +75,7 @@ def _one(kappa: float, alpha: float, eps: float, seed: int) -> dict:
 
 
 def _jobs():
-    for kappa, a, e, seeds in CELLS:
-        for s in seeds:
-            yield _key(kappa, a, e, s), (lambda k=kappa, a=a, e=e, s=s: _one(k, a, e, s))
+    return cell_jobs(_one)
 
 
 def _mean_sd(xs: list[float]) -> str:
