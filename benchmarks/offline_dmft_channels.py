@@ -20,6 +20,8 @@ one unit of tau is 100 GD steps (the flow does not depend on eta0 otherwise).
     python benchmarks/offline_dmft_channels.py k3       # kappa = 3, (1, 0.02): -> ..._k3.json
     python benchmarks/offline_dmft_channels.py k3-table # printed; ``table`` appends it to the .md
     python benchmarks/offline_dmft_channels.py k3-column  # the column on / off the training set
+    python benchmarks/offline_dmft_channels.py a7       # closure A7 on the same runs (printed;
+                                                        # ``table`` appends it to the .md)
 
 Cost (2 shared cores): ~16-45 s per DMFT run (28 runs), the exact flows seconds to minutes
 (D = 800: several minutes each).
@@ -85,10 +87,10 @@ def _exact(p):
             "tilt_cos": [float(d.loc[t, "tilt_cos"]) for t in steps]}
 
 
-def _dmft(p, linear_column, anomalous_term):
+def _dmft(p, linear_column, anomalous_term, column_closure="dmft"):
     inp = offline_inputs(p)
     c = dmft_tau_curves(inp, TAU_MAX, xi_train=training_xi(p), linear_column=linear_column,
-                        anomalous_term=anomalous_term)
+                        anomalous_term=anomalous_term, column_closure=column_closure)
     L0 = float(c["population_loss"][0])
     at = [int(np.argmin(np.abs(c["tau"] - tau))) for tau in TAUS]
     return {"pop": [float(c["population_loss"][n]) / L0 for n in at],
@@ -185,6 +187,52 @@ def table_k3_column():
     return lines
 
 
+A7_OUT = HERE / "offline_dmft_channels_a7.json"
+
+
+def _a7_cells():
+    """(key in the exact / DMFT JSON, file, problem) of every full-model run of both splits."""
+    for D, seed in RUNS:
+        yield f"linear,{D},{seed}", OUT, _problem(D, seed, RATIOS["linear"])
+    for D, seed in K3_RUNS:
+        yield (f"k3,{D},{seed}", K3_OUT,
+               _problem(D, seed, K3_RATIOS["linear"], kappa=3.0, ae=0.02))
+
+
+def run_a7():
+    """Closure A7 (``column_closure="least_squares"``, docs §12.4) on the full-model runs of
+    both splits, against their exact flows and the DMFT as derived."""
+    run_resumable(A7_OUT, ((key, lambda p=p: _dmft(p, True, True, "least_squares"))
+                           for key, _, p in _a7_cells()))
+    return table_a7()
+
+
+def table_a7():
+    done = json.loads(A7_OUT.read_text())
+    lines = markdown_head(
+        "Closure A7 on the same runs",
+        "Population loss / initial at tau = 40 (kappa = 5.5: alpha eps = 0.32, alpha / eps = "
+        "4.1, the Fig. 3(e) cell; kappa = 3: (1, 0.02)); DMFT as derived and with "
+        "column_closure=\"least_squares\", both conditioned on the seed's training set, "
+        "anomalous term on; spike: betahat M betahat / exact.",
+        ["kappa", "D", "seed", "exact", "DMFT error", "A7 error", "linear power exact / DMFT / "
+         "A7", "spike ratio DMFT / A7"], level=2)
+    for key, path, p in _a7_cells():
+        D, seed = p.D, p.seed
+        other = json.loads(path.read_text())
+        e, d = (other.get(f"linear,{D},{seed},{n}") for n in ("exact", "dmft_anomalous_on"))
+        a = done.get(key)
+        if e is None or d is None or a is None:
+            continue
+        lines.append(
+            f"| {p.P / p.D:g} | {D} | {seed} | {e['pop'][3]:.3f} | "
+            f"{d['pop'][3] - e['pop'][3]:+.3f} | {a['pop'][3] - e['pop'][3]:+.3f} | "
+            f"{e['lin'][3]:.3f} / {d['lin'][3]:.3f} / {a['lin'][3]:.3f} | "
+            f"{d['spike'][3] / e['spike'][3]:.3f} / {a['spike'][3] / e['spike'][3]:.3f} |")
+    print("\n".join(lines))
+    return lines
+
+
 def table_k3():
     done = json.loads(K3_OUT.read_text())
     lines = markdown_head(
@@ -265,11 +313,13 @@ def table():
         lines += table_k3() + [""]
     if K3_COL_OUT.exists():
         lines += table_k3_column() + [""]
+    if A7_OUT.exists():
+        lines += table_a7() + [""]
     (HERE / "offline_dmft_channels.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
     {"run": run, "table": table, "k3": run_k3, "k3-table": table_k3,
-     "k3-column": run_k3_column}[
+     "k3-column": run_k3_column, "a7": run_a7}[
         sys.argv[1] if len(sys.argv) > 1 else "table"]()

@@ -5,12 +5,14 @@ alpha in linspace(0.4, 5.6, n), eps in linspace(0.02, 0.28, n), horizon 110 000 
 threshold 0.1 on the loss.  Exact: gradient flow at N = inf (the theory's width; at N = 500 the
 reached cells are the same, docs §12.3) -- the first step with the population loss under 0.1,
 the same on the paper's 1000-point test set, and the long-time population loss.  Theory:
-``phase_boundary_times`` with the spectral closure and with the DMFT (no fitted constant).
+``phase_boundary_times`` with the spectral closure, with the DMFT and with the DMFT under the
+opt-in column closure A7 (no fitted constant).
 
     python benchmarks/offline_fig3e.py run [n]      # exact cells + both theories -> JSON
     python benchmarks/offline_fig3e.py table [n]    # markdown summary of the JSON
 
-Cost (2 shared cores): n = 8: exact ~4 min, spectral seconds, DMFT ~10 min; n = 14: ~3x.
+Cost (2 shared cores): n = 8: exact ~4 min, spectral seconds, DMFT ~3 min
+(each DMFT row); n = 14: ~3x.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from lazyrich_theory.theory.offline import (interpolant_floors, offline_inputs,
 from lazyrich_theory.theory.timescales import first_time_below
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("spectral", "dmft", "interpolant")
+METHODS = ("spectral", "dmft", "dmft-a7", "interpolant")
+#: ``phase_boundary_times`` method and DMFT options of each DMFT-based row ("dmft-a7": the
+#: opt-in least-squares column closure A7, docs §12.4).
+DMFT_ROWS = {"dmft": {}, "dmft-a7": {"column_closure": "least_squares"}}
 STEPS, THRESHOLD, D, P, ETA0 = 110_000, 0.1, 100, 550, 20.0
 
 
@@ -81,12 +86,14 @@ def interpolant_cells(n, spectral):
             "threshold_time": times.tolist()}
 
 
-def theory_cells(n, method):
+def theory_cells(n, row):
     al, ep = _axes(n)
     b2 = offline_inputs(_problem(1.0, 0.02)).b2
+    method = "dmft" if row in DMFT_ROWS else row
     t0 = time.perf_counter()
     out = phase_boundary_times(P / D, b2, D, ETA0, al, ep, STEPS, threshold=THRESHOLD,
-                               method=method)
+                               method=method, dmft_options=DMFT_ROWS.get(row),
+                               log=lambda s: print(s, flush=True))
     secs = time.perf_counter() - t0
     res = {"seconds": secs, "b2": b2, "nodes": out["nodes"].tolist(),
            "threshold_time": out["threshold_time"].tolist(),
@@ -101,7 +108,7 @@ def run(n):
     exact_path = HERE / f"offline_fig3e_{n}_exact.json"
     res = json.loads(path.read_text()) if path.exists() else {}
     res["exact"] = exact_cells(n, exact_path)
-    for method in ("spectral", "dmft"):
+    for method in ("spectral", *DMFT_ROWS):
         if method not in res:
             res[method] = theory_cells(n, method)
             print(method, f"{res[method]['seconds']:.1f} s", flush=True)
