@@ -183,6 +183,23 @@ def test_dmft_least_squares_column_closure():
     assert np.max(np.abs(a["population_loss"] - b["population_loss"])) < 1e-3 * L0
 
 
+def test_critical_kappa_with_the_least_squares_column():
+    """The DMFT's critical kappa under closure A7 (docs §9): lower than the DMFT's as derived,
+    whose late linear power keeps the loss above 1/2 too long (at D = 50, Ns = 400: 2.85
+    against 3.56, exact 2.85; at Ns = 120, as here: 3.10 against 3.71); only the DMFT method
+    takes a column closure."""
+    inp = OfflineInputs(kappa=5.0, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=50)
+    plain, a7 = (critical_kappa(inp, "dmft", Ns=120, column_closure=c)
+                 for c in ("dmft", "least_squares"))
+    assert a7.value < plain.value - 0.3
+    assert 2.5 < a7.value < 3.4
+    assert "A7" in a7.definition and "A7" not in plain.definition
+    with pytest.raises(ProblemError, match="closure of the DMFT"):
+        critical_kappa(inp, "bbp", column_closure="least_squares")
+    with pytest.raises(ProblemError, match="column_closure must be one of"):
+        critical_kappa(inp, "dmft", column_closure="lsq")
+
+
 def test_dmft_does_not_depend_on_the_number_of_threads(monkeypatch):
     """The samples' steps run in parallel and their sums are taken in sample order: one thread
     and two give the same numbers, bit for bit."""

@@ -53,9 +53,10 @@ from lazyrich_theory.theory.offline.curves import (
     OFFLINE_METHODS,
     XI_LAWS,
     offline_curves,
+    offline_method,
     offline_theory,
 )
-from lazyrich_theory.theory.offline.dmft import dmft_tau_curves
+from lazyrich_theory.theory.offline.dmft import COLUMN_CLOSURES, dmft_tau_curves
 from lazyrich_theory.theory.offline.grid import phase_boundary_times
 from lazyrich_theory.theory.offline.implicit_bias import (
     LongTimeState,
@@ -99,13 +100,13 @@ from lazyrich_theory.theory.offline.trace_limit import (
     trace_limit_critical_kappa,
 )
 
-__all__ = ["offline_theory", "offline_curves", "critical_kappa", "offline_summary",
-           "offline_inputs", "check_problem", "phase_boundary_times", "OfflineInputs",
-           "CriticalKappa", "PlateauSpectrum", "SpectralClosure", "plateau_spectrum",
-           "build_closure", "rich_clock_curves", "dmft_tau_curves", "OFFLINE_METHODS",
-           "CRITICAL_METHODS", "KAPPA_SPECTRAL", "XI_LAWS", "training_xi", "rindex_inputs",
-           "rindex_tau_curves", "entropic_interpolant", "interpolant_floors",
-           "interpolant_critical_kappa", "LongTimeState", "plateau_losses", "PlateauLosses",
-           "plateau_reason", "interpolant_limit", "half_crossing", "TraceLimit", "trace_limit",
-           "recovery_threshold", "finite_d_threshold", "descent_dimension",
+__all__ = ["offline_theory", "offline_curves", "offline_method", "critical_kappa",
+           "offline_summary", "offline_inputs", "check_problem", "phase_boundary_times",
+           "OfflineInputs", "CriticalKappa", "PlateauSpectrum", "SpectralClosure",
+           "plateau_spectrum", "build_closure", "rich_clock_curves", "dmft_tau_curves",
+           "COLUMN_CLOSURES", "OFFLINE_METHODS", "CRITICAL_METHODS", "KAPPA_SPECTRAL", "XI_LAWS",
+           "training_xi", "rindex_inputs", "rindex_tau_curves", "entropic_interpolant",
+           "interpolant_floors", "interpolant_critical_kappa", "LongTimeState", "plateau_losses",
+           "PlateauLosses", "plateau_reason", "interpolant_limit", "half_crossing", "TraceLimit",
+           "trace_limit", "recovery_threshold", "finite_d_threshold", "descent_dimension",
            "trace_limit_critical_kappa"]

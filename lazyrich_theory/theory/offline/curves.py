@@ -45,8 +45,8 @@ from lazyrich_theory.theory.offline.spectral import (
     rich_clock_curves,
 )
 
-__all__ = ["offline_theory", "offline_curves", "spectral_closure", "OFFLINE_METHODS",
-           "KAPPA_SPECTRAL", "XI_LAWS"]
+__all__ = ["offline_theory", "offline_curves", "offline_method", "spectral_closure",
+           "OFFLINE_METHODS", "KAPPA_SPECTRAL", "XI_LAWS"]
 
 #: The methods of :func:`offline_theory`.
 OFFLINE_METHODS = ("auto", "spectral", "dmft", "rindex")
@@ -93,6 +93,23 @@ def _choose(method: str, inp: OfflineInputs) -> str:
     if method == "auto":
         return "spectral" if inp.kappa >= KAPPA_SPECTRAL else "dmft"
     return method
+
+
+def offline_method(inp: OfflineInputs, method: str = "auto", xi_law: str = "gaussian",
+                   column_closure: str = "dmft") -> str:
+    """The method :func:`offline_theory` runs for the iid init ("spectral" or "dmft"):
+    ``method``, or for "auto" the spectral closure at kappa >= KAPPA_SPECTRAL and the DMFT
+    below it or with ``xi_law="training"``.  A column closure other than the DMFT's own
+    (``column_closure``, :data:`~lazyrich_theory.theory.offline.dmft.COLUMN_CLOSURES`) is
+    refused with the spectral closure, which has no linear column (ProblemError)."""
+    chosen = "dmft" if (xi_law == "training" and method == "auto") else _choose(method, inp)
+    if chosen == "spectral" and column_closure != "dmft":
+        why = (f"method 'auto' runs it at kappa = {inp.kappa:.3g} >= {KAPPA_SPECTRAL:g}"
+               if method == "auto" else "asked for")
+        raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
+                           f"linear column; the spectral closure ({why}) has none: use "
+                           "method='dmft'")
+    return chosen
 
 
 def offline_curves(inp: OfflineInputs, t: np.ndarray, method: str = "spectral",
@@ -160,8 +177,9 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         only, and "auto" then means the DMFT: a prediction conditioned on the training set;
         docs/offline_theory.md §8.7).
     **dmft_options
-        Ns, seed, dmax for the DMFT; Ns, seed, max_points for the r-index DMFT (anything
-        else is refused).
+        Ns, seed, dmax and column_closure (``"dmft"`` or the opt-in closure A7,
+        ``"least_squares"``, docs §12.4) for the DMFT; Ns, seed, max_points for the r-index
+        DMFT (anything else is refused).
 
     Returns
     -------
@@ -184,7 +202,8 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
     if xi_law not in XI_LAWS:
         raise ProblemError(f"xi_law must be one of {', '.join(XI_LAWS)}, got {xi_law!r}")
     if not finite_rank:
-        chosen = "dmft" if (xi_law == "training" and method == "auto") else _choose(method, inp)
+        chosen = offline_method(inp, method, xi_law,
+                                dmft_options.get("column_closure", "dmft"))
     if xi_law == "training":
         if chosen not in ("dmft", "rindex"):
             raise ProblemError("xi_law='training' (conditioned on the training set) needs "
@@ -205,6 +224,8 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
                             "wall_time": time.perf_counter() - t0}
     if finite_rank:
         info.update(rank=inp.R, initial_overlap=inp.overlap, stride=int(cols.pop("stride")))
+    if chosen == "dmft":
+        info["column_closure"] = dmft_options.get("column_closure", "dmft")
     if chosen == "spectral":
         cl = spectral_closure(inp.kappa, inp.b2, inp.D)
         info.update(plateau_outlier_overlap=cl.omega0,

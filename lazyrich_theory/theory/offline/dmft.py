@@ -33,7 +33,8 @@ from lazyrich_theory.theory.offline.inputs import OfflineInputs
 from lazyrich_theory.theory.offline.plateau import mp_rule
 
 __all__ = ["dmft_columns", "dmft_tau_curves", "make_grid", "linear_channel", "xi_strata",
-           "xi_training_strata", "DMFT_NS", "DMFT_DMAX", "DMFT_MAX_POINTS"]
+           "xi_training_strata", "DMFT_NS", "DMFT_DMAX", "DMFT_MAX_POINTS", "COLUMN_CLOSURES",
+           "check_column_closure"]
 
 #: Default number of Monte Carlo samples.
 DMFT_NS = 800
@@ -41,6 +42,15 @@ DMFT_NS = 800
 DMFT_DMAX = 0.25
 #: Largest grid the DMFT accepts (cost ~ T^3: 400 points take ~5x the tau_h = 40 run).
 DMFT_MAX_POINTS = 400
+#: The linear column's closures: as derived (§8.5; default) and the opt-in A7 (§12.4).
+COLUMN_CLOSURES = ("dmft", "least_squares")
+
+
+def check_column_closure(column_closure: str) -> None:
+    """Refuse (one line) a column closure that is not one of :data:`COLUMN_CLOSURES`."""
+    if column_closure not in COLUMN_CLOSURES:
+        raise ProblemError(f"column_closure must be one of {', '.join(COLUMN_CLOSURES)}, got "
+                           f"{column_closure!r}")
 
 
 def make_grid(tau_max: float, dmax: float = DMFT_DMAX) -> np.ndarray:
@@ -170,9 +180,7 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     """
     if Ns < 20 or Ns % 2:
         raise ProblemError(f"Ns must be an even number >= 20, got {Ns!r}")
-    if column_closure not in ("dmft", "least_squares"):
-        raise ProblemError(f"column_closure must be 'dmft' or 'least_squares', got "
-                           f"{column_closure!r}")
+    check_column_closure(column_closure)
     tau = make_grid(max(tau_max, 0.05), dmax)
     if tau.size > DMFT_MAX_POINTS:
         raise ProblemError(f"the DMFT horizon tau = {tau_max:.3g} needs {tau.size} grid points "

@@ -30,7 +30,7 @@ from scipy.optimize import brentq
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
-from lazyrich_theory.theory.offline.dmft import DMFT_DMAX, dmft_tau_curves
+from lazyrich_theory.theory.offline.dmft import DMFT_DMAX, check_column_closure, dmft_tau_curves
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
 from lazyrich_theory.theory.offline.plateau import plateau_losses, plateau_reason, plateau_spectrum
 from lazyrich_theory.theory.offline.rindex import (RINDEX_MAX_POINTS, RIndexInputs,
@@ -126,14 +126,17 @@ def _bbp(b2: float, D: int, lo: float, hi: float, tol: float) -> CriticalKappa:
 
 
 def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns: int,
-          seed: int) -> CriticalKappa:
-    definition = (f"kappa at which the DMFT's population loss at tau = {tau_h:g} (t = "
+          seed: int, column_closure: str) -> CriticalKappa:
+    closure = (" (column closure A7, least squares)" if column_closure == "least_squares"
+               else "")
+    definition = (f"kappa at which the DMFT's{closure} population loss at tau = {tau_h:g} (t = "
                   f"{tau_h * inp.alpha * inp.D / (2 * inp.eta0 * inp.eps):.6g} steps) is half "
                   "its initial value; below it training interpolates without generalising")
 
     def generalises(k: float) -> bool:
         c = dmft_tau_curves(OfflineInputs(k, inp.alpha, inp.eps, inp.eta0, inp.b2, inp.D),
-                            tau_h, Ns=Ns, seed=seed, dmax=DMFT_DMAX)
+                            tau_h, Ns=Ns, seed=seed, dmax=DMFT_DMAX,
+                            column_closure=column_closure)
         L = c["population_loss"]
         return bool(L[-1] <= 0.5 * L[0])
 
@@ -175,7 +178,8 @@ def _rindex(inp: RIndexInputs, tau_h: float, lo: float, hi: float, tol: float, N
 
 def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | None = None,
                    kappa_range: tuple[float, float] = (1.2, 12.0), tol: float = 0.05,
-                   Ns: int = 400, seed: int = 0, runs: int = 1) -> CriticalKappa:
+                   Ns: int = 400, seed: int = 0, runs: int = 1,
+                   column_closure: str = "dmft") -> CriticalKappa:
     """The critical sample ratio kappa_c for the inputs ``inp`` (its kappa is ignored).
 
     Parameters
@@ -202,6 +206,9 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
         ``seed + 1``, ...) at every kappa.  One run's kappa_c moves by ~+-0.1 at Ns = 400
         (the population dynamics' finite-Ns noise, which falls slowly with Ns: averaging runs
         is the cheaper cure; docs §13.5).
+    column_closure : {"dmft", "least_squares"}
+        "dmft" only: the DMFT's linear column as derived (default) or the opt-in closure A7
+        (``dmft_tau_curves``; docs/offline_theory.md §9, §12.4).
 
     Returns
     -------
@@ -218,6 +225,10 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
     if method == "rindex" and not finite_rank:
         raise ProblemError("critical kappa method 'rindex' is for a finite-rank init (inputs "
                            "from rindex_inputs); for the iid init use 'bbp' or 'dmft'")
+    check_column_closure(column_closure)
+    if column_closure != "dmft" and method != "dmft":
+        raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT; "
+                           f"the critical kappa method {method!r} has no linear-column closure")
     if method == "rindex":
         if runs < 1:
             raise ProblemError(f"runs must be >= 1, got {runs!r}")
@@ -226,7 +237,7 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
     if method == "bbp":
         return _bbp(inp.b2, inp.D, lo, hi, tol)
     return _dmft(inp, DMFT_CRITICAL_TAU if tau_h is None else tau_h, max(lo, 1.5),
-                 min(hi, 8.0), max(tol, 0.1), Ns, seed)
+                 min(hi, 8.0), max(tol, 0.1), Ns, seed, column_closure)
 
 
 def _regime_note(traj: Trajectory) -> str:
@@ -242,6 +253,12 @@ def _regime_note(traj: Trajectory) -> str:
         return ("r-index DMFT of a finite-rank init: exact as D -> inf (no closure); measured "
                 "against the exact flow within its seed spread from D = 100 on "
                 "(docs/offline_theory.md §13); Monte Carlo spread ~+-5 % per run at Ns = 800")
+    if traj.info.get("column_closure") == "least_squares":
+        return ("DMFT with the opt-in column closure A7 (chosen, not derived; "
+                "docs/offline_theory.md §12.4): against the exact flow at D = 400 the loss at "
+                "tau = 40 is +0.02 (kappa = 2), +0.03..+0.06 (kappa = 3), +0.01..+0.02 (kappa = "
+                "5.5), +0.11 (kappa = 1.5), the half time within 7 %; Monte Carlo spread "
+                "~+-4 % / +-0.05")
     return ("DMFT: half-time -29..+15 % and loss at tau = 40 +0.0..+0.3 against the exact "
             "flow (D = 50-400, docs/offline_theory.md §11); Monte Carlo spread ~+-4 % / +-0.05. "
             "For where the flow ends, trust predicted_limit_test_loss (the interpolant, "
@@ -331,6 +348,8 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
                              "time, in GD steps",
         "regime": _regime_note(traj),
     }
+    if "column_closure" in info:          # the DMFT's: "dmft" as derived or "least_squares"
+        out["column_closure"] = info["column_closure"]
     out.update(_plateau(info, reasons))
     out["predicted_plateau_definition"] = (
         "train / test (population) loss relative to the initial loss on the lazy plateau, "
