@@ -1,4 +1,5 @@
-"""The offline theory's Fig. 3(e) boundary against the exact solver (issue 13; docs/offline_theory.md §12.3).
+"""The offline theory's Fig. 3(e) boundary against the exact solver (issue 13;
+docs/offline_theory.md §12.3).
 
 Grid: the paper's Fig. 3(e) (D = 100, P = 550, eta0 = 20, centered, convention A, seed 0),
 alpha in linspace(0.4, 5.6, n), eps in linspace(0.02, 0.28, n), horizon 110 000 steps,

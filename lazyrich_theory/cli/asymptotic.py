@@ -1,7 +1,8 @@
 """``lazyrich asymptotic``: the offline (finite data, P = kappa D) theory of grokking into a folder.
 
     lazyrich asymptotic [model options] [--method auto|spectral|dmft|rindex] [--critical-kappa
-                        bbp|dmft|rindex|interpolant|none] [--steps T] [--save-times ...] --out DIR
+                        bbp|dmft|rindex|interpolant|none] [--column-closure dmft|least_squares]
+                        [--steps T] [--save-times ...] --out DIR
 
 Writes trajectory.csv (t, train_loss, test_loss, population_loss and the other core columns;
 test_loss is the population loss, columns the theory lacks are empty), summary.json
@@ -30,12 +31,14 @@ from lazyrich_theory.cli.parser import (
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.schedule import parse_times, save_times
 from lazyrich_theory.theory.offline import (
+    COLUMN_CLOSURES,
     CRITICAL_METHODS,
     OFFLINE_METHODS,
     CriticalKappa,
     XI_LAWS,
     critical_kappa,
     offline_inputs,
+    offline_method,
     offline_summary,
     offline_theory,
 )
@@ -114,6 +117,14 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         "gaussian (default, the D -> inf law) or training (the empirical law "
                         "of this problem's own training set: a DMFT prediction conditioned "
                         "on it; --method auto then runs the DMFT)")
+    p.add_argument("--column-closure", dest="column_closure", choices=COLUMN_CLOSURES,
+                   default="dmft",
+                   help="the DMFT's linear column: dmft (default, as derived) or "
+                        "least_squares (closure A7, opt-in, docs/offline_theory.md §12.4: "
+                        "its population power capped at the least-squares value; at D = 400 "
+                        "the loss at tau = 40 within +0.02..+0.06 of the exact flow at kappa "
+                        "= 2-5.5 instead of +0.04..+0.25); also used by --critical-kappa dmft. "
+                        "Needs the DMFT (--method dmft, or auto below kappa = 5)")
     p.add_argument("--ns", type=int_at_least("--ns", 20), default=DMFT_NS,
                    help=f"DMFT Monte Carlo samples (even, default {DMFT_NS})")
     p.add_argument("--dmft-seed", dest="dmft_seed", type=int_at_least("--dmft-seed"),
@@ -124,10 +135,29 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace, problem, steps: int,
             extra: list[int] | None) -> dict[str, Any]:
-    return {"command": "asymptotic", "problem": problem.to_dict(), "steps": steps,
-            "save_times": extra, "method": args.method, "critical_kappa": args.critical,
-            "ns": args.ns, "dmft_seed": args.dmft_seed,
-            "xi_law": args.xi_law, "limit_loss": args.limit}
+    config = {"command": "asymptotic", "problem": problem.to_dict(), "steps": steps,
+              "save_times": extra, "method": args.method, "critical_kappa": args.critical,
+              "ns": args.ns, "dmft_seed": args.dmft_seed,
+              "xi_law": args.xi_law, "limit_loss": args.limit}
+    if args.column_closure != "dmft":    # only then: folders of earlier runs stay comparable
+        config["column_closure"] = args.column_closure
+    return config
+
+
+def _check_closure(args: argparse.Namespace, problem, inp, finite_rank: bool) -> None:
+    """Refuse (one line) --column-closure least_squares where no DMFT column runs: a
+    finite-rank init (the r-index DMFT is exact) or the spectral closure."""
+    if args.column_closure == "dmft":
+        return
+    if finite_rank:
+        raise ProblemError(f"--column-closure {args.column_closure} is a closure of the iid "
+                           f"init's DMFT; init={problem.init!r} runs the r-index DMFT, which "
+                           "is exact (no closure)")
+    if offline_method(inp, args.method, args.xi_law) == "spectral":
+        why = (f"--method auto runs it at kappa >= 5, here {inp.kappa:.3g}: add --method dmft"
+               if args.method == "auto" else "use --method dmft")
+        raise ProblemError(f"--column-closure {args.column_closure} is a closure of the "
+                           f"DMFT's linear column; the spectral closure has none ({why})")
 
 
 def run_asymptotic(args: argparse.Namespace) -> int:
@@ -160,6 +190,7 @@ def run_asymptotic(args: argparse.Namespace) -> int:
                            f"init={problem.init!r} takes "
                            + ("rindex or none" if finite_rank else
                               "bbp, dmft, interpolant or none"))
+    _check_closure(args, problem, inp, finite_rank)
     limit_why = _limit_reason(args, problem, finite_rank)
     # a default of "interpolant" was chosen because it applies; only a request can be refused
     crit_why = critical_reason(problem) if explicit and args.critical == "interpolant" else None
@@ -172,8 +203,9 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     config = _config(args, problem, steps, extra)
     check_out_dir(args.out, config, args.overwrite)
     crit = _critical(args, problem, inp, steps)     # before the curve (it may refuse)
+    closure = {} if finite_rank else {"column_closure": args.column_closure}
     traj = offline_theory(problem, steps, method=args.method, save_times=extra,
-                          xi_law=args.xi_law, Ns=args.ns, seed=args.dmft_seed)
+                          xi_law=args.xi_law, Ns=args.ns, seed=args.dmft_seed, **closure)
     summary = offline_summary(traj, crit)
     if crit is None:
         why = ("not computed (--critical-kappa none)" if explicit else
@@ -189,7 +221,8 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     if not args.quiet:
         if crit_note is not None:
             print(f"asymptotic: {crit_note}")
-        print(f"asymptotic: {traj.method}, kappa={inp.kappa:.4g}, {steps} steps in "
+        a7 = " (column closure A7)" if traj.info.get("column_closure") == "least_squares" else ""
+        print(f"asymptotic: {traj.method}{a7}, kappa={inp.kappa:.4g}, {steps} steps in "
               f"{time.perf_counter() - started:.2f} s; {_numbers(summary, args.critical)} "
               f"-> {args.out}")
     return 0
@@ -222,6 +255,8 @@ def _critical(args: argparse.Namespace, problem, inp, steps: int) -> CriticalKap
     options = ({"Ns": max(args.ns // 2, 20), "runs": CRITICAL_RUNS,
                 "tau_h": float(inp.dmft_clock(steps))} if isinstance(inp, RIndexInputs) else
                {"Ns": max(args.ns // 2 * 2, 20)})
+    if args.critical == "dmft":
+        options["column_closure"] = args.column_closure
     return critical_kappa(inp, args.critical, seed=args.dmft_seed, **options)
 
 

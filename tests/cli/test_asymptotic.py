@@ -141,6 +141,33 @@ def test_xi_law_training(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_column_closure_least_squares(tmp_path, capsys):
+    """--column-closure least_squares runs the DMFT under closure A7 (recorded in run.json and
+    summary.json, a different curve from the DMFT as derived, its own regime note); where no
+    DMFT column runs (the spectral closure, a finite-rank init) it is refused in one line."""
+    base = ("--D", "30", "--P", "90", "--alpha", "1", "--eps", "0.02", "--steps", "30000",
+            "--critical-kappa", "none", "--limit-loss", "none", "--ns", "40")
+    code, plain = _run(tmp_path, *base, name="plain")
+    assert code == 0
+    code, out = _run(tmp_path, *base, "--column-closure", "least_squares")
+    assert code == 0
+    (_, s0), (_, s) = _read(plain), _read(out)
+    assert s["method"] == "dmft" and s["column_closure"] == "least_squares"
+    assert s0["column_closure"] == "dmft" and "A7" in s["regime"] and "A7" not in s0["regime"]
+    assert json.loads((out / "run.json").read_text())["config"]["column_closure"] == (
+        "least_squares")
+    assert s["predicted_final_test_loss"] != s0["predicted_final_test_loss"]
+    _nulls_have_reasons(s)
+    for args, words in ((("--P", "200"), "add --method dmft"),
+                        (("--P", "90", "--method", "spectral"), "use --method dmft"),
+                        (("--P", "90", "--init", "lowrank:1"), "r-index DMFT")):
+        code, bad = _run(tmp_path, "--D", "30", *args, "--column-closure", "least_squares",
+                         "--steps", "100", name=f"bad{len(words)}")
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "\n" not in err and words in err, (args, err)
+        assert not bad.exists()
+
+
 def test_finite_rank_init_runs_the_rindex_dmft(tmp_path, capsys):
     """--init aligned:R:C / lowrank:R: the r-index DMFT (docs §13) writes the same contract,
     critical_kappa null with its reason; a rank beyond the limit is refused in one line."""
@@ -167,8 +194,9 @@ def test_finite_rank_init_runs_the_rindex_dmft(tmp_path, capsys):
 def test_finite_rank_critical_kappa(tmp_path, capsys):
     """--critical-kappa rindex: the r-index DMFT's crossing at the run's own horizon (tau = 3
     here; 4 Monte Carlo runs at --ns / 2), a number with its definition (the physics is
-    checked in tests/theory/test_offline_rindex.py); the iid methods are refused for a finite-rank init and
-    rindex for the iid init, in one line before anything is computed or written."""
+    checked in tests/theory/test_offline_rindex.py); the iid methods are refused for a
+    finite-rank init and rindex for the iid init, in one line before anything is computed or
+    written."""
     args = ("--D", "30", "--P", "120", "--alpha", "1", "--eps", "0.25", "--eta0", "3",
             "--steps", "60", "--ns", "40")
     code, out = _run(tmp_path, *args, "--init", "aligned:1:0.6", "--critical-kappa", "rindex")
