@@ -33,6 +33,12 @@ _METHOD = {"spectral": "spectral closure", "dmft": "DMFT", "rindex": "r-index DM
 _EXACT = {"flow": "exact gradient flow (N = ∞)", "gd": "exact GD (N = ∞)"}
 
 
+def _method(run: dict) -> str:
+    """The theory's name in a legend (the DMFT's opt-in column closure A7 named)."""
+    a7 = run.get("column_closure") == "least_squares"
+    return _METHOD[run["method"]] + (" + A7" if a7 else "")
+
+
 def _fmt(h: float | None) -> str:
     """A half time to 3 significant digits, one format for all: '9.90×10³', '850', 'never'."""
     if h is None:
@@ -112,7 +118,7 @@ def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Fig
         e0, t0 = r["exact_test"][0], r["theory_test"][0]
         a1.plot(x, r["exact_test"] / e0, "-", color=c, lw=1.8,
                 label=f"κ = {r['kappa']:g}: exact t½ {_fmt(r['exact_half_time'])}, "
-                      f"{_METHOD[r['method']]} {_fmt(r['theory_half_time'])}")
+                      f"{_method(r)} {_fmt(r['theory_half_time'])}")
         a1.plot(x, r["theory_test"] / t0, "--", color=c, lw=1.6)
         if r.get("spectral_test") is not None:
             a1.plot(x, np.asarray(r["spectral_test"]) / r["spectral_test"][0], ":", color=c,

@@ -363,3 +363,26 @@ def test_kappa_figure_iid_limit_is_the_interpolant():
     for r, row in zip(fig.plot["runs"], fig.result["runs"]):
         ref = entropic_interpolant(base.replace(P=r["P"])).population_loss
         assert r["limit"] == ref == row["limit"] and row["limit_reason"] is None
+
+
+def test_kappa_figure_column_closure():
+    """``--set column_closure=least_squares``: the DMFT's kappas run under closure A7 (recorded
+    per run, named in the legend), the spectral closure's are left alone; a finite-rank init
+    or an unknown closure is refused in one line."""
+    from lazyrich_theory.experiments.figures.offline import kappa
+    from lazyrich_theory.plotting.offline import _method
+
+    base = Problem(D=20, P=60, N=math.inf, alpha=1.0, eps=0.02, eta0=1.0, test_size=50)
+    plain = kappa(base, 3000, kappas="3,6", Ns=40, spectral_everywhere=False)
+    a7 = kappa(base, 3000, kappas="3,6", Ns=40, spectral_everywhere=False,
+               column_closure="least_squares")
+    (p3, p6), (a3, a6) = plain.result["runs"], a7.result["runs"]
+    assert (p3["method"], p6["method"]) == ("dmft", "spectral")
+    assert (a3["column_closure"], a6["column_closure"]) == ("least_squares", None)
+    assert a3["theory_final"] != p3["theory_final"] and a6["theory_final"] == p6["theory_final"]
+    assert _method(a3) == "DMFT + A7" and _method(p3) == "DMFT"
+    with pytest.raises(ProblemError, match="column_closure must be one of"):
+        kappa(base, 300, kappas="3", Ns=40, column_closure="lsq")
+    with pytest.raises(ProblemError, match="r-index DMFT"):
+        kappa(base.replace(init="lowrank:1"), 300, kappas="3", Ns=40,
+              column_closure="least_squares")

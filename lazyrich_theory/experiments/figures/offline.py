@@ -21,8 +21,9 @@ from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.experiments.figures.common import FigureData, as_list
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times
-from lazyrich_theory.theory.offline import offline_theory
+from lazyrich_theory.theory.offline import offline_inputs, offline_method, offline_theory
 from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
+from lazyrich_theory.theory.offline.dmft import check_column_closure
 from lazyrich_theory.theory.offline.inputs import input_fields
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_D_DEFAULT,
                                                           entropic_interpolant,
@@ -55,14 +56,17 @@ CRITICAL_DEFINITION = ("per m, the kappa at which the seed-mean loss falls to 1/
 
 
 def _one(problem: Problem, steps: int, k: float, method: str,
-         spectral_everywhere: bool, Ns: int) -> dict[str, Any]:
+         spectral_everywhere: bool, Ns: int, column_closure: str) -> dict[str, Any]:
     """The exact flow and the theory curve(s) at kappa = k."""
     p = problem.replace(P=max(int(round(k * problem.D)), problem.D + 1))
     finite_rank = is_finite_rank(p)    # its theory is the DMFT of the discrete GD itself
+    # the column closure applies where the DMFT runs (not the spectral closure, not rindex)
+    closure = ({} if finite_rank or offline_method(offline_inputs(p), method) != "dmft"
+               else {"column_closure": column_closure})
     t0 = time.perf_counter()
     exact = solve(p, steps, method="gd" if finite_rank else "flow")
     t1 = time.perf_counter()
-    theory = offline_theory(p, steps, method=method, Ns=Ns)
+    theory = offline_theory(p, steps, method=method, Ns=Ns, **closure)
     t2 = time.perf_counter()
     spectral = None
     if (spectral_everywhere and not finite_rank
@@ -76,13 +80,15 @@ def _one(problem: Problem, steps: int, k: float, method: str,
             "exact_train": exact.train_loss, "theory_test": th,
             "theory_train": theory.train_loss, "spectral_test": spectral,
             "method": theory.info["offline_method"], "exact_method": exact.method,
+            "column_closure": theory.info.get("column_closure"),
             "exact_half_time": half_time(exact.t, pop), "theory_half_time": half_time(theory.t, th),
             "exact_final": float(pop[-1] / pop[0]), "theory_final": float(th[-1] / th[0]),
             "exact_wall_time": t1 - t0, "theory_wall_time": t2 - t1}
 
 
 def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str = "auto",
-          spectral_everywhere: bool = True, Ns: int = 800) -> FigureData:
+          spectral_everywhere: bool = True, Ns: int = 800,
+          column_closure: str = "dmft") -> FigureData:
     """Test (population) loss vs time for several kappa = P/D: the exact gradient flow
     (N = inf) and the offline theory, unfitted.
 
@@ -103,6 +109,9 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
         what a theory without memorisation predicts there.
     Ns : int
         DMFT Monte Carlo samples.
+    column_closure : {"dmft", "least_squares"}
+        The DMFT's linear column where the DMFT runs: as derived, or the opt-in closure A7
+        (docs/offline_theory.md §12.4); refused for a finite-rank init (its DMFT is exact).
 
     Returns
     -------
@@ -118,7 +127,12 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
         raise ProblemError(f"kappas must be numbers > 1, got {kappas!r}")
     base = problem.replace(N="inf")
     save_times(steps)                          # validates before anything runs
-    runs = [_one(base, steps, k, method, bool(spectral_everywhere), int(Ns)) for k in ks]
+    check_column_closure(column_closure)
+    if column_closure != "dmft" and is_finite_rank(base):
+        raise ProblemError(f"column_closure={column_closure!r} is a closure of the iid init's "
+                           f"DMFT; init={base.init!r} runs the r-index DMFT, which is exact")
+    runs = [_one(base, steps, k, method, bool(spectral_everywhere), int(Ns), column_closure)
+            for k in ks]
     t = runs[0]["t"]
     cols: dict[str, np.ndarray] = {}
     for r in runs:
@@ -128,7 +142,8 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
         cols[f"theory_test_{tag}"] = r["theory_test"]
         if r["spectral_test"] is not None:
             cols[f"spectral_test_{tag}"] = r["spectral_test"]
-    keys = ("kappa", "P", "method", "exact_method", "exact_half_time", "theory_half_time",
+    keys = ("kappa", "P", "method", "column_closure", "exact_method", "exact_half_time",
+            "theory_half_time",
             "exact_final", "theory_final", "limit", "limit_reason", "exact_wall_time",
             "theory_wall_time")
     result = {"runs": [{k: r[k] for k in keys} for r in runs],
