@@ -1,0 +1,107 @@
+"""The DMFT with and without closure A7 against the exact flow at D = 50 ... 400, four seeds
+per cell (issue 13's validation grid; docs/offline_theory.md §12.4).
+
+Each seed's own teacher and training set (the "raw" series), N = inf, centered, convention A,
+eta0 = 1, horizon t_h = 1000 D (tau = 40); the theory at each seed's b2.  Metrics: the
+relative population loss at t_h and the half-loss time.  D = 50-200 are run here; D = 400
+is read from benchmarks/offline_final_400.json (exact, DMFT) and offline_dmft_a7.json (A7),
+the same definitions.
+
+    python benchmarks/offline_a7_grid.py run     # resumable -> offline_a7_grid.json (~25 min)
+    python benchmarks/offline_a7_grid.py table   # -> offline_a7_grid.md
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+import lazyrich_theory as lr
+from common import markdown_head, run_or_table, write_table
+from lazyrich_theory.errors import DivergenceError
+from lazyrich_theory.theory.offline import offline_theory
+from offline_final_400 import OUT as D400_EXACT, _key as d400_key, _metrics
+from offline_dmft_a7 import OUT as D400_A7
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "offline_a7_grid.json"
+DS = (50, 100, 200)
+#: (kappa, alpha, eps) of the grid, as at D = 400 (offline_final_400.CELLS)
+CELLS = ((1.5, 1.0, 0.02), (2.0, 1.0, 0.02), (3.0, 1.0, 0.02), (5.5, 1.0, 0.02),
+         (3.0, 2.0, 0.04), (5.5, 2.0, 0.04))
+SEEDS = (0, 1, 2, 3)
+
+
+def _one(D: int, kappa: float, alpha: float, eps: float, seed: int) -> dict:
+    p = lr.Problem(D=D, P=int(round(kappa * D)), N=math.inf, alpha=alpha, eps=eps, seed=seed)
+    t_h = 1000 * D
+    st = np.unique(np.concatenate([[0], np.geomspace(1, t_h, 300).astype(int)]))
+    out = {"exact": _metrics(lr.solve(p, t_h, method="flow", save_times=st))}
+    for name, closure in (("dmft", "dmft"), ("a7", "least_squares")):
+        try:
+            out[name] = _metrics(offline_theory(p, t_h, method="dmft", save_times=st,
+                                                column_closure=closure))
+        except DivergenceError as err:      # recorded, and counted in the table
+            out[name] = {"final": None, "half": None, "error": str(err)}
+    return out
+
+
+def _jobs():
+    for D in DS:
+        for kappa, a, e in CELLS:
+            for s in SEEDS:
+                yield (f"{D}|{kappa}|{a}|{e}|{s}",
+                       lambda D=D, k=kappa, a=a, e=e, s=s: _one(D, k, a, e, s))
+
+
+def _runs(D: int, kappa: float, a: float, e: float) -> list[dict]:
+    """Per seed {"exact", "dmft", "a7"} metrics (D = 400 from the two D = 400 benchmarks)."""
+    if D != 400:
+        done = json.loads(OUT.read_text())
+        return [done[k] for k in (f"{D}|{kappa}|{a}|{e}|{s}" for s in SEEDS) if k in done]
+    exact, a7 = json.loads(D400_EXACT.read_text()), json.loads(D400_A7.read_text())
+    keys = [d400_key(kappa, a, e, s) for s in SEEDS]
+    return [{"exact": exact[k]["exact"], "dmft": exact[k]["dmft"], "a7": a7[k]}
+            for k in keys if k in exact and k in a7]
+
+
+def _final_err(runs: list[dict], name: str) -> str:
+    err = [r[name]["final"] - r["exact"]["final"] for r in runs if r[name]["final"] is not None]
+    failed = len(runs) - len(err)
+    text = f"{np.mean(err):+.3f} ± {np.std(err):.3f}" if err else "—"
+    return text + (f" ({failed} diverged)" if failed else "")
+
+
+def _half_err(runs: list[dict], name: str) -> str:
+    """Error of the seed-mean half time, where every seed's exact and theory halve."""
+    pairs = [(r[name]["half"], r["exact"]["half"]) for r in runs]
+    if not pairs or any(a is None or b is None for a, b in pairs):   # also a diverged run
+        return "—"
+    return f"{np.mean([a for a, _ in pairs]) / np.mean([b for _, b in pairs]) - 1:+.1%}"
+
+
+def table() -> None:
+    lines = markdown_head(
+        "DMFT and DMFT + A7 against the exact flow, D = 50-400",
+        "Relative population loss at t_h = 1000 D (tau = 40): exact seed mean, and the error "
+        "theory - exact, mean ± sd over the seeds; half time: error of the seed mean (— where "
+        "a seed does not halve by t_h). Each seed's own teacher; the theory at its b2.",
+        ["kappa", "alpha, eps", "D", "seeds", "exact", "DMFT error", "A7 error",
+         "half time DMFT", "half time A7"])
+    for kappa, a, e in CELLS:
+        for D in (*DS, 400):
+            runs = _runs(D, kappa, a, e)
+            if not runs:
+                continue
+            ex = np.mean([r["exact"]["final"] for r in runs])
+            lines.append(f"| {kappa:g} | {a:g}, {e:g} | {D} | {len(runs)} | {ex:.3f} | "
+                         f"{_final_err(runs, 'dmft')} | {_final_err(runs, 'a7')} | "
+                         f"{_half_err(runs, 'dmft')} | {_half_err(runs, 'a7')} |")
+    write_table(HERE / "offline_a7_grid.md", lines)
+
+
+if __name__ == "__main__":
+    run_or_table(OUT, _jobs, table)
