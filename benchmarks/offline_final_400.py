@@ -3,8 +3,8 @@ t_h = 1000 D steps (tau = 40) of the exact flow against the DMFT (what ``lazyric
 runs at kappa < 5), the spectral closure (kappa >= 5) and, for reference, the interpolant's
 tau -> inf loss; each seed's own teacher and training set ("raw" series of
 docs/offline_theory.md §11), (alpha, eps) = (1, 0.02) and (2, 0.04), N = inf, centered,
-convention A, eta0 = 1.  The §11 tables from benchmarks/offline_theory.py have this column for D = 50-200
-only; this script adds D = 400.
+convention A, eta0 = 1.  The §11 tables from benchmarks/offline_theory.py have this column for
+D = 50-200 only; this script adds D = 400.
 
     python benchmarks/offline_final_400.py run     # resumable; ~5-10 min per exact run
     python benchmarks/offline_final_400.py table   # -> offline_final_400.md
@@ -28,7 +28,7 @@ OUT = HERE / "offline_final_400.json"
 D = 400
 T_H = 1000 * D
 #: (kappa, alpha, eps, seeds), cheapest first per (alpha, eps); tau = 40 at t_h for both
-CELLS = ((1.5, 1.0, 0.02, range(4)), (2.0, 1.0, 0.02, range(4)), (3.0, 1.0, 0.02, range(4)),
+CELLS = ((1.5, 1.0, 0.02, range(4)), (2.0, 1.0, 0.02, range(4)), (3.0, 1.0, 0.02, range(8)),
          (5.5, 1.0, 0.02, range(4)), (11.0, 1.0, 0.02, range(2)),
          (3.0, 2.0, 0.04, range(2)), (5.5, 2.0, 0.04, range(2)))
 METHODS = ("dmft", "spectral")
