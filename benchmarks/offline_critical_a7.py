@@ -18,8 +18,8 @@ eta0 = 1) is 1/2.
 
 (``exact`` and ``theory`` write different files and can run at the same time.)
 
-Cost (2 shared cores): exact ~1 s (D = 50) to ~45 s (D = 400) per flow, 96 + 32 flows; theory
-~20-30 s per bisection, 32 bisections: ~45 min in all.
+Cost (2 shared cores): exact ~1 s (D = 50) to ~45 s (D = 400) per flow, 160 flows (40 at
+D = 400); theory ~20-50 s per bisection, 32 bisections: ~45 min in all.
 """
 
 from __future__ import annotations
