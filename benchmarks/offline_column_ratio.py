@@ -16,15 +16,14 @@ Cost (2 shared cores): seconds per exact flow at D <= 200, ~1 min at D = 400; ~5
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
-import lazyrich_theory as lr
 from common import markdown_head, run_or_table, write_table
 from lazyrich_theory.theory.offline import offline_inputs
 from lazyrich_theory.theory.offline.dmft import dmft_tau_curves
+from offline_dmft_channels import _problem as channel_problem, column_series
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "offline_column_ratio.json"
@@ -34,25 +33,12 @@ ALPHA, EPS = 1.0, 0.02
 
 
 def _problem(kappa: float, D: int):
-    ratio = ALPHA / EPS
-    return lr.Problem(D=D, P=int(round(kappa * D)), N=math.inf, alpha=ALPHA, eps=EPS,
-                      eta0=ratio * D / 200.0, centered=True, convention="A", seed=0,
-                      test_size=100)
+    """The channel split's problem (offline_dmft_channels._problem) at alpha / eps = 50."""
+    return channel_problem(D, 0, ALPHA / EPS, kappa=kappa, ae=ALPHA * EPS)
 
 
 def _exact(kappa: float, D: int) -> dict:
-    p = _problem(kappa, D)
-
-    def train(system, F):          # E_mu[(alpha x_mu . (u - u0))^2], the column on the samples
-        u = F @ system.z - system.wbar0
-        return float(np.mean((ALPHA * (system.X @ u)) ** 2))
-
-    steps = [int(round(100 * tau)) for tau in TAUS]
-    d = (lr.solve(p, steps[-1], method="flow", save_times=[0, *steps],
-                  observers={"col_train": train}).to_pandas().reset_index().set_index("t"))
-    L0 = float(d["population_loss"].iloc[0])
-    return {"train": [float(d.loc[t, "col_train"]) / L0 for t in steps],
-            "power": [float(d.loc[t, "linear_power"]) / L0 for t in steps]}
+    return column_series(_problem(kappa, D), TAUS)
 
 
 def _dmft(kappa: float, D: int) -> dict:

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import lazyrich_theory as lr
-from common import markdown_head, run_resumable, write_table
+from common import half_crossing, markdown_head, run_resumable, write_table
 from lazyrich_theory.theory.offline import OfflineInputs, critical_kappa
 
 HERE = Path(__file__).resolve().parent
@@ -80,10 +80,10 @@ def _exact_jobs():
 
 
 def exact_crossing(done: dict, D: int, a: float, e: float) -> tuple[float, float, str]:
-    """(kappa where the seed-mean loss crosses 1/2, its standard error, a note): the error is
-    the standard error of the seed mean of the loss at the crossing (the seeds' spread there,
-    interpolated, / sqrt(seeds)) over the slope of the mean in kappa; NaN where the grid does
-    not bracket the crossing."""
+    """(kappa where the seed-mean loss crosses 1/2 (``common.half_crossing``), its standard
+    error, a note): the error is the standard error of the seed mean of the loss at the
+    crossing (the seeds' spread there, interpolated, / sqrt(seeds)) over the slope of the mean
+    in kappa; NaN where the grid does not bracket the crossing."""
     ks, mean, sd = [], [], []
     for k in KAPPAS[D]:
         vals = [done[f"exact|{D}|{a}|{e}|{k}|{s}"]["final"] for s in SEEDS
@@ -92,15 +92,12 @@ def exact_crossing(done: dict, D: int, a: float, e: float) -> tuple[float, float
             ks.append(k)
             mean.append(float(np.mean(vals)))
             sd.append(float(np.std(vals, ddof=1)))
-    for i in range(len(ks) - 1):
-        if mean[i] > 0.5 >= mean[i + 1]:
-            frac = (mean[i] - 0.5) / (mean[i] - mean[i + 1])
-            slope = (mean[i] - mean[i + 1]) / (ks[i + 1] - ks[i])
-            spread = sd[i] + frac * (sd[i + 1] - sd[i])
-            se = spread / math.sqrt(len(SEEDS)) / slope
-            return ks[i] + frac * (ks[i + 1] - ks[i]), se, ""
-    note = "not bracketed" if ks else "not run"
-    return math.nan, math.nan, note
+    kc = half_crossing(ks, mean)
+    if not math.isfinite(kc):
+        return math.nan, math.nan, "not bracketed" if ks else "not run"
+    i = int(np.searchsorted(ks, kc))                  # the bracket is (i - 1, i)
+    slope = (mean[i - 1] - mean[i]) / (ks[i] - ks[i - 1])
+    return kc, float(np.interp(kc, ks, sd)) / math.sqrt(len(SEEDS)) / slope, ""
 
 
 def table() -> None:

@@ -134,20 +134,27 @@ def run_k3():
 K3_COL_OUT = HERE / "offline_dmft_channels_k3col.json"
 
 
-def _column_exact(p):
-    """The column's mean square output on the training set, E[(alpha X u)^2], and its
-    population power alpha^2 |u|^2 / D, both / the initial loss, at tau = 40."""
-    a, step = p.alpha, int(round(100 * TAU_MAX))
+def column_series(p, taus) -> dict:
+    """The exact flow's linear column at ``taus`` (tau = t / 100): its mean square output on the
+    training set, E[(alpha X (u - u0))^2] ("train"), and its population power
+    alpha^2 |u - u0|^2 / D ("power"), both / the initial loss, one list each."""
+    a = p.alpha
+    steps = [int(round(100 * tau)) for tau in taus]
 
     def train(s, F):
         u = F @ s.z - s.wbar0
         return float(np.mean((a * (s.X @ u)) ** 2))
 
-    d = lr.solve(p, step, method="flow", save_times=[0, step],
+    d = lr.solve(p, steps[-1], method="flow", save_times=[0, *steps],
                  observers={"col_train": train}).to_pandas().reset_index().set_index("t")
     L0 = float(d["population_loss"].iloc[0])
-    return {"train": float(d.loc[step, "col_train"]) / L0,
-            "power": float(d.loc[step, "linear_power"]) / L0}
+    return {"train": [float(d.loc[t, "col_train"]) / L0 for t in steps],
+            "power": [float(d.loc[t, "linear_power"]) / L0 for t in steps]}
+
+
+def _column_exact(p):
+    """:func:`column_series` at tau = 40, as numbers."""
+    return {k: v[0] for k, v in column_series(p, (TAU_MAX,)).items()}
 
 
 def _column_dmft(p):
@@ -217,10 +224,10 @@ def table_a7():
         "anomalous term on; spike: betahat M betahat / exact.",
         ["kappa", "D", "seed", "exact", "DMFT error", "A7 error", "linear power exact / DMFT / "
          "A7", "spike ratio DMFT / A7"], level=2)
+    runs = {path: json.loads(path.read_text()) for path in (OUT, K3_OUT)}
     for key, path, p in _a7_cells():
         D, seed = p.D, p.seed
-        other = json.loads(path.read_text())
-        e, d = (other.get(f"linear,{D},{seed},{n}") for n in ("exact", "dmft_anomalous_on"))
+        e, d = (runs[path].get(f"linear,{D},{seed},{n}") for n in ("exact", "dmft_anomalous_on"))
         a = done.get(key)
         if e is None or d is None or a is None:
             continue
