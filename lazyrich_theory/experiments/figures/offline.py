@@ -60,8 +60,10 @@ def _one(problem: Problem, steps: int, k: float, method: str,
     """The exact flow and the theory curve(s) at kappa = k."""
     p = problem.replace(P=max(int(round(k * problem.D)), problem.D + 1))
     finite_rank = is_finite_rank(p)    # its theory is the DMFT of the discrete GD itself
-    # the column closure applies where the DMFT runs (not the spectral closure, not rindex)
-    closure = ({} if finite_rank or offline_method(offline_inputs(p), method) != "dmft"
+    # a non-default column closure applies where the DMFT runs (not the spectral closure, not
+    # rindex); the default needs no lookup of the method
+    closure = ({} if column_closure == "dmft" or finite_rank
+               or offline_method(offline_inputs(p), method) != "dmft"
                else {"column_closure": column_closure})
     t0 = time.perf_counter()
     exact = solve(p, steps, method="gd" if finite_rank else "flow")
