@@ -36,6 +36,7 @@ from lazyrich_theory.theory.offline import (
     OFFLINE_METHODS,
     CriticalKappa,
     XI_LAWS,
+    check_closure_applies,
     critical_kappa,
     offline_inputs,
     offline_method,
@@ -147,12 +148,9 @@ def _config(args: argparse.Namespace, problem, steps: int,
 def _check_closure(args: argparse.Namespace, problem, inp, finite_rank: bool) -> None:
     """Refuse (one line) --column-closure least_squares where no DMFT column runs: a
     finite-rank init (the r-index DMFT is exact) or the spectral closure."""
-    if args.column_closure == "dmft":
+    check_closure_applies(problem, args.column_closure)
+    if finite_rank or args.column_closure == "dmft":
         return
-    if finite_rank:
-        raise ProblemError(f"--column-closure {args.column_closure} is a closure of the iid "
-                           f"init's DMFT; init={problem.init!r} runs the r-index DMFT, which "
-                           "is exact (no closure)")
     if offline_method(inp, args.method, args.xi_law) == "spectral":
         why = (f"--method auto runs it at kappa >= 5, here {inp.kappa:.3g}: add --method dmft"
                if args.method == "auto" else "use --method dmft")

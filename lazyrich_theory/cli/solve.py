@@ -39,6 +39,7 @@ from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.resources import LONG_RUN_SECONDS, check_resources
 from lazyrich_theory.spec.schedule import parse_times, save_times
+from lazyrich_theory.theory.offline.dmft import COLUMN_CLOSURES
 from lazyrich_theory.theory.offline.implicit_bias import interpolant_reason
 
 __all__ = ["COMMANDS", "NOT_SUPPORTED", "add_solve_parsers", "explain_unrecognized",
@@ -133,6 +134,11 @@ def add_solve_parsers(subparsers) -> None:
                         "(default) the spectral closure where it is validated (kappa >= 5, "
                         "iid init; ~1 s), none elsewhere; dmft (~5-20 s, any kappa); rindex "
                         "(a finite-rank --init, ~10-40 s); none")
+    s.add_argument("--column-closure", dest="column_closure", choices=COLUMN_CLOSURES,
+                   default="dmft",
+                   help="with --offline-theory dmft: the DMFT's linear column as derived "
+                        "(dmft, default) or the opt-in closure A7 (least_squares, "
+                        "docs/offline_theory.md §12.4)")
     s.add_argument("--limit-loss", dest="limit", choices=LIMIT_CHOICES, default="none",
                    help="interpolant: summary key offline_predicted_limit_test_loss, where the "
                         "flow ends (tau -> inf test loss / initial of this training set, N = "
@@ -167,6 +173,8 @@ def _config(args: argparse.Namespace, problem: Problem, steps: int,
               "train_readouts": getattr(args, "train_readouts", False)}
     if getattr(args, "limit", "none") != "none":     # left out at its default (older folders)
         config["limit_loss"] = args.limit
+    if getattr(args, "column_closure", "dmft") != "dmft":          # likewise
+        config["column_closure"] = args.column_closure
     return config
 
 
@@ -179,6 +187,9 @@ def _check_offline(args: argparse.Namespace, problem: Problem, steps: int) -> No
         why = interpolant_reason(problem)
         if why is not None:
             raise ProblemError(f"--limit-loss interpolant: {why}")
+    if args.column_closure != "dmft" and args.offline != "dmft":
+        raise ProblemError(f"--column-closure {args.column_closure} is a closure of the DMFT's "
+                           f"linear column: it needs --offline-theory dmft, got {args.offline}")
     if args.offline in ("auto", "none"):
         return
     if not args.theory:
@@ -225,7 +236,8 @@ def _compute(args: argparse.Namespace, problem: Problem, steps: int, extra: list
     tols = {k: getattr(args, k) for k in ("rtol", "atol") if getattr(args, k, None) is not None}
     if args.command == "solve":
         run = solve_with_theory if args.theory else solve
-        theory = {"offline": args.offline, "limit": args.limit} if args.theory else {}
+        theory = ({"offline": args.offline, "limit": args.limit,
+                   "column_closure": args.column_closure} if args.theory else {})
         return run(problem, steps, method=args.method, save_times=extra, data=data,
                    integrator=args.integrator, progress=progress, allow_large=True, **tols,
                    **theory)

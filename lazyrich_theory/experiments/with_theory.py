@@ -27,6 +27,7 @@ from lazyrich_theory.theory.offline import (
     offline_summary,
     offline_theory,
 )
+from lazyrich_theory.theory.offline.dmft import check_column_closure
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_ACCURACY,
                                                           entropic_interpolant,
                                                           interpolant_reason)
@@ -67,7 +68,8 @@ OFFLINE_KEYS = {"offline_predicted_half_time": "predicted_half_time",
 
 def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
                       data: ProblemData | None = None, offline: str = "auto",
-                      limit: str = "none", **solve_kw) -> Trajectory:
+                      limit: str = "none", column_closure: str = "dmft",
+                      **solve_kw) -> Trajectory:
     """``core.solve.solve`` plus the lazy-regime theory, as ``lazyrich solve`` writes it:
 
     * column ``kernel_alignment``: the paper's alignment of the current NTK on the test set
@@ -116,6 +118,10 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
         offline_theory.md §15; 0.1-1 s at D = 100, 3-12 s at D = 400), drawn as a level line;
         refused (ProblemError) before the solve where the interpolant does not apply.  With
         "none" (the default) the key is absent.
+    column_closure : {"dmft", "least_squares"}
+        The DMFT's linear column with ``offline="dmft"``: as derived (default) or the opt-in
+        closure A7 (docs/offline_theory.md §12.4); summary key ``offline_column_closure``
+        says which ran.  Refused (ProblemError) with any other ``offline``.
     **solve_kw
         Further ``solve`` options (save_times, integrator, rtol, atol, progress, observers,
         stop).
@@ -132,6 +138,10 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
         why = offline_reason(problem, offline, steps)
         if why is not None:
             raise ProblemError(f"the offline theory {offline!r} does not apply: {why}")
+    check_column_closure(column_closure)
+    if column_closure != "dmft" and offline != "dmft":
+        raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
+                           f"linear column: it needs offline='dmft', got {offline!r}")
     if limit not in LIMIT_CHOICES:
         raise ProblemError(f"limit must be one of {', '.join(LIMIT_CHOICES)}, got {limit!r}")
     limit_why = interpolant_reason(problem) if limit == "interpolant" else None
@@ -158,7 +168,8 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
                                  linearized_test_loss=lin.test_loss)
     summary: dict[str, Any] = dict(lazy_summary_of(model))
     reasons: dict[str, str] = {}
-    off_column, off_summary, off_reasons = offline_overlay(problem, traj.t, data, offline)
+    off_column, off_summary, off_reasons = offline_overlay(problem, traj.t, data, offline,
+                                                           column_closure)
     if off_column is not None:
         traj = traj.with_columns(**{OFFLINE_COLUMN: off_column})
     note = _theory_note(problem, plain)
@@ -262,14 +273,15 @@ def offline_reason(problem: Problem, method: str = "auto", steps: int | None = N
 
 
 def offline_overlay(problem: Problem, t: np.ndarray, data: ProblemData | None = None,
-                    method: str = "auto"
+                    method: str = "auto", column_closure: str = "dmft"
                     ) -> tuple[np.ndarray | None, dict[str, Any], dict[str, str]]:
     """The offline theory's population loss at the save times ``t`` and its summary keys.
 
     ``offline_theory(problem.replace(N=inf), method=...)`` (the N = inf theory whatever
     ``problem.N`` is; |beta|^2 from ``data``'s teacher; "auto" is the spectral closure),
     evaluated at exactly the times ``t``; the summary keys are :data:`OFFLINE_KEYS` with
-    ``offline_summary``'s definitions (``offline_method``: which theory drew the curve).
+    ``offline_summary``'s definitions (``offline_method``: which theory drew the curve),
+    and for the DMFT ``offline_column_closure`` (which closure of its linear column ran).
 
     Parameters
     ----------
@@ -280,6 +292,8 @@ def offline_overlay(problem: Problem, t: np.ndarray, data: ProblemData | None = 
         The problem's data (default ``problem.data()``).
     method : {"auto", "spectral", "dmft", "rindex", "none"}
         Which theory (:data:`OFFLINE_OVERLAYS`).
+    column_closure : {"dmft", "least_squares"}
+        The DMFT's column closure (``method="dmft"`` only; ``offline_theory``'s option).
 
     Returns
     -------
@@ -295,12 +309,15 @@ def offline_overlay(problem: Problem, t: np.ndarray, data: ProblemData | None = 
            offline_reason(problem, method, int(t[-1])))
     if why is not None:
         return None, dict.fromkeys(OFFLINE_KEYS), dict.fromkeys(OFFLINE_KEYS, why)
+    closure = {"column_closure": column_closure} if column_closure != "dmft" else {}
     off = offline_theory(problem.replace(N=math.inf), int(t[-1]),
                          method="spectral" if method == "auto" else method, save_times=t,
-                         data=data)
+                         data=data, **closure)
     pick = np.searchsorted(off.t, t)         # off.t holds every t (save_times=t)
     s = offline_summary(off)
     summary = {key: s[src] for key, src in OFFLINE_KEYS.items()}
+    if "column_closure" in s:                # the DMFT's
+        summary["offline_column_closure"] = s["column_closure"]
     reasons = {key: s["reasons"][src] for key, src in OFFLINE_KEYS.items() if s[src] is None}
     return np.asarray(off.population_loss, dtype=float)[pick], summary, reasons
 

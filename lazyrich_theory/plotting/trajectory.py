@@ -118,9 +118,11 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
         ax.plot(x, traj.test_loss, "-", color="tab:orange", lw=2.0, label="test loss (test set)")
     _population_line(ax, x, traj)
     if OFFLINE_COLUMN in traj.extra:
-        which = (traj.info.get("summary") or {}).get("offline_method") or "spectral"
-        _positive_line(ax, x, traj.extra[OFFLINE_COLUMN], ":", _OFFLINE_COLOR, 2.0,
-                       _OFFLINE_LABELS.get(which, OFFLINE_LABEL))
+        summary = traj.info.get("summary") or {}
+        label = _OFFLINE_LABELS.get(summary.get("offline_method") or "spectral", OFFLINE_LABEL)
+        if summary.get("offline_column_closure") == "least_squares":    # the opt-in A7
+            label = label[:-1] + " + A7)"
+        _positive_line(ax, x, traj.extra[OFFLINE_COLUMN], ":", _OFFLINE_COLOR, 2.0, label)
     for name, ls in (("linearized_train_loss", "--"), ("linearized_test_loss", "-")):
         if name in traj.extra:
             ax.plot(x, traj.extra[name], ls, color="k", lw=1.0,

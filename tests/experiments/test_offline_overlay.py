@@ -120,6 +120,39 @@ def test_finite_rank_init_draws_the_rindex_dmft_on_request():
     assert "not requested" in none.info["summary"]["reasons"]["offline_method"]
 
 
+def test_solve_draws_the_dmft_under_the_column_closure():
+    """offline='dmft', column_closure='least_squares': the column is offline_theory's DMFT
+    under closure A7 at the save times (summary key offline_column_closure, the legend says
+    "+ A7"); with any other offline theory, or an unknown closure, it is refused before the
+    solve."""
+    import matplotlib.pyplot as plt
+
+    from lazyrich_theory.plotting.trajectory import draw_losses
+
+    p = Problem(D=20, P=60, N=math.inf, alpha=1.0, eps=0.02, eta0=1.0, seed=0, test_size=50)
+    traj = solve_with_theory(p, 3000, method="gd", offline="dmft",
+                             column_closure="least_squares")
+    off = offline_theory(p, 3000, method="dmft", save_times=traj.t,
+                         column_closure="least_squares")
+    plain = offline_theory(p, 3000, method="dmft", save_times=traj.t)
+    assert np.array_equal(traj[OFFLINE_COLUMN], off.population_loss)
+    assert not np.allclose(off.population_loss, plain.population_loss, rtol=1e-3)
+    s = traj.info["summary"]
+    assert (s["offline_method"], s["offline_column_closure"]) == ("dmft", "least_squares")
+    fig, ax = plt.subplots()
+    draw_losses(ax, traj)
+    labels = ax.get_legend_handles_labels()[1]
+    plt.close(fig)
+    assert "offline theory (N = ∞, DMFT + A7)" in labels
+    for offline in ("auto", "spectral", "none"):
+        with pytest.raises(ProblemError, match="needs offline='dmft'"):
+            solve_with_theory(p, 10, offline=offline, column_closure="least_squares")
+    with pytest.raises(ProblemError, match="column_closure must be one of"):
+        solve_with_theory(p, 10, offline="dmft", column_closure="lsq")
+    with pytest.raises(ProblemError, match="r-index DMFT, which is exact"):
+        offline_theory(RANK1, 10, column_closure="least_squares")
+
+
 def test_kappa_figure_with_a_finite_rank_init():
     """``lazyrich figure kappa --set init=aligned:1:0.6``: the r-index DMFT against the exact
     discrete GD (the DMFT is that of the GD itself), no spectral curve; the legend says so."""

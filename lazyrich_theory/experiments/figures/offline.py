@@ -21,9 +21,13 @@ from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.experiments.figures.common import FigureData, as_list
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times
-from lazyrich_theory.theory.offline import offline_inputs, offline_method, offline_theory
+from lazyrich_theory.theory.offline import (
+    check_closure_applies,
+    offline_inputs,
+    offline_method,
+    offline_theory,
+)
 from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
-from lazyrich_theory.theory.offline.dmft import check_column_closure
 from lazyrich_theory.theory.offline.inputs import input_fields
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_D_DEFAULT,
                                                           entropic_interpolant,
@@ -129,10 +133,7 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
         raise ProblemError(f"kappas must be numbers > 1, got {kappas!r}")
     base = problem.replace(N="inf")
     save_times(steps)                          # validates before anything runs
-    check_column_closure(column_closure)
-    if column_closure != "dmft" and is_finite_rank(base):
-        raise ProblemError(f"column_closure={column_closure!r} is a closure of the iid init's "
-                           f"DMFT; init={base.init!r} runs the r-index DMFT, which is exact")
+    check_closure_applies(base, column_closure)
     runs = [_one(base, steps, k, method, bool(spectral_everywhere), int(Ns), column_closure)
             for k in ks]
     t = runs[0]["t"]

@@ -52,6 +52,7 @@ from lazyrich_theory.theory.offline.curves import (
     KAPPA_SPECTRAL,
     OFFLINE_METHODS,
     XI_LAWS,
+    check_closure_applies,
     offline_curves,
     offline_method,
     offline_theory,
@@ -100,7 +101,8 @@ from lazyrich_theory.theory.offline.trace_limit import (
     trace_limit_critical_kappa,
 )
 
-__all__ = ["offline_theory", "offline_curves", "offline_method", "critical_kappa",
+__all__ = ["offline_theory", "offline_curves", "offline_method", "check_closure_applies",
+           "critical_kappa",
            "offline_summary", "offline_inputs", "check_problem", "phase_boundary_times",
            "OfflineInputs", "CriticalKappa", "PlateauSpectrum", "SpectralClosure",
            "plateau_spectrum", "build_closure", "rich_clock_curves", "dmft_tau_curves",

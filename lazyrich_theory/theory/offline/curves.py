@@ -36,6 +36,7 @@ from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
+from lazyrich_theory.theory.offline.dmft import check_column_closure, dmft_columns
 from lazyrich_theory.theory.offline.inputs import OfflineInputs, offline_inputs, training_xi
 from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_columns, rindex_inputs
 from lazyrich_theory.theory.offline.spectral import (
@@ -45,7 +46,8 @@ from lazyrich_theory.theory.offline.spectral import (
     rich_clock_curves,
 )
 
-__all__ = ["offline_theory", "offline_curves", "offline_method", "spectral_closure",
+__all__ = ["offline_theory", "offline_curves", "offline_method", "check_closure_applies",
+           "spectral_closure",
            "OFFLINE_METHODS", "KAPPA_SPECTRAL", "XI_LAWS"]
 
 #: The methods of :func:`offline_theory`.
@@ -112,6 +114,18 @@ def offline_method(inp: OfflineInputs, method: str = "auto", xi_law: str = "gaus
     return chosen
 
 
+def check_closure_applies(problem: Problem, column_closure: str) -> None:
+    """Refuse (one line, ProblemError) an unknown column closure, and one other than the
+    DMFT's own for a finite-rank init: its r-index DMFT treats the column exactly (docs
+    §13), so it has no closure to choose.  The spectral closure's refusal needs the method
+    and is :func:`offline_method`'s."""
+    check_column_closure(column_closure)
+    if column_closure != "dmft" and is_finite_rank(problem):
+        raise ProblemError(f"column_closure={column_closure!r} is a closure of the iid init's "
+                           f"DMFT; init={problem.init!r} runs the r-index DMFT, which is exact "
+                           "(no closure)")
+
+
 def offline_curves(inp: OfflineInputs, t: np.ndarray, method: str = "spectral",
                    **dmft_options: Any) -> dict[str, np.ndarray]:
     """The theory's columns at times ``t`` (GD steps, t[0] = 0, increasing) for given inputs.
@@ -136,8 +150,6 @@ def offline_curves(inp: OfflineInputs, t: np.ndarray, method: str = "spectral",
     if method == "spectral":
         return _spectral(inp, t)
     if method == "dmft":
-        from lazyrich_theory.theory.offline.dmft import dmft_columns
-
         return dmft_columns(inp, t, **dmft_options)
     raise ProblemError(f"offline method must be 'spectral' or 'dmft', got {method!r}")
 
@@ -187,6 +199,7 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         method ``"offline-spectral"`` or ``"offline-dmft"``; ``info`` holds the inputs, the
         method, the plateau outlier (spectral) and the wall time.
     """
+    check_closure_applies(problem, dmft_options.get("column_closure", "dmft"))
     finite_rank = is_finite_rank(problem)
     if finite_rank:
         if method not in ("auto", "rindex"):
