@@ -123,7 +123,7 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                    help="the DMFT's linear column: dmft (default, as derived) or "
                         "least_squares (closure A7, opt-in, docs/offline_theory.md §12.4: "
                         "its population power capped at the least-squares value; at D = 400 "
-                        "the loss at tau = 40 within +0.02..+0.06 of the exact flow at kappa "
+                        "the loss at tau = 40 within +0.01..+0.06 of the exact flow at kappa "
                         "= 2-5.5 instead of +0.04..+0.25); also used by --critical-kappa dmft. "
                         "Needs the DMFT (--method dmft, or auto below kappa = 5)")
     p.add_argument("--ns", type=int_at_least("--ns", 20), default=DMFT_NS,

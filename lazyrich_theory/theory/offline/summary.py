@@ -256,9 +256,9 @@ def _regime_note(traj: Trajectory) -> str:
     if traj.info.get("column_closure") == "least_squares":
         return ("DMFT with the opt-in column closure A7 (chosen, not derived; "
                 "docs/offline_theory.md §12.4): against the exact flow at D = 400 the loss at "
-                "tau = 40 is +0.02 (kappa = 2), +0.03..+0.06 (kappa = 3), +0.01..+0.02 (kappa = "
-                "5.5), +0.11 (kappa = 1.5), the half time within 7 %; Monte Carlo spread "
-                "~+-4 % / +-0.05")
+                "tau = 40 is +0.04 (kappa = 2), +0.05..+0.06 (kappa = 3), +0.01..+0.02 (kappa = "
+                "5.5), +0.08 (kappa = 1.5) on seed means, the half time within 7 %; Monte Carlo "
+                "spread ~+-4 % / +-0.05")
     return ("DMFT: half-time -29..+15 % and loss at tau = 40 +0.0..+0.3 against the exact "
             "flow (D = 50-400, docs/offline_theory.md §11); Monte Carlo spread ~+-4 % / +-0.05. "
             "For where the flow ends, trust predicted_limit_test_loss (the interpolant, "
