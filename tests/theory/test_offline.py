@@ -162,6 +162,23 @@ def test_dmft_column_train_power_is_the_columns_share_of_the_residual():
     assert lazy == pytest.approx(0.75 / 3.0, rel=0.25)     # measured 0.199 (Ns = 800: 0.23)
 
 
+def test_dmft_spike_drive_is_the_growth_of_mu_and_splits_off_the_column():
+    """spike_drive is d mu / d tau = -E[xi r h]: once the seed is frozen its integral is the
+    growth of mu (the AB2 step of the kernel, to the scheme's accuracy); spike_drive_column,
+    -E[xi (r - rho) h], vanishes without the linear column and works against the drive with
+    it (the column fits part of the labels the spike must learn, docs §12.4)."""
+    inp = OfflineInputs(kappa=3.0, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=50)
+    on = dmft_tau_curves(inp, 4.0, Ns=60)
+    mu, tau, drive = np.sqrt(on["spike_amplitude2"]), on["tau"], on["spike_drive"]
+    late = tau >= 2.0                    # alpha eps mu^2 / b2 > 0.05 from tau ~ 1
+    grown = mu[late][-1] - mu[late][0]
+    integral = np.sum(0.5 * (drive[late][1:] + drive[late][:-1]) * np.diff(tau[late]))
+    assert grown > 0 and integral == pytest.approx(grown, rel=0.02)
+    assert np.all(on["spike_drive_column"][1:20] < 0)
+    off = dmft_tau_curves(inp, 1.0, Ns=60, linear_column=False)    # r - rho: round-off only
+    assert np.max(np.abs(off["spike_drive_column"])) < 1e-12 * np.max(off["spike_drive"])
+
+
 def test_dmft_least_squares_column_closure():
     """Closure A7: the column's population power never exceeds the least-squares value
     kappa / (kappa - 1) E[(r - rho)^2]; where the DMFT as derived exceeds it, the closure

@@ -176,7 +176,9 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         tau, train_loss, population_loss, linear_power, variance, misalignment, finite_d,
         spike_amplitude2 (mu^2 = betahat M betahat / D), tilt (C_g), bulk (C_b), seed_nu,
         column_train_power (E[(r - rho)^2]: the mean square of the linear column's output on
-        the training samples, a diagnostic, docs/offline_theory.md §12.4).
+        the training samples, a diagnostic, docs/offline_theory.md §12.4), spike_drive
+        (d mu / d tau = -E[xi r h]) and spike_drive_column (the column output's part of it,
+        -E[xi (r - rho) h], a diagnostic of §12.4).
     """
     if Ns < 20 or Ns % 2:
         raise ProblemError(f"Ns must be an even number >= 20, got {Ns!r}")
@@ -232,7 +234,8 @@ def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray,
     return {"tau": tau, "train_loss": V1[v["train"]].copy(), "population_loss": pop,
             "linear_power": lin, "variance": var, "misalignment": mis, "finite_d": fd,
             "spike_amplitude2": m2, "tilt": cg, "bulk": cb, "seed_nu": V1[v["nu"]].copy(),
-            "column_train_power": V1[v["ecol"]].copy()}
+            "column_train_power": V1[v["ecol"]].copy(), "spike_drive": -V1[v["exrh"]],
+            "spike_drive_column": -V1[v["excol"]]}
 
 
 def dmft_columns(inp: OfflineInputs, t: np.ndarray, Ns: int = DMFT_NS, seed: int = 0,
