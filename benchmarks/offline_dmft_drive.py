@@ -28,7 +28,7 @@ from common import markdown_head, run_or_table, write_table
 from lazyrich_theory.core.reduced import ReducedSystem
 from lazyrich_theory.theory.offline import offline_inputs, training_xi
 from lazyrich_theory.theory.offline.dmft import dmft_tau_curves
-from offline_dmft_channels import RATIOS, TAU_MAX, _problem
+from offline_dmft_channels import AE, RATIOS, TAU_MAX, _problem
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "offline_dmft_drive.json"
@@ -76,6 +76,16 @@ def _jobs():
             yield f"{model},{D},dmft", (lambda p=p, m=model: _dmft(p, m == "linear"))
 
 
+def _rate(run: dict, D: int) -> np.ndarray:
+    """The spike's growth rate per unit of unlearned signal, (d mu / d tau) / mu divided by
+    1 - S / S_inf (S = betahat M betahat, S_inf = D b2 / (alpha eps) its saturation value;
+    b2 of seed 0's teacher)."""
+    S = np.array(run["spike"])
+    s_inf = D * offline_inputs(_problem(D, 0, RATIOS["linear"])).b2 / AE
+    drive = np.array(run["rho"]) + np.array(run["s"])
+    return drive / np.sqrt(S / D) / (1.0 - S / s_inf)
+
+
 def table() -> None:
     done = json.loads(OUT.read_text())
     head = ["D", "", *(f"τ = {t:g}" for t in TAUS)]
@@ -86,7 +96,9 @@ def table() -> None:
         "0.01), seed 0, the DMFT conditioned on the training set. Rows: the spike "
         "betahat M betahat with / without the column; the column's part of the drive "
         "-E[xi s h] and the quadratic part's -E[xi rho h] (with the column); their ratio, "
-        "the share of the quadratic part's drive the column cancels.", head)
+        "the share of the quadratic part's drive the column cancels; the spike's growth rate "
+        "(d mu / d tau) / mu per unit of unlearned signal 1 - S / S_inf, with and without the "
+        "column.", head)
     for D in DS:
         for kind in ("exact", "dmft"):
             lin, quad = done.get(f"linear,{D},{kind}"), done.get(f"quadratic,{D},{kind}")
@@ -95,9 +107,11 @@ def table() -> None:
             ratio = np.array(lin["spike"]) / np.array(quad["spike"])
             share = -np.array(lin["s"]) / np.array(lin["rho"])
             rows = {"spike ratio": ratio, "-E[xi s h]": lin["s"], "-E[xi rho h]": lin["rho"],
-                    "cancelled share": share}
+                    "cancelled share": share, "rate, with the column": _rate(lin, D),
+                    "rate, without": _rate(quad, D)}
             for name, vals in rows.items():
-                fmt = "{:+.4f}" if name.startswith("-E") else "{:.3f}"
+                fmt = ("{:+.4f}" if name.startswith("-E") else
+                       "{:.4f}" if name.startswith("rate") else "{:.3f}")
                 lines.append(f"| {D} | {kind}: {name} | "
                              + " | ".join(fmt.format(v) for v in vals) + " |")
     write_table(HERE / "offline_dmft_drive.md", lines)
