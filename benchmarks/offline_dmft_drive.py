@@ -5,14 +5,15 @@ docs/offline_theory.md §12.4, "where the drag acts").
 
 The Fig. 3(e) cell of benchmarks/offline_dmft_channels.py (alpha eps = 0.32, kappa = 5.5;
 alpha / eps = 4.1 with the column, 0.01 without; one unit of tau is 100 GD steps), seed 0, at
-D = 100, 200, 400; the DMFT conditioned on the training set (``xi_law="training"``, §8.7),
+D = 100, 200, 400, 800; the DMFT conditioned on the training set (``xi_law="training"``, §8.7),
 as derived (closure A7 leaves the spike unchanged, §12.4).  Exact: mu = |F^T betahat| / sqrt(D),
 h_mu = (F^T betahat / |F^T betahat|) . (F^T x_mu) (the spike field), xi_mu = sqrt(D) betahat . x_mu;
 d mu / d tau = -E[xi r h] holds exactly.  DMFT: ``spike_drive`` and ``spike_drive_column``
 of ``dmft_tau_curves``.
 
     python benchmarks/offline_dmft_drive.py run     # -> offline_dmft_drive.json (resumable,
-                                                    #    ~10 min; D = 400 exact ~3 min each)
+                                                    #    ~25 min; the exact flows ~1 min each at
+                                                    #    D = 400, ~7 min at D = 800)
     python benchmarks/offline_dmft_drive.py table   # -> offline_dmft_drive.md
 """
 
@@ -33,7 +34,7 @@ from offline_dmft_channels import AE, RATIOS, TAU_MAX, _problem
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "offline_dmft_drive.json"
 TAUS = (0.5, 1.0, 2.0, 3.0, 6.0, 10.0, 20.0, 40.0)
-DS = (100, 200, 400)
+DS = (100, 200, 400, 800)
 
 
 def _exact(p) -> dict:
