@@ -176,9 +176,10 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         tau, train_loss, population_loss, linear_power, variance, misalignment, finite_d,
         spike_amplitude2 (mu^2 = betahat M betahat / D), tilt (C_g), bulk (C_b), seed_nu,
         column_train_power (E[(r - rho)^2]: the mean square of the linear column's output on
-        the training samples, a diagnostic, docs/offline_theory.md §12.4), spike_drive
-        (d mu / d tau = -E[xi r h]) and spike_drive_column (the column output's part of it,
-        -E[xi (r - rho) h], a diagnostic of §12.4).
+        the training samples), spike_drive (d mu / d tau = -E[xi r h]), spike_drive_column
+        (the column output's part of it, -E[xi (r - rho) h]) and column_work (E[r (r - rho)],
+        which gradient flow ties to the column's power, "the column's energy balance"):
+        diagnostics of docs/offline_theory.md §12.4.
     """
     if Ns < 20 or Ns % 2:
         raise ProblemError(f"Ns must be an even number >= 20, got {Ns!r}")
@@ -235,7 +236,7 @@ def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray,
             "linear_power": lin, "variance": var, "misalignment": mis, "finite_d": fd,
             "spike_amplitude2": m2, "tilt": cg, "bulk": cb, "seed_nu": V1[v["nu"]].copy(),
             "column_train_power": V1[v["ecol"]].copy(), "spike_drive": -V1[v["exrh"]],
-            "spike_drive_column": -V1[v["excol"]]}
+            "spike_drive_column": -V1[v["excol"]], "column_work": V1[v["ercol"]].copy()}
 
 
 def dmft_columns(inp: OfflineInputs, t: np.ndarray, Ns: int = DMFT_NS, seed: int = 0,

@@ -41,11 +41,13 @@ K_NAMES = ("Rb", "Rm", "Rx", "Cb", "Cg", "Cu", "Gb", "Gm", "Gx", "Sb", "Sg", "Sx
 S_NAMES = ("r", "h", "rt", "rc", "cb", "etg", "etu")
 R_, H_, RT_, RC_, CBS_, ETG_, ETU_ = range(len(S_NAMES))
 #: Scalar series V1[k, n]: spike amplitude (with and without the seed), seed factor nu,
-#: E[xi r h], train loss, E[r], E[g^2], E[theta_u^2], and two diagnostics of the linear
-#: column's output r - rho on the training samples (r = rho + alpha s): E[(r - rho)^2] and its
-#: part of the spike's drive, E[xi (r - rho) h].
-V1_NAMES = ("mu", "mudet", "nu", "exrh", "train", "er", "eg2", "eu2", "ecol", "excol")
-MU_, MUDET_, NU_, EXRH_, TRAIN_, ER_, EG2_, EU2_, ECOL_, EXCOL_ = range(len(V1_NAMES))
+#: E[xi r h], train loss, E[r], E[g^2], E[theta_u^2], and three diagnostics of the linear
+#: column's output r - rho on the training samples (r = rho + alpha s): E[(r - rho)^2], its
+#: part of the spike's drive, E[xi (r - rho) h], and its work E[r (r - rho)].
+V1_NAMES = ("mu", "mudet", "nu", "exrh", "train", "er", "eg2", "eu2", "ecol", "excol",
+            "ercol")
+(MU_, MUDET_, NU_, EXRH_, TRAIN_, ER_, EG2_, EU2_, ECOL_, EXCOL_,
+ ERCOL_) = range(len(V1_NAMES))
 #: Guard on the implicit factors 1 + c (stiff outlier samples), and the spike size at which
 #: the seed factor nu is frozen (alpha eps mu^2 / b2).
 C_FLOOR, SEED_FREEZE = -0.5, 0.05
@@ -278,6 +280,7 @@ def _accumulate(K, S, V1, Q, LB, LM, i, n, xi_i, gi, ui, col, ae, fz):
     V1[EU2_, n] += ui * ui * inv
     V1[ECOL_, n] += col * col * inv
     V1[EXCOL_, n] += xi_i * col * hn * inv
+    V1[ERCOL_, n] += rn * col * inv
 
 
 @njit(cache=True)
