@@ -154,6 +154,15 @@ def half_crossing(xs, loss) -> float:
     return math.nan if value is None else value
 
 
+def nearest(grid, values) -> list[int]:
+    """The index of the point of ``grid`` nearest to each of ``values`` (e.g. the DMFT's tau
+    grid at the times a table reports)."""
+    import numpy as np
+
+    grid = np.asarray(grid)
+    return [int(np.argmin(np.abs(grid - v))) for v in values]
+
+
 def fmt_s(x: float | None) -> str:
     """Seconds for a table: 3 significant digits, '—' for None."""
     if x is None:

@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import lazyrich_theory as lr
-from common import markdown_head, run_or_table, write_table
-from lazyrich_theory.core.reduced import ReducedSystem
+from common import markdown_head, nearest, run_or_table, write_table
 from lazyrich_theory.theory.offline import offline_inputs, training_xi
 from lazyrich_theory.theory.offline.dmft import dmft_tau_curves
 from offline_dmft_channels import _problem
@@ -44,7 +43,6 @@ KINDS = ("exact", "dmft", "a7")
 def _exact(p) -> dict:
     """Both sides of the identity at TAUS (the derivative by central differences of +-2 steps,
     tau = t / 100)."""
-    system = ReducedSystem.build(p, p.data())
     vals: list[tuple[float, float, float]] = []
 
     def record(s, F):
@@ -73,7 +71,7 @@ def _dmft(p, closure: str) -> dict:
     c = dmft_tau_curves(offline_inputs(p), 40.0, xi_train=training_xi(p),
                         column_closure=closure)
     dp = np.gradient(c["linear_power"], c["tau"])
-    at = [int(np.argmin(np.abs(c["tau"] - tau))) for tau in TAUS]
+    at = nearest(c["tau"], TAUS)
     return {"work": [float(c["column_work"][n]) for n in at],
             "rhs": [float(-p.eps / (2 * p.alpha) * dp[n]) for n in at]}
 

@@ -18,9 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
-from common import markdown_head, run_or_table, write_table
+from common import markdown_head, nearest, run_or_table, write_table
 from lazyrich_theory.theory.offline import offline_inputs
 from lazyrich_theory.theory.offline.dmft import dmft_tau_curves
 from offline_dmft_channels import _problem as channel_problem, column_series
@@ -44,7 +42,7 @@ def _exact(kappa: float, D: int) -> dict:
 def _dmft(kappa: float, D: int) -> dict:
     c = dmft_tau_curves(offline_inputs(_problem(kappa, D)), TAUS[-1])
     L0 = float(c["population_loss"][0])
-    at = [int(np.argmin(np.abs(c["tau"] - tau))) for tau in TAUS]
+    at = nearest(c["tau"], TAUS)
     return {"train": [float(c["column_train_power"][n]) / L0 for n in at],
             "power": [float(c["linear_power"][n]) / L0 for n in at]}
 

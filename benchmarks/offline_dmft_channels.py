@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 import lazyrich_theory as lr
-from common import markdown_head, run_resumable
+from common import markdown_head, nearest, run_resumable
 from lazyrich_theory.theory.offline import offline_inputs, training_xi
 from lazyrich_theory.theory.offline.dmft import dmft_tau_curves
 
@@ -92,7 +92,7 @@ def _dmft(p, linear_column, anomalous_term, column_closure="dmft"):
     c = dmft_tau_curves(inp, TAU_MAX, xi_train=training_xi(p), linear_column=linear_column,
                         anomalous_term=anomalous_term, column_closure=column_closure)
     L0 = float(c["population_loss"][0])
-    at = [int(np.argmin(np.abs(c["tau"] - tau))) for tau in TAUS]
+    at = nearest(c["tau"], TAUS)
     return {"pop": [float(c["population_loss"][n]) / L0 for n in at],
             "train": [float(c["train_loss"][n]) for n in at],
             "spike": [float(c["spike_amplitude2"][n]) * p.D for n in at],

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import lazyrich_theory as lr
-from common import markdown_head, run_or_table, write_table
+from common import markdown_head, nearest, run_or_table, write_table
 from lazyrich_theory.core.reduced import ReducedSystem
 from lazyrich_theory.theory.offline import offline_inputs, training_xi
 from lazyrich_theory.theory.offline.dmft import dmft_tau_curves
@@ -63,7 +63,7 @@ def _exact(p) -> dict:
 def _dmft(p, linear_column: bool) -> dict:
     c = dmft_tau_curves(offline_inputs(p), TAU_MAX, xi_train=training_xi(p),
                         linear_column=linear_column)
-    at = [int(np.argmin(np.abs(c["tau"] - tau))) for tau in TAUS]
+    at = nearest(c["tau"], TAUS)
     drive, col = c["spike_drive"], c["spike_drive_column"]
     return {"spike": [float(c["spike_amplitude2"][n]) * p.D for n in at],
             "rho": [float(drive[n] - col[n]) for n in at], "s": [float(col[n]) for n in at]}
