@@ -41,6 +41,7 @@ OFFLINE_COLUMN = "offline_population_loss"
 #: drew it (summary key ``offline_method``; the spectral closure when it is not recorded).
 OFFLINE_LABEL = "offline theory (N = ∞, spectral)"
 _OFFLINE_LABELS = {"spectral": OFFLINE_LABEL, "dmft": "offline theory (N = ∞, DMFT)",
+                   "dmft-a7": "offline theory (N = ∞, DMFT + A7)",
                    "rindex": "offline theory (N = ∞, r-index DMFT)"}
 _OFFLINE_COLOR = "tab:green"
 #: The population loss is drawn alike on both panels (dotted over the test-set loss).
@@ -119,10 +120,11 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
     _population_line(ax, x, traj)
     if OFFLINE_COLUMN in traj.extra:
         summary = traj.info.get("summary") or {}
-        label = _OFFLINE_LABELS.get(summary.get("offline_method") or "spectral", OFFLINE_LABEL)
+        which = summary.get("offline_method") or "spectral"
         if summary.get("offline_column_closure") == "least_squares":    # the opt-in A7
-            label = label[:-1] + " + A7)"
-        _positive_line(ax, x, traj.extra[OFFLINE_COLUMN], ":", _OFFLINE_COLOR, 2.0, label)
+            which += "-a7"
+        _positive_line(ax, x, traj.extra[OFFLINE_COLUMN], ":", _OFFLINE_COLOR, 2.0,
+                       _OFFLINE_LABELS.get(which, OFFLINE_LABEL))
     for name, ls in (("linearized_train_loss", "--"), ("linearized_test_loss", "-")):
         if name in traj.extra:
             ax.plot(x, traj.extra[name], ls, color="k", lw=1.0,

@@ -184,10 +184,7 @@ def test_the_columns_energy_balance_holds_in_the_exact_flow():
     -(eps / 2 alpha) d P_u / d tau (c = alpha x.(u - u0), s = x.u, P_u = alpha^2 |u - u0|^2 / D,
     tau = 2 eta0 eps t / (alpha D)); the exact reduced flow obeys it to the accuracy of the
     finite difference, and the DMFT records its left side without eps s as column_work."""
-    from lazyrich_theory.core.reduced import ReducedSystem
-
     p = lr.Problem(D=20, P=60, N=math.inf, alpha=1.2, eps=0.25, eta0=1.0, seed=0, test_size=20)
-    system = ReducedSystem.build(p, p.data())
     vals = []
 
     def record(s, F):
