@@ -24,13 +24,14 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, ContextManager
 
 if TYPE_CHECKING:
     from lazyrich_theory.core.reduced import ReducedSystem
 
-__all__ = ["blas_threads_for", "blas_threads", "threads_for", "free_cores", "usable_cores",
-           "rhs_flops", "numba_threads", "SINGLE_THREAD_FLOPS"]
+__all__ = ["blas_threads_for", "blas_threads", "one_blas_thread", "threads_for", "free_cores",
+           "usable_cores", "rhs_flops", "numba_threads", "SINGLE_THREAD_FLOPS"]
 
 
 #: Below this many flops per BLAS call everything runs single-threaded (see the module
@@ -47,14 +48,46 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _runnable_others() -> int:
-    """Runnable tasks on the machine now, other than this one (Linux: the 4th field of
-    /proc/loadavg counts the running and runnable tasks including the reader; elsewhere the
-    1-minute load average minus one)."""
+def _own_runnable() -> int:
+    """This process's runnable threads now, at least 1 (the reader); Linux: the state field of
+    /proc/self/task/*/stat.  They must not count as other tasks: OpenBLAS's worker threads
+    keep spinning (state R) for a while after a threaded call, and a process that had just
+    run one would otherwise see its own idle BLAS threads as load and take a single core."""
+    count = 0
     try:
-        with open("/proc/loadavg") as fh:
-            running = int(fh.read().split()[3].split("/")[0])
-        return max(0, running - 1)
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 1
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as fh:
+                text = fh.read()
+        except OSError:                        # the thread has exited meanwhile
+            continue
+        count += text[text.rfind(")") + 2:text.rfind(")") + 3] == "R"
+    return max(1, count)
+
+
+def _runnable_others(samples: int = 3) -> int:
+    """Runnable tasks on the machine now, other than this process's own threads (Linux: the
+    4th field of /proc/loadavg counts the running and runnable tasks including the reader,
+    minus :func:`_own_runnable`; elsewhere the 1-minute load average minus one).  The count
+    is a snapshot that a kernel worker or a thread just exiting can raise for a moment, so a
+    nonzero reading is taken again, up to ``samples`` readings 0.5 ms apart, and the least is
+    kept: a steady load shows in every one (cost: ~0.1 ms on a quiet machine, ~1 ms on a busy
+    one)."""
+    try:
+        least = None
+        for k in range(samples):
+            if k:
+                time.sleep(5e-4)
+            with open("/proc/loadavg") as fh:
+                running = int(fh.read().split()[3].split("/")[0])
+            others = max(0, running - _own_runnable())
+            least = others if least is None else min(least, others)
+            if least == 0:
+                break
+        return least
     except (OSError, ValueError, IndexError):
         try:
             return max(0, int(round(os.getloadavg()[0])) - 1)
@@ -111,6 +144,14 @@ def blas_threads(flops: float) -> ContextManager:
     if n >= _blas_max_threads(controller):
         return contextlib.nullcontext()
     return controller.limit(limits=n, user_api="blas")
+
+
+def one_blas_thread() -> ContextManager:
+    """A context in which BLAS runs single-threaded: for independent solves run side by side in
+    a thread pool, one per free core (:func:`free_cores`), where threaded BLAS inside each would
+    only oversubscribe the cores.  The limit is process-wide (threadpoolctl), so it is entered
+    once around the pool, never inside its workers."""
+    return blas_threads(0.0)
 
 
 def rhs_flops(system: "ReducedSystem") -> float:

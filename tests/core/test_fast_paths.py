@@ -5,6 +5,7 @@ solve_with_theory's shared linearised model, and the BLAS thread rule."""
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -104,6 +105,31 @@ def test_thread_rule():
     with threadpool_limits(1, user_api="blas"):     # an enclosing limit is never raised
         with threads.blas_threads(1e12):
             assert blas_threads_now() == 1
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="Linux /proc only")
+def test_own_busy_threads_are_not_counted_as_load():
+    """A thread of this process busy in BLAS (state R, as OpenBLAS's spinning workers are after
+    a threaded call) is counted by _own_runnable, so free_cores does not take it for another
+    task's load (it did: a process that had just run threaded BLAS saw one free core)."""
+    import threading
+
+    a = np.random.default_rng(0).standard_normal((300, 300))
+    stop = threading.Event()
+
+    def busy():
+        while not stop.is_set():
+            a @ a                                   # releases the GIL: runnable in BLAS
+
+    worker = threading.Thread(target=busy)
+    worker.start()
+    try:
+        seen = max(threads._own_runnable() for _ in range(2000))
+    finally:
+        stop.set()
+        worker.join()
+    assert seen >= 2
+    assert threads._own_runnable() >= 1
 
 
 def test_numba_threads_restores_the_callers_setting():
