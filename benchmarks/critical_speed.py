@@ -1,13 +1,18 @@
 """Speed of the interpolant's critical kappa (``interpolant_critical_kappa``, the default
-critical kappa of ``lazyrich asymptotic`` for the iid init up to D = 200; docs/offline_theory.md
-§9): the bracket stepped out from kappa = 3 (the package) against the search it replaced, which
-evaluated both ends of the range (1.5, 8) first (``start=None``), measured in one run; and
-``lazyrich asymptotic --preset fig1`` end to end as a user runs it (a fresh process).
+critical kappa of ``lazyrich asymptotic`` for the iid init up to D = 400; docs/offline_theory.md
+§9), measured in one run against two baselines, and ``lazyrich asymptotic --preset fig1`` end
+to end as a user runs it (a fresh process):
 
-    python benchmarks/critical_speed.py          # -> critical_speed.md (~5 min)
+* the bracket stepped out from kappa = 3 (the package) against the search it replaced, which
+  evaluated both ends of the range (1.5, 8) first (``start=None``);
+* the training sets of one kappa solved side by side, one per free core with one BLAS thread
+  each (the package), against one after the other with threaded BLAS (the package with
+  ``free_cores`` fixed at 1: the code path before the change).
+
+    python benchmarks/critical_speed.py          # -> critical_speed.md (~10 min)
 
 Median wall time of ``REPEATS`` runs each; the ratio baseline / package; the critical kappas
-of both (tolerance 0.02 in kappa) and the number of distinct P evaluated (4 convex solves each).
+(tolerance 0.02 in kappa) and the number of distinct P evaluated (4 convex solves each).
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from pathlib import Path
 
 import lazyrich_theory as lr
 from common import load_note, markdown_head, median_time
+from lazyrich_theory.theory.offline import implicit_bias
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_CRITICAL_D_DEFAULT,
                                                           interpolant_critical_kappa)
 
 HERE = Path(__file__).resolve().parent
 DS = (50, 100, 200)
+DS_SEEDS = (100, 200, 400)
 REPEATS = 3
 
 
@@ -41,26 +48,51 @@ def _cli(D: int) -> None:
                         "--overwrite", "--quiet", "--no-plot"], check=True)
 
 
+def _serial(p: lr.Problem) -> tuple[float, int]:
+    """The search with one worker: the training sets one after the other, threaded BLAS."""
+    cores = implicit_bias.free_cores
+    implicit_bias.free_cores = lambda: 1
+    try:
+        return _search(p, 3.0)
+    finally:
+        implicit_bias.free_cores = cores
+
+
+def _row(D: int, new: tuple, old: tuple, cli: bool) -> str:
+    (t_new, (k_new, n_new)), (t_old, (k_old, n_old)) = new, old
+    t_cli = median_time(lambda: _cli(D), REPEATS)[0] if cli else math.nan
+    cell = "—" if math.isnan(t_cli) else f"{t_cli:.1f}"
+    return (f"| {D} | {t_new:.2f} | {n_new} | {k_new:.3f} | {t_old:.2f} | {n_old} | "
+            f"{k_old:.3f} | {t_old / t_new:.1f} | {cell} |")
+
+
 def main() -> None:
+    cols = ["D", "package (s)", "P evaluated", "kappa_c", "baseline (s)", "P evaluated",
+            "kappa_c", "ratio", "lazyrich asymptotic (s)"]
     lines = markdown_head(
         "Interpolant critical kappa: bracket from kappa = 3 vs both ends first",
         f"Median of {REPEATS} runs each, the fig1 problem (alpha, eps) = (1, 0.02) at D, seed 0, "
-        "4 training sets per kappa; ratio = baseline / package. Last column: `lazyrich "
-        "asymptotic --preset fig1 --D D --P 5.5D` end to end in a fresh process (the "
-        f"interpolant's critical kappa is its default up to D = {INTERPOLANT_CRITICAL_D_DEFAULT}). "
-        "Machine: " + load_note()
-        + ".",
-        ["D", "package (s)", "P evaluated", "kappa_c", "baseline (s)", "P evaluated",
-         "kappa_c", "ratio", "lazyrich asymptotic (s)"])
+        "4 training sets per kappa; ratio = baseline / package. Machine: " + load_note() + ".",
+        cols)
     for D in DS:
         p = lr.preset("fig1").replace(N=math.inf, D=D, P=round(5.5 * D))
-        t_new, (k_new, n_new) = median_time(lambda: _search(p, 3.0), REPEATS)
-        t_old, (k_old, n_old) = median_time(lambda: _search(p, None), REPEATS)
-        t_cli = (median_time(lambda: _cli(D), REPEATS)[0] if D <= INTERPOLANT_CRITICAL_D_DEFAULT
-                 else math.nan)
-        cli = "—" if math.isnan(t_cli) else f"{t_cli:.1f}"
-        lines.append(f"| {D} | {t_new:.2f} | {n_new} | {k_new:.3f} | {t_old:.2f} | {n_old} | "
-                     f"{k_old:.3f} | {t_old / t_new:.1f} | {cli} |")
+        lines.append(_row(D, median_time(lambda: _search(p, 3.0), REPEATS),
+                          median_time(lambda: _search(p, None), REPEATS), False))
+        print(lines[-1], flush=True)
+    lines += [""] + markdown_head(
+        "Training sets side by side vs one after the other",
+        "The same search (bracket from kappa = 3); package: the training sets of a kappa "
+        "solved side by side on the free cores, one BLAS thread each; baseline: one after "
+        "the other with threaded BLAS (free_cores fixed at 1). Last column: `lazyrich "
+        "asymptotic --preset fig1 --D D --P 5.5D` end to end in a fresh process (the "
+        f"interpolant's critical kappa is its default up to D = {INTERPOLANT_CRITICAL_D_DEFAULT}). "
+        "Machine: " + load_note() + ".",
+        cols, level=2)
+    for D in DS_SEEDS:
+        p = lr.preset("fig1").replace(N=math.inf, D=D, P=round(5.5 * D))
+        lines.append(_row(D, median_time(lambda: _search(p, 3.0), REPEATS),
+                          median_time(lambda: _serial(p), REPEATS),
+                          D <= INTERPOLANT_CRITICAL_D_DEFAULT))
         print(lines[-1], flush=True)
     (HERE / "critical_speed.md").write_text("\n".join(lines) + "\n")
 

@@ -1,6 +1,9 @@
 """Goal 1 of issue 14: ``lazyrich solve --preset fig1 --method flow --out DIR`` end to end.
 
-    python benchmarks/e2e.py [--repeats 5] [--baseline COMMIT]
+    python benchmarks/e2e.py [--repeats 5] [--baseline COMMIT] [--command "ARGS"]
+
+``--command`` times another command instead (the words after ``lazyrich``, without ``--out``;
+the stage breakdown is that of the default command, so pair it with ``--no-stages``).
 
 The command as a user runs it (a fresh process, warm Numba cache, all outputs: theory
 columns, summary.json, the PNG): median wall and CPU seconds over --repeats runs, alternating
@@ -73,13 +76,14 @@ print(json.dumps(out))
 '''
 
 
-def cli_runs(trees: dict[str, str | None], repeats: int) -> dict[str, dict[str, list[float]]]:
-    """Alternate the command between ``trees`` (label -> tree, None = this checkout)."""
+def cli_runs(trees: dict[str, str | None], repeats: int,
+             command: list[str] = COMMAND) -> dict[str, dict[str, list[float]]]:
+    """Alternate ``command`` between ``trees`` (label -> tree, None = this checkout)."""
     res: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": [], "load": []}
                                               for k in trees}
     for label, tree in trees.items():          # warm each tree's Numba cache once
         out = tempfile.mkdtemp()
-        run_timed([sys.executable, "-m", "lazyrich_theory", *COMMAND, "--out", out],
+        run_timed([sys.executable, "-m", "lazyrich_theory", *command, "--out", out],
                   env=python_env(tree), cwd=tempfile.gettempdir())
         shutil.rmtree(out, ignore_errors=True)
     for _ in range(repeats):
@@ -87,7 +91,7 @@ def cli_runs(trees: dict[str, str | None], repeats: int) -> dict[str, dict[str, 
             out = tempfile.mkdtemp()
             with open("/proc/loadavg") as fh:
                 ld = float(fh.read().split()[0])
-            r = run_timed([sys.executable, "-m", "lazyrich_theory", *COMMAND, "--out", out],
+            r = run_timed([sys.executable, "-m", "lazyrich_theory", *command, "--out", out],
                           env=python_env(tree), cwd=tempfile.gettempdir())
             shutil.rmtree(out, ignore_errors=True)
             res[label]["wall"].append(r["wall"])
@@ -107,13 +111,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--baseline", default=None, help="a commit to compare with (git archive)")
     ap.add_argument("--no-stages", action="store_true")
+    ap.add_argument("--command", default=None,
+                    help="another command, the words after lazyrich, without --out")
     args = ap.parse_args(argv)
+    command = COMMAND if args.command is None else args.command.split()
     trees: dict[str, str | None] = {"now": None}
     if args.baseline:
         trees = {"before": baseline_tree(args.baseline), "now": None}
-    print(f"lazyrich {' '.join(COMMAND)} --out DIR: {args.repeats} runs each, warm Numba "
+    print(f"lazyrich {' '.join(command)} --out DIR: {args.repeats} runs each, warm Numba "
           f"cache; {load_note()}", flush=True)
-    res = cli_runs(trees, args.repeats)
+    res = cli_runs(trees, args.repeats, command)
     summary = {}
     for label, r in res.items():
         summary[label] = {"wall": statistics.median(r["wall"]), "cpu": statistics.median(r["cpu"]),

@@ -104,8 +104,8 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         "where the tau -> inf loss of the mirror-descent interpolant, "
                         f"averaged over {INTERPOLANT_CRITICAL_SEEDS} training sets (this seed "
                         "and the next ones), crosses 1/2 (default for the iid init up to D = "
-                        f"{INTERPOLANT_CRITICAL_D_DEFAULT}: ~1-2 s at D = 100, ~8-20 s at D = 200, "
-                        "grows like D^3; "
+                        f"{INTERPOLANT_CRITICAL_D_DEFAULT}: ~1-2 s at D = 100, ~4-8 s at D = 200, "
+                        "~25-50 s at D = 400, grows like D^3; "
                         "within 0.04 of the exact flow's at D = 50-400); none: null "
                         "(default for a finite-rank init)")
     p.add_argument("--limit-loss", dest="limit", choices=("interpolant", "none"), default=None,
@@ -248,7 +248,7 @@ def _critical(args: argparse.Namespace, problem, inp, steps: int) -> CriticalKap
         say = None if args.quiet else (lambda line: print(line, flush=True))
         if say is not None:
             say(f"asymptotic: critical kappa from the interpolant, {INTERPOLANT_CRITICAL_SEEDS} "
-                "training sets per kappa (~1-2 s at D = 100, ~8-20 s at D = 200, like D^3 beyond)")
+                "training sets per kappa (~1-2 s at D = 100, ~4-8 s at D = 200, ~25-50 s at D = 400)")
         return interpolant_critical_kappa(problem, log=say)
     options = ({"Ns": max(args.ns // 2, 20), "runs": CRITICAL_RUNS,
                 "tau_h": float(inp.dmft_clock(steps))} if isinstance(inp, RIndexInputs) else

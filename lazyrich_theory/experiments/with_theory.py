@@ -131,22 +131,7 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
     Trajectory
         The solve's trajectory with the extra columns and ``info["summary"]``.
     """
-    if offline not in OFFLINE_OVERLAYS:
-        raise ProblemError(f"offline must be one of {', '.join(OFFLINE_OVERLAYS)}, "
-                           f"got {offline!r}")
-    if offline in ("spectral", "dmft", "rindex"):
-        why = offline_reason(problem, offline, steps)
-        if why is not None:
-            raise ProblemError(f"the offline theory {offline!r} does not apply: {why}")
-    check_column_closure(column_closure)
-    if column_closure != "dmft" and offline != "dmft":
-        raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
-                           f"linear column: it needs offline='dmft', got {offline!r}")
-    if limit not in LIMIT_CHOICES:
-        raise ProblemError(f"limit must be one of {', '.join(LIMIT_CHOICES)}, got {limit!r}")
-    limit_why = interpolant_reason(problem) if limit == "interpolant" else None
-    if limit_why is not None:
-        raise ProblemError(f"limit='interpolant': {limit_why}")
+    _check_theory_options(problem, steps, offline, limit, column_closure)
     data = problem.data() if data is None else data
     observers = dict(solve_kw.pop("observers", None) or {})
     for name, fn in kernel_observers(("kernel_alignment",)).items():
@@ -179,16 +164,43 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
     summary.update(off_summary)
     reasons.update(off_reasons)
     if limit == "interpolant":          # on request only: absent otherwise (not a null)
-        summary[LIMIT_KEY] = entropic_interpolant(problem.replace(N=math.inf),
-                                                  data).population_loss
-        summary[LIMIT_KEY + "_definition"] = LIMIT_DEFINITION
-        # the same units next to it: the run's own final population loss / initial
-        summary[MEASURED_RELATIVE_KEY] = float(traj.population_loss[-1] / traj.population_loss[0])
-        summary[MEASURED_RELATIVE_KEY + "_definition"] = (
-            "this run's population loss at its last step / at t = 0 (the units of "
-            f"{LIMIT_KEY}; measured_final_test_loss is absolute, on the test set)")
+        _add_limit(summary, problem, data, traj)
     _measured(summary, reasons, traj)
     return traj.with_info(summary=_nulls_with_reasons(summary, reasons))
+
+
+def _check_theory_options(problem: Problem, steps: int, offline: str, limit: str,
+                          column_closure: str) -> None:
+    """ProblemError (one line) for an ``offline``, ``limit`` or ``column_closure`` of
+    :func:`solve_with_theory` that is unknown or does not apply, before anything is solved."""
+    if offline not in OFFLINE_OVERLAYS:
+        raise ProblemError(f"offline must be one of {', '.join(OFFLINE_OVERLAYS)}, "
+                           f"got {offline!r}")
+    if offline in ("spectral", "dmft", "rindex"):
+        why = offline_reason(problem, offline, steps)
+        if why is not None:
+            raise ProblemError(f"the offline theory {offline!r} does not apply: {why}")
+    check_column_closure(column_closure)
+    if column_closure != "dmft" and offline != "dmft":
+        raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
+                           f"linear column: it needs offline='dmft', got {offline!r}")
+    if limit not in LIMIT_CHOICES:
+        raise ProblemError(f"limit must be one of {', '.join(LIMIT_CHOICES)}, got {limit!r}")
+    limit_why = interpolant_reason(problem) if limit == "interpolant" else None
+    if limit_why is not None:
+        raise ProblemError(f"limit='interpolant': {limit_why}")
+
+
+def _add_limit(summary: dict[str, Any], problem: Problem, data: ProblemData,
+               traj: Trajectory) -> None:
+    """The interpolant's tau -> inf loss / initial (N = inf) and, in the same units next to
+    it, the run's own final population loss / initial, each with its definition."""
+    summary[LIMIT_KEY] = entropic_interpolant(problem.replace(N=math.inf), data).population_loss
+    summary[LIMIT_KEY + "_definition"] = LIMIT_DEFINITION
+    summary[MEASURED_RELATIVE_KEY] = float(traj.population_loss[-1] / traj.population_loss[0])
+    summary[MEASURED_RELATIVE_KEY + "_definition"] = (
+        "this run's population loss at its last step / at t = 0 (the units of "
+        f"{LIMIT_KEY}; measured_final_test_loss is absolute, on the test set)")
 
 
 def _theory_note(problem: Problem, plain: bool) -> str | None:

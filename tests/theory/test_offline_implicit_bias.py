@@ -142,7 +142,7 @@ def test_limit_gate_value_or_reason(monkeypatch):
     assert interpolant_limit(p.replace(init="lowrank:1")) == (
         None, interpolant_reason(p.replace(init="lowrank:1")))
     assert interpolant_gate(p, max_D=20) == ("not computed by default at D = 30 > 20 "
-                                             "(minutes per solve)")
+                                             "(its cost grows like D^3)")
     assert interpolant_gate(p, max_D=None) is None and interpolant_gate(p) is None
 
     def fail(*args, **kwargs):
@@ -154,6 +154,32 @@ def test_limit_gate_value_or_reason(monkeypatch):
     crit = interpolant_critical_kappa(p, seeds=1)        # NaN with the reason, no exception
     assert math.isnan(crit.value) and "largest residual 1e-3" in crit.reason
     assert crit.reason.startswith("at P = 90 (kappa = 3), seed 0: ")   # which solve failed
+
+
+def test_training_sets_side_by_side_match_one_after_the_other(monkeypatch):
+    """The critical kappa's training sets solved in a thread pool (one BLAS thread each) give
+    the numbers of the serial loop, in seed order; a solve that fails in a worker is still
+    named by its P and seed."""
+    p = _gauss(3.0, 1, D=20)
+    monkeypatch.setattr(implicit_bias, "free_cores", lambda: 1)
+    serial = implicit_bias._seed_losses(p, 3)
+    monkeypatch.setattr(implicit_bias, "free_cores", lambda: 2)
+    pooled = implicit_bias._seed_losses(p, 3)
+    assert serial == [entropic_interpolant(p.replace(seed=1 + k)).population_loss
+                      for k in range(3)]
+    assert np.allclose(pooled, serial, rtol=1e-9, atol=0.0)
+    assert len(set(serial)) == 3                        # three different training sets
+
+    real = implicit_bias.entropic_interpolant
+
+    def fail_seed_2(problem, *args, **kwargs):
+        if problem.seed == 2:
+            raise IntegrationError("largest residual 1e-3")
+        return real(problem, *args, **kwargs)
+
+    monkeypatch.setattr(implicit_bias, "entropic_interpolant", fail_seed_2)
+    with pytest.raises(IntegrationError, match=r"^at P = 60 \(kappa = 3\), seed 2: largest"):
+        implicit_bias._seed_losses(p, 3)
 
 
 def test_half_crossing_interpolates_or_says_why():

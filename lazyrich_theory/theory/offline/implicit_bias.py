@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -35,7 +36,7 @@ from scipy.optimize import brentq
 from scipy.sparse.linalg import LinearOperator, cg
 
 from lazyrich_theory.core.statistics import population_loss
-from lazyrich_theory.core.threads import blas_threads
+from lazyrich_theory.core.threads import blas_threads, free_cores, one_blas_thread
 from lazyrich_theory.errors import IntegrationError, ProblemError
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
@@ -59,9 +60,10 @@ INTERPOLANT_CRITICAL_SEEDS = 4
 #: D = 400 for kappa <= 5.5; a Newton-CG product costs P D^2).
 INTERPOLANT_D_DEFAULT = 400
 #: Up to this D ``lazyrich asymptotic`` computes the interpolant's critical kappa by default
-#: (4-6 kappas x 4 training sets: ~1.3 s at D = 100, ~8 s at D = 200 on a quiet 2-core machine,
-#: about twice that on a busy one; benchmarks/critical_speed.md; the cost grows like D^3).
-INTERPOLANT_CRITICAL_D_DEFAULT = 200
+#: (4-6 kappas x 4 training sets, solved side by side on the free cores: ~1 s at D = 100, ~5 s
+#: at D = 200, ~25 s at D = 400 on a quiet 2-core machine, about twice that on a busy one;
+#: benchmarks/critical_speed.md; the cost grows like D^3).
+INTERPOLANT_CRITICAL_D_DEFAULT = 400
 
 
 @dataclass(frozen=True)
@@ -224,7 +226,7 @@ def interpolant_size_cap(D: int, max_D: int | None = INTERPOLANT_D_DEFAULT) -> s
     """Why an interpolant nobody asked for explicitly is not computed at dimension ``D``
     (one line), None when ``D`` is within the cap ``max_D`` (None: no cap)."""
     if max_D is not None and D > max_D:
-        return f"not computed by default at D = {D} > {max_D} (minutes per solve)"
+        return f"not computed by default at D = {D} > {max_D} (its cost grows like D^3)"
     return None
 
 
@@ -423,14 +425,7 @@ def interpolant_critical_kappa(problem: Problem, seeds: int = INTERPOLANT_CRITIC
 
     @functools.lru_cache(maxsize=None)
     def mean_loss(P: int) -> float:
-        L = []
-        for k in range(seeds):
-            try:
-                L.append(entropic_interpolant(problem.replace(P=P, seed=problem.seed + k))
-                         .population_loss)
-            except IntegrationError as exc:
-                raise IntegrationError(f"at P = {P} (kappa = {P / D:.4g}), seed "
-                                       f"{problem.seed + k}: {exc}") from exc
+        L = _seed_losses(problem.replace(P=P), seeds)
         if log is not None:
             log(f"interpolant critical kappa: P = {P} (kappa = {P / D:.4g}): mean loss "
                 f"{np.mean(L):.4g} over {seeds} training sets")
@@ -449,6 +444,26 @@ def interpolant_critical_kappa(problem: Problem, seeds: int = INTERPOLANT_CRITIC
     except IntegrationError as exc:            # names the interpolant and its residual
         return CriticalKappa(math.nan, "interpolant", definition, str(exc))
     return CriticalKappa(float(value), "interpolant", definition)
+
+
+def _seed_losses(problem: Problem, seeds: int) -> list[float]:
+    """The interpolant's relative tau -> inf loss of ``problem`` on ``seeds`` training sets
+    (its seed, seed + 1, ...), solved side by side on the cores free now, one BLAS thread each:
+    1.8x faster than one after the other with threaded BLAS on 2 free cores (D = 400,
+    benchmarks/critical_speed.md), the same as before on a busy machine (one worker).
+    IntegrationError naming the P and seed of a solve that did not converge."""
+    def one(k: int) -> float:
+        try:
+            return entropic_interpolant(problem.replace(seed=problem.seed + k)).population_loss
+        except IntegrationError as exc:
+            raise IntegrationError(f"at P = {problem.P} (kappa = {problem.P / problem.D:.4g}), "
+                                   f"seed {problem.seed + k}: {exc}") from exc
+
+    workers = min(seeds, free_cores())
+    if workers == 1:
+        return [one(k) for k in range(seeds)]
+    with one_blas_thread(), ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, range(seeds)))
 
 
 def _bracket(f: Callable[[float], float], lo: float, hi: float, start: float | None,
