@@ -248,7 +248,8 @@ def _critical(args: argparse.Namespace, problem, inp, steps: int) -> CriticalKap
         say = None if args.quiet else (lambda line: print(line, flush=True))
         if say is not None:
             say(f"asymptotic: critical kappa from the interpolant, {INTERPOLANT_CRITICAL_SEEDS} "
-                "training sets per kappa (~1-2 s at D = 100, ~4-8 s at D = 200, ~25-50 s at D = 400)")
+                "training sets per kappa (~1-2 s at D = 100, ~4-8 s at D = 200, ~25-50 s at "
+                "D = 400)")
         return interpolant_critical_kappa(problem, log=say)
     options = ({"Ns": max(args.ns // 2, 20), "runs": CRITICAL_RUNS,
                 "tau_h": float(inp.dmft_clock(steps))} if isinstance(inp, RIndexInputs) else
