@@ -5,7 +5,7 @@
                         [--steps T] [--save-times ...] --out DIR
 
 Writes trajectory.csv (t, train_loss, test_loss, population_loss and the other core columns;
-test_loss is the population loss, columns the theory lacks are empty), summary.json
+test_loss is the population loss, columns the theory lacks are NaN), summary.json
 (predicted_half_time, predicted_final_test_loss, critical_kappa, predicted_grokking_delay,
 null with a reason when not applicable), problem.json, run.json and the PNG.  The width
 defaults to N = inf here (the theory's); a finite --N, --uncentered, a training option, a
@@ -202,8 +202,13 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     check_out_dir(args.out, config, args.overwrite)
     crit = _critical(args, problem, inp, steps)     # before the curve (it may refuse)
     closure = {} if finite_rank else {"column_closure": args.column_closure}
+    if not args.quiet:
+        print(f"asymptotic: the theory's curve (--method {args.method}; the DMFT ~5-10 s, "
+              "the spectral closure ~1 s, the r-index DMFT ~10-40 s)", flush=True)
+    curve_started = time.perf_counter()
     traj = offline_theory(problem, steps, method=args.method, save_times=extra,
                           xi_law=args.xi_law, Ns=args.ns, seed=args.dmft_seed, **closure)
+    curve_wall = time.perf_counter() - curve_started
     summary = offline_summary(traj, crit)
     if crit is None:
         why = ("not computed (--critical-kappa none)" if explicit else
@@ -221,8 +226,8 @@ def run_asymptotic(args: argparse.Namespace) -> int:
             print(f"asymptotic: {crit_note}")
         a7 = " (column closure A7)" if traj.info.get("column_closure") == "least_squares" else ""
         print(f"asymptotic: {traj.method}{a7}, kappa={inp.kappa:.4g}, {steps} steps in "
-              f"{time.perf_counter() - started:.2f} s; {_numbers(summary, args.critical)} "
-              f"-> {args.out}")
+              f"{time.perf_counter() - started:.2f} s (curve {curve_wall:.2f} s); "
+              f"{_numbers(summary, args.critical)} -> {args.out}")
     return 0
 
 
@@ -232,8 +237,9 @@ def _numbers(summary: dict, critical: str) -> str:
     train, test = summary["predicted_plateau_train_loss"], summary["predicted_plateau_test_loss"]
     plateau = ("no plateau" if train is None else
                f"plateau train / test {train:.3g} / {test:.3g} x initial")
-    return (f"{plateau}, predicted half time {'never' if h is None else f'{h:.6g}'}, final "
-            f"test loss {summary['predicted_final_test_loss']:.3g} x initial, critical kappa "
+    return (f"{plateau}, predicted half time {'never' if h is None else f'{h:.6g}'}, test "
+            f"loss at the horizon {summary['predicted_final_test_loss']:.3g} x initial, "
+            "critical kappa "
             f"{_fmt_critical(crit_k, critical)} ({critical}), "
             f"tau -> inf test loss {_fmt(summary)}")
 
@@ -279,7 +285,7 @@ def _default_critical(problem, finite_rank: bool) -> tuple[str, str | None]:
         return "interpolant", None
     why = f"not available: {domain}" if domain else f"{cap}; --critical-kappa interpolant"
     return "bbp", ("critical kappa: the BBP threshold (the crossover's lower end); the "
-                   f"interpolant's (tau -> inf, docs §15) is {why}")
+                   f"interpolant's (tau -> inf, docs/offline_theory.md §15) is {why}")
 
 
 def _limit_reason(args: argparse.Namespace, problem, finite_rank: bool) -> str | None:

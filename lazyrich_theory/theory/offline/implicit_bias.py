@@ -416,7 +416,7 @@ def interpolant_critical_kappa(problem: Problem, seeds: int = INTERPOLANT_CRITIC
         raise ProblemError(why)
     D = problem.D
     definition = ("kappa at which the mirror-descent interpolant's tau -> inf relative "
-                  f"population loss, averaged over {seeds} training sets, is 1/2 (docs §15)")
+                  f"population loss, averaged over {seeds} training sets, is 1/2 (docs/offline_theory.md §15)")
     hi = min(hi, (D * (D + 3) // 2) / D)        # beyond: no interpolant exists (tiny D)
     if not hi > lo:
         return CriticalKappa(math.nan, "interpolant", definition,

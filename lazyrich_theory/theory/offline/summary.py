@@ -336,6 +336,10 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
         "critical_kappa_definition": None if critical is None else critical.definition,
         "predicted_grokking_delay_definition": "t_test - t_train, each at 0.1 x its initial "
                                                "value (relative_grokking_time of the theory)",
+        "predicted_half_time_definition": "the first t (GD steps) at which the theory's "
+                                          "population loss is half its initial value",
+        "predicted_final_test_loss_definition": "the theory's population loss at the horizon "
+                                                "(the last time) / its initial value",
         "predicted_train_half_time": train_half if math.isfinite(train_half) else None,
         "predicted_final_train_loss": float(train[-1] / train[0]),
         "horizon": float(t[-1]),
