@@ -25,7 +25,7 @@ from pathlib import Path
 
 import lazyrich_theory as lr
 from common import load_note, markdown_head, median_time
-from lazyrich_theory.theory.offline import implicit_bias
+from lazyrich_theory.core import threads
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_CRITICAL_D_DEFAULT,
                                                           interpolant_critical_kappa)
 
@@ -50,12 +50,12 @@ def _cli(D: int) -> None:
 
 def _serial(p: lr.Problem) -> tuple[float, int]:
     """The search with one worker: the training sets one after the other, threaded BLAS."""
-    cores = implicit_bias.free_cores
-    implicit_bias.free_cores = lambda: 1
+    cores = threads.free_cores
+    threads.free_cores = lambda: 1
     try:
         return _search(p, 3.0)
     finally:
-        implicit_bias.free_cores = cores
+        threads.free_cores = cores
 
 
 def _row(D: int, new: tuple, old: tuple, cli: bool) -> str:

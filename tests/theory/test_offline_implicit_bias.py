@@ -32,6 +32,7 @@ import numpy as np
 import pytest
 
 import lazyrich_theory as lr
+from lazyrich_theory.core import threads
 from lazyrich_theory.errors import IntegrationError, ProblemError
 from lazyrich_theory.spec.data import ProblemData, target
 from lazyrich_theory.theory.offline import implicit_bias
@@ -161,9 +162,9 @@ def test_training_sets_side_by_side_match_one_after_the_other(monkeypatch):
     the numbers of the serial loop, in seed order; a solve that fails in a worker is still
     named by its P and seed."""
     p = _gauss(3.0, 1, D=20)
-    monkeypatch.setattr(implicit_bias, "free_cores", lambda: 1)
+    monkeypatch.setattr(threads, "free_cores", lambda: 1)
     serial = implicit_bias._seed_losses(p, 3)
-    monkeypatch.setattr(implicit_bias, "free_cores", lambda: 2)
+    monkeypatch.setattr(threads, "free_cores", lambda: 2)
     pooled = implicit_bias._seed_losses(p, 3)
     assert serial == [entropic_interpolant(p.replace(seed=1 + k)).population_loss
                       for k in range(3)]

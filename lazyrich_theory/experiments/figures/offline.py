@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from lazyrich_theory.core.solve import solve
+from lazyrich_theory.core.threads import map_on_free_cores
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.experiments.figures.common import FigureData, as_list
 from lazyrich_theory.spec.problem import Problem
@@ -176,6 +178,11 @@ def _map_problem(base: Problem, kappa: float, seed: int) -> Problem:
     return p
 
 
+def _map_loss(p: Problem, data, scales: tuple[float, float]) -> float:
+    """The interpolant's relative tau -> inf loss of ``p`` at (alpha, eps) = ``scales``."""
+    return entropic_interpolant(p.replace(alpha=scales[0], eps=scales[1]), data).population_loss
+
+
 def floor_map(problem: Problem, steps: int, kappas: Any = FLOOR_KAPPAS, ms: Any = FLOOR_MS,
               seeds: int = 4) -> FigureData:
     """Where the flow ends, over kappa = P/D and m = alpha eps / b2: the interpolant's
@@ -214,8 +221,8 @@ def floor_map(problem: Problem, steps: int, kappas: Any = FLOOR_KAPPAS, ms: Any 
         raise ProblemError(f"seeds must be an integer >= 1, got {seeds!r}")
     base = problem.replace(N=math.inf)
     if base.D > INTERPOLANT_D_DEFAULT:
-        raise ProblemError(f"floor-map: D = {base.D} > {INTERPOLANT_D_DEFAULT} takes minutes per "
-                           "convex solve; use a smaller D")
+        raise ProblemError(f"floor-map: D = {base.D} > {INTERPOLANT_D_DEFAULT}: a convex solve's "
+                           "cost grows like D^3; use a smaller D")
     ratio, sigma2 = base.alpha / base.eps, base.init_scale ** 2
     cols: dict[str, list] = {c: [] for c in ("kappa", "m", "seed", "P", "alpha", "eps", "b2",
                                              "loss")}
@@ -225,11 +232,11 @@ def floor_map(problem: Problem, steps: int, kappas: Any = FLOOR_KAPPAS, ms: Any 
             p = _map_problem(base, k, base.seed + s)
             data = p.data()
             b2 = input_fields(p, data)["b2"]       # the theory's b2 = 2 tau |beta|^2 / D
-            for j, m in enumerate(mm):
-                ae = m * b2 / sigma2                 # the run's (sigma alpha)(sigma eps) = m b2
-                a, e = math.sqrt(ae * ratio), math.sqrt(ae / ratio)
-                loss[i, j, s] = entropic_interpolant(p.replace(alpha=a, eps=e),
-                                                     data).population_loss
+            # the run's (sigma alpha)(sigma eps) = m b2 at the problem's alpha / eps
+            scales = [(math.sqrt(m * b2 / sigma2 * ratio), math.sqrt(m * b2 / sigma2 / ratio))
+                      for m in mm]
+            loss[i, :, s] = map_on_free_cores(partial(_map_loss, p, data), scales)
+            for j, (m, (a, e)) in enumerate(zip(mm, scales)):
                 for c, v in zip(cols, (k, m, p.seed, p.P, a, e, b2, loss[i, j, s])):
                     cols[c].append(v)
     mean = loss.mean(axis=2)

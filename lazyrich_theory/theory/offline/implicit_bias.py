@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -36,7 +35,7 @@ from scipy.optimize import brentq
 from scipy.sparse.linalg import LinearOperator, cg
 
 from lazyrich_theory.core.statistics import population_loss
-from lazyrich_theory.core.threads import blas_threads, free_cores, one_blas_thread
+from lazyrich_theory.core.threads import blas_threads, map_on_free_cores
 from lazyrich_theory.errors import IntegrationError, ProblemError
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
@@ -359,9 +358,11 @@ def interpolant_floors(problem: Problem, alphas, epss,
     data = problem.data()
     out = np.empty((len(alphas), len(epss)))
     for i, a in enumerate(alphas):
-        for j, e in enumerate(epss):
-            st = entropic_interpolant(problem.replace(alpha=float(a), eps=float(e)), data)
-            out[i, j] = st.population_loss * st.initial_loss
+        def floor(e: float, a: float = float(a)) -> float:
+            st = entropic_interpolant(problem.replace(alpha=a, eps=float(e)), data)
+            return st.population_loss * st.initial_loss
+
+        out[i] = map_on_free_cores(floor, epss)          # a row's cells side by side
         if log is not None:
             log(f"offline interpolant floors alpha = {float(a):g} (absolute; eps = "
                 + ", ".join(f"{float(e):g}" for e in epss) + "): "
@@ -448,10 +449,10 @@ def interpolant_critical_kappa(problem: Problem, seeds: int = INTERPOLANT_CRITIC
 
 def _seed_losses(problem: Problem, seeds: int) -> list[float]:
     """The interpolant's relative tau -> inf loss of ``problem`` on ``seeds`` training sets
-    (its seed, seed + 1, ...), solved side by side on the cores free now, one BLAS thread each:
-    1.8x faster than one after the other with threaded BLAS on 2 free cores (D = 400,
-    benchmarks/critical_speed.md), the same as before on a busy machine (one worker).
-    IntegrationError naming the P and seed of a solve that did not converge."""
+    (its seed, seed + 1, ...), solved side by side on the cores free now
+    (:func:`~lazyrich_theory.core.threads.map_on_free_cores`: 2.1x faster at D = 400 on 2 free
+    cores, benchmarks/critical_speed.md).  IntegrationError naming the P and seed of a solve
+    that did not converge."""
     def one(k: int) -> float:
         try:
             return entropic_interpolant(problem.replace(seed=problem.seed + k)).population_loss
@@ -459,11 +460,7 @@ def _seed_losses(problem: Problem, seeds: int) -> list[float]:
             raise IntegrationError(f"at P = {problem.P} (kappa = {problem.P / problem.D:.4g}), "
                                    f"seed {problem.seed + k}: {exc}") from exc
 
-    workers = min(seeds, free_cores())
-    if workers == 1:
-        return [one(k) for k in range(seeds)]
-    with one_blas_thread(), ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(one, range(seeds)))
+    return map_on_free_cores(one, range(seeds))
 
 
 def _bracket(f: Callable[[float], float], lo: float, hi: float, start: float | None,
