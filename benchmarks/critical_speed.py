@@ -7,7 +7,8 @@ to end as a user runs it (a fresh process):
   evaluated both ends of the range (1.5, 8) first (``start=None``);
 * the training sets of one kappa solved side by side, one per free core with one BLAS thread
   each (the package), against one after the other with threaded BLAS (the package with
-  ``free_cores`` fixed at 1: the code path before the change).
+  ``free_cores`` fixed at 1: the code path before the change);
+* the same for the interpolation floors of the 8 x 8 Fig. 3(e) grid (``interpolant_floors``).
 
     python benchmarks/critical_speed.py          # -> critical_speed.md (~10 min)
 
@@ -94,7 +95,36 @@ def main() -> None:
                           median_time(lambda: _serial(p), REPEATS),
                           D <= INTERPOLANT_CRITICAL_D_DEFAULT))
         print(lines[-1], flush=True)
+    lines += [""] + _floors_table()
     (HERE / "critical_speed.md").write_text("\n".join(lines) + "\n")
+
+
+def _floors_table() -> list[str]:
+    """interpolant_floors on the 8 x 8 Fig. 3(e) grid (``lazyrich phase --offline-theory
+    interpolant``'s floors), a row's cells side by side against one after the other."""
+    import numpy as np
+
+    from lazyrich_theory.theory.offline import interpolant_floors
+
+    p = lr.preset("fig1").replace(N=math.inf)
+    al, ep = np.linspace(0.4, 5.6, 8), np.linspace(0.02, 0.28, 8)
+    t_new, f_new = median_time(lambda: interpolant_floors(p, al, ep), REPEATS)
+    cores = threads.free_cores
+    threads.free_cores = lambda: 1
+    try:
+        t_old, f_old = median_time(lambda: interpolant_floors(p, al, ep), REPEATS)
+    finally:
+        threads.free_cores = cores
+    lines = markdown_head(
+        "Interpolation floors of the Fig. 3(e) grid side by side",
+        "interpolant_floors, fig1 at N = inf (D = 100, P = 550), the 8 x 8 alpha x eps grid of "
+        "docs/offline_theory.md §12.3; package: a row's cells side by side on the free cores; "
+        f"baseline: one after the other. Median of {REPEATS}. Machine: " + load_note() + ".",
+        ["package (s)", "baseline (s)", "ratio", "largest |difference| of the floors"], level=2)
+    lines.append(f"| {t_new:.2f} | {t_old:.2f} | {t_old / t_new:.1f} | "
+                 f"{float(np.abs(f_new - f_old).max()):.1e} |")
+    print(lines[-1], flush=True)
+    return lines
 
 
 if __name__ == "__main__":

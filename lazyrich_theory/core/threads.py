@@ -164,7 +164,7 @@ def map_on_free_cores(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     core free now (:func:`free_cores`), BLAS single-threaded in them (:func:`one_blas_thread`);
     one after the other, BLAS as its callee chooses, when one core is free.  For independent
     solves whose time is spent in NumPy/SciPy (they release the GIL): the interpolant's convex
-    solves run 1.8-2.1x faster on 2 free cores than one after the other with threaded BLAS
+    solves run 1.7-2.1x faster on 2 free cores than one after the other with threaded BLAS
     (benchmarks/critical_speed.md).  Results in the order of ``items``; the first exception
     raised by a call propagates.  ``fn`` must not change global state (a BLAS limit, Numba's
     thread count): the workers share it."""

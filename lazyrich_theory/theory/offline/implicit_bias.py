@@ -450,8 +450,8 @@ def interpolant_critical_kappa(problem: Problem, seeds: int = INTERPOLANT_CRITIC
 def _seed_losses(problem: Problem, seeds: int) -> list[float]:
     """The interpolant's relative tau -> inf loss of ``problem`` on ``seeds`` training sets
     (its seed, seed + 1, ...), solved side by side on the cores free now
-    (:func:`~lazyrich_theory.core.threads.map_on_free_cores`: 2.1x faster at D = 400 on 2 free
-    cores, benchmarks/critical_speed.md).  IntegrationError naming the P and seed of a solve
+    (:func:`~lazyrich_theory.core.threads.map_on_free_cores`: 1.9-2.1x faster at D = 400 on 2
+    free cores, benchmarks/critical_speed.md).  IntegrationError naming the P and seed of a solve
     that did not converge."""
     def one(k: int) -> float:
         try:
