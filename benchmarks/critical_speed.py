@@ -120,7 +120,7 @@ def _floors_table() -> list[str]:
         "interpolant_floors, fig1 at N = inf (D = 100, P = 550), the 8 x 8 alpha x eps grid of "
         "docs/offline_theory.md §12.3; package: a row's cells side by side on the free cores; "
         f"baseline: one after the other. Median of {REPEATS}. Machine: " + load_note() + ".",
-        ["package (s)", "baseline (s)", "ratio", "largest |difference| of the floors"], level=2)
+        ["package (s)", "baseline (s)", "ratio", "largest difference of the floors"], level=2)
     lines.append(f"| {t_new:.2f} | {t_old:.2f} | {t_old / t_new:.1f} | "
                  f"{float(np.abs(f_new - f_old).max()):.1e} |")
     print(lines[-1], flush=True)
