@@ -1,0 +1,202 @@
+"""The grokking delay and the two 0.1 times against the exact flow (issue 13 asks the theory
+for "the rich-transition (test half-loss) time and the grokking delay"; docs/offline_theory.md
+§11.5).
+
+Per run (each seed's own teacher and training set, the "raw" series of §11; N = inf, centered,
+convention A, eta0 = 1, horizon 1000 D steps = tau 40 on the DMFT clock): the exact flow, the
+spectral closure, the DMFT as derived and the DMFT with the column closure A7
+(``column_closure="least_squares"``), each summarised by
+:func:`lazyrich_theory.theory.timescales.grokking_summary` -- the definitions of
+``summary.json``: train_time and test_time are the first t at which the train / population loss
+is below 0.1 (absolute: the paper's threshold, ``paper_grokking_time`` is their difference),
+relative_grokking_time (``predicted_grokking_delay``) the difference of the same two times at
+0.1 x each curve's initial value, test_half_time the half-loss time; None where not reached
+within the horizon.
+
+    python benchmarks/offline_delay.py run D [D ...]   # resumable; one JSON file per D
+    python benchmarks/offline_delay.py table            # -> offline_delay.md
+    python benchmarks/offline_delay.py tail [D ...]     # the late tail -> offline_delay_tail.md
+
+Cost (one core): D = 50-100 ~10 s per run, D = 200 ~1-2 min, D = 400 ~7 min (the exact flow).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import lazyrich_theory as lr
+from common import markdown_head, run_resumable, write_table
+from lazyrich_theory.theory.offline import offline_theory
+from lazyrich_theory.theory.timescales import grokking_summary
+
+HERE = Path(__file__).resolve().parent
+KEYS = ("train_time", "test_time", "relative_grokking_time", "test_half_time",
+        "final_train_loss", "final_test_loss")
+#: theory name -> offline_theory options
+THEORIES = {"spectral": {"method": "spectral"}, "dmft": {"method": "dmft"},
+            "dmft_a7": {"method": "dmft", "column_closure": "least_squares"}}
+#: (kappa, alpha, eps) per D, and the seeds
+CELLS = {D: [(k, a, e) for k in (22.0, 11.0, 5.5) for a, e in ((1.0, 0.02), (2.0, 0.04))]
+         for D in (50, 100, 200)}
+CELLS[400] = [(22.0, 1.0, 0.02), (11.0, 1.0, 0.02)]
+SEEDS = {50: range(4), 100: range(4), 200: range(4), 400: range(2)}
+
+
+LABELS = {"test_half_time": "population loss at 1/2 its initial value",
+          "train_time": "train loss below 0.1 (absolute)",
+          "test_time": "population loss below 0.1 (absolute)",
+          "relative_grokking_time": "the grokking delay of summary.json (each loss at 0.1 x "
+                                    "its initial value)"}
+
+
+def _path(D: int) -> Path:
+    return HERE / f"offline_delay_D{D}.json"
+
+
+def _summary(traj) -> dict:
+    g = grokking_summary(traj.t, traj.train_loss, traj.population_loss)
+    return {k: g["values"][k] for k in KEYS}
+
+
+def _one(D: int, kappa: float, alpha: float, eps: float, seed: int) -> dict:
+    p = lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=alpha, eps=eps, seed=seed)
+    T = 1000 * D
+    st = np.unique(np.concatenate([[0], np.geomspace(1, T, 400).astype(int)]))
+    t0 = time.perf_counter()
+    out = {"exact": _summary(lr.solve(p, T, method="flow", save_times=st))}
+    out["exact_wall"] = time.perf_counter() - t0
+    for name, opts in THEORIES.items():
+        t0 = time.perf_counter()
+        out[name] = _summary(offline_theory(p, T, save_times=st, **opts))
+        out[f"{name}_wall"] = time.perf_counter() - t0
+    beta = p.data().beta
+    out["b2"] = float(2 * p.tau * beta @ beta / D)
+    return out
+
+
+def _jobs(D: int):
+    for kappa, a, e in CELLS[D]:
+        for s in SEEDS[D]:
+            yield (f"{kappa}|{a}|{e}|{s}",
+                   lambda k=kappa, a=a, e=e, s=s: _one(D, k, a, e, s))
+
+
+def run(dims: list[int]) -> None:
+    for D in dims:
+        run_resumable(_path(D), _jobs(D))
+
+
+def _mean_error(rows: list[dict], name: str, key: str) -> tuple[float, float, int, int]:
+    """Seed-mean exact value, relative error of the theory's seed mean, number of runs where
+    both exist, number of runs where the exact value exists."""
+    ex = [r["exact"][key] for r in rows]
+    pairs = [(x, r[name][key]) for x, r in zip(ex, rows) if x is not None
+             and r[name][key] is not None]
+    n_ex = sum(x is not None for x in ex)
+    if not pairs:
+        return float("nan"), float("nan"), 0, n_ex
+    x, y = np.array(pairs).T
+    return x.mean(), y.mean() / x.mean() - 1, len(pairs), n_ex
+
+
+def _cell(rows: list[dict], key: str) -> str:
+    mean, _, _, n_ex = _mean_error(rows, "spectral", key)
+    parts = [f"{mean:.0f} ({n_ex}/{len(rows)})" if n_ex else f"never (0/{len(rows)})"]
+    for name in THEORIES:
+        _, err, n, _ = _mean_error(rows, name, key)
+        never = sum(r[name][key] is None for r in rows)
+        parts.append(f"{err:+.0%} ({n})" if n else "—")
+        if never:
+            parts[-1] += f", never in {never}"
+    return " | ".join(parts)
+
+
+def table() -> None:
+    cols = ["D", "kappa", "alpha, eps", "exact (runs reached)", "spectral", "DMFT",
+            "DMFT + A7"]
+    lines = markdown_head(
+        "Grokking delay and the 0.1 times: theory against the exact flow "
+        "(docs/offline_theory.md §11.5)",
+        "Exact: seed mean in GD steps (runs that reach it / runs). Theories: error of the seed "
+        "mean over the runs where both reach it (their number), and in how many runs the "
+        "theory never reaches it within the horizon 1000 D.", cols)
+    sections = []
+    for key, label in LABELS.items():
+        sec = [f"\n## {key}: {label}\n", "| " + " | ".join(cols) + " |",
+               "|" + "---|" * len(cols)]
+        for D in sorted(CELLS):
+            if not _path(D).exists():
+                continue
+            done = json.loads(_path(D).read_text())
+            for kappa, a, e in CELLS[D]:
+                rows = [done[k] for s in SEEDS[D] if (k := f"{kappa}|{a}|{e}|{s}") in done]
+                if rows:
+                    sec.append(f"| {D} | {kappa:g} | {a:g}, {e:g} | {_cell(rows, key)} |")
+        sections += sec
+    write_table(HERE / "offline_delay.md", lines[:3] + sections)
+
+
+#: the late tail: exact flow and spectral closure out to tau = 160 (4000 D steps)
+TAIL_TAUS = (10, 20, 40, 80, 160)
+TAIL_KAPPAS = {50: (4.0, 5.5, 11.0, 22.0), 100: (4.0, 5.5, 11.0, 22.0), 200: (5.5, 11.0)}
+TAIL_COLUMNS = ("population_loss", "train_loss", "misalignment", "linear_power")
+
+
+def _tail_one(D: int, kappa: float, alpha: float, eps: float, seed: int) -> dict:
+    p = lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=alpha, eps=eps, seed=seed)
+    st = [0] + [25 * D * tau for tau in TAIL_TAUS]
+    out = {}
+    for name, solve in (("exact", lambda: lr.solve(p, st[-1], method="flow", save_times=st)),
+                        ("spectral", lambda: offline_theory(p, st[-1], method="spectral",
+                                                            save_times=st))):
+        df = solve().to_pandas()
+        out[name] = {c: [float(df[c].loc[t] / df[c].iloc[0]) if c.endswith("_loss") else
+                         float(df[c].loc[t] / df["population_loss"].iloc[0])
+                         for t in st[1:]] for c in TAIL_COLUMNS}
+    return out
+
+
+def tail(dims: list[int]) -> None:
+    path = HERE / "offline_delay_tail.json"
+    for D in dims:
+        run_resumable(path, ((f"{D}|{k}|{a}|{e}|{s}",
+                              lambda k=k, a=a, e=e, s=s: _tail_one(D, k, a, e, s))
+                             for k in TAIL_KAPPAS[D] for a, e in ((1.0, 0.02),)
+                             for s in (0, 1)))
+    done = json.loads(path.read_text())
+    lines = markdown_head(
+        "The late tail: exact flow against the spectral closure (docs/offline_theory.md §11.5)",
+        "Seed means (seeds 0, 1; (alpha, eps) = (1, 0.02)) of the population loss and of its "
+        "misalignment part, relative to the initial population loss, at tau = t / (25 D); "
+        "'slope' is d ln / d ln tau between tau = 40 and 160.",
+        ["D", "kappa", "quantity"] + [f"tau = {tau}" for tau in TAIL_TAUS] + ["slope"])
+    for D in sorted({int(k.split("|")[0]) for k in done}):
+        for kappa in TAIL_KAPPAS[D]:
+            runs = [v for k, v in done.items() if k.startswith(f"{D}|{kappa}|")]
+            if not runs:
+                continue
+            for name in ("exact", "spectral"):
+                for col in ("population_loss", "misalignment", "train_loss"):
+                    y = np.mean([r[name][col] for r in runs], axis=0)
+                    slope = np.log(y[-1] / y[-3]) / np.log(TAIL_TAUS[-1] / TAIL_TAUS[-3])
+                    lines.append(f"| {D} | {kappa:g} | {name} {col} | "
+                                 + " | ".join(f"{v:.3g}" for v in y) + f" | {slope:+.2f} |")
+    write_table(HERE / "offline_delay_tail.md", lines)
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1] if len(sys.argv) > 1 else "run"
+    dims = [int(d) for d in sys.argv[2:]]
+    if cmd == "table":
+        table()
+    elif cmd == "tail":
+        tail(dims or sorted(TAIL_KAPPAS))
+    elif cmd == "run":
+        run(dims or [50, 100, 200])
+    else:
+        raise SystemExit(f"unknown command {cmd!r}: run, table or tail")
