@@ -248,7 +248,10 @@ def _regime_note(traj: Trajectory) -> str:
                 "are far too optimistic here; use method='dmft')")
     if method == "spectral":
         return ("spectral closure, validated for kappa >= 5: half-time within ~1-11 % of the "
-                "exact flow at D = 100-400 (docs/offline_theory.md)")
+                "exact flow at D = 100-400 (docs/offline_theory.md); its grokking delay is "
+                "short by ~3-21 % at kappa = 22, ~20-40 % at kappa = 11 and ~50-75 % at "
+                "kappa = 5.5: the delay is set by the late tail, which this closure has too "
+                "fast (no memorisation channel; docs/offline_theory.md §11.5)")
     if method == "rindex":
         return ("r-index DMFT of a finite-rank init: exact as D -> inf (no closure); measured "
                 "against the exact flow within its seed spread from D = 100 on "
@@ -257,10 +260,13 @@ def _regime_note(traj: Trajectory) -> str:
         return ("DMFT with the opt-in column closure A7 (chosen, not derived; "
                 "docs/offline_theory.md §12.4): against the exact flow at D = 400 the loss at "
                 "tau = 40 is +0.04 (kappa = 2), +0.05..+0.06 (kappa = 3), +0.01..+0.02 (kappa = "
-                "5.5), +0.08 (kappa = 1.5) on seed means, the half time within 7 %; Monte Carlo "
+                "5.5), +0.08 (kappa = 1.5) on seed means, the half time within 7 %, the "
+                "grokking delay +10..+40 % at kappa >= 11 (§11.5); Monte Carlo "
                 "spread ~+-4 % / +-0.05")
     return ("DMFT: half-time -29..+15 % and loss at tau = 40 +0.0..+0.3 against the exact "
-            "flow (D = 50-400, docs/offline_theory.md §11); Monte Carlo spread ~+-4 % / +-0.05. "
+            "flow (D = 50-400, docs/offline_theory.md §11); Monte Carlo spread ~+-4 % / +-0.05; "
+            "grokking delay +10..+45 % at kappa >= 11, mostly not reached at kappa = 5.5 "
+            "(§11.5). "
             "For where the flow ends, trust predicted_limit_test_loss (the interpolant, "
             "within 0.02 at kappa >= 2) over this loss at the horizon; below the critical "
             "kappa, where the flow has interpolated by tau ~ 40, it is also the better estimate "
