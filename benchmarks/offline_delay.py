@@ -31,7 +31,7 @@ import numpy as np
 
 import lazyrich_theory as lr
 from common import markdown_head, run_resumable, write_table
-from lazyrich_theory.theory.offline import offline_theory
+from lazyrich_theory.theory.offline import offline_inputs, offline_theory
 from lazyrich_theory.theory.timescales import grokking_summary
 
 HERE = Path(__file__).resolve().parent
@@ -65,8 +65,12 @@ def _summary(traj) -> dict:
     return {k: g["values"][k] for k in KEYS}
 
 
+def _problem(D: int, kappa: float, alpha: float, eps: float, seed: int) -> lr.Problem:
+    return lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=alpha, eps=eps, seed=seed)
+
+
 def _one(D: int, kappa: float, alpha: float, eps: float, seed: int) -> dict:
-    p = lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=alpha, eps=eps, seed=seed)
+    p = _problem(D, kappa, alpha, eps, seed)
     T = 1000 * D
     st = np.unique(np.concatenate([[0], np.geomspace(1, T, 400).astype(int)]))
     t0 = time.perf_counter()
@@ -76,8 +80,7 @@ def _one(D: int, kappa: float, alpha: float, eps: float, seed: int) -> dict:
         t0 = time.perf_counter()
         out[name] = _summary(offline_theory(p, T, save_times=st, **opts))
         out[f"{name}_wall"] = time.perf_counter() - t0
-    beta = p.data().beta
-    out["b2"] = float(2 * p.tau * beta @ beta / D)
+    out["b2"] = offline_inputs(p).b2
     return out
 
 
@@ -136,16 +139,14 @@ def table() -> None:
         "Exact: seed mean in GD steps (runs that reach it / runs). Theories: error of the seed "
         "mean over the runs where both reach it (their number), and in how many runs the "
         "theory never reaches it within the horizon 1000 D.", cols)
+    done = {D: json.loads(_path(D).read_text()) for D in sorted(CELLS) if _path(D).exists()}
     sections = []
     for key, label in LABELS.items():
         sec = [f"\n## {key}: {label}\n", "| " + " | ".join(cols) + " |",
                "|" + "---|" * len(cols)]
-        for D in sorted(CELLS):
-            if not _path(D).exists():
-                continue
-            done = json.loads(_path(D).read_text())
+        for D, runs in done.items():
             for kappa, a, e in CELLS[D]:
-                rows = [done[k] for s in SEEDS[D] if (k := f"{kappa}|{a}|{e}|{s}") in done]
+                rows = [runs[k] for s in SEEDS[D] if (k := f"{kappa}|{a}|{e}|{s}") in runs]
                 if rows:
                     sec.append(f"| {D} | {kappa:g} | {a:g}, {e:g} | {_cell(rows, key)} |")
         sections += sec
@@ -159,7 +160,7 @@ TAIL_COLUMNS = ("population_loss", "train_loss", "misalignment", "linear_power")
 
 
 def _tail_one(D: int, kappa: float, alpha: float, eps: float, seed: int) -> dict:
-    p = lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=alpha, eps=eps, seed=seed)
+    p = _problem(D, kappa, alpha, eps, seed)
     st = [0] + [25 * D * tau for tau in TAIL_TAUS]
     out = {}
     for name, solve in (("exact", lambda: lr.solve(p, st[-1], method="flow", save_times=st)),

@@ -20,7 +20,8 @@ import numpy as np
 
 import lazyrich_theory as lr
 from common import markdown_head, run_or_table, write_table
-from lazyrich_theory.theory.offline import entropic_interpolant, offline_theory
+from lazyrich_theory.theory.offline import (entropic_interpolant, offline_inputs,
+                                            offline_theory)
 from lazyrich_theory.theory.timescales import half_time
 
 HERE = Path(__file__).resolve().parent
@@ -61,8 +62,7 @@ def cell_jobs(one):
 
 def _one(kappa: float, alpha: float, eps: float, seed: int) -> dict:
     p, st = cell_problem(kappa, alpha, eps, seed)
-    beta = p.data().beta
-    out: dict = {"b2": float(2 * p.tau * beta @ beta / D)}
+    out: dict = {"b2": offline_inputs(p).b2}
     t0 = time.perf_counter()
     out["exact"] = _metrics(lr.solve(p, T_H, method="flow", save_times=st))
     out["exact_wall"] = time.perf_counter() - t0
