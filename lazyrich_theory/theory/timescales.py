@@ -37,7 +37,7 @@ from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 
 __all__ = ["Timescales", "predict_timescales", "first_time_below", "half_time",
-           "population_half_time",
+           "population_half_time", "online_tail",
            "grokking_metrics", "grokking_summary", "lazy_peak_reason", "MEASURED_STATUS"]
 
 #: the four values of ``grokking_summary(...)["status"]`` (``measured_status`` in summary.json)
@@ -132,6 +132,33 @@ def population_half_time(problem: Problem, data: ProblemData | None = None,
     tr = population(pi, steps, data=d, method="scalar", rtol=1e-8, atol=1e-12)
     L = tr.population_loss
     return first_time_below(tr.t, L, 0.5 * L[0])
+
+
+def online_tail(tau, alpha: float, eps: float, b2: float, tau1: float,
+                delta1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The N = inf online flow after its rich transition, in closed form (docs/offline_theory.md
+    §11.6): the late-time solution through the point (tau1, delta1).
+
+    tau is the DMFT clock (tau = 2 eta0 eps t / (alpha D)), delta = 1 - (alpha eps / 2)(M_bb -
+    1) / (tau_c |beta|^2) the spike's deficit along betahat and t = alpha eps a / b2 the bulk's
+    trace excess (M = (1 + a) I + b betahat betahat^T).  Once the spike has locked to the
+    bulk's trace (t = 3 delta), ln(1 + A / delta) with A = alpha eps / (3 b2) grows at the
+    rate 2 alpha eps / 3:
+
+        delta(tau) = A / (exp(ln(1 + A / delta1) + (2 alpha eps / 3)(tau - tau1)) - 1),
+
+    a power law delta ~ 1 / (2 b2 tau) while delta >> A, then an exponential.  The population
+    loss relative to its initial value is 2 delta^2 (leading order in delta and 1/D).
+
+    Returns
+    -------
+    (delta, t, relative_loss)
+        Arrays of the shape of ``tau``.
+    """
+    A = alpha * eps / (3.0 * b2)
+    x = np.log1p(A / delta1) + (2.0 * alpha * eps / 3.0) * (np.asarray(tau, float) - tau1)
+    delta = A / np.expm1(x)
+    return delta, 3.0 * delta, 2.0 * delta ** 2
 
 
 def lazy_peak_reason(peak_time: float | None, peak_test_loss: float | None,

@@ -138,3 +138,30 @@ def test_grokking_summary_never_is_not_zero():
     assert low["values"]["train_time"] == 0.0
     assert low["values"]["test_train_time_ratio"] is None
     assert "train_time = 0" in low["reasons"]["test_train_time_ratio"]
+
+
+def test_online_tail_closed_form_matches_the_population_ode():
+    """docs/offline_theory.md §11.6: after the transition the spike's deficit locks to the bulk's
+    trace excess (t = 3 delta) and follows ``online_tail``; the loss is 2 delta^2."""
+    from lazyrich_theory import population
+    from lazyrich_theory.theory.timescales import online_tail
+
+    D, alpha, eps = 400, 1.0, 0.02
+    p = Problem(D=D, P=10, N="inf", alpha=alpha, eps=eps, eta0=1.0, seed=3, test_size=5)
+    b2 = 2 * p.tau * float(p.data().beta @ p.data().beta) / D
+    taus = np.array([40.0, 80.0, 160.0])
+    steps = (taus * alpha * D / (2 * eps)).astype(int)
+    tr = population(p, int(steps[-1]), save_times=steps)
+    k = np.searchsorted(tr.t, steps)
+    assert np.array_equal(tr.t[k], steps)
+    along = tr.alignment[k]                               # a + b
+    a = (D * tr.trace_dM[k] - along) / (D - 1)
+    delta = 1 - alpha * eps * along / (b2 * D)
+    t = alpha * eps * a / b2
+    assert np.all(np.abs(t / delta - 3) < 0.05)
+    pred, pred_t, pred_loss = online_tail(taus, alpha, eps, b2, taus[0], delta[0])
+    np.testing.assert_allclose(pred, delta, rtol=0.02)
+    np.testing.assert_allclose(pred_t, 3 * pred)
+    np.testing.assert_allclose(tr.population_loss[k] / tr.population_loss[0], 2 * delta ** 2,
+                               rtol=0.03)
+    assert delta[-1] < delta[0] / 5                       # the tail really was followed
