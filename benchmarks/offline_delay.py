@@ -15,6 +15,7 @@ within the horizon.
 
     python benchmarks/offline_delay.py run D [D ...]   # resumable; one JSON file per D
     python benchmarks/offline_delay.py table            # -> offline_delay.md
+    python benchmarks/offline_delay.py docs             # -> offline_delay_docs.md (§11.5's layout)
     python benchmarks/offline_delay.py tail [D ...]     # the late tail -> offline_delay_tail.md
 
 Cost (one core): D = 50-100 ~10 s per run, D = 200 ~1-2 min, D = 400 ~7 min (the exact flow).
@@ -43,7 +44,7 @@ THEORIES = {"spectral": {"method": "spectral"}, "dmft": {"method": "dmft"},
 #: (kappa, alpha, eps) per D, and the seeds
 CELLS = {D: [(k, a, e) for k in (22.0, 11.0, 5.5) for a, e in ((1.0, 0.02), (2.0, 0.04))]
          for D in (50, 100, 200)}
-CELLS[400] = [(22.0, 1.0, 0.02), (11.0, 1.0, 0.02)]
+CELLS[400] = [(k, a, e) for k in (22.0, 11.0) for a, e in ((1.0, 0.02), (2.0, 0.04))]
 SEEDS = {50: range(4), 100: range(4), 200: range(4), 400: range(4)}
 
 
@@ -153,6 +154,61 @@ def table() -> None:
     write_table(HERE / "offline_delay.md", lines[:3] + sections)
 
 
+def _pct(err: float) -> str:
+    return f"{err * 100:+.0f} %".replace("-", "\u2212")
+
+
+def _steps(x: float) -> str:
+    return f"{x:,.0f}".replace(",", " ")
+
+
+def _docs_cell(rows: list[dict], key: str, names: tuple[str, ...]) -> str:
+    """'exact seed mean: error / error' as in §11.5 ("never in n/4" where a theory does not
+    reach the threshold within the horizon)."""
+    mean, _, _, n_ex = _mean_error(rows, "spectral", key)
+    if not n_ex:
+        return f"never ({len(rows)}/{len(rows)})"
+    parts = []
+    for name in names:
+        _, err, n, _ = _mean_error(rows, name, key)
+        never = sum(_value(r[name], key) is None for r in rows)
+        txt = _pct(err) if n else "never"
+        parts.append(txt + (f" (never in {never}/{len(rows)})" if never and n else ""))
+    return f"{_steps(mean)}: " + " / ".join(parts)
+
+
+def _times_cell(rows: list[dict]) -> str:
+    """'train / test exact seed means: spectral error on each'."""
+    cells = [_mean_error(rows, "spectral", k) for k in ("train_time", "test_time")]
+    return (" / ".join(_steps(c[0]) for c in cells) + ": "
+            + " / ".join(_pct(c[1]) for c in cells))
+
+
+def docs_tables() -> None:
+    """The two tables of docs/offline_theory.md §11.5, in its layout, from the result files."""
+    done = {D: json.loads(_path(D).read_text()) for D in sorted(CELLS) if _path(D).exists()}
+    dims = list(done)
+    head = ["| κ | (α, ε) | " + " | ".join(f"D = {D}" for D in dims) + " |",
+            "|---|---|" + "---|" * len(dims)]
+    cells = [(k, a, e) for k in (22.0, 11.0, 5.5) for a, e in ((1.0, 0.02), (2.0, 0.04))]
+    out = {"delay: spectral / DMFT with A7": [], "train / test time (absolute 0.1), spectral": []}
+    for k, a, e in cells:
+        row = {name: [] for name in out}
+        for D in dims:
+            rows = [done[D][key] for s in SEEDS[D] if (key := f"{k}|{a}|{e}|{s}") in done[D]]
+            row["delay: spectral / DMFT with A7"].append(
+                _docs_cell(rows, "relative_grokking_time", ("spectral", "dmft_a7")) if rows
+                else "—")
+            row["train / test time (absolute 0.1), spectral"].append(
+                _times_cell(rows) if rows else "—")
+        for name, vals in row.items():
+            out[name].append(f"| {k:g} | ({a:g}, {e:g}) | " + " | ".join(vals) + " |")
+    lines = []
+    for name, body in out.items():
+        lines += [f"## {name}", ""] + head + body + [""]
+    write_table(HERE / "offline_delay_docs.md", lines)
+
+
 #: the late tail: exact flow and spectral closure out to tau = 160 (4000 D steps)
 TAIL_TAUS = (10, 20, 40, 80, 160)
 TAIL_KAPPAS = {50: (4.0, 5.5, 11.0, 22.0), 100: (4.0, 5.5, 11.0, 22.0), 200: (5.5, 11.0)}
@@ -206,9 +262,11 @@ if __name__ == "__main__":
     dims = [int(d) for d in sys.argv[2:]]
     if cmd == "table":
         table()
+    elif cmd == "docs":
+        docs_tables()
     elif cmd == "tail":
         tail(dims or sorted(TAIL_KAPPAS))
     elif cmd == "run":
         run(dims or [50, 100, 200])
     else:
-        raise SystemExit(f"unknown command {cmd!r}: run, table or tail")
+        raise SystemExit(f"unknown command {cmd!r}: run, table, docs or tail")
