@@ -260,12 +260,29 @@ def test_flow_divergence_tracker_checks_every_column(small_problem):
     row = system.record(system.F0)
     div.save(0, 0.0, system.F0, row)
     bad = list(row)
-    bad[-1] = math.nan                  # a diagnostic column, not the loss
+    bad[-1] = math.nan                  # a diagnostic column, not the loss ...
+    blown = np.full_like(system.F0, np.inf)   # ... on a state that has blown up
     with pytest.raises(DivergenceError, match="non-finite or exploding loss") as exc:
-        div.save(1, 5.0, system.F0, bad)
+        div.save(1, 5.0, blown, bad)
     assert exc.value.step == 5.0 and exc.value.eta0_bound > 0
+    bad_core = list(row)
+    bad_core[3] = math.nan              # a core column (variance) on a finite state
+    with pytest.raises(DivergenceError, match="non-finite or exploding loss"):
+        div.save(1, 5.0, system.F0, bad_core)
     # the discrete loop's save check reads the train loss only
     Divergence(system).save(0, 0.0, system.F0, bad)
+
+
+def test_flow_names_an_observer_that_returns_nan_on_a_finite_state(small_problem):
+    """A user's observer dividing by zero is not a divergence of the flow: the error names
+    the observer instead of blaming alpha and eps."""
+    obs = {"ratio": lambda system, F: math.nan}
+    with pytest.raises(ProblemError, match="observer 'ratio' returned nan at t=0"):
+        solve(small_problem, 200, method="flow", observers=obs)
+    system = ReducedSystem.build(small_problem, observers=obs)
+    row = system.record(system.F0)
+    with pytest.raises(ProblemError, match="observer 'ratio'"):
+        Divergence(system, flow=True).save(0, 0.0, system.F0, row)
 
 
 def test_progress_bar_does_not_change_the_run(small_problem):
