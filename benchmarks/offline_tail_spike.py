@@ -14,10 +14,13 @@ Two measurements, both with the package's own solvers:
   deficit delta itself and the ratio t / delta of the bulk's trace excess to it.
 * ``theories D [D ...]``: delta and t of the spectral closure and of the DMFT (as derived and
   with A7) against the exact flow, out to tau = 80.
+* ``mean``: the exact flow for a teacher with a larger mean, y = xi^2 / 2 + (c0 - 1/2): the bulk
+  must then keep part of its trace, so its kernel stops shrinking.
 
     python benchmarks/offline_tail_spike.py online        # -> offline_tail_spike_online.json
     python benchmarks/offline_tail_spike.py exact 50 100  # resumable -> offline_tail_spike.json
     python benchmarks/offline_tail_spike.py theories 50 100 200   # the theories' delta and t
+    python benchmarks/offline_tail_spike.py mean          # a larger label mean (D = 50)
     python benchmarks/offline_tail_spike.py table         # -> offline_tail_spike.md
 
 Cost (one core): online < 10 s; exact D = 50 10-45 s per run, D = 100 1-5 min; theories
@@ -44,7 +47,7 @@ TAUS = (10, 20, 40, 80, 160, 320)
 ONLINE = [(D, a, e) for D in (100, 400, 1600) for a, e in ((1.0, 0.02), (2.0, 0.04))]
 KAPPAS = {50: (5.5, 11.0, 22.0, 44.0), 100: (5.5, 11.0, 22.0)}
 SEEDS = (0, 1)
-BLOCKS = ("pop", "bb", "bp", "pp", "delta", "tbar", "train")
+BLOCKS = ("pop", "bb", "bp", "pp", "variance", "linear_power", "delta", "tbar", "top3", "train")
 
 
 def _b2(D: int, kappa: float, seed: int) -> float:
@@ -88,8 +91,9 @@ def online() -> None:
 def _observers(p: lr.Problem) -> dict:
     """name -> fn(system, F): the blocks of Delta = (alpha eps / 2)(M - M0) - tau beta beta^T
     in the basis (betahat, its complement), each as its part of the population loss (before
-    normalising), the deficit delta = -Delta_bb / (tau |beta|^2) and the bulk's trace excess
-    tbar = alpha eps (tr_perp M - (D - 1)) / (b2 D)."""
+    normalising), the deficit delta = -Delta_bb / (tau |beta|^2), the bulk's trace excess
+    tbar = alpha eps (tr_perp M - (D - 1)) / (b2 D) and the share of that excess in the bulk's
+    three largest eigenvalues (top3)."""
     def parts(system, F):
         beta = system.beta
         bh = beta / np.linalg.norm(beta)
@@ -101,12 +105,16 @@ def _observers(p: lr.Problem) -> dict:
         D = len(beta)
         b2 = 2 * p.tau * float(beta @ beta) / D
         fro = float(np.sum(Dl * Dl))
+        Mb = M - np.outer(M @ bh, bh) - np.outer(bh, bh @ M) + float(bh @ M @ bh) * np.outer(bh, bh)
+        top = np.linalg.eigvalsh(Mb)[-3:]
+        excess = np.trace(Mb) - (D - 1)
         return {"bb": 2 * dbb ** 2 / D ** 2, "bp": 4 * float(off @ off) / D ** 2,
                 "pp": 2 * (fro - dbb ** 2 - 2 * float(off @ off)) / D ** 2,
                 "delta": -dbb / (p.tau * float(beta @ beta)),
-                "tbar": p.alpha * p.eps * (np.trace(M) - float(bh @ M @ bh) - (D - 1)) / (b2 * D)}
+                "tbar": p.alpha * p.eps * excess / (b2 * D),
+                "top3": float(np.sum(top - 1) / excess) if excess else 0.0}
     return {k: (lambda system, F, k=k: parts(system, F)[k])
-            for k in ("bb", "bp", "pp", "delta", "tbar")}
+            for k in ("bb", "bp", "pp", "delta", "tbar", "top3")}
 
 
 def _exact_one(D: int, kappa: float, seed: int) -> dict:
@@ -117,9 +125,9 @@ def _exact_one(D: int, kappa: float, seed: int) -> dict:
     P0, L0 = df["population_loss"].iloc[0], df["train_loss"].iloc[0]
     out = {"pop": [float(df["population_loss"].loc[t] / P0) for t in st[1:]],
            "train": [float(df["train_loss"].loc[t] / L0) for t in st[1:]]}
-    for k in ("bb", "bp", "pp"):
+    for k in ("bb", "bp", "pp", "variance", "linear_power"):
         out[k] = [float(df[k].loc[t] / P0) for t in st[1:]]
-    for k in ("delta", "tbar"):
+    for k in ("delta", "tbar", "top3"):
         out[k] = [float(df[k].loc[t]) for t in st[1:]]
     return out
 
@@ -130,6 +138,43 @@ def _run(name: str, one, kappas: dict, dims: list[int]) -> None:
     for D in dims:
         run_resumable(HERE / f"{name}.json", ((f"{D}|{k}|{s}", lambda k=k, s=s: one(D, k, s))
                                               for k in kappas[D] for s in SEEDS))
+
+
+#: the label-mean test: teacher y = xi^2 / 2 + (c0 - 1/2) (c0 = 1/2 is the paper's, b2 = 1)
+MEANS = (0.5, 0.75, 1.0)
+
+
+def _mean_one(c0: float, seed: int, D: int = 50, kappa: float = 5.5) -> dict:
+    p = lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=1.0, eps=0.02, seed=seed,
+                   target=f"hermite:coef={c0}/0/0.5")
+    st = [0] + [25 * D * tau for tau in TAUS]
+    df = lr.solve(p, st[-1], method="flow", save_times=st).to_pandas()
+    return {k: [float(df[k].loc[t] / df[k].iloc[0]) for t in st[1:]]
+            for k in ("population_loss", "train_loss")}
+
+
+def means() -> None:
+    run_resumable(HERE / "offline_tail_spike_mean.json",
+                  ((f"{c0}|{s}", lambda c0=c0, s=s: _mean_one(c0, s))
+                   for c0 in MEANS for s in SEEDS))
+
+
+def _mean_lines() -> list[str]:
+    path = HERE / "offline_tail_spike_mean.json"
+    if not path.exists():
+        return []
+    done = json.loads(path.read_text())
+    lines = [""] + markdown_head(
+        "A larger label mean: teacher hermite:coef=c0/0/0.5 (D = 50, kappa = 5.5)",
+        "Seed means (seeds 0, 1) of the population and train loss relative to their initial "
+        "values; c0 = 0.5 is the paper's teacher with b2 = 1.",
+        ["c0", "quantity"] + [f"tau = {t}" for t in TAUS], level=2)
+    for c0 in MEANS:
+        runs = [done[k] for s in SEEDS if (k := f"{c0}|{s}") in done]
+        for q in ("population_loss", "train_loss") if runs else ():
+            y = np.mean([r[q] for r in runs], axis=0)
+            lines.append(f"| {c0:g} | {q} | " + " | ".join(f"{v:.3g}" for v in y) + " |")
+    return lines
 
 
 #: the theories against the exact flow: tau grid (the DMFT's grid ends near tau = 80)
@@ -222,8 +267,10 @@ def table() -> None:
         "Seed means (seeds 0, 1; (alpha, eps) = (1, 0.02)); pop, bb (the betahat block: the "
         "spike deficit), bp (the off-diagonal block), pp (the bulk block) and train relative to "
         "their initial loss; delta the spike deficit, t / delta the bulk's trace excess over "
-        "it; 'trace rate / online': how fast the bulk gives its trace back (d ln t / d tau, "
-        "centred) over the online flow's -(2/3)(alpha eps + b2 t) at the same t (11.2). "
+        "it; top3 the share of that excess in the bulk's three largest eigenvalues; R: how fast "
+        "the bulk gives its trace back (d ln t / d tau, centred) over the online flow's "
+        "-(2/3)(alpha eps + b2 t) at the same t (11.2), split into (3/2)(1 - delta / t), what "
+        "the online law (11.1) gives at the measured t / delta instead of 3, and the rest. "
         "'slope': d ln / d ln tau between tau = 40 and 160.",
         ["D", "kappa", "quantity"] + [f"tau = {t}" for t in TAUS] + ["slope"], level=2)
     i, j = TAUS.index(40), TAUS.index(160)
@@ -234,15 +281,20 @@ def table() -> None:
                 continue
             rates = [_rate_ratio(done[f"{D}|{kappa}|{s}"]["tbar"], _b2(D, kappa, s))
                      for s in SEEDS if f"{D}|{kappa}|{s}" in done]
-            for q in BLOCKS + ("ratio", "rate"):
-                y = (np.mean(rates, axis=0) if q == "rate" else
-                     np.mean([np.array(r["tbar"]) / np.array(r["delta"]) if q == "ratio"
-                              else r[q] for r in runs], axis=0))
-                slope = "" if q in ("ratio", "rate") else f"{_slope(y, i, j):+.2f}"
-                name = {"ratio": "t / delta", "rate": "trace rate / online"}.get(q, q)
+            slaving = [1.5 * (1 - np.array(r["delta"]) / np.array(r["tbar"])) for r in runs]
+            derived = {"ratio": np.mean([np.array(r["tbar"]) / np.array(r["delta"])
+                                         for r in runs], axis=0),
+                       "rate": np.mean(rates, axis=0), "slaving": np.mean(slaving, axis=0),
+                       "rest": np.mean(np.array(rates) / np.array(slaving), axis=0)}
+            for q in BLOCKS + tuple(derived):
+                y = derived[q] if q in derived else np.mean([r[q] for r in runs], axis=0)
+                slope = "" if q in derived or q == "top3" else f"{_slope(y, i, j):+.2f}"
+                name = {"ratio": "t / delta", "rate": "R = trace rate / online",
+                        "slaving": "(3/2)(1 - delta / t)", "rest": "R / (3/2)(1 - delta / t)"
+                        }.get(q, q)
                 lines.append(f"| {D} | {kappa:g} | {name} | "
                              + " | ".join(f"{v:.3g}" for v in y) + f" | {slope} |")
-    write_table(HERE / "offline_tail_spike.md", lines + _theory_lines())
+    write_table(HERE / "offline_tail_spike.md", lines + _theory_lines() + _mean_lines())
 
 
 if __name__ == "__main__":
@@ -255,7 +307,9 @@ if __name__ == "__main__":
     elif cmd == "theories":
         _run("offline_tail_spike_theories", _theories_one, THEORY_KAPPAS,
              [int(d) for d in sys.argv[2:]] or sorted(THEORY_KAPPAS))
+    elif cmd == "mean":
+        means()
     elif cmd == "table":
         table()
     else:
-        raise SystemExit(f"unknown command {cmd!r}: online, exact, theories or table")
+        raise SystemExit(f"unknown command {cmd!r}: online, exact, theories, mean or table")

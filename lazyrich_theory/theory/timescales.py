@@ -140,15 +140,16 @@ def online_tail(tau, alpha: float, eps: float, b2: float, tau1: float,
     §11.6): the late-time solution through the point (tau1, delta1).
 
     tau is the DMFT clock (tau = 2 eta0 eps t / (alpha D)), delta = 1 - (alpha eps / 2)(M_bb -
-    1) / (tau_c |beta|^2) the spike's deficit along betahat and t = alpha eps a / b2 the bulk's
-    trace excess (M = (1 + a) I + b betahat betahat^T).  Once the spike has locked to the
-    bulk's trace (t = 3 delta), ln(1 + A / delta) with A = alpha eps / (3 b2) grows at the
+    1) / (tau_c |beta|^2) the spike's deficit along betahat and t = alpha eps a (D - 1) / (b2 D)
+    the bulk's trace excess (M = (1 + a) I + b betahat betahat^T).  Valid once the spike has
+    grown (the O(1/D) terms that start the transition are dropped) and has locked to the
+    bulk's trace (t = 3 delta): then ln(1 + A / delta) with A = alpha eps / (3 b2) grows at the
     rate 2 alpha eps / 3:
 
         delta(tau) = A / (exp(ln(1 + A / delta1) + (2 alpha eps / 3)(tau - tau1)) - 1),
 
     a power law delta ~ 1 / (2 b2 tau) while delta >> A, then an exponential.  The population
-    loss relative to its initial value is 2 delta^2 (leading order in delta and 1/D).
+    loss relative to its initial value is 2 delta^2 (leading order in 1/D and alpha eps / b2).
 
     Returns
     -------

@@ -155,9 +155,8 @@ def test_online_tail_closed_form_matches_the_population_ode():
     k = np.searchsorted(tr.t, steps)
     assert np.array_equal(tr.t[k], steps)
     along = tr.alignment[k]                               # a + b
-    a = (D * tr.trace_dM[k] - along) / (D - 1)
     delta = 1 - alpha * eps * along / (b2 * D)
-    t = alpha * eps * a / b2
+    t = alpha * eps * (D * tr.trace_dM[k] - along) / (b2 * D)   # the bulk's trace excess
     assert np.all(np.abs(t / delta - 3) < 0.05)
     pred, pred_t, pred_loss = online_tail(taus, alpha, eps, b2, taus[0], delta[0])
     np.testing.assert_allclose(pred, delta, rtol=0.02)
