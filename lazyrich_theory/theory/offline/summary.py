@@ -251,7 +251,8 @@ def _regime_note(traj: Trajectory) -> str:
                 "exact flow at D = 100-400 (docs/offline_theory.md); its grokking delay is "
                 "short by ~3-20 % at kappa = 22, ~20-45 % at kappa = 11 and ~50-80 % at "
                 "kappa = 5.5: the delay is set by the late tail, which this closure has too "
-                "fast (no memorisation channel; docs/offline_theory.md §11.5)")
+                "fast (no memorisation channel: it gives back the trace the lazy phase left in "
+                "the bulk too fast; docs/offline_theory.md §11.5-11.6)")
     if method == "rindex":
         return ("r-index DMFT of a finite-rank init: exact as D -> inf (no closure); measured "
                 "against the exact flow within its seed spread from D = 100 on "
