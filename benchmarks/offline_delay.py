@@ -172,7 +172,7 @@ def _docs_cell(rows: list[dict], key: str, names: tuple[str, ...]) -> str:
     for name in names:
         _, err, n, _ = _mean_error(rows, name, key)
         never = sum(_value(r[name], key) is None for r in rows)
-        txt = _pct(err) if n else "never"
+        txt = _pct(err) if n else f"never ({never}/{len(rows)})"
         parts.append(txt + (f" (never in {never}/{len(rows)})" if never and n else ""))
     return f"{_steps(mean)}: " + " / ".join(parts)
 

@@ -249,7 +249,7 @@ def _regime_note(traj: Trajectory) -> str:
     if method == "spectral":
         return ("spectral closure, validated for kappa >= 5: half-time within ~1-11 % of the "
                 "exact flow at D = 100-400 (docs/offline_theory.md); its grokking delay is "
-                "short by ~3-20 % at kappa = 22, ~20-45 % at kappa = 11 and ~50-80 % at "
+                "short by ~3-25 % at kappa = 22, ~20-46 % at kappa = 11 and ~50-80 % at "
                 "kappa = 5.5: the delay is set by the late tail, which this closure has too "
                 "fast (no memorisation channel: it gives back the trace the lazy phase left in "
                 "the bulk too fast; docs/offline_theory.md §11.5-11.6)")
