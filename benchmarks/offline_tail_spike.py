@@ -45,7 +45,7 @@ from lazyrich_theory.theory.timescales import online_tail
 HERE = Path(__file__).resolve().parent
 TAUS = (10, 20, 40, 80, 160, 320)
 ONLINE = [(D, a, e) for D in (100, 400, 1600) for a, e in ((1.0, 0.02), (2.0, 0.04))]
-KAPPAS = {50: (5.5, 11.0, 22.0, 44.0), 100: (5.5, 11.0, 22.0)}
+KAPPAS = {50: (5.5, 11.0, 22.0, 44.0), 100: (5.5, 11.0, 22.0), 200: (5.5, 11.0)}
 SEEDS = (0, 1)
 BLOCKS = ("pop", "bb", "bp", "pp", "variance", "linear_power", "delta", "tbar", "top3", "train")
 
@@ -159,17 +159,22 @@ def means() -> None:
                    for c0 in MEANS for s in SEEDS))
 
 
-def _mean_lines() -> list[str]:
-    path = HERE / "offline_tail_spike_mean.json"
+def _section(name: str, title: str, intro: str, columns: list[str]):
+    """(the results in ``name``.json, the section's first lines), or (None, []) if not run."""
+    path = HERE / f"{name}.json"
     if not path.exists():
-        return []
-    done = json.loads(path.read_text())
-    lines = [""] + markdown_head(
+        return None, []
+    return json.loads(path.read_text()), [""] + markdown_head(title, intro, columns, level=2)
+
+
+def _mean_lines() -> list[str]:
+    done, lines = _section(
+        "offline_tail_spike_mean",
         "A larger label mean: teacher hermite:coef=c0/0/0.5 (D = 50, kappa = 5.5)",
         "Seed means (seeds 0, 1) of the population and train loss relative to their initial "
         "values; c0 = 0.5 is the paper's teacher with b2 = 1.",
-        ["c0", "quantity"] + [f"tau = {t}" for t in TAUS], level=2)
-    for c0 in MEANS:
+        ["c0", "quantity"] + [f"tau = {t}" for t in TAUS])
+    for c0 in MEANS if done else ():
         runs = [done[k] for s in SEEDS if (k := f"{c0}|{s}") in done]
         for q in ("population_loss", "train_loss") if runs else ():
             y = np.mean([r[q] for r in runs], axis=0)
@@ -203,17 +208,14 @@ def _theories_one(D: int, kappa: float, seed: int) -> dict:
 
 
 def _theory_lines() -> list[str]:
-    path = HERE / "offline_tail_spike_theories.json"
-    if not path.exists():
-        return []
-    done = json.loads(path.read_text())
-    lines = [""] + markdown_head(
+    done, lines = _section(
+        "offline_tail_spike_theories",
         "The deficit and the trace excess: theories against the exact flow",
         "Seed means (seeds 0, 1; (alpha, eps) = (1, 0.02)) of the spike deficit delta and the "
         "bulk's trace excess t, each method's own, at tau = t / (25 D), and the rate at which "
         "t falls over the online flow's at the same t (as in the table above).",
-        ["D", "kappa", "method", "quantity"] + [f"tau = {t}" for t in THEORY_TAUS], level=2)
-    for D, kappas in THEORY_KAPPAS.items():
+        ["D", "kappa", "method", "quantity"] + [f"tau = {t}" for t in THEORY_TAUS])
+    for D, kappas in THEORY_KAPPAS.items() if done else ():
         for kappa in kappas:
             runs = [done[k] for s in SEEDS if (k := f"{D}|{kappa}|{s}") in done]
             for name in METHODS if runs else ():
