@@ -23,7 +23,8 @@ Two measurements, both with the package's own solvers:
     python benchmarks/offline_tail_spike.py mean          # a larger label mean (D = 50)
     python benchmarks/offline_tail_spike.py table         # -> offline_tail_spike.md
 
-Cost (one core): online < 10 s; exact D = 50 10-45 s per run, D = 100 1-5 min; theories
+Cost (one core): online < 10 s; exact D = 50 10-45 s per run, D = 100 1-5 min, D = 200 5-9 min;
+theories
 D = 200 a few minutes per run.
 """
 
