@@ -9,7 +9,7 @@ Two measurements, both with the package's own solvers:
   (b2 D) and the bulk's trace excess t = alpha eps a / b2 lock to t = 3 delta, and
   ln(1 + A / delta), A = alpha eps / (3 b2), grows at the rate 2 alpha eps / 3 exactly.
 * ``exact D [D ...]``: the exact flow (``lr.solve(method="flow")`` with observers), seeds 0-1,
-  out to tau = 320 (tau = t / (25 D), the DMFT clock): the population loss split into the
+  out to tau = 320 (tau = GD step / (25 D), the DMFT clock): the population loss split into the
   beta-hat block of Delta (the spike deficit), the off-diagonal block and the bulk block, the
   deficit delta itself and the ratio t / delta of the bulk's trace excess to it.
 * ``theories D [D ...]``: delta and t of the spectral closure and of the DMFT (as derived and
@@ -213,7 +213,7 @@ def _theory_lines() -> list[str]:
         "offline_tail_spike_theories",
         "The deficit and the trace excess: theories against the exact flow",
         "Seed means (seeds 0, 1; (alpha, eps) = (1, 0.02)) of the spike deficit delta and the "
-        "bulk's trace excess t, each method's own, at tau = t / (25 D), and the rate at which "
+        "bulk's trace excess t, each method's own, at tau = step / (25 D), and the rate at which "
         "t falls over the online flow's at the same t (as in the table above).",
         ["D", "kappa", "method", "quantity"] + [f"tau = {t}" for t in THEORY_TAUS])
     for D, kappas in THEORY_KAPPAS.items() if done else ():
