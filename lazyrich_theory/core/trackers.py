@@ -246,9 +246,10 @@ class Divergence(Tracker):
         if self._saved0 is None:
             self._saved0 = loss
         if self.flow:
-            if not all(math.isfinite(v) for v in row):
+            finite = all(math.isfinite(v) for v in row)
+            if not finite:
                 self._check_observers(t, F, row)
-            if not all(math.isfinite(v) for v in row) or _blown_up(loss, self._saved0):
+            if not finite or _blown_up(loss, self._saved0):
                 raise divergence_error(self.system, t, "non-finite or exploding loss",
                                        self.healthy, F, flow=True)
             if loss <= 2.0 * self._saved0:
@@ -258,17 +259,15 @@ class Divergence(Tracker):
             raise divergence_error(self.system, t, what, self.healthy, F)
         return False
 
-
     def _check_observers(self, t: float, F: np.ndarray, row: Sequence[float]) -> None:
         """A non-finite value only in an extra column (an observer) while the state and the
         core columns are finite is the observer's fault, not a divergence: say which."""
         names = list(self.system.observers)
         core = len(row) - len(names)
-        bad = [n for n, v in zip(names, row[core:]) if not math.isfinite(v)]
+        bad = [(n, v) for n, v in zip(names, row[core:]) if not math.isfinite(v)]
         if bad and all(math.isfinite(v) for v in row[:core]) and np.isfinite(F).all():
-            raise ProblemError(f"observer {bad[0]!r} returned {row[core + names.index(bad[0])]}"
-                               f" at t={t:g} on a finite state: an observer must return a "
-                               f"finite number")
+            raise ProblemError(f"observer {bad[0][0]!r} returned {bad[0][1]} at t={t:g} on a "
+                               f"finite state: an observer must return a finite number")
 
 
 class EarlyStop(Tracker):
