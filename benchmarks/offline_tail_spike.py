@@ -6,7 +6,8 @@ Four measurements, all with the package's own solvers:
 * ``online``: the N = inf population ODE (the package's two-scalar right-hand side,
   ``population.scalar_rhs``: M = (1 + a) I + b betahat betahat^T) after the transition, against
   the closed form of §11.6 (``online_tail``): the spike deficit delta = 1 - alpha eps (a + b) /
-  (b2 D) and the bulk's trace excess t = alpha eps a / b2 lock to t = 3 delta, and
+  (b2 D) and the bulk's trace excess t = alpha eps a (D - 1) / (b2 D) (the definition of the
+  exact runs, tr_perp(M - I) = (D - 1) a) lock to t = 3 delta, and
   ln(1 + A / delta), A = alpha eps / (3 b2), grows at the rate 2 alpha eps / 3 exactly.
 * ``exact D [D ...]``: the exact flow (``lr.solve(method="flow")`` with observers), seeds 0-1,
   out to tau = 320 (tau = GD step / (25 D), the DMFT clock): the population loss split into the
@@ -79,8 +80,8 @@ def _online_one(D: int, alpha: float, eps: float) -> dict:
     a, b = sol.y
     loss = [sum(scalar_loss(ai, bi, alpha, eps, tau_c, b2 * D, D, 0.0)) / L0
             for ai, bi in zip(a, b)]
-    return {"delta": list(1 - alpha * eps * (a + b) / (b2 * D)), "t": list(alpha * eps * a / b2),
-            "loss": loss}
+    return {"delta": list(1 - alpha * eps * (a + b) / (b2 * D)),
+            "t": list(alpha * eps * a * (D - 1) / (b2 * D)), "loss": loss}
 
 
 def online() -> None:
