@@ -61,6 +61,11 @@ def _path(D: int) -> Path:
     return HERE / f"offline_delay_D{D}.json"
 
 
+def _load() -> dict[int, dict]:
+    """D -> the runs stored for it, for every D that has a result file."""
+    return {D: json.loads(_path(D).read_text()) for D in sorted(CELLS) if _path(D).exists()}
+
+
 def _summary(traj) -> dict:
     g = grokking_summary(traj.t, traj.train_loss, traj.population_loss)
     return {k: g["values"][k] for k in KEYS}
@@ -140,7 +145,7 @@ def table() -> None:
         "Exact: seed mean in GD steps (runs that reach it / runs). Theories: error of the seed "
         "mean over the runs where both reach it (their number), and in how many runs the "
         "theory never reaches it within the horizon 1000 D.", cols)
-    done = {D: json.loads(_path(D).read_text()) for D in sorted(CELLS) if _path(D).exists()}
+    done = _load()
     sections = []
     for key, label in LABELS.items():
         sec = [f"\n## {key}: {label}\n", "| " + " | ".join(cols) + " |",
@@ -186,7 +191,7 @@ def _times_cell(rows: list[dict]) -> str:
 
 def docs_tables() -> None:
     """The two tables of docs/offline_theory.md §11.5, in its layout, from the result files."""
-    done = {D: json.loads(_path(D).read_text()) for D in sorted(CELLS) if _path(D).exists()}
+    done = _load()
     dims = list(done)
     head = ["| κ | (α, ε) | " + " | ".join(f"D = {D}" for D in dims) + " |",
             "|---|---|" + "---|" * len(dims)]
