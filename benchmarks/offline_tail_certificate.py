@@ -1,0 +1,252 @@
+"""The late tail in log time: a quasi-stationary certificate (docs/offline_theory.md §11.7).
+
+On the DMFT clock tau (= GD step / (25 D) here: eta0 = 1, alpha / eps = 50) the quadratic part
+of the exact flow is dM/dtau = -D (G M + M G), G = (1/P) sum_mu r_mu x_mu x_mu^T with the train
+residuals r_mu (the linear column adds its own terms). So an eigenvalue lambda_k of the bulk
+block of M (the block orthogonal to betahat; eigenvector v_k) moves exactly as
+
+    d ln lambda_k / d ln tau = -2 q_k,   q_k = v_k^T Q v_k,   Q = tau D G,
+
+up to the column's terms and those of M's spike-bulk block (the table measures how small
+they are: slope_pred against the measured slope). The measurement: after the transition the
+train residual falls like 1 / tau along a nearly fixed direction, so the "certificate" Q is
+nearly constant over a decade of tau, and the bulk decays as powers of tau with exponents
+-2 q_k. Recorded per run, at each tau of TAUS (seeds 0-1, (alpha, eps) = (1, 0.02),
+P = kappa D, the exact flow):
+
+* train, pop: the relative train and population losses;
+* s = tau |r| / (b2 sqrt P): the residual's size times tau (constant if r ~ 1 / tau);
+* cos_r, cos_Q: the cosine of r, and of Q (Frobenius), with their values at the previous tau;
+  Q_ratio = |Q| / |Q_previous|;
+* t: the bulk's trace excess (as in offline_tail_spike.py); q_trace = sum lambda_k q_k /
+  sum lambda_k, and slope_pred = -2 sum lambda_k q_k / sum (lambda_k - 1), the instantaneous
+  d ln t / d ln tau that the certificate gives (the table sets it beside the measured one);
+* q_top3 (mean over the three largest bulk eigenvalues), q_median (over the bulk) and q_bb
+  (betahat^T Q betahat, the spike's);
+* extrap: t predicted from the state at tau1 = 20 and 40 with Q frozen, M(tau) =
+  E M(tau1) E, E = exp(-Q ln(tau / tau1)) (exact if tau r were constant and the column
+  absent), over the exact t, at the later taus;
+* octiles (at tau = 20, 80 and 320): the bulk's eigenvalues sorted into eight equal groups,
+  each group's mean ln lambda, mean q and share of the trace excess: q as a function of the
+  direction's size.
+
+The online (kappa = infinity) reference, at D = 50 and 100, is the package's population ODE
+(as in ``offline_tail_spike.py online``, b2 = 1): there G = E[e x x^T] with
+e = (b2 / 2)(t - delta xi^2), so q = tau (b2 / 2)(t - delta) in every bulk direction,
+q_bb = tau (b2 / 2)(t - 3 delta) and s = tau (1 / 2) sqrt(t^2 - 2 t delta + 3 delta^2); on
+(11.2)'s power law (t = 3 delta, delta = 1 / (2 b2 tau)) q = 1/2 and s = sqrt(6) / 4.
+
+    python benchmarks/offline_tail_certificate.py run 50 100 200   # resumable, one JSON per D
+    python benchmarks/offline_tail_certificate.py table            # -> offline_tail_certificate.md
+
+Cost (one core): D = 50 7-40 s per run, D = 100 45 s-3 min, D = 200 5-10 min.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.linalg import expm
+
+import lazyrich_theory as lr
+from common import markdown_head, run_resumable, write_table
+from lazyrich_theory.core.reduced import ReducedSystem
+from lazyrich_theory.theory.offline import offline_inputs
+from offline_tail_spike import _online_one
+
+HERE = Path(__file__).resolve().parent
+TAUS = (10, 20, 40, 80, 160, 320)
+KAPPAS = {50: (5.5, 11.0, 22.0, 44.0), 100: (5.5, 11.0, 22.0), 200: (5.5, 11.0)}
+SEEDS = (0, 1)
+FROM = (20, 40)
+OCTILE_TAUS = (20, 80, 320)
+
+
+def _problem(D: int, kappa: float, seed: int) -> lr.Problem:
+    return lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=1.0, eps=0.02, seed=seed)
+
+
+def _states(p: lr.Problem) -> tuple[ReducedSystem, list[np.ndarray], np.ndarray]:
+    """The system and the exact flow's factor F (M = F F^T) at tau = TAUS, with the losses."""
+    grabbed: list[np.ndarray] = []
+
+    def grab(system, F):
+        grabbed.append(F.copy())
+        return 0.0
+    st = [25 * p.D * tau for tau in TAUS]
+    tr = lr.solve(p, st[-1], method="flow", integrator="dopri5", save_times=st,
+                  observers={"grab": grab})
+    rows = np.searchsorted(tr.t, st)
+    losses = np.array([tr.train_loss[rows] / tr.train_loss[0],
+                       tr.population_loss[rows] / tr.population_loss[0]])
+    return ReducedSystem.build(p), [grabbed[k] for k in rows], losses
+
+
+def _bulk(M: np.ndarray, bh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues and eigenvectors of M's block orthogonal to betahat (its null direction
+    betahat dropped)."""
+    Pp = np.eye(len(bh)) - np.outer(bh, bh)
+    w, V = np.linalg.eigh(Pp @ M @ Pp)
+    keep = np.argsort(np.abs(V.T @ bh))[:-1]          # drop the eigenvector along betahat
+    keep = keep[np.argsort(w[keep])]
+    return w[keep], V[:, keep]
+
+
+def _octiles(w: np.ndarray, q: np.ndarray) -> list[list[float]]:
+    """[mean ln lambda, mean q, share of sum (lambda - 1)] over eight groups of the bulk's
+    eigenvalues (ascending)."""
+    excess = np.sum(w - 1)
+    return [[float(np.mean(np.log(w[g]))), float(np.mean(q[g])), float(np.sum(w[g] - 1) / excess)]
+            for g in np.array_split(np.arange(len(w)), 8)]
+
+
+def _one(D: int, kappa: float, seed: int) -> dict:
+    p = _problem(D, kappa, seed)
+    system, Fs, losses = _states(p)
+    b2, ae, P = offline_inputs(p).b2, p.alpha * p.eps, p.P
+    bh = system.beta / np.linalg.norm(system.beta)
+    out: dict = {"b2": b2, "train": list(losses[0]), "pop": list(losses[1])}
+    cols: dict[str, list] = {k: [] for k in ("s", "cos_r", "cos_Q", "Q_ratio", "t", "q_trace",
+                                             "slope_pred", "q_top3", "q_median", "q_bb")}
+    Ms, Qs, prev = [], [], None
+    for tau, F in zip(TAUS, Fs):
+        XF, r = system.residuals(F)
+        Q = tau * D * (system.X.T @ (r[:, None] * system.X)) / P
+        M = F @ F.T
+        w, V = _bulk(M, bh)
+        q = np.einsum("ik,ij,jk->k", V, Q, V)
+        cols["s"].append(float(tau * np.linalg.norm(r) / (b2 * np.sqrt(P))))
+        if prev is None:
+            cols["cos_r"].append(None), cols["cos_Q"].append(None), cols["Q_ratio"].append(None)
+        else:
+            r0, Q0 = prev
+            cols["cos_r"].append(float(r @ r0 / np.linalg.norm(r) / np.linalg.norm(r0)))
+            cols["cos_Q"].append(float(np.sum(Q * Q0) / np.linalg.norm(Q) / np.linalg.norm(Q0)))
+            cols["Q_ratio"].append(float(np.linalg.norm(Q) / np.linalg.norm(Q0)))
+        cols["t"].append(float(ae * np.sum(w - 1) / (b2 * D)))
+        cols["q_trace"].append(float(np.sum(w * q) / np.sum(w)))
+        cols["slope_pred"].append(float(-2 * np.sum(w * q) / np.sum(w - 1)))
+        cols["q_top3"].append(float(np.mean(q[-3:])))
+        cols["q_median"].append(float(np.median(q)))
+        cols["q_bb"].append(float(bh @ Q @ bh))
+        if tau in OCTILE_TAUS:
+            out.setdefault("octiles", {})[str(tau)] = _octiles(w, q)
+        Ms.append(M), Qs.append(Q)
+        prev = (r, Q)
+    out.update(cols)
+    out["extrap"] = {}
+    for tau1 in FROM:
+        i = TAUS.index(tau1)
+        ratios = []
+        for j in range(i + 1, len(TAUS)):
+            E = expm(-Qs[i] * np.log(TAUS[j] / tau1))
+            w2, _ = _bulk(E @ Ms[i] @ E, bh)
+            ratios.append(float(ae * np.sum(w2 - 1) / (b2 * D) / cols["t"][j]))
+        out["extrap"][str(tau1)] = ratios
+    return out
+
+
+def _path(D: int) -> Path:
+    return HERE / f"offline_tail_certificate_D{D}.json"
+
+
+def run(dims: list[int]) -> None:
+    for D in dims:
+        run_resumable(_path(D), ((f"{D}|{k}|{s}", lambda k=k, s=s, D=D: _one(D, k, s))
+                            for k in KAPPAS[D] for s in SEEDS))
+
+
+def _measured_slope(t: list[float]) -> list[float | None]:
+    """d ln t / d ln tau by centred differences on TAUS (None at the ends or where t <= 0)."""
+    out: list[float | None] = [None] * len(TAUS)
+    for k in range(1, len(TAUS) - 1):
+        if t[k - 1] > 0 and t[k + 1] > 0:
+            out[k] = float(np.log(t[k + 1] / t[k - 1]) / np.log(TAUS[k + 1] / TAUS[k - 1]))
+    return out
+
+
+def _mean(runs: list[dict], key: str) -> list[str]:
+    """Seed mean of a per-tau column, formatted ('—' where a run has no value)."""
+    vals = [[r[key][k] for r in runs] for k in range(len(TAUS))]
+    return ["—" if any(v is None for v in col) else f"{np.mean(col):.3g}" for col in vals]
+
+
+def _online_rows() -> list[str]:
+    """The online flow's certificate (b2 = 1, (alpha, eps) = (1, 0.02)) at D = 50 and 100,
+    from the package's population ODE (offline_tail_spike.py's run)."""
+    rows = []
+    tau = np.array(TAUS, float)
+    for D in (50, 100):
+        r = _online_one(D, 1.0, 0.02)
+        d, t = np.array(r["delta"]), np.array(r["t"])
+        s = tau * np.sqrt(t ** 2 - 2 * t * d + 3 * d ** 2) / 2
+        for name, y in (("s", s), ("q (every bulk direction)", tau * (t - d) / 2),
+                        ("q_bb", tau * (t - 3 * d) / 2)):
+            rows.append(f"| online, D = {D} | {name} | "
+                        + " | ".join(f"{v:.3g}" for v in y) + " |")
+    return rows
+
+
+def _octile_lines(done: dict) -> list[str]:
+    lines = [""] + markdown_head(
+        "The certificate against the direction's size",
+        "The bulk's eigenvalues of M in eight equal groups, ascending; per group the seed means "
+        "of mean ln lambda / mean q / share of the trace excess sum (lambda - 1).",
+        ["run", "tau"] + [f"group {i + 1}" for i in range(8)], level=2)
+    for D, kappas in KAPPAS.items():
+        for kappa in kappas:
+            runs = [done[k] for s in SEEDS if (k := f"{D}|{kappa}|{s}") in done]
+            for tau in OCTILE_TAUS if runs else ():
+                m = np.mean([r["octiles"][str(tau)] for r in runs], axis=0)
+                lines.append(f"| D = {D}, kappa = {kappa:g} | {tau} | "
+                             + " | ".join(f"{a:.2f} / {b:.3f} / {c:.3f}" for a, b, c in m)
+                             + " |")
+    return lines
+
+
+def table() -> None:
+    done = {k: v for D in KAPPAS if _path(D).exists()
+            for k, v in json.loads(_path(D).read_text()).items()}
+    lines = markdown_head(
+        "The late tail in log time: the certificate Q = tau D G",
+        "Exact flow, seed means of seeds 0, 1, (alpha, eps) = (1, 0.02); tau = step / (25 D). "
+        "s = tau |r| / (b2 sqrt P); cos_r, cos_Q: cosines with the previous tau; Q_ratio = "
+        "|Q| / |Q_previous|; t: the bulk's trace excess; q_trace: the trace-weighted "
+        "certificate of the bulk; slope_pred = -2 sum lambda q / sum (lambda - 1) against the "
+        "measured d ln t / d ln tau (centred differences); q_top3 / q_median: the certificate "
+        "along the three largest bulk eigenvectors / its median over the bulk; q_bb: along "
+        "betahat; extrap from tau1: t predicted with Q frozen at tau1, over the exact t. "
+        "Online rows: the kappa = infinity flow (b2 = 1, the package's population ODE).",
+        ["run", "quantity"] + [f"tau = {t}" for t in TAUS])
+    keys = ("train", "pop", "s", "cos_r", "cos_Q", "Q_ratio", "t", "q_trace", "slope_pred",
+            "slope_measured", "q_top3", "q_median", "q_bb")
+    for D, kappas in KAPPAS.items():
+        for kappa in kappas:
+            runs = [done[k] for s in SEEDS if (k := f"{D}|{kappa}|{s}") in done]
+            if not runs:
+                continue
+            for r in runs:
+                r["slope_measured"] = _measured_slope(r["t"])
+            for key in keys:
+                lines.append(f"| D = {D}, kappa = {kappa:g} | {key} | "
+                             + " | ".join(_mean(runs, key)) + " |")
+            for tau1 in FROM:
+                pad = ["—"] * (TAUS.index(tau1) + 1)
+                ratios = np.mean([r["extrap"][str(tau1)] for r in runs], axis=0)
+                lines.append(f"| D = {D}, kappa = {kappa:g} | extrap from {tau1} | "
+                             + " | ".join(pad + [f"{v:.3f}" for v in ratios]) + " |")
+    lines += _online_rows() + _octile_lines(done)
+    write_table(HERE / "offline_tail_certificate.md", lines)
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1] if len(sys.argv) > 1 else "run"
+    if cmd == "run":
+        run([int(d) for d in sys.argv[2:]] or sorted(KAPPAS))
+    elif cmd == "table":
+        table()
+    else:
+        raise SystemExit(f"unknown command {cmd!r}: run D [D ...] | table")
