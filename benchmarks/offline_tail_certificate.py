@@ -11,11 +11,11 @@ up to the column's terms and those of M's spike-bulk block (the table measures h
 they are: slope_pred against the measured slope). The measurement: after the transition the
 train residual falls like 1 / tau along a nearly fixed direction, so the "certificate" Q is
 nearly constant over a decade of tau, and the bulk decays as powers of tau with exponents
--2 q_k. Recorded per run, at each tau of TAUS (seeds 0-1, (alpha, eps) = (1, 0.02),
-P = kappa D, the exact flow):
+-2 q_k. Recorded per run, at each tau of TAUS (seeds 0-1, seed 0 only at D = 400;
+(alpha, eps) = (1, 0.02), P = kappa D, the exact flow):
 
 * train, pop: the relative train and population losses;
-* s = tau |r| / (b2 sqrt P): the residual's size times tau (constant if r ~ 1 / tau);
+* s = tau |r| / sqrt P: the residual's size times tau (constant if r ~ 1 / tau);
 * cos_r, cos_Q: the cosine of r, and of Q (Frobenius), with their values at the previous tau;
   Q_ratio = |Q| / |Q_previous|;
 * t: the bulk's trace excess (as in offline_tail_spike.py); q_trace = sum lambda_k q_k /
@@ -30,16 +30,22 @@ P = kappa D, the exact flow):
   each group's mean ln lambda, mean q and share of the trace excess: q as a function of the
   direction's size.
 
+``samples`` (kappa = 5.5, seeds 0-1) asks whom the bulk's largest directions serve: per
+sample, its weight in the largest eighth of the bulk's eigenvectors against its xi^2 and its
+residual (offline_tail_certificate_samples.json).
+
 The online (kappa = infinity) reference, at D = 50 and 100, is the package's population ODE
 (as in ``offline_tail_spike.py online``, b2 = 1): there G = E[e x x^T] with
 e = (b2 / 2)(t - delta xi^2), so q = tau (b2 / 2)(t - delta) in every bulk direction,
-q_bb = tau (b2 / 2)(t - 3 delta) and s = tau (1 / 2) sqrt(t^2 - 2 t delta + 3 delta^2); on
-(11.2)'s power law (t = 3 delta, delta = 1 / (2 b2 tau)) q = 1/2 and s = sqrt(6) / 4.
+q_bb = tau (b2 / 2)(t - 3 delta) and s = tau (b2 / 2) sqrt(t^2 - 2 t delta + 3 delta^2); on
+(11.2)'s power law (t = 3 delta, delta = 1 / (2 b2 tau)) q = 1/2 and s = sqrt(6) / 4 at any b2.
 
     python benchmarks/offline_tail_certificate.py run 50 100 200   # resumable, one JSON per D
+    python benchmarks/offline_tail_certificate.py samples 50 100 200  # who the largest serve
     python benchmarks/offline_tail_certificate.py table            # -> offline_tail_certificate.md
 
-Cost (one core): D = 50 7-40 s per run, D = 100 45 s-3 min, D = 200 5-10 min.
+Cost (one core): D = 50 7-40 s per run, D = 100 45 s-3 min, D = 200 5-15 min, D = 400
+(kappa = 5.5, seed 0 only) ~1 h.
 """
 
 from __future__ import annotations
@@ -59,8 +65,8 @@ from offline_tail_spike import _online_one
 
 HERE = Path(__file__).resolve().parent
 TAUS = (10, 20, 40, 80, 160, 320)
-KAPPAS = {50: (5.5, 11.0, 22.0, 44.0), 100: (5.5, 11.0, 22.0), 200: (5.5, 11.0)}
-SEEDS = (0, 1)
+KAPPAS = {50: (5.5, 11.0, 22.0, 44.0), 100: (5.5, 11.0, 22.0), 200: (5.5, 11.0), 400: (5.5,)}
+SEEDS = {50: (0, 1), 100: (0, 1), 200: (0, 1), 400: (0,)}
 FROM = (20, 40)
 OCTILE_TAUS = (20, 80, 320)
 
@@ -118,7 +124,7 @@ def _one(D: int, kappa: float, seed: int) -> dict:
         M = F @ F.T
         w, V = _bulk(M, bh)
         q = np.einsum("ik,ij,jk->k", V, Q, V)
-        cols["s"].append(float(tau * np.linalg.norm(r) / (b2 * np.sqrt(P))))
+        cols["s"].append(float(tau * np.linalg.norm(r) / np.sqrt(P)))
         if prev is None:
             cols["cos_r"].append(None), cols["cos_Q"].append(None), cols["Q_ratio"].append(None)
         else:
@@ -153,10 +159,47 @@ def _path(D: int) -> Path:
     return HERE / f"offline_tail_certificate_D{D}.json"
 
 
+def _sample_one(D: int, kappa: float, seed: int) -> dict:
+    """Who the largest bulk directions serve: per sample, xi^2 = D (x . betahat)^2, its weight
+    in the bulk's largest eighth of eigenvectors relative to a fair share (D / n) |P_top x|^2,
+    and nu = tau r. At OCTILE_TAUS: corr(weight, xi^2), the mean weight over the samples with
+    xi^2 > 4 and with xi^2 < 1, corr(nu, xi^2), and the partial correlation of nu with the
+    weight once xi^2 (and a constant) is regressed out of both."""
+    p = _problem(D, kappa, seed)
+    system, Fs, _ = _states(p)
+    bh = system.beta / np.linalg.norm(system.beta)
+    xi2 = D * (system.X @ bh) ** 2
+    A = np.column_stack([np.ones_like(xi2), xi2])
+
+    def resid(u):
+        return u - A @ np.linalg.lstsq(A, u, rcond=None)[0]
+    out: dict = {}
+    for tau, F in zip(TAUS, Fs):
+        if tau not in OCTILE_TAUS:
+            continue
+        _, r = system.residuals(F)
+        w, V = _bulk(F @ F.T, bh)
+        n = len(w) // 8
+        weight = (D / n) * np.sum((system.X @ V[:, -n:]) ** 2, axis=1)
+        nu = tau * r
+        out[str(tau)] = {"corr_weight_xi2": float(np.corrcoef(weight, xi2)[0, 1]),
+                         "weight_xi2_above_4": float(np.mean(weight[xi2 > 4])),
+                         "weight_xi2_below_1": float(np.mean(weight[xi2 < 1])),
+                         "corr_nu_xi2": float(np.corrcoef(nu, xi2)[0, 1]),
+                         "partial_nu_weight": float(np.corrcoef(resid(nu), resid(weight))[0, 1])}
+    return out
+
+
+def samples(dims: list[int]) -> None:
+    for D in dims:
+        run_resumable(HERE / "offline_tail_certificate_samples.json",
+                      ((f"{D}|5.5|{s}", lambda s=s, D=D: _sample_one(D, 5.5, s)) for s in (0, 1)))
+
+
 def run(dims: list[int]) -> None:
     for D in dims:
         run_resumable(_path(D), ((f"{D}|{k}|{s}", lambda k=k, s=s, D=D: _one(D, k, s))
-                            for k in KAPPAS[D] for s in SEEDS))
+                            for k in KAPPAS[D] for s in SEEDS[D]))
 
 
 def _measured_slope(t: list[float]) -> list[float | None]:
@@ -198,7 +241,7 @@ def _octile_lines(done: dict) -> list[str]:
         ["run", "tau"] + [f"group {i + 1}" for i in range(8)], level=2)
     for D, kappas in KAPPAS.items():
         for kappa in kappas:
-            runs = [done[k] for s in SEEDS if (k := f"{D}|{kappa}|{s}") in done]
+            runs = [done[k] for s in SEEDS[D] if (k := f"{D}|{kappa}|{s}") in done]
             for tau in OCTILE_TAUS if runs else ():
                 m = np.mean([r["octiles"][str(tau)] for r in runs], axis=0)
                 lines.append(f"| D = {D}, kappa = {kappa:g} | {tau} | "
@@ -207,13 +250,36 @@ def _octile_lines(done: dict) -> list[str]:
     return lines
 
 
+def _sample_lines() -> list[str]:
+    path = HERE / "offline_tail_certificate_samples.json"
+    if not path.exists():
+        return []
+    done = json.loads(path.read_text())
+    keys = ("corr_weight_xi2", "weight_xi2_above_4", "weight_xi2_below_1", "corr_nu_xi2",
+            "partial_nu_weight")
+    lines = [""] + markdown_head(
+        "Who the largest bulk directions serve (kappa = 5.5)",
+        "Per sample: xi^2 = D (x . betahat)^2, its weight in the bulk's largest eighth of "
+        "eigenvectors over a fair share, and nu = tau r. Seed means (seeds 0, 1) of "
+        "corr(weight, xi^2), the mean weight of the samples with xi^2 > 4 and with xi^2 < 1, "
+        "corr(nu, xi^2), and the partial correlation of nu and the weight given xi^2.",
+        ["D", "tau"] + list(keys), level=2)
+    for D in (50, 100, 200):
+        runs = [done[k] for s in (0, 1) if (k := f"{D}|5.5|{s}") in done]
+        for tau in OCTILE_TAUS if runs else ():
+            lines.append(f"| {D} | {tau} | " + " | ".join(
+                f"{np.mean([r[str(tau)][k] for r in runs]):.3f}" for k in keys) + " |")
+    return lines
+
+
 def table() -> None:
     done = {k: v for D in KAPPAS if _path(D).exists()
             for k, v in json.loads(_path(D).read_text()).items()}
     lines = markdown_head(
         "The late tail in log time: the certificate Q = tau D G",
-        "Exact flow, seed means of seeds 0, 1, (alpha, eps) = (1, 0.02); tau = step / (25 D). "
-        "s = tau |r| / (b2 sqrt P); cos_r, cos_Q: cosines with the previous tau; Q_ratio = "
+        "Exact flow, seed means of seeds 0, 1 (seed 0 at D = 400), (alpha, eps) = (1, 0.02); "
+        "tau = step / (25 D). "
+        "s = tau |r| / sqrt P; cos_r, cos_Q: cosines with the previous tau; Q_ratio = "
         "|Q| / |Q_previous|; t: the bulk's trace excess; q_trace: the trace-weighted "
         "certificate of the bulk; slope_pred = -2 sum lambda q / sum (lambda - 1) against the "
         "measured d ln t / d ln tau (centred differences); q_top3 / q_median: the certificate "
@@ -225,7 +291,7 @@ def table() -> None:
             "slope_measured", "q_top3", "q_median", "q_bb")
     for D, kappas in KAPPAS.items():
         for kappa in kappas:
-            runs = [done[k] for s in SEEDS if (k := f"{D}|{kappa}|{s}") in done]
+            runs = [done[k] for s in SEEDS[D] if (k := f"{D}|{kappa}|{s}") in done]
             if not runs:
                 continue
             for r in runs:
@@ -238,7 +304,7 @@ def table() -> None:
                 ratios = np.mean([r["extrap"][str(tau1)] for r in runs], axis=0)
                 lines.append(f"| D = {D}, kappa = {kappa:g} | extrap from {tau1} | "
                              + " | ".join(pad + [f"{v:.3f}" for v in ratios]) + " |")
-    lines += _online_rows() + _octile_lines(done)
+    lines += _online_rows() + _octile_lines(done) + _sample_lines()
     write_table(HERE / "offline_tail_certificate.md", lines)
 
 
@@ -246,7 +312,9 @@ if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else "run"
     if cmd == "run":
         run([int(d) for d in sys.argv[2:]] or sorted(KAPPAS))
+    elif cmd == "samples":
+        samples([int(d) for d in sys.argv[2:]] or [50, 100, 200])
     elif cmd == "table":
         table()
     else:
-        raise SystemExit(f"unknown command {cmd!r}: run D [D ...] | table")
+        raise SystemExit(f"unknown command {cmd!r}: run D [D ...] | samples [D ...] | table")
