@@ -280,14 +280,15 @@ def table() -> None:
         "Exact flow, seed means of seeds 0, 1 (seed 0 at D = 400), (alpha, eps) = (1, 0.02); "
         "tau = step / (25 D). "
         "s = tau |r| / sqrt P; cos_r, cos_Q: cosines with the previous tau; Q_ratio = "
-        "|Q| / |Q_previous|; t: the bulk's trace excess; q_trace: the trace-weighted "
-        "certificate of the bulk; slope_pred = -2 sum lambda q / sum (lambda - 1) against the "
+        "|Q| / |Q_previous|; t: the bulk's trace excess; q_trace: the lambda-weighted mean of q "
+        "over the bulk; qbar = sum lambda q / sum (lambda - 1) (docs (11.4)); "
+        "slope_pred = -2 qbar against the "
         "measured d ln t / d ln tau (centred differences); q_top3 / q_median: the certificate "
         "along the three largest bulk eigenvectors / its median over the bulk; q_bb: along "
         "betahat; extrap from tau1: t predicted with Q frozen at tau1, over the exact t. "
         "Online rows: the kappa = infinity flow (b2 = 1, the package's population ODE).",
         ["run", "quantity"] + [f"tau = {t}" for t in TAUS])
-    keys = ("train", "pop", "s", "cos_r", "cos_Q", "Q_ratio", "t", "q_trace", "slope_pred",
+    keys = ("train", "pop", "s", "cos_r", "cos_Q", "Q_ratio", "t", "q_trace", "qbar", "slope_pred",
             "slope_measured", "q_top3", "q_median", "q_bb")
     for D, kappas in KAPPAS.items():
         for kappa in kappas:
@@ -296,6 +297,7 @@ def table() -> None:
                 continue
             for r in runs:
                 r["slope_measured"] = _measured_slope(r["t"])
+                r["qbar"] = [-0.5 * v for v in r["slope_pred"]]
             for key in keys:
                 lines.append(f"| D = {D}, kappa = {kappa:g} | {key} | "
                              + " | ".join(_mean(runs, key)) + " |")
