@@ -272,6 +272,35 @@ def _sample_lines() -> list[str]:
     return lines
 
 
+def _theory_exponent_lines() -> list[str]:
+    """-1/2 d ln t / d ln tau over tau = 20-40 and 40-80 for the exact flow and each theory,
+    from offline_tail_spike.py's ``theories`` runs (offline_tail_spike_theories.json)."""
+    path = HERE / "offline_tail_spike_theories.json"
+    if not path.exists():
+        return []
+    from offline_tail_spike import METHODS, THEORY_TAUS
+    cells: dict = {}
+    for key, run in json.loads(path.read_text()).items():
+        D, kappa, _ = key.split("|")
+        cells.setdefault((int(D), float(kappa)), []).append(run)
+    lines = [""] + markdown_head(
+        "The trace's exponent in each method",
+        "qbar_eff = -(1/2) d ln t / d ln tau of the seed-mean t (seeds 0, 1) over tau = 20-40 / "
+        "40-80, for the exact flow and the theories (offline_tail_spike.py theories).",
+        ["D", "kappa"] + list(METHODS), level=2)
+    i = THEORY_TAUS.index(20)
+    for (D, kappa), runs in sorted(cells.items()):
+        row = []
+        for name in METHODS:
+            t = np.mean([r[name]["tbar"] for r in runs], axis=0)
+            lt, ltau = np.log(np.abs(t)), np.log(THEORY_TAUS)
+            row.append(" / ".join(
+                f"{-0.5 * (lt[k + 1] - lt[k]) / (ltau[k + 1] - ltau[k]):.2f}"
+                if t[k] > 0 and t[k + 1] > 0 else "—" for k in (i, i + 1)))
+        lines.append(f"| {D} | {kappa:g} | " + " | ".join(row) + " |")
+    return lines
+
+
 def table() -> None:
     done = {k: v for D in KAPPAS if _path(D).exists()
             for k, v in json.loads(_path(D).read_text()).items()}
@@ -306,7 +335,8 @@ def table() -> None:
                 ratios = np.mean([r["extrap"][str(tau1)] for r in runs], axis=0)
                 lines.append(f"| D = {D}, kappa = {kappa:g} | extrap from {tau1} | "
                              + " | ".join(pad + [f"{v:.3f}" for v in ratios]) + " |")
-    lines += _online_rows() + _octile_lines(done) + _sample_lines()
+    lines += (_online_rows() + _octile_lines(done) + _sample_lines()
+              + _theory_exponent_lines())
     write_table(HERE / "offline_tail_certificate.md", lines)
 
 
