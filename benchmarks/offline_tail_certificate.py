@@ -42,6 +42,7 @@ q_bb = tau (b2 / 2)(t - 3 delta) and s = tau (b2 / 2) sqrt(t^2 - 2 t delta + 3 d
 
     python benchmarks/offline_tail_certificate.py run 50 100 200   # resumable, one JSON per D
     python benchmarks/offline_tail_certificate.py samples 50 100 200  # who the largest serve
+    python benchmarks/offline_tail_certificate.py dmft 400 800     # the DMFT's exponent at large D
     python benchmarks/offline_tail_certificate.py table            # -> offline_tail_certificate.md
 
 Cost (one core): D = 50 7-40 s per run, D = 100 45 s-3 min, D = 200 5-15 min, D = 400
@@ -272,31 +273,54 @@ def _sample_lines() -> list[str]:
     return lines
 
 
-def _theory_exponent_lines() -> list[str]:
-    """-1/2 d ln t / d ln tau over tau = 20-40 and 40-80 for the exact flow and each theory,
-    from offline_tail_spike.py's ``theories`` runs (offline_tail_spike_theories.json)."""
-    path = HERE / "offline_tail_spike_theories.json"
-    if not path.exists():
-        return []
+#: the DMFT alone (as derived and with A7) at larger D, for the exponent table
+DMFT_DIMS = {400: (5.5, 11.0), 800: (5.5, 11.0)}
+DMFT_PATH = HERE / "offline_tail_certificate_dmft.json"
+
+
+def dmft(dims: list[int]) -> None:
+    from offline_tail_spike import _theories_one
+    for D in dims:
+        run_resumable(DMFT_PATH, ((f"{D}|{k}|{s}", lambda k=k, s=s, D=D: _theories_one(
+            D, k, s, methods=("dmft", "dmft_a7"))) for k in DMFT_DIMS[D] for s in (0, 1)))
+
+
+def _exponents(t, taus) -> str:
+    """-1/2 d ln t / d ln tau over tau = 20-40 and 40-80 ('—' where t <= 0)."""
+    i = list(taus).index(20)
+    lt, ltau = np.log(np.abs(t)), np.log(taus)
+    return " / ".join(f"{-0.5 * (lt[k + 1] - lt[k]) / (ltau[k + 1] - ltau[k]):.2f}"
+                      if t[k] > 0 and t[k + 1] > 0 else "—" for k in (i, i + 1))
+
+
+def _theory_exponent_lines(done: dict) -> list[str]:
+    """The exponent of t for the exact flow and each theory, from offline_tail_spike.py's
+    ``theories`` runs (offline_tail_spike_theories.json) and, at larger D, the ``dmft`` runs
+    here (the exact column then from this benchmark's own runs, where there are any)."""
     from offline_tail_spike import METHODS, THEORY_TAUS
     cells: dict = {}
-    for key, run in json.loads(path.read_text()).items():
-        D, kappa, _ = key.split("|")
-        cells.setdefault((int(D), float(kappa)), []).append(run)
+    for path in (HERE / "offline_tail_spike_theories.json", DMFT_PATH):
+        for key, run in (json.loads(path.read_text()).items() if path.exists() else ()):
+            D, kappa, _ = key.split("|")
+            cells.setdefault((int(D), float(kappa)), []).append(run)
     lines = [""] + markdown_head(
         "The trace's exponent in each method",
         "qbar_eff = -(1/2) d ln t / d ln tau of the seed-mean t (seeds 0, 1) over tau = 20-40 / "
-        "40-80, for the exact flow and the theories (offline_tail_spike.py theories).",
+        "40-80, for the exact flow and the theories (offline_tail_spike.py theories; at D = 400 "
+        "and 800 the DMFT runs of this benchmark's 'dmft' command, and the exact column from "
+        "its 'run' where there is one: seed 0 only at D = 400).",
         ["D", "kappa"] + list(METHODS), level=2)
-    i = THEORY_TAUS.index(20)
     for (D, kappa), runs in sorted(cells.items()):
         row = []
         for name in METHODS:
-            t = np.mean([r[name]["tbar"] for r in runs], axis=0)
-            lt, ltau = np.log(np.abs(t)), np.log(THEORY_TAUS)
-            row.append(" / ".join(
-                f"{-0.5 * (lt[k + 1] - lt[k]) / (ltau[k + 1] - ltau[k]):.2f}"
-                if t[k] > 0 and t[k + 1] > 0 else "—" for k in (i, i + 1)))
+            if name in runs[0]:
+                row.append(_exponents(np.mean([r[name]["tbar"] for r in runs], axis=0),
+                                      THEORY_TAUS))
+            elif name == "exact" and (own := [done[k] for s in SEEDS.get(D, ())
+                                              if (k := f"{D}|{kappa}|{s}") in done]):
+                row.append(_exponents(np.mean([r["t"] for r in own], axis=0), TAUS))
+            else:
+                row.append("—")
         lines.append(f"| {D} | {kappa:g} | " + " | ".join(row) + " |")
     return lines
 
@@ -336,7 +360,7 @@ def table() -> None:
                 lines.append(f"| D = {D}, kappa = {kappa:g} | extrap from {tau1} | "
                              + " | ".join(pad + [f"{v:.3f}" for v in ratios]) + " |")
     lines += (_online_rows() + _octile_lines(done) + _sample_lines()
-              + _theory_exponent_lines())
+              + _theory_exponent_lines(done))
     write_table(HERE / "offline_tail_certificate.md", lines)
 
 
@@ -344,9 +368,12 @@ if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else "run"
     if cmd == "run":
         run([int(d) for d in sys.argv[2:]] or sorted(KAPPAS))
+    elif cmd == "dmft":
+        dmft([int(d) for d in sys.argv[2:]] or sorted(DMFT_DIMS))
     elif cmd == "samples":
         samples([int(d) for d in sys.argv[2:]] or [50, 100, 200])
     elif cmd == "table":
         table()
     else:
-        raise SystemExit(f"unknown command {cmd!r}: run D [D ...] | samples [D ...] | table")
+        raise SystemExit(f"unknown command {cmd!r}: run D [D ...] | samples [D ...] | "
+                         "dmft [D ...] | table")
