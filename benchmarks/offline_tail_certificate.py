@@ -45,8 +45,8 @@ q_bb = tau (b2 / 2)(t - 3 delta) and s = tau (b2 / 2) sqrt(t^2 - 2 t delta + 3 d
     python benchmarks/offline_tail_certificate.py dmft 400 800     # the DMFT's exponent at large D
     python benchmarks/offline_tail_certificate.py table            # -> offline_tail_certificate.md
 
-Cost (one core): D = 50 7-40 s per run, D = 100 45 s-3 min, D = 200 5-15 min, D = 400
-(kappa = 5.5, seed 0 only) ~1 h.
+Cost (one core): D = 50 7-40 s per run, D = 100 45 s-3 min, D = 200 5-10 min, D = 400
+(kappa = 5.5, seed 0 only) ~45 min; samples as run; dmft ~1 min per run.
 """
 
 from __future__ import annotations
