@@ -120,14 +120,15 @@ def _one(D: int, kappa: float, seed: int) -> dict:
                                              "slope_pred", "q_top3", "q_median", "q_bb")}
     Ms, Qs, prev = [], [], None
     for tau, F in zip(TAUS, Fs):
-        XF, r = system.residuals(F)
+        _, r = system.residuals(F)
         Q = tau * D * (system.X.T @ (r[:, None] * system.X)) / P
         M = F @ F.T
         w, V = _bulk(M, bh)
         q = np.einsum("ik,ij,jk->k", V, Q, V)
         cols["s"].append(float(tau * np.linalg.norm(r) / np.sqrt(P)))
         if prev is None:
-            cols["cos_r"].append(None), cols["cos_Q"].append(None), cols["Q_ratio"].append(None)
+            for key in ("cos_r", "cos_Q", "Q_ratio"):
+                cols[key].append(None)
         else:
             r0, Q0 = prev
             cols["cos_r"].append(float(r @ r0 / np.linalg.norm(r) / np.linalg.norm(r0)))
