@@ -44,6 +44,7 @@ q_bb = tau (b2 / 2)(t - 3 delta) and s = tau (b2 / 2) sqrt(t^2 - 2 t delta + 3 d
     python benchmarks/offline_tail_certificate.py samples 50 100 200  # who the largest serve
     python benchmarks/offline_tail_certificate.py dmft 400 800     # the DMFT's exponent at large D
     python benchmarks/offline_tail_certificate.py table            # -> offline_tail_certificate.md
+    python benchmarks/offline_tail_certificate.py figure   # -> docs/img/tail_certificate.png
 
 Cost (one core): D = 50 7-40 s per run, D = 100 45 s-3 min, D = 200 5-10 min, D = 400
 (kappa = 5.5, seed 0 only) ~45 min; samples as run; dmft ~1 min per run.
@@ -365,6 +366,81 @@ def table() -> None:
     write_table(HERE / "offline_tail_certificate.md", lines)
 
 
+def _exponent_series(done: dict, kappa: float) -> dict[str, tuple[list[int], list[float]]]:
+    """method -> (D's, -1/2 d ln t / d ln tau over tau = 40-80) for the figure."""
+    from offline_tail_spike import METHODS, THEORY_TAUS
+    out: dict[str, tuple[list[int], list[float]]] = {m: ([], []) for m in METHODS}
+    runs: dict[int, list[dict]] = {}
+    for path in (HERE / "offline_tail_spike_theories.json", DMFT_PATH):
+        for key, run in (json.loads(path.read_text()).items() if path.exists() else ()):
+            D, k, _ = key.split("|")
+            if float(k) == kappa:
+                runs.setdefault(int(D), []).append(run)
+    i, j = THEORY_TAUS.index(40), THEORY_TAUS.index(80)
+    for D in sorted(set(runs) | {int(k.split("|")[0]) for k in done}):
+        for m in METHODS:
+            if D in runs and m in runs[D][0]:
+                t = np.mean([r[m]["tbar"] for r in runs[D]], axis=0)
+            elif m == "exact" and (own := [done[k] for s in SEEDS.get(D, ())
+                                           if (k := f"{D}|{kappa:g}|{s}") in done
+                                           or (k := f"{D}|{kappa}|{s}") in done]):
+                t = np.mean([r["t"] for r in own], axis=0)
+                i2, j2 = TAUS.index(40), TAUS.index(80)
+                out[m][0].append(D), out[m][1].append(-0.5 * np.log(t[j2] / t[i2]) / np.log(2))
+                continue
+            else:
+                continue
+            out[m][0].append(D), out[m][1].append(-0.5 * np.log(t[j] / t[i]) / np.log(2))
+    return out
+
+
+def figure(path: Path) -> None:
+    """Two panels: the certificate q against ln lambda over the octiles (kappa = 5.5), and the
+    trace's exponent against D for the exact flow and the closures (kappa = 5.5 and 11)."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FixedLocator, NullLocator
+    done = {k: v for D in KAPPAS if _path(D).exists()
+            for k, v in json.loads(_path(D).read_text()).items()}
+    fig = Figure(figsize=(10.5, 4.4), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    colours = {20: "tab:blue", 80: "tab:orange", 320: "tab:green"}
+    markers = {50: "o", 100: "s", 200: "^", 400: "D"}
+    for D in sorted(KAPPAS):
+        runs = [done[k] for s in SEEDS[D] if (k := f"{D}|5.5|{s}") in done]
+        for tau in OCTILE_TAUS if runs else ():
+            m = np.mean([r["octiles"][str(tau)] for r in runs], axis=0)
+            ax1.plot(m[:, 0], m[:, 1], marker=markers[D], color=colours[tau], lw=0.8, ms=4)
+    ax1.axhline(0.5, color="0.5", ls=":", lw=0.8)
+    handles = ([Line2D([], [], color=c, lw=1.5, label=rf"$\tau$ = {tau}")
+                for tau, c in colours.items()]
+               + [Line2D([], [], color="0.3", marker=mk, ls="none", label=f"D = {D}")
+                  for D, mk in markers.items()])
+    ax1.legend(handles=handles, fontsize=8, ncol=2)
+    ax1.set_xlabel(r"mean $\ln\lambda$ of the group (M's bulk in eight groups)")
+    ax1.set_ylabel(r"certificate $q=v^\top Qv$ (the group's mean)")
+    ax1.set_title(r"$\kappa$ = 5.5: $\lambda\propto\tau^{-2q}$; the large directions decay slowly"
+                  "\n(dotted: the online power law's 1/2)", fontsize=9)
+    styles = {"exact": ("k", "o", "exact"), "spectral": ("tab:red", "x", "spectral"),
+              "dmft": ("tab:blue", "s", "DMFT"), "dmft_a7": ("tab:purple", "^", "DMFT + A7")}
+    for kappa, ls in ((5.5, "-"), (11.0, "--")):
+        for name, (Ds, qs) in _exponent_series(done, kappa).items():
+            if Ds:
+                c, mk, label = styles[name]
+                ax2.plot(Ds, qs, ls=ls, color=c, marker=mk, ms=5,
+                         label=rf"{label}, $\kappa$ = {kappa:g}")
+    ax2.set_xscale("log")
+    ax2.xaxis.set_major_locator(FixedLocator([50, 100, 200, 400, 800]))
+    ax2.xaxis.set_minor_locator(NullLocator())
+    ax2.set_xticklabels(["50", "100", "200", "400", "800"])
+    ax2.set_xlabel("D")
+    ax2.set_ylabel(r"$\bar q_{\rm eff}=-\frac{1}{2}\,d\ln t/d\ln\tau$, $\tau$ = 40-80")
+    ax2.set_title("the trace excess's exponent: exact flow (D = 400: seed 0) and closures",
+                  fontsize=9)
+    ax2.legend(fontsize=7, ncol=2, loc="center", bbox_to_anchor=(0.5, 0.73))
+    fig.savefig(path, dpi=150)
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else "run"
     if cmd == "run":
@@ -375,6 +451,8 @@ if __name__ == "__main__":
         samples([int(d) for d in sys.argv[2:]] or [50, 100, 200])
     elif cmd == "table":
         table()
+    elif cmd == "figure":
+        figure(HERE.parent / "docs" / "img" / "tail_certificate.png")
     else:
         raise SystemExit(f"unknown command {cmd!r}: run D [D ...] | samples [D ...] | "
-                         "dmft [D ...] | table")
+                         "dmft [D ...] | table | figure")
