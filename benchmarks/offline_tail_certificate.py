@@ -162,6 +162,17 @@ def _path(D: int) -> Path:
     return HERE / f"offline_tail_certificate_D{D}.json"
 
 
+def _load() -> dict:
+    """Every stored exact run of ``run``, keyed "D|kappa|seed"."""
+    return {k: v for D in KAPPAS if _path(D).exists()
+            for k, v in json.loads(_path(D).read_text()).items()}
+
+
+def _runs(done: dict, D: int, kappa: float) -> list[dict]:
+    """The stored runs of one (D, kappa), over the seeds of D (none if D was not run)."""
+    return [done[k] for s in SEEDS.get(D, ()) if (k := f"{D}|{kappa}|{s}") in done]
+
+
 def _sample_one(D: int, kappa: float, seed: int) -> dict:
     """Who the largest bulk directions serve: per sample, xi^2 = D (x . betahat)^2, its weight
     in the bulk's largest eighth of eigenvectors relative to a fair share (D / n) |P_top x|^2,
@@ -244,7 +255,7 @@ def _octile_lines(done: dict) -> list[str]:
         ["run", "tau"] + [f"group {i + 1}" for i in range(8)], level=2)
     for D, kappas in KAPPAS.items():
         for kappa in kappas:
-            runs = [done[k] for s in SEEDS[D] if (k := f"{D}|{kappa}|{s}") in done]
+            runs = _runs(done, D, kappa)
             for tau in OCTILE_TAUS if runs else ():
                 m = np.mean([r["octiles"][str(tau)] for r in runs], axis=0)
                 lines.append(f"| D = {D}, kappa = {kappa:g} | {tau} | "
@@ -287,24 +298,42 @@ def dmft(dims: list[int]) -> None:
             D, k, s, methods=("dmft", "dmft_a7"))) for k in DMFT_DIMS[D] for s in (0, 1)))
 
 
-def _exponents(t, taus) -> str:
-    """-1/2 d ln t / d ln tau over tau = 20-40 and 40-80 ('—' where t <= 0)."""
-    i = list(taus).index(20)
-    lt, ltau = np.log(np.abs(t)), np.log(taus)
-    return " / ".join(f"{-0.5 * (lt[k + 1] - lt[k]) / (ltau[k + 1] - ltau[k]):.2f}"
-                      if t[k] > 0 and t[k + 1] > 0 else "—" for k in (i, i + 1))
+def _exponent(t, taus, lo: int, hi: int) -> float | None:
+    """-1/2 d ln t / d ln tau between tau = lo and hi (None where t <= 0)."""
+    i, j = list(taus).index(lo), list(taus).index(hi)
+    if t[i] <= 0 or t[j] <= 0:
+        return None
+    return float(-0.5 * np.log(t[j] / t[i]) / np.log(taus[j] / taus[i]))
 
 
-def _theory_exponent_lines(done: dict) -> list[str]:
-    """The exponent of t for the exact flow and each theory, from offline_tail_spike.py's
-    ``theories`` runs (offline_tail_spike_theories.json) and, at larger D, the ``dmft`` runs
-    here (the exact column then from this benchmark's own runs, where there are any)."""
+def _exponent_rows(done: dict) -> dict[tuple[int, float], dict[str, tuple]]:
+    """(D, kappa) -> method -> (exponent over tau = 20-40, over 40-80) of the seed-mean t, from
+    offline_tail_spike.py's ``theories`` runs and this benchmark's ``dmft`` runs; where a cell
+    has no exact run there, the exact entry comes from this benchmark's own ``run``."""
     from offline_tail_spike import METHODS, THEORY_TAUS
     cells: dict = {}
     for path in (HERE / "offline_tail_spike_theories.json", DMFT_PATH):
         for key, run in (json.loads(path.read_text()).items() if path.exists() else ()):
             D, kappa, _ = key.split("|")
             cells.setdefault((int(D), float(kappa)), []).append(run)
+    out: dict = {}
+    for (D, kappa), runs in sorted(cells.items()):
+        row = {}
+        for name in METHODS:
+            if name in runs[0]:
+                t, taus = np.mean([r[name]["tbar"] for r in runs], axis=0), THEORY_TAUS
+            elif name == "exact" and (own := _runs(done, D, kappa)):
+                t, taus = np.mean([r["t"] for r in own], axis=0), TAUS
+            else:
+                continue
+            row[name] = (_exponent(t, taus, 20, 40), _exponent(t, taus, 40, 80))
+        out[(D, kappa)] = row
+    return out
+
+
+def _theory_exponent_lines(done: dict) -> list[str]:
+    """The exponent of t for the exact flow and each theory (:func:`_exponent_rows`)."""
+    from offline_tail_spike import METHODS
     lines = [""] + markdown_head(
         "The trace's exponent in each method",
         "qbar_eff = -(1/2) d ln t / d ln tau of the seed-mean t (seeds 0, 1) over tau = 20-40 / "
@@ -312,24 +341,15 @@ def _theory_exponent_lines(done: dict) -> list[str]:
         "and 800 the DMFT runs of this benchmark's 'dmft' command, and the exact column from "
         "its 'run' where there is one: seed 0 only at D = 400).",
         ["D", "kappa"] + list(METHODS), level=2)
-    for (D, kappa), runs in sorted(cells.items()):
-        row = []
-        for name in METHODS:
-            if name in runs[0]:
-                row.append(_exponents(np.mean([r[name]["tbar"] for r in runs], axis=0),
-                                      THEORY_TAUS))
-            elif name == "exact" and (own := [done[k] for s in SEEDS.get(D, ())
-                                              if (k := f"{D}|{kappa}|{s}") in done]):
-                row.append(_exponents(np.mean([r["t"] for r in own], axis=0), TAUS))
-            else:
-                row.append("—")
-        lines.append(f"| {D} | {kappa:g} | " + " | ".join(row) + " |")
+    for (D, kappa), row in _exponent_rows(done).items():
+        cells = [" / ".join("—" if v is None else f"{v:.2f}" for v in row[name])
+                 if name in row else "—" for name in METHODS]
+        lines.append(f"| {D} | {kappa:g} | " + " | ".join(cells) + " |")
     return lines
 
 
 def table() -> None:
-    done = {k: v for D in KAPPAS if _path(D).exists()
-            for k, v in json.loads(_path(D).read_text()).items()}
+    done = _load()
     lines = markdown_head(
         "The late tail in log time: the certificate Q = tau D G",
         "Exact flow, seed means of seeds 0, 1 (seed 0 at D = 400), (alpha, eps) = (1, 0.02); "
@@ -347,7 +367,7 @@ def table() -> None:
             "slope_measured", "q_top3", "q_median", "q_bb")
     for D, kappas in KAPPAS.items():
         for kappa in kappas:
-            runs = [done[k] for s in SEEDS[D] if (k := f"{D}|{kappa}|{s}") in done]
+            runs = _runs(done, D, kappa)
             if not runs:
                 continue
             for r in runs:
@@ -367,30 +387,13 @@ def table() -> None:
 
 
 def _exponent_series(done: dict, kappa: float) -> dict[str, tuple[list[int], list[float]]]:
-    """method -> (D's, -1/2 d ln t / d ln tau over tau = 40-80) for the figure."""
-    from offline_tail_spike import METHODS, THEORY_TAUS
-    out: dict[str, tuple[list[int], list[float]]] = {m: ([], []) for m in METHODS}
-    runs: dict[int, list[dict]] = {}
-    for path in (HERE / "offline_tail_spike_theories.json", DMFT_PATH):
-        for key, run in (json.loads(path.read_text()).items() if path.exists() else ()):
-            D, k, _ = key.split("|")
-            if float(k) == kappa:
-                runs.setdefault(int(D), []).append(run)
-    i, j = THEORY_TAUS.index(40), THEORY_TAUS.index(80)
-    for D in sorted(set(runs) | {int(k.split("|")[0]) for k in done}):
-        for m in METHODS:
-            if D in runs and m in runs[D][0]:
-                t = np.mean([r[m]["tbar"] for r in runs[D]], axis=0)
-            elif m == "exact" and (own := [done[k] for s in SEEDS.get(D, ())
-                                           if (k := f"{D}|{kappa:g}|{s}") in done
-                                           or (k := f"{D}|{kappa}|{s}") in done]):
-                t = np.mean([r["t"] for r in own], axis=0)
-                i2, j2 = TAUS.index(40), TAUS.index(80)
-                out[m][0].append(D), out[m][1].append(-0.5 * np.log(t[j2] / t[i2]) / np.log(2))
-                continue
-            else:
-                continue
-            out[m][0].append(D), out[m][1].append(-0.5 * np.log(t[j] / t[i]) / np.log(2))
+    """method -> (D's, the exponent over tau = 40-80) at one kappa, for the figure."""
+    out: dict[str, tuple[list[int], list[float]]] = {}
+    for (D, k), row in _exponent_rows(done).items():
+        for name, (_, late) in row.items():
+            if k == kappa and late is not None:
+                Ds, qs = out.setdefault(name, ([], []))
+                Ds.append(D), qs.append(late)
     return out
 
 
@@ -400,14 +403,13 @@ def figure(path: Path) -> None:
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FixedLocator, NullLocator
-    done = {k: v for D in KAPPAS if _path(D).exists()
-            for k, v in json.loads(_path(D).read_text()).items()}
+    done = _load()
     fig = Figure(figsize=(10.5, 4.4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     colours = {20: "tab:blue", 80: "tab:orange", 320: "tab:green"}
     markers = {50: "o", 100: "s", 200: "^", 400: "D"}
     for D in sorted(KAPPAS):
-        runs = [done[k] for s in SEEDS[D] if (k := f"{D}|5.5|{s}") in done]
+        runs = _runs(done, D, 5.5)
         for tau in OCTILE_TAUS if runs else ():
             m = np.mean([r["octiles"][str(tau)] for r in runs], axis=0)
             ax1.plot(m[:, 0], m[:, 1], marker=markers[D], color=colours[tau], lw=0.8, ms=4)
