@@ -5,6 +5,8 @@ commute) loses the time ordering of the exact flow (issue 13; docs §15.3).
                                                     # state at tau1 (~8 min; resumable)
     python benchmarks/offline_ordering.py cflow     # (C) as a dynamics, dc/dtau = grad Psi(c),
                                                     # against the exact flow (~2 min; resumable)
+    python benchmarks/offline_ordering.py clock     # the same with the exact flow's clock
+                                                    # (~5 min; resumable; after cflow)
     python benchmarks/offline_ordering.py kernel    # exact vs (C) tangent kernel at the exact
                                                     # states (~1 min; resumable)
     python benchmarks/offline_ordering.py table     # -> offline_ordering.md
@@ -20,6 +22,11 @@ cflow: under (C) the state at time tau is the point (15.1) of c(tau) = int_0^tau
 r = F(c) = grad Psi(c), so (C) as a dynamics is the gradient ascent dc/dtau = grad Psi(c) of the
 concave dual (BDF with the Hessian as Jacobian); its limit is the interpolant.  Compared with
 the exact flow's losses at tau = 2 ... 160.
+
+clock: (C) as a dynamics run at the exact flow's speed: at (C)'s state M = e^K(c) and residual
+r = grad Psi(c), rho = r^T Theta_exact r / r^T Theta_C r (the two tangent kernels below, linear
+column included) is how much faster the exact flow would shrink this residual; the clocked flow
+is dc/dtau = rho(c) grad Psi(c): the same path as (C), travelled at the exact kernel's rate.
 
 kernel: at a state M = V e^Lambda V^T the exact flow's quadratic tangent kernel is
 (alpha eps / kappa) sum_ij Y_mi Y_mj Y_ni Y_nj (e^l_i + e^l_j) / 2 (Y = X V; arithmetic mean), the
@@ -127,29 +134,55 @@ def _restart_job(D: int, seed: int) -> dict:
     return out
 
 
-def _cflow_job(D: int, kappa: float, seed: int) -> dict:
+def _rayleigh(dual: _Dual, c: np.ndarray, r: np.ndarray) -> tuple[float, float]:
+    """r^T Theta r for the exact flow's tangent kernel and for (C)'s, both at M = e^K(c):
+    the quadratic parts with the arithmetic / logarithmic means of e^lambda, the linear column
+    (alpha / (eps kappa)) X X^T the same in both."""
+    lam, _, Y, gam = dual.eig(c)
+    S = (Y.T * r) @ Y
+    e = np.exp(lam)
+    a, eps, k = dual.alpha, dual.eps, dual.kappa
+    lin = a / (eps * k) * float(r @ (dual.G @ r))
+    return (a * eps / k * float(np.sum(S * S * 0.5 * (e[:, None] + e[None, :]))) + lin,
+            a * eps / k * float(np.sum(S * S * gam)) + lin)
+
+
+def _clock(dual: _Dual, c: np.ndarray) -> float:
+    """The exact flow's rate along (C)'s residual over (C)'s own, at (C)'s state."""
+    exact, commuting = _rayleigh(dual, c, dual.residual(c))
+    return exact / commuting
+
+
+def _cflow_job(D: int, kappa: float, seed: int, clocked: bool = False) -> dict:
+    """(C) as a dynamics; ``clocked``: its clock run at the exact flow's rate along the
+    residual, dc/dtau = rho(c) grad Psi(c) (the exact flow is then not rerun)."""
     case = _Case(_problem(D, kappa, seed))
     X, P = case.X, case.X.shape[0]
     a, e, k = case.p.alpha, case.p.eps, P / D
     dual = _Dual(X, case.y, a, e)
 
-    def jac(_t, c):
-        return -np.column_stack([dual.hessp(c, v) for v in np.eye(P)])
+    def rho(c):
+        return _clock(dual, c) if clocked else 1.0
 
-    sol = solve_ivp(lambda _t, c: dual.residual(c), (0.0, CFLOW_TAUS[-1]), np.zeros(P),
-                    method="BDF", jac=jac, t_eval=CFLOW_TAUS, rtol=1e-6, atol=1e-9)
+    def jac(_t, c):     # rho's own derivative left out: BDF needs only an approximate Jacobian
+        return -rho(c) * np.column_stack([dual.hessp(c, v) for v in np.eye(P)])
+
+    sol = solve_ivp(lambda _t, c: rho(c) * dual.residual(c), (0.0, CFLOW_TAUS[-1]),
+                    np.zeros(P), method="BDF", jac=jac, t_eval=CFLOW_TAUS, rtol=1e-6, atol=1e-9)
     pop, train = [], []
     for c in sol.y.T:
         lam, V, _, _ = dual.eig(c)
         pop.append(case.loss((V * np.exp(lam)) @ V.T, -X.T @ c / (e * k)))
         train.append(float(np.mean(dual.residual(c) ** 2)) / case.L0)
+    out = {"taus": list(CFLOW_TAUS), "cflow": pop, "cflow_train": train}
+    if clocked:
+        return out | {"rho": [_clock(dual, c) for c in sol.y.T]}
     at = [_steps(case.p, t) for t in CFLOW_TAUS]
     ex = lr.solve(case.p, at[-1], method="flow", data=case.data, save_times=at)
     L0 = ex.population_loss[0]
-    return {"taus": list(CFLOW_TAUS), "cflow": pop, "cflow_train": train,
-            "exact": [float(v) for v in np.interp(at, ex.t, ex.population_loss) / L0],
-            "exact_train": [float(v) for v in np.interp(at, ex.t, ex.train_loss) / L0],
-            "interpolant": entropic_interpolant(case.p, case.data).population_loss}
+    return out | {"exact": [float(v) for v in np.interp(at, ex.t, ex.population_loss) / L0],
+                  "exact_train": [float(v) for v in np.interp(at, ex.t, ex.train_loss) / L0],
+                  "interpolant": entropic_interpolant(case.p, case.data).population_loss}
 
 
 def _kernel_job(kappa: float, tau: float) -> dict:
@@ -180,10 +213,12 @@ def _jobs(which: str):
             for s in seeds:
                 yield f"restart|{D}|{s}", (lambda D=D, s=s: _restart_job(D, s))
     else:
+        clocked = which == "clock"
         for D, kappas in CFLOW.items():
             for kappa in kappas:
                 for s in CFLOW_SEEDS:
-                    yield f"cflow|{D}|{kappa}|{s}", (lambda D=D, k=kappa, s=s: _cflow_job(D, k, s))
+                    yield (f"{which}|{D}|{kappa}|{s}",
+                           lambda D=D, k=kappa, s=s: _cflow_job(D, k, s, clocked))
 
 
 def table() -> None:
@@ -212,6 +247,18 @@ def table() -> None:
             cells = [f"{x:.3f} / {c:.3f}" for x, c in zip(r["exact"], r["cflow"])]
             lines.append(f"| {D} | {float(kappa):g} | {s} | " + " | ".join(cells)
                          + f" | {r['interpolant']:.3f} |")
+    lines += ["", "## (C) on the exact flow's clock", "",
+              "Relative population loss exact / (C) / (C) clocked (dc/dtau = rho grad Psi); "
+              "rho at tau = 40 in the last column.", "",
+              "| D | kappa | seed | " + " | ".join(f"tau = {t:g}" for t in CFLOW_TAUS)
+              + " | rho(40) |", "|" + "---|" * (4 + len(CFLOW_TAUS))]
+    for key, r in done.items():
+        if key.startswith("clock|") and (c := done.get("cflow|" + key[6:])):
+            _, D, kappa, s = key.split("|")
+            cells = [f"{x:.3f} / {u:.3f} / {v:.3f}"
+                     for x, u, v in zip(c["exact"], c["cflow"], r["cflow"])]
+            lines.append(f"| {D} | {float(kappa):g} | {s} | " + " | ".join(cells)
+                         + f" | {r['rho'][CFLOW_TAUS.index(40.0)]:.2f} |")
     lines += ["", "## Tangent kernels at the exact states (D = 100, seed 0)", "",
               "Quadratic tangent kernel of the exact flow (arithmetic means) against the commuting "
               "flow's (logarithmic means) at the same state M(tau).", "",
@@ -229,10 +276,10 @@ def table() -> None:
 
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else "table"
-    if cmd in ("restart", "cflow", "kernel"):
+    if cmd in ("restart", "cflow", "clock", "kernel"):
         run_resumable(OUT, _jobs(cmd))
         table()
     elif cmd == "table":
         table()
     else:
-        sys.exit(f"unknown command {cmd!r}: restart, cflow, kernel or table")
+        sys.exit(f"unknown command {cmd!r}: restart, cflow, clock, kernel or table")
