@@ -14,6 +14,7 @@ relative_grokking_time (``predicted_grokking_delay``) the difference of the same
 within the horizon.
 
     python benchmarks/offline_delay.py run D [D ...]   # resumable; one JSON file per D
+    python benchmarks/offline_delay.py long [400]      # kappa = 5.5 at D = 400, horizon 2000 D
     python benchmarks/offline_delay.py table            # -> offline_delay.md
     python benchmarks/offline_delay.py docs             # -> offline_delay_docs.md (§11.5's layout)
     python benchmarks/offline_delay.py tail [D ...]     # the late tail -> offline_delay_tail.md
@@ -46,6 +47,10 @@ CELLS = {D: [(k, a, e) for k in (22.0, 11.0, 5.5) for a, e in ((1.0, 0.02), (2.0
          for D in (50, 100, 200)}
 CELLS[400] = [(k, a, e) for k in (22.0, 11.0) for a, e in ((1.0, 0.02), (2.0, 0.04))]
 SEEDS = {50: range(4), 100: range(4), 200: range(4), 400: range(4)}
+#: kappa = 5.5 at D = 400: the exact population loss is still ~0.1 x its initial value at
+#: 1000 D steps (seed 0: 0.1035), so these cells run to LONG_HORIZON D steps (tau = 80)
+LONG_CELLS = {400: [(5.5, 1.0, 0.02), (5.5, 2.0, 0.04)]}
+LONG_HORIZON = 2000
 
 
 LABELS = {"test_half_time": "population loss at 1/2 its initial value",
@@ -75,9 +80,10 @@ def _problem(D: int, kappa: float, alpha: float, eps: float, seed: int) -> lr.Pr
     return lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=alpha, eps=eps, seed=seed)
 
 
-def _one(D: int, kappa: float, alpha: float, eps: float, seed: int) -> dict:
+def _one(D: int, kappa: float, alpha: float, eps: float, seed: int,
+         horizon: int = 1000) -> dict:
     p = _problem(D, kappa, alpha, eps, seed)
-    T = 1000 * D
+    T = horizon * D
     st = np.unique(np.concatenate([[0], np.geomspace(1, T, 400).astype(int)]))
     t0 = time.perf_counter()
     out = {"exact": _summary(lr.solve(p, T, method="flow", save_times=st))}
@@ -100,6 +106,19 @@ def _jobs(D: int):
 def run(dims: list[int]) -> None:
     for D in dims:
         run_resumable(_path(D), _jobs(D))
+
+
+def _long_path(D: int) -> Path:
+    return HERE / f"offline_delay_long_D{D}.json"
+
+
+def run_long(dims: list[int]) -> None:
+    """The LONG_CELLS at horizon LONG_HORIZON D, seeds 0-1 of every cell before seeds 2-3."""
+    for D in dims:
+        run_resumable(_long_path(D), (
+            (f"{k}|{a}|{e}|{s}",
+             lambda k=k, a=a, e=e, s=s: _one(D, k, a, e, s, horizon=LONG_HORIZON))
+            for pair in ((0, 1), (2, 3)) for k, a, e in LONG_CELLS[D] for s in pair))
 
 
 def _value(run: dict, key: str) -> float | None:
@@ -273,5 +292,7 @@ if __name__ == "__main__":
         tail(dims or sorted(TAIL_KAPPAS))
     elif cmd == "run":
         run(dims or [50, 100, 200])
+    elif cmd == "long":
+        run_long(dims or sorted(LONG_CELLS))
     else:
-        raise SystemExit(f"unknown command {cmd!r}: run, table, docs or tail")
+        raise SystemExit(f"unknown command {cmd!r}: run, long, table, docs or tail")
