@@ -35,6 +35,7 @@ import lazyrich_theory as lr
 from common import markdown_head, run_resumable, write_table
 from lazyrich_theory.theory.offline import offline_inputs, offline_theory
 from lazyrich_theory.theory.timescales import grokking_summary
+from offline_tail_spike import tail_columns
 
 HERE = Path(__file__).resolve().parent
 KEYS = ("train_time", "test_time", "relative_grokking_time", "test_half_time",
@@ -46,10 +47,10 @@ THEORIES = {"spectral": {"method": "spectral"}, "dmft": {"method": "dmft"},
 CELLS = {D: [(k, a, e) for k in (22.0, 11.0, 5.5) for a, e in ((1.0, 0.02), (2.0, 0.04))]
          for D in (50, 100, 200)}
 CELLS[400] = [(k, a, e) for k in (22.0, 11.0) for a, e in ((1.0, 0.02), (2.0, 0.04))]
-SEEDS = {50: range(4), 100: range(4), 200: range(4), 400: range(4)}
+SEEDS = {50: range(4), 100: range(4), 200: range(4), 400: range(4), 800: range(4)}
 #: kappa = 5.5 at D = 400: the exact population loss is still ~0.1 x its initial value at
 #: 1000 D steps (seed 0: 0.1035), so these cells run to LONG_HORIZON D steps (tau = 80)
-LONG_CELLS = {400: [(5.5, 1.0, 0.02), (5.5, 2.0, 0.04)]}
+LONG_CELLS = {400: [(5.5, 1.0, 0.02), (5.5, 2.0, 0.04)], 800: [(5.5, 1.0, 0.02)]}
 LONG_HORIZON = 2000
 
 
@@ -67,8 +68,22 @@ def _path(D: int) -> Path:
 
 
 def _load() -> dict[int, dict]:
-    """D -> the runs stored for it, for every D that has a result file."""
-    return {D: json.loads(_path(D).read_text()) for D in sorted(CELLS) if _path(D).exists()}
+    """D -> the runs stored for it, for every D that has a result file (the LONG_CELLS' runs
+    under the same keys: each (kappa, alpha, eps) is in one of the two files)."""
+    out = {D: json.loads(_path(D).read_text()) for D in sorted(CELLS) if _path(D).exists()}
+    for D in LONG_CELLS:
+        if _long_path(D).exists():
+            out.setdefault(D, {}).update(json.loads(_long_path(D).read_text()))
+    return out
+
+
+def _cells(D: int) -> list[tuple[float, float, float]]:
+    return CELLS.get(D, []) + LONG_CELLS.get(D, [])
+
+
+def _horizon(D: int, kappa: float, alpha: float, eps: float) -> str:
+    """'' for the standard horizon 1000 D, else a note for the table."""
+    return f" (horizon {LONG_HORIZON} D)" if (kappa, alpha, eps) in LONG_CELLS.get(D, []) else ""
 
 
 def _summary(traj) -> dict:
@@ -84,10 +99,16 @@ def _one(D: int, kappa: float, alpha: float, eps: float, seed: int,
          horizon: int = 1000) -> dict:
     p = _problem(D, kappa, alpha, eps, seed)
     T = horizon * D
-    st = np.unique(np.concatenate([[0], np.geomspace(1, T, 400).astype(int)]))
+    tail = [25 * D * tau for tau in TAIL_TAUS if 25 * D * tau <= T]
+    st = np.unique(np.concatenate([[0], np.geomspace(1, T, 400).astype(int), tail]))
     t0 = time.perf_counter()
-    out = {"exact": _summary(lr.solve(p, T, method="flow", save_times=st))}
+    ex = lr.solve(p, T, method="flow", save_times=st)
+    out = {"exact": _summary(ex)}
     out["exact_wall"] = time.perf_counter() - t0
+    if horizon != 1000:     # the exact tail for offline_tail_certificate (D = 800; the D = 400
+        #                     long runs were made before this was stored)
+        out["exact_tail"] = {"taus": TAIL_TAUS[:len(tail)], **tail_columns(
+            ex, tail, offline_inputs(p).b2, alpha * eps, D)}
     for name, opts in THEORIES.items():
         t0 = time.perf_counter()
         out[name] = _summary(offline_theory(p, T, save_times=st, **opts))
@@ -163,17 +184,18 @@ def table() -> None:
         "(docs/offline_theory.md §11.5)",
         "Exact: seed mean in GD steps (runs that reach it / runs). Theories: error of the seed "
         "mean over the runs where both reach it (their number), and in how many runs the "
-        "theory never reaches it within the horizon 1000 D.", cols)
+        "theory never reaches it within the horizon 1000 D (2000 D where marked).", cols)
     done = _load()
     sections = []
     for key, label in LABELS.items():
         sec = [f"\n## {key}: {label}\n", "| " + " | ".join(cols) + " |",
                "|" + "---|" * len(cols)]
         for D, runs in done.items():
-            for kappa, a, e in CELLS[D]:
+            for kappa, a, e in _cells(D):
                 rows = [runs[k] for s in SEEDS[D] if (k := f"{kappa}|{a}|{e}|{s}") in runs]
                 if rows:
-                    sec.append(f"| {D} | {kappa:g} | {a:g}, {e:g} | {_cell(rows, key)} |")
+                    sec.append(f"| {D}{_horizon(D, kappa, a, e)} | {kappa:g} | {a:g}, {e:g} | "
+                               f"{_cell(rows, key)} |")
         sections += sec
     write_table(HERE / "offline_delay.md", lines[:3] + sections)
 
@@ -220,11 +242,12 @@ def docs_tables() -> None:
         row = {name: [] for name in out}
         for D in dims:
             rows = [done[D][key] for s in SEEDS[D] if (key := f"{k}|{a}|{e}|{s}") in done[D]]
+            note = _horizon(D, k, a, e)
             row["delay: spectral / DMFT with A7"].append(
-                _docs_cell(rows, "relative_grokking_time", ("spectral", "dmft_a7")) if rows
-                else "—")
+                _docs_cell(rows, "relative_grokking_time", ("spectral", "dmft_a7")) + note
+                if rows else "—")
             row["train / test time (absolute 0.1), spectral"].append(
-                _times_cell(rows) if rows else "—")
+                _times_cell(rows) + note if rows else "—")
         for name, vals in row.items():
             out[name].append(f"| {k:g} | ({a:g}, {e:g}) | " + " | ".join(vals) + " |")
     lines = []

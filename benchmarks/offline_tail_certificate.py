@@ -306,6 +306,14 @@ def _exponent(t, taus, lo: int, hi: int) -> float | None:
     return float(-0.5 * np.log(t[j] / t[i]) / np.log(taus[j] / taus[i]))
 
 
+def _delay_tails(D: int, kappa: float) -> list[dict]:
+    """The exact tails ((alpha, eps) = (1, 0.02)) stored by offline_delay.py's long runs."""
+    path = HERE / f"offline_delay_long_D{D}.json"
+    runs = json.loads(path.read_text()) if path.exists() else {}
+    return [r["exact_tail"] for key, r in runs.items()
+            if key.startswith(f"{kappa}|1.0|0.02|") and "exact_tail" in r]
+
+
 def _exponent_rows(done: dict) -> dict[tuple[int, float], dict[str, tuple]]:
     """(D, kappa) -> method -> (exponent over tau = 20-40, over 40-80) of the seed-mean t, from
     offline_tail_spike.py's ``theories`` runs and this benchmark's ``dmft`` runs; where a cell
@@ -324,6 +332,8 @@ def _exponent_rows(done: dict) -> dict[tuple[int, float], dict[str, tuple]]:
                 t, taus = np.mean([r[name]["tbar"] for r in runs], axis=0), THEORY_TAUS
             elif name == "exact" and (own := _runs(done, D, kappa)):
                 t, taus = np.mean([r["t"] for r in own], axis=0), TAUS
+            elif name == "exact" and (tails := _delay_tails(D, kappa)):
+                t, taus = np.mean([r["tbar"] for r in tails], axis=0), tails[0]["taus"]
             else:
                 continue
             row[name] = (_exponent(t, taus, 20, 40), _exponent(t, taus, 40, 80))
@@ -339,7 +349,8 @@ def _theory_exponent_lines(done: dict) -> list[str]:
         "qbar_eff = -(1/2) d ln t / d ln tau of the seed-mean t (seeds 0, 1) over tau = 20-40 / "
         "40-80, for the exact flow and the theories (offline_tail_spike.py theories; at D = 400 "
         "to 3200 the DMFT runs of this benchmark's 'dmft' command, and the exact column from "
-        "its 'run' where there is one: seed 0 only at D = 400).",
+        "its 'run' where there is one: seed 0 only at D = 400; at D = 800 from "
+        "offline_delay.py's long runs).",
         ["D", "kappa"] + list(METHODS), level=2)
     for (D, kappa), row in _exponent_rows(done).items():
         cells = [" / ".join("—" if v is None else f"{v:.2f}" for v in row[name])

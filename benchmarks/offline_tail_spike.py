@@ -208,12 +208,18 @@ def _theories_one(D: int, kappa: float, seed: int, methods=tuple(METHODS)) -> di
         opts = METHODS[name]
         tr = (lr.solve(p, st[-1], method="flow", save_times=st) if opts is None else
               offline_theory(p, st[-1], save_times=st, **opts))
-        k = np.searchsorted(tr.t, st[1:])
-        along = tr.alignment[k]
-        out[name] = {"pop": list(tr.population_loss[k] / tr.population_loss[0]),
-                     "delta": list(1 - ae * along / (b2 * D)),
-                     "tbar": list(ae * (D * tr.trace_dM[k] - along) / (b2 * D))}
+        out[name] = tail_columns(tr, st[1:], b2, ae, D)
     return out
+
+
+def tail_columns(tr, steps, b2: float, ae: float, D: int) -> dict[str, list[float]]:
+    """The relative population loss, the spike deficit delta and the bulk's trace excess t of
+    a trajectory at the saved ``steps`` (alpha eps = ``ae``, teacher strength ``b2``)."""
+    k = np.searchsorted(tr.t, steps)
+    along = tr.alignment[k]
+    return {"pop": list(tr.population_loss[k] / tr.population_loss[0]),
+            "delta": list(1 - ae * along / (b2 * D)),
+            "tbar": list(ae * (D * tr.trace_dM[k] - along) / (b2 * D))}
 
 
 def _theory_lines() -> list[str]:

@@ -249,7 +249,7 @@ def _regime_note(traj: Trajectory) -> str:
     if method == "spectral":
         return ("spectral closure, validated for kappa >= 5: half-time within ~1-11 % of the "
                 "exact flow at D = 100-400 (docs/offline_theory.md); its grokking delay is "
-                "short by ~3-25 % at kappa = 22, ~20-46 % at kappa = 11 and ~50-80 % at "
+                "short by ~3-25 % at kappa = 22, ~20-46 % at kappa = 11 and ~50-86 % at "
                 "kappa = 5.5: the delay is set by the late tail, which this closure has too "
                 "fast (no memorisation channel: it gives back the trace the lazy phase left in "
                 "the bulk too fast; docs/offline_theory.md §11.5-11.6)")
@@ -262,7 +262,8 @@ def _regime_note(traj: Trajectory) -> str:
                 "docs/offline_theory.md §12.4): against the exact flow at D = 400 the loss at "
                 "tau = 40 is +0.04 (kappa = 2), +0.05..+0.06 (kappa = 3), +0.01..+0.02 (kappa = "
                 "5.5), +0.08 (kappa = 1.5) on seed means, the half time within 7 %, the "
-                "grokking delay +8..+40 % at kappa >= 11 (§11.5); Monte Carlo "
+                "grokking delay +8..+40 % at kappa >= 11 and +1..+88 % at kappa = 5.5 where it "
+                "reaches 0.1 x its initial loss (§11.5); Monte Carlo "
                 "spread ~+-4 % / +-0.05")
     return ("DMFT: half-time -29..+15 % and loss at tau = 40 +0.0..+0.3 against the exact "
             "flow (D = 50-400, docs/offline_theory.md §11); Monte Carlo spread ~+-4 % / +-0.05; "
