@@ -221,6 +221,16 @@ def _jobs(which: str):
                            lambda D=D, k=kappa, s=s: _cflow_job(D, k, s, clocked))
 
 
+def _tau_section(title: str, caption: str, last: str, rows) -> list[str]:
+    """A markdown section with a column per CFLOW_TAUS; rows of (D, kappa, seed, cells, last)."""
+    out = ["", f"## {title}", "", caption, "",
+           "| D | kappa | seed | " + " | ".join(f"tau = {t:g}" for t in CFLOW_TAUS)
+           + f" | {last} |", "|" + "---|" * (4 + len(CFLOW_TAUS))]
+    for D, kappa, seed, cells, end in rows:
+        out.append(f"| {D} | {float(kappa):g} | {seed} | " + " | ".join(cells) + f" | {end} |")
+    return out
+
+
 def table() -> None:
     done = json.loads(OUT.read_text())
     lines = ["# Approximation (C) and the time ordering (docs/offline_theory.md §15.3)", "",
@@ -236,29 +246,20 @@ def table() -> None:
             lines.append(f"| {D} | {s} | {r['exact']:.3f} ({r['exact_linear']:.3f}) | "
                          f"{r['interpolant']:.3f} ({r['interpolant_linear']:.3f}) | "
                          + " | ".join(cells) + " |")
-    lines += ["", "## (C) as a dynamics: dc/dtau = grad Psi(c) against the exact flow", "",
-              "Relative population loss exact / commuting flow at each tau; last column the "
-              "interpolant (the commuting flow's limit).", "",
-              "| D | kappa | seed | " + " | ".join(f"tau = {t:g}" for t in CFLOW_TAUS)
-              + " | interpolant |", "|" + "---|" * (4 + len(CFLOW_TAUS))]
-    for key, r in done.items():
-        if key.startswith("cflow|"):
-            _, D, kappa, s = key.split("|")
-            cells = [f"{x:.3f} / {c:.3f}" for x, c in zip(r["exact"], r["cflow"])]
-            lines.append(f"| {D} | {float(kappa):g} | {s} | " + " | ".join(cells)
-                         + f" | {r['interpolant']:.3f} |")
-    lines += ["", "## (C) on the exact flow's clock", "",
-              "Relative population loss exact / (C) / (C) clocked (dc/dtau = rho grad Psi); "
-              "rho at tau = 40 in the last column.", "",
-              "| D | kappa | seed | " + " | ".join(f"tau = {t:g}" for t in CFLOW_TAUS)
-              + " | rho(40) |", "|" + "---|" * (4 + len(CFLOW_TAUS))]
-    for key, r in done.items():
-        if key.startswith("clock|") and (c := done.get("cflow|" + key[6:])):
-            _, D, kappa, s = key.split("|")
-            cells = [f"{x:.3f} / {u:.3f} / {v:.3f}"
-                     for x, u, v in zip(c["exact"], c["cflow"], r["cflow"])]
-            lines.append(f"| {D} | {float(kappa):g} | {s} | " + " | ".join(cells)
-                         + f" | {r['rho'][CFLOW_TAUS.index(40.0)]:.2f} |")
+    cflow = [(*key.split("|")[1:], [f"{x:.3f} / {c:.3f}" for x, c in zip(r["exact"], r["cflow"])],
+              f"{r['interpolant']:.3f}") for key, r in done.items() if key.startswith("cflow|")]
+    lines += _tau_section(
+        "(C) as a dynamics: dc/dtau = grad Psi(c) against the exact flow",
+        "Relative population loss exact / commuting flow at each tau; last column the "
+        "interpolant (the commuting flow's limit).", "interpolant", cflow)
+    clock = [(*key.split("|")[1:], [f"{x:.3f} / {u:.3f} / {v:.3f}" for x, u, v
+                                     in zip(c["exact"], c["cflow"], r["cflow"])],
+              f"{r['rho'][CFLOW_TAUS.index(40.0)]:.2f}") for key, r in done.items()
+             if key.startswith("clock|") and (c := done.get("cflow|" + key[6:]))]
+    lines += _tau_section(
+        "(C) on the exact flow's clock",
+        "Relative population loss exact / (C) / (C) clocked (dc/dtau = rho grad Psi); "
+        "rho at tau = 40 in the last column.", "rho(40)", clock)
     lines += ["", "## Tangent kernels at the exact states (D = 100, seed 0)", "",
               "Quadratic tangent kernel of the exact flow (arithmetic means) against the commuting "
               "flow's (logarithmic means) at the same state M(tau).", "",
