@@ -262,7 +262,7 @@ def _regime_note(traj: Trajectory) -> str:
                 "docs/offline_theory.md §12.4): against the exact flow at D = 400 the loss at "
                 "tau = 40 is +0.04 (kappa = 2), +0.05..+0.06 (kappa = 3), +0.01..+0.02 (kappa = "
                 "5.5), +0.08 (kappa = 1.5) on seed means, the half time within 7 %, the "
-                "grokking delay +8..+40 % at kappa >= 11 and +1..+88 % at kappa = 5.5 where it "
+                "grokking delay +8..+40 % at kappa >= 11 and +1..+209 % at kappa = 5.5 where it "
                 "reaches 0.1 x its initial loss (§11.5); Monte Carlo "
                 "spread ~+-4 % / +-0.05")
     return ("DMFT: half-time -29..+15 % and loss at tau = 40 +0.0..+0.3 against the exact "
