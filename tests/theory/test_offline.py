@@ -290,3 +290,19 @@ def test_mp_rule_is_the_spectrum_of_a_sampled_gram(kappa):
     for q in (0.1, 0.5, 0.9):        # quantiles of the quadrature's law vs the sample's, to 1 %
         # of the spectrum's width (finite-D fluctuations are largest near the lower edge)
         assert abs(np.interp(q, cdf, lam) - np.quantile(ev, q)) < 0.01 * ev.max()
+
+
+@pytest.mark.parametrize("P, predicted", [(165, False), (660, True)])
+def test_delay_is_withheld_below_its_validated_kappa(P, predicted):
+    """kappa = 5.5: the spectral closure's delay is 48-86 % short (docs §11.5), so summary.json
+    gives null with a reason and keeps the value as the estimate; kappa = 22: both."""
+    p = lr.Problem(D=30, P=P, N="inf", alpha=1.0, eps=0.02, seed=0)
+    s = offline_summary(offline_theory(p, 60_000, method="spectral"))
+    assert s["predicted_grokking_delay_estimate"] > 0
+    if predicted:
+        assert s["predicted_grokking_delay"] == s["predicted_grokking_delay_estimate"]
+        assert "predicted_grokking_delay" not in s["reasons"]
+    else:
+        assert s["predicted_grokking_delay"] is None
+        why = s["reasons"]["predicted_grokking_delay"]
+        assert "5.5 < 20" in why and "lower estimate" in why and "\n" not in why
