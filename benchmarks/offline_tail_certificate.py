@@ -42,7 +42,8 @@ q_bb = tau (b2 / 2)(t - 3 delta) and s = tau (b2 / 2) sqrt(t^2 - 2 t delta + 3 d
 
     python benchmarks/offline_tail_certificate.py run 50 100 200   # resumable, one JSON per D
     python benchmarks/offline_tail_certificate.py samples 50 100 200  # who the largest serve
-    python benchmarks/offline_tail_certificate.py dmft 400 ... 3200  # the DMFT's exponent at large D
+    python benchmarks/offline_tail_certificate.py dmft 400 ... 3200  # the DMFT exponent, large D
+    python benchmarks/offline_tail_certificate.py exact 400    # the exact exponent, kappa = 11
     python benchmarks/offline_tail_certificate.py table            # -> offline_tail_certificate.md
     python benchmarks/offline_tail_certificate.py figure   # -> docs/img/tail_certificate.png
 
@@ -291,6 +292,18 @@ DMFT_DIMS = {D: (5.5, 11.0) for D in (400, 800, 1600, 3200)}
 DMFT_PATH = HERE / "offline_tail_certificate_dmft.json"
 
 
+#: the exact flow alone (its trace exponent) where the certificate run is too costly
+EXACT_DIMS = {400: (11.0,)}
+EXACT_PATH = HERE / "offline_tail_certificate_exact.json"
+
+
+def exact(dims: list[int]) -> None:
+    from offline_tail_spike import _theories_one
+    for D in dims:
+        run_resumable(EXACT_PATH, ((f"{D}|{k}|0", lambda k=k, D=D: _theories_one(
+            D, k, 0, methods=("exact",))) for k in EXACT_DIMS[D]))
+
+
 def dmft(dims: list[int]) -> None:
     from offline_tail_spike import _theories_one
     for D in dims:
@@ -320,7 +333,7 @@ def _exponent_rows(done: dict) -> dict[tuple[int, float], dict[str, tuple]]:
     has no exact run there, the exact entry comes from this benchmark's own ``run``."""
     from offline_tail_spike import METHODS, THEORY_TAUS
     cells: dict = {}
-    for path in (HERE / "offline_tail_spike_theories.json", DMFT_PATH):
+    for path in (HERE / "offline_tail_spike_theories.json", DMFT_PATH, EXACT_PATH):
         for key, run in (json.loads(path.read_text()).items() if path.exists() else ()):
             D, kappa, _ = key.split("|")
             cells.setdefault((int(D), float(kappa)), []).append(run)
@@ -328,8 +341,8 @@ def _exponent_rows(done: dict) -> dict[tuple[int, float], dict[str, tuple]]:
     for (D, kappa), runs in sorted(cells.items()):
         row = {}
         for name in METHODS:
-            if name in runs[0]:
-                t, taus = np.mean([r[name]["tbar"] for r in runs], axis=0), THEORY_TAUS
+            if have := [r[name]["tbar"] for r in runs if name in r]:
+                t, taus = np.mean(have, axis=0), THEORY_TAUS
             elif name == "exact" and (own := _runs(done, D, kappa)):
                 t, taus = np.mean([r["t"] for r in own], axis=0), TAUS
             elif name == "exact" and (tails := _delay_tails(D, kappa)):
@@ -349,8 +362,8 @@ def _theory_exponent_lines(done: dict) -> list[str]:
         "qbar_eff = -(1/2) d ln t / d ln tau of the seed-mean t (seeds 0, 1) over tau = 20-40 / "
         "40-80, for the exact flow and the theories (offline_tail_spike.py theories; at D = 400 "
         "to 3200 the DMFT runs of this benchmark's 'dmft' command, and the exact column from "
-        "its 'run' where there is one: seed 0 only at D = 400; at D = 800 from "
-        "offline_delay.py's long runs).",
+        "its 'run' where there is one: seed 0 only at D = 400; kappa = 11 at D = 400 from its "
+        "'exact' command, seed 0; at D = 800 from offline_delay.py's long runs).",
         ["D", "kappa"] + list(METHODS), level=2)
     for (D, kappa), row in _exponent_rows(done).items():
         cells = [" / ".join("—" if v is None else f"{v:.2f}" for v in row[name])
@@ -459,6 +472,8 @@ if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else "run"
     if cmd == "run":
         run([int(d) for d in sys.argv[2:]] or sorted(KAPPAS))
+    elif cmd == "exact":
+        exact([int(d) for d in sys.argv[2:]] or sorted(EXACT_DIMS))
     elif cmd == "dmft":
         dmft([int(d) for d in sys.argv[2:]] or sorted(DMFT_DIMS))
     elif cmd == "samples":
@@ -469,4 +484,4 @@ if __name__ == "__main__":
         figure(HERE.parent / "docs" / "img" / "tail_certificate.png")
     else:
         raise SystemExit(f"unknown command {cmd!r}: run D [D ...] | samples [D ...] | "
-                         "dmft [D ...] | table | figure")
+                         "dmft [D ...] | exact [D ...] | table | figure")
