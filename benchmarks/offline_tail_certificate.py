@@ -43,7 +43,7 @@ q_bb = tau (b2 / 2)(t - 3 delta) and s = tau (b2 / 2) sqrt(t^2 - 2 t delta + 3 d
     python benchmarks/offline_tail_certificate.py run 50 100 200   # resumable, one JSON per D
     python benchmarks/offline_tail_certificate.py samples 50 100 200  # who the largest serve
     python benchmarks/offline_tail_certificate.py dmft 400 ... 3200  # the DMFT exponent, large D
-    python benchmarks/offline_tail_certificate.py exact 400    # the exact exponent, kappa = 11
+    python benchmarks/offline_tail_certificate.py exact 400 800  # the exact exponent, kappa = 11
     python benchmarks/offline_tail_certificate.py table            # -> offline_tail_certificate.md
     python benchmarks/offline_tail_certificate.py figure   # -> docs/img/tail_certificate.png
 
@@ -293,7 +293,7 @@ DMFT_PATH = HERE / "offline_tail_certificate_dmft.json"
 
 
 #: the exact flow alone (its trace exponent) where the certificate run is too costly
-EXACT_DIMS = {400: (11.0,)}
+EXACT_DIMS = {400: (11.0,), 800: (11.0,)}
 EXACT_PATH = HERE / "offline_tail_certificate_exact.json"
 
 

@@ -279,8 +279,8 @@ def _regime_note(traj: Trajectory) -> str:
 
 #: Below this kappa the spectral closure's and the DMFT's grokking delays are not predictions
 #: (docs §11.5, seed means at D = 50-400): the spectral closure's is short by 22-46 % at kappa =
-#: 11 and 48-86 % at kappa = 5.5, the DMFT's (with A7) long by 8-40 % at kappa = 11 and
-#: +1-209 % or never at kappa = 5.5; at kappa = 22 they are -3..-25 % and +10..+32 %.
+#: 11 and 48-86 % at kappa = 5.5, the DMFT's (as derived or with A7) long by 8-43 % at kappa =
+#: 11 and 1-272 % or never at kappa = 5.5; at kappa = 22 they are -3..-25 % and +10..+34 %.
 KAPPA_DELAY = 20.0
 
 
@@ -293,7 +293,7 @@ def _delay(traj: Trajectory, g: dict[str, Any], reasons: dict[str, str]) -> dict
     method, kappa = traj.info.get("offline_method"), float(traj.info.get("kappa", math.nan))
     if method in ("spectral", "dmft") and not kappa >= KAPPA_DELAY:
         side = ("the spectral closure's delay is 22-86 % short at kappa = 5.5-11 (a lower "
-                "estimate" if method == "spectral" else "the DMFT's delay is 8-209 % long or "
+                "estimate" if method == "spectral" else "the DMFT's delay is 8-272 % long or "
                 "never reached at kappa = 5.5-11 (an upper estimate")
         reasons["predicted_grokking_delay"] = (
             f"not predicted at kappa = {kappa:.3g} < {KAPPA_DELAY:g}: {side}, "
