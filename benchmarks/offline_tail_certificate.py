@@ -462,9 +462,8 @@ def figure(path: Path) -> None:
     ax2.set_xticklabels([str(D) for D in ticks])
     ax2.set_xlabel("D")
     ax2.set_ylabel(r"$\bar q_{\rm eff}=-\frac{1}{2}\,d\ln t/d\ln\tau$, $\tau$ = 40-80")
-    ax2.set_title("the trace excess's exponent: exact flow (D >= 400: one or two seeds) "
-                  "and closures",
-                  fontsize=9)
+    ax2.set_title("the trace excess's exponent, exact and closures\n"
+                  "(exact at D >= 400: one or two seeds)", fontsize=9)
     ax2.legend(fontsize=7, ncol=2, loc="center", bbox_to_anchor=(0.5, 0.73))
     fig.savefig(path, dpi=150)
 
