@@ -267,8 +267,8 @@ def _regime_note(traj: Trajectory) -> str:
                 "grokking delay +8..+40 % at kappa >= 11 and +1..+209 % at kappa = 5.5 where it "
                 "reaches 0.1 x its initial loss (§11.5); Monte Carlo "
                 "spread ~+-4 % / +-0.05")
-    return ("DMFT: half-time -29..+15 % and loss at tau = 40 +0.0..+0.3 against the exact "
-            "flow (D = 50-400, docs/offline_theory.md §11); Monte Carlo spread ~+-4 % / +-0.05; "
+    return ("DMFT: half-time -29..+24 % and loss at tau = 40 +0.0..+0.3 against the exact "
+            "flow (D = 50-800, docs/offline_theory.md §11); Monte Carlo spread ~+-4 % / +-0.05; "
             "grokking delay +10..+45 % at kappa >= 11, mostly not reached at kappa = 5.5 "
             "(§11.5). "
             "For where the flow ends, trust predicted_limit_test_loss (the interpolant, "
