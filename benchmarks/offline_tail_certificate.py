@@ -290,25 +290,22 @@ def _sample_lines() -> list[str]:
 #: the DMFT alone (as derived and with A7) at larger D, for the exponent table
 DMFT_DIMS = {D: (5.5, 11.0) for D in (400, 800, 1600, 3200)}
 DMFT_PATH = HERE / "offline_tail_certificate_dmft.json"
-
-
 #: the exact flow alone (its trace exponent) where the certificate run is too costly
 EXACT_DIMS = {400: (11.0,), 800: (11.0,)}
 EXACT_PATH = HERE / "offline_tail_certificate_exact.json"
+#: command -> (result file, D -> kappas, seeds, offline_tail_spike methods) of the runs of
+#: one kind of method alone
+ALONE = {"dmft": (DMFT_PATH, DMFT_DIMS, (0, 1), ("dmft", "dmft_a7")),
+         "exact": (EXACT_PATH, EXACT_DIMS, (0,), ("exact",))}
 
 
-def exact(dims: list[int]) -> None:
+def alone(which: str, dims: list[int]) -> None:
+    """offline_tail_spike's delta, t and loss of the ALONE[which] methods only."""
     from offline_tail_spike import _theories_one
+    path, kappas, seeds, methods = ALONE[which]
     for D in dims:
-        run_resumable(EXACT_PATH, ((f"{D}|{k}|0", lambda k=k, D=D: _theories_one(
-            D, k, 0, methods=("exact",))) for k in EXACT_DIMS[D]))
-
-
-def dmft(dims: list[int]) -> None:
-    from offline_tail_spike import _theories_one
-    for D in dims:
-        run_resumable(DMFT_PATH, ((f"{D}|{k}|{s}", lambda k=k, s=s, D=D: _theories_one(
-            D, k, s, methods=("dmft", "dmft_a7"))) for k in DMFT_DIMS[D] for s in (0, 1)))
+        run_resumable(path, ((f"{D}|{k}|{s}", lambda k=k, s=s, D=D: _theories_one(
+            D, k, s, methods=methods)) for k in kappas[D] for s in seeds))
 
 
 def _exponent(t, taus, lo: int, hi: int) -> float | None:
@@ -472,10 +469,8 @@ if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else "run"
     if cmd == "run":
         run([int(d) for d in sys.argv[2:]] or sorted(KAPPAS))
-    elif cmd == "exact":
-        exact([int(d) for d in sys.argv[2:]] or sorted(EXACT_DIMS))
-    elif cmd == "dmft":
-        dmft([int(d) for d in sys.argv[2:]] or sorted(DMFT_DIMS))
+    elif cmd in ALONE:
+        alone(cmd, [int(d) for d in sys.argv[2:]] or sorted(ALONE[cmd][1]))
     elif cmd == "samples":
         samples([int(d) for d in sys.argv[2:]] or [50, 100, 200])
     elif cmd == "table":
