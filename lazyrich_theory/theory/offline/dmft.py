@@ -138,7 +138,8 @@ def xi_training_strata(xi_train: np.ndarray, Ns: int) -> np.ndarray:
 def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed: int = 0,
                     dmax: float = DMFT_DMAX, xi_train: np.ndarray | None = None, *,
                     linear_column: bool = True, anomalous_term: bool = True,
-                    column_closure: str = "dmft") -> dict[str, np.ndarray]:
+                    column_closure: str = "dmft",
+                    null_space_split: bool = True) -> dict[str, np.ndarray]:
     """The DMFT's curves on its own grid up to ``tau_max``.
 
     Parameters
@@ -162,6 +163,11 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         theta_u, no screening of the spike's Gauss-Newton term); without the anomalous term
         the (xi^2 / D) R_x Onsager term of §8.4 is dropped (here and in the mean memorisation
         kernel).  Both default to the DMFT as derived.
+    null_space_split : bool
+        A diagnostic too (docs/offline_theory.md §12.4): False drops the null-space split A6'
+        of §8.5 (the sample-averaged memorisation kernel Kbar = 0), so that the linear
+        column filters the whole residual, r = A[rho + alpha theta_u], and its cavity
+        variance is fed by r itself.  Default True, the DMFT as derived.
     column_closure : {"dmft", "least_squares"}
         "dmft" (default): the linear column as derived (§8.5).  "least_squares": closure A7,
         an experimental correction measured in docs/offline_theory.md §12.4 -- the exact
@@ -203,7 +209,8 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         fz = 1.0
     a7 = column_closure == "least_squares" and linear_column
     par = np.array([inp.kappa, inp.alpha_eps, inp.b2, float(inp.D), inp.alpha, inp.eps, fz,
-                    1.0 if anomalous_term else 0.0, 1.0 if a7 else 0.0])
+                    1.0 if anomalous_term else 0.0, 1.0 if a7 else 0.0,
+                    1.0 if null_space_split else 0.0])
     with numba_threads(free_cores()):      # the samples' steps run in parallel
         K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par)
     return _losses(inp, tau, K, V1, a7)
@@ -244,7 +251,8 @@ def dmft_columns(inp: OfflineInputs, t: np.ndarray, Ns: int = DMFT_NS, seed: int
                  **ablations: Any) -> dict[str, np.ndarray]:
     """The DMFT's columns at times ``t`` (GD steps): its grid curves interpolated linearly
     in tau (the grid resolves the lazy fit: first step tau = 0.01); ``xi_train`` and the
-    ``ablations`` (``linear_column``, ``anomalous_term``, ``column_closure``) as in
+    ``ablations`` (``linear_column``, ``anomalous_term``, ``column_closure``,
+    ``null_space_split``) as in
     :func:`dmft_tau_curves`."""
     tau_t = inp.dmft_clock(t)
     c = dmft_tau_curves(inp, float(tau_t[-1]), Ns=Ns, seed=seed, dmax=dmax,

@@ -124,15 +124,17 @@ def _seed(K, V1, n, ss, frozen, ae, b2):
 
 
 @njit(cache=True)
-def _kbar(K, n, W, Wc, ae, kappa, D, anc):
+def _kbar(K, n, W, Wc, ae, kappa, D, anc, split):
     """Row n of the sample-averaged memorisation kernel (the null-space split of the linear
-    column, approximation A6; ``anc``: the coefficient of the anomalous term, 1 or 0)."""
+    column, approximation A6; ``anc``: the coefficient of the anomalous term, 1 or 0;
+    ``split``: 1, or 0 to switch the split off)."""
+    c = -split * ae / kappa
     for s in range(n):
-        K[KBAR, n, s] = -(ae / kappa) * W[s] * (K[RB, n, s] * K[EQ, n - 1, s]
-                                                + anc * K[RX, n, s] * K[EQX, n - 1, s] / D
-                                                + K[RM, n, s] * K[EHH, n - 1, s])
-    K[KBAR, n, n] = -(ae / kappa) * Wc * (K[EQ, n - 1, n - 1] + anc * K[EQX, n - 1, n - 1] / D
-                                          + K[EHH, n - 1, n - 1])
+        K[KBAR, n, s] = c * W[s] * (K[RB, n, s] * K[EQ, n - 1, s]
+                                    + anc * K[RX, n, s] * K[EQX, n - 1, s] / D
+                                    + K[RM, n, s] * K[EHH, n - 1, s])
+    K[KBAR, n, n] = c * Wc * (K[EQ, n - 1, n - 1] + anc * K[EQX, n - 1, n - 1] / D
+                              + K[EHH, n - 1, n - 1])
 
 
 @njit(cache=True)
@@ -382,11 +384,11 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         The linear column's psi(tau_n), product-integration weights and R_u interval
         integrals (``dmft.linear_channel``).
     par : np.ndarray
-        (kappa, alpha eps, b2, D, alpha, eps, fz, anc, a7): fz the linear column's screening
-        of the spike's Gauss-Newton term (1 - 1/kappa; 1 without the column), anc the
-        coefficient of the anomalous Onsager term (1; 0 to switch it off), a7 1 for the
+        (kappa, alpha eps, b2, D, alpha, eps, fz, anc, a7, split): fz the linear column's
+        screening of the spike's Gauss-Newton term (1 - 1/kappa; 1 without the column), anc
+        the coefficient of the anomalous Onsager term (1; 0 to switch it off), a7 1 for the
         least-squares closure of the column's cavity field (:func:`_least_squares_factor`),
-        else 0.
+        else 0; split 1 for the null-space split A6' (:func:`_kbar`), 0 to switch it off.
 
     Returns
     -------
@@ -415,7 +417,7 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         _spike(V1, n, dt)
         ss = _covariances(K, n, dt, Vlin, kappa, eps)
         frozen = _seed(K, V1, n, ss, frozen, ae, b2)
-        _kbar(K, n, W, 0.5 * dt[n - 1], ae, kappa, D, par[7])
+        _kbar(K, n, W, 0.5 * dt[n - 1], ae, kappa, D, par[7], par[9])
         if par[8] > 0.0:
             ufac = _least_squares_factor(K, V1, n, kappa, par[4])
         _all_samples(K, S, V1, Q, LB, LM, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, ufac, work,
