@@ -123,9 +123,9 @@ def table() -> None:
         "column too slow to fit: 'lin' is its largest power over the initial loss at "
         "tau = 80), the DMFT without its linear column. qbar_eff = -(1/2) d ln t / d ln tau "
         "of the seed-mean trace excess t over tau = 10-20 / 20-40 / 40-80; pop = the seed-mean "
-        "population loss over its initial value at tau = 40 / 80; seeds 0-1. Last column: the same exponent over tau = 40-80 with the "
-        "linear column on (alpha / eps = 50, the issue's (1, 0.02); offline_tail_certificate.md"
-        "): exact / DMFT / DMFT with A7.",
+        "population loss over its initial value at tau = 40 / 80; seeds 0-1. Last column: the "
+        "same exponent over tau = 40-80 with the linear column on (alpha / eps = 50, the "
+        "issue's (1, 0.02); offline_tail_certificate.md): exact / DMFT / DMFT with A7.",
         ["D", "exact qbar_eff", "DMFT qbar_eff", "exact pop", "DMFT pop", "exact t (tau = 80)",
          "DMFT t (tau = 80)", "lin (exact)", "with the column (40-80)"])
 
