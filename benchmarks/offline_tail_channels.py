@@ -14,7 +14,8 @@ issue's (1, 0.02)) are those of offline_tail_certificate.py's table.
 ``ratio`` sweeps alpha / eps (SWEEP_RATIOS) at the same alpha eps, with the DMFT as
 ``offline_theory`` runs it (its linear column on), with A7, and without the null-space split
 A6' (``null_space_split=False``, a diagnostic): does the DMFT's column change the tail where
-the exact column is too slow to act, and which part of it does?
+the exact column is too slow to act, and which part of it does? ``k3``: the same four at
+kappa = 3, alpha / eps = 50, where the column's memorisation is a large part of the loss.
 
 Time on the DMFT clock tau = 2 eta0 eps t / (alpha D); eta0 = (alpha / eps) D / 200, so one
 unit of tau is 100 GD steps (the flow does not depend on eta0 otherwise). The DMFT at each
@@ -23,6 +24,7 @@ seed's b2 with the Gaussian xi law, as in the exponent table.
     python benchmarks/offline_tail_channels.py run 100 200 400 800  # resumable, one JSON
     python benchmarks/offline_tail_channels.py dmft 1600 3200        # the DMFT alone
     python benchmarks/offline_tail_channels.py ratio 100 200 400     # -> ..._ratio.json
+    python benchmarks/offline_tail_channels.py k3 100 200 400        # -> ..._k3.json
     python benchmarks/offline_tail_channels.py table                 # -> offline_tail_channels.md
 
 Cost (one core): the exact flow 2 s (D = 100), 9 s (200), 2 min (400), 18 min (800); the
@@ -62,17 +64,17 @@ SWEEP_METHODS = ("exact", "dmft_column", "dmft_a7", "dmft_nosplit")
 SWEEP_OUT = HERE / "offline_tail_channels_ratio.json"
 
 
-def _problem(D: int, seed: int, ratio: float = RATIO) -> lr.Problem:
-    return lr.Problem(D=D, P=int(round(KAPPA * D)), N=math.inf, alpha=math.sqrt(AE * ratio),
+def _problem(D: int, seed: int, ratio: float = RATIO, kappa: float = KAPPA) -> lr.Problem:
+    return lr.Problem(D=D, P=int(round(kappa * D)), N=math.inf, alpha=math.sqrt(AE * ratio),
                       eps=math.sqrt(AE / ratio), eta0=ratio * D / 200.0, seed=seed)
 
 
-def _one(D: int, seed: int, method: str, ratio: float = RATIO) -> dict:
+def _one(D: int, seed: int, method: str, ratio: float = RATIO, kappa: float = KAPPA) -> dict:
     """pop, delta, tbar at TAUS (offline_tail_spike.tail_columns), the grokking summary of
     offline_delay.py (the 0.1 times and the delay; None where not reached by tau = 80), and
     the linear column's power relative to the initial loss (lin; the first runs of the
     quadratic-only DMFT and of the sweep's dmft_column and dmft_a7 predate it)."""
-    p = _problem(D, seed, ratio)
+    p = _problem(D, seed, ratio, kappa)
     b2 = offline_inputs(p).b2
     tail = [100 * tau for tau in TAUS]
     st = np.unique(np.concatenate([[0], np.geomspace(1, tail[-1], 400).astype(int), tail]))
@@ -96,6 +98,36 @@ def run_ratio(dims: list[int]) -> None:
                                _one(D, s, m, ratio))
                               for D in dims for ratio in SWEEP_RATIOS
                               for m in SWEEP_METHODS for s in SEEDS))
+
+
+#: kappa = 3 (the issue's (1, 0.02): alpha / eps = 50): the loss at tau = 40 with and without
+#: the split, where the column's memorisation is a large part of the loss
+K3_OUT = HERE / "offline_tail_channels_k3.json"
+
+
+def run_k3(dims: list[int]) -> None:
+    run_resumable(K3_OUT, ((f"{D}|{s}|{m}", lambda D=D, s=s, m=m: _one(D, s, m, 50.0, 3.0))
+                           for D in dims for m in SWEEP_METHODS for s in SEEDS))
+
+
+def _k3_lines() -> list[str]:
+    if not K3_OUT.exists():
+        return []
+    done = json.loads(K3_OUT.read_text())
+    lines = [""] + markdown_head(
+        "kappa = 3, alpha / eps = 50: the split and the column's memorisation",
+        "Seed means (seeds 0-1) of the population loss and of the linear power at tau = 40 "
+        "(over the initial loss): exact / DMFT / with A7 / without the split.",
+        ["D", "population loss (tau = 40)", "linear power (tau = 40)"], level=2)
+    for D in sorted({int(k.split("|")[0]) for k in done}):
+        runs = {m: [done[k] for s in SEEDS if (k := f"{D}|{s}|{m}") in done]
+                for m in SWEEP_METHODS}
+        if min(len(v) for v in runs.values()) < len(SEEDS):
+            continue
+        lines.append(f"| {D} | " + " | ".join(
+            " / ".join(f"{np.mean([r[key][2] for r in v]):.3f}" for v in runs.values())
+            for key in ("pop", "lin")) + " |")
+    return lines
 
 
 def _exponent(t: np.ndarray, i: int, j: int) -> float:
@@ -151,7 +183,8 @@ def table() -> None:
             _cell(runs["dmft"], pop), _cell(runs["exact"], t80), _cell(runs["dmft"], t80),
             _cell(runs["exact"], lambda rs: f"{max(r['lin'][-1] for r in rs):.1e}"),
             with_col]) + " |")
-    write_table(HERE / "offline_tail_channels.md", lines + _time_lines(done) + _ratio_lines())
+    write_table(HERE / "offline_tail_channels.md", lines + _time_lines(done) + _ratio_lines()
+                + _k3_lines())
 
 
 def _seed_mean_cell(runs: dict[str, list[dict]], key: str) -> str:
@@ -242,7 +275,9 @@ if __name__ == "__main__":
         run([int(d) for d in sys.argv[2:]], methods=(cmd,))
     elif cmd == "ratio":
         run_ratio([int(d) for d in sys.argv[2:]] or [100, 200, 400])
+    elif cmd == "k3":
+        run_k3([int(d) for d in sys.argv[2:]] or [100, 200, 400])
     elif cmd == "table":
         table()
     else:
-        sys.exit(f"unknown command {cmd!r}: run | exact | dmft [D ...] | table")
+        sys.exit(f"unknown command {cmd!r}: run | exact | dmft | ratio | k3 [D ...] | table")
