@@ -16,6 +16,7 @@ issue's (1, 0.02)) are those of offline_tail_certificate.py's table.
 A6' (``null_space_split=False``, a diagnostic): does the DMFT's column change the tail where
 the exact column is too slow to act, and which part of it does? ``k3``: the same four at
 kappa = 3, alpha / eps = 50, where the column's memorisation is a large part of the loss.
+``premise``: the split's premise X^T r = 0, measured on the exact flow at each alpha / eps.
 
 Time on the DMFT clock tau = 2 eta0 eps t / (alpha D); eta0 = (alpha / eps) D / 200, so one
 unit of tau is 100 GD steps (the flow does not depend on eta0 otherwise). The DMFT at each
@@ -25,6 +26,7 @@ seed's b2 with the Gaussian xi law, as in the exponent table.
     python benchmarks/offline_tail_channels.py dmft 1600 3200        # the DMFT alone
     python benchmarks/offline_tail_channels.py ratio 100 200 400     # -> ..._ratio.json
     python benchmarks/offline_tail_channels.py k3 100 200 400        # -> ..._k3.json
+    python benchmarks/offline_tail_channels.py premise 100 200       # -> ..._premise.json
     python benchmarks/offline_tail_channels.py table                 # -> offline_tail_channels.md
 
 Cost (one core): the exact flow 2 s (D = 100), 9 s (200), 2 min (400), 18 min (800); the
@@ -132,6 +134,48 @@ def _k3_lines() -> list[str]:
     return lines
 
 
+#: the split's premise X^T r = 0: the share of the exact train residual's |r|^2 in span X
+PREMISE_OUT = HERE / "offline_tail_channels_premise.json"
+PREMISE_TAUS = (0.1, 1.0, 10.0, 40.0, 80.0)
+
+
+def _premise_one(D: int, seed: int, ratio: float) -> dict:
+    from lazyrich_theory.core.reduced import ReducedSystem
+    p = _problem(D, seed, ratio)
+    basis = np.linalg.qr(ReducedSystem.build(p).X)[0]
+
+    def share(system, F):
+        r = system.residuals(F)[1]
+        return float(np.sum((basis.T @ r) ** 2) / (r @ r))
+    st = [int(round(100 * tau)) for tau in PREMISE_TAUS]
+    tr = lr.solve(p, st[-1], method="flow", save_times=st, observers={"share": share})
+    return {"share": list(tr["share"][np.searchsorted(tr.t, st)])}
+
+
+def run_premise(dims: list[int]) -> None:
+    run_resumable(PREMISE_OUT, ((f"{ratio}|{D}|{s}", lambda D=D, s=s, ratio=ratio:
+                                 _premise_one(D, s, ratio))
+                                for D in dims for ratio in SWEEP_RATIOS for s in SWEEP_SEEDS))
+
+
+def _premise_lines() -> list[str]:
+    if not PREMISE_OUT.exists():
+        return []
+    done = json.loads(PREMISE_OUT.read_text())
+    lines = [""] + markdown_head(
+        "The split's premise: the share of the exact train residual in span X",
+        f"|P_X r|^2 / |r|^2 of the exact flow (seed means, seeds 0-1; a residual with no "
+        f"preferred direction has 1 / kappa = {1 / KAPPA:.3f}) at tau = "
+        + ", ".join(f"{t:g}" for t in PREMISE_TAUS) + ".",
+        ["alpha / eps", "D", "share"], level=2)
+    for ratio in SWEEP_RATIOS:
+        for D in sorted({int(k.split("|")[1]) for k in done if k.startswith(f"{ratio}|")}):
+            runs = [done[k]["share"] for s in SWEEP_SEEDS if (k := f"{ratio}|{D}|{s}") in done]
+            lines.append(f"| {ratio:g} | {D} | "
+                         + " / ".join(f"{v:.2g}" for v in np.mean(runs, axis=0)) + " |")
+    return lines
+
+
 def _exponent(t: np.ndarray, i: int, j: int) -> float:
     return float(-0.5 * np.log(t[j] / t[i]) / np.log(TAUS[j] / TAUS[i]))
 
@@ -187,7 +231,7 @@ def table() -> None:
             _cell(runs["exact"], lambda rs: f"{max(r['lin'][-1] for r in rs):.1e}"),
             with_col]) + " |")
     write_table(HERE / "offline_tail_channels.md", lines + _time_lines(done) + _ratio_lines()
-                + _k3_lines())
+                + _k3_lines() + _premise_lines())
 
 
 def _seed_mean_cell(runs: dict[str, list[dict]], key: str) -> str:
@@ -280,7 +324,10 @@ if __name__ == "__main__":
         run_ratio([int(d) for d in sys.argv[2:]] or [100, 200, 400])
     elif cmd == "k3":
         run_k3([int(d) for d in sys.argv[2:]] or [100, 200, 400])
+    elif cmd == "premise":
+        run_premise([int(d) for d in sys.argv[2:]] or [100, 200])
     elif cmd == "table":
         table()
     else:
-        sys.exit(f"unknown command {cmd!r}: run | exact | dmft | ratio | k3 [D ...] | table")
+        sys.exit(f"unknown command {cmd!r}: run | exact | dmft | ratio | k3 | premise [D ...] | "
+                 "table")
