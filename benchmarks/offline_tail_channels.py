@@ -46,7 +46,7 @@ import lazyrich_theory as lr
 from common import markdown_head, run_resumable, write_table
 from lazyrich_theory.theory.offline import offline_inputs, offline_theory
 from offline_delay import _summary
-from offline_tail_spike import tail_columns
+from offline_tail_spike import _section, tail_columns
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "offline_tail_channels.json"
@@ -115,15 +115,12 @@ def run_k3(dims: list[int]) -> None:
 
 
 def _k3_lines() -> list[str]:
-    if not K3_OUT.exists():
-        return []
-    done = json.loads(K3_OUT.read_text())
-    lines = [""] + markdown_head(
-        "kappa = 3, alpha / eps = 50: the split and the column's memorisation",
+    done, lines = _section(
+        K3_OUT.stem, "kappa = 3, alpha / eps = 50: the split and the column's memorisation",
         "Seed means (seeds 0-1) of the population loss and of the linear power at tau = 40 "
         "(over the initial loss): exact / DMFT / with A7 / without the split.",
-        ["D", "population loss (tau = 40)", "linear power (tau = 40)"], level=2)
-    for D in sorted({int(k.split("|")[0]) for k in done}):
+        ["D", "population loss (tau = 40)", "linear power (tau = 40)"])
+    for D in sorted({int(k.split("|")[0]) for k in done or ()}):
         runs = {m: [done[k] for s in SWEEP_SEEDS if (k := f"{D}|{s}|{m}") in done]
                 for m in SWEEP_METHODS}
         if min(len(v) for v in runs.values()) < len(SWEEP_SEEDS):
@@ -159,16 +156,12 @@ def run_premise(dims: list[int]) -> None:
 
 
 def _premise_lines() -> list[str]:
-    if not PREMISE_OUT.exists():
-        return []
-    done = json.loads(PREMISE_OUT.read_text())
-    lines = [""] + markdown_head(
-        "The split's premise: the share of the exact train residual in span X",
+    done, lines = _section(
+        PREMISE_OUT.stem, "The split's premise: the share of the exact train residual in span X",
         f"|P_X r|^2 / |r|^2 of the exact flow (seed means, seeds 0-1; a residual with no "
         f"preferred direction has 1 / kappa = {1 / KAPPA:.3f}) at tau = "
-        + ", ".join(f"{t:g}" for t in PREMISE_TAUS) + ".",
-        ["alpha / eps", "D", "share"], level=2)
-    for ratio in SWEEP_RATIOS:
+        + ", ".join(f"{t:g}" for t in PREMISE_TAUS) + ".", ["alpha / eps", "D", "share"])
+    for ratio in SWEEP_RATIOS if done else ():
         for D in sorted({int(k.split("|")[1]) for k in done if k.startswith(f"{ratio}|")}):
             runs = [done[k]["share"] for s in SWEEP_SEEDS if (k := f"{ratio}|{D}|{s}") in done]
             lines.append(f"| {ratio:g} | {D} | "
@@ -249,11 +242,8 @@ def _seed_mean_cell(runs: dict[str, list[dict]], key: str) -> str:
 
 def _ratio_lines() -> list[str]:
     """The column's speed: exponent, losses, half time and delay against alpha / eps."""
-    if not SWEEP_OUT.exists():
-        return []
-    done = json.loads(SWEEP_OUT.read_text())
-    lines = [""] + markdown_head(
-        "The column's speed: alpha / eps from 0.01 to 50 at alpha eps = 0.02",
+    done, lines = _section(
+        SWEEP_OUT.stem, "The column's speed: alpha / eps from 0.01 to 50 at alpha eps = 0.02",
         "Exact flow / the DMFT with its linear column (as `offline_theory` runs it) / with "
         "A7 / without the null-space split A6' (`null_space_split=False`). Seeds 0-1; "
         "qbar_eff over tau = 40-80 of the seed-mean t; pop and the linear power lin at "
@@ -262,12 +252,12 @@ def _ratio_lines() -> list[str]:
         "theories' errors in brackets. The column's rate is a = (alpha / eps) / kappa per "
         "unit tau.",
         ["alpha / eps", "D", "qbar_eff (40-80)", "pop (tau = 80)", "lin (tau = 80)",
-         "half time", "delay"], level=2)
+         "half time", "delay"])
 
     def cells(runs, fmt):
         return " / ".join(fmt(v) if v else "—" for v in runs.values())
 
-    for ratio in SWEEP_RATIOS:
+    for ratio in SWEEP_RATIOS if done else ():
         for D in sorted({int(k.split("|")[1]) for k in done if k.startswith(f"{ratio}|")}):
             runs = {m: [done[k] for s in SWEEP_SEEDS if (k := f"{ratio}|{D}|{s}|{m}") in done]
                     for m in SWEEP_METHODS}
