@@ -52,7 +52,7 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "offline_tail_channels.json"
 KAPPA, AE, RATIO = 5.5, 0.02, 0.01
 TAUS = (10, 20, 40, 80)
-#: seeds of ``run`` (the exact flow at D = 800: 0-1, ~18 min each) and of the sweeps
+#: seeds of ``run`` (the exact flow at D = 800: 12-18 min each) and of the sweeps
 SEEDS = (0, 1, 2, 3)
 SWEEP_SEEDS = (0, 1)
 
@@ -194,7 +194,7 @@ def table() -> None:
         "column too slow to fit: 'lin' is its largest power over the initial loss at "
         "tau = 80), the DMFT without its linear column. qbar_eff = -(1/2) d ln t / d ln tau "
         "of the seed-mean trace excess t over tau = 10-20 / 20-40 / 40-80; pop = the seed-mean "
-        "population loss over its initial value at tau = 40 / 80; seeds 0-3 (D = 800: 0-1). "
+        "population loss over its initial value at tau = 40 / 80; seeds 0-3. "
         "Last column: the same exponent over tau = 40-80 with the linear column on (alpha / "
         "eps = 50, the issue's (1, 0.02); offline_tail_certificate.md): exact / DMFT / DMFT "
         "with A7.",
