@@ -44,8 +44,10 @@ import numpy as np
 
 import lazyrich_theory as lr
 from common import markdown_head, run_resumable, write_table
+from lazyrich_theory.core.reduced import ReducedSystem
 from lazyrich_theory.theory.offline import offline_inputs, offline_theory
 from offline_delay import _summary
+from offline_tail_certificate import _exponent, _exponent_rows, _load
 from offline_tail_spike import _section, tail_columns
 
 HERE = Path(__file__).resolve().parent
@@ -137,7 +139,6 @@ PREMISE_TAUS = (0.1, 1.0, 10.0, 40.0, 80.0)
 
 
 def _premise_one(D: int, seed: int, ratio: float) -> dict:
-    from lazyrich_theory.core.reduced import ReducedSystem
     p = _problem(D, seed, ratio)
     basis = np.linalg.qr(ReducedSystem.build(p).X)[0]
 
@@ -169,14 +170,9 @@ def _premise_lines() -> list[str]:
     return lines
 
 
-def _exponent(t: np.ndarray, i: int, j: int) -> float:
-    return float(-0.5 * np.log(t[j] / t[i]) / np.log(TAUS[j] / TAUS[i]))
-
-
 def _with_column() -> dict[int, dict[str, float]]:
     """D -> method -> exponent over tau = 40-80 of the issue's (1, 0.02) at kappa = 5.5 (the
     linear column on), from offline_tail_certificate.py's exponent table."""
-    from offline_tail_certificate import _exponent_rows, _load
     return {D: {m: v[1] for m, v in row.items()}
             for (D, kappa), row in _exponent_rows(_load()).items() if kappa == KAPPA}
 
@@ -203,7 +199,7 @@ def table() -> None:
 
     def q(runs):
         t = np.mean([r["tbar"] for r in runs], axis=0)
-        return " / ".join(f"{_exponent(t, i, i + 1):.3f}" for i in range(len(TAUS) - 1))
+        return " / ".join(f"{_exponent(t, TAUS, lo, hi):.3f}" for lo, hi in zip(TAUS, TAUS[1:]))
 
     def pop(runs):
         y = np.mean([r["pop"] for r in runs], axis=0)
@@ -257,6 +253,9 @@ def _ratio_lines() -> list[str]:
     def cells(runs, fmt):
         return " / ".join(fmt(v) if v else "—" for v in runs.values())
 
+    def late(v):
+        return f"{_exponent(np.mean([r['tbar'] for r in v], 0), TAUS, 40, 80):.3f}"
+
     for ratio in SWEEP_RATIOS if done else ():
         for D in sorted({int(k.split("|")[1]) for k in done if k.startswith(f"{ratio}|")}):
             runs = {m: [done[k] for s in SWEEP_SEEDS if (k := f"{ratio}|{D}|{s}|{m}") in done]
@@ -266,7 +265,7 @@ def _ratio_lines() -> list[str]:
             full = {m: v for m, v in runs.items() if v}
             lines.append("| " + " | ".join([
                 f"{ratio:g}", str(D),
-                cells(runs, lambda v: f"{_exponent(np.mean([r['tbar'] for r in v], 0), 2, 3):.3f}"),
+                cells(runs, late),
                 cells(runs, lambda v: f"{np.mean([r['pop'][-1] for r in v]):.3f}"),
                 cells(runs, lambda v: f"{np.mean([r['lin'][-1] for r in v]):.4f}"
                       if all("lin" in r for r in v) else "—"),
