@@ -199,6 +199,17 @@ def _column_lines(done: dict, sweep: dict) -> list[str]:
     return lines
 
 
+def _strengths(kbar: float, law: str, n: int, rng: np.random.Generator | None) -> np.ndarray:
+    """n strengths k = kbar xi^2 (chi2) or kbar (uniform): drawn with ``rng``, or (None) the
+    law's n equal-mass quantile midpoints, for the closure's expectations."""
+    if law != "chi2":
+        return np.full(n, kbar)
+    if rng is None:
+        from scipy.stats import chi2
+        return kbar * chi2.ppf((np.arange(n) + 0.5) / n, 1)
+    return kbar * rng.standard_normal(n) ** 2
+
+
 STATIC_OUT = HERE / "offline_tail_projection_static.json"
 #: the static check: mean memorisation strengths kbar and laws of the per-sample strength
 STATIC_KBARS = (0.0, -1.0, -5.0, -20.0)
@@ -212,7 +223,7 @@ def _static_exact(kbar: float, law: str, rng: np.random.Generator) -> float:
     P, D = int(KAPPA * STATIC_D), STATIC_D
     Y = rng.standard_normal((P, D)) / np.sqrt(D)
     b = rng.standard_normal(P)
-    k = kbar * (rng.standard_normal(P) ** 2 if law == "chi2" else np.ones(P))
+    k = _strengths(kbar, law, P, rng)
     w = 1.0 / (1.0 - k)
     a = np.linalg.solve(Y.T @ (w[:, None] * Y), Y.T @ (w * b))
     r = w * (b - Y @ a)
@@ -232,7 +243,7 @@ def _static_one(kbar: float, law: str) -> dict:
 
     rng = np.random.default_rng(0)
     exact = [_static_exact(kbar, law, rng) for _ in range(STATIC_REPS)]
-    k = kbar * (rng.standard_normal(400_000) ** 2 if law == "chi2" else np.ones(1))
+    k = _strengths(kbar, law, 400_000, rng)
     ell = {"weighted": brentq(lambda v: KAPPA * v * np.mean(1.0 / (1.0 + v - k)) - 1.0,
                               1e-12, 1e6),
            "split": (1.0 - kbar) / (KAPPA - 1.0), "no split": 1.0 / (KAPPA - 1.0)}
@@ -281,17 +292,6 @@ def _dyn_grid() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tau, 1.0 + tau, W
 
 
-def _dyn_k(kbar: float, law: str, n: int, rng: np.random.Generator | None) -> np.ndarray:
-    """n strengths k = kbar xi^2 (chi2) or kbar (uniform): drawn with ``rng``, or (None) the
-    law's n equal-mass quantile midpoints, for the closure's expectations."""
-    if law != "chi2":
-        return np.full(n, kbar)
-    if rng is None:
-        from scipy.stats import chi2
-        return kbar * chi2.ppf((np.arange(n) + 0.5) / n, 1)
-    return kbar * rng.standard_normal(n) ** 2
-
-
 def _dyn_exact(D: int, kbar: float, law: str, rng: np.random.Generator) -> np.ndarray:
     """E[r(tau_n)^2] of r = (I - Pi_Y) rho, rho = b - k int c r (the same quadrature), one
     draw of Y, b ~ N(0, I) and k; the current point implicit (a weighted least squares)."""
@@ -299,7 +299,7 @@ def _dyn_exact(D: int, kbar: float, law: str, rng: np.random.Generator) -> np.nd
     P = int(KAPPA * D)
     Y = rng.standard_normal((P, D)) / np.sqrt(D)
     b = rng.standard_normal(P)
-    k = _dyn_k(kbar, law, P, rng)
+    k = _strengths(kbar, law, P, rng)
     R = np.zeros((DYN_T + 1, P))
     for n in range(DYN_T + 1):
         e = b - k * (R[:n].T @ (c[:n] * W[n, :n]))
@@ -315,7 +315,7 @@ def _dyn_closure(kbar: float, law: str, rule: str) -> np.ndarray:
     weighted leave-one-out (ell^-1 = kappa E G_nu), the split's (1 - Kbar) / (kappa - 1) or no
     split's 1 / (kappa - 1); NaN where the covariance iteration does not converge."""
     _, c, W = _dyn_grid()
-    k = _dyn_k(kbar, law, DYN_NS, None)
+    k = _strengths(kbar, law, DYN_NS, None)
     eye = np.eye(DYN_T + 1)
     Kb = -(c * W)
     ell = {"split": (eye - k.mean() * Kb), "no split": eye}.get(rule, eye) / (KAPPA - 1)
