@@ -308,6 +308,8 @@ if __name__ == "__main__":
     if cmd == "run":
         run([int(d) for d in sys.argv[2:]] or [100, 200, 400, 800])
     elif cmd in ("exact", "dmft"):
+        if len(sys.argv) < 3:
+            sys.exit(f"{cmd} needs the dimensions to run, e.g. {cmd} 1600 3200")
         run([int(d) for d in sys.argv[2:]], methods=(cmd,))
     elif cmd == "ratio":
         run_ratio([int(d) for d in sys.argv[2:]] or [100, 200, 400])
