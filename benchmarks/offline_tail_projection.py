@@ -50,10 +50,12 @@ from pathlib import Path
 
 import numpy as np
 from scipy.integrate import solve_ivp
+from scipy.optimize import brentq
 
-from common import markdown_head, run_resumable, write_table
+from common import markdown_head, nearest, run_resumable, write_table
 from offline_delay import KEYS
 from offline_tail_certificate import _exponent
+from offline_tail_spike import _section
 from offline_tail_channels import AE, KAPPA, SEEDS, SWEEP_OUT, SWEEP_SEEDS, TAUS, _problem
 from offline_tail_channels import OUT as CHANNELS_OUT
 from lazyrich_theory.theory.timescales import grokking_summary
@@ -239,8 +241,6 @@ def _static_theory(k: np.ndarray, ell: float) -> float:
 
 
 def _static_one(kbar: float, law: str) -> dict:
-    from scipy.optimize import brentq
-
     rng = np.random.default_rng(0)
     exact = [_static_exact(kbar, law, rng) for _ in range(STATIC_REPS)]
     k = _strengths(kbar, law, 400_000, rng)
@@ -256,16 +256,16 @@ def run_static() -> None:
 
 
 def _static_lines() -> list[str]:
-    done = _load(STATIC_OUT)
-    lines = [""] + markdown_head(
+    done, lines = _section(
+        STATIC_OUT.stem,
         "Static check: the leave-one-out of a projection with per-sample memorisation",
         f"r = (I - Pi_Y)(b + K r), K = diag(k_mu), k_mu = kbar (uniform) or kbar xi_mu^2 (chi2), "
         f"P = {KAPPA:g} D, D = {STATIC_D}; exact E[r^2] (mean and sd of {STATIC_REPS} draws) "
         "against r = (b - theta) / (1 + ell - k) with ell the weighted leave-one-out "
         "(ell^-1 = kappa E[(1 + ell - k)^-1]), the split's (1 - kbar) / (kappa - 1) or no "
         "split's 1 / (kappa - 1); nan: no self-consistent solution.",
-        ["law", "kbar", "exact", "weighted (ell)", "split (ell)", "no split (ell)"], level=2)
-    for key, v in done.items():
+        ["law", "kbar", "exact", "weighted (ell)", "split (ell)", "no split (ell)"])
+    for key, v in (done or {}).items():
         law, kbar = key.split("|")
         cells = [f"{v['theory'][m]:.4f} ({v['ell'][m]:.3f})"
                  for m in ("weighted", "split", "no split")]
@@ -354,17 +354,15 @@ def run_dynamic() -> None:
 
 
 def _dynamic_lines() -> list[str]:
-    done = _load(DYN_OUT)
-    tau = _dyn_grid()[0]
-    k = [int(np.argmin(np.abs(tau - t))) for t in DYN_SHOW]
-    lines = [""] + markdown_head(
-        "Dynamic check: the same with per-sample memorisation in time",
+    k = nearest(_dyn_grid()[0], DYN_SHOW)
+    done, lines = _section(
+        DYN_OUT.stem, "Dynamic check: the same with per-sample memorisation in time",
         f"rho_nu(tau) = b_nu - k_nu int_0^tau (1 + s) r_nu(s) ds, r = (I - Pi_Y) rho, "
         f"P = {KAPPA:g} D, trapezoid grid dtau = {DYN_DT}; exact E[r^2] (mean of "
         f"{DYN_REPS} draws) against the Volterra closure with {DYN_NS} quantiles of k's law "
         "and each rule for ell; — : the closure's covariance iteration diverges.",
-        ["D", "law", "kbar", "quantity"] + [f"tau = {t:g}" for t in DYN_SHOW], level=2)
-    for key, v in done.items():
+        ["D", "law", "kbar", "quantity"] + [f"tau = {t:g}" for t in DYN_SHOW])
+    for key, v in (done or {}).items():
         D, law, kbar = key.split("|")
         for name in ("exact", "weighted", "split", "no split"):
             cells = ["—" if v[name][j] is None else f"{v[name][j]:.4f}" for j in k]
