@@ -25,6 +25,7 @@ seed's b2 with the Gaussian xi law, as in the exponent table.
     python benchmarks/offline_tail_channels.py run 100 200 400 800  # resumable, one JSON
     python benchmarks/offline_tail_channels.py dmft 1600 3200        # the DMFT alone
     python benchmarks/offline_tail_channels.py ratio 100 200 400     # -> ..._ratio.json
+    python benchmarks/offline_tail_channels.py spread 100 200 400    # (12.1) -> ..._ratio.json
     python benchmarks/offline_tail_channels.py k3 100 200 400        # -> ..._k3.json
     python benchmarks/offline_tail_channels.py premise 100 200       # -> ..._premise.json
     python benchmarks/offline_tail_channels.py table                 # -> offline_tail_channels.md
@@ -62,7 +63,8 @@ SWEEP_SEEDS = (0, 1)
 #: method -> offline_theory options (None: the exact flow); "dmft" is the quadratic-only DMFT
 METHODS = {"exact": None, "dmft": {"linear_column": False}, "dmft_column": {},
            "dmft_a7": {"column_closure": "least_squares"},
-           "dmft_nosplit": {"null_space_split": False}}
+           "dmft_nosplit": {"null_space_split": False},
+           "dmft_spread": {"column_closure": "spread"}}
 #: the ``ratio`` sweep: alpha / eps from the frozen column to a fast one (50: the issue's
 #: (1, 0.02)), at alpha eps = AE, and the methods it runs
 SWEEP_RATIOS = (0.01, 0.1, 1.0, 50.0)
@@ -104,6 +106,13 @@ def run_ratio(dims: list[int]) -> None:
                                _one(D, s, m, ratio))
                               for D in dims for ratio in SWEEP_RATIOS
                               for m in SWEEP_METHODS for s in SWEEP_SEEDS))
+
+
+def run_spread(dims: list[int], ratio: float = 50.0) -> None:
+    """The spread closure (12.1) at the fast column, into the sweep's file (seeds 0-1)."""
+    run_resumable(SWEEP_OUT, ((f"{ratio}|{D}|{s}|dmft_spread", lambda D=D, s=s:
+                               _one(D, s, "dmft_spread", ratio))
+                              for D in dims for s in SWEEP_SEEDS))
 
 
 #: kappa = 3 (the issue's (1, 0.02): alpha / eps = 50): the loss at tau = 40 with and without
@@ -313,6 +322,8 @@ if __name__ == "__main__":
         run([int(d) for d in sys.argv[2:]], methods=(cmd,))
     elif cmd == "ratio":
         run_ratio([int(d) for d in sys.argv[2:]] or [100, 200, 400])
+    elif cmd == "spread":
+        run_spread([int(d) for d in sys.argv[2:]] or [100, 200, 400])
     elif cmd == "k3":
         run_k3([int(d) for d in sys.argv[2:]] or [100, 200, 400])
     elif cmd == "premise":
@@ -320,5 +331,5 @@ if __name__ == "__main__":
     elif cmd == "table":
         table()
     else:
-        sys.exit(f"unknown command {cmd!r}: run | exact | dmft | ratio | k3 | premise [D ...] | "
-                 "table")
+        sys.exit(f"unknown command {cmd!r}: run | exact | dmft | ratio | spread | k3 | "
+                 "premise [D ...] | table")

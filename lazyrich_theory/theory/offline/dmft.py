@@ -42,8 +42,9 @@ DMFT_NS = 800
 DMFT_DMAX = 0.25
 #: Largest grid the DMFT accepts (cost ~ T^3: 400 points take ~5x the tau_h = 40 run).
 DMFT_MAX_POINTS = 400
-#: The linear column's closures: as derived (§8.5; default) and the opt-in A7 (§12.4).
-COLUMN_CLOSURES = ("dmft", "least_squares")
+#: The linear column's closures: as derived (§8.5; default), the opt-in A7 (§12.4) and the
+#: fast column's leave-one-out with the spread of memorisation, (12.1) of §12.4.
+COLUMN_CLOSURES = ("dmft", "least_squares", "spread")
 
 
 def check_column_closure(column_closure: str) -> None:
@@ -168,13 +169,20 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         of §8.5 (the sample-averaged memorisation kernel Kbar = 0), so that the linear
         column filters the whole residual, r = A[rho + alpha theta_u], and its cavity
         variance is fed by r itself.  Default True, the DMFT as derived.
-    column_closure : {"dmft", "least_squares"}
+    column_closure : {"dmft", "least_squares", "spread"}
         "dmft" (default): the linear column as derived (§8.5).  "least_squares": closure A7,
         an experimental correction measured in docs/offline_theory.md §12.4 -- the exact
         column is at every instant the least-squares fit of y - q, whose population power is
         kappa / (kappa - 1) times its mean square output on the training samples; the column's
         cavity field theta_u is scaled down (never up) to that variance, and so is the
         linear power of the loss.
+        "spread": the fast column's leave-one-out with the spread of memorisation over
+        samples, (12.1) of §12.4 -- the column instantaneous (its least-squares fit at
+        every instant, valid when alpha / eps is large), each sample's residual
+        r = (1 + ell)^(-1) [rho - theta] with ell solved from
+        ell^(-1) = kappa E[(1 + ell - K_nu)^(-1)] over the samples' memorisation operators
+        K_nu, and theta Gaussian with covariance kappa ell E[r r'] ell^T (also the column's
+        population power); replaces the null-space split.  About twice the default's cost.
 
     Returns
     -------
@@ -200,7 +208,12 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     rng.shuffle(xi)
     Ns = xi.size
     zg, zu = rng.standard_normal((Ns, Ns)), rng.standard_normal((Ns, Ns))
-    if linear_column:
+    spread = column_closure == "spread" and linear_column
+    if spread:                      # (12.1): the column is instantaneous, no psi filter
+        ps, Wpsi, V = np.ones(tau.size), np.zeros((tau.size, tau.size)), \
+            np.zeros((tau.size, tau.size))
+        fz = 1.0 - 1.0 / inp.kappa
+    elif linear_column:
         ps, Wpsi, V = linear_channel(inp.kappa, inp.alpha, inp.eps, tau)
         fz = 1.0 - 1.0 / inp.kappa
     else:                           # A = identity: r = rho; no theta_u, no screening
@@ -210,14 +223,15 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     a7 = column_closure == "least_squares" and linear_column
     par = np.array([inp.kappa, inp.alpha_eps, inp.b2, float(inp.D), inp.alpha, inp.eps, fz,
                     1.0 if anomalous_term else 0.0, 1.0 if a7 else 0.0,
-                    1.0 if null_space_split else 0.0])
+                    1.0 if null_space_split and not spread else 0.0,
+                    1.0 if spread else 0.0])
     with numba_threads(free_cores()):      # the samples' steps run in parallel
         K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par)
-    return _losses(inp, tau, K, V1, a7)
+    return _losses(inp, tau, K, V1, a7, spread)
 
 
-def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray,
-            V1: np.ndarray, a7: bool = False) -> dict[str, np.ndarray]:
+def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray, V1: np.ndarray,
+            a7: bool = False, spread: bool = False) -> dict[str, np.ndarray]:
     """Population loss (Wick, order D^0 plus the O(1/D) bulk and cross terms), train loss."""
     k = {name: i for i, name in enumerate(K_NAMES)}
     v = {name: i for i, name in enumerate(V1_NAMES)}
@@ -229,6 +243,10 @@ def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray,
     lin = inp.alpha**2 * cu
     if a7:                          # the least-squares column's power (closure A7)
         lin = np.minimum(lin, inp.kappa / (inp.kappa - 1.0) * V1[v["ecol"]])
+    if spread:                      # C_theta = kappa ell E[r r'] ell^T; no column at tau = 0
+        ell = K[k["L"]]
+        lin = inp.kappa * np.einsum("ns,st,nt->n", ell, K[k["Crr"]], ell)
+        lin[0] = 0.0
     var = (0.5 * ae * (cb + m2 + cg - 1.0) - 0.5 * b2) ** 2
     mis = 2.0 * ((0.5 * ae * (m2 + cg) - 0.5 * b2) ** 2 + 0.5 * ae * b2 * cg)
     fd = (ae**2 / (2 * D) * ((cb - 1) ** 2 + 2 * r0**2 * sn + sn**2)

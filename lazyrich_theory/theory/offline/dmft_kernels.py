@@ -27,15 +27,18 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from lazyrich_theory.theory.offline.dmft_spread import ell_row, member_rows
+
 __all__ = ["run_dmft", "K_NAMES", "S_NAMES", "V1_NAMES"]
 
 #: Two-time arrays K[k]: responses R (bulk, spike, betahat row), covariances C (bulk, spike
 #: tilt, linear), memory kernels Gamma, noise sources S, their products F = Gamma * R, the
-#: mean memorisation kernel Kbar and the sample means E[Q], E[xi^2 Q], E[h h'].
+#: mean memorisation kernel Kbar, the sample means E[Q], E[xi^2 Q], E[h h'], E[r r'], and the
+#: spread closure's operators ell and Gbar (``dmft_spread``; zero in the other closures).
 K_NAMES = ("Rb", "Rm", "Rx", "Cb", "Cg", "Cu", "Gb", "Gm", "Gx", "Sb", "Sg", "Sx", "Su",
-           "Fb", "Fm", "Fx", "Kbar", "EQ", "EQx", "Ehh")
+           "Fb", "Fm", "Fx", "Kbar", "EQ", "EQx", "Ehh", "Crr", "L", "Gbar")
 (RB, RM, RX, CB, CG, CU, GB, GM, GX, SB, SG, SX, SU, FB, FM, FX, KBAR, EQ, EQX,
- EHH) = range(len(K_NAMES))
+ EHH, CRR, LL, GBAR) = range(len(K_NAMES))
 #: Per-sample histories S[k, i, n]: residual r, spike field h, the linear column's input
 #: and output (rt, rc), the implicit bulk factor c_b, and the two noise draws.
 S_NAMES = ("r", "h", "rt", "rc", "cb", "etg", "etu")
@@ -138,15 +141,16 @@ def _kbar(K, n, W, Wc, ae, kappa, D, anc, split):
 
 
 @njit(cache=True)
-def _noise(S, i, n, zg, zu, Rm, dt, Vlin, kappa, eps):
+def _noise(S, i, n, zg, zu, Rm, dt, Vlin, kappa, eps, src):
     """The sample's Gaussian fields at n: spike tilt g and linear-column input theta_u, from
-    the population-dynamics draws of the other samples at n - 1."""
+    the population-dynamics draws of the other samples at n - 1 (the column's from
+    ``S[src]``: its output, or the residual in the spread closure)."""
     Ns = zg.shape[0]
     e1 = e2 = 0.0
     for j in range(Ns):
         if j != i:
             e1 += zg[i, j] * S[R_, j, n - 1] * S[H_, j, n - 1]
-            e2 += zu[i, j] * S[RC_, j, n - 1]
+            e2 += zu[i, j] * S[src, j, n - 1]
     S[ETG_, i, n - 1] = e1 / math.sqrt(Ns - 1.0)
     S[ETU_, i, n - 1] = e2 / math.sqrt(Ns - 1.0)
     gi = ui = 0.0
@@ -207,10 +211,26 @@ def _linear_explicit(S, i, n, ps, Wpsi):
 
 
 @njit(cache=True)
+def _spread_explicit(K, S, i, n, kappa):
+    """The explicit part -theta(n) - sum_{s < n} ell[n, s] r(s) of (12.1): theta = ell eta with
+    eta the population-dynamics field of the residuals (covariance kappa E[r r']), its
+    current value taken one step behind, like the other fields."""
+    th = K[LL, n, n] * S[ETU_, i, n - 1]
+    past = 0.0
+    for s in range(n):
+        th += K[LL, n, s] * S[ETU_, i, s]
+        past += K[LL, n, s] * S[R_, i, s]
+    return -math.sqrt(kappa) * th - past
+
+
+@njit(cache=True)
 def _solve_current(K, S, i, n, x2, hs, qq, lin, ons0, ui, Wc, Wpsi, par):
     """Three fixed-point passes for the sample's current (r, h, Q(n, n), rt, rc) with the
-    current-point Onsager terms implicit; returns them and the final bulk factor c."""
+    current-point Onsager terms implicit; returns them and the final bulk factor c.  In the
+    spread closure (par[10] = 1) ``lin`` is -theta - sum_{s < n} ell[n, s] r(s) and
+    r = (rho + lin) / (1 + ell[n, n]) (equation (12.1))."""
     kappa, ae, b2, D, alpha = par[0], par[1], par[2], par[3], par[4]
+    spread, gl = par[10] > 0.0, 1.0 / (1.0 + K[LL, n, n])
     an = par[7] * x2 / D
     rn = S[R_, i, n - 1]
     hn = qnn = rton = rcn = 0.0
@@ -219,6 +239,11 @@ def _solve_current(K, S, i, n, x2, hs, qq, lin, ons0, ui, Wc, Wpsi, par):
         hn = hs / (1.0 + max(Wc * rn / kappa, C_FLOOR))
         qnn = qq / (1.0 + c) ** 2
         rho = 0.5 * ae * (hn * hn + qnn - 1.0 - x2 / D) - 0.5 * b2 * x2
+        if spread:
+            rton = rho + lin
+            rn = gl * rton
+            rcn = rn - rho
+            continue
         ons = ons0 + K[KBAR, n, n] * rn
         rton = rho - ons + alpha * ui
         rcn = lin + Wpsi[n, n - 1] * (rton - S[RT_, i, n - 1])
@@ -275,6 +300,7 @@ def _accumulate(K, S, V1, Q, LB, LM, i, n, xi_i, gi, ui, col, ae, fz):
         K[EQ, n, m] += q * inv
         K[EQX, n, m] += x2 * q * inv
         K[EHH, n, m] += hn * S[H_, i, m] * inv
+        K[CRR, n, m] += v * inv
     V1[EXRH_, n] += xi_i * rn * hn * inv
     V1[TRAIN_, n] += rn * rn * inv
     V1[ER_, n] += rn * inv
@@ -293,12 +319,16 @@ def _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, p
     Gaussian fields (g, theta_u) and the column's output r - rho for :func:`_accumulate`."""
     kappa, D, eps = par[0], par[3], par[5]
     x2 = xi[i] * xi[i]
-    gi, ui = _noise(S, i, n, zg, zu, K[RM], dt, Vlin, kappa, eps)
+    gi, ui = _noise(S, i, n, zg, zu, K[RM], dt, Vlin, kappa, eps,
+                    R_ if par[10] > 0.0 else RC_)
     ui *= ufac
     kb, pcol, qt = work[0], work[1], work[2]
     qq = _bulk_gram(K, S, Q, i, n, W, par[7] * x2 / D, kappa, kb, pcol, qt)
     hs = _spike_explicit(K, S, i, n, W, xi[i], V1[MU_, n], gi, kappa)
-    lin = _linear_explicit(S, i, n, ps, Wpsi)
+    if par[10] > 0.0:
+        lin = _spread_explicit(K, S, i, n, kappa)
+    else:
+        lin = _linear_explicit(S, i, n, ps, Wpsi)
     ons0 = 0.0
     for s in range(n):
         ons0 += K[KBAR, n, s] * S[R_, i, s]
@@ -342,7 +372,7 @@ def _close_step(K, n):
     """Symmetrise the noise sources and form F(n, s) = sum_{s <= sigma <= n}
     Gamma(n, sigma) R(sigma, s)."""
     for m in range(n):
-        for k in (SB, SG, SX, SU):
+        for k in (SB, SG, SX, SU, CRR):
             K[k, m, n] = K[k, n, m]
     for s in range(n + 1):
         for (f, g, r) in ((FB, GB, RB), (FM, GM, RM), (FX, GX, RX)):
@@ -384,11 +414,13 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         The linear column's psi(tau_n), product-integration weights and R_u interval
         integrals (``dmft.linear_channel``).
     par : np.ndarray
-        (kappa, alpha eps, b2, D, alpha, eps, fz, anc, a7, split): fz the linear column's
+        (kappa, alpha eps, b2, D, alpha, eps, fz, anc, a7, split, spread): fz the linear column's
         screening of the spike's Gauss-Newton term (1 - 1/kappa; 1 without the column), anc
         the coefficient of the anomalous Onsager term (1; 0 to switch it off), a7 1 for the
         least-squares closure of the column's cavity field (:func:`_least_squares_factor`),
-        else 0; split 1 for the null-space split A6' (:func:`_kbar`), 0 to switch it off.
+        else 0; split 1 for the null-space split A6' (:func:`_kbar`), 0 to switch it off;
+        spread 1 for the fast column's closure (12.1) (``dmft_spread``; then split = 0 and
+        the column's psi, Wpsi, Vlin are not used), else 0.
 
     Returns
     -------
@@ -410,7 +442,13 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
     npk = T * (T + 1) // 2
     Q, LB, LM = np.zeros((Ns, npk)), np.zeros((Ns, npk)), np.zeros((Ns, npk))
     work, gu = np.zeros((Ns, 5, T)), np.zeros((3, Ns))
+    sp = par[10] > 0.0              # the spread closure's per-sample operators G_nu, K_nu
+    GV = np.zeros((Ns, npk if sp else 1))
+    KN, acc = np.zeros((Ns, T)), np.zeros((Ns, T))
+    Am, Bm = np.zeros((T, T)), np.zeros((T, T))
     _initial(K, S, V1, Q, LB, LM, xi, par)
+    if sp:
+        ell_row(0, KN, GV, K[LL], K[GBAR], kappa, Am, Bm, acc)
     frozen, ufac = False, 1.0
     for n in range(1, T):
         _responses(K, n, dt)
@@ -418,6 +456,10 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         ss = _covariances(K, n, dt, Vlin, kappa, eps)
         frozen = _seed(K, V1, n, ss, frozen, ae, b2)
         _kbar(K, n, W, 0.5 * dt[n - 1], ae, kappa, D, par[7], par[9])
+        if sp:
+            member_rows(n, K[RB, n], K[RX, n], K[RM, n], Q, S[H_], xi, W, 0.5 * dt[n - 1],
+                        -ae / kappa, par[7] / D, KN)
+            ell_row(n, KN, GV, K[LL], K[GBAR], kappa, Am, Bm, acc)
         if par[8] > 0.0:
             ufac = _least_squares_factor(K, V1, n, kappa, par[4])
         _all_samples(K, S, V1, Q, LB, LM, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, ufac, work,

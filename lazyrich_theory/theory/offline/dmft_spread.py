@@ -1,0 +1,169 @@
+"""The fast column's leave-one-out with the spread of memorisation over samples
+(docs/offline_theory.md §12.4, equation (12.1); ``column_closure="spread"``).
+
+Time operators are lower-triangular T x T matrices acting on a history f(tau_s) as
+(A f)(n) = sum_{s <= n} A[n, s] f(s), quadrature weights included.  Each Monte Carlo sample
+nu has a memorisation operator K_nu (its first-order response delta rho / delta r), and the
+column's leave-one-out operator ell solves
+
+    ell^(-1) = kappa E_nu[(1 + ell - K_nu)^(-1)].
+
+Row by row (everything causal): with G_nu = (1 + ell - K_nu)^(-1) and Gbar = E G_nu, the
+diagonal ell[n, n] = l solves the scalar equation l kappa E[1 / (1 + l - K_nu[n, n])] = 1
+(one root: the left side increases from 0 to kappa > 1 when K_nu[n, n] <= 0), and the rest
+of the row is linear in ell[n, :n]: the recursion
+
+    G_nu[n, s] = (delta_ns + sum_{s <= m < n} (K_nu[n, m] - ell[n, m]) G_nu[m, s]) / d_nu,
+    d_nu = 1 + l - K_nu[n, n],
+
+averaged over nu and put into row n of ell kappa Gbar = 1, gives for s < n
+
+    sum_{s <= m < n} ell[n, m] (Gbar[m, s] - l B[m, s]) = -l A[s],
+    B[m, s] = E[G_nu[m, s] / d_nu],  A[s] = E[sum_m K_nu[n, m] G_nu[m, s] / d_nu],
+
+a triangular system solved by back substitution.  Cost O(Ns n^2) per row, like the DMFT's
+other per-sample histories; G_nu is stored packed (``tri``) per sample.  The sums over
+samples run in parallel over rows m (one thread owns each row) and are added in sample
+order: the result does not depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["ell_diagonal", "ell_row", "member_rows", "spread_operators"]
+
+
+@njit(cache=True, inline="always")
+def _tri(n, m):
+    return n * (n + 1) // 2 + m
+
+
+@njit(cache=True)
+def ell_diagonal(kd, kappa):
+    """The root l > 0 of l kappa mean(1 / (1 + l - kd)) = 1 (kd: the samples' K_nu[n, n]
+    <= 0; kappa > 1), by safeguarded Newton; bracket [0, (1 - min kd) / (kappa - 1)]."""
+    lo, hi = 0.0, (1.0 - min(0.0, kd.min())) / (kappa - 1.0)
+    x = 1.0 / (kappa - 1.0)
+    for _ in range(100):
+        f = fp = 0.0
+        for k in kd:
+            g = 1.0 / (1.0 + x - k)
+            f += g
+            fp += g * (1.0 - x * g)
+        f, fp = x * kappa * f / kd.size - 1.0, kappa * fp / kd.size
+        if f > 0.0:
+            hi = x
+        else:
+            lo = x
+        step = x - f / fp if fp > 0.0 else 0.5 * (lo + hi)
+        x_new = step if lo < step < hi else 0.5 * (lo + hi)
+        if abs(x_new - x) <= 1e-15 * (1.0 + x):
+            return x_new
+        x = x_new
+    return x
+
+
+@njit(cache=True, parallel=True)
+def _row_means(n, KN, GV, w, Am, B):
+    """Am[m, s] = sum_nu w_nu KN[nu, m] G_nu[m, s] and B[m, s] = sum_nu w_nu G_nu[m, s] for
+    s <= m < n (parallel over m; each row summed in sample order)."""
+    Ns = KN.shape[0]
+    for m in prange(n):
+        for s in range(m + 1):
+            Am[m, s] = B[m, s] = 0.0
+        base = _tri(m, 0)
+        for i in range(Ns):
+            c, wi = w[i] * KN[i, m], w[i]
+            for s in range(m + 1):
+                g = GV[i, base + s]
+                Am[m, s] += c * g
+                B[m, s] += wi * g
+
+
+@njit(cache=True, parallel=True)
+def _member_g_rows(n, KN, GV, L, d, acc):
+    """Row n of every G_nu (parallel over samples; ``acc`` (Ns, T) scratch)."""
+    for i in prange(KN.shape[0]):
+        a = acc[i]
+        for s in range(n + 1):
+            a[s] = 0.0
+        for m in range(n):
+            c = KN[i, m] - L[n, m]
+            base = _tri(m, 0)
+            for s in range(m + 1):
+                a[s] += c * GV[i, base + s]
+        a[n] = 1.0
+        bn = _tri(n, 0)
+        for s in range(n + 1):
+            GV[i, bn + s] = a[s] / d[i]
+
+
+@njit(cache=True)
+def ell_row(n, KN, GV, L, Gbar, kappa, Am, B, acc):
+    """Row n of ell (into ``L``), of every G_nu (packed into ``GV``) and of Gbar, from the
+    samples' memorisation rows ``KN[nu, :n + 1]`` = K_nu[n, :n + 1] and the earlier rows.
+    ``Am``, ``B`` (T x T) and ``acc`` (Ns x T) are scratch."""
+    Ns = KN.shape[0]
+    l = ell_diagonal(KN[:, n].copy(), kappa)
+    d = 1.0 + l - KN[:, n]
+    w = 1.0 / (Ns * d)
+    _row_means(n, KN, GV, w, Am, B)
+    for s in range(n - 1, -1, -1):      # back substitution, x M = -l A with M = Gbar - l B
+        a = 0.0
+        for m in range(s, n):
+            a += Am[m, s]
+        v = -l * a
+        for m in range(s + 1, n):
+            v -= L[n, m] * (Gbar[m, s] - l * B[m, s])
+        L[n, s] = v / (Gbar[s, s] - l * B[s, s])
+    L[n, n] = l
+    _member_g_rows(n, KN, GV, L, d, acc)
+    bn = _tri(n, 0)
+    for s in range(n + 1):
+        g = 0.0
+        for i in range(Ns):
+            g += GV[i, bn + s]
+        Gbar[n, s] = g / Ns
+
+
+@njit(cache=True, parallel=True)
+def member_rows(n, Rb, Rx, Rm, Q, H, xi, W, Wc, c, anc_d, KN):
+    """The samples' memorisation rows K_nu[n, s], s <= n (into ``KN``), from their bulk Gram
+    row Q_nu(n - 1, .) and spike field h_nu(n - 1), h_nu(s) -- the first-order response of
+    §12.4, whose sample mean is the DMFT's Kbar (one step behind, like Kbar):
+
+        K_nu[n, s] = c W_s [R_b(n, s) Q_nu + anc_d xi_nu^2 R_x(n, s) Q_nu + R_m(n, s) h_nu h_nu'],
+
+    c = -alpha eps / kappa, ``anc_d`` = (coefficient of the anomalous term) / D, ``Rb``, ``Rx``,
+    ``Rm`` the responses' rows n, W the trapezoid weights and Wc the current point's."""
+    for i in prange(KN.shape[0]):
+        x2 = xi[i] * xi[i]
+        base = _tri(n - 1, 0)
+        hp = H[i, n - 1]
+        for s in range(n):
+            q = Q[i, base + s]
+            KN[i, s] = c * W[s] * ((Rb[s] + anc_d * x2 * Rx[s]) * q + Rm[s] * hp * H[i, s])
+        KN[i, n] = c * Wc * ((1.0 + anc_d * x2) * Q[i, base + n - 1] + hp * hp)
+
+
+def spread_operators(KV: np.ndarray, kappa: float) -> tuple[np.ndarray, np.ndarray]:
+    """ell and Gbar for given dense memorisation operators ``KV`` (Ns, T, T), lower
+    triangular, by the row recursion of :func:`ell_row` (for tests and small studies).
+
+    Returns
+    -------
+    (ell, Gbar) : tuple of np.ndarray
+        Both (T, T), lower triangular: ell kappa Gbar = 1 with
+        Gbar = mean_nu (1 + ell - K_nu)^(-1).
+    """
+    KV = np.asarray(KV, dtype=float)
+    Ns, T = KV.shape[0], KV.shape[1]
+    L, Gbar = np.zeros((T, T)), np.zeros((T, T))
+    GV = np.zeros((Ns, T * (T + 1) // 2))
+    Am, B, acc = np.zeros((T, T)), np.zeros((T, T)), np.zeros((Ns, T))
+    for n in range(T):
+        KN = np.ascontiguousarray(KV[:, n, :])
+        ell_row(n, KN, GV, L, Gbar, float(kappa), Am, B, acc)
+    return L, Gbar

@@ -1,0 +1,78 @@
+"""The spread closure (12.1) of the fast column (``column_closure="spread"``,
+docs/offline_theory.md §12.4; ``dmft_spread``).
+
+* The row recursion solves ell^(-1) = kappa E[(1 + ell - K_nu)^(-1)] for lower-triangular
+  operators: checked against dense inversions to rounding.
+* Equal memorisation for every sample gives the null-space split, ell = (1 - K) / (kappa - 1).
+* Spread scalar strengths put ell between no split and split (Jensen), at the root of the
+  static equation.
+* With no memorisation (alpha eps -> 0, the target a fixed -b2 xi^2 / 2) the closure is
+  ridgeless least squares on noise: train loss (1 - 1/kappa) E[rho^2], the column's population
+  power E[rho^2] / (kappa - 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.theory.offline import OfflineInputs, dmft_tau_curves
+from lazyrich_theory.theory.offline.dmft import xi_strata
+from lazyrich_theory.theory.offline.dmft_spread import ell_diagonal, spread_operators
+
+KAPPA = 5.5
+
+
+def _members(rng, Ns, T, scale=0.1):
+    KV = np.tril(rng.normal(size=(Ns, T, T))) * scale
+    for K in KV:                               # the instantaneous memorisation is <= 0
+        np.fill_diagonal(K, -np.abs(np.diag(K)))
+    return KV
+
+
+def test_row_recursion_solves_the_operator_equation():
+    rng = np.random.default_rng(1)
+    KV = _members(rng, 40, 25)
+    ell, gbar = spread_operators(KV, KAPPA)
+    eye = np.eye(25)
+    dense = np.mean([np.linalg.inv(eye + ell - K) for K in KV], axis=0)
+    np.testing.assert_allclose(gbar, dense, atol=1e-14)
+    np.testing.assert_allclose(ell @ (KAPPA * dense), eye, atol=1e-13)
+    assert np.all(np.triu(ell, 1) == 0.0)
+
+
+def test_equal_memorisation_is_the_split():
+    rng = np.random.default_rng(2)
+    K = _members(rng, 1, 20)[0]
+    ell, _ = spread_operators(np.repeat(K[None], 3, axis=0), KAPPA)
+    np.testing.assert_allclose(ell, (np.eye(20) - K) / (KAPPA - 1.0), atol=1e-14)
+
+
+@pytest.mark.parametrize("kbar", [-0.5, -5.0])
+def test_spread_strengths_lie_between_no_split_and_split(kbar):
+    k = kbar * np.random.default_rng(3).standard_normal(2000) ** 2
+    ell = ell_diagonal(k, KAPPA)
+    root = brentq(lambda v: KAPPA * v * np.mean(1.0 / (1.0 + v - k)) - 1.0, 1e-12, 1e3)
+    assert ell == pytest.approx(root, rel=1e-12)
+    assert 1.0 / (KAPPA - 1.0) < ell < (1.0 - k.mean()) / (KAPPA - 1.0)
+
+
+def test_without_memorisation_it_is_least_squares_on_noise():
+    inp = OfflineInputs(kappa=KAPPA, alpha=1e-4, eps=1e-4, eta0=1.0, b2=1.0, D=100)
+    c = dmft_tau_curves(inp, 1.0, Ns=800, column_closure="spread")
+    e_rho2 = 0.25 * np.mean(xi_strata(800) ** 4)          # rho = -xi^2 / 2
+    late = c["tau"] > 0.5
+    train = c["train_loss"][late] / e_rho2
+    lin = c["linear_power"][late] / e_rho2
+    # population-dynamics noise at Ns = 800: a few per cent (measured below 2 %)
+    np.testing.assert_allclose(train, 1.0 - 1.0 / KAPPA, rtol=0.03)
+    np.testing.assert_allclose(lin, 1.0 / (KAPPA - 1.0), rtol=0.05)
+    assert c["linear_power"][0] == 0.0                  # the column starts at zero
+
+
+def test_unknown_closure_is_refused():
+    inp = OfflineInputs(kappa=KAPPA, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=100)
+    with pytest.raises(ProblemError, match="column_closure must be one of"):
+        dmft_tau_curves(inp, 1.0, Ns=40, column_closure="spreads")
