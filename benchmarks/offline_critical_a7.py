@@ -1,5 +1,5 @@
-"""The DMFT's critical kappa, as derived and under the opt-in column closure A7, against the
-exact flow's (issue 13; docs/offline_theory.md §9).
+"""The DMFT's critical kappa, as derived and under the opt-in column closures A7 and spread
+(12.1), against the exact flow's (issue 13; docs/offline_theory.md §9, §12.4).
 
 The critical kappa here is the horizon one: the kappa at which the relative population loss
 at t = 1000 D GD steps (tau = 2 eta0 eps t / (alpha D) = 40 for both (alpha, eps) below,
@@ -45,7 +45,9 @@ MC_SEEDS = (0, 1)
 #: The exact flow's kappa grid (D = 400: where the smaller D put the crossing).
 KAPPAS = {50: (2.5, 2.75, 3.0, 3.25), 100: (2.5, 2.75, 3.0, 3.25, 3.5),
           200: (2.75, 3.0, 3.25, 3.5, 3.75, 4.0), 400: (3.0, 3.25, 3.5, 3.75, 4.0)}
-CLOSURES = ("dmft", "least_squares")
+CLOSURES = ("dmft", "least_squares", "spread")
+#: their column heads
+NAMES = {"dmft": "DMFT", "least_squares": "A7", "spread": "spread"}
 
 
 def _exact(D: int, kappa: float, alpha: float, eps: float, seed: int) -> dict:
@@ -103,13 +105,14 @@ def exact_crossing(done: dict, D: int, a: float, e: float) -> tuple[float, float
 def table() -> None:
     done = {**json.loads(OUT_EXACT.read_text()), **json.loads(OUT.read_text())}
     lines = markdown_head(
-        "Critical kappa at tau = 40: exact flow, DMFT and DMFT + A7",
+        "Critical kappa at tau = 40: exact flow, DMFT, DMFT + A7 and DMFT + spread",
         "kappa at which the relative population loss at t = 1000 D is 1/2. Exact: seed mean "
         f"over seeds {SEEDS[0]}-{SEEDS[-1]}, linear interpolation on the kappa grid, +- its "
         "standard error (the seed mean's error in the loss over the slope in kappa). Theory: "
         "critical_kappa(..., 'dmft') at b2 = 1, Ns = 400, Monte Carlo seeds "
         f"{', '.join(map(str, MC_SEEDS))} (mean; both values in brackets).",
-        ["D", "alpha, eps", "exact", "DMFT", "DMFT - exact", "A7", "A7 - exact"])
+        ["D", "alpha, eps", "exact"] + [h for c in CLOSURES
+                                        for h in (NAMES[c], f"{NAMES[c]} - exact")])
     for D in DS:
         for a, e in AE:
             ex, sd, note = exact_crossing(done, D, a, e)

@@ -1,12 +1,13 @@
-"""Closure A7 of the DMFT's linear column (``column_closure="least_squares"``,
-docs/offline_theory.md §12.4) at D = 400: the loss at the horizon and the half time against
-the exact flow and the DMFT as derived, on the runs of benchmarks/offline_final_400.json (each
-seed's own teacher, (alpha, eps) = (1, 0.02) and (2, 0.04), t_h = 1000 D, tau = 40).
+"""Closure A7 of the DMFT's linear column (``column_closure="least_squares"``) and the fast
+column's spread closure (12.1) (``column_closure="spread"``), docs/offline_theory.md §12.4, at
+D = 400: the loss at the horizon and the half time against the exact flow and the DMFT as
+derived, on the runs of benchmarks/offline_final_400.json (each seed's own teacher,
+(alpha, eps) = (1, 0.02) and (2, 0.04), t_h = 1000 D, tau = 40).
 
-    python benchmarks/offline_dmft_a7.py run     # resumable, ~3 min
-    python benchmarks/offline_dmft_a7.py table   # -> offline_dmft_a7.md
-    python benchmarks/offline_dmft_a7.py smalld  # D = 50-200: the runs of offline_theory.py (raw
-                                                 # series, (1, 0.02)) -> offline_dmft_a7_smalld.md
+    python benchmarks/offline_dmft_a7.py run [a7|spread]     # resumable, ~3 min / ~10 min
+    python benchmarks/offline_dmft_a7.py table               # -> offline_dmft_a7.md
+    python benchmarks/offline_dmft_a7.py smalld [a7|spread]  # D = 50-200: the runs of
+        # offline_theory.py (raw series, (1, 0.02)) -> offline_dmft_a7_smalld.md
 """
 
 from __future__ import annotations
@@ -17,22 +18,27 @@ from pathlib import Path
 
 import numpy as np
 
-from common import markdown_head, run_or_table, run_resumable, write_table
+from common import markdown_head, run_resumable, write_table
 from lazyrich_theory.theory.offline import offline_theory
 from offline_final_400 import CELLS, OUT as EXACT, T_H, _key, _metrics, cell_jobs, cell_problem
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "offline_dmft_a7.json"
+SMALL_OUT = HERE / "offline_dmft_a7_smalld.json"
+#: closure -> (column_closure, D = 400 results, D = 50-200 results)
+CLOSURES = {"a7": ("least_squares", OUT, SMALL_OUT),
+            "spread": ("spread", HERE / "offline_dmft_spread.json",
+                       HERE / "offline_dmft_spread_smalld.json")}
 
 
-def _one(kappa: float, alpha: float, eps: float, seed: int) -> dict:
+def _one(kappa: float, alpha: float, eps: float, seed: int, closure: str = "a7") -> dict:
     p, st = cell_problem(kappa, alpha, eps, seed)
     return _metrics(offline_theory(p, T_H, method="dmft", save_times=st,
-                                   column_closure="least_squares"))
+                                   column_closure=CLOSURES[closure][0]))
 
 
-def _jobs():
-    return cell_jobs(_one)
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _err(xs: list[float]) -> str:
@@ -48,35 +54,41 @@ def _half_err(th: list, ex: list) -> str:
 
 def table() -> None:
     done, exact = json.loads(OUT.read_text()), json.loads(EXACT.read_text())
+    spread = _load(CLOSURES["spread"][1])
     lines = markdown_head(
-        "DMFT closure A7 (least-squares column) at D = 400 (docs/offline_theory.md §12.4)",
+        "DMFT closures A7 (least-squares column) and spread (12.1) at D = 400 "
+        "(docs/offline_theory.md §12.4)",
         "Relative population loss at tau = 40: error = theory - exact, mean ± sd (number of "
         "seeds); half time: error of the seed mean (seeds where both halve). DMFT: as derived "
-        "(benchmarks/offline_final_400.json); A7: column_closure='least_squares'.",
-        ["kappa", "alpha, eps", "seeds", "exact", "DMFT error", "A7 error", "half time DMFT",
-         "half time A7"])
+        "(benchmarks/offline_final_400.json); A7: column_closure='least_squares'; spread: "
+        "column_closure='spread' (— : not run).",
+        ["kappa", "alpha, eps", "seeds", "exact", "DMFT error", "A7 error", "spread error",
+         "half time DMFT", "half time A7", "half time spread"])
     for kappa, a, e, seeds in CELLS:
         keys = [_key(kappa, a, e, s) for s in seeds if _key(kappa, a, e, s) in done]
         if not keys:
             continue
         ex = [exact[k]["exact"]["final"] for k in keys]
-        dm = [exact[k]["dmft"]["final"] - x for k, x in zip(keys, ex)]
-        a7 = [done[k]["final"] - x for k, x in zip(keys, ex)]
         hx = [exact[k]["exact"]["half"] for k in keys]
+        sp = [k in spread for k in keys]
+        errs = [_err([exact[k]["dmft"]["final"] - x for k, x in zip(keys, ex)]),
+                _err([done[k]["final"] - x for k, x in zip(keys, ex)]),
+                _err([spread[k]["final"] - x for k, x in zip(keys, ex)]) if all(sp) else "—"]
+        halves = [_half_err([exact[k]['dmft']['half'] for k in keys], hx),
+                  _half_err([done[k]['half'] for k in keys], hx),
+                  _half_err([spread[k]['half'] for k in keys], hx) if all(sp) else "—"]
         lines.append(f"| {kappa:g} | {a:g}, {e:g} | {len(keys)} | {np.mean(ex):.3f} | "
-                     f"{_err(dm)} | {_err(a7)} | "
-                     f"{_half_err([exact[k]['dmft']['half'] for k in keys], hx)} | "
-                     f"{_half_err([done[k]['half'] for k in keys], hx)} |")
+                     + " | ".join(errs + halves) + " |")
     write_table(HERE / "offline_dmft_a7.md", lines)
 
 
-SMALL_OUT = HERE / "offline_dmft_a7_smalld.json"
 SMALL_DS, SMALL_KAPPAS = (50, 100, 200), (1.5, 2.0, 3.0, 5.5, 11.0)
 
 
-def smalld() -> None:
-    """A7 against the exact runs and the DMFT as derived of benchmarks/offline_theory.py at
-    D = 50-200 (raw series, (alpha, eps) = (1, 0.02), the loss at t_h = 1000 D)."""
+def smalld(closure: str | None = None) -> None:
+    """A7 and the spread closure against the exact runs and the DMFT as derived of
+    benchmarks/offline_theory.py at D = 50-200 (raw series, (alpha, eps) = (1, 0.02), the loss
+    at t_h = 1000 D): runs ``closure``'s missing cells (none: table only), then the table."""
     from lazyrich_theory.theory.offline import OfflineInputs, offline_curves
     from offline_theory import EXACT_JSON, HORIZON_PER_D, THEORY_JSON, metrics
     from offline_theory import _key as theory_key
@@ -86,41 +98,61 @@ def smalld() -> None:
              and r["D"] in SMALL_DS and r["kappa"] in SMALL_KAPPAS]
     plain = json.loads(Path(THEORY_JSON).read_text())
 
-    def jobs():
+    def jobs(column_closure):
         for r in exact:
             def job(r=r):
                 inp = OfflineInputs(kappa=r["kappa"], alpha=1.0, eps=0.02, eta0=1.0, b2=r["b2"],
                                     D=r["D"])
                 t = np.concatenate([[0.0], np.geomspace(1.0, HORIZON_PER_D * r["D"], 400)])
-                c = offline_curves(inp, t, "dmft", column_closure="least_squares")
+                c = offline_curves(inp, t, "dmft", column_closure=column_closure)
                 return {"final": metrics(t, c["population_loss"], r["D"])[1]}
             yield f"{r['D']}|{r['kappa']:g}|{r['seed']}", job
-    done = run_resumable(SMALL_OUT, jobs())
+    if closure is not None:
+        run_resumable(CLOSURES[closure][2], jobs(CLOSURES[closure][0]))
+    done = {c: _load(v[2]) for c, v in CLOSURES.items()}
     lines = markdown_head(
-        "DMFT closure A7 at D = 50-200 (docs/offline_theory.md §12.4)",
+        "DMFT closures A7 and spread at D = 50-200 (docs/offline_theory.md §12.4)",
         "Relative population loss at t_h = 1000 D (tau = 40), raw series, (alpha, eps) = "
         "(1, 0.02): error = theory - exact, mean ± sd (number of seeds). DMFT: as derived "
-        "(benchmarks/offline_theory_theory.json); A7: column_closure='least_squares'.",
-        ["D", "kappa", "seeds", "exact", "DMFT error", "A7 error"])
+        "(benchmarks/offline_theory_theory.json); A7: column_closure='least_squares'; spread: "
+        "column_closure='spread' (— : not run).",
+        ["D", "kappa", "seeds", "exact", "DMFT error", "A7 error", "spread error"])
     for d in SMALL_DS:
         for kappa in SMALL_KAPPAS:
             rows = [r for r in exact if r["D"] == d and r["kappa"] == kappa
                     and r["final"] is not None
-                    and f"{d}|{kappa:g}|{r['seed']}" in done]
+                    and f"{d}|{kappa:g}|{r['seed']}" in done["a7"]]
             if not rows:
                 continue
             ex = [r["final"] for r in rows]
             dm = [plain[k]["final"] - r["final"] for r in rows
                   if (k := theory_key("dmft", d, kappa, 1.0, 0.02, r["b2"])) in plain
                   and plain[k]["final"] is not None]
-            a7 = [done[f"{d}|{kappa:g}|{r['seed']}"]["final"] - r["final"] for r in rows]
+            cells = []
+            for c in CLOSURES:
+                keys = [f"{d}|{kappa:g}|{r['seed']}" for r in rows]
+                cells.append(_err([done[c][k]["final"] - x for k, x in zip(keys, ex)])
+                             if all(k in done[c] for k in keys) else "—")
             lines.append(f"| {d} | {kappa:g} | {len(rows)} | {np.mean(ex):.3f} | {_err(dm)} | "
-                         f"{_err(a7)} |")
+                         + " | ".join(cells) + " |")
     write_table(HERE / "offline_dmft_a7_smalld.md", lines)
 
 
-if __name__ == "__main__":
-    if sys.argv[1:] == ["smalld"]:
-        smalld()
+def main(args: list[str]) -> None:
+    cmd = args[0] if args else "run"
+    closure = args[1] if len(args) > 1 else None
+    if closure is not None and closure not in CLOSURES:
+        raise SystemExit(f"unknown closure {closure!r}: a7 or spread")
+    if cmd == "smalld":
+        smalld(closure)
+    elif cmd == "run":
+        closure = closure or "a7"
+        run_resumable(CLOSURES[closure][1], cell_jobs(lambda *a: _one(*a, closure=closure)))
+    elif cmd == "table":
+        table()
     else:
-        run_or_table(OUT, _jobs, table)
+        raise SystemExit(f"unknown command {cmd!r}: run | smalld [a7|spread] | table")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

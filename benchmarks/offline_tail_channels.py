@@ -25,7 +25,7 @@ seed's b2 with the Gaussian xi law, as in the exponent table.
     python benchmarks/offline_tail_channels.py run 100 200 400 800  # resumable, one JSON
     python benchmarks/offline_tail_channels.py dmft 1600 3200        # the DMFT alone
     python benchmarks/offline_tail_channels.py ratio 100 200 400     # -> ..._ratio.json
-    python benchmarks/offline_tail_channels.py spread 100 200 400    # (12.1) -> ..._ratio.json
+    python benchmarks/offline_tail_channels.py spread 100 200 400 800  # (12.1) -> ..._ratio.json
     python benchmarks/offline_tail_channels.py k3 100 200 400        # -> ..._k3.json
     python benchmarks/offline_tail_channels.py premise 100 200       # -> ..._premise.json
     python benchmarks/offline_tail_channels.py table                 # -> offline_tail_channels.md
@@ -108,11 +108,16 @@ def run_ratio(dims: list[int]) -> None:
                               for m in SWEEP_METHODS for s in SWEEP_SEEDS))
 
 
+#: the DMFT's column variants at the fast column, with the spread closure (12.1) of §12.4
+FAST_METHODS = ("dmft_spread", "dmft_column", "dmft_nosplit", "dmft_a7")
+
+
 def run_spread(dims: list[int], ratio: float = 50.0) -> None:
-    """The spread closure (12.1) at the fast column, into the sweep's file (seeds 0-1)."""
-    run_resumable(SWEEP_OUT, ((f"{ratio}|{D}|{s}|dmft_spread", lambda D=D, s=s:
-                               _one(D, s, "dmft_spread", ratio))
-                              for D in dims for s in SWEEP_SEEDS))
+    """FAST_METHODS at alpha / eps = 50 on all SEEDS, into the sweep's file (the runs it
+    already has are kept)."""
+    run_resumable(SWEEP_OUT, ((f"{ratio}|{D}|{s}|{m}", lambda D=D, s=s, m=m:
+                               _one(D, s, m, ratio))
+                              for D in dims for s in SEEDS for m in FAST_METHODS))
 
 
 #: kappa = 3 (the issue's (1, 0.02): alpha / eps = 50): the loss at tau = 40 with and without
@@ -323,7 +328,7 @@ if __name__ == "__main__":
     elif cmd == "ratio":
         run_ratio([int(d) for d in sys.argv[2:]] or [100, 200, 400])
     elif cmd == "spread":
-        run_spread([int(d) for d in sys.argv[2:]] or [100, 200, 400])
+        run_spread([int(d) for d in sys.argv[2:]] or [100, 200, 400, 800])
     elif cmd == "k3":
         run_k3([int(d) for d in sys.argv[2:]] or [100, 200, 400])
     elif cmd == "premise":

@@ -178,7 +178,7 @@ def _design_lines(done: dict, chan: dict) -> list[str]:
 
 
 def _column_lines(done: dict, sweep: dict) -> list[str]:
-    methods = ("exact", "dmft_column", "dmft_a7", "dmft_nosplit")
+    methods = ("exact", "dmft_column", "dmft_a7", "dmft_nosplit", "dmft_spread")
     lines = [""] + markdown_head(
         "The exact flow and the DMFT's column variants against the projected flows "
         "(seeds 0-1)",

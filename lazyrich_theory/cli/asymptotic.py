@@ -1,7 +1,7 @@
 """``lazyrich asymptotic``: the offline (finite data, P = kappa D) theory of grokking into a folder.
 
     lazyrich asymptotic [model options] [--method auto|spectral|dmft|rindex] [--critical-kappa
-                        bbp|dmft|rindex|interpolant|none] [--column-closure dmft|least_squares]
+                        bbp|dmft|rindex|interpolant|none] [--column-closure dmft|least_squares|spread]
                         [--steps T] [--save-times ...] --out DIR
 
 Writes trajectory.csv (t, train_loss, test_loss, population_loss and the other core columns;
@@ -43,6 +43,7 @@ from lazyrich_theory.theory.offline import (
     offline_summary,
     offline_theory,
 )
+from lazyrich_theory.plotting.style import CLOSURE_NAMES
 from lazyrich_theory.theory.offline.dmft import DMFT_NS
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_ACCURACY,
                                                           INTERPOLANT_CRITICAL_D_DEFAULT,
@@ -146,7 +147,7 @@ def _config(args: argparse.Namespace, problem, steps: int,
 
 
 def _check_closure(args: argparse.Namespace, problem, inp, finite_rank: bool) -> None:
-    """Refuse (one line) --column-closure least_squares where no DMFT column runs: a
+    """Refuse (one line) a --column-closure other than dmft where no DMFT column runs: a
     finite-rank init (the r-index DMFT is exact) or the spectral closure."""
     check_closure_applies(problem, args.column_closure)
     if finite_rank or args.column_closure == "dmft":
@@ -224,8 +225,9 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     if not args.quiet:
         if crit_note is not None:
             print(f"asymptotic: {crit_note}")
-        a7 = " (column closure A7)" if traj.info.get("column_closure") == "least_squares" else ""
-        print(f"asymptotic: {traj.method}{a7}, kappa={inp.kappa:.4g}, {steps} steps in "
+        name = CLOSURE_NAMES.get(traj.info.get("column_closure", "dmft"), "")
+        closure = f" (column closure {name})" if name else ""
+        print(f"asymptotic: {traj.method}{closure}, kappa={inp.kappa:.4g}, {steps} steps in "
               f"{time.perf_counter() - started:.2f} s (curve {curve_wall:.2f} s); "
               f"{_numbers(summary, args.critical)} -> {args.out}")
     return 0

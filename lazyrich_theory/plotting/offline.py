@@ -14,6 +14,7 @@ import numpy as np
 
 from lazyrich_theory.plotting import mpl
 from lazyrich_theory.plotting.style import (
+    CLOSURE_NAMES,
     STEPS_LABEL,
     distinct_colors,
     legend_below,
@@ -34,9 +35,9 @@ _EXACT = {"flow": "exact gradient flow (N = ∞)", "gd": "exact GD (N = ∞)"}
 
 
 def _method(run: dict) -> str:
-    """The theory's name in a legend (the DMFT's opt-in column closure A7 named)."""
-    a7 = run.get("column_closure") == "least_squares"
-    return _METHOD[run["method"]] + (" + A7" if a7 else "")
+    """The theory's name in a legend (the DMFT's opt-in column closures named)."""
+    name = CLOSURE_NAMES.get(run.get("column_closure") or "dmft", "")
+    return _METHOD[run["method"]] + (f" + {name}" if name else "")
 
 
 def _fmt(h: float | None) -> str:

@@ -16,7 +16,7 @@ from lazyrich_theory.spec.problem import options_in_use
 
 __all__ = ["METHOD_NAMES", "method_name", "options_suffix", "problem_line", "log_time",
            "log_axes", "twin_below", "legend_below", "cut_round_off", "distinct_colors",
-           "STEPS_LABEL", "figure_title"]
+           "STEPS_LABEL", "figure_title", "CLOSURE_NAMES"]
 
 #: Losses below this are round-off of runs that fit exactly; loss axes are cut there.
 ROUND_OFF_FLOOR = 1e-8
@@ -32,6 +32,9 @@ METHOD_NAMES = {"gd": "exact GD", "gd-fast": "GD in strides (≤ 1e-7 of exact G
 
 #: The x label of a log-time axis drawn with :func:`log_time`.
 STEPS_LABEL = "GD steps t  (t = 0 drawn at 1/2)"
+#: The offline DMFT's linear-column closures by their names in labels ("" for the DMFT as
+#: derived; docs/offline_theory.md §12.4).
+CLOSURE_NAMES = {"dmft": "", "least_squares": "A7", "spread": "spread"}
 
 #: A qualitative palette (matplotlib's tab10) in its own order: neighbours differ in hue.
 _DISTINCT = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",

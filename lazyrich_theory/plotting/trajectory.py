@@ -15,6 +15,7 @@ import numpy as np
 
 from lazyrich_theory.plotting import mpl
 from lazyrich_theory.plotting.style import (
+    CLOSURE_NAMES,
     STEPS_LABEL,
     legend_below,
     log_time,
@@ -42,6 +43,7 @@ OFFLINE_COLUMN = "offline_population_loss"
 OFFLINE_LABEL = "offline theory (N = ∞, spectral)"
 _OFFLINE_LABELS = {"spectral": OFFLINE_LABEL, "dmft": "offline theory (N = ∞, DMFT)",
                    "dmft-a7": "offline theory (N = ∞, DMFT + A7)",
+                   "dmft-spread": "offline theory (N = ∞, DMFT + spread)",
                    "rindex": "offline theory (N = ∞, r-index DMFT)"}
 _OFFLINE_COLOR = "tab:green"
 #: The population loss is drawn alike on both panels (dotted over the test-set loss).
@@ -121,8 +123,9 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
     if OFFLINE_COLUMN in traj.extra:
         summary = traj.info.get("summary") or {}
         which = summary.get("offline_method") or "spectral"
-        if summary.get("offline_column_closure") == "least_squares":    # the opt-in A7
-            which += "-a7"
+        closure = CLOSURE_NAMES.get(summary.get("offline_column_closure") or "dmft", "")
+        if closure:                                         # the opt-in closures
+            which += "-" + closure.lower()
         _positive_line(ax, x, traj.extra[OFFLINE_COLUMN], ":", _OFFLINE_COLOR, 2.0,
                        _OFFLINE_LABELS.get(which, OFFLINE_LABEL))
     for name, ls in (("linearized_train_loss", "--"), ("linearized_test_loss", "-")):

@@ -19,7 +19,7 @@ from scipy.optimize import brentq
 
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.theory.offline import OfflineInputs, dmft_tau_curves
-from lazyrich_theory.theory.offline.dmft import xi_strata
+from lazyrich_theory.theory.offline.dmft import column_lag, xi_strata
 from lazyrich_theory.theory.offline.dmft_spread import ell_diagonal, spread_operators
 
 KAPPA = 5.5
@@ -60,7 +60,9 @@ def test_spread_strengths_lie_between_no_split_and_split(kbar):
 
 
 def test_without_memorisation_it_is_least_squares_on_noise():
-    inp = OfflineInputs(kappa=KAPPA, alpha=1e-4, eps=1e-4, eta0=1.0, b2=1.0, D=100)
+    ae, ratio = 1e-8, 50.0                                # a fast column, no memorisation
+    inp = OfflineInputs(kappa=KAPPA, alpha=np.sqrt(ae * ratio), eps=np.sqrt(ae / ratio),
+                        eta0=1.0, b2=1.0, D=100)
     c = dmft_tau_curves(inp, 1.0, Ns=800, column_closure="spread")
     e_rho2 = 0.25 * np.mean(xi_strata(800) ** 4)          # rho = -xi^2 / 2
     late = c["tau"] > 0.5
@@ -70,6 +72,13 @@ def test_without_memorisation_it_is_least_squares_on_noise():
     np.testing.assert_allclose(train, 1.0 - 1.0 / KAPPA, rtol=0.03)
     np.testing.assert_allclose(lin, 1.0 / (KAPPA - 1.0), rtol=0.05)
     assert c["linear_power"][0] == 0.0                  # the column starts at zero
+
+
+def test_a_slow_column_is_refused():
+    inp = OfflineInputs(kappa=KAPPA, alpha=0.2, eps=0.1, eta0=1.0, b2=1.0, D=100)
+    assert column_lag(KAPPA, 0.2, 0.1) == pytest.approx(0.1 * KAPPA / (0.2 * (KAPPA**0.5 - 1) ** 2))
+    with pytest.raises(ProblemError, match="slowest relaxation time here is 1.52"):
+        dmft_tau_curves(inp, 1.0, Ns=40, column_closure="spread")
 
 
 def test_unknown_closure_is_refused():

@@ -34,7 +34,7 @@ from lazyrich_theory.theory.offline.plateau import mp_rule
 
 __all__ = ["dmft_columns", "dmft_tau_curves", "make_grid", "linear_channel", "xi_strata",
            "xi_training_strata", "DMFT_NS", "DMFT_DMAX", "DMFT_MAX_POINTS", "COLUMN_CLOSURES",
-           "check_column_closure"]
+           "check_column_closure", "check_spread_applies", "column_lag", "SPREAD_MAX_LAG"]
 
 #: Default number of Monte Carlo samples.
 DMFT_NS = 800
@@ -47,11 +47,33 @@ DMFT_MAX_POINTS = 400
 COLUMN_CLOSURES = ("dmft", "least_squares", "spread")
 
 
+#: The spread closure takes the linear column at its least-squares fit at every instant: it is
+#: refused where the column's slowest relaxation time (in tau) exceeds this (a chosen bound).
+SPREAD_MAX_LAG = 1.0
+
+
 def check_column_closure(column_closure: str) -> None:
     """Refuse (one line) a column closure that is not one of :data:`COLUMN_CLOSURES`."""
     if column_closure not in COLUMN_CLOSURES:
         raise ProblemError(f"column_closure must be one of {', '.join(COLUMN_CLOSURES)}, got "
                            f"{column_closure!r}")
+
+
+def column_lag(kappa: float, alpha: float, eps: float) -> float:
+    """The linear column's slowest relaxation time in tau, 1 / (a lambda_min) with
+    a = alpha / (eps kappa) and lambda_min = (sqrt(kappa) - 1)^2 the lower edge of the law of
+    X^T X (kappa > 1)."""
+    return eps * kappa / (alpha * (math.sqrt(kappa) - 1.0) ** 2)
+
+
+def check_spread_applies(kappa: float, alpha: float, eps: float) -> None:
+    """Refuse (one line) the spread closure where the linear column is not fast."""
+    lag = column_lag(kappa, alpha, eps)
+    if lag > SPREAD_MAX_LAG:
+        raise ProblemError(f"column_closure='spread' takes the linear column as instantaneous, "
+                           f"but its slowest relaxation time here is {lag:.3g} in tau > "
+                           f"{SPREAD_MAX_LAG:g} (kappa = {kappa:.3g}, alpha / eps = "
+                           f"{alpha / eps:.3g}): use column_closure='dmft'")
 
 
 def make_grid(tau_max: float, dmax: float = DMFT_DMAX) -> np.ndarray:
@@ -209,7 +231,8 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     Ns = xi.size
     zg, zu = rng.standard_normal((Ns, Ns)), rng.standard_normal((Ns, Ns))
     spread = column_closure == "spread" and linear_column
-    if spread:                      # (12.1): the column is instantaneous, no psi filter
+    if spread:
+        check_spread_applies(inp.kappa, inp.alpha, inp.eps)                      # (12.1): the column is instantaneous, no psi filter
         ps, Wpsi, V = np.ones(tau.size), np.zeros((tau.size, tau.size)), \
             np.zeros((tau.size, tau.size))
         fz = 1.0 - 1.0 / inp.kappa

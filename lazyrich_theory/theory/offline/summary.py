@@ -129,8 +129,8 @@ def _bbp(b2: float, D: int, lo: float, hi: float, tol: float) -> CriticalKappa:
 
 def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns: int,
           seed: int, column_closure: str) -> CriticalKappa:
-    closure = (" (column closure A7, least squares)" if column_closure == "least_squares"
-               else "")
+    closure = {"least_squares": " (column closure A7, least squares)",
+               "spread": " (column closure spread, (12.1))"}.get(column_closure, "")
     definition = (f"kappa at which the DMFT's{closure} population loss at tau = {tau_h:g} (t = "
                   f"{tau_h * inp.alpha * inp.D / (2 * inp.eta0 * inp.eps):.6g} steps) is half "
                   "its initial value; below it training interpolates without generalising")
