@@ -123,22 +123,24 @@ def run_spread(dims: list[int], ratio: float = 50.0) -> None:
 #: kappa = 3 (the issue's (1, 0.02): alpha / eps = 50): the loss at tau = 40 with and without
 #: the split, where the column's memorisation is a large part of the loss
 K3_OUT = HERE / "offline_tail_channels_k3.json"
+K3_METHODS = SWEEP_METHODS + ("dmft_spread",)
 
 
 def run_k3(dims: list[int]) -> None:
     run_resumable(K3_OUT, ((f"{D}|{s}|{m}", lambda D=D, s=s, m=m: _one(D, s, m, 50.0, 3.0))
-                           for D in dims for m in SWEEP_METHODS for s in SWEEP_SEEDS))
+                           for D in dims for m in K3_METHODS for s in SWEEP_SEEDS))
 
 
 def _k3_lines() -> list[str]:
     done, lines = _section(
         K3_OUT.stem, "kappa = 3, alpha / eps = 50: the split and the column's memorisation",
         "Seed means (seeds 0-1) of the population loss and of the linear power at tau = 40 "
-        "(over the initial loss): exact / DMFT / with A7 / without the split.",
+        "(over the initial loss): exact / DMFT / with A7 / without the split / with the spread "
+        "closure (12.1).",
         ["D", "population loss (tau = 40)", "linear power (tau = 40)"])
     for D in sorted({int(k.split("|")[0]) for k in done or ()}):
         runs = {m: [done[k] for s in SWEEP_SEEDS if (k := f"{D}|{s}|{m}") in done]
-                for m in SWEEP_METHODS}
+                for m in K3_METHODS}
         if min(len(v) for v in runs.values()) < len(SWEEP_SEEDS):
             continue
         lines.append(f"| {D} | " + " | ".join(

@@ -1,7 +1,8 @@
 """``lazyrich asymptotic``: the offline (finite data, P = kappa D) theory of grokking into a folder.
 
     lazyrich asymptotic [model options] [--method auto|spectral|dmft|rindex] [--critical-kappa
-                        bbp|dmft|rindex|interpolant|none] [--column-closure dmft|least_squares|spread]
+                        bbp|dmft|rindex|interpolant|none]
+                        [--column-closure dmft|least_squares|spread]
                         [--steps T] [--save-times ...] --out DIR
 
 Writes trajectory.csv (t, train_loss, test_loss, population_loss and the other core columns;
@@ -44,7 +45,7 @@ from lazyrich_theory.theory.offline import (
     offline_theory,
 )
 from lazyrich_theory.plotting.style import CLOSURE_NAMES
-from lazyrich_theory.theory.offline.dmft import DMFT_NS
+from lazyrich_theory.theory.offline.dmft import DMFT_NS, check_spread_applies
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_ACCURACY,
                                                           INTERPOLANT_CRITICAL_D_DEFAULT,
                                                           INTERPOLANT_CRITICAL_SEEDS,
@@ -121,12 +122,16 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         "on it; --method auto then runs the DMFT)")
     p.add_argument("--column-closure", dest="column_closure", choices=COLUMN_CLOSURES,
                    default="dmft",
-                   help="the DMFT's linear column: dmft (default, as derived) or "
+                   help="the DMFT's linear column: dmft (default, as derived), "
                         "least_squares (closure A7, opt-in, docs/offline_theory.md §12.4: "
                         "its population power capped at the least-squares value; at D = 400 "
                         "the loss at tau = 40 within +0.01..+0.06 of the exact flow at kappa "
-                        "= 2-5.5 instead of +0.04..+0.25); also used by --critical-kappa dmft. "
-                        "Needs the DMFT (--method dmft, or auto below kappa = 5)")
+                        "= 2-5.5 instead of +0.04..+0.25) or spread (opt-in, derived, §12.4: "
+                        "a fast column's leave-one-out with the spread of memorisation over "
+                        "samples; at D = 400 within -0.01..+0.01 at kappa = 3-11, but -0.08 at "
+                        "kappa = 2 and -0.27 at 1.5; refused where the column is slow); also "
+                        "used by --critical-kappa dmft. Needs the DMFT (--method dmft, or auto "
+                        "below kappa = 5)")
     p.add_argument("--ns", type=int_at_least("--ns", 20), default=DMFT_NS,
                    help=f"DMFT Monte Carlo samples (even, default {DMFT_NS})")
     p.add_argument("--dmft-seed", dest="dmft_seed", type=int_at_least("--dmft-seed"),
@@ -152,6 +157,8 @@ def _check_closure(args: argparse.Namespace, problem, inp, finite_rank: bool) ->
     check_closure_applies(problem, args.column_closure)
     if finite_rank or args.column_closure == "dmft":
         return
+    if args.column_closure == "spread":
+        check_spread_applies(inp.kappa, inp.alpha, inp.eps)
     if offline_method(inp, args.method, args.xi_law) == "spectral":
         why = (f"--method auto runs it at kappa >= 5, here {inp.kappa:.3g}: add --method dmft"
                if args.method == "auto" else "use --method dmft")

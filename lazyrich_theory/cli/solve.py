@@ -137,8 +137,8 @@ def add_solve_parsers(subparsers) -> None:
     s.add_argument("--column-closure", dest="column_closure", choices=COLUMN_CLOSURES,
                    default="dmft",
                    help="with --offline-theory dmft: the DMFT's linear column as derived "
-                        "(dmft, default) or the opt-in closure A7 (least_squares, "
-                        "docs/offline_theory.md §12.4)")
+                        "(dmft, default) or the opt-in closures A7 (least_squares) or spread "
+                        "(docs/offline_theory.md §12.4)")
     s.add_argument("--limit-loss", dest="limit", choices=LIMIT_CHOICES, default="none",
                    help="interpolant: summary key offline_predicted_limit_test_loss, where the "
                         "flow ends (tau -> inf test loss / initial of this training set, N = "

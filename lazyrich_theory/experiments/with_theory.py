@@ -27,7 +27,7 @@ from lazyrich_theory.theory.offline import (
     offline_summary,
     offline_theory,
 )
-from lazyrich_theory.theory.offline.dmft import check_column_closure
+from lazyrich_theory.theory.offline.dmft import check_column_closure, check_spread_applies
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_ACCURACY,
                                                           entropic_interpolant,
                                                           interpolant_reason)
@@ -118,9 +118,9 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
         offline_theory.md §15; 0.1-1 s at D = 100, 3-12 s at D = 400), drawn as a level line;
         refused (ProblemError) before the solve where the interpolant does not apply.  With
         "none" (the default) the key is absent.
-    column_closure : {"dmft", "least_squares"}
+    column_closure : {"dmft", "least_squares", "spread"}
         The DMFT's linear column with ``offline="dmft"``: as derived (default) or the opt-in
-        closure A7 (docs/offline_theory.md §12.4); summary key ``offline_column_closure``
+        closures A7 or spread (docs/offline_theory.md §12.4); summary key ``offline_column_closure``
         says which ran.  Refused (ProblemError) with any other ``offline``.
     **solve_kw
         Further ``solve`` options (save_times, integrator, rtol, atol, progress, observers,
@@ -184,6 +184,8 @@ def _check_theory_options(problem: Problem, steps: int, offline: str, limit: str
     if column_closure != "dmft" and offline != "dmft":
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
                            f"linear column: it needs offline='dmft', got {offline!r}")
+    if column_closure == "spread":
+        check_spread_applies(problem.P / problem.D, problem.alpha, problem.eps)
     if limit not in LIMIT_CHOICES:
         raise ProblemError(f"limit must be one of {', '.join(LIMIT_CHOICES)}, got {limit!r}")
     limit_why = interpolant_reason(problem) if limit == "interpolant" else None
@@ -304,7 +306,7 @@ def offline_overlay(problem: Problem, t: np.ndarray, data: ProblemData | None = 
         The problem's data (default ``problem.data()``).
     method : {"auto", "spectral", "dmft", "rindex", "none"}
         Which theory (:data:`OFFLINE_OVERLAYS`).
-    column_closure : {"dmft", "least_squares"}
+    column_closure : {"dmft", "least_squares", "spread"}
         The DMFT's column closure (``method="dmft"`` only; ``offline_theory``'s option).
 
     Returns

@@ -168,6 +168,23 @@ def test_column_closure_least_squares(tmp_path, capsys):
         assert not bad.exists()
 
 
+def test_column_closure_spread(tmp_path, capsys):
+    """--column-closure spread runs the DMFT under the spread closure (12.1) (recorded, its own
+    regime note); a slow linear column is refused in one line (exit 2)."""
+    base = ("--D", "30", "--P", "90", "--steps", "30000", "--critical-kappa", "none",
+            "--limit-loss", "none", "--ns", "40", "--column-closure", "spread")
+    code, out = _run(tmp_path, "--alpha", "1", "--eps", "0.02", *base)
+    assert code == 0
+    _, s = _read(out)
+    assert s["method"] == "dmft" and s["column_closure"] == "spread"
+    assert "spread closure (12.1)" in s["regime"]
+    _nulls_have_reasons(s)
+    code, bad = _run(tmp_path, "--alpha", "0.2", "--eps", "0.1", *base, name="slow")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "slowest relaxation time" in err
+    assert not bad.exists()
+
+
 def test_finite_rank_init_runs_the_rindex_dmft(tmp_path, capsys):
     """--init aligned:R:C / lowrank:R: the r-index DMFT (docs §13) writes the same contract,
     critical_kappa null with its reason; a rank beyond the limit is refused in one line."""

@@ -117,9 +117,10 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
         what a theory without memorisation predicts there.
     Ns : int
         DMFT Monte Carlo samples.
-    column_closure : {"dmft", "least_squares"}
-        The DMFT's linear column where the DMFT runs: as derived, or the opt-in closure A7
-        (docs/offline_theory.md §12.4); refused for a finite-rank init (its DMFT is exact).
+    column_closure : {"dmft", "least_squares", "spread"}
+        The DMFT's linear column where the DMFT runs: as derived, or the opt-in closures A7
+        or spread (docs/offline_theory.md §12.4); refused for a finite-rank init (its DMFT is
+        exact).
 
     Returns
     -------

@@ -189,9 +189,9 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         only, and "auto" then means the DMFT: a prediction conditioned on the training set;
         docs/offline_theory.md §8.7).
     **dmft_options
-        Ns, seed, dmax and column_closure (``"dmft"`` or the opt-in closure A7,
-        ``"least_squares"``, docs §12.4) for the DMFT; Ns, seed, max_points for the r-index
-        DMFT (anything else is refused).
+        Ns, seed, dmax and column_closure (``"dmft"`` or the opt-in closures A7,
+        ``"least_squares"``, and ``"spread"``, docs §12.4) for the DMFT; Ns, seed, max_points
+        for the r-index DMFT (anything else is refused).
 
     Returns
     -------

@@ -232,7 +232,8 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     zg, zu = rng.standard_normal((Ns, Ns)), rng.standard_normal((Ns, Ns))
     spread = column_closure == "spread" and linear_column
     if spread:
-        check_spread_applies(inp.kappa, inp.alpha, inp.eps)                      # (12.1): the column is instantaneous, no psi filter
+        check_spread_applies(inp.kappa, inp.alpha, inp.eps)
+        # (12.1): the column is instantaneous, no psi filter
         ps, Wpsi, V = np.ones(tau.size), np.zeros((tau.size, tau.size)), \
             np.zeros((tau.size, tau.size))
         fz = 1.0 - 1.0 / inp.kappa
