@@ -34,6 +34,8 @@ grid), each against the weighted leave-one-out, the null-space split and no spli
 
     python benchmarks/offline_tail_projection.py run 100 200 400   # resumable, one JSON
     python benchmarks/offline_tail_projection.py run 800 --designs X none
+    python benchmarks/offline_tail_projection.py run 800 --designs Y       # ~10 min per seed
+    python benchmarks/offline_tail_projection.py k3 100 200 400     # kappa = 3 -> ..._k3.json
     python benchmarks/offline_tail_projection.py static            # -> ..._static.json, 2 s
     python benchmarks/offline_tail_projection.py dynamic           # -> ..._dynamic.json, ~15 min
     python benchmarks/offline_tail_projection.py table             # -> offline_tail_projection.md
@@ -57,6 +59,7 @@ from offline_delay import KEYS
 from offline_tail_certificate import _exponent
 from offline_tail_spike import _section
 from offline_tail_channels import AE, KAPPA, SEEDS, SWEEP_OUT, SWEEP_SEEDS, TAUS, _problem
+from offline_tail_channels import K3_OUT as K3_CHANNELS
 from offline_tail_channels import OUT as CHANNELS_OUT
 from lazyrich_theory.theory.timescales import grokking_summary
 
@@ -79,10 +82,10 @@ def _design(X: np.ndarray, design: str, seed: int) -> np.ndarray | None:
     raise ValueError(f"unknown design {design!r}: X | Y | none")
 
 
-def _one(D: int, seed: int, design: str) -> dict:
+def _one(D: int, seed: int, design: str, kappa: float = KAPPA) -> dict:
     """pop, lin, delta, tbar at TAUS and the grokking summary (times in GD steps) of the
     projected flow with ``design``."""
-    p = _problem(D, seed, RATIO, KAPPA)
+    p = _problem(D, seed, RATIO, kappa)
     data = p.data()
     X, y, beta = data.X, data.y, data.beta
     P = X.shape[0]
@@ -130,6 +133,34 @@ def _one(D: int, seed: int, design: str) -> dict:
             "summary": {key: g[key] for key in KEYS}}
 
 
+K3_OUT = HERE / "offline_tail_projection_k3.json"
+
+
+def run_k3(dims: list[int]) -> None:
+    """X and Y at kappa = 3 (seeds 0-1), against offline_tail_channels.py k3."""
+    run_resumable(K3_OUT, ((f"{D}|{s}|{d}", lambda D=D, s=s, d=d: _one(D, s, d, 3.0))
+                           for D in dims for s in SWEEP_SEEDS for d in ("X", "Y")))
+
+
+def _k3_lines() -> list[str]:
+    done, lines = _section(
+        K3_OUT.stem, "kappa = 3: the projected flows against the exact flow and the DMFT",
+        "Seed means (seeds 0-1) of the relative population loss at tau = 10 / 20 / 40 / 80: "
+        "the projected flows X and Y (`offline_tail_projection.py k3`), the exact flow and the "
+        "DMFT's column variants (offline_tail_channels_k3.json).",
+        ["D", "X", "Y", "exact", "dmft_column", "dmft_a7", "dmft_nosplit", "dmft_spread"])
+    chan = _load(K3_CHANNELS)
+    for D in sorted({int(k.split("|")[0]) for k in done or ()}):
+        runs = {d: [done.get(f"{D}|{s}|{d}") for s in SWEEP_SEEDS] for d in ("X", "Y")}
+        runs.update({m: [chan.get(f"{D}|{s}|{m}") for s in SWEEP_SEEDS]
+                     for m in ("exact", "dmft_column", "dmft_a7", "dmft_nosplit",
+                               "dmft_spread")})
+        lines.append(f"| {D} | " + " | ".join(
+            " / ".join(f"{v:.3f}" for v in np.mean([r["pop"] for r in rs], axis=0))
+            if all(rs) else "—" for rs in runs.values()) + " |")
+    return lines
+
+
 def run(dims: list[int], designs=DESIGNS) -> None:
     run_resumable(OUT, ((f"{D}|{s}|{d}", lambda D=D, s=s, d=d: _one(D, s, d))
                         for D in dims for s in SEEDS for d in designs))
@@ -142,12 +173,16 @@ def _load(path: Path) -> dict:
 def _stats(runs: list[dict]) -> tuple[float, float, float]:
     """Seed means of the delay (tau), the exponent qbar_eff over tau = 40-80 of the seed-mean
     trace excess, and the relative population loss at tau = 80."""
-    delay = np.mean([r["summary"]["relative_grokking_time"] for r in runs]) / 100.0
+    delays = [r["summary"]["relative_grokking_time"] for r in runs]
+    # NaN unless every run reached the 0.1 level by tau = 80 (a mean over some would mislead)
+    delay = np.mean(delays) / 100.0 if None not in delays else float("nan")
     q = _exponent(np.mean([r["tbar"] for r in runs], axis=0), TAUS, 40, 80)
     return float(delay), q, float(np.mean([r["pop"][-1] for r in runs]))
 
 
 def _fmt(ref: tuple, x: tuple) -> str:
+    if not np.isfinite(x[0]):
+        return f"not reached / {x[1]:.3f} / {x[2]:.4f}"
     return f"{x[0]:.1f} ({100 * (x[0] / ref[0] - 1):+.0f} %) / {x[1]:.3f} / {x[2]:.4f}"
 
 
@@ -198,6 +233,34 @@ def _column_lines(done: dict, sweep: dict) -> list[str]:
                  f"{st['Y'][0]:.1f} / {st['Y'][1]:.3f} / {st['Y'][2]:.4f}",
                  _fmt(st["X"], st["exact"])] + [_fmt(st["Y"], st[m]) for m in methods[1:]]
         lines.append(f"| {D} | " + " | ".join(cells) + " |")
+    return lines
+
+
+#: the spread table's DMFT variants (offline_tail_channels.FAST_METHODS, four seeds)
+SPREAD_METHODS = ("dmft_column", "dmft_nosplit", "dmft_a7", "dmft_spread")
+
+
+def _spread_lines(done: dict, sweep: dict) -> list[str]:
+    lines = [""] + markdown_head(
+        "The spread closure (12.1) against the projected flows (seeds 0-3)",
+        "Delay / exponent / loss at tau = 80 as above, seed means over the seeds where every "
+        "column ran; the DMFT variants from offline_tail_channels_ratio.json at alpha / eps = "
+        "50 (`offline_tail_channels.py spread`); in brackets the delay's error against Y, and "
+        "after the slash against X. Y at D = 800: the seeds run so far.",
+        ["D", "seeds", "X", "Y"] + list(SPREAD_METHODS), level=2)
+    for D in sorted({int(k.split("|")[0]) for k in done}):
+        runs = {d: {s: done.get(f"{D}|{s}|{d}") for s in SEEDS} for d in ("X", "Y")}
+        runs.update({m: {s: sweep.get(f"{RATIO}|{D}|{s}|{m}") for s in SEEDS}
+                     for m in SPREAD_METHODS})
+        seeds = [s for s in SEEDS if all(v[s] for v in runs.values())]
+        if not seeds:
+            continue
+        st = {m: _stats([v[s] for s in seeds]) for m, v in runs.items()}
+        y, x = st["Y"], st["X"]
+        cells = [f"{v[0]:.1f} / {v[1]:.3f} / {v[2]:.4f}" for v in (x, y)]
+        cells += [_fmt(y, st[m]) + (f" (X: {100 * (st[m][0] / x[0] - 1):+.0f} %)"
+                                    if np.isfinite(st[m][0]) else "") for m in SPREAD_METHODS]
+        lines.append(f"| {D} | {len(seeds)} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -379,6 +442,7 @@ def table() -> None:
         "(I - Pi_Z) rho with Z = X (the A5' fast-column limit of the exact flow), Z = Y (an "
         "independent Gaussian design) or no column; see the module docstring.", [])[:3]
     lines += _design_lines(done, _load(CHANNELS_OUT)) + _column_lines(done, _load(SWEEP_OUT))
+    lines += _spread_lines(done, _load(SWEEP_OUT)) + _k3_lines()
     lines += _static_lines() + _dynamic_lines()
     write_table(HERE / "offline_tail_projection.md", lines)
 
@@ -394,6 +458,8 @@ if __name__ == "__main__":
                 sys.exit(f"--designs takes some of {' '.join(DESIGNS)}, got {designs}")
         dims = [int(d) for d in args[1:]] or [100, 200, 400]
         run(dims, designs)
+    elif args[0] == "k3":
+        run_k3([int(d) for d in args[1:]] or [100, 200, 400])
     elif args[0] == "static":
         run_static()
     elif args[0] == "dynamic":
@@ -401,5 +467,5 @@ if __name__ == "__main__":
     elif args[0] == "table":
         table()
     else:
-        sys.exit(f"unknown command {args[0]!r}: run [D ...] [--designs X Y none] | static | "
-                 "dynamic | table")
+        sys.exit(f"unknown command {args[0]!r}: run [D ...] [--designs X Y none] | k3 [D ...] | "
+                 "static | dynamic | table")
