@@ -277,6 +277,8 @@ def _ratio_lines() -> list[str]:
             runs = {m: [done[k] for s in SWEEP_SEEDS if (k := f"{ratio}|{D}|{s}|{m}") in done]
                     for m in SWEEP_METHODS}
             n = len(runs["exact"])
+            if n == 0:              # the DMFT alone (``spread`` at D = 800): nothing to compare
+                continue
             runs = {m: v if len(v) == n else [] for m, v in runs.items()}
             full = {m: v for m, v in runs.items() if v}
             lines.append("| " + " | ".join([

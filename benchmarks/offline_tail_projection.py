@@ -59,6 +59,7 @@ from offline_delay import KEYS
 from offline_tail_certificate import _exponent
 from offline_tail_spike import _section
 from offline_tail_channels import AE, KAPPA, SEEDS, SWEEP_OUT, SWEEP_SEEDS, TAUS, _problem
+from offline_tail_channels import FAST_METHODS
 from offline_tail_channels import K3_OUT as K3_CHANNELS
 from offline_tail_channels import OUT as CHANNELS_OUT
 from lazyrich_theory.theory.timescales import grokking_summary
@@ -236,10 +237,6 @@ def _column_lines(done: dict, sweep: dict) -> list[str]:
     return lines
 
 
-#: the spread table's DMFT variants (offline_tail_channels.FAST_METHODS, four seeds)
-SPREAD_METHODS = ("dmft_column", "dmft_nosplit", "dmft_a7", "dmft_spread")
-
-
 def _spread_lines(done: dict, sweep: dict) -> list[str]:
     lines = [""] + markdown_head(
         "The spread closure (12.1) against the projected flows (seeds 0-3)",
@@ -247,11 +244,11 @@ def _spread_lines(done: dict, sweep: dict) -> list[str]:
         "column ran; the DMFT variants from offline_tail_channels_ratio.json at alpha / eps = "
         "50 (`offline_tail_channels.py spread`); in brackets the delay's error against Y, and "
         "after the slash against X. Y at D = 800: the seeds run so far.",
-        ["D", "seeds", "X", "Y"] + list(SPREAD_METHODS), level=2)
+        ["D", "seeds", "X", "Y"] + list(FAST_METHODS), level=2)
     for D in sorted({int(k.split("|")[0]) for k in done}):
         runs = {d: {s: done.get(f"{D}|{s}|{d}") for s in SEEDS} for d in ("X", "Y")}
         runs.update({m: {s: sweep.get(f"{RATIO}|{D}|{s}|{m}") for s in SEEDS}
-                     for m in SPREAD_METHODS})
+                     for m in FAST_METHODS})
         seeds = [s for s in SEEDS if all(v[s] for v in runs.values())]
         if not seeds:
             continue
@@ -259,7 +256,7 @@ def _spread_lines(done: dict, sweep: dict) -> list[str]:
         y, x = st["Y"], st["X"]
         cells = [f"{v[0]:.1f} / {v[1]:.3f} / {v[2]:.4f}" for v in (x, y)]
         cells += [_fmt(y, st[m]) + (f" (X: {100 * (st[m][0] / x[0] - 1):+.0f} %)"
-                                    if np.isfinite(st[m][0]) else "") for m in SPREAD_METHODS]
+                                    if np.isfinite(st[m][0]) else "") for m in FAST_METHODS]
         lines.append(f"| {D} | {len(seeds)} | " + " | ".join(cells) + " |")
     return lines
 
