@@ -42,27 +42,35 @@ def _tri(n, m):
 
 @njit(cache=True)
 def ell_diagonal(kd, kappa):
-    """The root l > 0 of l kappa mean(1 / (1 + l - kd)) = 1 (kd: the samples' K_nu[n, n]
-    <= 0; kappa > 1), by safeguarded Newton; bracket [0, (1 - min kd) / (kappa - 1)]."""
+    """The root l > 0 of l kappa mean(1 / (1 + l - kd)) = 1 (kd: the samples' K_nu[n, n];
+    kappa > 1), by safeguarded Newton in the bracket [0, (1 - min(0, min kd)) / (kappa - 1)].
+    The root is unique when every kd < 1 (the memorisation's instantaneous part is <= 0 in
+    the DMFT); otherwise, or for non-finite kd, NaN (the caller reports the divergence)."""
+    if not np.all(np.isfinite(kd)) or kd.max() >= 1.0:
+        return np.nan
     lo, hi = 0.0, (1.0 - min(0.0, kd.min())) / (kappa - 1.0)
     x = 1.0 / (kappa - 1.0)
-    for _ in range(100):
+    for _ in range(200):
         f = fp = 0.0
         for k in kd:
             g = 1.0 / (1.0 + x - k)
             f += g
-            fp += g * (1.0 - x * g)
+            fp += g * (1.0 - k) * g
         f, fp = x * kappa * f / kd.size - 1.0, kappa * fp / kd.size
+        if f == 0.0:
+            return x
         if f > 0.0:
             hi = x
         else:
             lo = x
-        step = x - f / fp if fp > 0.0 else 0.5 * (lo + hi)
-        x_new = step if lo < step < hi else 0.5 * (lo + hi)
-        if abs(x_new - x) <= 1e-15 * (1.0 + x):
+        step = x - f / fp
+        if abs(step - x) <= 1e-15 * (1.0 + x) and lo <= step <= hi:
+            return step
+        x_new = step if lo <= step <= hi else 0.5 * (lo + hi)
+        if hi - lo <= 1e-15 * (1.0 + hi):
             return x_new
         x = x_new
-    return x
+    return np.nan
 
 
 @njit(cache=True, parallel=True)
