@@ -36,6 +36,7 @@ grid), each against the weighted leave-one-out, the null-space split and no spli
     python benchmarks/offline_tail_projection.py run 800 --designs X none
     python benchmarks/offline_tail_projection.py run 800 --designs Y       # ~10 min per seed
     python benchmarks/offline_tail_projection.py k3 100 200 400     # kappa = 3 -> ..._k3.json
+    python benchmarks/offline_tail_projection.py k15 100 200        # kappa = 1.5 -> ..._k15.json
     python benchmarks/offline_tail_projection.py static            # -> ..._static.json, 2 s
     python benchmarks/offline_tail_projection.py dynamic           # -> ..._dynamic.json, ~15 min
     python benchmarks/offline_tail_projection.py table             # -> offline_tail_projection.md
@@ -61,6 +62,7 @@ from offline_tail_spike import _section
 from offline_tail_channels import AE, KAPPA, SEEDS, SWEEP_OUT, SWEEP_SEEDS, TAUS, _problem
 from offline_tail_channels import FAST_METHODS
 from offline_tail_channels import K3_OUT as K3_CHANNELS
+from offline_tail_channels import K15_OUT as K15_CHANNELS
 from offline_tail_channels import OUT as CHANNELS_OUT
 from lazyrich_theory.theory.timescales import grokking_summary
 
@@ -134,23 +136,28 @@ def _one(D: int, seed: int, design: str, kappa: float = KAPPA) -> dict:
             "summary": {key: g[key] for key in KEYS}}
 
 
-K3_OUT = HERE / "offline_tail_projection_k3.json"
+#: kappa -> (X and Y at that kappa, offline_tail_channels.py's runs there, its command)
+SMALL_KAPPA = {3.0: (HERE / "offline_tail_projection_k3.json", K3_CHANNELS, "k3"),
+               1.5: (HERE / "offline_tail_projection_k15.json", K15_CHANNELS, "k15")}
 
 
-def run_k3(dims: list[int]) -> None:
-    """X and Y at kappa = 3 (seeds 0-1), against offline_tail_channels.py k3."""
-    run_resumable(K3_OUT, ((f"{D}|{s}|{d}", lambda D=D, s=s, d=d: _one(D, s, d, 3.0))
-                           for D in dims for s in SWEEP_SEEDS for d in ("X", "Y")))
+def run_k3(dims: list[int], kappa: float = 3.0) -> None:
+    """X and Y at kappa = 3 or 1.5 (seeds 0-1), against offline_tail_channels.py k3 / k15."""
+    run_resumable(SMALL_KAPPA[kappa][0], ((f"{D}|{s}|{d}", lambda D=D, s=s, d=d:
+                                           _one(D, s, d, kappa))
+                                          for D in dims for s in SWEEP_SEEDS
+                                          for d in ("X", "Y")))
 
 
-def _k3_lines() -> list[str]:
+def _k3_lines(kappa: float = 3.0) -> list[str]:
+    out, chan_out, cmd = SMALL_KAPPA[kappa]
     done, lines = _section(
-        K3_OUT.stem, "kappa = 3: the projected flows against the exact flow and the DMFT",
+        out.stem, f"kappa = {kappa:g}: the projected flows against the exact flow and the DMFT",
         "Seed means (seeds 0-1) of the relative population loss at tau = 10 / 20 / 40 / 80: "
-        "the projected flows X and Y (`offline_tail_projection.py k3`), the exact flow and the "
-        "DMFT's column variants (offline_tail_channels_k3.json).",
+        f"the projected flows X and Y (`offline_tail_projection.py {cmd}`), the exact flow and "
+        f"the DMFT's column variants ({chan_out.name}).",
         ["D", "X", "Y", "exact", "dmft_column", "dmft_a7", "dmft_nosplit", "dmft_spread"])
-    chan = _load(K3_CHANNELS)
+    chan = _load(chan_out)
     for D in sorted({int(k.split("|")[0]) for k in done or ()}):
         runs = {d: [done.get(f"{D}|{s}|{d}") for s in SWEEP_SEEDS] for d in ("X", "Y")}
         runs.update({m: [chan.get(f"{D}|{s}|{m}") for s in SWEEP_SEEDS]
@@ -439,7 +446,7 @@ def table() -> None:
         "(I - Pi_Z) rho with Z = X (the A5' fast-column limit of the exact flow), Z = Y (an "
         "independent Gaussian design) or no column; see the module docstring.", [])[:3]
     lines += _design_lines(done, _load(CHANNELS_OUT)) + _column_lines(done, _load(SWEEP_OUT))
-    lines += _spread_lines(done, _load(SWEEP_OUT)) + _k3_lines()
+    lines += _spread_lines(done, _load(SWEEP_OUT)) + _k3_lines() + _k3_lines(1.5)
     lines += _static_lines() + _dynamic_lines()
     write_table(HERE / "offline_tail_projection.md", lines)
 
@@ -457,6 +464,8 @@ if __name__ == "__main__":
         run(dims, designs)
     elif args[0] == "k3":
         run_k3([int(d) for d in args[1:]] or [100, 200, 400])
+    elif args[0] == "k15":
+        run_k3([int(d) for d in args[1:]] or [100, 200], 1.5)
     elif args[0] == "static":
         run_static()
     elif args[0] == "dynamic":
@@ -464,5 +473,5 @@ if __name__ == "__main__":
     elif args[0] == "table":
         table()
     else:
-        sys.exit(f"unknown command {args[0]!r}: run [D ...] [--designs X Y none] | k3 [D ...] | "
+        sys.exit(f"unknown command {args[0]!r}: run [D ...] [--designs X Y none] | k3 | k15 [D ...] | "
                  "static | dynamic | table")
