@@ -264,9 +264,10 @@ def _regime_note(traj: Trajectory) -> str:
                 "docs/offline_theory.md §12.4): against the exact flow at D = 400 the loss at "
                 "tau = 40 is +0.01 (kappa = 3), -0.01..+0.01 (kappa = 5.5), +0.002 (kappa = 11) "
                 "on seed means, but -0.08 (kappa = 2) and -0.27 (kappa = 1.5), where the "
-                "column is not fast at finite D; the half time -12..0 %; at kappa = 5.5 the "
-                "grokking delay +24 / +21 / +7 % at D = 100 / 200 / 400 against the exact "
-                "independent-column flow (§12.4); Monte Carlo spread ~+-4 % / +-0.05")
+                "closure fails (not explained); the half time -12..0 % (early); at kappa = 5.5 "
+                "the grokking delay +34 / -3 / +7 / +5 % at D = 100 / 200 / 400 / 800 against "
+                "the exact fast-column flow (4 seeds, §12.4); critical kappa within +0.02 / "
+                "+0.06 at D = 400; Monte Carlo spread ~+-4 % / +-0.05, larger at kappa <= 2")
     if traj.info.get("column_closure") == "least_squares":
         return ("DMFT with the opt-in column closure A7 (chosen, not derived; "
                 "docs/offline_theory.md §12.4): against the exact flow at D = 400 the loss at "
