@@ -7,7 +7,7 @@ threshold 0.1 on the loss.  Exact: gradient flow at N = inf (the theory's width;
 reached cells are the same, docs §12.3) -- the first step with the population loss under 0.1,
 the same on the paper's 1000-point test set, and the long-time population loss.  Theory:
 ``phase_boundary_times`` with the spectral closure, with the DMFT and with the DMFT under the
-opt-in column closure A7 (no fitted constant).
+opt-in column closures A7 and spread (no fitted constant).
 
     python benchmarks/offline_fig3e.py run [n]      # exact cells + both theories -> JSON
     python benchmarks/offline_fig3e.py table [n]    # markdown summary of the JSON
@@ -33,10 +33,12 @@ from lazyrich_theory.theory.offline import (interpolant_floors, offline_inputs,
 from lazyrich_theory.theory.timescales import first_time_below
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("spectral", "dmft", "dmft-a7", "interpolant")
+METHODS = ("spectral", "dmft", "dmft-a7", "dmft-spread", "interpolant")
 #: ``phase_boundary_times`` method and DMFT options of each DMFT-based row ("dmft-a7": the
-#: opt-in least-squares column closure A7, docs §12.4).
-DMFT_ROWS = {"dmft": {}, "dmft-a7": {"column_closure": "least_squares"}}
+#: opt-in least-squares column closure A7; "dmft-spread": the opt-in spread closure (12.1);
+#: docs §12.4).
+DMFT_ROWS = {"dmft": {}, "dmft-a7": {"column_closure": "least_squares"},
+             "dmft-spread": {"column_closure": "spread"}}
 STEPS, THRESHOLD, D, P, ETA0 = 110_000, 0.1, 100, 550, 20.0
 
 

@@ -188,6 +188,10 @@ def _stats(runs: list[dict]) -> tuple[float, float, float]:
     return float(delay), q, float(np.mean([r["pop"][-1] for r in runs]))
 
 
+def _plain(x: tuple) -> str:
+    return f"{x[0]:.1f} / {x[1]:.3f} / {x[2]:.4f}"
+
+
 def _fmt(ref: tuple, x: tuple) -> str:
     if not np.isfinite(x[0]):
         return f"not reached / {x[1]:.3f} / {x[2]:.4f}"
@@ -213,7 +217,7 @@ def _design_lines(done: dict, chan: dict) -> list[str]:
             st[d] = _stats(runs) if all(runs) else None
         dm = [chan.get(f"{D}|{s}|dmft") for s in seeds]
         x = st["X"]
-        cells = [f"{x[0]:.1f} / {x[1]:.3f} / {x[2]:.4f}",
+        cells = [_plain(x),
                  _fmt(x, st["Y"]) if st["Y"] else "—", _fmt(x, st["none"]),
                  _fmt(st["none"], _stats(dm)) if all(dm) else "—"]
         lines.append(f"| {D} | {len(seeds)} | " + " | ".join(cells) + " |")
@@ -237,9 +241,7 @@ def _column_lines(done: dict, sweep: dict) -> list[str]:
         if any(len(v) != len(SWEEP_SEEDS) for v in runs.values()):
             continue
         st = {m: _stats(v) for m, v in runs.items()}
-        cells = [f"{st['X'][0]:.1f} / {st['X'][1]:.3f} / {st['X'][2]:.4f}",
-                 f"{st['Y'][0]:.1f} / {st['Y'][1]:.3f} / {st['Y'][2]:.4f}",
-                 _fmt(st["X"], st["exact"])] + [_fmt(st["Y"], st[m]) for m in methods[1:]]
+        cells = [_plain(st["X"]), _plain(st["Y"]), _fmt(st["X"], st["exact"])] + [_fmt(st["Y"], st[m]) for m in methods[1:]]
         lines.append(f"| {D} | " + " | ".join(cells) + " |")
     return lines
 
@@ -250,7 +252,7 @@ def _spread_lines(done: dict, sweep: dict) -> list[str]:
         "Delay / exponent / loss at tau = 80 as above, seed means over the seeds where every "
         "column ran; the DMFT variants from offline_tail_channels_ratio.json at alpha / eps = "
         "50 (`offline_tail_channels.py spread`); in brackets the delay's error against Y, and "
-        "after the slash against X. Y at D = 800: the seeds run so far.",
+        "(X: ...) against X.",
         ["D", "seeds", "X", "Y"] + list(FAST_METHODS), level=2)
     for D in sorted({int(k.split("|")[0]) for k in done}):
         runs = {d: {s: done.get(f"{D}|{s}|{d}") for s in SEEDS} for d in ("X", "Y")}
@@ -261,7 +263,7 @@ def _spread_lines(done: dict, sweep: dict) -> list[str]:
             continue
         st = {m: _stats([v[s] for s in seeds]) for m, v in runs.items()}
         y, x = st["Y"], st["X"]
-        cells = [f"{v[0]:.1f} / {v[1]:.3f} / {v[2]:.4f}" for v in (x, y)]
+        cells = [_plain(x), _plain(y)]
         cells += [_fmt(y, st[m]) + (f" (X: {100 * (st[m][0] / x[0] - 1):+.0f} %)"
                                     if np.isfinite(st[m][0]) else "") for m in FAST_METHODS]
         lines.append(f"| {D} | {len(seeds)} | " + " | ".join(cells) + " |")
