@@ -129,9 +129,10 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         "= 2-5.5 instead of +0.04..+0.25) or spread (opt-in, derived, §12.4: "
                         "a fast column's leave-one-out with the spread of memorisation over "
                         "samples; at D = 400 within -0.01..+0.01 at kappa = 3-11, but -0.08 at "
-                        "kappa = 2 and -0.27 at 1.5; refused where the column is slow); also "
-                        "used by --critical-kappa dmft. Needs the DMFT (--method dmft, or auto "
-                        "below kappa = 5)")
+                        "kappa = 2 and -0.27 at 1.5; ~2x the DMFT's time and +0.5 GB; refused "
+                        "where the column's slowest relaxation time eps kappa / (alpha "
+                        "(sqrt(kappa) - 1)^2) exceeds 1 in tau); also used by --critical-kappa "
+                        "dmft. Needs the DMFT (--method dmft, or auto below kappa = 5)")
     p.add_argument("--ns", type=int_at_least("--ns", 20), default=DMFT_NS,
                    help=f"DMFT Monte Carlo samples (even, default {DMFT_NS})")
     p.add_argument("--dmft-seed", dest="dmft_seed", type=int_at_least("--dmft-seed"),

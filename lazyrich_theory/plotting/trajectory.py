@@ -53,8 +53,10 @@ _POPULATION_STYLE = dict(ls=":", color="0.15", lw=2.0)
 def _title(traj: "Trajectory") -> str:
     p = traj.problem
     readouts = " with trained readouts" if traj.info.get("train_readouts") else ""
-    return (f"{method_name(traj.method, p)}{readouts} — {problem_line(p)}, seed {p.seed}"
-            + options_suffix(p))
+    closure = CLOSURE_NAMES.get(traj.info.get("column_closure") or "dmft", "")
+    closure = f" + {closure}" if closure else ""       # the DMFT's opt-in column closures
+    return (f"{method_name(traj.method, p)}{closure}{readouts} — {problem_line(p)}, seed "
+            f"{p.seed}" + options_suffix(p))
 
 
 def _positive_line(ax, x, y, ls, color, lw, label) -> bool:

@@ -66,14 +66,16 @@ def column_lag(kappa: float, alpha: float, eps: float) -> float:
     return eps * kappa / (alpha * (math.sqrt(kappa) - 1.0) ** 2)
 
 
-def check_spread_applies(kappa: float, alpha: float, eps: float) -> None:
-    """Refuse (one line) the spread closure where the linear column is not fast."""
+def check_spread_applies(kappa: float, alpha: float, eps: float, where: str = "here") -> None:
+    """Refuse (one line) the spread closure where the linear column is not fast (``where``:
+    which run needs that kappa, for the message)."""
     lag = column_lag(kappa, alpha, eps)
     if lag > SPREAD_MAX_LAG:
-        raise ProblemError(f"column_closure='spread' takes the linear column as instantaneous, "
-                           f"but its slowest relaxation time here is {lag:.3g} in tau > "
-                           f"{SPREAD_MAX_LAG:g} (kappa = {kappa:.3g}, alpha / eps = "
-                           f"{alpha / eps:.3g}): use column_closure='dmft'")
+        raise ProblemError(f"the column closure spread takes the linear column as "
+                           f"instantaneous, but its slowest relaxation time {where} is "
+                           f"{lag:.3g} in tau > {SPREAD_MAX_LAG:g} (kappa = {kappa:.3g}, "
+                           f"alpha / eps = {alpha / eps:.3g}): use the closure dmft or "
+                           "least_squares")
 
 
 def make_grid(tau_max: float, dmax: float = DMFT_DMAX) -> np.ndarray:

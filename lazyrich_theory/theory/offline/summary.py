@@ -32,7 +32,8 @@ from scipy.optimize import brentq
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
-from lazyrich_theory.theory.offline.dmft import DMFT_DMAX, check_column_closure, dmft_tau_curves
+from lazyrich_theory.theory.offline.dmft import (DMFT_DMAX, check_column_closure,
+                                                check_spread_applies, dmft_tau_curves)
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
 from lazyrich_theory.theory.offline.plateau import plateau_losses, plateau_reason, plateau_spectrum
 from lazyrich_theory.theory.offline.rindex import (RINDEX_MAX_POINTS, RIndexInputs,
@@ -134,6 +135,11 @@ def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns
     definition = (f"kappa at which the DMFT's{closure} population loss at tau = {tau_h:g} (t = "
                   f"{tau_h * inp.alpha * inp.D / (2 * inp.eta0 * inp.eps):.6g} steps) is half "
                   "its initial value; below it training interpolates without generalising")
+
+    if column_closure == "spread":       # the search's smallest kappa has the slowest column
+        check_spread_applies(lo, inp.alpha, inp.eps,
+                             f"at the critical-kappa search's lower end (kappa = {lo:g}; "
+                             "the interpolant's critical kappa has no such limit)")
 
     def generalises(k: float) -> bool:
         c = dmft_tau_curves(OfflineInputs(k, inp.alpha, inp.eps, inp.eta0, inp.b2, inp.D),
@@ -264,7 +270,9 @@ def _regime_note(traj: Trajectory) -> str:
                 "docs/offline_theory.md §12.4): against the exact flow at D = 400 the loss at "
                 "tau = 40 is +0.01 (kappa = 3), -0.01..+0.01 (kappa = 5.5), +0.002 (kappa = 11) "
                 "on seed means, but -0.08 (kappa = 2) and -0.27 (kappa = 1.5), where the "
-                "closure fails (not explained); the half time -12..0 % (early); at kappa = 5.5 "
+                "closure itself fails (suspects in §12.4); it takes the column as fitted at "
+                "once, so before the column's relaxation time (up to 1 in tau) its test loss "
+                "overshoots; the half time -12..0 % (early); at kappa = 5.5 "
                 "the grokking delay +34 / -3 / +7 / +5 % at D = 100 / 200 / 400 / 800 against "
                 "the exact fast-column flow (4 seeds, §12.4); critical kappa within +0.02 / "
                 "+0.06 at D = 400; Monte Carlo spread ~+-4 % / +-0.05, larger at kappa <= 2")
@@ -304,6 +312,9 @@ def _delay(traj: Trajectory, g: dict[str, Any], reasons: dict[str, str]) -> dict
         side = ("the spectral closure's delay is 22-86 % short at kappa = 5.5-11 (a lower "
                 "estimate" if method == "spectral" else "the DMFT's delay is 8-272 % long or "
                 "never reached at kappa = 5.5-11 (an upper estimate")
+        if traj.info.get("column_closure") == "spread":
+            side = ("the spread closure's delay is +34 / -3 / +7 / +5 % at D = 100 / 200 / 400 "
+                    "/ 800 at kappa = 5.5, alpha / eps = 50 and not measured elsewhere (§12.4")
         reasons["predicted_grokking_delay"] = (
             f"not predicted at kappa = {kappa:.3g} < {KAPPA_DELAY:g}: {side}, "
             "docs/offline_theory.md §11.5); its value is predicted_grokking_delay_estimate")
