@@ -37,7 +37,22 @@ def test_locator_is_installed():
     assert _numba_cache.install()
     names = [c.__name__ for c in caching.CacheImpl._locator_classes]
     assert "PackageCacheLocator" in names
-    assert names.index("PackageCacheLocator") == names.index("UserProvidedCacheLocator") + 1
+    assert names.index("PackageCacheLocator") == names.index("UserProvidedCacheLocator") - 1
+
+
+def test_stamp_covers_every_source_file(tmp_path):
+    """A kernel compiled from several files must go stale when any of them changes, so the
+    stamp is one digest over all source files: touching any one changes it."""
+    (tmp_path / "sub").mkdir()
+    for name in ("a.py", "sub/b.py"):
+        (tmp_path / name).write_text("x = 1\n")
+    first = _numba_cache.package_stamp(tmp_path)
+    assert _numba_cache.package_stamp(tmp_path) == first            # cached per process
+    _numba_cache.package_stamp.cache_clear()
+    assert _numba_cache.package_stamp(tmp_path) == first            # same files, same stamp
+    os.utime(tmp_path / "sub" / "b.py", ns=(1, 10**18))
+    _numba_cache.package_stamp.cache_clear()
+    assert _numba_cache.package_stamp(tmp_path) != first
 
 
 def test_kernels_are_cached_in_the_user_folder_not_in_the_package(tmp_path):
