@@ -27,10 +27,14 @@ from offline_final_400 import CELLS, OUT as EXACT, T_H, _key, _metrics, cell_job
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "offline_dmft_a7.json"
 SMALL_OUT = HERE / "offline_dmft_a7_smalld.json"
-#: closure -> (column_closure, D = 400 results, D = 50-200 results)
-CLOSURES = {"a7": ("least_squares", OUT, SMALL_OUT),
+#: closure -> (column_closure, D = 400 results, D = 50-200 results, more DMFT options);
+#: "resolved": the spread closure with its bulk memorisation resolved (a diagnostic)
+CLOSURES = {"a7": ("least_squares", OUT, SMALL_OUT, {}),
             "spread": ("spread", HERE / "offline_dmft_spread.json",
-                       HERE / "offline_dmft_spread_smalld.json")}
+                       HERE / "offline_dmft_spread_smalld.json", {}),
+            "resolved": ("spread", HERE / "offline_dmft_resolved.json",
+                         HERE / "offline_dmft_resolved_smalld.json",
+                         {"spread_response": "resolved"})}
 
 
 #: the spread closure at kappa <= 2 with more Monte Carlo seeds of the DMFT (its population
@@ -42,7 +46,7 @@ def _one(kappa: float, alpha: float, eps: float, seed: int, closure: str = "a7",
          mc: int = 0) -> dict:
     p, st = cell_problem(kappa, alpha, eps, seed)
     return _metrics(offline_theory(p, T_H, method="dmft", save_times=st, seed=mc,
-                                   column_closure=CLOSURES[closure][0]))
+                                   column_closure=CLOSURES[closure][0], **CLOSURES[closure][3]))
 
 
 def run_mc() -> None:
@@ -68,33 +72,33 @@ def _half_err(th: list, ex: list) -> str:
 
 
 def table() -> None:
-    done, exact = json.loads(OUT.read_text()), json.loads(EXACT.read_text())
-    spread = _load(CLOSURES["spread"][1])
+    exact = json.loads(EXACT.read_text())
+    runs = {"DMFT": {k: v["dmft"] for k, v in exact.items()}}
+    runs.update({c: _load(v[1]) for c, v in CLOSURES.items()})
     lines = markdown_head(
-        "DMFT closures A7 (least-squares column) and spread (12.1) at D = 400 "
-        "(docs/offline_theory.md §12.4)",
+        "DMFT closures A7 (least-squares column), spread (12.1) and its resolved variant at "
+        "D = 400 (docs/offline_theory.md §12.4)",
         "Relative population loss at tau = 40: error = theory - exact, mean ± sd (number of "
         "seeds); half time: error of the seed mean (seeds where both halve). DMFT: as derived "
-        "(benchmarks/offline_final_400.json); A7: column_closure='least_squares'; spread: "
-        "column_closure='spread' (— : not run).",
-        ["kappa", "alpha, eps", "seeds", "exact", "DMFT error", "A7 error", "spread error",
-         "half time DMFT", "half time A7", "half time spread"])
+        "(benchmarks/offline_final_400.json); a7: column_closure='least_squares'; spread: "
+        "column_closure='spread'; resolved: the same with spread_response='resolved' (— : not "
+        "run).",
+        ["kappa", "alpha, eps", "seeds", "exact"] + [f"{m} error" for m in runs]
+        + [f"half time {m}" for m in runs])
     for kappa, a, e, seeds in CELLS:
-        keys = [_key(kappa, a, e, s) for s in seeds if _key(kappa, a, e, s) in done]
+        keys = [_key(kappa, a, e, s) for s in seeds if _key(kappa, a, e, s) in runs["a7"]]
         if not keys:
             continue
         ex = [exact[k]["exact"]["final"] for k in keys]
         hx = [exact[k]["exact"]["half"] for k in keys]
-        sp = [k in spread for k in keys]
-        errs = [_err([exact[k]["dmft"]["final"] - x for k, x in zip(keys, ex)]),
-                _err([done[k]["final"] - x for k, x in zip(keys, ex)]),
-                _err([spread[k]["final"] - x for k, x in zip(keys, ex)]) if all(sp) else "—"]
-        halves = [_half_err([exact[k]['dmft']['half'] for k in keys], hx),
-                  _half_err([done[k]['half'] for k in keys], hx),
-                  _half_err([spread[k]['half'] for k in keys], hx) if all(sp) else "—"]
+        ok = {m: all(k in r for k in keys) for m, r in runs.items()}
+        errs = [_err([r[k]["final"] - x for k, x in zip(keys, ex)]) if ok[m] else "—"
+                for m, r in runs.items()]
+        halves = [_half_err([r[k]["half"] for k in keys], hx) if ok[m] else "—"
+                  for m, r in runs.items()]
         lines.append(f"| {kappa:g} | {a:g}, {e:g} | {len(keys)} | {np.mean(ex):.3f} | "
                      + " | ".join(errs + halves) + " |")
-    write_table(HERE / "offline_dmft_a7.md", lines + _mc_lines(exact, spread))
+    write_table(HERE / "offline_dmft_a7.md", lines + _mc_lines(exact, runs["spread"]))
 
 
 def _mc_lines(exact: dict, spread: dict) -> list[str]:
@@ -134,17 +138,17 @@ def smalld(closure: str | None = None) -> None:
              and r["D"] in SMALL_DS and r["kappa"] in SMALL_KAPPAS]
     plain = json.loads(Path(THEORY_JSON).read_text())
 
-    def jobs(column_closure):
+    def jobs(spec):
         for r in exact:
             def job(r=r):
                 inp = OfflineInputs(kappa=r["kappa"], alpha=1.0, eps=0.02, eta0=1.0, b2=r["b2"],
                                     D=r["D"])
                 t = np.concatenate([[0.0], np.geomspace(1.0, HORIZON_PER_D * r["D"], 400)])
-                c = offline_curves(inp, t, "dmft", column_closure=column_closure)
+                c = offline_curves(inp, t, "dmft", column_closure=spec[0], **spec[3])
                 return {"final": metrics(t, c["population_loss"], r["D"])[1]}
             yield f"{r['D']}|{r['kappa']:g}|{r['seed']}", job
     if closure is not None:
-        run_resumable(CLOSURES[closure][2], jobs(CLOSURES[closure][0]))
+        run_resumable(CLOSURES[closure][2], jobs(CLOSURES[closure]))
     done = {c: _load(v[2]) for c, v in CLOSURES.items()}
     lines = markdown_head(
         "DMFT closures A7 and spread at D = 50-200 (docs/offline_theory.md §12.4)",
@@ -178,7 +182,7 @@ def main(args: list[str]) -> None:
     cmd = args[0] if args else "run"
     closure = args[1] if len(args) > 1 else None
     if closure is not None and closure not in CLOSURES:
-        raise SystemExit(f"unknown closure {closure!r}: a7 or spread")
+        raise SystemExit(f"unknown closure {closure!r}: {' | '.join(CLOSURES)}")
     if cmd == "smalld":
         smalld(closure)
     elif cmd == "run":

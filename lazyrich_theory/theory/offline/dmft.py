@@ -34,7 +34,8 @@ from lazyrich_theory.theory.offline.plateau import mp_rule
 
 __all__ = ["dmft_columns", "dmft_tau_curves", "make_grid", "linear_channel", "xi_strata",
            "xi_training_strata", "DMFT_NS", "DMFT_DMAX", "DMFT_MAX_POINTS", "COLUMN_CLOSURES",
-           "check_column_closure", "check_spread_applies", "column_lag", "SPREAD_MAX_LAG"]
+           "check_column_closure", "check_spread_applies", "column_lag", "SPREAD_MAX_LAG",
+           "SPREAD_RESPONSES"]
 
 #: Default number of Monte Carlo samples.
 DMFT_NS = 800
@@ -47,6 +48,9 @@ DMFT_MAX_POINTS = 400
 COLUMN_CLOSURES = ("dmft", "least_squares", "spread")
 
 
+#: The spread closure's memorisation operators K_nu: first order in the Onsager terms (the
+#: default, measured in docs §12.4) or with the bulk's own resolvent (a diagnostic, §12.4).
+SPREAD_RESPONSES = ("first_order", "resolved")
 #: The spread closure takes the linear column at its least-squares fit at every instant: it is
 #: refused where the column's slowest relaxation time (in tau) exceeds this (a chosen bound).
 SPREAD_MAX_LAG = 1.0
@@ -163,8 +167,8 @@ def xi_training_strata(xi_train: np.ndarray, Ns: int) -> np.ndarray:
 def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed: int = 0,
                     dmax: float = DMFT_DMAX, xi_train: np.ndarray | None = None, *,
                     linear_column: bool = True, anomalous_term: bool = True,
-                    column_closure: str = "dmft",
-                    null_space_split: bool = True) -> dict[str, np.ndarray]:
+                    column_closure: str = "dmft", null_space_split: bool = True,
+                    spread_response: str = "first_order") -> dict[str, np.ndarray]:
     """The DMFT's curves on its own grid up to ``tau_max``.
 
     Parameters
@@ -193,6 +197,11 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         of §8.5 (the sample-averaged memorisation kernel Kbar = 0), so that the linear
         column filters the whole residual, r = A[rho + alpha theta_u], and its cavity
         variance is fed by r itself.  Default True, the DMFT as derived.
+    spread_response : {"first_order", "resolved"}
+        A diagnostic of the spread closure (docs/offline_theory.md §12.4): the samples'
+        memorisation operators K_nu at first order in the Onsager terms (default), or with
+        the bulk's part resolved through the sample's own Volterra resolvent (one step
+        behind; the spike's part stays first order).
     column_closure : {"dmft", "least_squares", "spread"}
         "dmft" (default): the linear column as derived (§8.5).  "least_squares": closure A7,
         an experimental correction measured in docs/offline_theory.md §12.4 -- the exact
@@ -236,6 +245,11 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     Ns = xi.size
     zg, zu = rng.standard_normal((Ns, Ns)), rng.standard_normal((Ns, Ns))
     spread = column_closure == "spread"
+    if spread_response not in SPREAD_RESPONSES or (spread_response != "first_order"
+                                                   and not spread):
+        raise ProblemError(f"spread_response must be one of {', '.join(SPREAD_RESPONSES)} "
+                           f"(and other than first_order only with column_closure='spread'), "
+                           f"got {spread_response!r}")
     if spread and not (linear_column and null_space_split):
         raise ProblemError("column_closure='spread' is a closure of the linear column that "
                            "replaces the null-space split: it needs linear_column=True and "
@@ -257,7 +271,7 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     par = np.array([inp.kappa, inp.alpha_eps, inp.b2, float(inp.D), inp.alpha, inp.eps, fz,
                     1.0 if anomalous_term else 0.0, 1.0 if a7 else 0.0,
                     1.0 if null_space_split and not spread else 0.0,
-                    1.0 if spread else 0.0])
+                    1.0 if spread else 0.0, 1.0 if spread_response == "resolved" else 0.0])
     with numba_threads(free_cores()):      # the samples' steps run in parallel
         K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par)
     return _losses(inp, tau, K, V1, a7, spread)

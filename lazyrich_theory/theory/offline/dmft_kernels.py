@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from lazyrich_theory.theory.offline.dmft_spread import ell_row, member_rows
+from lazyrich_theory.theory.offline.dmft_spread import ell_row, member_rows, resolved_bulk
 
 __all__ = ["run_dmft", "K_NAMES", "S_NAMES", "V1_NAMES"]
 
@@ -459,6 +459,8 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         if sp:
             member_rows(n, K[RB, n], K[RX, n], K[RM, n], Q, S[H_], xi, W, 0.5 * dt[n - 1],
                         -ae / kappa, par[7] / D, KN)
+            if par[11] > 0.0:
+                resolved_bulk(n, K[RB], K[RX], LB, Q, xi, W, -ae / kappa, par[7] / D, KN)
             ell_row(n, KN, GV, K[LL], K[GBAR], kappa, Am, Bm, acc)
         if par[8] > 0.0:
             ufac = _least_squares_factor(K, V1, n, kappa, par[4])

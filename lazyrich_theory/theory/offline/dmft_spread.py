@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["ell_diagonal", "ell_row", "member_rows", "spread_operators"]
+__all__ = ["ell_diagonal", "ell_row", "member_rows", "resolved_bulk", "spread_operators"]
 
 
 @njit(cache=True, inline="always")
@@ -49,8 +49,8 @@ def ell_diagonal(kd, kappa):
     if not np.all(np.isfinite(kd)) or kd.max() >= 1.0:
         return np.nan
     lo, hi = 0.0, (1.0 - min(0.0, kd.min())) / (kappa - 1.0)
-    x = 1.0 / (kappa - 1.0)
-    for _ in range(200):
+    x, f = 1.0 / (kappa - 1.0), 1.0
+    for _ in range(100):
         f = fp = 0.0
         for k in kd:
             g = 1.0 / (1.0 + x - k)
@@ -64,13 +64,14 @@ def ell_diagonal(kd, kappa):
         else:
             lo = x
         step = x - f / fp
-        if abs(step - x) <= 1e-15 * (1.0 + x) and lo <= step <= hi:
+        # converged when the Newton step is at the rounding level of f (the sums over the
+        # samples carry ~sqrt(Ns) ulps of error, so a fixed 1e-15 can be out of reach)
+        if abs(step - x) <= 1e-13 * (1.0 + x) and lo <= step <= hi:
             return step
-        x_new = step if lo <= step <= hi else 0.5 * (lo + hi)
+        x = step if lo <= step <= hi else 0.5 * (lo + hi)
         if hi - lo <= 1e-15 * (1.0 + hi):
-            return x_new
-        x = x_new
-    return np.nan
+            return x
+    return x if abs(f) < 1e-10 else np.nan
 
 
 @njit(cache=True, parallel=True)
@@ -154,6 +155,23 @@ def member_rows(n, Rb, Rx, Rm, Q, H, xi, W, Wc, c, anc_d, KN):
             q = Q[i, base + s]
             KN[i, s] = c * W[s] * ((Rb[s] + anc_d * x2 * Rx[s]) * q + Rm[s] * hp * H[i, s])
         KN[i, n] = c * Wc * ((1.0 + anc_d * x2) * Q[i, base + n - 1] + hp * hp)
+
+
+@njit(cache=True, parallel=True)
+def resolved_bulk(n, RB, RX, LB, Q, xi, W, c, anc_d, KN):
+    """A diagnostic (``spread_response="resolved"``): add to the bulk part of ``KN`` the
+    sample's own resolvent, one step behind -- the response of z_b to its residual through
+    the Onsager term's feedback, dropped at first order:
+    c W_s Q_nu(n-1, s) [sum_{s <= sigma < n} L_b(n-1, sigma) R~(sigma, s) - R~(n-1, s)],
+    R~ = R_b + anc_d xi^2 R_x, L_b the sample's packed bulk resolvent."""
+    for i in prange(KN.shape[0]):
+        x2 = xi[i] * xi[i]
+        bq, bl = _tri(n - 1, 0), _tri(n - 1, 0)
+        for s in range(n):
+            acc = -(RB[n - 1, s] + anc_d * x2 * RX[n - 1, s])
+            for sg in range(s, n):
+                acc += LB[i, bl + sg] * (RB[sg, s] + anc_d * x2 * RX[sg, s])
+            KN[i, s] += c * W[s] * Q[i, bq + s] * acc
 
 
 def spread_operators(KV: np.ndarray, kappa: float) -> tuple[np.ndarray, np.ndarray]:
