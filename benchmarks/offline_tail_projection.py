@@ -156,13 +156,14 @@ def _k3_lines(kappa: float = 3.0) -> list[str]:
         "Seed means (seeds 0-1) of the relative population loss at tau = 10 / 20 / 40 / 80: "
         f"the projected flows X and Y (`offline_tail_projection.py {cmd}`), the exact flow and "
         f"the DMFT's column variants ({chan_out.name}).",
-        ["D", "X", "Y", "exact", "dmft_column", "dmft_a7", "dmft_nosplit", "dmft_spread"])
+        ["D", "X", "Y", "exact", "dmft_column", "dmft_a7", "dmft_nosplit", "dmft_spread",
+         "dmft_resolved"])
     chan = _load(chan_out)
     for D in sorted({int(k.split("|")[0]) for k in done or ()}):
         runs = {d: [done.get(f"{D}|{s}|{d}") for s in SWEEP_SEEDS] for d in ("X", "Y")}
         runs.update({m: [chan.get(f"{D}|{s}|{m}") for s in SWEEP_SEEDS]
                      for m in ("exact", "dmft_column", "dmft_a7", "dmft_nosplit",
-                               "dmft_spread")})
+                               "dmft_spread", "dmft_resolved")})
         lines.append(f"| {D} | " + " | ".join(
             " / ".join(f"{v:.3f}" for v in np.mean([r["pop"] for r in rs], axis=0))
             if all(rs) else "—" for rs in runs.values()) + " |")

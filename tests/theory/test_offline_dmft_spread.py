@@ -109,6 +109,18 @@ def test_resolved_response_is_a_spread_diagnostic():
     assert np.max(np.abs(a["population_loss"] - b["population_loss"])) > 0.0
 
 
+def test_the_summary_records_the_resolved_response():
+    import lazyrich_theory as lr
+    from lazyrich_theory.theory.offline import offline_summary, offline_theory
+
+    p = lr.Problem(D=30, P=90, N=float("inf"), alpha=1.0, eps=0.02, seed=0)
+    plain, resolved = (offline_summary(offline_theory(p, 3000, method="dmft", Ns=40,
+                                                      column_closure="spread", **kw))
+                       for kw in ({}, {"spread_response": "resolved"}))
+    assert "spread_response" not in plain and resolved["spread_response"] == "resolved"
+    assert "resolved" in resolved["regime"] and "resolved" not in plain["regime"]
+
+
 def test_unknown_closure_is_refused():
     inp = OfflineInputs(kappa=KAPPA, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=100)
     with pytest.raises(ProblemError, match="column_closure must be one of"):

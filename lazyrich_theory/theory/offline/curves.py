@@ -239,6 +239,8 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         info.update(rank=inp.R, initial_overlap=inp.overlap, stride=int(cols.pop("stride")))
     if chosen == "dmft":
         info["column_closure"] = dmft_options.get("column_closure", "dmft")
+        if dmft_options.get("spread_response", "first_order") != "first_order":
+            info["spread_response"] = dmft_options["spread_response"]
     if chosen == "spectral":
         cl = spectral_closure(inp.kappa, inp.b2, inp.D)
         info.update(plateau_outlier_overlap=cl.omega0,
