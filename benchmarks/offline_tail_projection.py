@@ -242,7 +242,8 @@ def _column_lines(done: dict, sweep: dict) -> list[str]:
         if any(len(v) != len(SWEEP_SEEDS) for v in runs.values()):
             continue
         st = {m: _stats(v) for m, v in runs.items()}
-        cells = [_plain(st["X"]), _plain(st["Y"]), _fmt(st["X"], st["exact"])] + [_fmt(st["Y"], st[m]) for m in methods[1:]]
+        cells = [_plain(st["X"]), _plain(st["Y"]), _fmt(st["X"], st["exact"])]
+        cells += [_fmt(st["Y"], st[m]) for m in methods[1:]]
         lines.append(f"| {D} | " + " | ".join(cells) + " |")
     return lines
 
@@ -476,5 +477,5 @@ if __name__ == "__main__":
     elif args[0] == "table":
         table()
     else:
-        sys.exit(f"unknown command {args[0]!r}: run [D ...] [--designs X Y none] | k3 | k15 [D ...] | "
-                 "static | dynamic | table")
+        sys.exit(f"unknown command {args[0]!r}: run [D ...] [--designs X Y none] | "
+                 "k3 | k15 [D ...] | static | dynamic | table")

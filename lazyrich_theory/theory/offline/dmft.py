@@ -244,19 +244,9 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     rng.shuffle(xi)
     Ns = xi.size
     zg, zu = rng.standard_normal((Ns, Ns)), rng.standard_normal((Ns, Ns))
-    spread = column_closure == "spread"
-    if spread_response not in SPREAD_RESPONSES or (spread_response != "first_order"
-                                                   and not spread):
-        raise ProblemError(f"spread_response must be one of {', '.join(SPREAD_RESPONSES)} "
-                           f"(and other than first_order only with column_closure='spread'), "
-                           f"got {spread_response!r}")
-    if spread and not (linear_column and null_space_split):
-        raise ProblemError("column_closure='spread' is a closure of the linear column that "
-                           "replaces the null-space split: it needs linear_column=True and "
-                           "null_space_split=True")
-    if spread:
-        check_spread_applies(inp.kappa, inp.alpha, inp.eps)
-        # (12.1): the column is instantaneous, no psi filter
+    spread = _check_spread(inp, column_closure, spread_response,
+                           linear_column and null_space_split)
+    if spread:                      # (12.1): the column is instantaneous, no psi filter
         ps, Wpsi, V = np.ones(tau.size), np.zeros((tau.size, tau.size)), \
             np.zeros((tau.size, tau.size))
         fz = 1.0 - 1.0 / inp.kappa
@@ -275,6 +265,25 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     with numba_threads(free_cores()):      # the samples' steps run in parallel
         K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par)
     return _losses(inp, tau, K, V1, a7, spread)
+
+
+def _check_spread(inp: OfflineInputs, column_closure: str, spread_response: str,
+                  defaults: bool) -> bool:
+    """Whether the spread closure runs; ProblemError (one line) for its bad options
+    (``defaults``: linear_column and null_space_split both at their defaults)."""
+    spread = column_closure == "spread"
+    if spread_response not in SPREAD_RESPONSES or (spread_response != "first_order"
+                                                   and not spread):
+        raise ProblemError(f"spread_response must be one of {', '.join(SPREAD_RESPONSES)} "
+                           f"(and other than first_order only with column_closure='spread'), "
+                           f"got {spread_response!r}")
+    if spread and not defaults:
+        raise ProblemError("column_closure='spread' is a closure of the linear column that "
+                           "replaces the null-space split: it needs linear_column=True and "
+                           "null_space_split=True")
+    if spread:
+        check_spread_applies(inp.kappa, inp.alpha, inp.eps)
+    return spread
 
 
 def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray, V1: np.ndarray,
