@@ -154,9 +154,10 @@ def smalld(closure: str | None = None) -> None:
         "DMFT closures A7 and spread at D = 50-200 (docs/offline_theory.md §12.4)",
         "Relative population loss at t_h = 1000 D (tau = 40), raw series, (alpha, eps) = "
         "(1, 0.02): error = theory - exact, mean ± sd (number of seeds). DMFT: as derived "
-        "(benchmarks/offline_theory_theory.json); A7: column_closure='least_squares'; spread: "
-        "column_closure='spread' (— : not run).",
-        ["D", "kappa", "seeds", "exact", "DMFT error", "A7 error", "spread error"])
+        "(benchmarks/offline_theory_theory.json); a7: column_closure='least_squares'; spread: "
+        "column_closure='spread'; resolved: the same with spread_response='resolved' (— : not "
+        "run).",
+        ["D", "kappa", "seeds", "exact", "DMFT error"] + [f"{c} error" for c in CLOSURES])
     for d in SMALL_DS:
         for kappa in SMALL_KAPPAS:
             rows = [r for r in exact if r["D"] == d and r["kappa"] == kappa
