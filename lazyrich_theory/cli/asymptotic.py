@@ -45,7 +45,7 @@ from lazyrich_theory.theory.offline import (
     offline_theory,
 )
 from lazyrich_theory.plotting.style import CLOSURE_NAMES
-from lazyrich_theory.theory.offline.dmft import DMFT_NS, check_spread_applies
+from lazyrich_theory.theory.offline.dmft import DMFT_NS
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_ACCURACY,
                                                           INTERPOLANT_CRITICAL_D_DEFAULT,
                                                           INTERPOLANT_CRITICAL_SEEDS,
@@ -154,12 +154,11 @@ def _config(args: argparse.Namespace, problem, steps: int,
 
 def _check_closure(args: argparse.Namespace, problem, inp, finite_rank: bool) -> None:
     """Refuse (one line) a --column-closure other than dmft where no DMFT column runs: a
-    finite-rank init (the r-index DMFT is exact) or the spectral closure."""
+    finite-rank init (the r-index DMFT is exact) or the spectral closure; and the spread
+    closure at a slow column (``check_closure_applies``)."""
     check_closure_applies(problem, args.column_closure)
     if finite_rank or args.column_closure == "dmft":
         return
-    if args.column_closure == "spread":
-        check_spread_applies(inp.kappa, inp.alpha, inp.eps)
     if offline_method(inp, args.method, args.xi_law) == "spectral":
         why = (f"--method auto runs it at kappa >= 5, here {inp.kappa:.3g}: add --method dmft"
                if args.method == "auto" else "use --method dmft")

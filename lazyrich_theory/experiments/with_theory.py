@@ -23,11 +23,12 @@ from lazyrich_theory.spec.streams import is_plain_gd
 from lazyrich_theory.theory.lazy import LinearizedModel, lazy_summary_of
 from lazyrich_theory.theory.offline import (
     KAPPA_SPECTRAL,
+    check_closure_applies,
     check_problem,
     offline_summary,
     offline_theory,
 )
-from lazyrich_theory.theory.offline.dmft import check_column_closure, check_spread_applies
+from lazyrich_theory.theory.offline.dmft import check_column_closure
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_ACCURACY,
                                                           entropic_interpolant,
                                                           interpolant_reason)
@@ -184,8 +185,7 @@ def _check_theory_options(problem: Problem, steps: int, offline: str, limit: str
     if column_closure != "dmft" and offline != "dmft":
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
                            f"linear column: it needs offline='dmft', got {offline!r}")
-    if column_closure == "spread":
-        check_spread_applies(problem.P / problem.D, problem.alpha, problem.eps)
+    check_closure_applies(problem, column_closure)    # e.g. spread at a slow column
     if limit not in LIMIT_CHOICES:
         raise ProblemError(f"limit must be one of {', '.join(LIMIT_CHOICES)}, got {limit!r}")
     limit_why = interpolant_reason(problem) if limit == "interpolant" else None

@@ -36,7 +36,8 @@ from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
-from lazyrich_theory.theory.offline.dmft import check_column_closure, dmft_columns
+from lazyrich_theory.theory.offline.dmft import (check_column_closure, check_spread_applies,
+                                                dmft_columns)
 from lazyrich_theory.theory.offline.inputs import OfflineInputs, offline_inputs, training_xi
 from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_columns, rindex_inputs
 from lazyrich_theory.theory.offline.spectral import (
@@ -115,15 +116,19 @@ def offline_method(inp: OfflineInputs, method: str = "auto", xi_law: str = "gaus
 
 
 def check_closure_applies(problem: Problem, column_closure: str) -> None:
-    """Refuse (one line, ProblemError) an unknown column closure, and one other than the
-    DMFT's own for a finite-rank init: its r-index DMFT treats the column exactly (docs
-    §13), so it has no closure to choose.  The spectral closure's refusal needs the method
-    and is :func:`offline_method`'s."""
+    """Refuse (one line, ProblemError) an unknown column closure, one other than the DMFT's
+    own for a finite-rank init (its r-index DMFT treats the column exactly, docs §13, so it
+    has no closure to choose), and the spread closure where the linear column is slow
+    (:func:`~lazyrich_theory.theory.offline.dmft.check_spread_applies`, at the scaled alpha
+    and eps the DMFT runs with).  The spectral closure's refusal needs the method and is
+    :func:`offline_method`'s."""
     check_column_closure(column_closure)
     if column_closure != "dmft" and is_finite_rank(problem):
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the iid init's "
                            f"DMFT; init={problem.init!r} runs the r-index DMFT, which is exact "
                            "(no closure)")
+    if column_closure == "spread":
+        check_spread_applies(problem.P / problem.D, *problem.scaled_alpha_eps)
 
 
 def offline_curves(inp: OfflineInputs, t: np.ndarray, method: str = "spectral",

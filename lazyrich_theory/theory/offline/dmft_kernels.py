@@ -443,9 +443,10 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
     Q, LB, LM = np.zeros((Ns, npk)), np.zeros((Ns, npk)), np.zeros((Ns, npk))
     work, gu = np.zeros((Ns, 5, T)), np.zeros((3, Ns))
     sp = par[10] > 0.0              # the spread closure's per-sample operators G_nu, K_nu
+    ts = T if sp else 1             # and its scratch: allocated only when it runs
     GV = np.zeros((Ns, npk if sp else 1))
-    KN, acc = np.zeros((Ns, T)), np.zeros((Ns, T))
-    Am, Bm = np.zeros((T, T)), np.zeros((T, T))
+    KN, acc = np.zeros((Ns, ts)), np.zeros((Ns, ts))
+    Am, Bm = np.zeros((ts, ts)), np.zeros((ts, ts))
     _initial(K, S, V1, Q, LB, LM, xi, par)
     if sp:
         ell_row(0, KN, GV, K[LL], K[GBAR], kappa, Am, Bm, acc)
