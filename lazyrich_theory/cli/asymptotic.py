@@ -133,7 +133,8 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         "where the column's slowest relaxation time eps kappa / (alpha "
                         "(sqrt(kappa) - 1)^2) exceeds 1 in tau); also used by --critical-kappa "
                         "dmft. Needs the DMFT (--method dmft, or auto below kappa = 5)")
-    p.add_argument("--ns", type=int_at_least("--ns", 20), default=DMFT_NS,
+    p.add_argument("--ns", type=int_at_least("--ns", 20, even=True),
+                   default=DMFT_NS,
                    help=f"DMFT Monte Carlo samples (even, default {DMFT_NS})")
     p.add_argument("--dmft-seed", dest="dmft_seed", type=int_at_least("--dmft-seed"),
                    default=0, help="seed of the DMFT's Monte Carlo draws (default 0)")
@@ -204,8 +205,6 @@ def run_asymptotic(args: argparse.Namespace) -> int:
         raise ProblemError(f"--critical-kappa interpolant: {crit_why}")
     # the run records what was computed: the default limit loss is the interpolant's or none
     args.limit = "interpolant" if limit_why is None else "none"
-    if args.ns % 2:
-        args.ns += 1
     config = _config(args, problem, steps, extra)
     check_out_dir(args.out, config, args.overwrite)
     crit = _critical(args, problem, inp, steps)     # before the curve (it may refuse)
@@ -268,7 +267,7 @@ def _critical(args: argparse.Namespace, problem, inp, steps: int) -> CriticalKap
         return interpolant_critical_kappa(problem, log=say)
     options = ({"Ns": max(args.ns // 2, 20), "runs": CRITICAL_RUNS,
                 "tau_h": float(inp.dmft_clock(steps))} if isinstance(inp, RIndexInputs) else
-               {"Ns": max(args.ns // 2 * 2, 20)})
+               {"Ns": args.ns})
     if args.critical == "dmft":
         options["column_closure"] = args.column_closure
     return critical_kappa(inp, args.critical, seed=args.dmft_seed, **options)

@@ -49,7 +49,7 @@ class Parser(argparse.ArgumentParser):
 
 
 # ---------------------------------------------------------------------------- converters
-def int_at_least(name: str, low: int = 0) -> Callable[[str], int]:
+def int_at_least(name: str, low: int = 0, even: bool = False) -> Callable[[str], int]:
     """A converter for an integer option that must be ``>= low``.
 
     Parameters
@@ -58,6 +58,8 @@ def int_at_least(name: str, low: int = 0) -> Callable[[str], int]:
         The option as the user types it (``--seeds``), named in the error message.
     low : int
         The smallest accepted value.
+    even : bool
+        Accept even values only.
 
     Returns
     -------
@@ -71,6 +73,8 @@ def int_at_least(name: str, low: int = 0) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{name} must be an integer, got {s!r}") from None
         if v < low:
             raise argparse.ArgumentTypeError(f"{name} must be >= {low}, got {v}")
+        if even and v % 2:
+            raise argparse.ArgumentTypeError(f"{name} must be even, got {v}")
         return v
     return conv
 

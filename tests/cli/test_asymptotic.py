@@ -316,3 +316,12 @@ def test_limit_loss_that_does_not_converge_is_a_reason(tmp_path, monkeypatch):
     assert code == 0 and rows and s["predicted_limit_test_loss"] is None
     assert s["reasons"]["predicted_limit_test_loss"] == ("the interpolant did not converge in "
                                                          "3 Newton steps")
+
+
+def test_odd_ns_refused(tmp_path, capsys):
+    """An odd --ns (the DMFT's samples come in +- pairs) is refused in one line, exit 2, with
+    nothing written -- not silently rounded up."""
+    code, out = _run(tmp_path, "--D", "30", "--P", "165", "--ns", "401", "--steps", "10")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "--ns must be even, got 401" in err
+    assert not out.exists()

@@ -231,3 +231,21 @@ def test_floor_map_refuses_bad_input_in_one_line(tmp_path, bad, message):
     with pytest.raises(ProblemError, match=message):
         make_figure("floor-map", str(tmp_path), **{"D": 12, "kappas": "2,3", "ms": "0.1",
                                                    **bad})
+
+
+def test_kappa_figure_checks_every_kappa_before_running(tmp_path, monkeypatch):
+    """The spread closure needs a fast linear column at every kappa where the DMFT runs: a
+    slow one at a smaller kappa of ``kappas`` is refused in one line before any flow runs
+    (not mid-figure, after the earlier kappas)."""
+    import lazyrich_theory.experiments.figures.offline as offline_figures
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("a flow ran before the refusal")
+
+    monkeypatch.setattr(offline_figures, "solve", no_run)
+    with pytest.raises(ProblemError, match=r"kappa = 1\.5.*use the closure dmft"):
+        make_figure("kappa", str(tmp_path), steps=300, D=12, alpha=1.0, eps=0.1,
+                    kappas="3,1.5", method="dmft", column_closure="spread")
+    with pytest.raises(AssertionError, match="a flow ran"):     # kappa = 3 alone is accepted
+        make_figure("kappa", str(tmp_path), steps=300, D=12, alpha=1.0, eps=0.1,
+                    kappas="3", method="dmft", column_closure="spread")

@@ -125,3 +125,18 @@ def test_unknown_closure_is_refused():
     inp = OfflineInputs(kappa=KAPPA, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=100)
     with pytest.raises(ProblemError, match="column_closure must be one of"):
         dmft_tau_curves(inp, 1.0, Ns=40, column_closure="spreads")
+
+
+def test_critical_kappa_takes_the_resolved_response():
+    """critical_kappa(..., spread_response=) is checked before the search runs, and its
+    definition names the resolved response."""
+    from lazyrich_theory.theory.offline import critical_kappa
+
+    inp = OfflineInputs(kappa=KAPPA, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=40)
+    for bad in ({"spread_response": "resolved"},
+                {"column_closure": "spread", "spread_response": "full"}):
+        with pytest.raises(ProblemError, match="spread_response must be one of"):
+            critical_kappa(inp, "dmft", **bad)
+    ck = critical_kappa(inp, "dmft", Ns=40, tau_h=2.0, kappa_range=(4.0, 6.0),
+                        column_closure="spread", spread_response="resolved")
+    assert "bulk memorisation resolved" in ck.definition

@@ -61,16 +61,27 @@ CRITICAL_DEFINITION = ("per m, the kappa at which the seed-mean loss falls to 1/
                        "interpolation on the kappa grid)")
 
 
+def _at_kappa(problem: Problem, k: float) -> Problem:
+    return problem.replace(P=max(int(round(k * problem.D)), problem.D + 1))
+
+
+def _closure(p: Problem, method: str, column_closure: str) -> dict[str, str]:
+    """The theory's column-closure option at the problem ``p``: a non-default closure applies
+    where the DMFT runs (not the spectral closure, not rindex), and is checked there
+    (``check_closure_applies``: the spread closure needs a fast column at that kappa)."""
+    if (column_closure == "dmft" or is_finite_rank(p)
+            or offline_method(offline_inputs(p), method) != "dmft"):
+        return {}
+    check_closure_applies(p, column_closure)
+    return {"column_closure": column_closure}
+
+
 def _one(problem: Problem, steps: int, k: float, method: str,
          spectral_everywhere: bool, Ns: int, column_closure: str) -> dict[str, Any]:
     """The exact flow and the theory curve(s) at kappa = k."""
-    p = problem.replace(P=max(int(round(k * problem.D)), problem.D + 1))
+    p = _at_kappa(problem, k)
     finite_rank = is_finite_rank(p)    # its theory is the DMFT of the discrete GD itself
-    # a non-default column closure applies where the DMFT runs (not the spectral closure, not
-    # rindex); the default needs no lookup of the method
-    closure = ({} if column_closure == "dmft" or finite_rank
-               or offline_method(offline_inputs(p), method) != "dmft"
-               else {"column_closure": column_closure})
+    closure = _closure(p, method, column_closure)
     t0 = time.perf_counter()
     exact = solve(p, steps, method="gd" if finite_rank else "flow")
     t1 = time.perf_counter()
@@ -137,6 +148,8 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
     base = problem.replace(N="inf")
     save_times(steps)                          # validates before anything runs
     check_closure_applies(base, column_closure)
+    for k in ks:                   # every kappa's closure before anything runs
+        _closure(_at_kappa(base, k), method, column_closure)
     runs = [_one(base, steps, k, method, bool(spectral_everywhere), int(Ns), column_closure)
             for k in ks]
     t = runs[0]["t"]

@@ -32,8 +32,9 @@ from scipy.optimize import brentq
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
-from lazyrich_theory.theory.offline.dmft import (DMFT_DMAX, check_column_closure,
-                                                check_spread_applies, dmft_tau_curves)
+from lazyrich_theory.theory.offline.dmft import (DMFT_DMAX, SPREAD_RESPONSES,
+                                                 check_column_closure, check_spread_applies,
+                                                 dmft_tau_curves)
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
 from lazyrich_theory.theory.offline.plateau import plateau_losses, plateau_reason, plateau_spectrum
 from lazyrich_theory.theory.offline.rindex import (RINDEX_MAX_POINTS, RIndexInputs,
@@ -129,9 +130,11 @@ def _bbp(b2: float, D: int, lo: float, hi: float, tol: float) -> CriticalKappa:
 
 
 def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns: int,
-          seed: int, column_closure: str) -> CriticalKappa:
+          seed: int, column_closure: str, spread_response: str) -> CriticalKappa:
     closure = {"least_squares": " (column closure A7, least squares)",
-               "spread": " (column closure spread, (12.1))"}.get(column_closure, "")
+               "spread": " (column closure spread, (12.1)"
+                         + (", bulk memorisation resolved)" if spread_response == "resolved"
+                            else ")")}.get(column_closure, "")
     definition = (f"kappa at which the DMFT's{closure} population loss at tau = {tau_h:g} (t = "
                   f"{tau_h * inp.alpha * inp.D / (2 * inp.eta0 * inp.eps):.6g} steps) is half "
                   "its initial value; below it training interpolates without generalising")
@@ -144,7 +147,7 @@ def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns
     def generalises(k: float) -> bool:
         c = dmft_tau_curves(OfflineInputs(k, inp.alpha, inp.eps, inp.eta0, inp.b2, inp.D),
                             tau_h, Ns=Ns, seed=seed, dmax=DMFT_DMAX,
-                            column_closure=column_closure)
+                            column_closure=column_closure, spread_response=spread_response)
         L = c["population_loss"]
         return bool(L[-1] <= 0.5 * L[0])
 
@@ -187,7 +190,8 @@ def _rindex(inp: RIndexInputs, tau_h: float, lo: float, hi: float, tol: float, N
 def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | None = None,
                    kappa_range: tuple[float, float] = (1.2, 12.0), tol: float = 0.05,
                    Ns: int = 400, seed: int = 0, runs: int = 1,
-                   column_closure: str = "dmft") -> CriticalKappa:
+                   column_closure: str = "dmft",
+                   spread_response: str = "first_order") -> CriticalKappa:
     """The critical sample ratio kappa_c for the inputs ``inp`` (its kappa is ignored).
 
     Parameters
@@ -217,6 +221,9 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
     column_closure : {"dmft", "least_squares", "spread"}
         "dmft" only: the DMFT's linear column as derived (default) or the opt-in closures A7
         or spread (``dmft_tau_curves``; docs/offline_theory.md §9, §12.4).
+    spread_response : {"first_order", "resolved"}
+        The spread closure's memorisation response (``dmft_tau_curves``); "resolved" only
+        with ``column_closure="spread"``.
 
     Returns
     -------
@@ -237,6 +244,11 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
     if column_closure != "dmft" and method != "dmft":
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT; "
                            f"the critical kappa method {method!r} has no linear-column closure")
+    if spread_response not in SPREAD_RESPONSES or (spread_response != "first_order"
+                                                   and column_closure != "spread"):
+        raise ProblemError(f"spread_response must be one of {', '.join(SPREAD_RESPONSES)} "
+                           "(and other than first_order only with column_closure='spread'), "
+                           f"got {spread_response!r}")
     if method == "rindex":
         if runs < 1:
             raise ProblemError(f"runs must be >= 1, got {runs!r}")
@@ -245,7 +257,7 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
     if method == "bbp":
         return _bbp(inp.b2, inp.D, lo, hi, tol)
     return _dmft(inp, DMFT_CRITICAL_TAU if tau_h is None else tau_h, max(lo, 1.5),
-                 min(hi, 8.0), max(tol, 0.1), Ns, seed, column_closure)
+                 min(hi, 8.0), max(tol, 0.1), Ns, seed, column_closure, spread_response)
 
 
 def _regime_note(traj: Trajectory) -> str:
