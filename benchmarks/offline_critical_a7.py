@@ -1,5 +1,6 @@
 """The DMFT's critical kappa, as derived and under the opt-in column closures A7 and spread
-(12.1) (its memorisation to first order and resolved), against the exact flow's (issue 13; docs/offline_theory.md §9, §12.4).
+(12.1) (its memorisation to first order and resolved), against the exact flow's (issue 13;
+docs/offline_theory.md §9, §12.4).
 
 The critical kappa here is the horizon one: the kappa at which the relative population loss
 at t = 1000 D GD steps (tau = 2 eta0 eps t / (alpha D) = 40 for both (alpha, eps) below,
