@@ -9,7 +9,7 @@ before the legends are made.  The panels are also available one by one (:func:`d
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
@@ -38,13 +38,11 @@ ALIGNMENT_LABEL = "NTK alignment (paper's, test set; right axis)"
 _ALIGNMENT_COLOR = "tab:purple"
 #: The offline theory's population loss (``solve_with_theory``'s column).
 OFFLINE_COLUMN = "offline_population_loss"
-#: Legend entry of the offline theory's curve (dotted, on the loss panel), by the theory that
-#: drew it (summary key ``offline_method``; the spectral closure when it is not recorded).
+#: Legend entry of the offline theory's curve (dotted, on the loss panel) when the spectral
+#: closure drew it (the default; ``_offline_label`` names the others).
 OFFLINE_LABEL = "offline theory (N = ∞, spectral)"
-_OFFLINE_LABELS = {"spectral": OFFLINE_LABEL, "dmft": "offline theory (N = ∞, DMFT)",
-                   "dmft-a7": "offline theory (N = ∞, DMFT + A7)",
-                   "dmft-spread": "offline theory (N = ∞, DMFT + spread)",
-                   "rindex": "offline theory (N = ∞, r-index DMFT)"}
+#: The offline theories' names in the legend, by summary key ``offline_method``.
+_OFFLINE_NAMES = {"spectral": "spectral", "dmft": "DMFT", "rindex": "r-index DMFT"}
 _OFFLINE_COLOR = "tab:green"
 #: The population loss is drawn alike on both panels (dotted over the test-set loss).
 _POPULATION_STYLE = dict(ls=":", color="0.15", lw=2.0)
@@ -57,6 +55,15 @@ def _title(traj: "Trajectory") -> str:
     closure = f" + {closure}" if closure else ""       # the DMFT's opt-in column closures
     return (f"{method_name(traj.method, p)}{closure}{readouts} — {problem_line(p)}, seed "
             f"{p.seed}" + options_suffix(p))
+
+
+def _offline_label(summary: Mapping[str, Any]) -> str:
+    """The offline theory curve's legend entry: the theory that drew it (summary key
+    ``offline_method``; the spectral closure when it is not recorded) and the DMFT's opt-in
+    column closure (``offline_column_closure``, named as in :data:`CLOSURE_NAMES`)."""
+    name = _OFFLINE_NAMES.get(summary.get("offline_method") or "spectral", "spectral")
+    closure = CLOSURE_NAMES.get(summary.get("offline_column_closure") or "dmft", "")
+    return f"offline theory (N = ∞, {name}{' + ' + closure if closure else ''})"
 
 
 def _positive_line(ax, x, y, ls, color, lw, label) -> bool:
@@ -123,13 +130,8 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
         ax.plot(x, traj.test_loss, "-", color="tab:orange", lw=2.0, label="test loss (test set)")
     _population_line(ax, x, traj)
     if OFFLINE_COLUMN in traj.extra:
-        summary = traj.info.get("summary") or {}
-        which = summary.get("offline_method") or "spectral"
-        closure = CLOSURE_NAMES.get(summary.get("offline_column_closure") or "dmft", "")
-        if closure:                                         # the opt-in closures
-            which += "-" + closure.lower()
         _positive_line(ax, x, traj.extra[OFFLINE_COLUMN], ":", _OFFLINE_COLOR, 2.0,
-                       _OFFLINE_LABELS.get(which, OFFLINE_LABEL))
+                       _offline_label(traj.info.get("summary") or {}))
     for name, ls in (("linearized_train_loss", "--"), ("linearized_test_loss", "-")):
         if name in traj.extra:
             ax.plot(x, traj.extra[name], ls, color="k", lw=1.0,
