@@ -143,6 +143,13 @@ def run_resumable(path, jobs, indent: int | None = 1) -> dict[str, Any]:
     return done
 
 
+def seed_runs(done: dict, seeds, key: Callable[[int], str], present: bool = False) -> list:
+    """One table cell's runs over ``seeds``: ``done[key(s)]`` per seed, None where not run
+    (``present``: only the runs there are)."""
+    runs = [done.get(key(s)) for s in seeds]
+    return [r for r in runs if r is not None] if present else runs
+
+
 def half_crossing(xs, loss) -> float:
     """First x (linear interpolation) at which ``loss`` falls to 1/2 along the increasing grid
     ``xs``; NaN if not bracketed (the package's ``half_crossing`` with NaN for None)."""

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 import lazyrich_theory as lr
-from common import markdown_head, run_resumable, write_table
+from common import markdown_head, run_resumable, seed_runs, write_table
 from lazyrich_theory.core.reduced import ReducedSystem
 from lazyrich_theory.theory.offline import offline_inputs, offline_theory
 from offline_delay import _summary
@@ -146,7 +146,7 @@ def _k3_lines() -> list[str]:
         "closure (12.1) / the same with its bulk memorisation resolved ('—': not run).",
         ["D", "population loss (tau = 40)", "linear power (tau = 40)"])
     for D in sorted({int(k.split("|")[0]) for k in done or ()}):
-        runs = {m: [done[k] for s in SWEEP_SEEDS if (k := f"{D}|{s}|{m}") in done]
+        runs = {m: seed_runs(done, SWEEP_SEEDS, lambda s: f"{D}|{s}|{m}", present=True)
                 for m in K3_METHODS}
         if len(runs["exact"]) < len(SWEEP_SEEDS):
             continue
@@ -188,7 +188,8 @@ def _premise_lines() -> list[str]:
         + ", ".join(f"{t:g}" for t in PREMISE_TAUS) + ".", ["alpha / eps", "D", "share"])
     for ratio in SWEEP_RATIOS if done else ():
         for D in sorted({int(k.split("|")[1]) for k in done if k.startswith(f"{ratio}|")}):
-            runs = [done[k]["share"] for s in SWEEP_SEEDS if (k := f"{ratio}|{D}|{s}") in done]
+            runs = [r["share"] for r in seed_runs(done, SWEEP_SEEDS,
+                                                  lambda s: f"{ratio}|{D}|{s}", present=True)]
             lines.append(f"| {ratio:g} | {D} | "
                          + " / ".join(f"{v:.2g}" for v in np.mean(runs, axis=0)) + " |")
     return lines
@@ -233,7 +234,7 @@ def table() -> None:
         return f"{np.mean([r['tbar'][-1] for r in runs]):.3f}"
 
     for D in sorted({int(k.split("|")[0]) for k in done}):
-        runs = {m: [done[k] for s in SEEDS if (k := f"{D}|{s}|{m}") in done]
+        runs = {m: seed_runs(done, SEEDS, lambda s: f"{D}|{s}|{m}", present=True)
                 for m in ("exact", "dmft")}
         c = col.get(D, {})
         with_col = " / ".join(f"{c[m]:.2f}" if c.get(m) is not None else "—"
@@ -282,8 +283,8 @@ def _ratio_lines() -> list[str]:
 
     for ratio in SWEEP_RATIOS if done else ():
         for D in sorted({int(k.split("|")[1]) for k in done if k.startswith(f"{ratio}|")}):
-            runs = {m: [done[k] for s in SWEEP_SEEDS if (k := f"{ratio}|{D}|{s}|{m}") in done]
-                    for m in SWEEP_METHODS}
+            runs = {m: seed_runs(done, SWEEP_SEEDS, lambda s: f"{ratio}|{D}|{s}|{m}",
+                                 present=True) for m in SWEEP_METHODS}
             n = len(runs["exact"])
             if n == 0:              # the DMFT alone (``spread`` at D = 800): nothing to compare
                 continue

@@ -55,7 +55,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.optimize import brentq
 
-from common import markdown_head, nearest, run_resumable, write_table
+from common import markdown_head, nearest, run_resumable, seed_runs, write_table
 from offline_delay import KEYS
 from offline_tail_certificate import _exponent
 from offline_tail_spike import _section
@@ -160,8 +160,8 @@ def _k3_lines(kappa: float = 3.0) -> list[str]:
          "dmft_resolved"])
     chan = _load(chan_out)
     for D in sorted({int(k.split("|")[0]) for k in done or ()}):
-        runs = {d: [done.get(f"{D}|{s}|{d}") for s in SWEEP_SEEDS] for d in ("X", "Y")}
-        runs.update({m: [chan.get(f"{D}|{s}|{m}") for s in SWEEP_SEEDS]
+        runs = {d: seed_runs(done, SWEEP_SEEDS, lambda s: f"{D}|{s}|{d}") for d in ("X", "Y")}
+        runs.update({m: seed_runs(chan, SWEEP_SEEDS, lambda s: f"{D}|{s}|{m}")
                      for m in ("exact", "dmft_column", "dmft_a7", "dmft_nosplit",
                                "dmft_spread", "dmft_resolved")})
         lines.append(f"| {D} | " + " | ".join(
@@ -214,9 +214,9 @@ def _design_lines(done: dict, chan: dict) -> list[str]:
             continue
         st = {}
         for d in DESIGNS:
-            runs = [done.get(f"{D}|{s}|{d}") for s in seeds]
+            runs = seed_runs(done, seeds, lambda s: f"{D}|{s}|{d}")
             st[d] = _stats(runs) if all(runs) else None
-        dm = [chan.get(f"{D}|{s}|dmft") for s in seeds]
+        dm = seed_runs(chan, seeds, lambda s: f"{D}|{s}|dmft")
         x = st["X"]
         cells = [_plain(x),
                  _fmt(x, st["Y"]) if st["Y"] else "—", _fmt(x, st["none"]),
@@ -235,10 +235,10 @@ def _column_lines(done: dict, sweep: dict) -> list[str]:
         "against Y (for exact: against X).",
         ["D", "X", "Y", "exact"] + list(methods[1:]), level=2)
     for D in sorted({int(k.split("|")[0]) for k in done}):
-        runs = {d: [done[k] for s in SWEEP_SEEDS if (k := f"{D}|{s}|{d}") in done]
+        runs = {d: seed_runs(done, SWEEP_SEEDS, lambda s: f"{D}|{s}|{d}", present=True)
                 for d in ("X", "Y")}
-        runs.update({m: [sweep[k] for s in SWEEP_SEEDS if (k := f"{RATIO}|{D}|{s}|{m}") in sweep]
-                     for m in methods})
+        runs.update({m: seed_runs(sweep, SWEEP_SEEDS, lambda s: f"{RATIO}|{D}|{s}|{m}",
+                                  present=True) for m in methods})
         if any(len(v) != len(SWEEP_SEEDS) for v in runs.values()):
             continue
         st = {m: _stats(v) for m, v in runs.items()}
@@ -257,13 +257,14 @@ def _spread_lines(done: dict, sweep: dict) -> list[str]:
         "(X: ...) against X.",
         ["D", "seeds", "X", "Y"] + list(FAST_METHODS), level=2)
     for D in sorted({int(k.split("|")[0]) for k in done}):
-        runs = {d: {s: done.get(f"{D}|{s}|{d}") for s in SEEDS} for d in ("X", "Y")}
-        runs.update({m: {s: sweep.get(f"{RATIO}|{D}|{s}|{m}") for s in SEEDS}
+        runs = {d: seed_runs(done, SEEDS, lambda s: f"{D}|{s}|{d}") for d in ("X", "Y")}
+        runs.update({m: seed_runs(sweep, SEEDS, lambda s: f"{RATIO}|{D}|{s}|{m}")
                      for m in FAST_METHODS})
-        seeds = [s for s in SEEDS if all(v[s] for v in runs.values())]
+        every = [i for i in range(len(SEEDS)) if all(v[i] for v in runs.values())]
+        seeds = [SEEDS[i] for i in every]
         if not seeds:
             continue
-        st = {m: _stats([v[s] for s in seeds]) for m, v in runs.items()}
+        st = {m: _stats([v[i] for i in every]) for m, v in runs.items()}
         y, x = st["Y"], st["X"]
         cells = [_plain(x), _plain(y)]
         cells += [_fmt(y, st[m]) + (f" (X: {100 * (st[m][0] / x[0] - 1):+.0f} %)"
