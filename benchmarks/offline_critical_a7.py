@@ -48,12 +48,13 @@ KAPPAS = {50: (2.5, 2.75, 3.0, 3.25), 100: (2.5, 2.75, 3.0, 3.25, 3.5),
           200: (2.75, 3.0, 3.25, 3.5, 3.75, 4.0), 400: (3.0, 3.25, 3.5, 3.75, 4.0)}
 CLOSURES = ("dmft", "least_squares", "spread", "resolved")
 #: their column heads
-NAMES = {"dmft": "DMFT", "least_squares": "A7", "spread": "spread", "resolved": "resolved"}
-#: ``critical_kappa`` options of each ("resolved": the spread closure with its bulk
-#: memorisation resolved through each sample's resolvent, ``spread_response="resolved"``)
+NAMES = {"dmft": "DMFT", "least_squares": "A7", "spread": "spread (first order)",
+         "resolved": "spread (resolved)"}
+#: ``critical_kappa`` options of each ("resolved": the spread closure as it runs by default,
+#: its bulk memorisation resolved through each sample's resolvent; "spread": first order)
 OPTIONS = {"dmft": {"column_closure": "dmft"}, "least_squares": {"column_closure":
                                                                   "least_squares"},
-           "spread": {"column_closure": "spread"},
+           "spread": {"column_closure": "spread", "spread_response": "first_order"},
            "resolved": {"column_closure": "spread", "spread_response": "resolved"}}
 
 

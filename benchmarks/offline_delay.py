@@ -15,6 +15,7 @@ within the horizon.
 
     python benchmarks/offline_delay.py run D [D ...]   # resumable; one JSON file per D
     python benchmarks/offline_delay.py long [400 800]  # kappa = 5.5, horizon 2000 D
+    python benchmarks/offline_delay.py spread [D ...]   # + the spread closure on stored runs
     python benchmarks/offline_delay.py table            # -> offline_delay.md
     python benchmarks/offline_delay.py docs             # -> offline_delay_docs.md (§11.5's layout)
     python benchmarks/offline_delay.py tail [D ...]     # the late tail -> offline_delay_tail.md
@@ -74,6 +75,12 @@ def _load() -> dict[int, dict]:
     for D in LONG_CELLS:
         if _long_path(D).exists():
             out.setdefault(D, {}).update(json.loads(_long_path(D).read_text()))
+    for D, runs in out.items():            # the ADDED theories, into the runs they belong to
+        for long in (False, True):
+            if _added_path(D, long).exists():
+                for key, added in json.loads(_added_path(D, long).read_text()).items():
+                    if key in runs:
+                        runs[key].update({k: v for k, v in added.items() if k != "wall_time"})
     return out
 
 
@@ -95,14 +102,24 @@ def _problem(D: int, kappa: float, alpha: float, eps: float, seed: int) -> lr.Pr
     return lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=alpha, eps=eps, seed=seed)
 
 
+def _tail_steps(D: int, T: int) -> list[int]:
+    return [25 * D * tau for tau in TAIL_TAUS if 25 * D * tau <= T]
+
+
+def _save_steps(D: int, T: int, with_tail: bool) -> np.ndarray:
+    """A run's save times: 400 geometric steps to T, plus the tail's (``with_tail``)."""
+    tail = _tail_steps(D, T) if with_tail else []
+    return np.unique(np.concatenate([[0], np.geomspace(1, T, 400).astype(int), tail]))
+
+
 def _one(D: int, kappa: float, alpha: float, eps: float, seed: int,
          horizon: int = 1000, with_tail: bool = False) -> dict:
     """One run's summaries; ``with_tail``: also the exact tail at TAIL_TAUS within the horizon
     (for offline_tail_certificate; its steps are then added to the save times)."""
     p = _problem(D, kappa, alpha, eps, seed)
     T = horizon * D
-    tail = [25 * D * tau for tau in TAIL_TAUS if 25 * D * tau <= T] if with_tail else []
-    st = np.unique(np.concatenate([[0], np.geomspace(1, T, 400).astype(int), tail]))
+    tail = _tail_steps(D, T) if with_tail else []
+    st = _save_steps(D, T, with_tail)
     t0 = time.perf_counter()
     ex = lr.solve(p, T, method="flow", save_times=st)
     out = {"exact": _summary(ex)}
@@ -128,6 +145,42 @@ def _jobs(D: int):
 def run(dims: list[int]) -> None:
     for D in dims:
         run_resumable(_path(D), _jobs(D))
+
+
+#: Theories added to the stored runs afterwards (their own files, same keys, same save times):
+#: the DMFT with the spread closure (12.1), its bulk memorisation resolved (docs §12.4).
+ADDED = {"dmft_spread": {"method": "dmft", "column_closure": "spread",
+                         "spread_response": "resolved"}}
+
+
+def _added_path(D: int, long: bool) -> Path:
+    return HERE / f"offline_delay_spread{'_long' if long else ''}_D{D}.json"
+
+
+def run_added(dims: list[int]) -> None:
+    """The ADDED theories on every stored run of each D (the standard and the long cells),
+    at the stored run's horizon and save times."""
+    for D in dims:
+        for long, cells, horizon in ((False, CELLS.get(D, []), 1000),
+                                     (True, LONG_CELLS.get(D, []), LONG_HORIZON)):
+            if cells:
+                run_resumable(_added_path(D, long), (
+                    (f"{k}|{a}|{e}|{s}", lambda k=k, a=a, e=e, s=s, h=horizon, w=long:
+                     _added_one(D, k, a, e, s, h, w))
+                    for k, a, e in cells for s in SEEDS[D]))
+
+
+def _added_one(D: int, kappa: float, alpha: float, eps: float, seed: int, horizon: int,
+               with_tail: bool) -> dict:
+    p = _problem(D, kappa, alpha, eps, seed)
+    T = horizon * D
+    out = {}
+    for name, opts in ADDED.items():
+        t0 = time.perf_counter()
+        out[name] = _summary(offline_theory(p, T, save_times=_save_steps(D, T, with_tail),
+                                            **opts))
+        out[f"{name}_wall"] = time.perf_counter() - t0
+    return out
 
 
 def _long_path(D: int) -> Path:
@@ -169,7 +222,10 @@ def _mean_error(rows: list[dict], name: str, key: str) -> tuple[float, float, in
 def _cell(rows: list[dict], key: str) -> str:
     mean, _, _, n_ex = _mean_error(rows, "spectral", key)
     parts = [f"{mean:.0f} ({n_ex}/{len(rows)})" if n_ex else f"never (0/{len(rows)})"]
-    for name in THEORIES:
+    for name in (*THEORIES, *ADDED):
+        if not all(name in r for r in rows):
+            parts.append("not run")
+            continue
         _, err, n, _ = _mean_error(rows, name, key)
         never = sum(_value(r[name], key) is None for r in rows)
         parts.append(f"{err:+.0%} ({n})" if n else "—")
@@ -180,7 +236,7 @@ def _cell(rows: list[dict], key: str) -> str:
 
 def table() -> None:
     cols = ["D", "kappa", "alpha, eps", "exact (runs reached)", "spectral", "DMFT",
-            "DMFT + A7"]
+            "DMFT + A7", "DMFT + spread"]
     lines = markdown_head(
         "Grokking delay and the 0.1 times: theory against the exact flow "
         "(docs/offline_theory.md §11.5)",
@@ -319,5 +375,7 @@ if __name__ == "__main__":
         run(dims or [50, 100, 200])
     elif cmd == "long":
         run_long(dims or sorted(LONG_CELLS))
+    elif cmd == "spread":
+        run_added(dims or [50, 100, 200, 400, 800])
     else:
-        raise SystemExit(f"unknown command {cmd!r}: run, long, table, docs or tail")
+        raise SystemExit(f"unknown command {cmd!r}: run, long, spread, table, docs or tail")

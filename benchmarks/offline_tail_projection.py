@@ -253,8 +253,9 @@ def _spread_lines(done: dict, sweep: dict) -> list[str]:
         "The spread closure (12.1) against the projected flows (seeds 0-3)",
         "Delay / exponent / loss at tau = 80 as above, seed means over the seeds where every "
         "column ran; the DMFT variants from offline_tail_channels_ratio.json at alpha / eps = "
-        "50 (`offline_tail_channels.py spread`); in brackets the delay's error against Y, and "
-        "(X: ...) against X.",
+        "50 (`offline_tail_channels.py spread`; dmft_spread: its memorisation at first order, "
+        "dmft_resolved: resolved, the closure's default); in brackets the delay's error "
+        "against Y, and (X: ...) against X.",
         ["D", "seeds", "X", "Y"] + list(FAST_METHODS), level=2)
     for D in sorted({int(k.split("|")[0]) for k in done}):
         runs = {d: seed_runs(done, SEEDS, lambda s: f"{D}|{s}|{d}") for d in ("X", "Y")}

@@ -95,10 +95,10 @@ def test_spread_needs_the_column_and_replaces_the_split(ablation):
         dmft_tau_curves(inp, 1.0, Ns=40, column_closure="spread", **ablation)
 
 
-def test_resolved_response_is_a_spread_diagnostic():
+def test_first_order_response_is_a_spread_diagnostic():
     inp = OfflineInputs(kappa=KAPPA, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=100)
     with pytest.raises(ProblemError, match="spread_response must be one of"):
-        dmft_tau_curves(inp, 1.0, Ns=40, spread_response="resolved")
+        dmft_tau_curves(inp, 1.0, Ns=40, spread_response="first_order")
     with pytest.raises(ProblemError, match="spread_response must be one of"):
         dmft_tau_curves(inp, 1.0, Ns=40, column_closure="spread", spread_response="full")
     # the resolvent's correction is second order in the Onsager terms: early on, where the
@@ -107,18 +107,26 @@ def test_resolved_response_is_a_spread_diagnostic():
             for r in ("first_order", "resolved"))
     assert np.max(np.abs(a["population_loss"] - b["population_loss"])) < 1e-3
     assert np.max(np.abs(a["population_loss"] - b["population_loss"])) > 0.0
+    # the default is the resolved response; the other closures ignore it
+    c = dmft_tau_curves(inp, 0.5, Ns=100, column_closure="spread")
+    np.testing.assert_array_equal(c["population_loss"], b["population_loss"])
+    d = dmft_tau_curves(inp, 0.5, Ns=100, spread_response="resolved")
+    e = dmft_tau_curves(inp, 0.5, Ns=100)
+    np.testing.assert_array_equal(d["population_loss"], e["population_loss"])
 
 
-def test_the_summary_records_the_resolved_response():
+def test_the_summary_records_the_response():
     import lazyrich_theory as lr
     from lazyrich_theory.theory.offline import offline_summary, offline_theory
 
     p = lr.Problem(D=30, P=90, N=float("inf"), alpha=1.0, eps=0.02, seed=0)
-    plain, resolved = (offline_summary(offline_theory(p, 3000, method="dmft", Ns=40,
-                                                      column_closure="spread", **kw))
-                       for kw in ({}, {"spread_response": "resolved"}))
-    assert "spread_response" not in plain and resolved["spread_response"] == "resolved"
-    assert "resolved" in resolved["regime"] and "resolved" not in plain["regime"]
+    plain, first = (offline_summary(offline_theory(p, 3000, method="dmft", Ns=40,
+                                                   column_closure="spread", **kw))
+                    for kw in ({}, {"spread_response": "first_order"}))
+    assert plain["spread_response"] == "resolved" and first["spread_response"] == "first_order"
+    assert "first order" in first["regime"] and "first order" not in plain["regime"]
+    dmft = offline_summary(offline_theory(p, 3000, method="dmft", Ns=40))
+    assert "spread_response" not in dmft
 
 
 def test_unknown_closure_is_refused():
@@ -127,16 +135,18 @@ def test_unknown_closure_is_refused():
         dmft_tau_curves(inp, 1.0, Ns=40, column_closure="spreads")
 
 
-def test_critical_kappa_takes_the_resolved_response():
+def test_critical_kappa_takes_the_spread_response():
     """critical_kappa(..., spread_response=) is checked before the search runs, and its
-    definition names the resolved response."""
+    definition names the first-order response (the resolved one is the default)."""
     from lazyrich_theory.theory.offline import critical_kappa
 
     inp = OfflineInputs(kappa=KAPPA, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=40)
-    for bad in ({"spread_response": "resolved"},
+    for bad in ({"spread_response": "first_order"},
                 {"column_closure": "spread", "spread_response": "full"}):
         with pytest.raises(ProblemError, match="spread_response must be one of"):
             critical_kappa(inp, "dmft", **bad)
-    ck = critical_kappa(inp, "dmft", Ns=40, tau_h=2.0, kappa_range=(4.0, 6.0),
-                        column_closure="spread", spread_response="resolved")
-    assert "bulk memorisation resolved" in ck.definition
+    first, default = (critical_kappa(inp, "dmft", Ns=40, tau_h=2.0, kappa_range=(4.0, 6.0),
+                                     column_closure="spread", **kw)
+                      for kw in ({"spread_response": "first_order"}, {}))
+    assert "first-order memorisation" in first.definition
+    assert "first-order" not in default.definition and "spread" in default.definition

@@ -36,8 +36,8 @@ from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
-from lazyrich_theory.theory.offline.dmft import (check_column_closure, check_spread_applies,
-                                                dmft_columns)
+from lazyrich_theory.theory.offline.dmft import (SPREAD_RESPONSES, check_column_closure,
+                                                check_spread_applies, dmft_columns)
 from lazyrich_theory.theory.offline.inputs import OfflineInputs, offline_inputs, training_xi
 from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_columns, rindex_inputs
 from lazyrich_theory.theory.offline.spectral import (
@@ -244,8 +244,8 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         info.update(rank=inp.R, initial_overlap=inp.overlap, stride=int(cols.pop("stride")))
     if chosen == "dmft":
         info["column_closure"] = dmft_options.get("column_closure", "dmft")
-        if dmft_options.get("spread_response", "first_order") != "first_order":
-            info["spread_response"] = dmft_options["spread_response"]
+        if info["column_closure"] == "spread":
+            info["spread_response"] = dmft_options.get("spread_response", SPREAD_RESPONSES[0])
     if chosen == "spectral":
         cl = spectral_closure(inp.kappa, inp.b2, inp.D)
         info.update(plateau_outlier_overlap=cl.omega0,

@@ -34,7 +34,8 @@ from lazyrich_theory.theory.offline.plateau import mp_rule
 
 __all__ = ["dmft_columns", "dmft_tau_curves", "make_grid", "linear_channel", "xi_strata",
            "xi_training_strata", "DMFT_NS", "DMFT_DMAX", "DMFT_MAX_POINTS", "COLUMN_CLOSURES",
-           "check_column_closure", "check_spread_applies", "column_lag", "SPREAD_MAX_LAG",
+           "check_column_closure", "check_spread_applies", "check_spread_response",
+           "column_lag", "SPREAD_MAX_LAG",
            "SPREAD_RESPONSES"]
 
 #: Default number of Monte Carlo samples.
@@ -48,9 +49,10 @@ DMFT_MAX_POINTS = 400
 COLUMN_CLOSURES = ("dmft", "least_squares", "spread")
 
 
-#: The spread closure's memorisation operators K_nu: first order in the Onsager terms (the
-#: default, measured in docs §12.4) or with the bulk's own resolvent (a diagnostic, §12.4).
-SPREAD_RESPONSES = ("first_order", "resolved")
+#: The spread closure's memorisation operators K_nu: the bulk's part resolved through each
+#: sample's own resolvent (the default) or first order in the Onsager terms (a diagnostic: it
+#: fails at kappa <= 2), docs §12.4.  The first is the default.
+SPREAD_RESPONSES = ("resolved", "first_order")
 #: The spread closure takes the linear column at its least-squares fit at every instant: it is
 #: refused where the column's slowest relaxation time (in tau) exceeds this (a chosen bound).
 SPREAD_MAX_LAG = 1.0
@@ -68,6 +70,16 @@ def column_lag(kappa: float, alpha: float, eps: float) -> float:
     a = alpha / (eps kappa) and lambda_min = (sqrt(kappa) - 1)^2 the lower edge of the law of
     X^T X (kappa > 1)."""
     return eps * kappa / (alpha * (math.sqrt(kappa) - 1.0) ** 2)
+
+
+def check_spread_response(spread_response: str, column_closure: str) -> None:
+    """Refuse (one line) an unknown spread response, or one other than the default
+    (``SPREAD_RESPONSES[0]``) with a closure other than spread."""
+    if spread_response not in SPREAD_RESPONSES or (spread_response != SPREAD_RESPONSES[0]
+                                                   and column_closure != "spread"):
+        raise ProblemError(f"spread_response must be one of {', '.join(SPREAD_RESPONSES)} "
+                           f"(and other than {SPREAD_RESPONSES[0]} only with "
+                           f"column_closure='spread'), got {spread_response!r}")
 
 
 def check_spread_applies(kappa: float, alpha: float, eps: float, where: str = "here") -> None:
@@ -168,7 +180,7 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
                     dmax: float = DMFT_DMAX, xi_train: np.ndarray | None = None, *,
                     linear_column: bool = True, anomalous_term: bool = True,
                     column_closure: str = "dmft", null_space_split: bool = True,
-                    spread_response: str = "first_order") -> dict[str, np.ndarray]:
+                    spread_response: str = "resolved") -> dict[str, np.ndarray]:
     """The DMFT's curves on its own grid up to ``tau_max``.
 
     Parameters
@@ -197,11 +209,12 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         of §8.5 (the sample-averaged memorisation kernel Kbar = 0), so that the linear
         column filters the whole residual, r = A[rho + alpha theta_u], and its cavity
         variance is fed by r itself.  Default True, the DMFT as derived.
-    spread_response : {"first_order", "resolved"}
-        A diagnostic of the spread closure (docs/offline_theory.md §12.4): the samples'
-        memorisation operators K_nu at first order in the Onsager terms (default), or with
-        the bulk's part resolved through the sample's own Volterra resolvent (one step
-        behind; the spike's part stays first order).
+    spread_response : {"resolved", "first_order"}
+        The spread closure's memorisation operators K_nu (docs/offline_theory.md §12.4):
+        the bulk's part resolved through the sample's own Volterra resolvent, one step
+        behind (default; the spike's part stays first order), or everything at first order
+        in the Onsager terms (a diagnostic: 0.08-0.27 too low at kappa <= 2).  Other than
+        the default only with ``column_closure="spread"``.
     column_closure : {"dmft", "least_squares", "spread"}
         "dmft" (default): the linear column as derived (§8.5).  "least_squares": closure A7,
         an experimental correction measured in docs/offline_theory.md §12.4 -- the exact
@@ -216,9 +229,9 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         ell^(-1) = kappa E[(1 + ell - K_nu)^(-1)] over the samples' memorisation operators
         K_nu, and theta Gaussian with covariance kappa ell E[r r'] ell^T (also the column's
         population power); replaces the null-space split (needs ``linear_column`` and
-        ``null_space_split`` at their defaults).  1.1-2.7x the default's time (median 1.9x)
-        and one more per-sample packed history (Ns T^2 / 2 doubles: 0.5 GB at Ns = 800 and
-        tau = 80).
+        ``null_space_split`` at their defaults).  About twice to three times the default's
+        time and one more per-sample packed history (Ns T^2 / 2 doubles: 0.5 GB at Ns = 800
+        and tau = 80).
 
     Returns
     -------
@@ -261,7 +274,8 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     par = np.array([inp.kappa, inp.alpha_eps, inp.b2, float(inp.D), inp.alpha, inp.eps, fz,
                     1.0 if anomalous_term else 0.0, 1.0 if a7 else 0.0,
                     1.0 if null_space_split and not spread else 0.0,
-                    1.0 if spread else 0.0, 1.0 if spread_response == "resolved" else 0.0])
+                    1.0 if spread else 0.0,
+                    1.0 if spread and spread_response == "resolved" else 0.0])
     with numba_threads(free_cores()):      # the samples' steps run in parallel
         K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par)
     return _losses(inp, tau, K, V1, a7, spread)
@@ -272,11 +286,7 @@ def _check_spread(inp: OfflineInputs, column_closure: str, spread_response: str,
     """Whether the spread closure runs; ProblemError (one line) for its bad options
     (``defaults``: linear_column and null_space_split both at their defaults)."""
     spread = column_closure == "spread"
-    if spread_response not in SPREAD_RESPONSES or (spread_response != "first_order"
-                                                   and not spread):
-        raise ProblemError(f"spread_response must be one of {', '.join(SPREAD_RESPONSES)} "
-                           f"(and other than first_order only with column_closure='spread'), "
-                           f"got {spread_response!r}")
+    check_spread_response(spread_response, column_closure)
     if spread and not defaults:
         raise ProblemError("column_closure='spread' is a closure of the linear column that "
                            "replaces the null-space split: it needs linear_column=True and "

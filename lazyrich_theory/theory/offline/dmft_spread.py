@@ -159,8 +159,9 @@ def member_rows(n, Rb, Rx, Rm, Q, H, xi, W, Wc, c, anc_d, KN):
 
 @njit(cache=True, parallel=True)
 def resolved_bulk(n, RB, RX, LB, Q, xi, W, c, anc_d, KN):
-    """A diagnostic (``spread_response="resolved"``): add to the bulk part of ``KN`` the
-    sample's own resolvent, one step behind -- the response of z_b to its residual through
+    """The spread closure's default response (``spread_response="resolved"``; the diagnostic
+    "first_order" skips this): add to the bulk part of ``KN`` the sample's own resolvent, one
+    step behind -- the response of z_b to its residual through
     the Onsager term's feedback, dropped at first order:
     c W_s Q_nu(n-1, s) [sum_{s <= sigma < n} L_b(n-1, sigma) R~(sigma, s) - R~(n-1, s)],
     R~ = R_b + anc_d xi^2 R_x, L_b the sample's packed bulk resolvent."""

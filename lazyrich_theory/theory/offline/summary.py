@@ -32,8 +32,8 @@ from scipy.optimize import brentq
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
-from lazyrich_theory.theory.offline.dmft import (DMFT_DMAX, SPREAD_RESPONSES,
-                                                 check_column_closure, check_spread_applies,
+from lazyrich_theory.theory.offline.dmft import (DMFT_DMAX, check_column_closure,
+                                                 check_spread_applies, check_spread_response,
                                                  dmft_tau_curves)
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
 from lazyrich_theory.theory.offline.plateau import plateau_losses, plateau_reason, plateau_spectrum
@@ -133,7 +133,7 @@ def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns
           seed: int, column_closure: str, spread_response: str) -> CriticalKappa:
     closure = {"least_squares": " (column closure A7, least squares)",
                "spread": " (column closure spread, (12.1)"
-                         + (", bulk memorisation resolved)" if spread_response == "resolved"
+                         + (", first-order memorisation)" if spread_response == "first_order"
                             else ")")}.get(column_closure, "")
     definition = (f"kappa at which the DMFT's{closure} population loss at tau = {tau_h:g} (t = "
                   f"{tau_h * inp.alpha * inp.D / (2 * inp.eta0 * inp.eps):.6g} steps) is half "
@@ -191,7 +191,7 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
                    kappa_range: tuple[float, float] = (1.2, 12.0), tol: float = 0.05,
                    Ns: int = 400, seed: int = 0, runs: int = 1,
                    column_closure: str = "dmft",
-                   spread_response: str = "first_order") -> CriticalKappa:
+                   spread_response: str = "resolved") -> CriticalKappa:
     """The critical sample ratio kappa_c for the inputs ``inp`` (its kappa is ignored).
 
     Parameters
@@ -221,9 +221,9 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
     column_closure : {"dmft", "least_squares", "spread"}
         "dmft" only: the DMFT's linear column as derived (default) or the opt-in closures A7
         or spread (``dmft_tau_curves``; docs/offline_theory.md §9, §12.4).
-    spread_response : {"first_order", "resolved"}
-        The spread closure's memorisation response (``dmft_tau_curves``); "resolved" only
-        with ``column_closure="spread"``.
+    spread_response : {"resolved", "first_order"}
+        The spread closure's memorisation response (``dmft_tau_curves``; "first_order", a
+        diagnostic, only with ``column_closure="spread"``).
 
     Returns
     -------
@@ -244,11 +244,7 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
     if column_closure != "dmft" and method != "dmft":
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT; "
                            f"the critical kappa method {method!r} has no linear-column closure")
-    if spread_response not in SPREAD_RESPONSES or (spread_response != "first_order"
-                                                   and column_closure != "spread"):
-        raise ProblemError(f"spread_response must be one of {', '.join(SPREAD_RESPONSES)} "
-                           "(and other than first_order only with column_closure='spread'), "
-                           f"got {spread_response!r}")
+    check_spread_response(spread_response, column_closure)
     if method == "rindex":
         if runs < 1:
             raise ProblemError(f"runs must be >= 1, got {runs!r}")
@@ -277,24 +273,25 @@ def _regime_note(traj: Trajectory) -> str:
         return ("r-index DMFT of a finite-rank init: exact as D -> inf (no closure); measured "
                 "against the exact flow within its seed spread from D = 100 on "
                 "(docs/offline_theory.md §13); Monte Carlo spread ~+-5 % per run at Ns = 800")
-    if traj.info.get("spread_response") == "resolved":
-        return ("DMFT with the spread closure (12.1), its bulk memorisation resolved through "
-                "each sample's own resolvent (a diagnostic, docs/offline_theory.md §12.4): "
-                "against the exact flow at D = 400 the loss at tau = 40 is +0.007 (kappa = "
-                "1.5), -0.05 (kappa = 2), -0.016 (kappa = 3), -0.014..+0.000 (kappa = 5.5), "
-                "+0.002 (kappa = 11) on seed means, the half time -11..-4 % at kappa = 5.5; "
-                "it takes the column as fitted at once; Monte Carlo spread ~+-4 % / +-0.05")
+    if traj.info.get("spread_response") == "first_order":
+        return ("DMFT with the spread closure (12.1), its memorisation at first order in the "
+                "Onsager terms (a diagnostic, docs/offline_theory.md §12.4): against the exact "
+                "flow at D = 400 the loss at tau = 40 is +0.01 (kappa = 3), -0.01..+0.01 "
+                "(kappa = 5.5), +0.002 (kappa = 11) on seed means, but -0.08 (kappa = 2) and "
+                "-0.27 (kappa = 1.5), where first order fails (the default, resolved response "
+                "does not); it takes the column as fitted at once; the half time -12..0 % "
+                "(early); Monte Carlo spread ~+-4 % / +-0.05, larger at kappa <= 2")
     if traj.info.get("column_closure") == "spread":
         return ("DMFT with the opt-in spread closure (12.1) of a fast linear column (derived, "
-                "docs/offline_theory.md §12.4): against the exact flow at D = 400 the loss at "
-                "tau = 40 is +0.01 (kappa = 3), -0.01..+0.01 (kappa = 5.5), +0.002 (kappa = 11) "
-                "on seed means, but -0.08 (kappa = 2) and -0.27 (kappa = 1.5), where the "
-                "closure itself fails (suspects in §12.4); it takes the column as fitted at "
-                "once, so before the column's relaxation time (up to 1 in tau) its test loss "
-                "overshoots; the half time -12..0 % (early); at kappa = 5.5 "
-                "the grokking delay +34 / -3 / +7 / +5 % at D = 100 / 200 / 400 / 800 against "
-                "the exact fast-column flow (4 seeds, §12.4); critical kappa within +0.02 / "
-                "+0.06 at D = 400; Monte Carlo spread ~+-4 % / +-0.05, larger at kappa <= 2")
+                "docs/offline_theory.md §12.4; the bulk memorisation resolved through each "
+                "sample's own resolvent): against the exact flow at D = 400 the loss at tau = "
+                "40 is +0.007 (kappa = 1.5), -0.05 (kappa = 2), -0.016 (kappa = 3), "
+                "-0.014..+0.000 (kappa = 5.5), +0.002 (kappa = 11) on seed means, the half "
+                "time -11..-4 % at kappa = 5.5; it takes the column as fitted at once, so "
+                "before the column's relaxation time (up to 1 in tau) its test loss "
+                "overshoots; at kappa = 5.5 the grokking delay +31 / -6 / +1 / -4 % at D = "
+                "100 / 200 / 400 / 800 against the exact fast-column flow (4 seeds, §12.4); "
+                "Monte Carlo spread ~+-4 % / +-0.05, larger at kappa <= 2")
     if traj.info.get("column_closure") == "least_squares":
         return ("DMFT with the opt-in column closure A7 (chosen, not derived; "
                 "docs/offline_theory.md §12.4): against the exact flow at D = 400 the loss at "
