@@ -4,9 +4,9 @@ D = 400: the loss at the horizon and the half time against the exact flow and th
 derived, on the runs of benchmarks/offline_final_400.json (each seed's own teacher,
 (alpha, eps) = (1, 0.02) and (2, 0.04), t_h = 1000 D, tau = 40).
 
-    python benchmarks/offline_dmft_a7.py run [a7|spread]     # resumable, ~3 min / ~10 min
-    python benchmarks/offline_dmft_a7.py mc                  # spread, kappa <= 2, Monte Carlo
-                                                             # seeds 1-2 (~10 min)
+    python benchmarks/offline_dmft_a7.py run [a7|spread|resolved]  # resumable, ~3 / ~10 / ~20 min
+    python benchmarks/offline_dmft_a7.py mc spread|resolved  # kappa <= 2, Monte Carlo seeds
+                                                             # 1-2 (~10 min / ~20 min)
     python benchmarks/offline_dmft_a7.py table               # -> offline_dmft_a7.md
     python benchmarks/offline_dmft_a7.py smalld [a7|spread]  # D = 50-200: the runs of
         # offline_theory.py (raw series, (1, 0.02)) -> offline_dmft_a7_smalld.md
@@ -41,8 +41,11 @@ CLOSURES = {"a7": ("least_squares", OUT, SMALL_OUT, {}),
 
 
 #: the spread closure at kappa <= 2 with more Monte Carlo seeds of the DMFT (its population
-#: dynamics scatters most there): mc seed -> results (seed 0 is the ``run spread`` file)
-MC_OUT, MC_SEEDS, MC_KAPPAS = HERE / "offline_dmft_spread_mc.json", (1, 2), (1.5, 2.0)
+#: dynamics scatters most there): closure -> file of "cell key|mc seed" -> results (seed 0 is
+#: the ``run`` file of the closure)
+MC_OUT = {"spread": HERE / "offline_dmft_spread_mc.json",
+          "resolved": HERE / "offline_dmft_resolved_mc.json"}
+MC_SEEDS, MC_KAPPAS = (1, 2), (1.5, 2.0)
 
 
 def _one(kappa: float, alpha: float, eps: float, seed: int, closure: str = "a7",
@@ -52,9 +55,9 @@ def _one(kappa: float, alpha: float, eps: float, seed: int, closure: str = "a7",
                                    column_closure=CLOSURES[closure][0], **CLOSURES[closure][3]))
 
 
-def run_mc() -> None:
-    run_resumable(MC_OUT, ((f"{_key(k, a, e, s)}|{mc}", lambda k=k, a=a, e=e, s=s, mc=mc:
-                            _one(k, a, e, s, closure="spread", mc=mc))
+def run_mc(closure: str) -> None:
+    run_resumable(MC_OUT[closure], ((f"{_key(k, a, e, s)}|{mc}", lambda k=k, a=a, e=e, s=s,
+                                     mc=mc: _one(k, a, e, s, closure=closure, mc=mc))
                            for k, a, e, seeds in CELLS if k in MC_KAPPAS
                            for s in seeds for mc in MC_SEEDS))
 
@@ -101,16 +104,23 @@ def table() -> None:
                   for m, r in runs.items()]
         lines.append(f"| {kappa:g} | {a:g}, {e:g} | {len(keys)} | {np.mean(ex):.3f} | "
                      + " | ".join(errs + halves) + " |")
-    write_table(HERE / "offline_dmft_a7.md", lines + _mc_lines(exact, runs["spread"]))
+    for closure in MC_OUT:
+        lines += _mc_lines(exact, runs[closure], closure)
+    write_table(HERE / "offline_dmft_a7.md", lines)
 
 
-def _mc_lines(exact: dict, spread: dict) -> list[str]:
-    """The spread closure at kappa <= 2 on Monte Carlo seeds 0 (``run spread``) and MC_SEEDS."""
-    mc = _load(MC_OUT)
+def _mc_lines(exact: dict, spread: dict, closure: str) -> list[str]:
+    """The spread closure (``closure``: "spread", first order, or "resolved") at kappa <= 2
+    on Monte Carlo seeds 0 (``run``) and MC_SEEDS."""
+    mc = _load(MC_OUT[closure])
+    if not mc:
+        return []
     lines = [""] + markdown_head(
-        "The spread closure at kappa <= 2 over the DMFT's Monte Carlo seeds",
+        f"The spread closure ({'first order' if closure == 'spread' else 'resolved'}) at "
+        "kappa <= 2 over the DMFT's Monte Carlo seeds",
         "Loss error at tau = 40 (theory - exact), mean ± sd over the cell's seeds, for each "
-        "Monte Carlo seed of the DMFT (`offline_dmft_a7.py mc`; seed 0: the table above).",
+        f"Monte Carlo seed of the DMFT (`offline_dmft_a7.py mc {closure}`; seed 0: the table "
+        "above).",
         ["kappa", "alpha, eps", "seeds"] + [f"MC seed {m}" for m in (0,) + MC_SEEDS], level=2)
     for kappa, a, e, seeds in CELLS:
         keys = [_key(kappa, a, e, s) for s in seeds]
@@ -193,11 +203,14 @@ def main(args: list[str]) -> None:
         closure = closure or "a7"
         run_resumable(CLOSURES[closure][1], cell_jobs(lambda *a: _one(*a, closure=closure)))
     elif cmd == "mc":
-        run_mc()
+        if closure not in MC_OUT:
+            raise SystemExit(f"mc runs the spread closure: mc {' | '.join(MC_OUT)}")
+        run_mc(closure)
     elif cmd == "table":
         table()
     else:
-        raise SystemExit(f"unknown command {cmd!r}: run | smalld [a7|spread] | mc | table")
+        raise SystemExit(f"unknown command {cmd!r}: run | smalld [closure] | mc spread|resolved "
+                         "| table")
 
 
 if __name__ == "__main__":
