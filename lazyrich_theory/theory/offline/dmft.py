@@ -50,9 +50,10 @@ COLUMN_CLOSURES = ("dmft", "least_squares", "spread")
 
 
 #: The spread closure's memorisation operators K_nu: the bulk's part resolved through each
-#: sample's own resolvent (the default) or first order in the Onsager terms (a diagnostic: it
-#: fails at kappa <= 2), docs §12.4.  The first is the default.
-SPREAD_RESPONSES = ("resolved", "first_order")
+#: sample's own resolvent (the default), first order in the Onsager terms (a diagnostic: it
+#: fails at kappa <= 2), or the spike's part resolved too (a diagnostic), docs §12.4.  The
+#: first is the default.
+SPREAD_RESPONSES = ("resolved", "first_order", "full")
 #: The spread closure takes the linear column at its least-squares fit at every instant: it is
 #: refused where the column's slowest relaxation time (in tau) exceeds this (a chosen bound).
 SPREAD_MAX_LAG = 1.0
@@ -209,12 +210,14 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         of §8.5 (the sample-averaged memorisation kernel Kbar = 0), so that the linear
         column filters the whole residual, r = A[rho + alpha theta_u], and its cavity
         variance is fed by r itself.  Default True, the DMFT as derived.
-    spread_response : {"resolved", "first_order"}
+    spread_response : {"resolved", "first_order", "full"}
         The spread closure's memorisation operators K_nu (docs/offline_theory.md §12.4):
         the bulk's part resolved through the sample's own Volterra resolvent, one step
-        behind (default; the spike's part stays first order), or everything at first order
-        in the Onsager terms (a diagnostic: 0.08-0.27 too low at kappa <= 2).  Other than
-        the default only with ``column_closure="spread"``.
+        behind (default; the spike's part stays first order), everything at first order
+        in the Onsager terms (a diagnostic: 0.08-0.27 too low at kappa <= 2), or the
+        spike's part resolved too, through the sample's spike resolvent without the
+        Gauss-Newton term (a diagnostic: it moves the loss by < 0.01).  Other than the
+        default only with ``column_closure="spread"``.
     column_closure : {"dmft", "least_squares", "spread"}
         "dmft" (default): the linear column as derived (§8.5).  "least_squares": closure A7,
         an experimental correction measured in docs/offline_theory.md §12.4 -- the exact
@@ -275,7 +278,8 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
                     1.0 if anomalous_term else 0.0, 1.0 if a7 else 0.0,
                     1.0 if null_space_split and not spread else 0.0,
                     1.0 if spread else 0.0,
-                    1.0 if spread and spread_response == "resolved" else 0.0])
+                    {"resolved": 1.0, "full": 2.0}.get(spread_response, 0.0) if spread
+                    else 0.0])
     with numba_threads(free_cores()):      # the samples' steps run in parallel
         K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par)
     return _losses(inp, tau, K, V1, a7, spread)

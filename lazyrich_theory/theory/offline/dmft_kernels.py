@@ -27,7 +27,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from lazyrich_theory.theory.offline.dmft_spread import ell_row, member_rows, resolved_bulk
+from lazyrich_theory.theory.offline.dmft_spread import (ell_row, member_rows, resolved_bulk,
+                                                       resolved_spike, spike_resolvent_rows)
 
 __all__ = ["run_dmft", "K_NAMES", "S_NAMES", "V1_NAMES"]
 
@@ -447,7 +448,11 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
     GV = np.zeros((Ns, npk if sp else 1))
     KN, acc = np.zeros((Ns, ts)), np.zeros((Ns, ts))
     Am, Bm = np.zeros((ts, ts)), np.zeros((ts, ts))
+    full = sp and par[11] > 1.5     # "full": the spike's memorisation resolved too
+    LS = np.zeros((Ns, npk if full else 1))
     _initial(K, S, V1, Q, LB, LM, xi, par)
+    if full:
+        LS[:, 0] = 1.0
     if sp:
         ell_row(0, KN, GV, K[LL], K[GBAR], kappa, Am, Bm, acc)
     frozen, ufac = False, 1.0
@@ -462,10 +467,14 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
                         -ae / kappa, par[7] / D, KN)
             if par[11] > 0.0:
                 resolved_bulk(n, K[RB], K[RX], LB, Q, xi, W, -ae / kappa, par[7] / D, KN)
+            if full:
+                resolved_spike(n, K[RM], LS, S[H_], W, -ae / kappa, KN)
             ell_row(n, KN, GV, K[LL], K[GBAR], kappa, Am, Bm, acc)
         if par[8] > 0.0:
             ufac = _least_squares_factor(K, V1, n, kappa, par[4])
         _all_samples(K, S, V1, Q, LB, LM, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, ufac, work,
                      gu)
+        if full:
+            spike_resolvent_rows(n, K[RM, n], S[R_], LS, W, 0.5 * dt[n - 1], kappa, C_FLOOR)
         _close_step(K, n)
     return K, V1

@@ -32,7 +32,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["ell_diagonal", "ell_row", "member_rows", "resolved_bulk", "spread_operators"]
+__all__ = ["ell_diagonal", "ell_row", "member_rows", "resolved_bulk", "resolved_spike",
+           "spike_resolvent_rows", "spread_operators"]
 
 
 @njit(cache=True, inline="always")
@@ -173,6 +174,44 @@ def resolved_bulk(n, RB, RX, LB, Q, xi, W, c, anc_d, KN):
             for sg in range(s, n):
                 acc += LB[i, bl + sg] * (RB[sg, s] + anc_d * x2 * RX[sg, s])
             KN[i, s] += c * W[s] * Q[i, bq + s] * acc
+
+
+@njit(cache=True, parallel=True)
+def spike_resolvent_rows(n, Rm, R, LS, W, Wc, kappa, floor):
+    """Row n of every sample's spike resolvent without the Gauss-Newton term (into the packed
+    ``LS``; ``spread_response="full"``): LS = (1 + A)^(-1) with
+    A(n, s) = W_s R_m(n, s) r(s) / kappa (the current point with ``Wc`` and r(n), floored at
+    ``floor`` like the DMFT's own spike resolvent) -- the loop of the sample's spike field
+    through its own Onsager term, which a change of its residual history drives, without the
+    loop back through rho (that one is ell's).  ``Rm``: R_m's row n; ``R``: the residuals."""
+    for i in prange(LS.shape[0]):
+        bn = _tri(n, 0)
+        for sg in range(n):
+            LS[i, bn + sg] = 0.0
+        for s in range(n):
+            k = W[s] * Rm[s] * R[i, s] / kappa
+            bs = _tri(s, 0)
+            for sg in range(s + 1):
+                LS[i, bn + sg] -= k * LS[i, bs + sg]
+        cm = 1.0 + max(Wc * R[i, n] / kappa, floor)
+        LS[i, bn + n] = 1.0 / cm
+        for sg in range(n):
+            LS[i, bn + sg] /= cm
+
+
+@njit(cache=True, parallel=True)
+def resolved_spike(n, RM, LS, H, W, c, KN):
+    """``spread_response="full"``: add to the spike part of ``KN`` the sample's own spike
+    resolvent ``LS`` (:func:`spike_resolvent_rows`), one step behind as the bulk's:
+    c W_s h_nu(n-1) h_nu(s) [sum_{s <= sigma < n} LS(n-1, sigma) R_m(sigma, s) - R_m(n-1, s)]."""
+    for i in prange(KN.shape[0]):
+        bl = _tri(n - 1, 0)
+        hp = H[i, n - 1]
+        for s in range(n):
+            acc = -RM[n - 1, s]
+            for sg in range(s, n):
+                acc += LS[i, bl + sg] * RM[sg, s]
+            KN[i, s] += c * W[s] * hp * H[i, s] * acc
 
 
 def spread_operators(KV: np.ndarray, kappa: float) -> tuple[np.ndarray, np.ndarray]:
