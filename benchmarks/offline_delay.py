@@ -295,7 +295,8 @@ def docs_tables() -> None:
     head = ["| κ | (α, ε) | " + " | ".join(f"D = {D}" for D in dims) + " |",
             "|---|---|" + "---|" * len(dims)]
     cells = [(k, a, e) for k in (22.0, 11.0, 5.5) for a, e in ((1.0, 0.02), (2.0, 0.04))]
-    out = {"delay: spectral / DMFT with A7": [], "train / test time (absolute 0.1), spectral": []}
+    out = {"delay: spectral / DMFT with A7": [], "train / test time (absolute 0.1), spectral": [],
+           "delay: DMFT + spread / half time: DMFT + spread": []}
     for k, a, e in cells:
         row = {name: [] for name in out}
         for D in dims:
@@ -304,6 +305,10 @@ def docs_tables() -> None:
             row["delay: spectral / DMFT with A7"].append(
                 _docs_cell(rows, "relative_grokking_time", ("spectral", "dmft_a7")) + note
                 if rows else "—")
+            row["delay: DMFT + spread / half time: DMFT + spread"].append(
+                _docs_cell(rows, "relative_grokking_time", ("dmft_spread",)) + "; half "
+                + _docs_cell(rows, "test_half_time", ("dmft_spread",)).split(": ")[-1] + note
+                if rows and all("dmft_spread" in r for r in rows) else "—")
             row["train / test time (absolute 0.1), spectral"].append(
                 _times_cell(rows) + note if rows else "—")
         for name, vals in row.items():

@@ -37,6 +37,7 @@ grid), each against the weighted leave-one-out, the null-space split and no spli
     python benchmarks/offline_tail_projection.py run 800 --designs Y       # ~10 min per seed
     python benchmarks/offline_tail_projection.py k3 100 200 400     # kappa = 3 -> ..._k3.json
     python benchmarks/offline_tail_projection.py k15 100 200        # kappa = 1.5 -> ..._k15.json
+    python benchmarks/offline_tail_projection.py k2 100 200         # kappa = 2 -> ..._k2.json
     python benchmarks/offline_tail_projection.py static            # -> ..._static.json, 2 s
     python benchmarks/offline_tail_projection.py dynamic           # -> ..._dynamic.json, ~15 min
     python benchmarks/offline_tail_projection.py table             # -> offline_tail_projection.md
@@ -62,6 +63,7 @@ from offline_tail_spike import _section
 from offline_tail_channels import AE, KAPPA, SEEDS, SWEEP_OUT, SWEEP_SEEDS, TAUS, _problem
 from offline_tail_channels import FAST_METHODS
 from offline_tail_channels import K3_OUT as K3_CHANNELS
+from offline_tail_channels import K2_OUT as K2_CHANNELS
 from offline_tail_channels import K15_OUT as K15_CHANNELS
 from offline_tail_channels import OUT as CHANNELS_OUT
 from lazyrich_theory.theory.timescales import grokking_summary
@@ -138,11 +140,13 @@ def _one(D: int, seed: int, design: str, kappa: float = KAPPA) -> dict:
 
 #: kappa -> (X and Y at that kappa, offline_tail_channels.py's runs there, its command)
 SMALL_KAPPA = {3.0: (HERE / "offline_tail_projection_k3.json", K3_CHANNELS, "k3"),
+               2.0: (HERE / "offline_tail_projection_k2.json", K2_CHANNELS, "k2"),
                1.5: (HERE / "offline_tail_projection_k15.json", K15_CHANNELS, "k15")}
 
 
 def run_k3(dims: list[int], kappa: float = 3.0) -> None:
-    """X and Y at kappa = 3 or 1.5 (seeds 0-1), against offline_tail_channels.py k3 / k15."""
+    """X and Y at kappa = 3, 2 or 1.5 (seeds 0-1), against offline_tail_channels.py k3 / k2 /
+    k15."""
     run_resumable(SMALL_KAPPA[kappa][0], ((f"{D}|{s}|{d}", lambda D=D, s=s, d=d:
                                            _one(D, s, d, kappa))
                                           for D in dims for s in SWEEP_SEEDS
@@ -452,7 +456,7 @@ def table() -> None:
         "(I - Pi_Z) rho with Z = X (the A5' fast-column limit of the exact flow), Z = Y (an "
         "independent Gaussian design) or no column; see the module docstring.", [])[:3]
     lines += _design_lines(done, _load(CHANNELS_OUT)) + _column_lines(done, _load(SWEEP_OUT))
-    lines += _spread_lines(done, _load(SWEEP_OUT)) + _k3_lines() + _k3_lines(1.5)
+    lines += _spread_lines(done, _load(SWEEP_OUT)) + _k3_lines() + _k3_lines(2.0) + _k3_lines(1.5)
     lines += _static_lines() + _dynamic_lines()
     write_table(HERE / "offline_tail_projection.md", lines)
 
@@ -472,6 +476,8 @@ if __name__ == "__main__":
         run_k3([int(d) for d in args[1:]] or [100, 200, 400])
     elif args[0] == "k15":
         run_k3([int(d) for d in args[1:]] or [100, 200], 1.5)
+    elif args[0] == "k2":
+        run_k3([int(d) for d in args[1:]] or [100, 200], 2.0)
     elif args[0] == "static":
         run_static()
     elif args[0] == "dynamic":
@@ -480,4 +486,4 @@ if __name__ == "__main__":
         table()
     else:
         sys.exit(f"unknown command {args[0]!r}: run [D ...] [--designs X Y none] | "
-                 "k3 | k15 [D ...] | static | dynamic | table")
+                 "k3 | k2 | k15 [D ...] | static | dynamic | table")

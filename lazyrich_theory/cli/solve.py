@@ -138,7 +138,8 @@ def add_solve_parsers(subparsers) -> None:
                    default="dmft",
                    help="with --offline-theory dmft: the DMFT's linear column as derived "
                         "(dmft, default) or the opt-in closures A7 (least_squares) or spread "
-                        "(docs/offline_theory.md §12.4)")
+                        "(a fast column only; ~2.3x the DMFT's time; docs/offline_theory.md "
+                        "§12.4)")
     s.add_argument("--limit-loss", dest="limit", choices=LIMIT_CHOICES, default="none",
                    help="interpolant: summary key offline_predicted_limit_test_loss, where the "
                         "flow ends (tau -> inf test loss / initial of this training set, N = "

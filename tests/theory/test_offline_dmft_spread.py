@@ -184,3 +184,24 @@ def test_full_response_resolves_the_spike_too():
             for r in ("resolved", "full"))
     diff = np.abs(a["population_loss"] - b["population_loss"])
     assert 0.0 < diff.max() < 0.05 * a["population_loss"][0]
+
+
+@pytest.mark.parametrize("info, predicted", [
+    ({"kappa": 5.5, "D": 200, "column_closure": "spread", "spread_response": "resolved"}, True),
+    ({"kappa": 11.0, "D": 800, "column_closure": "spread", "spread_response": "resolved"}, True),
+    ({"kappa": 5.5, "D": 100, "column_closure": "spread", "spread_response": "resolved"}, False),
+    ({"kappa": 3.0, "D": 400, "column_closure": "spread", "spread_response": "resolved"}, False),
+    ({"kappa": 5.5, "D": 400, "column_closure": "spread", "spread_response": "first_order"},
+     False),
+    ({"kappa": 11.0, "D": 400, "column_closure": "least_squares"}, False),
+    ({"kappa": 22.0, "D": 100, "column_closure": "spread", "spread_response": "resolved"}, True),
+])
+def test_the_spread_closure_predicts_the_delay_where_measured(info, predicted):
+    """The delay is a prediction of the resolved spread closure from kappa = 5.5 and D = 200
+    on (measured within -7..+12 % there, docs §12.4), of every DMFT from kappa = 20 on."""
+    from lazyrich_theory.theory.offline.summary import _delay_reason
+
+    why = _delay_reason({"offline_method": "dmft", **info})
+    assert (why is None) == predicted
+    if not predicted:
+        assert f"kappa = {info['kappa']:.3g}" in why and "estimate" in why

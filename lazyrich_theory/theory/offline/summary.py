@@ -9,8 +9,9 @@ Definitions (docs/offline_theory.md §10):
 * ``predicted_grokking_delay``: the theory's ``relative_grokking_time`` (the package's measured
   definition, ``theory.timescales.grokking_metrics``): t_test - t_train with each threshold 0.1
   x that curve's initial value; None with a reason below :data:`KAPPA_DELAY` for the iid-init
-  methods, where neither is a prediction of it (docs §11.5), whose value is then
-  ``predicted_grokking_delay_estimate`` (always the theory's own difference);
+  methods (with the DMFT's spread closure: below :data:`SPREAD_DELAY_KAPPA` or
+  :data:`SPREAD_DELAY_D`), where it is not a prediction of it (docs §11.5, §12.4), whose value
+  is then ``predicted_grokking_delay_estimate`` (always the theory's own difference);
 * ``critical_kappa``: "bbp" -- the BBP threshold of the plateau matrix (below it no signal
   direction separates at the end of the lazy fit: the lower end of the crossover); "dmft" --
   where the DMFT's relative long-time loss at the horizon crosses 1/2 (what the exact solver's
@@ -42,7 +43,7 @@ from lazyrich_theory.theory.offline.rindex import (RINDEX_MAX_POINTS, RIndexInpu
 from lazyrich_theory.theory.timescales import first_time_below, grokking_summary
 
 __all__ = ["CriticalKappa", "critical_kappa", "half_crossing", "offline_summary",
-           "CRITICAL_METHODS", "KAPPA_DELAY",
+           "CRITICAL_METHODS", "KAPPA_DELAY", "SPREAD_DELAY_KAPPA", "SPREAD_DELAY_D",
            "DMFT_CRITICAL_TAU", "RINDEX_CRITICAL_TAU"]
 
 #: How :func:`critical_kappa` can define the threshold.
@@ -291,13 +292,14 @@ def _regime_note(traj: Trajectory) -> str:
         return ("DMFT with the opt-in spread closure (12.1) of a fast linear column (derived, "
                 "docs/offline_theory.md §12.4; the bulk memorisation resolved through each "
                 "sample's own resolvent): against the exact flow at D = 400 the loss at tau = "
-                "40 is +0.007 (kappa = 1.5), -0.05 (kappa = 2), -0.016 (kappa = 3), "
-                "-0.014..+0.000 (kappa = 5.5), +0.002 (kappa = 11) on seed means, the half "
-                "time -11..-4 % at kappa = 5.5; it takes the column as fitted at once, so "
-                "before the column's relaxation time (up to 1 in tau) its test loss "
-                "overshoots; at kappa = 5.5 the grokking delay +31 / -6 / +1 / -4 % at D = "
-                "100 / 200 / 400 / 800 against the exact fast-column flow (4 seeds, §12.4); "
-                "Monte Carlo spread ~+-4 % / +-0.05, larger at kappa <= 2")
+                "40 is +0.007 (kappa = 1.5; +0.03 over three Monte Carlo draws), -0.05 (kappa "
+                "= 2), -0.016 (kappa = 3), -0.014..+0.000 (kappa = 5.5), +0.002 (kappa = 11) "
+                "on seed means; the grokking delay -7..+12 % at kappa = 5.5-22, D = 200-800 "
+                "(+11..+109 % at D = 50-100), the half time -4..+2 % at D = 400 (-26..-2 % at "
+                "D = 50-200, +10 % at D = 800, kappa = 5.5); critical kappa -0.08 / -0.07 at "
+                "D = 400; it takes the column as fitted at once, so before the column's "
+                "relaxation time (up to 1 in tau) its test loss overshoots; Monte Carlo spread "
+                "~+-4 % / +-0.05, larger at kappa <= 2")
     if traj.info.get("column_closure") == "least_squares":
         return ("DMFT with the opt-in column closure A7 (chosen, not derived; "
                 "docs/offline_theory.md §12.4): against the exact flow at D = 400 the loss at "
@@ -321,25 +323,48 @@ def _regime_note(traj: Trajectory) -> str:
 #: 11 and 48-86 % at kappa = 5.5, the DMFT's (as derived or with A7) long by 8-43 % at kappa =
 #: 11 and 1-272 % or never at kappa = 5.5; at kappa = 22 they are -3..-25 % and +10..+34 %.
 KAPPA_DELAY = 20.0
+#: The DMFT's spread closure (its default, resolved response) predicts the delay from this
+#: kappa and this D on (docs §12.4, seed means on §11.5's grid at alpha / eps = 50: -7..+12 % at
+#: kappa = 5.5-22 and D = 200-800; +11..+109 % at D = 50-100).
+SPREAD_DELAY_KAPPA, SPREAD_DELAY_D = 5.5, 200
+
+
+def _delay_reason(info: dict[str, Any]) -> str | None:
+    """Why the theory's grokking delay is not a prediction for this run (None: it is)."""
+    method, kappa = info.get("offline_method"), float(info.get("kappa", math.nan))
+    D = float(info.get("D", math.nan))
+    resolved = (info.get("column_closure") == "spread"
+                and info.get("spread_response") == "resolved")
+    if resolved and kappa >= SPREAD_DELAY_KAPPA and D >= SPREAD_DELAY_D:
+        return None
+    if method not in ("spectral", "dmft") or kappa >= KAPPA_DELAY:
+        return None
+    if resolved:
+        return (f"not predicted at kappa = {kappa:.3g}, D = {D:g}: the spread closure's delay "
+                f"is within -7..+12 % of the exact flow's at kappa >= {SPREAD_DELAY_KAPPA:g} "
+                f"and D >= {SPREAD_DELAY_D} (alpha / eps = 50), but +11..+109 % at D = 50-100 "
+                f"and not measured below kappa = {SPREAD_DELAY_KAPPA:g} "
+                "(docs/offline_theory.md §12.4); its value is "
+                "predicted_grokking_delay_estimate")
+    side = ("the spectral closure's delay is 22-86 % short at kappa = 5.5-11 (a lower "
+            "estimate" if method == "spectral" else "the DMFT's delay is 8-272 % long or "
+            "never reached at kappa = 5.5-11 (an upper estimate")
+    if info.get("column_closure") == "spread":
+        side = (f"with its {info.get('spread_response')} response the spread closure's delay "
+                "was measured at kappa = 5.5 only (§12.4")
+    return (f"not predicted at kappa = {kappa:.3g} < {KAPPA_DELAY:g}: {side}, "
+            "docs/offline_theory.md §11.5); its value is predicted_grokking_delay_estimate")
 
 
 def _delay(traj: Trajectory, g: dict[str, Any], reasons: dict[str, str]) -> dict[str, Any]:
-    """predicted_grokking_delay (None below KAPPA_DELAY for the iid-init methods) and the
+    """predicted_grokking_delay (None where :func:`_delay_reason` gives a reason) and the
     theory's own value, predicted_grokking_delay_estimate; reasons for each None."""
     est = g["values"]["relative_grokking_time"]
     if est is None:
         reasons["predicted_grokking_delay_estimate"] = g["reasons"]["relative_grokking_time"]
-    method, kappa = traj.info.get("offline_method"), float(traj.info.get("kappa", math.nan))
-    if method in ("spectral", "dmft") and not kappa >= KAPPA_DELAY:
-        side = ("the spectral closure's delay is 22-86 % short at kappa = 5.5-11 (a lower "
-                "estimate" if method == "spectral" else "the DMFT's delay is 8-272 % long or "
-                "never reached at kappa = 5.5-11 (an upper estimate")
-        if traj.info.get("column_closure") == "spread":
-            side = ("the spread closure's delay is +34 / -3 / +7 / +5 % at D = 100 / 200 / 400 "
-                    "/ 800 at kappa = 5.5, alpha / eps = 50 and not measured elsewhere (§12.4")
-        reasons["predicted_grokking_delay"] = (
-            f"not predicted at kappa = {kappa:.3g} < {KAPPA_DELAY:g}: {side}, "
-            "docs/offline_theory.md §11.5); its value is predicted_grokking_delay_estimate")
+    why = _delay_reason(traj.info)
+    if why is not None:
+        reasons["predicted_grokking_delay"] = why
         return {"predicted_grokking_delay": None, "predicted_grokking_delay_estimate": est}
     if est is None:
         reasons["predicted_grokking_delay"] = g["reasons"]["relative_grokking_time"]
@@ -413,9 +438,12 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
         "predicted_grokking_delay_definition": "t_test - t_train, each at 0.1 x its initial "
                                                "value (relative_grokking_time of the theory); "
                                                f"null below kappa = {KAPPA_DELAY:g} for the "
-                                               "spectral closure and the DMFT, where the "
-                                               "theory's difference is not a prediction of "
-                                               "it (predicted_grokking_delay_estimate)",
+                                               "spectral closure and the DMFT (with the "
+                                               "spread closure: below kappa = "
+                                               f"{SPREAD_DELAY_KAPPA:g} or D = "
+                                               f"{SPREAD_DELAY_D}), where the theory's "
+                                               "difference is not a prediction of it "
+                                               "(predicted_grokking_delay_estimate)",
         "predicted_half_time_definition": "the first t (GD steps) at which the theory's "
                                           "population loss is half its initial value",
         "predicted_final_test_loss_definition": "the theory's population loss at the horizon "
