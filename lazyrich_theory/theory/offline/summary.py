@@ -9,8 +9,8 @@ Definitions (docs/offline_theory.md §10):
 * ``predicted_grokking_delay``: the theory's ``relative_grokking_time`` (the package's measured
   definition, ``theory.timescales.grokking_metrics``): t_test - t_train with each threshold 0.1
   x that curve's initial value; None with a reason below :data:`KAPPA_DELAY` for the iid-init
-  methods (with the DMFT's spread closure: below :data:`SPREAD_DELAY_KAPPA` or
-  :data:`SPREAD_DELAY_D`), where it is not a prediction of it (docs §11.5, §12.4), whose value
+  methods (with the DMFT's resolved spread closure at D >= :data:`SPREAD_DELAY_D`: below
+  :data:`SPREAD_DELAY_KAPPA`), where it is not a prediction of it (docs §11.5, §12.4), whose value
   is then ``predicted_grokking_delay_estimate`` (always the theory's own difference);
 * ``critical_kappa``: "bbp" -- the BBP threshold of the plateau matrix (below it no signal
   direction separates at the end of the lazy fit: the lower end of the crossover); "dmft" --
@@ -223,9 +223,9 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
     column_closure : {"dmft", "least_squares", "spread"}
         "dmft" only: the DMFT's linear column as derived (default) or the opt-in closures A7
         or spread (``dmft_tau_curves``; docs/offline_theory.md §9, §12.4).
-    spread_response : {"resolved", "first_order"}
-        The spread closure's memorisation response (``dmft_tau_curves``; "first_order", a
-        diagnostic, only with ``column_closure="spread"``).
+    spread_response : {"resolved", "first_order", "full"}
+        The spread closure's memorisation response (``dmft_tau_curves``; the diagnostics
+        "first_order" and "full" only with ``column_closure="spread"``).
 
     Returns
     -------
@@ -286,8 +286,8 @@ def _regime_note(traj: Trajectory) -> str:
     if traj.info.get("spread_response") == "full":
         return ("DMFT with the spread closure (12.1), the memorisation of both the bulk and "
                 "the spike resolved through each sample's own resolvents (a diagnostic, "
-                "docs/offline_theory.md §12.4): within 0.01 of the default (bulk resolved) "
-                "in the loss at tau = 40 at D = 400, kappa = 1.5-3")
+                "docs/offline_theory.md §12.4): within 0.007 of the default (bulk resolved) "
+                "in the loss at tau = 40 at D = 400, kappa = 1.5-11, at 1.2x its cost")
     if traj.info.get("column_closure") == "spread":
         return ("DMFT with the opt-in spread closure (12.1) of a fast linear column (derived, "
                 "docs/offline_theory.md §12.4; the bulk memorisation resolved through each "
@@ -295,8 +295,8 @@ def _regime_note(traj: Trajectory) -> str:
                 "40 is +0.007 (kappa = 1.5; +0.03 over three Monte Carlo draws), -0.05 (kappa "
                 "= 2), -0.016 (kappa = 3), -0.014..+0.000 (kappa = 5.5), +0.002 (kappa = 11) "
                 "on seed means; the grokking delay -7..+12 % at kappa = 5.5-22, D = 200-800 "
-                "(+11..+109 % at D = 50-100), the half time -4..+2 % at D = 400 (-26..-2 % at "
-                "D = 50-200, +10 % at D = 800, kappa = 5.5); critical kappa -0.08 / -0.07 at "
+                "(+11..+109 % at D = 50-100), the half time -11..+2 % at D = 400 (-26..-2 % "
+                "at D = 50-200, +10 % at D = 800, kappa = 5.5); critical kappa -0.08 / -0.07 at "
                 "D = 400; it takes the column as fitted at once, so before the column's "
                 "relaxation time (up to 1 in tau) its test loss overshoots; Monte Carlo spread "
                 "~+-4 % / +-0.05, larger at kappa <= 2")
@@ -439,9 +439,9 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
                                                "value (relative_grokking_time of the theory); "
                                                f"null below kappa = {KAPPA_DELAY:g} for the "
                                                "spectral closure and the DMFT (with the "
-                                               "spread closure: below kappa = "
-                                               f"{SPREAD_DELAY_KAPPA:g} or D = "
-                                               f"{SPREAD_DELAY_D}), where the theory's "
+                                               "resolved spread closure at D >= "
+                                               f"{SPREAD_DELAY_D}: below kappa = "
+                                               f"{SPREAD_DELAY_KAPPA:g}), where the theory's "
                                                "difference is not a prediction of it "
                                                "(predicted_grokking_delay_estimate)",
         "predicted_half_time_definition": "the first t (GD steps) at which the theory's "
