@@ -232,9 +232,9 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         ell^(-1) = kappa E[(1 + ell - K_nu)^(-1)] over the samples' memorisation operators
         K_nu, and theta Gaussian with covariance kappa ell E[r r'] ell^T (also the column's
         population power); replaces the null-space split (needs ``linear_column`` and
-        ``null_space_split`` at their defaults).  About twice to three times the default's
-        time and one more per-sample packed history (Ns T^2 / 2 doubles: 0.5 GB at Ns = 800
-        and tau = 80).
+        ``null_space_split`` at their defaults).  2.3x the default's time (first order 1.8x,
+        full 2.8x; benchmarks/dmft_closure_cost.md) and one more per-sample packed history
+        (Ns T^2 / 2 doubles: 0.5 GB at Ns = 800 and tau = 80; full: two).
 
     Returns
     -------
