@@ -419,7 +419,8 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         linear column's screening of the spike's Gauss-Newton term (1 - 1/kappa; 1 without
         the column), anc the coefficient of the anomalous Onsager term (1; 0 to switch it
         off), a7 1 for the least-squares closure of the column's cavity field
-        (:func:`_least_squares_factor`), else 0; split 1 for the null-space split A6' (:func:`_kbar`), 0 to switch it off;
+        (:func:`_least_squares_factor`), else 0; split 1 for the null-space split A6'
+        (:func:`_kbar`), 0 to switch it off;
         spread 1 for the fast column's closure (12.1) (``dmft_spread``; then split = 0 and
         the column's psi, Wpsi, Vlin are not used), else 0; resolved (par[11], spread only)
         0 for first-order memorisation, 1 with the bulk's part resolved, 2 with the spike's
