@@ -99,7 +99,8 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         "crossover (default for the iid init above D = "
                         f"{INTERPOLANT_CRITICAL_D_DEFAULT}, with --data, and outside the "
                         "interpolant's domain); dmft: where the DMFT's long-time loss "
-                        "crosses 1/2 (~6 DMFT runs, ~45 s at D = 100); rindex (finite-rank "
+                        "crosses 1/2 (~6 DMFT runs, ~45 s at D = 100, ~2.3x that with "
+                        "--column-closure spread); rindex (finite-rank "
                         "init only): where the r-index DMFT's loss at this run's horizon, "
                         f"averaged over {CRITICAL_RUNS} Monte Carlo runs at --ns / 2, crosses "
                         f"1/2 (~6 x {CRITICAL_RUNS} runs, minutes); interpolant (iid init): "
@@ -211,7 +212,8 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     closure = {} if finite_rank else {"column_closure": args.column_closure}
     if not args.quiet:
         print(f"asymptotic: the theory's curve (--method {args.method}; the DMFT ~5-10 s, "
-              "the spectral closure ~1 s, the r-index DMFT ~10-40 s)", flush=True)
+              "~2.3x that with --column-closure spread, the spectral closure ~1 s, the "
+              "r-index DMFT ~10-40 s)", flush=True)
     curve_started = time.perf_counter()
     traj = offline_theory(problem, steps, method=args.method, save_times=extra,
                           xi_law=args.xi_law, Ns=args.ns, seed=args.dmft_seed, **closure)

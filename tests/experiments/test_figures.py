@@ -246,6 +246,9 @@ def test_kappa_figure_checks_every_kappa_before_running(tmp_path, monkeypatch):
     with pytest.raises(ProblemError, match=r"kappa = 1\.5.*use the closure dmft"):
         make_figure("kappa", str(tmp_path), steps=300, D=12, alpha=1.0, eps=0.1,
                     kappas="3,1.5", method="dmft", column_closure="spread")
+    with pytest.raises(ProblemError, match="method='spectral' has none"):
+        make_figure("kappa", str(tmp_path), steps=300, D=12, kappas="3", method="spectral",
+                    column_closure="least_squares")
     with pytest.raises(AssertionError, match="a flow ran"):     # kappa = 3 alone is accepted
         make_figure("kappa", str(tmp_path), steps=300, D=12, alpha=1.0, eps=0.1,
                     kappas="3", method="dmft", column_closure="spread")

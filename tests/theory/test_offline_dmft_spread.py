@@ -97,7 +97,7 @@ def test_spread_needs_the_column_and_replaces_the_split(ablation):
 
 def test_first_order_response_is_a_spread_diagnostic():
     inp = OfflineInputs(kappa=KAPPA, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=100)
-    with pytest.raises(ProblemError, match="spread_response must be one of"):
+    with pytest.raises(ProblemError, match="needs column_closure='spread', got 'dmft'"):
         dmft_tau_curves(inp, 1.0, Ns=40, spread_response="first_order")
     with pytest.raises(ProblemError, match="spread_response must be one of"):
         dmft_tau_curves(inp, 1.0, Ns=40, column_closure="spread", spread_response="bulk")
@@ -141,15 +141,17 @@ def test_critical_kappa_takes_the_spread_response():
     from lazyrich_theory.theory.offline import critical_kappa
 
     inp = OfflineInputs(kappa=KAPPA, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=40)
-    for bad in ({"spread_response": "first_order"},
-                {"column_closure": "spread", "spread_response": "bulk"}):
-        with pytest.raises(ProblemError, match="spread_response must be one of"):
+    for bad, why in (({"spread_response": "first_order"}, "needs column_closure='spread'"),
+                     ({"column_closure": "spread", "spread_response": "bulk"},
+                      "spread_response must be one of")):
+        with pytest.raises(ProblemError, match=why):
             critical_kappa(inp, "dmft", **bad)
     first, default = (critical_kappa(inp, "dmft", Ns=40, tau_h=2.0, kappa_range=(4.0, 6.0),
                                      column_closure="spread", **kw)
                       for kw in ({"spread_response": "first_order"}, {}))
     assert "first-order memorisation" in first.definition
-    assert "first-order" not in default.definition and "spread" in default.definition
+    assert "first-order" not in default.definition
+    assert "bulk memorisation resolved" in default.definition
 
 
 def test_spike_resolvent_rows_invert_the_onsager_loop():

@@ -148,6 +148,10 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
     base = problem.replace(N="inf")
     save_times(steps)                          # validates before anything runs
     check_closure_applies(base, column_closure)
+    if column_closure != "dmft" and method == "spectral":
+        raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
+                           "linear column; method='spectral' has none (use method='dmft' or "
+                           "'auto')")
     for k in ks:                   # every kappa's closure before anything runs
         _closure(_at_kappa(base, k), method, column_closure)
     runs = [_one(base, steps, k, method, bool(spectral_everywhere), int(Ns), column_closure)

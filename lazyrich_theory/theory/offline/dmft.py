@@ -76,11 +76,13 @@ def column_lag(kappa: float, alpha: float, eps: float) -> float:
 def check_spread_response(spread_response: str, column_closure: str) -> None:
     """Refuse (one line) an unknown spread response, or one other than the default
     (``SPREAD_RESPONSES[0]``) with a closure other than spread."""
-    if spread_response not in SPREAD_RESPONSES or (spread_response != SPREAD_RESPONSES[0]
-                                                   and column_closure != "spread"):
-        raise ProblemError(f"spread_response must be one of {', '.join(SPREAD_RESPONSES)} "
-                           f"(and other than {SPREAD_RESPONSES[0]} only with "
-                           f"column_closure='spread'), got {spread_response!r}")
+    if spread_response not in SPREAD_RESPONSES:
+        raise ProblemError(f"spread_response must be one of {', '.join(SPREAD_RESPONSES)}, "
+                           f"got {spread_response!r}")
+    if spread_response != SPREAD_RESPONSES[0] and column_closure != "spread":
+        raise ProblemError(f"spread_response={spread_response!r} is a response of the spread "
+                           f"closure; it needs column_closure='spread', got "
+                           f"{column_closure!r}")
 
 
 def check_spread_applies(kappa: float, alpha: float, eps: float, where: str = "here") -> None:
@@ -214,7 +216,7 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         The spread closure's memorisation operators K_nu (docs/offline_theory.md §12.4):
         the bulk's part resolved through the sample's own Volterra resolvent, one step
         behind (default; the spike's part stays first order), everything at first order
-        in the Onsager terms (a diagnostic: 0.08-0.27 too low at kappa <= 2), or the
+        in the Onsager terms (a diagnostic: 0.08-0.27 too low at kappa <= 2, D = 400), or the
         spike's part resolved too, through the sample's spike resolvent without the
         Gauss-Newton term (a diagnostic: it moves the loss by < 0.01).  Other than the
         default only with ``column_closure="spread"``.

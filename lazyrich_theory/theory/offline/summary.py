@@ -136,7 +136,8 @@ def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns
                "spread": " (column closure spread, (12.1)"
                          + {"first_order": ", first-order memorisation)",
                             "full": ", bulk and spike memorisation resolved)"}.get(
-                             spread_response, ")")}.get(column_closure, "")
+                             spread_response, ", bulk memorisation resolved)")}.get(
+                                 column_closure, "")
     definition = (f"kappa at which the DMFT's{closure} population loss at tau = {tau_h:g} (t = "
                   f"{tau_h * inp.alpha * inp.D / (2 * inp.eta0 * inp.eps):.6g} steps) is half "
                   "its initial value; below it training interpolates without generalising")
@@ -221,8 +222,8 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
         (the population dynamics' finite-Ns noise, which falls slowly with Ns: averaging runs
         is the cheaper cure; docs §13.5).
     column_closure : {"dmft", "least_squares", "spread"}
-        "dmft" only: the DMFT's linear column as derived (default) or the opt-in closures A7
-        or spread (``dmft_tau_curves``; docs/offline_theory.md §9, §12.4).
+        With ``method="dmft"`` only: the DMFT's linear column as derived (default) or the
+        opt-in closures A7 or spread (``dmft_tau_curves``; docs/offline_theory.md §9, §12.4).
     spread_response : {"resolved", "first_order", "full"}
         The spread closure's memorisation response (``dmft_tau_curves``; the diagnostics
         "first_order" and "full" only with ``column_closure="spread"``).
@@ -294,7 +295,8 @@ def _regime_note(traj: Trajectory) -> str:
                 "sample's own resolvent): against the exact flow at D = 400 the loss at tau = "
                 "40 is +0.007 (kappa = 1.5; +0.03 over three Monte Carlo draws), -0.05 (kappa "
                 "= 2), -0.016 (kappa = 3), -0.014..+0.000 (kappa = 5.5), +0.002 (kappa = 11) "
-                "on seed means; the grokking delay -7..+12 % at kappa = 5.5-22, D = 200-800 "
+                "on seed means; the grokking delay (measured at alpha / eps = 50) -7..+12 % "
+                "at kappa = 5.5-22, D = 200-800 "
                 "(+11..+109 % at D = 50-100), the half time -11..+2 % at D = 400 (-26..-2 % "
                 "at D = 50-200, +10 % at D = 800, kappa = 5.5); critical kappa -0.08 / -0.07 at "
                 "D = 400; it takes the column as fitted at once, so before the column's "
