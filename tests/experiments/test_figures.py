@@ -244,8 +244,9 @@ def test_kappa_figure_checks_every_kappa_before_running(tmp_path, monkeypatch):
 
     monkeypatch.setattr(offline_figures, "solve", no_run)
     with pytest.raises(ProblemError, match=r"kappa = 1\.5.*use the closure dmft"):
-        make_figure("kappa", str(tmp_path), steps=300, D=12, alpha=1.0, eps=0.1,
-                    kappas="3,1.5", method="dmft", column_closure="spread")
+        make_figure("kappa", str(tmp_path / "new" / "kappa"), steps=300, D=12, alpha=1.0,
+                    eps=0.1, kappas="3,1.5", method="dmft", column_closure="spread")
+    assert not (tmp_path / "new").exists()          # the refusal leaves no empty folders
     with pytest.raises(ProblemError, match="method='spectral' has none"):
         make_figure("kappa", str(tmp_path), steps=300, D=12, kappas="3", method="spectral",
                     column_closure="least_squares")

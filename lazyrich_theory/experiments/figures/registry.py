@@ -200,6 +200,18 @@ FIGURES: dict[str, Figure] = {
 }
 
 
+def _missing_dirs(path: str) -> list[str]:
+    """The folders ``os.makedirs(path)`` would create, deepest first."""
+    out, path = [], os.path.abspath(path)
+    while not os.path.exists(path):
+        out.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return out
+
+
 def make_figure(name: str, out: str, steps: int | None = None, seed: int = 0,
                 **overrides: Any) -> dict:
     """Run figure ``name`` into folder ``out``; problem fields in ``overrides`` replace the
@@ -232,9 +244,16 @@ def make_figure(name: str, out: str, steps: int | None = None, seed: int = 0,
     extra = {k: v for k, v in overrides.items() if k not in fields}
     problem = Problem(**prob_kw)
     steps = fig.steps if steps is None else int(steps)
+    new = _missing_dirs(out)
     os.makedirs(out, exist_ok=True)
     t0 = time.perf_counter()
-    result = fig.run(problem, steps, out, **extra)
+    try:
+        result = fig.run(problem, steps, out, **extra)
+    except BaseException:              # a refusal leaves no empty folders behind
+        for d in new:                  # deepest first
+            if os.path.isdir(d) and not os.listdir(d):
+                os.rmdir(d)
+        raise
     info = {"figure": name, "description": fig.description, "problem": problem.to_dict(),
             "steps": steps, "options": extra, "wall_time": time.perf_counter() - t0,
             "result": result}
