@@ -29,6 +29,7 @@ seed's b2 with the Gaussian xi law, as in the exponent table.
     python benchmarks/offline_tail_channels.py k3 100 200 400        # -> ..._k3.json
     python benchmarks/offline_tail_channels.py k15 100 200           # kappa = 1.5 -> ..._k15.json
     python benchmarks/offline_tail_channels.py k2 100 200            # kappa = 2 -> ..._k2.json
+    python benchmarks/offline_tail_channels.py k2 800 --seeds 2 3    # exact and spread only
     python benchmarks/offline_tail_channels.py premise 100 200       # -> ..._premise.json
     python benchmarks/offline_tail_channels.py table                 # -> offline_tail_channels.md
 
@@ -134,11 +135,38 @@ K2_OUT = HERE / "offline_tail_channels_k2.json"
 SMALL_KAPPA_OUT = {3.0: K3_OUT, 2.0: K2_OUT, 1.5: K15_OUT}
 
 
-def run_k3(dims: list[int], kappa: float = 3.0) -> None:
+def run_k3(dims: list[int], kappa: float = 3.0, seeds=SWEEP_SEEDS,
+           methods=K3_METHODS) -> None:
     run_resumable(SMALL_KAPPA_OUT[kappa], ((f"{D}|{s}|{m}", lambda D=D, s=s, m=m:
                                             _one(D, s, m, 50.0, kappa))
-                                           for D in dims for m in K3_METHODS
-                                           for s in SWEEP_SEEDS))
+                                           for D in dims for m in methods for s in seeds))
+
+
+#: kappa = 2 on more seeds: the exact flow and the spread closure (resolved and first order)
+K2_SEEDS, K2_METHODS = (0, 1, 2, 3), ("exact", "dmft_resolved", "dmft_spread")
+
+
+def _k2_lines() -> list[str]:
+    """kappa = 2: the spread closure's loss error at tau = 40 on every seed of K2_SEEDS run."""
+    done = json.loads(K2_OUT.read_text()) if K2_OUT.exists() else {}
+    lines = [""] + markdown_head(
+        "kappa = 2, alpha / eps = 50: the spread closure against the exact flow",
+        "Relative population loss at tau = 40: the exact flow's seed mean, and the error of "
+        "the DMFT's seed mean (resolved: the spread closure's default; first order: "
+        "spread_response='first_order') over the seeds where all three ran "
+        "(`offline_tail_channels.py k2 D --seeds ...`).",
+        ["D", "seeds", "exact", "resolved", "first order"], level=2)
+    i40 = TAUS.index(40)
+    for D in sorted({int(k.split("|")[0]) for k in done}):
+        runs = {m: seed_runs(done, K2_SEEDS, lambda s: f"{D}|{s}|{m}") for m in K2_METHODS}
+        every = [i for i in range(len(K2_SEEDS)) if all(v[i] for v in runs.values())]
+        if not every:
+            continue
+        mean = {m: np.mean([v[i]["pop"][i40] for i in every]) for m, v in runs.items()}
+        lines.append(f"| {D} | {', '.join(str(K2_SEEDS[i]) for i in every)} | "
+                     f"{mean['exact']:.3f} | {mean['dmft_resolved'] - mean['exact']:+.3f} | "
+                     f"{mean['dmft_spread'] - mean['exact']:+.3f} |")
+    return lines
 
 
 def _k3_lines() -> list[str]:
@@ -249,7 +277,7 @@ def table() -> None:
             _cell(runs["exact"], lambda rs: f"{max(r['lin'][-1] for r in rs):.1e}"),
             with_col]) + " |")
     write_table(HERE / "offline_tail_channels.md", lines + _time_lines(done) + _ratio_lines()
-                + _k3_lines() + _premise_lines())
+                + _k3_lines() + _k2_lines() + _premise_lines())
 
 
 def _seed_mean_cell(runs: dict[str, list[dict]], key: str) -> str:
@@ -351,7 +379,13 @@ if __name__ == "__main__":
     elif cmd == "k15":
         run_k3([int(d) for d in sys.argv[2:]] or [100, 200], 1.5)
     elif cmd == "k2":
-        run_k3([int(d) for d in sys.argv[2:]] or [100, 200], 2.0)
+        args = sys.argv[2:]
+        seeds = SWEEP_SEEDS
+        if "--seeds" in args:         # more seeds for the exact flow and the spread closure
+            i = args.index("--seeds")
+            seeds, args = tuple(int(s) for s in args[i + 1:]), args[:i]
+        run_k3([int(d) for d in args] or [100, 200], 2.0, seeds,
+               K3_METHODS if seeds == SWEEP_SEEDS else K2_METHODS)
     elif cmd == "premise":
         run_premise([int(d) for d in sys.argv[2:]] or [100, 200])
     elif cmd == "table":
