@@ -30,6 +30,7 @@ seed's b2 with the Gaussian xi law, as in the exponent table.
     python benchmarks/offline_tail_channels.py k15 100 200           # kappa = 1.5 -> ..._k15.json
     python benchmarks/offline_tail_channels.py k2 100 200            # kappa = 2 -> ..._k2.json
     python benchmarks/offline_tail_channels.py k2 800 --seeds 2 3    # exact and spread only
+    python benchmarks/offline_tail_channels.py k15 800 --seeds 0 1 2 3  # the same, kappa = 1.5
     python benchmarks/offline_tail_channels.py premise 100 200       # -> ..._premise.json
     python benchmarks/offline_tail_channels.py table                 # -> offline_tail_channels.md
 
@@ -146,15 +147,18 @@ def run_k3(dims: list[int], kappa: float = 3.0, seeds=SWEEP_SEEDS,
 K2_SEEDS, K2_METHODS = (0, 1, 2, 3), ("exact", "dmft_resolved", "dmft_spread")
 
 
-def _k2_lines() -> list[str]:
-    """kappa = 2: the spread closure's loss error at tau = 40 on every seed of K2_SEEDS run."""
-    done = json.loads(K2_OUT.read_text()) if K2_OUT.exists() else {}
+def _k2_lines(kappa: float = 2.0) -> list[str]:
+    """kappa = 2 or 1.5: the spread closure's loss error at tau = 40 on every seed of K2_SEEDS
+    run."""
+    path = SMALL_KAPPA_OUT[kappa]
+    done = json.loads(path.read_text()) if path.exists() else {}
     lines = [""] + markdown_head(
-        "kappa = 2, alpha / eps = 50: the spread closure against the exact flow",
+        f"kappa = {kappa:g}, alpha / eps = 50: the spread closure against the exact flow",
         "Relative population loss at tau = 40: the exact flow's seed mean, and the error of "
         "the DMFT's seed mean (resolved: the spread closure's default; first order: "
         "spread_response='first_order') over the seeds where all three ran "
-        "(`offline_tail_channels.py k2 D --seeds ...`).",
+        f"(`offline_tail_channels.py k{str(kappa).replace('.', '').rstrip('0')} D --seeds "
+        "...`).",
         ["D", "seeds", "exact", "resolved", "first order"], level=2)
     i40 = TAUS.index(40)
     for D in sorted({int(k.split("|")[0]) for k in done}):
@@ -277,7 +281,7 @@ def table() -> None:
             _cell(runs["exact"], lambda rs: f"{max(r['lin'][-1] for r in rs):.1e}"),
             with_col]) + " |")
     write_table(HERE / "offline_tail_channels.md", lines + _time_lines(done) + _ratio_lines()
-                + _k3_lines() + _k2_lines() + _premise_lines())
+                + _k3_lines() + _k2_lines() + _k2_lines(1.5) + _premise_lines())
 
 
 def _seed_mean_cell(runs: dict[str, list[dict]], key: str) -> str:
@@ -376,15 +380,13 @@ if __name__ == "__main__":
         run_spread([int(d) for d in sys.argv[2:]] or [100, 200, 400, 800])
     elif cmd == "k3":
         run_k3([int(d) for d in sys.argv[2:]] or [100, 200, 400])
-    elif cmd == "k15":
-        run_k3([int(d) for d in sys.argv[2:]] or [100, 200], 1.5)
-    elif cmd == "k2":
+    elif cmd in ("k2", "k15"):
         args = sys.argv[2:]
         seeds = SWEEP_SEEDS
         if "--seeds" in args:         # more seeds for the exact flow and the spread closure
             i = args.index("--seeds")
             seeds, args = tuple(int(s) for s in args[i + 1:]), args[:i]
-        run_k3([int(d) for d in args] or [100, 200], 2.0, seeds,
+        run_k3([int(d) for d in args] or [100, 200], 2.0 if cmd == "k2" else 1.5, seeds,
                K3_METHODS if seeds == SWEEP_SEEDS else K2_METHODS)
     elif cmd == "premise":
         run_premise([int(d) for d in sys.argv[2:]] or [100, 200])
