@@ -77,11 +77,10 @@ def _closure(p: Problem, method: str, column_closure: str) -> dict[str, str]:
 
 
 def _one(problem: Problem, steps: int, k: float, method: str,
-         spectral_everywhere: bool, Ns: int, column_closure: str) -> dict[str, Any]:
+         spectral_everywhere: bool, Ns: int, closure: dict[str, str]) -> dict[str, Any]:
     """The exact flow and the theory curve(s) at kappa = k."""
     p = _at_kappa(problem, k)
     finite_rank = is_finite_rank(p)    # its theory is the DMFT of the discrete GD itself
-    closure = _closure(p, method, column_closure)
     t0 = time.perf_counter()
     exact = solve(p, steps, method="gd" if finite_rank else "flow")
     t1 = time.perf_counter()
@@ -152,10 +151,10 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
                            "linear column; method='spectral' has none (use method='dmft' or "
                            "'auto')")
-    for k in ks:                   # every kappa's closure before anything runs
-        _closure(_at_kappa(base, k), method, column_closure)
-    runs = [_one(base, steps, k, method, bool(spectral_everywhere), int(Ns), column_closure)
-            for k in ks]
+    # every kappa's closure, checked before anything runs
+    closures = [_closure(_at_kappa(base, k), method, column_closure) for k in ks]
+    runs = [_one(base, steps, k, method, bool(spectral_everywhere), int(Ns), closure)
+            for k, closure in zip(ks, closures)]
     t = runs[0]["t"]
     cols: dict[str, np.ndarray] = {}
     for r in runs:

@@ -464,7 +464,7 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
     }
     if "column_closure" in info:          # the DMFT's: "dmft" as derived, or an opt-in one
         out["column_closure"] = info["column_closure"]
-    if "spread_response" in info:         # the spread closure's diagnostic variant
+    if "spread_response" in info:         # the spread closure's memorisation response
         out["spread_response"] = info["spread_response"]
     out.update(_plateau(info, reasons))
     out["predicted_plateau_definition"] = (
