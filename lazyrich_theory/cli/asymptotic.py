@@ -19,6 +19,7 @@ docs/offline_theory.md.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -27,6 +28,7 @@ from lazyrich_theory.cli.parser import (
     add_run_options,
     check_out_dir,
     int_at_least,
+    preset_horizon_note,
     problem_from_args,
 )
 from lazyrich_theory.errors import ProblemError
@@ -210,6 +212,9 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     check_out_dir(args.out, config, args.overwrite)
     crit = _critical(args, problem, inp, steps)     # before the curve (it may refuse)
     closure = {} if finite_rank else {"column_closure": args.column_closure}
+    note = preset_horizon_note(args, problem)
+    if not args.quiet and note:
+        print(note, file=sys.stderr)
     if not args.quiet:
         print(f"asymptotic: the theory's curve (--method {args.method}; the DMFT ~5-10 s, "
               "~2.3x that with --column-closure spread, the spectral closure ~1 s, the "

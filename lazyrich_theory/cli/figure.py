@@ -137,7 +137,9 @@ def _check_figure(fig: Any, out: str, steps: int | None, seed: int,
                            f"{', '.join(fields)})")
     problem = Problem(**{**fig.problem, "seed": seed,
                          **{k: v for k, v in overrides.items() if k in fields}})
-    est = check_resources(problem, fig.steps if steps is None else steps, "gd",
+    steps = fig.steps if steps is None else steps
+    fig.precheck(problem, steps, **overrides)
+    est = check_resources(problem, steps, "gd",
                           hint="a figure runs at its configured size: lower the --set "
                                "values or --steps")
     check_writable(out, "--out", siblings=False)

@@ -29,7 +29,7 @@ from lazyrich_theory.spec.problem import (
 from lazyrich_theory.spec.resources import check_writable
 
 __all__ = ["DEFAULT_STEPS", "UsageError", "Parser", "int_at_least", "count_at_least", "finite_float",
-           "add_model_options", "add_run_options", "problem_from_args",
+           "add_model_options", "add_run_options", "problem_from_args", "preset_horizon_note",
            "check_out_dir", "exit_code", "run_guarded"]
 
 #: Horizon in GD steps when neither ``--steps`` nor a preset gives one.
@@ -262,6 +262,23 @@ def problem_from_args(args: argparse.Namespace) -> tuple[Problem, int]:
     if getattr(args, "steps", None) is not None:
         steps = args.steps
     return Problem(**fields), steps
+
+
+def preset_horizon_note(args: argparse.Namespace, problem: Problem) -> str | None:
+    """The line a run prints (on stderr, once its input is checked) when it takes a preset's
+    horizon, set for the preset's own D, at another D: the model's time scales grow in
+    proportion to D, so the same steps then cover a different tau.  None otherwise."""
+    name = getattr(args, "preset", None)
+    if not name or getattr(args, "steps", None) is not None:
+        return None
+    own = PRESETS[name]["D"]
+    if problem.D == own:
+        return None
+    scaled = int(round(PRESET_STEPS[name] * problem.D / own))
+    return (f"lazyrich: note: --preset {name}'s horizon, {PRESET_STEPS[name]} steps, is set "
+            f"for its D = {own}; the model's time scales grow in proportion to D (tau = "
+            f"2 eta0 eps t / (alpha D)), so at D = {problem.D} pass --steps {scaled} to cover "
+            "the same tau")
 
 
 def check_out_dir(out: str, config: dict[str, Any], overwrite: bool) -> None:

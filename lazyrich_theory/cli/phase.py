@@ -38,6 +38,7 @@ from lazyrich_theory.cli.parser import (
     add_model_options,
     finite_float,
     int_at_least,
+    preset_horizon_note,
     problem_from_args,
     run_guarded,
 )
@@ -156,6 +157,9 @@ def run_phase(args: argparse.Namespace) -> int:
                     allow_large)
     axes = parse_vary(args.vary)
     quiet = bool(getattr(args, "quiet", False))
+    note = preset_horizon_note(args, base)
+    if not quiet and note:
+        print(note, file=sys.stderr)
     say = None if quiet else (lambda s: print(s, flush=True))
     with warnings.catch_warnings():
         warnings.simplefilter("always", SweepWarning)

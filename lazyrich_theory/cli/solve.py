@@ -21,6 +21,7 @@ from lazyrich_theory.cli.parser import (
     add_model_options,
     add_run_options,
     check_out_dir,
+    preset_horizon_note,
     problem_from_args,
 )
 from lazyrich_theory.core.population import check_options as population_options
@@ -283,6 +284,9 @@ def run_solve(args: argparse.Namespace) -> int:
                           theory=bool(getattr(args, "theory", False)))
     config = _config(args, problem, steps, extra)
     check_out_dir(args.out, config, args.overwrite)
+    note = preset_horizon_note(args, problem)
+    if not args.quiet and note:
+        print(note, file=sys.stderr)
     if not args.quiet and est.seconds > LONG_RUN_SECONDS:
         print(f"lazyrich: estimate: {est.describe()} for {est.what}", file=sys.stderr)
     data = problem.data()

@@ -270,6 +270,13 @@ CLI_CASES: dict[str, tuple[list[str], str]] = {
     "figure too large": (["figure", "fig4", "--out", "{out}", "--set", "D=200000"], "too large"),
     "figure too long": (["figure", "fig4", "--out", "{out}", "--steps", "1e15"], "too long"),
     "figure unknown option": (["figure", "fig4", "--out", "{out}", "--bogus"], "unrecognized"),
+    # a figure's own refusal comes before its estimate line (D = 400: an hour's estimate)
+    "figure kappa closure with spectral": (["figure", "kappa", "--out", "{out}", "--set",
+                                            "column_closure=spread", "--set", "method=spectral",
+                                            "--set", "D=400"], "method='spectral' has none"),
+    "figure kappa slow column": (["figure", "kappa", "--out", "{out}", "--set",
+                                  "column_closure=spread", "--set", "kappas=1.2,3", "--set",
+                                  "D=400"], "relaxation time"),
     "solve offline theory not for this init": (["solve", *SMALL, "--N", "inf",
                                                  "--offline-theory", "rindex", "--out",
                                                  "{out}"], "lowrank:R or aligned:R:C"),

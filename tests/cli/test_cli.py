@@ -203,6 +203,21 @@ def test_presets(tmp_path, capsys, name, expected, horizon):
     assert not (tmp_path / "never").exists()
 
 
+def test_a_preset_at_another_D_says_its_horizon_covers_another_tau(tmp_path, capsys):
+    """fig1's 100 000 steps are set for D = 100: at D = 60 the run says so and gives the
+    --steps that keep tau; not with --steps, not at the preset's own D."""
+    base = ["asymptotic", "--preset", "fig1", "--method", "spectral", "--critical-kappa",
+            "none", "--limit-loss", "none", "--no-plot"]
+    rc, _, err = call(capsys, *base, "--D", 60, "--out", tmp_path / "a")
+    assert rc == 0, err
+    note = [line for line in err.splitlines() if "note:" in line]
+    assert len(note) == 1 and "--steps 60000" in note[0] and "D = 100" in note[0], err
+    assert read_json(tmp_path / "a" / "run.json")["config"]["steps"] == 100_000  # unchanged
+    for extra, out in ((["--D", 60, "--steps", 500], "b"), ([], "c")):
+        rc, _, err = call(capsys, *base, *extra, "--out", tmp_path / out)
+        assert rc == 0 and "note:" not in err, err
+
+
 def test_preset_options_can_be_overridden(tmp_path, capsys):
     out = tmp_path / "o"
     rc, _, err = call(capsys, "solve", "--preset", "fig4", "--eta0", "0.25", "--N", "3",

@@ -104,6 +104,30 @@ def _one(problem: Problem, steps: int, k: float, method: str,
             "exact_wall_time": t1 - t0, "theory_wall_time": t2 - t1}
 
 
+def _kappa_plan(problem: Problem, steps: int, kappas: Any, method: str,
+                column_closure: str) -> tuple[Problem, list[float], list[dict[str, str]]]:
+    """(the N = inf problem, the kappas, each kappa's closure option): every refusal of
+    :func:`kappa`, before anything runs."""
+    ks = [float(k) for k in as_list(kappas)]
+    if not ks or any(not k > 1 for k in ks):
+        raise ProblemError(f"kappas must be numbers > 1, got {kappas!r}")
+    base = problem.replace(N="inf")
+    save_times(steps)
+    check_closure_applies(base, column_closure)
+    if column_closure != "dmft" and method == "spectral":
+        raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
+                           "linear column; method='spectral' has none (use method='dmft' or "
+                           "'auto')")
+    return base, ks, [_closure(_at_kappa(base, k), method, column_closure) for k in ks]
+
+
+def check_kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES,
+                method: str = "auto", column_closure: str = "dmft", **_: Any) -> None:
+    """The refusals of :func:`kappa` for these arguments (ProblemError), without computing
+    anything (``lazyrich figure`` runs it before any figure's estimate or run)."""
+    _kappa_plan(problem, steps, kappas, method, column_closure)
+
+
 def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str = "auto",
           spectral_everywhere: bool = True, Ns: int = 800,
           column_closure: str = "dmft") -> FigureData:
@@ -141,18 +165,7 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
         iid init up to D = 400), drawn in the along-kappa panel, or None with
         ``limit_reason`` saying why.
     """
-    ks = [float(k) for k in as_list(kappas)]
-    if not ks or any(not k > 1 for k in ks):
-        raise ProblemError(f"kappas must be numbers > 1, got {kappas!r}")
-    base = problem.replace(N="inf")
-    save_times(steps)                          # validates before anything runs
-    check_closure_applies(base, column_closure)
-    if column_closure != "dmft" and method == "spectral":
-        raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
-                           "linear column; method='spectral' has none (use method='dmft' or "
-                           "'auto')")
-    # every kappa's closure, checked before anything runs
-    closures = [_closure(_at_kappa(base, k), method, column_closure) for k in ks]
+    base, ks, closures = _kappa_plan(problem, steps, kappas, method, column_closure)
     runs = [_one(base, steps, k, method, bool(spectral_everywhere), int(Ns), closure)
             for k, closure in zip(ks, closures)]
     t = runs[0]["t"]

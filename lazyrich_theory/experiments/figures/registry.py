@@ -68,6 +68,9 @@ class Figure:
         False for a figure beyond the paper (not part of ``all``).
     workdir : str, optional
         A subfolder the computation writes itself (a resumable sweep), passed as ``out=``.
+    check : callable, optional
+        ``check(problem, steps, **options)``: the figure's own refusals (ProblemError), run
+        by :meth:`precheck` before anything is computed; ``compute`` makes them again.
     """
 
     name: str
@@ -78,6 +81,7 @@ class Figure:
     draw: Callable[..., Any]
     paper: bool = True
     workdir: str | None = None
+    check: Callable[..., Any] | None = None
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -85,6 +89,13 @@ class Figure:
         that are not Problem fields)."""
         params = list(inspect.signature(self.compute).parameters)[2:]
         return tuple(p for p in params if p != "out")
+
+    def precheck(self, problem: Problem, steps: int, **options: Any) -> None:
+        """The figure's own refusals for ``problem``, ``steps`` and its ``options`` (other
+        keywords are ignored), before anything is computed (nothing if it has no check)."""
+        if self.check is not None:
+            self.check(problem, steps, **{k: v for k, v in options.items()
+                                          if k in self.options})
 
     def run(self, problem: Problem, steps: int, out: str, **options: Any) -> dict:
         """Compute the figure for ``problem``, write its data files and ``NAME.png`` into
@@ -190,7 +201,8 @@ FIGURES: dict[str, Figure] = {
                     "flow, test loss vs time over kappa = P/D (docs/offline_theory.md)",
                     dict(D=100, P=550, N=math.inf, alpha=1.0, eps=0.02, eta0=1.0,
                          convention="A", centered=True, test_size=100), 100_000,
-                    offline.kappa, draw_offline.plot_kappa, paper=False),
+                    offline.kappa, draw_offline.plot_kappa, paper=False,
+                    check=offline.check_kappa),
     "floor-map": Figure("floor-map", "beyond the paper: where the flow ends -- the tau -> inf "
                         "test loss (mirror-descent interpolant) over kappa = P/D and m = alpha "
                         "eps / b2, and the critical kappa (docs/offline_theory.md §15.5)",
