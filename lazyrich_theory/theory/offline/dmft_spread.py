@@ -158,6 +158,17 @@ def member_rows(n, Rb, Rx, Rm, Q, H, xi, W, Wc, c, anc_d, KN):
         KN[i, n] = c * Wc * ((1.0 + anc_d * x2) * Q[i, base + n - 1] + hp * hp)
 
 
+@njit(cache=True)
+def _behind(L, i, base, A, B, w, s, n):
+    """The resolved responses' correction to a first-order memorisation row at (n, s):
+    sum_{s <= sigma < n} L_i(n - 1, sigma) K(sigma, s) - K(n - 1, s) with K = A + w B, the
+    sample's packed resolvent ``L`` one step behind (row n - 1 starts at ``base``)."""
+    acc = -(A[n - 1, s] + w * B[n - 1, s])
+    for sg in range(s, n):
+        acc += L[i, base + sg] * (A[sg, s] + w * B[sg, s])
+    return acc
+
+
 @njit(cache=True, parallel=True)
 def resolved_bulk(n, RB, RX, LB, Q, xi, W, c, anc_d, KN):
     """The spread closure's default response (``spread_response="resolved"``; the diagnostic
@@ -166,14 +177,11 @@ def resolved_bulk(n, RB, RX, LB, Q, xi, W, c, anc_d, KN):
     the Onsager term's feedback, dropped at first order:
     c W_s Q_nu(n-1, s) [sum_{s <= sigma < n} L_b(n-1, sigma) R~(sigma, s) - R~(n-1, s)],
     R~ = R_b + anc_d xi^2 R_x, L_b the sample's packed bulk resolvent."""
+    base = _tri(n - 1, 0)
     for i in prange(KN.shape[0]):
-        x2 = xi[i] * xi[i]
-        bq, bl = _tri(n - 1, 0), _tri(n - 1, 0)
+        w = anc_d * (xi[i] * xi[i])
         for s in range(n):
-            acc = -(RB[n - 1, s] + anc_d * x2 * RX[n - 1, s])
-            for sg in range(s, n):
-                acc += LB[i, bl + sg] * (RB[sg, s] + anc_d * x2 * RX[sg, s])
-            KN[i, s] += c * W[s] * Q[i, bq + s] * acc
+            KN[i, s] += c * W[s] * Q[i, base + s] * _behind(LB, i, base, RB, RX, w, s, n)
 
 
 @njit(cache=True, parallel=True)
@@ -204,14 +212,11 @@ def resolved_spike(n, RM, LS, H, W, c, KN):
     """``spread_response="full"``: add to the spike part of ``KN`` the sample's own spike
     resolvent ``LS`` (:func:`spike_resolvent_rows`), one step behind as the bulk's:
     c W_s h_nu(n-1) h_nu(s) [sum_{s <= sigma < n} LS(n-1, sigma) R_m(sigma, s) - R_m(n-1, s)]."""
+    base = _tri(n - 1, 0)
     for i in prange(KN.shape[0]):
-        bl = _tri(n - 1, 0)
         hp = H[i, n - 1]
         for s in range(n):
-            acc = -RM[n - 1, s]
-            for sg in range(s, n):
-                acc += LS[i, bl + sg] * RM[sg, s]
-            KN[i, s] += c * W[s] * hp * H[i, s] * acc
+            KN[i, s] += c * W[s] * hp * H[i, s] * _behind(LS, i, base, RM, RM, 0.0, s, n)
 
 
 def spread_operators(KV: np.ndarray, kappa: float) -> tuple[np.ndarray, np.ndarray]:
