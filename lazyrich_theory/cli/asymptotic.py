@@ -212,9 +212,6 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     check_out_dir(args.out, config, args.overwrite)
     crit = _critical(args, problem, inp, steps)     # before the curve (it may refuse)
     closure = {} if finite_rank else {"column_closure": args.column_closure}
-    note = preset_horizon_note(args, problem)
-    if not args.quiet and note:
-        print(note, file=sys.stderr)
     if not args.quiet:
         print(f"asymptotic: the theory's curve (--method {args.method}; the DMFT ~5-10 s, "
               "~2.3x that with --column-closure spread, the spectral closure ~1 s, the "
@@ -243,7 +240,13 @@ def run_asymptotic(args: argparse.Namespace) -> int:
         print(f"asymptotic: {traj.method}{closure}, kappa={inp.kappa:.4g}, {steps} steps in "
               f"{time.perf_counter() - started:.2f} s (curve {curve_wall:.2f} s); "
               f"{_numbers(summary, args.critical)} -> {args.out}")
+        _say_note(preset_horizon_note(args, problem))
     return 0
+
+
+def _say_note(note: str | None) -> None:
+    if note:
+        print(note, file=sys.stderr)
 
 
 def _numbers(summary: dict, critical: str) -> str:

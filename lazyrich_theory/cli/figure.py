@@ -139,11 +139,11 @@ def _check_figure(fig: Any, out: str, steps: int | None, seed: int,
                          **{k: v for k, v in overrides.items() if k in fields}})
     steps = fig.steps if steps is None else steps
     fig.precheck(problem, steps, **overrides)
-    est = check_resources(problem, steps, "gd",
+    est = check_resources(problem, steps if fig.solves else 0, "gd",
                           hint="a figure runs at its configured size: lower the --set "
                                "values or --steps")
     check_writable(out, "--out", siblings=False)
-    if est.seconds > LONG_RUN_SECONDS:
+    if fig.solves and est.seconds > LONG_RUN_SECONDS:
         print(f"lazyrich figure: estimate for {fig.name}: at least {est.describe()} (its "
               "reduced solve alone)", file=sys.stderr)
 

@@ -139,7 +139,10 @@ def add_model_options(p: argparse.ArgumentParser, method: str | None = None) -> 
         method implements (default: every flag of ``spec.problem.TRAINING_OPTIONS``).
     """
     g = p.add_argument_group("model options")
-    g.add_argument("--preset", choices=sorted(PRESETS), help="a paper configuration (fig1, fig4)")
+    g.add_argument("--preset", choices=sorted(PRESETS),
+                   help="a paper configuration (fig1, fig4), with its horizon (a run at "
+                        "another D, alpha, eps or eta0 without --steps ends with a note on "
+                        "the --steps that keep its tau)")
     g.add_argument("--D", type=int_at_least("--D"), help="input dimension")
     g.add_argument("--P", type=int_at_least("--P"), help="number of training points")
     g.add_argument("--N", type=str, help="width: positive integer or 'inf'")
@@ -265,20 +268,34 @@ def problem_from_args(args: argparse.Namespace) -> tuple[Problem, int]:
 
 
 def preset_horizon_note(args: argparse.Namespace, problem: Problem) -> str | None:
-    """The line a run prints (on stderr, once its input is checked) when it takes a preset's
-    horizon, set for the preset's own D, at another D: the model's time scales grow in
-    proportion to D, so the same steps then cover a different tau.  None otherwise."""
+    """The line a run prints on stderr, once it has succeeded, when it took a preset's
+    horizon (no ``--steps``) with other D, alpha, eps or eta0 than the preset's: those steps
+    then cover another tau on the DMFT clock, the rich transition's time at fixed kappa.
+    None otherwise."""
     name = getattr(args, "preset", None)
     if not name or getattr(args, "steps", None) is not None:
         return None
-    own = PRESETS[name]["D"]
-    if problem.D == own:
+    from lazyrich_theory.theory.offline.inputs import OfflineInputs   # the clock's one home
+    own, steps = PRESETS[name], PRESET_STEPS[name]
+
+    def tau(p: dict[str, Any]) -> float:
+        clock = OfflineInputs(kappa=p["P"] / p["D"], alpha=p["alpha"], eps=p["eps"],
+                              eta0=p["eta0"], b2=math.nan, D=p["D"])
+        return float(clock.dmft_clock(steps))
+
+    here = {k: getattr(problem, k) for k in ("D", "P", "alpha", "eps", "eta0")}
+    tau_own, tau_here = tau(own), tau(here)
+    if math.isclose(tau_own, tau_here, rel_tol=1e-9):
         return None
-    scaled = int(round(PRESET_STEPS[name] * problem.D / own))
-    return (f"lazyrich: note: --preset {name}'s horizon, {PRESET_STEPS[name]} steps, is set "
-            f"for its D = {own}; the model's time scales grow in proportion to D (tau = "
-            f"2 eta0 eps t / (alpha D)), so at D = {problem.D} pass --steps {scaled} to cover "
-            "the same tau")
+    note = (f"lazyrich: note: --preset {name}'s horizon, {steps} steps, is tau = "
+            f"{tau_own:.3g} on the DMFT clock tau = 2 eta0 eps t / (alpha D) at the preset's "
+            f"D, alpha, eps, eta0; here it is tau = {tau_here:.3g}: pass --steps "
+            f"{int(round(steps * tau_own / tau_here))} for tau = {tau_own:.3g}")
+    kappa_own, kappa_here = own["P"] / own["D"], problem.P / problem.D
+    if getattr(args, "P", None) is None and not math.isclose(kappa_own, kappa_here):
+        note += (f" (P = {problem.P} is the preset's: kappa = P/D is {kappa_here:.3g}, not "
+                 f"{kappa_own:.3g}; pass --P {int(round(kappa_own * problem.D))} to keep it)")
+    return note
 
 
 def check_out_dir(out: str, config: dict[str, Any], overwrite: bool) -> None:

@@ -284,9 +284,6 @@ def run_solve(args: argparse.Namespace) -> int:
                           theory=bool(getattr(args, "theory", False)))
     config = _config(args, problem, steps, extra)
     check_out_dir(args.out, config, args.overwrite)
-    note = preset_horizon_note(args, problem)
-    if not args.quiet and note:
-        print(note, file=sys.stderr)
     if not args.quiet and est.seconds > LONG_RUN_SECONDS:
         print(f"lazyrich: estimate: {est.describe()} for {est.what}", file=sys.stderr)
     data = problem.data()
@@ -301,4 +298,7 @@ def run_solve(args: argparse.Namespace) -> int:
               f"{traj.info.get('wall_time', 0):.2f} s); final train {last['train_loss']:.4g}, "
               f"test {last['test_loss']:.4g}, population {last['population_loss']:.4g} "
               f"-> {args.out}")
+        note = preset_horizon_note(args, problem)
+        if note:
+            print(note, file=sys.stderr)
     return 0

@@ -203,19 +203,34 @@ def test_presets(tmp_path, capsys, name, expected, horizon):
     assert not (tmp_path / "never").exists()
 
 
-def test_a_preset_at_another_D_says_its_horizon_covers_another_tau(tmp_path, capsys):
-    """fig1's 100 000 steps are set for D = 100: at D = 60 the run says so and gives the
-    --steps that keep tau; not with --steps, not at the preset's own D."""
+def test_a_preset_on_another_clock_says_its_horizon_covers_another_tau(tmp_path, capsys):
+    """fig1's 100 000 steps are tau = 40 at its D = 100, alpha = 1, eps = 0.02, eta0 = 1: at
+    D = 60 (or eps = 0.04) the run ends with one note giving the --steps that keep tau (and
+    the --P that keeps kappa); none with --steps, at the preset's own clock, or with --quiet."""
     base = ["asymptotic", "--preset", "fig1", "--method", "spectral", "--critical-kappa",
             "none", "--limit-loss", "none", "--no-plot"]
-    rc, _, err = call(capsys, *base, "--D", 60, "--out", tmp_path / "a")
-    assert rc == 0, err
-    note = [line for line in err.splitlines() if "note:" in line]
-    assert len(note) == 1 and "--steps 60000" in note[0] and "D = 100" in note[0], err
-    assert read_json(tmp_path / "a" / "run.json")["config"]["steps"] == 100_000  # unchanged
-    for extra, out in ((["--D", 60, "--steps", 500], "b"), ([], "c")):
+    for extra, out, expect in ((["--D", 60], "a", ["--steps 60000", "--P 330", "tau = 66.7"]),
+                               (["--eps", 0.04], "b", ["--steps 50000", "tau = 80"])):
+        rc, _, err = call(capsys, *base, *extra, "--out", tmp_path / out)
+        assert rc == 0, err
+        note = [line for line in err.splitlines() if "note:" in line]
+        assert len(note) == 1 and all(e in note[0] for e in expect), err
+        assert ("--P" in note[0]) == (out == "a"), note       # eps leaves kappa alone
+        assert read_json(tmp_path / out / "run.json")["config"]["steps"] == 100_000
+    for extra, out in ((["--D", 60, "--steps", 500], "c"), ([], "d"),
+                       (["--D", 60, "--quiet"], "e"),
+                       (["--D", 60, "--eps", 0.012], "f")):      # the same tau: no note
         rc, _, err = call(capsys, *base, *extra, "--out", tmp_path / out)
         assert rc == 0 and "note:" not in err, err
+
+
+def test_the_preset_note_never_comes_before_an_error(tmp_path, capsys):
+    """The note is printed once a run has succeeded: bad input found late still gives one
+    line."""
+    rc, _, err = call(capsys, "asymptotic", "--preset", "fig1", "--D", 60, "--method",
+                      "rindex", "--out", tmp_path / "o")
+    assert rc == 2 and "note:" not in err
+    assert_one_line_error(err)
 
 
 def test_preset_options_can_be_overridden(tmp_path, capsys):

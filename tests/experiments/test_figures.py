@@ -221,8 +221,8 @@ def test_floor_map_cells_are_interpolants_at_alpha_eps_m_b2(tmp_path):
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(kappas="1,3"), "kappas must be numbers > 1"),
-    (dict(ms="0,1"), "ms must be numbers > 0"),
+    (dict(kappas="1,3"), "kappas must be finite numbers > 1"),
+    (dict(ms="0,1"), "ms must be finite numbers > 0"),
     (dict(seeds=0), "seeds must be an integer >= 1"),
     (dict(D=500), "D = 500 > 400"),
     (dict(convention="B"), "convention"),

@@ -22,6 +22,7 @@ from lazyrich_theory.core.threads import map_on_free_cores
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.experiments.figures.common import FigureData, as_list
 from lazyrich_theory.spec.problem import Problem
+from lazyrich_theory.spec.resources import check_resources
 from lazyrich_theory.spec.schedule import save_times
 from lazyrich_theory.theory.offline import (
     check_closure_applies,
@@ -29,7 +30,8 @@ from lazyrich_theory.theory.offline import (
     offline_method,
     offline_theory,
 )
-from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
+from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL, OFFLINE_METHODS
+from lazyrich_theory.theory.offline.dmft import check_ns
 from lazyrich_theory.theory.offline.inputs import input_fields
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_D_DEFAULT,
                                                           entropic_interpolant,
@@ -104,28 +106,52 @@ def _one(problem: Problem, steps: int, k: float, method: str,
             "exact_wall_time": t1 - t0, "theory_wall_time": t2 - t1}
 
 
-def _kappa_plan(problem: Problem, steps: int, kappas: Any, method: str,
-                column_closure: str) -> tuple[Problem, list[float], list[dict[str, str]]]:
-    """(the N = inf problem, the kappas, each kappa's closure option): every refusal of
-    :func:`kappa`, before anything runs."""
-    ks = [float(k) for k in as_list(kappas)]
-    if not ks or any(not k > 1 for k in ks):
-        raise ProblemError(f"kappas must be numbers > 1, got {kappas!r}")
-    base = problem.replace(N="inf")
-    save_times(steps)
+def _kappa_options(base: Problem, method: Any, spectral_everywhere: Any, Ns: Any,
+                   column_closure: str) -> None:
+    """The kappa figure's options, each refused in one line (ProblemError) if it cannot run."""
+    finite_rank = is_finite_rank(base)
+    allowed = ("auto", "rindex") if finite_rank else tuple(m for m in OFFLINE_METHODS
+                                                           if m != "rindex")
+    if method not in allowed:
+        raise ProblemError(f"method must be one of {', '.join(allowed)} for init="
+                           f"{base.init!r}, got {method!r}")
+    if not isinstance(spectral_everywhere, (bool, np.bool_)):
+        raise ProblemError(f"spectral_everywhere must be true or false, got "
+                           f"{spectral_everywhere!r}")
+    if finite_rank:
+        if isinstance(Ns, bool) or not isinstance(Ns, (int, np.integer)) or Ns < 20:
+            raise ProblemError(f"Ns must be an integer >= 20, got {Ns!r}")
+    else:
+        check_ns(Ns)
     check_closure_applies(base, column_closure)
     if column_closure != "dmft" and method == "spectral":
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
                            "linear column; method='spectral' has none (use method='dmft' or "
                            "'auto')")
+
+
+def _kappa_plan(problem: Problem, steps: int, kappas: Any, method: Any,
+                spectral_everywhere: Any, Ns: Any,
+                column_closure: str) -> tuple[Problem, list[float], list[dict[str, str]]]:
+    """(the N = inf problem, the kappas, each kappa's closure option): every refusal of
+    :func:`kappa`, before anything runs (the largest kappa's exact flow is checked against
+    the machine, as ``solve`` would, since ``lazyrich figure`` takes no ``--i-know``)."""
+    ks = _numbers(kappas, "kappas", 1.0)
+    base = problem.replace(N="inf")
+    save_times(steps)
+    _kappa_options(base, method, spectral_everywhere, Ns, column_closure)
+    largest = _at_kappa(base, max(ks))
+    check_resources(largest, steps, "gd" if is_finite_rank(largest) else "flow",
+                    hint="lower the kappas or D")
     return base, ks, [_closure(_at_kappa(base, k), method, column_closure) for k in ks]
 
 
 def check_kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES,
-                method: str = "auto", column_closure: str = "dmft", **_: Any) -> None:
+                method: str = "auto", spectral_everywhere: bool = True, Ns: int = 800,
+                column_closure: str = "dmft", **_: Any) -> None:
     """The refusals of :func:`kappa` for these arguments (ProblemError), without computing
     anything (``lazyrich figure`` runs it before any figure's estimate or run)."""
-    _kappa_plan(problem, steps, kappas, method, column_closure)
+    _kappa_plan(problem, steps, kappas, method, spectral_everywhere, Ns, column_closure)
 
 
 def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str = "auto",
@@ -165,7 +191,8 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
         iid init up to D = 400), drawn in the along-kappa panel, or None with
         ``limit_reason`` saying why.
     """
-    base, ks, closures = _kappa_plan(problem, steps, kappas, method, column_closure)
+    base, ks, closures = _kappa_plan(problem, steps, kappas, method, spectral_everywhere, Ns,
+                                     column_closure)
     runs = [_one(base, steps, k, method, bool(spectral_everywhere), int(Ns), closure)
             for k, closure in zip(ks, closures)]
     t = runs[0]["t"]
@@ -188,15 +215,22 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
                                                    [t] + list(cols.values()))})
 
 
-def _positive(values: Any, name: str, low: float) -> list[float]:
-    """The sorted values of a grid option, each > ``low`` (one-line ProblemError otherwise)."""
+def _numbers(values: Any, name: str, low: float) -> list[float]:
+    """The values of a list option in their order, each finite and > ``low`` (one-line
+    ProblemError otherwise)."""
     try:
-        vs = sorted(float(v) for v in as_list(values))
+        vs = [float(v) for v in as_list(values) if not isinstance(v, bool)]
     except (TypeError, ValueError):
         vs = []
-    if not vs or any(not v > low for v in vs):
-        raise ProblemError(f"{name} must be numbers > {low:g}, got {values!r}")
+    if not vs or len(vs) != len(as_list(values)) or any(
+            not (v > low and math.isfinite(v)) for v in vs):
+        raise ProblemError(f"{name} must be finite numbers > {low:g}, got {values!r}")
     return vs
+
+
+def _positive(values: Any, name: str, low: float) -> list[float]:
+    """The sorted values of a grid option, each finite and > ``low``."""
+    return sorted(_numbers(values, name, low))
 
 
 def _map_problem(base: Problem, kappa: float, seed: int) -> Problem:
@@ -211,6 +245,32 @@ def _map_problem(base: Problem, kappa: float, seed: int) -> Problem:
 def _map_loss(p: Problem, data, scales: tuple[float, float]) -> float:
     """The interpolant's relative tau -> inf loss of ``p`` at (alpha, eps) = ``scales``."""
     return entropic_interpolant(p.replace(alpha=scales[0], eps=scales[1]), data).population_loss
+
+
+def _floor_plan(problem: Problem, kappas: Any, ms: Any,
+                seeds: Any) -> tuple[Problem, list[float], list[float], int]:
+    """(the N = inf problem, the kappas, the ms, the number of seeds): every refusal of
+    :func:`floor_map`, before anything runs."""
+    ks, mm = _positive(kappas, "kappas", 1.0), _positive(ms, "ms", 0.0)
+    try:
+        n_seeds = 0 if isinstance(seeds, bool) else int(str(seeds))
+    except ValueError:
+        n_seeds = 0
+    if n_seeds < 1:
+        raise ProblemError(f"seeds must be an integer >= 1, got {seeds!r}")
+    base = problem.replace(N=math.inf)
+    if base.D > INTERPOLANT_D_DEFAULT:
+        raise ProblemError(f"floor-map: D = {base.D} > {INTERPOLANT_D_DEFAULT}: a convex solve's "
+                           "cost grows like D^3; use a smaller D")
+    for k in ks:
+        _map_problem(base, k, base.seed)
+    return base, ks, mm, n_seeds
+
+
+def check_floor_map(problem: Problem, steps: int, kappas: Any = FLOOR_KAPPAS,
+                    ms: Any = FLOOR_MS, seeds: Any = 4, **_: Any) -> None:
+    """The refusals of :func:`floor_map` (ProblemError), without computing anything."""
+    _floor_plan(problem, kappas, ms, seeds)
 
 
 def floor_map(problem: Problem, steps: int, kappas: Any = FLOOR_KAPPAS, ms: Any = FLOOR_MS,
@@ -242,17 +302,7 @@ def floor_map(problem: Problem, steps: int, kappas: Any = FLOOR_KAPPAS, ms: Any 
         losses (``mean_loss[i][j]`` at kappas[i], ms[j]) and ``critical_kappa`` per m (None
         with ``critical_kappa_reasons`` where the grid does not bracket it).
     """
-    ks, mm = _positive(kappas, "kappas", 1.0), _positive(ms, "ms", 0.0)
-    try:
-        n_seeds = 0 if isinstance(seeds, bool) else int(str(seeds))
-    except ValueError:
-        n_seeds = 0
-    if n_seeds < 1:
-        raise ProblemError(f"seeds must be an integer >= 1, got {seeds!r}")
-    base = problem.replace(N=math.inf)
-    if base.D > INTERPOLANT_D_DEFAULT:
-        raise ProblemError(f"floor-map: D = {base.D} > {INTERPOLANT_D_DEFAULT}: a convex solve's "
-                           "cost grows like D^3; use a smaller D")
+    base, ks, mm, n_seeds = _floor_plan(problem, kappas, ms, seeds)
     ratio, sigma2 = base.alpha / base.eps, base.init_scale ** 2
     cols: dict[str, list] = {c: [] for c in ("kappa", "m", "seed", "P", "alpha", "eps", "b2",
                                              "loss")}

@@ -71,6 +71,9 @@ class Figure:
     check : callable, optional
         ``check(problem, steps, **options)``: the figure's own refusals (ProblemError), run
         by :meth:`precheck` before anything is computed; ``compute`` makes them again.
+    solves : bool
+        False for a theory-only figure (no reduced solve: ``lazyrich figure`` gives no
+        estimate of one).
     """
 
     name: str
@@ -82,6 +85,7 @@ class Figure:
     paper: bool = True
     workdir: str | None = None
     check: Callable[..., Any] | None = None
+    solves: bool = True
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -208,7 +212,8 @@ FIGURES: dict[str, Figure] = {
                         "eps / b2, and the critical kappa (docs/offline_theory.md §15.5)",
                         dict(D=100, P=550, N=math.inf, alpha=1.0, eps=0.02, eta0=1.0,
                              convention="A", centered=True, test_size=100), 0,
-                        offline.floor_map, draw_offline.plot_floor_map, paper=False),
+                        offline.floor_map, draw_offline.plot_floor_map, paper=False,
+                        check=offline.check_floor_map, solves=False),
 }
 
 

@@ -34,7 +34,7 @@ from lazyrich_theory.theory.offline.plateau import mp_rule
 
 __all__ = ["dmft_columns", "dmft_tau_curves", "make_grid", "linear_channel", "xi_strata",
            "xi_training_strata", "DMFT_NS", "DMFT_DMAX", "DMFT_MAX_POINTS", "COLUMN_CLOSURES",
-           "check_column_closure", "check_spread_applies", "check_spread_response",
+           "check_column_closure", "check_ns", "check_spread_applies", "check_spread_response",
            "column_lag", "SPREAD_MAX_LAG",
            "SPREAD_RESPONSES"]
 
@@ -249,8 +249,7 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         which gradient flow ties to the column's power, "the column's energy balance"):
         diagnostics of docs/offline_theory.md §12.4.
     """
-    if Ns < 20 or Ns % 2:
-        raise ProblemError(f"Ns must be an even number >= 20, got {Ns!r}")
+    check_ns(Ns)
     check_column_closure(column_closure)
     tau = make_grid(max(tau_max, 0.05), dmax)
     if tau.size > DMFT_MAX_POINTS:
@@ -285,6 +284,15 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     with numba_threads(free_cores()):      # the samples' steps run in parallel
         K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par)
     return _losses(inp, tau, K, V1, a7, spread)
+
+
+def check_ns(Ns: Any) -> None:
+    """Refuse (one line, ProblemError) a number of Monte Carlo samples the DMFT cannot use:
+    it needs an even integer >= 20 (the samples come in antithetic pairs)."""
+    ok = (not isinstance(Ns, bool) and isinstance(Ns, (int, np.integer, float))
+          and float(Ns).is_integer() and Ns >= 20 and int(Ns) % 2 == 0)
+    if not ok:
+        raise ProblemError(f"Ns must be an even number >= 20, got {Ns!r}")
 
 
 def _check_spread(inp: OfflineInputs, column_closure: str, spread_response: str,
