@@ -29,9 +29,9 @@ OUT = HERE / "offline_final_400.json"
 D = 400
 T_H = 1000 * D
 #: (kappa, alpha, eps, seeds), cheapest first per (alpha, eps); tau = 40 at t_h for both
-CELLS = ((1.5, 1.0, 0.02, range(8)), (2.0, 1.0, 0.02, range(8)), (3.0, 1.0, 0.02, range(8)),
-         (5.5, 1.0, 0.02, range(4)), (11.0, 1.0, 0.02, range(2)),
-         (3.0, 2.0, 0.04, range(8)), (5.5, 2.0, 0.04, range(2)))
+CELLS = ((1.5, 1.0, 0.02, range(16)), (2.0, 1.0, 0.02, range(16)), (3.0, 1.0, 0.02, range(8)),
+         (5.5, 1.0, 0.02, range(4)), (11.0, 1.0, 0.02, range(4)),
+         (3.0, 2.0, 0.04, range(8)), (5.5, 2.0, 0.04, range(4)), (11.0, 2.0, 0.04, range(2)))
 METHODS = ("dmft", "spectral")
 
 
