@@ -19,7 +19,6 @@ docs/offline_theory.md.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from typing import Any
 
@@ -28,8 +27,8 @@ from lazyrich_theory.cli.parser import (
     add_run_options,
     check_out_dir,
     int_at_least,
-    preset_horizon_note,
     problem_from_args,
+    say_preset_note,
 )
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.schedule import parse_times, save_times
@@ -240,13 +239,8 @@ def run_asymptotic(args: argparse.Namespace) -> int:
         print(f"asymptotic: {traj.method}{closure}, kappa={inp.kappa:.4g}, {steps} steps in "
               f"{time.perf_counter() - started:.2f} s (curve {curve_wall:.2f} s); "
               f"{_numbers(summary, args.critical)} -> {args.out}")
-        _say_note(preset_horizon_note(args, problem))
+        say_preset_note(args, problem)
     return 0
-
-
-def _say_note(note: str | None) -> None:
-    if note:
-        print(note, file=sys.stderr)
 
 
 def _numbers(summary: dict, critical: str) -> str:

@@ -30,6 +30,7 @@ from lazyrich_theory.spec.resources import check_writable
 
 __all__ = ["DEFAULT_STEPS", "UsageError", "Parser", "int_at_least", "count_at_least", "finite_float",
            "add_model_options", "add_run_options", "problem_from_args", "preset_horizon_note",
+           "say_preset_note",
            "check_out_dir", "exit_code", "run_guarded"]
 
 #: Horizon in GD steps when neither ``--steps`` nor a preset gives one.
@@ -296,6 +297,13 @@ def preset_horizon_note(args: argparse.Namespace, problem: Problem) -> str | Non
         note += (f" (P = {problem.P} is the preset's: kappa = P/D is {kappa_here:.3g}, not "
                  f"{kappa_own:.3g}; pass --P {int(round(kappa_own * problem.D))} to keep it)")
     return note
+
+
+def say_preset_note(args: argparse.Namespace, problem: Problem) -> None:
+    """Print :func:`preset_horizon_note` on stderr, if there is one (a run's last line)."""
+    note = preset_horizon_note(args, problem)
+    if note:
+        print(note, file=sys.stderr)
 
 
 def check_out_dir(out: str, config: dict[str, Any], overwrite: bool) -> None:

@@ -38,9 +38,9 @@ from lazyrich_theory.cli.parser import (
     add_model_options,
     finite_float,
     int_at_least,
-    preset_horizon_note,
     problem_from_args,
     run_guarded,
+    say_preset_note,
 )
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.experiments.sweep import SweepWarning, parse_vary, sweep
@@ -176,10 +176,8 @@ def run_phase(args: argparse.Namespace) -> int:
               f"{st['n_resumed']} already done; {time.perf_counter() - t0:.1f} s -> {args.out}")
         print(_offline_line(res.offline))
         # a swept clock field makes the preset's horizon cover several taus: no one note
-        note = (None if {a.name for a in axes} & {"D", "P", "alpha", "eps", "eta0"}
-                else preset_horizon_note(args, base))
-        if note:
-            print(note, file=sys.stderr)
+        if not {a.name for a in axes} & {"D", "P", "alpha", "eps", "eta0"}:
+            say_preset_note(args, base)
     if st["n_failed"]:
         cid, msg = next(iter(st["failures"].items()))
         print(f"lazyrich: error: {st['n_failed']} cell(s) failed (e.g. {cid}: {msg}); "

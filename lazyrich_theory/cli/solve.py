@@ -21,8 +21,8 @@ from lazyrich_theory.cli.parser import (
     add_model_options,
     add_run_options,
     check_out_dir,
-    preset_horizon_note,
     problem_from_args,
+    say_preset_note,
 )
 from lazyrich_theory.core.population import check_options as population_options
 from lazyrich_theory.core.population import population
@@ -298,7 +298,5 @@ def run_solve(args: argparse.Namespace) -> int:
               f"{traj.info.get('wall_time', 0):.2f} s); final train {last['train_loss']:.4g}, "
               f"test {last['test_loss']:.4g}, population {last['population_loss']:.4g} "
               f"-> {args.out}")
-        note = preset_horizon_note(args, problem)
-        if note:
-            print(note, file=sys.stderr)
+        say_preset_note(args, problem)
     return 0
