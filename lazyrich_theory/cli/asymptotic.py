@@ -130,7 +130,7 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         "the loss at tau = 40 within +0.01..+0.06 of the exact flow at kappa "
                         "= 2-5.5 instead of +0.04..+0.25) or spread (opt-in, derived, §12.4: "
                         "a fast column's leave-one-out with the spread of memorisation over "
-                        "samples; at D = 400 within -0.05..+0.01 at kappa = 1.5-11; ~2.3x the "
+                        "samples; at D = 400 within -0.04..+0.01 at kappa = 1.5-11; ~2.3x the "
                         "DMFT's time and +0.5 GB; refused "
                         "where the column's slowest relaxation time eps kappa / (alpha "
                         "(sqrt(kappa) - 1)^2) exceeds 1 in tau); also used by --critical-kappa "

@@ -216,7 +216,7 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         The spread closure's memorisation operators K_nu (docs/offline_theory.md §12.4):
         the bulk's part resolved through the sample's own Volterra resolvent, one step
         behind (default; the spike's part stays first order), everything at first order
-        in the Onsager terms (a diagnostic: 0.08-0.27 too low at kappa <= 2, D = 400), or the
+        in the Onsager terms (a diagnostic: 0.07-0.28 too low at kappa <= 2, D = 400), or the
         spike's part resolved too, through the sample's spike resolvent without the
         Gauss-Newton term (a diagnostic: it moves the loss by < 0.01).  Other than the
         default only with ``column_closure="spread"``.

@@ -279,10 +279,10 @@ def _regime_note(traj: Trajectory) -> str:
     if traj.info.get("spread_response") == "first_order":
         return ("DMFT with the spread closure (12.1), its memorisation at first order in the "
                 "Onsager terms (a diagnostic, docs/offline_theory.md §12.4): against the exact "
-                "flow at D = 400 the loss at tau = 40 is +0.01 (kappa = 3), -0.01..+0.01 "
-                "(kappa = 5.5), +0.002 (kappa = 11) on seed means, but -0.08 (kappa = 2) and "
-                "-0.27 (kappa = 1.5), where first order fails (the default, resolved response "
-                "does not); it takes the column as fitted at once; the half time -12..0 % "
+                "flow at D = 400 the loss at tau = 40 is +0.01 (kappa = 3), 0..+0.01 "
+                "(kappa = 5.5), +0.002 (kappa = 11) on seed means, but -0.07 (kappa = 2) and "
+                "-0.28 (kappa = 1.5), where first order fails (the default, resolved response "
+                "does not); it takes the column as fitted at once; the half time -5..0 % "
                 "(early); Monte Carlo spread ~+-4 % / +-0.05, larger at kappa <= 2")
     if traj.info.get("spread_response") == "full":
         return ("DMFT with the spread closure (12.1), the memorisation of both the bulk and "
@@ -293,11 +293,11 @@ def _regime_note(traj: Trajectory) -> str:
         return ("DMFT with the opt-in spread closure (12.1) of a fast linear column (derived, "
                 "docs/offline_theory.md §12.4; the bulk memorisation resolved through each "
                 "sample's own resolvent): against the exact flow at D = 400 the loss at tau = "
-                "40 is +0.007 (kappa = 1.5; +0.03 over three Monte Carlo draws), -0.05 (kappa "
-                "= 2), -0.016 (kappa = 3), -0.014..+0.000 (kappa = 5.5), +0.002 (kappa = 11) "
-                "on seed means; the grokking delay (measured at alpha / eps = 50) -7..+12 % "
-                "at kappa = 5.5-22, D = 200-800 "
-                "(+11..+109 % at D = 50-100), the half time -11..+2 % at D = 400 (-26..-2 % "
+                "40 is -0.007 (kappa = 1.5; +0.02 over three Monte Carlo draws), -0.04 (kappa "
+                "= 2; -0.03 over three draws), -0.016 (kappa = 3), -0.004..+0.000 (kappa = "
+                "5.5), +0.002 (kappa = 11) on seed means; the grokking delay (measured at "
+                "alpha / eps = 50) -7..+12 % at kappa = 5.5-22, D = 200-800 "
+                "(+11..+109 % at D = 50-100), the half time -4..+2 % at D = 400 (-26..-2 % "
                 "at D = 50-200, +10 % at D = 800, kappa = 5.5); critical kappa -0.08 / -0.07 at "
                 "D = 400; it takes the column as fitted at once, so before the column's "
                 "relaxation time (up to 1 in tau) its test loss overshoots; Monte Carlo spread "
@@ -305,8 +305,8 @@ def _regime_note(traj: Trajectory) -> str:
     if traj.info.get("column_closure") == "least_squares":
         return ("DMFT with the opt-in column closure A7 (chosen, not derived; "
                 "docs/offline_theory.md §12.4): against the exact flow at D = 400 the loss at "
-                "tau = 40 is +0.04 (kappa = 2), +0.05..+0.06 (kappa = 3), +0.01..+0.02 (kappa = "
-                "5.5), +0.08 (kappa = 1.5) on seed means, the half time within 7 %, the "
+                "tau = 40 is +0.05 (kappa = 2), +0.05..+0.06 (kappa = 3), +0.02 (kappa = "
+                "5.5), +0.07 (kappa = 1.5) on seed means, the half time within 3 %, the "
                 "grokking delay +8..+40 % at kappa >= 11 and +1..+209 % at kappa = 5.5 where it "
                 "reaches 0.1 x its initial loss (§11.5); Monte Carlo "
                 "spread ~+-4 % / +-0.05")
