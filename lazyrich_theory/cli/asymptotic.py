@@ -39,6 +39,7 @@ from lazyrich_theory.theory.offline import (
     CriticalKappa,
     XI_LAWS,
     check_closure_applies,
+    check_dmft_steps,
     critical_kappa,
     offline_inputs,
     offline_method,
@@ -140,6 +141,13 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"DMFT Monte Carlo samples (even, default {DMFT_NS})")
     p.add_argument("--dmft-seed", dest="dmft_seed", type=int_at_least("--dmft-seed"),
                    default=0, help="seed of the DMFT's Monte Carlo draws (default 0)")
+    p.add_argument("--dmft-draws", dest="dmft_draws", type=int_at_least("--dmft-draws", 1),
+                   default=1,
+                   help="average the DMFT over this many Monte Carlo draws (seeds --dmft-seed, "
+                        "--dmft-seed + 1, ...; this many times the time) and write the "
+                        "standard error of the loss at the horizon "
+                        "(predicted_final_test_loss_mc_se); worth it at kappa <~ 2, where one "
+                        "draw's loss scatters by up to ~0.08 (default 1)")
     add_run_options(p)
     return p
 
@@ -152,21 +160,32 @@ def _config(args: argparse.Namespace, problem, steps: int,
               "xi_law": args.xi_law, "limit_loss": args.limit}
     if args.column_closure != "dmft":    # only then: folders of earlier runs stay comparable
         config["column_closure"] = args.column_closure
+    if args.dmft_draws != 1:
+        config["dmft_draws"] = args.dmft_draws
     return config
 
 
 def _check_closure(args: argparse.Namespace, problem, inp, finite_rank: bool) -> None:
-    """Refuse (one line) a --column-closure other than dmft where no DMFT column runs: a
-    finite-rank init (the r-index DMFT is exact) or the spectral closure; and the spread
-    closure at a slow column (``check_closure_applies``)."""
+    """Refuse (one line) the DMFT's options where no DMFT runs: a --column-closure other
+    than dmft (a finite-rank init's r-index DMFT is exact; the spectral closure has no
+    column closure), --dmft-draws above 1 (the spectral closure has no Monte Carlo), and the
+    spread closure at a slow column (``check_closure_applies``)."""
     check_closure_applies(problem, args.column_closure)
-    if finite_rank or args.column_closure == "dmft":
+    asks = [f"--column-closure {args.column_closure}"] if args.column_closure != "dmft" else []
+    asks += [f"--dmft-draws {args.dmft_draws}"] if args.dmft_draws != 1 else []
+    if not asks:
+        return
+    if finite_rank:
+        if args.dmft_draws != 1:
+            raise ProblemError(f"--dmft-draws is an option of the iid init's DMFT; "
+                               f"init={problem.init!r} runs the r-index DMFT")
         return
     if offline_method(inp, args.method, args.xi_law) == "spectral":
         why = (f"--method auto runs it at kappa >= 5, here {inp.kappa:.3g}: add --method dmft"
                if args.method == "auto" else "use --method dmft")
-        raise ProblemError(f"--column-closure {args.column_closure} is a closure of the "
-                           f"DMFT's linear column; the spectral closure has none ({why})")
+        lacks = "linear column" if asks[0].startswith("--column") else "Monte Carlo draws"
+        raise ProblemError(f"{asks[0]} is an option of the DMFT; the spectral closure has no "
+                           f"{lacks} ({why})")
 
 
 def run_asymptotic(args: argparse.Namespace) -> int:
@@ -200,6 +219,8 @@ def run_asymptotic(args: argparse.Namespace) -> int:
                            + ("rindex or none" if finite_rank else
                               "bbp, dmft, interpolant or none"))
     _check_closure(args, problem, inp, finite_rank)
+    if not finite_rank and offline_method(inp, args.method, args.xi_law) == "dmft":
+        check_dmft_steps(inp, steps)           # before the critical kappa's minutes
     limit_why = _limit_reason(args, problem, finite_rank)
     # a default of "interpolant" was chosen because it applies; only a request can be refused
     crit_why = critical_reason(problem) if explicit and args.critical == "interpolant" else None
@@ -211,10 +232,12 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     check_out_dir(args.out, config, args.overwrite)
     crit = _critical(args, problem, inp, steps)     # before the curve (it may refuse)
     closure = {} if finite_rank else {"column_closure": args.column_closure}
+    if args.dmft_draws != 1:
+        closure["draws"] = args.dmft_draws
     if not args.quiet:
         print(f"asymptotic: the theory's curve (--method {args.method}; the DMFT ~5-10 s, "
-              "~2.3x that with --column-closure spread, the spectral closure ~1 s, the "
-              "r-index DMFT ~10-40 s)", flush=True)
+              "~2.3x that with --column-closure spread, times --dmft-draws; the spectral "
+              "closure ~1 s, the r-index DMFT ~10-40 s)", flush=True)
     curve_started = time.perf_counter()
     traj = offline_theory(problem, steps, method=args.method, save_times=extra,
                           xi_law=args.xi_law, Ns=args.ns, seed=args.dmft_seed, **closure)
@@ -249,8 +272,10 @@ def _numbers(summary: dict, critical: str) -> str:
     train, test = summary["predicted_plateau_train_loss"], summary["predicted_plateau_test_loss"]
     plateau = ("no plateau" if train is None else
                f"plateau train / test {train:.3g} / {test:.3g} x initial")
+    se = summary.get("predicted_final_test_loss_mc_se")
+    mc = "" if se is None else f" +- {se:.2g} (Monte Carlo, {summary['dmft_draws']} draws)"
     return (f"{plateau}, predicted half time {'never' if h is None else f'{h:.6g}'}, test "
-            f"loss at the horizon {summary['predicted_final_test_loss']:.3g} x initial, "
+            f"loss at the horizon {summary['predicted_final_test_loss']:.3g}{mc} x initial, "
             "critical kappa "
             f"{_fmt_critical(crit_k, critical)} ({critical}), "
             f"tau -> inf test loss {_fmt(summary)}")

@@ -24,7 +24,9 @@ from lazyrich_theory.theory.lazy import LinearizedModel, lazy_summary_of
 from lazyrich_theory.theory.offline import (
     KAPPA_SPECTRAL,
     check_closure_applies,
+    check_dmft_steps,
     check_problem,
+    offline_inputs,
     offline_summary,
     offline_theory,
 )
@@ -271,6 +273,8 @@ def offline_reason(problem: Problem, method: str = "auto", steps: int | None = N
                 rindex_plan(inp, steps)
             return None
         check_problem(wide)
+        if method == "dmft" and steps is not None:
+            check_dmft_steps(offline_inputs(wide), steps)
     except ProblemError as exc:
         if method == "auto" and is_finite_rank(problem):
             return (f"init={problem.init!r} is of finite rank: its offline theory is the "

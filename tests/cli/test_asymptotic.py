@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from lazyrich_theory.cli.app import main
 
 CONTRACT_KEYS = ("predicted_half_time", "predicted_final_test_loss", "critical_kappa",
@@ -325,3 +327,39 @@ def test_odd_ns_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "--ns must be even, got 401" in err
     assert not out.exists()
+
+
+def test_dmft_draws(tmp_path, capsys):
+    """--dmft-draws K averages K Monte Carlo draws of the DMFT: the standard error of the loss at
+    the horizon in summary.json and the per-time standard errors in trajectory.csv (recorded in
+    run.json); refused in one line where no DMFT runs."""
+    base = ("--D", "30", "--P", "60", "--alpha", "1", "--eps", "0.02", "--steps", "2000",
+            "--critical-kappa", "none", "--limit-loss", "none", "--ns", "40")
+    code, out = _run(tmp_path, *base, "--dmft-draws", "2")
+    assert code == 0
+    rows, s = _read(out)
+    assert s["dmft_draws"] == 2 and s["predicted_final_test_loss_mc_se"] > 0
+    last = rows[-1]
+    assert float(last["population_loss_mc_se"]) / float(rows[0]["population_loss"]) == (
+        pytest.approx(s["predicted_final_test_loss_mc_se"]))
+    assert json.loads((out / "run.json").read_text())["config"]["dmft_draws"] == 2
+    _nulls_have_reasons(s)
+    for args, words in ((("--P", "200"), "add --method dmft"),
+                        (("--P", "60", "--init", "lowrank:1"), "r-index DMFT"),
+                        (("--P", "60", "--dmft-draws", "0"), "must be >= 1")):
+        code, bad = _run(tmp_path, "--D", "30", "--steps", "100", "--dmft-draws", "2", *args,
+                         name=f"bad{len(words)}")
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "\n" not in err and words in err, (args, err)
+        assert not bad.exists()
+
+
+def test_a_dmft_horizon_too_long_is_refused_first(tmp_path, capsys):
+    """A horizon beyond the DMFT's grid is refused in one line before anything is computed
+    (before the critical kappa's interpolant runs), naming the longest horizon in steps."""
+    out = tmp_path / "long"
+    code = main(["asymptotic", "--D", "30", "--P", "60", "--steps", "200000", "--out",
+                 str(out), "--no-plot"])
+    cap = capsys.readouterr()
+    assert code == 2 and "\n" not in cap.err.strip() and "steps here" in cap.err
+    assert "interpolant" not in cap.out and not out.exists()

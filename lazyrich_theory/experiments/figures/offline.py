@@ -26,6 +26,7 @@ from lazyrich_theory.spec.resources import check_resources
 from lazyrich_theory.spec.schedule import save_times
 from lazyrich_theory.theory.offline import (
     check_closure_applies,
+    check_dmft_steps,
     offline_inputs,
     offline_method,
     offline_theory,
@@ -67,12 +68,18 @@ def _at_kappa(problem: Problem, k: float) -> Problem:
     return problem.replace(P=max(int(round(k * problem.D)), problem.D + 1))
 
 
-def _closure(p: Problem, method: str, column_closure: str) -> dict[str, str]:
+def _closure(p: Problem, method: str, column_closure: str, steps: int) -> dict[str, str]:
     """The theory's column-closure option at the problem ``p``: a non-default closure applies
     where the DMFT runs (not the spectral closure, not rindex), and is checked there
-    (``check_closure_applies``: the spread closure needs a fast column at that kappa)."""
-    if (column_closure == "dmft" or is_finite_rank(p)
-            or offline_method(offline_inputs(p), method) != "dmft"):
+    (``check_closure_applies``: the spread closure needs a fast column at that kappa); where
+    the DMFT runs its horizon is checked too (``check_dmft_steps``)."""
+    if is_finite_rank(p):
+        return {}
+    inp = offline_inputs(p)
+    if offline_method(inp, method) != "dmft":
+        return {}
+    check_dmft_steps(inp, steps)
+    if column_closure == "dmft":
         return {}
     check_closure_applies(p, column_closure)
     return {"column_closure": column_closure}
@@ -143,7 +150,8 @@ def _kappa_plan(problem: Problem, steps: int, kappas: Any, method: Any,
     largest = _at_kappa(base, max(ks))
     check_resources(largest, steps, "gd" if is_finite_rank(largest) else "flow",
                     hint="lower the kappas or D")
-    return base, ks, [_closure(_at_kappa(base, k), method, column_closure) for k in ks]
+    return base, ks, [_closure(_at_kappa(base, k), method, column_closure, steps)
+                      for k in ks]
 
 
 def check_kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES,

@@ -53,6 +53,7 @@ from lazyrich_theory.theory.offline.curves import (
     OFFLINE_METHODS,
     XI_LAWS,
     check_closure_applies,
+    check_dmft_steps,
     offline_curves,
     offline_method,
     offline_theory,
@@ -102,6 +103,7 @@ from lazyrich_theory.theory.offline.trace_limit import (
 )
 
 __all__ = ["offline_theory", "offline_curves", "offline_method", "check_closure_applies",
+           "check_dmft_steps",
            "critical_kappa",
            "offline_summary", "offline_inputs", "check_problem", "phase_boundary_times",
            "OfflineInputs", "CriticalKappa", "PlateauSpectrum", "SpectralClosure",

@@ -37,6 +37,7 @@ from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
 from lazyrich_theory.theory.offline.dmft import (SPREAD_RESPONSES, check_column_closure,
+                                                check_dmft_horizon, check_draws,
                                                 check_spread_applies, dmft_columns)
 from lazyrich_theory.theory.offline.inputs import OfflineInputs, offline_inputs, training_xi
 from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_columns, rindex_inputs
@@ -48,6 +49,7 @@ from lazyrich_theory.theory.offline.spectral import (
 )
 
 __all__ = ["offline_theory", "offline_curves", "offline_method", "check_closure_applies",
+           "check_dmft_steps",
            "spectral_closure",
            "OFFLINE_METHODS", "KAPPA_SPECTRAL", "XI_LAWS"]
 
@@ -131,6 +133,23 @@ def check_closure_applies(problem: Problem, column_closure: str) -> None:
         check_spread_applies(problem.P / problem.D, *problem.scaled_alpha_eps)
 
 
+def check_dmft_steps(inp: OfflineInputs, steps: int) -> None:
+    """Refuse (one line, ProblemError) a horizon of ``steps`` GD steps that the DMFT's grid
+    cannot reach (:func:`~lazyrich_theory.theory.offline.dmft.check_dmft_horizon`), naming
+    the longest one in steps; nothing is computed."""
+    per_tau = 1.0 / float(inp.dmft_clock(np.array([1.0]))[0])
+    check_dmft_horizon(steps / per_tau, steps_per_tau=per_tau)
+
+
+def _check_draws(draws: Any, chosen: str) -> None:
+    """Refuse (one line) a bad number of Monte Carlo draws, or several for a method that has
+    no Monte Carlo (the spectral closure)."""
+    check_draws(draws)
+    if draws != 1 and chosen != "dmft":
+        raise ProblemError(f"draws={draws} averages the DMFT's Monte Carlo draws; the "
+                           f"{chosen} closure has none (use method='dmft')")
+
+
 def offline_curves(inp: OfflineInputs, t: np.ndarray, method: str = "spectral",
                    **dmft_options: Any) -> dict[str, np.ndarray]:
     """The theory's columns at times ``t`` (GD steps, t[0] = 0, increasing) for given inputs.
@@ -194,9 +213,11 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         only, and "auto" then means the DMFT: a prediction conditioned on the training set;
         docs/offline_theory.md §8.7).
     **dmft_options
-        Ns, seed, dmax and column_closure (``"dmft"`` or the opt-in closures A7,
-        ``"least_squares"``, and ``"spread"``, docs §12.4) for the DMFT; Ns, seed, max_points
-        for the r-index DMFT (anything else is refused).
+        Ns, seed, dmax, column_closure (``"dmft"`` or the opt-in closures A7,
+        ``"least_squares"``, and ``"spread"``, docs §12.4) and draws (Monte Carlo draws to
+        average, seeds ``seed``, ``seed + 1``, ...; the standard error of the mean loss in the
+        extra columns ``population_loss_mc_se``, ``train_loss_mc_se``) for the DMFT; Ns, seed,
+        max_points for the r-index DMFT (anything else is refused).
 
     Returns
     -------
@@ -222,6 +243,8 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
     if not finite_rank:
         chosen = offline_method(inp, method, xi_law,
                                 dmft_options.get("column_closure", "dmft"))
+    if not finite_rank:
+        _check_draws(dmft_options.get("draws", 1), chosen)
     if xi_law == "training":
         if chosen not in ("dmft", "rindex"):
             raise ProblemError("xi_law='training' (conditioned on the training set) needs "
@@ -243,6 +266,7 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
     if finite_rank:
         info.update(rank=inp.R, initial_overlap=inp.overlap, stride=int(cols.pop("stride")))
     if chosen == "dmft":
+        info["dmft_draws"] = int(dmft_options.get("draws", 1))
         info["column_closure"] = dmft_options.get("column_closure", "dmft")
         if info["column_closure"] == "spread":
             info["spread_response"] = dmft_options.get("spread_response", SPREAD_RESPONSES[0])

@@ -20,6 +20,7 @@ the half-loss time and ~+-0.05 in the long-time loss at Ns = 800 (measured).
 
 from __future__ import annotations
 
+import functools
 import math
 from statistics import NormalDist
 from typing import Any
@@ -34,9 +35,9 @@ from lazyrich_theory.theory.offline.plateau import mp_rule
 
 __all__ = ["dmft_columns", "dmft_tau_curves", "make_grid", "linear_channel", "xi_strata",
            "xi_training_strata", "DMFT_NS", "DMFT_DMAX", "DMFT_MAX_POINTS", "COLUMN_CLOSURES",
-           "check_column_closure", "check_ns", "check_spread_applies", "check_spread_response",
-           "column_lag", "SPREAD_MAX_LAG",
-           "SPREAD_RESPONSES"]
+           "check_column_closure", "check_dmft_horizon", "check_draws", "check_ns",
+           "check_spread_applies", "dmft_tau_cap",
+           "check_spread_response", "column_lag", "SPREAD_MAX_LAG", "SPREAD_RESPONSES"]
 
 #: Default number of Monte Carlo samples.
 DMFT_NS = 800
@@ -251,11 +252,8 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     """
     check_ns(Ns)
     check_column_closure(column_closure)
+    check_dmft_horizon(tau_max, dmax)
     tau = make_grid(max(tau_max, 0.05), dmax)
-    if tau.size > DMFT_MAX_POINTS:
-        raise ProblemError(f"the DMFT horizon tau = {tau_max:.3g} needs {tau.size} grid points "
-                           f"(limit {DMFT_MAX_POINTS}: cost grows like T^3); shorten the "
-                           "horizon or use method='spectral'")
     rng = np.random.default_rng(seed)
     xi = xi_strata(Ns) if xi_train is None else xi_training_strata(xi_train, Ns)
     rng.shuffle(xi)
@@ -284,6 +282,32 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     with numba_threads(free_cores()):      # the samples' steps run in parallel
         K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par)
     return _losses(inp, tau, K, V1, a7, spread)
+
+
+def check_dmft_horizon(tau_max: float, dmax: float = DMFT_DMAX,
+                       steps_per_tau: float | None = None) -> None:
+    """Refuse (one line, ProblemError) a horizon whose grid needs more than
+    :data:`DMFT_MAX_POINTS` points (the cost grows like T^3); ``steps_per_tau``: GD steps per
+    unit of tau, to name the longest horizon in steps."""
+    n = make_grid(max(tau_max, 0.05), dmax).size
+    if n > DMFT_MAX_POINTS:
+        cap = dmft_tau_cap(dmax)
+        most = (f"tau <= {cap:.3g}" if steps_per_tau is None else
+                f"at most {math.floor(cap * steps_per_tau)} steps here, tau = {cap:.3g}")
+        raise ProblemError(f"the DMFT horizon tau = {tau_max:.3g} needs {n} grid points "
+                           f"(limit {DMFT_MAX_POINTS}: cost grows like T^3); shorten the "
+                           f"horizon ({most}) or use method='spectral'")
+
+
+@functools.cache
+def dmft_tau_cap(dmax: float = DMFT_DMAX) -> float:
+    """The longest DMFT horizon (tau) whose grid has at most ``DMFT_MAX_POINTS`` points
+    (a constant of the grid rule: found once by bisection, then cached)."""
+    lo, hi = 1.0, 400.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if make_grid(mid, dmax).size <= DMFT_MAX_POINTS else (lo, mid)
+    return lo
 
 
 def check_ns(Ns: Any) -> None:
@@ -346,20 +370,39 @@ def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray, V1: np.ndarray,
 
 def dmft_columns(inp: OfflineInputs, t: np.ndarray, Ns: int = DMFT_NS, seed: int = 0,
                  dmax: float = DMFT_DMAX, xi_train: np.ndarray | None = None,
-                 **ablations: Any) -> dict[str, np.ndarray]:
+                 draws: int = 1, **ablations: Any) -> dict[str, np.ndarray]:
     """The DMFT's columns at times ``t`` (GD steps): its grid curves interpolated linearly
     in tau (the grid resolves the lazy fit: first step tau = 0.01); ``xi_train`` and the
     ``ablations`` (``linear_column``, ``anomalous_term``, ``column_closure``,
-    ``null_space_split``) as in
-    :func:`dmft_tau_curves`."""
+    ``null_space_split``) as in :func:`dmft_tau_curves`.
+
+    ``draws`` > 1 averages every column over that many Monte Carlo draws (seeds ``seed``,
+    ``seed + 1``, ...; ``draws`` times the cost, the same memory) and adds the standard error
+    of the mean population and train losses over the draws (``population_loss_mc_se``,
+    ``train_loss_mc_se``): at small kappa one draw's long-time loss scatters by up to ~0.08 of
+    the initial loss (docs/offline_theory.md §12.4)."""
+    check_draws(draws)
     tau_t = inp.dmft_clock(t)
-    c = dmft_tau_curves(inp, float(tau_t[-1]), Ns=Ns, seed=seed, dmax=dmax,
-                        xi_train=xi_train, **ablations)
-    out = {}
-    for name, col in c.items():
-        if name != "tau":
-            out[name] = np.interp(tau_t, c["tau"], col)
+    runs = []
+    for k in range(int(draws)):
+        c = dmft_tau_curves(inp, float(tau_t[-1]), Ns=Ns, seed=seed + k, dmax=dmax,
+                            xi_train=xi_train, **ablations)
+        runs.append({name: np.interp(tau_t, c["tau"], col) for name, col in c.items()
+                     if name != "tau"})
+    out = {name: np.mean([r[name] for r in runs], axis=0) for name in runs[0]}
+    if draws > 1:
+        for name in ("population_loss", "train_loss"):
+            out[f"{name}_mc_se"] = (np.std([r[name] for r in runs], axis=0, ddof=1)
+                                    / math.sqrt(draws))
     out["alignment"] = out["spike_amplitude2"] * inp.D - 1.0
     out["trace_dM"] = out["bulk"] + out["spike_amplitude2"] + out["tilt"] - 1.0
     out["norm_dwbar"] = np.sqrt(np.maximum(inp.D * out["linear_power"], 0.0)) / inp.alpha
     return out
+
+
+def check_draws(draws: Any) -> None:
+    """Refuse (one line, ProblemError) a number of Monte Carlo draws that is not an integer
+    >= 1."""
+    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
+        raise ProblemError(f"draws (Monte Carlo draws of the DMFT to average) must be an "
+                           f"integer >= 1, got {draws!r}")

@@ -20,7 +20,6 @@ up to the cells' horizon on the DMFT clock, capped where its grid reaches ``DMFT
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from typing import Callable, Iterable
@@ -29,7 +28,7 @@ import numpy as np
 
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.theory.offline.curves import spectral_closure
-from lazyrich_theory.theory.offline.dmft import DMFT_MAX_POINTS, dmft_tau_curves, make_grid
+from lazyrich_theory.theory.offline.dmft import dmft_tau_cap, dmft_tau_curves
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
 from lazyrich_theory.theory.offline.spectral import rich_clock_crossings
 from lazyrich_theory.theory.timescales import first_time_below
@@ -42,17 +41,6 @@ N_NODES = 24
 N_NODES_DMFT = 6
 #: What :func:`phase_boundary_times` can solve with.
 GRID_METHODS = ("spectral", "dmft")
-
-
-@functools.cache
-def dmft_tau_cap() -> float:
-    """The longest DMFT horizon (tau) whose grid has at most ``DMFT_MAX_POINTS`` points
-    (a constant of the grid rule: found once by bisection, then cached)."""
-    lo, hi = 1.0, 400.0
-    for _ in range(40):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if make_grid(mid).size <= DMFT_MAX_POINTS else (lo, mid)
-    return lo
 
 
 def _crossings(kappa: float, b2: float, D: int, ae: float, s_max: float, threshold: float,

@@ -396,6 +396,22 @@ def _plateau(info: dict[str, Any], reasons: dict[str, str]) -> dict[str, Any]:
     return dict(zip(PLATEAU_KEYS, (pl.train, pl.test, pl.gap)))
 
 
+def _mc_error(traj: Trajectory, reasons: dict[str, str]) -> dict[str, Any]:
+    """The Monte Carlo standard error of predicted_final_test_loss where the DMFT averaged
+    several draws, and the number of draws (the DMFT only)."""
+    draws, se = traj.info.get("dmft_draws"), traj.extra.get("population_loss_mc_se")
+    value = None if se is None else float(se[-1] / traj.population_loss[0])
+    if value is None:
+        reasons["predicted_final_test_loss_mc_se"] = (
+            "draws (Monte Carlo draws averaged) is an option of the DMFT" if draws is None else
+            "one Monte Carlo draw of the DMFT: average several (--dmft-draws) for its error")
+    return {"predicted_final_test_loss_mc_se": value,
+            **({} if draws is None else {"dmft_draws": draws}),
+            "predicted_final_test_loss_mc_se_definition": "the standard error (sd / sqrt(draws)) "
+            "of predicted_final_test_loss, the mean over the DMFT's Monte Carlo draws: the "
+            "theory's own sampling error, not its error against the network"}
+
+
 def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> dict[str, Any]:
     """summary.json of an offline-theory trajectory.
 
@@ -462,6 +478,7 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
                              "time, in GD steps",
         "regime": _regime_note(traj),
     }
+    out.update(_mc_error(traj, reasons))
     if "column_closure" in info:          # the DMFT's: "dmft" as derived, or an opt-in one
         out["column_closure"] = info["column_closure"]
     if "spread_response" in info:         # the spread closure's memorisation response
