@@ -137,8 +137,9 @@ def test_methods_and_coarse_steps_refused():
     inp = rindex_inputs(p)
     with pytest.raises(ProblemError, match="too coarse"):
         rindex_tau_curves(inp, 10_000, Ns=40, max_points=20)
-    with pytest.raises(ProblemError, match="Ns"):
-        rindex_tau_curves(inp, 10, Ns=10)
+    for Ns in (10, 20.5, True):             # an integer >= 20, one check for every caller
+        with pytest.raises(ProblemError, match="Ns must be an integer"):
+            rindex_tau_curves(inp, 10, Ns=Ns)
     with pytest.raises(ProblemError, match="GB"):          # refused before allocating
         rindex_tau_curves(inp, 299, Ns=20_000)
 

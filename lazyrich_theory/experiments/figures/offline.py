@@ -38,7 +38,7 @@ from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_D_DEFAULT,
                                                           entropic_interpolant,
                                                           interpolant_limit,
                                                           interpolant_reason)
-from lazyrich_theory.theory.offline.rindex import is_finite_rank
+from lazyrich_theory.theory.offline.rindex import check_rindex_ns, is_finite_rank
 from lazyrich_theory.theory.offline.summary import half_crossing
 from lazyrich_theory.theory.timescales import half_time
 
@@ -125,11 +125,7 @@ def _kappa_options(base: Problem, method: Any, spectral_everywhere: Any, Ns: Any
     if not isinstance(spectral_everywhere, (bool, np.bool_)):
         raise ProblemError(f"spectral_everywhere must be true or false, got "
                            f"{spectral_everywhere!r}")
-    if finite_rank:
-        if isinstance(Ns, bool) or not isinstance(Ns, (int, np.integer)) or Ns < 20:
-            raise ProblemError(f"Ns must be an integer >= 20, got {Ns!r}")
-    else:
-        check_ns(Ns)
+    (check_rindex_ns if finite_rank else check_ns)(Ns)
     check_closure_applies(base, column_closure)
     if column_closure != "dmft" and method == "spectral":
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "

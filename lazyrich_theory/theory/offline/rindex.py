@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtri
@@ -33,7 +34,7 @@ from lazyrich_theory.theory.offline.inputs import (OfflineInputs, input_fields,
                                                    training_refusals)
 from lazyrich_theory.theory.offline.rindex_kernels import run_rindex
 
-__all__ = ["RIndexInputs", "rindex_inputs", "rindex_plan", "rindex_tau_curves",
+__all__ = ["RIndexInputs", "rindex_inputs", "rindex_plan", "rindex_tau_curves", "check_rindex_ns",
            "rindex_columns", "is_finite_rank", "RINDEX_NS", "RINDEX_MAX_POINTS",
            "RINDEX_MAX_RANK"]
 
@@ -109,6 +110,13 @@ def rindex_inputs(problem: Problem, data: ProblemData | None = None,
                         scale=s)
 
 
+def check_rindex_ns(Ns: Any) -> None:
+    """Refuse (one line, ProblemError) a number of Monte Carlo samples the r-index DMFT
+    cannot use: it needs an integer >= 20."""
+    if isinstance(Ns, bool) or not isinstance(Ns, (int, np.integer)) or Ns < 20:
+        raise ProblemError(f"Ns must be an integer >= 20, got {Ns!r}")
+
+
 def rindex_plan(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS,
                 max_points: int | None = None) -> tuple[int, int]:
     """(stride, number of DMFT steps) of a run to ``steps`` GD steps, or ProblemError (one
@@ -117,8 +125,7 @@ def rindex_plan(inp: RIndexInputs, steps: int, Ns: int = RINDEX_NS,
 
     ``max_points`` None: ``RINDEX_MAX_POINTS`` steps, or more where the linear column needs a
     finer step (the largest stride with d tau * rate <= 1.4, up to the memory limit)."""
-    if Ns < 20:
-        raise ProblemError(f"Ns must be >= 20, got {Ns!r}")
+    check_rindex_ns(Ns)
     if steps < 1 or (max_points is not None and max_points < 2):
         raise ProblemError(f"need steps >= 1 and max_points >= 2, got {steps}, {max_points}")
     stride = max(1, math.ceil(steps / ((max_points or RINDEX_MAX_POINTS) - 1)))
