@@ -146,8 +146,9 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                    help="average the DMFT over this many Monte Carlo draws (seeds --dmft-seed, "
                         "--dmft-seed + 1, ...; this many times the time) and write the "
                         "standard error of the loss at the horizon "
-                        "(predicted_final_test_loss_mc_se); worth it at kappa <~ 2, where one "
-                        "draw's loss scatters by up to ~0.08 (default 1)")
+                        "(predicted_final_test_loss_mc_se); --critical-kappa dmft then "
+                        "averages as many draws at each kappa; worth it at kappa <~ 2, where "
+                        "one draw's loss scatters by up to ~0.08 (default 1)")
     add_run_options(p)
     return p
 
@@ -298,7 +299,7 @@ def _critical(args: argparse.Namespace, problem, inp, steps: int) -> CriticalKap
                 "tau_h": float(inp.dmft_clock(steps))} if isinstance(inp, RIndexInputs) else
                {"Ns": args.ns})
     if args.critical == "dmft":
-        options["column_closure"] = args.column_closure
+        options.update(column_closure=args.column_closure, runs=args.dmft_draws)
     return critical_kappa(inp, args.critical, seed=args.dmft_seed, **options)
 
 

@@ -79,3 +79,24 @@ def test_the_horizon_check_names_the_longest_run():
     assert make_grid(most / per_tau).size <= DMFT_MAX_POINTS
     with pytest.raises(ProblemError, match=f"at most {most} steps"):
         check_dmft_steps(inp, int(1.05 * most))
+
+
+def test_critical_kappa_averages_the_dmft_draws(monkeypatch):
+    """critical_kappa(..., "dmft", runs=K) bisects on the mean over K Monte Carlo draws (the
+    same draws at every kappa): with a stand-in DMFT whose two draws cross 1/2 at kappa = 2
+    and 4, one draw gives 2 and the mean of both 3."""
+    from lazyrich_theory.theory.offline import critical_kappa, summary
+
+    def fake(inp, tau_h, Ns, seed, **_):
+        final = 0.5 + 0.1 * ((2.0 if seed == 0 else 4.0) - inp.kappa)
+        return {"population_loss": np.array([1.0, final])}
+
+    monkeypatch.setattr(summary, "dmft_tau_curves", fake)
+    inp = OfflineInputs(kappa=3.0, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=50)
+    one = critical_kappa(inp, "dmft", tol=0.1)
+    two = critical_kappa(inp, "dmft", tol=0.1, runs=2)
+    assert one.value == pytest.approx(2.0, abs=0.1) and "mean of" not in one.definition
+    assert two.value == pytest.approx(3.0, abs=0.1) and "mean of 2" in two.definition
+    for runs in (0, 1.5, True):
+        with pytest.raises(ProblemError, match="runs must be"):
+            critical_kappa(inp, "dmft", runs=runs)

@@ -131,7 +131,7 @@ def _bbp(b2: float, D: int, lo: float, hi: float, tol: float) -> CriticalKappa:
 
 
 def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns: int,
-          seed: int, column_closure: str, spread_response: str) -> CriticalKappa:
+          seed: int, column_closure: str, spread_response: str, runs: int) -> CriticalKappa:
     closure = {"least_squares": " (column closure A7, least squares)",
                "spread": " (column closure spread, (12.1)"
                          + {"first_order": ", first-order memorisation)",
@@ -139,8 +139,10 @@ def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns
                              spread_response, ", bulk memorisation resolved)")}.get(
                                  column_closure, "")
     definition = (f"kappa at which the DMFT's{closure} population loss at tau = {tau_h:g} (t = "
-                  f"{tau_h * inp.alpha * inp.D / (2 * inp.eta0 * inp.eps):.6g} steps) is half "
-                  "its initial value; below it training interpolates without generalising")
+                  f"{tau_h * inp.alpha * inp.D / (2 * inp.eta0 * inp.eps):.6g} steps"
+                  + (f", mean of {runs} Monte Carlo draws" if runs > 1 else "")
+                  + ") is half its initial value; below it training interpolates without "
+                  "generalising")
 
     if column_closure == "spread":       # the search's smallest kappa has the slowest column
         check_spread_applies(lo, inp.alpha, inp.eps,
@@ -148,11 +150,14 @@ def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns
                              "the interpolant's critical kappa has no such limit)")
 
     def generalises(k: float) -> bool:
-        c = dmft_tau_curves(OfflineInputs(k, inp.alpha, inp.eps, inp.eta0, inp.b2, inp.D),
-                            tau_h, Ns=Ns, seed=seed, dmax=DMFT_DMAX,
-                            column_closure=column_closure, spread_response=spread_response)
-        L = c["population_loss"]
-        return bool(L[-1] <= 0.5 * L[0])
+        rel = []
+        for s in range(seed, seed + runs):      # the same draws at every kappa
+            L = dmft_tau_curves(OfflineInputs(k, inp.alpha, inp.eps, inp.eta0, inp.b2, inp.D),
+                                tau_h, Ns=Ns, seed=s, dmax=DMFT_DMAX,
+                                column_closure=column_closure,
+                                spread_response=spread_response)["population_loss"]
+            rel.append(L[-1] / L[0])
+        return bool(sum(rel) / runs <= 0.5)
 
     if generalises(lo) or not generalises(hi):
         return CriticalKappa(math.nan, "dmft", definition,
@@ -217,8 +222,8 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
     Ns, seed : int
         DMFT Monte Carlo samples and seed.
     runs : int
-        rindex: the loss is averaged over ``runs`` Monte Carlo runs (seeds ``seed``,
-        ``seed + 1``, ...) at every kappa.  One run's kappa_c moves by ~+-0.1 at Ns = 400
+        rindex and dmft: the loss is averaged over ``runs`` Monte Carlo runs (seeds ``seed``,
+        ``seed + 1``, ...; ``offline_theory``'s ``draws``) at every kappa.  One run's kappa_c moves by ~+-0.1 at Ns = 400
         (the population dynamics' finite-Ns noise, which falls slowly with Ns: averaging runs
         is the cheaper cure; docs §13.5).
     column_closure : {"dmft", "least_squares", "spread"}
@@ -248,15 +253,16 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT; "
                            f"the critical kappa method {method!r} has no linear-column closure")
     check_spread_response(spread_response, column_closure)
+    if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < 1:
+        raise ProblemError(f"runs must be an integer >= 1, got {runs!r}")
     if method == "rindex":
-        if runs < 1:
-            raise ProblemError(f"runs must be >= 1, got {runs!r}")
         return _rindex(inp, RINDEX_CRITICAL_TAU if tau_h is None else tau_h, max(lo, 1.5),
                        min(hi, 8.0), max(tol, 0.01), Ns, seed, runs)
     if method == "bbp":
         return _bbp(inp.b2, inp.D, lo, hi, tol)
     return _dmft(inp, DMFT_CRITICAL_TAU if tau_h is None else tau_h, max(lo, 1.5),
-                 min(hi, 8.0), max(tol, 0.1), Ns, seed, column_closure, spread_response)
+                 min(hi, 8.0), max(tol, 0.1), Ns, seed, column_closure, spread_response,
+                 int(runs))
 
 
 def _regime_note(traj: Trajectory) -> str:
