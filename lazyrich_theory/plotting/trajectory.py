@@ -96,10 +96,19 @@ def _is_theory(traj: "Trajectory") -> bool:
 
 
 def _population_line(ax, x, traj: "Trajectory") -> bool:
-    """The population loss in its one style (both panels); False when there is none."""
+    """The population loss in its one style (both panels), with the band of +-2 standard
+    errors where a theory averaged several Monte Carlo draws; False when there is none."""
     st = _POPULATION_STYLE
-    return _positive_line(ax, x, traj.population_loss, st["ls"], st["color"], st["lw"],
-                          _population_label(traj))
+    drawn = _positive_line(ax, x, traj.population_loss, st["ls"], st["color"], st["lw"],
+                           _population_label(traj))
+    se = traj.extra.get("population_loss_mc_se")
+    if drawn and se is not None:
+        pop = np.asarray(traj.population_loss, dtype=float)
+        draws = traj.info.get("dmft_draws", "several")
+        ax.fill_between(x, np.maximum(pop - 2 * se, 0.0), pop + 2 * se, color=st["color"],
+                        alpha=0.2, lw=0, label=f"± 2 standard errors ({draws} Monte Carlo "
+                                                "draws)")
+    return drawn
 
 
 def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
@@ -233,8 +242,10 @@ def _finish(fig, axes, traj: "Trajectory", own: bool) -> None:
         True when ``fig`` was made by :func:`plot_trajectory`.
     """
     for k, ax in enumerate(axes):
-        if own:
-            legend_below(fig, ax, "left" if k == 0 else "right", ncol=3 if k == 0 else 2)
+        if own:                  # three columns on the left unless a long label would overrun
+            labels = ax.get_legend_handles_labels()[1]
+            wide = k == 0 and max(map(len, labels), default=0) <= 36
+            legend_below(fig, ax, "left" if k == 0 else "right", ncol=3 if wide else 2)
         elif ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")
     if own:

@@ -179,6 +179,27 @@ def test_theory_trajectory_is_labelled_as_theory():
     assert fig.get_suptitle().startswith("offline theory (DMFT, N = ∞)")
 
 
+def test_monte_carlo_draws_are_a_band_and_legends_do_not_collide():
+    """A DMFT averaged over several Monte Carlo draws draws its population loss with a band of
+    +-2 standard errors on both panels; the two legends below the panels do not overlap each
+    other, even with the interpolant's long label."""
+    tr = FakeTrajectory(method="offline-dmft", alignment=False, k0=None)   # as asymptotic's
+    tr.extra = {"population_loss_mc_se": 0.05 * tr.population_loss}
+    tr.info = {"dmft_draws": 3, "summary": {"predicted_limit_test_loss": 0.5}}
+    fig = plot_trajectory(tr)
+    band = "± 2 standard errors (3 Monte Carlo draws)"
+    assert _legend_texts(fig).count(band) == 2
+    for ax in fig.axes[:2]:
+        fills = [c for c in ax.collections if c.get_label() == band]
+        assert len(fills) == 1
+    _legends_clear_of_axes(fig)
+    renderer = fig.canvas.get_renderer() if hasattr(fig.canvas, "get_renderer") else None
+    a, b = (leg.get_window_extent(renderer) for leg in fig.legends)
+    assert not a.overlaps(b)
+    assert "Monte Carlo" not in " ".join(_legend_texts(plot_trajectory(
+        FakeTrajectory(method="offline-dmft"))))
+
+
 @pytest.mark.parametrize("method, name", [("flow", "gradient flow"), ("gd", "exact GD"),
                                           ("network", "numpy network")])
 def test_titles_name_the_method(method, name):
