@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any, Callable
 
-from lazyrich_theory.errors import DivergenceError, LazyrichError, ProblemError
+from lazyrich_theory.errors import LazyrichError, ProblemError
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import (
     OPTION_FIELDS,
