@@ -102,7 +102,7 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         f"{INTERPOLANT_CRITICAL_D_DEFAULT}, with --data, and outside the "
                         "interpolant's domain); dmft: where the DMFT's long-time loss "
                         "crosses 1/2 (~6 DMFT runs, ~45 s at D = 100, ~2.3x that with "
-                        "--column-closure spread); rindex (finite-rank "
+                        "--column-closure spread, times --dmft-draws); rindex (finite-rank "
                         "init only): where the r-index DMFT's loss at this run's horizon, "
                         f"averaged over {CRITICAL_RUNS} Monte Carlo runs at --ns / 2, crosses "
                         f"1/2 (~6 x {CRITICAL_RUNS} runs, minutes); interpolant (iid init): "
@@ -166,27 +166,30 @@ def _config(args: argparse.Namespace, problem, steps: int,
     return config
 
 
-def _check_closure(args: argparse.Namespace, problem, inp, finite_rank: bool) -> None:
-    """Refuse (one line) the DMFT's options where no DMFT runs: a --column-closure other
-    than dmft (a finite-rank init's r-index DMFT is exact; the spectral closure has no
-    column closure), --dmft-draws above 1 (the spectral closure has no Monte Carlo), and the
-    spread closure at a slow column (``check_closure_applies``)."""
+def _check_closure(args: argparse.Namespace, problem, inp, finite_rank: bool) -> bool:
+    """Whether the curve runs the DMFT; refuses (one line) the DMFT's options where no DMFT
+    runs: a --column-closure other than dmft or --dmft-draws above 1 with a finite-rank init
+    (its r-index DMFT is exact and has no draws), or with the spectral closure's curve unless
+    --critical-kappa dmft uses them; and the spread closure at a slow column
+    (``check_closure_applies``)."""
     check_closure_applies(problem, args.column_closure)
+    curve_dmft = not finite_rank and offline_method(inp, args.method, args.xi_law) == "dmft"
     asks = [f"--column-closure {args.column_closure}"] if args.column_closure != "dmft" else []
     asks += [f"--dmft-draws {args.dmft_draws}"] if args.dmft_draws != 1 else []
-    if not asks:
-        return
+    if not asks or curve_dmft:
+        return curve_dmft
     if finite_rank:
         if args.dmft_draws != 1:
             raise ProblemError(f"--dmft-draws is an option of the iid init's DMFT; "
                                f"init={problem.init!r} runs the r-index DMFT")
-        return
-    if offline_method(inp, args.method, args.xi_law) == "spectral":
+        return False
+    if args.critical != "dmft":
         why = (f"--method auto runs it at kappa >= 5, here {inp.kappa:.3g}: add --method dmft"
                if args.method == "auto" else "use --method dmft")
         lacks = "linear column" if asks[0].startswith("--column") else "Monte Carlo draws"
         raise ProblemError(f"{asks[0]} is an option of the DMFT; the spectral closure has no "
-                           f"{lacks} ({why})")
+                           f"{lacks} ({why}; or --critical-kappa dmft, which uses it)")
+    return False
 
 
 def run_asymptotic(args: argparse.Namespace) -> int:
@@ -219,8 +222,8 @@ def run_asymptotic(args: argparse.Namespace) -> int:
                            f"init={problem.init!r} takes "
                            + ("rindex or none" if finite_rank else
                               "bbp, dmft, interpolant or none"))
-    _check_closure(args, problem, inp, finite_rank)
-    if not finite_rank and offline_method(inp, args.method, args.xi_law) == "dmft":
+    curve_dmft = _check_closure(args, problem, inp, finite_rank)
+    if curve_dmft:
         check_dmft_steps(inp, steps)           # before the critical kappa's minutes
     limit_why = _limit_reason(args, problem, finite_rank)
     # a default of "interpolant" was chosen because it applies; only a request can be refused
@@ -232,9 +235,8 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     config = _config(args, problem, steps, extra)
     check_out_dir(args.out, config, args.overwrite)
     crit = _critical(args, problem, inp, steps)     # before the curve (it may refuse)
-    closure = {} if finite_rank else {"column_closure": args.column_closure}
-    if args.dmft_draws != 1:
-        closure["draws"] = args.dmft_draws
+    closure = ({"column_closure": args.column_closure, "draws": args.dmft_draws}
+               if curve_dmft else {})     # else only --critical-kappa dmft used them
     if not args.quiet:
         print(f"asymptotic: the theory's curve (--method {args.method}; the DMFT ~5-10 s, "
               "~2.3x that with --column-closure spread, times --dmft-draws; the spectral "
@@ -274,7 +276,8 @@ def _numbers(summary: dict, critical: str) -> str:
     plateau = ("no plateau" if train is None else
                f"plateau train / test {train:.3g} / {test:.3g} x initial")
     se = summary.get("predicted_final_test_loss_mc_se")
-    mc = "" if se is None else f" +- {se:.2g} (Monte Carlo, {summary['dmft_draws']} draws)"
+    mc = ("" if se is None else
+          f" +- {se:.2g} (standard error over {summary['dmft_draws']} Monte Carlo draws)")
     return (f"{plateau}, predicted half time {'never' if h is None else f'{h:.6g}'}, test "
             f"loss at the horizon {summary['predicted_final_test_loss']:.3g}{mc} x initial, "
             "critical kappa "
@@ -300,6 +303,10 @@ def _critical(args: argparse.Namespace, problem, inp, steps: int) -> CriticalKap
                {"Ns": args.ns})
     if args.critical == "dmft":
         options.update(column_closure=args.column_closure, runs=args.dmft_draws)
+        if not args.quiet:
+            print(f"asymptotic: critical kappa from the DMFT, ~6 bisection steps x "
+                  f"{args.dmft_draws} Monte Carlo draw(s) (~45 s per draw at D = 100, ~2.3x "
+                  "that with --column-closure spread)", flush=True)
     return critical_kappa(inp, args.critical, seed=args.dmft_seed, **options)
 
 

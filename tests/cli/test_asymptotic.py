@@ -344,6 +344,13 @@ def test_dmft_draws(tmp_path, capsys):
         pytest.approx(s["predicted_final_test_loss_mc_se"]))
     assert json.loads((out / "run.json").read_text())["config"]["dmft_draws"] == 2
     _nulls_have_reasons(s)
+    # a spectral curve with --critical-kappa dmft: the draws are the critical search's
+    code, spec = _run(tmp_path, "--D", "30", "--P", "200", "--steps", "2000", "--ns", "40",
+                      "--critical-kappa", "dmft", "--limit-loss", "none", "--dmft-draws", "2",
+                      name="spectral")
+    _, s2 = _read(spec)
+    assert code == 0 and s2["method"] == "spectral" and "dmft_draws" not in s2
+    assert "mean of 2 Monte Carlo draws" in s2["critical_kappa_definition"]
     for args, words in ((("--P", "200"), "add --method dmft"),
                         (("--P", "60", "--init", "lowrank:1"), "r-index DMFT"),
                         (("--P", "60", "--dmft-draws", "0"), "must be >= 1")):

@@ -57,7 +57,8 @@ def test_summary_has_the_monte_carlo_error():
     spectral = offline_summary(offline_theory(p, 2000, method="spectral"))
     assert spectral["predicted_final_test_loss_mc_se"] is None
     assert "dmft_draws" not in spectral
-    assert "option of the DMFT" in spectral["reasons"]["predicted_final_test_loss_mc_se"]
+    assert "no Monte Carlo" in spectral["reasons"]["predicted_final_test_loss_mc_se"]
+    assert "averaged 2 Monte Carlo draws" in s["regime"] and "averaged" not in one["regime"]
 
 
 def test_draws_need_the_dmft():
@@ -100,3 +101,25 @@ def test_critical_kappa_averages_the_dmft_draws(monkeypatch):
     for runs in (0, 1.5, True):
         with pytest.raises(ProblemError, match="runs must be"):
             critical_kappa(inp, "dmft", runs=runs)
+
+
+def test_a_blow_up_names_its_draw(monkeypatch):
+    """When one of several draws diverges the error names the draw and its seed, and the
+    advice names the command line's --ns; numpy's overflow warnings are not shown."""
+    import warnings
+
+    from lazyrich_theory.errors import DivergenceError
+    from lazyrich_theory.theory.offline import dmft
+
+    real = dmft.dmft_tau_curves
+
+    def second_blows_up(inp, tau_max, Ns, seed, **kw):
+        if seed == 8:
+            kw["dmax"] = 50.0            # far past the causal scheme's stable step
+        return real(inp, tau_max, Ns=Ns, seed=seed, **kw)
+
+    monkeypatch.setattr(dmft, "dmft_tau_curves", second_blows_up)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DivergenceError, match=r"draw 2 of 3 \(seed 8\).*--ns"):
+            dmft_columns(INP, np.array([0.0, 1e5]), Ns=20, seed=7, draws=3)

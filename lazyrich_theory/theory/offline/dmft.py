@@ -281,7 +281,8 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
                     else 0.0])
     with numba_threads(free_cores()):      # the samples' steps run in parallel
         K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par)
-    return _losses(inp, tau, K, V1, a7, spread)
+    with np.errstate(over="ignore", invalid="ignore"):      # a blow-up: DivergenceError
+        return _losses(inp, tau, K, V1, a7, spread)
 
 
 def check_dmft_horizon(tau_max: float, dmax: float = DMFT_DMAX,
@@ -296,7 +297,8 @@ def check_dmft_horizon(tau_max: float, dmax: float = DMFT_DMAX,
                 f"at most {math.floor(cap * steps_per_tau)} steps here, tau = {cap:.3g}")
         raise ProblemError(f"the DMFT horizon tau = {tau_max:.3g} needs {n} grid points "
                            f"(limit {DMFT_MAX_POINTS}: cost grows like T^3); shorten the "
-                           f"horizon ({most}) or use method='spectral'")
+                           f"horizon ({most}); the spectral closure, validated at kappa >= 5, "
+                           "has no such limit")
 
 
 @functools.cache
@@ -359,7 +361,8 @@ def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray, V1: np.ndarray,
     if not np.all(np.isfinite(pop)) or np.any(np.abs(pop) > 1e6 * (1 + b2**2)):
         bad = int(np.argmax(~np.isfinite(pop) | (np.abs(pop) > 1e6 * (1 + b2**2))))
         raise DivergenceError(f"the DMFT's causal scheme became unstable at tau = "
-                              f"{tau[bad]:.3g} (try more samples Ns or a smaller dmax)",
+                              f"{tau[bad]:.3g} (try more Monte Carlo samples: Ns, "
+                              "--ns on the command line)",
                               float("nan"))
     return {"tau": tau, "train_loss": V1[v["train"]].copy(), "population_loss": pop,
             "linear_power": lin, "variance": var, "misalignment": mis, "finite_d": fd,
@@ -385,8 +388,14 @@ def dmft_columns(inp: OfflineInputs, t: np.ndarray, Ns: int = DMFT_NS, seed: int
     tau_t = inp.dmft_clock(t)
     runs = []
     for k in range(int(draws)):
-        c = dmft_tau_curves(inp, float(tau_t[-1]), Ns=Ns, seed=seed + k, dmax=dmax,
-                            xi_train=xi_train, **ablations)
+        try:
+            c = dmft_tau_curves(inp, float(tau_t[-1]), Ns=Ns, seed=seed + k, dmax=dmax,
+                                xi_train=xi_train, **ablations)
+        except DivergenceError as err:
+            if draws == 1:
+                raise
+            raise DivergenceError(f"Monte Carlo draw {k + 1} of {draws} (seed {seed + k}): "
+                                  f"{err}", err.step) from None
         runs.append({name: np.interp(tau_t, c["tau"], col) for name, col in c.items()
                      if name != "tau"})
     out = {name: np.mean([r[name] for r in runs], axis=0) for name in runs[0]}
