@@ -7,14 +7,15 @@ spread closure (its default, resolved response; Monte Carlo seed 0) at the seed'
 exact flow.  Its seed-to-seed scatter is mostly the exact flow's (the theory sees a seed only
 through b2), so the standard error needs many seeds.  The runs already made are read, not
 rerun: D = 50-200 seeds 0-7 (offline_a7_grid.json, offline_a7_grid_resolved.json), D = 400
-seeds 0-15 (offline_final_400.json, offline_dmft_resolved.json), D = 800 seeds 0-7 (the
-tau = 40 point of offline_tail_channels_k2.json, the same flow on the tau clock).  This
-script adds seeds:
+seeds 0-15 (offline_final_400.json, offline_dmft_resolved.json), D = 800 seeds 0-15 (the
+tau = 40 point of offline_tail_channels_k2.json, the same flow on the tau clock:
+``python benchmarks/offline_tail_channels.py k2 800 --seeds ...``).  This script adds seeds:
 
     python benchmarks/offline_k2_rate.py run       # resumable -> offline_k2_rate.json (~1.5 h)
     python benchmarks/offline_k2_rate.py ablation  # the anomalous term's part (~30 min)
     python benchmarks/offline_k2_rate.py training  # conditioned on the training set's xi
     python benchmarks/offline_k2_rate.py draws     # Monte Carlo draws 1, 2 at D = 400
+    python benchmarks/offline_k2_rate.py offset    # draws 1-7 on seed 0 at each D
     python benchmarks/offline_k2_rate.py table     # -> offline_k2_rate.md
 """
 
@@ -84,6 +85,13 @@ def _spread(D: int, data_seed: int, **options) -> dict:
 #: 0-15: offline_dmft_a7.py mc resolved); draw 0 is the run's own
 DRAWS_OUT = HERE / "offline_k2_rate_draws.json"
 DRAWS_SEEDS, MC_SEEDS = range(16, 32), (1, 2)
+
+
+#: the Monte Carlo offset: the theory hardly depends on the training seed (sd over seeds
+#: <= 0.004), so one draw's error is shared by every seed at a D; eight draws (0-7) on seed 0
+#: measure how far draw 0 lies from the Monte Carlo mean at each D
+OFFSET_OUT = HERE / "offline_k2_rate_offset.json"
+OFFSET_DS, OFFSET_DRAWS = (100, 200, 400, 800), range(1, 8)
 
 
 def _jobs():
@@ -158,8 +166,45 @@ def table() -> None:
         lines += ["", f"Rate over D = {', '.join(str(D) for D, _, _ in fit)} (weighted fit of "
                   f"|error| = c D^(-p)): p = {p:.2f} ± {dp:.2f}, chi^2 per degree of freedom "
                   f"{chi2:.2f}."]
-    write_table(HERE / "offline_k2_rate.md", lines + _draws_lines(pairs)
+    write_table(HERE / "offline_k2_rate.md", lines + _offset_lines(pairs) + _draws_lines(pairs)
                 + _ablation_lines(pairs) + _training_lines(pairs))
+
+
+def _offset_lines(pairs: dict) -> list[str]:
+    """The error with draw 0's Monte Carlo offset removed (eight draws on seed 0), its
+    standard error (the exact flow's over the seeds and the draws' combined), and the fits."""
+    done, lines = _section(
+        OFFSET_OUT, "With the Monte Carlo offset removed",
+        "Draw 0's offset from the mean of draws 0-7 on training seed 0 (the theory's spread "
+        "over training seeds is <= 0.004, so the offset is shared by every seed at a D), with "
+        "its standard error (sd / sqrt(8)); the error of the first table plus that offset, "
+        "with the two standard errors combined.",
+        ["D", "draws", "offset", "its standard error", "error", "standard error"])
+    rows = []
+    for D in OFFSET_DS:
+        runs = [done.get(f"{D}|0|{mc}") for mc in OFFSET_DRAWS]
+        if D not in pairs or 0 not in pairs[D] or not all(runs):
+            continue
+        vals = np.array([pairs[D][0][1]] + [r["final"] for r in runs])
+        off, mc_se = float(vals.mean() - vals[0]), float(vals.std(ddof=1) / math.sqrt(len(vals)))
+        v = np.array(list(pairs[D].values()))
+        err = v[:, 1] - v[:, 0]
+        se = math.hypot(float(np.std(err, ddof=1)) / math.sqrt(len(err)), mc_se)
+        rows.append((D, float(np.mean(err)) + off, se))
+        lines.append(f"| {D} | {len(vals)} | {off:+.3f} | {mc_se:.3f} | "
+                     f"{rows[-1][1]:+.3f} | {se:.3f} |")
+    for lo in (100, 200):
+        fit = [r for r in rows if r[0] >= lo]
+        if len(fit) >= 3:
+            Ds, e, se = (np.array(c, dtype=float) for c in zip(*fit))
+            p, dp, chi2 = _rate(Ds, e, se)
+            w = se ** -2
+            mean = float(np.sum(w * e) / np.sum(w))
+            flat = float(np.sum(w * (e - mean) ** 2)) / (len(e) - 1)
+            lines += ["", f"D >= {lo}: |error| = c D^(-p) gives p = {p:.2f} ± {dp:.2f} "
+                      f"(chi^2 per degree of freedom {chi2:.2f}); a constant error "
+                      f"({mean:+.3f}) gives chi^2 per degree of freedom {flat:.2f}."]
+    return lines
 
 
 def _draws_lines(pairs: dict) -> list[str]:
@@ -201,7 +246,7 @@ def _training_lines(pairs: dict) -> list[str]:
         "default), on the same seeds: mean, sample sd over the seeds, standard error.",
         ["D", "seeds", "training: error", "sd", "standard error", "gaussian: error", "sd",
          "standard error"])
-    for D in TRAINING_SEEDS:
+    for D in sorted(TRAINING_SEEDS):
         seeds = [s for s in TRAINING_SEEDS[D] if f"{D}|{s}" in done and s in pairs.get(D, {})
                  and done[f"{D}|{s}"]["training"]["final"] is not None]
         if len(seeds) < 2:
@@ -246,6 +291,9 @@ if __name__ == "__main__":
     elif sys.argv[1:2] == ["draws"]:
         run_resumable(DRAWS_OUT, ((f"400|{s}|{mc}", lambda s=s, mc=mc: _spread(400, s, seed=mc))
                                   for s in DRAWS_SEEDS for mc in MC_SEEDS))
+    elif sys.argv[1:2] == ["offset"]:
+        run_resumable(OFFSET_OUT, ((f"{D}|0|{mc}", lambda D=D, mc=mc: _spread(D, 0, seed=mc))
+                                   for D in OFFSET_DS for mc in OFFSET_DRAWS))
     elif sys.argv[1:2] == ["training"]:
         run_resumable(TRAINING_OUT, ((f"{D}|{s}", lambda D=D, s=s: _training_one(D, s))
                                      for D, seeds in TRAINING_SEEDS.items() for s in seeds))

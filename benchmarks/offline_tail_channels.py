@@ -144,7 +144,7 @@ def run_k3(dims: list[int], kappa: float = 3.0, seeds=SWEEP_SEEDS,
 
 
 #: kappa = 2 on more seeds: the exact flow and the spread closure (resolved and first order)
-K2_SEEDS, K2_METHODS = tuple(range(12)), ("exact", "dmft_resolved", "dmft_spread")
+K2_SEEDS, K2_METHODS = tuple(range(16)), ("exact", "dmft_resolved", "dmft_spread")
 
 
 def _k2_lines(kappa: float = 2.0) -> list[str]:

@@ -305,8 +305,8 @@ def _critical(args: argparse.Namespace, problem, inp, steps: int) -> CriticalKap
         options.update(column_closure=args.column_closure, runs=args.dmft_draws)
         if not args.quiet:
             print(f"asymptotic: critical kappa from the DMFT, ~6 bisection steps x "
-                  f"{args.dmft_draws} Monte Carlo draw(s) (~45 s per draw at D = 100, ~2.3x "
-                  "that with --column-closure spread)", flush=True)
+                  f"{args.dmft_draws} Monte Carlo draw(s) (the whole search ~45 s per draw "
+                  "at D = 100, ~2.3x that with --column-closure spread)", flush=True)
     return critical_kappa(inp, args.critical, seed=args.dmft_seed, **options)
 
 
