@@ -223,9 +223,9 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
         DMFT Monte Carlo samples and seed.
     runs : int
         rindex and dmft: the loss is averaged over ``runs`` Monte Carlo runs (seeds ``seed``,
-        ``seed + 1``, ...; ``offline_theory``'s ``draws``) at every kappa.  One run's kappa_c moves by ~+-0.1 at Ns = 400
-        (the population dynamics' finite-Ns noise, which falls slowly with Ns: averaging runs
-        is the cheaper cure; docs §13.5).
+        ``seed + 1``, ...; ``offline_theory``'s ``draws``) at every kappa.  One run's kappa_c
+        moves by ~+-0.1 at Ns = 400 (rindex; the population dynamics' finite-Ns noise, which
+        falls slowly with Ns: averaging runs is the cheaper cure; docs §13.5).
     column_closure : {"dmft", "least_squares", "spread"}
         With ``method="dmft"`` only: the DMFT's linear column as derived (default) or the
         opt-in closures A7 or spread (``dmft_tau_curves``; docs/offline_theory.md §9, §12.4).
