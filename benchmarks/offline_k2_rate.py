@@ -15,7 +15,8 @@ tau = 40 point of offline_tail_channels_k2.json, the same flow on the tau clock:
     python benchmarks/offline_k2_rate.py ablation  # the anomalous term's part (~30 min)
     python benchmarks/offline_k2_rate.py training  # conditioned on the training set's xi
     python benchmarks/offline_k2_rate.py draws     # Monte Carlo draws 1, 2 at D = 400
-    python benchmarks/offline_k2_rate.py offset    # draws 1-7 on seed 0 at each D
+    python benchmarks/offline_k2_rate.py offset    # draws 1-7 on seed 0 at each D, 8-31 at 400
+    python benchmarks/offline_k2_rate.py ns        # eight draws at Ns = 1600, 3200 (D = 400)
     python benchmarks/offline_k2_rate.py table     # -> offline_k2_rate.md
 """
 
@@ -92,6 +93,13 @@ DRAWS_SEEDS, MC_SEEDS = range(16, 32), (1, 2)
 #: measure how far draw 0 lies from the Monte Carlo mean at each D
 OFFSET_OUT = HERE / "offline_k2_rate_offset.json"
 OFFSET_DS, OFFSET_DRAWS = (100, 200, 400, 800), range(1, 8)
+#: more draws, 8-31, at every D
+OFFSET_MORE = range(8, 32)
+
+
+#: the draws' scatter against the number of Monte Carlo samples (D = 400, seed 0)
+NS_OUT = HERE / "offline_k2_rate_ns.json"
+NS_VALUES, NS_DRAWS = (1600, 3200), range(8)
 
 
 def _jobs():
@@ -166,7 +174,8 @@ def table() -> None:
         lines += ["", f"Rate over D = {', '.join(str(D) for D, _, _ in fit)} (weighted fit of "
                   f"|error| = c D^(-p)): p = {p:.2f} ± {dp:.2f}, chi^2 per degree of freedom "
                   f"{chi2:.2f}."]
-    write_table(HERE / "offline_k2_rate.md", lines + _offset_lines(pairs) + _draws_lines(pairs)
+    write_table(HERE / "offline_k2_rate.md", lines + _offset_lines(pairs) + _ns_lines(pairs)
+                + _draws_lines(pairs)
                 + _ablation_lines(pairs) + _training_lines(pairs))
 
 
@@ -175,16 +184,18 @@ def _offset_lines(pairs: dict) -> list[str]:
     standard error (the exact flow's over the seeds and the draws' combined), and the fits."""
     done, lines = _section(
         OFFSET_OUT, "With the Monte Carlo offset removed",
-        "Draw 0's offset from the mean of draws 0-7 on training seed 0 (the theory's spread "
+        "Draw 0's offset from the mean of the draws on training seed 0 (the theory's spread "
         "over training seeds is <= 0.004, so the offset is shared by every seed at a D), with "
-        "its standard error (sd / sqrt(8)); the error of the first table plus that offset, "
-        "with the two standard errors combined.",
-        ["D", "draws", "offset", "its standard error", "error", "standard error"])
+        "its standard error (sd / sqrt(draws)), and one draw's sd; the error of the first "
+        "table plus that offset, with the two standard errors combined.",
+        ["D", "draws", "offset", "its standard error", "sd of one draw", "error",
+         "standard error"])
     rows = []
     for D in OFFSET_DS:
         runs = [done.get(f"{D}|0|{mc}") for mc in OFFSET_DRAWS]
         if D not in pairs or 0 not in pairs[D] or not all(runs):
             continue
+        runs += [r for mc in OFFSET_MORE if (r := done.get(f"{D}|0|{mc}"))]
         vals = np.array([pairs[D][0][1]] + [r["final"] for r in runs])
         off, mc_se = float(vals.mean() - vals[0]), float(vals.std(ddof=1) / math.sqrt(len(vals)))
         v = np.array(list(pairs[D].values()))
@@ -192,7 +203,7 @@ def _offset_lines(pairs: dict) -> list[str]:
         se = math.hypot(float(np.std(err, ddof=1)) / math.sqrt(len(err)), mc_se)
         rows.append((D, float(np.mean(err)) + off, se))
         lines.append(f"| {D} | {len(vals)} | {off:+.3f} | {mc_se:.3f} | "
-                     f"{rows[-1][1]:+.3f} | {se:.3f} |")
+                     f"{float(vals.std(ddof=1)):.3f} | {rows[-1][1]:+.3f} | {se:.3f} |")
     for lo in (100, 200):
         fit = [r for r in rows if r[0] >= lo]
         if len(fit) >= 3:
@@ -204,6 +215,31 @@ def _offset_lines(pairs: dict) -> list[str]:
             lines += ["", f"D >= {lo}: |error| = c D^(-p) gives p = {p:.2f} ± {dp:.2f} "
                       f"(chi^2 per degree of freedom {chi2:.2f}); a constant error "
                       f"({mean:+.3f}) gives chi^2 per degree of freedom {flat:.2f}."]
+    return lines
+
+
+def _ns_lines(pairs: dict) -> list[str]:
+    """D = 400, seed 0: the draws' mean and scatter at Ns = 800 (the default) and more."""
+    done, lines = _section(
+        NS_OUT, "D = 400: the draws against Ns",
+        "The spread closure's loss at tau = 40 on training seed 0 over Monte Carlo draws 0-7 "
+        "at each Ns: their mean minus the exact loss, the sample sd of one draw, and the "
+        "standard error of the mean.",
+        ["Ns", "draws", "error of the mean", "sd of one draw", "standard error"])
+    off = _load(OFFSET_OUT)
+    if 400 not in pairs or 0 not in pairs[400]:
+        return lines
+    exact = pairs[400][0][0]
+    rows = {800: [pairs[400][0][1]] + [off[f"400|0|{mc}"]["final"] for mc in range(1, 8)
+                                        if f"400|0|{mc}" in off]}
+    for ns in NS_VALUES:
+        rows[ns] = [done[f"400|0|{mc}|{ns}"]["final"] for mc in NS_DRAWS
+                    if f"400|0|{mc}|{ns}" in done]
+    for ns, vals in rows.items():
+        if len(vals) >= 2:
+            sd = float(np.std(vals, ddof=1))
+            lines.append(f"| {ns} | {len(vals)} | {np.mean(vals) - exact:+.3f} | {sd:.3f} | "
+                         f"{sd / math.sqrt(len(vals)):.3f} |")
     return lines
 
 
@@ -293,7 +329,14 @@ if __name__ == "__main__":
                                   for s in DRAWS_SEEDS for mc in MC_SEEDS))
     elif sys.argv[1:2] == ["offset"]:
         run_resumable(OFFSET_OUT, ((f"{D}|0|{mc}", lambda D=D, mc=mc: _spread(D, 0, seed=mc))
-                                   for D in OFFSET_DS for mc in OFFSET_DRAWS))
+                                   for D, mcs in [*((D, OFFSET_DRAWS) for D in OFFSET_DS),
+                                                  (400, OFFSET_MORE),
+                                                  *((D, OFFSET_MORE) for D in OFFSET_DS)]
+                                   for mc in mcs))
+    elif sys.argv[1:2] == ["ns"]:
+        run_resumable(NS_OUT, ((f"400|0|{mc}|{ns}", lambda mc=mc, ns=ns: _spread(400, 0, seed=mc,
+                                                                                  Ns=ns))
+                               for ns in NS_VALUES for mc in NS_DRAWS))
     elif sys.argv[1:2] == ["training"]:
         run_resumable(TRAINING_OUT, ((f"{D}|{s}", lambda D=D, s=s: _training_one(D, s))
                                      for D, seeds in TRAINING_SEEDS.items() for s in seeds))
