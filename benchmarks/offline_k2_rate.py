@@ -262,10 +262,15 @@ def _draws_lines(pairs: dict) -> list[str]:
     one = np.array([pairs[400][s][1] for s in seeds])
     three = (one + sum(np.array([done[f"400|{s}|{mc}"]["final"] for s in seeds])
                        for mc in MC_SEEDS)) / 3
-    cells = [f"{np.mean(e):+.3f} | {np.std(e, ddof=1):.3f} | "
-             f"{np.std(e, ddof=1) / math.sqrt(len(e)):.3f}" for e in (one - exact, three - exact)]
+    cells = [_mean_sd_se(e) for e in (one - exact, three - exact)]
     lines.append(f"| {len(seeds)} | {' | '.join(cells)} |")
     return lines
+
+
+def _mean_sd_se(x: np.ndarray) -> str:
+    """Table cells: the mean, the sample sd and the standard error of ``x``."""
+    sd = float(np.std(x, ddof=1))
+    return f"{np.mean(x):+.3f} | {sd:.3f} | {sd / math.sqrt(len(x)):.3f}"
 
 
 def _section(path: Path, title: str, intro: str, columns: list[str]) -> tuple[dict, list[str]]:
@@ -290,9 +295,8 @@ def _training_lines(pairs: dict) -> list[str]:
         cells = []
         for theory in ([done[f"{D}|{s}"]["training"]["final"] for s in seeds],
                        [pairs[D][s][1] for s in seeds]):
-            err = np.array(theory) - np.array([pairs[D][s][0] for s in seeds])
-            sd = float(np.std(err, ddof=1))
-            cells.append(f"{np.mean(err):+.3f} | {sd:.3f} | {sd / math.sqrt(len(err)):.3f}")
+            cells.append(_mean_sd_se(np.array(theory) - np.array([pairs[D][s][0]
+                                                                   for s in seeds])))
         lines.append(f"| {D} | {len(seeds)} | {' | '.join(cells)} |")
     return lines
 
