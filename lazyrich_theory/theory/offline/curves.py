@@ -243,7 +243,6 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
     if not finite_rank:
         chosen = offline_method(inp, method, xi_law,
                                 dmft_options.get("column_closure", "dmft"))
-    if not finite_rank:
         _check_draws(dmft_options.get("draws", 1), chosen)
     if xi_law == "training":
         if chosen not in ("dmft", "rindex"):

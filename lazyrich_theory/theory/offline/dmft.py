@@ -29,6 +29,7 @@ import numpy as np
 
 from lazyrich_theory.core.threads import free_cores, numba_threads
 from lazyrich_theory.errors import DivergenceError, ProblemError
+from lazyrich_theory.spec.fields import is_int
 from lazyrich_theory.theory.offline.dmft_kernels import K_NAMES, V1_NAMES, run_dmft
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
 from lazyrich_theory.theory.offline.plateau import mp_rule
@@ -412,6 +413,6 @@ def dmft_columns(inp: OfflineInputs, t: np.ndarray, Ns: int = DMFT_NS, seed: int
 def check_draws(draws: Any) -> None:
     """Refuse (one line, ProblemError) a number of Monte Carlo draws that is not an integer
     >= 1."""
-    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
+    if not is_int(draws) or draws < 1:
         raise ProblemError(f"draws (Monte Carlo draws of the DMFT to average) must be an "
                            f"integer >= 1, got {draws!r}")

@@ -28,6 +28,7 @@ from scipy.stats import qmc
 from lazyrich_theory.core.threads import free_cores, numba_threads
 from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.spec.data import ProblemData
+from lazyrich_theory.spec.fields import is_int
 from lazyrich_theory.spec.inits import FINITE_RANK_FAMILIES, parse_init
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.theory.offline.inputs import (OfflineInputs, input_fields,
@@ -113,7 +114,7 @@ def rindex_inputs(problem: Problem, data: ProblemData | None = None,
 def check_rindex_ns(Ns: Any) -> None:
     """Refuse (one line, ProblemError) a number of Monte Carlo samples the r-index DMFT
     cannot use: it needs an integer >= 20."""
-    if isinstance(Ns, bool) or not isinstance(Ns, (int, np.integer)) or Ns < 20:
+    if not is_int(Ns) or Ns < 20:
         raise ProblemError(f"Ns must be an integer >= 20, got {Ns!r}")
 
 

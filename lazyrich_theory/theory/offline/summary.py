@@ -32,6 +32,7 @@ from scipy.optimize import brentq
 
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.results.trajectory import Trajectory
+from lazyrich_theory.spec.fields import is_int
 from lazyrich_theory.theory.offline.dmft import (DMFT_DMAX, check_column_closure,
                                                  check_spread_applies, check_spread_response,
                                                  dmft_tau_curves)
@@ -253,7 +254,7 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT; "
                            f"the critical kappa method {method!r} has no linear-column closure")
     check_spread_response(spread_response, column_closure)
-    if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < 1:
+    if not is_int(runs) or runs < 1:
         raise ProblemError(f"runs must be an integer >= 1, got {runs!r}")
     if method == "rindex":
         return _rindex(inp, RINDEX_CRITICAL_TAU if tau_h is None else tau_h, max(lo, 1.5),
