@@ -335,9 +335,38 @@ def check_out_dir(out: str, config: dict[str, Any], overwrite: bool) -> None:
             old = json.load(f).get("config")
     except (OSError, ValueError):
         old = None
-    if old != json.loads(json.dumps(config)):
-        raise ProblemError(f"{out} already holds results of a different run; "
-                           "use another --out or pass --overwrite")
+    new = json.loads(json.dumps(config))
+    if old != new:
+        raise ProblemError(f"{out} already holds results of a different run "
+                           f"({_config_difference(old, new)}); use another --out or pass "
+                           "--overwrite")
+
+
+_UNSET = object()
+
+
+def _config_difference(old: Any, new: dict[str, Any], most: int = 3) -> str:
+    """The settings in which two runs' configurations differ, for the refusal message:
+    "seed 0 -> 1, dmft_draws unset -> 8" (nested dicts such as ``problem`` are flattened; at
+    most ``most`` named, long values shortened)."""
+    if not isinstance(old, dict):
+        return "its run.json is missing or unreadable"
+
+    def flat(d: dict[str, Any]) -> dict[str, Any]:
+        top = {k: v for k, v in d.items() if not isinstance(v, dict)}
+        inner = {(j if j not in top else f"{k}.{j}"): w for k, v in d.items()
+                 if isinstance(v, dict) for j, w in v.items()}
+        return {**top, **inner}
+
+    def show(v: Any) -> str:
+        text = "unset" if v is _UNSET else json.dumps(v)
+        return text if len(text) <= 24 else text[:21] + "..."
+
+    a, b = flat(old), flat(new)
+    keys = [k for k in dict.fromkeys([*b, *a]) if a.get(k, _UNSET) != b.get(k, _UNSET)]
+    parts = [f"{k} {show(a.get(k, _UNSET))} -> {show(b.get(k, _UNSET))}" for k in keys[:most]]
+    more = f" and {len(keys) - most} more" if len(keys) > most else ""
+    return "differs in " + ", ".join(parts) + more if parts else "differs"
 
 
 # -------------------------------------------------------------------------- error path

@@ -389,11 +389,13 @@ def test_out_dir_is_not_overwritten_by_a_different_run(tmp_path, capsys):
     before = snapshot(out)
     assert "trajectory.csv" in before
 
-    for different in (["--seed", "1"], ["--eps", "0.31"], ["--steps", "299"],
-                      ["--save-times", "17"], ["--method", "flow"]):
+    for different, named in ((["--seed", "1"], "seed 0 -> 1"), (["--eps", "0.31"], "eps "),
+                             (["--steps", "299"], "steps "), (["--save-times", "17"], "save"),
+                             (["--method", "flow"], "method ")):
         rc, _, err = call(capsys, "solve", *opts, *different)
         assert rc == 2, different
-        assert "--overwrite" in assert_one_line_error(err)
+        line = assert_one_line_error(err)
+        assert "--overwrite" in line and f"differs in {named}" in line, line
         assert snapshot(out) == before, different  # old files intact, nothing added
     # another command into the same folder is a different run, too
     rc, _, err = call(capsys, "simulate", *opts)
