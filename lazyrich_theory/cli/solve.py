@@ -21,6 +21,7 @@ from lazyrich_theory.cli.parser import (
     add_model_options,
     add_run_options,
     check_out_dir,
+    int_at_least,
     problem_from_args,
     say_preset_note,
 )
@@ -141,6 +142,13 @@ def add_solve_parsers(subparsers) -> None:
                         "(dmft, default) or the opt-in closures A7 (least_squares) or spread "
                         "(a fast column only; ~2.3x the DMFT's time; docs/offline_theory.md "
                         "§12.4)")
+    s.add_argument("--dmft-draws", dest="dmft_draws", type=int_at_least("--dmft-draws", 1),
+                   default=1,
+                   help="with --offline-theory dmft: average the DMFT over this many Monte "
+                        "Carlo draws (this many times its time), drawn with a band of +-2 "
+                        "standard errors (summary key offline_predicted_final_test_loss_mc_se); "
+                        "worth it at kappa <~ 2, where one draw's loss scatters by up to "
+                        "~0.08 (default 1)")
     s.add_argument("--limit-loss", dest="limit", choices=LIMIT_CHOICES, default="none",
                    help="interpolant: summary key offline_predicted_limit_test_loss, where the "
                         "flow ends (tau -> inf test loss / initial of this training set, N = "
@@ -177,6 +185,8 @@ def _config(args: argparse.Namespace, problem: Problem, steps: int,
         config["limit_loss"] = args.limit
     if getattr(args, "column_closure", "dmft") != "dmft":          # likewise
         config["column_closure"] = args.column_closure
+    if getattr(args, "dmft_draws", 1) != 1:                          # likewise
+        config["dmft_draws"] = args.dmft_draws
     return config
 
 
@@ -192,6 +202,9 @@ def _check_offline(args: argparse.Namespace, problem: Problem, steps: int) -> No
     if args.column_closure != "dmft" and args.offline != "dmft":
         raise ProblemError(f"--column-closure {args.column_closure} is a closure of the DMFT's "
                            f"linear column: it needs --offline-theory dmft, got {args.offline}")
+    if args.dmft_draws != 1 and args.offline != "dmft":
+        raise ProblemError(f"--dmft-draws averages the DMFT's Monte Carlo draws: it needs "
+                           f"--offline-theory dmft, got {args.offline}")
     if args.offline in ("auto", "none"):
         return
     if not args.theory:
@@ -239,7 +252,8 @@ def _compute(args: argparse.Namespace, problem: Problem, steps: int, extra: list
     if args.command == "solve":
         run = solve_with_theory if args.theory else solve
         theory = ({"offline": args.offline, "limit": args.limit,
-                   "column_closure": args.column_closure} if args.theory else {})
+                   "column_closure": args.column_closure, "dmft_draws": args.dmft_draws}
+                  if args.theory else {})
         return run(problem, steps, method=args.method, save_times=extra, data=data,
                    integrator=args.integrator, progress=progress, allow_large=True, **tols,
                    **theory)

@@ -30,7 +30,7 @@ from lazyrich_theory.theory.offline import (
     offline_summary,
     offline_theory,
 )
-from lazyrich_theory.theory.offline.dmft import check_column_closure
+from lazyrich_theory.theory.offline.dmft import check_column_closure, check_draws
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_ACCURACY,
                                                           entropic_interpolant,
                                                           interpolant_reason)
@@ -72,7 +72,7 @@ OFFLINE_KEYS = {"offline_predicted_half_time": "predicted_half_time",
 def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
                       data: ProblemData | None = None, offline: str = "auto",
                       limit: str = "none", column_closure: str = "dmft",
-                      **solve_kw) -> Trajectory:
+                      dmft_draws: int = 1, **solve_kw) -> Trajectory:
     """``core.solve.solve`` plus the lazy-regime theory, as ``lazyrich solve`` writes it:
 
     * column ``kernel_alignment``: the paper's alignment of the current NTK on the test set
@@ -125,6 +125,12 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
         The DMFT's linear column with ``offline="dmft"``: as derived (default) or the opt-in
         closures A7 or spread (docs/offline_theory.md §12.4); summary key ``offline_column_closure``
         says which ran.  Refused (ProblemError) with any other ``offline``.
+    dmft_draws : int
+        With ``offline="dmft"``: the DMFT averaged over this many Monte Carlo draws
+        (``offline_theory``'s ``draws``); above 1 it adds the column
+        ``offline_population_loss_mc_se`` (the standard error of that mean) and the summary
+        keys ``offline_predicted_final_test_loss_mc_se`` and ``offline_dmft_draws``.  Refused
+        (ProblemError) above 1 with any other ``offline``.
     **solve_kw
         Further ``solve`` options (save_times, integrator, rtol, atol, progress, observers,
         stop).
@@ -134,7 +140,7 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
     Trajectory
         The solve's trajectory with the extra columns and ``info["summary"]``.
     """
-    _check_theory_options(problem, steps, offline, limit, column_closure)
+    _check_theory_options(problem, steps, offline, limit, column_closure, dmft_draws)
     data = problem.data() if data is None else data
     observers = dict(solve_kw.pop("observers", None) or {})
     for name, fn in kernel_observers(("kernel_alignment",)).items():
@@ -156,10 +162,10 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
                                  linearized_test_loss=lin.test_loss)
     summary: dict[str, Any] = dict(lazy_summary_of(model))
     reasons: dict[str, str] = {}
-    off_column, off_summary, off_reasons = offline_overlay(problem, traj.t, data, offline,
-                                                           column_closure)
-    if off_column is not None:
-        traj = traj.with_columns(**{OFFLINE_COLUMN: off_column})
+    off_columns, off_summary, off_reasons = _overlay(problem, traj.t, data, offline,
+                                                     column_closure, dmft_draws)
+    if off_columns is not None:
+        traj = traj.with_columns(**off_columns)
     note = _theory_note(problem, plain)
     if note is not None:
         summary["theory_note"] = note
@@ -173,9 +179,10 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
 
 
 def _check_theory_options(problem: Problem, steps: int, offline: str, limit: str,
-                          column_closure: str) -> None:
-    """ProblemError (one line) for an ``offline``, ``limit`` or ``column_closure`` of
-    :func:`solve_with_theory` that is unknown or does not apply, before anything is solved."""
+                          column_closure: str, dmft_draws: int) -> None:
+    """ProblemError (one line) for an ``offline``, ``limit``, ``column_closure`` or
+    ``dmft_draws`` of :func:`solve_with_theory` that is unknown or does not apply, before
+    anything is solved."""
     if offline not in OFFLINE_OVERLAYS:
         raise ProblemError(f"offline must be one of {', '.join(OFFLINE_OVERLAYS)}, "
                            f"got {offline!r}")
@@ -188,6 +195,10 @@ def _check_theory_options(problem: Problem, steps: int, offline: str, limit: str
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
                            f"linear column: it needs offline='dmft', got {offline!r}")
     check_closure_applies(problem, column_closure)    # e.g. spread at a slow column
+    check_draws(dmft_draws)
+    if dmft_draws != 1 and offline != "dmft":
+        raise ProblemError(f"dmft_draws={dmft_draws!r} averages the DMFT's Monte Carlo draws: "
+                           f"it needs offline='dmft', got {offline!r}")
     if limit not in LIMIT_CHOICES:
         raise ProblemError(f"limit must be one of {', '.join(LIMIT_CHOICES)}, got {limit!r}")
     limit_why = interpolant_reason(problem) if limit == "interpolant" else None
@@ -291,7 +302,7 @@ def offline_reason(problem: Problem, method: str = "auto", steps: int | None = N
 
 
 def offline_overlay(problem: Problem, t: np.ndarray, data: ProblemData | None = None,
-                    method: str = "auto", column_closure: str = "dmft"
+                    method: str = "auto", column_closure: str = "dmft", draws: int = 1
                     ) -> tuple[np.ndarray | None, dict[str, Any], dict[str, str]]:
     """The offline theory's population loss at the save times ``t`` and its summary keys.
 
@@ -312,6 +323,11 @@ def offline_overlay(problem: Problem, t: np.ndarray, data: ProblemData | None = 
         Which theory (:data:`OFFLINE_OVERLAYS`).
     column_closure : {"dmft", "least_squares", "spread"}
         The DMFT's column closure (``method="dmft"`` only; ``offline_theory``'s option).
+    draws : int
+        The DMFT's Monte Carlo draws to average (``method="dmft"`` only; ``offline_theory``'s
+        option); above 1 the summary adds ``offline_predicted_final_test_loss_mc_se`` and
+        ``offline_dmft_draws`` (:func:`solve_with_theory` also writes the standard error's
+        column, ``offline_population_loss_mc_se``).
 
     Returns
     -------
@@ -322,22 +338,38 @@ def offline_overlay(problem: Problem, t: np.ndarray, data: ProblemData | None = 
     reasons : dict
         A one-line reason for every None of ``summary``.
     """
+    columns, summary, reasons = _overlay(problem, t, data, method, column_closure, draws)
+    return (None if columns is None else columns[OFFLINE_COLUMN]), summary, reasons
+
+
+def _overlay(problem: Problem, t: np.ndarray, data: ProblemData | None, method: str,
+             column_closure: str, draws: int
+             ) -> tuple[dict[str, np.ndarray] | None, dict[str, Any], dict[str, str]]:
+    """:func:`offline_overlay` with every column it has at ``t``: the population loss and,
+    for a mean of several DMFT draws, its standard error (OFFLINE_COLUMN + "_mc_se")."""
     t = np.asarray(t)
     why = ("not requested (offline='none')" if method == "none" else
            offline_reason(problem, method, int(t[-1])))
     if why is not None:
         return None, dict.fromkeys(OFFLINE_KEYS), dict.fromkeys(OFFLINE_KEYS, why)
-    closure = {"column_closure": column_closure} if column_closure != "dmft" else {}
+    options = {"column_closure": column_closure} if column_closure != "dmft" else {}
+    options.update({"draws": draws} if draws != 1 else {})
     off = offline_theory(problem.replace(N=math.inf), int(t[-1]),
                          method="spectral" if method == "auto" else method, save_times=t,
-                         data=data, **closure)
+                         data=data, **options)
     pick = np.searchsorted(off.t, t)         # off.t holds every t (save_times=t)
     s = offline_summary(off)
     summary = {key: s[src] for key, src in OFFLINE_KEYS.items()}
     if "column_closure" in s:                # the DMFT's
         summary["offline_column_closure"] = s["column_closure"]
     reasons = {key: s["reasons"][src] for key, src in OFFLINE_KEYS.items() if s[src] is None}
-    return np.asarray(off.population_loss, dtype=float)[pick], summary, reasons
+    columns = {OFFLINE_COLUMN: np.asarray(off.population_loss, dtype=float)[pick]}
+    se = off.extra.get("population_loss_mc_se")
+    if se is not None:                        # a mean of several draws
+        columns[OFFLINE_COLUMN + "_mc_se"] = np.asarray(se, dtype=float)[pick]
+        summary["offline_predicted_final_test_loss_mc_se"] = s["predicted_final_test_loss_mc_se"]
+        summary["offline_dmft_draws"] = s["dmft_draws"]
+    return columns, summary, reasons
 
 
 def _measured(summary: dict[str, Any], reasons: dict[str, str], traj: Trajectory) -> None:

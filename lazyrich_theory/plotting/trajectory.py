@@ -103,12 +103,16 @@ def _population_line(ax, x, traj: "Trajectory") -> bool:
                            _population_label(traj))
     se = traj.extra.get("population_loss_mc_se")
     if drawn and se is not None:
-        pop = np.asarray(traj.population_loss, dtype=float)
-        draws = traj.info.get("dmft_draws", "several")
-        ax.fill_between(x, np.maximum(pop - 2 * se, 0.0), pop + 2 * se, color=st["color"],
-                        alpha=0.2, lw=0, label=f"± 2 standard errors ({draws} Monte Carlo "
-                                                "draws)")
+        _mc_band(ax, x, traj.population_loss, se, st["color"],
+                 traj.info.get("dmft_draws", "several"))
     return drawn
+
+
+def _mc_band(ax, x, mean, se, color: str, draws: Any) -> None:
+    """The band of +-2 standard errors around a mean over ``draws`` Monte Carlo draws."""
+    mean = np.asarray(mean, dtype=float)
+    ax.fill_between(x, np.maximum(mean - 2 * se, 0.0), mean + 2 * se, color=color, alpha=0.2,
+                    lw=0, label=f"± 2 standard errors ({draws} Monte Carlo draws)")
 
 
 def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
@@ -139,8 +143,12 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
         ax.plot(x, traj.test_loss, "-", color="tab:orange", lw=2.0, label="test loss (test set)")
     _population_line(ax, x, traj)
     if OFFLINE_COLUMN in traj.extra:
-        _positive_line(ax, x, traj.extra[OFFLINE_COLUMN], ":", _OFFLINE_COLOR, 2.0,
-                       _offline_label(traj.info.get("summary") or {}))
+        summary = traj.info.get("summary") or {}
+        if (_positive_line(ax, x, traj.extra[OFFLINE_COLUMN], ":", _OFFLINE_COLOR, 2.0,
+                           _offline_label(summary))
+                and OFFLINE_COLUMN + "_mc_se" in traj.extra):
+            _mc_band(ax, x, traj.extra[OFFLINE_COLUMN], traj.extra[OFFLINE_COLUMN + "_mc_se"],
+                     _OFFLINE_COLOR, summary.get("offline_dmft_draws", "several"))
     for name, ls in (("linearized_train_loss", "--"), ("linearized_test_loss", "-")):
         if name in traj.extra:
             ax.plot(x, traj.extra[name], ls, color="k", lw=1.0,

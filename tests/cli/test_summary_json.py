@@ -96,3 +96,24 @@ def test_limit_loss_on_request(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "--limit-loss interpolant: init='lowrank:1'" in err
     assert not out.exists()
+
+
+def test_dmft_draws_column_key_and_run_record(tmp_path):
+    """--offline-theory dmft --dmft-draws 2: trajectory.csv has the mean's standard error
+    (offline_population_loss_mc_se), summary.json its value at the horizon and the number of
+    draws, run.json records the option (a one-draw run into the same folder is refused)."""
+    args = ("--D", "20", "--P", "60", "--N", "inf", "--steps", "2000", "--method", "gd",
+            "--offline-theory", "dmft")
+    s = _summary(tmp_path, *args, "--dmft-draws", "2")
+    _check(s)
+    assert s["offline_dmft_draws"] == 2
+    assert 0 < s["offline_predicted_final_test_loss_mc_se"] < 0.2
+    lines = (tmp_path / "run" / "trajectory.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert header[-2:] == ["offline_population_loss", "offline_population_loss_mc_se"]
+    last = dict(zip(header, lines[-1].split(",")))
+    assert float(last["offline_population_loss_mc_se"]) > 0
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["config"]["dmft_draws"] == 2
+    code = main(["solve", *args, "--out", str(tmp_path / "run"), "--quiet", "--no-plot"])
+    assert code == 2

@@ -153,6 +153,41 @@ def test_solve_draws_the_dmft_under_the_column_closure():
         offline_theory(RANK1, 10, column_closure="least_squares")
 
 
+def test_solve_draws_the_mean_of_dmft_draws_with_its_band():
+    """dmft_draws=2: the column is offline_theory's mean of two draws at the save times, its
+    standard error a column of its own and a summary key, drawn as a band; refused without
+    the DMFT or with a bad count, before the solve."""
+    import matplotlib.pyplot as plt
+
+    from lazyrich_theory.plotting.trajectory import draw_losses
+
+    p = Problem(D=20, P=60, N=math.inf, alpha=1.0, eps=0.02, eta0=1.0, seed=0, test_size=50)
+    traj = solve_with_theory(p, 3000, method="gd", offline="dmft", dmft_draws=2)
+    off = offline_theory(p, 3000, method="dmft", save_times=traj.t, draws=2)
+    assert np.array_equal(traj[OFFLINE_COLUMN], off.population_loss)
+    assert np.array_equal(traj[OFFLINE_COLUMN + "_mc_se"], off.extra["population_loss_mc_se"])
+    assert traj[OFFLINE_COLUMN + "_mc_se"][-1] > 0
+    s, t = traj.info["summary"], offline_summary(off)
+    assert s["offline_dmft_draws"] == 2
+    assert s["offline_predicted_final_test_loss_mc_se"] == t["predicted_final_test_loss_mc_se"]
+    column, summary, _ = offline_overlay(p, traj.t, method="dmft", draws=2)
+    assert np.array_equal(column, off.population_loss) and summary["offline_dmft_draws"] == 2
+    one = solve_with_theory(p, 3000, method="gd", offline="dmft")
+    assert OFFLINE_COLUMN + "_mc_se" not in one.extra
+    assert "offline_dmft_draws" not in one.info["summary"]
+    fig, ax = plt.subplots()
+    draw_losses(ax, traj)
+    labels = ax.get_legend_handles_labels()[1]
+    plt.close(fig)
+    assert "± 2 standard errors (2 Monte Carlo draws)" in labels
+    for offline in ("auto", "spectral", "none"):
+        with pytest.raises(ProblemError, match="needs offline='dmft'"):
+            solve_with_theory(p, 10, offline=offline, dmft_draws=3)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ProblemError, match="draws"):
+            solve_with_theory(p, 10, offline="dmft", dmft_draws=bad)
+
+
 def test_kappa_figure_with_a_finite_rank_init():
     """``lazyrich figure kappa --set init=aligned:1:0.6``: the r-index DMFT against the exact
     discrete GD (the DMFT is that of the GD itself), no spectral curve; the legend says so."""
