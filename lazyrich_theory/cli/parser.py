@@ -345,10 +345,11 @@ def check_out_dir(out: str, config: dict[str, Any], overwrite: bool) -> None:
 _UNSET = object()
 
 
-def _config_difference(old: Any, new: dict[str, Any], most: int = 3) -> str:
+def _config_difference(old: Any, new: dict[str, Any], most: int = 4) -> str:
     """The settings in which two runs' configurations differ, for the refusal message:
-    "seed 0 -> 1, dmft_draws unset -> 8" (nested dicts such as ``problem`` are flattened; at
-    most ``most`` named, long values shortened)."""
+    "seed 0 -> 1, dmft_draws default -> 8" (nested dicts such as ``problem`` are flattened and
+    named first; a setting left out at its default is "default"; at most ``most`` named, long
+    values shortened)."""
     if not isinstance(old, dict):
         return "its run.json is missing or unreadable"
 
@@ -356,10 +357,10 @@ def _config_difference(old: Any, new: dict[str, Any], most: int = 3) -> str:
         top = {k: v for k, v in d.items() if not isinstance(v, dict)}
         inner = {(j if j not in top else f"{k}.{j}"): w for k, v in d.items()
                  if isinstance(v, dict) for j, w in v.items()}
-        return {**top, **inner}
+        return {**inner, **top}
 
     def show(v: Any) -> str:
-        text = "unset" if v is _UNSET else json.dumps(v)
+        text = "default" if v is _UNSET else json.dumps(v)
         return text if len(text) <= 24 else text[:21] + "..."
 
     a, b = flat(old), flat(new)

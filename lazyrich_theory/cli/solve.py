@@ -266,6 +266,18 @@ def _compute(args: argparse.Namespace, problem: Problem, steps: int, extra: list
     return population(problem, steps, save_times=extra, data=data, method=args.method, **tols)
 
 
+def _offline_clause(summary: dict[str, Any]) -> str:
+    """The offline theory's loss at the horizon for the summary line ("" where none ran)."""
+    final = summary.get("offline_predicted_final_test_loss")
+    if final is None:
+        return ""
+    se = summary.get("offline_predicted_final_test_loss_mc_se")
+    mc = ("" if se is None else f" +- {se:.2g} (standard error over "
+          f"{summary['offline_dmft_draws']} Monte Carlo draws)")
+    return (f"; offline theory ({summary['offline_method']}) population loss {final:.3g}{mc} "
+            "x initial")
+
+
 def run_solve(args: argparse.Namespace) -> int:
     """Run ``solve``, ``simulate`` or ``population`` from parsed arguments into ``args.out``.
 
@@ -301,6 +313,11 @@ def run_solve(args: argparse.Namespace) -> int:
     if not args.quiet and est.seconds > LONG_RUN_SECONDS:
         print(f"lazyrich: estimate: {est.describe()} for {est.what}", file=sys.stderr)
     data = problem.data()
+    if not args.quiet and getattr(args, "offline", None) == "dmft" and args.theory:
+        print(f"{args.command}: the exact solve, then the DMFT's curve ("
+              + (f"{args.dmft_draws} Monte Carlo draws, " if args.dmft_draws > 1 else "")
+              + "~5-20 s per draw at D = 100, ~2.3x that with --column-closure spread)",
+              file=sys.stderr, flush=True)
     traj = _compute(args, problem, steps, extra, data)
     assert len(traj.t) == len(times)
     traj = traj.with_info(config=config)
@@ -310,7 +327,7 @@ def run_solve(args: argparse.Namespace) -> int:
         total = time.perf_counter() - started
         print(f"{args.command}: {traj.method}, {steps} steps in {total:.2f} s (solver "
               f"{traj.info.get('wall_time', 0):.2f} s); final train {last['train_loss']:.4g}, "
-              f"test {last['test_loss']:.4g}, population {last['population_loss']:.4g} "
-              f"-> {args.out}")
+              f"test {last['test_loss']:.4g}, population {last['population_loss']:.4g}"
+              f"{_offline_clause(traj.info.get('summary') or {})} -> {args.out}")
         say_preset_note(args, problem)
     return 0

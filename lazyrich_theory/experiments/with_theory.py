@@ -66,7 +66,7 @@ OFFLINE_COLUMN = "offline_population_loss"
 #: summary.json keys of the offline theory -> the key of ``offline_summary`` they copy.
 OFFLINE_KEYS = {"offline_predicted_half_time": "predicted_half_time",
                 "offline_predicted_final_test_loss": "predicted_final_test_loss",
-                "offline_method": "method"}
+                "offline_method": "method", "offline_regime": "regime"}
 
 
 def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
@@ -195,7 +195,7 @@ def _check_theory_options(problem: Problem, steps: int, offline: str, limit: str
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
                            f"linear column: it needs offline='dmft', got {offline!r}")
     check_closure_applies(problem, column_closure)    # e.g. spread at a slow column
-    check_draws(dmft_draws)
+    check_draws(dmft_draws, "dmft_draws")
     if dmft_draws != 1 and offline != "dmft":
         raise ProblemError(f"dmft_draws={dmft_draws!r} averages the DMFT's Monte Carlo draws: "
                            f"it needs offline='dmft', got {offline!r}")

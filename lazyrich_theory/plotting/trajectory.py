@@ -104,15 +104,16 @@ def _population_line(ax, x, traj: "Trajectory") -> bool:
     se = traj.extra.get("population_loss_mc_se")
     if drawn and se is not None:
         _mc_band(ax, x, traj.population_loss, se, st["color"],
-                 traj.info.get("dmft_draws", "several"))
+                 traj.info.get("dmft_draws", "several"), "")
     return drawn
 
 
-def _mc_band(ax, x, mean, se, color: str, draws: Any) -> None:
-    """The band of +-2 standard errors around a mean over ``draws`` Monte Carlo draws."""
+def _mc_band(ax, x, mean, se, color: str, draws: Any, whose: str) -> None:
+    """The band of +-2 standard errors around a mean over ``draws`` Monte Carlo draws
+    (``whose``: what the label names first, e.g. "offline theory ")."""
     mean = np.asarray(mean, dtype=float)
     ax.fill_between(x, np.maximum(mean - 2 * se, 0.0), mean + 2 * se, color=color, alpha=0.2,
-                    lw=0, label=f"± 2 standard errors ({draws} Monte Carlo draws)")
+                    lw=0, label=f"{whose}± 2 standard errors ({draws} Monte Carlo draws)")
 
 
 def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
@@ -148,7 +149,8 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
                            _offline_label(summary))
                 and OFFLINE_COLUMN + "_mc_se" in traj.extra):
             _mc_band(ax, x, traj.extra[OFFLINE_COLUMN], traj.extra[OFFLINE_COLUMN + "_mc_se"],
-                     _OFFLINE_COLOR, summary.get("offline_dmft_draws", "several"))
+                     _OFFLINE_COLOR, summary.get("offline_dmft_draws", "several"),
+                     "offline theory ")
     for name, ls in (("linearized_train_loss", "--"), ("linearized_test_loss", "-")):
         if name in traj.extra:
             ax.plot(x, traj.extra[name], ls, color="k", lw=1.0,

@@ -344,6 +344,10 @@ def test_dmft_draws(tmp_path, capsys):
         pytest.approx(s["predicted_final_test_loss_mc_se"]))
     assert json.loads((out / "run.json").read_text())["config"]["dmft_draws"] == 2
     _nulls_have_reasons(s)
+    # one draw into the same folder is a different run, and the refusal says why
+    capsys.readouterr()
+    assert _run(tmp_path, *base)[0] == 2
+    assert "differs in dmft_draws 2 -> default" in capsys.readouterr().err
     # a spectral curve with --critical-kappa dmft: the draws are the critical search's
     code, spec = _run(tmp_path, "--D", "30", "--P", "200", "--steps", "2000", "--ns", "40",
                       "--critical-kappa", "dmft", "--limit-loss", "none", "--dmft-draws", "2",

@@ -98,7 +98,7 @@ def test_limit_loss_on_request(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_dmft_draws_column_key_and_run_record(tmp_path):
+def test_dmft_draws_column_key_and_run_record(tmp_path, capsys):
     """--offline-theory dmft --dmft-draws 2: trajectory.csv has the mean's standard error
     (offline_population_loss_mc_se), summary.json its value at the horizon and the number of
     draws, run.json records the option (a one-draw run into the same folder is refused)."""
@@ -117,3 +117,13 @@ def test_dmft_draws_column_key_and_run_record(tmp_path):
     assert run["config"]["dmft_draws"] == 2
     code = main(["solve", *args, "--out", str(tmp_path / "run"), "--quiet", "--no-plot"])
     assert code == 2
+    capsys.readouterr()
+    # not quiet: a line before the theory's run, and its loss in the summary line
+    assert main(["solve", *args, "--dmft-draws", "2", "--out", str(tmp_path / "loud"),
+                 "--no-plot"]) == 0
+    out, err = capsys.readouterr()
+    assert "then the DMFT's curve (2 Monte Carlo draws" in err
+    assert (f"offline theory (dmft) population loss "
+            f"{s['offline_predicted_final_test_loss']:.3g} +- "
+            f"{s['offline_predicted_final_test_loss_mc_se']:.2g} (standard error over 2 Monte "
+            "Carlo draws) x initial") in out

@@ -179,12 +179,12 @@ def test_solve_draws_the_mean_of_dmft_draws_with_its_band():
     draw_losses(ax, traj)
     labels = ax.get_legend_handles_labels()[1]
     plt.close(fig)
-    assert "± 2 standard errors (2 Monte Carlo draws)" in labels
+    assert "offline theory ± 2 standard errors (2 Monte Carlo draws)" in labels
     for offline in ("auto", "spectral", "none"):
         with pytest.raises(ProblemError, match="needs offline='dmft'"):
             solve_with_theory(p, 10, offline=offline, dmft_draws=3)
     for bad in (0, 1.5, True):
-        with pytest.raises(ProblemError, match="draws"):
+        with pytest.raises(ProblemError, match=r"dmft_draws \(Monte Carlo draws"):
             solve_with_theory(p, 10, offline="dmft", dmft_draws=bad)
 
 

@@ -410,9 +410,9 @@ def dmft_columns(inp: OfflineInputs, t: np.ndarray, Ns: int = DMFT_NS, seed: int
     return out
 
 
-def check_draws(draws: Any) -> None:
+def check_draws(draws: Any, name: str = "draws") -> None:
     """Refuse (one line, ProblemError) a number of Monte Carlo draws that is not an integer
-    >= 1."""
+    >= 1 (``name``: the caller's name for it)."""
     if not is_int(draws) or draws < 1:
-        raise ProblemError(f"draws (Monte Carlo draws of the DMFT to average) must be an "
+        raise ProblemError(f"{name} (Monte Carlo draws of the DMFT to average) must be an "
                            f"integer >= 1, got {draws!r}")
