@@ -269,6 +269,11 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     return 0
 
 
+#: below this kappa the summary line says that one DMFT draw's own error is large
+#: (benchmarks/offline_mc400.md: one draw's sd 0.035 at kappa = 2, 0.14 at 1.5, <= 0.013 at 3)
+ONE_DRAW_KAPPA = 2.5
+
+
 def _numbers(summary: dict, critical: str) -> str:
     """The summary's predictions in one line (relative losses)."""
     h, crit_k = summary["predicted_half_time"], summary["critical_kappa"]
@@ -278,6 +283,9 @@ def _numbers(summary: dict, critical: str) -> str:
     se = summary.get("predicted_final_test_loss_mc_se")
     mc = ("" if se is None else
           f" +- {se:.2g} (standard error over {summary['dmft_draws']} Monte Carlo draws)")
+    if summary.get("dmft_draws") == 1 and summary["kappa"] < ONE_DRAW_KAPPA:
+        mc = (" (one Monte Carlo draw, its own error not measured: one draw scatters by "
+              "~0.04 at kappa = 2 and ~0.14 at kappa = 1.5, D = 400; --dmft-draws 8 or more)")
     return (f"{plateau}, predicted half time {'never' if h is None else f'{h:.6g}'}, test "
             f"loss at the horizon {summary['predicted_final_test_loss']:.3g}{mc} x initial, "
             "critical kappa "

@@ -348,6 +348,10 @@ def test_dmft_draws(tmp_path, capsys):
     capsys.readouterr()
     assert _run(tmp_path, *base)[0] == 2
     assert "differs in dmft_draws 2 -> default" in capsys.readouterr().err
+    # not quiet, one draw at kappa = 2: the summary line says its error is not measured
+    assert main(["asymptotic", *base, "--out", str(tmp_path / "one"), "--no-plot"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert "(one Monte Carlo draw, its own error not measured" in line, line
     # a spectral curve with --critical-kappa dmft: the draws are the critical search's
     code, spec = _run(tmp_path, "--D", "30", "--P", "200", "--steps", "2000", "--ns", "40",
                       "--critical-kappa", "dmft", "--limit-loss", "none", "--dmft-draws", "2",
