@@ -89,24 +89,33 @@ def _exact_jobs():
 
 
 def exact_crossing(done: dict, D: int, a: float, e: float) -> tuple[float, float, str]:
-    """(kappa where the seed-mean loss crosses 1/2 (``common.half_crossing``), its standard
-    error, a note): the error is the standard error of the seed mean of the loss at the
-    crossing (the seeds' spread there, interpolated, / sqrt(seeds)) over the slope of the mean
-    in kappa; NaN where the grid does not bracket the crossing."""
-    ks, mean, sd = [], [], []
+    """(kappa where the seed-mean loss crosses 1/2, its standard error, a note) on seeds
+    SEEDS of the grid KAPPAS[D] (:func:`crossing`); NaN where the grid does not bracket the
+    crossing."""
+    ks, rows = [], []
     for k in KAPPAS[D]:
         vals = [done[f"exact|{D}|{a}|{e}|{k}|{s}"]["final"] for s in SEEDS
                 if f"exact|{D}|{a}|{e}|{k}|{s}" in done]
         if len(vals) == len(SEEDS):
             ks.append(k)
-            mean.append(float(np.mean(vals)))
-            sd.append(float(np.std(vals, ddof=1)))
+            rows.append(vals)
+    kc, se = crossing(ks, rows)
+    return kc, se, "" if math.isfinite(kc) else ("not bracketed" if ks else "not run")
+
+
+def crossing(ks: list[float], rows: list[list[float]]) -> tuple[float, float]:
+    """(kappa where the mean of each row of samples (one row per kappa of the increasing grid
+    ``ks``) crosses 1/2 (``common.half_crossing``), its standard error): the standard error of
+    the mean at the crossing (the samples' sd there, interpolated, / sqrt(samples)) over the
+    slope of the mean in kappa; NaNs where the grid does not bracket the crossing."""
+    mean = [float(np.mean(r)) for r in rows]
     kc = half_crossing(ks, mean)
     if not math.isfinite(kc):
-        return math.nan, math.nan, "not bracketed" if ks else "not run"
+        return math.nan, math.nan
     i = int(np.searchsorted(ks, kc))                  # the bracket is (i - 1, i)
     slope = (mean[i - 1] - mean[i]) / (ks[i] - ks[i - 1])
-    return kc, float(np.interp(kc, ks, sd)) / math.sqrt(len(SEEDS)) / slope, ""
+    se = [float(np.std(r, ddof=1)) / math.sqrt(len(r)) for r in rows]
+    return kc, float(np.interp(kc, ks, se)) / slope
 
 
 def table() -> None:

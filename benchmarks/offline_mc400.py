@@ -33,10 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-from common import markdown_head, run_resumable, write_table
+from common import half_crossing, markdown_head, run_resumable, write_table
 from offline_dmft_a7 import CLOSURES, _one
 from offline_final_400 import CELLS, OUT as EXACT, _key
-from offline_critical_a7 import KAPPAS as EXACT_KAPPAS, OUT_EXACT as CRITICAL_EXACT, _exact
+from offline_critical_a7 import KAPPAS as EXACT_KAPPAS, OUT as CRITICAL_THEORY, \
+    OUT_EXACT as CRITICAL_EXACT, _exact, crossing
 from offline_k2_rate import OFFSET_OUT as K2_OFFSET
 from lazyrich_theory.theory.offline import OfflineInputs
 from lazyrich_theory.theory.offline.dmft import DMFT_DMAX, dmft_tau_curves
@@ -151,7 +152,54 @@ def table() -> None:
          "sd of one draw", "MC mean: error", "half time, draw 0", "sd of one draw's half time",
          "half time, MC mean"])
     lines += [r for cell in CELLS if (r := _row(cell, exact, spread))]
-    write_table(HERE / "offline_mc400.md", lines)
+    write_table(HERE / "offline_mc400.md", lines + [""] + _critical_lines())
+
+
+def _critical_lines() -> list[str]:
+    """The critical kappa at D = 400: the exact flow on seeds 0-7, the spread closure on the
+    mean of its draws, each draw's own, and offline_critical_a7.py's bisection on draws 0, 1."""
+    lines = markdown_head(
+        "D = 400: the critical kappa on the mean of the draws", "kappa where the relative "
+        "loss at tau = 40 crosses 1/2, interpolated linearly on a kappa grid, ± its standard "
+        "error (the sd of the samples at the crossing / sqrt(samples), over the slope in "
+        "kappa). Exact: the flow on training seeds 0-7 (0-3: offline_critical_a7.py). Theory: "
+        "the spread closure (resolved) at b2 = 1, Ns = 800, on the mean of its Monte Carlo "
+        "draws; 'one draw': the sd over the draws of each draw's own crossing (those the grid "
+        "brackets); 'bisection': "
+        "offline_critical_a7.md's value (Ns = 400, mean of draws 0 and 1, tolerance 0.1).",
+        ["alpha, eps", "seeds", "exact", "draws", "theory", "theory - exact",
+         "one draw: sd", "bisection (draws 0, 1)"], level=2)
+    old_exact, old_theory = _load(CRITICAL_EXACT), _load(CRITICAL_THEORY)
+    for series, (_, (a, e)) in OUTS.items():
+        done = _load(CRITICAL_OUTS[series])
+        done.update({f"exact|{k}|{s}": v for k in EXACT_KAPPAS[400] for s in range(4)
+                     if (v := old_exact.get(f"exact|400|{a}|{e}|{k}|{s}"))})
+        ex = _samples(done, "exact", EXACT_KAPPAS[400], range(8))
+        th = _samples(done, "theory", CRITICAL_KAPPAS, CRITICAL_DRAWS)
+        if not ex or not th:
+            continue
+        kc_ex, se_ex = crossing(*ex)
+        kc_th, se_th = crossing(*th)
+        own = [k for j in range(len(th[1][0]))
+               if math.isfinite(k := half_crossing(th[0], [r[j] for r in th[1]]))]
+        old = [old_theory[f"theory|400|{a}|{e}|resolved|{mc}"]["kappa_c"] for mc in (0, 1)]
+        lines.append(f"| {a:g}, {e:g} | {len(ex[1][0])} | {kc_ex:.2f} ± {se_ex:.2f} | "
+                     f"{len(th[1][0])} | {kc_th:.2f} ± {se_th:.2f} | {kc_th - kc_ex:+.2f} ± "
+                     f"{math.hypot(se_ex, se_th):.2f} | "
+                     f"{f'{np.std(own, ddof=1):.2f}' if len(own) > 1 else '—'} | "
+                     f"{np.mean(old):.2f} |")
+    return lines
+
+
+def _samples(done: dict, kind: str, ks, indices) -> tuple[list[float], list[list[float]]]:
+    """(the kappas, the relative losses at each) of ``kind`` ("exact": seeds, "theory":
+    draws), on the leading indices done at every kappa; empty if fewer than two."""
+    n = 0
+    while n < len(indices) and all(f"{kind}|{k}|{indices[n]}" in done for k in ks):
+        n += 1
+    if n < 2:
+        return ()
+    return list(ks), [[done[f"{kind}|{k}|{i}"]["final"] for i in indices[:n]] for k in ks]
 
 
 def main(args: list[str]) -> None:
