@@ -15,6 +15,7 @@ draws' mean half time to draw 0's).
     python benchmarks/offline_mc400.py run a2   # (2, 0.04), another process may run it (~30 min)
     python benchmarks/offline_mc400.py critical a1  # the critical kappa on the draws'
     python benchmarks/offline_mc400.py critical a2  # mean; resumable (~40 min each)
+    python benchmarks/offline_mc400.py offset   # the offsets at D = 100, 200 (~10 min)
     python benchmarks/offline_mc400.py table    # -> offline_mc400.md
 
 The critical kappa (where the relative loss at tau = 40 is 1/2) is measured on a kappa grid
@@ -34,8 +35,11 @@ from pathlib import Path
 import numpy as np
 
 from common import half_crossing, markdown_head, run_resumable, write_table
+import lazyrich_theory as lr
+from lazyrich_theory.theory.offline import offline_theory
+from offline_a7_grid import RESOLVED_OUT as GRID_RESOLVED
 from offline_dmft_a7 import CLOSURES, _one
-from offline_final_400 import CELLS, OUT as EXACT, _key
+from offline_final_400 import CELLS, OUT as EXACT, _key, _metrics
 from offline_critical_a7 import KAPPAS as EXACT_KAPPAS, OUT as CRITICAL_THEORY, \
     OUT_EXACT as CRITICAL_EXACT, _exact, crossing
 from offline_k2_rate import OFFSET_OUT as K2_OFFSET
@@ -80,6 +84,26 @@ def _critical_jobs(series: str):
     exact = [(f"exact|{k}|{s}", lambda k=k, s=s: _exact(400, k, a, e, s))
              for s in EXACT_SEEDS for k in EXACT_KAPPAS[400]]
     yield from theory[:32] + exact + theory[32:]
+
+
+#: is draw 0's offset the same at every D (a draw's seed fixes the same random numbers at every
+#: D)?  Draws 1-7 on seed 0 at D = 100, 200 (draw 0: offline_a7_grid.py resolved)
+OFFSET_OUT, OFFSET_DS, OFFSET_KAPPAS, OFFSET_DRAWS = (HERE / "offline_mc400_offset.json",
+                                                      (100, 200), (1.5, 3.0), range(1, 8))
+
+
+def _offset_jobs():
+    for mc in OFFSET_DRAWS:
+        for D in OFFSET_DS:
+            for kappa in OFFSET_KAPPAS:
+                yield (f"{D}|{kappa}|{mc}", lambda D=D, k=kappa, mc=mc: _small_d(D, k, mc))
+
+
+def _small_d(D: int, kappa: float, mc: int) -> dict:
+    p = lr.Problem(D=D, P=int(round(kappa * D)), N=math.inf, alpha=1.0, eps=0.02, seed=0)
+    st = np.unique(np.concatenate([[0], np.geomspace(1, 1000 * D, 300).astype(int)]))
+    return _metrics(offline_theory(p, 1000 * D, method="dmft", save_times=st, seed=mc,
+                                   column_closure="spread"))
 
 
 def _load(path: Path) -> dict:
@@ -152,7 +176,32 @@ def table() -> None:
          "sd of one draw", "MC mean: error", "half time, draw 0", "sd of one draw's half time",
          "half time, MC mean"])
     lines += [r for cell in CELLS if (r := _row(cell, exact, spread))]
-    write_table(HERE / "offline_mc400.md", lines + [""] + _critical_lines())
+    write_table(HERE / "offline_mc400.md",
+                lines + [""] + _offset_lines(spread) + [""] + _critical_lines())
+
+
+def _offset_lines(spread: dict) -> list[str]:
+    """Draw 0's offset from the mean of draws 0-7 on seed 0 at D = 100, 200 and 400."""
+    lines = markdown_head(
+        "Draw 0's offset against D", "The mean of Monte Carlo draws 0-7 minus draw 0, loss at "
+        "tau = 40 on training seed 0, (alpha, eps) = (1, 0.02), ± its standard error; D = 400: "
+        "the same eight draws of the first table.",
+        ["kappa"] + [f"D = {D}" for D in (*OFFSET_DS, 400)], level=2)
+    done, grid = _load(OFFSET_OUT), _load(GRID_RESOLVED)
+    for kappa in OFFSET_KAPPAS:
+        cells = []
+        for D in (*OFFSET_DS, 400):
+            if D == 400:
+                vals = [d["final"] for d in _draws(kappa, 1.0, 0.02,
+                                                   spread[_key(kappa, 1.0, 0.02, 0)])[:8]]
+            else:
+                vals = [grid[f"{D}|{kappa}|1.0|0.02|0"]["final"]] + [
+                    done[k]["final"] for mc in OFFSET_DRAWS if (k := f"{D}|{kappa}|{mc}") in done]
+            cells.append(_pm(float(np.mean(vals) - vals[0]),
+                             float(np.std(vals, ddof=1) / math.sqrt(len(vals))))
+                         + f" ({len(vals)})" if len(vals) > 1 else "—")
+        lines.append(f"| {kappa:g} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _critical_lines() -> list[str]:
@@ -207,10 +256,12 @@ def main(args: list[str]) -> None:
         run_resumable(OUTS[args[1]][0], _jobs(args[1]))
     elif args[:1] == ["critical"] and len(args) == 2 and args[1] in OUTS:
         run_resumable(CRITICAL_OUTS[args[1]], _critical_jobs(args[1]))
+    elif args == ["offset"]:
+        run_resumable(OFFSET_OUT, _offset_jobs())
     elif args == ["table"]:
         table()
     else:
-        sys.exit(f"usage: offline_mc400.py run|critical {'|'.join(OUTS)} | table")
+        sys.exit(f"usage: offline_mc400.py run|critical {'|'.join(OUTS)} | offset | table")
 
 
 if __name__ == "__main__":
