@@ -56,9 +56,9 @@ def regime_note(traj: Trajectory) -> str:
                 "1.5), 0.035 (2), 0.013-0.019 (3), 0.011 and 7 % in the half time (5.5), 2 % "
                 "(11): use --dmft-draws 8 or more; the grokking delay (measured at alpha / eps "
                 "= 50) -7..+12 % at kappa = 5.5-22, D = 200-800 (+11..+109 % at D = 50-100); "
-                "critical kappa -0.08 / -0.07 at D = 400; it takes the column as fitted at "
-                "once, so before the column's relaxation time (up to 1 in tau) its test loss "
-                "overshoots")
+                "critical kappa -0.04 / -0.05 (+- 0.05, 16 draws) at D = 400; it takes the "
+                "column as fitted at once, so before the column's relaxation time (up to 1 in "
+                "tau) its test loss overshoots")
     if traj.info.get("column_closure") == "least_squares":
         return ("DMFT with the opt-in column closure A7 (chosen, not derived; "
                 "docs/offline_theory.md §12.4): against the exact flow at D = 400 the loss at "
