@@ -70,8 +70,10 @@ def regime_note(traj: Trajectory) -> str:
     return ("DMFT: half-time -29..+24 % and loss at tau = 40 +0.0..+0.3 against the exact "
             "flow (D = 50-800, docs/offline_theory.md §11); Monte Carlo spread ~+-4 % / +-0.05; "
             "grokking delay +10..+45 % at kappa >= 11, mostly not reached at kappa = 5.5 "
-            "(§11.5). "
-            "For where the flow ends, trust predicted_limit_test_loss (the interpolant, "
+            "(§11.5). The opt-in spread closure of a fast linear column (--column-closure "
+            "spread) is closer: within 0.012 of the loss at tau = 40 at kappa = 2-11 and 1.4 % "
+            "of the half time at kappa = 5.5-11, D = 400, on the mean of Monte Carlo draws "
+            "(§12.4). For where the flow ends, trust predicted_limit_test_loss (the interpolant, "
             "within 0.02 at kappa >= 2) over this loss at the horizon; below the critical "
             "kappa, where the flow has interpolated by tau ~ 40, it is also the better estimate "
             "of the horizon loss (within 0.05 at D = 400, where this one is +0.2..+0.27)")
