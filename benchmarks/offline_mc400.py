@@ -146,18 +146,22 @@ def _row(cell, exact: dict, spread: dict) -> str | None:
 
 
 def _half_cells(keys, exact: dict, spread: dict, draws: list[dict]) -> list[str]:
-    """Half time: draw 0's error of the seed mean, one draw's relative sd, the error with the
-    draws' mean half time on seed 0 in place of draw 0's."""
-    th = [spread[k]["half"] for k in keys]
-    hx = [exact[k]["exact"]["half"] for k in keys]
+    """Half time: draw 0's error of the seed mean (± its standard error over the seeds, the
+    delta method for a ratio of paired means), one draw's relative sd, the error with the
+    draws' mean half time on seed 0 in place of draw 0's (± the two standard errors
+    combined)."""
+    th = np.array([spread[k]["half"] for k in keys], dtype=float)
+    hx = np.array([exact[k]["exact"]["half"] for k in keys], dtype=float)
     halves = np.array([d["half"] for d in draws], dtype=float)
-    if None in th or None in hx or not np.all(np.isfinite(halves)):
+    if not (np.all(np.isfinite(th)) and np.all(np.isfinite(hx)) and np.all(np.isfinite(halves))):
         return ["—", "—", "—"]
-    e0 = np.mean(th) / np.mean(hx) - 1
+    r = th.mean() / hx.mean()
+    seeds_se = float(np.std(th - r * hx, ddof=1) / math.sqrt(len(th)) / hx.mean())
     ratio = halves.mean() / halves[0]
     rel_se = halves.std(ddof=1) / math.sqrt(len(halves)) / halves[0]
-    return [f"{100 * e0:+.1f} %", f"{100 * halves.std(ddof=1) / halves.mean():.1f} %",
-            _pm(float((1 + e0) * ratio - 1), float((1 + e0) * rel_se), pct=True)]
+    return [_pm(float(r - 1), seeds_se, pct=True),
+            f"{100 * halves.std(ddof=1) / halves.mean():.1f} %",
+            _pm(float(r * ratio - 1), math.hypot(seeds_se * ratio, float(r * rel_se)), pct=True)]
 
 
 def table() -> None:
@@ -170,7 +174,8 @@ def table() -> None:
         "the mean of the draws on training seed 0 minus draw 0 (± its standard error, "
         "sd / sqrt(draws)); 'MC mean': draw 0's error plus the offset, the two standard "
         "errors combined. Half time on the MC mean: draw 0's seed-mean error with draw 0's "
-        "half time replaced by the draws' mean (a ratio measured on seed 0). kappa = 2: the "
+        "half time replaced by the draws' mean (a ratio measured on seed 0), ± the seeds' and "
+        "the draws' standard errors combined. kappa = 2: the "
         "draws of offline_k2_rate.py offset.",
         ["kappa", "alpha, eps", "seeds", "exact", "draw 0: error", "draws", "offset",
          "sd of one draw", "MC mean: error", "half time, draw 0", "sd of one draw's half time",

@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from lazyrich_theory.cli.parser import (
+    DMFT_DRAWS_ADVICE,
     add_model_options,
     add_run_options,
     check_out_dir,
@@ -147,8 +148,7 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         "--dmft-seed + 1, ...; this many times the time) and write the "
                         "standard error of the loss at the horizon "
                         "(predicted_final_test_loss_mc_se); --critical-kappa dmft then "
-                        "averages as many draws at each kappa; worth it at kappa <~ 2, where "
-                        "one draw's loss scatters by up to ~0.08 (default 1)")
+                        f"averages as many draws at each kappa; {DMFT_DRAWS_ADVICE} (default 1)")
     add_run_options(p)
     return p
 

@@ -18,6 +18,7 @@ import time
 from typing import Any, Iterable, Sequence
 
 from lazyrich_theory.cli.parser import (
+    DMFT_DRAWS_ADVICE,
     add_model_options,
     add_run_options,
     check_out_dir,
@@ -147,8 +148,7 @@ def add_solve_parsers(subparsers) -> None:
                    help="with --offline-theory dmft: average the DMFT over this many Monte "
                         "Carlo draws (this many times its time), drawn with a band of +-2 "
                         "standard errors (summary key offline_predicted_final_test_loss_mc_se); "
-                        "worth it at kappa <~ 2, where one draw's loss scatters by up to "
-                        "~0.08 (default 1)")
+                        f"{DMFT_DRAWS_ADVICE} (default 1)")
     s.add_argument("--limit-loss", dest="limit", choices=LIMIT_CHOICES, default="none",
                    help="interpolant: summary key offline_predicted_limit_test_loss, where the "
                         "flow ends (tau -> inf test loss / initial of this training set, N = "

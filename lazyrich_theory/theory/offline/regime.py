@@ -38,7 +38,8 @@ def regime_note(traj: Trajectory) -> str:
                 "(kappa = 5.5), +0.002 (kappa = 11) on seed means, but -0.07 (kappa = 2) and "
                 "-0.28 (kappa = 1.5), where first order fails (the default, resolved response "
                 "does not); it takes the column as fitted at once; the half time -5..0 % "
-                "(early); Monte Carlo spread ~+-4 % / +-0.05, larger at kappa <= 2")
+                "(early); one draw's Monte Carlo spread (measured with the resolved response) 7 % "
+                "in the half time at kappa = 5.5, 0.035-0.16 in the loss at kappa <= 2")
     if traj.info.get("spread_response") == "full":
         return ("DMFT with the spread closure (12.1), the memorisation of both the bulk and "
                 "the spike resolved through each sample's own resolvents (a diagnostic, "
@@ -48,17 +49,17 @@ def regime_note(traj: Trajectory) -> str:
         return ("DMFT with the opt-in spread closure (12.1) of a fast linear column (derived, "
                 "docs/offline_theory.md §12.4; the bulk memorisation resolved through each "
                 "sample's own resolvent): against the exact flow at D = 400, on seed means and "
-                "the mean of 32 Monte Carlo draws, the loss at tau = 40 is +0.04 +- 0.04 "
-                "(kappa = 1.5), -0.011 (kappa = 2; within 0.03 at D = 100-800), -0.005..-0.006 "
-                "(kappa = 3), -0.004..0 (kappa = 5.5), +0.002 (kappa = 11) and the half time "
-                "-1.4..+0.3 % (kappa = 5.5-11; -26..-2 % at D = 50-200, +10 % at D = 800, "
-                "kappa = 5.5); one draw's own Monte Carlo error is larger: sd 0.16 (kappa = "
-                "1.5), 0.035 (2), 0.013-0.019 (3), 0.011 and 7 % in the half time (5.5), 2 % "
-                "(11): use --dmft-draws 8 or more; the grokking delay (measured at alpha / eps "
-                "= 50) -7..+12 % at kappa = 5.5-22, D = 200-800 (+11..+109 % at D = 50-100); "
-                "critical kappa -0.04 / -0.05 (+- 0.05, 16 draws) at D = 400; it takes the "
-                "column as fitted at once, so before the column's relaxation time (up to 1 in "
-                "tau) its test loss overshoots")
+                "the mean of 32 Monte Carlo draws (16 at kappa = 11), the loss at tau = 40 is "
+                "+0.04 +- 0.04 (kappa = 1.5), -0.011 (kappa = 2; within 0.03 at D = 100-800), "
+                "-0.005..-0.006 (kappa = 3), -0.004..0 (kappa = 5.5), +0.002 (kappa = 11) and the "
+                "half time -1.4..+0.3 % (+- 9 % on four seeds at kappa = 5.5; -26..-2 % at D = "
+                "50-200, +10 % at D = 800, kappa = 5.5); at kappa <= 5.5 one draw's own Monte "
+                "Carlo error is larger: sd 0.16 (kappa = 1.5), 0.035 (2), 0.013-0.019 (3), 0.011 "
+                "and 7 % in the half time (5.5): use --dmft-draws 8 or more; the grokking delay "
+                "(measured at alpha / eps = 50) -7..+12 % at kappa = 5.5-22, D = 200-800 "
+                "(+11..+109 % at D = 50-100); critical kappa -0.04 +- 0.05 / -0.05 +- 0.06 at D = "
+                "400 (16 draws, 8 exact seeds); it takes the column as fitted at once, so before "
+                "the column's relaxation time (up to 1 in tau) its test loss overshoots")
     if traj.info.get("column_closure") == "least_squares":
         return ("DMFT with the opt-in column closure A7 (chosen, not derived; "
                 "docs/offline_theory.md §12.4): against the exact flow at D = 400 the loss at "
@@ -67,13 +68,13 @@ def regime_note(traj: Trajectory) -> str:
                 "grokking delay +8..+40 % at kappa >= 11 and +1..+209 % at kappa = 5.5 where it "
                 "reaches 0.1 x its initial loss (§11.5); Monte Carlo "
                 "spread ~+-4 % / +-0.05")
-    return ("DMFT: half-time -29..+24 % and loss at tau = 40 +0.0..+0.3 against the exact "
-            "flow (D = 50-800, docs/offline_theory.md §11); Monte Carlo spread ~+-4 % / +-0.05; "
-            "grokking delay +10..+45 % at kappa >= 11, mostly not reached at kappa = 5.5 "
-            "(§11.5). The opt-in spread closure of a fast linear column (--column-closure "
-            "spread) is closer: within 0.012 of the loss at tau = 40 at kappa = 2-11 and 1.4 % "
-            "of the half time at kappa = 5.5-11, D = 400, on the mean of Monte Carlo draws "
-            "(§12.4). For where the flow ends, trust predicted_limit_test_loss (the interpolant, "
-            "within 0.02 at kappa >= 2) over this loss at the horizon; below the critical "
-            "kappa, where the flow has interpolated by tau ~ 40, it is also the better estimate "
-            "of the horizon loss (within 0.05 at D = 400, where this one is +0.2..+0.27)")
+    return ("DMFT: half-time -29..+24 % and loss at tau = 40 +0.0..+0.3 against the exact flow (D "
+            "= 50-800, docs/offline_theory.md §11); Monte Carlo spread ~+-4 % / +-0.05; grokking "
+            "delay +10..+45 % at kappa >= 11, mostly not reached at kappa = 5.5 (§11.5). The "
+            "opt-in spread closure of a fast linear column (--column-closure spread) is closer: "
+            "within 0.012 of the loss at tau = 40 at kappa = 2-11, D = 400, on the mean of Monte "
+            "Carlo draws, and its half time within 10 % (§12.4). For where the flow ends, trust "
+            "predicted_limit_test_loss (the interpolant, within 0.02 at kappa >= 2) over this "
+            "loss at the horizon; below the critical kappa, where the flow has interpolated by "
+            "tau ~ 40, it is also the better estimate of the horizon loss (within 0.05 at D = "
+            "400, where this one is +0.2..+0.27)")
