@@ -120,15 +120,24 @@ def test_finite_rank_init_draws_the_rindex_dmft_on_request():
     assert "not requested" in none.info["summary"]["reasons"]["offline_method"]
 
 
+def _loss_labels(traj) -> list[str]:
+    """The legend labels of the loss panel drawn for ``traj``."""
+    import matplotlib.pyplot as plt
+
+    from lazyrich_theory.plotting.trajectory import draw_losses
+
+    fig, ax = plt.subplots()
+    draw_losses(ax, traj)
+    labels = ax.get_legend_handles_labels()[1]
+    plt.close(fig)
+    return labels
+
+
 def test_solve_draws_the_dmft_under_the_column_closure():
     """offline='dmft', column_closure='least_squares': the column is offline_theory's DMFT
     under closure A7 at the save times (summary key offline_column_closure, the legend says
     "+ A7"); with any other offline theory, or an unknown closure, it is refused before the
     solve."""
-    import matplotlib.pyplot as plt
-
-    from lazyrich_theory.plotting.trajectory import draw_losses
-
     p = Problem(D=20, P=60, N=math.inf, alpha=1.0, eps=0.02, eta0=1.0, seed=0, test_size=50)
     traj = solve_with_theory(p, 3000, method="gd", offline="dmft",
                              column_closure="least_squares")
@@ -139,10 +148,7 @@ def test_solve_draws_the_dmft_under_the_column_closure():
     assert not np.allclose(off.population_loss, plain.population_loss, rtol=1e-3)
     s = traj.info["summary"]
     assert (s["offline_method"], s["offline_column_closure"]) == ("dmft", "least_squares")
-    fig, ax = plt.subplots()
-    draw_losses(ax, traj)
-    labels = ax.get_legend_handles_labels()[1]
-    plt.close(fig)
+    labels = _loss_labels(traj)
     assert "offline theory (N = ∞, DMFT + A7)" in labels
     for offline in ("auto", "spectral", "none"):
         with pytest.raises(ProblemError, match="needs offline='dmft'"):
@@ -157,10 +163,6 @@ def test_solve_draws_the_mean_of_dmft_draws_with_its_band():
     """dmft_draws=2: the column is offline_theory's mean of two draws at the save times, its
     standard error a column of its own and a summary key, drawn as a band; refused without
     the DMFT or with a bad count, before the solve."""
-    import matplotlib.pyplot as plt
-
-    from lazyrich_theory.plotting.trajectory import draw_losses
-
     p = Problem(D=20, P=60, N=math.inf, alpha=1.0, eps=0.02, eta0=1.0, seed=0, test_size=50)
     traj = solve_with_theory(p, 3000, method="gd", offline="dmft", dmft_draws=2)
     off = offline_theory(p, 3000, method="dmft", save_times=traj.t, draws=2)
@@ -175,10 +177,7 @@ def test_solve_draws_the_mean_of_dmft_draws_with_its_band():
     one = solve_with_theory(p, 3000, method="gd", offline="dmft")
     assert OFFLINE_COLUMN + "_mc_se" not in one.extra
     assert "offline_dmft_draws" not in one.info["summary"]
-    fig, ax = plt.subplots()
-    draw_losses(ax, traj)
-    labels = ax.get_legend_handles_labels()[1]
-    plt.close(fig)
+    labels = _loss_labels(traj)
     assert "offline theory ± 2 standard errors (2 Monte Carlo draws)" in labels
     for offline in ("auto", "spectral", "none"):
         with pytest.raises(ProblemError, match="needs offline='dmft'"):
