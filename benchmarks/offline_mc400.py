@@ -16,6 +16,7 @@ draws' mean half time to draw 0's).
     python benchmarks/offline_mc400.py critical a1  # the critical kappa on the draws'
     python benchmarks/offline_mc400.py critical a2  # mean; resumable (~40 min each)
     python benchmarks/offline_mc400.py offset   # the offsets at D = 100, 200 (~10 min)
+    python benchmarks/offline_mc400.py k22      # kappa = 22's half time (~10 min)
     python benchmarks/offline_mc400.py table    # -> offline_mc400.md
 
 The critical kappa (where the relative loss at tau = 40 is 1/2) is measured on a kappa grid
@@ -40,6 +41,7 @@ from lazyrich_theory.theory.offline import offline_theory
 from offline_a7_grid import RESOLVED_OUT as GRID_RESOLVED
 from offline_dmft_a7 import CLOSURES, _one
 from offline_final_400 import CELLS, OUT as EXACT, _key, _metrics
+from offline_halftime_400 import CELLS as HALF_CELLS, OUT as HALF_EXACT, T_MAX as HALF_T_MAX
 from offline_critical_a7 import KAPPAS as EXACT_KAPPAS, OUT as CRITICAL_THEORY, \
     OUT_EXACT as CRITICAL_EXACT, _exact, crossing
 from offline_k2_rate import OFFSET_OUT as K2_OFFSET
@@ -104,6 +106,54 @@ def _small_d(D: int, kappa: float, mc: int) -> dict:
     st = np.unique(np.concatenate([[0], np.geomspace(1, 1000 * D, 300).astype(int)]))
     return _metrics(offline_theory(p, 1000 * D, method="dmft", save_times=st, seed=mc,
                                    column_closure="spread"))
+
+
+#: kappa = 22, the grid's last column: the half time against offline_halftime_400.py's exact
+#: runs (horizon T_MAX[22], tau = 6); draw 0 on every seed, draws 1-15 on seed 0
+K22_OUT = HERE / "offline_mc400_k22.json"
+
+
+def _k22_jobs():
+    cells = [c for c in HALF_CELLS if c[0] == 22.0]
+    for kappa, a, e, seeds in cells:
+        for s in seeds:
+            yield f"{kappa}|{a}|{e}|{s}|0", lambda a=a, e=e, s=s: _k22(a, e, s, 0)
+    for mc in range(1, 16):
+        for kappa, a, e, _ in cells:
+            yield f"{kappa}|{a}|{e}|0|{mc}", lambda a=a, e=e, mc=mc: _k22(a, e, 0, mc)
+
+
+def _k22(alpha: float, eps: float, seed: int, mc: int) -> dict:
+    p = lr.Problem(D=400, P=8800, N=math.inf, alpha=alpha, eps=eps, seed=seed)
+    T = HALF_T_MAX[22.0]
+    st = np.unique(np.concatenate([[0], np.geomspace(1, T, 300).astype(int)]))
+    return _metrics(offline_theory(p, T, method="dmft", save_times=st, seed=mc,
+                                   column_closure="spread"))
+
+
+def _k22_lines() -> list[str]:
+    """kappa = 22: the spread closure's half time against the exact flow's."""
+    lines = markdown_head(
+        "kappa = 22: the half time", "The spread closure's half time (horizon 60 000 steps, "
+        "tau = 6) against offline_halftime_400.py's exact flow: error of the seed mean "
+        "(± the seeds' standard error) on draw 0, one draw's relative sd (draws 0-15 on "
+        "seed 0), and the error with the draws' mean half time in place of draw 0's.",
+        ["alpha, eps", "seeds", "exact", "draw 0", "draws", "sd of one draw",
+         "Monte Carlo mean"], level=2)
+    done, exact = _load(K22_OUT), _load(HALF_EXACT)
+    for kappa, a, e, seeds in (c for c in HALF_CELLS if c[0] == 22.0):
+        base = f"{kappa}|{a}|{e}"
+        keys = [f"{base}|{s}" for s in seeds]        # offline_halftime_400.json's keys
+        if not all(f"{base}|{s}|0" in done for s in seeds):
+            continue
+        spread = {k: {"half": done[f"{base}|{s}|0"]["half"]} for k, s in zip(keys, seeds)}
+        ex = {k: {"exact": {"half": exact[k]["exact_half"]}} for k in keys}
+        draws = [done[f"{base}|0|{mc}"] for mc in range(16) if f"{base}|0|{mc}" in done]
+        e0, sd, mean = _half_cells(keys, ex, spread, draws)
+        lines.append(f"| {a:g}, {e:g} | {len(seeds)} | "
+                     f"{np.mean([exact[k]['exact_half'] for k in keys]):.0f} | {e0} | "
+                     f"{len(draws)} | {sd} | {mean} |")
+    return lines
 
 
 def _load(path: Path) -> dict:
@@ -182,7 +232,8 @@ def table() -> None:
          "half time, MC mean"])
     lines += [r for cell in CELLS if (r := _row(cell, exact, spread))]
     write_table(HERE / "offline_mc400.md",
-                lines + [""] + _offset_lines(spread) + [""] + _critical_lines())
+                lines + [""] + _k22_lines() + [""] + _offset_lines(spread) + [""]
+                + _critical_lines())
 
 
 def _offset_lines(spread: dict) -> list[str]:
@@ -261,12 +312,14 @@ def main(args: list[str]) -> None:
         run_resumable(OUTS[args[1]][0], _jobs(args[1]))
     elif args[:1] == ["critical"] and len(args) == 2 and args[1] in OUTS:
         run_resumable(CRITICAL_OUTS[args[1]], _critical_jobs(args[1]))
+    elif args == ["k22"]:
+        run_resumable(K22_OUT, _k22_jobs())
     elif args == ["offset"]:
         run_resumable(OFFSET_OUT, _offset_jobs())
     elif args == ["table"]:
         table()
     else:
-        sys.exit(f"usage: offline_mc400.py run|critical {'|'.join(OUTS)} | offset | table")
+        sys.exit(f"usage: offline_mc400.py run|critical {'|'.join(OUTS)} | offset | k22 | table")
 
 
 if __name__ == "__main__":
