@@ -124,12 +124,18 @@ def baseline_tree(commit: str) -> str:
     return dest
 
 
+def load_results(path) -> dict[str, Any]:
+    """The results JSON file ``path`` (a pathlib.Path) as a dict; {} if it does not exist
+    (not run yet)."""
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def run_resumable(path, jobs, indent: int | None = 1) -> dict[str, Any]:
     """Run ``jobs`` ((key, callable returning a dict) pairs) whose key is not yet in the JSON
     file ``path`` (a pathlib.Path), timing each and rewriting the file atomically after each
     (an interrupted run resumes where it stopped; ``indent=None``: one compact line, for long
     series).  Returns everything done."""
-    done = json.loads(path.read_text()) if path.exists() else {}
+    done = load_results(path)
     for key, job in jobs:
         if key in done:
             continue

@@ -25,7 +25,7 @@ import numpy as np
 import lazyrich_theory as lr
 import sys
 
-from common import markdown_head, run_or_table, run_resumable, write_table
+from common import load_results, markdown_head, run_or_table, run_resumable, write_table
 from lazyrich_theory.errors import DivergenceError
 from lazyrich_theory.theory.offline import offline_theory
 from offline_final_400 import CELLS as D400_CELLS, OUT as D400_EXACT, _key as d400_key, _metrics
@@ -90,21 +90,17 @@ def _runs(D: int, kappa: float, a: float, e: float) -> list[dict]:
     D = 400 benchmarks)."""
     if D != 400:
         done = json.loads(OUT.read_text())
-        res = _load(RESOLVED_OUT)
+        res = load_results(RESOLVED_OUT)
         keys = [f"{D}|{kappa}|{a}|{e}|{s}" for s in SEEDS]
         return [{**done[k], **({"resolved": res[k]} if k in res else {})}
                 for k in keys if k in done]
     exact, a7 = json.loads(D400_EXACT.read_text()), json.loads(D400_A7.read_text())
-    res = _load(D400_CLOSURES["resolved"][1])
+    res = load_results(D400_CLOSURES["resolved"][1])
     seeds = next(s for k, x, y, s in D400_CELLS if (k, x, y) == (kappa, a, e))
     keys = [d400_key(kappa, a, e, s) for s in seeds]
     return [{"exact": exact[k]["exact"], "dmft": exact[k]["dmft"], "a7": a7[k],
              **({"resolved": res[k]} if k in res else {})}
             for k in keys if k in exact and k in a7]
-
-
-def _load(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _final_err(runs: list[dict], name: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import markdown_head, run_resumable, write_table
+from common import load_results, markdown_head, run_resumable, write_table
 from lazyrich_theory.theory.offline import offline_theory
 from offline_final_400 import CELLS, OUT as EXACT, T_H, _key, _metrics, cell_jobs, cell_problem
 
@@ -65,10 +65,6 @@ def run_mc(closure: str) -> None:
                            for s in seeds for mc in MC_SEEDS))
 
 
-def _load(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def _err(xs: list[float]) -> str:
     return f"{np.mean(xs):+.3f} ± {np.std(xs):.3f} ({len(xs)})" if xs else "—"
 
@@ -83,7 +79,7 @@ def _half_err(th: list, ex: list) -> str:
 def table() -> None:
     exact = json.loads(EXACT.read_text())
     runs = {"DMFT": {k: v["dmft"] for k, v in exact.items()}}
-    runs.update({c: _load(v[1]) for c, v in CLOSURES.items()})
+    runs.update({c: load_results(v[1]) for c, v in CLOSURES.items()})
     lines = markdown_head(
         "DMFT closures A7 (least-squares column), spread (12.1) and its resolved variant at "
         "D = 400 (docs/offline_theory.md §12.4)",
@@ -116,7 +112,7 @@ def table() -> None:
 def _mc_lines(exact: dict, spread: dict, closure: str) -> list[str]:
     """The spread closure (``closure``: "spread", first order, or "resolved") at kappa <= 2
     on Monte Carlo seeds 0 (``run``) and MC_SEEDS."""
-    mc = _load(MC_OUT[closure])
+    mc = load_results(MC_OUT[closure])
     if not mc:
         return []
     lines = [""] + markdown_head(
@@ -166,7 +162,7 @@ def smalld(closure: str | None = None) -> None:
             yield f"{r['D']}|{r['kappa']:g}|{r['seed']}", job
     if closure is not None:
         run_resumable(CLOSURES[closure][2], jobs(CLOSURES[closure]))
-    done = {c: _load(v[2]) for c, v in CLOSURES.items()}
+    done = {c: load_results(v[2]) for c, v in CLOSURES.items()}
     lines = markdown_head(
         "DMFT closures A7 and spread at D = 50-200 (docs/offline_theory.md §12.4)",
         "Relative population loss at t_h = 1000 D (tau = 40), raw series, (alpha, eps) = "

@@ -22,7 +22,6 @@ tau = 40 point of offline_tail_channels_k2.json, the same flow on the tau clock:
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 
 import lazyrich_theory as lr
 from lazyrich_theory.theory.offline import offline_theory
-from common import markdown_head, run_or_table, run_resumable, write_table
+from common import load_results, markdown_head, run_or_table, run_resumable, write_table
 from offline_a7_grid import OUT as GRID, RESOLVED_OUT as GRID_RESOLVED, _resolved_one
 from offline_dmft_a7 import CLOSURES as D400_CLOSURES, MC_OUT
 from offline_final_400 import OUT as D400_EXACT, _key as d400_key, _metrics
@@ -108,30 +107,26 @@ def _jobs():
             yield f"{D}|{s}", (lambda D=D, s=s: _one(D, s))
 
 
-def _load(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def _pairs() -> dict[int, dict[int, tuple[float, float]]]:
     """D -> seed -> (exact, spread) relative loss at tau = 40, from every source."""
     out: dict[int, dict[int, tuple[float, float]]] = {}
-    grid, res = _load(GRID), _load(GRID_RESOLVED)
+    grid, res = load_results(GRID), load_results(GRID_RESOLVED)
     for D in (50, 100, 200):
         for s in range(8):
             k = f"{D}|{KAPPA}|{ALPHA}|{EPS}|{s}"
             if k in grid and k in res and res[k]["final"] is not None:
                 out.setdefault(D, {})[s] = (grid[k]["exact"]["final"], res[k]["final"])
-    exact400, res400 = _load(D400_EXACT), _load(D400_CLOSURES["resolved"][1])
+    exact400, res400 = load_results(D400_EXACT), load_results(D400_CLOSURES["resolved"][1])
     for s in range(16):
         k = d400_key(KAPPA, ALPHA, EPS, s)
         if k in exact400 and k in res400:
             out.setdefault(400, {})[s] = (exact400[k]["exact"]["final"], res400[k]["final"])
-    k2, i40 = _load(D800), TAUS.index(40)
+    k2, i40 = load_results(D800), TAUS.index(40)
     for s in range(64):
         ex, sp = k2.get(f"800|{s}|exact"), k2.get(f"800|{s}|dmft_resolved")
         if ex and sp:
             out.setdefault(800, {})[s] = (ex["pop"][i40], sp["pop"][i40])
-    for key, r in _load(OUT).items():
+    for key, r in load_results(OUT).items():
         D, s = (int(x) for x in key.split("|"))
         if r["spread"]["final"] is not None:
             out.setdefault(D, {})[s] = (r["exact"]["final"], r["spread"]["final"])
@@ -226,7 +221,7 @@ def _ns_lines(pairs: dict) -> list[str]:
         "at each Ns: their mean minus the exact loss, the sample sd of one draw, and the "
         "standard error of the mean.",
         ["Ns", "draws", "error of the mean", "sd of one draw", "standard error"])
-    off = _load(OFFSET_OUT)
+    off = load_results(OFFSET_OUT)
     if 400 not in pairs or 0 not in pairs[400]:
         return lines
     exact = pairs[400][0][0]
@@ -246,8 +241,8 @@ def _ns_lines(pairs: dict) -> list[str]:
 def _draws_lines(pairs: dict) -> list[str]:
     """D = 400: the error of the mean over Monte Carlo draws 0-2 (``--dmft-draws 3``)."""
     done = {**{f"400|{s}|{mc}": v for s in range(16) for mc in MC_SEEDS
-               if (v := _load(D400_MC).get(f"{d400_key(KAPPA, ALPHA, EPS, s)}|{mc}"))},
-            **_load(DRAWS_OUT)}
+               if (v := load_results(D400_MC).get(f"{d400_key(KAPPA, ALPHA, EPS, s)}|{mc}"))},
+            **load_results(DRAWS_OUT)}
     seeds = [s for s in sorted(pairs.get(400, {}))
              if all(f"400|{s}|{mc}" in done for mc in MC_SEEDS)]
     _, lines = _section(DRAWS_OUT, "D = 400: the mean of three Monte Carlo draws",
@@ -275,7 +270,7 @@ def _mean_sd_se(x: np.ndarray) -> str:
 
 def _section(path: Path, title: str, intro: str, columns: list[str]) -> tuple[dict, list[str]]:
     """(the runs of ``path``, the first lines of its table under a level-2 heading)."""
-    return _load(path), [""] + markdown_head(title, intro, columns, level=2)
+    return load_results(path), [""] + markdown_head(title, intro, columns, level=2)
 
 
 def _training_lines(pairs: dict) -> list[str]:

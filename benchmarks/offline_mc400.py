@@ -28,14 +28,13 @@ exact flow on four more seeds (4-7) of offline_critical_a7.py's D = 400 grid.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from common import half_crossing, markdown_head, run_resumable, write_table
+from common import load_results, half_crossing, markdown_head, run_resumable, write_table
 import lazyrich_theory as lr
 from lazyrich_theory.theory.offline import offline_theory
 from offline_a7_grid import RESOLVED_OUT as GRID_RESOLVED
@@ -140,7 +139,7 @@ def _k22_lines() -> list[str]:
         "seed 0), and the error with the draws' mean half time in place of draw 0's.",
         ["alpha, eps", "seeds", "exact", "draw 0", "draws", "sd of one draw",
          "Monte Carlo mean"], level=2)
-    done, exact = _load(K22_OUT), _load(HALF_EXACT)
+    done, exact = load_results(K22_OUT), load_results(HALF_EXACT)
     for kappa, a, e, seeds in (c for c in HALF_CELLS if c[0] == 22.0):
         base = f"{kappa}|{a}|{e}"
         keys = [f"{base}|{s}" for s in seeds]        # offline_halftime_400.json's keys
@@ -156,17 +155,13 @@ def _k22_lines() -> list[str]:
     return lines
 
 
-def _load(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def _draws(kappa: float, alpha: float, eps: float, draw0: dict) -> list[dict]:
     """Every Monte Carlo draw of the cell on training seed 0, draw 0 first."""
     if kappa == 2.0:
-        done = _load(K2_OFFSET)
+        done = load_results(K2_OFFSET)
         return [draw0] + [r for mc in range(1, 32) if (r := done.get(f"400|0|{mc}"))]
     series = next(s for s, (_, ae) in OUTS.items() if ae == (alpha, eps))
-    done = _load(OUTS[series][0])
+    done = load_results(OUTS[series][0])
     base = _key(kappa, alpha, eps, 0)
     return [draw0] + [r for mc in range(1, 32) if (r := done.get(f"{base}|{mc}"))]
 
@@ -215,7 +210,7 @@ def _half_cells(keys, exact: dict, spread: dict, draws: list[dict]) -> list[str]
 
 
 def table() -> None:
-    exact, spread = _load(EXACT), _load(CLOSURES["resolved"][1])
+    exact, spread = load_results(EXACT), load_results(CLOSURES["resolved"][1])
     lines = markdown_head(
         "The spread closure at D = 400 on the mean of the Monte Carlo draws",
         "Relative population loss at tau = 40 (theory - exact) and half time (error of the "
@@ -243,7 +238,7 @@ def _offset_lines(spread: dict) -> list[str]:
         "tau = 40 on training seed 0, (alpha, eps) = (1, 0.02), ± its standard error; D = 400: "
         "the same eight draws of the first table.",
         ["kappa"] + [f"D = {D}" for D in (*OFFSET_DS, 400)], level=2)
-    done, grid = _load(OFFSET_OUT), _load(GRID_RESOLVED)
+    done, grid = load_results(OFFSET_OUT), load_results(GRID_RESOLVED)
     for kappa in OFFSET_KAPPAS:
         cells = []
         for D in (*OFFSET_DS, 400):
@@ -274,9 +269,9 @@ def _critical_lines() -> list[str]:
         "offline_critical_a7.md's value (Ns = 400, mean of draws 0 and 1, tolerance 0.1).",
         ["alpha, eps", "seeds", "exact", "draws", "theory", "theory - exact",
          "one draw: sd", "bisection (draws 0, 1)"], level=2)
-    old_exact, old_theory = _load(CRITICAL_EXACT), _load(CRITICAL_THEORY)
+    old_exact, old_theory = load_results(CRITICAL_EXACT), load_results(CRITICAL_THEORY)
     for series, (_, (a, e)) in OUTS.items():
-        done = _load(CRITICAL_OUTS[series])
+        done = load_results(CRITICAL_OUTS[series])
         done.update({f"exact|{k}|{s}": v for k in EXACT_KAPPAS[400] for s in range(4)
                      if (v := old_exact.get(f"exact|400|{a}|{e}|{k}|{s}"))})
         ex = _samples(done, "exact", EXACT_KAPPAS[400], range(8))

@@ -48,7 +48,6 @@ exact flow at alpha / eps = 50 takes 2 s, 13 s and 2.3 min at D = 100, 200, 400.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -56,7 +55,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.optimize import brentq
 
-from common import markdown_head, nearest, run_resumable, seed_runs, write_table
+from common import load_results, markdown_head, nearest, run_resumable, seed_runs, write_table
 from offline_delay import KEYS
 from offline_tail_certificate import _exponent
 from offline_tail_spike import _section
@@ -162,7 +161,7 @@ def _k3_lines(kappa: float = 3.0) -> list[str]:
         f"the DMFT's column variants ({chan_out.name}).",
         ["D", "X", "Y", "exact", "dmft_column", "dmft_a7", "dmft_nosplit", "dmft_spread",
          "dmft_resolved"])
-    chan = _load(chan_out)
+    chan = load_results(chan_out)
     for D in sorted({int(k.split("|")[0]) for k in done or ()}):
         runs = {d: seed_runs(done, SWEEP_SEEDS, lambda s: f"{D}|{s}|{d}") for d in ("X", "Y")}
         runs.update({m: seed_runs(chan, SWEEP_SEEDS, lambda s: f"{D}|{s}|{m}")
@@ -177,10 +176,6 @@ def _k3_lines(kappa: float = 3.0) -> list[str]:
 def run(dims: list[int], designs=DESIGNS) -> None:
     run_resumable(OUT, ((f"{D}|{s}|{d}", lambda D=D, s=s, d=d: _one(D, s, d))
                         for D in dims for s in SEEDS for d in designs))
-
-
-def _load(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _stats(runs: list[dict]) -> tuple[float, float, float]:
@@ -449,14 +444,15 @@ def _dynamic_lines() -> list[str]:
 
 
 def table() -> None:
-    done = _load(OUT)
+    done = load_results(OUT)
     lines = markdown_head(
         "The fast column as a projection (kappa = 5.5, alpha eps = 0.02, alpha / eps = 50)",
         "`python benchmarks/offline_tail_projection.py`: the quadratic model trained on "
         "(I - Pi_Z) rho with Z = X (the A5' fast-column limit of the exact flow), Z = Y (an "
         "independent Gaussian design) or no column; see the module docstring.", [])[:3]
-    lines += _design_lines(done, _load(CHANNELS_OUT)) + _column_lines(done, _load(SWEEP_OUT))
-    lines += _spread_lines(done, _load(SWEEP_OUT)) + _k3_lines() + _k3_lines(2.0) + _k3_lines(1.5)
+    sweep = load_results(SWEEP_OUT)
+    lines += _design_lines(done, load_results(CHANNELS_OUT)) + _column_lines(done, sweep)
+    lines += _spread_lines(done, sweep) + _k3_lines() + _k3_lines(2.0) + _k3_lines(1.5)
     lines += _static_lines() + _dynamic_lines()
     write_table(HERE / "offline_tail_projection.md", lines)
 
