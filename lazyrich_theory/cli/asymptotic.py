@@ -24,6 +24,7 @@ from typing import Any
 
 from lazyrich_theory.cli.parser import (
     DMFT_DRAWS_ADVICE,
+    ONE_DRAW_SCATTER,
     add_model_options,
     add_run_options,
     check_out_dir,
@@ -270,8 +271,7 @@ def run_asymptotic(args: argparse.Namespace) -> int:
 
 
 #: below this kappa the summary line says that one DMFT draw's own error is not negligible
-#: (benchmarks/offline_mc400.md, D = 400: one draw's sd 0.16 / 0.035 / 0.013-0.019 / 0.011 at
-#: kappa = 1.5 / 2 / 3 / 5.5, <= 0.001 at 11)
+#: (ONE_DRAW_SCATTER; <= 0.001 at kappa = 11)
 ONE_DRAW_KAPPA = 8.0
 
 
@@ -285,8 +285,7 @@ def _numbers(summary: dict, critical: str) -> str:
     mc = ("" if se is None else
           f" +- {se:.2g} (standard error over {summary['dmft_draws']} Monte Carlo draws)")
     if summary.get("dmft_draws") == 1 and summary["kappa"] < ONE_DRAW_KAPPA:
-        mc = (" (one Monte Carlo draw, its own error not measured: at D = 400 one draw "
-              "scatters by 0.16 / 0.035 / 0.02 / 0.01 at kappa = 1.5 / 2 / 3 / 5.5; "
+        mc = (f" (one Monte Carlo draw, its own error not measured: {ONE_DRAW_SCATTER}; "
               "--dmft-draws 8 or more)")
     return (f"{plateau}, predicted half time {'never' if h is None else f'{h:.6g}'}, test "
             f"loss at the horizon {summary['predicted_final_test_loss']:.3g}{mc} x initial, "

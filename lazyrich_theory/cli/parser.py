@@ -344,10 +344,13 @@ def check_out_dir(out: str, config: dict[str, Any], overwrite: bool) -> None:
 
 _UNSET = object()
 
-#: when --dmft-draws is worth it (both commands' help; benchmarks/offline_mc400.md, D = 400)
-DMFT_DRAWS_ADVICE = ("worth it at kappa <~ 5.5, where one draw's loss at tau = 40 scatters by a "
-                     "sd of 0.16 / 0.035 / 0.015 / 0.011 at kappa = 1.5 / 2 / 3 / 5.5 (7 % in "
-                     "the half time at 5.5)")
+#: how much one DMFT draw scatters (benchmarks/offline_mc400.md): --dmft-draws' help in both
+#: commands and asymptotic's line for a one-draw run
+ONE_DRAW_SCATTER = ("one draw's loss at tau = 40 scatters by a sd of 0.16 / 0.035 / 0.015 / "
+                    "0.011 at kappa = 1.5 / 2 / 3 / 5.5 (D = 400)")
+#: when --dmft-draws is worth it (both commands' help)
+DMFT_DRAWS_ADVICE = (f"worth it at kappa <~ 5.5, where {ONE_DRAW_SCATTER}, and its half time by "
+                     "7 % at 5.5")
 
 
 def _config_difference(old: Any, new: dict[str, Any], most: int = 4) -> str:
