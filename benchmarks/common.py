@@ -124,6 +124,14 @@ def baseline_tree(commit: str) -> str:
     return dest
 
 
+def geometric_times(T: int, n: int = 300):
+    """Save times for a run to ``T`` steps: 0 and ``n`` geometrically spaced integers from 1 to
+    ``T`` (repeats dropped), the grid the offline-theory benchmarks evaluate on."""
+    import numpy as np
+
+    return np.unique(np.concatenate([[0], np.geomspace(1, T, n).astype(int)]))
+
+
 def load_results(path) -> dict[str, Any]:
     """The results JSON file ``path`` (a pathlib.Path) as a dict; {} if it does not exist
     (not run yet)."""

@@ -25,7 +25,8 @@ import numpy as np
 import lazyrich_theory as lr
 import sys
 
-from common import load_results, markdown_head, run_or_table, run_resumable, write_table
+from common import (geometric_times, load_results, markdown_head, run_or_table, run_resumable,
+                    write_table)
 from lazyrich_theory.errors import DivergenceError
 from lazyrich_theory.theory.offline import offline_theory
 from offline_final_400 import CELLS as D400_CELLS, OUT as D400_EXACT, _key as d400_key, _metrics
@@ -45,7 +46,7 @@ RESOLVED_OUT = HERE / "offline_a7_grid_resolved.json"
 def _one(D: int, kappa: float, alpha: float, eps: float, seed: int) -> dict:
     p = lr.Problem(D=D, P=int(round(kappa * D)), N=math.inf, alpha=alpha, eps=eps, seed=seed)
     t_h = 1000 * D
-    st = np.unique(np.concatenate([[0], np.geomspace(1, t_h, 300).astype(int)]))
+    st = geometric_times(t_h)
     out = {"exact": _metrics(lr.solve(p, t_h, method="flow", save_times=st))}
     for name, closure in (("dmft", "dmft"), ("a7", "least_squares")):
         try:
@@ -56,12 +57,15 @@ def _one(D: int, kappa: float, alpha: float, eps: float, seed: int) -> dict:
     return out
 
 
-def _resolved_one(D: int, kappa: float, alpha: float, eps: float, seed: int) -> dict:
+def _resolved_one(D: int, kappa: float, alpha: float, eps: float, seed: int,
+                  mc: int = 0) -> dict:
+    """The spread closure (its default, resolved response) on training seed ``seed``, the
+    DMFT's Monte Carlo draw ``mc``."""
     p = lr.Problem(D=D, P=int(round(kappa * D)), N=math.inf, alpha=alpha, eps=eps, seed=seed)
     t_h = 1000 * D
-    st = np.unique(np.concatenate([[0], np.geomspace(1, t_h, 300).astype(int)]))
+    st = geometric_times(t_h)
     try:
-        return _metrics(offline_theory(p, t_h, method="dmft", save_times=st,
+        return _metrics(offline_theory(p, t_h, method="dmft", save_times=st, seed=mc,
                                        column_closure="spread"))
     except DivergenceError as err:      # recorded, and counted in the table
         return {"final": None, "half": None, "error": str(err)}

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import lazyrich_theory as lr
-from common import markdown_head, run_or_table, write_table
+from common import geometric_times, markdown_head, run_or_table, write_table
 from lazyrich_theory.theory.offline import (entropic_interpolant, offline_inputs,
                                             offline_theory)
 from lazyrich_theory.theory.timescales import half_time
@@ -50,7 +50,7 @@ def _key(kappa: float, alpha: float, eps: float, seed: int) -> str:
 def cell_problem(kappa: float, alpha: float, eps: float, seed: int):
     """(the problem of one run, its save times)."""
     p = lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=alpha, eps=eps, seed=seed)
-    return p, np.unique(np.concatenate([[0], np.geomspace(1, T_H, 300).astype(int)]))
+    return p, geometric_times(T_H)
 
 
 def cell_jobs(one):

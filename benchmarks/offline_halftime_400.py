@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import lazyrich_theory as lr
-from common import markdown_head, run_resumable
+from common import geometric_times, markdown_head, run_resumable
 from lazyrich_theory.theory.offline import offline_inputs, offline_theory
 from lazyrich_theory.theory.timescales import half_time
 
@@ -42,7 +42,7 @@ T_MAX = {5.5: 120_000, 11.0: 60_000, 22.0: 60_000}
 def _one(kappa: float, alpha: float, eps: float, seed: int) -> dict:
     p = lr.Problem(D=D, P=int(round(kappa * D)), N="inf", alpha=alpha, eps=eps, seed=seed)
     T = T_MAX[kappa]
-    st = np.unique(np.concatenate([[0], np.geomspace(1, T, 300).astype(int)]))
+    st = geometric_times(T)
     t0 = time.perf_counter()
     tr = lr.solve(p, T, method="flow", save_times=st)
     t1 = time.perf_counter()

@@ -30,7 +30,8 @@ import numpy as np
 
 import lazyrich_theory as lr
 from lazyrich_theory.theory.offline import offline_theory
-from common import load_results, markdown_head, run_or_table, run_resumable, write_table
+from common import (geometric_times, load_results, markdown_head, run_or_table, run_resumable,
+                    write_table)
 from offline_a7_grid import OUT as GRID, RESOLVED_OUT as GRID_RESOLVED, _resolved_one
 from offline_dmft_a7 import CLOSURES as D400_CLOSURES, MC_OUT
 from offline_final_400 import OUT as D400_EXACT, _key as d400_key, _metrics
@@ -47,7 +48,7 @@ EXTRA = {100: range(8, 32), 200: range(8, 32), 400: range(16, 32)}
 def _one(D: int, seed: int) -> dict:
     p = lr.Problem(D=D, P=int(round(KAPPA * D)), N=math.inf, alpha=ALPHA, eps=EPS, seed=seed)
     t_h = 1000 * D
-    st = np.unique(np.concatenate([[0], np.geomspace(1, t_h, 300).astype(int)]))
+    st = geometric_times(t_h)
     return {"exact": _metrics(lr.solve(p, t_h, method="flow", save_times=st)),
             "spread": _resolved_one(D, KAPPA, ALPHA, EPS, seed)}
 
@@ -76,7 +77,7 @@ def _spread(D: int, data_seed: int, **options) -> dict:
     p = lr.Problem(D=D, P=int(round(KAPPA * D)), N=math.inf, alpha=ALPHA, eps=EPS,
                    seed=data_seed)
     t_h = 1000 * D
-    st = np.unique(np.concatenate([[0], np.geomspace(1, t_h, 300).astype(int)]))
+    st = geometric_times(t_h)
     return _metrics(offline_theory(p, t_h, method="dmft", save_times=st,
                                    column_closure="spread", **options))
 

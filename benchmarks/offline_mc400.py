@@ -34,10 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from common import load_results, half_crossing, markdown_head, run_resumable, write_table
+from common import (geometric_times, half_crossing, load_results, markdown_head, run_resumable,
+                    write_table)
 import lazyrich_theory as lr
 from lazyrich_theory.theory.offline import offline_theory
-from offline_a7_grid import RESOLVED_OUT as GRID_RESOLVED
+from offline_a7_grid import RESOLVED_OUT as GRID_RESOLVED, _resolved_one
 from offline_dmft_a7 import CLOSURES, _one
 from offline_final_400 import CELLS, OUT as EXACT, _key, _metrics
 from offline_halftime_400 import CELLS as HALF_CELLS, OUT as HALF_EXACT, T_MAX as HALF_T_MAX
@@ -97,14 +98,8 @@ def _offset_jobs():
     for mc in OFFSET_DRAWS:
         for D in OFFSET_DS:
             for kappa in OFFSET_KAPPAS:
-                yield (f"{D}|{kappa}|{mc}", lambda D=D, k=kappa, mc=mc: _small_d(D, k, mc))
-
-
-def _small_d(D: int, kappa: float, mc: int) -> dict:
-    p = lr.Problem(D=D, P=int(round(kappa * D)), N=math.inf, alpha=1.0, eps=0.02, seed=0)
-    st = np.unique(np.concatenate([[0], np.geomspace(1, 1000 * D, 300).astype(int)]))
-    return _metrics(offline_theory(p, 1000 * D, method="dmft", save_times=st, seed=mc,
-                                   column_closure="spread"))
+                yield (f"{D}|{kappa}|{mc}",
+                       lambda D=D, k=kappa, mc=mc: _resolved_one(D, k, 1.0, 0.02, 0, mc))
 
 
 #: kappa = 22, the grid's last column: the half time against offline_halftime_400.py's exact
@@ -125,7 +120,7 @@ def _k22_jobs():
 def _k22(alpha: float, eps: float, seed: int, mc: int) -> dict:
     p = lr.Problem(D=400, P=8800, N=math.inf, alpha=alpha, eps=eps, seed=seed)
     T = HALF_T_MAX[22.0]
-    st = np.unique(np.concatenate([[0], np.geomspace(1, T, 300).astype(int)]))
+    st = geometric_times(T)
     return _metrics(offline_theory(p, T, method="dmft", save_times=st, seed=mc,
                                    column_closure="spread"))
 

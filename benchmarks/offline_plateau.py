@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import lazyrich_theory as lr
-from common import markdown_head, run_resumable
+from common import geometric_times, markdown_head, run_resumable
 from lazyrich_theory.theory.offline import plateau_losses
 
 HERE = Path(__file__).resolve().parent
@@ -38,7 +38,7 @@ def _one(D: int, kappa: float, alpha: float, eps: float, seed: int) -> dict:
     data = p.data()
     X, y = np.asarray(data.X, float), np.asarray(data.y, float)
     T = int(TAU_END * alpha * D / (2 * eps))
-    st = np.unique(np.concatenate([[0], np.geomspace(1, T, 300).astype(int)]))
+    st = geometric_times(T)
     tr = lr.solve(p, T, method="flow", save_times=st, data=data)
     L0 = float(tr.population_loss[0])
     k = int(np.argmax(tr.population_loss))
