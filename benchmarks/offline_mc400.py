@@ -137,15 +137,12 @@ def _k22_lines() -> list[str]:
     done, exact = load_results(K22_OUT), load_results(HALF_EXACT)
     for kappa, a, e, seeds in (c for c in HALF_CELLS if c[0] == 22.0):
         base = f"{kappa}|{a}|{e}"
-        keys = [f"{base}|{s}" for s in seeds]        # offline_halftime_400.json's keys
         if not all(f"{base}|{s}|0" in done for s in seeds):
             continue
-        spread = {k: {"half": done[f"{base}|{s}|0"]["half"]} for k, s in zip(keys, seeds)}
-        ex = {k: {"exact": {"half": exact[k]["exact_half"]}} for k in keys}
+        hx = [exact[f"{base}|{s}"]["exact_half"] for s in seeds]  # offline_halftime_400's keys
         draws = [done[f"{base}|0|{mc}"] for mc in range(16) if f"{base}|0|{mc}" in done]
-        e0, sd, mean = _half_cells(keys, ex, spread, draws)
-        lines.append(f"| {a:g}, {e:g} | {len(seeds)} | "
-                     f"{np.mean([exact[k]['exact_half'] for k in keys]):.0f} | {e0} | "
+        e0, sd, mean = _half_cells([done[f"{base}|{s}|0"]["half"] for s in seeds], hx, draws)
+        lines.append(f"| {a:g}, {e:g} | {len(seeds)} | {np.mean(hx):.0f} | {e0} | "
                      f"{len(draws)} | {sd} | {mean} |")
     return lines
 
@@ -182,16 +179,17 @@ def _row(cell, exact: dict, spread: dict) -> str | None:
              _pm(float(err.mean()), se0), str(len(draws)), _pm(float(off), float(off_se)),
              f"{finals.std(ddof=1):.3f}",
              _pm(float(err.mean() + off), math.hypot(se0, float(off_se)))]
-    return "| " + " | ".join(cells + _half_cells(keys, exact, spread, draws)) + " |"
+    halves = _half_cells([spread[k]["half"] for k in keys],
+                         [exact[k]["exact"]["half"] for k in keys], draws)
+    return "| " + " | ".join(cells + halves) + " |"
 
 
-def _half_cells(keys, exact: dict, spread: dict, draws: list[dict]) -> list[str]:
-    """Half time: draw 0's error of the seed mean (± its standard error over the seeds, the
-    delta method for a ratio of paired means), one draw's relative sd, the error with the
-    draws' mean half time on seed 0 in place of draw 0's (± the two standard errors
-    combined)."""
-    th = np.array([spread[k]["half"] for k in keys], dtype=float)
-    hx = np.array([exact[k]["exact"]["half"] for k in keys], dtype=float)
+def _half_cells(th: list, hx: list, draws: list[dict]) -> list[str]:
+    """Half time (theory ``th`` and exact ``hx`` per seed, the draws on seed 0): draw 0's error
+    of the seed mean (± its standard error over the seeds, the delta method for a ratio of
+    paired means), one draw's relative sd, the error with the draws' mean half time on seed 0
+    in place of draw 0's (± the two standard errors combined)."""
+    th, hx = np.array(th, dtype=float), np.array(hx, dtype=float)
     halves = np.array([d["half"] for d in draws], dtype=float)
     if not (np.all(np.isfinite(th)) and np.all(np.isfinite(hx)) and np.all(np.isfinite(halves))):
         return ["—", "—", "—"]
