@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from lazyrich_theory.cli.parser import (
+    DMFT_COST,
     DMFT_DRAWS_ADVICE,
     ONE_DRAW_SCATTER,
     add_model_options,
@@ -239,9 +240,8 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     closure = ({"column_closure": args.column_closure, "draws": args.dmft_draws}
                if curve_dmft else {})     # else only --critical-kappa dmft used them
     if not args.quiet:
-        print(f"asymptotic: the theory's curve (--method {args.method}; the DMFT ~5-10 s, "
-              "~2.3x that with --column-closure spread, times --dmft-draws; the spectral "
-              "closure ~1 s, the r-index DMFT ~10-40 s)", flush=True)
+        print(f"asymptotic: the theory's curve (--method {args.method}; the DMFT {DMFT_COST}; "
+              "the spectral closure ~1 s, the r-index DMFT ~10-40 s)", flush=True)
     curve_started = time.perf_counter()
     traj = offline_theory(problem, steps, method=args.method, save_times=extra,
                           xi_law=args.xi_law, Ns=args.ns, seed=args.dmft_seed, **closure)

@@ -18,6 +18,7 @@ import time
 from typing import Any, Iterable, Sequence
 
 from lazyrich_theory.cli.parser import (
+    DMFT_COST,
     DMFT_DRAWS_ADVICE,
     add_model_options,
     add_run_options,
@@ -316,7 +317,7 @@ def run_solve(args: argparse.Namespace) -> int:
     if not args.quiet and getattr(args, "offline", None) == "dmft" and args.theory:
         print(f"{args.command}: the exact solve, then the DMFT's curve ("
               + (f"{args.dmft_draws} Monte Carlo draws, " if args.dmft_draws > 1 else "")
-              + "~5-20 s per draw at D = 100, ~2.3x that with --column-closure spread)",
+              + f"{DMFT_COST})",
               file=sys.stderr, flush=True)
     traj = _compute(args, problem, steps, extra, data)
     assert len(traj.t) == len(times)
