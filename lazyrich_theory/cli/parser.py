@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from typing import Any, Callable
 
@@ -46,7 +47,10 @@ class Parser(argparse.ArgumentParser):
     instead of printing the usage and exiting."""
 
     def error(self, message: str) -> None:
-        raise UsageError(message)
+        # argparse prefixes a converter's message with "argument --X: "; ours already name
+        # the option ("--X must be ..."), so the prefix is dropped rather than said twice
+        m = re.fullmatch(r"argument (\S+): (\1 .*)", message, flags=re.DOTALL)
+        raise UsageError(m.group(2) if m else message)
 
 
 # ---------------------------------------------------------------------------- converters

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -388,6 +389,7 @@ def test_bad_cli_input_exits_2_with_one_line_naming_the_cause(case, files, tmp_p
     assert line.startswith(("lazyrich: error: ", "lazyrich figure: error: ")), line
     keyword = CLI_CASES[case][1]
     assert keyword.lower() in line.lower(), (keyword, line)
+    assert not re.search(r"argument (\S+): \1 ", line), line    # the option named once
     assert stdout == ""
     assert not out.exists()
     assert sorted(os.listdir(files["tmp"])) == before       # nothing written beside the inputs
