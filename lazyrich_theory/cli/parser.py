@@ -352,9 +352,9 @@ _UNSET = object()
 #: commands and asymptotic's line for a one-draw run
 ONE_DRAW_SCATTER = ("one draw's loss at tau = 40 scatters by a sd of 0.16 / 0.035 / 0.015 / "
                     "0.011 at kappa = 1.5 / 2 / 3 / 5.5 (D = 400)")
-#: when --dmft-draws is worth it (both commands' help)
+#: when --dmft-draws is worth it (both commands' help, which argparse %-formats: "%%" is "%")
 DMFT_DRAWS_ADVICE = (f"worth it at kappa <~ 5.5, where {ONE_DRAW_SCATTER}, and its half time by "
-                     "7 % at 5.5")
+                     "7 %% at 5.5")
 #: what one DMFT curve costs (both commands' progress lines)
 DMFT_COST = "~5-20 s per draw at D = 100, ~2.3x that with --column-closure spread"
 

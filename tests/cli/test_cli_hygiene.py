@@ -102,6 +102,18 @@ def test_every_argument_of_every_subcommand_has_help_text():
     assert not missing, f"arguments without help text: {missing}"
 
 
+def test_every_help_text_formats_as_written():
+    """argparse %-formats each help string: a bare "7 % at 5.5" reads "% a" as a conversion
+    and prints the action's dict in its place, so every help must render without it."""
+    bad = {}
+    for name, parser in _parsers().items():
+        text = parser.format_help()
+        if "option_strings" in text or "%(" in text or "%%" in text:
+            bad[name] = [line for line in text.splitlines() if "option_strings" in line
+                         or "%(" in line or "%%" in line][:2]
+    assert not bad, bad
+
+
 def test_compare_and_figure_help_name_their_arguments_and_defaults(capsys):
     with pytest.raises(SystemExit):
         app.main(["compare", "--help"])
