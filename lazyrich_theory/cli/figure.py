@@ -11,13 +11,16 @@ lists the figure registry, which needs matplotlib: ``lazyrich --help`` shows a p
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from typing import Any, Sequence
 
-from lazyrich_theory.cli.parser import Parser, count_at_least, int_at_least, run_guarded
+from lazyrich_theory.cli.parser import (Parser, config_difference, count_at_least, int_at_least,
+                                       run_guarded)
 from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.storage import jsonable
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.resources import LONG_RUN_SECONDS, check_resources, check_writable
 
@@ -73,6 +76,9 @@ def build_parser(paper: Sequence[str], beyond: Sequence[str]) -> argparse.Argume
                     help="seed of the data and initialisation streams (>= 0, default 0)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a problem field or figure option (repeatable)")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace a figure of another configuration (problem, steps, options) "
+                         "already in the output folder (default: refuse)")
     return ap
 
 
@@ -124,11 +130,30 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return overrides
 
 
+def _check_rerun(fig: Any, out: str, record: dict[str, Any], overwrite: bool) -> None:
+    """Refuse (one line) to replace, in ``out``, figure ``fig`` of another configuration
+    (its ``figure.json``'s problem, steps and options), unless ``overwrite``."""
+    path = os.path.join(out, "figure.json")
+    if overwrite or not os.path.isfile(path):
+        return
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+        old = {k: saved[k] for k in record}
+    except (OSError, ValueError, KeyError, TypeError):
+        old = None
+    new = json.loads(json.dumps(jsonable(record)))
+    if old != new:
+        raise ProblemError(f"{out} already holds figure {fig.name} of another configuration "
+                           f"({config_difference(old, new, record='figure.json')}); use "
+                           "another --out or pass --overwrite")
+
+
 def _check_figure(fig: Any, out: str, steps: int | None, seed: int,
-                  overrides: dict[str, Any]) -> None:
+                  overrides: dict[str, Any], overwrite: bool = False) -> None:
     """Everything checkable before figure ``fig`` is computed: the ``--set`` keys, its
-    problem, the estimate of its reduced solve (a lower bound of the figure's work) and that
-    ``out`` is writable."""
+    problem, the estimate of its reduced solve (a lower bound of the figure's work), that
+    ``out`` is writable and holds no figure of another configuration."""
     fields = list(Problem.__dataclass_fields__)
     unknown = sorted(k for k in overrides if k not in fields and k not in fig.options)
     if unknown:
@@ -143,6 +168,9 @@ def _check_figure(fig: Any, out: str, steps: int | None, seed: int,
                           hint="a figure runs at its configured size: lower the --set "
                                "values or --steps")
     check_writable(out, "--out", siblings=False)
+    _check_rerun(fig, out, {"problem": problem.to_dict(), "steps": steps,
+                            "options": {k: v for k, v in overrides.items() if k not in fields}},
+                 overwrite)
     if fig.solves and est.seconds > LONG_RUN_SECONDS:
         print(f"lazyrich figure: estimate for {fig.name}: at least {est.describe()} (its "
               "reduced solve alone)", file=sys.stderr)
@@ -162,7 +190,7 @@ def _run(argv: Sequence[str] | None, started: float) -> int:
                            f"{', '.join(FIGURES)} or all")
     for name in names:
         _check_figure(FIGURES[name], os.path.join(args.out, name), args.steps, args.seed,
-                      overrides)
+                      overrides, args.overwrite)
     for name in names:
         make_figure(name, os.path.join(args.out, name), args.steps, args.seed, **overrides)
         now = time.perf_counter()   # wall time since the previous line (the first: the start)

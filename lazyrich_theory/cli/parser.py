@@ -32,7 +32,7 @@ from lazyrich_theory.spec.resources import check_writable
 __all__ = ["DEFAULT_STEPS", "UsageError", "Parser", "int_at_least", "count_at_least", "finite_float",
            "add_model_options", "add_run_options", "problem_from_args", "preset_horizon_note",
            "say_preset_note",
-           "check_out_dir", "exit_code", "run_guarded"]
+           "check_out_dir", "config_difference", "exit_code", "run_guarded"]
 
 #: Horizon in GD steps when neither ``--steps`` nor a preset gives one.
 DEFAULT_STEPS = 10_000
@@ -342,7 +342,7 @@ def check_out_dir(out: str, config: dict[str, Any], overwrite: bool) -> None:
     new = json.loads(json.dumps(config))
     if old != new:
         raise ProblemError(f"{out} already holds results of a different run "
-                           f"({_config_difference(old, new)}); use another --out or pass "
+                           f"({config_difference(old, new)}); use another --out or pass "
                            "--overwrite")
 
 
@@ -359,13 +359,14 @@ DMFT_DRAWS_ADVICE = (f"worth it at kappa <~ 5.5, where {ONE_DRAW_SCATTER}, and i
 DMFT_COST = "~5-20 s per draw at D = 100, ~2.3x that with --column-closure spread"
 
 
-def _config_difference(old: Any, new: dict[str, Any], most: int = 4) -> str:
+def config_difference(old: Any, new: dict[str, Any], most: int = 4,
+                      record: str = "run.json") -> str:
     """The settings in which two runs' configurations differ, for the refusal message:
     "seed 0 -> 1, dmft_draws default -> 8" (nested dicts such as ``problem`` are flattened and
     named first; a setting left out at its default is "default"; at most ``most`` named, long
-    values shortened)."""
+    values shortened; ``old`` not a dict: the ``record`` file it came from is unreadable)."""
     if not isinstance(old, dict):
-        return "its run.json is missing or unreadable"
+        return f"its {record} is missing or unreadable"
 
     def flat(d: dict[str, Any]) -> dict[str, Any]:
         top = {k: v for k, v in d.items() if not isinstance(v, dict)}

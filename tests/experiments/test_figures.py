@@ -51,6 +51,32 @@ def test_figure_cli_errors(tmp_path, capsys):
     assert len(err) == 3 and all(line.startswith("lazyrich figure: error:") for line in err)
 
 
+def test_figure_cli_refuses_to_replace_a_figure_of_another_configuration(tmp_path, capsys):
+    """A rerun with the same configuration refreshes the figure; another problem, horizon or
+    option is refused in one line naming what differs, before anything runs, and leaves the
+    saved figure as it was; --overwrite replaces it."""
+    main = _figure_cli()
+    small = ["--out", str(tmp_path), "--steps", "50", "--set", "D=12", "--set", "P=40",
+             "--set", "N=20", "--set", "test_size=60"]
+    saved = tmp_path / "fig1" / "figure.json"
+    assert main(["fig1", *small]) == 0
+    first = saved.read_text()
+    assert main(["fig1", *small]) == 0                              # the same run again
+    capsys.readouterr()
+    for extra, named in ((["--seed", "1"], "seed 0 -> 1"), (["--steps", "60"], "steps 50 -> 60"),
+                         (["--set", "network_steps=20"], "network_steps")):
+        assert main(["fig1", *small, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("lazyrich figure: error:") and "\n" not in err, err
+        assert "another configuration" in err and named in err and "--overwrite" in err, err
+    assert json.loads(saved.read_text())["steps"] == json.loads(first)["steps"] == 50
+    assert main(["fig1", *small, "--steps", "60", "--overwrite"]) == 0
+    assert json.loads(saved.read_text())["steps"] == 60
+    saved.write_text("{not json")
+    assert main(["fig1", *small]) == 2
+    assert "figure.json is missing or unreadable" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- fig5
 FIG5_SMALL = dict(D=12, P=30, test_size=30, N=2)
 
