@@ -30,6 +30,7 @@ from lazyrich_theory.cli.parser import (
     add_run_options,
     check_out_dir,
     int_at_least,
+    relative_loss_text,
     problem_from_args,
     say_preset_note,
 )
@@ -270,9 +271,46 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     return 0
 
 
-#: below this kappa the summary line says that one DMFT draw's own error is not negligible
-#: (ONE_DRAW_SCATTER; <= 0.001 at kappa = 11)
+#: below this kappa the summary line says what the DMFT's loss at the horizon is worth: one
+#: draw's own error (ONE_DRAW_SCATTER; <= 0.001 at kappa = 11), or the closure's bias
 ONE_DRAW_KAPPA = 8.0
+#: the bias of the DMFT's loss at tau = 40 with its linear column as derived / closure A7
+#: (docs/offline_theory.md, top table; D = 400), which more draws do not remove
+CLOSURE_BIAS = {"dmft": "the DMFT as derived is +0.03..+0.07 too high at kappa = 5.5 and "
+                        "+0.1..+0.3 at kappa <= 3 (D = 400)",
+                "least_squares": "closure A7 is +0.02..+0.07 too high at kappa <= 5.5 (D = 400)"}
+
+
+#: the spectral closure's loss at the horizon (no memorisation channel: no floor)
+SPECTRAL_BIAS = ("no memorisation in the spectral closure: -0.03..-0.10 too low at kappa = "
+                 "5.5, D = 50-400; the tau -> inf test loss says where the flow ends")
+
+
+def _horizon_note(summary: dict) -> str:
+    """What the loss at the horizon is worth below ONE_DRAW_KAPPA ("" elsewhere): the
+    spectral closure's or the DMFT closure's bias (as derived, A7), or for the spread
+    closure one draw's own scatter."""
+    if summary["kappa"] >= ONE_DRAW_KAPPA:
+        return ""
+    if summary.get("method") == "spectral":
+        return f" ({SPECTRAL_BIAS})"
+    if summary.get("dmft_draws") is None:
+        return ""
+    bias = CLOSURE_BIAS.get(summary.get("column_closure", "dmft"))
+    if bias is not None:
+        return f" ({bias}, a bias that more draws do not remove: --column-closure spread)"
+    if summary["dmft_draws"] == 1:
+        return (f" (one Monte Carlo draw, its own error not measured: {ONE_DRAW_SCATTER}; "
+                "--dmft-draws 8 or more)")
+    return ""
+
+
+def _steps(t: float | None) -> str:
+    """A predicted time in GD steps for the summary line: whole steps from 100 on (the
+    theory is good to a few %, not to six digits), "never" for None."""
+    if t is None:
+        return "never"
+    return f"{t:.0f}" if t >= 100 else f"{t:.3g}"
 
 
 def _numbers(summary: dict, critical: str) -> str:
@@ -281,15 +319,11 @@ def _numbers(summary: dict, critical: str) -> str:
     train, test = summary["predicted_plateau_train_loss"], summary["predicted_plateau_test_loss"]
     plateau = ("no plateau" if train is None else
                f"plateau train / test {train:.3g} / {test:.3g} x initial")
-    se = summary.get("predicted_final_test_loss_mc_se")
-    mc = ("" if se is None else
-          f" +- {se:.2g} (standard error over {summary['dmft_draws']} Monte Carlo draws)")
-    if summary.get("dmft_draws") == 1 and summary["kappa"] < ONE_DRAW_KAPPA:
-        mc = (f" (one Monte Carlo draw, its own error not measured: {ONE_DRAW_SCATTER}; "
-              "--dmft-draws 8 or more)")
-    return (f"{plateau}, predicted half time {'never' if h is None else f'{h:.6g}'}, test "
-            f"loss at the horizon {summary['predicted_final_test_loss']:.3g}{mc} x initial, "
-            "critical kappa "
+    loss = relative_loss_text(summary["predicted_final_test_loss"],
+                              summary.get("predicted_final_test_loss_mc_se"),
+                              summary.get("dmft_draws"))
+    return (f"{plateau}, predicted half time {_steps(h)}, test "
+            f"loss at the horizon {loss}{_horizon_note(summary)}, critical kappa "
             f"{_fmt_critical(crit_k, critical)} ({critical}), "
             f"tau -> inf test loss {_fmt(summary)}")
 

@@ -32,7 +32,8 @@ from lazyrich_theory.spec.resources import check_writable
 __all__ = ["DEFAULT_STEPS", "UsageError", "Parser", "int_at_least", "count_at_least", "finite_float",
            "add_model_options", "add_run_options", "problem_from_args", "preset_horizon_note",
            "say_preset_note",
-           "check_out_dir", "config_difference", "exit_code", "run_guarded"]
+           "check_out_dir", "config_difference", "relative_loss_text", "exit_code",
+           "run_guarded"]
 
 #: Horizon in GD steps when neither ``--steps`` nor a preset gives one.
 DEFAULT_STEPS = 10_000
@@ -355,6 +356,15 @@ ONE_DRAW_SCATTER = ("one draw's loss at tau = 40 scatters by a sd of 0.16 / 0.03
 #: when --dmft-draws is worth it (both commands' help, which argparse %-formats: "%%" is "%")
 DMFT_DRAWS_ADVICE = (f"worth it at kappa <~ 5.5, where {ONE_DRAW_SCATTER}, and its half time by "
                      "7 %% at 5.5")
+def relative_loss_text(value: float, se: float | None = None, draws: int | None = None) -> str:
+    """A relative loss in a summary line: "0.434 x initial", or with the standard error of a
+    mean over Monte Carlo draws "0.434 +- 0.0061 x initial (standard error over 8 Monte
+    Carlo draws)" (both commands' lines)."""
+    if se is None:
+        return f"{value:.3g} x initial"
+    return f"{value:.3g} +- {se:.2g} x initial (standard error over {draws} Monte Carlo draws)"
+
+
 #: what one DMFT curve costs (both commands' progress lines)
 DMFT_COST = "~5-20 s per draw at D = 100, ~2.3x that with --column-closure spread"
 

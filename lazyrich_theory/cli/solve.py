@@ -24,6 +24,7 @@ from lazyrich_theory.cli.parser import (
     add_run_options,
     check_out_dir,
     int_at_least,
+    relative_loss_text,
     problem_from_args,
     say_preset_note,
 )
@@ -272,11 +273,9 @@ def _offline_clause(summary: dict[str, Any]) -> str:
     final = summary.get("offline_predicted_final_test_loss")
     if final is None:
         return ""
-    se = summary.get("offline_predicted_final_test_loss_mc_se")
-    mc = ("" if se is None else f" +- {se:.2g} (standard error over "
-          f"{summary['offline_dmft_draws']} Monte Carlo draws)")
-    return (f"; offline theory ({summary['offline_method']}) population loss {final:.3g}{mc} "
-            "x initial")
+    loss = relative_loss_text(final, summary.get("offline_predicted_final_test_loss_mc_se"),
+                              summary.get("offline_dmft_draws"))
+    return f"; offline theory ({summary['offline_method']}) population loss {loss}"
 
 
 def run_solve(args: argparse.Namespace) -> int:

@@ -348,10 +348,27 @@ def test_dmft_draws(tmp_path, capsys):
     capsys.readouterr()
     assert _run(tmp_path, *base)[0] == 2
     assert "differs in dmft_draws 2 -> default" in capsys.readouterr().err
-    # not quiet, one draw at kappa = 2: the summary line says its error is not measured
+    # not quiet, one draw at kappa = 2: the summary line says what the loss is worth: the
+    # closure's bias as derived (draws do not remove it), one draw's own scatter with spread
     assert main(["asymptotic", *base, "--out", str(tmp_path / "one"), "--no-plot"]) == 0
     line = capsys.readouterr().out.splitlines()[-1]
-    assert "(one Monte Carlo draw, its own error not measured" in line, line
+    assert "x initial (the DMFT as derived is +0.03..+0.07 too high" in line, line
+    assert "a bias that more draws do not remove: --column-closure spread)" in line, line
+    assert "one Monte Carlo draw" not in line, line
+    assert main(["asymptotic", *base, "--column-closure", "spread", "--out",
+                 str(tmp_path / "one_spread"), "--no-plot"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert "x initial (one Monte Carlo draw, its own error not measured" in line, line
+    assert "bias" not in line, line
+    # the spectral closure's loss at the horizon has no floor: the line and its regime say so
+    assert main(["asymptotic", "--D", "30", "--P", "200", "--steps", "2000", "--critical-kappa",
+                 "none", "--limit-loss", "none", "--out", str(tmp_path / "one_spectral"),
+                 "--no-plot"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("asymptotic: offline-spectral"), line
+    assert "x initial (no memorisation in the spectral closure: -0.03..-0.10 too low" in line
+    regime = json.loads((tmp_path / "one_spectral" / "summary.json").read_text())["regime"]
+    assert "its loss at the horizon has no floor" in regime, regime
     # a spectral curve with --critical-kappa dmft: the draws are the critical search's
     code, spec = _run(tmp_path, "--D", "30", "--P", "200", "--steps", "2000", "--ns", "40",
                       "--critical-kappa", "dmft", "--limit-loss", "none", "--dmft-draws", "2",

@@ -125,5 +125,5 @@ def test_dmft_draws_column_key_and_run_record(tmp_path, capsys):
     assert "then the DMFT's curve (2 Monte Carlo draws" in err
     assert (f"offline theory (dmft) population loss "
             f"{s['offline_predicted_final_test_loss']:.3g} +- "
-            f"{s['offline_predicted_final_test_loss_mc_se']:.2g} (standard error over 2 Monte "
-            "Carlo draws) x initial") in out
+            f"{s['offline_predicted_final_test_loss_mc_se']:.2g} x initial (standard error "
+            "over 2 Monte Carlo draws)") in out

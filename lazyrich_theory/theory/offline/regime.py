@@ -26,7 +26,10 @@ def regime_note(traj: Trajectory) -> str:
                 "short by ~3-25 % at kappa = 22, ~20-46 % at kappa = 11 and ~50-86 % at "
                 "kappa = 5.5: the delay is set by the late tail, which this closure has too "
                 "fast (no memorisation channel: it gives back the trace the lazy phase left in "
-                "the bulk too fast; docs/offline_theory.md §11.5-11.6)")
+                "the bulk too fast; docs/offline_theory.md §11.5-11.6); for the same reason "
+                "its loss at the horizon has no floor: -0.03..-0.10 too low at kappa = 5.5 "
+                "(D = 50-400): for where the flow ends trust predicted_limit_test_loss (the "
+                "interpolant)")
     if method == "rindex":
         return ("r-index DMFT of a finite-rank init: exact as D -> inf (no closure); measured "
                 "against the exact flow within its seed spread from D = 100 on "
