@@ -7,7 +7,8 @@ t_h = 1000 D, tau = 40) were all computed on the DMFT's Monte Carlo draw 0.  At 
 draw turned out 0.027 below the mean of 32 draws (offline_k2_rate.py offset), an offset shared
 by every training seed because the theory sees a seed only through b2 (its sd over the seeds
 is <= 0.011 in every cell).  This script measures the same offset in every other cell: draws
-1-15 (and 16-31 at kappa <= 5.5) on training seed 0; the error on the Monte Carlo mean is the
+1-15 (and 16-31 at kappa <= 5.5, 32-95 at kappa = 1.5) on training seed 0, and at kappa = 1.5
+the exact flow on 16 more training seeds (``seeds``); the error on the Monte Carlo mean is the
 draw-0 error of the seed mean plus that offset (for the half time: times the ratio of the
 draws' mean half time to draw 0's).
 
@@ -17,6 +18,7 @@ draws' mean half time to draw 0's).
     python benchmarks/offline_mc400.py critical a2  # mean; resumable (~40 min each)
     python benchmarks/offline_mc400.py offset   # the offsets at D = 100, 200 (~10 min)
     python benchmarks/offline_mc400.py k22      # kappa = 22's half time (~10 min)
+    python benchmarks/offline_mc400.py seeds    # kappa = 1.5: seeds 16-31 (~15 min)
     python benchmarks/offline_mc400.py table    # -> offline_mc400.md
 
 The critical kappa (where the relative loss at tau = 40 is 1/2) is measured on a kappa grid
@@ -40,7 +42,7 @@ import lazyrich_theory as lr
 from lazyrich_theory.theory.offline import offline_theory
 from offline_a7_grid import RESOLVED_OUT as GRID_RESOLVED, _resolved_one
 from offline_dmft_a7 import CLOSURES, _one
-from offline_final_400 import CELLS, OUT as EXACT, _key, _metrics
+from offline_final_400 import CELLS, OUT as EXACT, T_H, _key, _metrics, cell_problem
 from offline_halftime_400 import CELLS as HALF_CELLS, OUT as HALF_EXACT, T_MAX as HALF_T_MAX
 from offline_critical_a7 import KAPPAS as EXACT_KAPPAS, OUT as CRITICAL_THEORY, \
     OUT_EXACT as CRITICAL_EXACT, _exact, crossing
@@ -52,14 +54,16 @@ HERE = Path(__file__).resolve().parent
 #: (alpha, eps) series -> its results file ("cell key|draw" -> metrics; training seed 0)
 OUTS = {"a1": (HERE / "offline_mc400_a1.json", (1.0, 0.02)),
         "a2": (HERE / "offline_mc400_a2.json", (2.0, 0.04))}
-#: draws 1-15 of every cell first, then draws 16-31 of the cells at kappa <= MORE_UP_TO
+#: draws 1-15 of every cell first, then draws 16-31 of the cells at kappa <= MORE_UP_TO, then
+#: draws 32-95 at kappa = 1.5 (one draw's sd there is 0.16)
 DRAWS, MORE_DRAWS, MORE_UP_TO = range(1, 16), range(16, 32), 5.5
+K15_DRAWS = range(32, 96)
 
 
 def _jobs(series: str):
     alpha, eps = OUTS[series][1]
     cells = [c for c in CELLS if c[1:3] == (alpha, eps) and c[0] != 2.0]
-    for draws, cut in ((DRAWS, math.inf), (MORE_DRAWS, MORE_UP_TO)):
+    for draws, cut in ((DRAWS, math.inf), (MORE_DRAWS, MORE_UP_TO), (K15_DRAWS, 1.5)):
         for mc in draws:
             for kappa, a, e, _ in cells:
                 if kappa <= cut:
@@ -147,6 +151,23 @@ def _k22_lines() -> list[str]:
     return lines
 
 
+#: kappa = 1.5, (alpha, eps) = (1, 0.02): the exact flow and draw 0 of the spread closure on
+#: training seeds 16-31 (offline_final_400.py and offline_dmft_a7.py ran 0-15)
+SEEDS_OUT, SEEDS_CELL, MORE_SEEDS = HERE / "offline_mc400_seeds.json", (1.5, 1.0, 0.02), \
+    range(16, 32)
+
+
+def _seed_jobs():
+    for s in MORE_SEEDS:
+        yield _key(*SEEDS_CELL, s), lambda s=s: _seed_one(s)
+
+
+def _seed_one(seed: int) -> dict:
+    p, st = cell_problem(*SEEDS_CELL, seed)
+    return {"exact": _metrics(lr.solve(p, T_H, method="flow", save_times=st)),
+            "resolved": _one(*SEEDS_CELL, seed, "resolved", 0)}
+
+
 def _draws(kappa: float, alpha: float, eps: float, draw0: dict) -> list[dict]:
     """Every Monte Carlo draw of the cell on training seed 0, draw 0 first."""
     if kappa == 2.0:
@@ -155,7 +176,7 @@ def _draws(kappa: float, alpha: float, eps: float, draw0: dict) -> list[dict]:
     series = next(s for s, (_, ae) in OUTS.items() if ae == (alpha, eps))
     done = load_results(OUTS[series][0])
     base = _key(kappa, alpha, eps, 0)
-    return [draw0] + [r for mc in range(1, 32) if (r := done.get(f"{base}|{mc}"))]
+    return [draw0] + [r for mc in range(1, K15_DRAWS.stop) if (r := done.get(f"{base}|{mc}"))]
 
 
 def _pm(x: float, se: float, pct: bool = False) -> str:
@@ -214,11 +235,16 @@ def table() -> None:
         "errors combined. Half time on the MC mean: draw 0's seed-mean error with draw 0's "
         "half time replaced by the draws' mean (a ratio measured on seed 0), ± the seeds' and "
         "the draws' standard errors combined. kappa = 2: the "
-        "draws of offline_k2_rate.py offset.",
+        "draws of offline_k2_rate.py offset. kappa = 1.5: training seeds 0-31 (16-31: this "
+        "script's seeds) and draws 0-95.",
         ["kappa", "alpha, eps", "seeds", "exact", "draw 0: error", "draws", "offset",
          "sd of one draw", "MC mean: error", "half time, draw 0", "sd of one draw's half time",
          "half time, MC mean"])
-    lines += [r for cell in CELLS if (r := _row(cell, exact, spread))]
+    for key, r in load_results(SEEDS_OUT).items():
+        exact[key], spread[key] = {"exact": r["exact"]}, r["resolved"]
+    cells = [(*c[:3], range(c[3].start, MORE_SEEDS.stop)) if c[:3] == SEEDS_CELL else c
+             for c in CELLS]
+    lines += [r for cell in cells if (r := _row(cell, exact, spread))]
     write_table(HERE / "offline_mc400.md",
                 lines + [""] + _k22_lines() + [""] + _offset_lines(spread) + [""]
                 + _critical_lines())
@@ -302,12 +328,14 @@ def main(args: list[str]) -> None:
         run_resumable(CRITICAL_OUTS[args[1]], _critical_jobs(args[1]))
     elif args == ["k22"]:
         run_resumable(K22_OUT, _k22_jobs())
+    elif args == ["seeds"]:
+        run_resumable(SEEDS_OUT, _seed_jobs())
     elif args == ["offset"]:
         run_resumable(OFFSET_OUT, _offset_jobs())
     elif args == ["table"]:
         table()
     else:
-        sys.exit(f"usage: offline_mc400.py run|critical {'|'.join(OUTS)} | offset | k22 | table")
+        sys.exit(f"usage: offline_mc400.py run|critical {'|'.join(OUTS)} | offset | seeds | k22 | table")
 
 
 if __name__ == "__main__":

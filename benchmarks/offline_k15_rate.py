@@ -1,0 +1,135 @@
+"""kappa = 1.5: the spread closure's long-time error against D, on the mean of its Monte Carlo
+draws (issue 13's "errors shrinking from D = 100 to D = 400"; docs/offline_theory.md §12.4,
+"kappa = 1.5 against D").
+
+The quantity is that of offline_mc400.py: the relative population loss at t_h = 1000 D
+(tau = 40), (alpha, eps) = (1, 0.02), N = inf, each seed's own teacher and training set; the
+spread closure (its default, resolved response) minus the exact flow.  At kappa = 1.5 one
+Monte Carlo draw of the theory scatters by a sd of 0.15 and the exact flow over training sets
+by 0.12, so both need many samples.  The theory sees a training seed only through b2 (its sd
+over 32 seeds at D = 400 is 0.0002), so the error is taken unpaired: the seed mean of the
+theory's draw 0 where it ran, plus the offset of the draws' mean from draw 0 on training seed
+0, minus the seed mean of the exact flow over every seed; the standard errors combined.
+
+Runs already made are read, not rerun: D = 100, 200 seeds 0-7 and draws 1-7
+(offline_a7_grid.py, offline_mc400.py offset), D = 400 seeds 0-31 and draws 1-95
+(offline_final_400.py, offline_dmft_a7.py, offline_mc400.py run a1 and seeds).  This script adds
+
+    python benchmarks/offline_k15_rate.py exact   # exact flows: D = 400 seeds 32-63, then
+                                                  # D = 100, 200 seeds 8-63 (~25 min)
+    python benchmarks/offline_k15_rate.py draws   # draws 8-31 on seed 0 at D = 100, 200, then
+                                                  # 32-63 (~20 min each); another process
+    python benchmarks/offline_k15_rate.py table   # -> offline_k15_rate.md
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from common import load_results, markdown_head, run_resumable, write_table
+from offline_a7_grid import OUT as GRID, RESOLVED_OUT as GRID_RESOLVED, _resolved_one
+from offline_critical_a7 import _exact
+from offline_dmft_a7 import CLOSURES
+from offline_final_400 import OUT as D400_EXACT
+from offline_mc400 import OFFSET_OUT, SEEDS_OUT, _draws
+
+HERE = Path(__file__).resolve().parent
+KAPPA, ALPHA, EPS = 1.5, 1.0, 0.02
+EXACT_OUT, DRAWS_OUT = HERE / "offline_k15_rate_exact.json", HERE / "offline_k15_rate_draws.json"
+#: D -> the exact flows' seeds this script adds (D = 400 first: the grid's own D)
+EXACT_SEEDS = {400: range(32, 64), 100: range(8, 64), 200: range(8, 64)}
+#: the Monte Carlo draws on seed 0 this script adds at D = 100, 200, in two rounds
+DRAW_ROUNDS, DRAW_DS = (range(8, 32), range(32, 64)), (100, 200)
+
+
+def _exact_jobs():
+    for D, seeds in EXACT_SEEDS.items():
+        for s in seeds:
+            yield f"{D}|{s}", lambda D=D, s=s: _exact(D, KAPPA, ALPHA, EPS, s)
+
+
+def _draw_jobs():
+    for draws in DRAW_ROUNDS:
+        for mc in draws:
+            for D in DRAW_DS:
+                yield (f"{D}|{mc}",
+                       lambda D=D, mc=mc: _resolved_one(D, KAPPA, ALPHA, EPS, 0, mc))
+
+
+def _samples(D: int) -> tuple[list[float], list[float], list[float]]:
+    """(the exact flow's loss per training seed, the theory's draw 0 per training seed where it
+    ran, the theory's draws on training seed 0, draw 0 first) at D."""
+    more = load_results(EXACT_OUT)
+    if D == 400:
+        base, seeds = load_results(D400_EXACT), load_results(SEEDS_OUT)
+        resolved = load_results(CLOSURES["resolved"][1])
+        exact = [base[f"{KAPPA}|{s}"]["exact"]["final"] for s in range(16)]
+        exact += [seeds[k]["exact"]["final"] for s in range(16, 32)
+                  if (k := f"{KAPPA}|{s}") in seeds]
+        theory = [resolved[f"{KAPPA}|{s}"]["final"] for s in range(16)]
+        theory += [seeds[k]["resolved"]["final"] for s in range(16, 32)
+                   if (k := f"{KAPPA}|{s}") in seeds]
+        draws = [d["final"] for d in _draws(KAPPA, ALPHA, EPS, {"final": theory[0]})]
+    else:
+        grid, res = load_results(GRID), load_results(GRID_RESOLVED)
+        keys = [f"{D}|{KAPPA}|{ALPHA}|{EPS}|{s}" for s in range(8)]
+        exact = [grid[k]["exact"]["final"] for k in keys]
+        theory = [res[k]["final"] for k in keys]
+        offset, added = load_results(OFFSET_OUT), load_results(DRAWS_OUT)
+        draws = [theory[0]] + [offset[k]["final"] for mc in range(1, 8)
+                               if (k := f"{D}|{KAPPA}|{mc}") in offset]
+        draws += [added[k]["final"] for r in DRAW_ROUNDS for mc in r
+                  if (k := f"{D}|{mc}") in added]
+    exact += [more[k]["final"] for s in EXACT_SEEDS[D] if (k := f"{D}|{s}") in more]
+    return exact, theory, draws
+
+
+def _se(x: np.ndarray) -> float:
+    return float(np.std(x, ddof=1) / math.sqrt(len(x)))
+
+
+def _row(D: int) -> str:
+    exact, theory, draws = (np.array(v, dtype=float) for v in _samples(D))
+    offset = draws.mean() - draws[0]
+    err = theory.mean() + offset - exact.mean()
+    se = math.sqrt(_se(exact) ** 2 + _se(theory) ** 2 + _se(draws) ** 2)
+    return (f"| {D} | {len(exact)} | {exact.mean():.3f} ± {_se(exact):.3f} | "
+            f"{np.std(exact, ddof=1):.3f} | {len(theory)} | {theory.mean():.3f} | "
+            f"{np.std(theory, ddof=1):.4f} | {len(draws)} | {offset:+.3f} ± {_se(draws):.3f} | "
+            f"{np.std(draws, ddof=1):.3f} | {draws.mean():.3f} | **{err:+.3f} ± {se:.3f}** |")
+
+
+def table() -> None:
+    lines = markdown_head(
+        "kappa = 1.5: the spread closure's error against D on the Monte Carlo mean",
+        "Relative population loss at tau = 40, (alpha, eps) = (1, 0.02). Exact: the flow's "
+        "mean over training seeds ± its standard error, and its sd over seeds. Theory: the "
+        "spread closure (resolved response), draw 0 on the training seeds where it ran (its "
+        "mean and sd over them: it sees a seed only through b2), and its Monte Carlo draws on "
+        "seed 0 (offset: their mean minus draw 0 ± its standard error; their sd; their mean). "
+        "Error: theory's draw-0 seed mean + offset - exact seed mean (unpaired), the three "
+        "standard errors combined.",
+        ["D", "exact: seeds", "exact: mean", "exact: sd", "theory: seeds", "draw 0: mean",
+         "draw 0: sd over seeds", "draws", "offset", "one draw: sd", "draws' mean",
+         "error on the Monte Carlo mean"])
+    lines += [_row(D) for D in (100, 200, 400)]
+    write_table(HERE / "offline_k15_rate.md", lines)
+
+
+def main(args: list[str]) -> None:
+    if args == ["exact"]:
+        run_resumable(EXACT_OUT, _exact_jobs())
+    elif args == ["draws"]:
+        run_resumable(DRAWS_OUT, _draw_jobs())
+    elif args == ["table"]:
+        table()
+    else:
+        sys.exit("usage: offline_k15_rate.py exact | draws | table")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
