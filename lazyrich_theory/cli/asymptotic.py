@@ -240,6 +240,8 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     crit = _critical(args, problem, inp, steps)     # before the curve (it may refuse)
     closure = ({"column_closure": args.column_closure, "draws": args.dmft_draws}
                if curve_dmft else {})     # else only --critical-kappa dmft used them
+    if curve_dmft and args.dmft_draws > 1 and not args.quiet:
+        closure["log"] = lambda line: print(f"asymptotic: {line}", flush=True)
     if not args.quiet:
         print(f"asymptotic: the theory's curve (--method {args.method}; the DMFT {DMFT_COST}; "
               "the spectral closure ~1 s, the r-index DMFT ~10-40 s)", flush=True)
@@ -293,15 +295,15 @@ def _horizon_note(summary: dict) -> str:
     if summary["kappa"] >= ONE_DRAW_KAPPA:
         return ""
     if summary.get("method") == "spectral":
-        return f" ({SPECTRAL_BIAS})"
+        return SPECTRAL_BIAS
     if summary.get("dmft_draws") is None:
         return ""
     bias = CLOSURE_BIAS.get(summary.get("column_closure", "dmft"))
     if bias is not None:
-        return f" ({bias}, a bias that more draws do not remove: --column-closure spread)"
+        return f"{bias}, a bias that more draws do not remove: --column-closure spread"
     if summary["dmft_draws"] == 1:
-        return (f" (one Monte Carlo draw, its own error not measured: {ONE_DRAW_SCATTER}; "
-                "--dmft-draws 8 or more)")
+        return (f"one Monte Carlo draw, its own error not measured: {ONE_DRAW_SCATTER}; "
+                "--dmft-draws 8 or more")
     return ""
 
 
@@ -321,9 +323,9 @@ def _numbers(summary: dict, critical: str) -> str:
                f"plateau train / test {train:.3g} / {test:.3g} x initial")
     loss = relative_loss_text(summary["predicted_final_test_loss"],
                               summary.get("predicted_final_test_loss_mc_se"),
-                              summary.get("dmft_draws"))
+                              summary.get("dmft_draws"), _horizon_note(summary))
     return (f"{plateau}, predicted half time {_steps(h)}, test "
-            f"loss at the horizon {loss}{_horizon_note(summary)}, critical kappa "
+            f"loss at the horizon {loss}, critical kappa "
             f"{_fmt_critical(crit_k, critical)} ({critical}), "
             f"tau -> inf test loss {_fmt(summary)}")
 

@@ -356,13 +356,15 @@ ONE_DRAW_SCATTER = ("one draw's loss at tau = 40 scatters by a sd of 0.16 / 0.03
 #: when --dmft-draws is worth it (both commands' help, which argparse %-formats: "%%" is "%")
 DMFT_DRAWS_ADVICE = (f"worth it at kappa <~ 5.5, where {ONE_DRAW_SCATTER}, and its half time by "
                      "7 %% at 5.5")
-def relative_loss_text(value: float, se: float | None = None, draws: int | None = None) -> str:
+def relative_loss_text(value: float, se: float | None = None, draws: int | None = None,
+                       note: str = "") -> str:
     """A relative loss in a summary line: "0.434 x initial", or with the standard error of a
     mean over Monte Carlo draws "0.434 +- 0.0061 x initial (standard error over 8 Monte
-    Carlo draws)" (both commands' lines)."""
-    if se is None:
-        return f"{value:.3g} x initial"
-    return f"{value:.3g} +- {se:.2g} x initial (standard error over {draws} Monte Carlo draws)"
+    Carlo draws)", a ``note`` joining the parenthesis (both commands' lines)."""
+    notes = ([] if se is None else [f"standard error over {draws} Monte Carlo draws"]
+             ) + ([note] if note else [])
+    pm = "" if se is None else f" +- {se:.2g}"
+    return f"{value:.3g}{pm} x initial" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 #: what one DMFT curve costs (both commands' progress lines)

@@ -256,6 +256,9 @@ def _compute(args: argparse.Namespace, problem: Problem, steps: int, extra: list
         theory = ({"offline": args.offline, "limit": args.limit,
                    "column_closure": args.column_closure, "dmft_draws": args.dmft_draws}
                   if args.theory else {})
+        if args.theory and progress:
+            theory["dmft_log"] = lambda line: print(f"solve: {line}", file=sys.stderr,
+                                                    flush=True)
         return run(problem, steps, method=args.method, save_times=extra, data=data,
                    integrator=args.integrator, progress=progress, allow_large=True, **tols,
                    **theory)

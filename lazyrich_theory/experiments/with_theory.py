@@ -7,7 +7,7 @@ spectral closure at N = inf; on request the DMFT or, for a finite-rank init, the
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -72,7 +72,8 @@ OFFLINE_KEYS = {"offline_predicted_half_time": "predicted_half_time",
 def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
                       data: ProblemData | None = None, offline: str = "auto",
                       limit: str = "none", column_closure: str = "dmft",
-                      dmft_draws: int = 1, **solve_kw) -> Trajectory:
+                      dmft_draws: int = 1, dmft_log: Callable[[str], None] | None = None,
+                      **solve_kw) -> Trajectory:
     """``core.solve.solve`` plus the lazy-regime theory, as ``lazyrich solve`` writes it:
 
     * column ``kernel_alignment``: the paper's alignment of the current NTK on the test set
@@ -131,6 +132,9 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
         ``offline_population_loss_mc_se`` (the standard error of that mean) and the summary
         keys ``offline_predicted_final_test_loss_mc_se`` and ``offline_dmft_draws``.  Refused
         (ProblemError) above 1 with any other ``offline``.
+    dmft_log : callable, optional
+        With several draws: receives one progress line per Monte Carlo draw done (``lazyrich
+        solve`` prints them); nothing is printed otherwise.
     **solve_kw
         Further ``solve`` options (save_times, integrator, rtol, atol, progress, observers,
         stop).
@@ -163,7 +167,7 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
     summary: dict[str, Any] = dict(lazy_summary_of(model))
     reasons: dict[str, str] = {}
     off_columns, off_summary, off_reasons = _overlay(problem, traj.t, data, offline,
-                                                     column_closure, dmft_draws)
+                                                     column_closure, dmft_draws, dmft_log)
     if off_columns is not None:
         traj = traj.with_columns(**off_columns)
     note = _theory_note(problem, plain)
@@ -343,17 +347,18 @@ def offline_overlay(problem: Problem, t: np.ndarray, data: ProblemData | None = 
 
 
 def _overlay(problem: Problem, t: np.ndarray, data: ProblemData | None, method: str,
-             column_closure: str, draws: int
+             column_closure: str, draws: int, log: Callable[[str], None] | None = None
              ) -> tuple[dict[str, np.ndarray] | None, dict[str, Any], dict[str, str]]:
     """:func:`offline_overlay` with every column it has at ``t``: the population loss and,
-    for a mean of several DMFT draws, its standard error (OFFLINE_COLUMN + "_mc_se")."""
+    for a mean of several DMFT draws, its standard error (OFFLINE_COLUMN + "_mc_se"); ``log``
+    gets a line per draw done."""
     t = np.asarray(t)
     why = ("not requested (offline='none')" if method == "none" else
            offline_reason(problem, method, int(t[-1])))
     if why is not None:
         return None, dict.fromkeys(OFFLINE_KEYS), dict.fromkeys(OFFLINE_KEYS, why)
     options = {"column_closure": column_closure} if column_closure != "dmft" else {}
-    options.update({"draws": draws} if draws != 1 else {})
+    options.update({"draws": draws, "log": log} if draws != 1 else {})
     off = offline_theory(problem.replace(N=math.inf), int(t[-1]),
                          method="spectral" if method == "auto" else method, save_times=t,
                          data=data, **options)

@@ -355,6 +355,13 @@ def test_dmft_draws(tmp_path, capsys):
     assert "x initial (the DMFT as derived is +0.03..+0.07 too high" in line, line
     assert "a bias that more draws do not remove: --column-closure spread)" in line, line
     assert "one Monte Carlo draw" not in line, line
+    # several draws, not quiet: a progress line per draw done, the standard error and the
+    # closure's bias in one parenthesis
+    assert main(["asymptotic", *base, "--dmft-draws", "2", "--out", str(tmp_path / "two"),
+                 "--no-plot"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(x.startswith("asymptotic: Monte Carlo draw 1 of 2 done, ") for x in lines), lines
+    assert "x initial (standard error over 2 Monte Carlo draws; the DMFT as derived" in lines[-1]
     assert main(["asymptotic", *base, "--column-closure", "spread", "--out",
                  str(tmp_path / "one_spread"), "--no-plot"]) == 0
     line = capsys.readouterr().out.splitlines()[-1]

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -374,7 +375,8 @@ def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray, V1: np.ndarray,
 
 def dmft_columns(inp: OfflineInputs, t: np.ndarray, Ns: int = DMFT_NS, seed: int = 0,
                  dmax: float = DMFT_DMAX, xi_train: np.ndarray | None = None,
-                 draws: int = 1, **ablations: Any) -> dict[str, np.ndarray]:
+                 draws: int = 1, log: Callable[[str], None] | None = None,
+                 **ablations: Any) -> dict[str, np.ndarray]:
     """The DMFT's columns at times ``t`` (GD steps): its grid curves interpolated linearly
     in tau (the grid resolves the lazy fit: first step tau = 0.01); ``xi_train`` and the
     ``ablations`` (``linear_column``, ``anomalous_term``, ``column_closure``,
@@ -383,12 +385,16 @@ def dmft_columns(inp: OfflineInputs, t: np.ndarray, Ns: int = DMFT_NS, seed: int
     ``draws`` > 1 averages every column over that many Monte Carlo draws (seeds ``seed``,
     ``seed + 1``, ...; ``draws`` times the cost, the same memory) and adds the standard error
     of the mean population and train losses over the draws (``population_loss_mc_se``,
-    ``train_loss_mc_se``): at small kappa one draw's long-time loss scatters by up to ~0.08 of
-    the initial loss (docs/offline_theory.md §12.4)."""
+    ``train_loss_mc_se``): at small kappa one draw's long-time loss scatters by a sd of up to
+    0.15 of the initial loss (kappa = 1.5, docs/offline_theory.md §12.4).  ``log``, if given,
+    receives one line per draw done (for a progress display; nothing is printed here)."""
     check_draws(draws)
     tau_t = inp.dmft_clock(t)
     runs = []
+    started = time.perf_counter()
     for k in range(int(draws)):
+        if k and log is not None:
+            log(f"Monte Carlo draw {k} of {draws} done, {time.perf_counter() - started:.0f} s")
         try:
             c = dmft_tau_curves(inp, float(tau_t[-1]), Ns=Ns, seed=seed + k, dmax=dmax,
                                 xi_train=xi_train, **ablations)
