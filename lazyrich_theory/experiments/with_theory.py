@@ -237,6 +237,15 @@ def _theory_note(problem: Problem, plain: bool) -> str | None:
     return "; ".join(notes) if notes else None
 
 
+#: what solve's predicted_grokking_delay is (lazyrich asymptotic's key of the same name is the
+#: offline theory's, another quantity)
+GROKKING_DELAY_DEFINITION = (
+    "the online (P -> inf) theory's delay: predicted_rich_time_population minus the lazy time "
+    "named by predicted_grokking_delay_from; not the offline (P = kappa D) delay that lazyrich "
+    "asymptotic's predicted_grokking_delay gives (t_test - t_train at 0.1 x initial, null "
+    "below kappa = 20), which is longer at finite kappa")
+
+
 def _predicted(summary: dict[str, Any], reasons: dict[str, str], problem: Problem,
                data: ProblemData) -> None:
     """Add the lazy peak's applicability and the predicted time scales to ``summary``."""
@@ -255,6 +264,7 @@ def _predicted(summary: dict[str, Any], reasons: dict[str, str], problem: Proble
         else "predicted_lazy_fit_time")
     if summary["predicted_grokking_delay_from"] is None:
         reasons["predicted_grokking_delay_from"] = reasons["predicted_grokking_delay"]
+    summary["predicted_grokking_delay_definition"] = GROKKING_DELAY_DEFINITION
 
 
 def offline_reason(problem: Problem, method: str = "auto", steps: int | None = None
