@@ -50,8 +50,9 @@ def _fmt(h: float | None) -> str:
     return f"{mantissa}×10$^{{{int(exponent)}}}$"
 
 
-#: The interpolant's tau -> inf loss in the along-kappa panel.
-_LIMIT_STYLE, _LIMIT_COLOR = "D:", "tab:green"
+#: The interpolant's tau -> inf loss in the along-kappa panel (grey: the colours are the
+#: kappas of the time panels)
+_LIMIT_STYLE, _LIMIT_COLOR = "D:", "0.55"
 
 
 def _style_handles(spectral: bool, exact: str, limit: bool = False) -> list:

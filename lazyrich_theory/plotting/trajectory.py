@@ -44,6 +44,8 @@ OFFLINE_LABEL = "offline theory (N = ∞, spectral)"
 #: The offline theories' names in the legend, by summary key ``offline_method``.
 _OFFLINE_NAMES = {"spectral": "spectral", "dmft": "DMFT", "rindex": "r-index DMFT"}
 _OFFLINE_COLOR = "tab:green"
+#: The interpolant's tau -> inf level (another theory than the offline curve's: its own colour)
+_LIMIT_COLOR = "tab:brown"
 #: The population loss is drawn alike on both panels (dotted over the test-set loss).
 _POPULATION_STYLE = dict(ls=":", color="0.15", lw=2.0)
 
@@ -53,8 +55,9 @@ def _title(traj: "Trajectory") -> str:
     readouts = " with trained readouts" if traj.info.get("train_readouts") else ""
     closure = CLOSURE_NAMES.get(traj.info.get("column_closure") or "dmft", "")
     closure = f" + {closure}" if closure else ""       # the DMFT's opt-in column closures
-    return (f"{method_name(traj.method, p)}{closure}{readouts} — {problem_line(p)}, seed "
-            f"{p.seed}" + options_suffix(p))
+    kappa = f"{p.P} (κ={p.P / p.D:.3g})"      # the offline theory's control parameter
+    return (f"{method_name(traj.method, p)}{closure}{readouts} — {problem_line(p, P=kappa)}, "
+            f"seed {p.seed}" + options_suffix(p))
 
 
 def _offline_label(summary: Mapping[str, Any]) -> str:
@@ -166,7 +169,7 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
     limit = summary.get("predicted_limit_test_loss") or summary.get(
         "offline_predicted_limit_test_loss")
     if limit and traj.population_loss is not None:
-        ax.axhline(limit * float(traj.population_loss[0]), color=_OFFLINE_COLOR, lw=1.2,
+        ax.axhline(limit * float(traj.population_loss[0]), color=_LIMIT_COLOR, lw=1.2,
                    ls=(0, (6, 2, 1, 2)),
                    label=f"τ → ∞: interpolant ({limit:.3g} × initial population loss)")
     twin = None

@@ -107,6 +107,8 @@ def test_plot_trajectory_panels_legends_and_alignment_entry():
     _legends_clear_of_axes(fig)
     title = fig.get_suptitle()
     assert title.startswith("exact GD — ") and "gd:" not in title
+    p = FakeTrajectory().problem
+    assert f"P={p.P} (κ={p.P / p.D:.3g})" in title        # the offline theory's kappa
 
 
 def _line(ax, label):
@@ -165,6 +167,13 @@ def test_limit_loss_is_a_level_line_at_its_absolute_value():
     lines = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == label]
     assert len(lines) == 1
     np.testing.assert_allclose(lines[0].get_ydata(), 0.25 * traj.population_loss[0])
+    # another theory than the offline curve's: not its colour
+    offline = FakeTrajectory()
+    offline.extra[OFFLINE_COLUMN] = 0.5 * offline.population_loss
+    offline.info["summary"]["predicted_limit_test_loss"] = 0.25
+    ax = plot_trajectory(offline).axes[0]
+    assert (_line(ax, label).get_color()
+            != _line(ax, "offline theory (N = ∞, spectral)").get_color())
     assert _legend_texts(fig).count(label) == 1
     assert not any("interpolant" in t for t in _legend_texts(plot_trajectory(FakeTrajectory())))
 
