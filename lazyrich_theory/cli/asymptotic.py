@@ -277,9 +277,9 @@ def run_asymptotic(args: argparse.Namespace) -> int:
 #: draw's own error (ONE_DRAW_SCATTER; <= 0.001 at kappa = 11), or the closure's bias
 ONE_DRAW_KAPPA = 8.0
 #: the bias of the DMFT's loss at tau = 40 with its linear column as derived / closure A7
-#: (docs/offline_theory.md, top table; D = 400), which more draws do not remove
+#: (docs/offline_theory.md, top table), which more draws do not remove
 CLOSURE_BIAS = {"dmft": "the DMFT as derived is +0.03..+0.07 too high at kappa = 5.5 and "
-                        "+0.1..+0.3 at kappa <= 3 (D = 400)",
+                        "+0.1..+0.3 at kappa <= 3 (D = 50-400)",
                 "least_squares": "closure A7 is +0.02..+0.07 too high at kappa <= 5.5 (D = 400)"}
 
 
