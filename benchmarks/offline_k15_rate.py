@@ -17,8 +17,8 @@ Runs already made are read, not rerun: D = 100, 200 seeds 0-7 and draws 1-7
 
     python benchmarks/offline_k15_rate.py exact   # exact flows: D = 400 seeds 32-63, then
                                                   # D = 100, 200 seeds 8-63 (~25 min)
-    python benchmarks/offline_k15_rate.py draws   # draws 8-31 on seed 0 at D = 100, 200, then
-                                                  # 32-63 (~20 min each); another process
+    python benchmarks/offline_k15_rate.py draws 100  # draws 8-31 on seed 0, then 32-63
+    python benchmarks/offline_k15_rate.py draws 200  # (~30 min each; two processes may run)
     python benchmarks/offline_k15_rate.py table   # -> offline_k15_rate.md
 """
 
@@ -39,11 +39,28 @@ from offline_mc400 import OFFSET_OUT, SEEDS_OUT, _draws
 
 HERE = Path(__file__).resolve().parent
 KAPPA, ALPHA, EPS = 1.5, 1.0, 0.02
-EXACT_OUT, DRAWS_OUT = HERE / "offline_k15_rate_exact.json", HERE / "offline_k15_rate_draws.json"
+EXACT_OUT = HERE / "offline_k15_rate_exact.json"
 #: D -> the exact flows' seeds this script adds (D = 400 first: the grid's own D)
 EXACT_SEEDS = {400: range(32, 64), 100: range(8, 64), 200: range(8, 64)}
-#: the Monte Carlo draws on seed 0 this script adds at D = 100, 200, in two rounds
+#: D = 800 (``exact800 even|odd``, two processes): the exact flow on training seeds 0-15 and the
+#: theory's draws 0-7 on seed 0 (whose values differ from D = 400's by a sd of 0.007-0.017 per
+#: draw at D = 100-200, so the D = 400 offset carries over)
+EXACT800_OUT = {half: HERE / f"offline_k15_rate_exact800_{half}.json" for half in ("even", "odd")}
+SEEDS800, DRAWS800 = range(16), range(8)
+
+
+def _exact800_jobs(half: str):
+    first = 0 if half == "even" else 1
+    for mc in DRAWS800[first::2]:
+        yield f"draw|{mc}", lambda mc=mc: _resolved_one(800, KAPPA, ALPHA, EPS, 0, mc)
+    for s in SEEDS800[first::2]:
+        yield f"800|{s}", lambda s=s: _exact(800, KAPPA, ALPHA, EPS, s)
+
+
+#: the Monte Carlo draws on seed 0 this script adds at D = 100, 200 (a file each: two processes
+#: may run them), in two rounds
 DRAW_ROUNDS, DRAW_DS = (range(8, 32), range(32, 64)), (100, 200)
+DRAWS_OUT = {D: HERE / f"offline_k15_rate_draws_{D}.json" for D in DRAW_DS}
 
 
 def _exact_jobs():
@@ -52,12 +69,10 @@ def _exact_jobs():
             yield f"{D}|{s}", lambda D=D, s=s: _exact(D, KAPPA, ALPHA, EPS, s)
 
 
-def _draw_jobs():
+def _draw_jobs(D: int):
     for draws in DRAW_ROUNDS:
         for mc in draws:
-            for D in DRAW_DS:
-                yield (f"{D}|{mc}",
-                       lambda D=D, mc=mc: _resolved_one(D, KAPPA, ALPHA, EPS, 0, mc))
+            yield f"{D}|{mc}", lambda mc=mc: _resolved_one(D, KAPPA, ALPHA, EPS, 0, mc)
 
 
 def _samples(D: int) -> tuple[list[float], list[float], list[float]]:
@@ -79,7 +94,7 @@ def _samples(D: int) -> tuple[list[float], list[float], list[float]]:
         keys = [f"{D}|{KAPPA}|{ALPHA}|{EPS}|{s}" for s in range(8)]
         exact = [grid[k]["exact"]["final"] for k in keys]
         theory = [res[k]["final"] for k in keys]
-        offset, added = load_results(OFFSET_OUT), load_results(DRAWS_OUT)
+        offset, added = load_results(OFFSET_OUT), load_results(DRAWS_OUT[D])
         draws = [theory[0]] + [offset[k]["final"] for mc in range(1, 8)
                                if (k := f"{D}|{KAPPA}|{mc}") in offset]
         draws += [added[k]["final"] for r in DRAW_ROUNDS for mc in r
@@ -123,12 +138,14 @@ def table() -> None:
 def main(args: list[str]) -> None:
     if args == ["exact"]:
         run_resumable(EXACT_OUT, _exact_jobs())
-    elif args == ["draws"]:
-        run_resumable(DRAWS_OUT, _draw_jobs())
+    elif args[:1] == ["exact800"] and args[1:] in (["even"], ["odd"]):
+        run_resumable(EXACT800_OUT[args[1]], _exact800_jobs(args[1]))
+    elif args[:1] == ["draws"] and args[1:] in (["100"], ["200"]):
+        run_resumable(DRAWS_OUT[int(args[1])], _draw_jobs(int(args[1])))
     elif args == ["table"]:
         table()
     else:
-        sys.exit("usage: offline_k15_rate.py exact | draws | table")
+        sys.exit("usage: offline_k15_rate.py exact | draws 100|200 | exact800 even|odd | table")
 
 
 if __name__ == "__main__":
