@@ -6,7 +6,7 @@ The quantity is that of offline_mc400.py: the relative population loss at t_h = 
 (tau = 40), (alpha, eps) = (1, 0.02), N = inf, each seed's own teacher and training set; the
 spread closure (its default, resolved response) minus the exact flow.  At kappa = 1.5 one
 Monte Carlo draw of the theory scatters by a sd of 0.15 and the exact flow over training sets
-by 0.12, so both need many samples.  The theory sees a training seed only through b2 (its sd
+by 0.14-0.29 (D = 400-100), so both need many samples.  The theory sees a training seed only through b2 (its sd
 over 32 seeds at D = 400 is 0.0002), so the error is taken unpaired: the seed mean of the
 theory's draw 0 where it ran, plus the offset of the draws' mean from draw 0 on training seed
 0, minus the seed mean of the exact flow over every seed; the standard errors combined.
@@ -118,6 +118,27 @@ def _row(D: int) -> str:
             f"{np.std(draws, ddof=1):.3f} | {draws.mean():.3f} | **{err:+.3f} ± {se:.3f}** |")
 
 
+def _row800() -> str | None:
+    """D = 800: the exact flow on seeds 0-15; the theory's draws 0-7 on seed 0, carried to the
+    mean of D = 400's 96 draws by the same draws' shift (a draw moves with D by a sd of
+    <= 0.017 per draw at D = 100-400)."""
+    done = {**load_results(EXACT800_OUT["even"]), **load_results(EXACT800_OUT["odd"])}
+    exact = np.array([done[k]["final"] for s in SEEDS800 if (k := f"800|{s}") in done])
+    draws = np.array([done[k]["final"] for mc in DRAWS800 if (k := f"draw|{mc}") in done])
+    if len(exact) < 2 or len(draws) < 2:
+        return None
+    at400 = np.array(_samples(400)[2])
+    shift = draws - at400[:len(draws)]
+    mean = float(at400.mean() + shift.mean())
+    se = math.sqrt(_se(at400) ** 2 + _se(shift) ** 2)
+    err_se = math.sqrt(se ** 2 + _se(exact) ** 2)
+    return (f"| 800 | {len(exact)} | {exact.mean():.3f} ± {_se(exact):.3f} | "
+            f"{np.std(exact, ddof=1):.3f} | 1 | {draws[0]:.3f} | — | {len(draws)} (+ "
+            f"{len(at400)} at D = 400) | {mean - draws[0]:+.3f} ± {se:.3f} | "
+            f"{np.std(draws, ddof=1):.3f} | {mean:.3f} | "
+            f"**{mean - exact.mean():+.3f} ± {err_se:.3f}** |")
+
+
 def table() -> None:
     lines = markdown_head(
         "kappa = 1.5: the spread closure's error against D on the Monte Carlo mean",
@@ -127,11 +148,13 @@ def table() -> None:
         "mean and sd over them: it sees a seed only through b2), and its Monte Carlo draws on "
         "seed 0 (offset: their mean minus draw 0 ± its standard error; their sd; their mean). "
         "Error: theory's draw-0 seed mean + offset - exact seed mean (unpaired), the three "
-        "standard errors combined.",
+        "standard errors combined. D = 800: the exact flow on seeds 0-15 and the draws 0-7 on "
+        "seed 0, whose mean is carried to that of D = 400's 96 draws by the same draws' shift "
+        "from D = 400 (± the two standard errors combined).",
         ["D", "exact: seeds", "exact: mean", "exact: sd", "theory: seeds", "draw 0: mean",
          "draw 0: sd over seeds", "draws", "offset", "one draw: sd", "draws' mean",
          "error on the Monte Carlo mean"])
-    lines += [_row(D) for D in (100, 200, 400)]
+    lines += [_row(D) for D in (100, 200, 400)] + [r for r in (_row800(),) if r]
     write_table(HERE / "offline_k15_rate.md", lines)
 
 

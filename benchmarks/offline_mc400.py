@@ -55,7 +55,7 @@ HERE = Path(__file__).resolve().parent
 OUTS = {"a1": (HERE / "offline_mc400_a1.json", (1.0, 0.02)),
         "a2": (HERE / "offline_mc400_a2.json", (2.0, 0.04))}
 #: draws 1-15 of every cell first, then draws 16-31 of the cells at kappa <= MORE_UP_TO, then
-#: draws 32-95 at kappa = 1.5 (one draw's sd there is 0.16)
+#: draws 32-95 at kappa = 1.5 (one draw's sd there is 0.15)
 DRAWS, MORE_DRAWS, MORE_UP_TO = range(1, 16), range(16, 32), 5.5
 K15_DRAWS = range(32, 96)
 

@@ -55,7 +55,8 @@ def _fmt(h: float | None) -> str:
 _LIMIT_STYLE, _LIMIT_COLOR = "D:", "0.55"
 
 
-def _style_handles(spectral: bool, exact: str, limit: bool = False) -> list:
+def _style_handles(spectral: bool, exact: str, limit: bool = False,
+                   draws: Any = None) -> list:
     """Legend entries of the line styles (the colours are the κ of the other entries)."""
     handles = [mpl.Line2D([], [], color="0.3", ls="-", lw=1.8,
                           label=_EXACT.get(exact, exact)),
@@ -64,6 +65,10 @@ def _style_handles(spectral: bool, exact: str, limit: bool = False) -> list:
     if spectral:
         handles.append(mpl.Line2D([], [], color="0.3", ls=":", lw=1.3,
                                   label="spectral closure where the DMFT is the theory"))
+    if draws is not None:
+        handles.append(mpl.Patch(color="0.3", alpha=0.15, lw=0,
+                                 label=f"offline theory ± 2 standard errors ({draws} Monte Carlo "
+                                       "draws)"))
     if limit:
         handles.append(mpl.Line2D([], [], color=_LIMIT_COLOR, ls=":", marker="D", lw=1.2,
                                   ms=5, label="right panel: τ → ∞ loss of the mirror-descent "
@@ -95,7 +100,8 @@ def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Fig
     (dashed), and the spectral closure where the DMFT was used (dotted); a second panel
     with the train loss; a third with the loss at the horizon against kappa (whether the
     network generalises along kappa: below the dotted 1/2 line it has, above it has not) and,
-    where given, the interpolant's tau -> inf loss (green diamonds).
+    where given, the interpolant's tau -> inf loss (grey diamonds); a band of +-2 standard
+    errors around a theory that averaged several Monte Carlo draws.
     Log axes; the line styles are in the right-hand legend.
 
     Parameters
@@ -105,7 +111,9 @@ def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Fig
         ``theory_train``, ``spectral_test`` (or None), ``method``, ``exact_method`` ("flow"
         or "gd"; flow when absent), ``exact_half_time``,
         ``theory_half_time``, ``exact_final``, ``theory_final`` (test loss at the horizon /
-        initial), optionally ``limit`` (tau -> inf loss / initial, or None).
+        initial), optionally ``limit`` (tau -> inf loss / initial, or None),
+        ``theory_test_se`` (the standard error of a mean over Monte Carlo draws, or None) and
+        ``dmft_draws``.
     problem : Problem
         The base problem (D, alpha, eps, eta0, seed).
 
@@ -122,6 +130,10 @@ def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Fig
                 label=f"κ = {r['kappa']:g}: exact t½ {_fmt(r['exact_half_time'])}, "
                       f"{_method(r)} {_fmt(r['theory_half_time'])}")
         a1.plot(x, r["theory_test"] / t0, "--", color=c, lw=1.6)
+        if r.get("theory_test_se") is not None:     # a mean over Monte Carlo draws
+            th, band = np.asarray(r["theory_test"]), 2.0 * np.asarray(r["theory_test_se"])
+            a1.fill_between(x, np.maximum(th - band, 0.05 * th) / t0, (th + band) / t0,
+                            color=c, alpha=0.15, lw=0)
         if r.get("spectral_test") is not None:
             a1.plot(x, np.asarray(r["spectral_test"]) / r["spectral_test"][0], ":", color=c,
                     lw=1.3)
@@ -136,8 +148,10 @@ def plot_kappa(runs: Sequence[Mapping[str, Any]], *, problem: "Problem") -> "Fig
     spectral = any(r.get("spectral_test") is not None for r in runs)
     exact = runs[0].get("exact_method", "flow")
     limit = any(r.get("limit") is not None for r in runs)
+    draws = next((r.get("dmft_draws") for r in runs if r.get("theory_test_se") is not None),
+                 None)
     legend_below(fig, a2, "right", ncol=1, fontsize=8,
-                 handles=_style_handles(spectral, exact, limit))
+                 handles=_style_handles(spectral, exact, limit, draws))
     text = (f"Offline theory vs {_EXACT.get(exact, exact).split(' (')[0]} over κ = P/D (no "
             "fitted constant); "
             f"{problem_line(problem, skip=('P', 'N'))}, N = ∞, seed {problem.seed}")

@@ -453,3 +453,34 @@ def test_kappa_figure_column_closure():
     with pytest.raises(ProblemError, match="r-index DMFT"):
         kappa(base.replace(init="lowrank:1"), 300, kappas="3", Ns=40,
               column_closure="least_squares")
+
+
+def test_kappa_figure_dmft_draws():
+    """``--set dmft_draws=2``: where the DMFT runs the theory is the mean of two draws (the
+    same as offline_theory's), with its standard error in the CSV, the result and a band;
+    the spectral closure's kappas are left alone; refused in one line for method='spectral'
+    and a finite-rank init, and below 1."""
+    from lazyrich_theory.experiments.figures.offline import kappa
+    from lazyrich_theory.plotting.offline import plot_kappa
+
+    base = Problem(D=20, P=60, N=math.inf, alpha=1.0, eps=0.02, eta0=1.0, test_size=50)
+    fig = kappa(base, 3000, kappas="3,6", Ns=40, spectral_everywhere=False, dmft_draws=2)
+    r3, r6 = fig.result["runs"]
+    mean = offline_theory(base.replace(P=60), 3000, method="dmft", Ns=40, draws=2)
+    pop = np.asarray(mean.population_loss)
+    assert r3["dmft_draws"] == 2 and r3["theory_final"] == pytest.approx(pop[-1] / pop[0],
+                                                                        rel=1e-12)
+    assert r3["theory_final_mc_se"] == pytest.approx(
+        mean.extra["population_loss_mc_se"][-1] / pop[0], rel=1e-12)
+    assert r6["method"] == "spectral" and r6["theory_final_mc_se"] is None
+    header = fig.tables["kappa_curves.csv"][0]
+    assert "theory_test_se_k3" in header and "theory_test_se_k6" not in header
+    drawn = plot_kappa(**fig.plot)
+    assert len(drawn.axes[0].collections) == 1             # kappa = 3's band only
+    texts = [t.get_text() for leg in drawn.legends for t in leg.get_texts()]
+    assert "offline theory ± 2 standard errors (2 Monte Carlo draws)" in texts
+    for bad, match in (({"method": "spectral"}, "runs none"), ({"dmft_draws": 0}, ">= 1")):
+        with pytest.raises(ProblemError, match=match):
+            kappa(base, 300, kappas="3", Ns=40, **{"dmft_draws": 2, **bad})
+    with pytest.raises(ProblemError, match="runs none"):
+        kappa(base.replace(init="lowrank:1"), 300, kappas="3", Ns=40, dmft_draws=2)

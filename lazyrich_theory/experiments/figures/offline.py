@@ -32,7 +32,7 @@ from lazyrich_theory.theory.offline import (
     offline_theory,
 )
 from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL, OFFLINE_METHODS
-from lazyrich_theory.theory.offline.dmft import check_ns
+from lazyrich_theory.theory.offline.dmft import check_draws, check_ns
 from lazyrich_theory.theory.offline.inputs import input_fields
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_D_DEFAULT,
                                                           entropic_interpolant,
@@ -68,21 +68,23 @@ def _at_kappa(problem: Problem, k: float) -> Problem:
     return problem.replace(P=max(int(round(k * problem.D)), problem.D + 1))
 
 
-def _closure(p: Problem, method: str, column_closure: str, steps: int) -> dict[str, str]:
-    """The theory's column-closure option at the problem ``p``: a non-default closure applies
-    where the DMFT runs (not the spectral closure, not rindex), and is checked there
-    (``check_closure_applies``: the spread closure needs a fast column at that kappa); where
-    the DMFT runs its horizon is checked too (``check_dmft_steps``)."""
+def _closure(p: Problem, method: str, column_closure: str, steps: int,
+             draws: int = 1) -> dict[str, Any]:
+    """The theory's DMFT options at the problem ``p``: a non-default column closure and the
+    Monte Carlo draws apply where the DMFT runs (not the spectral closure, not rindex); the
+    closure is checked there (``check_closure_applies``: the spread closure needs a fast
+    column at that kappa), and so is the DMFT's horizon (``check_dmft_steps``)."""
     if is_finite_rank(p):
         return {}
     inp = offline_inputs(p)
     if offline_method(inp, method) != "dmft":
         return {}
     check_dmft_steps(inp, steps)
+    options: dict[str, Any] = {"draws": draws} if draws != 1 else {}
     if column_closure == "dmft":
-        return {}
+        return options
     check_closure_applies(p, column_closure)
-    return {"column_closure": column_closure}
+    return {"column_closure": column_closure, **options}
 
 
 def _one(problem: Problem, steps: int, k: float, method: str,
@@ -95,6 +97,7 @@ def _one(problem: Problem, steps: int, k: float, method: str,
     t1 = time.perf_counter()
     theory = offline_theory(p, steps, method=method, Ns=Ns, **closure)
     t2 = time.perf_counter()
+    se = theory.extra.get("population_loss_mc_se")      # a mean of several DMFT draws
     spectral = None
     if (spectral_everywhere and not finite_rank
             and theory.info["offline_method"] != "spectral"):
@@ -105,7 +108,9 @@ def _one(problem: Problem, steps: int, k: float, method: str,
     return {"kappa": p.P / p.D, "P": p.P, "t": exact.t, "exact_test": pop, "limit": limit,
             "limit_reason": limit_why,
             "exact_train": exact.train_loss, "theory_test": th,
-            "theory_train": theory.train_loss, "spectral_test": spectral,
+            "theory_train": theory.train_loss, "spectral_test": spectral, "theory_test_se": se,
+            "dmft_draws": theory.info.get("dmft_draws"),
+            "theory_final_mc_se": None if se is None else float(se[-1] / th[0]),
             "method": theory.info["offline_method"], "exact_method": exact.method,
             "column_closure": theory.info.get("column_closure"),
             "exact_half_time": half_time(exact.t, pop), "theory_half_time": half_time(theory.t, th),
@@ -114,7 +119,7 @@ def _one(problem: Problem, steps: int, k: float, method: str,
 
 
 def _kappa_options(base: Problem, method: Any, spectral_everywhere: Any, Ns: Any,
-                   column_closure: str) -> None:
+                   column_closure: str, dmft_draws: Any = 1) -> None:
     """The kappa figure's options, each refused in one line (ProblemError) if it cannot run."""
     finite_rank = is_finite_rank(base)
     allowed = ("auto", "rindex") if finite_rank else tuple(m for m in OFFLINE_METHODS
@@ -131,36 +136,41 @@ def _kappa_options(base: Problem, method: Any, spectral_everywhere: Any, Ns: Any
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
                            "linear column; method='spectral' has none (use method='dmft' or "
                            "'auto')")
+    check_draws(dmft_draws, "dmft_draws")
+    if dmft_draws != 1 and (finite_rank or method == "spectral"):
+        raise ProblemError(f"dmft_draws={dmft_draws} averages the iid init's DMFT over Monte "
+                           f"Carlo draws; method={method!r} with init={base.init!r} runs none")
 
 
 def _kappa_plan(problem: Problem, steps: int, kappas: Any, method: Any,
-                spectral_everywhere: Any, Ns: Any,
-                column_closure: str) -> tuple[Problem, list[float], list[dict[str, str]]]:
+                spectral_everywhere: Any, Ns: Any, column_closure: str,
+                dmft_draws: Any = 1) -> tuple[Problem, list[float], list[dict[str, Any]]]:
     """(the N = inf problem, the kappas, each kappa's closure option): every refusal of
     :func:`kappa`, before anything runs (the largest kappa's exact flow is checked against
     the machine, as ``solve`` would, since ``lazyrich figure`` takes no ``--i-know``)."""
     ks = _numbers(kappas, "kappas", 1.0)
     base = problem.replace(N="inf")
     save_times(steps)
-    _kappa_options(base, method, spectral_everywhere, Ns, column_closure)
+    _kappa_options(base, method, spectral_everywhere, Ns, column_closure, dmft_draws)
     largest = _at_kappa(base, max(ks))
     check_resources(largest, steps, "gd" if is_finite_rank(largest) else "flow",
                     hint="lower the kappas or D")
-    return base, ks, [_closure(_at_kappa(base, k), method, column_closure, steps)
-                      for k in ks]
+    return base, ks, [_closure(_at_kappa(base, k), method, column_closure, steps,
+                               int(dmft_draws)) for k in ks]
 
 
 def check_kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES,
                 method: str = "auto", spectral_everywhere: bool = True, Ns: int = 800,
-                column_closure: str = "dmft", **_: Any) -> None:
+                column_closure: str = "dmft", dmft_draws: int = 1, **_: Any) -> None:
     """The refusals of :func:`kappa` for these arguments (ProblemError), without computing
     anything (``lazyrich figure`` runs it before any figure's estimate or run)."""
-    _kappa_plan(problem, steps, kappas, method, spectral_everywhere, Ns, column_closure)
+    _kappa_plan(problem, steps, kappas, method, spectral_everywhere, Ns, column_closure,
+                dmft_draws)
 
 
 def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str = "auto",
           spectral_everywhere: bool = True, Ns: int = 800,
-          column_closure: str = "dmft") -> FigureData:
+          column_closure: str = "dmft", dmft_draws: int = 1) -> FigureData:
     """Test (population) loss vs time for several kappa = P/D: the exact gradient flow
     (N = inf) and the offline theory, unfitted.
 
@@ -185,6 +195,11 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
         The DMFT's linear column where the DMFT runs: as derived, or the opt-in closures A7
         or spread (docs/offline_theory.md §12.4); refused for a finite-rank init (its DMFT is
         exact).
+    dmft_draws : int
+        Where the DMFT runs, the mean of this many Monte Carlo draws (one draw's loss at
+        tau = 40 scatters by a sd of up to 0.15 at kappa <= 5.5); above 1 each such kappa gets
+        a band of +-2 standard errors, the CSV column ``theory_test_se_k<kappa>`` and
+        ``theory_final_mc_se`` in the result.
 
     Returns
     -------
@@ -196,7 +211,7 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
         ``limit_reason`` saying why.
     """
     base, ks, closures = _kappa_plan(problem, steps, kappas, method, spectral_everywhere, Ns,
-                                     column_closure)
+                                     column_closure, dmft_draws)
     runs = [_one(base, steps, k, method, bool(spectral_everywhere), int(Ns), closure)
             for k, closure in zip(ks, closures)]
     t = runs[0]["t"]
@@ -206,12 +221,13 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
         cols[f"exact_test_{tag}"] = r["exact_test"]
         cols[f"exact_train_{tag}"] = r["exact_train"]
         cols[f"theory_test_{tag}"] = r["theory_test"]
+        if r["theory_test_se"] is not None:
+            cols[f"theory_test_se_{tag}"] = r["theory_test_se"]
         if r["spectral_test"] is not None:
             cols[f"spectral_test_{tag}"] = r["spectral_test"]
-    keys = ("kappa", "P", "method", "column_closure", "exact_method", "exact_half_time",
-            "theory_half_time",
-            "exact_final", "theory_final", "limit", "limit_reason", "exact_wall_time",
-            "theory_wall_time")
+    keys = ("kappa", "P", "method", "column_closure", "dmft_draws", "exact_method",
+            "exact_half_time", "theory_half_time", "exact_final", "theory_final",
+            "theory_final_mc_se", "limit", "limit_reason", "exact_wall_time", "theory_wall_time")
     result = {"runs": [{k: r[k] for k in keys} for r in runs],
               "spectral_from_kappa": KAPPA_SPECTRAL}
     return FigureData(result=result, plot={"runs": runs, "problem": base},

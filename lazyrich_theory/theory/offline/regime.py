@@ -27,7 +27,7 @@ def regime_note(traj: Trajectory) -> str:
                 "kappa = 5.5: the delay is set by the late tail, which this closure has too "
                 "fast (no memorisation channel: it gives back the trace the lazy phase left in "
                 "the bulk too fast; docs/offline_theory.md §11.5-11.6); for the same reason "
-                "its loss at the horizon has no floor: -0.03..-0.10 too low at kappa = 5.5 "
+                "its loss at the horizon has no floor: -0.03..-0.13 too low at kappa = 5.5 "
                 "(D = 50-400): for where the flow ends trust predicted_limit_test_loss (the "
                 "interpolant)")
     if method == "rindex":
@@ -53,8 +53,8 @@ def regime_note(traj: Trajectory) -> str:
                 "docs/offline_theory.md §12.4; the bulk memorisation resolved through each "
                 "sample's own resolvent): against the exact flow at D = 400, on seed means and "
                 "the mean of 32 Monte Carlo draws (16 at kappa = 11, 96 at 1.5), the loss at tau "
-                "= 40 is +0.05 +- 0.02 (kappa = 1.5; -0.07 +- 0.04, -0.06 +- 0.04 at D = 100, "
-                "200: within 0.07, not shrinking), -0.011 (kappa = 2; within 0.03 at D = "
+                "= 40 is +0.05 +- 0.02 (kappa = 1.5; -0.07 +- 0.04, -0.06 +- 0.03 at D = 100, "
+                "200: within 0.075, not shrinking), -0.011 (kappa = 2; within 0.03 at D = "
                 "100-800), "
                 "-0.005..-0.006 (kappa = 3), -0.004..0 (kappa = 5.5), +0.002 (kappa = 11) and the "
                 "half time -1.4..+0.3 % (+- 9 % on four seeds at kappa = 5.5; -26..-2 % at D = "
