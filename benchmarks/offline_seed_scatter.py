@@ -4,7 +4,7 @@ seeds of the relative population loss at tau = 40 and of the half time, against 
 
 No new runs: the exact flows of offline_a7_grid.py (D = 50-200, seeds 0-7), offline_final_400.py
 (D = 400), at kappa = 2 offline_k2_rate.py run and at kappa = 1.5 offline_mc400.py seeds and
-offline_k15_rate.py exact (its runs saved the loss only).  (alpha, eps) = (1, 0.02) and (2, 0.04), N = inf, each seed's own
+offline_k15_rate.py exact and exact800 (its runs saved the loss only).  (alpha, eps) = (1, 0.02) and (2, 0.04), N = inf, each seed's own
 teacher and training set, t_h = 1000 D.
 
     python benchmarks/offline_seed_scatter.py      # -> offline_seed_scatter.md
@@ -20,7 +20,7 @@ import numpy as np
 from common import load_results, markdown_head, write_table
 from offline_a7_grid import OUT as GRID
 from offline_final_400 import OUT as D400
-from offline_k15_rate import EXACT_OUT as K15_EXACT
+from offline_k15_rate import EXACT800_OUT as K15_EXACT800, EXACT_OUT as K15_EXACT
 from offline_k2_rate import OUT as K2
 from offline_mc400 import SEEDS_OUT
 
@@ -38,8 +38,11 @@ def _runs() -> dict[tuple[float, float, int], list[dict]]:
         alpha = 1.0 if len(parts) == 2 else float(parts[2])
         runs[(float(parts[0]), alpha, 400)].append(r["exact"])
     runs[(1.5, 1.0, 400)] += [r["exact"] for r in load_results(SEEDS_OUT).values()]
-    for key, r in load_results(K15_EXACT).items():
-        runs[(1.5, 1.0, int(key.split("|")[0]))].append({"final": r["final"]})
+    k15 = {**load_results(K15_EXACT), **load_results(K15_EXACT800["even"]),
+           **load_results(K15_EXACT800["odd"])}
+    for key, r in k15.items():
+        if not key.startswith("draw|"):          # exact800's theory draws are not runs
+            runs[(1.5, 1.0, int(key.split("|")[0]))].append({"final": r["final"]})
     for key, r in load_results(K2).items():
         runs[(2.0, 1.0, int(key.split("|")[0]))].append(r["exact"])
     return runs
