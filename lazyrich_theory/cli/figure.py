@@ -130,19 +130,42 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return overrides
 
 
+def _normal(value: Any) -> Any:
+    """A configuration value as compared for a rerun: numbers as floats, and a list of numbers
+    given as text ("3,6" or "3.0, 6") as that list, so that one value has one form."""
+    if isinstance(value, str):
+        try:
+            return [float(v) for v in value.split(",")]
+        except ValueError:
+            return value
+    if isinstance(value, (list, tuple)):
+        return [_normal(v) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def _check_rerun(fig: Any, out: str, record: dict[str, Any], overwrite: bool) -> None:
     """Refuse (one line) to replace, in ``out``, figure ``fig`` of another configuration
-    (its ``figure.json``'s problem, steps and options), unless ``overwrite``."""
+    (its ``figure.json``'s problem, steps and options; an option left out and one given at
+    its default are the same), unless ``overwrite``."""
     path = os.path.join(out, "figure.json")
     if overwrite or not os.path.isfile(path):
         return
+
+    def full(rec: dict[str, Any]) -> dict[str, Any]:
+        rec = json.loads(json.dumps(jsonable(rec)))
+        rec["options"] = {k: _normal(v) for k, v in
+                          {**jsonable(fig.defaults), **rec["options"]}.items()}
+        return rec
+
     try:
         with open(path) as f:
             saved = json.load(f)
-        old = {k: saved[k] for k in record}
-    except (OSError, ValueError, KeyError, TypeError):
+        old = full({k: saved[k] for k in record})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         old = None
-    new = json.loads(json.dumps(jsonable(record)))
+    new = full(record)
     if old != new:
         raise ProblemError(f"{out} already holds figure {fig.name} of another configuration "
                            f"({config_difference(old, new, record='figure.json')}); use "

@@ -7,6 +7,7 @@ spectral closure at N = inf; on request the DMFT or, for a finite-rank init, the
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Callable
 
 import numpy as np
@@ -375,6 +376,9 @@ def _overlay(problem: Problem, t: np.ndarray, data: ProblemData | None, method: 
     pick = np.searchsorted(off.t, t)         # off.t holds every t (save_times=t)
     s = offline_summary(off)
     summary = {key: s[src] for key, src in OFFLINE_KEYS.items()}
+    # the regime note names asymptotic's keys; solve writes them with the offline_ prefix
+    summary["offline_regime"] = re.sub(r"\bpredicted_", "offline_predicted_",
+                                       summary["offline_regime"])
     if "column_closure" in s:                # the DMFT's
         summary["offline_column_closure"] = s["column_closure"]
     reasons = {key: s["reasons"][src] for key, src in OFFLINE_KEYS.items() if s[src] is None}

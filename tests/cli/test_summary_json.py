@@ -5,6 +5,7 @@ reason in ``reasons``, never a negative or placeholder number; "never generalise
 from __future__ import annotations
 
 import json
+import re
 
 from lazyrich_theory.cli.app import main
 
@@ -108,6 +109,9 @@ def test_dmft_draws_column_key_and_run_record(tmp_path, capsys):
     _check(s)
     assert s["offline_dmft_draws"] == 2
     assert 0 < s["offline_predicted_final_test_loss_mc_se"] < 0.2
+    # the regime note names the keys solve writes (offline_ prefixed), not asymptotic's
+    assert "offline_predicted_final_test_loss_mc_se" in s["offline_regime"]
+    assert not re.search(r"\bpredicted_", s["offline_regime"]), s["offline_regime"]
     lines = (tmp_path / "run" / "trajectory.csv").read_text().splitlines()
     header = lines[0].split(",")
     assert header[-2:] == ["offline_population_loss", "offline_population_loss_mc_se"]

@@ -62,6 +62,8 @@ def test_figure_cli_refuses_to_replace_a_figure_of_another_configuration(tmp_pat
     assert main(["fig1", *small]) == 0
     first = saved.read_text()
     assert main(["fig1", *small]) == 0                              # the same run again
+    assert main(["fig1", *small, "--set", "method=gd"]) == 0       # an option at its default
+    assert main(["fig1", *small, "--set", "alpha=1"]) == 0         # one value, another form
     capsys.readouterr()
     for extra, named in ((["--seed", "1"], "seed 0 -> 1"), (["--steps", "60"], "steps 50 -> 60"),
                          (["--set", "network_steps=20"], "network_steps")):

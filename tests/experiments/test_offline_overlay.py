@@ -484,3 +484,5 @@ def test_kappa_figure_dmft_draws():
             kappa(base, 300, kappas="3", Ns=40, **{"dmft_draws": 2, **bad})
     with pytest.raises(ProblemError, match="runs none"):
         kappa(base.replace(init="lowrank:1"), 300, kappas="3", Ns=40, dmft_draws=2)
+    with pytest.raises(ProblemError, match="at none of these kappas"):
+        kappa(base, 300, kappas="6,11", Ns=40, dmft_draws=2)

@@ -155,8 +155,13 @@ def _kappa_plan(problem: Problem, steps: int, kappas: Any, method: Any,
     largest = _at_kappa(base, max(ks))
     check_resources(largest, steps, "gd" if is_finite_rank(largest) else "flow",
                     hint="lower the kappas or D")
-    return base, ks, [_closure(_at_kappa(base, k), method, column_closure, steps,
-                               int(dmft_draws)) for k in ks]
+    closures = [_closure(_at_kappa(base, k), method, column_closure, steps, int(dmft_draws))
+                for k in ks]
+    if dmft_draws != 1 and not any("draws" in c for c in closures):
+        raise ProblemError(f"dmft_draws={dmft_draws} averages the DMFT's Monte Carlo draws, but "
+                           f"method={method!r} runs the DMFT at none of these kappas (auto: "
+                           f"below kappa = {KAPPA_SPECTRAL:g})")
+    return base, ks, closures
 
 
 def check_kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES,

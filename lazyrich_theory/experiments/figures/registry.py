@@ -94,6 +94,12 @@ class Figure:
         params = list(inspect.signature(self.compute).parameters)[2:]
         return tuple(p for p in params if p != "out")
 
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The figure's options that have a default value, with it."""
+        return {name: p.default for name, p in inspect.signature(self.compute).parameters.items()
+                if name in self.options and p.default is not inspect.Parameter.empty}
+
     def precheck(self, problem: Problem, steps: int, **options: Any) -> None:
         """The figure's own refusals for ``problem``, ``steps`` and its ``options`` (other
         keywords are ignored), before anything is computed (nothing if it has no check)."""
