@@ -183,6 +183,7 @@ def _check_figure(fig: Any, out: str, steps: int | None, seed: int,
         raise ProblemError(f"--set {', '.join(unknown)}: not a problem field or an option of "
                            f"{fig.name} (options: {', '.join(fig.options) or 'none'}; fields: "
                            f"{', '.join(fields)})")
+    fig.check_overrides(overrides)
     problem = Problem(**{**fig.problem, "seed": seed,
                          **{k: v for k, v in overrides.items() if k in fields}})
     steps = fig.steps if steps is None else steps

@@ -28,7 +28,8 @@ def test_figure_runs_at_reduced_size(name, tmp_path):
         extra = dict(svals=(0.0, 0.5))
     if name == "floor-map":
         extra = dict(kappas=(1.5, 3.0), ms=(0.02, 0.5), seeds=2)
-    info = make_figure(name, str(tmp_path), steps=300, **SMALL, **extra)
+    small = {k: v for k, v in SMALL.items() if k not in FIGURES[name].sets}
+    info = make_figure(name, str(tmp_path), steps=300, **small, **extra)
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     saved = json.loads((tmp_path / "figure.json").read_text())
     assert saved["problem"]["D"] == 12 and saved["steps"] == 300
@@ -49,6 +50,20 @@ def test_figure_cli_errors(tmp_path, capsys):
     assert main(["fig4", "--out", str(tmp_path), "--set", "D=-1", "--steps", "10"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("lazyrich figure: error:") for line in err)
+
+
+def test_a_field_the_figure_sets_itself_is_refused(tmp_path, capsys):
+    """figure kappa and floor-map set P (= kappa D) and N (= inf) themselves: --set P or N
+    would be ignored, so it is refused in one line naming the options to use."""
+    main = _figure_cli()
+    for name in ("kappa", "floor-map"):
+        assert FIGURES[name].sets == ("P", "N")
+        assert main([name, "--out", str(tmp_path), "--set", "P=100"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("lazyrich figure: error: --set P: figure") and "kappas" in err
+        with pytest.raises(ProblemError, match="sets P, N itself"):
+            make_figure(name, str(tmp_path / "api"), N=50)
+    assert not (tmp_path / name).exists() and not (tmp_path / "api").exists()
 
 
 def test_figure_cli_refuses_to_replace_a_figure_of_another_configuration(tmp_path, capsys):

@@ -74,6 +74,9 @@ class Figure:
     solves : bool
         False for a theory-only figure (no reduced solve: ``lazyrich figure`` gives no
         estimate of one).
+    sets : tuple of str
+        Problem fields the figure sets itself from its options (kappa: P = kappa D, N = inf);
+        refused as overrides (:meth:`check_overrides`), since they would be ignored.
     """
 
     name: str
@@ -86,6 +89,7 @@ class Figure:
     workdir: str | None = None
     check: Callable[..., Any] | None = None
     solves: bool = True
+    sets: tuple[str, ...] = ()
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -99,6 +103,14 @@ class Figure:
         """The figure's options that have a default value, with it."""
         return {name: p.default for name, p in inspect.signature(self.compute).parameters.items()
                 if name in self.options and p.default is not inspect.Parameter.empty}
+
+    def check_overrides(self, overrides: dict[str, Any]) -> None:
+        """Refuse (one line, ProblemError) an override of a field the figure sets itself."""
+        fixed = sorted(k for k in overrides if k in self.sets)
+        if fixed:
+            raise ProblemError(f"--set {', '.join(fixed)}: figure {self.name} sets "
+                               f"{', '.join(self.sets)} itself (P = kappa D, N = inf); choose "
+                               f"its options instead ({', '.join(self.options)})")
 
     def precheck(self, problem: Problem, steps: int, **options: Any) -> None:
         """The figure's own refusals for ``problem``, ``steps`` and its ``options`` (other
@@ -212,14 +224,14 @@ FIGURES: dict[str, Figure] = {
                     dict(D=100, P=550, N=math.inf, alpha=1.0, eps=0.02, eta0=1.0,
                          convention="A", centered=True, test_size=100), 100_000,
                     offline.kappa, draw_offline.plot_kappa, paper=False,
-                    check=offline.check_kappa),
+                    check=offline.check_kappa, sets=("P", "N")),
     "floor-map": Figure("floor-map", "beyond the paper: where the flow ends -- the tau -> inf "
                         "test loss (mirror-descent interpolant) over kappa = P/D and m = alpha "
                         "eps / b2, and the critical kappa (docs/offline_theory.md §15.5)",
                         dict(D=100, P=550, N=math.inf, alpha=1.0, eps=0.02, eta0=1.0,
                              convention="A", centered=True, test_size=100), 0,
                         offline.floor_map, draw_offline.plot_floor_map, paper=False,
-                        check=offline.check_floor_map, solves=False),
+                        check=offline.check_floor_map, solves=False, sets=("P", "N")),
 }
 
 
@@ -262,6 +274,7 @@ def make_figure(name: str, out: str, steps: int | None = None, seed: int = 0,
     if name not in FIGURES:
         raise ProblemError(f"unknown figure {name!r}; choose from {', '.join(FIGURES)} or all")
     fig = FIGURES[name]
+    fig.check_overrides(overrides)
     fields = set(Problem.__dataclass_fields__)
     prob_kw = {**fig.problem, "seed": seed, **{k: v for k, v in overrides.items() if k in fields}}
     extra = {k: v for k, v in overrides.items() if k not in fields}
