@@ -20,9 +20,9 @@ from typing import Any, Sequence
 from lazyrich_theory.cli.parser import (Parser, config_difference, count_at_least, int_at_least,
                                        run_guarded)
 from lazyrich_theory.errors import ProblemError
-from lazyrich_theory.storage import jsonable
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.resources import LONG_RUN_SECONDS, check_resources, check_writable
+from lazyrich_theory.storage import jsonable
 
 __all__ = ["DEFAULT_OUT", "add_figure_parser", "build_parser", "parse_value", "parse_overrides",
            "main"]
