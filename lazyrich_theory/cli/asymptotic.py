@@ -30,8 +30,8 @@ from lazyrich_theory.cli.parser import (
     add_run_options,
     check_out_dir,
     int_at_least,
-    relative_loss_text,
     problem_from_args,
+    relative_loss_text,
     say_preset_note,
 )
 from lazyrich_theory.errors import ProblemError
@@ -61,6 +61,7 @@ from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_ACCURACY,
                                                           interpolant_limit,
                                                           interpolant_reason,
                                                           interpolant_size_cap)
+from lazyrich_theory.theory.offline.regime import HORIZON_BIAS
 from lazyrich_theory.theory.offline.rindex import RIndexInputs, is_finite_rank, rindex_inputs
 
 __all__ = ["add_asymptotic_parser", "run_asymptotic", "CRITICAL_RUNS"]
@@ -276,16 +277,8 @@ def run_asymptotic(args: argparse.Namespace) -> int:
 #: below this kappa the summary line says what the DMFT's loss at the horizon is worth: one
 #: draw's own error (ONE_DRAW_SCATTER; <= 0.001 at kappa = 11), or the closure's bias
 ONE_DRAW_KAPPA = 8.0
-#: the bias of the DMFT's loss at tau = 40 with its linear column as derived / closure A7
-#: (docs/offline_theory.md, top table), which more draws do not remove
-CLOSURE_BIAS = {"dmft": "the DMFT as derived is +0.03..+0.08 too high at kappa = 5.5 and "
-                        "+0.14..+0.36 at kappa <= 3 (tau = 40, D = 50-400)",
-                "least_squares": "closure A7 is +0.02..+0.07 too high at kappa <= 5.5 (D = 400)"}
-
-
-#: the spectral closure's loss at the horizon (no memorisation channel: no floor)
-SPECTRAL_BIAS = ("no memorisation in the spectral closure: -0.03..-0.13 too low at kappa = "
-                 "5.5, D = 50-400; the tau -> inf test loss says where the flow ends")
+#: how the summary line names a biased closure (its bias: HORIZON_BIAS)
+CLOSURE_NAME = {"dmft": "the DMFT as derived", "least_squares": "closure A7"}
 
 
 def _horizon_note(summary: dict) -> str:
@@ -295,12 +288,14 @@ def _horizon_note(summary: dict) -> str:
     if summary["kappa"] >= ONE_DRAW_KAPPA:
         return ""
     if summary.get("method") == "spectral":
-        return SPECTRAL_BIAS
+        return (f"no memorisation in the spectral closure: {HORIZON_BIAS['spectral']}; the "
+                "tau -> inf test loss says where the flow ends")
     if summary.get("dmft_draws") is None:
         return ""
-    bias = CLOSURE_BIAS.get(summary.get("column_closure", "dmft"))
-    if bias is not None:
-        return f"{bias}, a bias that more draws do not remove: --column-closure spread"
+    closure = summary.get("column_closure", "dmft")
+    if closure in CLOSURE_NAME:
+        return (f"{CLOSURE_NAME[closure]} is {HORIZON_BIAS[closure]}, a bias that more draws "
+                "do not remove: --column-closure spread")
     if summary["dmft_draws"] == 1:
         return (f"one Monte Carlo draw, its own error not measured: {ONE_DRAW_SCATTER}; "
                 "--dmft-draws 8 or more")

@@ -356,6 +356,8 @@ ONE_DRAW_SCATTER = ("one draw's loss at tau = 40 scatters by a sd of 0.15 / 0.03
 #: when --dmft-draws is worth it (both commands' help, which argparse %-formats: "%%" is "%")
 DMFT_DRAWS_ADVICE = (f"worth it at kappa <~ 5.5, where {ONE_DRAW_SCATTER}, and its half time by "
                      "7 %% at 5.5")
+
+
 def relative_loss_text(value: float, se: float | None = None, draws: int | None = None,
                        note: str = "") -> str:
     """A relative loss in a summary line: "0.434 x initial", or with the standard error of a

@@ -24,8 +24,8 @@ from lazyrich_theory.cli.parser import (
     add_run_options,
     check_out_dir,
     int_at_least,
-    relative_loss_text,
     problem_from_args,
+    relative_loss_text,
     say_preset_note,
 )
 from lazyrich_theory.core.population import check_options as population_options
