@@ -88,7 +88,7 @@ def _samples(D: int) -> tuple[list[float], list[float], list[float]]:
         theory = [resolved[f"{KAPPA}|{s}"]["final"] for s in range(16)]
         theory += [seeds[k]["resolved"]["final"] for s in range(16, 32)
                    if (k := f"{KAPPA}|{s}") in seeds]
-        draws = [d["final"] for d in _draws(KAPPA, ALPHA, EPS, {"final": theory[0]})]
+        draws = [d["final"] for d in _draws(KAPPA, ALPHA, EPS, resolved[f"{KAPPA}|0"])]
     else:
         grid, res = load_results(GRID), load_results(GRID_RESOLVED)
         keys = [f"{D}|{KAPPA}|{ALPHA}|{EPS}|{s}" for s in range(8)]
