@@ -19,6 +19,8 @@ Runs already made are read, not rerun: D = 100, 200 seeds 0-7 and draws 1-7
                                                   # D = 100, 200 seeds 8-63 (~25 min)
     python benchmarks/offline_k15_rate.py draws 100  # draws 8-31 on seed 0, then 32-63
     python benchmarks/offline_k15_rate.py draws 200  # (~30 min each; two processes may run)
+    python benchmarks/offline_k15_rate.py more400  # D = 400: exact seeds 64-191 and draws
+                                                   # 96-191, interleaved (~20 + 24 s a pair)
     python benchmarks/offline_k15_rate.py table   # -> offline_k15_rate.md
 """
 
@@ -61,12 +63,24 @@ def _exact800_jobs(half: str):
 #: may run them), in two rounds
 DRAW_ROUNDS, DRAW_DS = (range(8, 32), range(32, 64)), (100, 200)
 DRAWS_OUT = {D: HERE / f"offline_k15_rate_draws_{D}.json" for D in DRAW_DS}
+#: ``more400``: D = 400's exact seeds and Monte Carlo draws (on seed 0) beyond the first 64 / 96,
+#: one of each in turn, so that a run stopped at any point leaves the two samples balanced
+MORE400_OUT = HERE / "offline_k15_rate_more400.json"
+MORE400_EXACT, MORE400_DRAWS = range(64, 192), range(96, 192)
 
 
 def _exact_jobs():
     for D, seeds in EXACT_SEEDS.items():
         for s in seeds:
             yield f"{D}|{s}", lambda D=D, s=s: _exact(D, KAPPA, ALPHA, EPS, s)
+
+
+def _more400_jobs():
+    exact = [(f"exact|{s}", lambda s=s: _exact(400, KAPPA, ALPHA, EPS, s)) for s in MORE400_EXACT]
+    draws = [(f"draw|{mc}", lambda mc=mc: _resolved_one(400, KAPPA, ALPHA, EPS, 0, mc))
+             for mc in MORE400_DRAWS]
+    for i in range(max(len(exact), len(draws))):
+        yield from exact[i:i + 1] + draws[i:i + 1]
 
 
 def _draw_jobs(D: int):
@@ -89,6 +103,9 @@ def _samples(D: int) -> tuple[list[float], list[float], list[float]]:
         theory += [seeds[k]["resolved"]["final"] for s in range(16, 32)
                    if (k := f"{KAPPA}|{s}") in seeds]
         draws = [d["final"] for d in _draws(KAPPA, ALPHA, EPS, resolved[f"{KAPPA}|0"])]
+        added = load_results(MORE400_OUT)
+        exact += [added[k]["final"] for s in MORE400_EXACT if (k := f"exact|{s}") in added]
+        draws += [added[k]["final"] for mc in MORE400_DRAWS if (k := f"draw|{mc}") in added]
     else:
         grid, res = load_results(GRID), load_results(GRID_RESOLVED)
         keys = [f"{D}|{KAPPA}|{ALPHA}|{EPS}|{s}" for s in range(8)]
@@ -165,10 +182,13 @@ def main(args: list[str]) -> None:
         run_resumable(EXACT800_OUT[args[1]], _exact800_jobs(args[1]))
     elif args[:1] == ["draws"] and args[1:] in (["100"], ["200"]):
         run_resumable(DRAWS_OUT[int(args[1])], _draw_jobs(int(args[1])))
+    elif args == ["more400"]:
+        run_resumable(MORE400_OUT, _more400_jobs())
     elif args == ["table"]:
         table()
     else:
-        sys.exit("usage: offline_k15_rate.py exact | draws 100|200 | exact800 even|odd | table")
+        sys.exit("usage: offline_k15_rate.py exact | draws 100|200 | exact800 even|odd | more400 "
+                 "| table")
 
 
 if __name__ == "__main__":
