@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 #: (kappa, tau horizon)
 CASES = ((1.5, 40.0), (3.0, 40.0), (5.5, 40.0), (5.5, 80.0))
 #: closure label -> dmft_tau_curves options
-CLOSURES = {"dmft": {}, "A7": {"column_closure": "least_squares"},
+CLOSURES = {"dmft": {"column_closure": "dmft"}, "A7": {"column_closure": "least_squares"},
             "spread": {"column_closure": "spread"},
             "spread, first order": {"column_closure": "spread",
                                     "spread_response": "first_order"},

@@ -40,7 +40,8 @@ def _exact(kappa: float, D: int) -> dict:
 
 
 def _dmft(kappa: float, D: int) -> dict:
-    c = dmft_tau_curves(offline_inputs(_problem(kappa, D)), TAUS[-1])
+    c = dmft_tau_curves(offline_inputs(_problem(kappa, D)), TAUS[-1],
+                        column_closure="dmft")
     L0 = float(c["population_loss"][0])
     at = nearest(c["tau"], TAUS)
     return {"train": [float(c["column_train_power"][n]) / L0 for n in at],

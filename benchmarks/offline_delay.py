@@ -42,7 +42,8 @@ HERE = Path(__file__).resolve().parent
 KEYS = ("train_time", "test_time", "relative_grokking_time", "test_half_time",
         "final_train_loss", "final_test_loss")
 #: theory name -> offline_theory options
-THEORIES = {"spectral": {"method": "spectral"}, "dmft": {"method": "dmft"},
+THEORIES = {"spectral": {"method": "spectral"},
+            "dmft": {"method": "dmft", "column_closure": "dmft"},
             "dmft_a7": {"method": "dmft", "column_closure": "least_squares"}}
 #: (kappa, alpha, eps) per D, and the seeds
 CELLS = {D: [(k, a, e) for k in (22.0, 11.0, 5.5) for a, e in ((1.0, 0.02), (2.0, 0.04))]

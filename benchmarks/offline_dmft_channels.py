@@ -158,7 +158,8 @@ def _column_exact(p):
 
 
 def _column_dmft(p):
-    c = dmft_tau_curves(offline_inputs(p), TAU_MAX, xi_train=training_xi(p))
+    c = dmft_tau_curves(offline_inputs(p), TAU_MAX, xi_train=training_xi(p),
+                        column_closure="dmft")
     L0, n = float(c["population_loss"][0]), int(np.argmin(np.abs(c["tau"] - TAU_MAX)))
     return {"train": float(c["column_train_power"][n]) / L0,
             "power": float(c["linear_power"][n]) / L0}

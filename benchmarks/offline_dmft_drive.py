@@ -62,7 +62,7 @@ def _exact(p) -> dict:
 
 def _dmft(p, linear_column: bool) -> dict:
     c = dmft_tau_curves(offline_inputs(p), TAU_MAX, xi_train=training_xi(p),
-                        linear_column=linear_column)
+                        linear_column=linear_column, column_closure="dmft")
     at = nearest(c["tau"], TAUS)
     drive, col = c["spike_drive"], c["spike_drive_column"]
     return {"spike": [float(c["spike_amplitude2"][n]) * p.D for n in at],

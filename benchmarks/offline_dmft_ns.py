@@ -47,7 +47,8 @@ def main() -> None:
         for ns in NS:
             for mc in range(2):
                 t0 = time.perf_counter()
-                L = dmft_tau_curves(inp, TAU, Ns=ns, seed=mc)["population_loss"]
+                L = dmft_tau_curves(inp, TAU, Ns=ns, seed=mc,
+                                    column_closure="dmft")["population_loss"]
                 res[f"{seed}|{ns}|{mc}"] = float(L[-1] / L[0])
                 print(f"seed {seed}, Ns {ns}, Monte Carlo seed {mc}: "
                       f"{res[f'{seed}|{ns}|{mc}']:.4f} ({time.perf_counter() - t0:.1f} s)",

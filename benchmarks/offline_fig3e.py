@@ -39,7 +39,7 @@ METHODS = ("spectral", "dmft", "dmft-a7", "dmft-spread", "dmft-resolved", "inter
 #: with its memorisation at first order, "dmft-resolved" the same as it runs by default, its
 #: bulk memorisation resolved;
 #: docs §12.4).
-DMFT_ROWS = {"dmft": {}, "dmft-a7": {"column_closure": "least_squares"},
+DMFT_ROWS = {"dmft": {"column_closure": "dmft"}, "dmft-a7": {"column_closure": "least_squares"},
              "dmft-spread": {"column_closure": "spread", "spread_response": "first_order"},
              "dmft-resolved": {"column_closure": "spread", "spread_response": "resolved"}}
 STEPS, THRESHOLD, D, P, ETA0 = 110_000, 0.1, 100, 550, 20.0

@@ -65,9 +65,10 @@ SWEEP_SEEDS = (0, 1)
 
 
 #: method -> offline_theory options (None: the exact flow); "dmft" is the quadratic-only DMFT
-METHODS = {"exact": None, "dmft": {"linear_column": False}, "dmft_column": {},
+METHODS = {"exact": None, "dmft": {"linear_column": False, "column_closure": "dmft"},
+           "dmft_column": {"column_closure": "dmft"},
            "dmft_a7": {"column_closure": "least_squares"},
-           "dmft_nosplit": {"null_space_split": False},
+           "dmft_nosplit": {"null_space_split": False, "column_closure": "dmft"},
            "dmft_spread": {"column_closure": "spread", "spread_response": "first_order"},
            "dmft_resolved": {"column_closure": "spread", "spread_response": "resolved"}}
 #: the ``ratio`` sweep: alpha / eps from the frozen column to a fast one (50: the issue's

@@ -192,7 +192,8 @@ def _mean_lines() -> list[str]:
 #: the theories against the exact flow: tau grid (the DMFT's grid ends near tau = 80)
 THEORY_TAUS = (5, 10, 20, 40, 80)
 THEORY_KAPPAS = {50: (5.5, 11.0, 22.0), 100: (5.5, 11.0, 22.0), 200: (5.5, 11.0)}
-METHODS = {"exact": None, "spectral": {"method": "spectral"}, "dmft": {"method": "dmft"},
+METHODS = {"exact": None, "spectral": {"method": "spectral"},
+           "dmft": {"method": "dmft", "column_closure": "dmft"},
            "dmft_a7": {"method": "dmft", "column_closure": "least_squares"}}
 
 

@@ -131,7 +131,7 @@ def _theory_one(method, D, kappa, alpha, eps, b2, seed=None):
 
     inp = OfflineInputs(kappa=kappa, alpha=alpha, eps=eps, eta0=1.0, b2=b2, D=D)
     t = np.concatenate([[0.0], np.geomspace(1.0, HORIZON_PER_D * D, 400)])
-    options = {}
+    options = {"column_closure": "dmft"} if method.startswith("dmft") else {}   # as derived
     if method == "dmft-training":       # the raw seed's own training set: its xi law
         import lazyrich_theory as lr
         from lazyrich_theory.theory.offline.inputs import training_xi

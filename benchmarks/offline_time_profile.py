@@ -25,7 +25,7 @@ OUT = HERE / "offline_time_profile.json"
 TAUS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0)
 #: name -> offline_theory options (None: the exact flow)
 METHODS = {"exact": None, "spread": {"method": "dmft", "column_closure": "spread"},
-           "dmft": {"method": "dmft"}, "spectral": {"method": "spectral"}}
+           "dmft": {"method": "dmft", "column_closure": "dmft"}, "spectral": {"method": "spectral"}}
 
 
 def _one(D: int, kappa: float, seed: int) -> dict:
