@@ -106,8 +106,8 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         "crossover (default for the iid init above D = "
                         f"{INTERPOLANT_CRITICAL_D_DEFAULT}, with --data, and outside the "
                         "interpolant's domain); dmft: where the DMFT's long-time loss "
-                        "crosses 1/2 (~6 DMFT runs, ~45 s at D = 100, ~2.3x that with "
-                        "--column-closure spread, times --dmft-draws); rindex (finite-rank "
+                        "crosses 1/2 (~6 DMFT runs, ~100 s at D = 100 with the spread "
+                        "closure, ~45 s as derived, times --dmft-draws); rindex (finite-rank "
                         "init only): where the r-index DMFT's loss at this run's horizon, "
                         f"averaged over {CRITICAL_RUNS} Monte Carlo runs at --ns / 2, crosses "
                         f"1/2 (~6 x {CRITICAL_RUNS} runs, minutes); interpolant (iid init): "
@@ -129,17 +129,18 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         "of this problem's own training set: a DMFT prediction conditioned "
                         "on it; --method auto then runs the DMFT)")
     p.add_argument("--column-closure", dest="column_closure", choices=COLUMN_CLOSURES,
-                   default="dmft",
-                   help="the DMFT's linear column: dmft (default, as derived), "
-                        "least_squares (closure A7, opt-in, docs/offline_theory.md §12.4: "
-                        "its population power capped at the least-squares value; at D = 400 "
-                        "the loss at tau = 40 within +0.01..+0.06 of the exact flow at kappa "
-                        "= 2-5.5 instead of +0.04..+0.25) or spread (opt-in, derived, §12.4: "
-                        "a fast column's leave-one-out with the spread of memorisation over "
-                        "samples; at D = 400 within -0.04..+0.01 at kappa = 1.5-11; ~2.3x the "
-                        "DMFT's time and +0.5 GB; refused "
-                        "where the column's slowest relaxation time eps kappa / (alpha "
-                        "(sqrt(kappa) - 1)^2) exceeds 1 in tau); also used by --critical-kappa "
+                   default="auto",
+                   help="the DMFT's linear column (docs/offline_theory.md §12.4): auto "
+                        "(default) spread where the column is fast, else dmft; spread "
+                        "(derived: a fast column's leave-one-out with the spread of "
+                        "memorisation over samples; at D = 400, on the mean of many draws, "
+                        "the loss at tau = 40 within 0.012 of the exact flow's at kappa = "
+                        "2-11 and +0.05 at kappa = 1.5; refused where the column's slowest "
+                        "relaxation time eps kappa / (alpha (sqrt(kappa) - 1)^2) exceeds 1 in "
+                        "tau); dmft (as derived: +0.14..+0.36 too high at kappa <= 3, "
+                        "D = 50-400; ~2.3x faster and 0.5 GB less than spread); least_squares "
+                        "(closure A7: its population power capped at the least-squares value; "
+                        "+0.01..+0.06 at kappa = 2-5.5, D = 400); also used by --critical-kappa "
                         "dmft. Needs the DMFT (--method dmft, or auto below kappa = 5)")
     p.add_argument("--ns", type=int_at_least("--ns", 20, even=True),
                    default=DMFT_NS,
@@ -163,7 +164,7 @@ def _config(args: argparse.Namespace, problem, steps: int,
               "save_times": extra, "method": args.method, "critical_kappa": args.critical,
               "ns": args.ns, "dmft_seed": args.dmft_seed,
               "xi_law": args.xi_law, "limit_loss": args.limit}
-    if args.column_closure != "dmft":    # only then: folders of earlier runs stay comparable
+    if args.column_closure != "auto":    # only then: folders of earlier runs stay comparable
         config["column_closure"] = args.column_closure
     if args.dmft_draws != 1:
         config["dmft_draws"] = args.dmft_draws
@@ -178,7 +179,7 @@ def _check_closure(args: argparse.Namespace, problem, inp, finite_rank: bool) ->
     (``check_closure_applies``)."""
     check_closure_applies(problem, args.column_closure)
     curve_dmft = not finite_rank and offline_method(inp, args.method, args.xi_law) == "dmft"
-    asks = [f"--column-closure {args.column_closure}"] if args.column_closure != "dmft" else []
+    asks = [f"--column-closure {args.column_closure}"] if args.column_closure != "auto" else []
     asks += [f"--dmft-draws {args.dmft_draws}"] if args.dmft_draws != 1 else []
     if not asks or curve_dmft:
         return curve_dmft
@@ -265,7 +266,7 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     if not args.quiet:
         if crit_note is not None:
             print(f"asymptotic: {crit_note}")
-        name = CLOSURE_NAMES.get(traj.info.get("column_closure", "dmft"), "")
+        name = CLOSURE_NAMES.get(traj.info.get("column_closure", ""), "")
         closure = f" (column closure {name})" if name else ""
         print(f"asymptotic: {traj.method}{closure}, kappa={inp.kappa:.4g}, {steps} steps in "
               f"{time.perf_counter() - started:.2f} s (curve {curve_wall:.2f} s); "
@@ -294,8 +295,10 @@ def _horizon_note(summary: dict) -> str:
         return ""
     closure = summary.get("column_closure", "dmft")
     if closure in CLOSURE_NAME:
+        cure = (f"the spread closure does not apply: {summary['column_closure_reason']}"
+                if "column_closure_reason" in summary else "--column-closure spread")
         return (f"{CLOSURE_NAME[closure]} is {HORIZON_BIAS[closure]}, a bias that more draws "
-                "do not remove: --column-closure spread")
+                f"do not remove: {cure}")
     if summary["dmft_draws"] == 1:
         return (f"one Monte Carlo draw, its own error not measured: {ONE_DRAW_SCATTER}; "
                 "--dmft-draws 8 or more")
@@ -345,8 +348,8 @@ def _critical(args: argparse.Namespace, problem, inp, steps: int) -> CriticalKap
         options.update(column_closure=args.column_closure, runs=args.dmft_draws)
         if not args.quiet:
             print(f"asymptotic: critical kappa from the DMFT, ~6 bisection steps x "
-                  f"{args.dmft_draws} Monte Carlo draw(s) (the whole search ~45 s per draw "
-                  "at D = 100, ~2.3x that with --column-closure spread)", flush=True)
+                  f"{args.dmft_draws} Monte Carlo draw(s) (the whole search ~100 s per draw "
+                  "at D = 100 with the spread closure, ~45 s as derived)", flush=True)
     return critical_kappa(inp, args.critical, seed=args.dmft_seed, **options)
 
 

@@ -370,7 +370,8 @@ def relative_loss_text(value: float, se: float | None = None, draws: int | None 
 
 
 #: what one DMFT curve costs (both commands' progress lines)
-DMFT_COST = "~5-20 s per draw at D = 100, ~2.3x that with --column-closure spread"
+DMFT_COST = ("~10-45 s per draw with the spread closure (the default where it applies; as "
+             "derived, --column-closure dmft, ~2.3x faster)")
 
 
 def config_difference(old: Any, new: dict[str, Any], most: int = 4,

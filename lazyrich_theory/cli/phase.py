@@ -85,7 +85,8 @@ def _add_phase_options(p: argparse.ArgumentParser) -> None:
                    default="spectral",
                    help="theory of the unfitted offline boundary of an alpha x eps sweep: "
                         "spectral closure (default, seconds), dmft (has the memorisation "
-                        "floor; ~10 one-minute solves per seed), interpolant (the "
+                        "floor; its spread closure where the linear column is fast, else as "
+                        "derived; ~10 one-to-two-minute solves per seed), interpolant (the "
                         "mirror-descent interpolant's floor decides which cells reach the "
                         "threshold, the spectral closure when; <= 1 s per cell at D = 100) or "
                         "none (docs/offline_theory.md §12.3, §15)")

@@ -140,11 +140,12 @@ def add_solve_parsers(subparsers) -> None:
                         "iid init; ~1 s), none elsewhere; dmft (~5-20 s, any kappa); rindex "
                         "(a finite-rank --init, ~10-40 s); none")
     s.add_argument("--column-closure", dest="column_closure", choices=COLUMN_CLOSURES,
-                   default="dmft",
-                   help="with --offline-theory dmft: the DMFT's linear column as derived "
-                        "(dmft, default) or the opt-in closures A7 (least_squares) or spread "
-                        "(a fast column only; ~2.3x the DMFT's time; docs/offline_theory.md "
-                        "§12.4)")
+                   default="auto",
+                   help="with --offline-theory dmft: the DMFT's linear column: auto (default) "
+                        "the spread closure where the column is fast, else as derived; spread "
+                        "(a fast column only); dmft (as derived: biased high by +0.14..+0.36 "
+                        "at kappa <= 3, ~2.3x faster); least_squares (closure A7); "
+                        "docs/offline_theory.md §12.4")
     s.add_argument("--dmft-draws", dest="dmft_draws", type=int_at_least("--dmft-draws", 1),
                    default=1,
                    help="with --offline-theory dmft: average the DMFT over this many Monte "
@@ -185,7 +186,7 @@ def _config(args: argparse.Namespace, problem: Problem, steps: int,
               "train_readouts": getattr(args, "train_readouts", False)}
     if getattr(args, "limit", "none") != "none":     # left out at its default (older folders)
         config["limit_loss"] = args.limit
-    if getattr(args, "column_closure", "dmft") != "dmft":          # likewise
+    if getattr(args, "column_closure", "auto") != "auto":          # likewise
         config["column_closure"] = args.column_closure
     if getattr(args, "dmft_draws", 1) != 1:                          # likewise
         config["dmft_draws"] = args.dmft_draws
@@ -201,7 +202,7 @@ def _check_offline(args: argparse.Namespace, problem: Problem, steps: int) -> No
         why = interpolant_reason(problem)
         if why is not None:
             raise ProblemError(f"--limit-loss interpolant: {why}")
-    if args.column_closure != "dmft" and args.offline != "dmft":
+    if args.column_closure != "auto" and args.offline != "dmft":
         raise ProblemError(f"--column-closure {args.column_closure} is a closure of the DMFT's "
                            f"linear column: it needs --offline-theory dmft, got {args.offline}")
     if args.dmft_draws != 1 and args.offline != "dmft":

@@ -72,7 +72,7 @@ OFFLINE_KEYS = {"offline_predicted_half_time": "predicted_half_time",
 
 def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
                       data: ProblemData | None = None, offline: str = "auto",
-                      limit: str = "none", column_closure: str = "dmft",
+                      limit: str = "none", column_closure: str = "auto",
                       dmft_draws: int = 1, dmft_log: Callable[[str], None] | None = None,
                       **solve_kw) -> Trajectory:
     """``core.solve.solve`` plus the lazy-regime theory, as ``lazyrich solve`` writes it:
@@ -123,10 +123,11 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
         offline_theory.md §15; 0.1-1 s at D = 100, 3-12 s at D = 400), drawn as a level line;
         refused (ProblemError) before the solve where the interpolant does not apply.  With
         "none" (the default) the key is absent.
-    column_closure : {"dmft", "least_squares", "spread"}
-        The DMFT's linear column with ``offline="dmft"``: as derived (default) or the opt-in
-        closures A7 or spread (docs/offline_theory.md §12.4); summary key ``offline_column_closure``
-        says which ran.  Refused (ProblemError) with any other ``offline``.
+    column_closure : {"auto", "dmft", "least_squares", "spread"}
+        The DMFT's linear column with ``offline="dmft"``: "auto" (default) the spread closure
+        where the column is fast, else as derived; or as derived, closure A7 or spread
+        (docs/offline_theory.md §12.4); summary key ``offline_column_closure`` says which ran.
+        Other than "auto" refused (ProblemError) with any other ``offline``.
     dmft_draws : int
         With ``offline="dmft"``: the DMFT averaged over this many Monte Carlo draws
         (``offline_theory``'s ``draws``); above 1 it adds the column
@@ -196,7 +197,7 @@ def _check_theory_options(problem: Problem, steps: int, offline: str, limit: str
         if why is not None:
             raise ProblemError(f"the offline theory {offline!r} does not apply: {why}")
     check_column_closure(column_closure)
-    if column_closure != "dmft" and offline != "dmft":
+    if column_closure != "auto" and offline != "dmft":
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
                            f"linear column: it needs offline='dmft', got {offline!r}")
     check_closure_applies(problem, column_closure)    # e.g. spread at a slow column
@@ -317,7 +318,7 @@ def offline_reason(problem: Problem, method: str = "auto", steps: int | None = N
 
 
 def offline_overlay(problem: Problem, t: np.ndarray, data: ProblemData | None = None,
-                    method: str = "auto", column_closure: str = "dmft", draws: int = 1
+                    method: str = "auto", column_closure: str = "auto", draws: int = 1
                     ) -> tuple[np.ndarray | None, dict[str, Any], dict[str, str]]:
     """The offline theory's population loss at the save times ``t`` and its summary keys.
 
@@ -336,7 +337,7 @@ def offline_overlay(problem: Problem, t: np.ndarray, data: ProblemData | None = 
         The problem's data (default ``problem.data()``).
     method : {"auto", "spectral", "dmft", "rindex", "none"}
         Which theory (:data:`OFFLINE_OVERLAYS`).
-    column_closure : {"dmft", "least_squares", "spread"}
+    column_closure : {"auto", "dmft", "least_squares", "spread"}
         The DMFT's column closure (``method="dmft"`` only; ``offline_theory``'s option).
     draws : int
         The DMFT's Monte Carlo draws to average (``method="dmft"`` only; ``offline_theory``'s
@@ -368,7 +369,7 @@ def _overlay(problem: Problem, t: np.ndarray, data: ProblemData | None, method: 
            offline_reason(problem, method, int(t[-1])))
     if why is not None:
         return None, dict.fromkeys(OFFLINE_KEYS), dict.fromkeys(OFFLINE_KEYS, why)
-    options = {"column_closure": column_closure} if column_closure != "dmft" else {}
+    options = {"column_closure": column_closure} if column_closure != "auto" else {}
     options.update({"draws": draws, "log": log} if draws != 1 else {})
     off = offline_theory(problem.replace(N=math.inf), int(t[-1]),
                          method="spectral" if method == "auto" else method, save_times=t,
@@ -379,8 +380,9 @@ def _overlay(problem: Problem, t: np.ndarray, data: ProblemData | None, method: 
     # the regime note names asymptotic's keys; solve writes them with the offline_ prefix
     summary["offline_regime"] = re.sub(r"\bpredicted_", "offline_predicted_",
                                        summary["offline_regime"])
-    if "column_closure" in s:                # the DMFT's
-        summary["offline_column_closure"] = s["column_closure"]
+    for key in ("column_closure", "column_closure_reason"):     # the DMFT's
+        if key in s:
+            summary[f"offline_{key}"] = s[key]
     reasons = {key: s["reasons"][src] for key, src in OFFLINE_KEYS.items() if s[src] is None}
     columns = {OFFLINE_COLUMN: np.asarray(off.population_loss, dtype=float)[pick]}
     se = off.extra.get("population_loss_mc_se")

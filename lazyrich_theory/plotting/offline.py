@@ -35,8 +35,8 @@ _EXACT = {"flow": "exact gradient flow (N = ∞)", "gd": "exact GD (N = ∞)"}
 
 
 def _method(run: dict) -> str:
-    """The theory's name in a legend (the DMFT's opt-in column closures named)."""
-    name = CLOSURE_NAMES.get(run.get("column_closure") or "dmft", "")
+    """The theory's name in a legend (the DMFT's column closure named)."""
+    name = CLOSURE_NAMES.get(run.get("column_closure") or "", "")
     return _METHOD[run["method"]] + (f" + {name}" if name else "")
 
 

@@ -32,9 +32,9 @@ METHOD_NAMES = {"gd": "exact GD", "gd-fast": "GD in strides (≤ 1e-7 of exact G
 
 #: The x label of a log-time axis drawn with :func:`log_time`.
 STEPS_LABEL = "GD steps t  (t = 0 drawn at 1/2)"
-#: The offline DMFT's linear-column closures by their names in labels ("" for the DMFT as
-#: derived; docs/offline_theory.md §12.4).
-CLOSURE_NAMES = {"dmft": "", "least_squares": "A7", "spread": "spread"}
+#: The offline DMFT's linear-column closures by their names in labels (the closure that ran;
+#: docs/offline_theory.md §12.4).
+CLOSURE_NAMES = {"dmft": "as derived", "least_squares": "A7", "spread": "spread"}
 
 #: A qualitative palette (matplotlib's tab10) in its own order: neighbours differ in hue.
 _DISTINCT = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",

@@ -451,7 +451,9 @@ def test_kappa_figure_column_closure():
     assert (p3["method"], p6["method"]) == ("dmft", "spectral")
     assert (a3["column_closure"], a6["column_closure"]) == ("least_squares", None)
     assert a3["theory_final"] != p3["theory_final"] and a6["theory_final"] == p6["theory_final"]
-    assert _method(a3) == "DMFT + A7" and _method(p3) == "DMFT"
+    assert _method(a3) == "DMFT + A7" and _method(p3) == "DMFT + spread"   # the default here
+    assert _method({"method": "dmft", "column_closure": "dmft"}) == "DMFT + as derived"
+    assert _method(p6) == "spectral closure"
     with pytest.raises(ProblemError, match="column_closure must be one of"):
         kappa(base, 300, kappas="3", Ns=40, column_closure="lsq")
     with pytest.raises(ProblemError, match="r-index DMFT"):

@@ -168,7 +168,7 @@ def test_dmft_spike_drive_is_the_growth_of_mu_and_splits_off_the_column():
     -E[xi (r - rho) h], vanishes without the linear column and works against the drive with
     it (the column fits part of the labels the spike must learn, docs §12.4)."""
     inp = OfflineInputs(kappa=3.0, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=50)
-    on = dmft_tau_curves(inp, 4.0, Ns=60)
+    on = dmft_tau_curves(inp, 4.0, Ns=60, column_closure="dmft")     # the column as derived
     mu, tau, drive = np.sqrt(on["spike_amplitude2"]), on["tau"], on["spike_drive"]
     late = tau >= 2.0                    # alpha eps mu^2 / b2 > 0.05 from tau ~ 1
     grown = mu[late][-1] - mu[late][0]
@@ -215,7 +215,7 @@ def test_dmft_least_squares_column_closure():
     a7 = dmft_tau_curves(inp, 6.0, Ns=60, column_closure="least_squares")
     ls = 1.5 * a7["column_train_power"]
     assert np.all(a7["linear_power"] <= ls + 1e-15)
-    plain = dmft_tau_curves(inp, 6.0, Ns=60)      # here it exceeds the bound by <= 1.16x
+    plain = dmft_tau_curves(inp, 6.0, Ns=60, column_closure="dmft")   # exceeds it <= 1.16x
     assert np.max(plain["linear_power"] - 1.5 * plain["column_train_power"]) > 0.01
     assert not np.allclose(a7["population_loss"], plain["population_loss"], rtol=1e-3)
     with pytest.raises(ProblemError, match="column_closure"):

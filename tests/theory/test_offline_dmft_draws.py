@@ -122,4 +122,5 @@ def test_a_blow_up_names_its_draw(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(DivergenceError, match=r"draw 2 of 3 \(seed 8\).*--ns"):
-            dmft_columns(INP, np.array([0.0, 1e5]), Ns=20, seed=7, draws=3)
+            dmft_columns(INP, np.array([0.0, 1e5]), Ns=20, seed=7, draws=3,
+                         column_closure="dmft")       # this step blows the column up

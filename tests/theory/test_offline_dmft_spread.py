@@ -98,7 +98,7 @@ def test_spread_needs_the_column_and_replaces_the_split(ablation):
 def test_first_order_response_is_a_spread_diagnostic():
     inp = OfflineInputs(kappa=KAPPA, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=100)
     with pytest.raises(ProblemError, match="needs column_closure='spread', got 'dmft'"):
-        dmft_tau_curves(inp, 1.0, Ns=40, spread_response="first_order")
+        dmft_tau_curves(inp, 1.0, Ns=40, column_closure="dmft", spread_response="first_order")
     with pytest.raises(ProblemError, match="spread_response must be one of"):
         dmft_tau_curves(inp, 1.0, Ns=40, column_closure="spread", spread_response="bulk")
     # the resolvent's correction is second order in the Onsager terms: early on, where the
@@ -110,9 +110,12 @@ def test_first_order_response_is_a_spread_diagnostic():
     # the default is the resolved response; the other closures ignore it
     c = dmft_tau_curves(inp, 0.5, Ns=100, column_closure="spread")
     np.testing.assert_array_equal(c["population_loss"], b["population_loss"])
-    d = dmft_tau_curves(inp, 0.5, Ns=100, spread_response="resolved")
-    e = dmft_tau_curves(inp, 0.5, Ns=100)
+    d = dmft_tau_curves(inp, 0.5, Ns=100, column_closure="dmft", spread_response="resolved")
+    e = dmft_tau_curves(inp, 0.5, Ns=100, column_closure="dmft")
     np.testing.assert_array_equal(d["population_loss"], e["population_loss"])
+    # the default closure ("auto") is spread here, where the column is fast
+    f = dmft_tau_curves(inp, 0.5, Ns=100)
+    np.testing.assert_array_equal(f["population_loss"], c["population_loss"])
 
 
 def test_the_summary_records_the_response():
@@ -125,7 +128,7 @@ def test_the_summary_records_the_response():
                     for kw in ({}, {"spread_response": "first_order"}))
     assert plain["spread_response"] == "resolved" and first["spread_response"] == "first_order"
     assert "first order" in first["regime"] and "first order" not in plain["regime"]
-    dmft = offline_summary(offline_theory(p, 3000, method="dmft", Ns=40))
+    dmft = offline_summary(offline_theory(p, 3000, method="dmft", Ns=40, column_closure="dmft"))
     assert "spread_response" not in dmft
 
 
@@ -207,3 +210,54 @@ def test_the_spread_closure_predicts_the_delay_where_measured(info, predicted):
     assert (why is None) == predicted
     if not predicted:
         assert f"kappa = {info['kappa']:.3g}" in why and "estimate" in why
+
+
+def test_auto_is_spread_where_it_applies():
+    """column_closure="auto" (the default) is the spread closure where the linear column is
+    fast and the default channels run, else the column as derived; other closures are
+    themselves; an unknown one is refused in one line."""
+    from lazyrich_theory.theory.offline.dmft import SPREAD_MAX_LAG, resolve_column_closure
+
+    assert column_lag(1.5, 1.0, 0.02) < SPREAD_MAX_LAG < column_lag(1.3, 1.0, 0.02)
+    assert resolve_column_closure("auto", 1.5, 1.0, 0.02) == "spread"
+    assert resolve_column_closure("auto", 1.3, 1.0, 0.02) == "dmft"
+    assert resolve_column_closure("auto", 1.5, 1.0, 0.02, channels=False) == "dmft"
+    for closure in ("dmft", "least_squares", "spread"):
+        assert resolve_column_closure(closure, 1.3, 1.0, 0.02) == closure
+    with pytest.raises(ProblemError, match="column_closure must be one of auto, dmft"):
+        resolve_column_closure("Auto", 3.0, 1.0, 0.02)
+
+
+def test_offline_theory_records_the_closure_that_ran():
+    """offline_theory's default closure is recorded as the one that ran; where the column is
+    slow it is the DMFT as derived, with the reason in info, summary.json and the regime note,
+    and the curve equals the one asked for explicitly."""
+    import lazyrich_theory as lr
+    from lazyrich_theory.theory.offline import offline_summary, offline_theory
+
+    slow = lr.Problem(D=30, P=90, N=float("inf"), alpha=0.2, eps=0.1, seed=0)
+    auto, asked = (offline_theory(slow, 300, method="dmft", Ns=40, **kw)
+                   for kw in ({}, {"column_closure": "dmft"}))
+    assert auto.info["column_closure"] == asked.info["column_closure"] == "dmft"
+    np.testing.assert_array_equal(auto.population_loss, asked.population_loss)
+    assert "2.8 > 1 in tau" in auto.info["column_closure_reason"]
+    assert "column_closure_reason" not in asked.info
+    s = offline_summary(auto)
+    assert s["column_closure_reason"] == auto.info["column_closure_reason"]
+    assert "auto's choice here" in s["regime"]
+    fast = offline_theory(slow.replace(alpha=1.0, eps=0.02), 3000, method="dmft", Ns=40)
+    assert fast.info["column_closure"] == "spread" and "column_closure_reason" not in fast.info
+    with pytest.raises(ProblemError, match="spectral closure .* has none"):
+        offline_theory(slow.replace(P=200), 300, method="spectral", column_closure="dmft")
+
+
+def test_a_divergence_in_the_critical_search_names_its_kappa():
+    """A DMFT blow-up inside critical_kappa's search says at which kappa (here the spread
+    closure at kappa = 1.5 with far too few samples)."""
+    from lazyrich_theory.errors import DivergenceError
+    from lazyrich_theory.theory.offline import critical_kappa
+
+    inp = OfflineInputs(kappa=5.0, alpha=1.0, eps=0.02, eta0=1.0, b2=1.142, D=30)
+    with pytest.raises(DivergenceError, match=r"critical-kappa search at kappa = 1\.5 "
+                                              r"\(Monte Carlo seed 0\): the DMFT's causal"):
+        critical_kappa(inp, "dmft", Ns=40, seed=0)

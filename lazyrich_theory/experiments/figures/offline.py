@@ -81,7 +81,7 @@ def _closure(p: Problem, method: str, column_closure: str, steps: int,
         return {}
     check_dmft_steps(inp, steps)
     options: dict[str, Any] = {"draws": draws} if draws != 1 else {}
-    if column_closure == "dmft":
+    if column_closure == "auto":
         return options
     check_closure_applies(p, column_closure)
     return {"column_closure": column_closure, **options}
@@ -132,7 +132,7 @@ def _kappa_options(base: Problem, method: Any, spectral_everywhere: Any, Ns: Any
                            f"{spectral_everywhere!r}")
     (check_rindex_ns if finite_rank else check_ns)(Ns)
     check_closure_applies(base, column_closure)
-    if column_closure != "dmft" and method == "spectral":
+    if column_closure != "auto" and method == "spectral":
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
                            "linear column; method='spectral' has none (use method='dmft' or "
                            "'auto')")
@@ -166,7 +166,7 @@ def _kappa_plan(problem: Problem, steps: int, kappas: Any, method: Any,
 
 def check_kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES,
                 method: str = "auto", spectral_everywhere: bool = True, Ns: int = 800,
-                column_closure: str = "dmft", dmft_draws: int = 1, **_: Any) -> None:
+                column_closure: str = "auto", dmft_draws: int = 1, **_: Any) -> None:
     """The refusals of :func:`kappa` for these arguments (ProblemError), without computing
     anything (``lazyrich figure`` runs it before any figure's estimate or run)."""
     _kappa_plan(problem, steps, kappas, method, spectral_everywhere, Ns, column_closure,
@@ -175,7 +175,7 @@ def check_kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES,
 
 def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str = "auto",
           spectral_everywhere: bool = True, Ns: int = 800,
-          column_closure: str = "dmft", dmft_draws: int = 1) -> FigureData:
+          column_closure: str = "auto", dmft_draws: int = 1) -> FigureData:
     """Test (population) loss vs time for several kappa = P/D: the exact gradient flow
     (N = inf) and the offline theory, unfitted.
 
@@ -196,10 +196,11 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
         what a theory without memorisation predicts there.
     Ns : int
         DMFT Monte Carlo samples.
-    column_closure : {"dmft", "least_squares", "spread"}
-        The DMFT's linear column where the DMFT runs: as derived, or the opt-in closures A7
-        or spread (docs/offline_theory.md §12.4); refused for a finite-rank init (its DMFT is
-        exact).
+    column_closure : {"auto", "dmft", "least_squares", "spread"}
+        The DMFT's linear column where the DMFT runs: "auto" (default) the spread closure at
+        each kappa whose column is fast, else as derived; or as derived, closure A7 or spread
+        at every kappa (docs/offline_theory.md §12.4); other than "auto" refused for a
+        finite-rank init (its DMFT is exact).
     dmft_draws : int
         Where the DMFT runs, the mean of this many Monte Carlo draws (one draw's loss at
         tau = 40 scatters by a sd of up to 0.15 at kappa <= 5.5); above 1 each such kappa gets

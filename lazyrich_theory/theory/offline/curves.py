@@ -38,7 +38,9 @@ from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
 from lazyrich_theory.theory.offline.dmft import (SPREAD_RESPONSES, check_column_closure,
                                                 check_dmft_horizon, check_draws,
-                                                check_spread_applies, dmft_columns)
+                                                SPREAD_MAX_LAG, check_spread_applies,
+                                                column_lag, dmft_columns,
+                                                resolve_column_closure)
 from lazyrich_theory.theory.offline.inputs import OfflineInputs, offline_inputs, training_xi
 from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_columns, rindex_inputs
 from lazyrich_theory.theory.offline.spectral import (
@@ -101,14 +103,14 @@ def _choose(method: str, inp: OfflineInputs) -> str:
 
 
 def offline_method(inp: OfflineInputs, method: str = "auto", xi_law: str = "gaussian",
-                   column_closure: str = "dmft") -> str:
+                   column_closure: str = "auto") -> str:
     """The method :func:`offline_theory` runs for the iid init ("spectral" or "dmft"):
     ``method``, or for "auto" the spectral closure at kappa >= KAPPA_SPECTRAL and the DMFT
-    below it or with ``xi_law="training"``.  A column closure other than the DMFT's own
-    (``column_closure``, :data:`~lazyrich_theory.theory.offline.dmft.COLUMN_CLOSURES`) is
+    below it or with ``xi_law="training"``.  A column closure asked for (``column_closure``
+    other than "auto", :data:`~lazyrich_theory.theory.offline.dmft.COLUMN_CLOSURES`) is
     refused with the spectral closure, which has no linear column (ProblemError)."""
     chosen = "dmft" if (xi_law == "training" and method == "auto") else _choose(method, inp)
-    if chosen == "spectral" and column_closure != "dmft":
+    if chosen == "spectral" and column_closure != "auto":
         why = (f"method 'auto' runs it at kappa = {inp.kappa:.3g} >= {KAPPA_SPECTRAL:g}"
                if method == "auto" else "asked for")
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT's "
@@ -118,19 +120,36 @@ def offline_method(inp: OfflineInputs, method: str = "auto", xi_law: str = "gaus
 
 
 def check_closure_applies(problem: Problem, column_closure: str) -> None:
-    """Refuse (one line, ProblemError) an unknown column closure, one other than the DMFT's
-    own for a finite-rank init (its r-index DMFT treats the column exactly, docs §13, so it
-    has no closure to choose), and the spread closure where the linear column is slow
+    """Refuse (one line, ProblemError) an unknown column closure, one asked for (not "auto")
+    for a finite-rank init (its r-index DMFT treats the column exactly, docs §13, so it has
+    no closure to choose), and the spread closure asked for where the linear column is slow
     (:func:`~lazyrich_theory.theory.offline.dmft.check_spread_applies`, at the scaled alpha
-    and eps the DMFT runs with).  The spectral closure's refusal needs the method and is
-    :func:`offline_method`'s."""
+    and eps the DMFT runs with; "auto" then runs the DMFT as derived).  The spectral
+    closure's refusal needs the method and is :func:`offline_method`'s."""
     check_column_closure(column_closure)
-    if column_closure != "dmft" and is_finite_rank(problem):
+    if column_closure != "auto" and is_finite_rank(problem):
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the iid init's "
                            f"DMFT; init={problem.init!r} runs the r-index DMFT, which is exact "
                            "(no closure)")
     if column_closure == "spread":
         check_spread_applies(problem.P / problem.D, *problem.scaled_alpha_eps)
+
+
+def _closure_runs(inp: OfflineInputs, dmft_options: dict[str, Any]) -> str:
+    """The DMFT's column closure for ``dmft_options`` (its "auto" resolved at these inputs)."""
+    channels = (dmft_options.get("linear_column", True)
+                and dmft_options.get("null_space_split", True))
+    return resolve_column_closure(dmft_options.get("column_closure", "auto"), inp.kappa,
+                                  inp.alpha, inp.eps, channels)
+
+
+def _why_not_spread(inp: OfflineInputs, dmft_options: dict[str, Any]) -> str:
+    """Why column_closure="auto" ran the DMFT as derived rather than the spread closure."""
+    lag = column_lag(inp.kappa, inp.alpha, inp.eps)
+    if lag > SPREAD_MAX_LAG:
+        return (f"the spread closure needs a fast linear column: its slowest relaxation time "
+                f"here is {lag:.3g} > {SPREAD_MAX_LAG:g} in tau")
+    return "the spread closure needs the default channels (linear_column, null_space_split)"
 
 
 def check_dmft_steps(inp: OfflineInputs, steps: int) -> None:
@@ -213,8 +232,10 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         only, and "auto" then means the DMFT: a prediction conditioned on the training set;
         docs/offline_theory.md §8.7).
     **dmft_options
-        Ns, seed, dmax, column_closure (``"dmft"`` or the opt-in closures A7,
-        ``"least_squares"``, and ``"spread"``, docs §12.4) and draws (Monte Carlo draws to
+        Ns, seed, dmax, column_closure (``"auto"``, the default: ``"spread"``, docs §12.4,
+        wherever the linear column is fast, else ``"dmft"``, the column as derived; or one of
+        ``"dmft"``, ``"least_squares"`` (closure A7) and ``"spread"``; ``info`` records the
+        closure that ran, and for "auto" without spread why) and draws (Monte Carlo draws to
         average, seeds ``seed``, ``seed + 1``, ...; the standard error of the mean loss in the
         extra columns ``population_loss_mc_se``, ``train_loss_mc_se``) for the DMFT; Ns, seed,
         max_points for the r-index DMFT (anything else is refused).
@@ -225,13 +246,15 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         method ``"offline-spectral"`` or ``"offline-dmft"``; ``info`` holds the inputs, the
         method, the plateau outlier (spectral) and the wall time.
     """
-    check_closure_applies(problem, dmft_options.get("column_closure", "dmft"))
+    asked = dmft_options.get("column_closure", "auto")
+    check_closure_applies(problem, asked)
     finite_rank = is_finite_rank(problem)
     if finite_rank:
         if method not in ("auto", "rindex"):
             raise ProblemError(f"init={problem.init!r} is of finite rank: the offline theory "
                                f"for it is method='rindex' (or 'auto'), not {method!r}")
         inp, chosen = rindex_inputs(problem, data, b2), "rindex"
+        dmft_options = {k: v for k, v in dmft_options.items() if k != "column_closure"}
         unknown = sorted(set(dmft_options) - {"Ns", "seed", "max_points"})
         if unknown:
             raise ProblemError(f"the r-index DMFT takes the options Ns, seed, max_points, "
@@ -241,8 +264,9 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
     if xi_law not in XI_LAWS:
         raise ProblemError(f"xi_law must be one of {', '.join(XI_LAWS)}, got {xi_law!r}")
     if not finite_rank:
-        chosen = offline_method(inp, method, xi_law,
-                                dmft_options.get("column_closure", "dmft"))
+        chosen = offline_method(inp, method, xi_law, asked)
+        if chosen == "dmft":       # the closure that runs, recorded in info
+            dmft_options = {**dmft_options, "column_closure": _closure_runs(inp, dmft_options)}
         _check_draws(dmft_options.get("draws", 1), chosen)
     if xi_law == "training":
         if chosen not in ("dmft", "rindex"):
@@ -266,7 +290,9 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         info.update(rank=inp.R, initial_overlap=inp.overlap, stride=int(cols.pop("stride")))
     if chosen == "dmft":
         info["dmft_draws"] = int(dmft_options.get("draws", 1))
-        info["column_closure"] = dmft_options.get("column_closure", "dmft")
+        info["column_closure"] = dmft_options["column_closure"]
+        if asked == "auto" and info["column_closure"] != "spread":
+            info["column_closure_reason"] = _why_not_spread(inp, dmft_options)
         if info["column_closure"] == "spread":
             info["spread_response"] = dmft_options.get("spread_response", SPREAD_RESPONSES[0])
     if chosen == "spectral":

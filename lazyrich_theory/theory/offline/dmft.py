@@ -39,7 +39,8 @@ __all__ = ["dmft_columns", "dmft_tau_curves", "make_grid", "linear_channel", "xi
            "xi_training_strata", "DMFT_NS", "DMFT_DMAX", "DMFT_MAX_POINTS", "COLUMN_CLOSURES",
            "check_column_closure", "check_dmft_horizon", "check_draws", "check_ns",
            "check_spread_applies", "dmft_tau_cap",
-           "check_spread_response", "column_lag", "SPREAD_MAX_LAG", "SPREAD_RESPONSES"]
+           "check_spread_response", "column_lag", "SPREAD_MAX_LAG", "SPREAD_RESPONSES",
+           "resolve_column_closure"]
 
 #: Default number of Monte Carlo samples.
 DMFT_NS = 800
@@ -47,9 +48,10 @@ DMFT_NS = 800
 DMFT_DMAX = 0.25
 #: Largest grid the DMFT accepts (cost ~ T^3: 400 points take ~5x the tau_h = 40 run).
 DMFT_MAX_POINTS = 400
-#: The linear column's closures: as derived (§8.5; default), the opt-in A7 (§12.4) and the
+#: The linear column's closures: "auto" (the default: "spread" wherever it applies, else
+#: "dmft"; :func:`resolve_column_closure`), as derived (§8.5), the opt-in A7 (§12.4) and the
 #: fast column's leave-one-out with the spread of memorisation, (12.1) of §12.4.
-COLUMN_CLOSURES = ("dmft", "least_squares", "spread")
+COLUMN_CLOSURES = ("auto", "dmft", "least_squares", "spread")
 
 
 #: The spread closure's memorisation operators K_nu: the bulk's part resolved through each
@@ -67,6 +69,19 @@ def check_column_closure(column_closure: str) -> None:
     if column_closure not in COLUMN_CLOSURES:
         raise ProblemError(f"column_closure must be one of {', '.join(COLUMN_CLOSURES)}, got "
                            f"{column_closure!r}")
+
+
+def resolve_column_closure(column_closure: str, kappa: float, alpha: float, eps: float,
+                           channels: bool = True) -> str:
+    """The closure that runs for ``column_closure``: "auto" is the spread closure where it
+    applies -- a fast linear column (:func:`column_lag` <= SPREAD_MAX_LAG) and the default
+    channels (``channels``: linear_column and null_space_split) -- and the DMFT as derived
+    elsewhere; any other closure is itself (checked: ProblemError for an unknown one)."""
+    check_column_closure(column_closure)
+    if column_closure != "auto":
+        return column_closure
+    fast = column_lag(kappa, alpha, eps) <= SPREAD_MAX_LAG
+    return "spread" if channels and fast else "dmft"
 
 
 def column_lag(kappa: float, alpha: float, eps: float) -> float:
@@ -185,7 +200,7 @@ def xi_training_strata(xi_train: np.ndarray, Ns: int) -> np.ndarray:
 def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed: int = 0,
                     dmax: float = DMFT_DMAX, xi_train: np.ndarray | None = None, *,
                     linear_column: bool = True, anomalous_term: bool = True,
-                    column_closure: str = "dmft", null_space_split: bool = True,
+                    column_closure: str = "auto", null_space_split: bool = True,
                     spread_response: str = "resolved") -> dict[str, np.ndarray]:
     """The DMFT's curves on its own grid up to ``tau_max``.
 
@@ -223,8 +238,10 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         spike's part resolved too, through the sample's spike resolvent without the
         Gauss-Newton term (a diagnostic: it moves the loss by < 0.01).  Other than the
         default only with ``column_closure="spread"``.
-    column_closure : {"dmft", "least_squares", "spread"}
-        "dmft" (default): the linear column as derived (§8.5).  "least_squares": closure A7,
+    column_closure : {"auto", "dmft", "least_squares", "spread"}
+        "auto" (default): "spread" where it applies (a fast column and the default
+        channels), else "dmft" (:func:`resolve_column_closure`).  "dmft": the linear column as
+        derived (§8.5).  "least_squares": closure A7,
         an experimental correction measured in docs/offline_theory.md §12.4 -- the exact
         column is at every instant the least-squares fit of y - q, whose population power is
         kappa / (kappa - 1) times its mean square output on the training samples; the column's
@@ -253,7 +270,8 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         diagnostics of docs/offline_theory.md §12.4.
     """
     check_ns(Ns)
-    check_column_closure(column_closure)
+    column_closure = resolve_column_closure(column_closure, inp.kappa, inp.alpha, inp.eps,
+                                            linear_column and null_space_split)
     check_dmft_horizon(tau_max, dmax)
     tau = make_grid(max(tau_max, 0.05), dmax)
     rng = np.random.default_rng(seed)

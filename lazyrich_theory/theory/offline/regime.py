@@ -57,7 +57,7 @@ def regime_note(traj: Trajectory) -> str:
                 "docs/offline_theory.md §12.4): within 0.007 of the default (bulk resolved) "
                 "in the loss at tau = 40 at D = 400, kappa = 1.5-11, at 1.2x its cost")
     if traj.info.get("column_closure") == "spread":
-        return ("DMFT with the opt-in spread closure (12.1) of a fast linear column (derived, "
+        return ("DMFT with the spread closure (12.1) of a fast linear column (derived, "
                 "docs/offline_theory.md §12.4; the bulk memorisation resolved through each "
                 "sample's own resolvent): against the exact flow at D = 400, on seed means and "
                 "the mean of 32 Monte Carlo draws (16 at kappa = 11, 96 at 1.5), the loss at tau "
@@ -81,12 +81,15 @@ def regime_note(traj: Trajectory) -> str:
                 "grokking delay +8..+40 % at kappa >= 11 and +1..+209 % at kappa = 5.5 where it "
                 "reaches 0.1 x its initial loss (§11.5); Monte Carlo "
                 "spread ~+-4 % / +-0.05")
-    return ("DMFT: half-time -29..+24 % against the exact flow (D = 50-800, "
+    why = traj.info.get("column_closure_reason")
+    return ("DMFT with the linear column as derived"
+            + (f" (auto's choice here: {why})" if why else "")
+            + ": half-time -29..+24 % against the exact flow (D = 50-800, "
             f"docs/offline_theory.md §11), loss at the horizon {HORIZON_BIAS['dmft']}, a bias "
             "that more Monte Carlo draws do not remove "
             "(one draw's own spread ~+-4 % / +-0.05 at D = 100); grokking "
             "delay +10..+45 % at kappa >= 11, mostly not reached at kappa = 5.5 (§11.5). The "
-            "opt-in spread closure of a fast linear column (--column-closure spread) is closer: "
+            "spread closure of a fast linear column (the default where it applies) is closer: "
             "within 0.012 of the loss at tau = 40 at kappa = 2-11, D = 400, on the mean of Monte "
             "Carlo draws (+0.05 +- 0.02 at kappa = 1.5), and its half time within 10 % (central "
             "values within 1.6 %; §12.4). For where the flow ends, trust "

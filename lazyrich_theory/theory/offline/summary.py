@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
-from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.spec.fields import is_int
 from lazyrich_theory.theory.offline.dmft import (DMFT_DMAX, check_column_closure,
@@ -137,8 +137,9 @@ def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns
                "spread": " (column closure spread, (12.1)"
                          + {"first_order": ", first-order memorisation)",
                             "full": ", bulk and spike memorisation resolved)"}.get(
-                             spread_response, ", bulk memorisation resolved)")}.get(
-                                 column_closure, "")
+                             spread_response, ", bulk memorisation resolved)"),
+               "auto": " (column closure spread, (12.1), where the linear column is fast, "
+                       "else as derived)"}.get(column_closure, "")
     definition = (f"kappa at which the DMFT's{closure} population loss at tau = {tau_h:g} (t = "
                   f"{tau_h * inp.alpha * inp.D / (2 * inp.eta0 * inp.eps):.6g} steps"
                   + (f", mean of {runs} Monte Carlo draws" if runs > 1 else "")
@@ -153,10 +154,15 @@ def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns
     def generalises(k: float) -> bool:
         rel = []
         for s in range(seed, seed + runs):      # the same draws at every kappa
-            L = dmft_tau_curves(OfflineInputs(k, inp.alpha, inp.eps, inp.eta0, inp.b2, inp.D),
-                                tau_h, Ns=Ns, seed=s, dmax=DMFT_DMAX,
-                                column_closure=column_closure,
-                                spread_response=spread_response)["population_loss"]
+            try:
+                L = dmft_tau_curves(OfflineInputs(k, inp.alpha, inp.eps, inp.eta0, inp.b2,
+                                                  inp.D),
+                                    tau_h, Ns=Ns, seed=s, dmax=DMFT_DMAX,
+                                    column_closure=column_closure,
+                                    spread_response=spread_response)["population_loss"]
+            except DivergenceError as err:      # name where in the search it happened
+                raise DivergenceError(f"the critical-kappa search at kappa = {k:.4g} "
+                                      f"(Monte Carlo seed {s}): {err}", err.step) from None
             rel.append(L[-1] / L[0])
         return bool(sum(rel) / runs <= 0.5)
 
@@ -199,7 +205,7 @@ def _rindex(inp: RIndexInputs, tau_h: float, lo: float, hi: float, tol: float, N
 def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | None = None,
                    kappa_range: tuple[float, float] = (1.2, 12.0), tol: float = 0.05,
                    Ns: int = 400, seed: int = 0, runs: int = 1,
-                   column_closure: str = "dmft",
+                   column_closure: str = "auto",
                    spread_response: str = "resolved") -> CriticalKappa:
     """The critical sample ratio kappa_c for the inputs ``inp`` (its kappa is ignored).
 
@@ -227,9 +233,11 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
         ``seed + 1``, ...; ``offline_theory``'s ``draws``) at every kappa.  One run's kappa_c
         moves by ~+-0.1 at Ns = 400 (rindex; the population dynamics' finite-Ns noise, which
         falls slowly with Ns: averaging runs is the cheaper cure; docs §13.5).
-    column_closure : {"dmft", "least_squares", "spread"}
-        With ``method="dmft"`` only: the DMFT's linear column as derived (default) or the
-        opt-in closures A7 or spread (``dmft_tau_curves``; docs/offline_theory.md §9, §12.4).
+    column_closure : {"auto", "dmft", "least_squares", "spread"}
+        The DMFT's linear column (``dmft_tau_curves``; docs/offline_theory.md §9, §12.4):
+        "auto" (default) the spread closure at each kappa of the search where the column is
+        fast, else as derived; or the column as derived, closure A7 or spread throughout
+        (these with ``method="dmft"`` only).
     spread_response : {"resolved", "first_order", "full"}
         The spread closure's memorisation response (``dmft_tau_curves``; the diagnostics
         "first_order" and "full" only with ``column_closure="spread"``).
@@ -250,7 +258,7 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
         raise ProblemError("critical kappa method 'rindex' is for a finite-rank init (inputs "
                            "from rindex_inputs); for the iid init use 'bbp' or 'dmft'")
     check_column_closure(column_closure)
-    if column_closure != "dmft" and method != "dmft":
+    if column_closure != "auto" and method != "dmft":
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT; "
                            f"the critical kappa method {method!r} has no linear-column closure")
     check_spread_response(spread_response, column_closure)
@@ -430,8 +438,10 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
             "error: predicted_final_test_loss_mc_se)" if info.get("dmft_draws", 1) > 1 else ""),
     }
     out.update(_mc_error(traj, reasons))
-    if "column_closure" in info:          # the DMFT's: "dmft" as derived, or an opt-in one
+    if "column_closure" in info:          # the DMFT's that ran: spread, dmft (as derived), A7
         out["column_closure"] = info["column_closure"]
+    if "column_closure_reason" in info:   # "auto" ran the DMFT as derived: why not spread
+        out["column_closure_reason"] = info["column_closure_reason"]
     if "spread_response" in info:         # the spread closure's memorisation response
         out["spread_response"] = info["spread_response"]
     out.update(_plateau(info, reasons))
