@@ -148,9 +148,15 @@ def _normal(value: Any) -> Any:
 def _check_rerun(fig: Any, out: str, record: dict[str, Any], overwrite: bool) -> None:
     """Refuse (one line) to replace, in ``out``, figure ``fig`` of another configuration
     (its ``figure.json``'s problem, steps and options; an option left out and one given at
-    its default are the same), unless ``overwrite``."""
+    its default are the same), or one whose ``figure.json`` is gone (its configuration cannot
+    be compared), unless ``overwrite``."""
     path = os.path.join(out, "figure.json")
-    if overwrite or not os.path.isfile(path):
+    if overwrite:
+        return
+    if not os.path.isfile(path):
+        if os.path.isfile(os.path.join(out, f"{fig.name}.png")):
+            raise ProblemError(f"{out} holds {fig.name}.png but no figure.json to say its "
+                               "configuration; use another --out or pass --overwrite")
         return
 
     def full(rec: dict[str, Any]) -> dict[str, Any]:

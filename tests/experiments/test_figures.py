@@ -92,6 +92,11 @@ def test_figure_cli_refuses_to_replace_a_figure_of_another_configuration(tmp_pat
     saved.write_text("{not json")
     assert main(["fig1", *small]) == 2
     assert "figure.json is missing or unreadable" in capsys.readouterr().err
+    saved.unlink()                  # the figure's PNG with no record of its configuration
+    assert main(["fig1", *small]) == 2
+    err = capsys.readouterr().err
+    assert "holds fig1.png but no figure.json" in err and "--overwrite" in err
+    assert main(["fig1", *small, "--overwrite"]) == 0 and saved.is_file()
 
 
 # ----------------------------------------------------------------------------- fig5
