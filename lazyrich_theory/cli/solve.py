@@ -329,9 +329,14 @@ def run_solve(args: argparse.Namespace) -> int:
     if not args.quiet:
         last = traj.at(traj.t[-1])
         total = time.perf_counter() - started
+        offline = _offline_clause(traj.info.get("summary") or {})
+        # beside the theory's relative loss, the exact one in the same units
+        pop0 = float(traj.population_loss[0])
+        rel = (f" ({last['population_loss'] / pop0:.3g} x initial)"
+               if offline and pop0 > 0 else "")
         print(f"{args.command}: {traj.method}, {steps} steps in {total:.2f} s (solver "
               f"{traj.info.get('wall_time', 0):.2f} s); final train {last['train_loss']:.4g}, "
-              f"test {last['test_loss']:.4g}, population {last['population_loss']:.4g}"
-              f"{_offline_clause(traj.info.get('summary') or {})} -> {args.out}")
+              f"test {last['test_loss']:.4g}, population {last['population_loss']:.4g}{rel}"
+              f"{offline} -> {args.out}")
         say_preset_note(args, problem)
     return 0

@@ -132,3 +132,8 @@ def test_dmft_draws_column_key_and_run_record(tmp_path, capsys):
             f"{s['offline_predicted_final_test_loss']:.3g} +- "
             f"{s['offline_predicted_final_test_loss_mc_se']:.2g} x initial (standard error "
             "over 2 Monte Carlo draws)") in out
+    # the exact population loss in the theory's units beside it
+    rows = (tmp_path / "loud" / "trajectory.csv").read_text().splitlines()
+    cols = rows[0].split(",")
+    pop = [float(r.split(",")[cols.index("population_loss")]) for r in (rows[1], rows[-1])]
+    assert f"population {pop[1]:.4g} ({pop[1] / pop[0]:.3g} x initial); offline theory" in out
