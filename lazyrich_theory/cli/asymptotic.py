@@ -2,7 +2,7 @@
 
     lazyrich asymptotic [model options] [--method auto|spectral|dmft|rindex] [--critical-kappa
                         bbp|dmft|rindex|interpolant|none]
-                        [--column-closure dmft|least_squares|spread]
+                        [--column-closure auto|spread|dmft|least_squares]
                         [--steps T] [--save-times ...] --out DIR
 
 Writes trajectory.csv (t, train_loss, test_loss, population_loss and the other core columns;
@@ -95,7 +95,8 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
     p.set_defaults(N="inf")
     p.add_argument("--method", choices=OFFLINE_METHODS, default="auto",
                    help="spectral: two-timescale closure (~1 s, validated for kappa >= 5); "
-                        "dmft: DMFT with the memorisation channel (~5-20 s); rindex: the exact "
+                        "dmft: DMFT with the memorisation channel (~10-45 s per draw; see "
+                        "--column-closure); rindex: the exact "
                         "DMFT of a finite-rank --init (lowrank:R, aligned:R:C); auto "
                         "(default): rindex for a finite-rank init, else spectral for "
                         "kappa >= 5, else dmft")
@@ -141,7 +142,8 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         "D = 50-400; ~2.3x faster and 0.5 GB less than spread); least_squares "
                         "(closure A7: its population power capped at the least-squares value; "
                         "+0.01..+0.06 at kappa = 2-5.5, D = 400); also used by --critical-kappa "
-                        "dmft. Needs the DMFT (--method dmft, or auto below kappa = 5)")
+                        "dmft. A closure other than auto needs the DMFT (--method dmft, or "
+                        "auto below kappa = 5)")
     p.add_argument("--ns", type=int_at_least("--ns", 20, even=True),
                    default=DMFT_NS,
                    help=f"DMFT Monte Carlo samples (even, default {DMFT_NS})")
@@ -173,7 +175,7 @@ def _config(args: argparse.Namespace, problem, steps: int,
 
 def _check_closure(args: argparse.Namespace, problem, inp, finite_rank: bool) -> bool:
     """Whether the curve runs the DMFT; refuses (one line) the DMFT's options where no DMFT
-    runs: a --column-closure other than dmft or --dmft-draws above 1 with a finite-rank init
+    runs: a --column-closure other than auto or --dmft-draws above 1 with a finite-rank init
     (its r-index DMFT is exact and has no draws), or with the spectral closure's curve unless
     --critical-kappa dmft uses them; and the spread closure at a slow column
     (``check_closure_applies``)."""

@@ -137,7 +137,8 @@ def add_solve_parsers(subparsers) -> None:
                    default="auto",
                    help="the offline (P = kappa D) theory's curve beside the exact one: auto "
                         "(default) the spectral closure where it is validated (kappa >= 5, "
-                        "iid init; ~1 s), none elsewhere; dmft (~5-20 s, any kappa); rindex "
+                        "iid init; ~1 s), none elsewhere; dmft (~10-45 s, any kappa; see "
+                        "--column-closure); rindex "
                         "(a finite-rank --init, ~10-40 s); none")
     s.add_argument("--column-closure", dest="column_closure", choices=COLUMN_CLOSURES,
                    default="auto",

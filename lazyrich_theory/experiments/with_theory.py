@@ -312,7 +312,7 @@ def offline_reason(problem: Problem, method: str = "auto", steps: int | None = N
     if method == "auto" and kappa < KAPPA_SPECTRAL:
         return (f"kappa = P/D = {kappa:.3g} < {KAPPA_SPECTRAL:g}: the spectral closure is "
                 "validated for kappa >= 5 only, and the DMFT that covers smaller kappa takes "
-                "~5-20 s per curve, too slow to run by default (lazyrich solve "
+                "~10-45 s per curve, too slow to run by default (lazyrich solve "
                 "--offline-theory dmft or lazyrich asymptotic --method dmft computes it)")
     return None
 

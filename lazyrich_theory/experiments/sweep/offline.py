@@ -1,8 +1,9 @@
 """The offline theory's boundary of a phase sweep (issue 13): the predicted time at which the
 population loss falls under the sweep's threshold, on its alpha x eps grid, with no fitted
 constant (:func:`~lazyrich_theory.theory.offline.phase_boundary_times`): the spectral closure
-by default (seconds), the DMFT (``offline="dmft"``, about a minute per solve, ~10 solves
-per seed), which has the memorisation floor that decides whether a cell reaches the threshold,
+by default (seconds), the DMFT (``offline="dmft"``, one to two minutes per solve, ~10
+solves per seed; its default column closure, spread where the node's linear column is fast),
+which has the memorisation floor that decides whether a cell reaches the threshold,
 or the mirror-descent interpolant (``offline="interpolant"``: its tau -> inf loss, one convex
 solve per cell and seed, decides which cells reach the threshold; the time is the spectral
 closure's).
@@ -117,7 +118,7 @@ def offline_phase(base: Problem, axes: Sequence[Axis], config: Mapping[str, Any]
     if why is None:
         if method == "dmft" and log is not None:
             log("phase: offline theory (DMFT) boundary: about 10 DMFT solves per seed, "
-                "a minute each")
+                "one to two minutes each")
         if method == "interpolant" and log is not None:
             log("phase: offline theory (interpolant) floors: one convex solve per cell and "
                 "seed, 0.1-1 s at D = 100, 3-12 s at D = 400")

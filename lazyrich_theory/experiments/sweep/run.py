@@ -129,7 +129,7 @@ def sweep(base: Problem, vary: Mapping[str, Any] | Sequence[Axis] | None, steps:
         estimate) before anything is built (the cells are counted from the specs first).
     offline : the theory of the unfitted offline boundary (``offline_test_time``) of an
         alpha x eps sweep: "spectral" (default, seconds), "dmft" (has the memorisation floor;
-        about ten one-minute DMFT solves per seed), "interpolant" (the floor of the
+        about ten DMFT solves per seed, one to two minutes each), "interpolant" (the floor of the
         mirror-descent interpolant decides which cells reach the threshold, the spectral
         closure gives the time; one convex solve per cell and seed) or "none"
         (:mod:`~lazyrich_theory.experiments.sweep.offline`; not part of the sweep's identity).

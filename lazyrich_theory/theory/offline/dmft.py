@@ -14,8 +14,11 @@ responses of the module ``dmft_kernels``.  D enters through mu(0), the seed, the
 Onsager term (xi^2/D) R_x and O(1/D) loss terms: a finite-D prediction.
 
 Cost O(Ns T^3) time and O(Ns T^2) memory (T grid points): Ns = 800, T ~ 240 (tau_h = 40)
-takes ~1 minute and ~0.6 GB.  The Monte Carlo spread (seed of the noise draws) is ~+-4 % in
-the half-loss time and ~+-0.05 in the long-time loss at Ns = 800 (measured).
+takes ~5-10 s and ~0.6 GB with the column as derived, ~2.3x that and up to 0.5 GB more with
+the spread closure (the default where the column is fast).  The Monte Carlo spread of one draw
+(seed of the noise draws) is ~+-4 % in the half-loss time and, at D = 400 with the spread
+closure, a sd of 0.15 / 0.035 / 0.015 / 0.011 in the loss at tau = 40 at kappa = 1.5 / 2 /
+3 / 5.5 (~+-0.05 at kappa = 3 as derived; measured).
 """
 
 from __future__ import annotations
@@ -224,12 +227,13 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         linear column the model is f = (alpha eps / 2) x^T (M - I) x alone (no psi filter, no
         theta_u, no screening of the spike's Gauss-Newton term); without the anomalous term
         the (xi^2 / D) R_x Onsager term of §8.4 is dropped (here and in the mean memorisation
-        kernel).  Both default to the DMFT as derived.
+        kernel).  Both default to True (the full DMFT).
     null_space_split : bool
         A diagnostic too (docs/offline_theory.md §12.4): False drops the null-space split A6'
         of §8.5 (the sample-averaged memorisation kernel Kbar = 0), so that the linear
         column filters the whole residual, r = A[rho + alpha theta_u], and its cavity
-        variance is fed by r itself.  Default True, the DMFT as derived.
+        variance is fed by r itself.  Default True (the split; the spread closure replaces it and
+        needs it at its default).
     spread_response : {"resolved", "first_order", "full"}
         The spread closure's memorisation operators K_nu (docs/offline_theory.md §12.4):
         the bulk's part resolved through the sample's own Volterra resolvent, one step
@@ -254,8 +258,8 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         ell^(-1) = kappa E[(1 + ell - K_nu)^(-1)] over the samples' memorisation operators
         K_nu, and theta Gaussian with covariance kappa ell E[r r'] ell^T (also the column's
         population power); replaces the null-space split (needs ``linear_column`` and
-        ``null_space_split`` at their defaults).  2.3x the default's time (first order 1.8x,
-        full 2.8x; benchmarks/dmft_closure_cost.md) and one more per-sample packed history
+        ``null_space_split`` at their defaults).  2.3x the time of the column as derived
+        (first order 1.8x, full 2.8x; benchmarks/dmft_closure_cost.md) and one more per-sample packed history
         (Ns T^2 / 2 doubles: 0.5 GB at Ns = 800 and tau = 80; full: two).
 
     Returns

@@ -13,9 +13,12 @@ depends on alpha and eps separately through the linear column's rate alpha / (ep
 the collapse on alpha eps is an approximation there (approximation A-grid: each node is solved
 at the geometric-mean alpha / eps of the cells it serves; measured on the 8 x 8 Fig. 3(e) grid,
 the DMFT's loss at tau = 70 varies by <= 0.002 between cells of equal alpha eps whose alpha /
-eps differ 24-fold, the exact flow's long-time loss by <= 0.006).  Each node is one DMFT run
-up to the cells' horizon on the DMFT clock, capped where its grid reaches ``DMFT_MAX_POINTS``
-(tau ~ 80): a crossing later than the cap counts as not reached.
+eps differ 24-fold, the exact flow's long-time loss by <= 0.006; measured with the column as
+derived).  The DMFT's column closure is its default ("auto") unless ``dmft_options`` names
+one, chosen at each node's alpha / eps: spread where that column is fast (on the Fig. 3(e)
+grid every node, also for cells whose own column is slow), else as derived.  Each node is one
+DMFT run up to the cells' horizon on the DMFT clock, capped where its grid reaches
+``DMFT_MAX_POINTS`` (tau ~ 80): a crossing later than the cap counts as not reached.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ __all__ = ["phase_boundary_times", "N_NODES", "N_NODES_DMFT", "GRID_METHODS", "d
 
 #: Nodes in alpha eps (log-spaced) when the grid has more distinct values than this.
 N_NODES = 24
-#: The same for the DMFT (about a minute per node).
+#: The same for the DMFT (one to two minutes per node).
 N_NODES_DMFT = 6
 #: What :func:`phase_boundary_times` can solve with.
 GRID_METHODS = ("spectral", "dmft")
@@ -92,10 +95,10 @@ def phase_boundary_times(kappa: float, b2: float, D: int, eta0: float,
         Nodes in alpha eps when the grid has more distinct products (default ``N_NODES``,
         ``N_NODES_DMFT`` for the DMFT).
     method : {"spectral", "dmft"}
-        The spectral closure (seconds; no memorisation floor) or the DMFT (about a minute per
-        node; has the floor; the alpha-eps collapse is an approximation, module docstring).
+        The spectral closure (seconds; no memorisation floor) or the DMFT (one to two minutes
+        per node; has the floor; the alpha-eps collapse is an approximation, module docstring).
     dmft_options : dict, optional
-        Passed to ``dmft_tau_curves`` (``Ns``, ``seed``, ``dmax``).
+        Passed to ``dmft_tau_curves`` (``Ns``, ``seed``, ``dmax``, ``column_closure``).
     refine : int
         DMFT only: bisections of each node gap where the threshold crossing switches
         between reached and not reached (the floor's edge; one extra solve per gap and round).
