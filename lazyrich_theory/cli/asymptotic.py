@@ -106,7 +106,7 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                    help="bbp (~0.5 s): the plateau's BBP threshold, the lower end of the "
                         "crossover (default for the iid init above D = "
                         f"{INTERPOLANT_CRITICAL_D_DEFAULT}, with --data, and outside the "
-                        "interpolant's domain); dmft: where the DMFT's long-time loss "
+                        "interpolant's domain); dmft: where the DMFT's loss at tau = 40 "
                         "crosses 1/2 (~6 DMFT runs, ~100 s at D = 100 with the spread "
                         "closure, ~45 s as derived, times --dmft-draws); rindex (finite-rank "
                         "init only): where the r-index DMFT's loss at this run's horizon, "
@@ -141,9 +141,9 @@ def add_asymptotic_parser(subparsers) -> argparse.ArgumentParser:
                         "tau); dmft (as derived: +0.14..+0.36 too high at kappa <= 3, "
                         "D = 50-400; ~2.3x faster and 0.5 GB less than spread); least_squares "
                         "(closure A7: its population power capped at the least-squares value; "
-                        "+0.01..+0.06 at kappa = 2-5.5, D = 400); also used by --critical-kappa "
-                        "dmft. A closure other than auto needs the DMFT (--method dmft, or "
-                        "auto below kappa = 5)")
+                        "+0.02..+0.07 at kappa = 1.5-5.5, D = 400); also used by --critical-kappa "
+                        "dmft. A closure other than auto needs the DMFT: --method dmft, auto "
+                        "below kappa = 5, --xi-law training or --critical-kappa dmft")
     p.add_argument("--ns", type=int_at_least("--ns", 20, even=True),
                    default=DMFT_NS,
                    help=f"DMFT Monte Carlo samples (even, default {DMFT_NS})")
@@ -219,6 +219,9 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     extra = parse_times(args.save_times) if args.save_times is not None else None
     save_times(steps, extra=extra)         # validates before anything runs
     finite_rank = is_finite_rank(problem)  # lowrank:R / aligned:R:C: the r-index DMFT
+    if finite_rank and args.method not in ("auto", "rindex"):      # before any output
+        raise ProblemError(f"init={problem.init!r} is of finite rank: its offline theory is "
+                           f"--method rindex (or auto), not {args.method}")
     inp = rindex_inputs(problem) if finite_rank else offline_inputs(problem)   # refusals
     explicit, crit_note = args.critical is not None, None
     if not explicit:
@@ -297,8 +300,7 @@ def _horizon_note(summary: dict) -> str:
         return ""
     closure = summary.get("column_closure", "dmft")
     if closure in CLOSURE_NAME:
-        cure = (f"the spread closure does not apply: {summary['column_closure_reason']}"
-                if "column_closure_reason" in summary else "--column-closure spread")
+        cure = summary.get("column_closure_reason") or "--column-closure spread"
         return (f"{CLOSURE_NAME[closure]} is {HORIZON_BIAS[closure]}, a bias that more draws "
                 f"do not remove: {cure}")
     if summary["dmft_draws"] == 1:

@@ -13,6 +13,7 @@ unwritable DIR and a problem beyond this machine (estimated memory or a day of w
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from typing import Any, Iterable, Sequence
@@ -39,11 +40,13 @@ from lazyrich_theory.experiments.with_theory import (
     offline_reason,
     solve_with_theory,
 )
+from lazyrich_theory.plotting.style import CLOSURE_NAMES
 from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.resources import LONG_RUN_SECONDS, check_resources
 from lazyrich_theory.spec.schedule import parse_times, save_times
+from lazyrich_theory.theory.offline.curves import check_closure_applies
 from lazyrich_theory.theory.offline.dmft import COLUMN_CLOSURES
 from lazyrich_theory.theory.offline.implicit_bias import interpolant_reason
 
@@ -217,6 +220,8 @@ def _check_offline(args: argparse.Namespace, problem: Problem, steps: int) -> No
     why = offline_reason(problem, args.offline, steps)
     if why is not None:
         raise ProblemError(f"--offline-theory {args.offline} does not apply: {why}")
+    if args.offline == "dmft":
+        check_closure_applies(problem.replace(N=math.inf), args.column_closure)   # e.g. spread
 
 
 def _check_method(args: argparse.Namespace, problem: Problem, steps: int) -> str:
@@ -280,7 +285,9 @@ def _offline_clause(summary: dict[str, Any]) -> str:
         return ""
     loss = relative_loss_text(final, summary.get("offline_predicted_final_test_loss_mc_se"),
                               summary.get("offline_dmft_draws"))
-    return f"; offline theory ({summary['offline_method']}) population loss {loss}"
+    closure = CLOSURE_NAMES.get(summary.get("offline_column_closure") or "", "")
+    name = summary["offline_method"] + (f" + {closure}" if closure else "")
+    return f"; offline theory ({name}) population loss {loss}"
 
 
 def run_solve(args: argparse.Namespace) -> int:

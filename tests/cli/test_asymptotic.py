@@ -190,7 +190,7 @@ def test_default_column_closure_is_spread_where_it_applies(tmp_path, capsys):
     assert s["column_closure"] == "dmft"
     assert "slowest relaxation time" in s["column_closure_reason"]
     assert "auto's choice here" in s["regime"] and "column closure as derived" in line
-    assert "the spread closure does not apply" in line
+    assert "do not remove: the linear column is slow here" in line     # not: use spread
     code, asked = _run(tmp_path, "--alpha", "1", "--eps", "0.02", *base, "--column-closure",
                        "dmft", name="asked")
     assert code == 0
@@ -203,6 +203,23 @@ def test_default_column_closure_is_spread_where_it_applies(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "add --method dmft" in err
     assert not bad.exists()
+
+
+def test_refusals_print_nothing_before_their_line(tmp_path, capsys):
+    """A finite-rank init with --method dmft and a spread closure at a slow column are refused
+    with one line and nothing else: no progress line comes first (asymptotic and solve)."""
+    out = tmp_path / "fr"
+    assert main(["asymptotic", "--D", "30", "--P", "90", "--init", "lowrank:1", "--method",
+                 "dmft", "--out", str(out), "--no-plot"]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and "\n" not in cap.err.strip() and "--method rindex" in cap.err
+    assert main(["solve", "--D", "30", "--P", "90", "--N", "inf", "--alpha", "0.2",
+                 "--eps", "0.1", "--method", "flow", "--offline-theory", "dmft",
+                 "--column-closure", "spread", "--steps", "300", "--out",
+                 str(tmp_path / "sp")]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and "\n" not in cap.err.strip(), cap
+    assert "slowest relaxation time" in cap.err and not (tmp_path / "sp").exists()
 
 
 def test_column_closure_spread(tmp_path, capsys):

@@ -128,7 +128,8 @@ def test_dmft_draws_column_key_and_run_record(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert "then the DMFT's curve (2 Monte Carlo draws" in err
     assert "solve: Monte Carlo draw 1 of 2 done, " in err          # a line per draw done
-    assert (f"offline theory (dmft) population loss "
+    assert s["offline_column_closure"] == "spread"      # the default here, named on the line
+    assert (f"offline theory (dmft + spread) population loss "
             f"{s['offline_predicted_final_test_loss']:.3g} +- "
             f"{s['offline_predicted_final_test_loss_mc_se']:.2g} x initial (standard error "
             "over 2 Monte Carlo draws)") in out

@@ -325,7 +325,9 @@ def test_phase_offline_dmft_boundary(monkeypatch):
     assert calls == ["dmft"] and res.offline["method"] == "dmft"
     assert "DMFT" in res.offline["theory"] and any("DMFT" in s for s in lines)
     # one line per distinct alpha eps: 0.05, 0.2 (twice on the grid), 0.8
-    assert sum(s.startswith("offline DMFT node alpha eps = ") for s in lines) == 3
+    nodes = [s for s in lines if s.startswith("offline DMFT node alpha eps = ")]
+    assert len(nodes) == 3
+    assert all(", column closure " in s for s in nodes), nodes     # the one each node ran
     inp = offline_inputs(PHASE.replace(N=math.inf))
     ref = phase_boundary_times(inp.kappa, inp.b2, inp.D, inp.eta0, [0.5, 2.0], [0.1, 0.4],
                                PHASE_STEPS, threshold=0.3, method="dmft",

@@ -241,12 +241,20 @@ def test_offline_theory_records_the_closure_that_ran():
     assert auto.info["column_closure"] == asked.info["column_closure"] == "dmft"
     np.testing.assert_array_equal(auto.population_loss, asked.population_loss)
     assert "2.8 > 1 in tau" in auto.info["column_closure_reason"]
-    assert "column_closure_reason" not in asked.info
-    s = offline_summary(auto)
+    assert asked.info["column_closure_reason"] == auto.info["column_closure_reason"]
+    assert (auto.info["requested_column_closure"], asked.info["requested_column_closure"]) == (
+        "auto", "dmft")
+    s, s_asked = offline_summary(auto), offline_summary(asked)
     assert s["column_closure_reason"] == auto.info["column_closure_reason"]
-    assert "auto's choice here" in s["regime"]
+    assert "auto's choice here" in s["regime"] and "auto's choice" not in s_asked["regime"]
+    for note in (s["regime"], s_asked["regime"]):     # no error was measured at a slow column
+        assert note.startswith("Outside the measured regime: the linear column is slow here")
     fast = offline_theory(slow.replace(alpha=1.0, eps=0.02), 3000, method="dmft", Ns=40)
     assert fast.info["column_closure"] == "spread" and "column_closure_reason" not in fast.info
+    fast_asked = offline_theory(slow.replace(alpha=1.0, eps=0.02), 3000, method="dmft", Ns=40,
+                                column_closure="dmft")
+    assert "column_closure_reason" not in fast_asked.info       # spread would run here
+    assert "Outside" not in offline_summary(fast_asked)["regime"]
     with pytest.raises(ProblemError, match="spectral closure .* has none"):
         offline_theory(slow.replace(P=200), 300, method="spectral", column_closure="dmft")
 
@@ -261,3 +269,15 @@ def test_a_divergence_in_the_critical_search_names_its_kappa():
     with pytest.raises(DivergenceError, match=r"critical-kappa search at kappa = 1\.5 "
                                               r"\(Monte Carlo seed 0\): the DMFT's causal"):
         critical_kappa(inp, "dmft", Ns=40, seed=0)
+
+
+def test_critical_kappa_names_its_closure():
+    """The DMFT's critical kappa says which closure ran: as derived when asked for, and for
+    the default auto which closure ran where the search ended."""
+    from lazyrich_theory.theory.offline import critical_kappa
+
+    inp = OfflineInputs(kappa=5.0, alpha=1.0, eps=0.02, eta0=1.0, b2=1.0, D=50)
+    derived = critical_kappa(inp, "dmft", Ns=120, column_closure="dmft", tau_h=10.0)
+    assert "(its linear column as derived)" in derived.definition
+    auto = critical_kappa(inp, "dmft", Ns=120, tau_h=10.0)
+    assert auto.definition.endswith("at the crossing the closure that ran is spread")

@@ -113,6 +113,7 @@ def _one(problem: Problem, steps: int, k: float, method: str,
             "theory_final_mc_se": None if se is None else float(se[-1] / th[0]),
             "method": theory.info["offline_method"], "exact_method": exact.method,
             "column_closure": theory.info.get("column_closure"),
+            "column_closure_reason": theory.info.get("column_closure_reason"),
             "exact_half_time": half_time(exact.t, pop), "theory_half_time": half_time(theory.t, th),
             "exact_final": float(pop[-1] / pop[0]), "theory_final": float(th[-1] / th[0]),
             "exact_wall_time": t1 - t0, "theory_wall_time": t2 - t1}
@@ -231,7 +232,8 @@ def kappa(problem: Problem, steps: int, kappas: Any = KAPPA_VALUES, method: str 
             cols[f"theory_test_se_{tag}"] = r["theory_test_se"]
         if r["spectral_test"] is not None:
             cols[f"spectral_test_{tag}"] = r["spectral_test"]
-    keys = ("kappa", "P", "method", "column_closure", "dmft_draws", "exact_method",
+    keys = ("kappa", "P", "method", "column_closure", "column_closure_reason", "dmft_draws",
+            "exact_method",
             "exact_half_time", "theory_half_time", "exact_final", "theory_final",
             "theory_final_mc_se", "limit", "limit_reason", "exact_wall_time", "theory_wall_time")
     result = {"runs": [{k: r[k] for k in keys} for r in runs],

@@ -146,13 +146,17 @@ def _closure_runs(inp: OfflineInputs, dmft_options: dict[str, Any]) -> str:
                                   inp.alpha, inp.eps, channels)
 
 
-def _why_not_spread(inp: OfflineInputs, dmft_options: dict[str, Any]) -> str:
-    """Why column_closure="auto" ran the DMFT as derived rather than the spread closure."""
+def _why_not_spread(inp: OfflineInputs, dmft_options: dict[str, Any]) -> str | None:
+    """Why the spread closure cannot run at these inputs (a slow linear column, or an ablated
+    channel), or None where it can."""
     lag = column_lag(inp.kappa, inp.alpha, inp.eps)
     if lag > SPREAD_MAX_LAG:
-        return (f"the spread closure needs a fast linear column: its slowest relaxation time "
-                f"here is {lag:.3g} > {SPREAD_MAX_LAG:g} in tau")
-    return "the spread closure needs the default channels (linear_column, null_space_split)"
+        return (f"the linear column is slow here (its slowest relaxation time {lag:.3g} > "
+                f"{SPREAD_MAX_LAG:g} in tau), which the spread closure does not take")
+    if not (dmft_options.get("linear_column", True)
+            and dmft_options.get("null_space_split", True)):
+        return "the spread closure needs the default channels (linear_column, null_space_split)"
+    return None
 
 
 def check_dmft_steps(inp: OfflineInputs, steps: int) -> None:
@@ -294,8 +298,11 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
     if chosen == "dmft":
         info["dmft_draws"] = int(dmft_options.get("draws", 1))
         info["column_closure"] = dmft_options["column_closure"]
-        if asked == "auto" and info["column_closure"] != "spread":
-            info["column_closure_reason"] = _why_not_spread(inp, dmft_options)
+        info["requested_column_closure"] = asked
+        info["column_lag"] = column_lag(inp.kappa, inp.alpha, inp.eps)   # in tau
+        why = _why_not_spread(inp, dmft_options)
+        if info["column_closure"] != "spread" and why is not None:   # what auto would not run
+            info["column_closure_reason"] = why
         if info["column_closure"] == "spread":
             info["spread_response"] = dmft_options.get("spread_response", SPREAD_RESPONSES[0])
     if chosen == "spectral":

@@ -35,7 +35,7 @@ from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.spec.fields import is_int
 from lazyrich_theory.theory.offline.dmft import (DMFT_DMAX, check_column_closure,
                                                  check_spread_applies, check_spread_response,
-                                                 dmft_tau_curves)
+                                                 dmft_tau_curves, resolve_column_closure)
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
 from lazyrich_theory.theory.offline.plateau import plateau_losses, plateau_reason, plateau_spectrum
 from lazyrich_theory.theory.offline.regime import regime_note
@@ -133,7 +133,8 @@ def _bbp(b2: float, D: int, lo: float, hi: float, tol: float) -> CriticalKappa:
 
 def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns: int,
           seed: int, column_closure: str, spread_response: str, runs: int) -> CriticalKappa:
-    closure = {"least_squares": " (column closure A7, least squares)",
+    closure = {"dmft": " (its linear column as derived)",
+               "least_squares": " (column closure A7, least squares)",
                "spread": " (column closure spread, (12.1)"
                          + {"first_order": ", first-order memorisation)",
                             "full": ", bulk and spike memorisation resolved)"}.get(
@@ -168,9 +169,14 @@ def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns
 
     if generalises(lo) or not generalises(hi):
         return CriticalKappa(math.nan, "dmft", definition,
-                             f"the DMFT's long-time loss does not cross 1/2 for kappa in "
-                             f"[{lo:g}, {hi:g}]")
-    return CriticalKappa(_bisect(generalises, lo, hi, tol), "dmft", definition)
+                             f"the DMFT's loss at tau = {tau_h:g} does not cross 1/2 for kappa "
+                             f"in [{lo:g}, {hi:g}]")
+    value = _bisect(generalises, lo, hi, tol)
+    if column_closure == "auto":            # which closure ran where the search ended
+        ran = resolve_column_closure("auto", value, inp.alpha, inp.eps)
+        definition += (f"; at the crossing the closure that ran is "
+                       f"{'spread' if ran == 'spread' else 'the column as derived'}")
+    return CriticalKappa(value, "dmft", definition)
 
 
 def _rindex(inp: RIndexInputs, tau_h: float, lo: float, hi: float, tol: float, Ns: int,
@@ -440,7 +446,7 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
     out.update(_mc_error(traj, reasons))
     if "column_closure" in info:          # the DMFT's that ran: spread, dmft (as derived), A7
         out["column_closure"] = info["column_closure"]
-    if "column_closure_reason" in info:   # "auto" ran the DMFT as derived: why not spread
+    if "column_closure_reason" in info:   # not the spread closure: why it cannot run here
         out["column_closure_reason"] = info["column_closure_reason"]
     if "spread_response" in info:         # the spread closure's memorisation response
         out["spread_response"] = info["spread_response"]
