@@ -14,6 +14,7 @@ theory's draw 0 where it ran, plus the offset of the draws' mean from draw 0 on 
 Runs already made are read, not rerun: D = 100, 200 seeds 0-7 and draws 1-7
 (offline_a7_grid.py, offline_mc400.py offset), D = 400 seeds 0-31 and draws 1-95
 (offline_final_400.py, offline_dmft_a7.py, offline_mc400.py run a1 and seeds).  This script adds
+(D = 400 then has 192 exact seeds and 192 draws)
 
     python benchmarks/offline_k15_rate.py exact   # exact flows: D = 400 seeds 32-63, then
                                                   # D = 100, 200 seeds 8-63 (~25 min)
@@ -124,6 +125,18 @@ def _se(x: np.ndarray) -> float:
     return float(np.std(x, ddof=1) / math.sqrt(len(x)))
 
 
+def _carried(D: int, exact, theory, draws) -> str:
+    """The error with the draws' mean carried to that of D = 400's draws by the same draws'
+    shift (as D = 800's), "—" at D = 400 itself."""
+    if D == 400:
+        return "—"
+    at400 = np.array(_samples(400)[2])
+    shift = draws - at400[:len(draws)]
+    err = theory.mean() + at400.mean() + shift.mean() - draws[0] - exact.mean()
+    se = math.sqrt(_se(exact) ** 2 + _se(theory) ** 2 + _se(at400) ** 2 + _se(shift) ** 2)
+    return f"{err:+.3f} ± {se:.3f}"
+
+
 def _row(D: int) -> str:
     exact, theory, draws = (np.array(v, dtype=float) for v in _samples(D))
     offset = draws.mean() - draws[0]
@@ -132,7 +145,8 @@ def _row(D: int) -> str:
     return (f"| {D} | {len(exact)} | {exact.mean():.3f} ± {_se(exact):.3f} | "
             f"{np.std(exact, ddof=1):.3f} | {len(theory)} | {theory.mean():.3f} | "
             f"{np.std(theory, ddof=1):.4f} | {len(draws)} | {offset:+.3f} ± {_se(draws):.3f} | "
-            f"{np.std(draws, ddof=1):.3f} | {draws.mean():.3f} | **{err:+.3f} ± {se:.3f}** |")
+            f"{np.std(draws, ddof=1):.3f} | {draws.mean():.3f} | **{err:+.3f} ± {se:.3f}** | "
+            f"{_carried(D, exact, theory, draws)} |")
 
 
 def _row800() -> str | None:
@@ -153,7 +167,7 @@ def _row800() -> str | None:
             f"{np.std(exact, ddof=1):.3f} | 1 | {draws[0]:.3f} | — | {len(draws)} (+ "
             f"{len(at400)} at D = 400) | {mean - draws[0]:+.3f} ± {se:.3f} | "
             f"{np.std(draws, ddof=1):.3f} | {mean:.3f} | "
-            f"**{mean - exact.mean():+.3f} ± {err_se:.3f}** |")
+            f"**{mean - exact.mean():+.3f} ± {err_se:.3f}** | (the same) |")
 
 
 def table() -> None:
@@ -166,11 +180,13 @@ def table() -> None:
         "seed 0 (offset: their mean minus draw 0 ± its standard error; their sd; their mean). "
         "Error: theory's draw-0 seed mean + offset - exact seed mean (unpaired), the three "
         "standard errors combined. D = 800: the exact flow on seeds 0-15 and the draws 0-7 on "
-        "seed 0, whose mean is carried to that of D = 400's 96 draws by the same draws' shift "
-        "from D = 400 (± the two standard errors combined).",
+        "seed 0, whose mean is carried to that of D = 400's draws by the same draws' shift "
+        "from D = 400 (± the two standard errors combined). Last column: the same carrying at "
+        "D = 100 and 200 (their 64 draws' shift from the same draws at D = 400 added to the mean "
+        "of D = 400's draws), so that every D has one Monte Carlo mean.",
         ["D", "exact: seeds", "exact: mean", "exact: sd", "theory: seeds", "draw 0: mean",
          "draw 0: sd over seeds", "draws", "offset", "one draw: sd", "draws' mean",
-         "error on the Monte Carlo mean"])
+         "error on the Monte Carlo mean", "error, the draws' mean carried to D = 400's"])
     lines += [_row(D) for D in (100, 200, 400)] + [r for r in (_row800(),) if r]
     write_table(HERE / "offline_k15_rate.md", lines)
 
