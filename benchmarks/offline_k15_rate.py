@@ -5,7 +5,7 @@ draws (issue 13's "errors shrinking from D = 100 to D = 400"; docs/offline_theor
 The quantity is that of offline_mc400.py: the relative population loss at t_h = 1000 D
 (tau = 40), (alpha, eps) = (1, 0.02), N = inf, each seed's own teacher and training set; the
 spread closure (its default, resolved response) minus the exact flow.  At kappa = 1.5 one
-Monte Carlo draw of the theory scatters by a sd of 0.15 and the exact flow over training sets
+Monte Carlo draw of the theory scatters by a sd of 0.14 and the exact flow over training sets
 by 0.14-0.29 (D = 400-100), so both need many samples.  The theory sees a training seed only through b2 (its sd
 over 32 seeds at D = 400 is 0.0002), so the error is taken unpaired: the seed mean of the
 theory's draw 0 where it ran, plus the offset of the draws' mean from draw 0 on training seed
@@ -151,7 +151,7 @@ def _row(D: int) -> str:
 
 def _row800() -> str | None:
     """D = 800: the exact flow on seeds 0-15; the theory's draws 0-7 on seed 0, carried to the
-    mean of D = 400's 96 draws by the same draws' shift (a draw moves with D by a sd of
+    mean of D = 400's draws (192) by the same draws' shift (a draw moves with D by a sd of
     <= 0.017 per draw at D = 100-400)."""
     done = {**load_results(EXACT800_OUT["even"]), **load_results(EXACT800_OUT["odd"])}
     exact = np.array([done[k]["final"] for s in SEEDS800 if (k := f"800|{s}") in done])

@@ -351,7 +351,7 @@ _UNSET = object()
 
 #: how much one DMFT draw scatters (benchmarks/offline_mc400.md): --dmft-draws' help in both
 #: commands and asymptotic's line for a one-draw run
-ONE_DRAW_SCATTER = ("one draw's loss at tau = 40 scatters by a sd of 0.15 / 0.035 / 0.015 / "
+ONE_DRAW_SCATTER = ("one draw's loss at tau = 40 scatters by a sd of 0.14 / 0.035 / 0.015 / "
                     "0.011 at kappa = 1.5 / 2 / 3 / 5.5 (D = 400)")
 #: when --dmft-draws is worth it (both commands' help, which argparse %-formats: "%%" is "%")
 DMFT_DRAWS_ADVICE = (f"worth it at kappa <~ 5.5, where {ONE_DRAW_SCATTER}, and its half time by "

@@ -17,7 +17,7 @@ Cost O(Ns T^3) time and O(Ns T^2) memory (T grid points): Ns = 800, T ~ 240 (tau
 takes ~5-10 s and ~0.6 GB with the column as derived, ~2.3x that and up to 0.5 GB more with
 the spread closure (the default where the column is fast).  The Monte Carlo spread of one draw
 (seed of the noise draws) is ~+-4 % in the half-loss time and, at D = 400 with the spread
-closure, a sd of 0.15 / 0.035 / 0.015 / 0.011 in the loss at tau = 40 at kappa = 1.5 / 2 /
+closure, a sd of 0.14 / 0.035 / 0.015 / 0.011 in the loss at tau = 40 at kappa = 1.5 / 2 /
 3 / 5.5 (~+-0.05 at kappa = 3 as derived; measured).
 """
 

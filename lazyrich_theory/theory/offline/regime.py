@@ -79,7 +79,7 @@ def regime_note(traj: Trajectory) -> str:
                 "-0.005..-0.006 (kappa = 3), -0.004..0 (kappa = 5.5), +0.002 (kappa = 11) and the "
                 "half time -1.4..+0.3 % (+- 9 % on four seeds at kappa = 5.5; -26..-2 % at D = "
                 "50-200, +10 % at D = 800, kappa = 5.5); at kappa <= 5.5 one draw's own Monte "
-                "Carlo error is larger: sd 0.15 (kappa = 1.5), 0.035 (2), 0.013-0.019 (3), 0.011 "
+                "Carlo error is larger: sd 0.14 (kappa = 1.5), 0.035 (2), 0.013-0.019 (3), 0.011 "
                 "and 7 % in the half time (5.5): use --dmft-draws 8 or more; the grokking delay "
                 "(measured at alpha / eps = 50) -7..+12 % at kappa = 5.5-22, D = 200-800 "
                 "(+11..+109 % at D = 50-100); critical kappa -0.04 +- 0.05 / -0.05 +- 0.06 at D = "
