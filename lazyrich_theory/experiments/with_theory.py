@@ -180,6 +180,10 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
     reasons.update(off_reasons)
     if limit == "interpolant":          # on request only: absent otherwise (not a null)
         _add_limit(summary, problem, data, traj)
+    elif summary.get("offline_regime"):  # the note points to a key this run did not ask for
+        summary["offline_regime"] = summary["offline_regime"].replace(
+            f"{LIMIT_KEY} (the interpolant",
+            f"{LIMIT_KEY} (the interpolant, which --limit-loss interpolant adds")
     _measured(summary, reasons, traj)
     return traj.with_info(summary=_nulls_with_reasons(summary, reasons))
 

@@ -392,7 +392,10 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
         predicted_grokking_delay, the lazy plateau's :data:`PLATEAU_KEYS` (relative to the
         initial loss, :func:`~lazyrich_theory.theory.offline.plateau.plateau_losses`; each a
         float or None), their definitions and a ``reasons``
-        map for every None, the method, inputs and a regime note.
+        map for every None, the method, inputs and a regime note.  A DMFT run adds
+        ``column_closure`` (the closure that ran), ``column_closure_reason`` (why it is not
+        spread, where spread cannot run), ``spread_response`` (spread only), ``dmft_draws`` and
+        with several draws ``predicted_final_test_loss_mc_se``.
     """
     t, pop, train = traj.t, traj.population_loss, traj.train_loss
     horizon = f"within {t[-1]:.6g} steps"
