@@ -134,17 +134,21 @@ def test_kill_9_then_resume_identical_no_cell_twice(tmp_path):
                              "--quiet", "--out", str(out)], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cells = out / "cells"
+
+    def complete() -> int:
+        # complete cells only: a worker killed mid-write leaves a ".tmp-…-<id>.json" that the
+        # resume removes (pathlib's glob matches dot-files, so exclude them explicitly)
+        return len([f for f in cells.glob("*.json") if not f.name.startswith(".tmp-")])
+
     deadline = time.time() + 120
     while time.time() < deadline:
-        if cells.is_dir() and len(list(cells.glob("*.json"))) >= 4:
+        if cells.is_dir() and complete() >= 4:      # a half-written cell does not count
             break
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     time.sleep(0.5)  # the workers die with their parent
-    # complete cells only: a worker killed mid-write leaves a ".tmp-…-<id>.json" that the
-    # resume removes (pathlib's glob matches dot-files, so exclude them explicitly)
-    n_before = len([f for f in cells.glob("*.json") if not f.name.startswith(".tmp-")])
+    n_before = complete()
     assert 4 <= n_before < 20, n_before
     assert not (out / "phase.csv").exists()
     r = run_module([*KILL_ARGS, "--out", out])
