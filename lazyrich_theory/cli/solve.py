@@ -40,7 +40,7 @@ from lazyrich_theory.experiments.with_theory import (
     offline_reason,
     solve_with_theory,
 )
-from lazyrich_theory.plotting.style import CLOSURE_NAMES
+from lazyrich_theory.plotting.style import closure_suffix
 from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
@@ -285,8 +285,7 @@ def _offline_clause(summary: dict[str, Any]) -> str:
         return ""
     loss = relative_loss_text(final, summary.get("offline_predicted_final_test_loss_mc_se"),
                               summary.get("offline_dmft_draws"))
-    closure = CLOSURE_NAMES.get(summary.get("offline_column_closure") or "", "")
-    name = summary["offline_method"] + (f" + {closure}" if closure else "")
+    name = summary["offline_method"] + closure_suffix(summary.get("offline_column_closure"))
     return f"; offline theory ({name}) population loss {loss}"
 
 

@@ -14,8 +14,8 @@ import numpy as np
 
 from lazyrich_theory.plotting import mpl
 from lazyrich_theory.plotting.style import (
-    CLOSURE_NAMES,
     STEPS_LABEL,
+    closure_suffix,
     distinct_colors,
     legend_below,
     log_axes,
@@ -36,8 +36,7 @@ _EXACT = {"flow": "exact gradient flow (N = ∞)", "gd": "exact GD (N = ∞)"}
 
 def _method(run: dict) -> str:
     """The theory's name in a legend (the DMFT's column closure named)."""
-    name = CLOSURE_NAMES.get(run.get("column_closure") or "", "")
-    return _METHOD[run["method"]] + (f" + {name}" if name else "")
+    return _METHOD[run["method"]] + closure_suffix(run.get("column_closure"))
 
 
 def _fmt(h: float | None) -> str:

@@ -36,6 +36,13 @@ STEPS_LABEL = "GD steps t  (t = 0 drawn at 1/2)"
 #: docs/offline_theory.md §12.4).
 CLOSURE_NAMES = {"dmft": "as derived", "least_squares": "A7", "spread": "spread"}
 
+
+def closure_suffix(closure: str | None) -> str:
+    """" + <name>" for the DMFT's column closure that ran, named as in :data:`CLOSURE_NAMES`
+    ("" where none is recorded: no DMFT ran)."""
+    name = CLOSURE_NAMES.get(closure or "", "")
+    return f" + {name}" if name else ""
+
 #: A qualitative palette (matplotlib's tab10) in its own order: neighbours differ in hue.
 _DISTINCT = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
              "tab:pink", "tab:gray", "tab:olive", "tab:cyan")

@@ -15,8 +15,8 @@ import numpy as np
 
 from lazyrich_theory.plotting import mpl
 from lazyrich_theory.plotting.style import (
-    CLOSURE_NAMES,
     STEPS_LABEL,
+    closure_suffix,
     legend_below,
     log_time,
     method_name,
@@ -53,8 +53,7 @@ _POPULATION_STYLE = dict(ls=":", color="0.15", lw=2.0)
 def _title(traj: "Trajectory") -> str:
     p = traj.problem
     readouts = " with trained readouts" if traj.info.get("train_readouts") else ""
-    closure = CLOSURE_NAMES.get(traj.info.get("column_closure") or "", "")
-    closure = f" + {closure}" if closure else ""       # the DMFT's column closure
+    closure = closure_suffix(traj.info.get("column_closure"))     # the DMFT's column closure
     kappa = f"{p.P} (κ={p.P / p.D:.3g})"      # the offline theory's control parameter
     return (f"{method_name(traj.method, p)}{closure}{readouts} — {problem_line(p, P=kappa)}, "
             f"seed {p.seed}" + options_suffix(p))
@@ -63,10 +62,10 @@ def _title(traj: "Trajectory") -> str:
 def _offline_label(summary: Mapping[str, Any]) -> str:
     """The offline theory curve's legend entry: the theory that drew it (summary key
     ``offline_method``; the spectral closure when it is not recorded) and the DMFT's
-    column closure (``offline_column_closure``, named as in :data:`CLOSURE_NAMES`)."""
+    column closure (``offline_column_closure``, :func:`closure_suffix`)."""
     name = _OFFLINE_NAMES.get(summary.get("offline_method") or "spectral", "spectral")
-    closure = CLOSURE_NAMES.get(summary.get("offline_column_closure") or "", "")
-    return f"offline theory (N = ∞, {name}{' + ' + closure if closure else ''})"
+    name += closure_suffix(summary.get("offline_column_closure"))
+    return f"offline theory (N = ∞, {name})"
 
 
 def _positive_line(ax, x, y, ls, color, lw, label) -> bool:

@@ -41,9 +41,9 @@ from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
 from lazyrich_theory.theory.offline.dmft import (SPREAD_RESPONSES, check_column_closure,
                                                 check_dmft_horizon, check_draws,
-                                                SPREAD_MAX_LAG, check_spread_applies,
-                                                column_lag, dmft_columns,
-                                                resolve_column_closure)
+                                                check_spread_applies, column_lag,
+                                                default_channels, dmft_columns,
+                                                resolve_column_closure, spread_blocker)
 from lazyrich_theory.theory.offline.inputs import OfflineInputs, offline_inputs, training_xi
 from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_columns, rindex_inputs
 from lazyrich_theory.theory.offline.spectral import (
@@ -136,27 +136,6 @@ def check_closure_applies(problem: Problem, column_closure: str) -> None:
                            "(no closure)")
     if column_closure == "spread":
         check_spread_applies(problem.P / problem.D, *problem.scaled_alpha_eps)
-
-
-def _closure_runs(inp: OfflineInputs, dmft_options: dict[str, Any]) -> str:
-    """The DMFT's column closure for ``dmft_options`` (its "auto" resolved at these inputs)."""
-    channels = (dmft_options.get("linear_column", True)
-                and dmft_options.get("null_space_split", True))
-    return resolve_column_closure(dmft_options.get("column_closure", "auto"), inp.kappa,
-                                  inp.alpha, inp.eps, channels)
-
-
-def _why_not_spread(inp: OfflineInputs, dmft_options: dict[str, Any]) -> str | None:
-    """Why the spread closure cannot run at these inputs (a slow linear column, or an ablated
-    channel), or None where it can."""
-    lag = column_lag(inp.kappa, inp.alpha, inp.eps)
-    if lag > SPREAD_MAX_LAG:
-        return (f"the linear column is slow here (its slowest relaxation time {lag:.3g} > "
-                f"{SPREAD_MAX_LAG:g} in tau), which the spread closure does not take")
-    if not (dmft_options.get("linear_column", True)
-            and dmft_options.get("null_space_split", True)):
-        return "the spread closure needs the default channels (linear_column, null_space_split)"
-    return None
 
 
 def check_dmft_steps(inp: OfflineInputs, steps: int) -> None:
@@ -273,7 +252,9 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
     if not finite_rank:
         chosen = offline_method(inp, method, xi_law, asked)
         if chosen == "dmft":       # the closure that runs, recorded in info
-            dmft_options = {**dmft_options, "column_closure": _closure_runs(inp, dmft_options)}
+            ran = resolve_column_closure(asked, inp.kappa, inp.alpha, inp.eps,
+                                         default_channels(dmft_options))
+            dmft_options = {**dmft_options, "column_closure": ran}
         _check_draws(dmft_options.get("draws", 1), chosen)
     if xi_law == "training":
         if chosen not in ("dmft", "rindex"):
@@ -300,7 +281,7 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         info["column_closure"] = dmft_options["column_closure"]
         info["requested_column_closure"] = asked
         info["column_lag"] = column_lag(inp.kappa, inp.alpha, inp.eps)   # in tau
-        why = _why_not_spread(inp, dmft_options)
+        why = spread_blocker(inp.kappa, inp.alpha, inp.eps, default_channels(dmft_options))
         if info["column_closure"] != "spread" and why is not None:   # what auto would not run
             info["column_closure_reason"] = why
         if info["column_closure"] == "spread":

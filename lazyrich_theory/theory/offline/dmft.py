@@ -27,7 +27,7 @@ import functools
 import math
 import time
 from statistics import NormalDist
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -43,7 +43,7 @@ __all__ = ["dmft_columns", "dmft_tau_curves", "make_grid", "linear_channel", "xi
            "check_column_closure", "check_dmft_horizon", "check_draws", "check_ns",
            "check_spread_applies", "dmft_tau_cap",
            "check_spread_response", "column_lag", "SPREAD_MAX_LAG", "SPREAD_RESPONSES",
-           "resolve_column_closure"]
+           "resolve_column_closure", "spread_blocker", "default_channels"]
 
 #: Default number of Monte Carlo samples.
 DMFT_NS = 800
@@ -74,17 +74,33 @@ def check_column_closure(column_closure: str) -> None:
                            f"{column_closure!r}")
 
 
+def default_channels(options: Mapping[str, Any]) -> bool:
+    """Whether the DMFT options ``options`` leave the linear column and the null-space split
+    on (their defaults), as the spread closure needs."""
+    return bool(options.get("linear_column", True) and options.get("null_space_split", True))
+
+
+def spread_blocker(kappa: float, alpha: float, eps: float, channels: bool = True) -> str | None:
+    """Why the spread closure cannot run here -- a slow linear column (:func:`column_lag` >
+    SPREAD_MAX_LAG), or ``channels`` off (:func:`default_channels`) -- or None where it can."""
+    lag = column_lag(kappa, alpha, eps)
+    if lag > SPREAD_MAX_LAG:
+        return (f"the linear column is slow here (its slowest relaxation time {lag:.3g} > "
+                f"{SPREAD_MAX_LAG:g} in tau), which the spread closure does not take")
+    if not channels:
+        return "the spread closure needs the default channels (linear_column, null_space_split)"
+    return None
+
+
 def resolve_column_closure(column_closure: str, kappa: float, alpha: float, eps: float,
                            channels: bool = True) -> str:
     """The closure that runs for ``column_closure``: "auto" is the spread closure where it
-    applies -- a fast linear column (:func:`column_lag` <= SPREAD_MAX_LAG) and the default
-    channels (``channels``: linear_column and null_space_split) -- and the DMFT as derived
-    elsewhere; any other closure is itself (checked: ProblemError for an unknown one)."""
+    applies (:func:`spread_blocker` gives no reason) and the DMFT as derived elsewhere; any
+    other closure is itself (checked: ProblemError for an unknown one)."""
     check_column_closure(column_closure)
     if column_closure != "auto":
         return column_closure
-    fast = column_lag(kappa, alpha, eps) <= SPREAD_MAX_LAG
-    return "spread" if channels and fast else "dmft"
+    return "dmft" if spread_blocker(kappa, alpha, eps, channels) else "spread"
 
 
 def column_lag(kappa: float, alpha: float, eps: float) -> float:
@@ -259,8 +275,9 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         K_nu, and theta Gaussian with covariance kappa ell E[r r'] ell^T (also the column's
         population power); replaces the null-space split (needs ``linear_column`` and
         ``null_space_split`` at their defaults).  2.3x the time of the column as derived
-        (first order 1.8x, full 2.8x; benchmarks/dmft_closure_cost.md) and one more per-sample packed history
-        (Ns T^2 / 2 doubles: 0.5 GB at Ns = 800 and tau = 80; full: two).
+        (first order 1.8x, full 2.8x; benchmarks/dmft_closure_cost.md) and one more
+        per-sample packed history (Ns T^2 / 2 doubles: 0.5 GB at Ns = 800 and tau = 80;
+        full: two).
 
     Returns
     -------

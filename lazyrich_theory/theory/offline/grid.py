@@ -31,8 +31,8 @@ import numpy as np
 
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.theory.offline.curves import spectral_closure
-from lazyrich_theory.theory.offline.dmft import (dmft_tau_cap, dmft_tau_curves,
-                                                resolve_column_closure)
+from lazyrich_theory.theory.offline.dmft import (default_channels, dmft_tau_cap,
+                                                dmft_tau_curves, resolve_column_closure)
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
 from lazyrich_theory.theory.offline.spectral import rich_clock_crossings
 from lazyrich_theory.theory.timescales import first_time_below
@@ -140,10 +140,9 @@ def phase_boundary_times(kappa: float, b2: float, D: int, eta0: float,
         if log is not None:
             reached = "not reached" if math.isinf(row[0]) else f"reached at s = {row[0]:.4g}"
             opts = dmft_options or {}
-            closure = resolve_column_closure(
-                opts.get("column_closure", "auto"), kappa, math.sqrt(a * ratio),
-                math.sqrt(a / ratio),
-                opts.get("linear_column", True) and opts.get("null_space_split", True))
+            closure = resolve_column_closure(opts.get("column_closure", "auto"), kappa,
+                                             math.sqrt(a * ratio), math.sqrt(a / ratio),
+                                             default_channels(opts))
             log(f"offline DMFT node alpha eps = {a:.4g} (alpha/eps = {ratio:.3g}, column "
                 f"closure {closure}): threshold {reached}; {time.perf_counter() - t0:.0f} s")
         return (*row, ratio)
