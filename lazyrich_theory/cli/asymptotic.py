@@ -23,12 +23,13 @@ import time
 from typing import Any
 
 from lazyrich_theory.cli.parser import (
-    DMFT_COST,
     DMFT_DRAWS_ADVICE,
     ONE_DRAW_SCATTER,
     add_model_options,
     add_run_options,
+    add_unless_default,
     check_out_dir,
+    dmft_cost,
     int_at_least,
     problem_from_args,
     relative_loss_text,
@@ -166,11 +167,8 @@ def _config(args: argparse.Namespace, problem, steps: int,
               "save_times": extra, "method": args.method, "critical_kappa": args.critical,
               "ns": args.ns, "dmft_seed": args.dmft_seed,
               "xi_law": args.xi_law, "limit_loss": args.limit}
-    if args.column_closure != "auto":    # only then: folders of earlier runs stay comparable
-        config["column_closure"] = args.column_closure
-    if args.dmft_draws != 1:
-        config["dmft_draws"] = args.dmft_draws
-    return config
+    return add_unless_default(config, column_closure=args.column_closure,
+                              dmft_draws=args.dmft_draws)
 
 
 def _check_closure(args: argparse.Namespace, problem, inp, finite_rank: bool) -> bool:
@@ -250,8 +248,8 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     if curve_dmft and args.dmft_draws > 1 and not args.quiet:
         closure["log"] = lambda line: print(f"asymptotic: {line}", flush=True)
     if not args.quiet:
-        print(f"asymptotic: the theory's curve (--method {args.method}; the DMFT {DMFT_COST}; "
-              "the spectral closure ~1 s, the r-index DMFT ~10-40 s)", flush=True)
+        cost = _curve_cost(args, problem, finite_rank, curve_dmft)
+        print(f"asymptotic: the theory's curve: {cost}", flush=True)
     curve_started = time.perf_counter()
     traj = offline_theory(problem, steps, method=args.method, save_times=extra,
                           xi_law=args.xi_law, Ns=args.ns, seed=args.dmft_seed, **closure)
@@ -278,6 +276,16 @@ def run_asymptotic(args: argparse.Namespace) -> int:
               f"{_numbers(summary, args.critical)} -> {args.out}")
         say_preset_note(args, problem)
     return 0
+
+
+def _curve_cost(args: argparse.Namespace, problem, finite_rank: bool, curve_dmft: bool) -> str:
+    """The method that will draw the curve and its cost (the progress line)."""
+    if finite_rank:
+        return "the r-index DMFT, ~10-40 s"
+    if not curve_dmft:
+        return "the spectral closure, ~1 s"
+    draws = f"{args.dmft_draws} Monte Carlo draws of " if args.dmft_draws > 1 else ""
+    return draws + dmft_cost(problem, args.column_closure)
 
 
 #: below this kappa the summary line says what the DMFT's loss at the horizon is worth: one

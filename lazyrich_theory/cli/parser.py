@@ -28,12 +28,12 @@ from lazyrich_theory.spec.problem import (
     Problem,
 )
 from lazyrich_theory.spec.resources import check_writable
+from lazyrich_theory.theory.offline.dmft import resolve_column_closure
 
 __all__ = ["DEFAULT_STEPS", "UsageError", "Parser", "int_at_least", "count_at_least", "finite_float",
            "add_model_options", "add_run_options", "problem_from_args", "preset_horizon_note",
-           "say_preset_note",
-           "check_out_dir", "config_difference", "relative_loss_text", "exit_code",
-           "run_guarded"]
+           "say_preset_note", "check_out_dir", "config_difference", "add_unless_default",
+           "relative_loss_text", "dmft_cost", "exit_code", "run_guarded"]
 
 #: Horizon in GD steps when neither ``--steps`` nor a preset gives one.
 DEFAULT_STEPS = 10_000
@@ -349,6 +349,17 @@ def check_out_dir(out: str, config: dict[str, Any], overwrite: bool) -> None:
 
 _UNSET = object()
 
+#: settings a run's config leaves out at their default, so that folders written before the
+#: setting existed stay comparable; a refusal names the default's value ("default (auto)")
+OMITTED_AT_DEFAULT = {"limit_loss": "none", "column_closure": "auto", "dmft_draws": 1}
+
+
+def add_unless_default(config: dict[str, Any], **settings: Any) -> dict[str, Any]:
+    """Add each setting of ``settings`` to ``config`` unless it is at its
+    :data:`OMITTED_AT_DEFAULT` value; returns ``config``."""
+    config.update({k: v for k, v in settings.items() if v != OMITTED_AT_DEFAULT[k]})
+    return config
+
 #: how much one DMFT draw scatters (benchmarks/offline_mc400.md): --dmft-draws' help in both
 #: commands and asymptotic's line for a one-draw run
 ONE_DRAW_SCATTER = ("one draw's loss at tau = 40 scatters by a sd of 0.14 / 0.035 / 0.015 / "
@@ -369,9 +380,24 @@ def relative_loss_text(value: float, se: float | None = None, draws: int | None 
     return f"{value:.3g}{pm} x initial" + (f" ({'; '.join(notes)})" if notes else "")
 
 
-#: what one DMFT curve costs (both commands' progress lines)
-DMFT_COST = ("~10-45 s per draw with the spread closure (the default where it applies; as "
-             "derived, --column-closure dmft, ~2.3x faster)")
+#: what one DMFT curve costs per Monte Carlo draw, by the column closure that runs (as derived
+#: and A7 ~2.3x faster than spread: docs/offline_theory.md's top table)
+DMFT_COSTS = {"spread": "~10-45 s per draw", "dmft": "~4-20 s per draw",
+              "least_squares": "~4-20 s per draw"}
+#: the progress lines' name of each closure
+_CLOSURE_PHRASE = {"spread": "the spread closure", "dmft": "its linear column as derived",
+                   "least_squares": "closure A7"}
+
+
+def dmft_cost(problem: Problem, column_closure: str) -> str:
+    """The DMFT that will run and its cost, for both commands' progress lines: "the DMFT with
+    the spread closure, ~10-45 s per draw (...)", naming the closure that ``column_closure``
+    resolves to at this problem and, where "auto" cannot run spread, that it does not apply."""
+    alpha, eps = problem.scaled_alpha_eps
+    ran = resolve_column_closure(column_closure, problem.P / problem.D, alpha, eps)
+    tail = (" (--column-closure dmft: as derived, ~2.3x faster)" if ran == "spread" else
+            " (the spread closure does not apply here)" if column_closure == "auto" else "")
+    return f"the DMFT with {_CLOSURE_PHRASE[ran]}, {DMFT_COSTS[ran]}{tail}"
 
 
 def config_difference(old: Any, new: dict[str, Any], most: int = 4,
@@ -389,13 +415,17 @@ def config_difference(old: Any, new: dict[str, Any], most: int = 4,
                  if isinstance(v, dict) for j, w in v.items()}
         return {**inner, **top}
 
-    def show(v: Any) -> str:
-        text = "default" if v is _UNSET else json.dumps(v)
+    def show(k: str, v: Any) -> str:
+        if v is _UNSET:
+            return (f"default ({OMITTED_AT_DEFAULT[k]})" if k in OMITTED_AT_DEFAULT
+                    else "default")
+        text = json.dumps(v)
         return text if len(text) <= 24 else text[:21] + "..."
 
     a, b = flat(old), flat(new)
     keys = [k for k in dict.fromkeys([*b, *a]) if a.get(k, _UNSET) != b.get(k, _UNSET)]
-    parts = [f"{k} {show(a.get(k, _UNSET))} -> {show(b.get(k, _UNSET))}" for k in keys[:most]]
+    parts = [f"{k} {show(k, a.get(k, _UNSET))} -> {show(k, b.get(k, _UNSET))}"
+             for k in keys[:most]]
     more = f" and {len(keys) - most} more" if len(keys) > most else ""
     return "differs in " + ", ".join(parts) + more if parts else "differs"
 

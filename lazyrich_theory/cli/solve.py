@@ -19,11 +19,12 @@ import time
 from typing import Any, Iterable, Sequence
 
 from lazyrich_theory.cli.parser import (
-    DMFT_COST,
     DMFT_DRAWS_ADVICE,
     add_model_options,
     add_run_options,
+    add_unless_default,
     check_out_dir,
+    dmft_cost,
     int_at_least,
     problem_from_args,
     relative_loss_text,
@@ -188,13 +189,9 @@ def _config(args: argparse.Namespace, problem: Problem, steps: int,
               "offline_theory": getattr(args, "offline", None),
               "rtol": getattr(args, "rtol", None), "atol": getattr(args, "atol", None),
               "train_readouts": getattr(args, "train_readouts", False)}
-    if getattr(args, "limit", "none") != "none":     # left out at its default (older folders)
-        config["limit_loss"] = args.limit
-    if getattr(args, "column_closure", "auto") != "auto":          # likewise
-        config["column_closure"] = args.column_closure
-    if getattr(args, "dmft_draws", 1) != 1:                          # likewise
-        config["dmft_draws"] = args.dmft_draws
-    return config
+    return add_unless_default(config, limit_loss=getattr(args, "limit", "none"),
+                              column_closure=getattr(args, "column_closure", "auto"),
+                              dmft_draws=getattr(args, "dmft_draws", 1))
 
 
 def _check_offline(args: argparse.Namespace, problem: Problem, steps: int) -> None:
@@ -325,10 +322,9 @@ def run_solve(args: argparse.Namespace) -> int:
         print(f"lazyrich: estimate: {est.describe()} for {est.what}", file=sys.stderr)
     data = problem.data()
     if not args.quiet and getattr(args, "offline", None) == "dmft" and args.theory:
-        print(f"{args.command}: the exact solve, then the DMFT's curve ("
-              + (f"{args.dmft_draws} Monte Carlo draws, " if args.dmft_draws > 1 else "")
-              + f"{DMFT_COST})",
-              file=sys.stderr, flush=True)
+        print(f"{args.command}: the exact solve, then the theory's curve: "
+              + (f"{args.dmft_draws} Monte Carlo draws of " if args.dmft_draws > 1 else "")
+              + dmft_cost(problem, args.column_closure), file=sys.stderr, flush=True)
     traj = _compute(args, problem, steps, extra, data)
     assert len(traj.t) == len(times)
     traj = traj.with_info(config=config)

@@ -222,6 +222,32 @@ def test_refusals_print_nothing_before_their_line(tmp_path, capsys):
     assert "slowest relaxation time" in cap.err and not (tmp_path / "sp").exists()
 
 
+def test_progress_line_and_rerun_refusal_name_the_closure(tmp_path, capsys):
+    """The progress line names the DMFT closure that will run and its cost: spread at a fast
+    column, the column as derived where auto cannot run spread (saying so); a rerun into the
+    same folder with an explicit closure is refused naming the default's value (auto); the
+    finite-rank refusal of a closure names it as the command line does."""
+    base = ("--D", "30", "--P", "90", "--steps", "1000", "--critical-kappa", "none",
+            "--limit-loss", "none", "--ns", "40", "--no-plot")
+    for name, ae, words in (("fast", ("1", "0.02"), "the DMFT with the spread closure, ~10-45 s"),
+                            ("slow", ("0.2", "0.1"), "the DMFT with its linear column as derived,"
+                                                     " ~4-20 s per draw (the spread closure "
+                                                     "does not apply here)")):
+        out = tmp_path / name
+        assert main(["asymptotic", "--alpha", ae[0], "--eps", ae[1], *base,
+                     "--out", str(out)]) == 0
+        first = capsys.readouterr().out.splitlines()[0]
+        assert first.startswith(f"asymptotic: the theory's curve: {words}"), first
+    assert main(["asymptotic", "--alpha", "1", "--eps", "0.02", *base, "--column-closure",
+                 "dmft", "--out", str(tmp_path / "fast")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert 'column_closure default (auto) -> "dmft"' in err and "\n" not in err, err
+    assert main(["asymptotic", "--D", "30", "--P", "90", "--init", "lowrank:1",
+                 "--column-closure", "dmft", "--out", str(tmp_path / "fr")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "the column closure dmft is a closure of the iid init's DMFT" in err, err
+
+
 def test_column_closure_spread(tmp_path, capsys):
     """--column-closure spread runs the DMFT under the spread closure (12.1) (recorded, its own
     regime note); a slow linear column is refused in one line (exit 2)."""

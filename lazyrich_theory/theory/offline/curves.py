@@ -131,7 +131,7 @@ def check_closure_applies(problem: Problem, column_closure: str) -> None:
     closure's refusal needs the method and is :func:`offline_method`'s."""
     check_column_closure(column_closure)
     if column_closure != "auto" and is_finite_rank(problem):
-        raise ProblemError(f"column_closure={column_closure!r} is a closure of the iid init's "
+        raise ProblemError(f"the column closure {column_closure} is a closure of the iid init's "
                            f"DMFT; init={problem.init!r} runs the r-index DMFT, which is exact "
                            "(no closure)")
     if column_closure == "spread":
