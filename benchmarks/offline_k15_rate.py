@@ -22,6 +22,8 @@ Runs already made are read, not rerun: D = 100, 200 seeds 0-7 and draws 1-7
     python benchmarks/offline_k15_rate.py draws 200  # (~30 min each; two processes may run)
     python benchmarks/offline_k15_rate.py more400  # D = 400: exact seeds 64-191 and draws
                                                    # 96-191, interleaved (~20 + 24 s a pair)
+    python benchmarks/offline_k15_rate.py moreD   # exact seeds 64-255 at D = 100, 200, then
+                                                  # 16-63 at D = 800 (~15 min + ~2 h)
     python benchmarks/offline_k15_rate.py table   # -> offline_k15_rate.md
 """
 
@@ -68,6 +70,10 @@ DRAWS_OUT = {D: HERE / f"offline_k15_rate_draws_{D}.json" for D in DRAW_DS}
 #: one of each in turn, so that a run stopped at any point leaves the two samples balanced
 MORE400_OUT = HERE / "offline_k15_rate_more400.json"
 MORE400_EXACT, MORE400_DRAWS = range(64, 192), range(96, 192)
+#: ``moreD``: exact seeds added at D = 100 and 200 (cheap: ~1 and ~3 s a seed), then at D = 800
+#: (~155 s a seed), so that the exact means against D are as sharp as D = 400's
+MORED_OUT = HERE / "offline_k15_rate_moreD.json"
+MORED_SEEDS = {100: range(64, 256), 200: range(64, 256), 800: range(16, 64)}
 
 
 def _exact_jobs():
@@ -82,6 +88,18 @@ def _more400_jobs():
              for mc in MORE400_DRAWS]
     for i in range(max(len(exact), len(draws))):
         yield from exact[i:i + 1] + draws[i:i + 1]
+
+
+def _mored_jobs():
+    for D, seeds in MORED_SEEDS.items():
+        for s in seeds:
+            yield f"{D}|{s}", lambda D=D, s=s: _exact(D, KAPPA, ALPHA, EPS, s)
+
+
+def _mored(D: int) -> list[float]:
+    """The exact flow's losses that ``moreD`` added at D (none at D = 400)."""
+    added = load_results(MORED_OUT)
+    return [added[k]["final"] for s in MORED_SEEDS.get(D, ()) if (k := f"{D}|{s}") in added]
 
 
 def _draw_jobs(D: int):
@@ -118,7 +136,7 @@ def _samples(D: int) -> tuple[list[float], list[float], list[float]]:
         draws += [added[k]["final"] for r in DRAW_ROUNDS for mc in r
                   if (k := f"{D}|{mc}") in added]
     exact += [more[k]["final"] for s in EXACT_SEEDS[D] if (k := f"{D}|{s}") in more]
-    return exact, theory, draws
+    return exact + _mored(D), theory, draws
 
 
 def _se(x: np.ndarray) -> float:
@@ -154,7 +172,8 @@ def _row800() -> str | None:
     mean of D = 400's draws (192) by the same draws' shift (a draw moves with D by a sd of
     <= 0.017 per draw at D = 100-400)."""
     done = {**load_results(EXACT800_OUT["even"]), **load_results(EXACT800_OUT["odd"])}
-    exact = np.array([done[k]["final"] for s in SEEDS800 if (k := f"800|{s}") in done])
+    exact = np.array([done[k]["final"] for s in SEEDS800 if (k := f"800|{s}") in done]
+                     + _mored(800))
     draws = np.array([done[k]["final"] for mc in DRAWS800 if (k := f"draw|{mc}") in done])
     if len(exact) < 2 or len(draws) < 2:
         return None
@@ -200,11 +219,13 @@ def main(args: list[str]) -> None:
         run_resumable(DRAWS_OUT[int(args[1])], _draw_jobs(int(args[1])))
     elif args == ["more400"]:
         run_resumable(MORE400_OUT, _more400_jobs())
+    elif args == ["moreD"]:
+        run_resumable(MORED_OUT, _mored_jobs())
     elif args == ["table"]:
         table()
     else:
         sys.exit("usage: offline_k15_rate.py exact | draws 100|200 | exact800 even|odd | more400 "
-                 "| table")
+                 "| moreD | table")
 
 
 if __name__ == "__main__":
