@@ -161,6 +161,8 @@ def _check_rerun(fig: Any, out: str, record: dict[str, Any], overwrite: bool) ->
 
     def full(rec: dict[str, Any]) -> dict[str, Any]:
         rec = json.loads(json.dumps(jsonable(rec)))
+        for k in fig.sets:      # the figure sets them itself: no part of the configuration
+            rec["problem"].pop(k, None)
         rec["options"] = {k: _normal(v) for k, v in
                           {**jsonable(fig.defaults), **rec["options"]}.items()}
         return rec

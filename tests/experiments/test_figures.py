@@ -66,6 +66,27 @@ def test_a_field_the_figure_sets_itself_is_refused(tmp_path, capsys):
     assert not (tmp_path / name).exists() and not (tmp_path / "api").exists()
 
 
+def test_figure_json_names_the_fields_the_figure_sets(tmp_path, capsys):
+    """figure.json records P and N of floor-map (and kappa) as set by the figure, not the
+    unused values its problem holds; a folder written before (P = 550 recorded) is still the
+    same configuration on a rerun, and another one is still refused."""
+    main = _figure_cli()
+    args = ["floor-map", "--out", str(tmp_path), "--set", "D=12", "--set", "kappas=1.5,3",
+            "--set", "ms=0.02,0.5", "--set", "seeds=2"]
+    assert main(args) == 0
+    saved = tmp_path / "floor-map" / "figure.json"
+    info = json.loads(saved.read_text())
+    assert info["problem"]["P"] == info["problem"]["N"] == (
+        "set by the figure (P = kappa D at each kappa, N = inf)")
+    assert info["problem"]["D"] == 12
+    info["problem"].update(P=550, N="inf")            # as written before this record
+    saved.write_text(json.dumps(info))
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--set", "alpha=2"]) == 2
+    assert "alpha 1.0 -> 2" in capsys.readouterr().err
+
+
 def test_figure_cli_refuses_to_replace_a_figure_of_another_configuration(tmp_path, capsys):
     """A rerun with the same configuration refreshes the figure; another problem, horizon or
     option is refused in one line naming what differs, before anything runs, and leaves the

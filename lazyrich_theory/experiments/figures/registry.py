@@ -44,6 +44,10 @@ __all__ = ["Figure", "FIGURES", "make_figure", "write_figure_data", "DPI"]
 
 #: Resolution of every figure's PNG.
 DPI = 130
+#: How the figures that set problem fields themselves (:attr:`Figure.sets`) set them
+SETS = "P = kappa D at each kappa, N = inf"
+#: What ``figure.json`` records for such a field (its problem's own value is not used)
+SET_BY_FIGURE = f"set by the figure ({SETS})"
 
 
 @dataclass(frozen=True)
@@ -109,8 +113,15 @@ class Figure:
         fixed = sorted(k for k in overrides if k in self.sets)
         if fixed:
             raise ProblemError(f"--set {', '.join(fixed)}: figure {self.name} sets "
-                               f"{', '.join(self.sets)} itself (P = kappa D, N = inf); choose "
+                               f"{', '.join(self.sets)} itself ({SETS}); choose "
                                f"its options instead ({', '.join(self.options)})")
+
+    def recorded_problem(self, problem: Problem) -> dict[str, Any]:
+        """``problem.to_dict()`` as ``figure.json`` records it: each field the figure sets
+        itself (:attr:`sets`) is named as such, not given the unused value it holds."""
+        rec = problem.to_dict()
+        rec.update({k: SET_BY_FIGURE for k in self.sets})
+        return rec
 
     def precheck(self, problem: Problem, steps: int, **options: Any) -> None:
         """The figure's own refusals for ``problem``, ``steps`` and its ``options`` (other
@@ -290,7 +301,8 @@ def make_figure(name: str, out: str, steps: int | None = None, seed: int = 0,
             if os.path.isdir(d) and not os.listdir(d):
                 os.rmdir(d)
         raise
-    info = {"figure": name, "description": fig.description, "problem": problem.to_dict(),
+    info = {"figure": name, "description": fig.description,
+            "problem": fig.recorded_problem(problem),
             "steps": steps, "options": extra, "wall_time": time.perf_counter() - t0,
             "result": result}
     atomic_write_json(os.path.join(out, "figure.json"), info)
