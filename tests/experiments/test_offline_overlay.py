@@ -331,6 +331,13 @@ def test_phase_offline_dmft_boundary(monkeypatch):
     nodes = [s for s in lines if s.startswith("offline DMFT node alpha eps = ")]
     assert len(nodes) == 3
     assert all(", column closure " in s for s in nodes), nodes     # the one each node ran
+    # and phase.json's record of it (one seed): the same nodes, each with its closure
+    (recorded,) = res.offline["dmft_nodes"]
+    assert [f"{n['alpha_eps']:.4g}" for n in recorded] == [
+        s.split("alpha eps = ")[1].split(" ")[0] for s in nodes]
+    assert [n["column_closure"] for n in recorded] == [
+        s.split("column closure ")[1].split(")")[0] for s in nodes]
+    assert {n["column_closure"] for n in recorded} <= {"spread", "dmft"}
     inp = offline_inputs(PHASE.replace(N=math.inf))
     ref = phase_boundary_times(inp.kappa, inp.b2, inp.D, inp.eta0, [0.5, 2.0], [0.1, 0.4],
                                PHASE_STEPS, threshold=0.3, method="dmft",

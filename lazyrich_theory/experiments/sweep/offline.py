@@ -123,8 +123,8 @@ def offline_phase(base: Problem, axes: Sequence[Axis], config: Mapping[str, Any]
             log("phase: offline theory (interpolant) floors: one convex solve per cell and "
                 "seed, 0.1-1 s at D = 100, 3-12 s at D = 400")
         try:
-            values, b2, kappa, floors = _times(base, axes, int(config["steps"]),
-                                               float(config["threshold"]), method, log)
+            values, b2, kappa, floors, nodes = _times(base, axes, int(config["steps"]),
+                                                      float(config["threshold"]), method, log)
         except ProblemError as exc:
             why = str(exc)
     if why is not None:
@@ -132,6 +132,11 @@ def offline_phase(base: Problem, axes: Sequence[Axis], config: Mapping[str, Any]
         return None, info
     info.update(method=method, theory=_THEORY[method],
                 threshold=float(config["threshold"]), kappa=kappa, b2=b2)
+    if nodes:
+        info["dmft_nodes"] = nodes
+        info["dmft_nodes_definition"] = ("per seed, each DMFT node solved: alpha eps, its "
+                                         "alpha / eps and the column closure that ran there "
+                                         "(docs/offline_theory.md §12.3)")
     if floors:
         info["floors"] = floors
         info["floors_definition"] = ("the mirror-descent interpolant's absolute tau -> inf "
@@ -142,9 +147,10 @@ def offline_phase(base: Problem, axes: Sequence[Axis], config: Mapping[str, Any]
 
 def _times(base: Problem, axes: Sequence[Axis], steps: int, threshold: float, method: str,
            log: Callable[[str], None] | None
-           ) -> tuple[np.ndarray, list[float], float, list]:
+           ) -> tuple[np.ndarray, list[float], float, list, list]:
     """phase_boundary_times per seed, laid out like the sweep's grid; (values, b2s, kappa,
-    floors: the interpolant's per seed, [] for the other methods)."""
+    floors: the interpolant's per seed, [] for the other methods; nodes: the DMFT's per seed,
+    [] for the other methods)."""
     by_name = {a.name: a for a in axes}
     scale = base.init_scale                     # the theory reads alpha and eps times it
     alpha_axis = [float(v) for v in by_name["alpha"].values]
@@ -154,6 +160,7 @@ def _times(base: Problem, axes: Sequence[Axis], steps: int, threshold: float, me
     out = np.empty((len(alpha), len(eps), len(seeds)))
     b2s: list[float] = []
     floors: list = []
+    nodes: list = []
     kappa = math.nan
     time_method = "spectral" if method == "interpolant" else method
     for k, seed in enumerate(seeds):
@@ -161,12 +168,16 @@ def _times(base: Problem, axes: Sequence[Axis], steps: int, threshold: float, me
         inp = offline_inputs(problem)
         kappa = inp.kappa
         b2s.append(inp.b2)
-        out[:, :, k] = phase_boundary_times(inp.kappa, inp.b2, inp.D, inp.eta0, alpha, eps,
-                                            steps, threshold=threshold, method=time_method,
-                                            log=log)["threshold_time"]
+        grid = phase_boundary_times(inp.kappa, inp.b2, inp.D, inp.eta0, alpha, eps, steps,
+                                    threshold=threshold, method=time_method, log=log)
+        out[:, :, k] = grid["threshold_time"]
+        if method == "dmft":
+            nodes.append([{"alpha_eps": float(a), "alpha_over_eps": float(r),
+                           "column_closure": c} for a, r, c in
+                          zip(grid["nodes"], grid["ratios"], grid["column_closures"])])
         if method == "interpolant":
             fl = interpolant_floors(problem, alpha_axis, eps_axis, log=log)  # scales them
             out[:, :, k] = np.where(fl < threshold, out[:, :, k], math.inf)
             floors.append(fl.tolist())
     order = [("alpha", "eps", "seed").index(a.name) for a in axes]
-    return np.transpose(out, order), b2s, kappa, floors
+    return np.transpose(out, order), b2s, kappa, floors, nodes

@@ -111,7 +111,8 @@ def phase_boundary_times(kappa: float, b2: float, D: int, eta0: float,
     dict
         ``threshold_time`` and ``relative_time`` of shape (len(alpha), len(eps)) (inf: not
         within ``steps``), ``nodes`` (the alpha eps values solved), ``method``, and for the
-        DMFT ``ratios`` (the alpha / eps of each node) and ``tau_cap``.
+        DMFT ``ratios`` (the alpha / eps of each node), ``column_closures`` (the column
+        closure that ran at each node) and ``tau_cap``.
     """
     al = np.asarray(list(alpha), dtype=float)
     ep = np.asarray(list(eps), dtype=float)
@@ -127,25 +128,24 @@ def phase_boundary_times(kappa: float, b2: float, D: int, eta0: float,
     distinct = np.unique(np.round(ae, 12))
     nodes = distinct if distinct.size <= n_nodes else np.geomspace(ae.min(), ae.max(), n_nodes)
 
-    def solve(a: float) -> tuple[float, float, float]:
+    def solve(a: float) -> tuple[float, float, float, str | None]:
         # the cells near this alpha eps: their horizon (rich clock) and alpha / eps
         near = np.abs(np.log(ae / a)) <= np.abs(np.log(ae / a)).min() + 0.5
         s_max = float(s_cell[near].max())
         ratio = float(np.exp(np.mean(np.log(A[near] / E[near]))))
         if method == "spectral":
-            return (*_crossings(kappa, b2, D, a, s_max, threshold, relative), ratio)
+            return (*_crossings(kappa, b2, D, a, s_max, threshold, relative), ratio, None)
         t0 = time.perf_counter()
-        row = _dmft_crossings(kappa, b2, D, a, ratio, s_max, threshold, relative,
-                              dict(dmft_options or {}))
+        opts = dict(dmft_options or {})
+        row = _dmft_crossings(kappa, b2, D, a, ratio, s_max, threshold, relative, opts)
+        closure = resolve_column_closure(opts.get("column_closure", "auto"), kappa,
+                                         math.sqrt(a * ratio), math.sqrt(a / ratio),
+                                         default_channels(opts))
         if log is not None:
             reached = "not reached" if math.isinf(row[0]) else f"reached at s = {row[0]:.4g}"
-            opts = dmft_options or {}
-            closure = resolve_column_closure(opts.get("column_closure", "auto"), kappa,
-                                             math.sqrt(a * ratio), math.sqrt(a / ratio),
-                                             default_channels(opts))
             log(f"offline DMFT node alpha eps = {a:.4g} (alpha/eps = {ratio:.3g}, column "
                 f"closure {closure}): threshold {reached}; {time.perf_counter() - t0:.0f} s")
-        return (*row, ratio)
+        return (*row, ratio, closure)
 
     rows = {float(a): solve(float(a)) for a in nodes}
     if method == "dmft" and distinct.size > n_nodes:
@@ -159,7 +159,8 @@ def phase_boundary_times(kappa: float, b2: float, D: int, eta0: float,
         out[name] = np.where(np.isfinite(t) & (t <= steps), t, math.inf)
     out["nodes"] = nodes
     if method == "dmft":
-        out.update(ratios=ratios, tau_cap=dmft_tau_cap())
+        out.update(ratios=ratios, tau_cap=dmft_tau_cap(),
+                   column_closures=[rows[a][3] for a in nodes])
     return out
 
 
