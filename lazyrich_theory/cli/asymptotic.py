@@ -274,6 +274,9 @@ def run_asymptotic(args: argparse.Namespace) -> int:
         print(f"asymptotic: {traj.method}{closure}, kappa={inp.kappa:.4g}, {steps} steps in "
               f"{time.perf_counter() - started:.2f} s (curve {curve_wall:.2f} s); "
               f"{_numbers(summary, args.critical)} -> {args.out}")
+        if summary.get("outside_measured_regime"):
+            print(f"asymptotic: outside the measured regime: "
+                  f"{summary['outside_measured_regime']}")
         say_preset_note(args, problem)
     return 0
 

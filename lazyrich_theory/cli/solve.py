@@ -341,5 +341,8 @@ def run_solve(args: argparse.Namespace) -> int:
               f"{traj.info.get('wall_time', 0):.2f} s); final train {last['train_loss']:.4g}, "
               f"test {last['test_loss']:.4g}, population {last['population_loss']:.4g}{rel}"
               f"{offline} -> {args.out}")
+        outside = (traj.info.get("summary") or {}).get("offline_outside_measured_regime")
+        if outside:
+            print(f"{args.command}: offline theory outside the measured regime: {outside}")
         say_preset_note(args, problem)
     return 0

@@ -26,6 +26,12 @@ def _read(out):
     return rows, json.loads((out / "summary.json").read_text())
 
 
+def _summary_line(out: str) -> str:
+    """The summary line of a run's stdout (the only one naming the method that ran)."""
+    (line,) = [x for x in out.splitlines() if x.startswith("asymptotic: offline-")]
+    return line
+
+
 def _nulls_have_reasons(s):
     assert {k for k, v in s.items() if v is None} == set(s["reasons"])
 
@@ -185,12 +191,18 @@ def test_default_column_closure_is_spread_where_it_applies(tmp_path, capsys):
     slow = tmp_path / "slow"
     assert main(["asymptotic", "--alpha", "0.2", "--eps", "0.1", *base, "--out", str(slow),
                  "--no-plot"]) == 0
-    line = capsys.readouterr().out.splitlines()[-1]
+    out = capsys.readouterr().out
+    line = _summary_line(out)
     _, s = _read(slow)
     assert s["column_closure"] == "dmft"
     assert "slowest relaxation time" in s["column_closure_reason"]
     assert "auto's choice here" in s["regime"] and "column closure as derived" in line
     assert "do not remove: the linear column is slow here" in line     # not: use spread
+    # the line after it, and summary.json, say what lies outside the measured regime
+    outside = "asymptotic: outside the measured regime: D = 30 < 50"
+    assert outside in out and s["outside_measured_regime"] in out
+    assert "the linear column is slow here" in s["outside_measured_regime"]
+    assert "the horizon is tau = 33.3" in s["outside_measured_regime"]     # 1000 steps
     code, asked = _run(tmp_path, "--alpha", "1", "--eps", "0.02", *base, "--column-closure",
                        "dmft", name="asked")
     assert code == 0
@@ -246,6 +258,24 @@ def test_progress_line_and_rerun_refusal_name_the_closure(tmp_path, capsys):
                  "--column-closure", "dmft", "--out", str(tmp_path / "fr")]) == 2
     err = capsys.readouterr().err.strip()
     assert "the column closure dmft is a closure of the iid init's DMFT" in err, err
+
+
+def test_outside_measured_regime_only_where_it_is(tmp_path, capsys):
+    """At D = 50 and the horizon tau = 40 (1000 D steps at alpha / eps = 50) nothing is flagged;
+    the same problem to 800 D steps (tau = 32) flags the horizon, and only it."""
+    base = ("--D", "50", "--P", "300", "--alpha", "1", "--eps", "0.02", "--critical-kappa",
+            "none", "--limit-loss", "none", "--no-plot")
+    assert main(["asymptotic", *base, "--steps", "50000", "--out", str(tmp_path / "in")]) == 0
+    assert "outside the measured regime" not in capsys.readouterr().out
+    _, s = _read(tmp_path / "in")
+    assert s["horizon_tau"] == pytest.approx(40.0) and "outside_measured_regime" not in s
+    assert main(["asymptotic", *base, "--steps", "40000", "--out", str(tmp_path / "out")]) == 0
+    _, s = _read(tmp_path / "out")
+    assert s["outside_measured_regime"] == (
+        "the horizon is tau = 32 (the loss at the horizon's errors were measured at tau = 40, "
+        "here --steps 50000)")
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "asymptotic: outside the measured regime: " + s["outside_measured_regime"])
 
 
 def test_column_closure_spread(tmp_path, capsys):
@@ -430,7 +460,7 @@ def test_dmft_draws(tmp_path, capsys):
     # closure's bias as derived (draws do not remove it), one draw's own scatter with spread
     assert main(["asymptotic", *base, "--column-closure", "dmft", "--out",
                  str(tmp_path / "one"), "--no-plot"]) == 0
-    line = capsys.readouterr().out.splitlines()[-1]
+    line = _summary_line(capsys.readouterr().out)
     assert "x initial (the DMFT as derived is +0.03..+0.08 too high" in line, line
     assert "a bias that more draws do not remove: --column-closure spread)" in line, line
     assert "one Monte Carlo draw" not in line, line
@@ -440,17 +470,18 @@ def test_dmft_draws(tmp_path, capsys):
                  "--out", str(tmp_path / "two"), "--no-plot"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert any(x.startswith("asymptotic: Monte Carlo draw 1 of 2 done, ") for x in lines), lines
-    assert "x initial (standard error over 2 Monte Carlo draws; the DMFT as derived" in lines[-1]
+    assert "x initial (standard error over 2 Monte Carlo draws; the DMFT as derived" in (
+        _summary_line("\n".join(lines)))
     assert main(["asymptotic", *base, "--out", str(tmp_path / "one_spread"),
                  "--no-plot"]) == 0          # the default closure here: spread
-    line = capsys.readouterr().out.splitlines()[-1]
+    line = _summary_line(capsys.readouterr().out)
     assert "x initial (one Monte Carlo draw, its own error not measured" in line, line
     assert "bias" not in line, line
     # the spectral closure's loss at the horizon has no floor: the line and its regime say so
     assert main(["asymptotic", "--D", "30", "--P", "200", "--steps", "2000", "--critical-kappa",
                  "none", "--limit-loss", "none", "--out", str(tmp_path / "one_spectral"),
                  "--no-plot"]) == 0
-    line = capsys.readouterr().out.splitlines()[-1]
+    line = _summary_line(capsys.readouterr().out)
     assert line.startswith("asymptotic: offline-spectral"), line
     assert "x initial (no memorisation in the spectral closure: -0.03..-0.13 too low" in line
     regime = json.loads((tmp_path / "one_spectral" / "summary.json").read_text())["regime"]

@@ -126,7 +126,10 @@ def test_dmft_draws_column_key_and_run_record(tmp_path, capsys):
     assert main(["solve", *args, "--dmft-draws", "2", "--out", str(tmp_path / "loud"),
                  "--no-plot"]) == 0
     out, err = capsys.readouterr()
-    assert "then the DMFT's curve (2 Monte Carlo draws" in err
+    assert ("then the theory's curve: 2 Monte Carlo draws of the DMFT with the spread "
+            "closure") in err
+    # D = 20: the offline theory's errors were not measured there (summary.json and a line)
+    assert "offline theory outside the measured regime: D = 20 < 50" in out
     assert "solve: Monte Carlo draw 1 of 2 done, " in err          # a line per draw done
     assert s["offline_column_closure"] == "spread"      # the default here, named on the line
     assert (f"offline theory (dmft + spread) population loss "

@@ -273,6 +273,7 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
                             "requested_method": method, "kappa": inp.kappa, "b2": inp.b2,
                             "D": inp.D, "alpha_eps": inp.alpha_eps, "alpha": inp.alpha,
                             "eps": inp.eps, "xi_law": xi_law,
+                            "horizon_tau": float(inp.dmft_clock(np.float64(times[-1]))),
                             "wall_time": time.perf_counter() - t0}
     if finite_rank:
         info.update(rank=inp.R, initial_overlap=inp.overlap, stride=int(cols.pop("stride")))

@@ -10,7 +10,7 @@ from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
 from lazyrich_theory.theory.offline.dmft import SPREAD_MAX_LAG
 
-__all__ = ["regime_note", "HORIZON_BIAS"]
+__all__ = ["regime_note", "outside_regime", "HORIZON_BIAS"]
 
 #: The measured bias of each theory's loss at the horizon against the exact flow's, which more
 #: Monte Carlo draws do not remove (docs/offline_theory.md, top table: the spectral closure
@@ -31,6 +31,34 @@ def _slow_column(traj: Trajectory) -> str:
     return (f"Outside the measured regime: {traj.info['column_closure_reason']}; every error "
             "below was measured at "
             "alpha / eps = 50, where the column is fast, and none at a slow column. ")
+
+
+#: The smallest D of every table of measured errors (docs/offline_theory.md §11-§13)
+MEASURED_D = 50
+#: The DMFT time at which every measured error of the loss at the horizon was taken
+MEASURED_TAU = 40.0
+
+
+def outside_regime(traj: Trajectory) -> str | None:
+    """Where this run lies outside the regime in which the errors that its regime note and
+    summary line quote were measured (None: inside): D below :data:`MEASURED_D`, a slow
+    linear column (the DMFT), a horizon other than tau = :data:`MEASURED_TAU` (the loss at the
+    horizon of the spectral closure and the DMFT; within 10 %)."""
+    info, parts = traj.info, []
+    D = float(info.get("D", math.nan))
+    if D < MEASURED_D:
+        parts.append(f"D = {D:g} < {MEASURED_D} (every error quoted was measured at D >= "
+                     f"{MEASURED_D})")
+    if info.get("column_closure_reason") and (info.get("column_lag") or 0) > SPREAD_MAX_LAG:
+        parts.append(info["column_closure_reason"] + " (the errors quoted were measured at a "
+                     "fast one)")
+    tau = info.get("horizon_tau")
+    if (info.get("offline_method") in ("spectral", "dmft") and tau is not None
+            and abs(tau / MEASURED_TAU - 1.0) > 0.1):
+        at = float(info["steps"]) * MEASURED_TAU / tau
+        parts.append(f"the horizon is tau = {tau:.3g} (the loss at the horizon's errors were "
+                     f"measured at tau = {MEASURED_TAU:g}, here --steps {at:.0f})")
+    return "; ".join(parts) or None
 
 
 def regime_note(traj: Trajectory) -> str:

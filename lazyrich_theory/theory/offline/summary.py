@@ -38,7 +38,7 @@ from lazyrich_theory.theory.offline.dmft import (DMFT_DMAX, check_column_closure
                                                  dmft_tau_curves, resolve_column_closure)
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
 from lazyrich_theory.theory.offline.plateau import plateau_losses, plateau_reason, plateau_spectrum
-from lazyrich_theory.theory.offline.regime import regime_note
+from lazyrich_theory.theory.offline.regime import outside_regime, regime_note
 from lazyrich_theory.theory.offline.rindex import (RINDEX_MAX_POINTS, RIndexInputs,
                                                    rindex_tau_curves)
 from lazyrich_theory.theory.timescales import first_time_below, grokking_summary
@@ -435,13 +435,15 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
         "predicted_train_half_time": train_half if math.isfinite(train_half) else None,
         "predicted_final_train_loss": float(train[-1] / train[0]),
         "horizon": float(t[-1]),
+        **({"horizon_tau": info["horizon_tau"]} if "horizon_tau" in info else {}),
         "method": info.get("offline_method"),
         "kappa": info.get("kappa"), "b2": info.get("b2"), "D": info.get("D"),
         "alpha_eps": info.get("alpha_eps"),
         "inputs_definition": "the theory's inputs: kappa = P / D; b2 = 2 tau |beta|^2 / D, the "
                              "teacher's strength (tau = 1/2 in convention A); alpha_eps = alpha "
                              "eps (an init scale sigma multiplies each); D; horizon = the last "
-                             "time, in GD steps",
+                             "time, in GD steps (horizon_tau: on the DMFT clock, tau = 2 eta0 "
+                             "eps t / (alpha D))",
         "regime": regime_note(traj) + (
             f"; this run averaged {info['dmft_draws']} Monte Carlo draws (their standard "
             "error: predicted_final_test_loss_mc_se)" if info.get("dmft_draws", 1) > 1 else ""),
@@ -453,6 +455,9 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
         out["column_closure_reason"] = info["column_closure_reason"]
     if "spread_response" in info:         # the spread closure's memorisation response
         out["spread_response"] = info["spread_response"]
+    outside = outside_regime(traj)
+    if outside is not None:               # where the errors quoted were not measured
+        out["outside_measured_regime"] = outside
     out.update(_plateau(info, reasons))
     out["predicted_plateau_definition"] = (
         "train / test (population) loss relative to the initial loss on the lazy plateau, "
