@@ -30,6 +30,7 @@ from lazyrich_theory.cli.parser import (
     add_unless_default,
     check_out_dir,
     dmft_cost,
+    say_progress,
     int_at_least,
     problem_from_args,
     relative_loss_text,
@@ -246,10 +247,10 @@ def run_asymptotic(args: argparse.Namespace) -> int:
     closure = ({"column_closure": args.column_closure, "draws": args.dmft_draws}
                if curve_dmft else {})     # else only --critical-kappa dmft used them
     if curve_dmft and args.dmft_draws > 1 and not args.quiet:
-        closure["log"] = lambda line: print(f"asymptotic: {line}", flush=True)
+        closure["log"] = lambda line: say_progress(f"asymptotic: {line}")
     if not args.quiet:
         cost = _curve_cost(args, problem, finite_rank, curve_dmft)
-        print(f"asymptotic: the theory's curve: {cost}", flush=True)
+        say_progress(f"asymptotic: the theory's curve: {cost}")
     curve_started = time.perf_counter()
     traj = offline_theory(problem, steps, method=args.method, save_times=extra,
                           xi_law=args.xi_law, Ns=args.ns, seed=args.dmft_seed, **closure)
@@ -350,7 +351,7 @@ def _critical(args: argparse.Namespace, problem, inp, steps: int) -> CriticalKap
     if args.critical == "none":
         return None
     if args.critical == "interpolant":
-        say = None if args.quiet else (lambda line: print(line, flush=True))
+        say = None if args.quiet else say_progress
         if say is not None:
             say(f"asymptotic: critical kappa from the interpolant, {INTERPOLANT_CRITICAL_SEEDS} "
                 "training sets per kappa (~1-2 s at D = 100, ~4-8 s at D = 200, ~25-50 s at "
@@ -362,9 +363,9 @@ def _critical(args: argparse.Namespace, problem, inp, steps: int) -> CriticalKap
     if args.critical == "dmft":
         options.update(column_closure=args.column_closure, runs=args.dmft_draws)
         if not args.quiet:
-            print(f"asymptotic: critical kappa from the DMFT, ~6 bisection steps x "
-                  f"{args.dmft_draws} Monte Carlo draw(s) (the whole search ~100 s per draw "
-                  "at D = 100 with the spread closure, ~45 s as derived)", flush=True)
+            say_progress(f"asymptotic: critical kappa from the DMFT, ~6 bisection steps x "
+                      f"{args.dmft_draws} Monte Carlo draw(s) (the whole search ~100 s per "
+                      "draw at D = 100 with the spread closure, ~45 s as derived)")
     return critical_kappa(inp, args.critical, seed=args.dmft_seed, **options)
 
 

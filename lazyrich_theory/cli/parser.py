@@ -33,7 +33,7 @@ from lazyrich_theory.theory.offline.dmft import resolve_column_closure
 __all__ = ["DEFAULT_STEPS", "UsageError", "Parser", "int_at_least", "count_at_least", "finite_float",
            "add_model_options", "add_run_options", "problem_from_args", "preset_horizon_note",
            "say_preset_note", "check_out_dir", "config_difference", "add_unless_default",
-           "relative_loss_text", "dmft_cost", "exit_code", "run_guarded"]
+           "relative_loss_text", "dmft_cost", "say_progress", "exit_code", "run_guarded"]
 
 #: Horizon in GD steps when neither ``--steps`` nor a preset gives one.
 DEFAULT_STEPS = 10_000
@@ -367,6 +367,11 @@ ONE_DRAW_SCATTER = ("one draw's loss at tau = 40 scatters by a sd of 0.14 / 0.03
 #: when --dmft-draws is worth it (both commands' help, which argparse %-formats: "%%" is "%")
 DMFT_DRAWS_ADVICE = (f"worth it at kappa <~ 5.5, where {ONE_DRAW_SCATTER}, and its half time by "
                      "7 %% at 5.5")
+
+
+def say_progress(line: str) -> None:
+    """Print a progress line on stderr (every command: stdout keeps the results' lines)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def relative_loss_text(value: float, se: float | None = None, draws: int | None = None,

@@ -41,6 +41,7 @@ from lazyrich_theory.cli.parser import (
     problem_from_args,
     run_guarded,
     say_preset_note,
+    say_progress,
 )
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.experiments.sweep import SweepWarning, parse_vary, sweep
@@ -158,7 +159,7 @@ def run_phase(args: argparse.Namespace) -> int:
                     allow_large)
     axes = parse_vary(args.vary)
     quiet = bool(getattr(args, "quiet", False))
-    say = None if quiet else (lambda s: print(s, flush=True))
+    say = None if quiet else say_progress
     with warnings.catch_warnings():
         warnings.simplefilter("always", SweepWarning)
         warnings.showwarning = _one_line_sweep_warnings(warnings.showwarning)

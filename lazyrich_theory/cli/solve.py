@@ -29,6 +29,7 @@ from lazyrich_theory.cli.parser import (
     problem_from_args,
     relative_loss_text,
     say_preset_note,
+    say_progress,
 )
 from lazyrich_theory.core.population import check_options as population_options
 from lazyrich_theory.core.population import population
@@ -261,8 +262,7 @@ def _compute(args: argparse.Namespace, problem: Problem, steps: int, extra: list
                    "column_closure": args.column_closure, "dmft_draws": args.dmft_draws}
                   if args.theory else {})
         if args.theory and progress:
-            theory["dmft_log"] = lambda line: print(f"solve: {line}", file=sys.stderr,
-                                                    flush=True)
+            theory["dmft_log"] = lambda line: say_progress(f"solve: {line}")
         return run(problem, steps, method=args.method, save_times=extra, data=data,
                    integrator=args.integrator, progress=progress, allow_large=True, **tols,
                    **theory)
@@ -322,9 +322,9 @@ def run_solve(args: argparse.Namespace) -> int:
         print(f"lazyrich: estimate: {est.describe()} for {est.what}", file=sys.stderr)
     data = problem.data()
     if not args.quiet and getattr(args, "offline", None) == "dmft" and args.theory:
-        print(f"{args.command}: the exact solve, then the theory's curve: "
-              + (f"{args.dmft_draws} Monte Carlo draws of " if args.dmft_draws > 1 else "")
-              + dmft_cost(problem, args.column_closure), file=sys.stderr, flush=True)
+        say_progress(f"{args.command}: the exact solve, then the theory's curve: "
+                     + (f"{args.dmft_draws} Monte Carlo draws of " if args.dmft_draws > 1
+                        else "") + dmft_cost(problem, args.column_closure))
     traj = _compute(args, problem, steps, extra, data)
     assert len(traj.t) == len(times)
     traj = traj.with_info(config=config)

@@ -248,7 +248,7 @@ def test_progress_line_and_rerun_refusal_name_the_closure(tmp_path, capsys):
         out = tmp_path / name
         assert main(["asymptotic", "--alpha", ae[0], "--eps", ae[1], *base,
                      "--out", str(out)]) == 0
-        first = capsys.readouterr().out.splitlines()[0]
+        first = capsys.readouterr().err.splitlines()[0]          # progress: stderr
         assert first.startswith(f"asymptotic: the theory's curve: {words}"), first
     assert main(["asymptotic", "--alpha", "1", "--eps", "0.02", *base, "--column-closure",
                  "dmft", "--out", str(tmp_path / "fast")]) == 2
@@ -468,10 +468,11 @@ def test_dmft_draws(tmp_path, capsys):
     # closure's bias in one parenthesis
     assert main(["asymptotic", *base, "--dmft-draws", "2", "--column-closure", "dmft",
                  "--out", str(tmp_path / "two"), "--no-plot"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert any(x.startswith("asymptotic: Monte Carlo draw 1 of 2 done, ") for x in lines), lines
+    cap = capsys.readouterr()
+    assert any(x.startswith("asymptotic: Monte Carlo draw 1 of 2 done, ")
+               for x in cap.err.splitlines()), cap.err                   # progress: stderr
     assert "x initial (standard error over 2 Monte Carlo draws; the DMFT as derived" in (
-        _summary_line("\n".join(lines)))
+        _summary_line(cap.out))
     assert main(["asymptotic", *base, "--out", str(tmp_path / "one_spread"),
                  "--no-plot"]) == 0          # the default closure here: spread
     line = _summary_line(capsys.readouterr().out)

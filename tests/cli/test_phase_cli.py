@@ -89,7 +89,7 @@ def test_subcommand_registration_and_refusal(capsys, tmp_path):
     capsys.readouterr()
     args = parser.parse_args(argv[:-5] + ["--workers", "2", "--out", str(out)])
     assert run_phase(args) == 0
-    assert "4 of 4 cells already done" in capsys.readouterr().out
+    assert "4 of 4 cells already done" in capsys.readouterr().err      # progress: stderr
     # ... a changed one is refused: exit 2, one line
     rc, _, err = call(capsys, *SMALL, "--vary", "alpha=0.5,1", "--vary", "eps=0.2,0.4",
                       "--steps", "500", "--out", out)
@@ -153,7 +153,7 @@ def test_kill_9_then_resume_identical_no_cell_twice(tmp_path):
     assert not (out / "phase.csv").exists()
     r = run_module([*KILL_ARGS, "--out", out])
     assert r.returncode == 0, r.stderr
-    assert f"{n_before} of 20 cells already done, computing {20 - n_before}" in r.stdout
+    assert f"{n_before} of 20 cells already done, computing {20 - n_before}" in r.stderr
     assert (out / "phase.csv").read_bytes() == (ref / "phase.csv").read_bytes()
     import numpy as np
 
@@ -191,8 +191,9 @@ def test_corrupt_sweep_json_recover_and_cell_warnings(capsys, tmp_path):
     assert rc == 2 and err.count("\n") == 1 and "is corrupt" in err and "--recover" in err
     rc, stdout, err = call(capsys, *args, "--recover")
     assert rc == 0, err
-    assert err.startswith("lazyrich: warning: recovering") and err.count("\n") == 1
-    assert "4 of 4 cells already done" in stdout
+    # the warning, then the progress line of the resumed sweep (both on stderr)
+    assert err.startswith("lazyrich: warning: recovering") and err.count("\n") == 2
+    assert "4 of 4 cells already done" in err.splitlines()[1] and "resuming" not in stdout
     assert (out / "phase.csv").read_bytes() == csv
     cells = sorted((out / "cells").glob("*.json"))
     cells[0].write_text(cells[1].read_text())
