@@ -385,8 +385,8 @@ def test_phase_offline_interpolant_masks_cells_over_the_floor(monkeypatch):
     monkeypatch.setattr(off, "interpolant_floors",
                         lambda problem, a, e, log=None: np.array([[0.01, 0.3], [0.3, 0.5]]))
     axes = [Axis("alpha", (0.5, 1.0)), Axis("eps", (0.4, 1.6)), Axis("seed", (0,))]
-    spec, _, _, _ = off._times(PHASE, axes, PHASE_STEPS, 0.3, "spectral", None)
-    got, _, _, floors = off._times(PHASE, axes, PHASE_STEPS, 0.3, "interpolant", None)
+    spec, _, _, _, _ = off._times(PHASE, axes, PHASE_STEPS, 0.3, "spectral", None)
+    got, _, _, floors, _ = off._times(PHASE, axes, PHASE_STEPS, 0.3, "interpolant", None)
     assert floors == [[[0.01, 0.3], [0.3, 0.5]]]
     assert got[0, 0, 0] == spec[0, 0, 0] and np.isfinite(spec).sum() > 1
     assert np.isinf(got[0, 1, 0]) and np.isinf(got[1, 0, 0]) and np.isinf(got[1, 1, 0])

@@ -306,3 +306,21 @@ def test_delay_is_withheld_below_its_validated_kappa(P, predicted):
         assert s["predicted_grokking_delay"] is None
         why = s["reasons"]["predicted_grokking_delay"]
         assert "5.5 < 20" in why and "lower estimate" in why and "\n" not in why
+
+
+@pytest.mark.parametrize("D, alpha, eps, predicted", [
+    (200, 1.0, 0.02, True), (200, 0.5, 0.04, True), (200, 2.0, 0.01, True),
+    (400, 1.0, 0.1, False), (200, 4.0, 0.01, False), (100, 1.0, 0.02, False)])
+def test_spread_delay_is_predicted_where_it_was_measured(D, alpha, eps, predicted):
+    """The resolved spread closure's delay is a prediction at kappa >= 5.5, D >= 200 and
+    alpha / eps = 12.5-200 (benchmarks/offline_delay_ratio.md), not at alpha / eps = 10 or
+    400 or D = 100, where the reason names what is outside."""
+    from lazyrich_theory.theory.offline.summary import _delay_reason
+
+    info = {"offline_method": "dmft", "kappa": 5.5, "D": D, "alpha": alpha, "eps": eps,
+            "column_closure": "spread", "spread_response": "resolved"}
+    why = _delay_reason(info)
+    if predicted:
+        assert why is None
+    else:
+        assert f"alpha / eps = {alpha / eps:.3g}" in why and "12.5-200" in why, why

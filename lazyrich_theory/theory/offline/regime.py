@@ -109,7 +109,8 @@ def regime_note(traj: Trajectory) -> str:
                 "50-200, +10 % at D = 800, kappa = 5.5); at kappa <= 5.5 one draw's own Monte "
                 "Carlo error is larger: sd 0.14 (kappa = 1.5), 0.035 (2), 0.013-0.019 (3), 0.011 "
                 "and 7 % in the half time (5.5): use --dmft-draws 8 or more; the grokking delay "
-                "(measured at alpha / eps = 50) -7..+12 % at kappa = 5.5-22, D = 200-800 "
+                "(measured at alpha / eps = 50; the same within 1 % at 12.5 and 200, D = 200) "
+                "-7..+12 % at kappa = 5.5-22, D = 200-800 "
                 "(+11..+109 % at D = 50-100); critical kappa -0.04 +- 0.05 / -0.05 +- 0.06 at D = "
                 "400 (16 draws, 8 exact seeds); it takes the column as fitted at once, so before "
                 "the column's relaxation time (up to 1 in tau) its test loss overshoots")

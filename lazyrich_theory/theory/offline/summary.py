@@ -45,6 +45,7 @@ from lazyrich_theory.theory.timescales import first_time_below, grokking_summary
 
 __all__ = ["CriticalKappa", "critical_kappa", "half_crossing", "offline_summary",
            "CRITICAL_METHODS", "KAPPA_DELAY", "SPREAD_DELAY_KAPPA", "SPREAD_DELAY_D",
+           "SPREAD_DELAY_RATIO",
            "DMFT_CRITICAL_TAU", "RINDEX_CRITICAL_TAU"]
 
 #: How :func:`critical_kappa` can define the threshold.
@@ -289,6 +290,9 @@ KAPPA_DELAY = 20.0
 #: kappa and this D on (docs §12.4, seed means on §11.5's grid at alpha / eps = 50: -7..+12 % at
 #: kappa = 5.5-22 and D = 200-800; +11..+109 % at D = 50-100).
 SPREAD_DELAY_KAPPA, SPREAD_DELAY_D = 5.5, 200
+#: ... and within this range of alpha / eps, where it was measured (at alpha eps = 0.02 and
+#: 0.08; benchmarks/offline_delay_ratio.md: alpha / eps = 12.5, 50, 200 at D = 200)
+SPREAD_DELAY_RATIO = (12.5, 200.0)
 
 
 def _delay_reason(info: dict[str, Any]) -> str | None:
@@ -297,15 +301,19 @@ def _delay_reason(info: dict[str, Any]) -> str | None:
     D = float(info.get("D", math.nan))
     resolved = (info.get("column_closure") == "spread"
                 and info.get("spread_response") == "resolved")
-    if resolved and kappa >= SPREAD_DELAY_KAPPA and D >= SPREAD_DELAY_D:
+    ratio = float(info.get("alpha", math.nan)) / float(info.get("eps", math.nan))
+    lo, hi = SPREAD_DELAY_RATIO
+    measured = lo <= ratio <= hi
+    if resolved and kappa >= SPREAD_DELAY_KAPPA and D >= SPREAD_DELAY_D and measured:
         return None
     if method not in ("spectral", "dmft") or kappa >= KAPPA_DELAY:
         return None
     if resolved:
-        return (f"not predicted at kappa = {kappa:.3g}, D = {D:g}: the spread closure's delay "
-                f"is within -7..+12 % of the exact flow's at kappa >= {SPREAD_DELAY_KAPPA:g} "
-                f"and D >= {SPREAD_DELAY_D} (alpha / eps = 50), but +11..+109 % at D = 50-100 "
-                f"and not measured below kappa = {SPREAD_DELAY_KAPPA:g} "
+        return (f"not predicted at kappa = {kappa:.3g}, D = {D:g}, alpha / eps = {ratio:.3g}: "
+                "the spread closure's delay is within -7..+12 % of the exact flow's at kappa "
+                f">= {SPREAD_DELAY_KAPPA:g} and D >= {SPREAD_DELAY_D} (alpha / eps = {lo:g}-"
+                f"{hi:g}), but +11..+109 % at D = 50-100 and not measured below kappa = "
+                f"{SPREAD_DELAY_KAPPA:g} or outside that alpha / eps "
                 "(docs/offline_theory.md §12.4); its value is "
                 "predicted_grokking_delay_estimate")
     side = ("the spectral closure's delay is 22-86 % short at kappa = 5.5-11 (a lower "
@@ -424,7 +432,9 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
                                                f"null below kappa = {KAPPA_DELAY:g} for the "
                                                "spectral closure and the DMFT (with the "
                                                "resolved spread closure at D >= "
-                                               f"{SPREAD_DELAY_D}: below kappa = "
+                                               f"{SPREAD_DELAY_D} and alpha / eps = "
+                                               f"{SPREAD_DELAY_RATIO[0]:g}-"
+                                               f"{SPREAD_DELAY_RATIO[1]:g}: below kappa = "
                                                f"{SPREAD_DELAY_KAPPA:g}), where the theory's "
                                                "difference is not a prediction of it "
                                                "(predicted_grokking_delay_estimate)",
