@@ -351,7 +351,8 @@ _UNSET = object()
 
 #: settings a run's config leaves out at their default, so that folders written before the
 #: setting existed stay comparable; a refusal names the default's value ("default (auto)")
-OMITTED_AT_DEFAULT = {"limit_loss": "none", "column_closure": "auto", "dmft_draws": 1}
+OMITTED_AT_DEFAULT = {"limit_loss": "none", "column_closure": "auto", "dmft_draws": 1,
+                      "ns": None, "dmft_seed": 0}
 
 
 def add_unless_default(config: dict[str, Any], **settings: Any) -> dict[str, Any]:

@@ -49,7 +49,8 @@ from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.resources import LONG_RUN_SECONDS, check_resources
 from lazyrich_theory.spec.schedule import parse_times, save_times
 from lazyrich_theory.theory.offline.curves import check_closure_applies
-from lazyrich_theory.theory.offline.dmft import COLUMN_CLOSURES
+from lazyrich_theory.theory.offline.dmft import COLUMN_CLOSURES, DMFT_NS
+from lazyrich_theory.theory.offline.rindex import RINDEX_NS
 from lazyrich_theory.theory.offline.implicit_bias import interpolant_reason
 
 __all__ = ["COMMANDS", "NOT_SUPPORTED", "add_solve_parsers", "explain_unrecognized",
@@ -158,6 +159,13 @@ def add_solve_parsers(subparsers) -> None:
                         "Carlo draws (this many times its time), drawn with a band of +-2 "
                         "standard errors (summary key offline_predicted_final_test_loss_mc_se); "
                         f"{DMFT_DRAWS_ADVICE} (default 1)")
+    s.add_argument("--ns", type=int_at_least("--ns", 20, even=True), default=None,
+                   help="with --offline-theory dmft or rindex: Monte Carlo samples (even; "
+                        f"default the theory's own: {DMFT_NS} for the DMFT, {RINDEX_NS} for "
+                        "the r-index DMFT)")
+    s.add_argument("--dmft-seed", dest="dmft_seed", type=int_at_least("--dmft-seed"),
+                   default=0, help="with --offline-theory dmft or rindex: seed of the Monte "
+                                   "Carlo draws (default 0, as lazyrich asymptotic's)")
     s.add_argument("--limit-loss", dest="limit", choices=LIMIT_CHOICES, default="none",
                    help="interpolant: summary key offline_predicted_limit_test_loss, where the "
                         "flow ends (tau -> inf test loss / initial of this training set, N = "
@@ -192,7 +200,9 @@ def _config(args: argparse.Namespace, problem: Problem, steps: int,
               "train_readouts": getattr(args, "train_readouts", False)}
     return add_unless_default(config, limit_loss=getattr(args, "limit", "none"),
                               column_closure=getattr(args, "column_closure", "auto"),
-                              dmft_draws=getattr(args, "dmft_draws", 1))
+                              dmft_draws=getattr(args, "dmft_draws", 1),
+                              ns=getattr(args, "ns", None),
+                              dmft_seed=getattr(args, "dmft_seed", 0))
 
 
 def _check_offline(args: argparse.Namespace, problem: Problem, steps: int) -> None:
@@ -207,6 +217,11 @@ def _check_offline(args: argparse.Namespace, problem: Problem, steps: int) -> No
     if args.column_closure != "auto" and args.offline != "dmft":
         raise ProblemError(f"--column-closure {args.column_closure} is a closure of the DMFT's "
                            f"linear column: it needs --offline-theory dmft, got {args.offline}")
+    asked = [f for f, v in (("--ns", args.ns), ("--dmft-seed", args.dmft_seed or None))
+             if v is not None]
+    if asked and args.offline not in ("dmft", "rindex"):
+        raise ProblemError(f"{' and '.join(asked)}: the DMFT's Monte Carlo options, which "
+                           f"need --offline-theory dmft or rindex, got {args.offline}")
     if args.dmft_draws != 1 and args.offline != "dmft":
         raise ProblemError(f"--dmft-draws averages the DMFT's Monte Carlo draws: it needs "
                            f"--offline-theory dmft, got {args.offline}")
@@ -258,9 +273,11 @@ def _compute(args: argparse.Namespace, problem: Problem, steps: int, extra: list
     tols = {k: getattr(args, k) for k in ("rtol", "atol") if getattr(args, k, None) is not None}
     if args.command == "solve":
         run = solve_with_theory if args.theory else solve
+        mc = {"Ns": args.ns} if args.ns is not None else {}
+        mc.update({"seed": args.dmft_seed} if args.dmft_seed else {})
         theory = ({"offline": args.offline, "limit": args.limit,
-                   "column_closure": args.column_closure, "dmft_draws": args.dmft_draws}
-                  if args.theory else {})
+                   "column_closure": args.column_closure, "dmft_draws": args.dmft_draws,
+                   "dmft_options": mc} if args.theory else {})
         if args.theory and progress:
             theory["dmft_log"] = lambda line: say_progress(f"solve: {line}")
         return run(problem, steps, method=args.method, save_times=extra, data=data,

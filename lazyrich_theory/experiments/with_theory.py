@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -31,11 +31,12 @@ from lazyrich_theory.theory.offline import (
     offline_summary,
     offline_theory,
 )
-from lazyrich_theory.theory.offline.dmft import check_column_closure, check_draws
+from lazyrich_theory.theory.offline.dmft import check_column_closure, check_draws, check_ns
 from lazyrich_theory.theory.offline.implicit_bias import (INTERPOLANT_ACCURACY,
                                                           entropic_interpolant,
                                                           interpolant_reason)
-from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_inputs, rindex_plan
+from lazyrich_theory.theory.offline.rindex import (check_rindex_ns, is_finite_rank,
+                                                   rindex_inputs, rindex_plan)
 from lazyrich_theory.theory.timescales import (
     grokking_summary,
     lazy_peak_reason,
@@ -74,6 +75,7 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
                       data: ProblemData | None = None, offline: str = "auto",
                       limit: str = "none", column_closure: str = "auto",
                       dmft_draws: int = 1, dmft_log: Callable[[str], None] | None = None,
+                      dmft_options: Mapping[str, Any] | None = None,
                       **solve_kw) -> Trajectory:
     """``core.solve.solve`` plus the lazy-regime theory, as ``lazyrich solve`` writes it:
 
@@ -137,6 +139,10 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
     dmft_log : callable, optional
         With several draws: receives one progress line per Monte Carlo draw done (``lazyrich
         solve`` prints them); nothing is printed otherwise.
+    dmft_options : mapping, optional
+        With ``offline="dmft"`` or ``"rindex"``: ``Ns`` (Monte Carlo samples) and ``seed``
+        (of the draws), as ``offline_theory`` takes them (``lazyrich solve --ns
+        --dmft-seed``); refused (ProblemError) with any other ``offline``.
     **solve_kw
         Further ``solve`` options (save_times, integrator, rtol, atol, progress, observers,
         stop).
@@ -147,6 +153,7 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
         The solve's trajectory with the extra columns and ``info["summary"]``.
     """
     _check_theory_options(problem, steps, offline, limit, column_closure, dmft_draws)
+    dmft_options = _check_dmft_options(offline, dmft_options)
     data = problem.data() if data is None else data
     observers = dict(solve_kw.pop("observers", None) or {})
     for name, fn in kernel_observers(("kernel_alignment",)).items():
@@ -169,7 +176,8 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
     summary: dict[str, Any] = dict(lazy_summary_of(model))
     reasons: dict[str, str] = {}
     off_columns, off_summary, off_reasons = _overlay(problem, traj.t, data, offline,
-                                                     column_closure, dmft_draws, dmft_log)
+                                                     column_closure, dmft_draws, dmft_log,
+                                                     dmft_options)
     if off_columns is not None:
         traj = traj.with_columns(**off_columns)
     note = _theory_note(problem, plain)
@@ -186,6 +194,24 @@ def solve_with_theory(problem: Problem, steps: int, method: str = "auto",
             f"{LIMIT_KEY} (the interpolant, which --limit-loss interpolant adds")
     _measured(summary, reasons, traj)
     return traj.with_info(summary=_nulls_with_reasons(summary, reasons))
+
+
+def _check_dmft_options(offline: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``dmft_options`` of :func:`solve_with_theory` checked before anything is solved: only
+    ``Ns`` and ``seed``, and only where a DMFT draws the curve (ProblemError, one line)."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - {"Ns", "seed"})
+    if unknown:
+        raise ProblemError(f"dmft_options takes Ns and seed, not {', '.join(unknown)}")
+    if options and offline not in ("dmft", "rindex"):
+        raise ProblemError(f"dmft_options ({', '.join(options)}) are the DMFT's Monte Carlo "
+                           f"options: they need offline='dmft' or 'rindex', got {offline!r}")
+    if "Ns" in options:
+        (check_ns if offline == "dmft" else check_rindex_ns)(options["Ns"])
+    seed = options.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ProblemError(f"dmft_options' seed must be an integer >= 0, got {seed!r}")
+    return options
 
 
 def _check_theory_options(problem: Problem, steps: int, offline: str, limit: str,
@@ -363,7 +389,8 @@ def offline_overlay(problem: Problem, t: np.ndarray, data: ProblemData | None = 
 
 
 def _overlay(problem: Problem, t: np.ndarray, data: ProblemData | None, method: str,
-             column_closure: str, draws: int, log: Callable[[str], None] | None = None
+             column_closure: str, draws: int, log: Callable[[str], None] | None = None,
+             dmft_options: Mapping[str, Any] | None = None
              ) -> tuple[dict[str, np.ndarray] | None, dict[str, Any], dict[str, str]]:
     """:func:`offline_overlay` with every column it has at ``t``: the population loss and,
     for a mean of several DMFT draws, its standard error (OFFLINE_COLUMN + "_mc_se"); ``log``
@@ -375,6 +402,7 @@ def _overlay(problem: Problem, t: np.ndarray, data: ProblemData | None, method: 
         return None, dict.fromkeys(OFFLINE_KEYS), dict.fromkeys(OFFLINE_KEYS, why)
     options = {"column_closure": column_closure} if column_closure != "auto" else {}
     options.update({"draws": draws, "log": log} if draws != 1 else {})
+    options.update(dmft_options or {})                   # Ns, seed (checked by the caller)
     off = offline_theory(problem.replace(N=math.inf), int(t[-1]),
                          method="spectral" if method == "auto" else method, save_times=t,
                          data=data, **options)

@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
+import lazyrich_theory as lr
 from lazyrich_theory.cli.app import main
 
 OFFLINE_KEYS = ("offline_predicted_half_time", "offline_predicted_final_test_loss")
@@ -141,3 +144,33 @@ def test_dmft_draws_column_key_and_run_record(tmp_path, capsys):
     cols = rows[0].split(",")
     pop = [float(r.split(",")[cols.index("population_loss")]) for r in (rows[1], rows[-1])]
     assert f"population {pop[1]:.4g} ({pop[1] / pop[0]:.3g} x initial); offline theory" in out
+
+
+def test_solve_ns_and_dmft_seed(tmp_path, capsys):
+    """solve --ns / --dmft-seed reach the DMFT's curve (another seed, another curve), are
+    recorded in run.json (left out at their defaults), and are refused in one line where no
+    DMFT draws the curve; solve_with_theory refuses the same through dmft_options."""
+    from lazyrich_theory.errors import ProblemError
+    from lazyrich_theory.experiments.with_theory import solve_with_theory
+
+    args = ("--D", "20", "--P", "60", "--N", "inf", "--steps", "2000", "--method", "gd",
+            "--offline-theory", "dmft", "--ns", "40", "--quiet", "--no-plot")
+    finals = []
+    for seed in ("0", "1"):
+        out = tmp_path / f"s{seed}"
+        assert main(["solve", *args, "--dmft-seed", seed, "--out", str(out)]) == 0
+        finals.append(json.loads((out / "summary.json").read_text())[
+            "offline_predicted_final_test_loss"])
+        config = json.loads((out / "run.json").read_text())["config"]
+        assert config["ns"] == 40 and config.get("dmft_seed", 0) == int(seed)
+    assert finals[0] != finals[1]
+    assert main(["solve", "--D", "20", "--P", "60", "--steps", "100", "--ns", "40",
+                 "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--ns: the DMFT's Monte Carlo options" in err and "\n" not in err
+    assert not (tmp_path / "bad").exists()
+    p = lr.Problem(D=20, P=60, N="inf", seed=0)
+    with pytest.raises(ProblemError, match="need offline='dmft' or 'rindex'"):
+        solve_with_theory(p, 100, dmft_options={"Ns": 40})
+    with pytest.raises(ProblemError, match="takes Ns and seed, not draws"):
+        solve_with_theory(p, 100, offline="dmft", dmft_options={"draws": 2})
