@@ -349,6 +349,28 @@ def test_phase_offline_dmft_boundary(monkeypatch):
     assert any(t.startswith("offline theory (unfitted)") and "DMFT" in t for t in texts), texts
 
 
+def test_phase_offline_dmft_failure_keeps_the_cells(monkeypatch, tmp_path):
+    """A DMFT node whose scheme blows up (DivergenceError) leaves the boundary out with its
+    reason, naming the node; the cells and the phase files are still written."""
+    import lazyrich_theory.experiments.sweep.offline as off
+    from lazyrich_theory.errors import DivergenceError
+
+    def unstable(*args, **kw):
+        raise DivergenceError("the DMFT node alpha eps = 0.2 (alpha/eps = 1.25): the DMFT's "
+                              "causal scheme became unstable at tau = 32.5", float("nan"))
+
+    monkeypatch.setattr(off, "phase_boundary_times", unstable)
+    out = tmp_path / "ph"
+    res = sweep(PHASE, {"eps": "0.1,0.4", "alpha": "0.5,2"}, PHASE_STEPS, workers=1,
+                progress=False, plot=False, threshold=0.3, offline="dmft", out=str(out))
+    assert OFFLINE_VARIABLE not in res and res.offline["method"] is None
+    assert res.offline["reason"].startswith("the dmft boundary could not be drawn: the DMFT "
+                                            "node alpha eps = 0.2 (alpha/eps = 1.25)")
+    assert (out / "phase.json").is_file() and (out / "phase.csv").is_file()
+    assert json.loads((out / "phase.json").read_text())["offline_theory"]["reason"] == (
+        res.offline["reason"])
+
+
 def test_phase_offline_interpolant_boundary():
     """offline='interpolant': the spectral closure's threshold time where the mirror-descent
     interpolant's floor (interpolant_floors, recorded per seed) is under the threshold, inf

@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.experiments.sweep.axes import Axis
 from lazyrich_theory.experiments.with_theory import offline_reason
 from lazyrich_theory.spec.problem import Problem
@@ -127,6 +127,8 @@ def offline_phase(base: Problem, axes: Sequence[Axis], config: Mapping[str, Any]
                                                       float(config["threshold"]), method, log)
         except ProblemError as exc:
             why = str(exc)
+        except DivergenceError as exc:      # the cells are kept: the boundary is left out
+            why = f"the {method} boundary could not be drawn: {exc}"
     if why is not None:
         info["reason"] = why
         return None, info
@@ -172,7 +174,7 @@ def _times(base: Problem, axes: Sequence[Axis], steps: int, threshold: float, me
                                     threshold=threshold, method=time_method, log=log)
         out[:, :, k] = grid["threshold_time"]
         if method == "dmft":
-            nodes.append([{"alpha_eps": float(a), "alpha_over_eps": float(r),
+            nodes.append([{"alpha_eps": float(a), "alpha_over_eps": float(f"{r:.12g}"),
                            "column_closure": c} for a, r, c in
                           zip(grid["nodes"], grid["ratios"], grid["column_closures"])])
         if method == "interpolant":

@@ -402,8 +402,8 @@ def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray, V1: np.ndarray,
     if not np.all(np.isfinite(pop)) or np.any(np.abs(pop) > 1e6 * (1 + b2**2)):
         bad = int(np.argmax(~np.isfinite(pop) | (np.abs(pop) > 1e6 * (1 + b2**2))))
         raise DivergenceError(f"the DMFT's causal scheme became unstable at tau = "
-                              f"{tau[bad]:.3g} (try more Monte Carlo samples: Ns, "
-                              "--ns on the command line)",
+                              f"{tau[bad]:.3g} (try more Monte Carlo samples: Ns; --ns "
+                              "of lazyrich asymptotic and solve)",
                               float("nan"))
     return {"tau": tau, "train_loss": V1[v["train"]].copy(), "population_loss": pop,
             "linear_power": lin, "variance": var, "misalignment": mis, "finite_d": fd,

@@ -29,7 +29,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.theory.offline.curves import spectral_closure
 from lazyrich_theory.theory.offline.dmft import (default_channels, dmft_tau_cap,
                                                 dmft_tau_curves, resolve_column_closure)
@@ -137,7 +137,11 @@ def phase_boundary_times(kappa: float, b2: float, D: int, eta0: float,
             return (*_crossings(kappa, b2, D, a, s_max, threshold, relative), ratio, None)
         t0 = time.perf_counter()
         opts = dict(dmft_options or {})
-        row = _dmft_crossings(kappa, b2, D, a, ratio, s_max, threshold, relative, opts)
+        try:
+            row = _dmft_crossings(kappa, b2, D, a, ratio, s_max, threshold, relative, opts)
+        except DivergenceError as exc:          # name the node that failed
+            raise DivergenceError(f"the DMFT node alpha eps = {a:.4g} (alpha/eps = "
+                                  f"{ratio:.3g}): {exc}", exc.step) from None
         closure = resolve_column_closure(opts.get("column_closure", "auto"), kappa,
                                          math.sqrt(a * ratio), math.sqrt(a / ratio),
                                          default_channels(opts))
