@@ -289,7 +289,7 @@ def _curve_cost(args: argparse.Namespace, problem, finite_rank: bool, curve_dmft
     if not curve_dmft:
         return "the spectral closure, ~1 s"
     draws = f"{args.dmft_draws} Monte Carlo draws of " if args.dmft_draws > 1 else ""
-    return draws + dmft_cost(problem, args.column_closure)
+    return draws + dmft_cost(problem, args.column_closure, args.ns)
 
 
 #: below this kappa the summary line says what the DMFT's loss at the horizon is worth: one
@@ -312,9 +312,10 @@ def _horizon_note(summary: dict) -> str:
         return ""
     closure = summary.get("column_closure", "dmft")
     if closure in CLOSURE_NAME:
-        cure = summary.get("column_closure_reason") or "--column-closure spread"
+        cure = (" (the spread closure, which removes most of it, does not apply here)"
+                if summary.get("column_closure_reason") else ": --column-closure spread")
         return (f"{CLOSURE_NAME[closure]} is {HORIZON_BIAS[closure]}, a bias that more draws "
-                f"do not remove: {cure}")
+                f"do not remove{cure}")
     if summary["dmft_draws"] == 1:
         return (f"one Monte Carlo draw, its own error not measured: {ONE_DRAW_SCATTER}; "
                 "--dmft-draws 8 or more")

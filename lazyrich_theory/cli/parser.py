@@ -28,7 +28,7 @@ from lazyrich_theory.spec.problem import (
     Problem,
 )
 from lazyrich_theory.spec.resources import check_writable
-from lazyrich_theory.theory.offline.dmft import resolve_column_closure
+from lazyrich_theory.theory.offline.dmft import DMFT_NS, resolve_column_closure
 
 __all__ = ["DEFAULT_STEPS", "UsageError", "Parser", "int_at_least", "count_at_least", "finite_float",
            "add_model_options", "add_run_options", "problem_from_args", "preset_horizon_note",
@@ -395,15 +395,18 @@ _CLOSURE_PHRASE = {"spread": "the spread closure", "dmft": "its linear column as
                    "least_squares": "closure A7"}
 
 
-def dmft_cost(problem: Problem, column_closure: str) -> str:
+def dmft_cost(problem: Problem, column_closure: str, Ns: int | None = None) -> str:
     """The DMFT that will run and its cost, for both commands' progress lines: "the DMFT with
     the spread closure, ~10-45 s per draw (...)", naming the closure that ``column_closure``
-    resolves to at this problem and, where "auto" cannot run spread, that it does not apply."""
+    resolves to at this problem and, where "auto" cannot run spread, that it does not apply;
+    the costs are at the default :data:`DMFT_NS` samples, which a smaller ``Ns`` says."""
     alpha, eps = problem.scaled_alpha_eps
     ran = resolve_column_closure(column_closure, problem.P / problem.D, alpha, eps)
     tail = (" (--column-closure dmft: as derived, ~2.3x faster)" if ran == "spread" else
             " (the spread closure does not apply here)" if column_closure == "auto" else "")
-    return f"the DMFT with {_CLOSURE_PHRASE[ran]}, {DMFT_COSTS[ran]}{tail}"
+    at = (f" at Ns = {DMFT_NS} (here {Ns}: {'less' if Ns < DMFT_NS else 'more'})"
+          if Ns is not None and Ns != DMFT_NS else "")
+    return f"the DMFT with {_CLOSURE_PHRASE[ran]}, {DMFT_COSTS[ran]}{at}{tail}"
 
 
 def config_difference(old: Any, new: dict[str, Any], most: int = 4,

@@ -341,7 +341,7 @@ def run_solve(args: argparse.Namespace) -> int:
     if not args.quiet and getattr(args, "offline", None) == "dmft" and args.theory:
         say_progress(f"{args.command}: the exact solve, then the theory's curve: "
                      + (f"{args.dmft_draws} Monte Carlo draws of " if args.dmft_draws > 1
-                        else "") + dmft_cost(problem, args.column_closure))
+                        else "") + dmft_cost(problem, args.column_closure, args.ns))
     traj = _compute(args, problem, steps, extra, data)
     assert len(traj.t) == len(times)
     traj = traj.with_info(config=config)

@@ -412,7 +412,8 @@ def _overlay(problem: Problem, t: np.ndarray, data: ProblemData | None, method: 
     # the regime note names asymptotic's keys; solve writes them with the offline_ prefix
     summary["offline_regime"] = re.sub(r"\bpredicted_", "offline_predicted_",
                                        summary["offline_regime"])
-    for key in ("column_closure", "column_closure_reason", "outside_measured_regime"):
+    for key in ("column_closure", "column_closure_reason", "outside_measured_regime",
+                "horizon_tau"):
         if key in s:                   # the DMFT's closure; where the errors were not measured
             summary[f"offline_{key}"] = s[key]
     reasons = {key: s["reasons"][src] for key, src in OFFLINE_KEYS.items() if s[src] is None}

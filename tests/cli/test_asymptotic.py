@@ -197,7 +197,8 @@ def test_default_column_closure_is_spread_where_it_applies(tmp_path, capsys):
     assert s["column_closure"] == "dmft"
     assert "slowest relaxation time" in s["column_closure_reason"]
     assert "auto's choice here" in s["regime"] and "column closure as derived" in line
-    assert "do not remove: the linear column is slow here" in line     # not: use spread
+    assert "do not remove (the spread closure, which removes most of it, does not apply " \
+        "here)" in line                                                 # not: use spread
     # the line after it, and summary.json, say what lies outside the measured regime
     outside = "asymptotic: outside the measured regime: D = 30 < 50"
     assert outside in out and s["outside_measured_regime"] in out
@@ -241,10 +242,12 @@ def test_progress_line_and_rerun_refusal_name_the_closure(tmp_path, capsys):
     finite-rank refusal of a closure names it as the command line does."""
     base = ("--D", "30", "--P", "90", "--steps", "1000", "--critical-kappa", "none",
             "--limit-loss", "none", "--ns", "40", "--no-plot")
-    for name, ae, words in (("fast", ("1", "0.02"), "the DMFT with the spread closure, ~10-45 s"),
+    for name, ae, words in (("fast", ("1", "0.02"), "the DMFT with the spread closure, ~10-45 s"
+                                                    " per draw at Ns = 800 (here 40: less)"),
                             ("slow", ("0.2", "0.1"), "the DMFT with its linear column as derived,"
-                                                     " ~4-20 s per draw (the spread closure "
-                                                     "does not apply here)")):
+                                                     " ~4-20 s per draw at Ns = 800 (here 40: "
+                                                     "less) (the spread closure does not apply "
+                                                     "here)")):
         out = tmp_path / name
         assert main(["asymptotic", "--alpha", ae[0], "--eps", ae[1], *base,
                      "--out", str(out)]) == 0
@@ -272,10 +275,20 @@ def test_outside_measured_regime_only_where_it_is(tmp_path, capsys):
     assert main(["asymptotic", *base, "--steps", "40000", "--out", str(tmp_path / "out")]) == 0
     _, s = _read(tmp_path / "out")
     assert s["outside_measured_regime"] == (
-        "the horizon is tau = 32 (the loss at the horizon's errors were measured at tau = 40, "
+        "the horizon is tau = 32 (the errors of the loss at the horizon were measured at tau "
+        "= 40, "
         "here --steps 50000)")
     assert capsys.readouterr().out.splitlines()[-1] == (
         "asymptotic: outside the measured regime: " + s["outside_measured_regime"])
+    # the spectral closure below kappa = 5, and a DMFT with fewer samples than the default
+    assert main(["asymptotic", *base, "--P", "150", "--method", "spectral", "--steps", "50000",
+                 "--out", str(tmp_path / "k3")]) == 0
+    _, s = _read(tmp_path / "k3")
+    assert s["outside_measured_regime"].startswith("kappa = 3 < 5, below the spectral closure")
+    assert main(["asymptotic", *base, "--P", "150", "--method", "dmft", "--ns", "40",
+                 "--steps", "50000", "--out", str(tmp_path / "ns")]) == 0
+    _, s = _read(tmp_path / "ns")
+    assert s["outside_measured_regime"].startswith("Ns = 40 < 800 (one draw's scatter")
 
 
 def test_column_closure_spread(tmp_path, capsys):

@@ -133,6 +133,9 @@ def test_dmft_draws_column_key_and_run_record(tmp_path, capsys):
             "closure") in err
     # D = 20: the offline theory's errors were not measured there (summary.json and a line)
     assert "offline theory outside the measured regime: D = 20 < 50" in out
+    loud = json.loads((tmp_path / "loud" / "summary.json").read_text())
+    assert loud["offline_horizon_tau"] == pytest.approx(2 * 0.02 * 2000 / 20)   # 2 eps t/(a D)
+    assert loud["offline_outside_measured_regime"].startswith("D = 20 < 50")
     assert "solve: Monte Carlo draw 1 of 2 done, " in err          # a line per draw done
     assert s["offline_column_closure"] == "spread"      # the default here, named on the line
     assert (f"offline theory (dmft + spread) population loss "

@@ -39,13 +39,15 @@ from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
-from lazyrich_theory.theory.offline.dmft import (SPREAD_RESPONSES, check_column_closure,
+from lazyrich_theory.theory.offline.dmft import (DMFT_NS, SPREAD_RESPONSES,
+                                                check_column_closure,
                                                 check_dmft_horizon, check_draws,
                                                 check_spread_applies, column_lag,
                                                 default_channels, dmft_columns,
                                                 resolve_column_closure, spread_blocker)
 from lazyrich_theory.theory.offline.inputs import OfflineInputs, offline_inputs, training_xi
-from lazyrich_theory.theory.offline.rindex import is_finite_rank, rindex_columns, rindex_inputs
+from lazyrich_theory.theory.offline.rindex import (RINDEX_NS, is_finite_rank, rindex_columns,
+                                                   rindex_inputs)
 from lazyrich_theory.theory.offline.spectral import (
     SpectralClosure,
     build_closure,
@@ -277,6 +279,8 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
                             "wall_time": time.perf_counter() - t0}
     if finite_rank:
         info.update(rank=inp.R, initial_overlap=inp.overlap, stride=int(cols.pop("stride")))
+    if chosen in ("dmft", "rindex"):      # its Monte Carlo samples
+        info["Ns"] = int(dmft_options.get("Ns", DMFT_NS if chosen == "dmft" else RINDEX_NS))
     if chosen == "dmft":
         info["dmft_draws"] = int(dmft_options.get("draws", 1))
         info["column_closure"] = dmft_options["column_closure"]

@@ -433,7 +433,8 @@ def dmft_columns(inp: OfflineInputs, t: np.ndarray, Ns: int = DMFT_NS, seed: int
     started = time.perf_counter()
     for k in range(int(draws)):
         if k and log is not None:
-            log(f"Monte Carlo draw {k} of {draws} done, {time.perf_counter() - started:.0f} s")
+            log(f"Monte Carlo draw {k} of {draws} done, {time.perf_counter() - started:.0f} s "
+                "elapsed")
         try:
             c = dmft_tau_curves(inp, float(tau_t[-1]), Ns=Ns, seed=seed + k, dmax=dmax,
                                 xi_train=xi_train, **ablations)

@@ -8,7 +8,7 @@ import math
 
 from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.theory.offline.curves import KAPPA_SPECTRAL
-from lazyrich_theory.theory.offline.dmft import SPREAD_MAX_LAG
+from lazyrich_theory.theory.offline.dmft import DMFT_NS, SPREAD_MAX_LAG
 
 __all__ = ["regime_note", "outside_regime", "HORIZON_BIAS"]
 
@@ -35,20 +35,32 @@ def _slow_column(traj: Trajectory) -> str:
 
 #: The smallest D of every table of measured errors (docs/offline_theory.md §11-§13)
 MEASURED_D = 50
+#: ... of the r-index DMFT's (docs §13.4)
+RINDEX_MEASURED_D = 100
 #: The DMFT time at which every measured error of the loss at the horizon was taken
 MEASURED_TAU = 40.0
 
 
 def outside_regime(traj: Trajectory) -> str | None:
     """Where this run lies outside the regime in which the errors that its regime note and
-    summary line quote were measured (None: inside): D below :data:`MEASURED_D`, a slow
-    linear column (the DMFT), a horizon other than tau = :data:`MEASURED_TAU` (the loss at the
-    horizon of the spectral closure and the DMFT; within 10 %)."""
+    summary line quote were measured (None: inside): D below :data:`MEASURED_D` (the r-index
+    DMFT's: :data:`RINDEX_MEASURED_D`), the spectral closure below kappa =
+    :data:`KAPPA_SPECTRAL`, fewer Monte Carlo samples than the default (the DMFT's one-draw
+    scatter was measured at :data:`DMFT_NS`), a slow linear column (the DMFT), a horizon
+    other than tau = :data:`MEASURED_TAU` (the loss at the horizon of the spectral closure and
+    the DMFT; by more than 10 %)."""
     info, parts = traj.info, []
-    D = float(info.get("D", math.nan))
-    if D < MEASURED_D:
-        parts.append(f"D = {D:g} < {MEASURED_D} (every error quoted was measured at D >= "
-                     f"{MEASURED_D})")
+    method = info.get("offline_method")
+    D, kappa = float(info.get("D", math.nan)), float(info.get("kappa", math.nan))
+    least = RINDEX_MEASURED_D if method == "rindex" else MEASURED_D
+    if D < least:
+        parts.append(f"D = {D:g} < {least} (every error quoted was measured at D >= {least})")
+    if method == "spectral" and kappa < KAPPA_SPECTRAL:
+        parts.append(f"kappa = {kappa:.3g} < {KAPPA_SPECTRAL:g}, below the spectral closure's "
+                     "validated regime (it has no memorisation channel)")
+    if method == "dmft" and info.get("Ns", DMFT_NS) < DMFT_NS:
+        parts.append(f"Ns = {info['Ns']} < {DMFT_NS} (one draw's scatter quoted was measured "
+                     f"at Ns = {DMFT_NS}; fewer samples scatter more)")
     if info.get("column_closure_reason") and (info.get("column_lag") or 0) > SPREAD_MAX_LAG:
         parts.append(info["column_closure_reason"] + " (the errors quoted were measured at a "
                      "fast one)")
@@ -56,8 +68,8 @@ def outside_regime(traj: Trajectory) -> str | None:
     if (info.get("offline_method") in ("spectral", "dmft") and tau is not None
             and abs(tau / MEASURED_TAU - 1.0) > 0.1):
         at = float(info["steps"]) * MEASURED_TAU / tau
-        parts.append(f"the horizon is tau = {tau:.3g} (the loss at the horizon's errors were "
-                     f"measured at tau = {MEASURED_TAU:g}, here --steps {at:.0f})")
+        parts.append(f"the horizon is tau = {tau:.3g} (the errors of the loss at the horizon "
+                     f"were measured at tau = {MEASURED_TAU:g}, here --steps {at:.0f})")
     return "; ".join(parts) or None
 
 
@@ -68,7 +80,7 @@ def regime_note(traj: Trajectory) -> str:
     if method == "spectral" and kappa < KAPPA_SPECTRAL:
         return (f"kappa = {kappa:.3g} < {KAPPA_SPECTRAL:g}: outside the spectral closure's "
                 "validated regime (no memorisation channel: its late curve and long-time loss "
-                "are far too optimistic here; use method='dmft')")
+                "are far too optimistic here; use the DMFT: method='dmft', --method dmft)")
     if method == "spectral":
         return ("spectral closure, validated for kappa >= 5: half-time within ~1-11 % of the "
                 "exact flow at D = 100-400 (docs/offline_theory.md); its grokking delay is "
@@ -129,7 +141,7 @@ def regime_note(traj: Trajectory) -> str:
             f"docs/offline_theory.md §11), loss at the horizon {HORIZON_BIAS['dmft']}, a bias "
             "that more Monte Carlo draws do not remove "
             "(one draw's own spread ~+-4 % / +-0.05 at D = 100); grokking "
-            "delay +10..+45 % at kappa >= 11, mostly not reached at kappa = 5.5 (§11.5). The "
+            "delay +11..+43 % at kappa >= 11, mostly not reached at kappa = 5.5 (§11.5). The "
             "spread closure of a fast linear column (the default where it applies) is closer: "
             "within 0.012 of the loss at tau = 40 at kappa = 2-11, D = 400, on the mean of Monte "
             "Carlo draws (+0.048 +- 0.015 at kappa = 1.5), and its half time within 10 % (central "

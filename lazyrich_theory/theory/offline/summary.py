@@ -309,13 +309,16 @@ def _delay_reason(info: dict[str, Any]) -> str | None:
     if method not in ("spectral", "dmft") or kappa >= KAPPA_DELAY:
         return None
     if resolved:
-        return (f"not predicted at kappa = {kappa:.3g}, D = {D:g}, alpha / eps = {ratio:.3g}: "
-                "the spread closure's delay is within -7..+12 % of the exact flow's at kappa "
-                f">= {SPREAD_DELAY_KAPPA:g} and D >= {SPREAD_DELAY_D} (alpha / eps = {lo:g}-"
-                f"{hi:g}), but +11..+109 % at D = 50-100 and not measured below kappa = "
-                f"{SPREAD_DELAY_KAPPA:g} or outside that alpha / eps "
-                "(docs/offline_theory.md §12.4); its value is "
-                "predicted_grokking_delay_estimate")
+        fails = ([f"kappa = {kappa:.3g} < {SPREAD_DELAY_KAPPA:g} (not measured there)"]
+                 if kappa < SPREAD_DELAY_KAPPA else [])
+        fails += ([f"D = {D:g} < {SPREAD_DELAY_D} (+11..+109 % at D = 50-100)"]
+                  if D < SPREAD_DELAY_D else [])
+        fails += ([] if measured else
+                  [f"alpha / eps = {ratio:.3g} outside {lo:g}-{hi:g} (not measured there)"])
+        return (f"not predicted at {'; '.join(fails)}: the spread closure's delay is within "
+                f"-7..+12 % of the exact flow's at kappa >= {SPREAD_DELAY_KAPPA:g}, D >= "
+                f"{SPREAD_DELAY_D} and alpha / eps = {lo:g}-{hi:g} (docs/offline_theory.md "
+                "§12.4); its value is predicted_grokking_delay_estimate")
     side = ("the spectral closure's delay is 22-86 % short at kappa = 5.5-11 (a lower "
             "estimate" if method == "spectral" else "the DMFT's delay is 8-272 % long or "
             "never reached at kappa = 5.5-11 (an upper estimate")
