@@ -70,7 +70,7 @@ def _reason(base: Problem, axes: Sequence[Axis], predict: bool, method: str) -> 
         return why
     kappa = base.P / base.D
     if method == "spectral" and kappa < KAPPA_SPECTRAL:
-        return (f"kappa = P/D = {kappa:.3g} < {KAPPA_SPECTRAL:g}: the default spectral boundary "
+        return (f"kappa = P/D = {kappa:.3g} < {KAPPA_SPECTRAL:g}: the spectral boundary "
                 "is validated for kappa >= 5 only; --offline-theory interpolant (a convex "
                 "solve per cell, seconds) or dmft (minutes) draws one at any kappa > 1")
     for a in axes:
