@@ -11,7 +11,7 @@ population loss at tau = 40 (T = 20 (alpha / eps) D steps), N = inf, each seed's
 and training set.
 
     python benchmarks/offline_k15_lag.py run 200   # 16 seeds x 4 alpha / eps (~1 min a seed)
-    python benchmarks/offline_k15_lag.py run 400   # 12 seeds x 3 (~2 min a seed, one core)
+    python benchmarks/offline_k15_lag.py run 400   # 12 seeds x 4 (~1.5 min a seed, one core)
     python benchmarks/offline_k15_lag.py table     # -> offline_k15_lag.md
 """
 
@@ -30,7 +30,7 @@ from lazyrich_theory.theory.offline.dmft import column_lag
 HERE = Path(__file__).resolve().parent
 KAPPA, ALPHA_EPS = 1.5, 0.02
 #: alpha / eps per D (the reference 50 first), and the seeds
-RATIOS = {200: (50.0, 12.5, 200.0, 800.0), 400: (50.0, 12.5, 200.0)}
+RATIOS = {200: (50.0, 12.5, 200.0, 800.0), 400: (50.0, 12.5, 200.0, 800.0)}
 SEEDS = {200: range(16), 400: range(12)}
 
 
