@@ -365,8 +365,8 @@ def _critical(args: argparse.Namespace, problem, inp, steps: int) -> CriticalKap
         options.update(column_closure=args.column_closure, runs=args.dmft_draws)
         if not args.quiet:
             say_progress(f"asymptotic: critical kappa from the DMFT, ~6 bisection steps x "
-                      f"{args.dmft_draws} Monte Carlo draw(s) (the whole search ~100 s per "
-                      "draw at D = 100 with the spread closure, ~45 s as derived)")
+                         f"{args.dmft_draws} Monte Carlo draw(s) (the whole search ~100 s per "
+                         "draw at D = 100 with the spread closure, ~45 s as derived)")
     return critical_kappa(inp, args.critical, seed=args.dmft_seed, **options)
 
 

@@ -22,14 +22,20 @@ HORIZON_BIAS = {"spectral": "-0.03..-0.13 too low at kappa = 5.5, D = 50-400",
                 "least_squares": "+0.02..+0.07 too high at kappa <= 5.5 (D = 400)"}
 
 
+def _slow_column_reason(info: dict) -> str | None:
+    """Why the spread closure could not run, where that is because the DMFT's linear column
+    is slow (its recorded ``column_closure_reason``); None elsewhere."""
+    lag = info.get("column_lag")
+    return None if lag is None or lag <= SPREAD_MAX_LAG else info["column_closure_reason"]
+
+
 def _slow_column(traj: Trajectory) -> str:
     """The warning that opens a DMFT note where the spread closure cannot run (a slow linear
     column): every error the note quotes was measured at a fast one ("" elsewhere)."""
-    lag = traj.info.get("column_lag")
-    if lag is None or lag <= SPREAD_MAX_LAG:
+    why = _slow_column_reason(traj.info)
+    if why is None:
         return ""
-    return (f"Outside the measured regime: {traj.info['column_closure_reason']}; every error "
-            "below was measured at "
+    return (f"Outside the measured regime: {why}; every error below was measured at "
             "alpha / eps = 50, where the column is fast, and none at a slow column. ")
 
 
@@ -61,11 +67,11 @@ def outside_regime(traj: Trajectory) -> str | None:
     if method == "dmft" and info.get("Ns", DMFT_NS) < DMFT_NS:
         parts.append(f"Ns = {info['Ns']} < {DMFT_NS} (one draw's scatter quoted was measured "
                      f"at Ns = {DMFT_NS}; fewer samples scatter more)")
-    if info.get("column_closure_reason") and (info.get("column_lag") or 0) > SPREAD_MAX_LAG:
-        parts.append(info["column_closure_reason"] + " (the errors quoted were measured at a "
-                     "fast one)")
+    slow = _slow_column_reason(info)
+    if slow is not None:
+        parts.append(slow + " (the errors quoted were measured at a fast one)")
     tau = info.get("horizon_tau")
-    if (info.get("offline_method") in ("spectral", "dmft") and tau is not None
+    if (method in ("spectral", "dmft") and tau is not None
             and abs(tau / MEASURED_TAU - 1.0) > 0.1):
         at = float(info["steps"]) * MEASURED_TAU / tau
         parts.append(f"the horizon is tau = {tau:.3g} (the errors of the loss at the horizon "
