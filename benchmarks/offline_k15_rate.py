@@ -143,16 +143,48 @@ def _se(x: np.ndarray) -> float:
     return float(np.std(x, ddof=1) / math.sqrt(len(x)))
 
 
-def _carried(D: int, exact, theory, draws) -> str:
-    """The error with the draws' mean carried to that of D = 400's draws by the same draws'
-    shift (as D = 800's), "—" at D = 400 itself."""
-    if D == 400:
-        return "—"
+def _carried_error(D: int, exact, theory, draws) -> tuple[float, float]:
+    """The error ± its standard error with the draws' mean carried to that of D = 400's draws
+    by the same draws' shift (as D = 800's)."""
     at400 = np.array(_samples(400)[2])
     shift = draws - at400[:len(draws)]
     err = theory.mean() + at400.mean() + shift.mean() - draws[0] - exact.mean()
     se = math.sqrt(_se(exact) ** 2 + _se(theory) ** 2 + _se(at400) ** 2 + _se(shift) ** 2)
-    return f"{err:+.3f} ± {se:.3f}"
+    return float(err), se
+
+
+def _carried(D: int, exact, theory, draws) -> str:
+    """:func:`_carried_error` as a table entry, "—" at D = 400 itself."""
+    if D == 400:
+        return "—"
+    return "{:+.3f} ± {:.3f}".format(*_carried_error(D, exact, theory, draws))
+
+
+def instantaneous_error(D: int) -> tuple[float, float]:
+    """The spread closure's (instantaneous column) error ± its standard error at D (100, 200,
+    400, 800) on the Monte Carlo mean carried to D = 400's draws: the bold last column of
+    offline_k15_rate.md."""
+    if D == 800:
+        exact, draws = _d800()
+        at400 = np.array(_samples(400)[2])
+        shift = draws - at400[:len(draws)]
+        se = math.sqrt(_se(at400) ** 2 + _se(shift) ** 2 + _se(exact) ** 2)
+        return float(at400.mean() + shift.mean() - exact.mean()), se
+    exact, theory, draws = (np.array(v, dtype=float) for v in _samples(D))
+    if D == 400:
+        return (float(theory.mean() + draws.mean() - draws[0] - exact.mean()),
+                math.sqrt(_se(exact) ** 2 + _se(theory) ** 2 + _se(draws) ** 2))
+    return _carried_error(D, exact, theory, draws)
+
+
+def _d800() -> tuple[np.ndarray, np.ndarray]:
+    """D = 800: the exact flow's losses (seeds 0-15 and moreD's) and the theory's draws on
+    seed 0."""
+    done = {**load_results(EXACT800_OUT["even"]), **load_results(EXACT800_OUT["odd"])}
+    exact = np.array([done[k]["final"] for s in SEEDS800 if (k := f"800|{s}") in done]
+                     + _mored(800))
+    draws = np.array([done[k]["final"] for mc in DRAWS800 if (k := f"draw|{mc}") in done])
+    return exact, draws
 
 
 def _row(D: int) -> str:
@@ -171,10 +203,7 @@ def _row800() -> str | None:
     """D = 800: the exact flow on seeds 0-15; the theory's draws 0-7 on seed 0, carried to the
     mean of D = 400's draws (192) by the same draws' shift (a draw moves with D by a sd of
     <= 0.017 per draw at D = 100-400)."""
-    done = {**load_results(EXACT800_OUT["even"]), **load_results(EXACT800_OUT["odd"])}
-    exact = np.array([done[k]["final"] for s in SEEDS800 if (k := f"800|{s}") in done]
-                     + _mored(800))
-    draws = np.array([done[k]["final"] for mc in DRAWS800 if (k := f"draw|{mc}") in done])
+    exact, draws = _d800()
     if len(exact) < 2 or len(draws) < 2:
         return None
     at400 = np.array(_samples(400)[2])

@@ -124,12 +124,14 @@ def offline_method(inp: OfflineInputs, method: str = "auto", xi_law: str = "gaus
     return chosen
 
 
-def check_closure_applies(problem: Problem, column_closure: str) -> None:
+def check_closure_applies(problem: Problem, column_closure: str,
+                          column_speed: str = "instantaneous") -> None:
     """Refuse (one line, ProblemError) an unknown column closure, one asked for (not "auto")
     for a finite-rank init (its r-index DMFT treats the column exactly, docs §13, so it has
     no closure to choose), and the spread closure asked for where the linear column is slow
     (:func:`~lazyrich_theory.theory.offline.dmft.check_spread_applies`, at the scaled alpha
-    and eps the DMFT runs with; "auto" then runs the DMFT as derived).  The spectral
+    and eps the DMFT runs with and ``column_speed``; "auto" then runs the DMFT as derived).
+    The spectral
     closure's refusal needs the method and is :func:`offline_method`'s."""
     check_column_closure(column_closure)
     if column_closure != "auto" and is_finite_rank(problem):
@@ -137,7 +139,8 @@ def check_closure_applies(problem: Problem, column_closure: str) -> None:
                            f"DMFT; init={problem.init!r} runs the r-index DMFT, which is exact "
                            "(no closure)")
     if column_closure == "spread":
-        check_spread_applies(problem.P / problem.D, *problem.scaled_alpha_eps)
+        check_spread_applies(problem.P / problem.D, *problem.scaled_alpha_eps,
+                             column_speed=column_speed)
 
 
 def check_dmft_steps(inp: OfflineInputs, steps: int) -> None:
@@ -235,7 +238,7 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         method, the plateau outlier (spectral) and the wall time.
     """
     asked = dmft_options.get("column_closure", "auto")
-    check_closure_applies(problem, asked)
+    check_closure_applies(problem, asked, dmft_options.get("column_speed", "instantaneous"))
     finite_rank = is_finite_rank(problem)
     if finite_rank:
         if method not in ("auto", "rindex"):
@@ -291,6 +294,7 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
             info["column_closure_reason"] = why
         if info["column_closure"] == "spread":
             info["spread_response"] = dmft_options.get("spread_response", SPREAD_RESPONSES[0])
+            info["column_speed"] = dmft_options.get("column_speed", "instantaneous")
     if chosen == "spectral":
         cl = spectral_closure(inp.kappa, inp.b2, inp.D)
         info.update(plateau_outlier_overlap=cl.omega0,

@@ -42,7 +42,8 @@ __all__ = ["dmft_columns", "dmft_tau_curves", "make_grid", "linear_channel", "xi
            "xi_training_strata", "DMFT_NS", "DMFT_DMAX", "DMFT_MAX_POINTS", "COLUMN_CLOSURES",
            "check_column_closure", "check_dmft_horizon", "check_draws", "check_ns",
            "check_spread_applies", "dmft_tau_cap",
-           "check_spread_response", "column_lag", "SPREAD_MAX_LAG", "SPREAD_RESPONSES",
+           "check_spread_response", "check_column_speed", "column_lag", "COLUMN_SPEEDS",
+           "SPREAD_MAX_LAG", "SPREAD_MAX_LAG_FINITE", "SPREAD_RESPONSES",
            "resolve_column_closure", "spread_blocker", "default_channels"]
 
 #: Default number of Monte Carlo samples.
@@ -65,6 +66,12 @@ SPREAD_RESPONSES = ("resolved", "first_order", "full")
 #: The spread closure takes the linear column at its least-squares fit at every instant: it is
 #: refused where the column's slowest relaxation time (in tau) exceeds this (a chosen bound).
 SPREAD_MAX_LAG = 1.0
+#: ... and, with the column at its finite speed (``column_speed="finite"``), where it exceeds
+#: this (a chosen bound; measured up to 2.4, docs §12.4).
+SPREAD_MAX_LAG_FINITE = 4.0
+#: The spread closure's linear column: at its least-squares fit at every instant, (12.1) (the
+#: default), or relaxing at its finite rate alpha / (eps kappa), (12.2) of docs §12.4.
+COLUMN_SPEEDS = ("instantaneous", "finite")
 
 
 def check_column_closure(column_closure: str) -> None:
@@ -122,16 +129,31 @@ def check_spread_response(spread_response: str, column_closure: str) -> None:
                            f"{column_closure!r}")
 
 
-def check_spread_applies(kappa: float, alpha: float, eps: float, where: str = "here") -> None:
+def check_column_speed(column_speed: str, column_closure: str) -> None:
+    """Refuse (one line) an unknown column speed, or "finite" with a closure other than
+    spread."""
+    if column_speed not in COLUMN_SPEEDS:
+        raise ProblemError(f"column_speed must be one of {', '.join(COLUMN_SPEEDS)}, got "
+                           f"{column_speed!r}")
+    if column_speed != COLUMN_SPEEDS[0] and column_closure != "spread":
+        raise ProblemError(f"column_speed={column_speed!r} is an option of the spread closure; "
+                           f"it needs column_closure='spread', got {column_closure!r}")
+
+
+def check_spread_applies(kappa: float, alpha: float, eps: float, where: str = "here",
+                         column_speed: str = "instantaneous") -> None:
     """Refuse (one line) the spread closure where the linear column is not fast (``where``:
-    which run needs that kappa, for the message)."""
+    which run needs that kappa, for the message), or, at ``column_speed="finite"``, where it
+    is slower than SPREAD_MAX_LAG_FINITE."""
     lag = column_lag(kappa, alpha, eps)
-    if lag > SPREAD_MAX_LAG:
-        raise ProblemError(f"the column closure spread takes the linear column as "
-                           f"instantaneous, but its slowest relaxation time {where} is "
-                           f"{lag:.3g} in tau > {SPREAD_MAX_LAG:g} (kappa = {kappa:.3g}, "
-                           f"alpha / eps = {alpha / eps:.3g}): use the closure dmft or "
-                           "least_squares")
+    finite = column_speed == "finite"
+    bound = SPREAD_MAX_LAG_FINITE if finite else SPREAD_MAX_LAG
+    if lag > bound:
+        takes = "at its finite speed, not as slow as this" if finite else "as instantaneous"
+        raise ProblemError(f"the column closure spread takes the linear column {takes}, "
+                           f"but its slowest relaxation time {where} is {lag:.3g} in tau > "
+                           f"{bound:g} (kappa = {kappa:.3g}, alpha / eps = "
+                           f"{alpha / eps:.3g}): use the closure dmft or least_squares")
 
 
 def make_grid(tau_max: float, dmax: float = DMFT_DMAX) -> np.ndarray:
@@ -220,7 +242,8 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
                     dmax: float = DMFT_DMAX, xi_train: np.ndarray | None = None, *,
                     linear_column: bool = True, anomalous_term: bool = True,
                     column_closure: str = "auto", null_space_split: bool = True,
-                    spread_response: str = "resolved") -> dict[str, np.ndarray]:
+                    spread_response: str = "resolved", column_speed: str = "instantaneous"
+                    ) -> dict[str, np.ndarray]:
     """The DMFT's curves on its own grid up to ``tau_max``.
 
     Parameters
@@ -258,6 +281,12 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         spike's part resolved too, through the sample's spike resolvent without the
         Gauss-Newton term (a diagnostic: it moves the loss by < 0.01).  Other than the
         default only with ``column_closure="spread"``.
+    column_speed : {"instantaneous", "finite"}
+        The spread closure's linear column: at its least-squares fit at every instant, (12.1)
+        (default), or relaxing at its rate a = alpha / (eps kappa), (12.2) of §12.4:
+        ell (kappa Gbar + (1 / a) d/dtau) = 1, the column's lag that (12.1) neglects (its
+        slowest relaxation time :func:`column_lag`).  "finite" only with
+        ``column_closure="spread"``.
     column_closure : {"auto", "dmft", "least_squares", "spread"}
         "auto" (default): "spread" where it applies (a fast column and the default
         channels), else "dmft" (:func:`resolve_column_closure`).  "dmft": the linear column as
@@ -300,8 +329,9 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     rng.shuffle(xi)
     Ns = xi.size
     zg, zu = rng.standard_normal((Ns, Ns)), rng.standard_normal((Ns, Ns))
+    check_column_speed(column_speed, column_closure)
     spread = _check_spread(inp, column_closure, spread_response,
-                           linear_column and null_space_split)
+                           linear_column and null_space_split, column_speed)
     if spread:                      # (12.1): the column is instantaneous, no psi filter
         ps, Wpsi, V = np.ones(tau.size), np.zeros((tau.size, tau.size)), \
             np.zeros((tau.size, tau.size))
@@ -319,7 +349,8 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
                     1.0 if null_space_split and not spread else 0.0,
                     1.0 if spread else 0.0,
                     {"resolved": 1.0, "full": 2.0}.get(spread_response, 0.0) if spread
-                    else 0.0])
+                    else 0.0,
+                    inp.eps * inp.kappa / inp.alpha if column_speed == "finite" else 0.0])
     with numba_threads(free_cores()):      # the samples' steps run in parallel
         K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par)
     with np.errstate(over="ignore", invalid="ignore"):      # a blow-up: DivergenceError
@@ -363,7 +394,7 @@ def check_ns(Ns: Any) -> None:
 
 
 def _check_spread(inp: OfflineInputs, column_closure: str, spread_response: str,
-                  defaults: bool) -> bool:
+                  defaults: bool, column_speed: str = "instantaneous") -> bool:
     """Whether the spread closure runs; ProblemError (one line) for its bad options
     (``defaults``: linear_column and null_space_split both at their defaults)."""
     spread = column_closure == "spread"
@@ -373,7 +404,7 @@ def _check_spread(inp: OfflineInputs, column_closure: str, spread_response: str,
                            "replaces the null-space split: it needs linear_column=True and "
                            "null_space_split=True")
     if spread:
-        check_spread_applies(inp.kappa, inp.alpha, inp.eps)
+        check_spread_applies(inp.kappa, inp.alpha, inp.eps, column_speed=column_speed)
     return spread
 
 

@@ -415,7 +415,8 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         The linear column's psi(tau_n), product-integration weights and R_u interval
         integrals (``dmft.linear_channel``).
     par : np.ndarray
-        (kappa, alpha eps, b2, D, alpha, eps, fz, anc, a7, split, spread, resolved): fz the
+        (kappa, alpha eps, b2, D, alpha, eps, fz, anc, a7, split, spread, resolved,
+        inv_a): fz the
         linear column's screening of the spike's Gauss-Newton term (1 - 1/kappa; 1 without
         the column), anc the coefficient of the anomalous Onsager term (1; 0 to switch it
         off), a7 1 for the least-squares closure of the column's cavity field
@@ -424,7 +425,8 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         spread 1 for the fast column's closure (12.1) (``dmft_spread``; then split = 0 and
         the column's psi, Wpsi, Vlin are not used), else 0; resolved (par[11], spread only)
         0 for first-order memorisation, 1 with the bulk's part resolved, 2 with the spike's
-        too.
+        too; inv_a (par[12], spread only) eps kappa / alpha for the column at its finite
+        speed, (12.2) of §12.4, 0 for an instantaneous column.
 
     Returns
     -------
@@ -456,8 +458,13 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
     _initial(K, S, V1, Q, LB, LM, xi, par)
     if full:
         LS[:, 0] = 1.0
+    lam = np.zeros(T)               # the spread column's relaxation terms (dmft_spread)
+    if sp and par[12] > 0.0:
+        lam[0] = np.inf
+        for n in range(1, T):
+            lam[n] = par[12] / dt[n - 1]
     if sp:
-        ell_row(0, KN, GV, K[LL], K[GBAR], kappa, Am, Bm, acc)
+        ell_row(0, KN, GV, K[LL], K[GBAR], kappa, Am, Bm, acc, lam)
     frozen, ufac = False, 1.0
     for n in range(1, T):
         _responses(K, n, dt)
@@ -472,7 +479,7 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
                 resolved_bulk(n, K[RB], K[RX], LB, Q, xi, W, -ae / kappa, par[7] / D, KN)
             if full:
                 resolved_spike(n, K[RM], LS, S[H_], W, -ae / kappa, KN)
-            ell_row(n, KN, GV, K[LL], K[GBAR], kappa, Am, Bm, acc)
+            ell_row(n, KN, GV, K[LL], K[GBAR], kappa, Am, Bm, acc, lam)
         if par[8] > 0.0:
             ufac = _least_squares_factor(K, V1, n, kappa, par[4])
         _all_samples(K, S, V1, Q, LB, LM, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, ufac, work,

@@ -21,7 +21,14 @@ averaged over nu and put into row n of ell kappa Gbar = 1, gives for s < n
     sum_{s <= m < n} ell[n, m] (Gbar[m, s] - l B[m, s]) = -l A[s],
     B[m, s] = E[G_nu[m, s] / d_nu],  A[s] = E[sum_m K_nu[n, m] G_nu[m, s] / d_nu],
 
-a triangular system solved by back substitution.  Cost O(Ns n^2) per row, like the DMFT's
+a triangular system solved by back substitution.
+
+A column of finite speed (docs §12.4, (12.2)) adds its relaxation: ell (kappa Gbar + Lam) = 1
+with Lam = (1 / a) d/dtau, a = alpha / (eps kappa), discretised as a backward difference
+(Lam[n, n] = -Lam[n, n - 1] = lam[n] = 1 / (a dtau_n)); u(0) = 0 makes row and column 0 of
+ell zero (lam[0] = inf).  It adds lam[n] to the diagonal's equation, Lam / kappa to the
+back substitution's matrix and -l Lam[n, n - 1] / kappa to its right side; lam = 0 is the
+instantaneous column, to the bit.  Cost O(Ns n^2) per row, like the DMFT's
 other per-sample histories; G_nu is stored packed (``tri``) per sample.  The sums over
 samples run in parallel over rows m (one thread owns each row) and are added in sample
 order: the result does not depend on the number of threads.
@@ -32,8 +39,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["ell_diagonal", "ell_row", "member_rows", "resolved_bulk", "resolved_spike",
-           "spike_resolvent_rows", "spread_operators"]
+__all__ = ["ell_diagonal", "ell_row", "member_rows", "relaxation_terms", "resolved_bulk",
+           "resolved_spike", "spike_resolvent_rows", "spread_operators"]
 
 
 @njit(cache=True, inline="always")
@@ -42,13 +49,17 @@ def _tri(n, m):
 
 
 @njit(cache=True)
-def ell_diagonal(kd, kappa):
-    """The root l > 0 of l kappa mean(1 / (1 + l - kd)) = 1 (kd: the samples' K_nu[n, n];
-    kappa > 1), by safeguarded Newton in the bracket [0, (1 - min(0, min kd)) / (kappa - 1)].
-    The root is unique when every kd < 1 (the memorisation's instantaneous part is <= 0 in
-    the DMFT); otherwise, or for non-finite kd, NaN (the caller reports the divergence)."""
+def ell_diagonal(kd, kappa, lam=0.0):
+    """The root l > 0 of l (kappa mean(1 / (1 + l - kd)) + lam) = 1 (kd: the samples'
+    K_nu[n, n]; kappa > 1; lam >= 0 the column's relaxation term, 0 for an instantaneous
+    column, inf at tau = 0: l = 0), by safeguarded Newton in the bracket
+    [0, (1 - min(0, min kd)) / (kappa - 1)].  The root is unique when every kd < 1 (the
+    memorisation's instantaneous part is <= 0 in the DMFT); otherwise, or for non-finite kd,
+    NaN (the caller reports the divergence)."""
     if not np.all(np.isfinite(kd)) or kd.max() >= 1.0:
         return np.nan
+    if lam == np.inf:
+        return 0.0
     lo, hi = 0.0, (1.0 - min(0.0, kd.min())) / (kappa - 1.0)
     x, f = 1.0 / (kappa - 1.0), 1.0
     for _ in range(100):
@@ -57,7 +68,7 @@ def ell_diagonal(kd, kappa):
             g = 1.0 / (1.0 + x - k)
             f += g
             fp += g * (1.0 - k) * g
-        f, fp = x * kappa * f / kd.size - 1.0, kappa * fp / kd.size
+        f, fp = x * (kappa * f / kd.size + lam) - 1.0, kappa * fp / kd.size + lam
         if f == 0.0:
             return x
         if f > 0.0:
@@ -111,23 +122,31 @@ def _member_g_rows(n, KN, GV, L, d, acc):
 
 
 @njit(cache=True)
-def ell_row(n, KN, GV, L, Gbar, kappa, Am, B, acc):
+def ell_row(n, KN, GV, L, Gbar, kappa, Am, B, acc, lam):
     """Row n of ell (into ``L``), of every G_nu (packed into ``GV``) and of Gbar, from the
     samples' memorisation rows ``KN[nu, :n + 1]`` = K_nu[n, :n + 1] and the earlier rows.
+    ``lam`` (T): the column's relaxation terms (module docstring; zeros: instantaneous).
     ``Am``, ``B`` (T x T) and ``acc`` (Ns x T) are scratch."""
     Ns = KN.shape[0]
-    l = ell_diagonal(KN[:, n].copy(), kappa)
+    l = ell_diagonal(KN[:, n].copy(), kappa, lam[n])
     d = 1.0 + l - KN[:, n]
     w = 1.0 / (Ns * d)
     _row_means(n, KN, GV, w, Am, B)
-    for s in range(n - 1, -1, -1):      # back substitution, x M = -l A with M = Gbar - l B
+    s0 = 1 if lam[0] == np.inf else 0   # u(0) = 0: column 0 of ell is zero
+    for s in range(s0):
+        L[n, s] = 0.0
+    for s in range(n - 1, s0 - 1, -1):  # back substitution, x M = -l A, M = Gbar - l B + Lam
         a = 0.0
         for m in range(s, n):
             a += Am[m, s]
         v = -l * a
+        if s == n - 1:
+            v += l * lam[n] / kappa
         for m in range(s + 1, n):
             v -= L[n, m] * (Gbar[m, s] - l * B[m, s])
-        L[n, s] = v / (Gbar[s, s] - l * B[s, s])
+        if s + 1 < n:
+            v += L[n, s + 1] * lam[s + 1] / kappa
+        L[n, s] = v / (Gbar[s, s] - l * B[s, s] + lam[s] / kappa)
     L[n, n] = l
     _member_g_rows(n, KN, GV, L, d, acc)
     bn = _tri(n, 0)
@@ -219,22 +238,36 @@ def resolved_spike(n, RM, LS, H, W, c, KN):
             KN[i, s] += c * W[s] * hp * H[i, s] * _behind(LS, i, base, RM, RM, 0.0, s, n)
 
 
-def spread_operators(KV: np.ndarray, kappa: float) -> tuple[np.ndarray, np.ndarray]:
+def relaxation_terms(tau: np.ndarray, inv_a: float) -> np.ndarray:
+    """The finite-speed column's ``lam`` on the grid ``tau``: 1 / (a dtau_n), inf at n = 0
+    (u(0) = 0), with ``inv_a`` = 1 / a = eps kappa / alpha; zeros for ``inv_a`` = 0 (an
+    instantaneous column)."""
+    lam = np.zeros(tau.size)
+    if inv_a > 0.0:
+        lam[1:] = inv_a / np.diff(tau)
+        lam[0] = np.inf
+    return lam
+
+
+def spread_operators(KV: np.ndarray, kappa: float, lam: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """ell and Gbar for given dense memorisation operators ``KV`` (Ns, T, T), lower
-    triangular, by the row recursion of :func:`ell_row` (for tests and small studies).
+    triangular, by the row recursion of :func:`ell_row` (for tests and small studies);
+    ``lam`` the column's relaxation terms (:func:`relaxation_terms`; default: instantaneous).
 
     Returns
     -------
     (ell, Gbar) : tuple of np.ndarray
-        Both (T, T), lower triangular: ell kappa Gbar = 1 with
-        Gbar = mean_nu (1 + ell - K_nu)^(-1).
+        Both (T, T), lower triangular: ell (kappa Gbar + Lam) = 1 with
+        Gbar = mean_nu (1 + ell - K_nu)^(-1) (Lam = 0 for an instantaneous column).
     """
     KV = np.asarray(KV, dtype=float)
     Ns, T = KV.shape[0], KV.shape[1]
+    lam = np.zeros(T) if lam is None else np.asarray(lam, dtype=float)
     L, Gbar = np.zeros((T, T)), np.zeros((T, T))
     GV = np.zeros((Ns, T * (T + 1) // 2))
     Am, B, acc = np.zeros((T, T)), np.zeros((T, T)), np.zeros((Ns, T))
     for n in range(T):
         KN = np.ascontiguousarray(KV[:, n, :])
-        ell_row(n, KN, GV, L, Gbar, float(kappa), Am, B, acc)
+        ell_row(n, KN, GV, L, Gbar, float(kappa), Am, B, acc, lam)
     return L, Gbar
