@@ -73,11 +73,11 @@ def _rows(D: int) -> list[str]:
     return rows
 
 
-def _slope(D: int) -> str | None:
+def lag_line(D: int) -> tuple[int, np.ndarray, np.ndarray] | None:
     """The paired seeds' loss against the lag, a line through every alpha / eps (least
-    squares on the per-seed differences from alpha / eps = 50): its slope and its value at
-    lag 0 minus that at 50 (the loss of an instantaneous column), with standard errors from
-    the seeds' scatter (jackknife)."""
+    squares on the per-seed differences from alpha / eps = 50): (seeds, (slope, its value at
+    lag 0 minus that at 50, the loss of an instantaneous column), their standard errors from
+    the seeds' scatter (jackknife)); None with fewer than 3 seeds."""
     done = load_results(_path(D))
     seeds = [s for s in SEEDS[D] if all(f"{r:g}|{s}" in done for r in RATIOS[D])]
     if len(seeds) < 3:
@@ -92,7 +92,16 @@ def _slope(D: int) -> str | None:
     est = fit(diff)
     jack = np.array([fit(np.delete(diff, i, 0)) for i in range(len(seeds))])
     se = np.sqrt((len(seeds) - 1) * ((jack - jack.mean(0)) ** 2).mean(0))
-    return (f"D = {D} ({len(seeds)} seeds): slope {est[0]:+.4f} ± {se[0]:.4f} per unit lag; "
+    return len(seeds), np.array(est), se
+
+
+def _slope(D: int) -> str | None:
+    """:func:`lag_line` as a sentence."""
+    line = lag_line(D)
+    if line is None:
+        return None
+    n, est, se = line
+    return (f"D = {D} ({n} seeds): slope {est[0]:+.4f} ± {se[0]:.4f} per unit lag; "
             f"an instantaneous column (lag 0) minus alpha / eps = 50: {est[1]:+.4f} ± "
             f"{se[1]:.4f}")
 
