@@ -16,6 +16,8 @@ within the horizon.
     python benchmarks/offline_delay.py run D [D ...]   # resumable; one JSON file per D
     python benchmarks/offline_delay.py long [400 800]  # kappa = 5.5, horizon 2000 D
     python benchmarks/offline_delay.py spread [D ...]   # + the spread closure on stored runs
+    python benchmarks/offline_delay.py spread_finite [D ...]  # + the same, the column at its
+                                                              # finite speed, (12.2)
     python benchmarks/offline_delay.py table            # -> offline_delay.md
     python benchmarks/offline_delay.py docs             # -> offline_delay_docs.md (§11.5's layout)
     python benchmarks/offline_delay.py tail [D ...]     # the late tail -> offline_delay_tail.md
@@ -26,6 +28,7 @@ Cost (one core): D = 50-100 ~10 s per run, D = 200 ~1-2 min, D = 400 ~7 min (the
 from __future__ import annotations
 
 import json
+from itertools import product
 import sys
 import time
 from pathlib import Path
@@ -77,9 +80,9 @@ def _load() -> dict[int, dict]:
         if _long_path(D).exists():
             out.setdefault(D, {}).update(json.loads(_long_path(D).read_text()))
     for D, runs in out.items():            # the ADDED theories, into the runs they belong to
-        for long in (False, True):
-            if _added_path(D, long).exists():
-                for key, added in json.loads(_added_path(D, long).read_text()).items():
+        for (tag, _), long in product(ADDED.values(), (False, True)):
+            if _added_path(D, long, tag).exists():
+                for key, added in json.loads(_added_path(D, long, tag).read_text()).items():
                     if key in runs:
                         runs[key].update({k: v for k, v in added.items() if k != "wall_time"})
     return out
@@ -148,39 +151,40 @@ def run(dims: list[int]) -> None:
         run_resumable(_path(D), _jobs(D))
 
 
-#: Theories added to the stored runs afterwards (their own files, same keys, same save times):
-#: the DMFT with the spread closure (12.1), its bulk memorisation resolved (docs §12.4).
-ADDED = {"dmft_spread": {"method": "dmft", "column_closure": "spread",
-                         "spread_response": "resolved"}}
+#: Theories added to the stored runs afterwards (each its own files, tagged; same keys, same
+#: save times): the DMFT with the spread closure (12.1), its bulk memorisation resolved, and
+#: the same with the column at its finite speed, (12.2) (docs §12.4).
+ADDED = {"dmft_spread": ("spread", {"method": "dmft", "column_closure": "spread",
+                                    "spread_response": "resolved"}),
+         "dmft_spread_finite": ("spread_finite", {"method": "dmft", "column_closure": "spread",
+                                                  "column_speed": "finite"})}
 
 
-def _added_path(D: int, long: bool) -> Path:
-    return HERE / f"offline_delay_spread{'_long' if long else ''}_D{D}.json"
+def _added_path(D: int, long: bool, tag: str = "spread") -> Path:
+    return HERE / f"offline_delay_{tag}{'_long' if long else ''}_D{D}.json"
 
 
-def run_added(dims: list[int]) -> None:
-    """The ADDED theories on every stored run of each D (the standard and the long cells),
-    at the stored run's horizon and save times."""
+def run_added(dims: list[int], name: str = "dmft_spread") -> None:
+    """The ADDED theory ``name`` on every stored run of each D (the standard and the long
+    cells), at the stored run's horizon and save times."""
     for D in dims:
         for long, cells, horizon in ((False, CELLS.get(D, []), 1000),
                                      (True, LONG_CELLS.get(D, []), LONG_HORIZON)):
             if cells:
-                run_resumable(_added_path(D, long), (
+                run_resumable(_added_path(D, long, ADDED[name][0]), (
                     (f"{k}|{a}|{e}|{s}", lambda k=k, a=a, e=e, s=s, h=horizon, w=long:
-                     _added_one(D, k, a, e, s, h, w))
+                     _added_one(D, k, a, e, s, h, w, name))
                     for k, a, e in cells for s in SEEDS[D]))
 
 
 def _added_one(D: int, kappa: float, alpha: float, eps: float, seed: int, horizon: int,
-               with_tail: bool) -> dict:
+               with_tail: bool, name: str) -> dict:
     p = _problem(D, kappa, alpha, eps, seed)
     T = horizon * D
-    out = {}
-    for name, opts in ADDED.items():
-        t0 = time.perf_counter()
-        out[name] = _summary(offline_theory(p, T, save_times=_save_steps(D, T, with_tail),
-                                            **opts))
-        out[f"{name}_wall"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = {name: _summary(offline_theory(p, T, save_times=_save_steps(D, T, with_tail),
+                                         **ADDED[name][1]))}
+    out[f"{name}_wall"] = time.perf_counter() - t0
     return out
 
 
@@ -237,7 +241,7 @@ def _cell(rows: list[dict], key: str) -> str:
 
 def table() -> None:
     cols = ["D", "kappa", "alpha, eps", "exact (runs reached)", "spectral", "DMFT",
-            "DMFT + A7", "DMFT + spread"]
+            "DMFT + A7", "DMFT + spread", "DMFT + spread, finite speed"]
     lines = markdown_head(
         "Grokking delay and the 0.1 times: theory against the exact flow "
         "(docs/offline_theory.md §11.5)",
@@ -383,5 +387,8 @@ if __name__ == "__main__":
         run_long(dims or sorted(LONG_CELLS))
     elif cmd == "spread":
         run_added(dims or [50, 100, 200, 400, 800])
+    elif cmd == "spread_finite":
+        run_added(dims or [200, 400, 800], "dmft_spread_finite")
     else:
-        raise SystemExit(f"unknown command {cmd!r}: run, long, spread, table, docs or tail")
+        raise SystemExit(f"unknown command {cmd!r}: run, long, spread, spread_finite, table, "
+                         "docs or tail")

@@ -7,7 +7,7 @@ docs/offline_theory.md §12.4 (``column_speed="finite"``; ``dmft_spread``).
   least squares with a moving target (the psi filter of the Marchenko-Pastur law, §8.5), an
   independent formula: they agree to first order in the grid step, while the instantaneous
   column misses the lag by ~0.09.
-* The option is checked in one place and recorded.
+* The option is checked in one place and recorded (opt-in; "instantaneous" is the default).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import pytest
 import lazyrich_theory as lr
 
 from lazyrich_theory.errors import ProblemError
-from lazyrich_theory.theory.offline import OfflineInputs, dmft_tau_curves, offline_theory
+from lazyrich_theory.theory.offline import (OfflineInputs, dmft_tau_curves, offline_summary,
+                                           offline_theory)
 from lazyrich_theory.theory.offline.dmft import column_lag, linear_channel
 from lazyrich_theory.theory.offline.dmft_spread import relaxation_terms, spread_operators
 
@@ -95,10 +96,11 @@ def test_finite_speed_runs_where_the_instantaneous_column_is_refused():
     slow = _inp(12.5)                                  # slowest relaxation time 2.38
     assert 1.0 < column_lag(KAPPA, slow.alpha, slow.eps) < 4.0
     with pytest.raises(ProblemError, match="as instantaneous"):
-        dmft_tau_curves(slow, 1.0, Ns=40, column_closure="spread")
+        dmft_tau_curves(slow, 1.0, Ns=40, column_closure="spread",
+                        column_speed="instantaneous")
     c = dmft_tau_curves(slow, 1.0, Ns=40, column_closure="spread", column_speed="finite")
     assert np.all(np.isfinite(c["population_loss"]))
-    slower = _inp(2.0)                                 # 14.9: refused even at finite speed
+    slower = _inp(5.0)                                 # 5.95: refused even at finite speed
     with pytest.raises(ProblemError, match="at its finite speed"):
         dmft_tau_curves(slower, 1.0, Ns=40, column_closure="spread", column_speed="finite")
 
@@ -115,12 +117,22 @@ def test_bad_column_speed_is_refused_in_one_line(options, match):
 
 def test_offline_theory_records_the_column_speed():
     p = lr.Problem(D=40, P=60, N="inf", alpha=ALPHA, eps=EPS, seed=0)
+    tr = offline_theory(p, 2000, method="dmft", Ns=40, column_closure="spread")
+    assert tr.info["column_speed"] == "instantaneous"                     # the default
     tr = offline_theory(p, 2000, method="dmft", Ns=40, column_closure="spread",
                         column_speed="finite")
     assert tr.info["column_speed"] == "finite" and tr.info["column_closure"] == "spread"
+    summary = offline_summary(tr)
+    assert summary["column_speed"] == "finite" and "(12.2)" in summary["regime"]
     slow = lr.Problem(D=40, P=60, N="inf", alpha=0.5, eps=0.04, seed=0)
     with pytest.raises(ProblemError, match="as instantaneous"):
-        offline_theory(slow, 2000, method="dmft", Ns=40, column_closure="spread")
+        offline_theory(slow, 2000, method="dmft", Ns=40, column_closure="spread",
+                       column_speed="instantaneous")
     tr = offline_theory(slow, 2000, method="dmft", Ns=40, column_closure="spread",
                         column_speed="finite")
     assert tr.info["column_speed"] == "finite"
+    summary = offline_summary(tr)                     # lag 2.38 > 1: said where it is read
+    assert "linear column is slow here" in summary["regime"]
+    assert "lag 2.38" in summary["outside_measured_regime"]
+    tr = offline_theory(slow, 2000, method="dmft", Ns=40)       # auto: as derived, lag > 1
+    assert tr.info["column_closure"] == "dmft" and "column_speed" not in tr.info

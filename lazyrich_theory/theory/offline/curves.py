@@ -39,7 +39,7 @@ from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
-from lazyrich_theory.theory.offline.dmft import (DMFT_NS, SPREAD_RESPONSES,
+from lazyrich_theory.theory.offline.dmft import (COLUMN_SPEEDS, DMFT_NS, SPREAD_RESPONSES,
                                                 check_column_closure,
                                                 check_dmft_horizon, check_draws,
                                                 check_spread_applies, column_lag,
@@ -125,7 +125,7 @@ def offline_method(inp: OfflineInputs, method: str = "auto", xi_law: str = "gaus
 
 
 def check_closure_applies(problem: Problem, column_closure: str,
-                          column_speed: str = "instantaneous") -> None:
+                          column_speed: str | None = None) -> None:
     """Refuse (one line, ProblemError) an unknown column closure, one asked for (not "auto")
     for a finite-rank init (its r-index DMFT treats the column exactly, docs §13, so it has
     no closure to choose), and the spread closure asked for where the linear column is slow
@@ -238,7 +238,7 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         method, the plateau outlier (spectral) and the wall time.
     """
     asked = dmft_options.get("column_closure", "auto")
-    check_closure_applies(problem, asked, dmft_options.get("column_speed", "instantaneous"))
+    check_closure_applies(problem, asked, dmft_options.get("column_speed"))
     finite_rank = is_finite_rank(problem)
     if finite_rank:
         if method not in ("auto", "rindex"):
@@ -294,7 +294,7 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
             info["column_closure_reason"] = why
         if info["column_closure"] == "spread":
             info["spread_response"] = dmft_options.get("spread_response", SPREAD_RESPONSES[0])
-            info["column_speed"] = dmft_options.get("column_speed", "instantaneous")
+            info["column_speed"] = dmft_options.get("column_speed") or COLUMN_SPEEDS[0]
     if chosen == "spectral":
         cl = spectral_closure(inp.kappa, inp.b2, inp.D)
         info.update(plateau_outlier_overlap=cl.omega0,

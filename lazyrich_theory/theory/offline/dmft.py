@@ -67,10 +67,11 @@ SPREAD_RESPONSES = ("resolved", "first_order", "full")
 #: refused where the column's slowest relaxation time (in tau) exceeds this (a chosen bound).
 SPREAD_MAX_LAG = 1.0
 #: ... and, with the column at its finite speed (``column_speed="finite"``), where it exceeds
-#: this (a chosen bound; measured up to 2.4, docs §12.4).
-SPREAD_MAX_LAG_FINITE = 4.0
+#: this (a chosen bound: measured up to 2.38, docs §12.4).
+SPREAD_MAX_LAG_FINITE = 2.5
 #: The spread closure's linear column: at its least-squares fit at every instant, (12.1) (the
-#: default), or relaxing at its finite rate alpha / (eps kappa), (12.2) of docs §12.4.
+#: first is the default), or relaxing at its finite rate alpha / (eps kappa), (12.2) of docs
+#: §12.4 (opt-in: its noise loop can blow up, measured at kappa = 1.5, alpha / eps = 200).
 COLUMN_SPEEDS = ("instantaneous", "finite")
 
 
@@ -129,24 +130,27 @@ def check_spread_response(spread_response: str, column_closure: str) -> None:
                            f"{column_closure!r}")
 
 
-def check_column_speed(column_speed: str, column_closure: str) -> None:
-    """Refuse (one line) an unknown column speed, or "finite" with a closure other than
-    spread."""
+def check_column_speed(column_speed: str | None, column_closure: str) -> None:
+    """Refuse (one line) an unknown column speed, or one given (not None: the spread
+    closure's default) with a closure other than spread."""
+    if column_speed is None:
+        return
     if column_speed not in COLUMN_SPEEDS:
         raise ProblemError(f"column_speed must be one of {', '.join(COLUMN_SPEEDS)}, got "
                            f"{column_speed!r}")
-    if column_speed != COLUMN_SPEEDS[0] and column_closure != "spread":
+    if column_closure != "spread":
         raise ProblemError(f"column_speed={column_speed!r} is an option of the spread closure; "
                            f"it needs column_closure='spread', got {column_closure!r}")
 
 
 def check_spread_applies(kappa: float, alpha: float, eps: float, where: str = "here",
-                         column_speed: str = "instantaneous") -> None:
-    """Refuse (one line) the spread closure where the linear column is not fast (``where``:
-    which run needs that kappa, for the message), or, at ``column_speed="finite"``, where it
-    is slower than SPREAD_MAX_LAG_FINITE."""
+                         column_speed: str | None = None) -> None:
+    """Refuse (one line) the spread closure where its linear column is slower than
+    SPREAD_MAX_LAG (instantaneous, the default ``column_speed`` None) or
+    SPREAD_MAX_LAG_FINITE (``"finite"``); ``where``: which run needs that kappa, for the
+    message."""
     lag = column_lag(kappa, alpha, eps)
-    finite = column_speed == "finite"
+    finite = (column_speed or COLUMN_SPEEDS[0]) == "finite"
     bound = SPREAD_MAX_LAG_FINITE if finite else SPREAD_MAX_LAG
     if lag > bound:
         takes = "at its finite speed, not as slow as this" if finite else "as instantaneous"
@@ -242,7 +246,7 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
                     dmax: float = DMFT_DMAX, xi_train: np.ndarray | None = None, *,
                     linear_column: bool = True, anomalous_term: bool = True,
                     column_closure: str = "auto", null_space_split: bool = True,
-                    spread_response: str = "resolved", column_speed: str = "instantaneous"
+                    spread_response: str = "resolved", column_speed: str | None = None
                     ) -> dict[str, np.ndarray]:
     """The DMFT's curves on its own grid up to ``tau_max``.
 
@@ -281,11 +285,12 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         spike's part resolved too, through the sample's spike resolvent without the
         Gauss-Newton term (a diagnostic: it moves the loss by < 0.01).  Other than the
         default only with ``column_closure="spread"``.
-    column_speed : {"instantaneous", "finite"}
+    column_speed : {None, "finite", "instantaneous"}
         The spread closure's linear column: at its least-squares fit at every instant, (12.1)
-        (default), or relaxing at its rate a = alpha / (eps kappa), (12.2) of §12.4:
-        ell (kappa Gbar + (1 / a) d/dtau) = 1, the column's lag that (12.1) neglects (its
-        slowest relaxation time :func:`column_lag`).  "finite" only with
+        ("instantaneous"; the default, None: it neglects the column's lag, its slowest
+        relaxation time :func:`column_lag`), or relaxing at its rate a = alpha / (eps kappa),
+        (12.2) of §12.4, ell (kappa Gbar + (1 / a) d/dtau) = 1 ("finite": opt-in, its noise
+        loop can blow up at kappa = 1.5, alpha / eps = 200).  Given (not None) only with
         ``column_closure="spread"``.
     column_closure : {"auto", "dmft", "least_squares", "spread"}
         "auto" (default): "spread" where it applies (a fast column and the default
@@ -394,7 +399,7 @@ def check_ns(Ns: Any) -> None:
 
 
 def _check_spread(inp: OfflineInputs, column_closure: str, spread_response: str,
-                  defaults: bool, column_speed: str = "instantaneous") -> bool:
+                  defaults: bool, column_speed: str | None = None) -> bool:
     """Whether the spread closure runs; ProblemError (one line) for its bad options
     (``defaults``: linear_column and null_space_split both at their defaults)."""
     spread = column_closure == "spread"
@@ -422,8 +427,9 @@ def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray, V1: np.ndarray,
     if a7:                          # the least-squares column's power (closure A7)
         lin = np.minimum(lin, inp.kappa / (inp.kappa - 1.0) * V1[v["ecol"]])
     if spread:                      # C_theta = kappa ell E[r r'] ell^T; no column at tau = 0
-        ell = K[k["L"]]
-        lin = inp.kappa * np.einsum("ns,st,nt->n", ell, K[k["Crr"]], ell)
+        ell, crr = K[k["L"]], K[k["Crr"]]        # row by row: causal even after a blow-up
+        lin = inp.kappa * np.array([ell[n, :n + 1] @ crr[:n + 1, :n + 1] @ ell[n, :n + 1]
+                                    for n in range(tau.size)])
         lin[0] = 0.0
     var = (0.5 * ae * (cb + m2 + cg - 1.0) - 0.5 * b2) ** 2
     mis = 2.0 * ((0.5 * ae * (m2 + cg) - 0.5 * b2) ** 2 + 0.5 * ae * b2 * cg)

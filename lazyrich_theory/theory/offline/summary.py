@@ -468,6 +468,8 @@ def offline_summary(traj: Trajectory, critical: CriticalKappa | None = None) -> 
         out["column_closure_reason"] = info["column_closure_reason"]
     if "spread_response" in info:         # the spread closure's memorisation response
         out["spread_response"] = info["spread_response"]
+    if "column_speed" in info:            # ... and its column: instantaneous or finite speed
+        out["column_speed"] = info["column_speed"]
     outside = outside_regime(traj)
     if outside is not None:               # where the errors quoted were not measured
         out["outside_measured_regime"] = outside
