@@ -26,18 +26,11 @@ from lazyrich_theory.theory.offline.dmft_spread import relaxation_terms, spread_
 KAPPA, ALPHA, EPS = 1.5, 1.0, 0.02          # the column's slowest relaxation time 0.59
 
 
-def _members(rng, Ns, T, scale=0.1):
-    KV = np.tril(rng.normal(size=(Ns, T, T))) * scale
-    for K in KV:                               # the instantaneous memorisation is <= 0
-        np.fill_diagonal(K, -np.abs(np.diag(K)))
-    return KV
-
-
-def test_row_recursion_solves_the_finite_speed_equation():
+def test_row_recursion_solves_the_finite_speed_equation(members):
     rng = np.random.default_rng(4)
     T = 25
     tau = np.cumsum(np.r_[0.0, rng.uniform(0.01, 0.1, T - 1)])      # a non-uniform grid
-    KV = _members(rng, 40, T)
+    KV = members(rng, 40, T)
     lam = relaxation_terms(tau, EPS * KAPPA / ALPHA)
     ell, gbar = spread_operators(KV, KAPPA, lam)
     eye = np.eye(T)

@@ -27,16 +27,9 @@ from lazyrich_theory.theory.offline.dmft_spread import ell_diagonal, spread_oper
 KAPPA = 5.5
 
 
-def _members(rng, Ns, T, scale=0.1):
-    KV = np.tril(rng.normal(size=(Ns, T, T))) * scale
-    for K in KV:                               # the instantaneous memorisation is <= 0
-        np.fill_diagonal(K, -np.abs(np.diag(K)))
-    return KV
-
-
-def test_row_recursion_solves_the_operator_equation():
+def test_row_recursion_solves_the_operator_equation(members):
     rng = np.random.default_rng(1)
-    KV = _members(rng, 40, 25)
+    KV = members(rng, 40, 25)
     ell, gbar = spread_operators(KV, KAPPA)
     eye = np.eye(25)
     dense = np.mean([np.linalg.inv(eye + ell - K) for K in KV], axis=0)
@@ -45,9 +38,9 @@ def test_row_recursion_solves_the_operator_equation():
     assert np.all(np.triu(ell, 1) == 0.0)
 
 
-def test_equal_memorisation_is_the_split():
+def test_equal_memorisation_is_the_split(members):
     rng = np.random.default_rng(2)
-    K = _members(rng, 1, 20)[0]
+    K = members(rng, 1, 20)[0]
     ell, _ = spread_operators(np.repeat(K[None], 3, axis=0), KAPPA)
     np.testing.assert_allclose(ell, (np.eye(20) - K) / (KAPPA - 1.0), atol=1e-14)
 
