@@ -23,18 +23,20 @@ import time
 from typing import Any
 
 from lazyrich_theory.cli.parser import (
-    DMFT_DRAWS_ADVICE,
-    ONE_DRAW_SCATTER,
     add_model_options,
     add_run_options,
     add_unless_default,
     check_out_dir,
-    dmft_cost,
-    say_progress,
     int_at_least,
     problem_from_args,
-    relative_loss_text,
     say_preset_note,
+)
+from lazyrich_theory.cli.progress import (
+    DMFT_DRAWS_ADVICE,
+    ONE_DRAW_SCATTER,
+    dmft_cost,
+    relative_loss_text,
+    say_progress,
 )
 from lazyrich_theory.errors import ProblemError
 from lazyrich_theory.spec.schedule import parse_times, save_times

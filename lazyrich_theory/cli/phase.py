@@ -41,6 +41,8 @@ from lazyrich_theory.cli.parser import (
     problem_from_args,
     run_guarded,
     say_preset_note,
+)
+from lazyrich_theory.cli.progress import (
     say_progress,
 )
 from lazyrich_theory.errors import ProblemError

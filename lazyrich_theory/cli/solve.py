@@ -19,16 +19,18 @@ import time
 from typing import Any, Iterable, Sequence
 
 from lazyrich_theory.cli.parser import (
-    DMFT_DRAWS_ADVICE,
     add_model_options,
     add_run_options,
     add_unless_default,
     check_out_dir,
-    dmft_cost,
     int_at_least,
     problem_from_args,
-    relative_loss_text,
     say_preset_note,
+)
+from lazyrich_theory.cli.progress import (
+    DMFT_DRAWS_ADVICE,
+    dmft_cost,
+    relative_loss_text,
     say_progress,
 )
 from lazyrich_theory.core.population import check_options as population_options
