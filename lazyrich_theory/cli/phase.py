@@ -28,6 +28,8 @@ a folder whose sweep.json is corrupt or lost).  Also runnable on its own as
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 import warnings
@@ -162,6 +164,7 @@ def run_phase(args: argparse.Namespace) -> int:
     axes = parse_vary(args.vary)
     quiet = bool(getattr(args, "quiet", False))
     say = None if quiet else say_progress
+    before = _boundary_theory(args.out)
     with warnings.catch_warnings():
         warnings.simplefilter("always", SweepWarning)
         warnings.showwarning = _one_line_sweep_warnings(warnings.showwarning)
@@ -179,6 +182,10 @@ def run_phase(args: argparse.Namespace) -> int:
         print(f"phase: {st['n_cells']} cells ({summary}); computed {st['n_computed']}, "
               f"{st['n_resumed']} already done; {time.perf_counter() - t0:.1f} s -> {args.out}")
         print(_offline_line(res.offline))
+        if before and before != res.offline.get("method"):
+            say_progress(f"phase: the boundary that {args.out}/phase.json had, drawn by "
+                         f"--offline-theory {before}, was replaced by this run's "
+                         f"({res.offline.get('method') or 'none'}); the cells were kept")
         # a swept clock field makes the preset's horizon cover several taus: no one note
         if not {a.name for a in axes} & {"D", "P", "alpha", "eps", "eta0"}:
             say_preset_note(args, base)
@@ -188,6 +195,16 @@ def run_phase(args: argparse.Namespace) -> int:
               "run the same command again to retry them", file=sys.stderr)
         return 1
     return 0
+
+
+def _boundary_theory(out: str) -> str | None:
+    """The offline theory that drew the boundary already in ``out``/phase.json (None: no
+    file, no boundary, or a file that does not parse -- the sweep reports those itself)."""
+    try:
+        with open(os.path.join(out, "phase.json"), encoding="utf-8") as f:
+            return json.load(f).get("offline_theory", {}).get("method")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _offline_line(info: dict) -> str:

@@ -97,7 +97,8 @@ def test_subcommand_registration_and_refusal(capsys, tmp_path):
 
 
 def test_offline_boundary_line(capsys, tmp_path):
-    """The run says which theory drew the offline boundary, or why there is none."""
+    """The run says which theory drew the offline boundary, or why there is none, and a rerun
+    with another theory says that it replaced the folder's boundary."""
     grid = ["--vary", "alpha=0.5,1", "--vary", "eps=0.4,1.6", "--steps", "300", "--workers",
             "1", "--no-plot"]
     rc, out, _ = call(capsys, *SMALL, *grid, "--out", tmp_path / "a")     # kappa = 3
@@ -109,6 +110,12 @@ def test_offline_boundary_line(capsys, tmp_path):
                       "--out", tmp_path / "b")
     assert rc == 0
     assert "phase: offline-theory boundary: N = inf (floor: mirror-descent interpolant)" in out
+    rc, _, err = call(capsys, *SMALL, *grid, "--offline-theory", "interpolant",
+                      "--out", tmp_path / "b")                   # the same theory: no word
+    assert rc == 0 and "replaced" not in err
+    rc, out, err = call(capsys, *SMALL, *grid, "--out", tmp_path / "b")   # another theory
+    assert rc == 0 and "phase: no offline-theory boundary" in out
+    assert "drawn by --offline-theory interpolant, was replaced by this run's (none)" in err
 
 
 def test_lazyrich_phase_when_registered(tmp_path):
