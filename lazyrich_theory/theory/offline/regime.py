@@ -130,8 +130,8 @@ def regime_note(traj: Trajectory) -> str:
                 "= 100, 200, 400 and 800 (on the Monte Carlo mean), and the exact flow's "
                 "dependence on alpha / eps (12.5-800) is met at D = 200, overstated by 20-40 % "
                 "at D = 400; at kappa >= 2 it is within 0.007 of the instantaneous column's "
-                "(12.1), whose errors carry over; its noise loop can blow up (3 of 8 draws at "
-                "kappa = 1.5, alpha / eps = 200, D = 400): more Monte Carlo samples slow it")
+                "(12.1), whose errors carry over; its noise loop can blow up (6 of 16 draws at "
+                "kappa = 1.5, alpha / eps = 200, D = 200-400): more Monte Carlo samples slow it")
     if traj.info.get("column_closure") == "spread":
         return ("DMFT with the spread closure (12.1) of a fast linear column (derived, "
                 "docs/offline_theory.md §12.4; the bulk memorisation resolved through each "
