@@ -128,7 +128,7 @@ def regime_note(traj: Trajectory) -> str:
                 "column at its finite speed\"): at kappa = 1.5, alpha / eps = 50 the loss at tau "
                 "= 40 against the exact flow is -0.079, -0.042, -0.014 +- 0.015 and +0.007 at D "
                 "= 100, 200, 400 and 800 (on the Monte Carlo mean), and the exact flow's "
-                "dependence on alpha / eps (12.5-800) is met at D = 200, overstated by 20-40 % "
+                "dependence on alpha / eps (12.5-800) is met at D = 200, overstated by 16-42 % "
                 "at D = 400; at kappa >= 2 it is within 0.007 of the instantaneous column's "
                 "(12.1), whose errors carry over; its noise loop can blow up (6 of 16 draws at "
                 "kappa = 1.5, alpha / eps = 200, D = 200-400): more Monte Carlo samples slow it")
