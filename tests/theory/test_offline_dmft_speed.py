@@ -17,10 +17,11 @@ import pytest
 
 import lazyrich_theory as lr
 
-from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.theory.offline import (OfflineInputs, dmft_tau_curves, offline_summary,
                                            offline_theory)
-from lazyrich_theory.theory.offline.dmft import column_lag, linear_channel
+from lazyrich_theory.theory.offline.dmft import _losses, column_lag, linear_channel
+from lazyrich_theory.theory.offline.dmft_kernels import K_NAMES, V1_NAMES
 from lazyrich_theory.theory.offline.dmft_spread import relaxation_terms, spread_operators
 
 KAPPA, ALPHA, EPS = 1.5, 1.0, 0.02          # the column's slowest relaxation time 0.59
@@ -129,3 +130,17 @@ def test_offline_theory_records_the_column_speed():
     assert "lag 2.38" in summary["outside_measured_regime"]
     tr = offline_theory(slow, 2000, method="dmft", Ns=40)       # auto: as derived, lag > 1
     assert tr.info["column_closure"] == "dmft" and "column_speed" not in tr.info
+
+
+def test_a_late_blow_up_is_reported_at_its_own_time():
+    """The spread closure's column power is summed row by row: a NaN at the last time does
+    not reach the earlier rows (an einsum over the whole operator made 0 * NaN of them and
+    reported a blow-up at the first step)."""
+    T = 12
+    tau = np.linspace(0.0, 1.1, T)
+    K, V1 = np.zeros((len(K_NAMES), T, T)), np.zeros((len(V1_NAMES), T))
+    k = {name: i for i, name in enumerate(K_NAMES)}
+    K[k["L"]], K[k["Crr"]] = 0.5 * np.eye(T), np.eye(T)
+    K[k["Crr"]][T - 1, T - 1] = np.nan
+    with pytest.raises(DivergenceError, match="unstable at tau = 1.1 "):
+        _losses(_inp(50.0), tau, K, V1, spread=True)
