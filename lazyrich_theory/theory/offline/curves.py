@@ -131,8 +131,7 @@ def check_closure_applies(problem: Problem, column_closure: str,
     no closure to choose), and the spread closure asked for where the linear column is slow
     (:func:`~lazyrich_theory.theory.offline.dmft.check_spread_applies`, at the scaled alpha
     and eps the DMFT runs with and ``column_speed``; "auto" then runs the DMFT as derived).
-    The spectral
-    closure's refusal needs the method and is :func:`offline_method`'s."""
+    The spectral closure's refusal needs the method and is :func:`offline_method`'s."""
     check_column_closure(column_closure)
     if column_closure != "auto" and is_finite_rank(problem):
         raise ProblemError(f"the column closure {column_closure} is a closure of the iid init's "

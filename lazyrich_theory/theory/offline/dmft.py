@@ -131,8 +131,8 @@ def check_spread_response(spread_response: str, column_closure: str) -> None:
 
 
 def check_column_speed(column_speed: str | None, column_closure: str) -> None:
-    """Refuse (one line) an unknown column speed, or one given (not None: the spread
-    closure's default) with a closure other than spread."""
+    """Refuse (one line) an unknown column speed, or one given (None stands for the spread
+    closure's default, instantaneous) where the closure that runs is not spread."""
     if column_speed is None:
         return
     if column_speed not in COLUMN_SPEEDS:
@@ -140,7 +140,8 @@ def check_column_speed(column_speed: str | None, column_closure: str) -> None:
                            f"{column_speed!r}")
     if column_closure != "spread":
         raise ProblemError(f"column_speed={column_speed!r} is an option of the spread closure; "
-                           f"it needs column_closure='spread', got {column_closure!r}")
+                           f"it needs column_closure='spread', and the closure that runs "
+                           f"here is {column_closure!r}")
 
 
 def check_spread_applies(kappa: float, alpha: float, eps: float, where: str = "here",
