@@ -10,7 +10,7 @@ Monte Carlo draws, the paired shift finite - instantaneous of the relative popul
 tau = 40 (t = 20 (alpha / eps) D):
 
     python benchmarks/offline_k15_speed.py shift     # kappa = 1.5, alpha / eps = 50: draws 0-15
-                                                     # at D = 400, 0-7 at 200, 100, 0-3 at 800
+                                                     # at D = 400, 0-7 at 200, 100, 800
     python benchmarks/offline_k15_speed.py ratios    # kappa = 1.5, D = 400 and 200, draws 0-7:
                                                      # alpha / eps = 12.5, 200, 800 (finite)
     python benchmarks/offline_k15_speed.py kappas    # D = 400, draws 0-7: kappa = 2, 3, 5.5
@@ -41,7 +41,7 @@ from lazyrich_theory.theory.offline.dmft import column_lag
 HERE = Path(__file__).resolve().parent
 OUT = {name: HERE / f"offline_k15_speed_{name}.json" for name in ("shift", "ratios", "kappas")}
 AE = 0.02
-SHIFT_DRAWS = {400: range(16), 200: range(8), 100: range(8), 800: range(4)}
+SHIFT_DRAWS = {400: range(16), 200: range(8), 100: range(8), 800: range(8)}
 RATIO_DS, RATIO_DRAWS = (400, 200), range(8)
 KAPPAS, KAPPA_DRAWS = (2.0, 3.0, 5.5), range(8)
 SPEEDS = ("instantaneous", "finite")
