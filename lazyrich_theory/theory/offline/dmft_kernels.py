@@ -27,7 +27,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from lazyrich_theory.theory.offline.dmft_spread import (ell_row, member_rows, resolved_bulk,
+from lazyrich_theory.theory.offline.dmft_spread import (ell_row, member_rows,
+                                                       relaxation_terms, resolved_bulk,
                                                        resolved_spike, spike_resolvent_rows)
 
 __all__ = ["run_dmft", "K_NAMES", "S_NAMES", "V1_NAMES"]
@@ -458,11 +459,7 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
     _initial(K, S, V1, Q, LB, LM, xi, par)
     if full:
         LS[:, 0] = 1.0
-    lam = np.zeros(T)               # the spread column's relaxation terms (dmft_spread)
-    if sp and par[12] > 0.0:
-        lam[0] = np.inf
-        for n in range(1, T):
-            lam[n] = par[12] / dt[n - 1]
+    lam = relaxation_terms(tau, par[12] if sp else 0.0)    # the spread column's (12.2)
     if sp:
         ell_row(0, KN, GV, K[LL], K[GBAR], kappa, Am, Bm, acc, lam)
     frozen, ufac = False, 1.0

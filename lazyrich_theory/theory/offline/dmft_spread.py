@@ -238,10 +238,11 @@ def resolved_spike(n, RM, LS, H, W, c, KN):
             KN[i, s] += c * W[s] * hp * H[i, s] * _behind(LS, i, base, RM, RM, 0.0, s, n)
 
 
-def relaxation_terms(tau: np.ndarray, inv_a: float) -> np.ndarray:
+@njit(cache=True)
+def relaxation_terms(tau, inv_a):
     """The finite-speed column's ``lam`` on the grid ``tau``: 1 / (a dtau_n), inf at n = 0
     (u(0) = 0), with ``inv_a`` = 1 / a = eps kappa / alpha; zeros for ``inv_a`` = 0 (an
-    instantaneous column)."""
+    instantaneous column).  Used by ``run_dmft`` and by :func:`spread_operators`' callers."""
     lam = np.zeros(tau.size)
     if inv_a > 0.0:
         lam[1:] = inv_a / np.diff(tau)
