@@ -58,16 +58,22 @@ def run(D: int) -> None:
                              for s in SEEDS[D] for r in RATIOS[D]))
 
 
-def _rows(D: int) -> list[str]:
+def paired(D: int, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """The exact losses at ``ratio`` (alpha / eps) and their differences from alpha / eps =
+    50 on the same seeds, over the seeds where both ran at D."""
     done = load_results(_path(D))
-    ref = {s: done[k]["final"] for s in SEEDS[D] if (k := f"50|{s}") in done}
+    pairs = [(done[k]["final"], done[k50]["final"]) for s in SEEDS[D]
+             if (k := f"{ratio:g}|{s}") in done and (k50 := f"50|{s}") in done]
+    x, x50 = np.array(pairs).reshape(-1, 2).T
+    return x, x - x50
+
+
+def _rows(D: int) -> list[str]:
     rows = []
     for r in RATIOS[D]:
-        pairs = [(done[k]["final"], ref[s]) for s in ref if (k := f"{r:g}|{s}") in done]
-        if len(pairs) < 2:
+        x, d = paired(D, r)
+        if len(d) < 2:
             continue
-        x, x50 = np.array(pairs).T
-        d = x - x50
         rows.append(f"| {D} | {r:g} | {column_lag(KAPPA, *_alpha_eps(r)):.3f} | {len(d)} | "
                     f"{x.mean():.3f} | {d.mean():+.4f} ± {d.std(ddof=1) / math.sqrt(len(d)):.4f} |")
     return rows

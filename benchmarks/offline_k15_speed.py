@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from common import geometric_times, load_results, markdown_head, run_resumable, write_table
-from offline_k15_lag import PAIRS, _path as lag_path, lag_line
+from offline_k15_lag import PAIRS, lag_line, paired
 from offline_k15_rate import instantaneous_error
 import lazyrich_theory as lr
 from lazyrich_theory.errors import DivergenceError
@@ -109,14 +109,12 @@ def _shift_rows() -> list[str]:
 def _exact_diffs(D: int) -> dict[float, tuple[float, float]]:
     """The exact flow's paired difference from alpha / eps = 50 at each alpha / eps
     (offline_k15_lag), and at lag 0 (key inf) the line's value there."""
-    done = load_results(lag_path(D))
     line = lag_line(D)
     out = {} if line is None else {math.inf: (float(line[1][1]), float(line[2][1]))}
     for r in (12.5, 200.0, 800.0):
-        d = [done[k]["final"] - done[f"50|{s}"]["final"] for s in range(16)
-             if (k := f"{r:g}|{s}") in done and f"50|{s}" in done]
+        d = paired(D, r)[1]
         if len(d) >= 2:
-            out[r] = _pm(np.array(d))
+            out[r] = _pm(d)
     return out
 
 
