@@ -45,6 +45,7 @@ from lazyrich_theory.theory.offline.dmft import (COLUMN_SPEEDS, DMFT_NS, SPREAD_
                                                 check_spread_applies, column_lag,
                                                 default_channels, dmft_columns,
                                                 resolve_column_closure, spread_blocker)
+from lazyrich_theory.theory.offline.dmft_options import joint_current
 from lazyrich_theory.theory.offline.inputs import OfflineInputs, offline_inputs, training_xi
 from lazyrich_theory.theory.offline.rindex import (RINDEX_NS, is_finite_rank, rindex_columns,
                                                    rindex_inputs)
@@ -294,6 +295,8 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         if info["column_closure"] == "spread":
             info["spread_response"] = dmft_options.get("spread_response", SPREAD_RESPONSES[0])
             info["column_speed"] = dmft_options.get("column_speed") or COLUMN_SPEEDS[0]
+            info["noise_current"] = ("joint" if joint_current(
+                info["column_speed"], dmft_options.get("noise_current")) else "lagged")
     if chosen == "spectral":
         cl = spectral_closure(inp.kappa, inp.b2, inp.D)
         info.update(plateau_outlier_overlap=cl.omega0,

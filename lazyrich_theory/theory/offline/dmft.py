@@ -27,7 +27,7 @@ import functools
 import math
 import time
 from statistics import NormalDist
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 
@@ -35,6 +35,12 @@ from lazyrich_theory.core.threads import free_cores, numba_threads
 from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.spec.fields import is_int
 from lazyrich_theory.theory.offline.dmft_kernels import K_NAMES, V1_NAMES, run_dmft
+from lazyrich_theory.theory.offline.dmft_options import (    # re-exported
+    COLUMN_CLOSURES, COLUMN_SPEEDS, NOISE_CURRENTS, SPREAD_MAX_LAG, SPREAD_MAX_LAG_FINITE,
+    SPREAD_RESPONSES, check_column_closure, check_column_speed, check_noise_current,
+    check_spread_applies, check_spread_response, column_lag, default_channels, joint_current,
+    resolve_column_closure, spread_blocker)
+from lazyrich_theory.theory.offline.dmft_population import population_schur
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
 from lazyrich_theory.theory.offline.plateau import mp_rule
 
@@ -43,6 +49,7 @@ __all__ = ["dmft_columns", "dmft_tau_curves", "make_grid", "linear_channel", "xi
            "check_column_closure", "check_dmft_horizon", "check_draws", "check_ns",
            "check_spread_applies", "dmft_tau_cap",
            "check_spread_response", "check_column_speed", "column_lag", "COLUMN_SPEEDS",
+           "NOISE_CURRENTS", "check_noise_current",
            "SPREAD_MAX_LAG", "SPREAD_MAX_LAG_FINITE", "SPREAD_RESPONSES",
            "resolve_column_closure", "spread_blocker", "default_channels"]
 
@@ -52,115 +59,6 @@ DMFT_NS = 800
 DMFT_DMAX = 0.25
 #: Largest grid the DMFT accepts (cost ~ T^3: 400 points take ~5x the tau_h = 40 run).
 DMFT_MAX_POINTS = 400
-#: The linear column's closures: "auto" (the default: "spread" wherever it applies, else
-#: "dmft"; :func:`resolve_column_closure`), as derived (§8.5), the opt-in A7 (§12.4) and the
-#: fast column's leave-one-out with the spread of memorisation, (12.1) of §12.4.
-COLUMN_CLOSURES = ("auto", "dmft", "least_squares", "spread")
-
-
-#: The spread closure's memorisation operators K_nu: the bulk's part resolved through each
-#: sample's own resolvent (the default), first order in the Onsager terms (a diagnostic: it
-#: fails at kappa <= 2), or the spike's part resolved too (a diagnostic), docs §12.4.  The
-#: first is the default.
-SPREAD_RESPONSES = ("resolved", "first_order", "full")
-#: The spread closure takes the linear column at its least-squares fit at every instant: it is
-#: refused where the column's slowest relaxation time (in tau) exceeds this (a chosen bound).
-SPREAD_MAX_LAG = 1.0
-#: ... and, with the column at its finite speed (``column_speed="finite"``), where it exceeds
-#: this (a chosen bound: measured up to 2.38, docs §12.4).
-SPREAD_MAX_LAG_FINITE = 2.5
-#: The spread closure's linear column: at its least-squares fit at every instant, (12.1) (the
-#: first is the default), or relaxing at its finite rate alpha / (eps kappa), (12.2) of docs
-#: §12.4 (opt-in: its noise loop can blow up, measured at kappa = 1.5, alpha / eps = 200).
-COLUMN_SPEEDS = ("instantaneous", "finite")
-
-
-def check_column_closure(column_closure: str) -> None:
-    """Refuse (one line) a column closure that is not one of :data:`COLUMN_CLOSURES`."""
-    if column_closure not in COLUMN_CLOSURES:
-        raise ProblemError(f"column_closure must be one of {', '.join(COLUMN_CLOSURES)}, got "
-                           f"{column_closure!r}")
-
-
-def default_channels(options: Mapping[str, Any]) -> bool:
-    """Whether the DMFT options ``options`` leave the linear column and the null-space split
-    on (their defaults), as the spread closure needs."""
-    return bool(options.get("linear_column", True) and options.get("null_space_split", True))
-
-
-def spread_blocker(kappa: float, alpha: float, eps: float, channels: bool = True) -> str | None:
-    """Why the spread closure cannot run here -- a slow linear column (:func:`column_lag` >
-    SPREAD_MAX_LAG), or ``channels`` off (:func:`default_channels`) -- or None where it can."""
-    lag = column_lag(kappa, alpha, eps)
-    if lag > SPREAD_MAX_LAG:
-        return (f"the linear column is slow here (its slowest relaxation time {lag:.3g} > "
-                f"{SPREAD_MAX_LAG:g} in tau), which the spread closure does not take")
-    if not channels:
-        return "the spread closure needs the default channels (linear_column, null_space_split)"
-    return None
-
-
-def resolve_column_closure(column_closure: str, kappa: float, alpha: float, eps: float,
-                           channels: bool = True) -> str:
-    """The closure that runs for ``column_closure``: "auto" is the spread closure where it
-    applies (:func:`spread_blocker` gives no reason) and the DMFT as derived elsewhere; any
-    other closure is itself (checked: ProblemError for an unknown one)."""
-    check_column_closure(column_closure)
-    if column_closure != "auto":
-        return column_closure
-    return "dmft" if spread_blocker(kappa, alpha, eps, channels) else "spread"
-
-
-def column_lag(kappa: float, alpha: float, eps: float) -> float:
-    """The linear column's slowest relaxation time in tau, 1 / (a lambda_min) with
-    a = alpha / (eps kappa) and lambda_min = (sqrt(kappa) - 1)^2 the lower edge of the law of
-    X^T X (kappa > 1)."""
-    return eps * kappa / (alpha * (math.sqrt(kappa) - 1.0) ** 2)
-
-
-def check_spread_response(spread_response: str, column_closure: str) -> None:
-    """Refuse (one line) an unknown spread response, or one other than the default
-    (``SPREAD_RESPONSES[0]``) with a closure other than spread."""
-    if spread_response not in SPREAD_RESPONSES:
-        raise ProblemError(f"spread_response must be one of {', '.join(SPREAD_RESPONSES)}, "
-                           f"got {spread_response!r}")
-    if spread_response != SPREAD_RESPONSES[0] and column_closure != "spread":
-        raise ProblemError(f"spread_response={spread_response!r} is a response of the spread "
-                           f"closure; it needs column_closure='spread', got "
-                           f"{column_closure!r}")
-
-
-def check_column_speed(column_speed: str | None, column_closure: str) -> None:
-    """Refuse (one line) an unknown column speed, or one given (None stands for the spread
-    closure's default, instantaneous) where the closure that runs is not spread."""
-    if column_speed is None:
-        return
-    if column_speed not in COLUMN_SPEEDS:
-        raise ProblemError(f"column_speed must be one of {', '.join(COLUMN_SPEEDS)}, got "
-                           f"{column_speed!r}")
-    if column_closure != "spread":
-        raise ProblemError(f"column_speed={column_speed!r} is an option of the spread closure; "
-                           f"it needs column_closure='spread', and the closure that runs "
-                           f"here is {column_closure!r}")
-
-
-def check_spread_applies(kappa: float, alpha: float, eps: float, where: str = "here",
-                         column_speed: str | None = None) -> None:
-    """Refuse (one line) the spread closure where its linear column is slower than
-    SPREAD_MAX_LAG (instantaneous, the default ``column_speed`` None) or
-    SPREAD_MAX_LAG_FINITE (``"finite"``); ``where``: which run needs that kappa, for the
-    message."""
-    lag = column_lag(kappa, alpha, eps)
-    finite = (column_speed or COLUMN_SPEEDS[0]) == "finite"
-    bound = SPREAD_MAX_LAG_FINITE if finite else SPREAD_MAX_LAG
-    if lag > bound:
-        takes = "at its finite speed, not as slow as this" if finite else "as instantaneous"
-        raise ProblemError(f"the column closure spread takes the linear column {takes}, "
-                           f"but its slowest relaxation time {where} is {lag:.3g} in tau > "
-                           f"{bound:g} (kappa = {kappa:.3g}, alpha / eps = "
-                           f"{alpha / eps:.3g}): use the closure dmft or least_squares")
-
-
 def make_grid(tau_max: float, dmax: float = DMFT_DMAX) -> np.ndarray:
     """The non-uniform grid: steps 0.01 growing by 10 % to 0.08 until tau = 6 (the lazy fit
     and the transition), then by 4 % up to ``dmax``."""
@@ -247,8 +145,8 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
                     dmax: float = DMFT_DMAX, xi_train: np.ndarray | None = None, *,
                     linear_column: bool = True, anomalous_term: bool = True,
                     column_closure: str = "auto", null_space_split: bool = True,
-                    spread_response: str = "resolved", column_speed: str | None = None
-                    ) -> dict[str, np.ndarray]:
+                    spread_response: str = "resolved", column_speed: str | None = None,
+                    noise_current: str | None = None) -> dict[str, np.ndarray]:
     """The DMFT's curves on its own grid up to ``tau_max``.
 
     Parameters
@@ -290,9 +188,16 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         The spread closure's linear column: at its least-squares fit at every instant, (12.1)
         ("instantaneous"; the default, None: it neglects the column's lag, its slowest
         relaxation time :func:`column_lag`), or relaxing at its rate a = alpha / (eps kappa),
-        (12.2) of §12.4, ell (kappa Gbar + (1 / a) d/dtau) = 1 ("finite": opt-in, its noise
-        loop can blow up at kappa = 1.5, alpha / eps = 200).  Given (not None) only with
-        ``column_closure="spread"``.
+        (12.2) of §12.4, ell (kappa Gbar + (1 / a) d/dtau) = 1 ("finite": opt-in; with its
+        population field at the current point solved jointly, ``noise_current``).  Given
+        (not None) only with ``column_closure="spread"``.
+    noise_current : {None, "joint", "lagged"}
+        The spread closure's population-dynamics field at the current grid point: solved
+        jointly with the samples' residuals ("joint", module ``dmft_population``) or taken
+        one step behind ("lagged", as the other fields).  None: joint at the column's finite
+        speed (lagged, its noise loop blew up at kappa = 1.5, alpha / eps = 100-400), lagged
+        for the instantaneous column (whose measured tables were made so).  Given (not
+        None) only with ``column_closure="spread"``.
     column_closure : {"auto", "dmft", "least_squares", "spread"}
         "auto" (default): "spread" where it applies (a fast column and the default
         channels), else "dmft" (:func:`resolve_column_closure`).  "dmft": the linear column as
@@ -323,7 +228,8 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         the training samples), spike_drive (d mu / d tau = -E[xi r h]), spike_drive_column
         (the column output's part of it, -E[xi (r - rho) h]) and column_work (E[r (r - rho)],
         which gradient flow ties to the column's power, "the column's energy balance"):
-        diagnostics of docs/offline_theory.md §12.4.
+        diagnostics of docs/offline_theory.md §12.4; joint_change: the joint current point's
+        last relative change of the residuals at each step (0 where it does not run).
     """
     check_ns(Ns)
     column_closure = resolve_column_closure(column_closure, inp.kappa, inp.alpha, inp.eps,
@@ -336,6 +242,7 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     Ns = xi.size
     zg, zu = rng.standard_normal((Ns, Ns)), rng.standard_normal((Ns, Ns))
     check_column_speed(column_speed, column_closure)
+    check_noise_current(noise_current, column_closure)
     spread = _check_spread(inp, column_closure, spread_response,
                            linear_column and null_space_split, column_speed)
     if spread:                      # (12.1): the column is instantaneous, no psi filter
@@ -356,9 +263,11 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
                     1.0 if spread else 0.0,
                     {"resolved": 1.0, "full": 2.0}.get(spread_response, 0.0) if spread
                     else 0.0,
-                    inp.eps * inp.kappa / inp.alpha if column_speed == "finite" else 0.0])
+                    inp.eps * inp.kappa / inp.alpha if column_speed == "finite" else 0.0,
+                    1.0 if spread and joint_current(column_speed, noise_current) else 0.0])
+    Zs, Ts = population_schur(zu) if par[13] > 0.0 else (np.zeros((1, 1), complex),) * 2
     with numba_threads(free_cores()):      # the samples' steps run in parallel
-        K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par)
+        K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par, Zs, Ts)
     with np.errstate(over="ignore", invalid="ignore"):      # a blow-up: DivergenceError
         return _losses(inp, tau, K, V1, a7, spread)
 
@@ -447,7 +356,8 @@ def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray, V1: np.ndarray,
             "linear_power": lin, "variance": var, "misalignment": mis, "finite_d": fd,
             "spike_amplitude2": m2, "tilt": cg, "bulk": cb, "seed_nu": V1[v["nu"]].copy(),
             "column_train_power": V1[v["ecol"]].copy(), "spike_drive": -V1[v["exrh"]],
-            "spike_drive_column": -V1[v["excol"]], "column_work": V1[v["ercol"]].copy()}
+            "spike_drive_column": -V1[v["excol"]], "column_work": V1[v["ercol"]].copy(),
+            "joint_change": V1[v["joint"]].copy()}
 
 
 def dmft_columns(inp: OfflineInputs, t: np.ndarray, Ns: int = DMFT_NS, seed: int = 0,

@@ -3,7 +3,7 @@ the order parameters and of every Monte Carlo sample, on a non-uniform grid in
 tau = 2 eta0 eps t / (alpha D).
 
 Storage.  Two-time order parameters live in one array ``K[name, n, m]`` (index constants
-below); per-sample histories in ``S[name, i, n]``; per-sample two-time objects (the bulk Gram
+in ``dmft_layout``); per-sample histories in ``S[name, i, n]``; per-sample two-time objects (the bulk Gram
 Q and the Volterra resolvents L_b, L_m) are lower-triangular, stored packed
 (``tri(n, m) = n (n + 1) / 2 + m``, m <= n) in ``Q``, ``LB``, ``LM`` of shape (Ns, T (T + 1) / 2).
 Scalar series in ``V1[name, n]``.
@@ -12,7 +12,10 @@ Numerics (as derived): trapezoid Onsager sums with the current point implicit (a
 division per sample), three fixed-point passes for the current residual, Adams–Bashforth-2
 for the responses and the spike amplitude, left-Riemann sums for the covariances, product
 integration for the (stiff) linear column, and Gaussian fields sampled by population dynamics
-(eta_i = (Ns - 1)^(-1/2) sum_{j != i} omega_ij phi_j, omega fixed Gaussian matrices).
+(eta_i = (Ns - 1)^(-1/2) sum_{j != i} omega_ij phi_j, omega fixed Gaussian matrices), their
+value at the current point taken one step behind -- or, for the spread closure's field
+(par[13] = 1), solved with every sample's current point (``dmft_current``).  The storage
+layout (index constants, ``tri``) is ``dmft_layout``'s.
 
 Within a time step the samples are independent given the order parameters of the earlier
 steps, so their steps run in parallel (``prange``; the caller sets the threads), and their
@@ -27,42 +30,17 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from lazyrich_theory.theory.offline.dmft_current import (finish_samples, joint_current_point,
+                                                         resolvent_rows, solve_current)
+from lazyrich_theory.theory.offline.dmft_layout import (  # the layout, re-exported in part
+    C_FLOOR, CB, CBS_, CG, CRR, CU, EG2_, EHH, EQ, EQX, ER_, ERCOL_, ETG_, ETU_, ECOL_, EU2_,
+    EXCOL_, EXRH_, FB, FM, FX, GB, GBAR, GM, GX, H_, JOINT_, K_NAMES, KBAR, LL, MU_, MUDET_,
+    NU_, R_, RB, RC_, RM, RT_, RX, S_NAMES, SB, SEED_FREEZE, SG, SU, SX, TRAIN_, V1_NAMES, tri)
 from lazyrich_theory.theory.offline.dmft_spread import (ell_row, member_rows,
                                                        relaxation_terms, resolved_bulk,
                                                        resolved_spike, spike_resolvent_rows)
 
 __all__ = ["run_dmft", "K_NAMES", "S_NAMES", "V1_NAMES"]
-
-#: Two-time arrays K[k]: responses R (bulk, spike, betahat row), covariances C (bulk, spike
-#: tilt, linear), memory kernels Gamma, noise sources S, their products F = Gamma * R, the
-#: mean memorisation kernel Kbar, the sample means E[Q], E[xi^2 Q], E[h h'], E[r r'], and the
-#: spread closure's operators ell and Gbar (``dmft_spread``; zero in the other closures).
-K_NAMES = ("Rb", "Rm", "Rx", "Cb", "Cg", "Cu", "Gb", "Gm", "Gx", "Sb", "Sg", "Sx", "Su",
-           "Fb", "Fm", "Fx", "Kbar", "EQ", "EQx", "Ehh", "Crr", "L", "Gbar")
-(RB, RM, RX, CB, CG, CU, GB, GM, GX, SB, SG, SX, SU, FB, FM, FX, KBAR, EQ, EQX,
- EHH, CRR, LL, GBAR) = range(len(K_NAMES))
-#: Per-sample histories S[k, i, n]: residual r, spike field h, the linear column's input
-#: and output (rt, rc), the implicit bulk factor c_b, and the two noise draws.
-S_NAMES = ("r", "h", "rt", "rc", "cb", "etg", "etu")
-R_, H_, RT_, RC_, CBS_, ETG_, ETU_ = range(len(S_NAMES))
-#: Scalar series V1[k, n]: spike amplitude (with and without the seed), seed factor nu,
-#: E[xi r h], train loss, E[r], E[g^2], E[theta_u^2], and three diagnostics of the linear
-#: column's output r - rho on the training samples (r = rho + alpha s): E[(r - rho)^2], its
-#: part of the spike's drive, E[xi (r - rho) h], and its work E[r (r - rho)].
-V1_NAMES = ("mu", "mudet", "nu", "exrh", "train", "er", "eg2", "eu2", "ecol", "excol",
-            "ercol")
-(MU_, MUDET_, NU_, EXRH_, TRAIN_, ER_, EG2_, EU2_, ECOL_, EXCOL_,
- ERCOL_) = range(len(V1_NAMES))
-#: Guard on the implicit factors 1 + c (stiff outlier samples), and the spike size at which
-#: the seed factor nu is frozen (alpha eps mu^2 / b2).
-C_FLOOR, SEED_FREEZE = -0.5, 0.05
-
-
-@njit(cache=True, inline="always")
-def tri(n, m):
-    """Packed index of (n, m), m <= n."""
-    return n * (n + 1) // 2 + m
-
 
 @njit(cache=True)
 def _responses(K, n, dt):
@@ -216,67 +194,14 @@ def _linear_explicit(S, i, n, ps, Wpsi):
 def _spread_explicit(K, S, i, n, kappa):
     """The explicit part -theta(n) - sum_{s < n} ell[n, s] r(s) of (12.1): theta = ell eta with
     eta the population-dynamics field of the residuals (covariance kappa E[r r']), its
-    current value taken one step behind, like the other fields."""
+    current value taken one step behind, like the other fields (a first guess, with the
+    joint current point: ``dmft_current.joint_current_point`` replaces it)."""
     th = K[LL, n, n] * S[ETU_, i, n - 1]
     past = 0.0
     for s in range(n):
         th += K[LL, n, s] * S[ETU_, i, s]
         past += K[LL, n, s] * S[R_, i, s]
     return -math.sqrt(kappa) * th - past
-
-
-@njit(cache=True)
-def _solve_current(K, S, i, n, x2, hs, qq, lin, ons0, ui, Wc, Wpsi, par):
-    """Three fixed-point passes for the sample's current (r, h, Q(n, n), rt, rc) with the
-    current-point Onsager terms implicit; returns them and the final bulk factor c.  In the
-    spread closure (par[10] = 1) ``lin`` is -theta - sum_{s < n} ell[n, s] r(s) and
-    r = (rho + lin) / (1 + ell[n, n]) (equation (12.1))."""
-    kappa, ae, b2, D, alpha = par[0], par[1], par[2], par[3], par[4]
-    spread, gl = par[10] > 0.0, 1.0 / (1.0 + K[LL, n, n])
-    an = par[7] * x2 / D
-    rn = S[R_, i, n - 1]
-    hn = qnn = rton = rcn = 0.0
-    for _ in range(3):
-        c = max(Wc * rn * (1.0 + an) / kappa, C_FLOOR)
-        hn = hs / (1.0 + max(Wc * rn / kappa, C_FLOOR))
-        qnn = qq / (1.0 + c) ** 2
-        rho = 0.5 * ae * (hn * hn + qnn - 1.0 - x2 / D) - 0.5 * b2 * x2
-        if spread:
-            rton = rho + lin
-            rn = gl * rton
-            rcn = rn - rho
-            continue
-        ons = ons0 + K[KBAR, n, n] * rn
-        rton = rho - ons + alpha * ui
-        rcn = lin + Wpsi[n, n - 1] * (rton - S[RT_, i, n - 1])
-        rn = rcn + ons
-    return rn, hn, qnn, rton, rcn, max(Wc * rn * (1.0 + an) / kappa, C_FLOOR), rho
-
-
-@njit(cache=True)
-def _resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par, work):
-    """Store Q(n, .) and the rows n of the sample's bulk and spike Volterra resolvents
-    (``work[3]``, ``work[4]``: scratch rows, so that nothing is allocated per sample)."""
-    kappa, ae, fz = par[0], par[1], par[6]
-    for m in range(n):
-        Q[i, tri(n, m)] = qt[m] / (1.0 + c)
-    Q[i, tri(n, n)] = qnn
-    cm = max(Wc * (rn + fz * ae * hn * hn) / kappa, C_FLOOR)
-    acb, acm = work[3], work[4]
-    for sg in range(n):
-        acb[sg] = acm[sg] = 0.0
-    acb[n] = acm[n] = 1.0
-    for s in range(n):
-        k1 = kb[s]
-        k2 = W[s] * K[RM, n, s] * (S[R_, i, s] + fz * ae * S[H_, i, s] ** 2) / kappa
-        bs = tri(s, 0)
-        for sg in range(s + 1):
-            acb[sg] -= k1 * LB[i, bs + sg]
-            acm[sg] -= k2 * LM[i, bs + sg]
-    bn = tri(n, 0)
-    for sg in range(n + 1):
-        LB[i, bn + sg] = acb[sg] / (1.0 + c)
-        LM[i, bn + sg] = acm[sg] / (1.0 + cm)
 
 
 @njit(cache=True)
@@ -318,7 +243,10 @@ def _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, p
                  work):
     """Advance sample i to grid point n (noise, bulk Gram, spike, linear column, implicit
     current point, resolvent rows); it writes only sample i's own storage, and returns its
-    Gaussian fields (g, theta_u) and the column's output r - rho for :func:`_accumulate`."""
+    Gaussian fields (g, theta_u) and the column's output r - rho for :func:`_accumulate`.
+    With the joint current point (par[13] = 1) the current point is a first guess (the
+    field one step behind): its explicit parts go to ``work[5]`` and the resolvent rows wait
+    for ``dmft_current.joint_current_point``."""
     kappa, D, eps = par[0], par[3], par[5]
     x2 = xi[i] * xi[i]
     gi, ui = _noise(S, i, n, zg, zu, K[RM], dt, Vlin, kappa, eps,
@@ -335,23 +263,30 @@ def _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, p
     for s in range(n):
         ons0 += K[KBAR, n, s] * S[R_, i, s]
     Wc = 0.5 * dt[n - 1]
-    rn, hn, qnn, rton, rcn, c, rho = _solve_current(K, S, i, n, x2, hs, qq, lin, ons0, ui,
+    rn, hn, qnn, rton, rcn, c, rho = solve_current(K, S, i, n, x2, hs, qq, lin, ons0, ui,
                                                     Wc, Wpsi, par)
     S[CBS_, i, n], S[R_, i, n], S[H_, i, n] = c, rn, hn
     S[RT_, i, n], S[RC_, i, n] = rton, rcn
-    _resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par, work)
+    if par[13] > 0.0:               # the current point is solved with the other samples
+        st = work[5]                # (dmft_current.joint_current_point reads this layout)
+        st[0], st[1], st[2], st[3], st[4], st[5], st[6] = hs, qq, lin, ons0, ui, qnn, rho
+        return gi, ui, rn - rho
+    resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par, work)
     return gi, ui, rn - rho
 
 
 @njit(cache=True, parallel=True)
 def _all_samples(K, S, V1, Q, LB, LM, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, ufac, work,
-                 gu):
+                 gu, Zs, Ts):
     """Every sample's step at n, in parallel (each writes only its own rows of S, Q, LB, LM
     and ``work[i]``), then their contributions to the shared means in sample order (the same
     sums, in the same order, as one thread)."""
     for i in prange(xi.size):
         gu[0, i], gu[1, i], gu[2, i] = _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt,
                                                     W, Vlin, ps, Wpsi, par, ufac, work[i])
+    if par[13] > 0.0:
+        V1[JOINT_, n] = joint_current_point(K, S, n, xi, zu, Zs, Ts, dt, Wpsi, par, work)
+        finish_samples(K, S, Q, LB, LM, n, W, dt, par, work, gu)
     for i in range(xi.size):
         _accumulate(K, S, V1, Q, LB, LM, i, n, xi[i], gu[0, i], gu[1, i], gu[2, i], par[1],
                     par[6])
@@ -401,7 +336,7 @@ def _initial(K, S, V1, Q, LB, LM, xi, par):
 
 
 @njit(cache=True)
-def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
+def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par, Zs, Ts):
     """Integrate the DMFT on the grid ``tau``.
 
     Parameters
@@ -417,7 +352,7 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         integrals (``dmft.linear_channel``).
     par : np.ndarray
         (kappa, alpha eps, b2, D, alpha, eps, fz, anc, a7, split, spread, resolved,
-        inv_a): fz the
+        inv_a, joint): fz the
         linear column's screening of the spike's Gauss-Newton term (1 - 1/kappa; 1 without
         the column), anc the coefficient of the anomalous Onsager term (1; 0 to switch it
         off), a7 1 for the least-squares closure of the column's cavity field
@@ -427,7 +362,12 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         the column's psi, Wpsi, Vlin are not used), else 0; resolved (par[11], spread only)
         0 for first-order memorisation, 1 with the bulk's part resolved, 2 with the spike's
         too; inv_a (par[12], spread only) eps kappa / alpha for the column at its finite
-        speed, (12.2) of §12.4, 0 for an instantaneous column.
+        speed, (12.2) of §12.4, 0 for an instantaneous column; joint (par[13], spread
+        only) 1 to solve the population field at the current point with the residuals, 0
+        to take it one step behind.
+    Zs, Ts : np.ndarray
+        The complex Schur form of the population matrix (``dmft_population``; used only
+        with par[13] = 1, else any 1 x 1 complex arrays).
 
     Returns
     -------
@@ -448,7 +388,7 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
     V1 = np.zeros((len(V1_NAMES), T))
     npk = T * (T + 1) // 2
     Q, LB, LM = np.zeros((Ns, npk)), np.zeros((Ns, npk)), np.zeros((Ns, npk))
-    work, gu = np.zeros((Ns, 5, T)), np.zeros((3, Ns))
+    work, gu = np.zeros((Ns, 6, T)), np.zeros((3, Ns))
     sp = par[10] > 0.0              # the spread closure's per-sample operators G_nu, K_nu
     ts = T if sp else 1             # and its scratch: allocated only when it runs
     GV = np.zeros((Ns, npk if sp else 1))
@@ -480,7 +420,7 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par):
         if par[8] > 0.0:
             ufac = _least_squares_factor(K, V1, n, kappa, par[4])
         _all_samples(K, S, V1, Q, LB, LM, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par, ufac, work,
-                     gu)
+                     gu, Zs, Ts)
         if full:
             spike_resolvent_rows(n, K[RM, n], S[R_], LS, W, 0.5 * dt[n - 1], kappa, C_FLOOR)
         _close_step(K, n)
