@@ -66,7 +66,7 @@ def _resolved_one(D: int, kappa: float, alpha: float, eps: float, seed: int,
     st = geometric_times(t_h)
     try:
         return _metrics(offline_theory(p, t_h, method="dmft", save_times=st, seed=mc,
-                                       column_closure="spread"))
+                                       column_closure="spread", column_speed="instantaneous"))
     except DivergenceError as err:      # recorded, and counted in the table
         return {"final": None, "half": None, "error": str(err)}
 

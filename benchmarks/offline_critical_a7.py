@@ -54,8 +54,10 @@ NAMES = {"dmft": "DMFT", "least_squares": "A7", "spread": "spread (first order)"
 #: its bulk memorisation resolved through each sample's resolvent; "spread": first order)
 OPTIONS = {"dmft": {"column_closure": "dmft"}, "least_squares": {"column_closure":
                                                                   "least_squares"},
-           "spread": {"column_closure": "spread", "spread_response": "first_order"},
-           "resolved": {"column_closure": "spread", "spread_response": "resolved"}}
+           "spread": {"column_closure": "spread", "column_speed": "instantaneous",
+                      "spread_response": "first_order"},
+           "resolved": {"column_closure": "spread", "column_speed": "instantaneous",
+                        "spread_response": "resolved"}}
 
 
 def _exact(D: int, kappa: float, alpha: float, eps: float, seed: int) -> dict:

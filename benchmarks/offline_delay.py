@@ -155,7 +155,8 @@ def run(dims: list[int]) -> None:
 #: save times): the DMFT with the spread closure (12.1), its bulk memorisation resolved, and
 #: the same with the column at its finite speed, (12.2) (docs §12.4).
 ADDED = {"dmft_spread": ("spread", {"method": "dmft", "column_closure": "spread",
-                                    "spread_response": "resolved"}),
+                                    "spread_response": "resolved",
+                                    "column_speed": "instantaneous"}),
          "dmft_spread_finite": ("spread_finite", {"method": "dmft", "column_closure": "spread",
                                                   "column_speed": "finite"})}
 

@@ -35,12 +35,13 @@ SMALL_OUT = HERE / "offline_dmft_a7_smalld.json"
 CLOSURES = {"a7": ("least_squares", OUT, SMALL_OUT, {}),
             "spread": ("spread", HERE / "offline_dmft_spread.json",
                        HERE / "offline_dmft_spread_smalld.json",
-                       {"spread_response": "first_order"}),
+                       {"spread_response": "first_order", "column_speed": "instantaneous"}),
             "resolved": ("spread", HERE / "offline_dmft_resolved.json",
                          HERE / "offline_dmft_resolved_smalld.json",
-                         {"spread_response": "resolved"}),
+                         {"spread_response": "resolved", "column_speed": "instantaneous"}),
             "full": ("spread", HERE / "offline_dmft_full.json",
-                     HERE / "offline_dmft_full_smalld.json", {"spread_response": "full"})}
+                     HERE / "offline_dmft_full_smalld.json",
+                     {"spread_response": "full", "column_speed": "instantaneous"})}
 
 
 #: the spread closure at kappa <= 2 with more Monte Carlo seeds of the DMFT (its population

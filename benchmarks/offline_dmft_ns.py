@@ -64,7 +64,7 @@ def _spread_one(kappa: float, seed: int, ns: int, mc: int) -> dict:
     from lazyrich_theory.theory.offline import offline_theory
     p, st = cell_problem(kappa, 1.0, 0.02, seed)
     return _metrics(offline_theory(p, T_H, method="dmft", save_times=st, seed=mc, Ns=ns,
-                                   column_closure="spread"))
+                                   column_closure="spread", column_speed="instantaneous"))
 
 
 def spread_runs() -> None:

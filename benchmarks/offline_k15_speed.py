@@ -45,17 +45,21 @@ SHIFT_DRAWS = {400: range(16), 200: range(8), 100: range(8), 800: range(8)}
 RATIO_DS, RATIO_DRAWS = (400, 200), range(8)
 KAPPAS, KAPPA_DRAWS = (2.0, 3.0, 5.5), range(8)
 SPEEDS = ("instantaneous", "finite")
+#: (12.1) with the population field at the current point solved jointly, as (12.2)'s is
+#: (offline_joint.py k15): the lag-0 row of the alpha / eps table
+JOINT_121 = HERE / "offline_joint_k15.json"
 
 
-def _one(D: int, kappa: float, ratio: float, mc: int, speed: str) -> dict:
+def _one(D: int, kappa: float, ratio: float, mc: int, speed: str, **options) -> dict:
     """The spread closure (resolved response) at column speed ``speed``: relative population
-    loss at tau = 40 on training seed 0, Monte Carlo draw ``mc``."""
+    loss at tau = 40 on training seed 0, Monte Carlo draw ``mc`` (``options``: more DMFT
+    options, e.g. ``noise_current``)."""
     alpha, eps = PAIRS[ratio]
     p = lr.Problem(D=D, P=int(round(kappa * D)), N=math.inf, alpha=alpha, eps=eps, seed=0)
     t_h = int(round(20 * ratio)) * D
     try:
         tr = offline_theory(p, t_h, method="dmft", save_times=geometric_times(t_h), seed=mc,
-                            column_closure="spread", column_speed=speed)
+                            column_closure="spread", column_speed=speed, **options)
     except DivergenceError as err:
         return {"final": None, "error": str(err)}
     return {"final": float(tr.population_loss[-1] / tr.population_loss[0])}
@@ -132,9 +136,11 @@ def _ratio_rows() -> list[str]:
     for D in RATIO_DS:
         exact = _exact_diffs(D)
         for r in (12.5, 200.0, 800.0, math.inf):
-            if r == math.inf:           # the instantaneous column: lag 0
-                pr = _pairs(shift, str(D), RATIO_DRAWS)
-                d = pr[:, 0] - pr[:, 1] if len(pr) else np.array([])
+            if r == math.inf:           # the instantaneous column (12.1): lag 0, with the
+                joint = load_results(JOINT_121)     # same (joint) field as (12.2)
+                d = np.array([joint[f"{D}|{mc}|joint"]["final"]
+                              - shift[f"{D}|{mc}|finite"]["final"] for mc in RATIO_DRAWS
+                              if f"{D}|{mc}|joint" in joint and f"{D}|{mc}|finite" in shift])
                 blown = 0
             else:
                 runs = [(done[k]["final"], shift[f"{D}|{mc}|finite"]["final"])
@@ -177,7 +183,8 @@ def table() -> None:
          "instantaneous: error (offline_k15_rate.md)", "finite: error"])
     lines += _shift_rows()
     lines += ["", "kappa = 1.5: the loss at alpha / eps minus that at alpha / eps = 50, paired "
-              "(theory: on the draws, finite speed; exact: on the training seeds, "
+              "(theory: on the draws, finite speed, and at lag 0 the instantaneous column (12.1) "
+              "with the same joint field, offline_joint.py; exact: on the training seeds, "
               "offline_k15_lag.md; at lag 0 the value of its straight line in the lag). Blew "
               f"up: draws that raised a divergence or ended above {BLOWN:g} (left out of the "
               "mean).", "",

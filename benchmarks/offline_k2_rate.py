@@ -79,7 +79,8 @@ def _spread(D: int, data_seed: int, **options) -> dict:
     t_h = 1000 * D
     st = geometric_times(t_h)
     return _metrics(offline_theory(p, t_h, method="dmft", save_times=st,
-                                   column_closure="spread", **options))
+                                   column_closure="spread", column_speed="instantaneous",
+                                   **options))
 
 
 #: Monte Carlo draws 1 and 2 of the spread closure at D = 400 on the seeds added here (seeds

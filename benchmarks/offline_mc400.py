@@ -79,7 +79,8 @@ CRITICAL_KAPPAS, CRITICAL_DRAWS, EXACT_SEEDS = (3.0, 3.25, 3.5, 3.75), range(16)
 
 def _theory_final(kappa: float, alpha: float, eps: float, mc: int) -> dict:
     L = dmft_tau_curves(OfflineInputs(kappa, alpha, eps, 1.0, 1.0, 400), 40.0, Ns=800, seed=mc,
-                        dmax=DMFT_DMAX, column_closure="spread")["population_loss"]
+                        dmax=DMFT_DMAX, column_closure="spread",
+                        column_speed="instantaneous")["population_loss"]
     return {"final": float(L[-1] / L[0])}
 
 
@@ -126,7 +127,7 @@ def _k22(alpha: float, eps: float, seed: int, mc: int) -> dict:
     T = HALF_T_MAX[22.0]
     st = geometric_times(T)
     return _metrics(offline_theory(p, T, method="dmft", save_times=st, seed=mc,
-                                   column_closure="spread"))
+                                   column_closure="spread", column_speed="instantaneous"))
 
 
 def _k22_lines() -> list[str]:

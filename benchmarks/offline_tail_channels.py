@@ -69,8 +69,10 @@ METHODS = {"exact": None, "dmft": {"linear_column": False, "column_closure": "dm
            "dmft_column": {"column_closure": "dmft"},
            "dmft_a7": {"column_closure": "least_squares"},
            "dmft_nosplit": {"null_space_split": False, "column_closure": "dmft"},
-           "dmft_spread": {"column_closure": "spread", "spread_response": "first_order"},
-           "dmft_resolved": {"column_closure": "spread", "spread_response": "resolved"}}
+           "dmft_spread": {"column_closure": "spread", "column_speed": "instantaneous",
+                           "spread_response": "first_order"},
+           "dmft_resolved": {"column_closure": "spread", "column_speed": "instantaneous",
+                             "spread_response": "resolved"}}
 #: the ``ratio`` sweep: alpha / eps from the frozen column to a fast one (50: the issue's
 #: (1, 0.02)), at alpha eps = AE, and the methods it runs
 SWEEP_RATIOS = (0.01, 0.1, 1.0, 50.0)

@@ -24,7 +24,8 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "offline_time_profile.json"
 TAUS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0)
 #: name -> offline_theory options (None: the exact flow)
-METHODS = {"exact": None, "spread": {"method": "dmft", "column_closure": "spread"},
+METHODS = {"exact": None, "spread": {"method": "dmft", "column_closure": "spread",
+                                     "column_speed": "instantaneous"},
            "dmft": {"method": "dmft", "column_closure": "dmft"}, "spectral": {"method": "spectral"}}
 
 

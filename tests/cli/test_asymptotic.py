@@ -292,15 +292,15 @@ def test_outside_measured_regime_only_where_it_is(tmp_path, capsys):
 
 
 def test_column_closure_spread(tmp_path, capsys):
-    """--column-closure spread runs the DMFT under the spread closure (12.1) (recorded, its own
-    regime note); a slow linear column is refused in one line (exit 2)."""
+    """--column-closure spread runs the DMFT under the spread closure, (12.2) by default
+    (recorded, its own regime note); a slow linear column is refused in one line (exit 2)."""
     base = ("--D", "30", "--P", "90", "--steps", "30000", "--critical-kappa", "none",
             "--limit-loss", "none", "--ns", "40", "--column-closure", "spread")
     code, out = _run(tmp_path, "--alpha", "1", "--eps", "0.02", *base)
     assert code == 0
     _, s = _read(out)
     assert s["method"] == "dmft" and s["column_closure"] == "spread"
-    assert "spread closure (12.1)" in s["regime"]
+    assert "spread closure, its linear column at its finite speed, (12.2)" in s["regime"]
     _nulls_have_reasons(s)
     code, bad = _run(tmp_path, "--alpha", "0.2", "--eps", "0.1", *base, name="slow")
     err = capsys.readouterr().err.strip()

@@ -86,12 +86,15 @@ def test_bad_noise_current_is_refused_in_one_line(options, match):
 def test_the_default_field_is_joint_at_finite_speed_and_recorded():
     p = lr.Problem(D=40, P=60, N="inf", alpha=1.0, eps=0.02, seed=0)
     tr = offline_theory(p, 2000, method="dmft", Ns=40, column_closure="spread")
+    assert tr.info["column_speed"] == "finite" and tr.info["noise_current"] == "joint"
+    tr = offline_theory(p, 2000, method="dmft", Ns=40, column_closure="spread",
+                        column_speed="instantaneous")
     assert tr.info["noise_current"] == "lagged"
     tr = offline_theory(p, 2000, method="dmft", Ns=40, column_closure="spread",
-                        column_speed="finite")
-    assert tr.info["noise_current"] == "joint"
-    tr = offline_theory(p, 2000, method="dmft", Ns=40, column_closure="spread",
-                        noise_current="joint")
+                        column_speed="instantaneous", noise_current="joint")
     assert tr.info["noise_current"] == "joint" and tr.info["column_speed"] == "instantaneous"
-    inst = dmft_tau_curves(_k15(50.0, D=40), 2.0, Ns=40, column_closure="spread")
+    inst = dmft_tau_curves(_k15(50.0, D=40), 2.0, Ns=40, column_closure="spread",
+                           column_speed="instantaneous")
     assert np.all(inst["joint_change"] == 0.0)
+    default = dmft_tau_curves(_k15(50.0, D=40), 2.0, Ns=40)       # auto: spread, (12.2)
+    assert np.max(default["joint_change"]) > 0.0

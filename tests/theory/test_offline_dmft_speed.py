@@ -7,7 +7,7 @@ docs/offline_theory.md §12.4 (``column_speed="finite"``; ``dmft_spread``).
   least squares with a moving target (the psi filter of the Marchenko-Pastur law, §8.5), an
   independent formula: they agree to first order in the grid step, while the instantaneous
   column misses the lag by ~0.09.
-* The option is checked in one place and recorded (opt-in; "instantaneous" is the default).
+* The option is checked in one place and recorded ("finite" is the default).
 """
 
 from __future__ import annotations
@@ -114,12 +114,14 @@ def test_bad_column_speed_is_refused_in_one_line(options, match):
 def test_offline_theory_records_the_column_speed():
     p = lr.Problem(D=40, P=60, N="inf", alpha=ALPHA, eps=EPS, seed=0)
     tr = offline_theory(p, 2000, method="dmft", Ns=40, column_closure="spread")
-    assert tr.info["column_speed"] == "instantaneous"                     # the default
-    tr = offline_theory(p, 2000, method="dmft", Ns=40, column_closure="spread",
-                        column_speed="finite")
     assert tr.info["column_speed"] == "finite" and tr.info["column_closure"] == "spread"
+    summary = offline_summary(tr)                                          # the default
+    assert summary["column_speed"] == "finite" and "(12.2) (the default" in summary["regime"]
+    tr = offline_theory(p, 2000, method="dmft", Ns=40, column_closure="spread",
+                        column_speed="instantaneous")
+    assert tr.info["column_speed"] == "instantaneous"
     summary = offline_summary(tr)
-    assert summary["column_speed"] == "finite" and "(12.2)" in summary["regime"]
+    assert summary["column_speed"] == "instantaneous" and "(12.1)" in summary["regime"]
     slow = lr.Problem(D=40, P=60, N="inf", alpha=0.5, eps=0.04, seed=0)
     with pytest.raises(ProblemError, match="as instantaneous"):
         offline_theory(slow, 2000, method="dmft", Ns=40, column_closure="spread",
@@ -130,8 +132,10 @@ def test_offline_theory_records_the_column_speed():
     summary = offline_summary(tr)                     # lag 2.38 > 1: said where it is read
     assert "linear column is slow here" in summary["regime"]
     assert "lag 2.38" in summary["outside_measured_regime"]
-    tr = offline_theory(slow, 2000, method="dmft", Ns=40)       # auto: as derived, lag > 1
-    assert tr.info["column_closure"] == "dmft" and "column_speed" not in tr.info
+    tr = offline_theory(slow, 2000, method="dmft", Ns=40)       # auto: spread up to lag 2.5
+    assert tr.info["column_closure"] == "spread" and tr.info["column_speed"] == "finite"
+    tr = offline_theory(slow.replace(alpha=0.25, eps=0.08), 2000, method="dmft", Ns=40)
+    assert tr.info["column_closure"] == "dmft" and "column_speed" not in tr.info   # lag 9.5
 
 
 def test_a_late_blow_up_is_reported_at_its_own_time():

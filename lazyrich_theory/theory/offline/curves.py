@@ -39,13 +39,13 @@ from lazyrich_theory.results.trajectory import CORE_COLUMNS, Trajectory
 from lazyrich_theory.spec.data import ProblemData
 from lazyrich_theory.spec.problem import Problem
 from lazyrich_theory.spec.schedule import save_times as make_save_times
-from lazyrich_theory.theory.offline.dmft import (COLUMN_SPEEDS, DMFT_NS, SPREAD_RESPONSES,
+from lazyrich_theory.theory.offline.dmft import (DMFT_NS, SPREAD_RESPONSES,
                                                 check_column_closure,
                                                 check_dmft_horizon, check_draws,
                                                 check_spread_applies, column_lag,
                                                 default_channels, dmft_columns,
                                                 resolve_column_closure, spread_blocker)
-from lazyrich_theory.theory.offline.dmft_options import joint_current
+from lazyrich_theory.theory.offline.dmft_options import joint_current, resolve_column_speed
 from lazyrich_theory.theory.offline.inputs import OfflineInputs, offline_inputs, training_xi
 from lazyrich_theory.theory.offline.rindex import (RINDEX_NS, is_finite_rank, rindex_columns,
                                                    rindex_inputs)
@@ -258,7 +258,8 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         chosen = offline_method(inp, method, xi_law, asked)
         if chosen == "dmft":       # the closure that runs, recorded in info
             ran = resolve_column_closure(asked, inp.kappa, inp.alpha, inp.eps,
-                                         default_channels(dmft_options))
+                                         default_channels(dmft_options),
+                                         dmft_options.get("column_speed"))
             dmft_options = {**dmft_options, "column_closure": ran}
         _check_draws(dmft_options.get("draws", 1), chosen)
     if xi_law == "training":
@@ -289,12 +290,13 @@ def offline_theory(problem: Problem, steps: int, *, method: str = "auto",
         info["column_closure"] = dmft_options["column_closure"]
         info["requested_column_closure"] = asked
         info["column_lag"] = column_lag(inp.kappa, inp.alpha, inp.eps)   # in tau
-        why = spread_blocker(inp.kappa, inp.alpha, inp.eps, default_channels(dmft_options))
+        why = spread_blocker(inp.kappa, inp.alpha, inp.eps, default_channels(dmft_options),
+                             dmft_options.get("column_speed"))
         if info["column_closure"] != "spread" and why is not None:   # what auto would not run
             info["column_closure_reason"] = why
         if info["column_closure"] == "spread":
             info["spread_response"] = dmft_options.get("spread_response", SPREAD_RESPONSES[0])
-            info["column_speed"] = dmft_options.get("column_speed") or COLUMN_SPEEDS[0]
+            info["column_speed"] = resolve_column_speed(dmft_options.get("column_speed"))
             info["noise_current"] = ("joint" if joint_current(
                 info["column_speed"], dmft_options.get("noise_current")) else "lagged")
     if chosen == "spectral":

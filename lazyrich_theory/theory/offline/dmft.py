@@ -39,7 +39,7 @@ from lazyrich_theory.theory.offline.dmft_options import (    # re-exported
     COLUMN_CLOSURES, COLUMN_SPEEDS, NOISE_CURRENTS, SPREAD_MAX_LAG, SPREAD_MAX_LAG_FINITE,
     SPREAD_RESPONSES, check_column_closure, check_column_speed, check_noise_current,
     check_spread_applies, check_spread_response, column_lag, default_channels, joint_current,
-    resolve_column_closure, spread_blocker)
+    resolve_column_closure, resolve_column_speed, spread_blocker, spread_max_lag)
 from lazyrich_theory.theory.offline.dmft_population import population_schur
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
 from lazyrich_theory.theory.offline.plateau import mp_rule
@@ -51,7 +51,8 @@ __all__ = ["dmft_columns", "dmft_tau_curves", "make_grid", "linear_channel", "xi
            "check_spread_response", "check_column_speed", "column_lag", "COLUMN_SPEEDS",
            "NOISE_CURRENTS", "check_noise_current",
            "SPREAD_MAX_LAG", "SPREAD_MAX_LAG_FINITE", "SPREAD_RESPONSES",
-           "resolve_column_closure", "spread_blocker", "default_channels"]
+           "resolve_column_closure", "spread_blocker", "default_channels", "resolve_column_speed",
+           "spread_max_lag"]
 
 #: Default number of Monte Carlo samples.
 DMFT_NS = 800
@@ -185,19 +186,20 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         Gauss-Newton term (a diagnostic: it moves the loss by < 0.01).  Other than the
         default only with ``column_closure="spread"``.
     column_speed : {None, "finite", "instantaneous"}
-        The spread closure's linear column: at its least-squares fit at every instant, (12.1)
-        ("instantaneous"; the default, None: it neglects the column's lag, its slowest
-        relaxation time :func:`column_lag`), or relaxing at its rate a = alpha / (eps kappa),
-        (12.2) of §12.4, ell (kappa Gbar + (1 / a) d/dtau) = 1 ("finite": opt-in; with its
-        population field at the current point solved jointly, ``noise_current``).  Given
-        (not None) only with ``column_closure="spread"``.
+        The spread closure's linear column: relaxing at its rate a = alpha / (eps kappa),
+        (12.2) of §12.4, ell (kappa Gbar + (1 / a) d/dtau) = 1 ("finite"; the default, None,
+        with its population field at the current point solved jointly, ``noise_current``),
+        or at its least-squares fit at every instant, (12.1) ("instantaneous": it neglects
+        the column's lag, its slowest relaxation time :func:`column_lag`, and is refused
+        above a lag of 1).  Given (not None) only where the closure that runs is spread.
     noise_current : {None, "joint", "lagged"}
         The spread closure's population-dynamics field at the current grid point: solved
         jointly with the samples' residuals ("joint", module ``dmft_population``) or taken
-        one step behind ("lagged", as the other fields).  None: joint at the column's finite
-        speed (lagged, its noise loop blew up at kappa = 1.5, alpha / eps = 100-400), lagged
-        for the instantaneous column (whose measured tables were made so).  Given (not
-        None) only with ``column_closure="spread"``.
+        one step behind ("lagged", as the other fields: a first-order error in the step).
+        None: joint at the column's finite speed (lagged, its noise loop blew up at
+        kappa = 1.5, alpha / eps = 100-400), lagged for the instantaneous column (whose
+        measured tables were made so).  Given (not None) only where the closure that runs
+        is spread.
     column_closure : {"auto", "dmft", "least_squares", "spread"}
         "auto" (default): "spread" where it applies (a fast column and the default
         channels), else "dmft" (:func:`resolve_column_closure`).  "dmft": the linear column as
@@ -233,7 +235,7 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     """
     check_ns(Ns)
     column_closure = resolve_column_closure(column_closure, inp.kappa, inp.alpha, inp.eps,
-                                            linear_column and null_space_split)
+                                            linear_column and null_space_split, column_speed)
     check_dmft_horizon(tau_max, dmax)
     tau = make_grid(max(tau_max, 0.05), dmax)
     rng = np.random.default_rng(seed)
@@ -263,7 +265,8 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
                     1.0 if spread else 0.0,
                     {"resolved": 1.0, "full": 2.0}.get(spread_response, 0.0) if spread
                     else 0.0,
-                    inp.eps * inp.kappa / inp.alpha if column_speed == "finite" else 0.0,
+                    inp.eps * inp.kappa / inp.alpha
+                    if resolve_column_speed(column_speed) == "finite" else 0.0,
                     1.0 if spread and joint_current(column_speed, noise_current) else 0.0])
     Zs, Ts = population_schur(zu) if par[13] > 0.0 else (np.zeros((1, 1), complex),) * 2
     with numba_threads(free_cores()):      # the samples' steps run in parallel

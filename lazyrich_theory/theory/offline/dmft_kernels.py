@@ -3,8 +3,8 @@ the order parameters and of every Monte Carlo sample, on a non-uniform grid in
 tau = 2 eta0 eps t / (alpha D).
 
 Storage.  Two-time order parameters live in one array ``K[name, n, m]`` (index constants
-in ``dmft_layout``); per-sample histories in ``S[name, i, n]``; per-sample two-time objects (the bulk Gram
-Q and the Volterra resolvents L_b, L_m) are lower-triangular, stored packed
+in ``dmft_layout``); per-sample histories in ``S[name, i, n]``; per-sample two-time objects
+(the bulk Gram Q and the Volterra resolvents L_b, L_m) are lower-triangular, stored packed
 (``tri(n, m) = n (n + 1) / 2 + m``, m <= n) in ``Q``, ``LB``, ``LM`` of shape (Ns, T (T + 1) / 2).
 Scalar series in ``V1[name, n]``.
 

@@ -13,7 +13,7 @@ __all__ = ["COLUMN_CLOSURES", "SPREAD_RESPONSES", "SPREAD_MAX_LAG", "SPREAD_MAX_
            "COLUMN_SPEEDS", "NOISE_CURRENTS", "check_column_closure", "default_channels",
            "spread_blocker", "resolve_column_closure", "column_lag", "check_spread_response",
            "check_column_speed", "check_noise_current", "joint_current",
-           "check_spread_applies"]
+           "check_spread_applies", "resolve_column_speed", "spread_max_lag"]
 
 #: The linear column's closures: "auto" (the default: "spread" wherever it applies, else
 #: "dmft"; :func:`resolve_column_closure`), as derived (§8.5), the opt-in A7 (§12.4) and the
@@ -26,19 +26,20 @@ COLUMN_CLOSURES = ("auto", "dmft", "least_squares", "spread")
 #: fails at kappa <= 2), or the spike's part resolved too (a diagnostic), docs §12.4.  The
 #: first is the default.
 SPREAD_RESPONSES = ("resolved", "first_order", "full")
-#: The spread closure takes the linear column at its least-squares fit at every instant: it is
-#: refused where the column's slowest relaxation time (in tau) exceeds this (a chosen bound).
+#: The spread closure with the column at its least-squares fit at every instant
+#: (``column_speed="instantaneous"``) is refused where the column's slowest relaxation time (in
+#: tau) exceeds this (a chosen bound).
 SPREAD_MAX_LAG = 1.0
-#: ... and, with the column at its finite speed (``column_speed="finite"``), where it exceeds
-#: this (a chosen bound: measured up to 2.38, docs §12.4).
+#: ... and with the column at its finite speed (the default) where it exceeds this (a chosen
+#: bound: measured up to 2.38, docs §12.4); "auto" runs spread up to the bound of the speed.
 SPREAD_MAX_LAG_FINITE = 2.5
-#: The spread closure's linear column: at its least-squares fit at every instant, (12.1) (the
-#: first is the default), or relaxing at its finite rate alpha / (eps kappa), (12.2) of docs
-#: §12.4 (opt-in).
-COLUMN_SPEEDS = ("instantaneous", "finite")
+#: The spread closure's linear column: relaxing at its finite rate alpha / (eps kappa), (12.2)
+#: of docs §12.4 (the first is the default), or at its least-squares fit at every instant,
+#: (12.1), its a -> infinity limit.
+COLUMN_SPEEDS = ("finite", "instantaneous")
 #: The spread closure's population-dynamics field at the current grid point: solved jointly
 #: with the samples' residuals, or one step behind (``noise_current``; the default: joint at
-#: the column's finite speed, lagged for the instantaneous column).
+#: the column's finite speed, lagged for the instantaneous column, whose tables were made so).
 NOISE_CURRENTS = ("joint", "lagged")
 
 
@@ -55,27 +56,42 @@ def default_channels(options: Mapping[str, Any]) -> bool:
     return bool(options.get("linear_column", True) and options.get("null_space_split", True))
 
 
-def spread_blocker(kappa: float, alpha: float, eps: float, channels: bool = True) -> str | None:
-    """Why the spread closure cannot run here -- a slow linear column (:func:`column_lag` >
-    SPREAD_MAX_LAG), or ``channels`` off (:func:`default_channels`) -- or None where it can."""
-    lag = column_lag(kappa, alpha, eps)
-    if lag > SPREAD_MAX_LAG:
+def resolve_column_speed(column_speed: str | None) -> str:
+    """The column speed that runs: ``column_speed``, or the default (:data:`COLUMN_SPEEDS`'s
+    first) for None."""
+    return column_speed or COLUMN_SPEEDS[0]
+
+
+def spread_max_lag(column_speed: str | None = None) -> float:
+    """The slowest column the spread closure takes at ``column_speed`` (None: the default)."""
+    finite = resolve_column_speed(column_speed) == "finite"
+    return SPREAD_MAX_LAG_FINITE if finite else SPREAD_MAX_LAG
+
+
+def spread_blocker(kappa: float, alpha: float, eps: float, channels: bool = True,
+                   column_speed: str | None = None) -> str | None:
+    """Why the spread closure cannot run here -- a linear column slower than it takes at
+    ``column_speed`` (:func:`column_lag` > :func:`spread_max_lag`), or ``channels`` off
+    (:func:`default_channels`) -- or None where it can."""
+    lag, bound = column_lag(kappa, alpha, eps), spread_max_lag(column_speed)
+    if lag > bound:
         return (f"the linear column is slow here (its slowest relaxation time {lag:.3g} > "
-                f"{SPREAD_MAX_LAG:g} in tau), which the spread closure does not take")
+                f"{bound:g} in tau), which the spread closure does not take")
     if not channels:
         return "the spread closure needs the default channels (linear_column, null_space_split)"
     return None
 
 
 def resolve_column_closure(column_closure: str, kappa: float, alpha: float, eps: float,
-                           channels: bool = True) -> str:
+                           channels: bool = True, column_speed: str | None = None) -> str:
     """The closure that runs for ``column_closure``: "auto" is the spread closure where it
-    applies (:func:`spread_blocker` gives no reason) and the DMFT as derived elsewhere; any
-    other closure is itself (checked: ProblemError for an unknown one)."""
+    applies at ``column_speed`` (:func:`spread_blocker` gives no reason) and the DMFT as
+    derived elsewhere; any other closure is itself (checked: ProblemError for an unknown
+    one)."""
     check_column_closure(column_closure)
     if column_closure != "auto":
         return column_closure
-    return "dmft" if spread_blocker(kappa, alpha, eps, channels) else "spread"
+    return "dmft" if spread_blocker(kappa, alpha, eps, channels, column_speed) else "spread"
 
 
 def column_lag(kappa: float, alpha: float, eps: float) -> float:
@@ -113,7 +129,7 @@ def _check_spread_option(name: str, value: str | None, allowed: tuple[str, ...],
 
 def check_column_speed(column_speed: str | None, column_closure: str) -> None:
     """Refuse (one line) an unknown column speed, or one given (None stands for the spread
-    closure's default, instantaneous) where the closure that runs is not spread."""
+    closure's default, finite) where the closure that runs is not spread."""
     _check_spread_option("column_speed", column_speed, COLUMN_SPEEDS, column_closure)
 
 
@@ -125,21 +141,22 @@ def check_noise_current(noise_current: str | None, column_closure: str) -> None:
 
 def joint_current(column_speed: str | None, noise_current: str | None) -> bool:
     """Whether the spread closure solves its population field at the current point jointly
-    with the residuals: ``noise_current`` if given, else at the column's finite speed."""
+    with the residuals: ``noise_current`` if given, else at the column's finite speed (the
+    default, None)."""
     if noise_current is not None:
         return noise_current == "joint"
-    return column_speed == "finite"
+    return resolve_column_speed(column_speed) == "finite"
 
 
 def check_spread_applies(kappa: float, alpha: float, eps: float, where: str = "here",
                          column_speed: str | None = None) -> None:
     """Refuse (one line) the spread closure where its linear column is slower than
-    SPREAD_MAX_LAG (instantaneous, the default ``column_speed`` None) or
-    SPREAD_MAX_LAG_FINITE (``"finite"``); ``where``: which run needs that kappa, for the
+    SPREAD_MAX_LAG_FINITE (at its finite speed, the default ``column_speed`` None) or
+    SPREAD_MAX_LAG (``"instantaneous"``); ``where``: which run needs that kappa, for the
     message."""
     lag = column_lag(kappa, alpha, eps)
-    finite = (column_speed or COLUMN_SPEEDS[0]) == "finite"
-    bound = SPREAD_MAX_LAG_FINITE if finite else SPREAD_MAX_LAG
+    finite = resolve_column_speed(column_speed) == "finite"
+    bound = spread_max_lag(column_speed)
     if lag > bound:
         takes = "at its finite speed, not as slow as this" if finite else "as instantaneous"
         raise ProblemError(f"the column closure spread takes the linear column {takes}, "

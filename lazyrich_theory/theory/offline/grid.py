@@ -144,7 +144,7 @@ def phase_boundary_times(kappa: float, b2: float, D: int, eta0: float,
                                   f"{ratio:.3g}): {exc}", exc.step) from None
         closure = resolve_column_closure(opts.get("column_closure", "auto"), kappa,
                                          math.sqrt(a * ratio), math.sqrt(a / ratio),
-                                         default_channels(opts))
+                                         default_channels(opts), opts.get("column_speed"))
         if log is not None:
             reached = "not reached" if math.isinf(row[0]) else f"reached at s = {row[0]:.4g}"
             log(f"offline DMFT node alpha eps = {a:.4g} (alpha/eps = {ratio:.3g}, column "

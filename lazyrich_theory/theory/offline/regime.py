@@ -37,6 +37,25 @@ def _slow_column_reason(info: dict) -> str | None:
     return info["column_closure_reason"]
 
 
+#: The spread closure's measured errors at kappa >= 2 and of its times (docs/offline_theory.md
+#: §12.4, measured with the instantaneous column (12.1); the column's finite speed moves the
+#: loss at tau = 40 by at most 0.007 there), shared by the notes of both column speeds
+_SPREAD_ERRORS = ("-0.011 (kappa = 2; within 0.03 at D = 100-800), -0.005..-0.006 (kappa = "
+                  "3), -0.004..0 (kappa = 5.5), +0.002 (kappa = 11) and the half time "
+                  "-1.4..+0.3 % (+- 9 % on four seeds at kappa = 5.5; -26..-2 % at D = 50-200, "
+                  "+10 % at D = 800, kappa = 5.5); at kappa <= 5.5 one draw's own Monte Carlo "
+                  "error is larger: sd 0.14 (kappa = 1.5), 0.035 (2), 0.013-0.019 (3), 0.011 and "
+                  "7 % in the half time (5.5): use --dmft-draws 8 or more; the grokking delay "
+                  "(measured at alpha / eps = 50; the same within 1 % at 12.5 and 200, D = 200) "
+                  "-7..+12 % at kappa = 5.5-22, D = 200-800 (+11..+109 % at D = 50-100); "
+                  "critical kappa -0.04 +- 0.05 / -0.05 +- 0.06 at D = 400 (16 draws, 8 exact "
+                  "seeds)")
+#: The finite-speed column's (12.2) measured error at kappa = 1.5 (offline_k15_speed.md)
+K15_FINITE = ("-0.082, -0.044, -0.016 +- 0.016 and +0.004 at D = 100, 200, 400 and 800 (it "
+              "shrinks with D; the instantaneous column's grows to about +0.05)")
+K15_RATIOS_400 = "overstated by about a third at D = 400"
+
+
 def _slow_column(traj: Trajectory) -> str:
     """The warning that opens a DMFT note where the spread closure cannot run (a slow linear
     column): every error the note quotes was measured at a fast one ("" elsewhere)."""
@@ -109,8 +128,9 @@ def regime_note(traj: Trajectory) -> str:
                 "against the exact flow within its seed spread from D = 100 on "
                 "(docs/offline_theory.md §13); Monte Carlo spread ~+-5 % per run at Ns = 800")
     if traj.info.get("spread_response") == "first_order":
-        return ("DMFT with the spread closure (12.1), its memorisation at first order in the "
-                "Onsager terms (a diagnostic, docs/offline_theory.md §12.4): against the exact "
+        return ("DMFT with the spread closure, its memorisation at first order in the "
+                "Onsager terms (a diagnostic, docs/offline_theory.md §12.4, measured with the "
+                "instantaneous column (12.1)): against the exact "
                 "flow at D = 400 the loss at tau = 40 is +0.01 (kappa = 3), 0..+0.01 "
                 "(kappa = 5.5), +0.002 (kappa = 11) on seed means, but -0.07 (kappa = 2) and "
                 "-0.28 (kappa = 1.5), where first order fails (the default, resolved response "
@@ -118,39 +138,31 @@ def regime_note(traj: Trajectory) -> str:
                 "(early); one draw's Monte Carlo spread (measured with the resolved response) 7 % "
                 "in the half time at kappa = 5.5, 0.035-0.16 in the loss at kappa <= 2")
     if traj.info.get("spread_response") == "full":
-        return ("DMFT with the spread closure (12.1), the memorisation of both the bulk and "
-                "the spike resolved through each sample's own resolvents (a diagnostic, "
-                "docs/offline_theory.md §12.4): within 0.007 of the default (bulk resolved) "
+        return ("DMFT with the spread closure, the memorisation of both the bulk and the "
+                "spike resolved through each sample's own resolvents (a diagnostic, "
+                "docs/offline_theory.md §12.4, measured with the instantaneous column (12.1)): "
+                "within 0.007 of the default (bulk resolved) "
                 "in the loss at tau = 40 at D = 400, kappa = 1.5-11, at 1.2x its cost")
-    if traj.info.get("column_speed") == "finite":
-        return (_slow_column(traj) + "DMFT with the spread closure, its linear column at its "
-                "finite speed, (12.2) (derived, opt-in; docs/offline_theory.md §12.4, \"The "
-                "column at its finite speed\"): at kappa = 1.5, alpha / eps = 50 the loss at tau "
-                "= 40 against the exact flow is -0.079, -0.042, -0.014 +- 0.015 and +0.007 at D "
-                "= 100, 200, 400 and 800 (on the Monte Carlo mean), and the exact flow's "
-                "dependence on alpha / eps (12.5-800) is met at D = 200, overstated by 16-42 % "
-                "at D = 400; at kappa >= 2 it is within 0.007 of the instantaneous column's "
-                "(12.1), whose errors carry over; its noise loop can blow up (6 of 16 draws at "
-                "kappa = 1.5, alpha / eps = 200, D = 200-400): more Monte Carlo samples slow it")
+    if traj.info.get("column_speed") == "instantaneous":
+        return ("DMFT with the spread closure, its linear column instantaneous, (12.1) "
+                "(opt-in; derived, docs/offline_theory.md §12.4; the bulk memorisation "
+                "resolved through each sample's own resolvent): against the exact flow at D = "
+                "400, on seed means and the mean of 32 Monte Carlo draws (16 at kappa = 11, 192 "
+                "at 1.5), the loss at tau = 40 is +0.048 +- 0.015 (kappa = 1.5; -0.02 +- 0.02, "
+                "+0.01 +- 0.02 at D = 100, 200, +0.06 +- 0.02 at D = 800: it grows with D to "
+                "about +0.05, most of it the column's relaxation time, which this closure takes "
+                "as 0), " + _SPREAD_ERRORS + "; it takes the column as fitted at once, so "
+                "before the column's relaxation time (up to 1 in tau) its test loss overshoots")
     if traj.info.get("column_closure") == "spread":
-        return ("DMFT with the spread closure (12.1) of a fast linear column (derived, "
-                "docs/offline_theory.md §12.4; the bulk memorisation resolved through each "
-                "sample's own resolvent): against the exact flow at D = 400, on seed means and "
-                "the mean of 32 Monte Carlo draws (16 at kappa = 11, 192 at 1.5), the loss at tau "
-                "= 40 is +0.048 +- 0.015 (kappa = 1.5; -0.02 +- 0.02, +0.01 +- 0.02 at D = 100, "
-                "200, +0.06 +- 0.02 at D = 800: it grows with D to about +0.05, most of it "
-                "the column's relaxation time, which this closure takes as 0), -0.011 (kappa "
-                "= 2; within 0.03 at D = 100-800), "
-                "-0.005..-0.006 (kappa = 3), -0.004..0 (kappa = 5.5), +0.002 (kappa = 11) and the "
-                "half time -1.4..+0.3 % (+- 9 % on four seeds at kappa = 5.5; -26..-2 % at D = "
-                "50-200, +10 % at D = 800, kappa = 5.5); at kappa <= 5.5 one draw's own Monte "
-                "Carlo error is larger: sd 0.14 (kappa = 1.5), 0.035 (2), 0.013-0.019 (3), 0.011 "
-                "and 7 % in the half time (5.5): use --dmft-draws 8 or more; the grokking delay "
-                "(measured at alpha / eps = 50; the same within 1 % at 12.5 and 200, D = 200) "
-                "-7..+12 % at kappa = 5.5-22, D = 200-800 "
-                "(+11..+109 % at D = 50-100); critical kappa -0.04 +- 0.05 / -0.05 +- 0.06 at D = "
-                "400 (16 draws, 8 exact seeds); it takes the column as fitted at once, so before "
-                "the column's relaxation time (up to 1 in tau) its test loss overshoots")
+        return (_slow_column(traj) + "DMFT with the spread closure, its linear column at its "
+                "finite speed, (12.2) (the default; derived, docs/offline_theory.md §12.4, "
+                "\"The column at its finite speed\"; the bulk memorisation resolved through "
+                "each sample's own resolvent): against the exact flow, on the mean of Monte "
+                "Carlo draws, the loss at tau = 40 at kappa = 1.5 (alpha / eps = 50) is "
+                f"{K15_FINITE}, and the exact flow's dependence on alpha / eps (12.5-800) is met "
+                f"at D = 200, {K15_RATIOS_400}; at kappa >= 2 it is within 0.007 of the "
+                "instantaneous column's (12.1), whose measured errors at D = 400 (seed means, "
+                "32 draws) carry over: " + _SPREAD_ERRORS)
     if traj.info.get("column_closure") == "least_squares":
         return (_slow_column(traj) + "DMFT with the opt-in column closure A7 (chosen, not derived; "
                 "docs/offline_theory.md §12.4): against the exact flow at D = 400 the loss at "

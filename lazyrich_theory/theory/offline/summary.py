@@ -34,8 +34,9 @@ from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.results.trajectory import Trajectory
 from lazyrich_theory.spec.fields import is_int
 from lazyrich_theory.theory.offline.dmft import (DMFT_DMAX, check_column_closure,
-                                                 check_spread_applies, check_spread_response,
-                                                 dmft_tau_curves, resolve_column_closure)
+                                                 check_column_speed, check_spread_applies,
+                                                 check_spread_response, dmft_tau_curves,
+                                                 resolve_column_closure, resolve_column_speed)
 from lazyrich_theory.theory.offline.inputs import OfflineInputs
 from lazyrich_theory.theory.offline.plateau import plateau_losses, plateau_reason, plateau_spectrum
 from lazyrich_theory.theory.offline.regime import outside_regime, regime_note
@@ -133,15 +134,17 @@ def _bbp(b2: float, D: int, lo: float, hi: float, tol: float) -> CriticalKappa:
 
 
 def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns: int,
-          seed: int, column_closure: str, spread_response: str, runs: int) -> CriticalKappa:
+          seed: int, column_closure: str, spread_response: str, runs: int,
+          column_speed: str | None = None) -> CriticalKappa:
+    form = "(12.2)" if resolve_column_speed(column_speed) == "finite" else "(12.1)"
     closure = {"dmft": " (its linear column as derived)",
                "least_squares": " (column closure A7, least squares)",
-               "spread": " (column closure spread, (12.1)"
+               "spread": f" (column closure spread, {form}"
                          + {"first_order": ", first-order memorisation)",
                             "full": ", bulk and spike memorisation resolved)"}.get(
                              spread_response, ", bulk memorisation resolved)"),
-               "auto": " (column closure spread, (12.1), where the linear column is fast, "
-                       "else as derived)"}.get(column_closure, "")
+               "auto": f" (column closure spread, {form}, where the linear column is fast "
+                       "enough, else as derived)"}.get(column_closure, "")
     definition = (f"kappa at which the DMFT's{closure} population loss at tau = {tau_h:g} (t = "
                   f"{tau_h * inp.alpha * inp.D / (2 * inp.eta0 * inp.eps):.6g} steps"
                   + (f", mean of {runs} Monte Carlo draws" if runs > 1 else "")
@@ -151,7 +154,8 @@ def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns
     if column_closure == "spread":       # the search's smallest kappa has the slowest column
         check_spread_applies(lo, inp.alpha, inp.eps,
                              f"at the critical-kappa search's lower end (kappa = {lo:g}; "
-                             "the interpolant's critical kappa has no such limit)")
+                             "the interpolant's critical kappa has no such limit)",
+                             column_speed)
 
     def generalises(k: float) -> bool:
         rel = []
@@ -161,7 +165,8 @@ def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns
                                                   inp.D),
                                     tau_h, Ns=Ns, seed=s, dmax=DMFT_DMAX,
                                     column_closure=column_closure,
-                                    spread_response=spread_response)["population_loss"]
+                                    spread_response=spread_response,
+                                    column_speed=column_speed)["population_loss"]
             except DivergenceError as err:      # name where in the search it happened
                 raise DivergenceError(f"the critical-kappa search at kappa = {k:.4g} "
                                       f"(Monte Carlo seed {s}): {err}", err.step) from None
@@ -174,7 +179,8 @@ def _dmft(inp: OfflineInputs, tau_h: float, lo: float, hi: float, tol: float, Ns
                              f"in [{lo:g}, {hi:g}]")
     value = _bisect(generalises, lo, hi, tol)
     if column_closure == "auto":            # which closure ran where the search ended
-        ran = resolve_column_closure("auto", value, inp.alpha, inp.eps)
+        ran = resolve_column_closure("auto", value, inp.alpha, inp.eps,
+                                     column_speed=column_speed)
         definition += (f"; at the crossing the closure that ran is "
                        f"{'spread' if ran == 'spread' else 'the column as derived'}")
     return CriticalKappa(value, "dmft", definition)
@@ -213,7 +219,8 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
                    kappa_range: tuple[float, float] = (1.2, 12.0), tol: float = 0.05,
                    Ns: int = 400, seed: int = 0, runs: int = 1,
                    column_closure: str = "auto",
-                   spread_response: str = "resolved") -> CriticalKappa:
+                   spread_response: str = "resolved",
+                   column_speed: str | None = None) -> CriticalKappa:
     """The critical sample ratio kappa_c for the inputs ``inp`` (its kappa is ignored).
 
     Parameters
@@ -248,6 +255,9 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
     spread_response : {"resolved", "first_order", "full"}
         The spread closure's memorisation response (``dmft_tau_curves``; the diagnostics
         "first_order" and "full" only with ``column_closure="spread"``).
+    column_speed : {None, "finite", "instantaneous"}
+        The spread closure's linear column (``dmft_tau_curves``): at its finite speed, (12.2)
+        (None, the default), or instantaneous, (12.1); only with ``column_closure="spread"``.
 
     Returns
     -------
@@ -269,6 +279,7 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
         raise ProblemError(f"column_closure={column_closure!r} is a closure of the DMFT; "
                            f"the critical kappa method {method!r} has no linear-column closure")
     check_spread_response(spread_response, column_closure)
+    check_column_speed(column_speed, column_closure)
     if not is_int(runs) or runs < 1:
         raise ProblemError(f"runs must be an integer >= 1, got {runs!r}")
     if method == "rindex":
@@ -278,7 +289,7 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
         return _bbp(inp.b2, inp.D, lo, hi, tol)
     return _dmft(inp, DMFT_CRITICAL_TAU if tau_h is None else tau_h, max(lo, 1.5),
                  min(hi, 8.0), max(tol, 0.1), Ns, seed, column_closure, spread_response,
-                 int(runs))
+                 int(runs), column_speed)
 
 
 #: Below this kappa the spectral closure's and the DMFT's grokking delays are not predictions
