@@ -218,3 +218,17 @@ def run_or_table(out, jobs, table: Callable[[], None]) -> None:
         table()
     else:
         raise SystemExit(f"unknown command {arg!r}: run or table")
+
+
+def run_named_or_table(outs: dict, jobs: Callable[[str], Any], table: Callable[[], None],
+                       args: list[str] | None = None) -> None:
+    """The command line of a benchmark with several resumable runs: ``NAME`` (a key of
+    ``outs``: :func:`run_resumable` of ``jobs(NAME)`` into ``outs[NAME]``) or ``table``."""
+    args = sys.argv[1:] if args is None else args
+    if len(args) == 1 and args[0] in outs:
+        run_resumable(outs[args[0]], jobs(args[0]))
+    elif args == ["table"]:
+        table()
+    else:
+        names = " | ".join([*outs, "table"])
+        sys.exit(f"usage: {os.path.basename(sys.argv[0])} {names}")

@@ -20,15 +20,12 @@ paired shift joint - lagged added to (12.1)'s error on the Monte Carlo mean
 
 from __future__ import annotations
 
-import math
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from common import load_results, markdown_head, run_resumable, write_table
-from offline_k15_rate import instantaneous_error
-from offline_k15_speed import OUT as SPEED, _one, _pm
+from common import load_results, markdown_head, run_named_or_table, write_table
+from offline_k15_speed import OUT as SPEED, _one, _pm, error_row
 from lazyrich_theory.theory.offline import dmft
 
 HERE = Path(__file__).resolve().parent
@@ -96,13 +93,8 @@ def _k15_rows() -> list[str]:
     for D in sorted(K15_DRAWS):
         pr = _paired(done, speed, lambda mc, f, D=D: f"{D}|{mc}|" + (
             "joint" if f == "joint" else "instantaneous"), K15_DRAWS[D])
-        if len(pr) < 2:
-            continue
-        shift, se = _pm(pr[:, 1] - pr[:, 0])
-        err, err_se = instantaneous_error(D)
-        rows.append(f"| {D} | {len(pr)} | {pr[:, 0].mean():.3f} | {pr[:, 1].mean():.3f} | "
-                    f"{shift:+.4f} ± {se:.4f} | {err:+.3f} ± {err_se:.3f} | "
-                    f"**{err + shift:+.3f} ± {math.hypot(err_se, se):.3f}** |")
+        if len(pr) >= 2:
+            rows.append(error_row(D, pr))
     return rows
 
 
@@ -153,14 +145,5 @@ def table() -> None:
     write_table(HERE / "offline_joint.md", lines)
 
 
-def main(args: list[str]) -> None:
-    if len(args) == 1 and args[0] in OUT:
-        run_resumable(OUT[args[0]], _jobs(args[0]))
-    elif args == ["table"]:
-        table()
-    else:
-        sys.exit("usage: offline_joint.py k15 | kappas | grid | table")
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_named_or_table(OUT, _jobs, table)

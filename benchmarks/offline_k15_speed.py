@@ -25,12 +25,12 @@ dependence is compared with the exact flow's paired differences (offline_k15_lag
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from common import geometric_times, load_results, markdown_head, run_resumable, write_table
+from common import (geometric_times, load_results, markdown_head, run_named_or_table,
+                    write_table)
 from offline_k15_lag import PAIRS, lag_line, paired
 from offline_k15_rate import instantaneous_error
 import lazyrich_theory as lr
@@ -96,17 +96,23 @@ def _pairs(done: dict, prefix: str, draws) -> np.ndarray:
     return np.array(rows).reshape(-1, 2)
 
 
+def error_row(D: int, pr: np.ndarray) -> str:
+    """A table row from paired (reference, other) losses at D: the draws, both means, the paired
+    shift other - reference, and the instantaneous closure's error on the Monte Carlo mean
+    (offline_k15_rate.md) with and without the shift."""
+    shift, se = _pm(pr[:, 1] - pr[:, 0])
+    err, err_se = instantaneous_error(D)
+    return (f"| {D} | {len(pr)} | {pr[:, 0].mean():.3f} | {pr[:, 1].mean():.3f} | "
+            f"{shift:+.4f} ± {se:.4f} | {err:+.3f} ± {err_se:.3f} | "
+            f"**{err + shift:+.3f} ± {math.hypot(err_se, se):.3f}** |")
+
+
 def _shift_rows() -> list[str]:
     done, rows = load_results(OUT["shift"]), []
     for D in sorted(SHIFT_DRAWS):
         pr = _pairs(done, str(D), SHIFT_DRAWS[D])
-        if len(pr) < 2:
-            continue
-        shift, se = _pm(pr[:, 1] - pr[:, 0])
-        err, err_se = instantaneous_error(D)
-        rows.append(f"| {D} | {len(pr)} | {pr[:, 0].mean():.3f} | {pr[:, 1].mean():.3f} | "
-                    f"{shift:+.4f} ± {se:.4f} | {err:+.3f} ± {err_se:.3f} | "
-                    f"**{err + shift:+.3f} ± {math.hypot(err_se, se):.3f}** |")
+        if len(pr) >= 2:
+            rows.append(error_row(D, pr))
     return rows
 
 
@@ -198,14 +204,5 @@ def table() -> None:
     write_table(HERE / "offline_k15_speed.md", lines)
 
 
-def main(args: list[str]) -> None:
-    if len(args) == 1 and args[0] in OUT:
-        run_resumable(OUT[args[0]], _jobs(args[0]))
-    elif args == ["table"]:
-        table()
-    else:
-        sys.exit("usage: offline_k15_speed.py shift | ratios | kappas | table")
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_named_or_table(OUT, _jobs, table)
