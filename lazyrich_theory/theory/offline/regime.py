@@ -53,7 +53,7 @@ _SPREAD_ERRORS = ("-0.011 (kappa = 2; within 0.03 at D = 100-800), -0.005..-0.00
 #: The finite-speed column's (12.2) measured error at kappa = 1.5 (offline_k15_speed.md)
 K15_FINITE = ("-0.082, -0.044, -0.016 +- 0.016 and +0.004 at D = 100, 200, 400 and 800 (it "
               "shrinks with D; the instantaneous column's grows to about +0.05)")
-K15_RATIOS_400 = "overstated by about a third at D = 400"
+K15_RATIOS_400 = "overstated by 15-39 % at D = 400"
 
 
 def _slow_column(traj: Trajectory) -> str:
