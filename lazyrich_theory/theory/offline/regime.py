@@ -39,7 +39,7 @@ def _slow_column_reason(info: dict) -> str | None:
 
 #: The spread closure's measured errors at kappa >= 2 and of its times (docs/offline_theory.md
 #: §12.4, measured with the instantaneous column (12.1); the column's finite speed moves the
-#: loss at tau = 40 by at most 0.007 there), shared by the notes of both column speeds
+#: loss at tau = 40 by less than 0.008 there), shared by the notes of both column speeds
 _SPREAD_ERRORS = ("-0.011 (kappa = 2; within 0.03 at D = 100-800), -0.005..-0.006 (kappa = "
                   "3), -0.004..0 (kappa = 5.5), +0.002 (kappa = 11) and the half time "
                   "-1.4..+0.3 % (+- 9 % on four seeds at kappa = 5.5; -26..-2 % at D = 50-200, "
@@ -160,7 +160,7 @@ def regime_note(traj: Trajectory) -> str:
                 "each sample's own resolvent): against the exact flow, on the mean of Monte "
                 "Carlo draws, the loss at tau = 40 at kappa = 1.5 (alpha / eps = 50) is "
                 f"{K15_FINITE}, and the exact flow's dependence on alpha / eps (12.5-800) is met "
-                f"at D = 200, {K15_RATIOS_400}; at kappa >= 2 it is within 0.007 of the "
+                f"at D = 200, {K15_RATIOS_400}; at kappa >= 2 it is within 0.008 of the "
                 "instantaneous column's (12.1), whose measured errors at D = 400 (seed means, "
                 "32 draws) carry over: " + _SPREAD_ERRORS)
     if traj.info.get("column_closure") == "least_squares":
