@@ -18,8 +18,9 @@ import pytest
 
 import lazyrich_theory as lr
 
-from lazyrich_theory.errors import ProblemError
+from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.theory.offline import OfflineInputs, dmft_tau_curves, offline_theory
+from lazyrich_theory.theory.offline.dmft import check_joint_converged
 from lazyrich_theory.theory.offline.dmft_population import (population_field,
                                                             population_matrix,
                                                             population_schur, population_solve)
@@ -98,3 +99,16 @@ def test_the_default_field_is_joint_at_finite_speed_and_recorded():
     assert np.all(inst["joint_change"] == 0.0)
     default = dmft_tau_curves(_k15(50.0, D=40), 2.0, Ns=40)       # auto: spread, (12.2)
     assert np.max(default["joint_change"]) > 0.0
+
+
+def test_an_unconverged_joint_current_point_is_a_divergence_naming_its_tau():
+    tau = np.linspace(0.0, 2.0, 21)
+    change = np.zeros(21)
+    check_joint_converged(tau, change)                  # converged (or lagged: zeros)
+    change[7] = 3e-5
+    change[12] = np.nan                                 # a blow-up: the losses' own check
+    with pytest.raises(DivergenceError, match=r"did not converge at tau = 0\.7 .*3\.0e-05") as e:
+        check_joint_converged(tau, change)
+    assert "\n" not in str(e.value)
+    change[7] = 0.0
+    check_joint_converged(tau, change)

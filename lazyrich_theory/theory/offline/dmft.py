@@ -46,6 +46,7 @@ from lazyrich_theory.theory.offline.plateau import mp_rule
 
 __all__ = ["dmft_columns", "dmft_tau_curves", "make_grid", "linear_channel", "xi_strata",
            "xi_training_strata", "DMFT_NS", "DMFT_DMAX", "DMFT_MAX_POINTS", "COLUMN_CLOSURES",
+           "JOINT_TOL", "check_joint_converged",
            "check_column_closure", "check_dmft_horizon", "check_draws", "check_ns",
            "check_spread_applies", "dmft_tau_cap",
            "check_spread_response", "check_column_speed", "column_lag", "COLUMN_SPEEDS",
@@ -60,6 +61,11 @@ DMFT_NS = 800
 DMFT_DMAX = 0.25
 #: Largest grid the DMFT accepts (cost ~ T^3: 400 points take ~5x the tau_h = 40 run).
 DMFT_MAX_POINTS = 400
+#: The joint current point (``noise_current="joint"``) counts as converged when its last pass
+#: moved the residuals by at most this fraction of their size (it stops at 1e-12).
+JOINT_TOL = 1e-8
+
+
 def make_grid(tau_max: float, dmax: float = DMFT_DMAX) -> np.ndarray:
     """The non-uniform grid: steps 0.01 growing by 10 % to 0.08 until tau = 6 (the lazy fit
     and the transition), then by 4 % up to ``dmax``."""
@@ -271,8 +277,23 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
     Zs, Ts = population_schur(zu) if par[13] > 0.0 else (np.zeros((1, 1), complex),) * 2
     with numba_threads(free_cores()):      # the samples' steps run in parallel
         K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par, Zs, Ts)
+    check_joint_converged(tau, V1[V1_NAMES.index("joint")])
     with np.errstate(over="ignore", invalid="ignore"):      # a blow-up: DivergenceError
         return _losses(inp, tau, K, V1, a7, spread)
+
+
+def check_joint_converged(tau: np.ndarray, change: np.ndarray) -> None:
+    """Raise DivergenceError (one line, naming tau) where the joint current point's last pass
+    still moved the residuals by more than :data:`JOINT_TOL` of their size (``change``: the
+    DMFT's "joint" series; NaN, a blow-up, is left to the losses' own check)."""
+    bad = np.flatnonzero(change > JOINT_TOL)
+    if bad.size:
+        n = int(bad[0])
+        raise DivergenceError(f"the DMFT's joint current point did not converge at tau = "
+                              f"{tau[n]:.3g} (its last pass moved the residuals by "
+                              f"{change[n]:.1e} of their size; limit {JOINT_TOL:g}): try more "
+                              "Monte Carlo samples (Ns; --ns of lazyrich asymptotic and solve) "
+                              "or noise_current='lagged'", float("nan"))
 
 
 def check_dmft_horizon(tau_max: float, dmax: float = DMFT_DMAX,

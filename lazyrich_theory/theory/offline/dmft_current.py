@@ -18,7 +18,7 @@ from lazyrich_theory.theory.offline.dmft_population import population_field, pop
 __all__ = ["solve_current", "resolvent_rows", "joint_current_point", "finish_samples",
            "JOINT_PASSES"]
 
-#: Most passes of the spread closure's joint current point (``_joint_current``).
+#: Most passes of the spread closure's joint current point (:func:`joint_current_point`).
 JOINT_PASSES = 30
 
 
