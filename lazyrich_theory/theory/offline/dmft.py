@@ -274,7 +274,8 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
                     inp.eps * inp.kappa / inp.alpha
                     if resolve_column_speed(column_speed) == "finite" else 0.0,
                     1.0 if spread and joint_current(column_speed, noise_current) else 0.0])
-    Zs, Ts = population_schur(zu) if par[13] > 0.0 else (np.zeros((1, 1), complex),) * 2
+    Zs, Ts = (population_schur(zu) if par[13] > 0.0 else
+              (np.zeros((2, 1, 1), complex), np.zeros((1, 1), complex)))
     with numba_threads(free_cores()):      # the samples' steps run in parallel
         K, V1 = run_dmft(tau, xi, zg, zu, ps, Wpsi, V, par, Zs, Ts)
     check_joint_converged(tau, V1[V1_NAMES.index("joint")])

@@ -366,8 +366,9 @@ def run_dmft(tau, xi, zg, zu, ps, Wpsi, Vlin, par, Zs, Ts):
         only) 1 to solve the population field at the current point with the residuals, 0
         to take it one step behind.
     Zs, Ts : np.ndarray
-        The complex Schur form of the population matrix (``dmft_population``; used only
-        with par[13] = 1, else any 1 x 1 complex arrays).
+        The complex Schur form of the population matrix, (Z, Z^H) stacked and T
+        (``dmft_population.population_schur``; used only with par[13] = 1, else complex
+        arrays of shapes (2, 1, 1) and (1, 1)).
 
     Returns
     -------

@@ -33,10 +33,11 @@ def population_matrix(zu: np.ndarray) -> np.ndarray:
 
 
 def population_schur(zu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The complex Schur form (Z, T) of :func:`population_matrix`: W = Z T Z^H, Z unitary,
-    T upper triangular."""
+    """The complex Schur form of :func:`population_matrix`, W = Z T Z^H (Z unitary, T upper
+    triangular), as (ZZ, T) with ZZ[0] = Z and ZZ[1] = Z^H (both row-major, so that both
+    products of :func:`population_solve` read rows)."""
     T, Z = scipy.linalg.schur(population_matrix(zu), output="complex")
-    return np.ascontiguousarray(Z), np.ascontiguousarray(T)
+    return np.ascontiguousarray(np.stack([Z, Z.conj().T])), np.ascontiguousarray(T)
 
 
 @njit(cache=True, parallel=True)
@@ -52,21 +53,25 @@ def population_field(zu, r, out):
         out[i] = acc * s
 
 
-@njit(cache=True)
-def population_solve(Z, T, c, b, out):
-    """out = (1 + c W)^(-1) b through W's Schur form (Z, T): Re[Z (1 + c T)^(-1) Z^H b]."""
+@njit(cache=True, parallel=True)
+def population_solve(ZZ, T, c, b, out):
+    """out = (1 + c W)^(-1) b through W's Schur form (``ZZ`` = (Z, Z^H), T):
+    Re[Z (1 + c T)^(-1) Z^H b].  The two products run in parallel over their rows, each row
+    summed in order (the numbers do not depend on the threads)."""
     Ns = b.size
+    Z, ZH = ZZ[0], ZZ[1]
     y = np.zeros(Ns, dtype=np.complex128)
-    for j in range(Ns):             # y = Z^H b, Z read row by row
-        bj = b[j]
-        for k in range(Ns):
-            y[k] += np.conj(Z[j, k]) * bj
+    for k in prange(Ns):            # y = Z^H b
+        acc = 0.0 + 0.0j
+        for j in range(Ns):
+            acc += ZH[k, j] * b[j]
+        y[k] = acc
     for k in range(Ns - 1, -1, -1):     # (1 + c T) x = y, T upper triangular
         acc = y[k]
         for j in range(k + 1, Ns):
             acc -= c * T[k, j] * y[j]
         y[k] = acc / (1.0 + c * T[k, k])
-    for i in range(Ns):
+    for i in prange(Ns):
         acc = 0.0 + 0.0j
         for k in range(Ns):
             acc += Z[i, k] * y[k]
