@@ -79,6 +79,9 @@ def test_figure_json_names_the_fields_the_figure_sets(tmp_path, capsys):
     assert info["problem"]["P"] == info["problem"]["N"] == (
         "set by the figure (P = kappa D at each kappa, N = inf)")
     assert info["problem"]["D"] == 12
+    for k in ("alpha", "eps"):           # kept as numbers, with how the figure uses them
+        assert isinstance(info["problem"][k], float)
+        assert info["problem_notes"][k].startswith("only alpha / eps is used")
     info["problem"].update(P=550, N="inf")            # as written before this record
     saved.write_text(json.dumps(info))
     assert main(args) == 0

@@ -48,6 +48,9 @@ DPI = 130
 SETS = "P = kappa D at each kappa, N = inf"
 #: What ``figure.json`` records for such a field (its problem's own value is not used)
 SET_BY_FIGURE = f"set by the figure ({SETS})"
+#: How floor-map uses the problem's alpha and eps (``figure.json``'s ``problem_notes``)
+FLOOR_MAP_SCALES = ("only alpha / eps is used; alpha eps is set by each m of the grid "
+                    "(alpha eps = m b2 / sigma^2; floor_map.csv gives each cell's alpha, eps)")
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ class Figure:
     sets : tuple of str
         Problem fields the figure sets itself from its options (kappa: P = kappa D, N = inf);
         refused as overrides (:meth:`check_overrides`), since they would be ignored.
+    notes : tuple of (str, str)
+        Problem fields the figure uses only in part, with how: ``figure.json``'s
+        ``problem_notes`` (floor-map: alpha and eps, of which only the ratio is used).
     """
 
     name: str
@@ -94,6 +100,7 @@ class Figure:
     check: Callable[..., Any] | None = None
     solves: bool = True
     sets: tuple[str, ...] = ()
+    notes: tuple[tuple[str, str], ...] = ()
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -242,7 +249,8 @@ FIGURES: dict[str, Figure] = {
                         dict(D=100, P=550, N=math.inf, alpha=1.0, eps=0.02, eta0=1.0,
                              convention="A", centered=True, test_size=100), 0,
                         offline.floor_map, draw_offline.plot_floor_map, paper=False,
-                        check=offline.check_floor_map, solves=False, sets=("P", "N")),
+                        check=offline.check_floor_map, solves=False, sets=("P", "N"),
+                        notes=tuple((k, FLOOR_MAP_SCALES) for k in ("alpha", "eps"))),
 }
 
 
@@ -305,5 +313,7 @@ def make_figure(name: str, out: str, steps: int | None = None, seed: int = 0,
             "problem": fig.recorded_problem(problem),
             "steps": steps, "options": extra, "wall_time": time.perf_counter() - t0,
             "result": result}
+    if fig.notes:                      # how the figure uses some recorded fields
+        info["problem_notes"] = dict(fig.notes)
     atomic_write_json(os.path.join(out, "figure.json"), info)
     return info
