@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from lazyrich_theory.theory.offline.dmft_layout import (C_FLOOR, CBS_, ETU_, H_, KBAR, LL, R_,
+from lazyrich_theory.theory.offline.dmft_layout import (C_FLOOR, CBS_, H_, KBAR, LL, R_,
                                                         RC_, RM, RT_, tri)
 from lazyrich_theory.theory.offline.dmft_population import population_field, population_solve
 
@@ -78,12 +78,13 @@ def resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par, wo
 
 @njit(cache=True, parallel=True)
 def _current_pass(K, S, n, xi, eta, dt, Wpsi, par, work, res):
-    """Each sample's current point with the population field ``eta`` at n (its lagged value
-    in ``lin`` replaced); ``res[i]`` gets the sample's r(n) and ``work[i, 5, 6]`` its rho."""
+    """Each sample's current point with the population field ``eta`` at n (``work[i, 5, 2]``:
+    the sample's explicit terms e, the field's part excluded); ``res[i]`` gets the sample's
+    r(n) and ``work[i, 5, 6]`` its rho."""
     l, sq, Wc = K[LL, n, n], math.sqrt(par[0]), 0.5 * dt[n - 1]
     for i in prange(xi.size):
         st = work[i, 5]
-        lin = st[2] + sq * l * (S[ETU_, i, n - 1] - eta[i])
+        lin = st[2] - sq * l * eta[i]
         rn, hn, qnn, rton, rcn, c, rho = solve_current(K, S, i, n, xi[i] * xi[i], st[0],
                                                         st[1], lin, st[3], st[4], Wc, Wpsi,
                                                         par)
@@ -107,7 +108,7 @@ def joint_current_point(K, S, n, xi, zu, Zs, Ts, dt, Wpsi, par, work):
     for _ in range(JOINT_PASSES):
         for i in range(Ns):
             st = work[i, 5]
-            b[i] = (st[6] + st[2] + sq * l * S[ETU_, i, n - 1]) / (1.0 + l)
+            b[i] = (st[6] + st[2]) / (1.0 + l)
         population_solve(Zs, Ts, c, b, r)
         population_field(zu, r, eta)
         _current_pass(K, S, n, xi, eta, dt, Wpsi, par, work, res)

@@ -268,8 +268,9 @@ def _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, p
     S[CBS_, i, n], S[R_, i, n], S[H_, i, n] = c, rn, hn
     S[RT_, i, n], S[RC_, i, n] = rton, rcn
     if par[13] > 0.0:               # the current point is solved with the other samples
-        st = work[5]                # (dmft_current.joint_current_point reads this layout)
-        st[0], st[1], st[2], st[3], st[4], st[5], st[6] = hs, qq, lin, ons0, ui, qnn, rho
+        st = work[5]                # (dmft_current.joint_current_point reads this layout):
+        e = lin + math.sqrt(kappa) * K[LL, n, n] * S[ETU_, i, n - 1]    # lin without eta(n)
+        st[0], st[1], st[2], st[3], st[4], st[5], st[6] = hs, qq, e, ons0, ui, qnn, rho
         return gi, ui, rn - rho
     resolvent_rows(K, S, Q, LB, LM, i, n, W, Wc, kb, qt, qnn, c, rn, hn, par, work)
     return gi, ui, rn - rho
