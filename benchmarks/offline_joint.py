@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from common import load_results, markdown_head, run_named_or_table, write_table
-from offline_k15_speed import OUT as SPEED, _one, _pm, error_row
+from offline_k15_speed import OUT as SPEED, _one, _pm, error_row, paired_finals
 from lazyrich_theory.theory.offline import dmft
 
 HERE = Path(__file__).resolve().parent
@@ -82,22 +82,11 @@ def _jobs(name: str):
                        lambda g=grid, f=f: _grid_run("instantaneous", f, g, 40, 800.0))
 
 
-def _paired(done: dict, lagged: dict, key, draws) -> np.ndarray:
-    """(lagged, joint) per draw where both ran; ``key(mc, field)`` names a run in ``done``
-    (joint) or ``lagged``."""
-    rows = []
-    for mc in draws:
-        a, b = lagged.get(key(mc, "lagged")), done.get(key(mc, "joint"))
-        if a and b and a["final"] is not None and b["final"] is not None:
-            rows.append((a["final"], b["final"]))
-    return np.array(rows).reshape(-1, 2)
-
-
 def _k15_rows() -> list[str]:
     done, speed, rows = load_results(OUT["k15"]), load_results(SPEED["shift"]), []
     for D in sorted(K15_DRAWS):
-        pr = _paired(done, speed, lambda mc, f, D=D: f"{D}|{mc}|" + (
-            "joint" if f == "joint" else "instantaneous"), K15_DRAWS[D])
+        pr = paired_finals(speed, lambda mc, D=D: f"{D}|{mc}|instantaneous",     # lagged
+                           done, lambda mc, D=D: f"{D}|{mc}|joint", K15_DRAWS[D])
         if len(pr) >= 2:
             rows.append(error_row(D, pr))
     return rows
@@ -106,9 +95,10 @@ def _k15_rows() -> list[str]:
 def _kappa_rows() -> list[str]:
     done, speed, rows = load_results(OUT["kappas"]), load_results(SPEED["kappas"]), []
     for kappa in KAPPAS + NEW_KAPPAS:
-        old = done if kappa in NEW_KAPPAS else speed
-        pr = _paired(done, {k.replace("|instantaneous", "|lagged"): v for k, v in old.items()},
-                     lambda mc, f, k=kappa: f"{k:g}|{mc}|{f}", KAPPA_DRAWS)
+        new = kappa in NEW_KAPPAS           # lagged here, else offline_k15_speed's (12.1)
+        lagged = "lagged" if new else "instantaneous"
+        pr = paired_finals(done if new else speed, lambda mc, k=kappa: f"{k:g}|{mc}|{lagged}",
+                           done, lambda mc, k=kappa: f"{k:g}|{mc}|joint", KAPPA_DRAWS)
         if len(pr) < 2:
             continue
         shift, se = _pm(pr[:, 1] - pr[:, 0])

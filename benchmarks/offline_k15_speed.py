@@ -88,12 +88,21 @@ def _pm(x: np.ndarray) -> tuple[float, float]:
     return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x)))
 
 
+def paired_finals(ref: dict, ref_key, other: dict, other_key, draws) -> np.ndarray:
+    """(reference, other) relative losses per draw where both ran and neither raised a
+    divergence: ``ref[ref_key(mc)]`` and ``other[other_key(mc)]``."""
+    rows = []
+    for mc in draws:
+        a, b = ref.get(ref_key(mc)), other.get(other_key(mc))
+        if a and b and a["final"] is not None and b["final"] is not None:
+            rows.append((a["final"], b["final"]))
+    return np.array(rows).reshape(-1, 2)
+
+
 def _pairs(done: dict, prefix: str, draws) -> np.ndarray:
     """(instantaneous, finite) per draw where both ran, for the key ``prefix|mc|speed``."""
-    rows = [(done[a]["final"], done[b]["final"]) for mc in draws
-            if (a := f"{prefix}|{mc}|instantaneous") in done and (b := f"{prefix}|{mc}|finite")
-            in done and done[a]["final"] is not None and done[b]["final"] is not None]
-    return np.array(rows).reshape(-1, 2)
+    return paired_finals(done, lambda mc: f"{prefix}|{mc}|instantaneous",
+                         done, lambda mc: f"{prefix}|{mc}|finite", draws)
 
 
 def error_row(D: int, pr: np.ndarray) -> str:
@@ -143,10 +152,10 @@ def _ratio_rows() -> list[str]:
         exact = _exact_diffs(D)
         for r in (12.5, 200.0, 800.0, math.inf):
             if r == math.inf:           # the instantaneous column (12.1): lag 0, with the
-                joint = load_results(JOINT_121)     # same (joint) field as (12.2)
-                d = np.array([joint[f"{D}|{mc}|joint"]["final"]
-                              - shift[f"{D}|{mc}|finite"]["final"] for mc in RATIO_DRAWS
-                              if f"{D}|{mc}|joint" in joint and f"{D}|{mc}|finite" in shift])
+                pr = paired_finals(shift, lambda mc: f"{D}|{mc}|finite",    # the same (joint)
+                                   load_results(JOINT_121), lambda mc: f"{D}|{mc}|joint",
+                                   RATIO_DRAWS)                            # field as (12.2)
+                d = pr[:, 1] - pr[:, 0]
                 blown = 0
             else:
                 runs = [(done[k]["final"], shift[f"{D}|{mc}|finite"]["final"])
