@@ -14,11 +14,12 @@ import matplotlib
 from matplotlib import colormaps
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 __all__ = ["subplots", "close", "get_cmap", "save", "Line2D", "Patch", "ListedColormap",
-           "Figure"]
+           "Figure", "HandlerTuple"]
 
 _FIGURE_KEYS = ("figsize", "dpi", "constrained_layout", "layout", "facecolor", "edgecolor")
 

@@ -223,7 +223,8 @@ def twin_below(ax: Any, ylabel: str, color: str) -> Any:
 
 
 def legend_below(fig: Any, ax: Any, where: str = "center", ncol: int = 2,
-                 fontsize: float = 8, handles: Any = None) -> Any:
+                 fontsize: float = 8, handles: Any = None, labels: Any = None,
+                 **kw: Any) -> Any:
     """``ax``'s legend below the figure's axes, outside them: it overlaps no curve.
 
     Needs a Figure with constrained layout (as made by :func:`lazyrich_theory.plotting.mpl.subplots`
@@ -240,6 +241,10 @@ def legend_below(fig: Any, ax: Any, where: str = "center", ncol: int = 2,
     fontsize : float
     handles : list of artists, optional
         Instead of ``ax``'s labelled artists.
+    labels : list of str, optional
+        With ``handles``: their entries (default: each handle's label).
+    **kw
+        Passed to ``Figure.legend`` (e.g. ``handler_map``).
 
     Returns
     -------
@@ -248,12 +253,12 @@ def legend_below(fig: Any, ax: Any, where: str = "center", ncol: int = 2,
     """
     if handles is None:
         handles, labels = ax.get_legend_handles_labels()
-    else:
+    elif labels is None:
         labels = [h.get_label() for h in handles]
     if not handles:
         return None
     return fig.legend(handles, labels, loc=f"outside lower {where}", ncol=ncol,
-                      fontsize=fontsize)
+                      fontsize=fontsize, **kw)
 
 
 def cut_round_off(ax: Any, values: Iterable[Any], floor: float = ROUND_OFF_FLOOR) -> bool:

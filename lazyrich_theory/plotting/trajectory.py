@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import numpy as np
 
 from lazyrich_theory.plotting import mpl
+from lazyrich_theory.plotting.mpl import HandlerTuple
 from lazyrich_theory.plotting.style import (
     STEPS_LABEL,
     closure_suffix,
@@ -48,6 +49,15 @@ _OFFLINE_COLOR = "tab:green"
 _LIMIT_COLOR = "tab:brown"
 #: The population loss is drawn alike on both panels (dotted over the test-set loss).
 _POPULATION_STYLE = dict(ls=":", color="0.15", lw=2.0)
+#: gid of the loss panel's theory artists (offline theory, linearised model, K0 line,
+#: interpolant): the legend lists them in a column of their own, headed THEORY_HEADING, beside
+#: the run's curves (headed RUN_HEADING).
+_THEORY = "theory"
+RUN_HEADING, THEORY_HEADING = "this run", "theory"
+#: The linearised model's two curves share one legend entry (dashed train, solid test).
+_LINEARISED = ("linearised train loss", "linearised test loss")
+LINEARISED_LABEL = "linearised model (train, test)"
+_HANDLERS = {tuple: HandlerTuple(ndivide=None, pad=0.6)}
 
 
 def _title(traj: "Trajectory") -> str:
@@ -68,13 +78,13 @@ def _offline_label(summary: Mapping[str, Any]) -> str:
     return f"offline theory (N = ∞, {name})"
 
 
-def _positive_line(ax, x, y, ls, color, lw, label) -> bool:
+def _positive_line(ax, x, y, ls, color, lw, label, gid: str | None = None) -> bool:
     """Plot the positive finite part of y (log axes); False when there is none."""
     y = np.asarray(y, dtype=float)
     ok = np.isfinite(y) & (y > 0)
     if not ok.any():
         return False
-    ax.plot(x, np.where(ok, y, np.nan), ls, color=color, lw=lw, label=label)
+    ax.plot(x, np.where(ok, y, np.nan), ls, color=color, lw=lw, label=label, gid=gid)
     return True
 
 
@@ -110,12 +120,14 @@ def _population_line(ax, x, traj: "Trajectory") -> bool:
     return drawn
 
 
-def _mc_band(ax, x, mean, se, color: str, draws: Any, whose: str) -> None:
+def _mc_band(ax, x, mean, se, color: str, draws: Any, whose: str,
+             gid: str | None = None) -> None:
     """The band of +-2 standard errors around a mean over ``draws`` Monte Carlo draws
     (``whose``: what the label names first, e.g. "offline theory ")."""
     mean = np.asarray(mean, dtype=float)
     ax.fill_between(x, np.maximum(mean - 2 * se, 0.0), mean + 2 * se, color=color, alpha=0.2,
-                    lw=0, label=f"{whose}± 2 standard errors ({draws} Monte Carlo draws)")
+                    lw=0, label=f"{whose}± 2 standard errors ({draws} Monte Carlo draws)",
+                    gid=gid)
 
 
 def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
@@ -148,28 +160,29 @@ def draw_losses(ax: "Axes", traj: "Trajectory") -> "Axes | None":
     if OFFLINE_COLUMN in traj.extra:
         summary = traj.info.get("summary") or {}
         if (_positive_line(ax, x, traj.extra[OFFLINE_COLUMN], ":", _OFFLINE_COLOR, 2.0,
-                           _offline_label(summary))
+                           _offline_label(summary), gid=_THEORY)
                 and OFFLINE_COLUMN + "_mc_se" in traj.extra):
             _mc_band(ax, x, traj.extra[OFFLINE_COLUMN], traj.extra[OFFLINE_COLUMN + "_mc_se"],
                      _OFFLINE_COLOR, summary.get("offline_dmft_draws", "several"),
-                     "offline theory ")
-    for name, ls in (("linearized_train_loss", "--"), ("linearized_test_loss", "-")):
+                     "offline theory ", gid=_THEORY)
+    for name, ls, label in zip(("linearized_train_loss", "linearized_test_loss"), ("--", "-"),
+                               _LINEARISED):
         if name in traj.extra:
-            ax.plot(x, traj.extra[name], ls, color="k", lw=1.0,
-                    label=name.replace("_", " ").replace("linearized", "linearised"))
+            ax.plot(x, traj.extra[name], ls, color="k", lw=1.0, label=label, gid=_THEORY)
     if not online:      # thin dashed orange, on top: visible where other curves run along it
         ax.axhline(traj.test_loss[0], color="tab:orange", lw=1.0, ls=(0, (5, 3)), zorder=2.5,
                    label="initial test loss")
     summary = traj.info.get("summary") or {}
     k0 = summary.get("kernel_regression_test_loss")
     if k0:
-        ax.axhline(k0, color="tab:red", lw=1.2, ls="-.", label=f"K0 regression ({k0:.3f})")
+        ax.axhline(k0, color="tab:red", lw=1.2, ls="-.", label=f"K0 regression ({k0:.3f})",
+                   gid=_THEORY)
     # relative; lazyrich asymptotic's key, or lazyrich solve --limit-loss interpolant's
     limit = summary.get("predicted_limit_test_loss") or summary.get(
         "offline_predicted_limit_test_loss")
     if limit and traj.population_loss is not None:
         ax.axhline(limit * float(traj.population_loss[0]), color=_LIMIT_COLOR, lw=1.2,
-                   ls=(0, (6, 2, 1, 2)),
+                   ls=(0, (6, 2, 1, 2)), gid=_THEORY,
                    label=f"τ → ∞: interpolant ({limit:.3g} × initial population loss)")
     twin = None
     if "kernel_alignment" in traj.extra:
@@ -254,14 +267,51 @@ def _finish(fig, axes, traj: "Trajectory", own: bool) -> None:
         True when ``fig`` was made by :func:`plot_trajectory`.
     """
     for k, ax in enumerate(axes):
-        if own:                  # three columns on the left unless a long label would overrun
-            labels = ax.get_legend_handles_labels()[1]
-            wide = k == 0 and max(map(len, labels), default=0) <= 36
-            legend_below(fig, ax, "left" if k == 0 else "right", ncol=3 if wide else 2)
-        elif ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8, loc="best")
+        run, theory = _legend_groups(ax)
+        if own and k == 0 and run and theory:     # two headed columns: the run, the theory
+            _headed_legend(fig, ax, run, theory)
+        elif own:                # three columns on the left unless a long label would overrun
+            wide = k == 0 and max((len(lb) for _, lb in run + theory), default=0) <= 36
+            legend_below(fig, ax, "left" if k == 0 else "right", ncol=3 if wide else 2,
+                         handles=[h for h, _ in run + theory],
+                         labels=[lb for _, lb in run + theory], handler_map=_HANDLERS)
+        elif run or theory:
+            ax.legend(*zip(*(run + theory)), fontsize=8, loc="best", handler_map=_HANDLERS)
     if own:
         fig.suptitle(_title(traj), fontsize=10)
+
+
+def _legend_groups(ax: "Axes") -> tuple[list, list]:
+    """``ax``'s legend entries as (handle, label) pairs, split into the run's and the
+    theory's (artists with gid ``"theory"``); the linearised model's two curves become one
+    entry (a dashed and a solid line side by side)."""
+    run, theory, lin = [], [], {}
+    for h, label in zip(*ax.get_legend_handles_labels()):
+        if label in _LINEARISED and h.get_gid() == _THEORY:
+            lin[label] = h
+            if len(lin) == 1:
+                theory.append(None)            # the merged entry's place
+            continue
+        (theory if h.get_gid() == _THEORY else run).append((h, label))
+    if lin:
+        merged = ((tuple(lin[lb] for lb in _LINEARISED if lb in lin), LINEARISED_LABEL)
+                  if len(lin) == 2 else next((h, lb) for lb, h in lin.items()))
+        theory = [merged if e is None else e for e in theory]
+    return run, theory
+
+
+def _headed_legend(fig, ax: "Axes", run: list, theory: list) -> None:
+    """One legend below the loss panel: the run's entries in the left column under
+    RUN_HEADING, the theory's in the right under THEORY_HEADING (headings in bold)."""
+    rows = max(len(run), len(theory))
+    blank = (mpl.Line2D([], [], linestyle="none"), "")
+    cols = [[(mpl.Line2D([], [], linestyle="none"), head)] + group + [blank] * (rows - len(group))
+            for head, group in ((RUN_HEADING, run), (THEORY_HEADING, theory))]
+    handles, labels = zip(*(cols[0] + cols[1]))
+    leg = legend_below(fig, ax, "left", ncol=2, handles=list(handles), labels=list(labels),
+                       handler_map=_HANDLERS)
+    for text in (leg.get_texts()[0], leg.get_texts()[rows + 1]):
+        text.set_fontweight("bold")
 
 
 def plot_trajectory(traj: "Trajectory", path: str | os.PathLike | None = None, dpi: int = 130,

@@ -23,8 +23,12 @@ from lazyrich_theory.plotting.phase import plot_phase
 from lazyrich_theory.plotting.style import method_name, problem_line
 from lazyrich_theory.plotting.trajectory import (
     ALIGNMENT_LABEL,
+    LINEARISED_LABEL,
     OFFLINE_COLUMN,
     OFFLINE_LABEL,
+    RUN_HEADING,
+    THEORY_HEADING,
+    _legend_groups,
     plot_trajectory,
 )
 from lazyrich_theory.spec.problem import Problem
@@ -92,6 +96,19 @@ def _labelled_lines(ax) -> set[str]:
     return {ln.get_label() for ln in ax.get_lines() if not ln.get_label().startswith("_")}
 
 
+def _listed(fig: Figure) -> set[str]:
+    """The legends' entries: their texts without the loss panel's column headings and blanks."""
+    return set(_legend_texts(fig)) - {RUN_HEADING, THEORY_HEADING, ""}
+
+
+def _listed_lines(ax) -> set[str]:
+    """What the legend should list for ``ax``'s labelled lines: the linearised model's two
+    curves as one entry."""
+    lines = _labelled_lines(ax)
+    lin = {"linearised train loss", "linearised test loss"}
+    return lines - lin | ({LINEARISED_LABEL} if lin <= lines else set())
+
+
 # ----------------------------------------------------------------------------- trajectory
 def test_plot_trajectory_panels_legends_and_alignment_entry():
     fig = plot_trajectory(FakeTrajectory())
@@ -101,7 +118,7 @@ def test_plot_trajectory_panels_legends_and_alignment_entry():
     texts = _legend_texts(fig)
     assert ALIGNMENT_LABEL in texts and "K0 regression (0.400)" in texts
     # every labelled curve of a panel is in the legend, and the legend lists nothing else
-    assert set(texts) == _labelled_lines(losses) | _labelled_lines(decomposition)
+    assert _listed(fig) == _listed_lines(losses) | _listed_lines(decomposition)
     # one name for the population loss in both panels
     assert texts.count("population loss (exact)") == 2
     _legends_clear_of_axes(fig)
@@ -152,7 +169,7 @@ def test_offline_theory_curve_joins_the_loss_panel_and_its_legend():
     assert OFFLINE_LABEL not in _labelled_lines(fig.axes[1])
     texts = _legend_texts(fig)
     assert texts.count(OFFLINE_LABEL) == 1
-    assert set(texts) == _labelled_lines(losses) | _labelled_lines(fig.axes[1])
+    assert _listed(fig) == _listed_lines(losses) | _listed_lines(fig.axes[1])
     _legends_clear_of_axes(fig)
     assert OFFLINE_LABEL not in _legend_texts(plot_trajectory(FakeTrajectory()))
 
@@ -207,6 +224,38 @@ def test_monte_carlo_draws_are_a_band_and_legends_do_not_collide():
     assert not a.overlaps(b)
     assert "Monte Carlo" not in " ".join(_legend_texts(plot_trajectory(
         FakeTrajectory(method="offline-dmft"))))
+
+
+def test_loss_legend_heads_the_run_and_the_theory_in_two_columns():
+    """With theory curves beside the run's, the loss panel's legend has two columns, headed in
+    bold: the run's curves on the left, the theories' (offline, linearised, K0, interpolant)
+    on the right; the linearised model's train and test curves share one entry that shows
+    both line styles.  Without theory curves there are no headings."""
+    traj = FakeTrajectory()
+    traj.extra[OFFLINE_COLUMN] = 0.65 * np.exp(-T / 200.0) + 1e-3
+    traj.info["summary"]["predicted_limit_test_loss"] = 0.25
+    fig = plot_trajectory(traj)
+    leg = fig.legends[0]
+    texts = [t.get_text() for t in leg.get_texts()]
+    rows = len(texts) // 2
+    run, theory = texts[:rows], texts[rows:]
+    assert run[0] == RUN_HEADING and theory[0] == THEORY_HEADING
+    assert all(leg.get_texts()[i].get_fontweight() == "bold" for i in (0, rows))
+    assert {"train loss", "test loss (test set)", ALIGNMENT_LABEL} <= set(run)
+    assert {OFFLINE_LABEL, LINEARISED_LABEL, "K0 regression (0.400)"} <= set(theory)
+    assert texts.count(LINEARISED_LABEL) == 1
+    _, groups = _legend_groups(fig.axes[0])
+    (pair,) = [h for h, t in groups if t == LINEARISED_LABEL]
+    assert [ln.get_linestyle() for ln in pair] == ["--", "-"]
+    _legends_clear_of_axes(fig)
+    bare = FakeTrajectory(k0=None)
+    bare.extra = {}
+    assert not {RUN_HEADING, THEORY_HEADING} & set(_legend_texts(plot_trajectory(bare)))
+    # in the caller's axes: one legend inside, no headings, the merged linearised entry
+    _, ax = subplots(1, 1)
+    plot_trajectory(FakeTrajectory(), ax=ax)
+    inside = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert LINEARISED_LABEL in inside and RUN_HEADING not in inside
 
 
 @pytest.mark.parametrize("method, name", [("flow", "gradient flow"), ("gd", "exact GD"),
