@@ -21,6 +21,7 @@ import lazyrich_theory as lr
 from lazyrich_theory.errors import DivergenceError, ProblemError
 from lazyrich_theory.theory.offline import OfflineInputs, dmft_tau_curves, offline_theory
 from lazyrich_theory.theory.offline.dmft import check_joint_converged
+from lazyrich_theory.theory.offline.dmft_current import JOINT_PASSES
 from lazyrich_theory.theory.offline.dmft_population import (population_field,
                                                             population_matrix,
                                                             population_schur, population_solve)
@@ -51,26 +52,29 @@ def _k15(ratio, D=100):
 def _final(ratio, noise_current, seed=1):
     c = dmft_tau_curves(_k15(ratio), 40.0, Ns=100, seed=seed, column_closure="spread",
                         column_speed="finite", noise_current=noise_current)
-    return c["population_loss"][-1] / c["population_loss"][0], c["joint_change"]
+    return (c["population_loss"][-1] / c["population_loss"][0], c["joint_change"],
+            c["joint_passes"])
 
 
 def test_the_joint_current_point_holds_where_the_lagged_noise_loop_blew_up():
     """kappa = 1.5, D = 100, Ns = 100, draw 1: lagged, the loss at tau = 40 ends at 10.7
     (the exact flow's is 1.2-2.1 on every seed measured); joint, it ends at 2.05, next to the
     slower column's 1.99 (alpha / eps = 50), as the exact flow's +0.03 between the two."""
-    lagged, _ = _final(200.0, "lagged")
-    joint, change = _final(200.0, "joint")
-    slow, _ = _final(50.0, "joint")
+    lagged, _, _ = _final(200.0, "lagged")
+    joint, change, passes = _final(200.0, "joint")
+    slow, _, _ = _final(50.0, "joint")
     assert lagged > 3.0                               # the failure this option mends
     assert np.max(change) <= 1e-12 and np.max(change[1:]) > 0.0
+    # every step after the first ran the joint solve, and stopped before its limit
+    assert np.all(passes[1:] >= 1) and np.max(passes) < JOINT_PASSES
     assert abs(joint - slow) < 0.1 and joint < 3.0
 
 
 def test_joint_and_lagged_agree_where_the_lagged_is_stable():
     """alpha / eps = 50, draw 3: the two differ by 4e-4 at tau = 40 (the lag's error)."""
-    joint, _ = _final(50.0, "joint", seed=3)
-    lagged, change = _final(50.0, "lagged", seed=3)
-    assert np.all(change == 0.0)                       # lagged: no joint solve ran
+    joint, _, _ = _final(50.0, "joint", seed=3)
+    lagged, change, passes = _final(50.0, "lagged", seed=3)
+    assert np.all(change == 0.0) and np.all(passes == 0)   # lagged: no joint solve ran
     assert abs(joint - lagged) < 0.005
 
 

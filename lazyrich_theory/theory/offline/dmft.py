@@ -236,8 +236,9 @@ def dmft_tau_curves(inp: OfflineInputs, tau_max: float, Ns: int = DMFT_NS, seed:
         the training samples), spike_drive (d mu / d tau = -E[xi r h]), spike_drive_column
         (the column output's part of it, -E[xi (r - rho) h]) and column_work (E[r (r - rho)],
         which gradient flow ties to the column's power, "the column's energy balance"):
-        diagnostics of docs/offline_theory.md §12.4; joint_change: the joint current point's
-        last relative change of the residuals at each step (0 where it does not run).
+        diagnostics of docs/offline_theory.md §12.4; joint_change, joint_passes: the joint
+        current point's last relative change of the residuals and its number of passes at each
+        step (0 where it does not run).
     """
     check_ns(Ns)
     column_closure = resolve_column_closure(column_closure, inp.kappa, inp.alpha, inp.eps,
@@ -382,7 +383,7 @@ def _losses(inp: OfflineInputs, tau: np.ndarray, K: np.ndarray, V1: np.ndarray,
             "spike_amplitude2": m2, "tilt": cg, "bulk": cb, "seed_nu": V1[v["nu"]].copy(),
             "column_train_power": V1[v["ecol"]].copy(), "spike_drive": -V1[v["exrh"]],
             "spike_drive_column": -V1[v["excol"]], "column_work": V1[v["ercol"]].copy(),
-            "joint_change": V1[v["joint"]].copy()}
+            "joint_change": V1[v["joint"]].copy(), "joint_passes": V1[v["passes"]].copy()}
 
 
 def dmft_columns(inp: OfflineInputs, t: np.ndarray, Ns: int = DMFT_NS, seed: int = 0,

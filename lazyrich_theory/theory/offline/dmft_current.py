@@ -100,17 +100,24 @@ def joint_current_point(K, S, n, xi, zu, Zs, Ts, dt, Wpsi, par, work):
     ``dmft_population``): passes of the linear solve (1 + c W) r = (rho + e) / (1 + l) with
     each sample's rho frozen, then each sample's own (nonlinear) current point with the new
     field, until r moves by less than 1e-12 of its size (at most ``JOINT_PASSES``).  Returns
-    the last pass's relative change max |r_new - r| / max |r_new| (a diagnostic)."""
+    the last pass's relative change max |r_new - r| / max |r_new| and the number of passes
+    (diagnostics)."""
     Ns = xi.size
     l, sq = K[LL, n, n], math.sqrt(par[0])
     c = sq * l / (1.0 + l)
     b, r, eta, res = np.empty(Ns), np.empty(Ns), np.empty(Ns), np.empty(Ns)
-    for _ in range(JOINT_PASSES):
+    passes = 0
+    while passes < JOINT_PASSES:
+        passes += 1
         for i in range(Ns):
             st = work[i, 5]
             b[i] = (st[6] + st[2]) / (1.0 + l)
         population_solve(Zs, Ts, c, b, r)
-        population_field(zu, r, eta)
+        if c != 0.0:                # W r from the solve: (1 + c W) r = b
+            for i in range(Ns):
+                eta[i] = (b[i] - r[i]) / c
+        else:
+            population_field(zu, r, eta)
         _current_pass(K, S, n, xi, eta, dt, Wpsi, par, work, res)
         dif = big = 0.0
         for i in range(Ns):
@@ -118,7 +125,7 @@ def joint_current_point(K, S, n, xi, zu, Zs, Ts, dt, Wpsi, par, work):
             big = max(big, abs(res[i]))
         if dif <= 1e-12 * big:
             break
-    return dif / big if big > 0.0 else 0.0
+    return (dif / big if big > 0.0 else 0.0), passes
 
 
 @njit(cache=True, parallel=True)

@@ -35,7 +35,8 @@ from lazyrich_theory.theory.offline.dmft_current import (finish_samples, joint_c
 from lazyrich_theory.theory.offline.dmft_layout import (  # the layout, re-exported in part
     C_FLOOR, CB, CBS_, CG, CRR, CU, EG2_, EHH, EQ, EQX, ER_, ERCOL_, ETG_, ETU_, ECOL_, EU2_,
     EXCOL_, EXRH_, FB, FM, FX, GB, GBAR, GM, GX, H_, JOINT_, K_NAMES, KBAR, LL, MU_, MUDET_,
-    NU_, R_, RB, RC_, RM, RT_, RX, S_NAMES, SB, SEED_FREEZE, SG, SU, SX, TRAIN_, V1_NAMES, tri)
+    NU_, PASSES_, R_, RB, RC_, RM, RT_, RX, S_NAMES, SB, SEED_FREEZE, SG, SU, SX, TRAIN_,
+    V1_NAMES, tri)
 from lazyrich_theory.theory.offline.dmft_spread import (ell_row, member_rows,
                                                        relaxation_terms, resolved_bulk,
                                                        resolved_spike, spike_resolvent_rows)
@@ -286,7 +287,8 @@ def _all_samples(K, S, V1, Q, LB, LM, n, xi, zg, zu, dt, W, Vlin, ps, Wpsi, par,
         gu[0, i], gu[1, i], gu[2, i] = _sample_step(K, S, V1, Q, LB, LM, i, n, xi, zg, zu, dt,
                                                     W, Vlin, ps, Wpsi, par, ufac, work[i])
     if par[13] > 0.0:
-        V1[JOINT_, n] = joint_current_point(K, S, n, xi, zu, Zs, Ts, dt, Wpsi, par, work)
+        V1[JOINT_, n], V1[PASSES_, n] = joint_current_point(K, S, n, xi, zu, Zs, Ts, dt,
+                                                            Wpsi, par, work)
         finish_samples(K, S, Q, LB, LM, n, W, dt, par, work, gu)
     for i in range(xi.size):
         _accumulate(K, S, V1, Q, LB, LM, i, n, xi[i], gu[0, i], gu[1, i], gu[2, i], par[1],

@@ -24,11 +24,12 @@ R_, H_, RT_, RC_, CBS_, ETG_, ETU_ = range(len(S_NAMES))
 #: E[xi r h], train loss, E[r], E[g^2], E[theta_u^2], and three diagnostics of the linear
 #: column's output r - rho on the training samples (r = rho + alpha s): E[(r - rho)^2], its
 #: part of the spike's drive, E[xi (r - rho) h], and its work E[r (r - rho)]; and the joint
-#: current point's last relative change of the residuals (0 where it does not run).
+#: current point's last relative change of the residuals and its number of passes (0 where it
+#: does not run).
 V1_NAMES = ("mu", "mudet", "nu", "exrh", "train", "er", "eg2", "eu2", "ecol", "excol",
-            "ercol", "joint")
+            "ercol", "joint", "passes")
 (MU_, MUDET_, NU_, EXRH_, TRAIN_, ER_, EG2_, EU2_, ECOL_, EXCOL_,
- ERCOL_, JOINT_) = range(len(V1_NAMES))
+ ERCOL_, JOINT_, PASSES_) = range(len(V1_NAMES))
 #: Guard on the implicit factors 1 + c (stiff outlier samples), and the spike size at which
 #: the seed factor nu is frozen (alpha eps mu^2 / b2).
 C_FLOOR, SEED_FREEZE = -0.5, 0.05

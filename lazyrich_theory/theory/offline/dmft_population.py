@@ -11,7 +11,8 @@ field (W = omega / sqrt(Ns - 1), omega a fixed standard Gaussian matrix, zero di
 rho frozen this is the linear system (1 + c W) r = b, c = sqrt(kappa) l / (1 + l), over the
 samples.  Its matrix changes from step to step only through the scalar c, so W's complex
 Schur form W = Z T Z^H, computed once, turns every solve into two products with Z and one
-triangular back substitution: O(Ns^2) per step.
+triangular back substitution: O(Ns^2) per step.  The solve also gives the field at its
+solution without another product: W r = (b - r) / c.
 """
 
 from __future__ import annotations
@@ -67,12 +68,13 @@ def population_solve(ZZ, T, c, b, out):
             acc += ZH[k, j] * b[j]
         y[k] = acc
     for k in range(Ns - 1, -1, -1):     # (1 + c T) x = y, T upper triangular
-        acc = y[k]
-        for j in range(k + 1, Ns):
-            acc -= c * T[k, j] * y[j]
-        y[k] = acc / (1.0 + c * T[k, k])
-    for i in prange(Ns):
         acc = 0.0 + 0.0j
+        for j in range(k + 1, Ns):
+            acc += T[k, j] * y[j]
+        y[k] = (y[k] - c * acc) / (1.0 + c * T[k, k])
+    yr, yi = y.real.copy(), y.imag.copy()
+    for i in prange(Ns):            # out = Re(Z y): the real part alone
+        acc = 0.0
         for k in range(Ns):
-            acc += Z[i, k] * y[k]
-        out[i] = acc.real
+            acc += Z[i, k].real * yr[k] - Z[i, k].imag * yi[k]
+        out[i] = acc
