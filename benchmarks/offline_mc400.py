@@ -16,6 +16,8 @@ draws' mean half time to draw 0's).
     python benchmarks/offline_mc400.py run a2   # (2, 0.04), another process may run it (~30 min)
     python benchmarks/offline_mc400.py critical a1  # the critical kappa on the draws'
     python benchmarks/offline_mc400.py critical a2  # mean; resumable (~40 min each)
+    python benchmarks/offline_mc400.py critical_finite a1  # the same with the column at its
+    python benchmarks/offline_mc400.py critical_finite a2  # finite speed, (12.2) (~25 min each)
     python benchmarks/offline_mc400.py offset   # the offsets at D = 100, 200 (~10 min)
     python benchmarks/offline_mc400.py k22      # kappa = 22's half time (~10 min)
     python benchmarks/offline_mc400.py seeds    # kappa = 1.5: seeds 16-31 (~15 min)
@@ -77,11 +79,24 @@ CRITICAL_OUTS = {k: HERE / f"offline_mc400_critical_{k}.json" for k in OUTS}
 CRITICAL_KAPPAS, CRITICAL_DRAWS, EXACT_SEEDS = (3.0, 3.25, 3.5, 3.75), range(16), range(4, 8)
 
 
-def _theory_final(kappa: float, alpha: float, eps: float, mc: int) -> dict:
+#: the same critical kappa with the column at its finite speed, (12.2), the default since
+#: 2026-12-06 (the jobs above ran (12.1)); the same draws and kappa grid, theory only
+CRITICAL_FINITE_OUTS = {k: HERE / f"offline_mc400_critical_finite_{k}.json" for k in OUTS}
+
+
+def _theory_final(kappa: float, alpha: float, eps: float, mc: int,
+                  column_speed: str = "instantaneous") -> dict:
     L = dmft_tau_curves(OfflineInputs(kappa, alpha, eps, 1.0, 1.0, 400), 40.0, Ns=800, seed=mc,
                         dmax=DMFT_DMAX, column_closure="spread",
-                        column_speed="instantaneous")["population_loss"]
+                        column_speed=column_speed)["population_loss"]
     return {"final": float(L[-1] / L[0])}
+
+
+def _critical_finite_jobs(series: str):
+    a, e = OUTS[series][1]
+    for mc in CRITICAL_DRAWS:
+        for k in CRITICAL_KAPPAS:
+            yield f"theory|{k}|{mc}", lambda k=k, mc=mc: _theory_final(k, a, e, mc, "finite")
 
 
 def _critical_jobs(series: str):
@@ -286,9 +301,14 @@ def _critical_lines() -> list[str]:
         "the spread closure (resolved) at b2 = 1, Ns = 800, on the mean of its Monte Carlo "
         "draws; 'one draw': the sd over the draws of each draw's own crossing (those the grid "
         "brackets); 'bisection': "
-        "offline_critical_a7.md's value (Ns = 400, mean of draws 0 and 1, tolerance 0.1).",
+        "offline_critical_a7.md's value (Ns = 400, mean of draws 0 and 1, tolerance 0.1). "
+        "The columns up to there ran the column at its instantaneous limit, (12.1); the last "
+        "four the default, the column at its finite speed (12.2), on the same draws and grid "
+        "(critical_finite), and the shift of the crossing from (12.1)'s on the same draws "
+        "(± the sd of the draws' paired shifts of their own crossings / sqrt(draws)).",
         ["alpha, eps", "seeds", "exact", "draws", "theory", "theory - exact",
-         "one draw: sd", "bisection (draws 0, 1)"], level=2)
+         "one draw: sd", "bisection (draws 0, 1)", "(12.2): draws", "(12.2): theory",
+         "(12.2) - exact", "(12.2) - (12.1), paired"], level=2)
     old_exact, old_theory = load_results(CRITICAL_EXACT), load_results(CRITICAL_THEORY)
     for series, (_, (a, e)) in OUTS.items():
         done = load_results(CRITICAL_OUTS[series])
@@ -307,8 +327,26 @@ def _critical_lines() -> list[str]:
                      f"{len(th[1][0])} | {kc_th:.2f} ± {se_th:.2f} | {kc_th - kc_ex:+.2f} ± "
                      f"{math.hypot(se_ex, se_th):.2f} | "
                      f"{f'{np.std(own, ddof=1):.2f}' if len(own) > 1 else '—'} | "
-                     f"{np.mean(old):.2f} |")
+                     f"{np.mean(old):.2f} |" + _finite_cells(series, th, kc_ex, se_ex))
     return lines
+
+
+def _finite_cells(series: str, th: tuple, kc_ex: float, se_ex: float) -> str:
+    """The last four cells of a critical-kappa row: (12.2)'s crossing on its draws' mean, its
+    error, and its shift from (12.1)'s on the same draws."""
+    fin = _samples(load_results(CRITICAL_FINITE_OUTS[series]), "theory", CRITICAL_KAPPAS,
+                   CRITICAL_DRAWS)
+    if not fin:
+        return " — | — | — | — |"
+    n = len(fin[1][0])
+    kc, se = crossing(*fin)
+    kc_12_1, _ = crossing(th[0], [r[:n] for r in th[1]])
+    shifts = [half_crossing(fin[0], [r[j] for r in fin[1]])
+              - half_crossing(th[0], [r[j] for r in th[1]]) for j in range(n)]
+    shifts = [d for d in shifts if math.isfinite(d)]
+    shift_se = np.std(shifts, ddof=1) / math.sqrt(len(shifts)) if len(shifts) > 1 else math.nan
+    return (f" {n} | {kc:.2f} ± {se:.2f} | {kc - kc_ex:+.2f} ± {math.hypot(se_ex, se):.2f} | "
+            f"{kc - kc_12_1:+.4f} ± {shift_se:.4f} |")
 
 
 def _samples(done: dict, kind: str, ks, indices) -> tuple[list[float], list[list[float]]]:
@@ -327,6 +365,8 @@ def main(args: list[str]) -> None:
         run_resumable(OUTS[args[1]][0], _jobs(args[1]))
     elif args[:1] == ["critical"] and len(args) == 2 and args[1] in OUTS:
         run_resumable(CRITICAL_OUTS[args[1]], _critical_jobs(args[1]))
+    elif args[:1] == ["critical_finite"] and len(args) == 2 and args[1] in OUTS:
+        run_resumable(CRITICAL_FINITE_OUTS[args[1]], _critical_finite_jobs(args[1]))
     elif args == ["k22"]:
         run_resumable(K22_OUT, _k22_jobs())
     elif args == ["seeds"]:
@@ -336,7 +376,8 @@ def main(args: list[str]) -> None:
     elif args == ["table"]:
         table()
     else:
-        sys.exit(f"usage: offline_mc400.py run|critical {'|'.join(OUTS)} | offset | seeds | k22 | table")
+        sys.exit(f"usage: offline_mc400.py run|critical|critical_finite {'|'.join(OUTS)} | offset "
+                 "| seeds | k22 | table")
 
 
 if __name__ == "__main__":
