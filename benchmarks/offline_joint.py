@@ -4,7 +4,8 @@ solved jointly with the samples' residuals ("joint", the default of (12.2)), doc
 "The noise at the current point".
 
     python benchmarks/offline_joint.py k15      # kappa = 1.5, alpha / eps = 50: (12.1) joint
-                                                # on draws 0-15 at D = 400, 0-7 at 100, 200, 800
+                                                # on draws 0-15 at D = 400, 200, 0-7 at
+                                                # 100, 800
     python benchmarks/offline_joint.py kappas   # D = 400, draws 0-7: (12.1) joint at
                                                 # kappa = 2, 3, 5.5; both fields at 11, 22
     python benchmarks/offline_joint.py grid     # kappa = 1.5, draw 0: both fields, both
@@ -31,7 +32,7 @@ from lazyrich_theory.theory.offline import dmft
 
 HERE = Path(__file__).resolve().parent
 OUT = {name: HERE / f"offline_joint_{name}.json" for name in ("k15", "kappas", "grid")}
-K15_DRAWS = {400: range(16), 200: range(8), 100: range(8), 800: range(8)}
+K15_DRAWS = {400: range(16), 200: range(16), 100: range(8), 800: range(8)}
 KAPPAS, KAPPA_DRAWS, NEW_KAPPAS = (2.0, 3.0, 5.5), range(8), (11.0, 22.0)
 
 

@@ -10,8 +10,8 @@ how much of the closure's error at kappa = 1.5 is the lag it neglects: the exact
 population loss at tau = 40 (T = 20 (alpha / eps) D steps), N = inf, each seed's own teacher
 and training set.
 
-    python benchmarks/offline_k15_lag.py run 200   # 16 seeds x 4 alpha / eps (~1 min a seed)
-    python benchmarks/offline_k15_lag.py run 400   # 12 seeds x 4 (~1.5 min a seed, one core)
+    python benchmarks/offline_k15_lag.py run 200   # 32 seeds x 4 alpha / eps (~10 s a seed)
+    python benchmarks/offline_k15_lag.py run 400   # 24 seeds x 4 (~1 min a seed, one core)
     python benchmarks/offline_k15_lag.py table     # -> offline_k15_lag.md
 """
 
@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 KAPPA, ALPHA_EPS = 1.5, 0.02
 #: alpha / eps per D (the reference 50 first), and the seeds
 RATIOS = {200: (50.0, 12.5, 200.0, 800.0), 400: (50.0, 12.5, 200.0, 800.0)}
-SEEDS = {200: range(16), 400: range(12)}
+SEEDS = {200: range(32), 400: range(24)}
 
 
 def _path(D: int) -> Path:

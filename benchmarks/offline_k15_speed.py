@@ -10,9 +10,10 @@ Monte Carlo draws, the paired shift finite - instantaneous of the relative popul
 tau = 40 (t = 20 (alpha / eps) D):
 
     python benchmarks/offline_k15_speed.py shift     # kappa = 1.5, alpha / eps = 50: draws 0-15
-                                                     # at D = 400, 0-7 at 200, 100, 800
-    python benchmarks/offline_k15_speed.py ratios    # kappa = 1.5, D = 400 and 200, draws 0-7:
-                                                     # alpha / eps = 12.5, 200, 800 (finite)
+                                                     # at D = 400, 200, 0-7 at 100, 800
+    python benchmarks/offline_k15_speed.py ratios    # kappa = 1.5, alpha / eps = 12.5, 200,
+                                                     # 800 (finite): draws 0-15 at D = 400,
+                                                     # 200
     python benchmarks/offline_k15_speed.py kappas    # D = 400, draws 0-7: kappa = 2, 3, 5.5
     python benchmarks/offline_k15_speed.py table     # -> offline_k15_speed.md
 
@@ -41,8 +42,8 @@ from lazyrich_theory.theory.offline.dmft import column_lag
 HERE = Path(__file__).resolve().parent
 OUT = {name: HERE / f"offline_k15_speed_{name}.json" for name in ("shift", "ratios", "kappas")}
 AE = 0.02
-SHIFT_DRAWS = {400: range(16), 200: range(8), 100: range(8), 800: range(8)}
-RATIO_DS, RATIO_DRAWS = (400, 200), range(8)
+SHIFT_DRAWS = {400: range(16), 200: range(16), 100: range(8), 800: range(8)}
+RATIO_DS, RATIO_DRAWS = (400, 200), {400: range(16), 200: range(16)}
 KAPPAS, KAPPA_DRAWS = (2.0, 3.0, 5.5), range(8)
 SPEEDS = ("instantaneous", "finite")
 #: (12.1) with the population field at the current point solved jointly, as (12.2)'s is
@@ -73,7 +74,7 @@ def _jobs(name: str):
                     yield f"{D}|{mc}|{sp}", lambda D=D, mc=mc, sp=sp: _one(D, 1.5, 50.0, mc, sp)
     elif name == "ratios":
         for D in RATIO_DS:
-            for mc in RATIO_DRAWS:
+            for mc in RATIO_DRAWS[D]:
                 for r in (12.5, 200.0, 800.0):
                     yield f"{D}|{r:g}|{mc}", lambda D=D, r=r, mc=mc: _one(D, 1.5, r, mc, "finite")
     else:
@@ -154,12 +155,12 @@ def _ratio_rows() -> list[str]:
             if r == math.inf:           # the instantaneous column (12.1): lag 0, with the
                 pr = paired_finals(shift, lambda mc: f"{D}|{mc}|finite",    # the same (joint)
                                    load_results(JOINT_121), lambda mc: f"{D}|{mc}|joint",
-                                   RATIO_DRAWS)                            # field as (12.2)
+                                   RATIO_DRAWS[D])                         # field as (12.2)
                 d = pr[:, 1] - pr[:, 0]
                 blown = 0
             else:
                 runs = [(done[k]["final"], shift[f"{D}|{mc}|finite"]["final"])
-                        for mc in RATIO_DRAWS if (k := f"{D}|{r:g}|{mc}") in done
+                        for mc in RATIO_DRAWS[D] if (k := f"{D}|{r:g}|{mc}") in done
                         and f"{D}|{mc}|finite" in shift]
                 blown = sum(_blown(x) for x, _ in runs)
                 d = np.array([x - x50 for x, x50 in runs if not _blown(x)])

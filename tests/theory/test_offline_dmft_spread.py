@@ -202,7 +202,7 @@ def test_full_response_resolves_the_spike_too():
 ])
 def test_the_spread_closure_predicts_the_delay_where_measured(info, predicted):
     """The delay is a prediction of the resolved spread closure from kappa = 5.5 and D = 200
-    on at alpha / eps = 50 (measured within -7..+12 % there, docs §12.4), of every DMFT from
+    on at alpha / eps = 50 (measured within -7..+13 % there, docs §12.4), of every DMFT from
     kappa = 20 on."""
     from lazyrich_theory.theory.offline.summary import _delay_reason
 

@@ -298,8 +298,9 @@ def critical_kappa(inp: OfflineInputs, method: str = "bbp", *, tau_h: float | No
 #: 11 and 1-272 % or never at kappa = 5.5; at kappa = 22 they are -3..-25 % and +10..+34 %.
 KAPPA_DELAY = 20.0
 #: The DMFT's spread closure (its default, resolved response) predicts the delay from this
-#: kappa and this D on (docs §12.4, seed means on §11.5's grid at alpha / eps = 50: -7..+12 % at
-#: kappa = 5.5-22 and D = 200-800; +11..+109 % at D = 50-100).
+#: kappa and this D on (docs §12.4, seed means on §11.5's grid at alpha / eps = 50: -7..+13 % at
+#: kappa = 5.5-22 and D = 200-800 with the column at its finite speed, -7..+12 % with the
+#: instantaneous column; +11..+109 % at D = 50-100).
 SPREAD_DELAY_KAPPA, SPREAD_DELAY_D = 5.5, 200
 #: ... and within this range of alpha / eps, where it was measured (at alpha eps = 0.02 and
 #: 0.08; benchmarks/offline_delay_ratio.md: alpha / eps = 12.5, 50, 200 at D = 200)
@@ -327,7 +328,7 @@ def _delay_reason(info: dict[str, Any]) -> str | None:
         fails += ([] if measured else
                   [f"alpha / eps = {ratio:.3g} outside {lo:g}-{hi:g} (not measured there)"])
         return (f"not predicted at {'; '.join(fails)}: the spread closure's delay is within "
-                f"-7..+12 % of the exact flow's at kappa >= {SPREAD_DELAY_KAPPA:g}, D >= "
+                f"-7..+13 % of the exact flow's at kappa >= {SPREAD_DELAY_KAPPA:g}, D >= "
                 f"{SPREAD_DELAY_D} and alpha / eps = {lo:g}-{hi:g} (docs/offline_theory.md "
                 "§12.4); its value is predicted_grokking_delay_estimate")
     side = ("the spectral closure's delay is 22-86 % short at kappa = 5.5-11 (a lower "
