@@ -12,6 +12,7 @@ and training set.
 
     python benchmarks/offline_k15_lag.py run 200   # 32 seeds x 4 alpha / eps (~10 s a seed)
     python benchmarks/offline_k15_lag.py run 400   # 24 seeds x 4 (~1 min a seed, one core)
+    python benchmarks/offline_k15_lag.py run 800   # 8 seeds x alpha / eps = 50, 200 only
     python benchmarks/offline_k15_lag.py table     # -> offline_k15_lag.md
 """
 
@@ -30,8 +31,8 @@ from lazyrich_theory.theory.offline.dmft import column_lag
 HERE = Path(__file__).resolve().parent
 KAPPA, ALPHA_EPS = 1.5, 0.02
 #: alpha / eps per D (the reference 50 first), and the seeds
-RATIOS = {200: (50.0, 12.5, 200.0, 800.0), 400: (50.0, 12.5, 200.0, 800.0)}
-SEEDS = {200: range(32), 400: range(24)}
+RATIOS = {200: (50.0, 12.5, 200.0, 800.0), 400: (50.0, 12.5, 200.0, 800.0), 800: (50.0, 200.0)}
+SEEDS = {200: range(32), 400: range(24), 800: range(8)}
 
 
 def _path(D: int) -> Path:
@@ -129,12 +130,12 @@ def table() -> None:
 
 
 def main(args: list[str]) -> None:
-    if args[:1] == ["run"] and len(args) == 2 and args[1] in ("200", "400"):
+    if args[:1] == ["run"] and len(args) == 2 and args[1] in ("200", "400", "800"):
         run(int(args[1]))
     elif args == ["table"]:
         table()
     else:
-        sys.exit("usage: offline_k15_lag.py run 200|400 | table")
+        sys.exit("usage: offline_k15_lag.py run 200|400|800 | table")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ tau = 40 (t = 20 (alpha / eps) D):
                                                      # at D = 400, 200, 0-7 at 100, 800
     python benchmarks/offline_k15_speed.py ratios    # kappa = 1.5, alpha / eps = 12.5, 200,
                                                      # 800 (finite): draws 0-15 at D = 400,
-                                                     # 200
+                                                     # 200, 0-7 at 800
     python benchmarks/offline_k15_speed.py kappas    # D = 400, draws 0-7: kappa = 2, 3, 5.5
     python benchmarks/offline_k15_speed.py table     # -> offline_k15_speed.md
 
@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 OUT = {name: HERE / f"offline_k15_speed_{name}.json" for name in ("shift", "ratios", "kappas")}
 AE = 0.02
 SHIFT_DRAWS = {400: range(16), 200: range(16), 100: range(8), 800: range(8)}
-RATIO_DS, RATIO_DRAWS = (400, 200), {400: range(16), 200: range(16)}
+RATIO_DS, RATIO_DRAWS = (400, 200, 800), {400: range(16), 200: range(16), 800: range(8)}
 KAPPAS, KAPPA_DRAWS = (2.0, 3.0, 5.5), range(8)
 SPEEDS = ("instantaneous", "finite")
 #: (12.1) with the population field at the current point solved jointly, as (12.2)'s is
