@@ -268,8 +268,8 @@ def _finish(fig, axes, traj: "Trajectory", own: bool) -> None:
     """
     for k, ax in enumerate(axes):
         run, theory = _legend_groups(ax)
-        if own and k == 0 and run and theory:     # two headed columns: the run, the theory
-            _headed_legend(fig, ax, run, theory)
+        if own and k == 0 and run and theory and not _is_theory(traj):
+            _headed_legend(fig, ax, run, theory)    # two headed columns: the run, the theory
         elif own:                # three columns on the left unless a long label would overrun
             wide = k == 0 and max((len(lb) for _, lb in run + theory), default=0) <= 36
             legend_below(fig, ax, "left" if k == 0 else "right", ncol=3 if wide else 2,

@@ -251,6 +251,12 @@ def test_loss_legend_heads_the_run_and_the_theory_in_two_columns():
     bare = FakeTrajectory(k0=None)
     bare.extra = {}
     assert not {RUN_HEADING, THEORY_HEADING} & set(_legend_texts(plot_trajectory(bare)))
+    # a theory's own trajectory (lazyrich asymptotic) is no run: no headings beside its limit
+    asym = FakeTrajectory(method="offline-dmft")
+    asym.info["summary"]["predicted_limit_test_loss"] = 0.25
+    asym_texts = _legend_texts(plot_trajectory(asym))
+    assert "τ → ∞: interpolant (0.25 × initial population loss)" in asym_texts
+    assert not {RUN_HEADING, THEORY_HEADING} & set(asym_texts)
     # in the caller's axes: one legend inside, no headings, the merged linearised entry
     _, ax = subplots(1, 1)
     plot_trajectory(FakeTrajectory(), ax=ax)
