@@ -14,12 +14,11 @@ Carlo draws 0-7, paired.
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from common import load_results, markdown_head, run_resumable, write_table
+from common import load_results, markdown_head, run_or_table, write_table
 import lazyrich_theory as lr
 from lazyrich_theory.theory.offline import offline_theory
 from offline_k15_lag import PAIRS
@@ -94,14 +93,5 @@ def table() -> None:
     write_table(HERE / "offline_k15_lag_time.md", lines)
 
 
-def main(args: list[str]) -> None:
-    if args == ["run"]:
-        run_resumable(OUT, _jobs())
-    elif args == ["table"]:
-        table()
-    else:
-        sys.exit("usage: offline_k15_lag_time.py run | table")
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_or_table(OUT, _jobs, table)
