@@ -152,7 +152,8 @@ def add_solve_parsers(subparsers) -> None:
                    default="auto",
                    help="with --offline-theory dmft: the DMFT's linear column: auto (default) "
                         "the spread closure where the column is fast enough, else as derived; "
-                        "spread (a column's slowest relaxation time <= 2.5 in tau only); dmft (as derived: biased high by +0.14..+0.36 "
+                        "spread (a column's slowest relaxation time <= 2.5 in tau only); dmft "
+                        "(as derived: biased high by +0.14..+0.36 "
                         "at kappa <= 3, ~2.3x faster); least_squares (closure A7); "
                         "docs/offline_theory.md §12.4")
     s.add_argument("--dmft-draws", dest="dmft_draws", type=int_at_least("--dmft-draws", 1),
