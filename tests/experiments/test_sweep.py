@@ -27,7 +27,8 @@ from lazyrich_theory.experiments.sweep import (
     run_cell,
     sweep,
 )
-from lazyrich_theory.experiments.sweep.cells import _predictions
+from lazyrich_theory.experiments.sweep.cells import _predictions, store_cell
+from lazyrich_theory.experiments.sweep.executors import cell_task
 from lazyrich_theory.spec import targets
 from lazyrich_theory.spec.schedule import save_times
 from lazyrich_theory.theory.timescales import grokking_metrics, predict_timescales
@@ -328,6 +329,28 @@ def test_dead_worker_is_retried(reference, tmp_path):
     assert_same_results(reference, res)
     ids = (out / "computed.log").read_text().split()[::2]
     assert len(ids) == len(set(ids)) == 8            # each cell stored exactly once
+
+
+def _die_after_storing(out, spec):
+    """A cell function whose worker stores cell alpha=2, eps=0.4, seed 0 and dies (os._exit)
+    before logging it in computed.log: the window a pool break can hit."""
+    if spec["problem"]["alpha"] == 2.0 and spec["problem"]["eps"] == 0.4 \
+            and spec["problem"]["seed"] == 0:
+        store_cell(out, cell_task(run_cell, spec, out=None), log=False)
+        os._exit(3)
+    return run_cell(spec)
+
+
+def test_a_cell_stored_by_a_dying_worker_is_logged_once(reference, tmp_path):
+    """The cell is not redone (it was stored), and computed.log still names every cell once:
+    the line its worker did not write is written when the stored cell is collected."""
+    out = tmp_path / "die"
+    res = sweep(BASE, VARY, STEPS, seeds=2, workers=2, out=out, progress=False, plot=False,
+                cell_fn=functools.partial(_die_after_storing, str(out)))
+    assert res.stats["n_failed"] == 0
+    assert_same_results(reference, res)
+    ids = (out / "computed.log").read_text().split()[::2]
+    assert len(ids) == len(set(ids)) == 8            # each cell logged exactly once
 
 
 def test_concurrent_futures_executor(reference, tmp_path):

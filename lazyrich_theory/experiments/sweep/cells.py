@@ -37,7 +37,7 @@ from lazyrich_theory.theory.timescales import (
 __all__ = ["FORMAT", "METRICS", "RESULT_METRICS", "STATUSES", "cell_id", "plan_cells",
            "cell_metrics", "predicted_grokking", "run_cell", "cell_path", "store_cell",
            "read_cell", "remove_stale_temporaries", "load_cell", "cell_problem",
-           "record_checksum", "file_sha256", "SweepWarning"]
+           "record_checksum", "file_sha256", "SweepWarning", "log_computed", "logged_ids"]
 
 #: Format version of sweep.json / cell files (part of every cell id).
 FORMAT = 1
@@ -280,13 +280,26 @@ def store_cell(out: str, record: Mapping[str, Any], log: bool = True) -> None:
     rec["checksum"] = record_checksum(rec)
     atomic_write_json(cell_path(out, rec["id"]), rec)
     if log:
-        line = f"{rec['id']} {rec.get('pid', os.getpid())}\n".encode()
-        fd = os.open(os.path.join(out, "computed.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                     0o666)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        log_computed(out, rec["id"], rec.get("pid", os.getpid()))
+
+
+def log_computed(out: str, cid: str, pid: int) -> None:
+    """Append the line "<id> <pid>" to computed.log (one O_APPEND write: workers share it)."""
+    fd = os.open(os.path.join(out, "computed.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                 0o666)
+    try:
+        os.write(fd, f"{cid} {pid}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def logged_ids(out: str) -> set[str]:
+    """The cell ids computed.log names (empty if it does not exist)."""
+    try:
+        with open(os.path.join(out, "computed.log")) as f:
+            return {line.split()[0] for line in f if line.strip()}
+    except FileNotFoundError:
+        return set()
 
 
 def remove_stale_temporaries(folder: str) -> None:

@@ -31,6 +31,8 @@ from lazyrich_theory.experiments.sweep.cells import (
     cell_path,
     file_sha256,
     load_cell,
+    log_computed,
+    logged_ids,
     store_cell,
 )
 from lazyrich_theory.experiments.sweep.folder import process_alive
@@ -359,14 +361,19 @@ def _pool_all_at_once(pool, task, pending: dict, attempts: dict, runner: Runner)
 
 
 def _collect_stored(pending: dict, runner: Runner) -> None:
-    """Cells a worker finished and stored before the pool broke are not redone."""
+    """Cells a worker finished and stored before the pool broke are not redone.  A worker
+    killed between storing its cell and logging it left no line in computed.log: the line
+    is written here, so that the log names every cell computed once."""
     if runner.out is None:
         return
+    logged = logged_ids(runner.out)
     for cid in list(pending):
         rec, why = load_cell(runner.out, pending[cid], runner.data_sha256)
         if why is not None:
             runner.warn(why)
         if rec is not None:
+            if cid not in logged:
+                log_computed(runner.out, cid, rec.get("pid", os.getpid()))
             runner.finish(rec, stored=True)
             del pending[cid]
 
